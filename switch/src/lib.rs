@@ -1,0 +1,26 @@
+//! Switchyard: an ISO 8583:1987 card-scheme authorization switch.
+//!
+//! # The life of one authorization
+//!
+//! 1. **frame**: bytes arrive on an acquirer's TCP connection and are cut into messages by a length
+//!    header ([`net::framing`]).
+//! 2. **decode**: the frame's `Bytes` are indexed field by field without copying ([`iso8583::decode`]),
+//!    against a dialect that is plain data ([`iso8583::dialect`]).
+//! 3. **validate**: the generic message becomes a typed view with domain types
+//!    ([`iso8583::views`], [`domain`]); content errors become response code 30.
+//! 4. **route**: the PAN's BIN picks an issuer (routing, issue 3).
+//! 5. **card rules or issuer link**: on-us cards go to the issuing engine, others to an issuer host.
+//! 6. **decide**: one closed decline enum maps to field 39 ([`domain::ResponseCode`]).
+//! 7. **journal**: every step is appended to a durable log before the acquirer is answered.
+//! 8. **encode**: the response is built in any field order; the codec derives the bitmaps
+//!    ([`iso8583::encode`]).
+//! 9. **write**: the length header goes back on and the frame is written ([`net::framing`]).
+//!
+//! Dependencies point one way: [`domain`] ← [`iso8583`] ← decision ← [`net`]. The codec and the
+//! decisions are synchronous functions with no I/O and take time as an argument; tokio only drives
+//! them.
+
+pub mod config;
+pub mod domain;
+pub mod iso8583;
+pub mod net;
