@@ -1,1 +1,2 @@
-//! (in progress)
+//! (in progress) The ISO 8583 codec.
+pub mod dialect;
