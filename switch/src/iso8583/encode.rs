@@ -260,7 +260,7 @@ fn write_prefix(enc: Encoding, digits: usize, len: usize, dst: &mut BytesMut) {
                 dst.put_u8((len / 100) as u8);
             }
             let rest = len % 100;
-            dst.put_u8(((rest / 10) << 4 | rest % 10) as u8);
+            dst.put_u8((((rest / 10) << 4) | (rest % 10)) as u8);
         }
         _ => {
             if digits == 3 {
