@@ -1,2 +1,7 @@
-//! (in progress)
+//! The network edge: everything between a TCP socket and the synchronous codec and decision code.
+//!
+//! [`framing`] cuts the byte stream into frames and puts the length header back on replies. Any
+//! error while reading frames closes the connection, because after a bad length the stream cannot
+//! be trusted. Errors inside a well-formed frame are answered by the layers above, and the
+//! connection stays open.
 pub mod framing;
