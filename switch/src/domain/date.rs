@@ -168,3 +168,74 @@ mod tests {
         assert!(a < b);
     }
 }
+
+/// Field 7, transmission date and time, `MMDDhhmmss` in UTC. It carries no year; it is part of
+/// the duplicate key and of field 90, so it is kept exactly as sent.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TransmissionDateTime([u8; 10]);
+
+impl TransmissionDateTime {
+    /// Ten digits with month 01–12, day 01–31, hour < 24, minute and second < 60.
+    pub fn from_field(field: &[u8]) -> Result<TransmissionDateTime, DomainError> {
+        let raw: [u8; 10] = field.try_into().map_err(|_| DomainError::TransmissionFormat)?;
+        if !raw.iter().all(u8::is_ascii_digit) {
+            return Err(DomainError::TransmissionFormat);
+        }
+        let two = |i: usize| (raw[i] - b'0') as u32 * 10 + (raw[i + 1] - b'0') as u32;
+        let ok = (1..=12).contains(&two(0)) && (1..=31).contains(&two(2)) && two(4) < 24 && two(6) < 60 && two(8) < 60;
+        if !ok {
+            return Err(DomainError::TransmissionFormat);
+        }
+        Ok(TransmissionDateTime(raw))
+    }
+
+    /// From a UTC timestamp.
+    pub fn from_datetime(t: chrono::NaiveDateTime) -> TransmissionDateTime {
+        use chrono::Timelike;
+        let mut raw = [0u8; 10];
+        let parts = [t.month(), t.day(), t.hour(), t.minute(), t.second()];
+        for (i, p) in parts.iter().enumerate() {
+            raw[2 * i] = b'0' + (p / 10) as u8;
+            raw[2 * i + 1] = b'0' + (p % 10) as u8;
+        }
+        TransmissionDateTime(raw)
+    }
+
+    pub fn to_field(self) -> [u8; 10] {
+        self.0
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Display for TransmissionDateTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Always ten ASCII digits by construction.
+        f.write_str(core::str::from_utf8(&self.0).unwrap_or("??????????"))
+    }
+}
+
+impl fmt::Debug for TransmissionDateTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TransmissionDateTime({self})")
+    }
+}
+
+#[cfg(test)]
+mod transmission_tests {
+    use super::*;
+
+    #[test]
+    fn transmission_date_time() {
+        let t = TransmissionDateTime::from_field(b"1125221800").expect("valid");
+        assert_eq!(t.to_string(), "1125221800");
+        assert!(TransmissionDateTime::from_field(b"1325221800").is_err());
+        assert!(TransmissionDateTime::from_field(b"1125241800").is_err());
+        assert!(TransmissionDateTime::from_field(b"112522180").is_err());
+        assert!(TransmissionDateTime::from_field(b"11252218a0").is_err());
+        let dt = NaiveDate::from_ymd_opt(2026, 11, 25).and_then(|d| d.and_hms_opt(22, 18, 0)).expect("date");
+        assert_eq!(TransmissionDateTime::from_datetime(dt), t);
+    }
+}

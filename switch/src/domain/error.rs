@@ -70,6 +70,9 @@ pub enum DomainError {
     /// An expiry date whose month is not 01-12.
     #[error("expiry: month outside 01-12")]
     ExpiryMonth,
+    /// Field 7 is not a valid `MMDDhhmmss`.
+    #[error("transmission date and time: not MMDDhhmmss")]
+    TransmissionFormat,
 
     // --- identifiers ---
     /// A STAN field that is not exactly 6 ASCII digits.

@@ -23,7 +23,7 @@ mod money;
 mod pan;
 
 pub use codes::{AccountType, Mti, ProcessingCode, ResponseCode, TxnType};
-pub use date::Expiry;
+pub use date::{Expiry, TransmissionDateTime};
 pub use error::DomainError;
 pub use ids::{AcquirerId, AuthCode, MerchantId, Rrn, Stan, TerminalId};
 pub use money::{Amount, Currency};

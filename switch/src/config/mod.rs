@@ -1,0 +1,463 @@
+//! The switch's one typed configuration tree, read from a TOML file (`config/switch.toml`).
+//!
+//! **Owns:** the shape of the file (every section, field, unit and default), parsing it with
+//! `toml`, and the static checks that can be made on the file alone ([`Config::validate`]): address
+//! syntax, limits in range, identifiers well formed and unique, issuers referenced by BIN ranges
+//! existing, and BIN ranges that either nest or stay apart.
+//!
+//! **Leaves to others:** what the values *mean* at run time. The listener binds the address, the
+//! framing layer ([`crate::net::framing`]) interprets [`LengthHeader`], the codec
+//! ([`crate::iso8583::dialect`]) owns [`DialectId`], routing builds its lookup table from
+//! [`BinRangeConfig`], the journal opens its directory. Nothing here opens a socket or a file other
+//! than the config file itself, so loading a config has no side effects.
+//!
+//! **Why this way:** one tree means one place to look up a knob and its unit, and
+//! `deny_unknown_fields` everywhere turns a misspelt key into an error instead of a silently
+//! ignored setting. Validation collects *every* problem at once so an operator fixes a file in one
+//! pass, and [`Config::load`] only hands back a config that passed it, so the runtime never
+//! re-checks. Limits carry their unit in their name (`_ms`, `_s`, `_bytes`, `_max`).
+
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use validate::{BIN_DIGITS_MAX, BIN_DIGITS_MIN};
+
+pub use crate::iso8583::dialect::DialectId;
+pub use crate::net::framing::LengthHeader;
+
+/// The whole configuration file. Every section is optional; a missing section takes its defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[listener]`: the acquirer-facing TCP listener.
+    #[serde(default)]
+    pub listener: ListenerConfig,
+    /// `[switch]`: the authorization core.
+    #[serde(default)]
+    pub switch: SwitchConfig,
+    /// `[journal]`: the durable append-only log.
+    #[serde(default)]
+    pub journal: JournalConfig,
+    /// `[metrics]`: the metrics HTTP endpoint.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    /// `[[acquirer]]`: the acquiring institutions allowed to send traffic (count, 0..N).
+    #[serde(default, rename = "acquirer", skip_serializing_if = "Vec::is_empty")]
+    pub acquirers: Vec<AcquirerConfig>,
+    /// `[[issuer]]`: the card issuers the switch routes to (count, 0..N).
+    #[serde(default, rename = "issuer", skip_serializing_if = "Vec::is_empty")]
+    pub issuers: Vec<IssuerConfig>,
+    /// `[[bin_range]]`: PAN-prefix ranges mapped to issuers (count, 0..N).
+    #[serde(default, rename = "bin_range", skip_serializing_if = "Vec::is_empty")]
+    pub bin_ranges: Vec<BinRangeConfig>,
+}
+
+/// `[listener]`: where acquirers connect and how their frames look.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenerConfig {
+    /// Listen address (`ip:port` socket address). Default `127.0.0.1:8583`.
+    pub address: String,
+    /// Wire dialect of every message on this listener (dialect name). Default `iso87-ascii`.
+    #[serde(serialize_with = "ser_dialect")]
+    pub dialect: DialectId,
+    /// `[listener.framing]`: the length header and fixed header in front of each message.
+    pub framing: FramingConfig,
+    /// Largest accepted frame, as counted by the length header (bytes, 64..=65535; at most 9999
+    /// for `ascii4` and `bcd2` headers). Default 8192.
+    pub frame_bytes_max: u32,
+    /// Concurrent acquirer connections (connections). Default 1024.
+    pub connections_max: u32,
+    /// Requests awaiting a response on one connection (messages). Default 256.
+    pub inflight_per_connection_max: u32,
+    /// A connection with no traffic for this long is closed (milliseconds). Default 300000.
+    pub idle_timeout_ms: u64,
+    /// A frame that has started must be complete within this time (milliseconds). Default 30000.
+    pub read_timeout_ms: u64,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        Self {
+            address: "127.0.0.1:8583".to_owned(),
+            dialect: DialectId::Iso87Ascii,
+            framing: FramingConfig::default(),
+            frame_bytes_max: 8192,
+            connections_max: 1024,
+            inflight_per_connection_max: 256,
+            idle_timeout_ms: 300_000,
+            read_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// `[listener.framing]`: what precedes each ISO 8583 message on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FramingConfig {
+    /// Encoding of the length prefix (name: `binary2-be`, `binary2-le`, `ascii4`, `bcd2`).
+    /// Default `binary2-be`.
+    #[serde(serialize_with = "ser_length_header")]
+    pub length_header: LengthHeader,
+    /// Fixed header between the length prefix and the MTI, e.g. a TPDU (bytes, 0..=64). Default 0.
+    pub header_bytes: u32,
+}
+
+impl Default for FramingConfig {
+    fn default() -> Self {
+        Self {
+            length_header: LengthHeader::Binary2Be,
+            header_bytes: 0,
+        }
+    }
+}
+
+/// `[switch]`: behaviour of the authorization core.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SwitchConfig {
+    /// A repeated request (same acquirer, STAN, transmission time) within this window is a
+    /// duplicate (seconds). Default 300.
+    pub duplicate_window_s: u64,
+    /// Decline cards whose expiry date (field 14) is in the past (boolean). Default true.
+    pub check_expiry: bool,
+    /// On shutdown, in-flight requests get this long to complete; 0 stops at once
+    /// (milliseconds). Default 5000.
+    pub shutdown_grace_ms: u64,
+    /// Local time of day at which the business date rolls over (`HH:MM`, 24-hour clock).
+    /// Default `23:00`.
+    pub business_date_cutover: String,
+}
+
+impl Default for SwitchConfig {
+    fn default() -> Self {
+        Self {
+            duplicate_window_s: 300,
+            check_expiry: true,
+            shutdown_grace_ms: 5000,
+            business_date_cutover: "23:00".to_owned(),
+        }
+    }
+}
+
+impl SwitchConfig {
+    /// The business-date cutover as minutes after midnight (0..1440), or `None` if the field is not
+    /// a valid `HH:MM` (which [`Config::validate`] reports).
+    pub fn business_date_cutover_minutes(&self) -> Option<u16> {
+        validate::parse_hh_mm(&self.business_date_cutover)
+    }
+}
+
+/// `[journal]`: the durable log every authorization step is appended to.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JournalConfig {
+    /// Directory holding the journal segments (filesystem path, relative to the working
+    /// directory). Default `data/journal`.
+    pub dir: PathBuf,
+    /// When appended records are forced to stable storage (`always` | `none`). Default `always`.
+    pub sync: JournalSync,
+    /// A segment file is rolled over once it reaches this size (bytes). Default 67108864 (64 MiB).
+    pub segment_bytes_max: u64,
+    /// Most records written and synced together in one group commit (records per batch).
+    /// Default 512.
+    pub group_commit_max: u32,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("data/journal"),
+            sync: JournalSync::Always,
+            segment_bytes_max: 64 * 1024 * 1024,
+            group_commit_max: 512,
+        }
+    }
+}
+
+/// How the journal makes its writes durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JournalSync {
+    /// `fsync` each group commit before any acquirer in it is answered. The default.
+    #[default]
+    Always,
+    /// Leave flushing to the OS: faster, but a host crash can lose acknowledged records.
+    None,
+}
+
+/// `[metrics]`: the metrics exposition endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Listen address (`ip:port` socket address). Default `127.0.0.1:9583`.
+    pub address: String,
+    /// Serve metrics at all (boolean). Default true.
+    pub enabled: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            address: "127.0.0.1:9583".to_owned(),
+            enabled: true,
+        }
+    }
+}
+
+/// `[[acquirer]]`: one acquiring institution.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcquirerConfig {
+    /// Acquiring institution id as sent in field 32 (string of 1–11 decimal digits; leading zeros
+    /// are significant). Required.
+    pub id: String,
+    /// Display name for logs and reports (free text). Required.
+    pub name: String,
+}
+
+/// `[[issuer]]`: one card issuer, either a remote host or the switch's own on-us engine.
+///
+/// The remote-link fields apply to `kind = "remote"` only; they keep their defaults (and are
+/// ignored) for on-us issuers.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerConfig {
+    /// Short stable identifier referenced by `[[bin_range]].issuer` and shown in logs and metrics
+    /// (1–32 characters of `A-Z a-z 0-9 - _ .`, e.g. `north-bank`). Required.
+    pub id: String,
+    /// Display name (free text). Required.
+    pub name: String,
+    /// Where authorizations for this issuer are decided (`remote` | `on-us`). Required.
+    pub kind: IssuerKind,
+    /// Remote only: the issuer host's addresses (list of `ip:port` socket addresses, 1..N).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<String>,
+    /// Remote only: links kept open to each endpoint (connections). Default 1.
+    #[serde(default = "defaults::connections_per_endpoint")]
+    pub connections_per_endpoint: u32,
+    /// Remote only: an authorization request unanswered after this long is timed out
+    /// (milliseconds). Default 2000.
+    #[serde(default = "defaults::timeout_ms")]
+    pub timeout_ms: u64,
+    /// Remote only: requests awaiting a response across all links to this issuer (messages).
+    /// Default 1024.
+    #[serde(default = "defaults::inflight_max")]
+    pub inflight_max: u32,
+    /// Remote only: send a network echo (0800/301) after a link has been idle this long
+    /// (milliseconds). Default 30000.
+    #[serde(default = "defaults::echo_idle_ms")]
+    pub echo_idle_ms: u64,
+    /// Remote only: first delay before reconnecting a dropped link (milliseconds). Default 100.
+    #[serde(default = "defaults::reconnect_backoff_min_ms")]
+    pub reconnect_backoff_min_ms: u64,
+    /// Remote only: the reconnect delay doubles up to this cap (milliseconds). Default 5000.
+    #[serde(default = "defaults::reconnect_backoff_max_ms")]
+    pub reconnect_backoff_max_ms: u64,
+    /// Remote only: store-and-forward advices are retried at most this many times before being
+    /// parked (attempts). Default 10.
+    #[serde(default = "defaults::saf_retries_max")]
+    pub saf_retries_max: u32,
+    /// On-us only: the issuer's card file (filesystem path). Optional for now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cards: Option<PathBuf>,
+}
+
+/// Where an issuer's decisions are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IssuerKind {
+    /// A host reached over ISO 8583 links (`remote`).
+    Remote,
+    /// Cards issued by the switch operator, decided in-process (`on-us`).
+    OnUs,
+}
+
+/// `[[bin_range]]`: a range of PAN prefixes routed to one issuer.
+///
+/// A range of length L covers every PAN whose first L digits, read as a number, fall in
+/// `[low, high]`. Ranges may nest (one wholly inside another) but may not
+/// otherwise overlap.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BinRangeConfig {
+    /// First PAN prefix of the range, inclusive (string of 6–11 digits). Required.
+    pub low: String,
+    /// Last PAN prefix of the range, inclusive (string of 6–11 digits, same length as `low`).
+    /// Required.
+    pub high: String,
+    /// The `[[issuer]].id` that cards in this range belong to (issuer id). Required.
+    pub issuer: String,
+}
+
+/// Serde defaults that are not the type's `Default` (fields of list entries).
+mod defaults {
+    pub(super) fn connections_per_endpoint() -> u32 {
+        1
+    }
+    pub(super) fn timeout_ms() -> u64 {
+        2000
+    }
+    pub(super) fn inflight_max() -> u32 {
+        1024
+    }
+    pub(super) fn echo_idle_ms() -> u64 {
+        30_000
+    }
+    pub(super) fn reconnect_backoff_min_ms() -> u64 {
+        100
+    }
+    pub(super) fn reconnect_backoff_max_ms() -> u64 {
+        5000
+    }
+    pub(super) fn saf_retries_max() -> u32 {
+        10
+    }
+}
+
+/// The config-file name of a dialect (the shared enum is deserialize-only).
+fn ser_dialect<S: serde::Serializer>(dialect: &DialectId, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(dialect.name())
+}
+
+/// The config-file name of a length header (the shared enum is deserialize-only).
+fn ser_length_header<S: serde::Serializer>(header: &LengthHeader, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(length_header_name(*header))
+}
+
+/// The kebab-case name `LengthHeader` deserializes from.
+pub fn length_header_name(header: LengthHeader) -> &'static str {
+    match header {
+        LengthHeader::Binary2Be => "binary2-be",
+        LengthHeader::Binary2Le => "binary2-le",
+        LengthHeader::Ascii4 => "ascii4",
+        LengthHeader::Bcd2 => "bcd2",
+    }
+}
+
+/// One thing wrong with a parsed configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The file (or other origin) the config came from.
+    pub file: String,
+    /// Dotted path of the offending key, e.g. `bin_range[2].low` (indices count from 0).
+    pub key: String,
+    /// What is wrong, phrased as the rule that was broken.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {}", self.file, self.key, self.message)
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{}: cannot read config: {source}", path.display())]
+    Io {
+        /// The path that was opened.
+        path: PathBuf,
+        /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not match the config shape (unknown key, wrong type).
+    #[error("{file}: {message}")]
+    Parse {
+        /// The file (or other origin) being parsed.
+        file: String,
+        /// Line, column, the parser's message and the offending line.
+        message: String,
+    },
+    /// The file parsed but broke one or more rules; every problem found is listed.
+    #[error("{}", ProblemLines(.0))]
+    Invalid(Vec<Problem>),
+}
+
+/// Displays problems one per line.
+struct ProblemLines<'a>(&'a [Problem]);
+
+impl fmt::Display for ProblemLines<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Parses `text` as a config file and validates it. `origin` names the source (usually the
+    /// file path) in error messages and [`Problem::file`].
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|err| ConfigError::Parse {
+            file: origin.to_owned(),
+            message: describe_toml_error(&err, text),
+        })?;
+        config.validate(origin).map_err(ConfigError::Invalid)?;
+        Ok(config)
+    }
+
+    /// Reads, parses and validates the config file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_toml_str(&text, &path.display().to_string())
+    }
+
+    /// Checks every rule and reports every broken one (in file order, roughly), not just the first.
+    /// `origin` fills [`Problem::file`].
+    pub fn validate(&self, origin: &str) -> Result<(), Vec<Problem>> {
+        let problems = validate::check(self, origin);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// The configuration re-serialized as TOML (defaults filled in), e.g. for `switch run` to
+    /// show the effective settings.
+    pub fn to_toml_string(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string_pretty(self)
+    }
+}
+
+/// `line L, column C: <message> (at `<line text>`)`, or the parser's own rendering if it has no
+/// position.
+fn describe_toml_error(err: &toml::de::Error, text: &str) -> String {
+    let Some(span) = err.span() else {
+        // No position: the Display form names the key path (`in `a.b``) instead.
+        return err.to_string().trim_end().replace('\n', "; ");
+    };
+    let start = span.start.min(text.len());
+    let before = text.get(..start).unwrap_or("");
+    let line_index = before.matches('\n').count();
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
+    let line_text = text.lines().nth(line_index).unwrap_or("").trim();
+    let message = err.message().trim_end().replace('\n', "; ");
+    if line_text.is_empty() {
+        format!("line {}, column {column}: {message}", line_index + 1)
+    } else {
+        format!(
+            "line {}, column {column}: {message} (at `{line_text}`)",
+            line_index + 1
+        )
+    }
+}

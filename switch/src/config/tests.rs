@@ -1,0 +1,552 @@
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+const ORIGIN: &str = "test.toml";
+
+fn shipped_config_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/switch.toml")
+}
+
+fn parse_error(text: &str) -> String {
+    match Config::from_toml_str(text, ORIGIN) {
+        Err(ConfigError::Parse { file, message }) => {
+            assert_eq!(file, ORIGIN);
+            message
+        }
+        other => panic!("expected a parse error, got {other:?}"),
+    }
+}
+
+fn invalid(text: &str) -> Vec<Problem> {
+    match Config::from_toml_str(text, ORIGIN) {
+        Err(ConfigError::Invalid(problems)) => problems,
+        other => panic!("expected validation problems, got {other:?}"),
+    }
+}
+
+fn keys(problems: &[Problem]) -> Vec<&str> {
+    problems.iter().map(|p| p.key.as_str()).collect()
+}
+
+/// Two issuers plus the given `[[bin_range]]` tables.
+fn with_ranges(ranges: &[(&str, &str)]) -> String {
+    let mut text = String::from(
+        "[[issuer]]\nid = \"a\"\nname = \"A\"\nkind = \"on-us\"\n\
+         [[issuer]]\nid = \"b\"\nname = \"B\"\nkind = \"on-us\"\n",
+    );
+    for (i, (low, high)) in ranges.iter().enumerate() {
+        let issuer = if i % 2 == 0 { "a" } else { "b" };
+        text.push_str(&format!(
+            "[[bin_range]]\nlow = \"{low}\"\nhigh = \"{high}\"\nissuer = \"{issuer}\"\n"
+        ));
+    }
+    text
+}
+
+#[test]
+fn shipped_config_loads_and_validates() {
+    let path = shipped_config_path();
+    let config = match Config::load(&path) {
+        Ok(config) => config,
+        Err(err) => panic!("{} does not load:\n{err}", path.display()),
+    };
+    assert_eq!(config.listener.address, "127.0.0.1:8583");
+    assert_eq!(config.listener.dialect, DialectId::Iso87Ascii);
+    assert_eq!(
+        config.listener.framing.length_header,
+        LengthHeader::Binary2Be
+    );
+    assert_eq!(config.journal.dir, PathBuf::from("data/journal"));
+    let acquirers: Vec<_> = config
+        .acquirers
+        .iter()
+        .map(|a| (a.id.as_str(), a.name.as_str()))
+        .collect();
+    assert_eq!(
+        acquirers,
+        [
+            ("100001", "Harbor Acquiring"),
+            ("100002", "Summit Merchant Services")
+        ]
+    );
+    let issuers: Vec<_> = config
+        .issuers
+        .iter()
+        .map(|i| (i.id.as_str(), i.kind, i.endpoints.clone()))
+        .collect();
+    assert_eq!(
+        issuers,
+        [
+            (
+                "north-bank",
+                IssuerKind::Remote,
+                vec!["127.0.0.1:8601".to_owned()]
+            ),
+            (
+                "east-bank",
+                IssuerKind::Remote,
+                vec!["127.0.0.1:8602".to_owned()]
+            ),
+            ("metro-pay", IssuerKind::OnUs, vec![]),
+        ]
+    );
+    let ranges: Vec<_> = config
+        .bin_ranges
+        .iter()
+        .map(|r| (r.low.as_str(), r.high.as_str(), r.issuer.as_str()))
+        .collect();
+    assert_eq!(
+        ranges,
+        [
+            ("411111", "411111", "north-bank"),
+            ("622202", "622202", "east-bank"),
+            ("605001", "605001", "metro-pay")
+        ]
+    );
+}
+
+#[test]
+fn empty_file_is_all_defaults() {
+    let config = Config::from_toml_str("", ORIGIN).expect("empty config is valid");
+    assert_eq!(config, Config::default());
+    assert_eq!(config.listener.address, "127.0.0.1:8583");
+    assert_eq!(config.listener.frame_bytes_max, 8192);
+    assert_eq!(config.listener.connections_max, 1024);
+    assert_eq!(config.listener.inflight_per_connection_max, 256);
+    assert_eq!(config.listener.idle_timeout_ms, 300_000);
+    assert_eq!(config.listener.read_timeout_ms, 30_000);
+    assert_eq!(config.listener.framing.header_bytes, 0);
+    assert_eq!(config.switch.duplicate_window_s, 300);
+    assert!(config.switch.check_expiry);
+    assert_eq!(config.switch.shutdown_grace_ms, 5000);
+    assert_eq!(config.switch.business_date_cutover_minutes(), Some(23 * 60));
+    assert_eq!(config.journal.sync, JournalSync::Always);
+    assert_eq!(config.journal.segment_bytes_max, 64 << 20);
+    assert_eq!(config.journal.group_commit_max, 512);
+    assert_eq!(config.metrics.address, "127.0.0.1:9583");
+    assert!(config.metrics.enabled);
+}
+
+#[test]
+fn remote_issuer_defaults() {
+    let config = Config::from_toml_str(
+        "[[issuer]]\nid = \"n\"\nname = \"N\"\nkind = \"remote\"\nendpoints = [\"10.0.0.1:9000\"]\n",
+        ORIGIN,
+    )
+    .expect("valid");
+    let issuer = &config.issuers[0];
+    assert_eq!(issuer.connections_per_endpoint, 1);
+    assert_eq!(issuer.timeout_ms, 2000);
+    assert_eq!(issuer.inflight_max, 1024);
+    assert_eq!(issuer.echo_idle_ms, 30_000);
+    assert_eq!(issuer.reconnect_backoff_min_ms, 100);
+    assert_eq!(issuer.reconnect_backoff_max_ms, 5000);
+    assert_eq!(issuer.saf_retries_max, 10);
+    assert_eq!(issuer.cards, None);
+}
+
+#[test]
+fn unknown_fields_are_rejected_at_every_level() {
+    let top = parse_error("colour = \"blue\"\n");
+    assert!(top.contains("unknown field `colour`"), "{top}");
+    assert!(top.contains("line 1"), "{top}");
+
+    let section = parse_error("[listener]\naddress = \"127.0.0.1:1\"\nframe_bytes = 100\n");
+    assert!(section.contains("unknown field `frame_bytes`"), "{section}");
+    assert!(section.contains("line 3"), "{section}");
+    assert!(section.contains("frame_bytes = 100"), "{section}");
+
+    let nested = parse_error("[listener.framing]\nlength_header = \"ascii4\"\ntpdu_bytes = 5\n");
+    assert!(nested.contains("unknown field `tpdu_bytes`"), "{nested}");
+
+    let array =
+        parse_error("[[issuer]]\nid = \"x\"\nname = \"X\"\nkind = \"on-us\"\ntimeout = 5\n");
+    assert!(array.contains("unknown field `timeout`"), "{array}");
+
+    for section in ["switch", "journal", "metrics"] {
+        let message = parse_error(&format!("[{section}]\nbogus = 1\n"));
+        assert!(
+            message.contains("unknown field `bogus`"),
+            "{section}: {message}"
+        );
+    }
+    let acquirer = parse_error("[[acquirer]]\nid = \"1\"\nname = \"A\"\nbogus = 1\n");
+    assert!(acquirer.contains("unknown field `bogus`"), "{acquirer}");
+    let range = parse_error(
+        "[[bin_range]]\nlow = \"400000\"\nhigh = \"400000\"\nissuer = \"a\"\nbogus = 1\n",
+    );
+    assert!(range.contains("unknown field `bogus`"), "{range}");
+}
+
+#[test]
+fn bad_dialect_name_is_a_parse_error() {
+    let message = parse_error("[listener]\ndialect = \"iso93-ascii\"\n");
+    assert!(message.contains("line 2"), "{message}");
+    assert!(message.contains("iso93-ascii"), "{message}");
+    assert!(
+        message.contains("iso87-ascii"),
+        "lists the known dialects: {message}"
+    );
+    let display = ConfigError::Parse {
+        file: ORIGIN.to_owned(),
+        message,
+    }
+    .to_string();
+    assert!(display.starts_with("test.toml: line 2"), "{display}");
+}
+
+#[test]
+fn every_dialect_and_length_header_parses() {
+    for dialect in DialectId::ALL {
+        let text = format!("[listener]\ndialect = \"{}\"\n", dialect.name());
+        assert_eq!(
+            Config::from_toml_str(&text, ORIGIN)
+                .expect("valid")
+                .listener
+                .dialect,
+            dialect
+        );
+    }
+    for header in [
+        LengthHeader::Binary2Be,
+        LengthHeader::Binary2Le,
+        LengthHeader::Ascii4,
+        LengthHeader::Bcd2,
+    ] {
+        let text = format!(
+            "[listener.framing]\nlength_header = \"{}\"\n",
+            length_header_name(header)
+        );
+        assert_eq!(
+            Config::from_toml_str(&text, ORIGIN)
+                .expect("valid")
+                .listener
+                .framing
+                .length_header,
+            header
+        );
+    }
+}
+
+#[test]
+fn wrong_type_is_a_parse_error() {
+    let message = parse_error("[[acquirer]]\nid = 100001\nname = \"A\"\n");
+    assert!(message.contains("line 2"), "{message}");
+    assert!(message.contains("string"), "{message}");
+    let message = parse_error("[listener]\nframe_bytes_max = -1\n");
+    assert!(message.contains("line 2"), "{message}");
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let text = r#"
+[listener]
+address = "localhost"
+frame_bytes_max = 10
+connections_max = 0
+
+[listener.framing]
+header_bytes = 65
+
+[switch]
+business_date_cutover = "24:00"
+
+[[acquirer]]
+id = "12AB"
+name = "Bad"
+
+[[acquirer]]
+id = "100001"
+name = "One"
+
+[[acquirer]]
+id = "100001"
+name = "Same"
+
+[[issuer]]
+id = "north"
+name = "North"
+kind = "remote"
+reconnect_backoff_min_ms = 9000
+
+[[issuer]]
+id = "north"
+name = "Again"
+kind = "on-us"
+endpoints = ["127.0.0.1:1"]
+
+[[bin_range]]
+low = "400000"
+high = "499999"
+issuer = "north"
+
+[[bin_range]]
+low = "500000"
+high = "50000"
+issuer = "nobody"
+
+[[bin_range]]
+low = "41x111"
+high = "411111"
+issuer = "north"
+"#;
+    let problems = invalid(text);
+    assert_eq!(
+        keys(&problems),
+        [
+            "listener.address",
+            "listener.frame_bytes_max",
+            "listener.framing.header_bytes",
+            "listener.connections_max",
+            "switch.business_date_cutover",
+            "acquirer[0].id",
+            "acquirer[2].id",
+            "issuer[0].endpoints",
+            "issuer[0].reconnect_backoff_min_ms",
+            "issuer[1].id",
+            "issuer[1].endpoints",
+            "bin_range[1].high",
+            "bin_range[1].issuer",
+            "bin_range[2].low",
+        ],
+        "{problems:#?}"
+    );
+    assert_eq!(problems.len(), 14);
+    assert!(problems.iter().all(|p| p.file == ORIGIN));
+    let last = problems.last().map(ToString::to_string);
+    assert_eq!(
+        last.as_deref(),
+        Some("test.toml: bin_range[2].low: must be 6–11 digits")
+    );
+
+    // The error's Display lists them one per line.
+    let display = ConfigError::Invalid(problems.clone()).to_string();
+    assert_eq!(display.lines().count(), problems.len());
+    assert!(
+        display
+            .lines()
+            .zip(&problems)
+            .all(|(line, p)| line == p.to_string())
+    );
+}
+
+#[test]
+fn validate_reports_on_a_config_built_in_code() {
+    let mut config = Config::default();
+    assert_eq!(config.validate(ORIGIN), Ok(()));
+    config.listener.framing.length_header = LengthHeader::Ascii4;
+    config.listener.frame_bytes_max = 10_000;
+    config.journal.group_commit_max = 0;
+    config.metrics.address = config.listener.address.clone();
+    let problems = config.validate(ORIGIN).expect_err("invalid");
+    assert_eq!(
+        keys(&problems),
+        [
+            "listener.frame_bytes_max",
+            "journal.group_commit_max",
+            "metrics.address"
+        ]
+    );
+    assert!(problems[0].message.contains("9999"), "{}", problems[0]);
+
+    config.listener.framing.length_header = LengthHeader::Bcd2;
+    config.listener.frame_bytes_max = 9999;
+    config.journal.group_commit_max = 1;
+    config.metrics.enabled = false;
+    assert_eq!(config.validate(ORIGIN), Ok(()));
+}
+
+#[test]
+fn business_date_cutover_format() {
+    for (text, minutes) in [
+        ("00:00", Some(0)),
+        ("23:59", Some(1439)),
+        ("07:30", Some(450)),
+    ] {
+        assert_eq!(validate::parse_hh_mm(text), minutes, "{text}");
+    }
+    for text in [
+        "24:00", "12:60", "7:30", "07:3", "0730", "07:30:00", "ab:cd", "", "+1:00", "０7:30",
+    ] {
+        assert_eq!(validate::parse_hh_mm(text), None, "{text}");
+    }
+}
+
+#[test]
+fn nested_bin_ranges_are_allowed() {
+    let text = with_ranges(&[
+        ("400000", "499999"),
+        ("411111", "411111"),
+        ("4111110000", "4111114999"), // inside 411111 (longer prefix)
+        ("41111150", "41111199"),     // also inside 411111, beside the previous one
+        ("500000", "599999"),
+        ("51000000000", "51999999999"), // 11 digits, inside 500000–599999
+    ]);
+    let config = Config::from_toml_str(&text, ORIGIN);
+    assert!(config.is_ok(), "{config:?}");
+}
+
+#[test]
+fn partially_overlapping_bin_ranges_are_rejected() {
+    let problems = invalid(&with_ranges(&[
+        ("400000", "450000"),
+        ("440000", "499999"),
+        ("600000", "600000"),
+    ]));
+    assert_eq!(keys(&problems), ["bin_range[1]"]);
+    assert_eq!(
+        problems[0].message,
+        "overlaps bin_range[0] (400000–450000) without either containing the other"
+    );
+
+    // Different lengths: 4500000–4599999 covers 450000..=459999, which crosses 400000–450000's end.
+    let problems = invalid(&with_ranges(&[
+        ("4500000", "4599999"),
+        ("400000", "450000"),
+    ]));
+    assert_eq!(keys(&problems), ["bin_range[1]"]);
+}
+
+#[test]
+fn identical_bin_ranges_are_rejected() {
+    let problems = invalid(&with_ranges(&[
+        ("411111", "411111"),
+        ("622202", "622202"),
+        ("411111", "411111"),
+    ]));
+    assert_eq!(keys(&problems), ["bin_range[2]"]);
+    assert!(
+        problems[0].message.contains("same PANs as bin_range[0]"),
+        "{}",
+        problems[0]
+    );
+
+    // Same coverage written at different lengths is identical too.
+    let problems = invalid(&with_ranges(&[
+        ("4111110", "4111119"),
+        ("411111", "411111"),
+    ]));
+    assert_eq!(keys(&problems), ["bin_range[1]"]);
+}
+
+#[test]
+fn malformed_bin_ranges() {
+    let problems = invalid(&with_ranges(&[
+        ("40000", "40000"),
+        ("400000000000", "400000000000"),
+        ("400000", "4000000"),
+        ("499999", "400000"),
+        ("４00000", "400000"),
+    ]));
+    assert_eq!(
+        keys(&problems),
+        [
+            "bin_range[0].low",
+            "bin_range[0].high",
+            "bin_range[1].low",
+            "bin_range[1].high",
+            "bin_range[2].high",
+            "bin_range[3].low",
+            "bin_range[4].low",
+        ]
+    );
+}
+
+#[test]
+fn overlap_check_scales_to_100k_ranges() {
+    // 100k single-BIN ranges plus one enclosing range per 1000: all nested, no problems.
+    let mut config = Config::default();
+    config.issuers.push(IssuerConfig {
+        id: "on-us".to_owned(),
+        name: "On Us".to_owned(),
+        kind: IssuerKind::OnUs,
+        endpoints: Vec::new(),
+        connections_per_endpoint: 1,
+        timeout_ms: 1,
+        inflight_max: 1,
+        echo_idle_ms: 1,
+        reconnect_backoff_min_ms: 1,
+        reconnect_backoff_max_ms: 1,
+        saf_retries_max: 1,
+        cards: None,
+    });
+    let range = |low: u64, high: u64| BinRangeConfig {
+        low: low.to_string(),
+        high: high.to_string(),
+        issuer: "on-us".to_owned(),
+    };
+    for block in 0..100u64 {
+        let base = 400_000 + block * 1000;
+        config.bin_ranges.push(range(base, base + 999));
+    }
+    for bin in (400_000..500_000u64).rev() {
+        config.bin_ranges.push(range(bin, bin));
+    }
+    let started = std::time::Instant::now();
+    assert_eq!(config.validate(ORIGIN), Ok(()));
+
+    // One partial overlap among them is found.
+    config.bin_ranges.push(range(400_500, 401_500));
+    let problems = config.validate(ORIGIN).expect_err("overlap");
+    assert_eq!(keys(&problems), ["bin_range[100100]"]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn remote_and_on_us_issuer_rules() {
+    let text = r#"
+[[issuer]]
+id = "r"
+name = "R"
+kind = "remote"
+endpoints = ["127.0.0.1:1", "host.example:2", "127.0.0.1:1"]
+timeout_ms = 0
+cards = "cards.toml"
+
+[[issuer]]
+id = "bad id!"
+name = ""
+kind = "on-us"
+cards = "cards.toml"
+"#;
+    let problems = invalid(text);
+    assert_eq!(
+        keys(&problems),
+        [
+            "issuer[0].endpoints[1]",
+            "issuer[0].endpoints[2]",
+            "issuer[0].timeout_ms",
+            "issuer[0].cards",
+            "issuer[1].id",
+            "issuer[1].name",
+        ],
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn re_serialized_config_round_trips() {
+    let config = Config::load(&shipped_config_path()).expect("shipped config loads");
+    let text = config.to_toml_string().expect("serializes");
+    let again =
+        Config::from_toml_str(&text, "re-serialized").unwrap_or_else(|err| panic!("{err}\n{text}"));
+    assert_eq!(again, config);
+    assert!(text.contains("dialect = \"iso87-ascii\""), "{text}");
+    assert!(text.contains("length_header = \"binary2-be\""), "{text}");
+}
+
+#[test]
+fn missing_file_is_an_io_error() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("no/such/switch.toml");
+    match Config::load(&path) {
+        Err(err @ ConfigError::Io { .. }) => {
+            assert!(err.to_string().contains("no/such/switch.toml"), "{err}")
+        }
+        other => panic!("expected an I/O error, got {other:?}"),
+    }
+}
