@@ -115,6 +115,15 @@ impl Mti {
         self.origin() % 2 == 1
     }
 
+    /// The message a repeat stands for (0401 → 0400); any other MTI is returned unchanged.
+    pub const fn original(self) -> Mti {
+        if self.is_repeat() {
+            Mti(self.0 - 1)
+        } else {
+            self
+        }
+    }
+
     /// The MTI of the response to this request or advice (`0100` → `0110`, `0420` → `0430`);
     /// `None` for anything that is not answered.
     ///

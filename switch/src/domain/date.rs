@@ -177,12 +177,18 @@ pub struct TransmissionDateTime([u8; 10]);
 impl TransmissionDateTime {
     /// Ten digits with month 01–12, day 01–31, hour < 24, minute and second < 60.
     pub fn from_field(field: &[u8]) -> Result<TransmissionDateTime, DomainError> {
-        let raw: [u8; 10] = field.try_into().map_err(|_| DomainError::TransmissionFormat)?;
+        let raw: [u8; 10] = field
+            .try_into()
+            .map_err(|_| DomainError::TransmissionFormat)?;
         if !raw.iter().all(u8::is_ascii_digit) {
             return Err(DomainError::TransmissionFormat);
         }
         let two = |i: usize| (raw[i] - b'0') as u32 * 10 + (raw[i + 1] - b'0') as u32;
-        let ok = (1..=12).contains(&two(0)) && (1..=31).contains(&two(2)) && two(4) < 24 && two(6) < 60 && two(8) < 60;
+        let ok = (1..=12).contains(&two(0))
+            && (1..=31).contains(&two(2))
+            && two(4) < 24
+            && two(6) < 60
+            && two(8) < 60;
         if !ok {
             return Err(DomainError::TransmissionFormat);
         }
@@ -235,7 +241,9 @@ mod transmission_tests {
         assert!(TransmissionDateTime::from_field(b"1125241800").is_err());
         assert!(TransmissionDateTime::from_field(b"112522180").is_err());
         assert!(TransmissionDateTime::from_field(b"11252218a0").is_err());
-        let dt = NaiveDate::from_ymd_opt(2026, 11, 25).and_then(|d| d.and_hms_opt(22, 18, 0)).expect("date");
+        let dt = NaiveDate::from_ymd_opt(2026, 11, 25)
+            .and_then(|d| d.and_hms_opt(22, 18, 0))
+            .expect("date");
         assert_eq!(TransmissionDateTime::from_datetime(dt), t);
     }
 }

@@ -169,16 +169,23 @@ pub fn decode_lenient(dialect: &'static Dialect, buf: Bytes) -> Result<Message, 
         let lz = bits.leading_zeros();
         bits &= !(1u128 << (127 - lz));
         let n = (lz + 1) as u8;
-        let spec = dialect.field(n).ok_or(DecodeError::UndefinedField { field: n })?;
+        let spec = dialect
+            .field(n)
+            .ok_or(DecodeError::UndefinedField { field: n })?;
         let def = &spec.def;
 
         let len = match def.length {
             LengthKind::Fixed => def.max,
             kind => {
                 let digits = if kind == LengthKind::LlVar { 2 } else { 3 };
-                let v = read_prefix(spec.prefix, digits, b, &mut off).ok_or(DecodeError::BadLengthPrefix { field: n })?;
+                let v = read_prefix(spec.prefix, digits, b, &mut off)
+                    .ok_or(DecodeError::BadLengthPrefix { field: n })?;
                 if v > def.max && content_error.is_none() {
-                    content_error = Some(DecodeError::TooLong { field: n, len: v, max: def.max });
+                    content_error = Some(DecodeError::TooLong {
+                        field: n,
+                        len: v,
+                        max: def.max,
+                    });
                 }
                 v
             }
@@ -191,20 +198,37 @@ pub fn decode_lenient(dialect: &'static Dialect, buf: Bytes) -> Result<Message, 
         let content = &b[off..end];
         if content_error.is_none() {
             let problem = match spec.data {
-                Encoding::Ascii => (!class_ok(def.class, content)).then_some(DecodeError::BadContent { field: n, class: def.class }),
+                Encoding::Ascii => {
+                    (!class_ok(def.class, content)).then_some(DecodeError::BadContent {
+                        field: n,
+                        class: def.class,
+                    })
+                }
                 Encoding::Bcd => check_bcd(content, len as usize, n, def.class),
                 Encoding::Binary => None,
             };
             content_error = problem;
         }
-        pos[n as usize] = Pos { start: off as u16, len };
+        pos[n as usize] = Pos {
+            start: off as u16,
+            len,
+        };
         off = end;
     }
     if off != b.len() && content_error.is_none() {
-        content_error = Some(DecodeError::TrailingBytes { count: b.len() - off });
+        content_error = Some(DecodeError::TrailingBytes {
+            count: b.len() - off,
+        });
     }
 
-    Ok(Message { buf, dialect, mti, bitmap, pos, content_error })
+    Ok(Message {
+        buf,
+        dialect,
+        mti,
+        bitmap,
+        pos,
+        content_error,
+    })
 }
 
 #[inline]
@@ -324,7 +348,11 @@ impl Message {
         let p = self.pos[n as usize];
         let start = p.start as usize;
         let end = start + spec.wire_len(p.len as usize);
-        Some(FieldRef { spec, wire: &self.buf[start..end], len: p.len })
+        Some(FieldRef {
+            spec,
+            wire: &self.buf[start..end],
+            len: p.len,
+        })
     }
 
     /// Field `n`'s content as ASCII (raw for `b`): a slice of the frame unless it is packed BCD.

@@ -32,7 +32,11 @@ pub enum DialectId {
 }
 
 impl DialectId {
-    pub const ALL: [DialectId; 3] = [DialectId::Iso87Ascii, DialectId::Iso87AsciiHexBitmap, DialectId::Iso87Bcd];
+    pub const ALL: [DialectId; 3] = [
+        DialectId::Iso87Ascii,
+        DialectId::Iso87AsciiHexBitmap,
+        DialectId::Iso87Bcd,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -135,7 +139,11 @@ const fn ascii_spec(def: FieldDef) -> FieldSpec {
         ContentClass::B => Encoding::Binary,
         _ => Encoding::Ascii,
     };
-    FieldSpec { def, data, prefix: Encoding::Ascii }
+    FieldSpec {
+        def,
+        data,
+        prefix: Encoding::Ascii,
+    }
 }
 
 const fn bcd_spec(def: FieldDef) -> FieldSpec {
@@ -144,14 +152,22 @@ const fn bcd_spec(def: FieldDef) -> FieldSpec {
         ContentClass::N => Encoding::Bcd,
         _ => Encoding::Ascii,
     };
-    FieldSpec { def, data, prefix: Encoding::Bcd }
+    FieldSpec {
+        def,
+        data,
+        prefix: Encoding::Bcd,
+    }
 }
 
 const fn table(bcd: bool) -> [Option<FieldSpec>; 129] {
     let mut out: [Option<FieldSpec>; 129] = [None; 129];
     let mut i = 2;
     while i < 129 {
-        out[i] = Some(if bcd { bcd_spec(ISO87[i]) } else { ascii_spec(ISO87[i]) });
+        out[i] = Some(if bcd {
+            bcd_spec(ISO87[i])
+        } else {
+            ascii_spec(ISO87[i])
+        });
         i += 1;
     }
     out
@@ -208,6 +224,9 @@ mod tests {
         assert_eq!(d.field(55).map(|f| f.data), Some(Encoding::Binary));
         assert_eq!(d.field(55).map(|f| f.prefix_len()), Some(2));
         assert_eq!(ISO87_ASCII.field(55).map(|f| f.prefix_len()), Some(3));
-        assert_eq!(ISO87_ASCII.field(52).map(|f| f.data), Some(Encoding::Binary));
+        assert_eq!(
+            ISO87_ASCII.field(52).map(|f| f.data),
+            Some(Encoding::Binary)
+        );
     }
 }

@@ -40,7 +40,14 @@ pub struct MessageBuilder<'a> {
 impl<'a> MessageBuilder<'a> {
     /// A message of type `mti` (four ASCII digits) in `dialect`.
     pub fn new(dialect: &'static Dialect, mti: [u8; 4]) -> Self {
-        MessageBuilder { dialect, mti, present: 0, slot: [0; 129], values: ArrayVec::new(), not_settable: None }
+        MessageBuilder {
+            dialect,
+            mti,
+            present: 0,
+            slot: [0; 129],
+            values: ArrayVec::new(),
+            not_settable: None,
+        }
     }
 
     pub fn dialect(&self) -> &'static Dialect {
@@ -87,7 +94,10 @@ impl<'a> MessageBuilder<'a> {
     pub fn copy_from(&mut self, msg: &'a Message, n: u8) -> &mut Self {
         if let Some(f) = msg.field(n) {
             let value = if f.is_packed() {
-                Value::Packed { bytes: f.wire(), digits: f.len() as u16 }
+                Value::Packed {
+                    bytes: f.wire(),
+                    digits: f.len() as u16,
+                }
             } else {
                 Value::Text(f.wire())
             };
@@ -187,7 +197,10 @@ impl<'a> MessageBuilder<'a> {
 
     #[inline]
     fn write_field(&self, n: u8, value: Value<'_>, dst: &mut BytesMut) -> Result<(), EncodeError> {
-        let spec = self.dialect.field(n).ok_or(EncodeError::UndefinedField { field: n })?;
+        let spec = self
+            .dialect
+            .field(n)
+            .ok_or(EncodeError::UndefinedField { field: n })?;
         let def = &spec.def;
         let len = match value {
             Value::Text(t) => t.len(),
@@ -195,29 +208,51 @@ impl<'a> MessageBuilder<'a> {
         };
         match def.length {
             LengthKind::Fixed if len != def.max as usize => {
-                return Err(EncodeError::WrongLength { field: n, len, expected: def.max });
+                return Err(EncodeError::WrongLength {
+                    field: n,
+                    len,
+                    expected: def.max,
+                });
             }
-            _ if len > def.max as usize => return Err(EncodeError::TooLong { field: n, len, max: def.max }),
+            _ if len > def.max as usize => {
+                return Err(EncodeError::TooLong {
+                    field: n,
+                    len,
+                    max: def.max,
+                });
+            }
             _ => {}
         }
         match value {
             Value::Text(t) => {
                 if !class_ok(def.class, t) {
-                    return Err(EncodeError::BadContent { field: n, class: def.class });
+                    return Err(EncodeError::BadContent {
+                        field: n,
+                        class: def.class,
+                    });
                 }
             }
             Value::Packed { bytes, digits } => {
                 if def.class != ContentClass::N {
                     return Err(EncodeError::PackedNotNumeric { field: n });
                 }
-                if bytes.len() != (digits as usize).div_ceil(2) || check_bcd(bytes, digits as usize, n, def.class).is_some() {
-                    return Err(EncodeError::BadContent { field: n, class: def.class });
+                if bytes.len() != (digits as usize).div_ceil(2)
+                    || check_bcd(bytes, digits as usize, n, def.class).is_some()
+                {
+                    return Err(EncodeError::BadContent {
+                        field: n,
+                        class: def.class,
+                    });
                 }
             }
         }
 
         if def.length != LengthKind::Fixed {
-            let digits = if def.length == LengthKind::LlVar { 2 } else { 3 };
+            let digits = if def.length == LengthKind::LlVar {
+                2
+            } else {
+                3
+            };
             write_prefix(spec.prefix, digits, len, dst);
         }
         match (spec.data, value) {

@@ -80,7 +80,11 @@ pub enum EncodeError {
     #[error("field {field}: the dialect does not define it")]
     UndefinedField { field: u8 },
     #[error("field {field}: length {len}, but the field is fixed at {expected}")]
-    WrongLength { field: u8, len: usize, expected: u16 },
+    WrongLength {
+        field: u8,
+        len: usize,
+        expected: u16,
+    },
     #[error("field {field}: length {len} exceeds the maximum {max}")]
     TooLong { field: u8, len: usize, max: u16 },
     #[error("field {field}: character outside content class {class}")]

@@ -20,3 +20,4 @@ pub mod samples;
 
 #[cfg(test)]
 mod tests;
+pub mod views;

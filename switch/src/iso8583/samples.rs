@@ -50,7 +50,11 @@ pub const AUTH_RESPONSE_FIELDS: [(u8, &[u8]); 16] = [
 ];
 
 /// A builder holding `fields` under `mti`.
-pub fn builder(dialect: &'static Dialect, mti: [u8; 4], fields: &[(u8, &'static [u8])]) -> MessageBuilder<'static> {
+pub fn builder(
+    dialect: &'static Dialect,
+    mti: [u8; 4],
+    fields: &[(u8, &'static [u8])],
+) -> MessageBuilder<'static> {
     let mut b = MessageBuilder::new(dialect, mti);
     for &(n, v) in fields {
         b.set(n, v);

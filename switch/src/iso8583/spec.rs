@@ -69,8 +69,20 @@ pub struct FieldDef {
     pub max: u16,
 }
 
-const fn f(number: u8, name: &'static str, class: ContentClass, length: LengthKind, max: u16) -> FieldDef {
-    FieldDef { number, name, class, length, max }
+const fn f(
+    number: u8,
+    name: &'static str,
+    class: ContentClass,
+    length: LengthKind,
+    max: u16,
+) -> FieldDef {
+    FieldDef {
+        number,
+        name,
+        class,
+        length,
+        max,
+    }
 }
 
 use ContentClass::{An, Ans, B, N, XN, Z};
@@ -265,7 +277,10 @@ pub(crate) fn class_ok(class: ContentClass, bytes: &[u8]) -> bool {
 #[inline]
 fn all_in(mask: u8, bytes: &[u8]) -> bool {
     // Fold with `&` rather than short-circuit: branch-free over short fields, which is all of them.
-    bytes.iter().fold(mask, |acc, &b| acc & CLASS_TABLE[b as usize]) == mask
+    bytes
+        .iter()
+        .fold(mask, |acc, &b| acc & CLASS_TABLE[b as usize])
+        == mask
 }
 
 #[cfg(test)]

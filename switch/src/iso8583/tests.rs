@@ -31,7 +31,9 @@ fn round_trip_every_dialect() {
             let m = decode(d, bytes.clone()).unwrap_or_else(|e| panic!("{id}: {e}"));
             for n in 2..=128u8 {
                 match b.get(n) {
-                    Some(Value::Text(t)) => assert_eq!(m.get(n).as_deref(), Some(t), "{id} field {n}"),
+                    Some(Value::Text(t)) => {
+                        assert_eq!(m.get(n).as_deref(), Some(t), "{id} field {n}")
+                    }
                     Some(Value::Packed { .. }) => unreachable!(),
                     None => assert!(!m.has(n), "{id} field {n}"),
                 }
@@ -51,7 +53,10 @@ fn bcd_is_smaller_and_packs_numerics() {
     let bytes = encode(&samples::auth_request(&ISO87_BCD));
     assert_eq!(&bytes[..2], &[0x01, 0x00]);
     // Field 2: LL prefix 0x16 then 8 packed bytes.
-    assert_eq!(&bytes[10..19], &[0x16, 0x41, 0x11, 0x11, 0x00, 0x00, 0x00, 0x00, 0x13]);
+    assert_eq!(
+        &bytes[10..19],
+        &[0x16, 0x41, 0x11, 0x11, 0x00, 0x00, 0x00, 0x00, 0x13]
+    );
     assert!(bytes.len() < 204);
 }
 
@@ -62,16 +67,29 @@ fn cross_dialect_relay_unpacks_and_packs() {
     for n in bcd.field_numbers() {
         to_ascii.copy_from(&bcd, n);
     }
-    assert_eq!(encode(&to_ascii), encode(&samples::auth_request(&ISO87_ASCII)));
+    assert_eq!(
+        encode(&to_ascii),
+        encode(&samples::auth_request(&ISO87_ASCII))
+    );
 }
 
 #[test]
 fn hex_bitmap_is_sixteen_hex_chars() {
     let bytes = encode(&samples::auth_request(&ISO87_ASCII_HEXBITMAP));
     assert_eq!(&bytes[..4], b"0100");
-    assert!(bytes[4..20].iter().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_lowercase()));
+    assert!(
+        bytes[4..20]
+            .iter()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_lowercase())
+    );
     assert_eq!(bytes.len(), 212);
-    let lower = Bytes::from(bytes.to_ascii_lowercase()[..20].iter().chain(&bytes[20..]).copied().collect::<Vec<_>>());
+    let lower = Bytes::from(
+        bytes.to_ascii_lowercase()[..20]
+            .iter()
+            .chain(&bytes[20..])
+            .copied()
+            .collect::<Vec<_>>(),
+    );
     assert!(decode(&ISO87_ASCII_HEXBITMAP, lower).is_ok());
 }
 
@@ -81,7 +99,13 @@ fn letters_in_field_4_name_field_4() {
     // MTI 4 + bitmap 8 + F2 (2+16) + F3 6 = 36: F4 starts there.
     let bad = patch(&bytes, 36, b"0000000012AB");
     let e = decode(&ISO87_ASCII, bad.clone()).unwrap_err();
-    assert_eq!(e, DecodeError::BadContent { field: 4, class: ContentClass::N });
+    assert_eq!(
+        e,
+        DecodeError::BadContent {
+            field: 4,
+            class: ContentClass::N
+        }
+    );
     assert!(e.to_string().contains("field 4"), "{e}");
     assert!(!e.is_structural());
     // Lenient decode still reaches every field.
@@ -95,30 +119,62 @@ fn letters_in_field_4_name_field_4() {
 fn field_2_longer_than_19_names_field_2() {
     let mut b = samples::auth_request(&ISO87_ASCII);
     b.set(2, b"41111100000000130001");
-    assert_eq!(b.to_bytes(), Err(EncodeError::TooLong { field: 2, len: 20, max: 19 }));
+    assert_eq!(
+        b.to_bytes(),
+        Err(EncodeError::TooLong {
+            field: 2,
+            len: 20,
+            max: 19
+        })
+    );
     // Forge it on the wire: same message with a 20-digit PAN.
     let good = encode(&samples::auth_request(&ISO87_ASCII));
     let mut v = good[..12].to_vec();
     v.extend_from_slice(b"2041111100000000130001");
     v.extend_from_slice(&good[30..]);
     let e = decode(&ISO87_ASCII, Bytes::from(v)).unwrap_err();
-    assert_eq!(e, DecodeError::TooLong { field: 2, len: 20, max: 19 });
+    assert_eq!(
+        e,
+        DecodeError::TooLong {
+            field: 2,
+            len: 20,
+            max: 19
+        }
+    );
     assert!(e.to_string().contains("field 2"));
 }
 
 #[test]
 fn structural_errors() {
     let good = encode(&samples::auth_request(&ISO87_ASCII));
-    assert_eq!(decode(&ISO87_ASCII, good.slice(..3)).unwrap_err(), DecodeError::TruncatedMti);
-    assert_eq!(decode(&ISO87_ASCII, good.slice(..10)).unwrap_err(), DecodeError::TruncatedBitmap);
-    assert_eq!(decode(&ISO87_ASCII, good.slice(..good.len() - 1)).unwrap_err(), DecodeError::Truncated { field: 49 });
-    assert_eq!(decode(&ISO87_ASCII, patch(&good, 0, b"01A0")).unwrap_err(), DecodeError::BadMti);
-    assert_eq!(decode(&ISO87_ASCII, patch(&good, 0, b"1100")).unwrap_err(), DecodeError::UnsupportedVersion);
+    assert_eq!(
+        decode(&ISO87_ASCII, good.slice(..3)).unwrap_err(),
+        DecodeError::TruncatedMti
+    );
+    assert_eq!(
+        decode(&ISO87_ASCII, good.slice(..10)).unwrap_err(),
+        DecodeError::TruncatedBitmap
+    );
+    assert_eq!(
+        decode(&ISO87_ASCII, good.slice(..good.len() - 1)).unwrap_err(),
+        DecodeError::Truncated { field: 49 }
+    );
+    assert_eq!(
+        decode(&ISO87_ASCII, patch(&good, 0, b"01A0")).unwrap_err(),
+        DecodeError::BadMti
+    );
+    assert_eq!(
+        decode(&ISO87_ASCII, patch(&good, 0, b"1100")).unwrap_err(),
+        DecodeError::UnsupportedVersion
+    );
     let e = decode(&ISO87_ASCII, patch(&good, 12, b"1X")).unwrap_err();
     assert_eq!(e, DecodeError::BadLengthPrefix { field: 2 });
     assert!(e.is_structural());
     let hex = encode(&samples::auth_request(&ISO87_ASCII_HEXBITMAP));
-    assert_eq!(decode(&ISO87_ASCII_HEXBITMAP, patch(&hex, 4, b"G")).unwrap_err(), DecodeError::BadBitmap);
+    assert_eq!(
+        decode(&ISO87_ASCII_HEXBITMAP, patch(&hex, 4, b"G")).unwrap_err(),
+        DecodeError::BadBitmap
+    );
 }
 
 #[test]
@@ -134,7 +190,12 @@ fn trailing_bytes_are_a_content_error() {
 static SPARSE: Dialect = {
     let mut fields = ISO87_ASCII.fields;
     fields[60] = None;
-    Dialect { id: DialectId::Iso87Ascii, mti: Encoding::Ascii, bitmap: BitmapEncoding::Binary, fields }
+    Dialect {
+        id: DialectId::Iso87Ascii,
+        mti: Encoding::Ascii,
+        bitmap: BitmapEncoding::Binary,
+        fields,
+    }
 };
 
 #[test]
@@ -142,7 +203,10 @@ fn undefined_field_bit_is_rejected() {
     let mut b = MessageBuilder::new(&ISO87_ASCII, *b"0100");
     b.set(3, b"000000").set(60, b"1");
     let bytes = encode(&b);
-    assert_eq!(decode(&SPARSE, bytes).unwrap_err(), DecodeError::UndefinedField { field: 60 });
+    assert_eq!(
+        decode(&SPARSE, bytes).unwrap_err(),
+        DecodeError::UndefinedField { field: 60 }
+    );
     let mut b = MessageBuilder::new(&SPARSE, *b"0100");
     b.set(60, b"1");
     assert_eq!(b.to_bytes(), Err(EncodeError::UndefinedField { field: 60 }));
@@ -170,7 +234,10 @@ fn empty_secondary_bitmap_is_rejected() {
     let mut v = b"0800".to_vec();
     v.extend_from_slice(&[0x80, 0, 0, 0, 0, 0, 0, 0]);
     v.extend_from_slice(&[0; 8]);
-    assert_eq!(decode(&ISO87_ASCII, Bytes::from(v)).unwrap_err(), DecodeError::EmptySecondaryBitmap);
+    assert_eq!(
+        decode(&ISO87_ASCII, Bytes::from(v)).unwrap_err(),
+        DecodeError::EmptySecondaryBitmap
+    );
 }
 
 #[test]
@@ -180,9 +247,22 @@ fn builder_rejects_bad_values() {
     assert_eq!(b.to_bytes(), Err(EncodeError::NotSettable { field: 1 }));
     let mut b = MessageBuilder::new(&ISO87_ASCII, *b"0100");
     b.set(3, b"00000");
-    assert_eq!(b.to_bytes(), Err(EncodeError::WrongLength { field: 3, len: 5, expected: 6 }));
+    assert_eq!(
+        b.to_bytes(),
+        Err(EncodeError::WrongLength {
+            field: 3,
+            len: 5,
+            expected: 6
+        })
+    );
     b.set(3, b"00000A");
-    assert_eq!(b.to_bytes(), Err(EncodeError::BadContent { field: 3, class: ContentClass::N }));
+    assert_eq!(
+        b.to_bytes(),
+        Err(EncodeError::BadContent {
+            field: 3,
+            class: ContentClass::N
+        })
+    );
     let mut dst = BytesMut::from(&b"keep"[..]);
     assert!(b.encode(&mut dst).is_err());
     assert_eq!(&dst[..], b"keep", "dst untouched on error");
@@ -197,10 +277,16 @@ fn bcd_pad_nibble_must_be_zero() {
     b.set(22, b"051");
     let bytes = encode(&b);
     assert_eq!(&bytes[10..], &[0x00, 0x51]);
-    assert_eq!(decode(&ISO87_BCD, patch(&bytes, 10, &[0x10])).unwrap_err(), DecodeError::BadPad { field: 22 });
+    assert_eq!(
+        decode(&ISO87_BCD, patch(&bytes, 10, &[0x10])).unwrap_err(),
+        DecodeError::BadPad { field: 22 }
+    );
     assert_eq!(
         decode(&ISO87_BCD, patch(&bytes, 11, &[0x5A])).unwrap_err(),
-        DecodeError::BadContent { field: 22, class: ContentClass::N }
+        DecodeError::BadContent {
+            field: 22,
+            class: ContentClass::N
+        }
     );
 }
 

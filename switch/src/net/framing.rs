@@ -466,7 +466,9 @@ impl fmt::Display for Hex<'_> {
                 }
                 i += run;
             } else if run > 0 {
-                b[i..i + run].iter().try_for_each(|c| write!(f, "{c:02x}"))?;
+                b[i..i + run]
+                    .iter()
+                    .try_for_each(|c| write!(f, "{c:02x}"))?;
                 i += run;
             } else {
                 write!(f, "{:02x}", b[i])?;
@@ -938,8 +940,15 @@ mod tests {
     fn hex_log_helper() {
         assert_eq!(Hex(&[0x00, 0xAB, 0x10]).to_string(), "00ab10");
         // MTI digits stay, a PAN-like run does not.
-        assert_eq!(Hex(b"0100\x8016411111").to_string(), "3031303080****************");
-        assert!(!Hex(b"\x00\xcc01004111110000000013").to_string().contains("34313131"));
+        assert_eq!(
+            Hex(b"0100\x8016411111").to_string(),
+            "3031303080****************"
+        );
+        assert!(
+            !Hex(b"\x00\xcc01004111110000000013")
+                .to_string()
+                .contains("34313131")
+        );
     }
 
     fn kind_strategy() -> impl Strategy<Value = LengthHeader> {

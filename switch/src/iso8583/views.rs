@@ -1,0 +1,741 @@
+//! Typed views: the boundary where a generic [`Message`] becomes domain types, so business code
+//! never touches bitmaps or raw fields.
+//!
+//! Each view checks its MTI's field rules (mandatory, optional, forbidden: the [`RULES`] table,
+//! which the README reproduces) and parses every field it reads into a domain type. A failure is
+//! a [`ViewError`] naming the field, with the field-39 answer it deserves. Views borrow from the
+//! message where they can (field 43, field 54) and copy the small fixed fields into `Copy` domain
+//! types.
+//!
+//! Responses are built the other way: [`response_builder`] echoes the request fields an acquirer
+//! matches on and adds 38, 39 and 54.
+
+use std::borrow::Cow;
+
+use super::decode::Message;
+use super::dialect::Dialect;
+use super::encode::MessageBuilder;
+use crate::domain::{
+    AcquirerId, Amount, AuthCode, Currency, DomainError, Expiry, MerchantId, Mti, Pan,
+    ProcessingCode, ResponseCode, Rrn, Stan, TerminalId, TransmissionDateTime, TxnType,
+};
+
+/// Why a message does not fit its view. Names the field, never its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ViewError {
+    #[error("MTI {0} has no view here")]
+    UnsupportedMti(Mti),
+    #[error("MTI is not four digits")]
+    BadMti,
+    #[error("field {field}: mandatory for this message but absent")]
+    Missing { field: u8 },
+    #[error("field {field}: not allowed in this message")]
+    Forbidden { field: u8 },
+    #[error("field {field}: {source}")]
+    Invalid { field: u8, source: DomainError },
+}
+
+impl ViewError {
+    /// The field-39 answer for a request that fails its view.
+    pub fn response_code(&self) -> ResponseCode {
+        match self {
+            ViewError::UnsupportedMti(_) => ResponseCode::InvalidTransaction,
+            ViewError::BadMti | ViewError::Missing { .. } | ViewError::Forbidden { .. } => {
+                ResponseCode::FormatError
+            }
+            ViewError::Invalid { source, .. } => source.response_code(),
+        }
+    }
+
+    pub fn field(&self) -> Option<u8> {
+        match *self {
+            ViewError::Missing { field }
+            | ViewError::Forbidden { field }
+            | ViewError::Invalid { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+}
+
+/// Which fields a message type must, may and must not carry.
+#[derive(Debug, Clone, Copy)]
+pub struct FieldRule {
+    pub mti: Mti,
+    pub mandatory: &'static [u8],
+    /// Everything else, outside `mandatory` and `optional`, is forbidden.
+    pub optional: &'static [u8],
+}
+
+const AUTH_MANDATORY: &[u8] = &[2, 3, 7, 11, 32, 41, 42, 49];
+// Field 4 is mandatory except on a balance inquiry; `AuthorizationRequest` checks that rule.
+const AUTH_OPTIONAL: &[u8] = &[
+    4, 12, 13, 14, 18, 19, 22, 23, 25, 26, 35, 37, 43, 45, 48, 52, 53, 55, 60, 64, 128,
+];
+const COMPLETION_MANDATORY: &[u8] = &[2, 3, 4, 7, 11, 32, 37, 38, 41, 42, 49, 90];
+const COMPLETION_OPTIONAL: &[u8] = &[12, 13, 14, 18, 22, 23, 25, 43, 48, 55, 60, 64, 128];
+const REVERSAL_MANDATORY: &[u8] = &[2, 3, 4, 7, 11, 32, 41, 49, 90];
+const REVERSAL_OPTIONAL: &[u8] = &[
+    12, 13, 14, 18, 22, 25, 37, 38, 39, 42, 43, 48, 55, 60, 64, 95, 128,
+];
+const NETWORK_MANDATORY: &[u8] = &[7, 11, 70];
+const NETWORK_OPTIONAL: &[u8] = &[32, 33, 48, 53, 64, 96, 100, 128];
+
+/// The field rules per request MTI. The README's table of mandatory fields is this table.
+pub const RULES: &[FieldRule] = &[
+    FieldRule {
+        mti: Mti::AUTH_REQUEST,
+        mandatory: AUTH_MANDATORY,
+        optional: AUTH_OPTIONAL,
+    },
+    FieldRule {
+        mti: Mti::AUTH_ADVICE,
+        mandatory: AUTH_MANDATORY,
+        optional: AUTH_OPTIONAL,
+    },
+    FieldRule {
+        mti: Mti::FINANCIAL_REQUEST,
+        mandatory: AUTH_MANDATORY,
+        optional: AUTH_OPTIONAL,
+    },
+    FieldRule {
+        mti: Mti::FINANCIAL_ADVICE,
+        mandatory: COMPLETION_MANDATORY,
+        optional: COMPLETION_OPTIONAL,
+    },
+    FieldRule {
+        mti: Mti::REVERSAL_REQUEST,
+        mandatory: REVERSAL_MANDATORY,
+        optional: REVERSAL_OPTIONAL,
+    },
+    FieldRule {
+        mti: Mti::REVERSAL_ADVICE,
+        mandatory: REVERSAL_MANDATORY,
+        optional: REVERSAL_OPTIONAL,
+    },
+    FieldRule {
+        mti: Mti::NETWORK_REQUEST,
+        mandatory: NETWORK_MANDATORY,
+        optional: NETWORK_OPTIONAL,
+    },
+];
+
+/// The rule for a request MTI (repeats, e.g. 0401, use their original's rule).
+pub fn rule_for(mti: Mti) -> Option<&'static FieldRule> {
+    let base = mti.original();
+    RULES.iter().find(|r| r.mti == base)
+}
+
+/// Checks mandatory and forbidden fields of `msg` against `rule`.
+pub fn check_rule(msg: &Message, rule: &FieldRule) -> Result<(), ViewError> {
+    if let Some(&field) = rule.mandatory.iter().find(|&&n| !msg.has(n)) {
+        return Err(ViewError::Missing { field });
+    }
+    if let Some(field) = msg
+        .field_numbers()
+        .find(|n| !rule.mandatory.contains(n) && !rule.optional.contains(n))
+    {
+        return Err(ViewError::Forbidden { field });
+    }
+    Ok(())
+}
+
+/// The MTI of a decoded message as a domain type.
+pub fn mti_of(msg: &Message) -> Result<Mti, ViewError> {
+    Mti::from_digits(&msg.mti_digits()).map_err(|_| ViewError::BadMti)
+}
+
+fn req<'m>(msg: &'m Message, field: u8) -> Result<Cow<'m, [u8]>, ViewError> {
+    msg.get(field).ok_or(ViewError::Missing { field })
+}
+
+fn parse<T>(
+    msg: &Message,
+    field: u8,
+    f: impl FnOnce(&[u8]) -> Result<T, DomainError>,
+) -> Result<T, ViewError> {
+    let v = req(msg, field)?;
+    f(&v).map_err(|source| ViewError::Invalid { field, source })
+}
+
+fn parse_opt<T>(
+    msg: &Message,
+    field: u8,
+    f: impl FnOnce(&[u8]) -> Result<T, DomainError>,
+) -> Result<Option<T>, ViewError> {
+    match msg.get(field) {
+        None => Ok(None),
+        Some(v) => f(&v)
+            .map(Some)
+            .map_err(|source| ViewError::Invalid { field, source }),
+    }
+}
+
+fn digits_u16(v: &[u8]) -> Result<u16, DomainError> {
+    if v.is_empty() || v.len() > 4 || !v.iter().all(u8::is_ascii_digit) {
+        return Err(DomainError::ProcessingCodeFormat);
+    }
+    Ok(v.iter().fold(0u16, |a, &d| a * 10 + (d - b'0') as u16))
+}
+
+/// Field 90: the original transaction a reversal or completion refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OriginalData {
+    pub mti: Mti,
+    pub stan: Stan,
+    pub transmission: TransmissionDateTime,
+    /// The original acquirer id, right-justified and zero-padded to 11 digits on the wire.
+    pub acquirer: AcquirerId,
+    /// Original forwarding institution, 11 digits (zeros when none).
+    pub forwarding: [u8; 11],
+}
+
+impl OriginalData {
+    pub fn from_field(v: &[u8]) -> Result<OriginalData, DomainError> {
+        if v.len() != 42 {
+            return Err(DomainError::IdLength {
+                kind: "original data elements",
+                len: v.len(),
+                expected: "42",
+            });
+        }
+        let mti = Mti::from_digits(&v[0..4])?;
+        let stan = Stan::from_field(&v[4..10])?;
+        let transmission = TransmissionDateTime::from_field(&v[10..20])?;
+        let acq = &v[20..31];
+        let first = acq.iter().position(|&c| c != b'0').unwrap_or(acq.len() - 1);
+        let acquirer = AcquirerId::from_field(&acq[first..])?;
+        let forwarding: [u8; 11] = v[31..42].try_into().map_err(|_| DomainError::IdLength {
+            kind: "original data elements",
+            len: v.len(),
+            expected: "42",
+        })?;
+        Ok(OriginalData {
+            mti,
+            stan,
+            transmission,
+            acquirer,
+            forwarding,
+        })
+    }
+
+    pub fn to_field(&self) -> [u8; 42] {
+        let mut out = [b'0'; 42];
+        out[0..4].copy_from_slice(&self.mti.to_digits());
+        out[4..10].copy_from_slice(&self.stan.to_field());
+        out[10..20].copy_from_slice(self.transmission.as_bytes());
+        let a = self.acquirer.as_bytes();
+        out[31 - a.len()..31].copy_from_slice(a);
+        out[31..42].copy_from_slice(&self.forwarding);
+        out
+    }
+}
+
+/// Field 95: the amounts that actually happened, for a partial reversal or completion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplacementAmounts {
+    /// Actual transaction amount (field 4's replacement).
+    pub transaction: Amount,
+    /// Actual settlement amount, in the same currency here (settlement conversion is not used).
+    pub settlement: Amount,
+}
+
+impl ReplacementAmounts {
+    pub fn from_field(v: &[u8], currency: Currency) -> Result<ReplacementAmounts, DomainError> {
+        if v.len() != 42 {
+            return Err(DomainError::AmountFormat);
+        }
+        let transaction = Amount::from_field(&v[0..12], currency)?;
+        let settlement = Amount::from_field(&v[12..24], currency)?;
+        for fee in [&v[24..33], &v[33..42]] {
+            if !(fee[0] == b'C' || fee[0] == b'D') || !fee[1..].iter().all(u8::is_ascii_digit) {
+                return Err(DomainError::AmountFormat);
+            }
+        }
+        Ok(ReplacementAmounts {
+            transaction,
+            settlement,
+        })
+    }
+
+    pub fn to_field(&self) -> Result<[u8; 42], DomainError> {
+        let mut out = [b'0'; 42];
+        out[0..12].copy_from_slice(&self.transaction.to_field()?);
+        out[12..24].copy_from_slice(&self.settlement.to_field()?);
+        out[24] = b'C';
+        out[33] = b'C';
+        Ok(out)
+    }
+}
+
+/// One 20-character entry of field 54: account type, amount type, currency, sign, amount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdditionalAmount {
+    /// Account type, e.g. `00` default, `30` credit.
+    pub account_type: u8,
+    /// Amount type: `01` ledger balance, `02` available balance (ISO 8583:1987 values).
+    pub amount_type: u8,
+    /// Signed: negative is a debit balance (`D`).
+    pub amount: Amount,
+}
+
+impl AdditionalAmount {
+    pub const LEDGER: u8 = 1;
+    pub const AVAILABLE: u8 = 2;
+
+    pub fn to_field(&self) -> Result<[u8; 20], DomainError> {
+        let mut out = [b'0'; 20];
+        out[0] = b'0' + self.account_type / 10;
+        out[1] = b'0' + self.account_type % 10;
+        out[2] = b'0' + self.amount_type / 10;
+        out[3] = b'0' + self.amount_type % 10;
+        out[4..7].copy_from_slice(&self.amount.currency().to_field());
+        out[7] = if self.amount.is_negative() {
+            b'D'
+        } else {
+            b'C'
+        };
+        let abs = if self.amount.is_negative() {
+            self.amount.checked_neg()?
+        } else {
+            self.amount
+        };
+        out[8..20].copy_from_slice(&abs.to_field()?);
+        Ok(out)
+    }
+
+    /// Parses every 20-character entry of a field-54 value.
+    pub fn parse_all(v: &[u8]) -> Result<Vec<AdditionalAmount>, DomainError> {
+        if !v.len().is_multiple_of(20) {
+            return Err(DomainError::AmountFormat);
+        }
+        v.chunks_exact(20)
+            .map(|e| {
+                let account_type =
+                    digits_u16(&e[0..2]).map_err(|_| DomainError::AmountFormat)? as u8;
+                let amount_type =
+                    digits_u16(&e[2..4]).map_err(|_| DomainError::AmountFormat)? as u8;
+                let currency = Currency::from_field(&e[4..7])?;
+                let abs = Amount::from_field(&e[8..20], currency)?;
+                let amount = match e[7] {
+                    b'C' => abs,
+                    b'D' => abs.checked_neg()?,
+                    _ => return Err(DomainError::AmountFormat),
+                };
+                Ok(AdditionalAmount {
+                    account_type,
+                    amount_type,
+                    amount,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A 0100, 0200, 0120 or 0220 (and their repeats): what the card rules and routing read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationRequest<'m> {
+    pub mti: Mti,
+    pub pan: Pan,
+    pub processing_code: ProcessingCode,
+    /// Absent only on a balance inquiry.
+    pub amount: Option<Amount>,
+    pub currency: Currency,
+    pub transmission: TransmissionDateTime,
+    pub stan: Stan,
+    pub expiry: Option<Expiry>,
+    pub mcc: Option<u16>,
+    pub pos_entry_mode: Option<u16>,
+    pub acquirer: AcquirerId,
+    pub rrn: Option<Rrn>,
+    pub auth_code: Option<AuthCode>,
+    pub terminal: TerminalId,
+    pub merchant: MerchantId,
+    pub card_acceptor: Option<Cow<'m, [u8]>>,
+    /// Field 52 as sent (encrypted); only the security module may look inside.
+    pub pin_block: Option<[u8; 8]>,
+    /// Field 53, e.g. a DUKPT KSN or key index.
+    pub security_control: Option<Cow<'m, [u8]>>,
+    /// Track 2 was present (its content is never kept).
+    pub track2_present: bool,
+    /// Field 60 = `1`: the terminal accepts a partial approval.
+    pub partial_approval_supported: bool,
+    /// Field 90, on a completion (0220).
+    pub original: Option<OriginalData>,
+}
+
+impl<'m> AuthorizationRequest<'m> {
+    pub fn from_message(msg: &'m Message) -> Result<AuthorizationRequest<'m>, ViewError> {
+        let mti = mti_of(msg)?;
+        let base = mti.original();
+        if ![
+            Mti::AUTH_REQUEST,
+            Mti::AUTH_ADVICE,
+            Mti::FINANCIAL_REQUEST,
+            Mti::FINANCIAL_ADVICE,
+        ]
+        .contains(&base)
+        {
+            return Err(ViewError::UnsupportedMti(mti));
+        }
+        let rule = rule_for(mti).ok_or(ViewError::UnsupportedMti(mti))?;
+        check_rule(msg, rule)?;
+        let pan = parse(msg, 2, Pan::parse)?;
+        let processing_code = parse(msg, 3, ProcessingCode::from_field)?;
+        let currency = parse(msg, 49, Currency::from_field)?;
+        let amount = parse_opt(msg, 4, |v| Amount::from_field(v, currency))?;
+        if amount.is_none() && processing_code.txn != TxnType::BalanceInquiry {
+            return Err(ViewError::Missing { field: 4 });
+        }
+        let pin_block = match msg.get(52) {
+            None => None,
+            Some(v) => Some(<[u8; 8]>::try_from(&v[..]).map_err(|_| ViewError::Invalid {
+                field: 52,
+                source: DomainError::IdLength {
+                    kind: "PIN block",
+                    len: v.len(),
+                    expected: "8",
+                },
+            })?),
+        };
+        let partial = msg.get(60).is_some_and(|v| &v[..] == b"1");
+        Ok(AuthorizationRequest {
+            mti,
+            pan,
+            processing_code,
+            amount,
+            currency,
+            transmission: parse(msg, 7, TransmissionDateTime::from_field)?,
+            stan: parse(msg, 11, Stan::from_field)?,
+            expiry: parse_opt(msg, 14, Expiry::from_field)?,
+            mcc: parse_opt(msg, 18, digits_u16)?,
+            pos_entry_mode: parse_opt(msg, 22, digits_u16)?,
+            acquirer: parse(msg, 32, AcquirerId::from_field)?,
+            rrn: parse_opt(msg, 37, Rrn::from_field)?,
+            auth_code: parse_opt(msg, 38, AuthCode::from_field)?,
+            terminal: parse(msg, 41, TerminalId::from_field)?,
+            merchant: parse(msg, 42, MerchantId::from_field)?,
+            card_acceptor: msg.get(43),
+            pin_block,
+            security_control: msg.get(53),
+            track2_present: msg.has(35),
+            partial_approval_supported: partial,
+            original: parse_opt(msg, 90, OriginalData::from_field)?,
+        })
+    }
+}
+
+/// An issuer's 0110/0210/0130/0230 (or the switch's own answer), as routing and matching read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationResponse<'m> {
+    pub mti: Mti,
+    pub stan: Stan,
+    pub response_code: ResponseCode,
+    pub auth_code: Option<AuthCode>,
+    /// Field 4 of the response: the approved amount (differs on a partial approval).
+    pub amount: Option<Amount>,
+    pub rrn: Option<Rrn>,
+    pub additional_amounts: Option<Cow<'m, [u8]>>,
+}
+
+impl<'m> AuthorizationResponse<'m> {
+    pub fn from_message(msg: &'m Message) -> Result<AuthorizationResponse<'m>, ViewError> {
+        let mti = mti_of(msg)?;
+        if !mti.is_response() || mti.class() == 8 {
+            return Err(ViewError::UnsupportedMti(mti));
+        }
+        let currency = parse_opt(msg, 49, Currency::from_field)?;
+        let amount = match currency {
+            Some(c) => parse_opt(msg, 4, |v| Amount::from_field(v, c))?,
+            None => None,
+        };
+        Ok(AuthorizationResponse {
+            mti,
+            stan: parse(msg, 11, Stan::from_field)?,
+            response_code: parse(msg, 39, ResponseCode::from_field)?,
+            auth_code: parse_opt(msg, 38, AuthCode::from_field)?,
+            amount,
+            rrn: parse_opt(msg, 37, Rrn::from_field)?,
+            additional_amounts: msg.get(54),
+        })
+    }
+}
+
+/// A 0400 or 0420 (and repeats).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReversalRequest {
+    pub mti: Mti,
+    pub pan: Pan,
+    pub processing_code: ProcessingCode,
+    /// The original amount (field 4).
+    pub amount: Amount,
+    pub transmission: TransmissionDateTime,
+    pub stan: Stan,
+    pub acquirer: AcquirerId,
+    pub terminal: TerminalId,
+    pub rrn: Option<Rrn>,
+    pub original: OriginalData,
+    /// Field 95: present on a partial reversal.
+    pub replacement: Option<ReplacementAmounts>,
+}
+
+impl ReversalRequest {
+    pub fn is_advice(&self) -> bool {
+        self.mti.is_advice()
+    }
+
+    pub fn from_message(msg: &Message) -> Result<ReversalRequest, ViewError> {
+        let mti = mti_of(msg)?;
+        let base = mti.original();
+        if base != Mti::REVERSAL_REQUEST && base != Mti::REVERSAL_ADVICE {
+            return Err(ViewError::UnsupportedMti(mti));
+        }
+        check_rule(msg, rule_for(mti).ok_or(ViewError::UnsupportedMti(mti))?)?;
+        let currency = parse(msg, 49, Currency::from_field)?;
+        Ok(ReversalRequest {
+            mti,
+            pan: parse(msg, 2, Pan::parse)?,
+            processing_code: parse(msg, 3, ProcessingCode::from_field)?,
+            amount: parse(msg, 4, |v| Amount::from_field(v, currency))?,
+            transmission: parse(msg, 7, TransmissionDateTime::from_field)?,
+            stan: parse(msg, 11, Stan::from_field)?,
+            acquirer: parse(msg, 32, AcquirerId::from_field)?,
+            terminal: parse(msg, 41, TerminalId::from_field)?,
+            rrn: parse_opt(msg, 37, Rrn::from_field)?,
+            original: parse(msg, 90, OriginalData::from_field)?,
+            replacement: parse_opt(msg, 95, |v| ReplacementAmounts::from_field(v, currency))?,
+        })
+    }
+}
+
+/// Field 70 codes the switch acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NetworkCode {
+    SignOn,
+    SignOff,
+    Echo,
+}
+
+impl NetworkCode {
+    pub fn code(self) -> &'static [u8; 3] {
+        match self {
+            NetworkCode::SignOn => b"001",
+            NetworkCode::SignOff => b"002",
+            NetworkCode::Echo => b"301",
+        }
+    }
+
+    pub fn from_field(v: &[u8]) -> Result<NetworkCode, DomainError> {
+        match v {
+            b"001" => Ok(NetworkCode::SignOn),
+            b"002" => Ok(NetworkCode::SignOff),
+            b"301" => Ok(NetworkCode::Echo),
+            _ => Err(DomainError::ProcessingCodeUnknown),
+        }
+    }
+}
+
+/// A 0800 (request) or 0810 (response).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetworkManagement {
+    pub mti: Mti,
+    pub transmission: TransmissionDateTime,
+    pub stan: Stan,
+    pub code: NetworkCode,
+    /// Present on an 0810.
+    pub response_code: Option<ResponseCode>,
+}
+
+impl NetworkManagement {
+    pub fn from_message(msg: &Message) -> Result<NetworkManagement, ViewError> {
+        let mti = mti_of(msg)?;
+        match mti {
+            Mti::NETWORK_REQUEST => {
+                check_rule(msg, rule_for(mti).ok_or(ViewError::UnsupportedMti(mti))?)?
+            }
+            Mti::NETWORK_RESPONSE => {}
+            _ => return Err(ViewError::UnsupportedMti(mti)),
+        }
+        Ok(NetworkManagement {
+            mti,
+            transmission: parse(msg, 7, TransmissionDateTime::from_field)?,
+            stan: parse(msg, 11, Stan::from_field)?,
+            code: parse(msg, 70, NetworkCode::from_field)?,
+            response_code: parse_opt(msg, 39, ResponseCode::from_field)?,
+        })
+    }
+}
+
+/// The request fields every response echoes, where present.
+pub const ECHOED_FIELDS: [u8; 12] = [2, 3, 4, 7, 11, 12, 13, 32, 37, 41, 42, 49];
+
+/// A response to `req`: its MTI + 10 (repeats answered like the original), the echoed fields,
+/// and 39. Callers add 38 and 54 (and replace 4 on a partial approval) before encoding.
+pub fn response_builder<'a>(
+    dialect: &'static Dialect,
+    req: &'a Message,
+    code: ResponseCode,
+) -> Result<MessageBuilder<'a>, ViewError> {
+    let mti = mti_of(req)?;
+    let resp = mti.response().ok_or(ViewError::UnsupportedMti(mti))?;
+    let mut b = MessageBuilder::new(dialect, resp.to_digits());
+    b.copy_fields(req, &ECHOED_FIELDS);
+    b.set(39, code_bytes(code));
+    Ok(b)
+}
+
+/// Field 39's two bytes for `code`, with a `'static` lifetime so builders can borrow them.
+pub fn code_bytes(code: ResponseCode) -> &'static [u8] {
+    code.as_str().as_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::iso8583::{ISO87_ASCII, decode, samples};
+
+    fn auth_msg(extra: &[(u8, &'static [u8])], drop: &[u8]) -> Message {
+        let mut b = samples::auth_request(&ISO87_ASCII);
+        b.set(32, b"100001");
+        for &(n, v) in extra {
+            b.set(n, v);
+        }
+        for &n in drop {
+            b.remove(n);
+        }
+        decode(&ISO87_ASCII, b.to_bytes().expect("encode")).expect("decode")
+    }
+
+    #[test]
+    fn authorization_request_view() {
+        let m = auth_msg(&[(60, b"1")], &[]);
+        let v = AuthorizationRequest::from_message(&m).expect("view");
+        assert_eq!(v.mti, Mti::AUTH_REQUEST);
+        assert_eq!(v.pan.to_string(), "411111******0013");
+        assert_eq!(v.amount, Some(Amount::new(1234, Currency::CNY)));
+        assert_eq!(v.stan.value(), 1);
+        assert_eq!(v.acquirer.as_str(), "100001");
+        assert_eq!(v.terminal.as_str(), "TERM0001");
+        assert_eq!(v.mcc, Some(5411));
+        assert!(v.track2_present);
+        assert!(v.partial_approval_supported);
+        assert!(v.pin_block.is_none());
+    }
+
+    #[test]
+    fn missing_forbidden_and_invalid_fields() {
+        let m = auth_msg(&[], &[32]);
+        assert_eq!(
+            AuthorizationRequest::from_message(&m),
+            Err(ViewError::Missing { field: 32 })
+        );
+        let m = auth_msg(&[(39, b"00")], &[]);
+        let e = AuthorizationRequest::from_message(&m).unwrap_err();
+        assert_eq!(e, ViewError::Forbidden { field: 39 });
+        assert_eq!(e.response_code(), ResponseCode::FormatError);
+        let m = auth_msg(&[(2, b"4111110000000012")], &[]);
+        let e = AuthorizationRequest::from_message(&m).unwrap_err();
+        assert_eq!(e.field(), Some(2));
+        assert_eq!(e.response_code(), ResponseCode::InvalidCardNumber);
+        assert!(!e.to_string().contains("4111110000000012"));
+        // Balance inquiry may omit field 4; a purchase may not.
+        let m = auth_msg(&[(3, b"310000")], &[4]);
+        assert!(AuthorizationRequest::from_message(&m).is_ok_and(|v| v.amount.is_none()));
+        let m = auth_msg(&[], &[4]);
+        assert_eq!(
+            AuthorizationRequest::from_message(&m),
+            Err(ViewError::Missing { field: 4 })
+        );
+    }
+
+    #[test]
+    fn reversal_view_with_original_and_replacement() {
+        let orig =
+            OriginalData::from_field(b"010000000111252218000000010000100000000000").expect("f90");
+        assert_eq!(orig.mti, Mti::AUTH_REQUEST);
+        assert_eq!(orig.acquirer.as_str(), "100001");
+        assert_eq!(
+            &orig.to_field()[..],
+            b"010000000111252218000000010000100000000000"
+        );
+        let repl = ReplacementAmounts {
+            transaction: Amount::new(500, Currency::CNY),
+            settlement: Amount::new(500, Currency::CNY),
+        };
+        let repl_field = repl.to_field().expect("f95");
+        let f90 = orig.to_field();
+        let mut b = MessageBuilder::new(&ISO87_ASCII, *b"0420");
+        for (n, v) in [
+            (2u8, &b"4111110000000013"[..]),
+            (3, b"000000"),
+            (4, b"000000001234"),
+            (7, b"1125222000"),
+            (11, b"000002"),
+            (32, b"100001"),
+            (41, b"TERM0001"),
+            (49, b"156"),
+        ] {
+            b.set(n, v);
+        }
+        b.set(90, &f90).set(95, &repl_field);
+        let m = decode(&ISO87_ASCII, b.to_bytes().expect("encode")).expect("decode");
+        let r = ReversalRequest::from_message(&m).expect("view");
+        assert!(r.is_advice());
+        assert_eq!(r.original, orig);
+        assert_eq!(r.replacement.map(|x| x.transaction.minor()), Some(500));
+    }
+
+    #[test]
+    fn network_management_view() {
+        let mut b = MessageBuilder::new(&ISO87_ASCII, *b"0800");
+        b.set(7, b"1125221800").set(11, b"000009").set(70, b"301");
+        let m = decode(&ISO87_ASCII, b.to_bytes().expect("encode")).expect("decode");
+        let v = NetworkManagement::from_message(&m).expect("view");
+        assert_eq!(v.code, NetworkCode::Echo);
+        b.set(70, b"999");
+        let m = decode(&ISO87_ASCII, b.to_bytes().expect("encode")).expect("decode");
+        assert_eq!(
+            NetworkManagement::from_message(&m).unwrap_err().field(),
+            Some(70)
+        );
+    }
+
+    #[test]
+    fn response_echoes_and_adds_39() {
+        let m = auth_msg(&[], &[]);
+        let mut b = response_builder(&ISO87_ASCII, &m, ResponseCode::Approved).expect("builder");
+        b.set(38, b"A12345");
+        let bytes: Bytes = b.to_bytes().expect("encode");
+        let r = decode(&ISO87_ASCII, bytes).expect("decode");
+        assert_eq!(&r.mti_digits(), b"0110");
+        for n in ECHOED_FIELDS {
+            assert_eq!(r.get(n), m.get(n), "field {n}");
+        }
+        assert!(
+            !r.has(35) && !r.has(14),
+            "track 2 and expiry are not echoed"
+        );
+        let v = AuthorizationResponse::from_message(&r).expect("view");
+        assert_eq!(v.response_code, ResponseCode::Approved);
+        assert_eq!(v.auth_code.map(|a| a.to_string()), Some("A12345".into()));
+    }
+
+    #[test]
+    fn additional_amounts_round_trip() {
+        let a = AdditionalAmount {
+            account_type: 30,
+            amount_type: AdditionalAmount::AVAILABLE,
+            amount: Amount::new(998766, Currency::CNY),
+        };
+        let l = AdditionalAmount {
+            account_type: 30,
+            amount_type: AdditionalAmount::LEDGER,
+            amount: Amount::new(-1234, Currency::CNY),
+        };
+        let mut v = a.to_field().expect("a").to_vec();
+        v.extend_from_slice(&l.to_field().expect("l"));
+        assert_eq!(&v[..20], b"3002156C000000998766");
+        assert_eq!(AdditionalAmount::parse_all(&v).expect("parse"), vec![a, l]);
+    }
+}
