@@ -5,7 +5,9 @@
 
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
-use switch::iso8583::{ContentClass, DialectId, ISO87, LengthKind, MessageBuilder, decode, decode_lenient, samples};
+use switch::iso8583::{
+    ContentClass, DialectId, ISO87, LengthKind, MessageBuilder, decode, decode_lenient, samples,
+};
 
 fn class_char(class: ContentClass) -> BoxedStrategy<u8> {
     match class {
@@ -29,7 +31,10 @@ fn field_value(n: u8) -> BoxedStrategy<Vec<u8>> {
     let class = def.class;
     len.prop_flat_map(move |l| {
         if class == ContentClass::XN {
-            (prop_oneof![Just(b'C'), Just(b'D')], proptest::collection::vec(class_char(class), l - 1))
+            (
+                prop_oneof![Just(b'C'), Just(b'D')],
+                proptest::collection::vec(class_char(class), l - 1),
+            )
                 .prop_map(|(s, mut rest)| {
                     rest.insert(0, s);
                     rest
@@ -44,13 +49,20 @@ fn field_value(n: u8) -> BoxedStrategy<Vec<u8>> {
 
 fn message() -> impl Strategy<Value = ([u8; 4], Vec<(u8, Vec<u8>)>)> {
     let mti = proptest::array::uniform3(b'0'..=b'9').prop_map(|[a, b, c]| [b'0', a, b, c]);
-    let fields = proptest::collection::btree_set(2u8..=128, 0..24)
-        .prop_flat_map(|set| set.into_iter().map(|n| field_value(n).prop_map(move |v| (n, v))).collect::<Vec<_>>());
+    let fields = proptest::collection::btree_set(2u8..=128, 0..24).prop_flat_map(|set| {
+        set.into_iter()
+            .map(|n| field_value(n).prop_map(move |v| (n, v)))
+            .collect::<Vec<_>>()
+    });
     (mti, fields)
 }
 
 fn dialect() -> impl Strategy<Value = DialectId> {
-    prop_oneof![Just(DialectId::Iso87Ascii), Just(DialectId::Iso87AsciiHexBitmap), Just(DialectId::Iso87Bcd)]
+    prop_oneof![
+        Just(DialectId::Iso87Ascii),
+        Just(DialectId::Iso87AsciiHexBitmap),
+        Just(DialectId::Iso87Bcd)
+    ]
 }
 
 proptest! {

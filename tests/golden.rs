@@ -27,8 +27,16 @@ fn load_all() -> Vec<Golden> {
     paths.sort();
     for path in paths {
         let text = std::fs::read_to_string(&path).expect("read fixture");
-        let mut g = Golden { name: path.display().to_string(), bytes: vec![], mti: [0; 4], fields: vec![] };
-        for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        let mut g = Golden {
+            name: path.display().to_string(),
+            bytes: vec![],
+            mti: [0; 4],
+            fields: vec![],
+        };
+        for line in text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
             let (k, v) = line.split_once(": ").expect("key: value");
             match k {
                 "hex" => g.bytes = unhex(v),
@@ -52,7 +60,8 @@ fn golden_messages_decode_to_their_fields() {
     let all = load_all();
     assert!(all.len() >= 7, "fixtures missing: {}", all.len());
     for g in &all {
-        let m = decode(&ISO87_ASCII, Bytes::from(g.bytes.clone())).unwrap_or_else(|e| panic!("{}: {e}", g.name));
+        let m = decode(&ISO87_ASCII, Bytes::from(g.bytes.clone()))
+            .unwrap_or_else(|e| panic!("{}: {e}", g.name));
         assert_eq!(m.mti_digits(), g.mti, "{}", g.name);
         let present: Vec<u8> = m.field_numbers().collect();
         let expected: Vec<u8> = g.fields.iter().map(|(n, _)| *n).collect();
@@ -71,7 +80,12 @@ fn golden_messages_encode_byte_for_byte() {
             b.set(*n, v);
         }
         let bytes = b.to_bytes().unwrap_or_else(|e| panic!("{}: {e}", g.name));
-        assert_eq!(hex::encode_upper(&bytes), hex::encode_upper(&g.bytes), "{}", g.name);
+        assert_eq!(
+            hex::encode_upper(&bytes),
+            hex::encode_upper(&g.bytes),
+            "{}",
+            g.name
+        );
     }
 }
 
@@ -79,9 +93,21 @@ fn golden_messages_encode_byte_for_byte() {
 fn the_set_covers_what_the_issue_asks() {
     let all = load_all();
     let mtis: Vec<[u8; 4]> = all.iter().map(|g| g.mti).collect();
-    for mti in [b"0100", b"0110", b"0200", b"0400", b"0420", b"0800", b"0810"] {
-        assert!(mtis.contains(mti), "no golden {}", String::from_utf8_lossy(mti));
+    for mti in [
+        b"0100", b"0110", b"0200", b"0400", b"0420", b"0800", b"0810",
+    ] {
+        assert!(
+            mtis.contains(mti),
+            "no golden {}",
+            String::from_utf8_lossy(mti)
+        );
     }
-    assert!(all.iter().any(|g| g.mti == *b"0400" && g.fields.iter().any(|(n, _)| *n == 90)));
-    assert!(all.iter().any(|g| g.fields.iter().any(|(n, _)| *n > 64)), "one with a secondary bitmap");
+    assert!(
+        all.iter()
+            .any(|g| g.mti == *b"0400" && g.fields.iter().any(|(n, _)| *n == 90))
+    );
+    assert!(
+        all.iter().any(|g| g.fields.iter().any(|(n, _)| *n > 64)),
+        "one with a secondary bitmap"
+    );
 }

@@ -28,7 +28,10 @@ static GLOBAL: Counting = Counting;
 #[test]
 fn decode_and_field_reads_allocate_nothing() {
     let mut frames = Vec::new();
-    for b in [samples::auth_request(&ISO87_ASCII), samples::auth_response(&ISO87_ASCII)] {
+    for b in [
+        samples::auth_request(&ISO87_ASCII),
+        samples::auth_response(&ISO87_ASCII),
+    ] {
         let mut buf = BytesMut::new();
         b.encode(&mut buf).expect("encode");
         // As the framing layer does: the frame is split off a shared read buffer.
@@ -55,8 +58,14 @@ fn encoding_into_a_reused_buffer_allocates_nothing() {
     let before = ALLOCS.load(Ordering::SeqCst);
     for _ in 0..10 {
         buf.clear();
-        samples::auth_response(&ISO87_ASCII).encode(&mut buf).expect("encode");
+        samples::auth_response(&ISO87_ASCII)
+            .encode(&mut buf)
+            .expect("encode");
     }
     assert_eq!(buf.len(), 129);
-    assert_eq!(ALLOCS.load(Ordering::SeqCst) - before, 0, "encode allocated");
+    assert_eq!(
+        ALLOCS.load(Ordering::SeqCst) - before,
+        0,
+        "encode allocated"
+    );
 }
