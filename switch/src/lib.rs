@@ -23,4 +23,5 @@
 pub mod config;
 pub mod domain;
 pub mod iso8583;
+pub mod metrics;
 pub mod net;
