@@ -17,12 +17,14 @@
 mod ascii;
 mod codes;
 mod date;
+mod decline;
 mod error;
 mod ids;
 mod money;
 mod pan;
 
 pub use codes::{AccountType, Mti, ProcessingCode, ResponseCode, TxnType};
+pub use decline::Decline;
 pub use date::{Expiry, TransmissionDateTime};
 pub use error::DomainError;
 pub use ids::{AcquirerId, AuthCode, MerchantId, Rrn, Stan, TerminalId};
