@@ -24,4 +24,5 @@ pub mod config;
 pub mod domain;
 pub mod iso8583;
 pub mod metrics;
+pub mod routing;
 pub mod net;
