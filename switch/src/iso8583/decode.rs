@@ -37,6 +37,8 @@ pub struct Message {
     bitmap: u128,
     pos: [Pos; 129],
     content_error: Option<DecodeError>,
+    /// Fields that broke their class or maximum, same bit layout as `bitmap`.
+    invalid: u128,
 }
 
 /// One field of a decoded message, borrowed from the frame.
@@ -164,6 +166,7 @@ pub fn decode_lenient(dialect: &'static Dialect, buf: Bytes) -> Result<Message, 
     }
 
     let mut pos = [Pos::default(); 129];
+    let mut invalid = 0u128;
     let mut bits = bitmap & !(1u128 << 127);
     while bits != 0 {
         let lz = bits.leading_zeros();
@@ -180,8 +183,9 @@ pub fn decode_lenient(dialect: &'static Dialect, buf: Bytes) -> Result<Message, 
                 let digits = if kind == LengthKind::LlVar { 2 } else { 3 };
                 let v = read_prefix(spec.prefix, digits, b, &mut off)
                     .ok_or(DecodeError::BadLengthPrefix { field: n })?;
-                if v > def.max && content_error.is_none() {
-                    content_error = Some(DecodeError::TooLong {
+                if v > def.max {
+                    invalid |= 1u128 << (128 - n as u32);
+                    content_error.get_or_insert(DecodeError::TooLong {
                         field: n,
                         len: v,
                         max: def.max,
@@ -196,18 +200,17 @@ pub fn decode_lenient(dialect: &'static Dialect, buf: Bytes) -> Result<Message, 
             return Err(DecodeError::Truncated { field: n });
         }
         let content = &b[off..end];
-        if content_error.is_none() {
-            let problem = match spec.data {
-                Encoding::Ascii => {
-                    (!class_ok(def.class, content)).then_some(DecodeError::BadContent {
-                        field: n,
-                        class: def.class,
-                    })
-                }
-                Encoding::Bcd => check_bcd(content, len as usize, n, def.class),
-                Encoding::Binary => None,
-            };
-            content_error = problem;
+        let problem = match spec.data {
+            Encoding::Ascii => (!class_ok(def.class, content)).then_some(DecodeError::BadContent {
+                field: n,
+                class: def.class,
+            }),
+            Encoding::Bcd => check_bcd(content, len as usize, n, def.class),
+            Encoding::Binary => None,
+        };
+        if let Some(p) = problem {
+            invalid |= 1u128 << (128 - n as u32);
+            content_error.get_or_insert(p);
         }
         pos[n as usize] = Pos {
             start: off as u16,
@@ -228,6 +231,7 @@ pub fn decode_lenient(dialect: &'static Dialect, buf: Bytes) -> Result<Message, 
         bitmap,
         pos,
         content_error,
+        invalid,
     })
 }
 
@@ -330,6 +334,13 @@ impl Message {
     #[inline]
     pub fn content_error(&self) -> Option<DecodeError> {
         self.content_error
+    }
+
+    /// True when field `n` is present and passed its class and length checks, so it can be
+    /// echoed in an answer. After a strict decode every present field is valid.
+    #[inline]
+    pub fn is_valid(&self, n: u8) -> bool {
+        self.has(n) && self.invalid & (1u128 << (128 - n as u32)) == 0
     }
 
     /// True when field `n` (1–128) is present. Field 1 is the secondary bitmap.

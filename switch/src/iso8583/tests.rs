@@ -316,3 +316,16 @@ fn field_55_is_raw_binary_lll() {
     let m = decode(&ISO87_ASCII, bytes).unwrap();
     assert_eq!(m.get(55).as_deref(), Some(&icc[..]));
 }
+
+#[test]
+fn lenient_decode_marks_each_bad_field() {
+    let good = encode(&samples::auth_request(&ISO87_ASCII));
+    // F4 at 36..48 and F11 at 58..64 both broken.
+    let bad = patch(&patch(&good, 36, b"0000000012AB"), 58, b"00A001");
+    let m = decode_lenient(&ISO87_ASCII, bad).unwrap();
+    assert_eq!(m.content_error(), Some(DecodeError::BadContent { field: 4, class: ContentClass::N }));
+    assert!(!m.is_valid(4));
+    assert!(!m.is_valid(11));
+    assert!(m.is_valid(41) && m.is_valid(37) && m.is_valid(2));
+    assert!(!m.is_valid(5), "absent is not valid");
+}
