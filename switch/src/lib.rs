@@ -21,6 +21,7 @@
 //! them.
 
 pub mod config;
+pub mod decision;
 pub mod domain;
 pub mod iso8583;
 pub mod metrics;

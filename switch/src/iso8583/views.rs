@@ -16,7 +16,7 @@ use super::decode::Message;
 use super::dialect::Dialect;
 use super::encode::MessageBuilder;
 use crate::domain::{
-    AcquirerId, Amount, AuthCode, Currency, DomainError, Expiry, MerchantId, Mti, Pan,
+    AcquirerId, Amount, AuthCode, Currency, Decline, DomainError, Expiry, MerchantId, Mti, Pan,
     ProcessingCode, ResponseCode, Rrn, Stan, TerminalId, TransmissionDateTime, TxnType,
 };
 
@@ -36,15 +36,26 @@ pub enum ViewError {
 }
 
 impl ViewError {
+    /// The decline a request that fails its view gets.
+    pub fn decline(&self) -> Decline {
+        match self {
+            ViewError::UnsupportedMti(_) => Decline::InvalidTransaction,
+            ViewError::BadMti | ViewError::Missing { .. } | ViewError::Forbidden { .. } => Decline::FormatError,
+            ViewError::Invalid { source, .. } => match source {
+                DomainError::PanLuhn => Decline::InvalidCardNumber,
+                DomainError::ProcessingCodeUnknown => Decline::InvalidTransaction,
+                DomainError::AmountTooManyDecimals { .. }
+                | DomainError::AmountNegative
+                | DomainError::AmountOverflow
+                | DomainError::CurrencyMismatch => Decline::InvalidAmount,
+                _ => Decline::FormatError,
+            },
+        }
+    }
+
     /// The field-39 answer for a request that fails its view.
     pub fn response_code(&self) -> ResponseCode {
-        match self {
-            ViewError::UnsupportedMti(_) => ResponseCode::InvalidTransaction,
-            ViewError::BadMti | ViewError::Missing { .. } | ViewError::Forbidden { .. } => {
-                ResponseCode::FormatError
-            }
-            ViewError::Invalid { source, .. } => source.response_code(),
-        }
+        self.decline().response_code()
     }
 
     pub fn field(&self) -> Option<u8> {
