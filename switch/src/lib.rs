@@ -26,4 +26,5 @@ pub mod domain;
 pub mod iso8583;
 pub mod metrics;
 pub mod routing;
+pub mod security;
 pub mod net;

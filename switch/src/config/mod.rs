@@ -48,6 +48,9 @@ pub struct Config {
     /// `[metrics]`: the metrics HTTP endpoint.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// `[security]`: where keys come from.
+    #[serde(default)]
+    pub security: SecurityConfig,
     /// `[[acquirer]]`: the acquiring institutions allowed to send traffic (count, 0..N).
     #[serde(default, rename = "acquirer", skip_serializing_if = "Vec::is_empty")]
     pub acquirers: Vec<AcquirerConfig>,
@@ -209,6 +212,22 @@ impl Default for MetricsConfig {
             address: "127.0.0.1:9583".to_owned(),
             enabled: true,
         }
+    }
+}
+
+/// `[security]`: key material. Keys never live in this file, only the path to them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// Path of the keys file (TOML), relative to the working directory. Default
+    /// `config/keys.toml`, which holds published test keys only; a real deployment points outside
+    /// the repository.
+    pub keys_file: PathBuf,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        Self { keys_file: PathBuf::from("config/keys.toml") }
     }
 }
 
