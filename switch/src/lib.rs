@@ -23,6 +23,7 @@
 pub mod clock;
 pub mod config;
 pub mod decision;
+pub mod events;
 pub mod domain;
 pub mod iso8583;
 pub mod metrics;

@@ -1,0 +1,193 @@
+//! What the switch writes to its journal: one typed record per event in a transaction's life.
+//!
+//! The journal itself ([`crate::journal`]) stores opaque bytes; this module owns their meaning and
+//! encoding (a version byte, then postcard). Records are written before the acquirer is answered,
+//! and recovery reads them back to rebuild the store-and-forward queues and the duplicate window.
+//!
+//! What is stored, and what never is:
+//! - the PAN only encrypted ([`ProtectedPan`]) plus its masked form;
+//! - never track data, PIN blocks, CVV or ICC data: no record has a field for them;
+//! - amounts as integer minor units with their ISO 4217 numeric currency.
+
+use serde::{Deserialize, Serialize};
+
+use crate::security::ProtectedPan;
+
+/// Encoding version, first byte of every record.
+const VERSION: u8 = 1;
+
+/// The duplicate key of a request: acquirer, terminal (41), STAN (11), transmission time (7).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct KeyRecord {
+    pub acquirer: String,
+    pub terminal: String,
+    pub stan: u32,
+    pub transmission: String,
+}
+
+/// Field 90's content, for reversals and completions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginalRecord {
+    pub mti: u16,
+    pub stan: u32,
+    pub transmission: String,
+    pub acquirer: String,
+}
+
+/// A routed acquirer request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestRecord {
+    /// The switch's transaction number, unique for the journal's life.
+    pub txn: u64,
+    pub at_ms: i64,
+    pub key: KeyRecord,
+    pub mti: u16,
+    pub pan: ProtectedPan,
+    pub masked_pan: String,
+    pub processing_code: String,
+    pub amount_minor: Option<i64>,
+    pub currency: u16,
+    /// The issuer id it was routed to.
+    pub issuer: String,
+    pub rrn: Option<String>,
+    pub merchant: Option<String>,
+    pub mcc: Option<u16>,
+    pub original: Option<OriginalRecord>,
+    /// Field 95's actual amount, on a partial reversal.
+    pub replacement_minor: Option<i64>,
+}
+
+/// Who made a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DecisionSource {
+    /// The issuer's host answered.
+    Issuer,
+    /// The switch's on-us engine decided.
+    OnUs,
+    /// The switch stood in for an unreachable issuer.
+    StandIn,
+    /// The switch's own checks declined (format, routing, availability).
+    Switch,
+}
+
+/// The answer given to the acquirer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    /// The request's `txn`; 0 for a request declined before it got one.
+    pub txn: u64,
+    pub at_ms: i64,
+    pub key: Option<KeyRecord>,
+    pub mti: u16,
+    pub response_code: String,
+    pub source: DecisionSource,
+    /// A decline's reason name, e.g. `insufficient_funds`.
+    pub reason: Option<String>,
+    pub auth_code: Option<String>,
+    /// The approved amount when it differs from the request's (partial approval).
+    pub approved_minor: Option<i64>,
+    /// Field 54 as answered.
+    pub additional_amounts: Option<String>,
+    pub issuer: Option<String>,
+}
+
+/// An advice waiting for store-and-forward delivery to an issuer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdviceRecord {
+    pub saf_id: u64,
+    pub at_ms: i64,
+    pub issuer: String,
+    /// 0420 (reversal advice) or 0120 (stand-in authorization advice).
+    pub mti: u16,
+    /// Why it was queued: `timeout`, `link_lost`, `undeliverable`, `acquirer_advice`, `stand_in`,
+    /// `late_approval`.
+    pub reason: String,
+    pub txn: Option<u64>,
+    pub pan: ProtectedPan,
+    pub masked_pan: String,
+    pub processing_code: String,
+    pub amount_minor: i64,
+    pub currency: u16,
+    pub original: OriginalRecord,
+    pub terminal: String,
+    pub merchant: Option<String>,
+    pub rrn: Option<String>,
+    pub replacement_minor: Option<i64>,
+    pub auth_code: Option<String>,
+    pub response_code: Option<String>,
+}
+
+/// One journal record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Record {
+    Request(RequestRecord),
+    /// Sent to the issuer on a link, under the link's own STAN.
+    Forwarded { txn: u64, at_ms: i64, link_stan: u32 },
+    /// The issuer did not answer in time.
+    Timeout { txn: u64, at_ms: i64 },
+    /// An issuer answer that arrived after its request had timed out.
+    LateReply { issuer: String, at_ms: i64, response_code: Option<String>, masked_pan: Option<String> },
+    Decision(DecisionRecord),
+    /// The acquirer connection was gone when its answer was ready.
+    Undeliverable { txn: u64, at_ms: i64 },
+    SafQueued(AdviceRecord),
+    SafDelivered { saf_id: u64, at_ms: i64, response_code: Option<String> },
+    SafParked { saf_id: u64, at_ms: i64, attempts: u32 },
+    /// An on-us or stand-in ledger change, encoded by the issuing engine.
+    Ledger { issuer: String, at_ms: i64, event: Vec<u8> },
+}
+
+/// Why a record could not be read back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("internal: journal record version {0} is not supported")]
+    Version(u8),
+    #[error("internal: journal record does not decode: {0}")]
+    Decode(String),
+    #[error("internal: journal record does not encode: {0}")]
+    Encode(String),
+}
+
+impl Record {
+    pub fn encode(&self) -> Result<Vec<u8>, RecordError> {
+        let mut out = vec![VERSION];
+        let body = postcard::to_allocvec(self).map_err(|e| RecordError::Encode(e.to_string()))?;
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
+        match bytes.split_first() {
+            Some((&VERSION, body)) => postcard::from_bytes(body).map_err(|e| RecordError::Decode(e.to_string())),
+            Some((&v, _)) => Err(RecordError::Version(v)),
+            None => Err(RecordError::Decode("empty record".into())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip() {
+        let r = Record::Decision(DecisionRecord {
+            txn: 7,
+            at_ms: 1_764_000_000_000,
+            key: Some(KeyRecord { acquirer: "100001".into(), terminal: "TERM0001".into(), stan: 1, transmission: "1125221800".into() }),
+            mti: 110,
+            response_code: "51".into(),
+            source: DecisionSource::Issuer,
+            reason: Some("insufficient_funds".into()),
+            auth_code: None,
+            approved_minor: None,
+            additional_amounts: None,
+            issuer: Some("north-bank".into()),
+        });
+        let bytes = r.encode().expect("encode");
+        assert_eq!(bytes[0], VERSION);
+        assert_eq!(Record::decode(&bytes).expect("decode"), r);
+        assert_eq!(Record::decode(&[9, 1, 2]), Err(RecordError::Version(9)));
+        assert!(Record::decode(&[]).is_err());
+        assert!(Record::decode(&[VERSION, 0xff, 0xff]).is_err());
+    }
+}
