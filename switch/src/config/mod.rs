@@ -284,7 +284,16 @@ pub struct IssuerConfig {
     /// parked (attempts). Default 10.
     #[serde(default = "defaults::saf_retries_max")]
     pub saf_retries_max: u32,
-    /// On-us only: the issuer's card file (filesystem path). Optional for now.
+    /// Remote only: wire dialect the issuer host speaks (dialect name). Default `iso87-ascii`.
+    #[serde(default, serialize_with = "ser_dialect")]
+    pub dialect: DialectId,
+    /// Remote only: `[issuer.framing]`, the issuer host's length header and fixed header.
+    #[serde(default)]
+    pub framing: FramingConfig,
+    /// Remote only: largest frame exchanged with the issuer host (bytes). Default 8192.
+    #[serde(default = "defaults::frame_bytes_max")]
+    pub frame_bytes_max: u32,
+    /// On-us only: the issuer's file (filesystem path to its TOML: products, cards, PIN keys).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cards: Option<PathBuf>,
 }
@@ -318,6 +327,10 @@ pub struct BinRangeConfig {
 
 /// Serde defaults that are not the type's `Default` (fields of list entries).
 mod defaults {
+    pub(super) fn frame_bytes_max() -> u32 {
+        8192
+    }
+
     pub(super) fn connections_per_endpoint() -> u32 {
         1
     }

@@ -469,6 +469,9 @@ fn overlap_check_scales_to_100k_ranges() {
         reconnect_backoff_min_ms: 1,
         reconnect_backoff_max_ms: 1,
         saf_retries_max: 1,
+        dialect: DialectId::default(),
+        framing: FramingConfig::default(),
+        frame_bytes_max: 8192,
         cards: None,
     });
     let range = |low: u64, high: u64| BinRangeConfig {

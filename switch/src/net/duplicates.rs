@@ -1,0 +1,248 @@
+//! The duplicate window. A request is identified by (acquirer, terminal 41, STAN 11, transmission
+//! date and time 7); within `duplicate_window_s` a second request with the same key gets the
+//! first one's answer, is never forwarded again and never holds funds again. If the first is still
+//! in flight, the duplicate waits for it.
+//!
+//! The window is a sharded map (dashmap), so acquirers never contend on one lock. Each key holds
+//! either a pending slot (a `watch` channel the original fills) or the finished answer. Expiry is
+//! by monotonic time, swept in insertion order. Recovery seeds the window from the journal's
+//! decisions ([`DuplicateWindow::seed`]); the answer is then rebuilt from the duplicate request
+//! itself plus the recorded decision, because the journal never holds the answer's bytes (they
+//! carry the PAN).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::domain::{AcquirerId, Stan, TerminalId, TransmissionDateTime};
+use crate::events::DecisionRecord;
+
+/// The duplicate key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DupKey {
+    pub acquirer: AcquirerId,
+    pub terminal: TerminalId,
+    pub stan: Stan,
+    pub transmission: TransmissionDateTime,
+}
+
+/// A finished answer.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// The encoded answer message, as sent.
+    Bytes(Bytes),
+    /// Recovered from the journal: rebuild the answer from the duplicate request.
+    Recorded(std::sync::Arc<DecisionRecord>),
+}
+
+enum Slot {
+    Pending(watch::Receiver<Option<Answer>>),
+    Done(Answer),
+}
+
+/// What [`DuplicateWindow::claim`] found.
+pub enum Claim {
+    /// First sighting: process it, then [`Pending::complete`].
+    New(Pending),
+    /// Seen before: wait for (or take) the first answer.
+    Duplicate(Waiter),
+}
+
+/// The original's side of a pending slot. Dropping it without completing frees the key, so a
+/// retry is processed afresh (the original produced no answer), and waiting duplicates get none.
+pub struct Pending {
+    tx: Option<watch::Sender<Option<Answer>>>,
+    key: DupKey,
+    window: Arc<DuplicateWindow>,
+}
+
+/// A duplicate's side.
+pub struct Waiter(WaiterInner);
+
+enum WaiterInner {
+    Ready(Answer),
+    Wait(watch::Receiver<Option<Answer>>),
+}
+
+impl Waiter {
+    /// The original's answer, or `None` if the original ended without one.
+    pub async fn answer(self) -> Option<Answer> {
+        match self.0 {
+            WaiterInner::Ready(a) => Some(a),
+            WaiterInner::Wait(mut rx) => loop {
+                if let Some(a) = rx.borrow_and_update().clone() {
+                    return Some(a);
+                }
+                if rx.changed().await.is_err() {
+                    return rx.borrow().clone();
+                }
+            },
+        }
+    }
+}
+
+/// The window. It lives in an `Arc`: a [`Pending`] refers back to it.
+pub struct DuplicateWindow {
+    map: DashMap<DupKey, Slot>,
+    order: Mutex<VecDeque<(Instant, DupKey)>>,
+    window: Duration,
+    entries_max: usize,
+}
+
+impl DuplicateWindow {
+    /// A window of `window` length holding at most `entries_max` keys (oldest evicted first).
+    pub fn new(window: Duration, entries_max: usize) -> DuplicateWindow {
+        DuplicateWindow { map: DashMap::new(), order: Mutex::new(VecDeque::new()), window, entries_max }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Looks up `key`, registering it as pending when it is new.
+    pub fn claim(self: &Arc<Self>, key: DupKey, now: Instant) -> Claim {
+        self.sweep(now);
+        match self.map.entry(key) {
+            Entry::Occupied(e) => Claim::Duplicate(Waiter(match e.get() {
+                Slot::Pending(rx) => WaiterInner::Wait(rx.clone()),
+                Slot::Done(a) => WaiterInner::Ready(a.clone()),
+            })),
+            Entry::Vacant(v) => {
+                let (tx, rx) = watch::channel(None);
+                v.insert(Slot::Pending(rx));
+                self.remember(now, key);
+                Claim::New(Pending { tx: Some(tx), key, window: Arc::clone(self) })
+            }
+        }
+    }
+
+    /// Seeds a finished answer (recovery). `age` is how long ago it was given.
+    pub fn seed(&self, key: DupKey, answer: Answer, age: Duration, now: Instant) {
+        if age >= self.window {
+            return;
+        }
+        let at = now.checked_sub(age).unwrap_or(now);
+        self.map.insert(key, Slot::Done(answer));
+        self.remember(at, key);
+    }
+
+    fn remember(&self, at: Instant, key: DupKey) {
+        let mut order = self.order.lock().unwrap_or_else(|p| p.into_inner());
+        order.push_back((at, key));
+        while order.len() > self.entries_max {
+            if let Some((_, k)) = order.pop_front() {
+                self.map.remove(&k);
+            }
+        }
+    }
+
+    /// Forgets keys older than the window.
+    pub fn sweep(&self, now: Instant) {
+        let mut order = self.order.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(&(at, k)) = order.front() {
+            if now.saturating_duration_since(at) < self.window {
+                break;
+            }
+            order.pop_front();
+            // A still-pending original keeps its slot until it completes; its duplicates must
+            // still find it.
+            self.map.remove_if(&k, |_, s| matches!(s, Slot::Done(_)));
+        }
+    }
+}
+
+impl Pending {
+    pub fn key(&self) -> &DupKey {
+        &self.key
+    }
+
+    /// Records the answer and wakes any waiting duplicates.
+    pub fn complete(mut self, answer: Answer) {
+        if let Some(tx) = self.tx.take() {
+            self.window.map.insert(self.key, Slot::Done(answer.clone()));
+            let _ = tx.send(Some(answer));
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if self.tx.take().is_some() {
+            self.window.map.remove_if(&self.key, |_, s| matches!(s, Slot::Pending(_)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(stan: u32) -> DupKey {
+        DupKey {
+            acquirer: AcquirerId::parse("100001").expect("acq"),
+            terminal: TerminalId::from_field(b"TERM0001").expect("tid"),
+            stan: Stan::new(stan).expect("stan"),
+            transmission: TransmissionDateTime::from_field(b"1125221800").expect("t"),
+        }
+    }
+
+    fn bytes_of(a: Option<Answer>) -> Option<Bytes> {
+        match a {
+            Some(Answer::Bytes(b)) => Some(b),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn duplicate_waits_for_the_original() {
+        let w = Arc::new(DuplicateWindow::new(Duration::from_secs(60), 1000));
+        let now = Instant::now();
+        let Claim::New(p) = w.claim(key(1), now) else { panic!("first is new") };
+        let Claim::Duplicate(d) = w.claim(key(1), now) else { panic!("second is a duplicate") };
+        let waiter = tokio::spawn(d.answer());
+        p.complete(Answer::Bytes(Bytes::from_static(b"answer")));
+        assert_eq!(bytes_of(waiter.await.expect("join")), Some(Bytes::from_static(b"answer")));
+        let Claim::Duplicate(d) = w.claim(key(1), now) else { panic!("still a duplicate") };
+        assert_eq!(bytes_of(d.answer().await), Some(Bytes::from_static(b"answer")));
+        assert!(matches!(w.claim(key(2), now), Claim::New(_)), "other STAN is new");
+    }
+
+    #[tokio::test]
+    async fn dropped_original_frees_the_key() {
+        let w = Arc::new(DuplicateWindow::new(Duration::from_secs(60), 1000));
+        let now = Instant::now();
+        let Claim::New(p) = w.claim(key(1), now) else { panic!("new") };
+        let Claim::Duplicate(d) = w.claim(key(1), now) else { panic!("dup") };
+        drop(p);
+        assert!(d.answer().await.is_none());
+        assert!(matches!(w.claim(key(1), now), Claim::New(_)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expires_after_the_window_and_respects_the_cap() {
+        let w = Arc::new(DuplicateWindow::new(Duration::from_secs(300), 2));
+        let t0 = Instant::now();
+        let Claim::New(p) = w.claim(key(1), t0) else { panic!("new") };
+        p.complete(Answer::Bytes(Bytes::from_static(b"a")));
+        assert!(matches!(w.claim(key(1), t0 + Duration::from_secs(299)), Claim::Duplicate(_)));
+        assert!(matches!(w.claim(key(1), t0 + Duration::from_secs(301)), Claim::New(_)));
+        let t1 = t0 + Duration::from_secs(400);
+        for s in 10..13 {
+            if let Claim::New(p) = w.claim(key(s), t1) {
+                p.complete(Answer::Bytes(Bytes::new()));
+            }
+        }
+        assert!(w.len() <= 2);
+        assert!(matches!(w.claim(key(10), t1), Claim::New(_)), "oldest evicted at the cap");
+    }
+}
