@@ -26,6 +26,8 @@ pub mod decision;
 pub mod events;
 pub mod domain;
 pub mod iso8583;
+pub mod issuing;
+pub mod journal;
 pub mod metrics;
 pub mod routing;
 pub mod security;

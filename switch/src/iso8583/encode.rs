@@ -54,6 +54,11 @@ impl<'a> MessageBuilder<'a> {
         self.dialect
     }
 
+    /// The MTI as four ASCII digits.
+    pub fn mti(&self) -> [u8; 4] {
+        self.mti
+    }
+
     pub fn set_mti(&mut self, mti: [u8; 4]) -> &mut Self {
         self.mti = mti;
         self

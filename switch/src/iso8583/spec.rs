@@ -255,32 +255,86 @@ const fn build_class_table() -> [u8; 256] {
 }
 
 /// True when every byte belongs to `class`. `b` accepts anything.
-#[inline]
+#[inline(always)]
 pub(crate) fn class_ok(class: ContentClass, bytes: &[u8]) -> bool {
-    let mask = match class {
-        ContentClass::B => return true,
-        ContentClass::XN => {
-            return match bytes.split_first() {
-                Some((sign, rest)) => (*sign == b'C' || *sign == b'D') && all_in(M_N, rest),
-                None => false,
-            };
-        }
-        ContentClass::N => M_N,
-        ContentClass::A => M_A,
-        ContentClass::An => M_AN,
-        ContentClass::Ans => M_ANS,
-        ContentClass::Z => M_Z,
-    };
-    all_in(mask, bytes)
+    match class {
+        ContentClass::B => true,
+        ContentClass::N => all_digits(bytes),
+        ContentClass::Ans => all_printable(bytes),
+        ContentClass::XN => match bytes.split_first() {
+            Some((sign, rest)) => (*sign == b'C' || *sign == b'D') && all_digits(rest),
+            None => false,
+        },
+        ContentClass::A => all_in(M_A, bytes),
+        ContentClass::An => all_in(M_AN, bytes),
+        ContentClass::Z => all_in(M_Z, bytes),
+    }
 }
 
-#[inline]
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// Eight ASCII digits? High nibble 3 in every byte, and low nibble + 6 never carries (so ≤ 9).
+/// Numeric fields dominate every message, so they get a word-at-a-time check.
+#[inline(always)]
+fn word_digits(x: u64) -> bool {
+    const HI: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    const THREES: u64 = 0x3030_3030_3030_3030;
+    (((x & HI) ^ THREES) | ((x.wrapping_add(0x0606_0606_0606_0606) & HI) ^ THREES)) == 0
+}
+
+/// Eight bytes in 0x20..=0x7E? No high bit, no byte below 0x20, no 0x7F.
+#[inline(always)]
+fn word_printable(x: u64) -> bool {
+    let below_space = x.wrapping_sub(ONES * 0x20) & !x;
+    let y = x ^ (ONES * 0x7F);
+    let del = y.wrapping_sub(ONES) & !y;
+    ((x | below_space | del) & HIGH) == 0
+}
+
+/// The 8 bytes at `b[i..i + 8]` as one word; callers guarantee the range.
+#[inline(always)]
+fn word_at(b: &[u8], i: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[i..i + 8]);
+    u64::from_le_bytes(w)
+}
+
+/// Checks `b` a word at a time: whole words from the front, then one final word that ends at the
+/// last byte (overlapping the previous one is harmless for an "every byte" check). Fields shorter
+/// than a word are checked a byte at a time.
+#[inline(always)]
+fn all_words(b: &[u8], word: impl Fn(u64) -> bool, byte: impl Fn(u8) -> bool) -> bool {
+    let n = b.len();
+    if n < 8 {
+        return b.iter().fold(true, |ok, &c| ok & byte(c));
+    }
+    let mut ok = true;
+    let mut i = 0;
+    while i + 8 <= n {
+        ok &= word(word_at(b, i));
+        i += 8;
+    }
+    if i < n {
+        ok &= word(word_at(b, n - 8));
+    }
+    ok
+}
+
+#[inline(always)]
+pub(crate) fn all_digits(bytes: &[u8]) -> bool {
+    all_words(bytes, word_digits, |c| c.wrapping_sub(b'0') < 10)
+}
+
+#[inline(always)]
+pub(crate) fn all_printable(bytes: &[u8]) -> bool {
+    all_words(bytes, word_printable, |c| c.wrapping_sub(0x20) < 0x5f)
+}
+
+#[inline(always)]
 fn all_in(mask: u8, bytes: &[u8]) -> bool {
     // Fold with `&` rather than short-circuit: branch-free over short fields, which is all of them.
-    bytes
-        .iter()
-        .fold(mask, |acc, &b| acc & CLASS_TABLE[b as usize])
-        == mask
+    bytes.iter().fold(mask, |acc, &b| acc & CLASS_TABLE[b as usize]) == mask
 }
 
 #[cfg(test)]
@@ -320,5 +374,22 @@ mod tests {
         assert!(!class_ok(ContentClass::XN, b"X00000100"));
         assert!(!class_ok(ContentClass::XN, b"C0000010A"));
         assert!(class_ok(ContentClass::B, b"\x00\xff"));
+    }
+
+    #[test]
+    fn word_checks_agree_with_the_table_for_every_byte_and_position() {
+        for len in 0..20usize {
+            for pos in 0..len {
+                for b in 0..=255u8 {
+                    let mut v = vec![b'5'; len];
+                    v[pos] = b;
+                    assert_eq!(all_digits(&v), b.is_ascii_digit(), "digits len {len} pos {pos} byte {b}");
+                    let mut v = vec![b'x'; len];
+                    v[pos] = b;
+                    assert_eq!(all_printable(&v), (0x20..=0x7e).contains(&b), "ans len {len} pos {pos} byte {b}");
+                }
+            }
+        }
+        assert!(all_digits(b"") && all_printable(b""));
     }
 }

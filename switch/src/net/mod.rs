@@ -4,4 +4,10 @@
 //! error while reading frames closes the connection, because after a bad length the stream cannot
 //! be trusted. Errors inside a well-formed frame are answered by the layers above, and the
 //! connection stays open.
+pub mod acquirer;
+pub mod duplicates;
 pub mod framing;
+pub mod issuer;
+pub mod saf;
+pub mod server;
+pub mod start;

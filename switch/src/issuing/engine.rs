@@ -1,0 +1,934 @@
+//! [`Engine`]: one issuer's cards, accounts and ledgers in memory, and the entry points that
+//! decide requests ([`Engine::process`]), replay events ([`Engine::apply`]), checkpoint
+//! ([`Engine::snapshot`], [`Engine::restore`]) and maintain cards and holds.
+//!
+//! Owns the tables built from the issuer file, the per-account locks, the sequence counter that
+//! numbers events and authorization codes, and idempotency (a retry gets the first answer). It
+//! leaves the rules to [`super::rules`], the ledger mechanics to [`super::ledger`], and all I/O
+//! to the caller: time comes in as an argument, and the journal is a closure the caller passes.
+//!
+//! # Concurrency
+//!
+//! Cards and products never change after loading, so lookups take no lock. Each account has its
+//! own `Mutex`; a request locks exactly one account, so independent accounts never contend, and
+//! a hot account is exact because decide, journal and apply happen under its lock. Event
+//! sequence numbers are taken under the account's lock, so within an account they grow in the
+//! order the changes were applied; across accounts they only need to be unique.
+//!
+//! # Journal, replay and checkpoints
+//!
+//! [`Engine::process_with`] calls the journal closure with the event *before* applying it, under
+//! the account lock; if the journal fails nothing changes and the answer is 96. Replay
+//! ([`Engine::apply`], [`Engine::replay`]) skips events an account already has (sequence at or
+//! below its last), so a snapshot taken while requests run, followed by the journal from any
+//! earlier point, gives the same state. Events and snapshots refer to accounts and cards by
+//! position in the issuer file; [`Engine::fingerprint`] changes when those positions do.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use chrono::{Datelike, NaiveDate, NaiveDateTime};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use super::config::{
+    AUTH_PREFIX_MAX, CardStatus, IssuerFile, ProductKind, parse_currency, parse_pct,
+};
+use super::hash::KeyedState;
+use super::event::{Answer, Change, LedgerEvent, RequestChange, RequestTag};
+use super::ledger::{AccountSnapshot, AccountState, ApplyCtx, Entry, LedgerError, Record};
+use super::pin::{ClearPin, parse_pvk, verify_clear_pin};
+use super::request::{IssuingRequest, PinCheck, RequestKind};
+use super::rules::{self, Ctx, pct_of};
+use crate::config::{ConfigError, Problem};
+use crate::domain::{
+    AccountType, Amount, AuthCode, Currency, Decline, DomainError, Expiry, Pan, ResponseCode,
+};
+use crate::iso8583::views::AdditionalAmount;
+
+/// Milliseconds per hour.
+const MS_PER_HOUR: i64 = 3_600_000;
+
+/// A product's rules, ready to use.
+#[derive(Debug)]
+pub(crate) struct Product {
+    pub kind: ProductKind,
+    pub currency: Currency,
+    pub hold_expiry_ms: i64,
+    pub tolerance_pct: Decimal,
+    pub pin_tries_max: u8,
+    /// Sorted, for binary search.
+    pub blocked_mcc: Vec<u16>,
+    pub cash_allowed: bool,
+    pub partial_approval: bool,
+    pub max_balance: Option<i64>,
+    pub velocity_per_hour: Option<u32>,
+    /// By [`super::event::Channel::index`]: cash, purchase.
+    pub daily: [DailyLimit; 2],
+}
+
+/// One channel's daily limit, minor units and count.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct DailyLimit {
+    pub amount: Option<i64>,
+    pub count: Option<u32>,
+}
+
+/// An account: its fixed terms beside its lock and state, so a decision on a cold account finds
+/// both in neighbouring memory.
+#[derive(Debug)]
+pub(crate) struct AccountDef {
+    pub state: Mutex<AccountState>,
+    pub id: Box<str>,
+    pub product: u32,
+    /// Credit: limit plus over-limit allowance. Debit: overdraft. Prepaid: 0.
+    pub line: i64,
+    /// Credit only: the cash-advance limit.
+    pub cash_limit: Option<i64>,
+}
+
+/// What a decision needs of a card, stored in the PAN table itself so that a decision does not
+/// visit the card table.
+#[derive(Debug, Clone, Copy)]
+struct CardRef {
+    account: u32,
+    slot: u16,
+    expiry: Expiry,
+}
+
+/// A card's fixed data: PAN, account, expiry and PIN verification data (never a PIN).
+#[derive(Debug, Clone)]
+pub struct Card {
+    pan: Pan,
+    account: u32,
+    slot: u16,
+    expiry: Expiry,
+    pvki: u8,
+    pvv: Option<[u8; 4]>,
+}
+
+impl Card {
+    /// The card number.
+    pub fn pan(&self) -> &Pan {
+        &self.pan
+    }
+
+    /// The card's expiry.
+    pub fn expiry(&self) -> Expiry {
+        self.expiry
+    }
+
+    /// PIN verification key index.
+    pub fn pvki(&self) -> u8 {
+        self.pvki
+    }
+
+    /// Visa PVV as four ASCII digits, if the card has a PIN.
+    pub fn pvv(&self) -> Option<&[u8; 4]> {
+        self.pvv.as_ref()
+    }
+
+    /// The account number (position in the issuer file).
+    pub fn account_no(&self) -> u32 {
+        self.account
+    }
+}
+
+/// The answer to a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Approved (00, or 10 for a partial approval) or declined.
+    pub result: Result<Approval, Decline>,
+    /// Field 54 material: the account's balances right after the decision. `None` when no
+    /// account was found (unknown card) or the engine failed.
+    pub balances: Option<Balances>,
+    /// The change to journal before answering; `None` when nothing changed (a retry, an
+    /// unknown card, a failure). [`Engine::process_with`] has already journaled and applied it.
+    pub event: Option<LedgerEvent>,
+    /// The request was a retry: this is the first answer again, and nothing changed.
+    pub duplicate: bool,
+}
+
+impl Outcome {
+    fn declined(d: Decline) -> Outcome {
+        Outcome {
+            result: Err(d),
+            balances: None,
+            event: None,
+            duplicate: false,
+        }
+    }
+
+    /// Field 39.
+    pub fn response_code(&self) -> ResponseCode {
+        match &self.result {
+            Ok(a) => a.code,
+            Err(d) => d.response_code(),
+        }
+    }
+}
+
+/// An approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Approval {
+    /// 00, or 10 for a partial approval.
+    pub code: ResponseCode,
+    /// What was approved: held, posted, captured, released or reversed (field 4 of the response
+    /// on a partial approval). Zero for a balance inquiry.
+    pub approved: Amount,
+    /// Field 38: issuer prefix and a base-36 counter from the event sequence, so replay gives
+    /// the same code.
+    pub auth_code: AuthCode,
+}
+
+/// Balances for field 54.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Balances {
+    /// Account type of the entries: the processing code's "from" account, or the product's
+    /// default (30 credit, 00 otherwise).
+    pub account_type: u8,
+    /// Available funds; for credit, the open-to-buy.
+    pub available: Amount,
+    /// Ledger balance; for credit, negative when the cardholder owes (shown `D`).
+    pub ledger: Amount,
+}
+
+impl Balances {
+    /// The two field-54 entries: ledger (01) then available (02).
+    pub fn additional_amounts(&self) -> [AdditionalAmount; 2] {
+        [
+            AdditionalAmount {
+                account_type: self.account_type,
+                amount_type: AdditionalAmount::LEDGER,
+                amount: self.ledger,
+            },
+            AdditionalAmount {
+                account_type: self.account_type,
+                amount_type: AdditionalAmount::AVAILABLE,
+                amount: self.available,
+            },
+        ]
+    }
+
+    /// Field 54's 40 characters: both entries, 20 characters each.
+    pub fn to_field54(&self) -> Result<[u8; 40], DomainError> {
+        let mut out = [0u8; 40];
+        for (chunk, entry) in out.chunks_exact_mut(20).zip(self.additional_amounts()) {
+            chunk.copy_from_slice(&entry.to_field()?);
+        }
+        Ok(out)
+    }
+}
+
+/// An account's ledger, for tests, reports and reconciliation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LedgerView {
+    /// Posted (ledger) balance.
+    pub posted: Amount,
+    /// Sum of open holds.
+    pub held: Amount,
+    /// `posted - held + line`.
+    pub available: Amount,
+    /// Credit: cash advances outstanding.
+    pub cash_posted: Amount,
+    /// Number of open holds.
+    pub open_holds: usize,
+}
+
+/// Whether [`Engine::apply`] changed anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The event was applied.
+    Applied,
+    /// The account already had it (its sequence is at or below the account's last).
+    AlreadyApplied,
+}
+
+/// A checkpoint of every account's ledger (serde). Restore it onto an engine loaded from the
+/// same issuer file, then replay the journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    issuer: String,
+    fingerprint: u32,
+    next_seq: u64,
+    accounts: Vec<AccountSnapshot>,
+}
+
+impl Snapshot {
+    /// The fingerprint of the issuer file the snapshot belongs to.
+    pub fn fingerprint(&self) -> u32 {
+        self.fingerprint
+    }
+}
+
+/// Why a snapshot cannot be restored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreError {
+    /// The snapshot was taken from another issuer or another version of the issuer file.
+    #[error(
+        "snapshot of issuer {issuer} (fingerprint {found:08x}) does not fit this engine (fingerprint {expected:08x})"
+    )]
+    WrongFile {
+        issuer: String,
+        found: u32,
+        expected: u32,
+    },
+    /// An account's state breaks an invariant.
+    #[error("snapshot account {account}: {source}")]
+    Ledger { account: u32, source: LedgerError },
+}
+
+/// The issuing engine of one issuer. `Sync`: share it behind an `Arc`.
+#[derive(Debug)]
+pub struct Engine {
+    issuer: String,
+    auth_prefix: Box<str>,
+    pvk: Option<[u8; 16]>,
+    retention_ms: i64,
+    products: Vec<Product>,
+    accounts: Vec<AccountDef>,
+    cards: Vec<Card>,
+    /// Card number and what a decision needs of the card, by PAN.
+    by_pan: HashMap<Pan, (u32, CardRef), KeyedState>,
+    /// Next event sequence number (starts at 1; 0 means "nothing applied").
+    seq: AtomicU64,
+    fingerprint: u32,
+}
+
+/// A journal that accepts everything and stores nothing, for [`Engine::process`] and tests.
+pub fn no_journal(_: &LedgerEvent) -> Result<(), Infallible> {
+    Ok(())
+}
+
+impl Engine {
+    /// Builds the engine from a valid issuer file (validating it first).
+    pub fn from_file(file: &IssuerFile) -> Result<Engine, ConfigError> {
+        file.validate().map_err(ConfigError::Invalid)?;
+        let invalid = |key: &str, message: &str| {
+            ConfigError::Invalid(vec![Problem {
+                file: file.origin.clone(),
+                key: key.to_owned(),
+                message: message.to_owned(),
+            }])
+        };
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(file.issuer.id.as_bytes());
+        let retention_ms = i64::from(file.ledger.idempotency_window_h) * MS_PER_HOUR;
+        crc.update(&retention_ms.to_le_bytes());
+
+        let mut products = Vec::with_capacity(file.products.len());
+        let mut product_ix = HashMap::new();
+        for (i, p) in file.products.iter().enumerate() {
+            let key = format!("product[{i}]");
+            let currency = parse_currency(&p.currency).ok_or_else(|| invalid(&key, "currency"))?;
+            let amount = |text: &Option<String>| -> Result<Option<i64>, ConfigError> {
+                text.as_deref()
+                    .map(|t| Amount::parse_major(t, currency).map(Amount::minor))
+                    .transpose()
+                    .map_err(|_| invalid(&key, "amount"))
+            };
+            let daily =
+                |d: &Option<super::config::DailyLimitEntry>| -> Result<DailyLimit, ConfigError> {
+                    Ok(match d {
+                        Some(d) => DailyLimit {
+                            amount: amount(&d.amount)?,
+                            count: d.count,
+                        },
+                        None => DailyLimit::default(),
+                    })
+                };
+            let mut blocked_mcc = p.blocked_mcc.clone();
+            blocked_mcc.sort_unstable();
+            products.push(Product {
+                kind: p.kind,
+                currency,
+                hold_expiry_ms: i64::from(p.hold_expiry_h) * MS_PER_HOUR,
+                tolerance_pct: parse_pct(&p.completion_tolerance_pct)
+                    .ok_or_else(|| invalid(&key, "completion_tolerance_pct"))?,
+                pin_tries_max: p.pin_tries_max,
+                blocked_mcc,
+                cash_allowed: p.cash_allowed,
+                partial_approval: p.partial_approval.unwrap_or(p.kind == ProductKind::Prepaid),
+                max_balance: amount(&p.max_balance)?,
+                velocity_per_hour: p.velocity_per_hour,
+                daily: [daily(&p.daily_cash)?, daily(&p.daily_purchase)?],
+            });
+            product_ix.insert(p.id.as_str(), u32::try_from(i).unwrap_or(u32::MAX));
+            crc.update(p.id.as_bytes());
+            crc.update(&[p.kind as u8]);
+        }
+
+        let mut accounts = Vec::with_capacity(file.accounts.len());
+        let mut account_ix = HashMap::with_capacity(file.accounts.len());
+        let mut balances = Vec::with_capacity(file.accounts.len());
+        for (i, a) in file.accounts.iter().enumerate() {
+            let key = format!("account[{i}]");
+            let &pi = product_ix
+                .get(a.product.as_str())
+                .ok_or_else(|| invalid(&key, "product"))?;
+            let p = &products[pi as usize];
+            let c = p.currency;
+            let amount = |text: &Option<String>| -> Result<Option<i64>, ConfigError> {
+                text.as_deref()
+                    .map(|t| Amount::parse_major(t, c).map(Amount::minor))
+                    .transpose()
+                    .map_err(|_| invalid(&key, "amount"))
+            };
+            let balance = amount(&a.balance)?.unwrap_or(0);
+            let (line, posted, cash_limit) = match p.kind {
+                ProductKind::Credit => {
+                    let limit = amount(&a.credit_limit)?.unwrap_or(0);
+                    let over = parse_pct(&file.products[pi as usize].over_limit_pct)
+                        .and_then(|pct| pct_of(limit, pct))
+                        .ok_or_else(|| invalid(&key, "over_limit_pct"))?;
+                    let cash = amount(&a.cash_limit)?.unwrap_or(limit);
+                    // The configured balance of a credit account is what is owed.
+                    (limit.saturating_add(over), -balance, Some(cash))
+                }
+                ProductKind::Debit => (amount(&a.overdraft)?.unwrap_or(0), balance, None),
+                ProductKind::Prepaid => (0, balance, None),
+            };
+            accounts.push(AccountDef {
+                state: Mutex::new(AccountState::default()),
+                id: a.id.as_str().into(),
+                product: pi,
+                line,
+                cash_limit,
+            });
+            balances.push(posted);
+            let n = u32::try_from(i).map_err(|_| invalid(&key, "too many accounts"))?;
+            account_ix.insert(a.id.as_str(), n);
+            crc.update(a.id.as_bytes());
+            crc.update(&pi.to_le_bytes());
+        }
+
+        let mut cards = Vec::with_capacity(file.cards.len());
+        let mut by_pan =
+            HashMap::with_capacity_and_hasher(file.cards.len(), KeyedState::default());
+        let mut statuses: Vec<Vec<CardStatus>> = vec![Vec::new(); accounts.len()];
+        for (i, c) in file.cards.iter().enumerate() {
+            let key = format!("card[{i}]");
+            let pan = Pan::parse(c.pan.as_bytes()).map_err(|_| invalid(&key, "pan"))?;
+            let &account = account_ix
+                .get(c.account.as_str())
+                .ok_or_else(|| invalid(&key, "account"))?;
+            let on_account = &mut statuses[account as usize];
+            let slot = u16::try_from(on_account.len()).map_err(|_| invalid(&key, "slot"))?;
+            on_account.push(c.status);
+            let pvv = match &c.pvv {
+                Some(p) => {
+                    Some(<[u8; 4]>::try_from(p.as_bytes()).map_err(|_| invalid(&key, "pvv"))?)
+                }
+                None => None,
+            };
+            let n = u32::try_from(i).map_err(|_| invalid(&key, "too many cards"))?;
+            let expiry =
+                Expiry::from_field(c.expiry.as_bytes()).map_err(|_| invalid(&key, "expiry"))?;
+            by_pan.insert(
+                pan,
+                (
+                    n,
+                    CardRef {
+                        account,
+                        slot,
+                        expiry,
+                    },
+                ),
+            );
+            cards.push(Card {
+                pan,
+                account,
+                slot,
+                expiry,
+                pvki: c.pvki.unwrap_or(0),
+                pvv,
+            });
+            crc.update(pan.expose_digits());
+            crc.update(&account.to_le_bytes());
+        }
+
+        for ((account, posted), cards) in accounts.iter_mut().zip(balances).zip(statuses) {
+            account.state = Mutex::new(AccountState::new(posted, cards));
+        }
+        let pvk = file.security.pvk.as_deref().and_then(parse_pvk);
+        let prefix = &file.issuer.auth_code_prefix;
+        debug_assert!(prefix.len() <= AUTH_PREFIX_MAX);
+        Ok(Engine {
+            issuer: file.issuer.id.clone(),
+            auth_prefix: prefix.as_str().into(),
+            pvk,
+            retention_ms,
+            products,
+            accounts,
+            cards,
+            by_pan,
+            seq: AtomicU64::new(1),
+            fingerprint: crc.finalize(),
+        })
+    }
+
+    /// The issuer id.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// CRC-32 of the issuer id, the retention, and the positions of products, accounts and cards:
+    /// events and snapshots are only valid on an engine with the same fingerprint.
+    pub fn fingerprint(&self) -> u32 {
+        self.fingerprint
+    }
+
+    /// The id of account number `account_no` (as in events).
+    pub fn account_id(&self, account_no: u32) -> Option<&str> {
+        self.accounts.get(account_no as usize).map(|a| &*a.id)
+    }
+
+    /// Number of cards.
+    pub fn card_count(&self) -> usize {
+        self.cards.len()
+    }
+
+    /// The card's fixed data.
+    pub fn card(&self, pan: &Pan) -> Option<&Card> {
+        self.by_pan.get(pan).map(|&(i, _)| &self.cards[i as usize])
+    }
+
+    /// Decides `req` at `now` on `business_date` and applies the change, without a journal:
+    /// the caller journals [`Outcome::event`] itself (or does not need to: simulators, benches).
+    /// If the caller's journal write can fail, use [`Engine::process_with`], which journals before
+    /// the change is applied.
+    pub fn process(
+        &self,
+        req: &IssuingRequest,
+        now: NaiveDateTime,
+        business_date: NaiveDate,
+    ) -> Outcome {
+        self.process_with(req, now, business_date, no_journal)
+    }
+
+    /// Decides `req`, passes the event to `journal` under the account's lock, and applies it
+    /// only if the journal accepted it; otherwise nothing changes and the answer is 96.
+    ///
+    /// A retry (same key, same request) gets the first answer with `duplicate` set and no event.
+    /// A different request reusing a key is declined 94 and not recorded. An unknown card is 14.
+    pub fn process_with<E>(
+        &self,
+        req: &IssuingRequest,
+        now: NaiveDateTime,
+        business_date: NaiveDate,
+        journal: impl FnOnce(&LedgerEvent) -> Result<(), E>,
+    ) -> Outcome {
+        let Some(&(_, card)) = self.by_pan.get(&req.pan) else {
+            return Outcome::declined(Decline::InvalidCardNumber);
+        };
+        let account_no = card.account;
+        let account = &self.accounts[account_no as usize];
+        let product = &self.products[account.product as usize];
+        let Ok(mut st) = self.lock(account_no) else {
+            return Outcome::declined(Decline::SystemMalfunction);
+        };
+        let tag = tag_of(req);
+
+        if let Some(record) = st.records.get(&req.key) {
+            if record.tag == tag || record.entry == Entry::Tombstone {
+                return Outcome {
+                    result: self.result_of(record, product),
+                    balances: Some(self.balances_of(record.available, record.ledger, req, product)),
+                    event: None,
+                    duplicate: true,
+                };
+            }
+            return Outcome::declined(Decline::DuplicateTransmission);
+        }
+
+        let now_ms = now.and_utc().timestamp_millis();
+        let (expired, released, cash_released) = st.due_holds(now_ms);
+        let ctx = Ctx {
+            product,
+            account,
+            expiry: card.expiry,
+            slot: card.slot,
+            st: &st,
+            req,
+            now: now_ms,
+            date: business_date,
+            day: business_date.num_days_from_ce(),
+            expired: &expired,
+            held: st.held.saturating_sub(released),
+            cash_held: st.cash_held.saturating_sub(cash_released),
+        };
+        let decision = rules::decide(&ctx);
+        let event = LedgerEvent {
+            seq: self.seq.fetch_add(1, Ordering::Relaxed),
+            at: now_ms,
+            account: account_no,
+            change: Change::Request(RequestChange {
+                key: req.key,
+                card: card.slot,
+                tag,
+                answer: decision.answer,
+                expired,
+                pin: decision.pin,
+                effect: decision.effect,
+                counted: decision.counted,
+            }),
+        };
+        if journal(&event).is_err() {
+            tracing::error!(issuer = %self.issuer, seq = event.seq, "ledger journal write failed; request answered 96");
+            return Outcome::declined(Decline::SystemMalfunction);
+        }
+        if let Err(e) = st.apply(&self.apply_ctx(account, product), &event) {
+            debug_assert!(false, "engine produced an event it cannot apply: {e}");
+            tracing::error!(issuer = %self.issuer, seq = event.seq, error = %e, "ledger refused the engine's own event; answered 96");
+            return Outcome::declined(Decline::SystemMalfunction);
+        }
+        let Some(record) = st.records.get(&req.key) else {
+            return Outcome::declined(Decline::SystemMalfunction);
+        };
+        Outcome {
+            result: self.result_of(record, product),
+            balances: Some(self.balances_of(record.available, record.ledger, req, product)),
+            event: Some(event),
+            duplicate: false,
+        }
+    }
+
+    /// Applies a journaled event (replay). Events an account already has are skipped, so a
+    /// journal may be replayed over a snapshot taken at any point.
+    pub fn apply(&self, event: &LedgerEvent) -> Result<Applied, LedgerError> {
+        let account = self
+            .accounts
+            .get(event.account as usize)
+            .ok_or(LedgerError::UnknownAccount(event.account))?;
+        let product = &self.products[account.product as usize];
+        let mut st = self.lock(event.account)?;
+        if event.seq <= st.last_seq {
+            return Ok(Applied::AlreadyApplied);
+        }
+        st.apply(&self.apply_ctx(account, product), event)?;
+        self.seq
+            .fetch_max(event.seq.saturating_add(1), Ordering::Relaxed);
+        Ok(Applied::Applied)
+    }
+
+    /// Applies a whole journal in sequence order (the order of a journal written by concurrent
+    /// callers of [`Engine::process`] may differ from it); returns how many were applied.
+    pub fn replay(
+        &self,
+        events: impl IntoIterator<Item = LedgerEvent>,
+    ) -> Result<usize, LedgerError> {
+        let mut events: Vec<LedgerEvent> = events.into_iter().collect();
+        events.sort_by_key(|e| e.seq);
+        let mut applied = 0;
+        for e in &events {
+            if self.apply(e)? == Applied::Applied {
+                applied += 1;
+            }
+        }
+        Ok(applied)
+    }
+
+    /// Releases every hold due at `now` and forgets records older than the idempotency window,
+    /// on every account. Each account with something to do gives one event, journaled by
+    /// `journal` before it is applied; an account whose event the journal refuses is left as it
+    /// was (and its holds are released by its next request, or the next sweep).
+    pub fn sweep<E>(
+        &self,
+        now: NaiveDateTime,
+        mut journal: impl FnMut(&LedgerEvent) -> Result<(), E>,
+    ) -> Vec<LedgerEvent> {
+        let now_ms = now.and_utc().timestamp_millis();
+        let mut out = Vec::new();
+        for (i, account) in self.accounts.iter().enumerate() {
+            let Ok(n) = u32::try_from(i) else { break };
+            let Ok(mut st) = self.lock(n) else { continue };
+            let (expired, _, _) = st.due_holds(now_ms);
+            if expired.is_empty() && !st.has_prunable(now_ms, self.retention_ms) {
+                continue;
+            }
+            let event = LedgerEvent {
+                seq: self.seq.fetch_add(1, Ordering::Relaxed),
+                at: now_ms,
+                account: n,
+                change: Change::Sweep { expired },
+            };
+            if journal(&event).is_err() {
+                continue;
+            }
+            let product = &self.products[account.product as usize];
+            if let Err(e) = st.apply(&self.apply_ctx(account, product), &event) {
+                debug_assert!(false, "sweep event refused: {e}");
+                continue;
+            }
+            out.push(event);
+        }
+        out
+    }
+
+    /// Resets the card's wrong-PIN count (unblocks a card answered 75).
+    pub fn reset_pin_tries<E>(
+        &self,
+        pan: &Pan,
+        now: NaiveDateTime,
+        journal: impl FnOnce(&LedgerEvent) -> Result<(), E>,
+    ) -> Result<LedgerEvent, Decline> {
+        self.maintain(pan, now, journal, |slot| Change::PinReset { card: slot })
+    }
+
+    /// Changes the card's status (report lost or stolen, restrict, close, reactivate).
+    pub fn set_card_status<E>(
+        &self,
+        pan: &Pan,
+        status: CardStatus,
+        now: NaiveDateTime,
+        journal: impl FnOnce(&LedgerEvent) -> Result<(), E>,
+    ) -> Result<LedgerEvent, Decline> {
+        self.maintain(pan, now, journal, |slot| Change::Status {
+            card: slot,
+            status,
+        })
+    }
+
+    fn maintain<E>(
+        &self,
+        pan: &Pan,
+        now: NaiveDateTime,
+        journal: impl FnOnce(&LedgerEvent) -> Result<(), E>,
+        change: impl FnOnce(u16) -> Change,
+    ) -> Result<LedgerEvent, Decline> {
+        let card = self.card(pan).ok_or(Decline::InvalidCardNumber)?;
+        let account = &self.accounts[card.account as usize];
+        let product = &self.products[account.product as usize];
+        let mut st = self
+            .lock(card.account)
+            .map_err(|_| Decline::SystemMalfunction)?;
+        let event = LedgerEvent {
+            seq: self.seq.fetch_add(1, Ordering::Relaxed),
+            at: now.and_utc().timestamp_millis(),
+            account: card.account,
+            change: change(card.slot),
+        };
+        journal(&event).map_err(|_| Decline::SystemMalfunction)?;
+        st.apply(&self.apply_ctx(account, product), &event)
+            .map_err(|_| Decline::SystemMalfunction)?;
+        Ok(event)
+    }
+
+    /// The card's current status.
+    pub fn card_status(&self, pan: &Pan) -> Option<CardStatus> {
+        let card = self.card(pan)?;
+        let st = self.lock(card.account).ok()?;
+        st.cards.get(usize::from(card.slot)).map(|c| c.status)
+    }
+
+    /// The card account's balances now (holds due but not yet swept still count).
+    pub fn balances(&self, pan: &Pan) -> Option<Balances> {
+        let card = self.card(pan)?;
+        let account = &self.accounts[card.account as usize];
+        let product = &self.products[account.product as usize];
+        let st = self.lock(card.account).ok()?;
+        let available = st.available_with(st.held, account.line)?;
+        Some(Balances {
+            account_type: default_account_type(product),
+            available: Amount::new(available, product.currency),
+            ledger: Amount::new(st.posted, product.currency),
+        })
+    }
+
+    /// The card account's ledger in detail.
+    pub fn ledger(&self, pan: &Pan) -> Option<LedgerView> {
+        let card = self.card(pan)?;
+        let account = &self.accounts[card.account as usize];
+        let c = self.products[account.product as usize].currency;
+        let st = self.lock(card.account).ok()?;
+        Some(LedgerView {
+            posted: Amount::new(st.posted, c),
+            held: Amount::new(st.held, c),
+            available: Amount::new(st.available_with(st.held, account.line)?, c),
+            cash_posted: Amount::new(st.cash_posted, c),
+            open_holds: st.expiries.len(),
+        })
+    }
+
+    /// Checks every account's full invariants (held equals the open holds, indexes agree).
+    pub fn check_invariants(&self) -> Result<(), LedgerError> {
+        for i in 0..self.accounts.len() {
+            let n = u32::try_from(i).map_err(|_| LedgerError::UnknownAccount(u32::MAX))?;
+            self.lock(n)?.check()?;
+        }
+        Ok(())
+    }
+
+    /// Checks a clear PIN against the card's PVV with the issuer's PVK: [`PinCheck::Verified`]
+    /// or [`PinCheck::Wrong`] (also for an unknown card, a card without PVV, or no PVK).
+    pub fn verify_pin(&self, pan: &Pan, pin: &str) -> PinCheck {
+        match (self.pvk.as_ref(), self.card(pan)) {
+            (Some(pvk), Some(card)) if verify_clear_pin(pvk, card, pin) => PinCheck::Verified,
+            _ => PinCheck::Wrong,
+        }
+    }
+
+    /// Checks a clear (already decrypted) ISO 9564 format 0 PIN block; see
+    /// [`Engine::verify_pin`]. A block that does not decode for this PAN is wrong.
+    pub fn verify_pin_block(&self, pan: &Pan, clear_block: &[u8; 8]) -> PinCheck {
+        match ClearPin::from_iso0_block(clear_block, pan) {
+            Some(pin) => self.verify_pin(pan, pin.expose_str()),
+            None => PinCheck::Wrong,
+        }
+    }
+
+    /// Every account's ledger, for a checkpoint. Accounts are copied one at a time while
+    /// requests keep running; replaying the journal over it skips what it already holds.
+    pub fn snapshot(&self) -> Snapshot {
+        let accounts = self
+            .accounts
+            .iter()
+            .map(|a| match a.state.lock() {
+                Ok(st) => st.to_snapshot(),
+                Err(p) => p.into_inner().to_snapshot(),
+            })
+            .collect();
+        Snapshot {
+            issuer: self.issuer.clone(),
+            fingerprint: self.fingerprint,
+            next_seq: self.seq.load(Ordering::Relaxed),
+            accounts,
+        }
+    }
+
+    /// Replaces every account's ledger with the snapshot's, after checking it fits this engine
+    /// and every invariant holds (nothing is replaced otherwise). Meant for start-up, before
+    /// requests are served.
+    pub fn restore(&self, snapshot: &Snapshot) -> Result<(), RestoreError> {
+        if snapshot.fingerprint != self.fingerprint || snapshot.accounts.len() != self.accounts.len()
+        {
+            return Err(RestoreError::WrongFile {
+                issuer: snapshot.issuer.clone(),
+                found: snapshot.fingerprint,
+                expected: self.fingerprint,
+            });
+        }
+        let mut fresh = Vec::with_capacity(snapshot.accounts.len());
+        for (i, (a, def)) in snapshot.accounts.iter().zip(&self.accounts).enumerate() {
+            let m = &def.state;
+            let account = u32::try_from(i).unwrap_or(u32::MAX);
+            let st = AccountState::from_snapshot(a)
+                .map_err(|source| RestoreError::Ledger { account, source })?;
+            let cards = match m.lock() {
+                Ok(cur) => cur.cards.len(),
+                Err(p) => p.into_inner().cards.len(),
+            };
+            if st.cards.len() != cards {
+                return Err(RestoreError::Ledger {
+                    account,
+                    source: LedgerError::Inconsistent("card count differs from the issuer file"),
+                });
+            }
+            fresh.push(st);
+        }
+        for (st, def) in fresh.into_iter().zip(&self.accounts) {
+            match def.state.lock() {
+                Ok(mut cur) => *cur = st,
+                Err(p) => *p.into_inner() = st,
+            }
+        }
+        self.seq
+            .fetch_max(snapshot.next_seq.max(1), Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn lock(&self, account: u32) -> Result<MutexGuard<'_, AccountState>, LedgerError> {
+        self.accounts
+            .get(account as usize)
+            .ok_or(LedgerError::UnknownAccount(account))?
+            .state
+            .lock()
+            .map_err(|_| LedgerError::Poisoned)
+    }
+
+    fn apply_ctx(&self, account: &AccountDef, product: &Product) -> ApplyCtx {
+        ApplyCtx {
+            line: account.line,
+            velocity: product.velocity_per_hour,
+            retention_ms: self.retention_ms,
+        }
+    }
+
+    fn result_of(&self, record: &Record, product: &Product) -> Result<Approval, Decline> {
+        match record.answer {
+            Answer::Approved { amount, partial } => Ok(Approval {
+                code: if partial {
+                    ResponseCode::ApprovedPartial
+                } else {
+                    ResponseCode::Approved
+                },
+                approved: Amount::new(amount, product.currency),
+                auth_code: self
+                    .auth_code(record.seq)
+                    .ok_or(Decline::SystemMalfunction)?,
+            }),
+            Answer::Declined(d) => Err(d),
+        }
+    }
+
+    fn balances_of(
+        &self,
+        available: i64,
+        ledger: i64,
+        req: &IssuingRequest,
+        product: &Product,
+    ) -> Balances {
+        let from = req.processing_code.from;
+        Balances {
+            account_type: if from == AccountType::Default {
+                default_account_type(product)
+            } else {
+                from.code()
+            },
+            available: Amount::new(available, product.currency),
+            ledger: Amount::new(ledger, product.currency),
+        }
+    }
+
+    /// Issuer prefix, then `seq` in base 36 (upper case), zero-padded to six characters; the
+    /// counter wraps after 36^(6 - prefix length) codes.
+    fn auth_code(&self, seq: u64) -> Option<AuthCode> {
+        const DIGITS: &[u8; 36] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+        let mut out = [b'0'; 6];
+        let prefix = self.auth_prefix.as_bytes();
+        let p = prefix.len().min(AUTH_PREFIX_MAX);
+        out[..p].copy_from_slice(&prefix[..p]);
+        let mut n = seq;
+        for slot in out[p..].iter_mut().rev() {
+            // `n % 36` is below 36.
+            *slot = DIGITS[(n % 36) as usize];
+            n /= 36;
+        }
+        AuthCode::from_field(&out).ok()
+    }
+}
+
+fn default_account_type(product: &Product) -> u8 {
+    match product.kind {
+        ProductKind::Credit => AccountType::Credit.code(),
+        ProductKind::Debit | ProductKind::Prepaid => AccountType::Default.code(),
+    }
+}
+
+/// What tells a retry from another request under the same key.
+fn tag_of(req: &IssuingRequest) -> RequestTag {
+    RequestTag {
+        kind: match req.kind {
+            RequestKind::Authorization => 0,
+            RequestKind::Financial => 1,
+            RequestKind::Completion { .. } => 2,
+            RequestKind::Reversal { .. } => 3,
+            RequestKind::Advice { financial: false } => 4,
+            RequestKind::Advice { financial: true } => 5,
+        },
+        txn: req.processing_code.txn.code(),
+        amount: req.amount.map_or(0, Amount::minor),
+    }
+}

@@ -1,0 +1,257 @@
+//! [`LedgerEvent`]: the one record of a change to an issuer's ledger, journaled by the caller
+//! before the answer and replayed by [`super::Engine::apply`] after a restart.
+//!
+//! Owns the event's shape and serialisation. It leaves *deciding* what an event says to
+//! [`super::rules`] and *applying* it to [`super::ledger`], the only code that mutates an
+//! account: the engine's own `process` applies through the same function, so a replay reaches
+//! exactly the balances the original run reached.
+//!
+//! Why events carry account and card *numbers* rather than PANs: the journal must not hold a
+//! PAN in clear, and the numbers are small. They are positions in the issuer file, so events are
+//! valid only against the file they were made with; [`super::Engine::fingerprint`] identifies
+//! it, and the caller stores it beside the journal. Why explicit amounts and deltas: `apply` must
+//! not re-run rules (rules read `now`, limits and PIN outcomes that a replay does not have), so
+//! every number it needs is in the event, and it only checks that the numbers are consistent.
+//!
+//! The encoding is plain serde with no self-describing tricks, so it works with postcard (the
+//! journal's encoding) as well as with text formats.
+
+use serde::{Deserialize, Serialize};
+
+use super::config::CardStatus;
+use super::request::IdemKey;
+use crate::domain::Decline;
+
+/// One change to one account, in the order the engine applied it.
+///
+/// Opaque on purpose: store it ([`LedgerEvent::encode`] or any serde format), replay it, read its
+/// sequence number and time. `seq` grows by one per event over the whole engine (gaps appear
+/// when a journal write fails); within one account it grows in the order changes were applied.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerEvent {
+    pub(crate) seq: u64,
+    /// Time of the change, Unix milliseconds UTC (the injected `now`).
+    pub(crate) at: i64,
+    /// Account number: position of the account in the issuer file.
+    pub(crate) account: u32,
+    pub(crate) change: Change,
+}
+
+impl LedgerEvent {
+    /// The engine-wide sequence number; authorization codes derive from it.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// When the change happened, Unix milliseconds UTC.
+    pub fn at_ms(&self) -> i64 {
+        self.at
+    }
+
+    /// The account number (position in the issuer file) the event changes.
+    pub fn account_no(&self) -> u32 {
+        self.account
+    }
+
+    /// The compact binary form (postcard) for the journal's `Ledger` record.
+    pub fn encode(&self) -> Result<Vec<u8>, postcard::Error> {
+        postcard::to_allocvec(self)
+    }
+
+    /// Reads [`LedgerEvent::encode`]'s output.
+    pub fn decode(bytes: &[u8]) -> Result<LedgerEvent, postcard::Error> {
+        postcard::from_bytes(bytes)
+    }
+}
+
+/// What changed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Change {
+    /// A request was decided (approved or declined: both are remembered for retries).
+    Request(RequestChange),
+    /// Holds released by the periodic sweep (plus pruning of old records, which `apply`
+    /// derives from the event's time).
+    Sweep { expired: Vec<IdemKey> },
+    /// The card's wrong-PIN count was reset (unblocks a card blocked with 75).
+    PinReset { card: u16 },
+    /// The card's status changed (maintenance: lost, stolen, restricted, closed, active).
+    Status { card: u16, status: CardStatus },
+}
+
+/// A decided request and everything it changes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RequestChange {
+    pub key: IdemKey,
+    /// Card slot within the account (position among the account's cards in the file).
+    pub card: u16,
+    pub tag: RequestTag,
+    pub answer: Answer,
+    /// Holds that expired before the request was decided, released first.
+    pub expired: Vec<IdemKey>,
+    pub pin: PinEffect,
+    pub effect: Effect,
+    /// Added to the card's daily counters and velocity window.
+    pub counted: Option<Counted>,
+}
+
+/// What a request was, to tell a retry (same tag) from a different request reusing a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RequestTag {
+    /// 0 authorization, 1 financial, 2 completion, 3 reversal, 4 advice (hold), 5 advice (post).
+    pub kind: u8,
+    /// Processing code transaction type (first two digits).
+    pub txn: u8,
+    /// Field 4 in minor units, 0 when absent.
+    pub amount: i64,
+}
+
+/// The answer given, replayed to retries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Answer {
+    /// `amount`: approved (held, posted, captured, released or reversed) minor units.
+    Approved {
+        amount: i64,
+        partial: bool,
+    },
+    Declined(#[serde(with = "decline_name")] Decline),
+}
+
+/// What the request did to the card's PIN try count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum PinEffect {
+    Unchanged,
+    /// A verified PIN: the count goes back to 0.
+    Reset,
+    /// A wrong PIN: the count goes up by one.
+    Failed,
+}
+
+/// The money movement. All amounts are minor units of the account's currency; `delta` is signed
+/// from the cardholder's side (negative debits the account), `cash_delta` moves the credit
+/// account's outstanding cash advances.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Effect {
+    None,
+    /// Place a hold of `amount` until `expires_at` (Unix ms).
+    Hold {
+        amount: i64,
+        cash: bool,
+        expires_at: i64,
+    },
+    /// Post at once.
+    Post {
+        delta: i64,
+        cash_delta: i64,
+    },
+    /// Post `amount` against the hold of `original` and release the whole hold.
+    Capture {
+        original: IdemKey,
+        amount: i64,
+        cash_delta: i64,
+    },
+    /// Reduce the hold of `original` to `remaining` (0 voids it).
+    Void {
+        original: IdemKey,
+        remaining: i64,
+    },
+    /// Reduce the posting of `original` to `remaining` (absolute), moving cash by `cash_delta`.
+    Unpost {
+        original: IdemKey,
+        remaining: i64,
+        cash_delta: i64,
+    },
+    /// A reversal arrived before its original: remember the original's key so that the
+    /// original, if it ever arrives, is declined rather than holding money nobody will release.
+    Tombstone {
+        original: IdemKey,
+    },
+}
+
+/// Daily channel of a debit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub(crate) enum Channel {
+    /// Processing code 01.
+    Cash,
+    /// Processing codes 00 and 09.
+    Purchase,
+}
+
+impl Channel {
+    pub(crate) const fn index(self) -> usize {
+        match self {
+            Channel::Cash => 0,
+            Channel::Purchase => 1,
+        }
+    }
+}
+
+/// What a debit added to its card's counters: `amount` on `channel` for business day `day`
+/// (days since 0001-01-01), and one transaction in the velocity window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Counted {
+    pub channel: Channel,
+    pub day: i32,
+    pub amount: i64,
+}
+
+/// Every decline, for reading its stored name back. Declines are stored by
+/// [`Decline::name`], which is stable, rather than by position, which is not.
+const DECLINES: &[Decline] = &[
+    Decline::UnknownAcquirer,
+    Decline::FormatError,
+    Decline::InvalidTransaction,
+    Decline::InvalidAmount,
+    Decline::InvalidCardNumber,
+    Decline::NoSuchIssuer,
+    Decline::ExpiredCard,
+    Decline::IssuerUnavailable,
+    Decline::OriginalNotFound,
+    Decline::SecurityViolation,
+    Decline::SystemMalfunction,
+    Decline::DoNotHonour,
+    Decline::LostCard,
+    Decline::StolenCard,
+    Decline::RestrictedCard,
+    Decline::NotPermittedToCardholder,
+    Decline::NotPermittedToTerminal,
+    Decline::InsufficientFunds,
+    Decline::ExceedsAmountLimit,
+    Decline::ExceedsFrequencyLimit,
+    Decline::IncorrectPin,
+    Decline::PinTriesExceeded,
+    Decline::DuplicateTransmission,
+];
+
+mod decline_name {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::DECLINES;
+    use crate::domain::Decline;
+
+    pub fn serialize<S: Serializer>(d: &Decline, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(d.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decline, D::Error> {
+        let name = String::deserialize(d)?;
+        DECLINES
+            .iter()
+            .copied()
+            .find(|x| x.name() == name)
+            .ok_or_else(|| serde::de::Error::custom("unknown decline name"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declines_round_trip_by_name() {
+        for &d in DECLINES {
+            let a = Answer::Declined(d);
+            let bytes = postcard::to_allocvec(&a).unwrap();
+            assert_eq!(postcard::from_bytes::<Answer>(&bytes).unwrap(), a);
+        }
+    }
+}

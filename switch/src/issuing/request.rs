@@ -1,0 +1,299 @@
+//! What the issuing engine is asked: [`IssuingRequest`], its [`RequestKind`], the idempotency key
+//! [`IdemKey`] and the outcome of the PIN check [`PinCheck`].
+//!
+//! Owns the engine's input vocabulary and the adapters from the typed ISO 8583 views
+//! ([`IssuingRequest::from_authorization`], [`IssuingRequest::from_reversal`]). It leaves field
+//! validation to [`crate::iso8583::views`] (a request that reaches here is well formed) and every
+//! rule to [`super::rules`].
+//!
+//! Why a separate request type instead of the views: the engine also runs inside the issuer
+//! simulator and as stand-in, where requests do not come from a decoded message, and it must not
+//! see what it has no business with (PIN blocks, track data). The PIN arrives only as the outcome
+//! of a check made by whoever holds the keys.
+
+use core::fmt;
+use core::hash::{Hash, Hasher};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::domain::{
+    AcquirerId, Amount, Currency, Decline, Expiry, Mti, Pan, ProcessingCode, Stan, TerminalId,
+    TransmissionDateTime,
+};
+use crate::iso8583::views::{AuthorizationRequest, OriginalData, ReversalRequest};
+
+/// The idempotency key of a request: acquirer (field 32), terminal (41), STAN (11) and
+/// transmission date and time (7). A retry carries the same key and gets the first answer.
+///
+/// Reversals and completions name their original by field 90, which carries the acquirer, STAN
+/// and transmission time but not the terminal; the adapters take the terminal from the reversal
+/// or completion itself, since both come from the terminal that sent the original.
+///
+/// Not card data, so `Debug` and `Display` show it in clear: `100001/000042/1125221800/TERM0001`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct IdemKey {
+    acquirer: AcquirerId,
+    stan: Stan,
+    transmission: TransmissionDateTime,
+    terminal: TerminalId,
+}
+
+impl IdemKey {
+    /// The key of a request from its four parts.
+    pub const fn new(
+        acquirer: AcquirerId,
+        terminal: TerminalId,
+        stan: Stan,
+        transmission: TransmissionDateTime,
+    ) -> IdemKey {
+        IdemKey {
+            acquirer,
+            stan,
+            transmission,
+            terminal,
+        }
+    }
+
+    /// The key of the original a reversal or completion refers to: field 90 plus the terminal of
+    /// the reversal or completion.
+    pub const fn of_original(original: &OriginalData, terminal: TerminalId) -> IdemKey {
+        IdemKey::new(
+            original.acquirer,
+            terminal,
+            original.stan,
+            original.transmission,
+        )
+    }
+
+    /// Field 32.
+    pub const fn acquirer(&self) -> AcquirerId {
+        self.acquirer
+    }
+
+    /// Field 41.
+    pub const fn terminal(&self) -> TerminalId {
+        self.terminal
+    }
+
+    /// Field 11.
+    pub const fn stan(&self) -> Stan {
+        self.stan
+    }
+
+    /// Field 7.
+    pub const fn transmission(&self) -> TransmissionDateTime {
+        self.transmission
+    }
+
+    /// Parses the `Display` form. The terminal comes last because it is `ans` and may itself
+    /// contain `/`; the other three parts are digits.
+    pub fn parse(text: &str) -> Option<IdemKey> {
+        let mut parts = text.splitn(4, '/');
+        let acquirer = AcquirerId::parse(parts.next()?).ok()?;
+        let stan = Stan::from_field(parts.next()?.as_bytes()).ok()?;
+        let transmission = TransmissionDateTime::from_field(parts.next()?.as_bytes()).ok()?;
+        let terminal = TerminalId::from_field(parts.next()?.as_bytes()).ok()?;
+        Some(IdemKey::new(acquirer, terminal, stan, transmission))
+    }
+}
+
+/// Hashes the four parts as one 34-byte string (five words for the engine's hasher) rather than
+/// field by field: consistent with the derived `Eq`, since every part is fixed-size or
+/// zero-padded with its length.
+impl Hash for IdemKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let mut buf = [0u8; 34];
+        let a = self.acquirer.as_bytes();
+        let n = a.len().min(11);
+        buf[..n].copy_from_slice(&a[..n]);
+        // At most 11.
+        buf[11] = n as u8;
+        buf[12..16].copy_from_slice(&self.stan.value().to_le_bytes());
+        buf[16..26].copy_from_slice(self.transmission.as_bytes());
+        buf[26..34].copy_from_slice(self.terminal.as_bytes());
+        state.write(&buf);
+    }
+}
+
+impl fmt::Display for IdemKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}/{}/{}/{}",
+            self.acquirer, self.stan, self.transmission, self.terminal
+        )
+    }
+}
+
+impl fmt::Debug for IdemKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IdemKey({self})")
+    }
+}
+
+/// Serialised as its `Display` string: readable in a snapshot, and a plain string for postcard.
+impl Serialize for IdemKey {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for IdemKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<IdemKey, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        IdemKey::parse(&text).ok_or_else(|| serde::de::Error::custom("malformed idempotency key"))
+    }
+}
+
+/// The outcome of the PIN check, made by whoever can see the PIN (a security module, or
+/// [`super::pin::verify_clear_pin`] in a simulator). The engine owns what follows from it: the
+/// count of wrong tries and the block after too many.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub enum PinCheck {
+    /// No PIN in the request (field 52 absent). Not a verification: the try count is unchanged.
+    #[default]
+    Absent,
+    /// The PIN matched the card's verification data.
+    Verified,
+    /// The PIN did not match.
+    Wrong,
+}
+
+/// What a request asks the ledger to do.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum RequestKind {
+    /// 0100: decide, and on approval place a hold (debits) or post at once (credits: refund 20,
+    /// deposit 21). A balance inquiry (31) changes nothing.
+    Authorization,
+    /// 0200: decide, and on approval post at once.
+    Financial,
+    /// 0220 with field 90: post the hold placed by `original`, possibly for a different amount
+    /// (field 4), and release the rest.
+    Completion {
+        /// The key of the authorization that placed the hold.
+        original: IdemKey,
+    },
+    /// 0400 / 0420: void the hold (or undo the posting) of `original`, in full, or down to
+    /// `replacement` (field 95: what remains).
+    Reversal {
+        /// The key of the request being reversed.
+        original: IdemKey,
+        /// Field 95's actual amount: what remains after the reversal. `None` reverses in full.
+        replacement: Option<Amount>,
+    },
+    /// 0120 / 0220 without field 90: a decision somebody else already made (stand-in) that the
+    /// ledger must record even past limits, funds, status or PIN. Only a wrong currency or
+    /// amount refuses it.
+    Advice {
+        /// `true` posts at once (0220), `false` places a hold (0120).
+        financial: bool,
+    },
+}
+
+/// One request to the issuing engine.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct IssuingRequest {
+    /// What to do with the ledger.
+    pub kind: RequestKind,
+    /// Idempotency key: a second request with this key gets the first answer.
+    pub key: IdemKey,
+    /// Field 2.
+    pub pan: Pan,
+    /// Field 3.
+    pub processing_code: ProcessingCode,
+    /// Field 4; absent only on a balance inquiry.
+    pub amount: Option<Amount>,
+    /// Field 49.
+    pub currency: Currency,
+    /// Field 18, the merchant category code.
+    pub mcc: Option<u16>,
+    /// Field 14, when the acquirer sent it.
+    pub expiry: Option<Expiry>,
+    /// Outcome of the PIN check; [`PinCheck::Absent`] without field 52.
+    pub pin: PinCheck,
+    /// Field 60 = `1`: the terminal accepts an approval for less than asked (answer 10).
+    pub partial_supported: bool,
+}
+
+impl IssuingRequest {
+    /// The request an 0100, 0200, 0120 or 0220 (or repeat) stands for. `pin` is the outcome of
+    /// checking field 52, made by the caller.
+    ///
+    /// 0100 is an [`RequestKind::Authorization`], 0200 a [`RequestKind::Financial`], 0220 with
+    /// field 90 a [`RequestKind::Completion`], 0120 and 0220 without field 90 an
+    /// [`RequestKind::Advice`]. Any other MTI is [`Decline::InvalidTransaction`].
+    pub fn from_authorization(
+        req: &AuthorizationRequest<'_>,
+        pin: PinCheck,
+    ) -> Result<IssuingRequest, Decline> {
+        let kind = match req.mti.original() {
+            Mti::AUTH_REQUEST => RequestKind::Authorization,
+            Mti::FINANCIAL_REQUEST => RequestKind::Financial,
+            Mti::AUTH_ADVICE => RequestKind::Advice { financial: false },
+            Mti::FINANCIAL_ADVICE => match &req.original {
+                Some(original) => RequestKind::Completion {
+                    original: IdemKey::of_original(original, req.terminal),
+                },
+                None => RequestKind::Advice { financial: true },
+            },
+            _ => return Err(Decline::InvalidTransaction),
+        };
+        Ok(IssuingRequest {
+            kind,
+            key: IdemKey::new(req.acquirer, req.terminal, req.stan, req.transmission),
+            pan: req.pan,
+            processing_code: req.processing_code,
+            amount: req.amount,
+            currency: req.currency,
+            mcc: req.mcc,
+            expiry: req.expiry,
+            pin,
+            partial_supported: req.partial_approval_supported,
+        })
+    }
+
+    /// The request an 0400 or 0420 (or repeat) stands for: a reversal of the original named by
+    /// field 90, partial when field 95 is present.
+    pub fn from_reversal(req: &ReversalRequest) -> IssuingRequest {
+        IssuingRequest {
+            kind: RequestKind::Reversal {
+                original: IdemKey::of_original(&req.original, req.terminal),
+                replacement: req.replacement.map(|r| r.transaction),
+            },
+            key: IdemKey::new(req.acquirer, req.terminal, req.stan, req.transmission),
+            pan: req.pan,
+            processing_code: req.processing_code,
+            amount: Some(req.amount),
+            currency: req.amount.currency(),
+            mcc: None,
+            expiry: None,
+            pin: PinCheck::Absent,
+            partial_supported: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> IdemKey {
+        IdemKey::new(
+            AcquirerId::parse("100001").unwrap(),
+            TerminalId::from_field(b"TE/M0001").unwrap(),
+            Stan::new(42).unwrap(),
+            TransmissionDateTime::from_field(b"1125221800").unwrap(),
+        )
+    }
+
+    #[test]
+    fn key_text_round_trip_even_with_a_slash_in_the_terminal() {
+        let k = key();
+        assert_eq!(k.to_string(), "100001/000042/1125221800/TE/M0001");
+        assert_eq!(IdemKey::parse(&k.to_string()), Some(k));
+        assert_eq!(IdemKey::parse("100001/000042/1125221800"), None);
+        assert_eq!(IdemKey::parse("1000x1/000042/1125221800/TERM0001"), None);
+        let bytes = postcard::to_allocvec(&k).unwrap();
+        assert_eq!(postcard::from_bytes::<IdemKey>(&bytes).unwrap(), k);
+    }
+}

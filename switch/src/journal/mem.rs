@@ -1,0 +1,91 @@
+//! [`MemJournal`]: a [`Journal`] that keeps records in memory and completes every append at once.
+//!
+//! For tests and benches of the switch core, where a disk would only add noise and flakiness. It
+//! keeps the contract that matters to callers (LSNs from 1 in append order, `Closed` after
+//! [`Journal::close`]) and nothing about durability, so it must never back a real switch.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use bytes::Bytes;
+
+use super::{AppendTicket, Journal, JournalError, Lsn};
+
+/// An in-memory journal: every record in a vector, each append complete when it returns.
+#[derive(Debug, Default)]
+pub struct MemJournal {
+    records: Mutex<Vec<(Lsn, Bytes)>>,
+    closed: AtomicBool,
+}
+
+impl MemJournal {
+    /// An empty journal; the first append gets LSN 1.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every record appended so far, in LSN order (a clone; payloads share their buffers).
+    pub fn records(&self) -> Vec<(Lsn, Bytes)> {
+        self.lock().clone()
+    }
+
+    /// A panic elsewhere while holding the lock cannot leave the vector half updated (a push is the
+    /// only mutation), so a poisoned lock is still safe to use.
+    fn lock(&self) -> MutexGuard<'_, Vec<(Lsn, Bytes)>> {
+        self.records.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Journal for MemJournal {
+    fn append(&self, payload: Bytes) -> AppendTicket {
+        if self.closed.load(Ordering::Acquire) {
+            return AppendTicket::ready(Err(JournalError::Closed));
+        }
+        let mut records = self.lock();
+        let lsn = records.len() as Lsn + 1;
+        records.push((lsn, payload));
+        AppendTicket::ready(Ok(lsn))
+    }
+
+    fn flush(&self) -> AppendTicket {
+        AppendTicket::ready(Ok(self.lock().len() as Lsn))
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn numbers_records_from_one_and_keeps_them_in_order() {
+        let journal = MemJournal::new();
+        assert_eq!(journal.flush().await.unwrap(), 0);
+        assert_eq!(journal.append(Bytes::from_static(b"a")).await.unwrap(), 1);
+        assert_eq!(journal.append(Bytes::from_static(b"b")).await.unwrap(), 2);
+        assert_eq!(journal.flush().await.unwrap(), 2);
+        assert_eq!(
+            journal.records(),
+            vec![(1, Bytes::from_static(b"a")), (2, Bytes::from_static(b"b"))]
+        );
+    }
+
+    #[tokio::test]
+    async fn refuses_appends_after_close() {
+        let journal = MemJournal::new();
+        journal.append(Bytes::from_static(b"kept")).await.unwrap();
+        journal.close();
+        let refused = journal.append(Bytes::from_static(b"late")).await;
+        assert!(matches!(refused, Err(JournalError::Closed)), "{refused:?}");
+        assert_eq!(journal.records().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn works_behind_the_trait_object() {
+        let journal: std::sync::Arc<dyn Journal> = std::sync::Arc::new(MemJournal::new());
+        assert_eq!(journal.append(Bytes::new()).await.unwrap(), 1);
+    }
+}

@@ -1,0 +1,260 @@
+//! The journal: a durable, append-only log of everything the switch decides, written before an
+//! acquirer is answered.
+//!
+//! # What this module owns
+//!
+//! - The [`Journal`] trait the switch core appends through, and the [`AppendTicket`] it awaits.
+//!   A ticket resolves to the record's [`Lsn`] once the record is durable by the sync policy.
+//! - [`FileJournal`], the embedded default backend: segment files in one directory, one writer
+//!   thread, group commit, crash recovery on open. [`read_all`] reads the same files for offline
+//!   tools (clearing) without touching them.
+//! - [`MemJournal`], an in-memory backend for tests and benches.
+//!
+//! # What it leaves to others
+//!
+//! - What a record *is*. Payloads are opaque [`Bytes`]: the core serialises its typed records and
+//!   rebuilds store-and-forward queues and duplicate windows from [`Recovered::records`]. This
+//!   module never looks inside a payload and never logs one (a payload may carry masked card data);
+//!   it logs sizes, LSNs, segment paths and offsets only.
+//! - Retention. Segments are never deleted here; archiving old segments needs a low-water mark this
+//!   format does not have yet, so recovery insists that the first segment starts at LSN 1.
+//! - Locking the directory against a second process. Two writers on one directory would interleave
+//!   LSNs; the deployment must run one switch per journal directory.
+//!
+//! # On-disk format
+//!
+//! A journal is a directory of segment files named `segment-{first_lsn:020}.log` (the LSN of the
+//! segment's first record, zero-padded so names sort in LSN order). A segment is a plain
+//! concatenation of records, each:
+//!
+//! ```text
+//! offset  size  field
+//!      0     4  payload length, u32 little-endian
+//!      4     4  CRC-32 (IEEE, crc32fast) over the 8 LSN bytes followed by the payload, u32 LE
+//!      8     8  LSN, u64 little-endian
+//!     16     n  payload
+//! ```
+//!
+//! LSNs start at 1 and are contiguous within and across segments. The writer rolls over to a new
+//! segment once the current one has reached `segment_bytes_max` (checked between batches, so a
+//! segment can overshoot by one batch). A segment is synced, and the new file's directory entry is
+//! synced, before the first record goes into the next segment, so only the last segment can ever
+//! have a torn tail.
+//!
+//! # Recovery
+//!
+//! [`FileJournal::open`] reads every segment in order and checks each record's CRC and LSN. A crash
+//! mid-write can only damage the records at the end of the last segment, which were never
+//! acknowledged (their batch's fsync had not returned). So a bad record in the last segment
+//! *after which no intact record follows* is a torn tail: it and everything after it are truncated
+//! away with a warning (segment, offset, bytes dropped) and appends continue from there. Anything
+//! else (a bad record with intact records after it, a bad record in an earlier segment, an LSN gap,
+//! a segment name that does not match its first record) is [`JournalError::Corrupt`] and open
+//! fails: acknowledged data is never silently skipped, an operator has to look.
+//!
+//! # Writing and durability
+//!
+//! Appends go through a bounded queue (a channel plus an atomic count, `queue_depth_max` records)
+//! to one dedicated `std::thread`, because blocking file I/O must not run on tokio's workers. The
+//! writer takes one request, drains whatever else is already queued (up to `group_commit_max`
+//! records), assigns LSNs, writes the batch with one `write_all` from a reused buffer, calls
+//! `sync_data` when the policy is [`JournalSync::Always`], and only then completes the batch's
+//! tickets: one fsync covers many concurrent authorizations. If a write or an fsync fails, the
+//! batch's tickets get the error and the journal refuses everything after it
+//! ([`JournalError::Failed`]): after a failed fsync the kernel may have dropped the dirty pages
+//! while reporting success to a retry, so the file's state is unknown and carrying on would
+//! acknowledge records that may not exist. Restarting the switch runs recovery, which re-reads
+//! what is actually on disk.
+//!
+//! Recovery holds the whole journal in memory while it is read (one buffer per segment, which the
+//! recovered payloads share), so until retention exists the journal's size is bounded by memory at
+//! startup as well as by disk.
+
+mod file;
+mod format;
+mod mem;
+mod recovery;
+
+#[cfg(test)]
+mod tests;
+
+use std::future::Future;
+use std::io;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use crate::config::{JournalConfig, JournalSync};
+
+pub use file::{FileJournal, JournalStats};
+pub use format::PAYLOAD_BYTES_MAX;
+pub use mem::MemJournal;
+pub use recovery::{Recovered, read_all};
+
+/// Log sequence number: the position of a record in the journal. The first record is 1, and every
+/// record's LSN is one more than the one before it.
+pub type Lsn = u64;
+
+/// A durable, append-only record log. Implemented by [`FileJournal`] (the embedded default) and
+/// [`MemJournal`] (tests); a database backend can implement it later.
+pub trait Journal: Send + Sync + 'static {
+    /// Queues `payload` as the next record. The ticket resolves to its LSN once the record is
+    /// durable by the backend's sync policy, or to the reason it never will be. Dropping the ticket
+    /// does not cancel the append.
+    fn append(&self, payload: Bytes) -> AppendTicket;
+
+    /// Resolves once every record appended before this call has been written and synced, whatever
+    /// the sync policy, to the last LSN written so far (0 if none). Used at shutdown.
+    fn flush(&self) -> AppendTicket;
+
+    /// Stops accepting records: later appends resolve to [`JournalError::Closed`]. Records already
+    /// queued are still written and their tickets still resolve; a [`flush`](Journal::flush) after
+    /// `close` waits for them.
+    fn close(&self);
+}
+
+/// Why the journal could not take or keep a record. Cloneable because one failed write or fsync is
+/// reported to every ticket of its batch.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum JournalError {
+    /// A filesystem operation failed.
+    #[error("journal {op} failed on {}: {source}", path.display())]
+    Io {
+        /// What was being done: `write`, `fsync`, `open`, `read`, `truncate`, ...
+        op: &'static str,
+        /// The segment file or directory it was done to.
+        path: PathBuf,
+        /// The underlying I/O error.
+        #[source]
+        source: Arc<io::Error>,
+    },
+    /// Existing journal data is damaged somewhere a crash cannot explain; open refuses to go on.
+    #[error("journal corrupt in {} at byte offset {offset}: {reason}", segment.display())]
+    Corrupt {
+        /// The segment file holding the bad record.
+        segment: PathBuf,
+        /// Byte offset of the bad record (or of the problem) within the segment.
+        offset: u64,
+        /// What is wrong, e.g. `CRC mismatch` or `LSN out of sequence`.
+        reason: &'static str,
+    },
+    /// The append queue holds `queue_depth_max` records already; the record was not queued.
+    #[error("journal queue is full; record not queued")]
+    Overloaded,
+    /// The journal was closed (or its writer has stopped) before the record was queued or written.
+    #[error("journal is closed")]
+    Closed,
+    /// The payload is longer than the format's length field can express.
+    #[error("journal record payload of {len} bytes exceeds the maximum of {PAYLOAD_BYTES_MAX}")]
+    PayloadTooLarge {
+        /// The rejected payload's length in bytes.
+        len: usize,
+    },
+    /// An earlier write or fsync failed, so the journal accepts nothing more until it is reopened.
+    #[error("journal stopped after an earlier failure: {0}")]
+    Failed(#[source] Arc<JournalError>),
+}
+
+impl JournalError {
+    /// An [`JournalError::Io`] for `op` on `path`.
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        JournalError::Io {
+            op,
+            path: path.into(),
+            source: Arc::new(source),
+        }
+    }
+}
+
+/// Tuning of a [`FileJournal`]. Built from the `[journal]` config section with
+/// `JournalOptions::from(&config.journal)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalOptions {
+    /// When batches are forced to stable storage.
+    pub sync: JournalSync,
+    /// Roll over to a new segment once the current one has reached this size (bytes).
+    pub segment_bytes_max: u64,
+    /// Most records written and synced in one group commit (records; 0 is taken as 1).
+    pub group_commit_max: usize,
+    /// Most records queued or being written at once; beyond it appends resolve to
+    /// [`JournalError::Overloaded`] at once (records; 0 is taken as 1).
+    pub queue_depth_max: usize,
+}
+
+impl JournalOptions {
+    /// Default for [`JournalOptions::queue_depth_max`]: about a second of traffic at a busy
+    /// switch's peak, and a bound on memory held by queued payloads.
+    pub const QUEUE_DEPTH_MAX_DEFAULT: usize = 65_536;
+}
+
+impl From<&JournalConfig> for JournalOptions {
+    fn from(config: &JournalConfig) -> Self {
+        JournalOptions {
+            sync: config.sync,
+            segment_bytes_max: config.segment_bytes_max,
+            group_commit_max: usize::try_from(config.group_commit_max).unwrap_or(usize::MAX),
+            queue_depth_max: Self::QUEUE_DEPTH_MAX_DEFAULT,
+        }
+    }
+}
+
+impl Default for JournalOptions {
+    fn default() -> Self {
+        JournalOptions::from(&JournalConfig::default())
+    }
+}
+
+/// The pending outcome of an [`Journal::append`] or [`Journal::flush`]: a future resolving to the
+/// record's LSN (for a flush, the last LSN written) or the error that stopped it.
+#[derive(Debug)]
+#[must_use = "an append is only known to be durable once its ticket resolves to Ok"]
+pub struct AppendTicket {
+    state: TicketState,
+}
+
+#[derive(Debug)]
+enum TicketState {
+    /// Completed by the writer later.
+    Pending(oneshot::Receiver<Result<Lsn, JournalError>>),
+    /// Completed already (refused, or a backend that completes synchronously); `None` once taken.
+    Ready(Option<Result<Lsn, JournalError>>),
+}
+
+impl AppendTicket {
+    /// A ticket that is already resolved, for backends that complete synchronously and for
+    /// refusals (closed, overloaded) that need no channel.
+    pub fn ready(result: Result<Lsn, JournalError>) -> Self {
+        AppendTicket {
+            state: TicketState::Ready(Some(result)),
+        }
+    }
+
+    /// A ticket the holder of the matching sender will complete.
+    pub(crate) fn pending(receiver: oneshot::Receiver<Result<Lsn, JournalError>>) -> Self {
+        AppendTicket {
+            state: TicketState::Pending(receiver),
+        }
+    }
+}
+
+impl Future for AppendTicket {
+    type Output = Result<Lsn, JournalError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.get_mut().state {
+            // A dropped sender means the writer went away without answering: the record's fate is
+            // unknown to it, and the journal is closed either way.
+            TicketState::Pending(receiver) => Pin::new(receiver)
+                .poll(cx)
+                .map(|received| received.unwrap_or(Err(JournalError::Closed))),
+            // Polling again after completion breaks the Future contract; answer rather than panic.
+            TicketState::Ready(result) => {
+                Poll::Ready(result.take().unwrap_or(Err(JournalError::Closed)))
+            }
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! Reading a journal directory back: listing segments, checking every record's CRC and LSN, and
+//! deciding whether a bad record is a torn tail (a crash mid-write, safe to cut) or corruption
+//! (stop).
+//!
+//! This file only reads. Acting on the verdict (truncating a torn tail, creating the first
+//! segment, starting the writer) is [`super::FileJournal::open`]'s job, so [`read_all`] can share
+//! every check and still promise not to modify a journal that a running switch may be writing.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use super::format::{self, BadRecord};
+use super::{JournalError, Lsn};
+
+/// What [`super::FileJournal::open`] found in the directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Every intact record, in LSN order (LSNs 1, 2, 3, ...). The switch core rebuilds its
+    /// store-and-forward queues and duplicate windows from these.
+    pub records: Vec<(Lsn, Bytes)>,
+    /// Bytes cut from the end of the last segment because a crash left a record there half
+    /// written (0 after a clean shutdown).
+    pub truncated_tail_bytes: u64,
+}
+
+/// A torn tail found at the end of the last segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TornTail {
+    /// Where the first bad record starts: the segment's valid length.
+    pub(crate) offset: u64,
+    /// Bytes from there to the end of the file.
+    pub(crate) bytes: u64,
+    /// What was wrong with the first bad record.
+    pub(crate) reason: &'static str,
+}
+
+/// The segment appends continue in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LastSegment {
+    pub(crate) path: PathBuf,
+    /// Bytes of intact records (the file is longer by the torn tail, if any).
+    pub(crate) valid_len: u64,
+    pub(crate) torn: Option<TornTail>,
+}
+
+/// The result of reading every segment in a directory.
+#[derive(Debug, Clone)]
+pub(crate) struct Scan {
+    pub(crate) records: Vec<(Lsn, Bytes)>,
+    /// The LSN the next appended record gets.
+    pub(crate) next_lsn: Lsn,
+    /// `None` when the directory holds no segment yet.
+    pub(crate) last: Option<LastSegment>,
+}
+
+/// Reads every intact record of the journal in `dir`, in LSN order, for offline tools such as
+/// clearing. It never modifies the files, so it may run while a switch is appending: a batch caught
+/// half written at the end is left out, exactly as recovery would cut it. Fails like
+/// [`super::FileJournal::open`] on corruption, and with [`JournalError::Io`] if `dir` is missing.
+pub fn read_all(dir: &Path) -> Result<Vec<(Lsn, Bytes)>, JournalError> {
+    let scan = scan(dir)?;
+    if let Some(LastSegment {
+        path,
+        torn: Some(torn),
+        ..
+    }) = &scan.last
+    {
+        tracing::debug!(
+            segment = %path.display(),
+            offset = torn.offset,
+            bytes = torn.bytes,
+            reason = torn.reason,
+            "journal read stops before an incomplete tail (left in place)"
+        );
+    }
+    Ok(scan.records)
+}
+
+/// Reads and checks every segment in `dir` (which must exist).
+pub(crate) fn scan(dir: &Path) -> Result<Scan, JournalError> {
+    let segments = list_segments(dir)?;
+    let mut records = Vec::new();
+    let mut next_lsn: Lsn = 1;
+    let mut last = None;
+    for (index, (first_lsn, path)) in segments.iter().enumerate() {
+        let is_last = index + 1 == segments.len();
+        if *first_lsn != next_lsn {
+            // The first segment must start at 1 too: until retention records a low-water mark,
+            // a journal that starts later has lost its beginning.
+            let reason = if index == 0 {
+                "first segment does not start at LSN 1 (earlier segments missing)"
+            } else {
+                "segment name does not continue the previous segment's LSNs"
+            };
+            return Err(corrupt(path, 0, reason));
+        }
+        let data = fs::read(path)
+            .map(Bytes::from)
+            .map_err(|source| JournalError::io("read", path, source))?;
+        if data.is_empty() && !is_last {
+            // The writer syncs a segment before creating the next, so only the newest can be
+            // empty (a crash right after rolling over).
+            return Err(corrupt(path, 0, "empty segment before the last one"));
+        }
+        let segment = scan_segment(path, &data, is_last, &mut next_lsn, &mut records)?;
+        if is_last {
+            last = Some(segment);
+        }
+    }
+    Ok(Scan {
+        records,
+        next_lsn,
+        last,
+    })
+}
+
+/// Checks one segment's records, appending them to `records` and advancing `next_lsn`.
+fn scan_segment(
+    path: &Path,
+    data: &Bytes,
+    is_last: bool,
+    next_lsn: &mut Lsn,
+    records: &mut Vec<(Lsn, Bytes)>,
+) -> Result<LastSegment, JournalError> {
+    let mut offset = 0;
+    while offset < data.len() {
+        match format::decode_record(data, offset) {
+            Ok(record) => {
+                // The CRC covers the LSN, so an intact record with the wrong LSN was written that
+                // way or copied here whole: not something a crash does.
+                if record.lsn != *next_lsn {
+                    return Err(corrupt(path, offset, "record LSN out of sequence"));
+                }
+                records.push((record.lsn, record.payload));
+                *next_lsn = next_lsn
+                    .checked_add(1)
+                    .ok_or_else(|| corrupt(path, offset, "LSN space exhausted"))?;
+                offset = record.end;
+            }
+            Err(bad) => {
+                let torn = torn_tail(path, data, offset, bad, is_last, *next_lsn)?;
+                return Ok(LastSegment {
+                    path: path.to_owned(),
+                    valid_len: offset as u64,
+                    torn: Some(torn),
+                });
+            }
+        }
+    }
+    Ok(LastSegment {
+        path: path.to_owned(),
+        valid_len: offset as u64,
+        torn: None,
+    })
+}
+
+/// Decides whether the bad record at `offset` is a torn tail: it must be in the last segment, and
+/// no intact record may follow it. Only the last batch can be caught mid-write, and it was never
+/// acknowledged; an intact record after the damage means acknowledged data was damaged instead.
+fn torn_tail(
+    path: &Path,
+    data: &Bytes,
+    offset: usize,
+    bad: BadRecord,
+    is_last: bool,
+    next_lsn: Lsn,
+) -> Result<TornTail, JournalError> {
+    if !is_last {
+        return Err(corrupt(path, offset, bad.reason()));
+    }
+    if format::intact_record_from(data, offset + 1, next_lsn).is_some() {
+        return Err(corrupt(
+            path,
+            offset,
+            "damaged record followed by intact records",
+        ));
+    }
+    Ok(TornTail {
+        offset: offset as u64,
+        bytes: (data.len() - offset) as u64,
+        reason: bad.reason(),
+    })
+}
+
+/// The segments in `dir`, sorted by first LSN. Other files are ignored so an operator's notes or a
+/// filesystem's `lost+found` do not stop the switch.
+fn list_segments(dir: &Path) -> Result<Vec<(Lsn, PathBuf)>, JournalError> {
+    let entries = fs::read_dir(dir).map_err(|source| JournalError::io("list", dir, source))?;
+    let mut segments = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| JournalError::io("list", dir, source))?;
+        let name = entry.file_name();
+        match name.to_str().and_then(format::parse_segment_name) {
+            Some(first_lsn) => segments.push((first_lsn, entry.path())),
+            None => tracing::debug!(file = ?name, "ignoring non-segment file in journal directory"),
+        }
+    }
+    segments.sort_unstable_by_key(|(first_lsn, _)| *first_lsn);
+    Ok(segments)
+}
+
+fn corrupt(path: &Path, offset: usize, reason: &'static str) -> JournalError {
+    JournalError::Corrupt {
+        segment: path.to_owned(),
+        offset: offset as u64,
+        reason,
+    }
+}

@@ -1,0 +1,555 @@
+//! Tests of [`FileJournal`] and [`read_all`] against real files in throwaway directories: what
+//! comes back after reopening, how damage is told apart from a torn tail, and the writer's group
+//! commit, back-pressure, close and failure behaviour. Tests that need the writer held still use
+//! its test hooks rather than sleeps, so they cannot pass or fail by timing.
+
+use std::collections::BTreeMap;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError};
+
+use bytes::Bytes;
+use futures::FutureExt;
+use proptest::prelude::*;
+
+use super::format::{HEADER_BYTES, segment_name};
+use super::*;
+use crate::config::{JournalConfig, JournalSync};
+
+fn options(sync: JournalSync) -> JournalOptions {
+    JournalOptions {
+        sync,
+        segment_bytes_max: 1 << 20,
+        group_commit_max: 512,
+        queue_depth_max: 65_536,
+    }
+}
+
+/// Payloads of one fixed length (11 bytes), so record offsets are easy to compute.
+fn payload(i: u64) -> Bytes {
+    Bytes::from(format!("record-{i:04}"))
+}
+const RECORD_BYTES: u64 = HEADER_BYTES as u64 + 11;
+
+fn open(dir: &Path, opts: JournalOptions) -> (FileJournal, Recovered) {
+    match FileJournal::open(dir, opts) {
+        Ok(opened) => opened,
+        Err(error) => panic!("open failed: {error}"),
+    }
+}
+
+/// Appends `payloads[from..to]` one at a time, awaiting each, so each is its own batch.
+async fn append_each(journal: &FileJournal, range: std::ops::Range<u64>) {
+    for i in range {
+        assert_eq!(journal.append(payload(i)).await.unwrap(), i);
+    }
+}
+
+fn expected(range: std::ops::RangeInclusive<u64>) -> Vec<(Lsn, Bytes)> {
+    range.map(|i| (i, payload(i))).collect()
+}
+
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "log"))
+        .collect();
+    paths.sort();
+    paths
+}
+
+/// Every file in `dir` with its bytes.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| {
+            let path = entry.unwrap().path();
+            let bytes = fs::read(&path).unwrap();
+            (path, bytes)
+        })
+        .collect()
+}
+
+fn flip_byte(path: &Path, offset: u64) {
+    let mut bytes = fs::read(path).unwrap();
+    bytes[offset as usize] ^= 0x40;
+    fs::write(path, bytes).unwrap();
+}
+
+fn append_raw(path: &Path, bytes: &[u8]) {
+    OpenOptions::new()
+        .append(true)
+        .open(path)
+        .unwrap()
+        .write_all(bytes)
+        .unwrap();
+}
+
+fn assert_corrupt(
+    result: Result<(FileJournal, Recovered), JournalError>,
+    at: &Path,
+    at_offset: u64,
+) {
+    match result {
+        Err(JournalError::Corrupt {
+            segment, offset, ..
+        }) => {
+            assert_eq!((segment.as_path(), offset), (at, at_offset));
+        }
+        Err(other) => panic!("expected Corrupt, got {other}"),
+        Ok(_) => panic!("expected Corrupt, but the journal opened"),
+    }
+}
+
+#[tokio::test]
+async fn records_come_back_in_order_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, recovered) = open(dir.path(), options(JournalSync::Always));
+    assert_eq!(recovered, Recovered::default());
+    let tickets: Vec<_> = (1..=100).map(|i| journal.append(payload(i))).collect();
+    for (i, ticket) in (1..).zip(tickets) {
+        assert_eq!(ticket.await.unwrap(), i);
+    }
+    drop(journal);
+
+    let (_journal, recovered) = open(dir.path(), options(JournalSync::Always));
+    assert_eq!(recovered.records, expected(1..=100));
+    assert_eq!(recovered.truncated_tail_bytes, 0);
+    assert_eq!(segments(dir.path()), vec![dir.path().join(segment_name(1))]);
+}
+
+#[tokio::test]
+async fn lsns_continue_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = open(dir.path(), options(JournalSync::Always));
+    append_each(&journal, 1..6).await;
+    drop(journal);
+    let (journal, recovered) = open(dir.path(), options(JournalSync::Always));
+    assert_eq!(recovered.records.len(), 5);
+    append_each(&journal, 6..11).await;
+    drop(journal);
+    assert_eq!(read_all(dir.path()).unwrap(), expected(1..=10));
+}
+
+#[tokio::test]
+async fn segments_roll_over_and_read_back_across_them() {
+    let dir = tempfile::tempdir().unwrap();
+    // Four 27-byte records reach 100 bytes; one record per batch, so every segment holds four.
+    let opts = JournalOptions {
+        segment_bytes_max: 100,
+        ..options(JournalSync::Always)
+    };
+    let (journal, _) = open(dir.path(), opts);
+    append_each(&journal, 1..11).await;
+    drop(journal);
+
+    let names: Vec<PathBuf> = [1, 5, 9]
+        .map(|lsn| dir.path().join(segment_name(lsn)))
+        .into();
+    assert_eq!(segments(dir.path()), names);
+    assert_eq!(fs::metadata(&names[0]).unwrap().len(), 4 * RECORD_BYTES);
+    assert_eq!(read_all(dir.path()).unwrap(), expected(1..=10));
+
+    let (journal, recovered) = open(dir.path(), opts);
+    assert_eq!(recovered.records, expected(1..=10));
+    // The last segment (two records) is not full, so appends continue in it.
+    append_each(&journal, 11..13).await;
+    drop(journal);
+    assert_eq!(segments(dir.path()), names);
+    assert_eq!(read_all(dir.path()).unwrap(), expected(1..=12));
+}
+
+#[tokio::test]
+async fn garbage_after_the_last_record_is_truncated_and_appends_follow() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = open(dir.path(), options(JournalSync::Always));
+    append_each(&journal, 1..11).await;
+    drop(journal);
+    let segment = dir.path().join(segment_name(1));
+    append_raw(&segment, &[0xab; 37]);
+
+    let (journal, recovered) = open(dir.path(), options(JournalSync::Always));
+    assert_eq!(recovered.records, expected(1..=10));
+    assert_eq!(recovered.truncated_tail_bytes, 37);
+    assert_eq!(fs::metadata(&segment).unwrap().len(), 10 * RECORD_BYTES);
+    append_each(&journal, 11..12).await;
+    drop(journal);
+
+    let (_journal, recovered) = open(dir.path(), options(JournalSync::Always));
+    assert_eq!(recovered.records, expected(1..=11));
+    assert_eq!(recovered.truncated_tail_bytes, 0);
+}
+
+#[tokio::test]
+async fn a_half_written_last_record_is_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = open(dir.path(), options(JournalSync::Always));
+    append_each(&journal, 1..6).await;
+    drop(journal);
+    let segment = dir.path().join(segment_name(1));
+    let cut = 5 * RECORD_BYTES - RECORD_BYTES / 2;
+    OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap()
+        .set_len(cut)
+        .unwrap();
+
+    let (journal, recovered) = open(dir.path(), options(JournalSync::Always));
+    assert_eq!(recovered.records, expected(1..=4));
+    assert_eq!(recovered.truncated_tail_bytes, cut - 4 * RECORD_BYTES);
+    // LSN 5 was lost with the torn record, so the next append takes it.
+    assert_eq!(
+        journal.append(Bytes::from_static(b"after")).await.unwrap(),
+        5
+    );
+}
+
+#[tokio::test]
+async fn a_bad_crc_on_the_last_record_is_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = open(dir.path(), options(JournalSync::Always));
+    append_each(&journal, 1..6).await;
+    drop(journal);
+    let segment = dir.path().join(segment_name(1));
+    flip_byte(&segment, 5 * RECORD_BYTES - 1);
+
+    let (_journal, recovered) = open(dir.path(), options(JournalSync::Always));
+    assert_eq!(recovered.records, expected(1..=4));
+    assert_eq!(recovered.truncated_tail_bytes, RECORD_BYTES);
+}
+
+#[tokio::test]
+async fn damage_in_an_earlier_segment_is_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = JournalOptions {
+        segment_bytes_max: 100,
+        ..options(JournalSync::Always)
+    };
+    let (journal, _) = open(dir.path(), opts);
+    append_each(&journal, 1..11).await;
+    drop(journal);
+    let first = dir.path().join(segment_name(1));
+    // A payload byte of the second record.
+    flip_byte(&first, RECORD_BYTES + HEADER_BYTES as u64 + 3);
+    let before = snapshot(dir.path());
+
+    assert_corrupt(FileJournal::open(dir.path(), opts), &first, RECORD_BYTES);
+    assert!(matches!(
+        read_all(dir.path()),
+        Err(JournalError::Corrupt { offset, .. }) if offset == RECORD_BYTES
+    ));
+    assert_eq!(
+        snapshot(dir.path()),
+        before,
+        "a failed open must not touch the files"
+    );
+}
+
+#[tokio::test]
+async fn damage_followed_by_intact_records_in_the_last_segment_is_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = open(dir.path(), options(JournalSync::Always));
+    append_each(&journal, 1..11).await;
+    drop(journal);
+    let segment = dir.path().join(segment_name(1));
+    flip_byte(&segment, 4 * RECORD_BYTES + HEADER_BYTES as u64);
+
+    assert_corrupt(
+        FileJournal::open(dir.path(), options(JournalSync::Always)),
+        &segment,
+        4 * RECORD_BYTES,
+    );
+}
+
+#[tokio::test]
+async fn a_missing_segment_is_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = JournalOptions {
+        segment_bytes_max: 100,
+        ..options(JournalSync::Always)
+    };
+    let (journal, _) = open(dir.path(), opts);
+    append_each(&journal, 1..11).await;
+    drop(journal);
+
+    fs::remove_file(dir.path().join(segment_name(5))).unwrap();
+    assert_corrupt(
+        FileJournal::open(dir.path(), opts),
+        &dir.path().join(segment_name(9)),
+        0,
+    );
+    fs::remove_file(dir.path().join(segment_name(1))).unwrap();
+    assert_corrupt(
+        FileJournal::open(dir.path(), opts),
+        &dir.path().join(segment_name(9)),
+        0,
+    );
+}
+
+#[tokio::test]
+async fn an_empty_last_segment_from_a_crash_after_roll_over_is_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = open(dir.path(), options(JournalSync::Always));
+    append_each(&journal, 1..4).await;
+    drop(journal);
+    let empty = dir.path().join(segment_name(4));
+    fs::File::create(&empty).unwrap();
+
+    let (journal, recovered) = open(dir.path(), options(JournalSync::Always));
+    assert_eq!(recovered.records, expected(1..=3));
+    append_each(&journal, 4..5).await;
+    drop(journal);
+    assert_eq!(fs::metadata(&empty).unwrap().len(), RECORD_BYTES);
+    assert_eq!(read_all(dir.path()).unwrap(), expected(1..=4));
+}
+
+#[tokio::test]
+async fn read_all_leaves_the_files_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = JournalOptions {
+        segment_bytes_max: 100,
+        ..options(JournalSync::Always)
+    };
+    let (journal, _) = open(dir.path(), opts);
+    append_each(&journal, 1..8).await;
+    drop(journal);
+    // A torn tail too, which open would cut and read_all must not.
+    append_raw(&dir.path().join(segment_name(5)), &[0x01, 0x02, 0x03]);
+    let before = snapshot(dir.path());
+
+    assert_eq!(read_all(dir.path()).unwrap(), expected(1..=7));
+    assert_eq!(read_all(dir.path()).unwrap(), expected(1..=7));
+    assert_eq!(snapshot(dir.path()), before);
+    assert!(matches!(
+        read_all(&dir.path().join("missing")),
+        Err(JournalError::Io { op: "list", .. })
+    ));
+}
+
+#[test]
+fn open_creates_the_directory_and_ignores_other_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let nested = dir.path().join("a/b/journal");
+    let (journal, recovered) = open(&nested, options(JournalSync::Always));
+    assert!(recovered.records.is_empty());
+    drop(journal);
+    fs::write(nested.join("README.txt"), b"operator notes").unwrap();
+    let (_journal, recovered) = open(&nested, options(JournalSync::Always));
+    assert!(recovered.records.is_empty());
+    assert_eq!(segments(&nested), vec![nested.join(segment_name(1))]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_appends_share_fsyncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = open(dir.path(), options(JournalSync::Always));
+    let journal = Arc::new(journal);
+    let tasks: Vec<_> = (1..=1000)
+        .map(|i| {
+            let journal = Arc::clone(&journal);
+            tokio::spawn(async move { journal.append(payload(i)).await })
+        })
+        .collect();
+    let mut lsns = Vec::new();
+    for task in tasks {
+        lsns.push(task.await.unwrap().unwrap());
+    }
+    lsns.sort_unstable();
+    assert_eq!(lsns, (1..=1000).collect::<Vec<_>>());
+
+    let stats = journal.stats();
+    assert_eq!(stats.records, 1000);
+    assert_eq!(stats.bytes, 1000 * RECORD_BYTES);
+    assert_eq!(stats.fsyncs, stats.batches);
+    assert!(stats.batches < 1000, "no batching happened: {stats:?}");
+    drop(journal);
+    assert_eq!(read_all(dir.path()).unwrap().len(), 1000);
+}
+
+#[tokio::test]
+async fn a_batch_takes_everything_queued_up_to_group_commit_max() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = JournalOptions {
+        group_commit_max: 4,
+        ..options(JournalSync::Always)
+    };
+    let (journal, _) = open(dir.path(), opts);
+    let pause = journal
+        .test_hooks()
+        .pause
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let tickets: Vec<_> = (1..=10).map(|i| journal.append(payload(i))).collect();
+    drop(pause);
+    for (i, ticket) in (1..).zip(tickets) {
+        assert_eq!(ticket.await.unwrap(), i);
+    }
+    let stats = journal.stats();
+    assert_eq!((stats.batches, stats.records, stats.fsyncs), (3, 10, 3));
+}
+
+#[tokio::test]
+async fn a_full_queue_refuses_appends_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = JournalOptions {
+        queue_depth_max: 4,
+        ..options(JournalSync::Always)
+    };
+    let (journal, _) = open(dir.path(), opts);
+    let pause = journal
+        .test_hooks()
+        .pause
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let tickets: Vec<_> = (1..=4).map(|i| journal.append(payload(i))).collect();
+    let refused = journal.append(payload(5)).now_or_never();
+    assert!(
+        matches!(refused, Some(Err(JournalError::Overloaded))),
+        "{refused:?}"
+    );
+    drop(pause);
+
+    for (i, ticket) in (1..).zip(tickets) {
+        assert_eq!(ticket.await.unwrap(), i);
+    }
+    // The slots are free again once the batch is done.
+    assert_eq!(journal.append(payload(5)).await.unwrap(), 5);
+    drop(journal);
+    assert_eq!(read_all(dir.path()).unwrap(), expected(1..=5));
+}
+
+#[tokio::test]
+async fn close_refuses_later_appends_but_writes_queued_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = open(dir.path(), options(JournalSync::Always));
+    let pause = journal
+        .test_hooks()
+        .pause
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let queued: Vec<_> = (1..=3).map(|i| journal.append(payload(i))).collect();
+    journal.close();
+    let late = journal.append(payload(4)).now_or_never();
+    assert!(matches!(late, Some(Err(JournalError::Closed))), "{late:?}");
+    drop(pause);
+
+    for (i, ticket) in (1..).zip(queued) {
+        assert_eq!(ticket.await.unwrap(), i);
+    }
+    assert_eq!(journal.flush().await.unwrap(), 3);
+    drop(journal);
+    assert_eq!(read_all(dir.path()).unwrap(), expected(1..=3));
+}
+
+#[tokio::test]
+async fn flush_resolves_after_every_earlier_append_is_synced() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = open(dir.path(), options(JournalSync::None));
+    assert_eq!(journal.flush().await.unwrap(), 0);
+    assert_eq!(
+        journal.stats().fsyncs,
+        0,
+        "nothing written, nothing to sync"
+    );
+
+    let tickets: Vec<_> = (1..=100).map(|i| journal.append(payload(i))).collect();
+    assert_eq!(journal.flush().await.unwrap(), 100);
+    for (i, ticket) in (1..).zip(tickets) {
+        assert!(matches!(ticket.now_or_never(), Some(Ok(lsn)) if lsn == i));
+    }
+    // With sync = none only the flush forces an fsync.
+    assert!(journal.stats().fsyncs >= 1);
+    assert_eq!(read_all(dir.path()).unwrap(), expected(1..=100));
+}
+
+#[tokio::test]
+async fn a_failed_fsync_fails_its_batch_and_everything_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = open(dir.path(), options(JournalSync::Always));
+    append_each(&journal, 1..3).await;
+    journal
+        .test_hooks()
+        .fail_next_sync
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+
+    let failed = journal.append(payload(3)).await;
+    assert!(
+        matches!(&failed, Err(JournalError::Io { op: "fsync", .. })),
+        "{failed:?}"
+    );
+    let later = journal.append(payload(4)).await;
+    assert!(matches!(&later, Err(JournalError::Failed(_))), "{later:?}");
+    let flushed = journal.flush().await;
+    assert!(
+        matches!(&flushed, Err(JournalError::Failed(_))),
+        "{flushed:?}"
+    );
+    assert_eq!(journal.stats().records, 3);
+    drop(journal);
+
+    // Reopening re-reads what is actually on disk (here the unacknowledged record did land).
+    let (_journal, recovered) = open(dir.path(), options(JournalSync::Always));
+    assert_eq!(recovered.records, expected(1..=3));
+}
+
+#[tokio::test]
+async fn a_ticket_whose_writer_vanished_resolves_to_closed() {
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    drop(sender);
+    assert!(matches!(
+        AppendTicket::pending(receiver).await,
+        Err(JournalError::Closed)
+    ));
+    assert_eq!(AppendTicket::ready(Ok(7)).await.unwrap(), 7);
+}
+
+#[test]
+fn options_come_from_the_journal_config() {
+    let config = JournalConfig {
+        sync: JournalSync::None,
+        segment_bytes_max: 4096,
+        group_commit_max: 64,
+        ..JournalConfig::default()
+    };
+    assert_eq!(
+        JournalOptions::from(&config),
+        JournalOptions {
+            sync: JournalSync::None,
+            segment_bytes_max: 4096,
+            group_commit_max: 64,
+            queue_depth_max: 65_536,
+        }
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn any_payloads_round_trip_through_reopen(
+        payloads in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..600), 0..40),
+        segment_bytes_max in 1u64..4096,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = JournalOptions { segment_bytes_max, ..options(JournalSync::None) };
+        let (journal, _) = open(dir.path(), opts);
+        let tickets: Vec<_> = payloads
+            .iter()
+            .map(|bytes| journal.append(Bytes::copy_from_slice(bytes)))
+            .collect();
+        for (i, ticket) in (1..).zip(tickets) {
+            prop_assert_eq!(futures::executor::block_on(ticket).unwrap(), i);
+        }
+        drop(journal);
+
+        let (_journal, recovered) = open(dir.path(), opts);
+        let expected: Vec<(Lsn, Bytes)> =
+            (1..).zip(payloads.iter().map(|bytes| Bytes::copy_from_slice(bytes))).collect();
+        prop_assert_eq!(&recovered.records, &expected);
+        prop_assert_eq!(recovered.truncated_tail_bytes, 0);
+        prop_assert_eq!(read_all(dir.path()).unwrap(), expected);
+    }
+}

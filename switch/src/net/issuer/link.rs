@@ -1,0 +1,922 @@
+//! One issuer link: the task that owns one TCP connection to one issuer endpoint, for its whole
+//! life, across reconnects.
+//!
+//! It owns the socket, the link's STAN counter, the in-flight map and its deadlines, and the
+//! session protocol (sign-on, echo, sign-off, answering the issuer's 0800s). It leaves choosing a
+//! link and counting a link's load to the pool ([`super::IssuerPool`]), and what replies mean to
+//! the core.
+//!
+//! Why a single task with one `select!` loop: the socket, the map and the write buffer have one
+//! owner, so nothing is locked and every request is completed exactly once (reply, deadline or
+//! connection loss). Reads and writes are separate halves polled by the same loop, so a peer that
+//! stops reading cannot stop us from reading its replies. Writes go straight into the
+//! `FramedWrite` buffer and are flushed once per burst.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, Sleep};
+use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::{IssuerLinkConfig, IssuerReply, LateReply, LinkError, LinkState, PoolShared};
+use crate::clock::Clock;
+use crate::domain::{Mti, Stan, TransmissionDateTime};
+use crate::iso8583::decode::mask_pan;
+use crate::iso8583::views::NetworkCode;
+use crate::iso8583::{Message, MessageBuilder, decode_lenient};
+use crate::net::framing::{Frame, FrameCodec, FramingError};
+
+/// Stop taking requests while this much is waiting to be written; the flush drains it first.
+const WRITE_HIGH_WATER: usize = 64 * 1024;
+/// Most requests taken from the queue in one go before the loop looks at anything else.
+const BATCH_MAX: usize = 256;
+/// The heap of deadlines is rebuilt from the in-flight map once it holds this many more entries
+/// than there are requests (answered requests leave their deadline behind).
+const HEAP_SLACK: usize = 1024;
+/// A deadline far enough away to mean "not armed".
+const FAR: Duration = Duration::from_secs(86_400 * 365);
+
+/// A request handed from a caller to a link.
+pub(super) struct Job {
+    pub(super) msg: Message,
+    pub(super) deadline: Instant,
+    /// The MTI to send under.
+    pub(super) mti: Mti,
+    /// The reply MTI that completes it.
+    pub(super) expect: Mti,
+    pub(super) tx: oneshot::Sender<Result<IssuerReply, LinkError>>,
+}
+
+impl Job {
+    fn reply(self, r: Result<IssuerReply, LinkError>) {
+        // The caller may have stopped waiting; nothing to do then.
+        let _ = self.tx.send(r);
+    }
+}
+
+/// What the pool sees of a link.
+pub(super) struct LinkShared {
+    pub(super) endpoint: SocketAddr,
+    pub(super) state: AtomicU8,
+    /// Requests handed to this link and not yet answered; kept by the pool's `send`.
+    pub(super) load: AtomicUsize,
+}
+
+impl LinkShared {
+    pub(super) fn new(endpoint: SocketAddr) -> LinkShared {
+        LinkShared {
+            endpoint,
+            state: AtomicU8::new(LinkState::Down as u8),
+            load: AtomicUsize::new(0),
+        }
+    }
+
+    pub(super) fn state(&self) -> LinkState {
+        LinkState::from_u8(self.state.load(Ordering::Acquire))
+    }
+}
+
+/// A cheap hasher for STAN keys: one multiplication (Fibonacci hashing). STANs are local
+/// counters, not attacker-chosen keys, so SipHash's protection buys nothing here.
+#[derive(Default)]
+struct StanHasher(u64);
+
+impl Hasher for StanHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type StanMap<V> = HashMap<u32, V, BuildHasherDefault<StanHasher>>;
+
+/// Who is waiting for a reply.
+enum Waiter {
+    /// A caller of `IssuerPool::send`.
+    Caller(oneshot::Sender<Result<IssuerReply, LinkError>>),
+    /// The link itself, for a network message it sent.
+    Network(NetworkCode),
+}
+
+struct Pending {
+    /// Tells this entry's heap slot from a stale one left by an earlier use of the same STAN.
+    id: u64,
+    deadline: Instant,
+    sent_at: Instant,
+    mti: Mti,
+    expect: Mti,
+    waiter: Waiter,
+}
+
+/// The next STAN after `last` that is not in flight. Terminates because the in-flight map is far
+/// smaller than the STAN space ([`super::INFLIGHT_PER_LINK_CAP`]).
+fn next_stan<V>(last: &mut Stan, inflight: &StanMap<V>) -> Stan {
+    loop {
+        *last = last.next();
+        if !inflight.contains_key(&last.value()) {
+            return *last;
+        }
+    }
+}
+
+/// Field 7 for the clock's now: `MMDDhhmmss` in UTC.
+pub(super) fn transmission_field(clock: &dyn Clock) -> [u8; 10] {
+    let mut out = [0u8; 10];
+    out.copy_from_slice(TransmissionDateTime::from_datetime(clock.now()).as_bytes());
+    out
+}
+
+/// The delay before reconnect attempt: `backoff` plus up to a quarter of it at random, so links
+/// dropped together do not reconnect in lockstep.
+pub(super) fn jittered(backoff: Duration) -> Duration {
+    let ms = backoff.as_millis() as u64;
+    Duration::from_millis(ms + fastrand::u64(0..=ms / 4))
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// Signed off (or never signed on) at shutdown.
+    Closed,
+    /// The connection failed or was abandoned; reconnect.
+    Lost(&'static str),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    SigningOn,
+    Ready,
+    /// Shutting down: no new requests; waiting for the in-flight ones.
+    Draining,
+    /// Sign-off sent; waiting for its 0810.
+    SigningOff,
+    /// Sign-off answered (or timed out).
+    Done,
+}
+
+/// One connection's state.
+struct Conn {
+    reader: FramedRead<OwnedReadHalf, FrameCodec>,
+    writer: FramedWrite<OwnedWriteHalf, FrameCodec>,
+    codec: FrameCodec,
+    inflight: StanMap<Pending>,
+    /// Deadlines, earliest first: (deadline, pending id, STAN).
+    heap: BinaryHeap<Reverse<(Instant, u64, u32)>>,
+    /// Entries of `inflight` that belong to callers (network messages excluded).
+    callers: usize,
+    next_id: u64,
+    phase: Phase,
+    echo_pending: bool,
+    /// Set when the link must close once its write buffer is out (the issuer signed off).
+    closing: Option<&'static str>,
+    deadline_sleep: Pin<Box<Sleep>>,
+    armed: Option<Instant>,
+    idle_sleep: Pin<Box<Sleep>>,
+    last_rx: Instant,
+}
+
+impl Conn {
+    fn insert(&mut self, stan: Stan, mut p: Pending) {
+        p.id = self.next_id;
+        self.next_id += 1;
+        if matches!(p.waiter, Waiter::Caller(_)) {
+            self.callers += 1;
+        }
+        let deadline = p.deadline;
+        self.heap.push(Reverse((deadline, p.id, stan.value())));
+        self.inflight.insert(stan.value(), p);
+        if self.heap.len() > 2 * self.inflight.len() + HEAP_SLACK {
+            self.heap = self
+                .inflight
+                .iter()
+                .map(|(&s, p)| Reverse((p.deadline, p.id, s)))
+                .collect();
+        }
+        if self.armed.is_none_or(|a| deadline < a) {
+            self.deadline_sleep.as_mut().reset(deadline);
+            self.armed = Some(deadline);
+        }
+    }
+
+    fn remove(&mut self, stan: u32) -> Option<Pending> {
+        let p = self.inflight.remove(&stan)?;
+        if matches!(p.waiter, Waiter::Caller(_)) {
+            self.callers -= 1;
+        }
+        Some(p)
+    }
+
+    /// Points the deadline timer at the earliest remaining deadline.
+    fn rearm(&mut self) {
+        self.armed = self.heap.peek().map(|Reverse((t, _, _))| *t);
+        if let Some(t) = self.armed {
+            self.deadline_sleep.as_mut().reset(t);
+        }
+    }
+
+    fn pending_writes(&self) -> bool {
+        !self.writer.write_buffer().is_empty()
+    }
+}
+
+pub(super) struct Link {
+    cfg: Arc<IssuerLinkConfig>,
+    shared: Arc<LinkShared>,
+    pool: Arc<PoolShared>,
+    rx: mpsc::Receiver<Job>,
+    shutdown: CancellationToken,
+    clock: Arc<dyn Clock>,
+    /// The last STAN this link used; it carries on across reconnects.
+    stan: Stan,
+    /// The fixed frame header sent with every message (zeros; empty without one).
+    header: Bytes,
+    /// Set once the link takes no more requests (shutdown, or every pool handle dropped).
+    closing: bool,
+}
+
+/// Marks the link down and uncounts it when its task ends, however it ends.
+struct TaskGuard {
+    shared: Arc<LinkShared>,
+    pool: Arc<PoolShared>,
+}
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        self.pool.set_state(&self.shared, LinkState::Down);
+        self.pool.live.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+impl Link {
+    pub(super) fn new(
+        cfg: Arc<IssuerLinkConfig>,
+        shared: Arc<LinkShared>,
+        pool: Arc<PoolShared>,
+        rx: mpsc::Receiver<Job>,
+        shutdown: CancellationToken,
+        clock: Arc<dyn Clock>,
+    ) -> Link {
+        let header = Bytes::from(vec![0u8; cfg.framing.header_bytes]);
+        // A random start keeps links (and restarts of the switch) from repeating each other's
+        // STANs at the issuer.
+        let stan = Stan::new(fastrand::u32(..=Stan::MAX))
+            .unwrap_or_else(|_| Stan::new(1).expect("in range"));
+        Link {
+            cfg,
+            shared,
+            pool,
+            rx,
+            shutdown,
+            clock,
+            stan,
+            header,
+            closing: false,
+        }
+    }
+
+    fn set_state(&self, to: LinkState) {
+        self.pool.set_state(&self.shared, to);
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.cfg.timeout_ms)
+    }
+
+    /// Connects, serves, and reconnects with backoff until shutdown.
+    pub(super) async fn run(mut self) {
+        let _guard = TaskGuard {
+            shared: self.shared.clone(),
+            pool: self.pool.clone(),
+        };
+        let min = Duration::from_millis(self.cfg.reconnect_backoff_min_ms);
+        let max = Duration::from_millis(self.cfg.reconnect_backoff_max_ms);
+        let mut backoff = min;
+        let endpoint = self.shared.endpoint;
+        let connect_timeout = self.timeout();
+        loop {
+            if self.closing || self.shutdown.is_cancelled() {
+                break;
+            }
+            self.set_state(LinkState::Connecting);
+            let connect = tokio::time::timeout(connect_timeout, TcpStream::connect(endpoint));
+            let Some(attempt) = self.wait_or_reject(connect).await else {
+                break;
+            };
+            match attempt {
+                Ok(Ok(stream)) => {
+                    let (end, was_ready) = self.session(stream).await;
+                    if was_ready {
+                        backoff = min;
+                    }
+                    match end {
+                        End::Closed => break,
+                        End::Lost(reason) => {
+                            warn!(reason, "issuer link lost; reconnecting after backoff");
+                        }
+                    }
+                }
+                Ok(Err(e)) => warn!(error = %e, "cannot connect to the issuer"),
+                Err(_) => warn!(
+                    timeout_ms = self.cfg.timeout_ms,
+                    "connecting to the issuer timed out"
+                ),
+            }
+            self.set_state(LinkState::Down);
+            if self.closing || self.shutdown.is_cancelled() {
+                break;
+            }
+            let delay = jittered(backoff);
+            debug!(delay_ms = delay.as_millis() as u64, "reconnect backoff");
+            if self
+                .wait_or_reject(tokio::time::sleep(delay))
+                .await
+                .is_none()
+            {
+                break;
+            }
+            backoff = (backoff * 2).min(max);
+        }
+        self.set_state(LinkState::Down);
+        self.rx.close();
+        while let Ok(job) = self.rx.try_recv() {
+            job.reply(Err(LinkError::Shutdown));
+        }
+        info!("issuer link stopped");
+    }
+
+    /// Waits for `fut` while no connection is up, answering any request that reaches the queue
+    /// with [`LinkError::NoLinkReady`] (it was handed over just as the link went down). `None`
+    /// at shutdown.
+    async fn wait_or_reject<F: Future>(&mut self, fut: F) -> Option<F::Output> {
+        tokio::pin!(fut);
+        loop {
+            tokio::select! {
+                () = self.shutdown.cancelled() => return None,
+                out = &mut fut => return Some(out),
+                job = self.rx.recv() => match job {
+                    Some(job) => job.reply(Err(LinkError::NoLinkReady)),
+                    None => {
+                        self.closing = true;
+                        return None;
+                    }
+                },
+            }
+        }
+    }
+
+    /// Serves one connection: sign on, carry traffic, and end it. Returns why it ended and
+    /// whether it ever became ready. Every request still in flight gets [`LinkError::LinkLost`].
+    async fn session(&mut self, stream: TcpStream) -> (End, bool) {
+        if let Err(e) = stream.set_nodelay(true) {
+            debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+        let (read, write) = stream.into_split();
+        let codec = FrameCodec::new(self.cfg.framing);
+        let now = Instant::now();
+        let mut c = Conn {
+            reader: FramedRead::new(read, codec.clone()),
+            writer: FramedWrite::new(write, codec.clone()),
+            codec,
+            inflight: StanMap::default(),
+            heap: BinaryHeap::new(),
+            callers: 0,
+            next_id: 0,
+            phase: Phase::SigningOn,
+            echo_pending: false,
+            closing: None,
+            deadline_sleep: Box::pin(tokio::time::sleep_until(now + FAR)),
+            armed: None,
+            idle_sleep: Box::pin(tokio::time::sleep_until(now + FAR)),
+            last_rx: now,
+        };
+        self.set_state(LinkState::SigningOn);
+        let end = match self.send_network(&mut c, NetworkCode::SignOn, now) {
+            Ok(()) => self.drive(&mut c).await,
+            Err(end) => end,
+        };
+        let was_ready = c.phase != Phase::SigningOn;
+        let mut lost = 0usize;
+        for (_, p) in c.inflight.drain() {
+            if let Waiter::Caller(tx) = p.waiter {
+                lost += 1;
+                let _ = tx.send(Err(LinkError::LinkLost));
+            }
+        }
+        if lost > 0 {
+            warn!(requests = lost, "requests in flight failed with the link");
+        }
+        if end == End::Closed {
+            // Best effort: the sign-off exchange is over, say goodbye properly.
+            let close = SinkExt::<Frame>::close(&mut c.writer);
+            if tokio::time::timeout(self.timeout(), close).await.is_err() {
+                debug!("closing the issuer connection timed out");
+            }
+        }
+        (end, was_ready)
+    }
+
+    /// The connection's event loop.
+    async fn drive(&mut self, c: &mut Conn) -> End {
+        let idle = Duration::from_millis(self.cfg.echo_idle_ms);
+        loop {
+            let active = matches!(c.phase, Phase::SigningOn | Phase::Ready);
+            let take_jobs = match c.phase {
+                // Only strays reach a link that is signing on; they are turned away.
+                Phase::SigningOn => !self.closing,
+                Phase::Ready => {
+                    !self.closing
+                        && c.closing.is_none()
+                        && c.callers < self.cfg.inflight_max
+                        && c.writer.write_buffer().len() < WRITE_HIGH_WATER
+                }
+                _ => false,
+            };
+            let watch_idle = c.phase == Phase::Ready && !c.echo_pending;
+            let deadlines = c.armed.is_some();
+            let flush = c.pending_writes();
+            let step = tokio::select! {
+                () = self.shutdown.cancelled(), if active => self.begin_drain(c),
+                frame = c.reader.next() => match frame {
+                    Some(Ok(frame)) => self.on_frame(c, frame),
+                    Some(Err(e)) => {
+                        warn!(error = %e, "framing error from the issuer; closing the link");
+                        Err(End::Lost("framing error"))
+                    }
+                    None => Err(End::Lost("connection closed by the issuer")),
+                },
+                () = c.deadline_sleep.as_mut(), if deadlines => self.on_deadlines(c),
+                () = c.idle_sleep.as_mut(), if watch_idle => self.on_idle(c, idle),
+                res = SinkExt::<Frame>::flush(&mut c.writer), if flush => res.map_err(|e| {
+                    warn!(error = %e, "writing to the issuer failed");
+                    End::Lost("write failed")
+                }),
+                job = self.rx.recv(), if take_jobs => match job {
+                    Some(job) => self.on_jobs(c, job),
+                    None => self.begin_drain(c),
+                },
+            };
+            if let Err(end) = step {
+                return end;
+            }
+            if c.phase == Phase::Draining && c.callers == 0 {
+                if let Err(end) = self.send_network(c, NetworkCode::SignOff, Instant::now()) {
+                    return end;
+                }
+                c.phase = Phase::SigningOff;
+                info!("signing off from the issuer");
+            }
+            if c.phase == Phase::Done {
+                return End::Closed;
+            }
+            if let Some(reason) = c.closing
+                && !c.pending_writes()
+            {
+                return End::Lost(reason);
+            }
+        }
+    }
+
+    /// Stops taking requests: the queue is closed and whatever is in it answered
+    /// [`LinkError::Shutdown`]. A link that never signed on just closes; a ready one drains.
+    fn begin_drain(&mut self, c: &mut Conn) -> Result<(), End> {
+        self.closing = true;
+        self.rx.close();
+        while let Ok(job) = self.rx.try_recv() {
+            job.reply(Err(LinkError::Shutdown));
+        }
+        match c.phase {
+            Phase::SigningOn => Err(End::Closed),
+            Phase::Ready => {
+                info!(inflight = c.callers, "issuer link draining before sign-off");
+                c.phase = Phase::Draining;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Takes `first` and whatever else is queued (within the in-flight and buffer limits) and
+    /// encodes them all into the write buffer; the flush comes once the burst is over.
+    fn on_jobs(&mut self, c: &mut Conn, first: Job) -> Result<(), End> {
+        if c.phase != Phase::Ready {
+            first.reply(Err(LinkError::NoLinkReady));
+            while let Ok(job) = self.rx.try_recv() {
+                job.reply(Err(LinkError::NoLinkReady));
+            }
+            return Ok(());
+        }
+        let now = Instant::now();
+        self.send_job(c, first, now);
+        let mut taken = 1;
+        while taken < BATCH_MAX
+            && c.callers < self.cfg.inflight_max
+            && c.writer.write_buffer().len() < WRITE_HIGH_WATER
+        {
+            match self.rx.try_recv() {
+                Ok(job) => {
+                    self.send_job(c, job, now);
+                    taken += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        Ok(())
+    }
+
+    fn send_job(&mut self, c: &mut Conn, job: Job, now: Instant) {
+        if job.tx.is_closed() {
+            // The caller gave up before the request left: don't send it at all.
+            return;
+        }
+        if job.deadline <= now {
+            self.pool.metrics.timeouts.increment(1);
+            job.reply(Err(LinkError::Timeout));
+            return;
+        }
+        let stan = next_stan(&mut self.stan, &c.inflight);
+        let stan_field = stan.to_field();
+        let written = {
+            let mut b = MessageBuilder::new(self.cfg.dialect, job.mti.to_digits());
+            // Walk the bitmap directly: every field but the secondary bitmap (1) and the STAN.
+            let mut bits = job.msg.bitmap() & !(1u128 << 127);
+            while bits != 0 {
+                let lz = bits.leading_zeros();
+                bits &= !(1u128 << (127 - lz));
+                let n = (lz + 1) as u8;
+                if n != 11 {
+                    b.copy_from(&job.msg, n);
+                }
+            }
+            b.set(11, &stan_field);
+            self.write_message(c, &b)
+        };
+        if let Err(e) = written {
+            warn!(mti = %job.mti, error = %e, "request cannot be sent to the issuer");
+            job.reply(Err(e));
+            return;
+        }
+        c.insert(
+            stan,
+            Pending {
+                id: 0,
+                deadline: job.deadline,
+                sent_at: now,
+                mti: job.mti,
+                expect: job.expect,
+                waiter: Waiter::Caller(job.tx),
+            },
+        );
+    }
+
+    /// Encodes an 0800 with `code` and waits for its 0810 (for `timeout_ms`).
+    fn send_network(&mut self, c: &mut Conn, code: NetworkCode, now: Instant) -> Result<(), End> {
+        let stan = next_stan(&mut self.stan, &c.inflight);
+        let stan_field = stan.to_field();
+        let when = transmission_field(&*self.clock);
+        let mut b = MessageBuilder::new(self.cfg.dialect, Mti::NETWORK_REQUEST.to_digits());
+        b.set(7, &when).set(11, &stan_field).set(70, code.code());
+        if let Err(e) = self.write_message(c, &b) {
+            warn!(code = ?code, error = %e, "cannot encode a network message for the issuer");
+            return Err(End::Lost("network message cannot be encoded"));
+        }
+        debug!(code = ?code, stan = %stan, "network message sent");
+        c.insert(
+            stan,
+            Pending {
+                id: 0,
+                deadline: now + self.timeout(),
+                sent_at: now,
+                mti: Mti::NETWORK_REQUEST,
+                expect: Mti::NETWORK_RESPONSE,
+                waiter: Waiter::Network(code),
+            },
+        );
+        Ok(())
+    }
+
+    /// Frames `b` into the write buffer. On error the buffer is left as it was.
+    fn write_message(&self, c: &mut Conn, b: &MessageBuilder<'_>) -> Result<(), LinkError> {
+        let dst = c.writer.write_buffer_mut();
+        let start = dst.len();
+        let mark = c.codec.begin_frame(dst, &self.header).map_err(framing)?;
+        if let Err(e) = b.encode(dst) {
+            dst.truncate(start);
+            return Err(e.into());
+        }
+        // finish_frame truncates back to the mark itself on error.
+        c.codec.finish_frame(dst, mark).map_err(framing)
+    }
+
+    fn on_frame(&mut self, c: &mut Conn, frame: Frame) -> Result<(), End> {
+        let now = Instant::now();
+        c.last_rx = now;
+        let msg = match decode_lenient(self.cfg.dialect, frame.payload) {
+            Ok(msg) => msg,
+            Err(e) => {
+                self.pool.metrics.dropped_structure.increment(1);
+                warn!(error = %e, "undecodable message from the issuer dropped");
+                return Ok(());
+            }
+        };
+        // A decoded MTI is four digits by construction.
+        let Ok(mti) = Mti::from_digits(&msg.mti_digits()) else {
+            return Ok(());
+        };
+        if mti == Mti::NETWORK_REQUEST {
+            return self.on_issuer_network(c, &msg);
+        }
+        if !mti.is_response() {
+            self.pool.metrics.dropped_unexpected.increment(1);
+            warn!(mti = %mti, "the issuer sent a request this link does not serve; dropped");
+            return Ok(());
+        }
+        let Some(stan) = msg.get(11).and_then(|v| Stan::from_field(&v).ok()) else {
+            self.pool.metrics.dropped_unexpected.increment(1);
+            warn!(mti = %mti, "reply without a valid STAN dropped");
+            return Ok(());
+        };
+        let expect = match c.inflight.get(&stan.value()) {
+            None => {
+                self.on_late(msg, mti, stan, "no request in flight with this STAN");
+                return Ok(());
+            }
+            Some(p) => (p.mti, p.expect),
+        };
+        if expect.1 != mti {
+            self.pool.metrics.dropped_unexpected.increment(1);
+            warn!(
+                mti = %mti,
+                stan = %stan,
+                request_mti = %expect.0,
+                expected_mti = %expect.1,
+                response_code = response_code(&msg),
+                "reply MTI does not match the request; not delivered"
+            );
+            return Ok(());
+        }
+        let Some(p) = c.remove(stan.value()) else {
+            return Ok(());
+        };
+        match p.waiter {
+            Waiter::Caller(tx) => {
+                let round_trip = now.saturating_duration_since(p.sent_at);
+                self.pool
+                    .metrics
+                    .round_trip
+                    .record(round_trip.as_secs_f64());
+                if let Err(Ok(reply)) = tx.send(Ok(IssuerReply { msg, round_trip })) {
+                    self.on_late(reply.msg, mti, stan, "the caller stopped waiting");
+                }
+                Ok(())
+            }
+            Waiter::Network(code) => self.on_network_reply(c, code, &msg, stan, now),
+        }
+    }
+
+    /// The 0810 to one of our own 0800s.
+    fn on_network_reply(
+        &mut self,
+        c: &mut Conn,
+        code: NetworkCode,
+        msg: &Message,
+        stan: Stan,
+        now: Instant,
+    ) -> Result<(), End> {
+        let approved = msg.get(39).is_some_and(|v| &v[..] == b"00");
+        match code {
+            NetworkCode::SignOn if approved => {
+                c.phase = Phase::Ready;
+                c.last_rx = now;
+                c.idle_sleep
+                    .as_mut()
+                    .reset(now + Duration::from_millis(self.cfg.echo_idle_ms));
+                self.set_state(LinkState::Ready);
+                Ok(())
+            }
+            NetworkCode::SignOn => {
+                warn!(
+                    stan = %stan,
+                    response_code = response_code(msg),
+                    "the issuer refused the sign-on"
+                );
+                Err(End::Lost("sign-on refused"))
+            }
+            NetworkCode::Echo => {
+                c.echo_pending = false;
+                c.idle_sleep
+                    .as_mut()
+                    .reset(now + Duration::from_millis(self.cfg.echo_idle_ms));
+                if approved {
+                    debug!(stan = %stan, "echo answered");
+                } else {
+                    warn!(
+                        stan = %stan,
+                        response_code = response_code(msg),
+                        "echo answered with a non-00 code"
+                    );
+                }
+                Ok(())
+            }
+            NetworkCode::SignOff => {
+                info!(
+                    stan = %stan,
+                    response_code = response_code(msg),
+                    "sign-off answered"
+                );
+                c.phase = Phase::Done;
+                Ok(())
+            }
+        }
+    }
+
+    /// Answers the issuer's own 0800 with 0810/00.
+    fn on_issuer_network(&mut self, c: &mut Conn, msg: &Message) -> Result<(), End> {
+        let code = msg.get(70).and_then(|v| NetworkCode::from_field(&v).ok());
+        let stan = msg.get(11).and_then(|v| Stan::from_field(&v).ok());
+        let mut b = MessageBuilder::new(self.cfg.dialect, Mti::NETWORK_RESPONSE.to_digits());
+        b.copy_fields(msg, &[7, 11, 32, 33, 70]).set(39, b"00");
+        if let Err(e) = self.write_message(c, &b) {
+            warn!(error = %e, "cannot answer the issuer's network message");
+            return Ok(());
+        }
+        match code {
+            Some(NetworkCode::SignOff) => {
+                warn!(stan = ?stan, "the issuer signed off; closing the link to sign on again");
+                c.closing = Some("issuer signed off");
+            }
+            Some(NetworkCode::SignOn) => info!(stan = ?stan, "the issuer signed on"),
+            _ => debug!(stan = ?stan, code = ?code, "answered the issuer's network message"),
+        }
+        Ok(())
+    }
+
+    /// Completes every request whose deadline has passed with [`LinkError::Timeout`]. An
+    /// unanswered sign-on or echo ends the connection.
+    fn on_deadlines(&mut self, c: &mut Conn) -> Result<(), End> {
+        let now = Instant::now();
+        while let Some(&Reverse((t, id, stan))) = c.heap.peek() {
+            if t > now {
+                break;
+            }
+            c.heap.pop();
+            if c.inflight.get(&stan).is_none_or(|p| p.id != id) {
+                continue;
+            }
+            let Some(p) = c.remove(stan) else { continue };
+            match p.waiter {
+                Waiter::Caller(tx) => {
+                    self.pool.metrics.timeouts.increment(1);
+                    debug!(mti = %p.mti, stan = stan, "issuer request timed out");
+                    let _ = tx.send(Err(LinkError::Timeout));
+                }
+                Waiter::Network(NetworkCode::SignOn) => {
+                    warn!(
+                        timeout_ms = self.cfg.timeout_ms,
+                        "the issuer did not answer the sign-on"
+                    );
+                    return Err(End::Lost("sign-on unanswered"));
+                }
+                Waiter::Network(NetworkCode::Echo) => {
+                    warn!(
+                        timeout_ms = self.cfg.timeout_ms,
+                        "the issuer did not answer the echo; link down"
+                    );
+                    return Err(End::Lost("echo unanswered"));
+                }
+                Waiter::Network(NetworkCode::SignOff) => {
+                    info!("the issuer did not answer the sign-off; closing anyway");
+                    c.phase = Phase::Done;
+                }
+            }
+        }
+        c.rearm();
+        Ok(())
+    }
+
+    /// Sends an echo if the issuer has been quiet for `idle`; otherwise re-aims the timer.
+    fn on_idle(&mut self, c: &mut Conn, idle: Duration) -> Result<(), End> {
+        let now = Instant::now();
+        let due = c.last_rx + idle;
+        if due > now {
+            c.idle_sleep.as_mut().reset(due);
+            return Ok(());
+        }
+        self.send_network(c, NetworkCode::Echo, now)?;
+        c.echo_pending = true;
+        Ok(())
+    }
+
+    /// Counts, logs and publishes a reply nobody is waiting for.
+    fn on_late(&self, msg: Message, mti: Mti, stan: Stan, why: &'static str) {
+        self.pool.metrics.late.increment(1);
+        // Cold path: allocating the masked PAN is fine here.
+        let pan = msg.get(2).map(|v| mask_pan(&v));
+        warn!(
+            mti = %mti,
+            stan = %stan,
+            response_code = response_code(&msg),
+            pan = pan.as_deref().unwrap_or("-"),
+            why,
+            "late reply from the issuer"
+        );
+        if mti.class() != 8 {
+            // No subscriber is not an error: the log and the counter are the record.
+            let _ = self.pool.late.send(LateReply {
+                issuer_id: self.pool.issuer_id.clone(),
+                endpoint: self.shared.endpoint,
+                msg,
+            });
+        }
+    }
+}
+
+/// Field 39 for a log line, if it looks like a response code (two alphanumerics), else `-`.
+fn response_code(msg: &Message) -> &str {
+    match msg.field(39).map(|f| f.wire()) {
+        Some(v) if v.len() == 2 && v.iter().all(u8::is_ascii_alphanumeric) => {
+            std::str::from_utf8(v).unwrap_or("-")
+        }
+        _ => "-",
+    }
+}
+
+/// A framing error on the way out is ours: the message does not fit the issuer's framing.
+fn framing(e: FramingError) -> LinkError {
+    LinkError::Framing(e.to_string())
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    #[test]
+    fn stans_skip_those_in_flight_and_wrap_past_zero() {
+        let mut map: StanMap<()> = StanMap::default();
+        map.insert(5, ());
+        map.insert(6, ());
+        let mut last = Stan::new(4).unwrap();
+        assert_eq!(next_stan(&mut last, &map).value(), 7);
+        assert_eq!(last.value(), 7);
+
+        map.insert(999_999, ());
+        map.insert(1, ());
+        let mut last = Stan::new(999_998).unwrap();
+        assert_eq!(next_stan(&mut last, &map).value(), 2);
+    }
+
+    #[test]
+    fn transmission_field_is_utc_mmddhhmmss() {
+        let at = |y, mo, d, h, mi, s| {
+            chrono::NaiveDate::from_ymd_opt(y, mo, d)
+                .and_then(|d| d.and_hms_opt(h, mi, s))
+                .expect("valid")
+        };
+        let clock = ManualClock::new(at(2026, 11, 25, 22, 18, 0));
+        assert_eq!(&transmission_field(&*clock), b"1125221800");
+        clock.set(at(2027, 1, 2, 3, 4, 5));
+        assert_eq!(&transmission_field(&*clock), b"0102030405");
+    }
+
+    #[test]
+    fn jitter_adds_at_most_a_quarter() {
+        for _ in 0..100 {
+            let d = jittered(Duration::from_millis(400));
+            assert!((400..=500).contains(&(d.as_millis() as u64)), "{d:?}");
+        }
+        assert_eq!(jittered(Duration::from_millis(1)), Duration::from_millis(1));
+    }
+
+    #[test]
+    fn stan_hasher_spreads_sequential_keys() {
+        let h = |n: u32| {
+            let mut s = StanHasher::default();
+            s.write_u32(n);
+            s.finish()
+        };
+        assert_ne!(h(1) >> 57, h(2) >> 57);
+        assert_ne!(h(1), h(2));
+    }
+}

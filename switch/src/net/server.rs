@@ -1,0 +1,844 @@
+//! The switch's runtime: the shared state every acquirer connection works against, and the async
+//! glue that walks one request through screening, the duplicate window, the issuer (remote link
+//! or on-us engine), the journal and back.
+//!
+//! Everything that decides is elsewhere and synchronous ([`crate::decision`], the issuing engine
+//! behind [`OnUs`]); this module only sequences it, awaits I/O (issuer links, journal) and keeps
+//! the promises that need state across requests:
+//! - every request, forward, reply, timeout, reversal and decision is journaled before the
+//!   acquirer is answered;
+//! - a duplicate gets the first answer and is never forwarded twice;
+//! - a request that timed out or whose link dropped is reversed through store-and-forward;
+//! - an approval the acquirer can no longer receive is reversed too ([`Runtime::undeliverable`]).
+//!
+//! Configuration that may change on SIGHUP (routing, acquirers, expiry check) sits behind an
+//! `ArcSwap`, read once per request, so a reload never blocks traffic.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use chrono::{NaiveDate, NaiveDateTime};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::decision::response::{Additions, AnswerError, answer_builder, relay_builder};
+use crate::decision::{ScreenCtx, Screened, screen};
+use crate::domain::{
+    AcquirerId, Amount, AuthCode, Decline, Mti, Pan, ResponseCode, Stan, TerminalId, TransmissionDateTime,
+};
+use crate::events::{
+    AdviceRecord, DecisionRecord, DecisionSource, KeyRecord, OriginalRecord, Record, RequestRecord,
+};
+use crate::iso8583::views::{AuthorizationRequest, NetworkManagement, ReversalRequest};
+use crate::iso8583::{Dialect, Message, MessageBuilder, decode_lenient};
+use crate::journal::{AppendTicket, Journal};
+use crate::metrics as m;
+use crate::net::duplicates::{Answer, Claim, DupKey, DuplicateWindow};
+use crate::net::issuer::{IssuerPool, LinkError, OutboundRequest};
+use crate::net::saf::Saf;
+use crate::routing::{IssuerIndex, RoutingTable};
+use crate::security::PanVault;
+
+/// What an on-us issuer decided.
+#[derive(Debug, Clone, Default)]
+pub struct OnUsDecision {
+    /// `None` means approved (00, or 10 when `approved` is set).
+    pub decline: Option<Decline>,
+    pub code: Option<ResponseCode>,
+    pub auth_code: Option<AuthCode>,
+    /// The approved amount when it differs from the requested one (partial approval).
+    pub approved: Option<Amount>,
+    /// Field 54, ready to send.
+    pub additional_amounts: Option<Vec<u8>>,
+    /// The ledger change to journal before answering, encoded by the engine.
+    pub ledger_event: Option<Vec<u8>>,
+}
+
+impl OnUsDecision {
+    /// Field 39 of this decision.
+    pub fn response_code(&self) -> ResponseCode {
+        match (self.decline, self.code) {
+            (Some(d), _) => d.response_code(),
+            (None, Some(c)) => c,
+            (None, None) => ResponseCode::Approved,
+        }
+    }
+}
+
+/// A reversal as an on-us engine needs it.
+#[derive(Debug, Clone)]
+pub struct ReversalInput {
+    pub pan: Pan,
+    pub amount: Amount,
+    /// What remains of the original after a partial reversal (field 95).
+    pub replacement: Option<Amount>,
+    /// The duplicate key of the original request (its acquirer, terminal, STAN and field 7).
+    pub original: DupKey,
+    /// The reversal's own key.
+    pub key: DupKey,
+}
+
+/// An issuer processed inside the switch.
+pub trait OnUs: Send + Sync + 'static {
+    fn authorize(
+        &self,
+        req: &AuthorizationRequest<'_>,
+        key: &DupKey,
+        now: NaiveDateTime,
+        business_date: NaiveDate,
+    ) -> OnUsDecision;
+
+    fn reverse(&self, rev: &ReversalInput, now: NaiveDateTime, business_date: NaiveDate) -> OnUsDecision;
+
+    /// Re-applies a journaled ledger event during recovery.
+    fn replay(&self, event: &[u8]);
+}
+
+/// One configured issuer.
+#[derive(Clone)]
+pub enum IssuerHandle {
+    Remote { id: Arc<str>, pool: IssuerPool, saf: Arc<Saf>, timeout: Duration },
+    OnUs { id: Arc<str>, engine: Arc<dyn OnUs> },
+}
+
+impl IssuerHandle {
+    pub fn id(&self) -> &Arc<str> {
+        match self {
+            IssuerHandle::Remote { id, .. } | IssuerHandle::OnUs { id, .. } => id,
+        }
+    }
+}
+
+/// The part of the configuration that a reload may change.
+pub struct Live {
+    pub routing: RoutingTable,
+    pub acquirers: HashSet<AcquirerId>,
+    pub check_expiry: bool,
+}
+
+impl Live {
+    /// Builds the reloadable state. Issuers are matched by id against `issuer_ids`.
+    pub fn build(cfg: &Config, issuer_ids: &[Arc<str>]) -> Result<Live, String> {
+        let routing = RoutingTable::build(&cfg.bin_ranges, |id| {
+            issuer_ids.iter().position(|i| &**i == id).map(|p| p as IssuerIndex)
+        })
+        .map_err(|e| e.to_string())?;
+        let acquirers = cfg
+            .acquirers
+            .iter()
+            .map(|a| AcquirerId::parse(&a.id).map_err(|e| format!("acquirer {}: {e}", a.id)))
+            .collect::<Result<HashSet<_>, _>>()?;
+        Ok(Live { routing, acquirers, check_expiry: cfg.switch.check_expiry })
+    }
+}
+
+/// What the connection should write, and what to do if it cannot.
+pub struct Outgoing {
+    pub bytes: Bytes,
+    pub if_undeliverable: Option<Undeliverable>,
+}
+
+/// How to undo an approval the acquirer never received.
+pub struct Undeliverable {
+    pub txn: u64,
+    pub issuer: IssuerIndex,
+    pub advice: AdviceRecord,
+    pub reversal: Option<ReversalInput>,
+}
+
+/// The switch's shared state. One per process; connections hold an `Arc`.
+pub struct Runtime {
+    pub live: ArcSwap<Live>,
+    pub dialect: &'static Dialect,
+    pub journal: Arc<dyn Journal>,
+    pub vault: PanVault,
+    pub clock: Arc<dyn Clock>,
+    pub dup: Arc<DuplicateWindow>,
+    pub issuers: Vec<IssuerHandle>,
+    txn_seq: AtomicU64,
+    saf_seq: AtomicU64,
+    pub shutdown: CancellationToken,
+}
+
+type HandleResult = Option<Outgoing>;
+
+fn key_record(k: &DupKey) -> KeyRecord {
+    KeyRecord {
+        acquirer: k.acquirer.as_str().to_owned(),
+        terminal: k.terminal.as_str().to_owned(),
+        stan: k.stan.value(),
+        transmission: k.transmission.to_string(),
+    }
+}
+
+/// Rebuilds a duplicate key from its record (recovery).
+pub fn key_from_record(k: &KeyRecord) -> Option<DupKey> {
+    Some(DupKey {
+        acquirer: AcquirerId::parse(&k.acquirer).ok()?,
+        terminal: TerminalId::from_field(k.terminal.as_bytes()).ok()?,
+        stan: Stan::new(k.stan).ok()?,
+        transmission: TransmissionDateTime::from_field(k.transmission.as_bytes()).ok()?,
+    })
+}
+
+impl Runtime {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        live: Live,
+        dialect: &'static Dialect,
+        journal: Arc<dyn Journal>,
+        vault: PanVault,
+        clock: Arc<dyn Clock>,
+        dup: Arc<DuplicateWindow>,
+        issuers: Vec<IssuerHandle>,
+        next_txn: u64,
+        next_saf: u64,
+        shutdown: CancellationToken,
+    ) -> Runtime {
+        Runtime {
+            live: ArcSwap::from_pointee(live),
+            dialect,
+            journal,
+            vault,
+            clock,
+            dup,
+            issuers,
+            txn_seq: AtomicU64::new(next_txn.max(1)),
+            saf_seq: AtomicU64::new(next_saf.max(1)),
+            shutdown,
+        }
+    }
+
+    fn next_txn(&self) -> u64 {
+        self.txn_seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn next_saf(&self) -> u64 {
+        self.saf_seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn journal(&self, rec: &Record) -> AppendTicket {
+        match rec.encode() {
+            Ok(b) => self.journal.append(Bytes::from(b)),
+            Err(e) => {
+                tracing::error!(error = %e, "journal record does not encode");
+                AppendTicket::ready(Err(crate::journal::JournalError::Closed))
+            }
+        }
+    }
+
+    /// Handles one frame's payload; `None` means the message goes unanswered (and was counted).
+    pub async fn handle(&self, payload: Bytes) -> HandleResult {
+        let msg = match decode_lenient(self.dialect, payload) {
+            Ok(msg) => msg,
+            Err(e) => {
+                metrics::counter!(m::DROPPED_TOTAL, "reason" => "structure").increment(1);
+                tracing::warn!(error = %e, "acquirer message structure unreadable; dropped");
+                return None;
+            }
+        };
+        let mti = msg.mti_digits();
+        metrics::counter!(m::REQUESTS_TOTAL, "mti" => mti_label(&mti)).increment(1);
+        let now = self.clock.now();
+        let business_date = now.date();
+        let live = self.live.load();
+        let known = |a: &AcquirerId| live.acquirers.contains(a);
+        let ctx = ScreenCtx { known_acquirer: &known, routing: &live.routing, check_expiry: live.check_expiry, business_date };
+        match screen(&msg, &ctx) {
+            Screened::UnexpectedResponse => {
+                metrics::counter!(m::DROPPED_TOTAL, "reason" => "unexpected_response").increment(1);
+                tracing::warn!(mti = %String::from_utf8_lossy(&mti), "response MTI from an acquirer; dropped");
+                None
+            }
+            Screened::Network(n) => self.network(&msg, &n),
+            Screened::Decline(d) => self.switch_decline(&msg, d, None, 0, None).await,
+            Screened::Authorization { req, issuer } => {
+                let span = tracing::debug_span!("txn", pan = %req.pan, stan = %req.stan, rrn = ?req.rrn.map(|r| r.to_string()), issuer = %self.issuers[issuer as usize].id());
+                let _enter = span.enter();
+                drop(_enter);
+                self.authorize(&msg, req, issuer, now, business_date).await
+            }
+            Screened::Reversal { req, issuer } => self.reverse(&msg, req, issuer, now, business_date).await,
+        }
+    }
+
+    fn network(&self, msg: &Message, n: &NetworkManagement) -> HandleResult {
+        let mut b = MessageBuilder::new(self.dialect, Mti::NETWORK_RESPONSE.to_digits());
+        b.copy_fields(msg, &[7, 11, 32, 70]);
+        b.set(39, b"00");
+        tracing::debug!(code = ?n.code, stan = %n.stan, "acquirer network management");
+        self.encode_answer(&b, &ResponseCode::Approved, "switch").map(|bytes| Outgoing { bytes, if_undeliverable: None })
+    }
+
+    fn encode_answer(&self, b: &MessageBuilder<'_>, code: &ResponseCode, issuer: &str) -> Option<Bytes> {
+        match b.to_bytes() {
+            Ok(bytes) => {
+                let mti = b.get_mti();
+                metrics::counter!(m::RESPONSES_TOTAL, "mti" => mti_label(&mti), "response_code" => code.as_str(), "issuer" => issuer.to_owned())
+                    .increment(1);
+                Some(bytes)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "answer does not encode; request dropped");
+                metrics::counter!(m::DROPPED_TOTAL, "reason" => "encode").increment(1);
+                None
+            }
+        }
+    }
+
+    /// A decline made by the switch itself (screening, availability), journaled then answered.
+    async fn switch_decline(
+        &self,
+        msg: &Message,
+        d: Decline,
+        key: Option<&DupKey>,
+        txn: u64,
+        issuer: Option<&str>,
+    ) -> HandleResult {
+        let code = d.response_code();
+        let mti = crate::iso8583::views::mti_of(msg).map(|m| m.value()).unwrap_or(0);
+        let rec = Record::Decision(DecisionRecord {
+            txn,
+            at_ms: self.clock.now_ms(),
+            key: key.map(key_record),
+            mti,
+            response_code: code.as_str().to_owned(),
+            source: DecisionSource::Switch,
+            reason: Some(d.name().to_owned()),
+            auth_code: None,
+            approved_minor: None,
+            additional_amounts: None,
+            issuer: issuer.map(str::to_owned),
+        });
+        if let Err(e) = self.journal(&rec).await {
+            tracing::error!(error = %e, "journal refused a decline; answering 96");
+        }
+        let b = match answer_builder(self.dialect, msg, code, &Additions::default()) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "no answer can be built; dropped");
+                return None;
+            }
+        };
+        self.encode_answer(&b, &code, issuer.unwrap_or("switch")).map(|bytes| Outgoing { bytes, if_undeliverable: None })
+    }
+
+    fn dup_key(req_acquirer: AcquirerId, terminal: TerminalId, stan: Stan, t: TransmissionDateTime) -> DupKey {
+        DupKey { acquirer: req_acquirer, terminal, stan, transmission: t }
+    }
+
+    async fn authorize(
+        &self,
+        msg: &Message,
+        req: AuthorizationRequest<'_>,
+        issuer_idx: IssuerIndex,
+        now: NaiveDateTime,
+        business_date: NaiveDate,
+    ) -> HandleResult {
+        let key = Self::dup_key(req.acquirer, req.terminal, req.stan, req.transmission);
+        let pending = match self.dup.claim(key, Instant::now()) {
+            Claim::New(p) => p,
+            Claim::Duplicate(w) => {
+                metrics::counter!(m::DUPLICATES_TOTAL).increment(1);
+                return self.duplicate_answer(msg, w.answer().await);
+            }
+        };
+        let issuer = &self.issuers[issuer_idx as usize];
+        let issuer_id = issuer.id().clone();
+        let txn = self.next_txn();
+        let pan_protected = match self.vault.protect(&req.pan) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "PAN protection failed");
+                return self.switch_decline(msg, Decline::SystemMalfunction, Some(&key), txn, Some(&issuer_id)).await;
+            }
+        };
+        let request_rec = Record::Request(RequestRecord {
+            txn,
+            at_ms: self.clock.now_ms(),
+            key: key_record(&key),
+            mti: req.mti.value(),
+            pan: pan_protected.clone(),
+            masked_pan: req.pan.to_string(),
+            processing_code: req.processing_code.to_string(),
+            amount_minor: req.amount.map(|a| a.minor()),
+            currency: req.currency.numeric(),
+            issuer: issuer_id.to_string(),
+            rrn: req.rrn.map(|r| r.to_string()),
+            merchant: Some(req.merchant.to_string()),
+            mcc: req.mcc,
+            original: req.original.map(|o| OriginalRecord {
+                mti: o.mti.value(),
+                stan: o.stan.value(),
+                transmission: o.transmission.to_string(),
+                acquirer: o.acquirer.to_string(),
+            }),
+            replacement_minor: None,
+        });
+        let request_ticket = self.journal(&request_rec);
+
+        let (builder_result, decision, undeliverable) = match issuer {
+            IssuerHandle::OnUs { engine, .. } => {
+                let d = engine.authorize(&req, &key, now, business_date);
+                if let Some(ev) = &d.ledger_event {
+                    // Records are written in append order, so the decision's ticket covers this one too.
+                    drop(self.journal(&Record::Ledger { issuer: issuer_id.to_string(), at_ms: self.clock.now_ms(), event: ev.clone() }));
+                }
+                let code = d.response_code();
+                let auth = d.auth_code.map(|a| a.to_string());
+                let approved = d.approved.and_then(|a| a.to_field().ok());
+                let rec = DecisionRecord {
+                    txn,
+                    at_ms: self.clock.now_ms(),
+                    key: Some(key_record(&key)),
+                    mti: req.mti.value(),
+                    response_code: code.as_str().to_owned(),
+                    source: DecisionSource::OnUs,
+                    reason: d.decline.map(|x| x.name().to_owned()),
+                    auth_code: auth.clone(),
+                    approved_minor: d.approved.map(|a| a.minor()),
+                    additional_amounts: d.additional_amounts.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()),
+                    issuer: Some(issuer_id.to_string()),
+                };
+                let undeliverable = code.is_approval().then(|| {
+                    let amount = d.approved.or(req.amount);
+                    self.reversal_for(&req, &key, txn, issuer_idx, &issuer_id, pan_protected.clone(), amount, auth.clone())
+                });
+                let answer = self.on_us_answer(msg, code, auth.as_deref(), approved.as_ref(), d.additional_amounts.as_deref());
+                (answer, rec, undeliverable.flatten())
+            }
+            IssuerHandle::Remote { pool, timeout, .. } => {
+                // Covered by the decision's ticket: the journal writes in append order.
+                drop(self.journal(&Record::Forwarded { txn, at_ms: self.clock.now_ms(), link_stan: 0 }));
+                let deadline = Instant::now() + *timeout;
+                let sent = pool.send(OutboundRequest { msg: msg.clone(), deadline, mti: None }).await;
+                match sent {
+                    Ok(reply) => {
+                        metrics::histogram!(m::ISSUER_ROUND_TRIP_SECONDS, "issuer" => issuer_id.to_string())
+                            .record(reply.round_trip.as_secs_f64());
+                        let code = reply
+                            .msg
+                            .get(39)
+                            .and_then(|c| ResponseCode::from_field(&c).ok())
+                            .unwrap_or(ResponseCode::SystemMalfunction);
+                        let auth = reply.msg.get(38).map(|a| String::from_utf8_lossy(&a).into_owned());
+                        let approved_minor = if code == ResponseCode::ApprovedPartial {
+                            reply.msg.get(4).and_then(|a| Amount::from_field(&a, req.currency).ok()).map(|a| a.minor())
+                        } else {
+                            None
+                        };
+                        let rec = DecisionRecord {
+                            txn,
+                            at_ms: self.clock.now_ms(),
+                            key: Some(key_record(&key)),
+                            mti: req.mti.value(),
+                            response_code: code.as_str().to_owned(),
+                            source: DecisionSource::Issuer,
+                            reason: None,
+                            auth_code: auth.clone(),
+                            approved_minor,
+                            additional_amounts: reply.msg.get(54).map(|v| String::from_utf8_lossy(&v).into_owned()),
+                            issuer: Some(issuer_id.to_string()),
+                        };
+                        let undeliverable = if code.is_approval() {
+                            let amount = approved_minor.map(|a| Amount::new(a, req.currency)).or(req.amount);
+                            self.reversal_for(&req, &key, txn, issuer_idx, &issuer_id, pan_protected.clone(), amount, auth)
+                        } else {
+                            None
+                        };
+                        let answer = relay_builder(self.dialect, msg, &reply.msg).and_then(|b| {
+                            b.to_bytes().map_err(AnswerError::from)
+                        });
+                        (answer, rec, undeliverable)
+                    }
+                    Err(e) => {
+                        let (decline, reverse) = match &e {
+                            LinkError::Timeout => {
+                                metrics::counter!(m::ISSUER_TIMEOUTS_TOTAL, "issuer" => issuer_id.to_string()).increment(1);
+                                drop(self.journal(&Record::Timeout { txn, at_ms: self.clock.now_ms() }));
+                                (Decline::IssuerUnavailable, Some("timeout"))
+                            }
+                            LinkError::LinkLost => (Decline::IssuerUnavailable, Some("link_lost")),
+                            LinkError::NoLinkReady | LinkError::Overloaded | LinkError::Shutdown => {
+                                (Decline::IssuerUnavailable, None)
+                            }
+                            other => {
+                                tracing::error!(error = %other, "request could not be forwarded");
+                                (Decline::SystemMalfunction, None)
+                            }
+                        };
+                        tracing::info!(issuer = %issuer_id, error = %e, pan = %req.pan, stan = %req.stan, "issuer unavailable for a request");
+                        if let Some(reason) = reverse
+                            && let Some(u) = self.reversal_for(&req, &key, txn, issuer_idx, &issuer_id, pan_protected.clone(), req.amount, None)
+                        {
+                            self.queue_reversal(u, reason).await;
+                        }
+                        let code = decline.response_code();
+                        let rec = DecisionRecord {
+                            txn,
+                            at_ms: self.clock.now_ms(),
+                            key: Some(key_record(&key)),
+                            mti: req.mti.value(),
+                            response_code: code.as_str().to_owned(),
+                            source: DecisionSource::Switch,
+                            reason: Some(decline.name().to_owned()),
+                            auth_code: None,
+                            approved_minor: None,
+                            additional_amounts: None,
+                            issuer: Some(issuer_id.to_string()),
+                        };
+                        let answer = answer_builder(self.dialect, msg, code, &Additions::default())
+                            .and_then(|b| b.to_bytes().map_err(AnswerError::from));
+                        (answer, rec, None)
+                    }
+                }
+            }
+        };
+        let code = decision.response_code.clone();
+        let decision_ticket = self.journal(&Record::Decision(decision));
+        let journaled = request_ticket.await.and(decision_ticket.await);
+        let bytes = match (journaled, builder_result) {
+            (Ok(_), Ok(bytes)) => bytes,
+            (Err(e), _) => {
+                // Nothing may be answered that is not journaled. If it was an approval, undo it.
+                tracing::error!(error = %e, "journal failed; answering 96");
+                if let Some(u) = undeliverable {
+                    self.queue_reversal(u, "journal_failure").await;
+                }
+                let b = answer_builder(self.dialect, msg, ResponseCode::SystemMalfunction, &Additions::default()).ok()?;
+                return self.encode_answer(&b, &ResponseCode::SystemMalfunction, &issuer_id).map(|bytes| Outgoing { bytes, if_undeliverable: None });
+            }
+            (Ok(_), Err(e)) => {
+                tracing::error!(error = %e, "answer does not encode; dropped");
+                metrics::counter!(m::DROPPED_TOTAL, "reason" => "encode").increment(1);
+                if let Some(u) = undeliverable {
+                    self.queue_reversal(u, "undeliverable").await;
+                }
+                return None;
+            }
+        };
+        metrics::counter!(m::RESPONSES_TOTAL, "mti" => mti_label(&resp_mti(&req.mti)), "response_code" => code_static(&code), "issuer" => issuer_id.to_string())
+            .increment(1);
+        pending.complete(Answer::Bytes(bytes.clone()));
+        Some(Outgoing { bytes, if_undeliverable: undeliverable })
+    }
+
+    fn on_us_answer(
+        &self,
+        msg: &Message,
+        code: ResponseCode,
+        auth: Option<&str>,
+        approved: Option<&[u8; 12]>,
+        f54: Option<&[u8]>,
+    ) -> Result<Bytes, AnswerError> {
+        let add = Additions {
+            auth_code: auth.map(str::as_bytes),
+            approved_amount: approved.map(|a| &a[..]),
+            additional_amounts: f54,
+        };
+        let b = answer_builder(self.dialect, msg, code, &add)?;
+        Ok(b.to_bytes()?)
+    }
+
+    fn duplicate_answer(&self, msg: &Message, answer: Option<Answer>) -> HandleResult {
+        match answer? {
+            Answer::Bytes(bytes) => Some(Outgoing { bytes, if_undeliverable: None }),
+            Answer::Recorded(rec) => {
+                let code = ResponseCode::from_field(rec.response_code.as_bytes()).ok()?;
+                let approved = rec.approved_minor.and_then(|a| {
+                    let cur = msg.get(49).and_then(|c| crate::domain::Currency::from_field(&c).ok())?;
+                    Amount::new(a, cur).to_field().ok()
+                });
+                let add = Additions {
+                    auth_code: rec.auth_code.as_deref().map(str::as_bytes),
+                    approved_amount: approved.as_ref().map(|a| &a[..]),
+                    additional_amounts: rec.additional_amounts.as_deref().map(str::as_bytes),
+                };
+                let b = answer_builder(self.dialect, msg, code, &add).ok()?;
+                b.to_bytes().ok().map(|bytes| Outgoing { bytes, if_undeliverable: None })
+            }
+        }
+    }
+
+    /// The reversal advice that undoes an approval of `req`.
+    #[allow(clippy::too_many_arguments)]
+    fn reversal_for(
+        &self,
+        req: &AuthorizationRequest<'_>,
+        key: &DupKey,
+        txn: u64,
+        issuer_idx: IssuerIndex,
+        issuer_id: &str,
+        pan: crate::security::ProtectedPan,
+        amount: Option<Amount>,
+        auth_code: Option<String>,
+    ) -> Option<Undeliverable> {
+        let amount = amount?;
+        let advice = AdviceRecord {
+            saf_id: 0,
+            at_ms: 0,
+            issuer: issuer_id.to_owned(),
+            mti: Mti::REVERSAL_ADVICE.value(),
+            reason: String::new(),
+            txn: Some(txn),
+            pan,
+            masked_pan: req.pan.to_string(),
+            processing_code: req.processing_code.to_string(),
+            amount_minor: amount.minor(),
+            currency: req.currency.numeric(),
+            original: OriginalRecord {
+                mti: req.mti.value(),
+                stan: req.stan.value(),
+                transmission: req.transmission.to_string(),
+                acquirer: req.acquirer.to_string(),
+            },
+            terminal: req.terminal.to_string(),
+            merchant: Some(req.merchant.to_string()),
+            rrn: req.rrn.map(|r| r.to_string()),
+            replacement_minor: None,
+            auth_code,
+            response_code: None,
+        };
+        let reversal = Some(ReversalInput { pan: req.pan, amount, replacement: None, original: *key, key: *key });
+        Some(Undeliverable { txn, issuer: issuer_idx, advice, reversal })
+    }
+
+    /// Undoes an approval: an on-us engine reverses at once; a remote issuer gets a 0420 through
+    /// store-and-forward.
+    pub async fn queue_reversal(&self, u: Undeliverable, reason: &'static str) {
+        let Some(issuer) = self.issuers.get(u.issuer as usize) else { return };
+        match issuer {
+            IssuerHandle::OnUs { engine, id } => {
+                if let Some(rev) = &u.reversal {
+                    let now = self.clock.now();
+                    let d = engine.reverse(rev, now, now.date());
+                    if let Some(ev) = d.ledger_event {
+                        let _ = self.journal(&Record::Ledger { issuer: id.to_string(), at_ms: self.clock.now_ms(), event: ev }).await;
+                    }
+                    metrics::counter!(m::REVERSALS_QUEUED_TOTAL, "issuer" => id.to_string(), "reason" => reason).increment(1);
+                    tracing::info!(issuer = %id, reason, txn = u.txn, "on-us approval reversed");
+                }
+            }
+            IssuerHandle::Remote { saf, .. } => {
+                let mut advice = u.advice;
+                advice.saf_id = self.next_saf();
+                advice.at_ms = self.clock.now_ms();
+                advice.reason = reason.to_owned();
+                tracing::info!(issuer = %saf.issuer(), reason, txn = u.txn, masked_pan = %advice.masked_pan, "reversal advice queued");
+                if let Err(e) = saf.enqueue(advice, reason).await {
+                    tracing::error!(error = %e, "reversal advice could not be queued");
+                }
+            }
+        }
+    }
+
+    /// Journals an issuer answer that came after its request had timed out. The request was
+    /// already answered 91 and a reversal advice queued, so nothing else is owed.
+    pub async fn late_reply(&self, l: &crate::net::issuer::LateReply) {
+        let rec = Record::LateReply {
+            issuer: l.issuer_id.to_string(),
+            at_ms: self.clock.now_ms(),
+            response_code: l.msg.get(39).map(|c| String::from_utf8_lossy(&c).into_owned()),
+            masked_pan: l.msg.get(2).map(|p| crate::iso8583::decode::mask_pan(&p)),
+        };
+        let _ = self.journal(&rec).await;
+    }
+
+    /// The connection could not deliver an answer: journal it and undo the approval.
+    pub async fn undeliverable(&self, out: Outgoing) {
+        if let Some(u) = out.if_undeliverable {
+            let _ = self.journal(&Record::Undeliverable { txn: u.txn, at_ms: self.clock.now_ms() }).await;
+            self.queue_reversal(u, "undeliverable").await;
+        }
+    }
+
+    async fn reverse(
+        &self,
+        msg: &Message,
+        req: ReversalRequest,
+        issuer_idx: IssuerIndex,
+        now: NaiveDateTime,
+        business_date: NaiveDate,
+    ) -> HandleResult {
+        let key = Self::dup_key(req.acquirer, req.terminal, req.stan, req.transmission);
+        let pending = match self.dup.claim(key, Instant::now()) {
+            Claim::New(p) => p,
+            Claim::Duplicate(w) => {
+                metrics::counter!(m::DUPLICATES_TOTAL).increment(1);
+                return self.duplicate_answer(msg, w.answer().await);
+            }
+        };
+        let issuer = &self.issuers[issuer_idx as usize];
+        let issuer_id = issuer.id().clone();
+        let txn = self.next_txn();
+        let Ok(pan_protected) = self.vault.protect(&req.pan) else {
+            return self.switch_decline(msg, Decline::SystemMalfunction, Some(&key), txn, Some(&issuer_id)).await;
+        };
+        let original = OriginalRecord {
+            mti: req.original.mti.value(),
+            stan: req.original.stan.value(),
+            transmission: req.original.transmission.to_string(),
+            acquirer: req.original.acquirer.to_string(),
+        };
+        let request_ticket = self.journal(&Record::Request(RequestRecord {
+            txn,
+            at_ms: self.clock.now_ms(),
+            key: key_record(&key),
+            mti: req.mti.value(),
+            pan: pan_protected.clone(),
+            masked_pan: req.pan.to_string(),
+            processing_code: req.processing_code.to_string(),
+            amount_minor: Some(req.amount.minor()),
+            currency: req.amount.currency().numeric(),
+            issuer: issuer_id.to_string(),
+            rrn: req.rrn.map(|r| r.to_string()),
+            merchant: msg.get(42).map(|m| String::from_utf8_lossy(&m).into_owned()),
+            mcc: None,
+            original: Some(original.clone()),
+            replacement_minor: req.replacement.map(|r| r.transaction.minor()),
+        }));
+        let original_key = DupKey {
+            acquirer: req.original.acquirer,
+            terminal: req.terminal,
+            stan: req.original.stan,
+            transmission: req.original.transmission,
+        };
+        let (code, source, auth, reason) = match issuer {
+            IssuerHandle::OnUs { engine, .. } => {
+                let rev = ReversalInput {
+                    pan: req.pan,
+                    amount: req.amount,
+                    replacement: req.replacement.map(|r| r.transaction),
+                    original: original_key,
+                    key,
+                };
+                let d = engine.reverse(&rev, now, business_date);
+                if let Some(ev) = &d.ledger_event {
+                    // Records are written in append order, so the decision's ticket covers this one too.
+                    drop(self.journal(&Record::Ledger { issuer: issuer_id.to_string(), at_ms: self.clock.now_ms(), event: ev.clone() }));
+                }
+                (d.response_code(), DecisionSource::OnUs, None, d.decline.map(|x| x.name().to_owned()))
+            }
+            IssuerHandle::Remote { pool, timeout, saf, .. } => {
+                let advice = AdviceRecord {
+                    saf_id: self.next_saf(),
+                    at_ms: self.clock.now_ms(),
+                    issuer: issuer_id.to_string(),
+                    mti: Mti::REVERSAL_ADVICE.value(),
+                    reason: "acquirer_advice".into(),
+                    txn: Some(txn),
+                    pan: pan_protected.clone(),
+                    masked_pan: req.pan.to_string(),
+                    processing_code: req.processing_code.to_string(),
+                    amount_minor: req.amount.minor(),
+                    currency: req.amount.currency().numeric(),
+                    original,
+                    terminal: req.terminal.to_string(),
+                    merchant: msg.get(42).map(|m| String::from_utf8_lossy(&m).into_owned()),
+                    rrn: req.rrn.map(|r| r.to_string()),
+                    replacement_minor: req.replacement.map(|r| r.transaction.minor()),
+                    auth_code: msg.get(38).map(|a| String::from_utf8_lossy(&a).into_owned()),
+                    response_code: None,
+                };
+                if req.is_advice() {
+                    // An 0420 is acknowledged at once; store-and-forward delivers it.
+                    match saf.enqueue(advice, "acquirer_advice").await {
+                        Ok(()) => (ResponseCode::Approved, DecisionSource::Switch, None, None),
+                        Err(e) => {
+                            tracing::error!(error = %e, "acquirer reversal advice could not be queued");
+                            (ResponseCode::SystemMalfunction, DecisionSource::Switch, None, Some("saf_full".into()))
+                        }
+                    }
+                } else {
+                    let deadline = Instant::now() + *timeout;
+                    match pool.send(OutboundRequest { msg: msg.clone(), deadline, mti: None }).await {
+                        Ok(reply) => {
+                            let code = reply
+                                .msg
+                                .get(39)
+                                .and_then(|c| ResponseCode::from_field(&c).ok())
+                                .unwrap_or(ResponseCode::SystemMalfunction);
+                            (code, DecisionSource::Issuer, None, None)
+                        }
+                        Err(e) => {
+                            // The reversal must still reach the issuer: send it as an advice.
+                            let sent = matches!(e, LinkError::Timeout | LinkError::LinkLost);
+                            let reason: &'static str = if sent { "timeout" } else { "issuer_down" };
+                            if let Err(err) = saf.enqueue(advice, reason).await {
+                                tracing::error!(error = %err, "reversal advice could not be queued");
+                            }
+                            let d = Decline::IssuerUnavailable;
+                            (d.response_code(), DecisionSource::Switch, None, Some(d.name().to_owned()))
+                        }
+                    }
+                }
+            }
+        };
+        let decision_ticket = self.journal(&Record::Decision(DecisionRecord {
+            txn,
+            at_ms: self.clock.now_ms(),
+            key: Some(key_record(&key)),
+            mti: req.mti.value(),
+            response_code: code.as_str().to_owned(),
+            source,
+            reason,
+            auth_code: auth,
+            approved_minor: None,
+            additional_amounts: None,
+            issuer: Some(issuer_id.to_string()),
+        }));
+        let journaled = request_ticket.await.and(decision_ticket.await);
+        let code = if journaled.is_ok() { code } else { ResponseCode::SystemMalfunction };
+        let b = answer_builder(self.dialect, msg, code, &Additions::default()).ok()?;
+        let bytes = self.encode_answer(&b, &code, &issuer_id)?;
+        if journaled.is_ok() {
+            pending.complete(Answer::Bytes(bytes.clone()));
+        }
+        Some(Outgoing { bytes, if_undeliverable: None })
+    }
+}
+
+fn resp_mti(mti: &Mti) -> [u8; 4] {
+    mti.response().map(|m| m.to_digits()).unwrap_or(*b"0000")
+}
+
+fn mti_label(mti: &[u8; 4]) -> &'static str {
+    match mti {
+        b"0100" => "0100",
+        b"0110" => "0110",
+        b"0120" => "0120",
+        b"0130" => "0130",
+        b"0200" => "0200",
+        b"0210" => "0210",
+        b"0220" => "0220",
+        b"0230" => "0230",
+        b"0400" => "0400",
+        b"0410" => "0410",
+        b"0420" => "0420",
+        b"0430" => "0430",
+        b"0800" => "0800",
+        b"0810" => "0810",
+        _ => "other",
+    }
+}
+
+fn code_static(code: &str) -> &'static str {
+    ResponseCode::from_field(code.as_bytes()).map(|c| c.as_str()).unwrap_or("??")
+}
+
+/// Helper so encode_answer can label by MTI without re-decoding.
+trait BuilderMti {
+    fn get_mti(&self) -> [u8; 4];
+}
+
+impl BuilderMti for MessageBuilder<'_> {
+    fn get_mti(&self) -> [u8; 4] {
+        self.mti()
+    }
+}

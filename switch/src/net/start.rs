@@ -1,0 +1,318 @@
+//! Starting and stopping a whole switch: open the journal and recover from it, start the issuer
+//! links and store-and-forward queues, bind the acquirer listener, and later shut all of it down
+//! in order.
+//!
+//! Recovery reads every journal record once: the highest transaction and advice numbers, the
+//! advices still owed to issuers (queued and neither delivered nor parked), the answers still
+//! inside the duplicate window, and the on-us ledger events to replay.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::clock::Clock;
+use crate::config::{Config, IssuerConfig, IssuerKind, JournalSync};
+use crate::events::{AdviceRecord, Record};
+use crate::journal::{FileJournal, Journal, JournalOptions};
+use crate::net::acquirer::{SessionLimits, serve};
+use crate::net::duplicates::{Answer, DuplicateWindow};
+use crate::net::framing::FramingConfig;
+use crate::net::issuer::{IssuerLinkConfig, IssuerPool};
+use crate::net::saf::{Saf, SafConfig};
+use crate::net::server::{IssuerHandle, Live, OnUs, Runtime, key_from_record};
+use crate::security::{KeysFile, PanVault};
+
+/// Builds the engine of an on-us issuer from its config; supplied by the caller so that this
+/// module does not depend on how engines are made.
+pub type OnUsFactory = dyn Fn(&IssuerConfig) -> Result<Arc<dyn OnUs>, String> + Send + Sync;
+
+/// Why the switch did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("internal: keys: {0}")]
+    Keys(#[from] crate::security::KeyError),
+    #[error("internal: journal: {0}")]
+    Journal(#[from] crate::journal::JournalError),
+    #[error("internal: configuration: {0}")]
+    Config(String),
+    #[error("internal: issuer {issuer}: {message}")]
+    Issuer { issuer: String, message: String },
+    #[error("internal: cannot listen on {address}: {source}")]
+    Bind { address: String, source: std::io::Error },
+}
+
+/// How to start.
+pub struct StartOptions {
+    pub config: Config,
+    pub keys: KeysFile,
+    pub clock: Arc<dyn Clock>,
+    pub on_us: Arc<OnUsFactory>,
+}
+
+/// Duplicate keys remembered at most (oldest evicted first).
+const DUPLICATE_ENTRIES_MAX: usize = 1_000_000;
+/// Advices held per issuer at most.
+const SAF_DEPTH_MAX: usize = 1_000_000;
+
+/// A running switch.
+pub struct SwitchServer {
+    pub runtime: Arc<Runtime>,
+    local_addr: SocketAddr,
+    stop_accepting: CancellationToken,
+    connections: TaskTracker,
+    saf_stop: CancellationToken,
+    pools: Vec<IssuerPool>,
+    background: TaskTracker,
+    journal: Arc<FileJournal>,
+    grace: Duration,
+    /// Advices recovered from the journal at start.
+    pub recovered_advices: usize,
+}
+
+impl SwitchServer {
+    /// Starts everything. Must run inside a tokio runtime.
+    pub async fn start(opts: StartOptions) -> Result<SwitchServer, StartError> {
+        let StartOptions { config, keys, clock, on_us } = opts;
+        let vault = PanVault::new(&keys.journal_pan_key()?);
+        let (journal, recovered) = FileJournal::open(&config.journal.dir, JournalOptions::from(&config.journal))?;
+        let journal = Arc::new(journal);
+        if config.journal.sync == JournalSync::None {
+            tracing::warn!("journal sync = none: answers do not wait for fsync (benchmarks only)");
+        }
+        let dialect = config.listener.dialect.dialect();
+        let shutdown = CancellationToken::new();
+        let saf_stop = CancellationToken::new();
+        let background = TaskTracker::new();
+
+        // Issuers, in config order: routing refers to them by index.
+        let mut issuers = Vec::with_capacity(config.issuers.len());
+        let mut pools = Vec::new();
+        let mut safs: BTreeMap<String, Arc<Saf>> = BTreeMap::new();
+        for ic in &config.issuers {
+            let id: Arc<str> = Arc::from(ic.id.as_str());
+            match ic.kind {
+                IssuerKind::OnUs => {
+                    let engine = on_us(ic).map_err(|message| StartError::Issuer { issuer: ic.id.clone(), message })?;
+                    issuers.push(IssuerHandle::OnUs { id, engine });
+                }
+                IssuerKind::Remote => {
+                    let framing = FramingConfig {
+                        length_header: ic.framing.length_header,
+                        header_bytes: ic.framing.header_bytes as usize,
+                        frame_bytes_max: ic.frame_bytes_max as usize,
+                    };
+                    let link_cfg = IssuerLinkConfig::from_config(ic, ic.dialect.dialect(), framing)
+                        .map_err(|e| StartError::Issuer { issuer: ic.id.clone(), message: e.to_string() })?;
+                    let pool = IssuerPool::start(link_cfg, shutdown.child_token());
+                    let saf = Saf::new(
+                        ic.id.clone(),
+                        pool.clone(),
+                        journal.clone() as Arc<dyn Journal>,
+                        vault.clone(),
+                        clock.clone(),
+                        SafConfig {
+                            attempt_timeout: Duration::from_millis(ic.timeout_ms.max(1)),
+                            retries_max: ic.saf_retries_max.max(1),
+                            backoff_min: Duration::from_millis(ic.reconnect_backoff_min_ms.max(1)),
+                            backoff_max: Duration::from_millis(ic.reconnect_backoff_max_ms.max(1)),
+                            depth_max: SAF_DEPTH_MAX,
+                        },
+                    );
+                    safs.insert(ic.id.clone(), saf.clone());
+                    pools.push(pool.clone());
+                    issuers.push(IssuerHandle::Remote {
+                        id,
+                        pool,
+                        saf,
+                        timeout: Duration::from_millis(ic.timeout_ms.max(1)),
+                    });
+                }
+            }
+        }
+        let ids: Vec<Arc<str>> = issuers.iter().map(|i| i.id().clone()).collect();
+        let live = Live::build(&config, &ids).map_err(StartError::Config)?;
+
+        // Recovery.
+        let dup = Arc::new(DuplicateWindow::new(
+            Duration::from_secs(config.switch.duplicate_window_s),
+            DUPLICATE_ENTRIES_MAX,
+        ));
+        let now_ms = clock.now_ms();
+        let now = tokio::time::Instant::now();
+        let mut max_txn = 0u64;
+        let mut max_saf = 0u64;
+        let mut owed: BTreeMap<u64, AdviceRecord> = BTreeMap::new();
+        let mut undecodable = 0usize;
+        for (_, bytes) in &recovered.records {
+            let rec = match Record::decode(bytes) {
+                Ok(r) => r,
+                Err(_) => {
+                    undecodable += 1;
+                    continue;
+                }
+            };
+            match rec {
+                Record::Request(r) => max_txn = max_txn.max(r.txn),
+                Record::Decision(d) => {
+                    max_txn = max_txn.max(d.txn);
+                    if let Some(k) = d.key.as_ref().and_then(key_from_record) {
+                        let age = Duration::from_millis(now_ms.saturating_sub(d.at_ms).max(0) as u64);
+                        dup.seed(k, Answer::Recorded(Arc::new(d)), age, now);
+                    }
+                }
+                Record::SafQueued(a) => {
+                    max_saf = max_saf.max(a.saf_id);
+                    owed.insert(a.saf_id, a);
+                }
+                Record::SafDelivered { saf_id, .. } | Record::SafParked { saf_id, .. } => {
+                    owed.remove(&saf_id);
+                }
+                Record::Ledger { issuer, event, .. } => {
+                    if let Some(IssuerHandle::OnUs { engine, .. }) = issuers.iter().find(|h| **h.id() == *issuer) {
+                        engine.replay(&event);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if undecodable > 0 {
+            tracing::error!(undecodable, "journal records that do not decode were skipped during recovery");
+        }
+        let recovered_advices = owed.len();
+        for (_, a) in owed {
+            match safs.get(&a.issuer) {
+                Some(saf) => saf.restore(a),
+                None => tracing::error!(issuer = %a.issuer, saf_id = a.saf_id, "recovered advice for an issuer no longer configured"),
+            }
+        }
+        tracing::info!(records = recovered.records.len(), advices_owed = recovered_advices, duplicates = dup.len(), "journal recovered");
+
+        let runtime = Arc::new(Runtime::new(
+            live,
+            dialect,
+            journal.clone() as Arc<dyn Journal>,
+            vault,
+            clock.clone(),
+            dup,
+            issuers,
+            max_txn + 1,
+            max_saf + 1,
+            shutdown.clone(),
+        ));
+
+        for saf in safs.values() {
+            background.spawn(Arc::clone(saf).run(saf_stop.clone()));
+        }
+        for pool in &pools {
+            let mut late = pool.late_replies();
+            let rt = Arc::clone(&runtime);
+            let stop = saf_stop.clone();
+            background.spawn(async move {
+                loop {
+                    let r = tokio::select! {
+                        r = late.recv() => r,
+                        () = stop.cancelled() => return,
+                    };
+                    match r {
+                        Ok(l) => rt.late_reply(&l).await,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                            tracing::warn!(missed = n, "late replies missed by the journal");
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    }
+                }
+            });
+        }
+
+        let listener = TcpListener::bind(&config.listener.address)
+            .await
+            .map_err(|source| StartError::Bind { address: config.listener.address.clone(), source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { address: config.listener.address.clone(), source })?;
+        let limits = SessionLimits {
+            framing: FramingConfig {
+                length_header: config.listener.framing.length_header,
+                header_bytes: config.listener.framing.header_bytes as usize,
+                frame_bytes_max: config.listener.frame_bytes_max as usize,
+            },
+            connections_max: config.listener.connections_max as usize,
+            inflight_per_connection_max: config.listener.inflight_per_connection_max as usize,
+            idle_timeout: Duration::from_millis(config.listener.idle_timeout_ms.max(1)),
+            read_timeout: Duration::from_millis(config.listener.read_timeout_ms.max(1)),
+        };
+        let stop_accepting = CancellationToken::new();
+        let connections = TaskTracker::new();
+        background.spawn(serve(listener, Arc::clone(&runtime), limits, stop_accepting.clone(), connections.clone()));
+        tracing::info!(%local_addr, dialect = %config.listener.dialect, "switch listening");
+
+        Ok(SwitchServer {
+            runtime,
+            local_addr,
+            stop_accepting,
+            connections,
+            saf_stop,
+            pools,
+            background,
+            journal,
+            grace: Duration::from_millis(config.switch.shutdown_grace_ms),
+            recovered_advices,
+        })
+    }
+
+    /// The acquirer listener's address (useful when configured with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Swaps in a new routing table, acquirer list and expiry setting. The issuers themselves
+    /// cannot change without a restart.
+    pub fn reload(&self, config: &Config) -> Result<(), String> {
+        let ids: Vec<Arc<str>> = self.runtime.issuers.iter().map(|i| i.id().clone()).collect();
+        let same_issuers = config.issuers.len() == ids.len()
+            && config.issuers.iter().zip(&ids).all(|(c, id)| c.id == **id);
+        if !same_issuers {
+            return Err("the [[issuer]] list changed; issuers change only with a restart".into());
+        }
+        let live = Live::build(config, &ids)?;
+        self.runtime.live.store(Arc::new(live));
+        Ok(())
+    }
+
+    /// Stops gracefully: stop accepting and reading, let in-flight requests finish within the
+    /// grace period, sign off the issuer links, stop store-and-forward, flush the journal.
+    pub async fn shutdown(self) {
+        tracing::info!(grace_ms = self.grace.as_millis() as u64, "shutting down");
+        self.stop_accepting.cancel();
+        self.connections.close();
+        if tokio::time::timeout(self.grace, self.connections.wait()).await.is_err() {
+            tracing::warn!("grace period over with requests still in flight");
+        }
+        self.saf_stop.cancel();
+        for pool in &self.pools {
+            pool.shutdown();
+        }
+        for pool in &self.pools {
+            let _ = tokio::time::timeout(Duration::from_secs(5), pool.closed()).await;
+        }
+        self.runtime.shutdown.cancel();
+        self.background.close();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.background.wait()).await;
+        match self.journal.flush().await {
+            Ok(lsn) => tracing::info!(last_lsn = lsn, "journal flushed"),
+            Err(e) => tracing::error!(error = %e, "journal flush at shutdown failed"),
+        }
+        self.journal.close();
+    }
+
+    /// The journal directory's records so far (for tests and tools), read from disk.
+    pub fn journal_dir(config: &Config) -> PathBuf {
+        config.journal.dir.clone()
+    }
+}
