@@ -1,14 +1,20 @@
 //! The `switch` binary: command-line entry point of Switchyard.
 //!
-//! For now it loads and validates the configuration ([`switch::config`]); the runtime (listener,
-//! routing, issuer links, journal) arrives in the next milestone. Everything here reports errors
-//! through exit codes: 0 success, 1 invalid configuration, 2 unreadable or unparseable file.
+//! `run` (the default) starts the switch with a configuration file and serves until SIGTERM or
+//! SIGINT (graceful; a second signal stops at once); SIGHUP reloads routing and limits.
+//! `check-config` validates a file. `demo` runs the whole stack in one process. Exit codes: 0
+//! success, 1 invalid configuration, 2 unreadable or unparseable file.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use clap::{Parser, Subcommand, ValueEnum};
+use switch::clock::SystemClock;
 use switch::config::{Config, ConfigError};
+use switch::net::start::{StartOptions, SwitchServer};
+use switch::security::KeysFile;
 use tracing_subscriber::EnvFilter;
 
 /// Switchyard: an ISO 8583:1987 card authorization switch.
@@ -84,24 +90,112 @@ fn run(path: &Path) -> ExitCode {
         Err(err) => return report(&err),
     };
     tracing::info!(config = %path.display(), "configuration loaded and valid");
-    match config.to_toml_string() {
-        Ok(text) => {
-            println!(
-                "# effective configuration ({}, defaults filled in)",
-                path.display()
-            );
-            print!("{text}");
+    let keys = match KeysFile::load(&config.security.keys_file) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EXIT_UNREADABLE);
         }
-        // Serializing a parsed config should not fail; fall back to the Debug form if it does.
-        Err(err) => {
-            tracing::warn!(error = %err, "cannot re-serialize the configuration as TOML");
-            println!("{config:#?}");
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(serve(path.to_owned(), config, keys))
+}
+
+async fn serve(path: PathBuf, config: Config, keys: KeysFile) -> ExitCode {
+    if config.metrics.enabled {
+        match config.metrics.address.parse() {
+            Ok(addr) => {
+                if let Err(e) = switch::metrics::install_exporter(addr) {
+                    tracing::error!(error = %e, address = %config.metrics.address, "metrics exporter did not start");
+                } else {
+                    tracing::info!(address = %config.metrics.address, "metrics at /metrics");
+                }
+            }
+            Err(_) => tracing::error!(address = %config.metrics.address, "metrics address does not parse"),
         }
     }
-    println!(
-        "# the switch runtime (listener, routing, issuer links, journal) arrives in the next milestone"
-    );
-    ExitCode::SUCCESS
+    let server = match SwitchServer::start(StartOptions {
+        config,
+        keys,
+        clock: Arc::new(SystemClock),
+        on_us: Arc::new(switch::onus::engine_factory),
+    })
+    .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("switch did not start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("switch listening on {}", server.local_addr());
+    wait_for_signals(&server, &path).await;
+    let grace = tokio::spawn(server.shutdown());
+    tokio::select! {
+        _ = grace => ExitCode::SUCCESS,
+        () = second_signal() => {
+            eprintln!("second signal: stopping at once");
+            ExitCode::from(130)
+        }
+    }
+}
+
+/// Waits for SIGTERM or SIGINT; reloads routing and limits on each SIGHUP meanwhile.
+async fn wait_for_signals(server: &SwitchServer, path: &Path) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
+        tracing::error!("cannot install signal handlers; waiting for Ctrl-C only");
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = tokio::signal::ctrl_c() => return,
+            _ = hup.recv() => reload(server, path),
+        }
+    }
+}
+
+fn reload(server: &SwitchServer, path: &Path) {
+    let outcome = match Config::load(path) {
+        Ok(new) => match server.reload(&new) {
+            Ok(()) => {
+                tracing::info!(config = %path.display(), "configuration reloaded: routing, acquirers and limits swapped in");
+                "applied"
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reload rejected; the running configuration stays");
+                "rejected"
+            }
+        },
+        Err(e) => {
+            tracing::error!(error = %e, "reload rejected: the new configuration is invalid; the running one stays");
+            "rejected"
+        }
+    };
+    metrics::counter!(switch::metrics::CONFIG_RELOADS_TOTAL, "outcome" => outcome).increment(1);
+}
+
+async fn second_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = tokio::signal::ctrl_c() => {},
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 fn check_config(path: &Path) -> ExitCode {

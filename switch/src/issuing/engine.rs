@@ -38,7 +38,7 @@ use super::config::{
 };
 use super::hash::KeyedState;
 use super::event::{Answer, Change, LedgerEvent, RequestChange, RequestTag};
-use super::ledger::{AccountSnapshot, AccountState, ApplyCtx, Entry, LedgerError, Record};
+use super::ledger::{AccountSnapshot, AccountState, ApplyCtx, Entry, LedgerError};
 use super::pin::{ClearPin, parse_pvk, verify_clear_pin};
 use super::request::{IssuingRequest, PinCheck, RequestKind};
 use super::rules::{self, Ctx, pct_of};
@@ -534,7 +534,7 @@ impl Engine {
         if let Some(record) = st.records.get(&req.key) {
             if record.tag == tag || record.entry == Entry::Tombstone {
                 return Outcome {
-                    result: self.result_of(record, product),
+                    result: self.result_of(record.answer, record.seq, product),
                     balances: Some(self.balances_of(record.available, record.ledger, req, product)),
                     event: None,
                     duplicate: true,
@@ -584,12 +584,13 @@ impl Engine {
             tracing::error!(issuer = %self.issuer, seq = event.seq, error = %e, "ledger refused the engine's own event; answered 96");
             return Outcome::declined(Decline::SystemMalfunction);
         }
-        let Some(record) = st.records.get(&req.key) else {
-            return Outcome::declined(Decline::SystemMalfunction);
-        };
+        // The balances the new record holds, without looking it up again.
+        let available = st
+            .available_with(st.held, account.line)
+            .unwrap_or(i64::MIN);
         Outcome {
-            result: self.result_of(record, product),
-            balances: Some(self.balances_of(record.available, record.ledger, req, product)),
+            result: self.result_of(decision.answer, event.seq, product),
+            balances: Some(self.balances_of(available, st.posted, req, product)),
             event: Some(event),
             duplicate: false,
         }
@@ -856,8 +857,8 @@ impl Engine {
         }
     }
 
-    fn result_of(&self, record: &Record, product: &Product) -> Result<Approval, Decline> {
-        match record.answer {
+    fn result_of(&self, answer: Answer, seq: u64, product: &Product) -> Result<Approval, Decline> {
+        match answer {
             Answer::Approved { amount, partial } => Ok(Approval {
                 code: if partial {
                     ResponseCode::ApprovedPartial
@@ -866,7 +867,7 @@ impl Engine {
                 },
                 approved: Amount::new(amount, product.currency),
                 auth_code: self
-                    .auth_code(record.seq)
+                    .auth_code(seq)
                     .ok_or(Decline::SystemMalfunction)?,
             }),
             Answer::Declined(d) => Err(d),

@@ -71,7 +71,7 @@ pub(crate) enum Change {
     Request(RequestChange),
     /// Holds released by the periodic sweep (plus pruning of old records, which `apply`
     /// derives from the event's time).
-    Sweep { expired: Vec<IdemKey> },
+    Sweep { expired: KeyList },
     /// The card's wrong-PIN count was reset (unblocks a card blocked with 75).
     PinReset { card: u16 },
     /// The card's status changed (maintenance: lost, stolen, restricted, closed, active).
@@ -87,7 +87,7 @@ pub(crate) struct RequestChange {
     pub tag: RequestTag,
     pub answer: Answer,
     /// Holds that expired before the request was decided, released first.
-    pub expired: Vec<IdemKey>,
+    pub expired: KeyList,
     pub pin: PinEffect,
     pub effect: Effect,
     /// Added to the card's daily counters and velocity window.
@@ -165,6 +165,53 @@ pub(crate) enum Effect {
     Tombstone {
         original: IdemKey,
     },
+}
+
+/// A list of idempotency keys that keeps the first one inline: nearly every event releases no
+/// hold or one, and the decision path should not allocate. Serialised as a plain sequence.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct KeyList {
+    first: Option<IdemKey>,
+    rest: Vec<IdemKey>,
+}
+
+impl KeyList {
+    pub fn push(&mut self, key: IdemKey) {
+        if self.first.is_none() {
+            self.first = Some(key);
+        } else {
+            self.rest.push(key);
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &IdemKey> + Clone {
+        self.first.iter().chain(self.rest.iter())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    pub fn contains(&self, key: &IdemKey) -> bool {
+        self.iter().any(|k| k == key)
+    }
+}
+
+impl Serialize for KeyList {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<KeyList, D::Error> {
+        let keys = Vec::<IdemKey>::deserialize(d)?;
+        let mut list = KeyList::default();
+        for k in keys {
+            list.push(k);
+        }
+        Ok(list)
+    }
 }
 
 /// Daily channel of a debit.

@@ -66,18 +66,18 @@ impl KeyedHasher {
 impl Hasher for KeyedHasher {
     #[inline]
     fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
+        let mut chunks = bytes.chunks_exact(16);
         for c in &mut chunks {
-            let mut w = [0u8; 8];
+            let mut w = [0u8; 16];
             w.copy_from_slice(c);
-            self.mix(u64::from_le_bytes(w));
+            self.write_u128(u128::from_le_bytes(w));
         }
         let rest = chunks.remainder();
         if !rest.is_empty() {
-            let mut w = [0u8; 8];
+            let mut w = [0u8; 16];
             w[..rest.len()].copy_from_slice(rest);
             // The length keeps "ab" and "ab\0" apart.
-            self.mix(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
+            self.write_u128(u128::from_le_bytes(w) ^ ((rest.len() as u128) << 123));
         }
     }
 
@@ -94,6 +94,13 @@ impl Hasher for KeyedHasher {
     #[inline]
     fn write_u64(&mut self, i: u64) {
         self.mix(i);
+    }
+
+    #[inline]
+    fn write_u128(&mut self, i: u128) {
+        // Two words, one multiply: both halves are keyed before they meet.
+        let (lo, hi) = (i as u64, (i >> 64) as u64);
+        self.h = folded_multiply(lo ^ self.h, hi ^ self.k).rotate_left(23);
     }
 
     #[inline]

@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::CardStatus;
 use super::event::{
-    Answer, Change, Counted, Effect, LedgerEvent, PinEffect, RequestChange, RequestTag,
+    Answer, Change, Counted, Effect, KeyList, LedgerEvent, PinEffect, RequestChange, RequestTag,
 };
 use super::hash::KeyedState;
 use super::request::IdemKey;
@@ -259,8 +259,8 @@ impl AccountState {
     }
 
     /// Open holds due at `now`, oldest first, with their total and cash total.
-    pub fn due_holds(&self, now: i64) -> (Vec<IdemKey>, i64, i64) {
-        let mut keys = Vec::new();
+    pub fn due_holds(&self, now: i64) -> (KeyList, i64, i64) {
+        let mut keys = KeyList::default();
         let (mut total, mut cash) = (0i64, 0i64);
         for &(at, key) in &self.expiries {
             if at > now {
@@ -359,9 +359,9 @@ impl AccountState {
     }
 
     /// Checks that `expired` are distinct open holds due at `at`, and releases them in `t`.
-    fn plan_expiry(&self, expired: &[IdemKey], at: i64, t: &mut Totals) -> Result<(), LedgerError> {
+    fn plan_expiry(&self, expired: &KeyList, at: i64, t: &mut Totals) -> Result<(), LedgerError> {
         for (i, key) in expired.iter().enumerate() {
-            if expired[..i].contains(key) {
+            if expired.iter().take(i).any(|k| k == key) {
                 return Err(Inconsistent("a hold expires twice in one event"));
             }
             match self.records.get(key).map(|r| r.entry) {
@@ -377,8 +377,8 @@ impl AccountState {
         Ok(())
     }
 
-    fn commit_expiry(&mut self, expired: &[IdemKey]) {
-        for key in expired {
+    fn commit_expiry(&mut self, expired: &KeyList) {
+        for key in expired.iter() {
             if let Some(r) = self.records.get_mut(key)
                 && let Entry::Hold { expires_at, .. } = r.entry
             {
@@ -638,7 +638,7 @@ impl AccountState {
     fn open_hold(
         &self,
         key: &IdemKey,
-        expiring: &[IdemKey],
+        expiring: &KeyList,
         card: u16,
     ) -> Result<(i64, bool, Option<Counted>), LedgerError> {
         match self.records.get(key) {

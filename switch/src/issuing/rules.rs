@@ -52,7 +52,7 @@ use rust_decimal::prelude::ToPrimitive;
 
 use super::config::{CardStatus, ProductKind};
 use super::engine::{AccountDef, Product};
-use super::event::{Answer, Channel, Counted, Effect, PinEffect};
+use super::event::{Answer, Channel, Counted, Effect, KeyList, PinEffect};
 use super::ledger::{AccountState, Entry, HOUR_MS, Record};
 use super::request::{IdemKey, IssuingRequest, PinCheck, RequestKind};
 use crate::domain::{Decline, Expiry, TxnType};
@@ -122,7 +122,7 @@ pub(crate) struct Ctx<'a> {
     pub date: NaiveDate,
     pub day: i32,
     /// Holds released by expiry before this decision, and the state's totals after that.
-    pub expired: &'a [IdemKey],
+    pub expired: &'a KeyList,
     pub held: i64,
     pub cash_held: i64,
 }

@@ -46,7 +46,7 @@ use crate::routing::{IssuerIndex, RoutingTable};
 use crate::security::PanVault;
 
 /// What an on-us issuer decided.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct OnUsDecision {
     /// `None` means approved (00, or 10 when `approved` is set).
     pub decline: Option<Decline>,
@@ -56,8 +56,9 @@ pub struct OnUsDecision {
     pub approved: Option<Amount>,
     /// Field 54, ready to send.
     pub additional_amounts: Option<Vec<u8>>,
-    /// The ledger change to journal before answering, encoded by the engine.
-    pub ledger_event: Option<Vec<u8>>,
+    /// The ledger change, already handed to the journal by the engine (under the account's lock,
+    /// so each account's events are journaled in sequence order). Awaited before answering.
+    pub journaled: Option<AppendTicket>,
 }
 
 impl OnUsDecision {
@@ -96,7 +97,7 @@ pub trait OnUs: Send + Sync + 'static {
 
     fn reverse(&self, rev: &ReversalInput, now: NaiveDateTime, business_date: NaiveDate) -> OnUsDecision;
 
-    /// Re-applies a journaled ledger event during recovery.
+    /// Re-applies a journaled ledger event during recovery (in journal order).
     fn replay(&self, event: &[u8]);
 }
 
@@ -385,11 +386,10 @@ impl Runtime {
 
         let (builder_result, decision, undeliverable) = match issuer {
             IssuerHandle::OnUs { engine, .. } => {
-                let d = engine.authorize(&req, &key, now, business_date);
-                if let Some(ev) = &d.ledger_event {
-                    // Records are written in append order, so the decision's ticket covers this one too.
-                    drop(self.journal(&Record::Ledger { issuer: issuer_id.to_string(), at_ms: self.clock.now_ms(), event: ev.clone() }));
-                }
+                let mut d = engine.authorize(&req, &key, now, business_date);
+                // Records are written in append order, so the decision's ticket covers this one
+                // too; dropping the ticket does not cancel the append.
+                drop(d.journaled.take());
                 let code = d.response_code();
                 let auth = d.auth_code.map(|a| a.to_string());
                 let approved = d.approved.and_then(|a| a.to_field().ok());
@@ -420,8 +420,6 @@ impl Runtime {
                 let sent = pool.send(OutboundRequest { msg: msg.clone(), deadline, mti: None }).await;
                 match sent {
                     Ok(reply) => {
-                        metrics::histogram!(m::ISSUER_ROUND_TRIP_SECONDS, "issuer" => issuer_id.to_string())
-                            .record(reply.round_trip.as_secs_f64());
                         let code = reply
                             .msg
                             .get(39)
@@ -460,7 +458,6 @@ impl Runtime {
                     Err(e) => {
                         let (decline, reverse) = match &e {
                             LinkError::Timeout => {
-                                metrics::counter!(m::ISSUER_TIMEOUTS_TOTAL, "issuer" => issuer_id.to_string()).increment(1);
                                 drop(self.journal(&Record::Timeout { txn, at_ms: self.clock.now_ms() }));
                                 (Decline::IssuerUnavailable, Some("timeout"))
                             }
@@ -618,8 +615,10 @@ impl Runtime {
                 if let Some(rev) = &u.reversal {
                     let now = self.clock.now();
                     let d = engine.reverse(rev, now, now.date());
-                    if let Some(ev) = d.ledger_event {
-                        let _ = self.journal(&Record::Ledger { issuer: id.to_string(), at_ms: self.clock.now_ms(), event: ev }).await;
+                    if let Some(t) = d.journaled
+                        && let Err(e) = t.await
+                    {
+                        tracing::error!(issuer = %id, error = %e, "journal refused an on-us reversal");
                     }
                     metrics::counter!(m::REVERSALS_QUEUED_TOTAL, "issuer" => id.to_string(), "reason" => reason).increment(1);
                     tracing::info!(issuer = %id, reason, txn = u.txn, "on-us approval reversed");
@@ -718,11 +717,8 @@ impl Runtime {
                     original: original_key,
                     key,
                 };
-                let d = engine.reverse(&rev, now, business_date);
-                if let Some(ev) = &d.ledger_event {
-                    // Records are written in append order, so the decision's ticket covers this one too.
-                    drop(self.journal(&Record::Ledger { issuer: issuer_id.to_string(), at_ms: self.clock.now_ms(), event: ev.clone() }));
-                }
+                let mut d = engine.reverse(&rev, now, business_date);
+                drop(d.journaled.take());
                 (d.response_code(), DecisionSource::OnUs, None, d.decline.map(|x| x.name().to_owned()))
             }
             IssuerHandle::Remote { pool, timeout, saf, .. } => {

@@ -30,7 +30,10 @@ use crate::security::{KeysFile, PanVault};
 
 /// Builds the engine of an on-us issuer from its config; supplied by the caller so that this
 /// module does not depend on how engines are made.
-pub type OnUsFactory = dyn Fn(&IssuerConfig) -> Result<Arc<dyn OnUs>, String> + Send + Sync;
+/// It gets the journal (the engine journals each ledger change under its account's lock) and the
+/// clock.
+pub type OnUsFactory =
+    dyn Fn(&IssuerConfig, Arc<dyn Journal>, Arc<dyn Clock>) -> Result<Arc<dyn OnUs>, String> + Send + Sync;
 
 /// Why the switch did not start.
 #[derive(Debug, thiserror::Error)]
@@ -98,7 +101,7 @@ impl SwitchServer {
             let id: Arc<str> = Arc::from(ic.id.as_str());
             match ic.kind {
                 IssuerKind::OnUs => {
-                    let engine = on_us(ic).map_err(|message| StartError::Issuer { issuer: ic.id.clone(), message })?;
+                    let engine = on_us(ic, journal.clone() as Arc<dyn Journal>, clock.clone()).map_err(|message| StartError::Issuer { issuer: ic.id.clone(), message })?;
                     issuers.push(IssuerHandle::OnUs { id, engine });
                 }
                 IssuerKind::Remote => {

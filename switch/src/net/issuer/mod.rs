@@ -414,6 +414,9 @@ impl PoolShared {
     }
 }
 
+/// Where a caller waits for its link's answer.
+type ReplyRx = oneshot::Receiver<Result<IssuerReply, LinkError>>;
+
 /// The caller's side of one link.
 struct LinkHandle {
     shared: Arc<LinkShared>,
@@ -558,17 +561,8 @@ impl IssuerPool {
         }
     }
 
-    #[allow(clippy::type_complexity)]
-    fn enqueue(
-        &self,
-        req: OutboundRequest,
-    ) -> Result<
-        (
-            oneshot::Receiver<Result<IssuerReply, LinkError>>,
-            LoadGuard<'_>,
-        ),
-        LinkError,
-    > {
+    /// Picks a link and hands it the request.
+    fn enqueue(&self, req: OutboundRequest) -> Result<(ReplyRx, LoadGuard<'_>), LinkError> {
         let inner = &*self.inner;
         if inner.shutdown.is_cancelled() {
             return Err(LinkError::Shutdown);

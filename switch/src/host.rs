@@ -1,0 +1,337 @@
+//! An issuer host: the server end of the switch's issuer links, deciding with the issuing engine.
+//! `issuer-sim` is this module behind a command line, and `switch demo` runs it in-process on its
+//! own TCP ports so that traffic really crosses TCP.
+//!
+//! It answers network management (0800 → 0810/00), authorizations and financial requests
+//! (0100/0200 and their advices 0120/0220 → +10), and reversals (0400/0420 → +10). Each ledger
+//! change is journaled (the same record format as the switch's journal) before the answer, and a
+//! restart replays the journal to the same balances.
+//!
+//! For tests it can misbehave on purpose ([`Faults`]): answer late, drop answers at random, close
+//! connections after N requests, or stop answering requests after N (while still answering
+//! network management, so links stay up and requests time out).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::stream::FuturesUnordered;
+use futures::{SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::clock::Clock;
+use crate::config::JournalSync;
+use crate::decision::response::{Additions, answer_builder};
+use crate::domain::{Mti, ResponseCode};
+use crate::events::Record;
+use crate::iso8583::views::{AuthorizationRequest, ReversalRequest, mti_of};
+use crate::iso8583::{Dialect, Message, MessageBuilder, decode_lenient};
+use crate::issuing::{Engine, IssuingRequest, LedgerEvent, Outcome, PinCheck};
+use crate::journal::{AppendTicket, FileJournal, Journal, JournalOptions};
+use crate::net::framing::{Frame, FrameCodec, FramingConfig};
+
+/// Deliberate misbehaviour, for tests.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Faults {
+    /// Wait this long before answering each request (not network management).
+    pub delay_ms: u64,
+    /// Leave this fraction of requests unanswered (0.0–1.0).
+    pub drop_rate: f64,
+    /// Close each connection after it has carried this many requests.
+    pub close_after: Option<u64>,
+    /// After this many requests in total, answer no more requests (network management still
+    /// gets answers, so the links stay up).
+    pub stop_answering_after: Option<u64>,
+}
+
+/// How the host listens and speaks.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    pub address: String,
+    pub dialect: &'static Dialect,
+    pub framing: FramingConfig,
+    pub faults: Faults,
+}
+
+/// Why the host did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("issuer host: cannot listen on {address}: {source}")]
+    Bind { address: String, source: std::io::Error },
+    #[error("issuer host: journal: {0}")]
+    Journal(#[from] crate::journal::JournalError),
+}
+
+struct Shared {
+    engine: Arc<Engine>,
+    journal: Arc<dyn Journal>,
+    clock: Arc<dyn Clock>,
+    dialect: &'static Dialect,
+    faults: Faults,
+    requests: AtomicU64,
+    issuer: String,
+}
+
+/// A running issuer host.
+pub struct IssuerHost {
+    local_addr: SocketAddr,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+    shared: Arc<Shared>,
+    file_journal: Option<Arc<FileJournal>>,
+}
+
+/// Opens the issuer's journal in `dir` and replays its ledger events into `engine`. Returns the
+/// journal and how many events were applied.
+pub fn open_journal(
+    dir: &Path,
+    sync: JournalSync,
+    engine: &Engine,
+) -> Result<(Arc<FileJournal>, usize), HostError> {
+    let opts = JournalOptions { sync, ..JournalOptions::default() };
+    let (journal, recovered) = FileJournal::open(dir, opts)?;
+    let mut events = Vec::new();
+    for (_, bytes) in &recovered.records {
+        if let Ok(Record::Ledger { event, .. }) = Record::decode(bytes) {
+            match LedgerEvent::decode(&event) {
+                Ok(ev) => events.push(ev),
+                Err(e) => tracing::error!(error = %e, "journaled ledger event does not decode; skipped"),
+            }
+        }
+    }
+    let applied = match engine.replay(events) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!(error = %e, "journal replay stopped at an event that does not apply");
+            0
+        }
+    };
+    Ok((Arc::new(journal), applied))
+}
+
+impl IssuerHost {
+    /// Binds and starts serving. `journal` receives every ledger change; pass the journal from
+    /// [`open_journal`] (its `FileJournal` is flushed at shutdown when given as `file_journal`).
+    pub async fn start(
+        cfg: HostConfig,
+        engine: Arc<Engine>,
+        journal: Arc<dyn Journal>,
+        file_journal: Option<Arc<FileJournal>>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<IssuerHost, HostError> {
+        let listener = TcpListener::bind(&cfg.address)
+            .await
+            .map_err(|source| HostError::Bind { address: cfg.address.clone(), source })?;
+        let local_addr =
+            listener.local_addr().map_err(|source| HostError::Bind { address: cfg.address.clone(), source })?;
+        let shared = Arc::new(Shared {
+            issuer: engine.issuer().to_owned(),
+            engine,
+            journal,
+            clock,
+            dialect: cfg.dialect,
+            faults: cfg.faults,
+            requests: AtomicU64::new(0),
+        });
+        let stop = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        {
+            let shared = Arc::clone(&shared);
+            let stop = stop.clone();
+            let tasks2 = tasks.clone();
+            let framing = cfg.framing;
+            tasks.spawn(async move {
+                loop {
+                    let accepted = tokio::select! {
+                        a = listener.accept() => a,
+                        () = stop.cancelled() => return,
+                    };
+                    match accepted {
+                        Ok((stream, peer)) => {
+                            tracing::info!(issuer = %shared.issuer, %peer, "switch connected");
+                            tasks2.spawn(connection(stream, Arc::clone(&shared), framing, stop.clone()));
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                }
+            });
+        }
+        tracing::info!(issuer = %shared.issuer, %local_addr, "issuer host listening");
+        Ok(IssuerHost { local_addr, stop, tasks, shared, file_journal })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.shared.engine
+    }
+
+    /// Requests received so far (not network management).
+    pub fn requests(&self) -> u64 {
+        self.shared.requests.load(Ordering::Relaxed)
+    }
+
+    /// Stops listening, closes connections, flushes the journal.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        self.tasks.close();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.tasks.wait()).await;
+        if let Some(j) = &self.file_journal {
+            if let Err(e) = j.flush().await {
+                tracing::error!(error = %e, "issuer journal flush failed");
+            }
+            j.close();
+        }
+    }
+}
+
+async fn connection(stream: TcpStream, shared: Arc<Shared>, framing: FramingConfig, stop: CancellationToken) {
+    let _ = stream.set_nodelay(true);
+    let (r, w) = stream.into_split();
+    let mut reader = FramedRead::new(r, FrameCodec::new(framing));
+    let mut writer = FramedWrite::new(w, FrameCodec::new(framing));
+    let mut inflight = FuturesUnordered::new();
+    let mut carried = 0u64;
+    let mut reading = true;
+    loop {
+        if !reading && inflight.is_empty() {
+            break;
+        }
+        tokio::select! {
+            Some((header, answer)) = inflight.next(), if !inflight.is_empty() => {
+                let Some(payload): Option<Bytes> = answer else { continue };
+                if writer.send(Frame { header, payload }).await.is_err() {
+                    break;
+                }
+            }
+            frame = reader.next(), if reading => match frame {
+                Some(Ok(Frame { header, payload })) => {
+                    let task_shared = Arc::clone(&shared);
+                    let is_request = !payload.get(..4).is_some_and(|m| m.starts_with(b"08"));
+                    if is_request {
+                        carried += 1;
+                    }
+                    inflight.push(async move { (header, handle(&task_shared, payload).await) });
+                    if let Some(n) = shared.faults.close_after
+                        && carried >= n
+                    {
+                        tracing::info!(issuer = %shared.issuer, after = n, "fault injection: closing the connection");
+                        return;
+                    }
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "framing error from the switch; closing");
+                    reading = false;
+                }
+                None => reading = false,
+            },
+            () = stop.cancelled(), if reading => reading = false,
+        }
+    }
+}
+
+async fn handle(shared: &Shared, payload: Bytes) -> Option<Bytes> {
+    let msg = match decode_lenient(shared.dialect, payload) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(error = %e, "unreadable message from the switch; dropped");
+            return None;
+        }
+    };
+    let mti = mti_of(&msg).ok()?;
+    if mti.class() == 8 {
+        return network(shared, &msg, mti);
+    }
+    let n = shared.requests.fetch_add(1, Ordering::Relaxed) + 1;
+    let f = &shared.faults;
+    if f.stop_answering_after.is_some_and(|limit| n > limit) {
+        tracing::info!(issuer = %shared.issuer, "fault injection: not answering");
+        return None;
+    }
+    if f.drop_rate > 0.0 && fastrand::f64() < f.drop_rate {
+        tracing::info!(issuer = %shared.issuer, "fault injection: dropping an answer");
+        return None;
+    }
+    if f.delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(f.delay_ms)).await;
+    }
+    let now = shared.clock.now();
+    let base = mti.original();
+    let (outcome, ticket) = if base == Mti::REVERSAL_REQUEST || base == Mti::REVERSAL_ADVICE {
+        match ReversalRequest::from_message(&msg) {
+            Ok(r) => process(shared, &IssuingRequest::from_reversal(&r), now),
+            Err(e) => return answer(shared, &msg, e.response_code(), None),
+        }
+    } else {
+        let req = match AuthorizationRequest::from_message(&msg) {
+            Ok(r) => r,
+            Err(e) => return answer(shared, &msg, e.response_code(), None),
+        };
+        let pin = match &req.pin_block {
+            None => PinCheck::Absent,
+            Some(block) => shared.engine.verify_pin_block(&req.pan, block),
+        };
+        match IssuingRequest::from_authorization(&req, pin) {
+            Ok(ir) => process(shared, &ir, now),
+            Err(d) => return answer(shared, &msg, d.response_code(), None),
+        }
+    };
+    if let Some(t) = ticket
+        && let Err(e) = t.await
+    {
+        tracing::error!(error = %e, "issuer journal failed; answering 96");
+        return answer(shared, &msg, ResponseCode::SystemMalfunction, None);
+    }
+    answer(shared, &msg, outcome.response_code(), Some(&outcome))
+}
+
+fn process(shared: &Shared, req: &IssuingRequest, now: chrono::NaiveDateTime) -> (Outcome, Option<AppendTicket>) {
+    let mut ticket = None;
+    let outcome = shared.engine.process_with(req, now, now.date(), |ev: &LedgerEvent| {
+        let event = ev.encode().map_err(|_| ())?;
+        let rec = Record::Ledger { issuer: shared.issuer.clone(), at_ms: shared.clock.now_ms(), event };
+        let payload = rec.encode().map_err(|_| ())?;
+        ticket = Some(shared.journal.append(Bytes::from(payload)));
+        Ok::<(), ()>(())
+    });
+    (outcome, ticket)
+}
+
+fn network(shared: &Shared, msg: &Message, mti: Mti) -> Option<Bytes> {
+    if mti != Mti::NETWORK_REQUEST {
+        return None;
+    }
+    let mut b = MessageBuilder::new(shared.dialect, Mti::NETWORK_RESPONSE.to_digits());
+    b.copy_fields(msg, &[7, 11, 70]);
+    b.set(39, b"00");
+    b.to_bytes().ok()
+}
+
+fn answer(shared: &Shared, msg: &Message, code: ResponseCode, outcome: Option<&Outcome>) -> Option<Bytes> {
+    let approval = outcome.and_then(|o| o.result.as_ref().ok());
+    let auth = approval.map(|a| a.auth_code);
+    let approved = approval.filter(|a| a.code == ResponseCode::ApprovedPartial).and_then(|a| a.approved.to_field().ok());
+    // Balances go to the cardholder's terminal only when they are the answer's point: on an
+    // approval (and balance inquiry) or an insufficient-funds decline, never on a lost, stolen or
+    // blocked card.
+    let show_balances = code.is_approval() || code == ResponseCode::InsufficientFunds;
+    let f54 = outcome.filter(|_| show_balances).and_then(|o| o.balances).and_then(|b| b.to_field54().ok());
+    let add = Additions {
+        auth_code: auth.as_ref().map(|a| a.as_bytes()),
+        approved_amount: approved.as_ref().map(|a| &a[..]),
+        additional_amounts: f54.as_ref().map(|f| &f[..]),
+    };
+    let b = answer_builder(shared.dialect, msg, code, &add).ok()?;
+    b.to_bytes().ok()
+}

@@ -1,0 +1,164 @@
+//! On-us processing: the issuing engine ([`crate::issuing`]) plugged into the switch runtime
+//! behind [`OnUs`], for issuers whose cards the switch decides itself.
+//!
+//! The adapter turns the runtime's typed requests into [`IssuingRequest`]s, checks a PIN block
+//! with the issuer's verification key, and journals each ledger change through the switch's
+//! journal *while the engine holds the account's lock* ([`Engine::process_with`]), so each
+//! account's events reach the journal in sequence order and replay rebuilds exactly the same
+//! balances.
+//!
+//! PIN blocks: until the security module translates zone PIN keys, field 52 is taken as an ISO
+//! 9564 format 0 block under no zone key, and checked against the card's Visa PVV.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{NaiveDate, NaiveDateTime};
+
+use crate::clock::Clock;
+use crate::config::IssuerConfig;
+use crate::domain::{Decline, TerminalId};
+use crate::events::Record;
+use crate::iso8583::views::AuthorizationRequest;
+use crate::issuing::{Engine, IdemKey, IssuerFile, IssuingRequest, LedgerEvent, Outcome, PinCheck, RequestKind};
+use crate::journal::{AppendTicket, Journal};
+use crate::net::duplicates::DupKey;
+use crate::net::server::{OnUs, OnUsDecision, ReversalInput};
+
+/// Terminal id that marks reversals the switch itself originates (undeliverable answers): their
+/// idempotency key must differ from the original's.
+const SWITCH_REVERSAL_TERMINAL: &[u8; 8] = b"SWITCHRV";
+
+/// An issuing engine serving as an on-us issuer.
+pub struct EngineOnUs {
+    issuer: String,
+    engine: Arc<Engine>,
+    journal: Arc<dyn Journal>,
+    clock: Arc<dyn Clock>,
+}
+
+impl EngineOnUs {
+    pub fn new(engine: Arc<Engine>, journal: Arc<dyn Journal>, clock: Arc<dyn Clock>) -> EngineOnUs {
+        EngineOnUs { issuer: engine.issuer().to_owned(), engine, journal, clock }
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    fn run(&self, req: &IssuingRequest, now: NaiveDateTime, business_date: NaiveDate) -> OnUsDecision {
+        let mut ticket: Option<AppendTicket> = None;
+        let outcome = self.engine.process_with(req, now, business_date, |ev: &LedgerEvent| {
+            let bytes = ev.encode().map_err(|_| ())?;
+            let rec = Record::Ledger { issuer: self.issuer.clone(), at_ms: self.clock.now_ms(), event: bytes };
+            let payload = rec.encode().map_err(|_| ())?;
+            ticket = Some(self.journal.append(Bytes::from(payload)));
+            Ok::<(), ()>(())
+        });
+        decision(outcome, ticket)
+    }
+}
+
+fn idem(k: &DupKey) -> IdemKey {
+    IdemKey::new(k.acquirer, k.terminal, k.stan, k.transmission)
+}
+
+fn decision(o: Outcome, journaled: Option<AppendTicket>) -> OnUsDecision {
+    // Balances only where they are the answer's point (see `host::answer`).
+    let show = match &o.result {
+        Ok(_) => true,
+        Err(d) => *d == Decline::InsufficientFunds,
+    };
+    let additional_amounts = o.balances.filter(|_| show).and_then(|b| b.to_field54().ok()).map(|f| f.to_vec());
+    match o.result {
+        Ok(a) => OnUsDecision {
+            decline: None,
+            code: Some(a.code),
+            auth_code: Some(a.auth_code),
+            approved: (a.code == crate::domain::ResponseCode::ApprovedPartial).then_some(a.approved),
+            additional_amounts,
+            journaled,
+        },
+        Err(d) => OnUsDecision {
+            decline: Some(d),
+            code: None,
+            auth_code: None,
+            approved: None,
+            additional_amounts,
+            journaled,
+        },
+    }
+}
+
+impl OnUs for EngineOnUs {
+    fn authorize(
+        &self,
+        req: &AuthorizationRequest<'_>,
+        _key: &DupKey,
+        now: NaiveDateTime,
+        business_date: NaiveDate,
+    ) -> OnUsDecision {
+        let pin = match &req.pin_block {
+            None => PinCheck::Absent,
+            Some(block) => self.engine.verify_pin_block(&req.pan, block),
+        };
+        match IssuingRequest::from_authorization(req, pin) {
+            Ok(ir) => self.run(&ir, now, business_date),
+            Err(d) => OnUsDecision { decline: Some(d), ..OnUsDecision::default() },
+        }
+    }
+
+    fn reverse(&self, rev: &ReversalInput, now: NaiveDateTime, business_date: NaiveDate) -> OnUsDecision {
+        let mut key = idem(&rev.key);
+        if rev.key == rev.original {
+            // A reversal the switch originates for an answer it could not deliver.
+            match TerminalId::from_field(SWITCH_REVERSAL_TERMINAL) {
+                Ok(t) => key = IdemKey::new(rev.key.acquirer, t, rev.key.stan, rev.key.transmission),
+                Err(_) => return OnUsDecision { decline: Some(Decline::SystemMalfunction), ..OnUsDecision::default() },
+            }
+        }
+        let ir = IssuingRequest {
+            kind: RequestKind::Reversal { original: idem(&rev.original), replacement: rev.replacement },
+            key,
+            pan: rev.pan,
+            processing_code: crate::domain::ProcessingCode::PURCHASE,
+            amount: Some(rev.amount),
+            currency: rev.amount.currency(),
+            mcc: None,
+            expiry: None,
+            pin: PinCheck::Absent,
+            partial_supported: false,
+        };
+        self.run(&ir, now, business_date)
+    }
+
+    fn replay(&self, event: &[u8]) {
+        match LedgerEvent::decode(event) {
+            Ok(ev) => {
+                if let Err(e) = self.engine.apply(&ev) {
+                    tracing::error!(issuer = %self.issuer, error = %e, "journaled ledger event does not apply");
+                }
+            }
+            Err(e) => tracing::error!(issuer = %self.issuer, error = %e, "journaled ledger event does not decode"),
+        }
+    }
+}
+
+/// The factory the switch uses for `kind = "on-us"` issuers: loads the issuer file named by
+/// `cards` and builds its engine.
+pub fn engine_factory(
+    ic: &IssuerConfig,
+    journal: Arc<dyn Journal>,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<dyn OnUs>, String> {
+    let path = ic.cards.as_deref().ok_or_else(|| format!("on-us issuer {} needs `cards` (its issuer file)", ic.id))?;
+    let engine = load_engine(path)?;
+    Ok(Arc::new(EngineOnUs::new(Arc::new(engine), journal, clock)))
+}
+
+/// Loads an issuer file and builds its engine.
+pub fn load_engine(path: &Path) -> Result<Engine, String> {
+    let file = IssuerFile::load(path).map_err(|e| e.to_string())?;
+    Engine::from_file(&file).map_err(|e| e.to_string())
+}
