@@ -60,6 +60,36 @@ pub struct Config {
     /// `[[bin_range]]`: PAN-prefix ranges mapped to issuers (count, 0..N).
     #[serde(default, rename = "bin_range", skip_serializing_if = "Vec::is_empty")]
     pub bin_ranges: Vec<BinRangeConfig>,
+    /// `[[stand_in]]`: limits within which the switch approves for an unreachable issuer (count,
+    /// 0..N; an issuer without an entry gets no stand-in: 91).
+    #[serde(default, rename = "stand_in", skip_serializing_if = "Vec::is_empty")]
+    pub stand_in: Vec<StandInConfig>,
+}
+
+/// `[[stand_in]]`: stand-in processing (STIP) parameters for one remote issuer's product.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StandInConfig {
+    /// The `[[issuer]].id` (a remote issuer) these limits apply to. Required.
+    pub issuer: String,
+    /// The product the issuer's BIN ranges carry (label: credit, debit, prepaid). Required.
+    pub product: String,
+    /// ISO 4217 numeric currency of the amounts below (3 digits). Default `156`.
+    #[serde(default = "defaults::currency")]
+    pub currency: String,
+    /// Largest amount approved in one transaction (major units, e.g. `"500.00"`). Required.
+    pub amount_max: String,
+    /// Stand-in approvals per card per business day (count). Required.
+    pub daily_count_max: u32,
+    /// Stand-in approved amount per card per business day (major units). Required.
+    pub daily_amount_max: String,
+    /// Transaction types allowed (first two digits of field 3, e.g. `["00"]` for purchases
+    /// only). Required.
+    pub processing_codes: Vec<String>,
+    /// The issuer's negative file: one `PAN reason` per line, reason `lost`, `stolen`,
+    /// `restricted` or `closed`; `#` starts a comment (filesystem path). Optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub negative_file: Option<PathBuf>,
 }
 
 /// `[listener]`: where acquirers connect and how their frames look.
@@ -327,6 +357,10 @@ pub struct BinRangeConfig {
 
 /// Serde defaults that are not the type's `Default` (fields of list entries).
 mod defaults {
+    pub(super) fn currency() -> String {
+        "156".to_owned()
+    }
+
     pub(super) fn frame_bytes_max() -> u32 {
         8192
     }

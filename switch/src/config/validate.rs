@@ -75,7 +75,46 @@ pub(super) fn check(config: &Config, origin: &str) -> Vec<Problem> {
     acquirers(config, &mut report);
     let issuer_ids = issuers(config, &mut report);
     bin_ranges(config, &issuer_ids, &mut report);
+    stand_in(config, &mut report);
     report.problems
+}
+
+fn stand_in(config: &Config, report: &mut Report<'_>) {
+    use crate::domain::{Amount, Currency};
+    let mut seen = HashSet::new();
+    for (i, s) in config.stand_in.iter().enumerate() {
+        let key = |k: &str| format!("stand_in[{i}].{k}");
+        match config.issuers.iter().find(|x| x.id == s.issuer) {
+            None => report.push(key("issuer"), "names no [[issuer]]"),
+            Some(x) if x.kind != IssuerKind::Remote => {
+                report.push(key("issuer"), "stand-in applies to remote issuers only")
+            }
+            Some(_) => {}
+        }
+        if !seen.insert(s.issuer.as_str()) {
+            report.push(key("issuer"), "more than one [[stand_in]] for this issuer");
+        }
+        let currency = Currency::from_field(s.currency.as_bytes()).ok();
+        if currency.is_none() {
+            report.push(key("currency"), "must be a known ISO 4217 numeric code");
+        }
+        if let Some(c) = currency {
+            for (k, v) in [("amount_max", &s.amount_max), ("daily_amount_max", &s.daily_amount_max)] {
+                match Amount::parse_major(v, c) {
+                    Ok(a) if !a.is_negative() => {}
+                    _ => report.push(key(k), "must be a non-negative amount in major units, e.g. \"500.00\""),
+                }
+            }
+        }
+        if s.processing_codes.is_empty() {
+            report.push(key("processing_codes"), "must list at least one transaction type");
+        }
+        for (j, pc) in s.processing_codes.iter().enumerate() {
+            if pc.len() != 2 || !all_digits(pc) {
+                report.push(format!("stand_in[{i}].processing_codes[{j}]"), "must be two digits, e.g. \"00\"");
+            }
+        }
+    }
 }
 
 fn listener(config: &Config, report: &mut Report<'_>) -> Option<SocketAddr> {

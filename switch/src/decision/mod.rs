@@ -10,5 +10,6 @@
 
 pub mod response;
 pub mod screen;
+pub mod stip;
 
 pub use screen::{ScreenCtx, Screened, screen};

@@ -82,6 +82,11 @@ const AUTH_MANDATORY: &[u8] = &[2, 3, 7, 11, 32, 41, 42, 49];
 const AUTH_OPTIONAL: &[u8] = &[
     4, 12, 13, 14, 18, 19, 22, 23, 25, 26, 35, 37, 43, 45, 48, 52, 53, 55, 60, 64, 128,
 ];
+// An 0120 advice reports a decision already made (stand-in): it carries the answer (38, 39) and
+// names the request it reports in field 90.
+const ADVICE_OPTIONAL: &[u8] = &[
+    4, 12, 13, 14, 18, 19, 22, 23, 25, 26, 35, 37, 38, 39, 43, 45, 48, 52, 53, 55, 60, 64, 90, 128,
+];
 const COMPLETION_MANDATORY: &[u8] = &[2, 3, 4, 7, 11, 32, 37, 38, 41, 42, 49, 90];
 const COMPLETION_OPTIONAL: &[u8] = &[12, 13, 14, 18, 22, 23, 25, 43, 48, 55, 60, 64, 128];
 const REVERSAL_MANDATORY: &[u8] = &[2, 3, 4, 7, 11, 32, 41, 49, 90];
@@ -98,11 +103,7 @@ pub const RULES: &[FieldRule] = &[
         mandatory: AUTH_MANDATORY,
         optional: AUTH_OPTIONAL,
     },
-    FieldRule {
-        mti: Mti::AUTH_ADVICE,
-        mandatory: AUTH_MANDATORY,
-        optional: AUTH_OPTIONAL,
-    },
+    FieldRule { mti: Mti::AUTH_ADVICE, mandatory: AUTH_MANDATORY, optional: ADVICE_OPTIONAL },
     FieldRule {
         mti: Mti::FINANCIAL_REQUEST,
         mandatory: AUTH_MANDATORY,

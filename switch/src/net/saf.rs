@@ -221,7 +221,10 @@ impl Saf {
         let currency = Currency::from_numeric(rec.currency).map_err(|e| bad(&e.to_string()))?;
         let amount = Amount::new(rec.amount_minor, currency).to_field().map_err(|e| bad(&e.to_string()))?;
         let pc = ProcessingCode::from_field(rec.processing_code.as_bytes()).map_err(|e| bad(&e.to_string()))?.to_field();
-        let transmission = TransmissionDateTime::from_datetime(self.clock.now()).to_field();
+        // Field 7 is the advice's creation time, the same on every retry, so the issuer can
+        // recognise a resend.
+        let created = chrono::DateTime::from_timestamp_millis(rec.at_ms).map(|t| t.naive_utc()).unwrap_or_else(|| self.clock.now());
+        let transmission = TransmissionDateTime::from_datetime(created).to_field();
         let original = OriginalData {
             mti: Mti::from_digits(format!("{:04}", rec.original.mti).as_bytes()).map_err(|e| bad(&e.to_string()))?,
             stan: Stan::new(rec.original.stan).map_err(|e| bad(&e.to_string()))?,

@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::decision::response::{Additions, AnswerError, answer_builder, relay_builder};
+use crate::decision::stip::{CardDay, StandInRules};
 use crate::decision::{ScreenCtx, Screened, screen};
 use crate::domain::{
     AcquirerId, Amount, AuthCode, Decline, Mti, Pan, ResponseCode, Stan, TerminalId, TransmissionDateTime,
@@ -101,10 +102,53 @@ pub trait OnUs: Send + Sync + 'static {
     fn replay(&self, event: &[u8]);
 }
 
+/// A remote issuer's stand-in: its rules and each card's use per business day.
+pub struct StandIn {
+    pub rules: StandInRules,
+    days: dashmap::DashMap<(Pan, NaiveDate), CardDay>,
+    seq: std::sync::atomic::AtomicU32,
+}
+
+impl StandIn {
+    pub fn new(rules: StandInRules) -> StandIn {
+        StandIn { rules, days: dashmap::DashMap::new(), seq: std::sync::atomic::AtomicU32::new(0) }
+    }
+
+    /// Decides under the card's day entry, so two concurrent requests cannot both take the last
+    /// allowance. On approval the day is charged and the stand-in auth code returned.
+    pub fn decide(&self, req: &AuthorizationRequest<'_>, day: NaiveDate) -> Result<String, Decline> {
+        // Only authorizations and financial requests: advices and completions report facts the
+        // issuer must see itself.
+        if req.mti.original() != Mti::AUTH_REQUEST && req.mti.original() != Mti::FINANCIAL_REQUEST {
+            return Err(Decline::IssuerUnavailable);
+        }
+        let mut entry = self.days.entry((req.pan, day)).or_default();
+        self.rules.decide(req, *entry)?;
+        let amount = req.amount.map(|a| a.minor()).unwrap_or(0);
+        entry.count += 1;
+        entry.amount_minor += amount;
+        let n = self.seq.fetch_add(1, Ordering::Relaxed) % 10_000;
+        Ok(format!("{}{n:04}", crate::decision::stip::AUTH_CODE_PREFIX))
+    }
+
+    /// Charges an approval recovered from the journal.
+    pub fn charge(&self, pan: Pan, day: NaiveDate, amount_minor: i64) {
+        let mut e = self.days.entry((pan, day)).or_default();
+        e.count += 1;
+        e.amount_minor += amount_minor;
+        self.seq.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The card's use on `day`.
+    pub fn day(&self, pan: &Pan, day: NaiveDate) -> CardDay {
+        self.days.get(&(*pan, day)).map(|e| *e).unwrap_or_default()
+    }
+}
+
 /// One configured issuer.
 #[derive(Clone)]
 pub enum IssuerHandle {
-    Remote { id: Arc<str>, pool: IssuerPool, saf: Arc<Saf>, timeout: Duration },
+    Remote { id: Arc<str>, pool: IssuerPool, saf: Arc<Saf>, timeout: Duration, stand_in: Option<Arc<StandIn>> },
     OnUs { id: Arc<str>, engine: Arc<dyn OnUs> },
 }
 
@@ -413,7 +457,7 @@ impl Runtime {
                 let answer = self.on_us_answer(msg, code, auth.as_deref(), approved.as_ref(), d.additional_amounts.as_deref());
                 (answer, rec, undeliverable.flatten())
             }
-            IssuerHandle::Remote { pool, timeout, .. } => {
+            IssuerHandle::Remote { pool, timeout, stand_in, .. } => {
                 // Covered by the decision's ticket: the journal writes in append order.
                 drop(self.journal(&Record::Forwarded { txn, at_ms: self.clock.now_ms(), link_stan: 0 }));
                 let deadline = Instant::now() + *timeout;
@@ -471,28 +515,72 @@ impl Runtime {
                             }
                         };
                         tracing::info!(issuer = %issuer_id, error = %e, pan = %req.pan, stan = %req.stan, "issuer unavailable for a request");
-                        if let Some(reason) = reverse
-                            && let Some(u) = self.reversal_for(&req, &key, txn, issuer_idx, &issuer_id, pan_protected.clone(), req.amount, None)
-                        {
-                            self.queue_reversal(u, reason).await;
-                        }
-                        let code = decline.response_code();
-                        let rec = DecisionRecord {
-                            txn,
-                            at_ms: self.clock.now_ms(),
-                            key: Some(key_record(&key)),
-                            mti: req.mti.value(),
-                            response_code: code.as_str().to_owned(),
-                            source: DecisionSource::Switch,
-                            reason: Some(decline.name().to_owned()),
-                            auth_code: None,
-                            approved_minor: None,
-                            additional_amounts: None,
-                            issuer: Some(issuer_id.to_string()),
+                        let stood_in = match (decline, stand_in) {
+                            (Decline::IssuerUnavailable, Some(si)) => Some(si.decide(&req, business_date)),
+                            _ => None,
                         };
-                        let answer = answer_builder(self.dialect, msg, code, &Additions::default())
-                            .and_then(|b| b.to_bytes().map_err(AnswerError::from));
-                        (answer, rec, None)
+                        match stood_in {
+                            Some(Ok(auth)) => {
+                                // Approved in stand-in. The 0120 advice tells the issuer; it also
+                                // stands for any copy of the request the issuer may have seen
+                                // before the timeout (same key), so no reversal is sent.
+                                metrics::counter!(m::STANDIN_TOTAL, "issuer" => issuer_id.to_string(), "response_code" => "00").increment(1);
+                                if let Some(mut u) = self.reversal_for(&req, &key, txn, issuer_idx, &issuer_id, pan_protected.clone(), req.amount, Some(auth.clone())) {
+                                    u.advice.mti = Mti::AUTH_ADVICE.value();
+                                    u.advice.response_code = Some("00".into());
+                                    self.queue_reversal(u, "stand_in").await;
+                                }
+                                let rec = DecisionRecord {
+                                    txn,
+                                    at_ms: self.clock.now_ms(),
+                                    key: Some(key_record(&key)),
+                                    mti: req.mti.value(),
+                                    response_code: "00".into(),
+                                    source: DecisionSource::StandIn,
+                                    reason: Some(format!("stand_in:{}", match &e { LinkError::Timeout => "timeout", LinkError::LinkLost => "link_lost", _ => "no_link" })),
+                                    auth_code: Some(auth.clone()),
+                                    approved_minor: None,
+                                    additional_amounts: None,
+                                    issuer: Some(issuer_id.to_string()),
+                                };
+                                let add = Additions { auth_code: Some(auth.as_bytes()), ..Additions::default() };
+                                let answer = answer_builder(self.dialect, msg, ResponseCode::Approved, &add)
+                                    .and_then(|b| b.to_bytes().map_err(AnswerError::from));
+                                let undeliverable = self.reversal_for(&req, &key, txn, issuer_idx, &issuer_id, pan_protected.clone(), req.amount, Some(auth));
+                                (answer, rec, undeliverable)
+                            }
+                            other => {
+                                let (decline, source) = match other {
+                                    Some(Err(d)) if d != Decline::IssuerUnavailable => {
+                                        metrics::counter!(m::STANDIN_TOTAL, "issuer" => issuer_id.to_string(), "response_code" => d.response_code().as_str()).increment(1);
+                                        (d, DecisionSource::StandIn)
+                                    }
+                                    _ => (decline, DecisionSource::Switch),
+                                };
+                                if let Some(reason) = reverse
+                                    && let Some(u) = self.reversal_for(&req, &key, txn, issuer_idx, &issuer_id, pan_protected.clone(), req.amount, None)
+                                {
+                                    self.queue_reversal(u, reason).await;
+                                }
+                                let code = decline.response_code();
+                                let rec = DecisionRecord {
+                                    txn,
+                                    at_ms: self.clock.now_ms(),
+                                    key: Some(key_record(&key)),
+                                    mti: req.mti.value(),
+                                    response_code: code.as_str().to_owned(),
+                                    source,
+                                    reason: Some(decline.name().to_owned()),
+                                    auth_code: None,
+                                    approved_minor: None,
+                                    additional_amounts: None,
+                                    issuer: Some(issuer_id.to_string()),
+                                };
+                                let answer = answer_builder(self.dialect, msg, code, &Additions::default())
+                                    .and_then(|b| b.to_bytes().map_err(AnswerError::from));
+                                (answer, rec, None)
+                            }
+                        }
                     }
                 }
             }

@@ -25,7 +25,9 @@ use crate::net::duplicates::{Answer, DuplicateWindow};
 use crate::net::framing::FramingConfig;
 use crate::net::issuer::{IssuerLinkConfig, IssuerPool};
 use crate::net::saf::{Saf, SafConfig};
-use crate::net::server::{IssuerHandle, Live, OnUs, Runtime, key_from_record};
+use crate::decision::stip::StandInRules;
+use crate::events::DecisionSource;
+use crate::net::server::{IssuerHandle, Live, OnUs, Runtime, StandIn, key_from_record};
 use crate::security::{KeysFile, PanVault};
 
 /// Builds the engine of an on-us issuer from its config; supplied by the caller so that this
@@ -129,11 +131,19 @@ impl SwitchServer {
                     );
                     safs.insert(ic.id.clone(), saf.clone());
                     pools.push(pool.clone());
+                    let stand_in = match config.stand_in.iter().find(|s| s.issuer == ic.id) {
+                        Some(sc) => Some(Arc::new(StandIn::new(
+                            StandInRules::from_config(sc)
+                                .map_err(|e| StartError::Issuer { issuer: ic.id.clone(), message: e.to_string() })?,
+                        ))),
+                        None => None,
+                    };
                     issuers.push(IssuerHandle::Remote {
                         id,
                         pool,
                         saf,
                         timeout: Duration::from_millis(ic.timeout_ms.max(1)),
+                        stand_in,
                     });
                 }
             }
@@ -152,6 +162,9 @@ impl SwitchServer {
         let mut max_saf = 0u64;
         let mut owed: BTreeMap<u64, AdviceRecord> = BTreeMap::new();
         let mut undecodable = 0usize;
+        // Stand-in approvals of the current business day are charged back to their cards.
+        let today = clock.now().date();
+        let mut requests: BTreeMap<u64, (crate::security::ProtectedPan, Option<i64>, String)> = BTreeMap::new();
         for (_, bytes) in &recovered.records {
             let rec = match Record::decode(bytes) {
                 Ok(r) => r,
@@ -161,9 +174,24 @@ impl SwitchServer {
                 }
             };
             match rec {
-                Record::Request(r) => max_txn = max_txn.max(r.txn),
+                Record::Request(r) => {
+                    max_txn = max_txn.max(r.txn);
+                    let day = chrono::DateTime::from_timestamp_millis(r.at_ms).map(|t| t.date_naive());
+                    if day == Some(today) {
+                        requests.insert(r.txn, (r.pan, r.amount_minor, r.issuer));
+                    }
+                }
                 Record::Decision(d) => {
                     max_txn = max_txn.max(d.txn);
+                    if d.source == DecisionSource::StandIn
+                        && d.response_code == "00"
+                        && let Some((pan, amount, issuer)) = requests.get(&d.txn)
+                        && let Some(IssuerHandle::Remote { stand_in: Some(si), .. }) =
+                            issuers.iter().find(|h| **h.id() == **issuer)
+                        && let Ok(pan) = vault.reveal(pan)
+                    {
+                        si.charge(pan, today, amount.unwrap_or(0));
+                    }
                     if let Some(k) = d.key.as_ref().and_then(key_from_record) {
                         let age = Duration::from_millis(now_ms.saturating_sub(d.at_ms).max(0) as u64);
                         dup.seed(k, Answer::Recorded(Arc::new(d)), age, now);
