@@ -20,9 +20,11 @@
 //! decisions are synchronous functions with no I/O and take time as an argument; tokio only drives
 //! them.
 
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod decision;
+pub mod demo;
 pub mod events;
 pub mod domain;
 pub mod host;

@@ -47,6 +47,20 @@ enum Command {
     /// Validate the configuration: print `ok` and exit 0, or list every problem on stderr and
     /// exit 1 (2 if the file cannot be read or parsed).
     CheckConfig,
+    /// Run the switch and the default issuer hosts in one process, drive a short mixed workload
+    /// over the test cards and print a summary; `--serve` serves the stack on the configured
+    /// listener until interrupted instead.
+    Demo {
+        /// Serve on the configured listener (127.0.0.1:8583) until Ctrl-C, with no workload.
+        #[arg(long)]
+        serve: bool,
+        /// Steps in the mixed workload.
+        #[arg(long, default_value_t = 3000)]
+        transactions: u64,
+        /// Acquirer connections driving it.
+        #[arg(long, default_value_t = 8)]
+        connections: usize,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -68,6 +82,7 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(&cli.config),
         Command::CheckConfig => check_config(&cli.config),
+        Command::Demo { serve, transactions, connections } => demo(&cli.config, serve, transactions, connections),
     }
 }
 
@@ -194,6 +209,24 @@ async fn second_signal() {
         }
         Err(_) => {
             let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn demo(path: &Path, serve: bool, transactions: u64, connections: usize) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let opts = switch::demo::DemoOptions { config: path.to_owned(), serve, transactions, connections };
+    match rt.block_on(switch::demo::run(opts)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
         }
     }
 }

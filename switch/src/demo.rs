@@ -1,0 +1,405 @@
+//! `switch demo`: the whole stack in one process, each part on its own TCP port so that traffic
+//! really crosses TCP: the issuer hosts of the default configuration's remote issuers, the switch
+//! (with its on-us engine), and acquirer clients.
+//!
+//! Without `--serve` it drives a short mixed workload over the published test cards with a live
+//! progress line, then shows stand-in at work (it stops North Bank's host, approves within the
+//! stand-in limits, restarts the host and waits for the advices to be delivered), and prints a
+//! summary: approvals, declines by reason, TPS and latency percentiles. With `--serve` it only
+//! serves until interrupted, so every card holds exactly its published balance when it starts.
+//!
+//! Journals live in a fresh temporary folder, removed at the end.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::client::{AcquirerClient, ClientConfig, TxnOptions, TxnResult};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, IssuerKind, JournalSync};
+use crate::domain::{Amount, Currency, ResponseCode};
+use crate::host::{Faults, HostConfig, IssuerHost, open_journal};
+use crate::issuing::{Engine, IssuerFile};
+use crate::journal::Journal;
+use crate::net::framing::FramingConfig;
+use crate::net::server::IssuerHandle;
+use crate::net::start::{StartOptions, SwitchServer};
+use crate::security::KeysFile;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub config: PathBuf,
+    /// Serve on the configured listener until interrupted, with no workload.
+    pub serve: bool,
+    /// Transactions in the mixed workload.
+    pub transactions: u64,
+    /// Acquirer connections, each with several requests in flight.
+    pub connections: usize,
+}
+
+/// Why the demo failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("demo: {0}")]
+    Setup(String),
+}
+
+fn setup<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> DemoError + '_ {
+    move |e| DemoError::Setup(format!("{what}: {e}"))
+}
+
+/// The issuer file of a remote issuer: `<dir of the config>/issuers/<id>.toml`.
+fn issuer_file_path(config_path: &Path, id: &str) -> PathBuf {
+    config_path.parent().unwrap_or(Path::new(".")).join("issuers").join(format!("{id}.toml"))
+}
+
+struct Hosts {
+    hosts: Vec<(String, IssuerHost, PathBuf, PathBuf)>,
+}
+
+async fn start_host(
+    id: &str,
+    file_path: &Path,
+    journal_dir: &Path,
+    address: &str,
+    clock: Arc<dyn Clock>,
+) -> Result<IssuerHost, DemoError> {
+    let file = IssuerFile::load(file_path).map_err(setup(&format!("issuer file {}", file_path.display())))?;
+    let engine = Arc::new(Engine::from_file(&file).map_err(setup(&format!("issuer {id}")))?);
+    let (journal, _) = open_journal(journal_dir, JournalSync::Always, &engine).map_err(setup("issuer journal"))?;
+    let cfg = HostConfig {
+        address: address.to_owned(),
+        dialect: crate::iso8583::dialect::DialectId::Iso87Ascii.dialect(),
+        framing: FramingConfig::default(),
+        faults: Faults::default(),
+    };
+    IssuerHost::start(cfg, engine, journal.clone() as Arc<dyn Journal>, Some(journal), clock)
+        .await
+        .map_err(setup(&format!("issuer host {id}")))
+}
+
+/// Runs the demo. Returns the text of the summary (also printed as it goes).
+pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
+    let mut config = Config::load(&opts.config).map_err(setup("configuration"))?;
+    let keys = KeysFile::load(&config.security.keys_file).map_err(setup("keys"))?;
+    let stamp = SystemClock.now_ms();
+    let tmp = std::env::temp_dir().join(format!("switchyard-demo-{}-{stamp}", std::process::id()));
+    std::fs::create_dir_all(&tmp).map_err(setup("temporary folder"))?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+
+    // Issuer hosts, each on a fresh port; the switch's endpoints are pointed at them.
+    let mut hosts = Hosts { hosts: Vec::new() };
+    for ic in config.issuers.iter_mut().filter(|i| i.kind == IssuerKind::Remote) {
+        let file = issuer_file_path(&opts.config, &ic.id);
+        let jdir = tmp.join("issuers").join(&ic.id);
+        let host = start_host(&ic.id, &file, &jdir, "127.0.0.1:0", clock.clone()).await?;
+        ic.endpoints = vec![host.local_addr().to_string()];
+        println!("issuer host {:<12} {} ({})", ic.id, host.local_addr(), ic.name);
+        hosts.hosts.push((ic.id.clone(), host, file, jdir));
+    }
+    config.journal.dir = tmp.join("switch");
+    if !opts.serve {
+        config.listener.address = "127.0.0.1:0".into();
+    }
+    // On-us issuers keep their own balances in the switch's journal, which is fresh: they start
+    // from the published balances too.
+    let server = SwitchServer::start(StartOptions {
+        config: config.clone(),
+        keys,
+        clock: clock.clone(),
+        on_us: Arc::new(crate::onus::engine_factory),
+    })
+    .await
+    .map_err(setup("switch"))?;
+    let addr = server.local_addr();
+    println!("switch            {addr} (on-us: {})", on_us_names(&config));
+    for h in &server.runtime.issuers {
+        if let IssuerHandle::Remote { pool, id, .. } = h {
+            tokio::time::timeout(Duration::from_secs(10), pool.wait_ready(1))
+                .await
+                .map_err(|_| DemoError::Setup(format!("issuer {id} did not sign on")))?
+                .map_err(setup("issuer link"))?;
+        }
+    }
+    println!("journals in       {}", tmp.display());
+
+    let result = if opts.serve {
+        println!("serving on {addr}; press Ctrl-C to stop");
+        let _ = tokio::signal::ctrl_c().await;
+        Ok(())
+    } else {
+        workload(&opts, addr, &server, &mut hosts, clock.clone()).await
+    };
+
+    server.shutdown().await;
+    for (_, host, _, _) in hosts.hosts {
+        host.shutdown().await;
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    result
+}
+
+fn on_us_names(config: &Config) -> String {
+    let v: Vec<&str> = config.issuers.iter().filter(|i| i.kind == IssuerKind::OnUs).map(|i| i.name.as_str()).collect();
+    if v.is_empty() { "none".into() } else { v.join(", ") }
+}
+
+/// One step of the mix: what to send and what the published test set says it gets.
+#[derive(Clone, Copy)]
+enum Step {
+    Purchase(&'static str, &'static str, &'static str),
+    PurchasePartial(&'static str, &'static str),
+    Balance(&'static str),
+    PreauthComplete(&'static str, &'static str, &'static str),
+    PreauthReverse(&'static str, &'static str),
+}
+
+const MIX: &[Step] = &[
+    Step::Purchase("4111110000000013", "3012", "12.34"),
+    Step::Purchase("6222020000000015", "3012", "3.50"),
+    Step::Purchase("6050010000000013", "3012", "0.80"),
+    Step::Purchase("4111110000000047", "3012", "150.00"),
+    Step::Purchase("4111110000000021", "3012", "20.00"),
+    Step::Purchase("6222020000000023", "3012", "20.00"),
+    Step::Purchase("4111110000000039", "2401", "20.00"),
+    Step::Purchase("6222020000000031", "3012", "20.00"),
+    Step::Purchase("6050010000000021", "3012", "5.00"),
+    Step::Purchase("9999990000000014", "3012", "1.00"),
+    Step::Balance("4111110000000013"),
+    Step::Balance("6222020000000015"),
+    Step::PreauthComplete("4111110000000013", "80.00", "64.50"),
+    Step::PreauthReverse("6222020000000015", "40.00"),
+    Step::PurchasePartial("6050010000000021", "3.00"),
+    Step::Purchase("4111110000000013", "3012", "7.99"),
+];
+
+#[derive(Default)]
+struct Tally {
+    codes: BTreeMap<&'static str, u64>,
+    errors: u64,
+    hist: Option<hdrhistogram::Histogram<u64>>,
+}
+
+impl Tally {
+    fn record(&mut self, r: &Result<TxnResult, crate::client::ClientError>) {
+        match r {
+            Ok(t) => {
+                *self.codes.entry(t.response_code.as_str()).or_default() += 1;
+                if let Some(h) = &mut self.hist {
+                    let _ = h.record(t.latency.as_micros().max(1) as u64);
+                }
+            }
+            Err(_) => self.errors += 1,
+        }
+    }
+}
+
+async fn run_step(c: &AcquirerClient, step: Step, cur: Currency, tally: &mut Tally) {
+    let amt = |s: &str| Amount::parse_major(s, cur).unwrap_or(Amount::zero(cur));
+    match step {
+        Step::Purchase(pan, exp, a) => {
+            let r = c.purchase(pan, amt(a), TxnOptions::new().expiry(exp)).await;
+            tally.record(&r);
+        }
+        Step::PurchasePartial(pan, a) => {
+            let r = c.purchase(pan, amt(a), TxnOptions::new().expiry("3012").partial()).await;
+            tally.record(&r);
+        }
+        Step::Balance(pan) => {
+            let r = c.balance(pan).await;
+            tally.record(&r);
+        }
+        Step::PreauthComplete(pan, held, captured) => {
+            let r = c.preauth(pan, amt(held), TxnOptions::new().expiry("3012")).await;
+            tally.record(&r);
+            if let Ok(t) = &r
+                && t.is_approved()
+            {
+                let r2 = c.complete(t, amt(captured)).await;
+                tally.record(&r2);
+            }
+        }
+        Step::PreauthReverse(pan, held) => {
+            let r = c.preauth(pan, amt(held), TxnOptions::new().expiry("3012")).await;
+            tally.record(&r);
+            if let Ok(t) = &r
+                && t.is_approved()
+            {
+                let r2 = c.reverse(t, amt(held), None).await;
+                tally.record(&r2);
+            }
+        }
+    }
+}
+
+async fn workload(
+    opts: &DemoOptions,
+    addr: std::net::SocketAddr,
+    server: &SwitchServer,
+    hosts: &mut Hosts,
+    clock: Arc<dyn Clock>,
+) -> Result<(), DemoError> {
+    let cur = Currency::CNY;
+    let done = Arc::new(AtomicU64::new(0));
+    let total = opts.transactions.max(1);
+    let next = Arc::new(AtomicU64::new(0));
+    println!("\nmixed workload: {total} steps over {} connections", opts.connections);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..opts.connections.max(1) {
+        let cfg = ClientConfig {
+            acquirer_id: if i % 2 == 0 { "100001".into() } else { "100002".into() },
+            terminal_id: format!("TERM{:04}", i + 1),
+            ..ClientConfig::default()
+        };
+        let client = AcquirerClient::connect(addr, cfg).await.map_err(setup("acquirer client"))?;
+        let (done, next) = (done.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut tally = Tally { hist: hdrhistogram::Histogram::new(3).ok(), ..Tally::default() };
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= total {
+                    break;
+                }
+                run_step(&client, MIX[(n as usize) % MIX.len()], cur, &mut tally).await;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            tally
+        }));
+    }
+    let progress = {
+        let done = done.clone();
+        tokio::spawn(async move {
+            let t0 = Instant::now();
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let d = done.load(Ordering::Relaxed);
+                let secs = t0.elapsed().as_secs_f64().max(1e-9);
+                print!("\r  {d:>6}/{total} steps  {:>7.0} steps/s", d as f64 / secs);
+                let _ = std::io::stdout().flush();
+                if d >= total {
+                    break;
+                }
+            }
+            println!();
+        })
+    };
+    let mut tally = Tally { hist: hdrhistogram::Histogram::new(3).ok(), ..Tally::default() };
+    for t in tasks {
+        if let Ok(part) = t.await {
+            for (k, v) in part.codes {
+                *tally.codes.entry(k).or_default() += v;
+            }
+            tally.errors += part.errors;
+            if let (Some(h), Some(p)) = (&mut tally.hist, &part.hist) {
+                let _ = h.add(p);
+            }
+        }
+    }
+    let _ = progress.await;
+    let elapsed = started.elapsed();
+
+    let stand_in = stand_in_showcase(addr, server, hosts, clock).await;
+
+    print_summary(&tally, elapsed);
+    if let Some(lines) = stand_in {
+        println!("\nstand-in (North Bank's host stopped, then restarted):");
+        for l in lines {
+            println!("  {l}");
+        }
+    }
+    Ok(())
+}
+
+/// Stops North Bank's host, sends purchases that stand-in approves or declines, restarts the
+/// host and waits until the advices are delivered.
+async fn stand_in_showcase(
+    addr: std::net::SocketAddr,
+    server: &SwitchServer,
+    hosts: &mut Hosts,
+    clock: Arc<dyn Clock>,
+) -> Option<Vec<String>> {
+    let idx = hosts.hosts.iter().position(|(id, ..)| id == "north-bank")?;
+    let (id, host, file, jdir) = hosts.hosts.remove(idx);
+    let (pool, saf) = server.runtime.issuers.iter().find_map(|h| match h {
+        IssuerHandle::Remote { id: hid, pool, saf, stand_in: Some(_), .. } if **hid == *id => Some((pool.clone(), saf.clone())),
+        _ => None,
+    })?;
+    let port = host.local_addr();
+    host.shutdown().await;
+    // Wait until the link notices the host is gone.
+    let t0 = Instant::now();
+    while pool.ready_count() > 0 && t0.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut lines = Vec::new();
+    let client = AcquirerClient::connect(addr, ClientConfig { terminal_id: "TERMSTIP".into(), ..ClientConfig::default() }).await.ok()?;
+    let cur = Currency::CNY;
+    for (pan, amount, note) in [
+        ("4111110000000013", "45.00", "within limits"),
+        ("4111110000000013", "600.00", "over the 500.00 stand-in maximum"),
+        ("4111110000000021", "10.00", "lost card on the negative file"),
+    ] {
+        let a = Amount::parse_major(amount, cur).unwrap_or(Amount::zero(cur));
+        match client.purchase(pan, a, TxnOptions::new().expiry("3012")).await {
+            Ok(t) => lines.push(format!(
+                "purchase {amount:>7} on {}: {} {} auth={} ({note})",
+                mask(pan),
+                t.response_code.as_str(),
+                t.response_code.meaning(),
+                t.auth_code.as_deref().unwrap_or("-")
+            )),
+            Err(e) => lines.push(format!("purchase {amount} failed: {e}")),
+        }
+    }
+    let queued = saf.depth();
+    let restarted = start_host(&id, &file, &jdir, &port.to_string(), clock).await.ok()?;
+    let t0 = Instant::now();
+    while saf.depth() > 0 && t0.elapsed() < Duration::from_secs(15) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    lines.push(format!("{queued} advice(s) queued while down; {} left after the host came back", saf.depth()));
+    if let Some(b) = restarted.engine().balances(&crate::domain::Pan::parse(b"4111110000000013").ok()?) {
+        lines.push(format!("North Bank now shows 411111******0013 available {} (ledger {})", b.available, b.ledger));
+    }
+    hosts.hosts.push((id, restarted, file, jdir));
+    Some(lines)
+}
+
+fn mask(pan: &str) -> String {
+    crate::iso8583::decode::mask_pan(pan.as_bytes())
+}
+
+fn print_summary(t: &Tally, elapsed: Duration) {
+    let answered: u64 = t.codes.values().sum();
+    let approvals: u64 = t.codes.iter().filter(|(c, _)| **c == "00" || **c == "10").map(|(_, n)| n).sum();
+    println!("\nsummary");
+    println!("  transactions  {answered} answered, {} transport errors, in {:.2} s", t.errors, elapsed.as_secs_f64());
+    println!("  throughput    {:.0} TPS", answered as f64 / elapsed.as_secs_f64().max(1e-9));
+    println!("  approvals     {approvals}");
+    println!("  declines by reason:");
+    for (code, n) in &t.codes {
+        if *code == "00" || *code == "10" {
+            continue;
+        }
+        let meaning = ResponseCode::from_field(code.as_bytes()).map(|c| c.meaning()).unwrap_or("?");
+        println!("    {code} {meaning:<40} {n}");
+    }
+    if let Some(n) = t.codes.get("10") {
+        println!("  partial approvals (10): {n}");
+    }
+    if let Some(h) = &t.hist {
+        let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+        println!(
+            "  latency (ms)  p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
+            ms(0.5),
+            ms(0.9),
+            ms(0.99),
+            h.max() as f64 / 1000.0
+        );
+    }
+}
