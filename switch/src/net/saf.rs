@@ -154,7 +154,7 @@ impl Saf {
                 }
             };
             let deadline = Instant::now() + self.cfg.attempt_timeout;
-            let sent = self.pool.send(OutboundRequest { msg, deadline, mti: None }).await;
+            let sent = self.pool.send(OutboundRequest { msg, deadline, mti: None, sent_stan: None }).await;
             match sent {
                 Ok(reply) => {
                     let code = reply.msg.get(39).map(|c| String::from_utf8_lossy(&c).into_owned());

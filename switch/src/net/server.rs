@@ -16,7 +16,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -197,6 +197,45 @@ pub struct Undeliverable {
     pub reversal: Option<ReversalInput>,
 }
 
+impl Undeliverable {
+    /// Names the original by the STAN the issuer saw it under.
+    pub fn issuer_stan(mut self, stan: u32) -> Undeliverable {
+        self.advice.original.stan = stan;
+        self
+    }
+}
+
+/// Which STAN each forwarded request went to its issuer under, so that a later completion or
+/// reversal can name it in field 90 as the issuer knows it (the links give every request their
+/// own STAN). Bounded: the oldest entries go first.
+pub struct IssuerStans {
+    map: dashmap::DashMap<DupKey, u32>,
+    order: std::sync::Mutex<std::collections::VecDeque<DupKey>>,
+    max: usize,
+}
+
+impl IssuerStans {
+    pub fn new(max: usize) -> IssuerStans {
+        IssuerStans { map: dashmap::DashMap::new(), order: std::sync::Mutex::new(std::collections::VecDeque::new()), max }
+    }
+
+    pub fn insert(&self, key: DupKey, stan: u32) {
+        if self.map.insert(key, stan).is_none() {
+            let mut order = self.order.lock().unwrap_or_else(|p| p.into_inner());
+            order.push_back(key);
+            while order.len() > self.max {
+                if let Some(old) = order.pop_front() {
+                    self.map.remove(&old);
+                }
+            }
+        }
+    }
+
+    pub fn get(&self, key: &DupKey) -> Option<u32> {
+        self.map.get(key).map(|v| *v)
+    }
+}
+
 /// The switch's shared state. One per process; connections hold an `Arc`.
 pub struct Runtime {
     pub live: ArcSwap<Live>,
@@ -206,12 +245,16 @@ pub struct Runtime {
     pub clock: Arc<dyn Clock>,
     pub dup: Arc<DuplicateWindow>,
     pub issuers: Vec<IssuerHandle>,
+    pub issuer_stans: IssuerStans,
     txn_seq: AtomicU64,
     saf_seq: AtomicU64,
     pub shutdown: CancellationToken,
 }
 
 type HandleResult = Option<Outgoing>;
+
+/// Forwarded requests whose issuer-side STAN is remembered.
+const ISSUER_STANS_MAX: usize = 2_000_000;
 
 fn key_record(k: &DupKey) -> KeyRecord {
     KeyRecord {
@@ -254,6 +297,7 @@ impl Runtime {
             clock,
             dup,
             issuers,
+            issuer_stans: IssuerStans::new(ISSUER_STANS_MAX),
             txn_seq: AtomicU64::new(next_txn.max(1)),
             saf_seq: AtomicU64::new(next_saf.max(1)),
             shutdown,
@@ -458,10 +502,23 @@ impl Runtime {
                 (answer, rec, undeliverable.flatten())
             }
             IssuerHandle::Remote { pool, timeout, stand_in, .. } => {
-                // Covered by the decision's ticket: the journal writes in append order.
-                drop(self.journal(&Record::Forwarded { txn, at_ms: self.clock.now_ms(), link_stan: 0 }));
                 let deadline = Instant::now() + *timeout;
-                let sent = pool.send(OutboundRequest { msg: msg.clone(), deadline, mti: None }).await;
+                // A completion names its preauthorization by the STAN the issuer saw.
+                let outbound = match &req.original {
+                    Some(o) => self.with_issuer_original(msg, o, req.terminal).unwrap_or_else(|| msg.clone()),
+                    None => msg.clone(),
+                };
+                let slot = Arc::new(AtomicU32::new(0));
+                let sent = pool
+                    .send(OutboundRequest { msg: outbound, deadline, mti: None, sent_stan: Some(slot.clone()) })
+                    .await;
+                let link_stan = slot.load(Ordering::Acquire);
+                if link_stan != 0 {
+                    self.issuer_stans.insert(key, link_stan);
+                    // Covered by the decision's ticket: the journal writes in append order.
+                    drop(self.journal(&Record::Forwarded { txn, at_ms: self.clock.now_ms(), link_stan }));
+                }
+                let seen_as = |u: Undeliverable| if link_stan != 0 { u.issuer_stan(link_stan) } else { u };
                 match sent {
                     Ok(reply) => {
                         let code = reply
@@ -490,7 +547,7 @@ impl Runtime {
                         };
                         let undeliverable = if code.is_approval() {
                             let amount = approved_minor.map(|a| Amount::new(a, req.currency)).or(req.amount);
-                            self.reversal_for(&req, &key, txn, issuer_idx, &issuer_id, pan_protected.clone(), amount, auth)
+                            self.reversal_for(&req, &key, txn, issuer_idx, &issuer_id, pan_protected.clone(), amount, auth).map(seen_as)
                         } else {
                             None
                         };
@@ -525,7 +582,7 @@ impl Runtime {
                                 // stands for any copy of the request the issuer may have seen
                                 // before the timeout (same key), so no reversal is sent.
                                 metrics::counter!(m::STANDIN_TOTAL, "issuer" => issuer_id.to_string(), "response_code" => "00").increment(1);
-                                if let Some(mut u) = self.reversal_for(&req, &key, txn, issuer_idx, &issuer_id, pan_protected.clone(), req.amount, Some(auth.clone())) {
+                                if let Some(mut u) = self.reversal_for(&req, &key, txn, issuer_idx, &issuer_id, pan_protected.clone(), req.amount, Some(auth.clone())).map(seen_as) {
                                     u.advice.mti = Mti::AUTH_ADVICE.value();
                                     u.advice.response_code = Some("00".into());
                                     self.queue_reversal(u, "stand_in").await;
@@ -546,7 +603,7 @@ impl Runtime {
                                 let add = Additions { auth_code: Some(auth.as_bytes()), ..Additions::default() };
                                 let answer = answer_builder(self.dialect, msg, ResponseCode::Approved, &add)
                                     .and_then(|b| b.to_bytes().map_err(AnswerError::from));
-                                let undeliverable = self.reversal_for(&req, &key, txn, issuer_idx, &issuer_id, pan_protected.clone(), req.amount, Some(auth));
+                                let undeliverable = self.reversal_for(&req, &key, txn, issuer_idx, &issuer_id, pan_protected.clone(), req.amount, Some(auth)).map(seen_as);
                                 (answer, rec, undeliverable)
                             }
                             other => {
@@ -558,7 +615,7 @@ impl Runtime {
                                     _ => (decline, DecisionSource::Switch),
                                 };
                                 if let Some(reason) = reverse
-                                    && let Some(u) = self.reversal_for(&req, &key, txn, issuer_idx, &issuer_id, pan_protected.clone(), req.amount, None)
+                                    && let Some(u) = self.reversal_for(&req, &key, txn, issuer_idx, &issuer_id, pan_protected.clone(), req.amount, None).map(seen_as)
                                 {
                                     self.queue_reversal(u, reason).await;
                                 }
@@ -612,6 +669,26 @@ impl Runtime {
             .increment(1);
         pending.complete(Answer::Bytes(bytes.clone()));
         Some(Outgoing { bytes, if_undeliverable: undeliverable })
+    }
+
+    /// `msg` with field 90's STAN replaced by the one the issuer knows the original by, or `None`
+    /// when the original was never forwarded under another STAN.
+    fn with_issuer_original(
+        &self,
+        msg: &Message,
+        o: &crate::iso8583::views::OriginalData,
+        terminal: TerminalId,
+    ) -> Option<Message> {
+        let key = DupKey { acquirer: o.acquirer, terminal, stan: o.stan, transmission: o.transmission };
+        let stan = Stan::new(self.issuer_stans.get(&key)?).ok()?;
+        let f90 = crate::iso8583::views::OriginalData { stan, ..*o }.to_field();
+        let mut b = MessageBuilder::new(self.dialect, msg.mti_digits());
+        for n in msg.field_numbers().filter(|&n| n != 90) {
+            b.copy_from(msg, n);
+        }
+        b.set(90, &f90);
+        let bytes = b.to_bytes().ok()?;
+        crate::iso8583::decode_lenient(self.dialect, bytes).ok()
     }
 
     fn on_us_answer(
@@ -810,6 +887,10 @@ impl Runtime {
                 (d.response_code(), DecisionSource::OnUs, None, d.decline.map(|x| x.name().to_owned()))
             }
             IssuerHandle::Remote { pool, timeout, saf, .. } => {
+                let mut original = original;
+                if let Some(stan) = self.issuer_stans.get(&original_key) {
+                    original.stan = stan;
+                }
                 let advice = AdviceRecord {
                     saf_id: self.next_saf(),
                     at_ms: self.clock.now_ms(),
@@ -841,7 +922,8 @@ impl Runtime {
                     }
                 } else {
                     let deadline = Instant::now() + *timeout;
-                    match pool.send(OutboundRequest { msg: msg.clone(), deadline, mti: None }).await {
+                    let outbound = self.with_issuer_original(msg, &req.original, req.terminal).unwrap_or_else(|| msg.clone());
+                    match pool.send(OutboundRequest { msg: outbound, deadline, mti: None, sent_stan: None }).await {
                         Ok(reply) => {
                             let code = reply
                                 .msg

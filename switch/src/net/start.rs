@@ -165,6 +165,9 @@ impl SwitchServer {
         // Stand-in approvals of the current business day are charged back to their cards.
         let today = clock.now().date();
         let mut requests: BTreeMap<u64, (crate::security::ProtectedPan, Option<i64>, String)> = BTreeMap::new();
+        // Which STAN each forwarded request reached its issuer under.
+        let mut keys_by_txn: BTreeMap<u64, crate::events::KeyRecord> = BTreeMap::new();
+        let mut issuer_stans: Vec<(crate::events::KeyRecord, u32)> = Vec::new();
         for (_, bytes) in &recovered.records {
             let rec = match Record::decode(bytes) {
                 Ok(r) => r,
@@ -176,6 +179,7 @@ impl SwitchServer {
             match rec {
                 Record::Request(r) => {
                     max_txn = max_txn.max(r.txn);
+                    keys_by_txn.insert(r.txn, r.key.clone());
                     let day = chrono::DateTime::from_timestamp_millis(r.at_ms).map(|t| t.date_naive());
                     if day == Some(today) {
                         requests.insert(r.txn, (r.pan, r.amount_minor, r.issuer));
@@ -195,6 +199,11 @@ impl SwitchServer {
                     if let Some(k) = d.key.as_ref().and_then(key_from_record) {
                         let age = Duration::from_millis(now_ms.saturating_sub(d.at_ms).max(0) as u64);
                         dup.seed(k, Answer::Recorded(Arc::new(d)), age, now);
+                    }
+                }
+                Record::Forwarded { txn, link_stan, .. } => {
+                    if let Some(k) = keys_by_txn.remove(&txn) {
+                        issuer_stans.push((k, link_stan));
                     }
                 }
                 Record::SafQueued(a) => {
@@ -237,6 +246,11 @@ impl SwitchServer {
             shutdown.clone(),
         ));
 
+        for (k, stan) in issuer_stans {
+            if let Some(key) = key_from_record(&k) {
+                runtime.issuer_stans.insert(key, stan);
+            }
+        }
         for saf in safs.values() {
             background.spawn(Arc::clone(saf).run(saf_stop.clone()));
         }

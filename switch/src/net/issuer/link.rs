@@ -58,6 +58,8 @@ pub(super) struct Job {
     /// The reply MTI that completes it.
     pub(super) expect: Mti,
     pub(super) tx: oneshot::Sender<Result<IssuerReply, LinkError>>,
+    /// Where to report the STAN the request goes out under.
+    pub(super) sent_stan: Option<Arc<std::sync::atomic::AtomicU32>>,
 }
 
 impl Job {
@@ -576,6 +578,9 @@ impl Link {
             warn!(mti = %job.mti, error = %e, "request cannot be sent to the issuer");
             job.reply(Err(e));
             return;
+        }
+        if let Some(slot) = &job.sent_stan {
+            slot.store(stan.value(), std::sync::atomic::Ordering::Release);
         }
         c.insert(
             stan,

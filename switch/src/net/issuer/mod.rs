@@ -259,6 +259,10 @@ pub struct OutboundRequest {
     pub deadline: Instant,
     /// Send under this MTI instead of the message's own (e.g. an 0420 built from an 0100).
     pub mti: Option<[u8; 4]>,
+    /// Filled with the link STAN the request went out under, once it is written (0 until
+    /// then). The core needs it to name this request to the issuer later: a completion or
+    /// reversal's field 90 must carry the STAN the issuer saw, even if no reply ever came.
+    pub sent_stan: Option<Arc<std::sync::atomic::AtomicU32>>,
 }
 
 /// The issuer's answer.
@@ -579,6 +583,7 @@ impl IssuerPool {
             mti,
             expect,
             tx,
+            sent_stan: req.sent_stan,
         };
         link.tx.try_send(job).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => LinkError::Overloaded,

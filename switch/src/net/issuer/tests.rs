@@ -308,6 +308,7 @@ fn request(amount: u64, within: Duration) -> OutboundRequest {
         msg: request_msg(b"123456", amount),
         deadline: Instant::now() + within,
         mti: None,
+        sent_stan: None,
     }
 }
 
@@ -361,6 +362,7 @@ async fn request_round_trip_rewrites_the_stan_and_copies_every_other_field() {
             msg: original.clone(),
             deadline: Instant::now() + GUARD,
             mti: None,
+            sent_stan: None,
         })
         .await
         .expect("reply");
@@ -395,6 +397,7 @@ async fn request_round_trip_rewrites_the_stan_and_copies_every_other_field() {
             msg: advice,
             deadline: Instant::now() + GUARD,
             mti: Some(*b"0421"),
+            sent_stan: None,
         })
         .await
         .expect("reply");
@@ -753,6 +756,7 @@ async fn requests_that_cannot_be_sent_are_refused_without_harming_the_link() {
     let err = pool
         .send(OutboundRequest {
             mti: Some(*b"0110"),
+            sent_stan: None,
             ..request(1, GUARD)
         })
         .await
@@ -772,6 +776,7 @@ async fn requests_that_cannot_be_sent_are_refused_without_harming_the_link() {
             msg,
             deadline: Instant::now() + GUARD,
             mti: None,
+            sent_stan: None,
         })
         .await
         .expect("reply");
