@@ -23,6 +23,7 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use chrono::{NaiveDate, NaiveDateTime};
 use tokio::time::Instant;
+use tracing::Instrument;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
@@ -348,12 +349,36 @@ impl Runtime {
             Screened::Network(n) => self.network(&msg, &n),
             Screened::Decline(d) => self.switch_decline(&msg, d, None, 0, None).await,
             Screened::Authorization { req, issuer } => {
-                let span = tracing::debug_span!("txn", pan = %req.pan, stan = %req.stan, rrn = ?req.rrn.map(|r| r.to_string()), issuer = %self.issuers[issuer as usize].id());
-                let _enter = span.enter();
-                drop(_enter);
-                self.authorize(&msg, req, issuer, now, business_date).await
+                // Spans are debug-level: free when disabled, and the PAN in them is masked.
+                let span = tracing::debug_span!(
+                    "txn",
+                    mti = %req.mti,
+                    pan = %req.pan,
+                    stan = %req.stan,
+                    rrn = tracing::field::Empty,
+                    issuer = %self.issuers[issuer as usize].id(),
+                    response_code = tracing::field::Empty,
+                );
+                if let Some(r) = &req.rrn {
+                    span.record("rrn", tracing::field::display(r));
+                }
+                let out = self.authorize(&msg, req, issuer, now, business_date).instrument(span.clone()).await;
+                record_code(&span, self.dialect, out.as_ref());
+                out
             }
-            Screened::Reversal { req, issuer } => self.reverse(&msg, req, issuer, now, business_date).await,
+            Screened::Reversal { req, issuer } => {
+                let span = tracing::debug_span!(
+                    "txn",
+                    mti = %req.mti,
+                    pan = %req.pan,
+                    stan = %req.stan,
+                    issuer = %self.issuers[issuer as usize].id(),
+                    response_code = tracing::field::Empty,
+                );
+                let out = self.reverse(&msg, req, issuer, now, business_date).instrument(span.clone()).await;
+                record_code(&span, self.dialect, out.as_ref());
+                out
+            }
         }
     }
 
@@ -967,6 +992,20 @@ impl Runtime {
             pending.complete(Answer::Bytes(bytes.clone()));
         }
         Some(Outgoing { bytes, if_undeliverable: None })
+    }
+}
+
+/// Puts the answer's response code on the transaction's span (only when the span is enabled).
+fn record_code(span: &tracing::Span, dialect: &'static Dialect, out: Option<&Outgoing>) {
+    if span.is_disabled() {
+        return;
+    }
+    let code = out
+        .and_then(|o| crate::iso8583::decode_lenient(dialect, o.bytes.clone()).ok())
+        .and_then(|m| m.get(39).map(|c| String::from_utf8_lossy(&c).into_owned()));
+    if let Some(c) = code {
+        span.record("response_code", tracing::field::display(c));
+        tracing::debug!(parent: span, "answered");
     }
 }
 
