@@ -188,6 +188,8 @@ impl Live {
 pub struct Outgoing {
     pub bytes: Bytes,
     pub if_undeliverable: Option<Undeliverable>,
+    /// Time spent waiting for the issuer, excluded from the switch's own latency.
+    pub issuer_time: Duration,
 }
 
 /// How to undo an approval the acquirer never received.
@@ -325,6 +327,16 @@ impl Runtime {
 
     /// Handles one frame's payload; `None` means the message goes unanswered (and was counted).
     pub async fn handle(&self, payload: Bytes) -> HandleResult {
+        let started = Instant::now();
+        let out = self.handle_inner(payload).await;
+        if let Some(o) = &out {
+            let own = started.elapsed().saturating_sub(o.issuer_time);
+            metrics::histogram!(m::SWITCH_LATENCY_SECONDS).record(own.as_secs_f64());
+        }
+        out
+    }
+
+    async fn handle_inner(&self, payload: Bytes) -> HandleResult {
         let msg = match decode_lenient(self.dialect, payload) {
             Ok(msg) => msg,
             Err(e) => {
@@ -387,7 +399,7 @@ impl Runtime {
         b.copy_fields(msg, &[7, 11, 32, 70]);
         b.set(39, b"00");
         tracing::debug!(code = ?n.code, stan = %n.stan, "acquirer network management");
-        self.encode_answer(&b, &ResponseCode::Approved, "switch").map(|bytes| Outgoing { bytes, if_undeliverable: None })
+        self.encode_answer(&b, &ResponseCode::Approved, "switch").map(|bytes| Outgoing { bytes, if_undeliverable: None, issuer_time: Duration::ZERO })
     }
 
     fn encode_answer(&self, b: &MessageBuilder<'_>, code: &ResponseCode, issuer: &str) -> Option<Bytes> {
@@ -440,7 +452,7 @@ impl Runtime {
                 return None;
             }
         };
-        self.encode_answer(&b, &code, issuer.unwrap_or("switch")).map(|bytes| Outgoing { bytes, if_undeliverable: None })
+        self.encode_answer(&b, &code, issuer.unwrap_or("switch")).map(|bytes| Outgoing { bytes, if_undeliverable: None, issuer_time: Duration::ZERO })
     }
 
     fn dup_key(req_acquirer: AcquirerId, terminal: TerminalId, stan: Stan, t: TransmissionDateTime) -> DupKey {
@@ -497,6 +509,7 @@ impl Runtime {
         });
         let request_ticket = self.journal(&request_rec);
 
+        let mut issuer_time = Duration::ZERO;
         let (builder_result, decision, undeliverable) = match issuer {
             IssuerHandle::OnUs { engine, .. } => {
                 let mut d = engine.authorize(&req, &key, now, business_date);
@@ -546,6 +559,7 @@ impl Runtime {
                 let seen_as = |u: Undeliverable| if link_stan != 0 { u.issuer_stan(link_stan) } else { u };
                 match sent {
                     Ok(reply) => {
+                        issuer_time = reply.round_trip;
                         let code = reply
                             .msg
                             .get(39)
@@ -679,7 +693,7 @@ impl Runtime {
                     self.queue_reversal(u, "journal_failure").await;
                 }
                 let b = answer_builder(self.dialect, msg, ResponseCode::SystemMalfunction, &Additions::default()).ok()?;
-                return self.encode_answer(&b, &ResponseCode::SystemMalfunction, &issuer_id).map(|bytes| Outgoing { bytes, if_undeliverable: None });
+                return self.encode_answer(&b, &ResponseCode::SystemMalfunction, &issuer_id).map(|bytes| Outgoing { bytes, if_undeliverable: None, issuer_time: Duration::ZERO });
             }
             (Ok(_), Err(e)) => {
                 tracing::error!(error = %e, "answer does not encode; dropped");
@@ -693,7 +707,7 @@ impl Runtime {
         metrics::counter!(m::RESPONSES_TOTAL, "mti" => mti_label(&resp_mti(&req.mti)), "response_code" => code_static(&code), "issuer" => issuer_id.to_string())
             .increment(1);
         pending.complete(Answer::Bytes(bytes.clone()));
-        Some(Outgoing { bytes, if_undeliverable: undeliverable })
+        Some(Outgoing { bytes, if_undeliverable: undeliverable, issuer_time })
     }
 
     /// `msg` with field 90's STAN replaced by the one the issuer knows the original by, or `None`
@@ -735,7 +749,7 @@ impl Runtime {
 
     fn duplicate_answer(&self, msg: &Message, answer: Option<Answer>) -> HandleResult {
         match answer? {
-            Answer::Bytes(bytes) => Some(Outgoing { bytes, if_undeliverable: None }),
+            Answer::Bytes(bytes) => Some(Outgoing { bytes, if_undeliverable: None, issuer_time: Duration::ZERO }),
             Answer::Recorded(rec) => {
                 let code = ResponseCode::from_field(rec.response_code.as_bytes()).ok()?;
                 let approved = rec.approved_minor.and_then(|a| {
@@ -748,7 +762,7 @@ impl Runtime {
                     additional_amounts: rec.additional_amounts.as_deref().map(str::as_bytes),
                 };
                 let b = answer_builder(self.dialect, msg, code, &add).ok()?;
-                b.to_bytes().ok().map(|bytes| Outgoing { bytes, if_undeliverable: None })
+                b.to_bytes().ok().map(|bytes| Outgoing { bytes, if_undeliverable: None, issuer_time: Duration::ZERO })
             }
         }
     }
@@ -991,7 +1005,7 @@ impl Runtime {
         if journaled.is_ok() {
             pending.complete(Answer::Bytes(bytes.clone()));
         }
-        Some(Outgoing { bytes, if_undeliverable: None })
+        Some(Outgoing { bytes, if_undeliverable: None, issuer_time: Duration::ZERO })
     }
 }
 
