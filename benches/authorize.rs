@@ -245,7 +245,12 @@ fn main() {
             .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
     };
     let full = has("--bench");
-    let cases = cases(if full { ACCOUNTS } else { 10_000 });
+    // `AUTHORIZE_ACCOUNTS` overrides the spread case's size (e.g. to profile the hot account alone).
+    let accounts = std::env::var("AUTHORIZE_ACCOUNTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if full { ACCOUNTS } else { 10_000 });
+    let cases = cases(accounts);
     let mut next = vec![0u64; cases.len()];
     let mut criterion = Criterion::default().configure_from_args();
     bench(&mut criterion, &cases, &mut next);

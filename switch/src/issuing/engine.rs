@@ -36,8 +36,8 @@ use serde::{Deserialize, Serialize};
 use super::config::{
     AUTH_PREFIX_MAX, CardStatus, IssuerFile, ProductKind, parse_currency, parse_pct,
 };
-use super::hash::KeyedState;
 use super::event::{Answer, Change, LedgerEvent, RequestChange, RequestTag};
+use super::hash::KeyedState;
 use super::ledger::{AccountSnapshot, AccountState, ApplyCtx, Entry, LedgerError};
 use super::pin::{ClearPin, parse_pvk, verify_clear_pin};
 use super::request::{IssuingRequest, PinCheck, RequestKind};
@@ -405,8 +405,7 @@ impl Engine {
         }
 
         let mut cards = Vec::with_capacity(file.cards.len());
-        let mut by_pan =
-            HashMap::with_capacity_and_hasher(file.cards.len(), KeyedState::default());
+        let mut by_pan = HashMap::with_capacity_and_hasher(file.cards.len(), KeyedState::default());
         let mut statuses: Vec<Vec<CardStatus>> = vec![Vec::new(); accounts.len()];
         for (i, c) in file.cards.iter().enumerate() {
             let key = format!("card[{i}]");
@@ -585,9 +584,7 @@ impl Engine {
             return Outcome::declined(Decline::SystemMalfunction);
         }
         // The balances the new record holds, without looking it up again.
-        let available = st
-            .available_with(st.held, account.line)
-            .unwrap_or(i64::MIN);
+        let available = st.available_with(st.held, account.line).unwrap_or(i64::MIN);
         Outcome {
             result: self.result_of(decision.answer, event.seq, product),
             balances: Some(self.balances_of(available, st.posted, req, product)),
@@ -596,8 +593,13 @@ impl Engine {
         }
     }
 
-    /// Applies a journaled event (replay). Events an account already has are skipped, so a
-    /// journal may be replayed over a snapshot taken at any point.
+    /// Applies a journaled event (replay). Events an account already has (sequence at or below
+    /// its last) are skipped, so a journal may be replayed over a snapshot taken at any point.
+    ///
+    /// The events of one account must arrive in sequence order. A journal written inside
+    /// [`Engine::process_with`]'s closure is in that order; one written after
+    /// [`Engine::process`] returned may not be (two threads on one account can append in either
+    /// order), and should go through [`Engine::replay`], which sorts.
     pub fn apply(&self, event: &LedgerEvent) -> Result<Applied, LedgerError> {
         let account = self
             .accounts
@@ -749,7 +751,7 @@ impl Engine {
             held: Amount::new(st.held, c),
             available: Amount::new(st.available_with(st.held, account.line)?, c),
             cash_posted: Amount::new(st.cash_posted, c),
-            open_holds: st.expiries.len(),
+            open_holds: st.open_holds(),
         })
     }
 
@@ -803,7 +805,8 @@ impl Engine {
     /// and every invariant holds (nothing is replaced otherwise). Meant for start-up, before
     /// requests are served.
     pub fn restore(&self, snapshot: &Snapshot) -> Result<(), RestoreError> {
-        if snapshot.fingerprint != self.fingerprint || snapshot.accounts.len() != self.accounts.len()
+        if snapshot.fingerprint != self.fingerprint
+            || snapshot.accounts.len() != self.accounts.len()
         {
             return Err(RestoreError::WrongFile {
                 issuer: snapshot.issuer.clone(),
@@ -866,9 +869,7 @@ impl Engine {
                     ResponseCode::Approved
                 },
                 approved: Amount::new(amount, product.currency),
-                auth_code: self
-                    .auth_code(seq)
-                    .ok_or(Decline::SystemMalfunction)?,
+                auth_code: self.auth_code(seq).ok_or(Decline::SystemMalfunction)?,
             }),
             Answer::Declined(d) => Err(d),
         }

@@ -1,5 +1,5 @@
 //! [`KeyedState`]: the hasher of the engine's hash maps (cards by PAN, records by idempotency
-//! key).
+//! key), and [`key_hash`], the hash an idempotency key computes once and carries.
 //!
 //! Owns only hashing. Why not the standard `RandomState`: SipHash-1-3 took a third of a
 //! decision's time in the authorize bench (a decision hashes a PAN and an idempotency key several
@@ -12,6 +12,21 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
+use std::sync::OnceLock;
+
+/// Process-wide random keys for [`key_hash`].
+static KEY_HASH_KEYS: OnceLock<KeyedState> = OnceLock::new();
+
+/// The hash an [`super::IdemKey`] carries: its 256 bits of content, keyed with random
+/// process-wide keys (so, like the maps' own keys, unknown outside the process; the hash is
+/// never stored or sent).
+pub(crate) fn key_hash(first: u128, second: u128) -> u64 {
+    let keys = KEY_HASH_KEYS.get_or_init(KeyedState::default);
+    let mut h = keys.build_hasher();
+    h.write_u128(first);
+    h.write_u128(second);
+    h.finish()
+}
 
 /// Random keys for one map.
 #[derive(Clone, Copy, Debug)]

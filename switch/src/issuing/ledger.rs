@@ -30,7 +30,7 @@
 //! holds. Each hold resolves at most once: capture, void and expiry all require it open and close
 //! it.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -74,10 +74,14 @@ pub(crate) struct AccountState {
     pub records: HashMap<IdemKey, Record, KeyedState>,
     /// Time and key of `records` in the order they were recorded, for pruning from the front.
     pub order: VecDeque<(i64, IdemKey)>,
-    /// Open holds by expiry time.
-    pub expiries: BTreeSet<(i64, IdemKey)>,
+    /// Expiry index: `(expires_at, key)` of holds, sorted by time. Captured and voided holds
+    /// are not removed here (that would be a search); an entry counts only while its record is
+    /// an open hold with that expiry, and dead entries are dropped when they reach the front.
+    /// Holds are placed at `now + hold_expiry`, so they arrive nearly in order and insertion is
+    /// an append.
+    pub expiries: VecDeque<(i64, IdemKey)>,
     /// Per-card state, by slot.
-    pub cards: Vec<CardState>,
+    pub cards: Cards,
 }
 
 /// An answered request.
@@ -137,6 +141,49 @@ pub(crate) struct CardState {
     pub daily: [DayCount; 2],
     /// Times (Unix ms) of the latest counted debits, oldest first, at most the velocity limit.
     pub recent: VecDeque<i64>,
+}
+
+/// The cards of an account, the first one inline: most accounts have one card, and a decision
+/// on a cold account then finds its card in the account's own cache lines.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Cards {
+    first: Option<CardState>,
+    rest: Vec<CardState>,
+}
+
+impl Cards {
+    fn from_vec(mut cards: Vec<CardState>) -> Cards {
+        if cards.is_empty() {
+            return Cards::default();
+        }
+        let first = cards.remove(0);
+        Cards {
+            first: Some(first),
+            rest: cards,
+        }
+    }
+
+    fn to_vec(&self) -> Vec<CardState> {
+        self.first.iter().chain(&self.rest).cloned().collect()
+    }
+
+    pub fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    pub fn get(&self, slot: usize) -> Option<&CardState> {
+        match slot {
+            0 => self.first.as_ref(),
+            n => self.rest.get(n - 1),
+        }
+    }
+
+    pub fn get_mut(&mut self, slot: usize) -> Option<&mut CardState> {
+        match slot {
+            0 => self.first.as_mut(),
+            n => self.rest.get_mut(n - 1),
+        }
+    }
 }
 
 /// Money and count on one channel for one business day.
@@ -242,13 +289,15 @@ impl AccountState {
     pub fn new(posted: i64, cards: impl IntoIterator<Item = CardStatus>) -> AccountState {
         AccountState {
             posted,
-            cards: cards
-                .into_iter()
-                .map(|status| CardState {
-                    status,
-                    ..CardState::default()
-                })
-                .collect(),
+            cards: Cards::from_vec(
+                cards
+                    .into_iter()
+                    .map(|status| CardState {
+                        status,
+                        ..CardState::default()
+                    })
+                    .collect(),
+            ),
             ..AccountState::default()
         }
     }
@@ -267,18 +316,60 @@ impl AccountState {
                 break;
             }
             if let Some(Record {
-                entry: Entry::Hold { open, cash: c, .. },
+                entry:
+                    Entry::Hold {
+                        open,
+                        cash: c,
+                        expires_at,
+                        ..
+                    },
                 ..
             }) = self.records.get(&key)
+                && *expires_at == at
             {
                 total = total.saturating_add(*open);
                 if *c {
                     cash = cash.saturating_add(*open);
                 }
+                keys.push(key);
             }
-            keys.push(key);
         }
         (keys, total, cash)
+    }
+
+    /// Whether the index entry `(at, key)` stands for an open hold.
+    fn alive(&self, at: i64, key: &IdemKey) -> bool {
+        matches!(
+            self.records.get(key),
+            Some(Record { entry: Entry::Hold { expires_at, .. }, .. }) if *expires_at == at
+        )
+    }
+
+    /// Drops dead index entries from the front, up to time `now`.
+    fn clean_expiries(&mut self, now: i64) {
+        while let Some(&(at, key)) = self.expiries.front() {
+            if at > now || self.alive(at, &key) {
+                break;
+            }
+            self.expiries.pop_front();
+        }
+    }
+
+    /// Adds a hold to the index, keeping it sorted (a walk from the back: usually no step).
+    fn index_hold(&mut self, at: i64, key: IdemKey) {
+        let mut i = self.expiries.len();
+        while i > 0 && self.expiries[i - 1].0 > at {
+            i -= 1;
+        }
+        self.expiries.insert(i, (at, key));
+    }
+
+    /// Number of open holds.
+    pub fn open_holds(&self) -> usize {
+        self.records
+            .values()
+            .filter(|r| matches!(r.entry, Entry::Hold { .. }))
+            .count()
     }
 
     /// Whether a sweep at `now` would forget any record.
@@ -295,7 +386,16 @@ impl AccountState {
 
     /// Full consistency check: totals equal the sums over open holds, indexes agree.
     pub fn check(&self) -> Result<(), LedgerError> {
-        let (mut held, mut cash_held, mut open) = (0i64, 0i64, 0usize);
+        let (mut held, mut cash_held) = (0i64, 0i64);
+        let indexed: HashSet<&(i64, IdemKey)> = self.expiries.iter().collect();
+        if self
+            .expiries
+            .iter()
+            .zip(self.expiries.iter().skip(1))
+            .any(|(a, b)| a.0 > b.0)
+        {
+            return Err(Inconsistent("expiry index out of order"));
+        }
         for (key, r) in &self.records {
             if let Entry::Hold {
                 open: amount,
@@ -307,14 +407,13 @@ impl AccountState {
                 if amount <= 0 {
                     return Err(Inconsistent("open hold of zero or less"));
                 }
-                if !self.expiries.contains(&(expires_at, *key)) {
+                if !indexed.contains(&(expires_at, *key)) {
                     return Err(Inconsistent("open hold missing from the expiry index"));
                 }
                 held = add(held, amount)?;
                 if cash {
                     cash_held = add(cash_held, amount)?;
                 }
-                open += 1;
             }
             if usize::from(r.card) >= self.cards.len() {
                 return Err(Inconsistent("record names a card the account lacks"));
@@ -322,9 +421,6 @@ impl AccountState {
         }
         if held != self.held || cash_held != self.cash_held {
             return Err(Inconsistent("held totals differ from the open holds"));
-        }
-        if open != self.expiries.len() {
-            return Err(Inconsistent("expiry index has entries for closed holds"));
         }
         if self.order.len() != self.records.len() {
             return Err(Inconsistent("record order and records differ"));
@@ -341,7 +437,7 @@ impl AccountState {
                 let mut t = Totals::of(self);
                 self.plan_expiry(expired, ev.at, &mut t)?;
                 t.check()?;
-                self.commit_expiry(expired);
+                self.commit_expiry(expired, ev.at);
                 self.commit_totals(t);
             }
             Change::PinReset { card } => self.card_mut(*card)?.pin_fails = 0,
@@ -377,15 +473,23 @@ impl AccountState {
         Ok(())
     }
 
-    fn commit_expiry(&mut self, expired: &KeyList) {
+    fn commit_expiry(&mut self, expired: &KeyList, now: i64) {
         for key in expired.iter() {
             if let Some(r) = self.records.get_mut(key)
-                && let Entry::Hold { expires_at, .. } = r.entry
+                && let Entry::Hold { .. } = r.entry
             {
-                self.expiries.remove(&(expires_at, *key));
                 r.entry = Entry::Closed(Closure::Expired);
             }
         }
+        // The holds just closed lead the index; drop them without looking them up again, then
+        // any dead entries behind them.
+        while let Some(&(at, key)) = self.expiries.front() {
+            if at > now || !expired.contains(&key) {
+                break;
+            }
+            self.expiries.pop_front();
+        }
+        self.clean_expiries(now);
     }
 
     fn commit_totals(&mut self, t: Totals) {
@@ -554,28 +658,22 @@ impl AccountState {
         };
         t.check()?;
 
-        // The card's counters.
-        let mut card = card.clone();
-        match rc.pin {
-            PinEffect::Unchanged => {}
-            PinEffect::Reset => card.pin_fails = 0,
-            PinEffect::Failed => card.pin_fails = card.pin_fails.saturating_add(1),
-        }
+        // The card's counters, computed on copies and committed below.
+        let pin_fails = match rc.pin {
+            PinEffect::Unchanged => card.pin_fails,
+            PinEffect::Reset => 0,
+            PinEffect::Failed => card.pin_fails.saturating_add(1),
+        };
+        let mut daily = card.daily;
         if let Some(c) = rc.counted {
-            let d = &mut card.daily[c.channel.index()];
+            let d = &mut daily[c.channel.index()];
             let mut today = d.on(c.day);
             today.amount = add(today.amount, c.amount)?;
             today.count = today.count.saturating_add(1);
             *d = today;
-            if let Some(limit) = cx.velocity {
-                card.recent.push_back(at);
-                while card.recent.len() > limit as usize {
-                    card.recent.pop_front();
-                }
-            }
         }
         if let Some((c, amount, whole)) = uncount {
-            let d = &mut card.daily[c.channel.index()];
+            let d = &mut daily[c.channel.index()];
             // Only the same business day's counters give back; yesterday's are history.
             if d.day == c.day {
                 d.amount = d.amount.saturating_sub(amount.min(c.amount)).max(0);
@@ -586,17 +684,24 @@ impl AccountState {
         }
 
         // ---- phase 2: commit ----
-        self.commit_expiry(&rc.expired);
+        self.commit_expiry(&rc.expired, at);
         self.commit_totals(t);
-        self.cards[slot] = card;
+        if let Some(card) = self.cards.get_mut(slot) {
+            card.pin_fails = pin_fails;
+            card.daily = daily;
+            if rc.counted.is_some()
+                && let Some(limit) = cx.velocity
+            {
+                card.recent.push_back(at);
+                while card.recent.len() > limit as usize {
+                    card.recent.pop_front();
+                }
+            }
+        }
         if let Some((key, entry)) = original_update
             && let Some(r) = self.records.get_mut(&key)
         {
-            if let Entry::Hold { expires_at, .. } = r.entry
-                && !matches!(entry, Entry::Hold { .. })
-            {
-                self.expiries.remove(&(expires_at, key));
-            }
+            // A closed hold's index entry dies with it (see `expiries`).
             r.entry = entry;
         }
         let available = self.available_with(self.held, cx.line).unwrap_or(i64::MIN);
@@ -616,7 +721,7 @@ impl AccountState {
             );
         }
         if let Entry::Hold { expires_at, .. } = own_entry {
-            self.expiries.insert((expires_at, rc.key));
+            self.index_hold(expires_at, rc.key);
         }
         self.insert(
             rc.key,
@@ -695,7 +800,7 @@ impl AccountState {
                 .iter()
                 .filter_map(|(_, k)| self.records.get(k).map(|r| (*k, r.clone())))
                 .collect(),
-            cards: self.cards.clone(),
+            cards: self.cards.to_vec(),
         }
     }
 
@@ -707,7 +812,7 @@ impl AccountState {
             cash_posted: s.cash_posted,
             cash_held: s.cash_held,
             last_seq: s.last_seq,
-            cards: s.cards.clone(),
+            cards: Cards::from_vec(s.cards.clone()),
             ..AccountState::default()
         };
         st.records.reserve(s.records.len());
@@ -717,7 +822,7 @@ impl AccountState {
             }
             st.order.push_back((r.at, *key));
             if let Entry::Hold { expires_at, .. } = r.entry {
-                st.expiries.insert((expires_at, *key));
+                st.index_hold(expires_at, *key);
             }
         }
         st.check()?;

@@ -21,6 +21,14 @@
 //! - [`rules`]: the decisions and the decline precedence ([`rules::PRECEDENCE`], table below).
 //! - [`ledger`]: the pending/posted ledger and the one function that changes it.
 //! - [`pin`]: Visa PVV, clear-PIN verification, ISO 9564 format 0 PIN blocks.
+//! - `hash` (private): the keyed hasher of the engine's maps.
+//!
+//! # Performance
+//!
+//! A decision locks one account, looks the card up in one hash map and the idempotency key in
+//! the account's own map, and allocates nothing per decision in the steady state (maps and queues
+//! grow amortised). `benches/authorize.rs`
+//! measures it over a million accounts and on one hot account.
 //!
 //! # The ledger (after TigerBeetle's pending and posted balances)
 //!

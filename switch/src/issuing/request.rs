@@ -30,23 +30,65 @@ use crate::iso8583::views::{AuthorizationRequest, OriginalData, ReversalRequest}
 /// or completion itself, since both come from the terminal that sent the original.
 ///
 /// Not card data, so `Debug` and `Display` show it in clear: `100001/000042/1125221800/TERM0001`.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+///
+/// The key carries its own hash, computed once when it is built: a decision looks keys up
+/// several times (idempotency, the hold it resolves, expiry, pruning), and the engine's maps then
+/// only mix that word with their own key (see [`super::hash`]). Equality compares the hash first.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct IdemKey {
+    hash: u64,
     acquirer: AcquirerId,
     stan: Stan,
     transmission: TransmissionDateTime,
     terminal: TerminalId,
 }
 
+/// Ordered by acquirer, STAN, transmission, terminal (the hash only follows the parts).
+impl Ord for IdemKey {
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        (self.acquirer, self.stan, self.transmission, self.terminal).cmp(&(
+            other.acquirer,
+            other.stan,
+            other.transmission,
+            other.terminal,
+        ))
+    }
+}
+
+impl PartialOrd for IdemKey {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 impl IdemKey {
     /// The key of a request from its four parts.
-    pub const fn new(
+    pub fn new(
         acquirer: AcquirerId,
         terminal: TerminalId,
         stan: Stan,
         transmission: TransmissionDateTime,
     ) -> IdemKey {
+        // Bits 0-87 acquirer, 88-91 its length, 92-111 STAN, 112-127 terminal bytes 6-7; then
+        // bits 0-79 transmission, 80-127 terminal bytes 0-5. Every part is fixed-size or
+        // zero-padded beside its length, so equal parts give equal words (the STAN is below
+        // 2^20).
+        let mut acq = [0u8; 16];
+        let a = acquirer.as_bytes();
+        let n = a.len().min(11);
+        acq[..n].copy_from_slice(&a[..n]);
+        let mut tx = [0u8; 16];
+        tx[..10].copy_from_slice(transmission.as_bytes());
+        let mut term = [0u8; 8];
+        term.copy_from_slice(terminal.as_bytes());
+        let t = u64::from_le_bytes(term);
+        let first = u128::from_le_bytes(acq)
+            | ((n as u128) << 88)
+            | (u128::from(stan.value()) << 92)
+            | (u128::from(t >> 48) << 112);
+        let second = u128::from_le_bytes(tx) | (u128::from(t & 0xFFFF_FFFF_FFFF) << 80);
         IdemKey {
+            hash: super::hash::key_hash(first, second),
             acquirer,
             stan,
             transmission,
@@ -56,7 +98,7 @@ impl IdemKey {
 
     /// The key of the original a reversal or completion refers to: field 90 plus the terminal of
     /// the reversal or completion.
-    pub const fn of_original(original: &OriginalData, terminal: TerminalId) -> IdemKey {
+    pub fn of_original(original: &OriginalData, terminal: TerminalId) -> IdemKey {
         IdemKey::new(
             original.acquirer,
             terminal,
@@ -97,31 +139,10 @@ impl IdemKey {
     }
 }
 
-/// Hashes the four parts packed into two 128-bit words (one multiply each in the engine's
-/// hasher) rather than field by field. Consistent with the derived `Eq`: every part is
-/// fixed-size or zero-padded beside its length, and the STAN is below 2^20.
+/// The precomputed hash, as one word.
 impl Hash for IdemKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        let mut acq = [0u8; 16];
-        let a = self.acquirer.as_bytes();
-        let n = a.len().min(11);
-        acq[..n].copy_from_slice(&a[..n]);
-        let mut tx = [0u8; 16];
-        tx[..10].copy_from_slice(self.transmission.as_bytes());
-        let mut term = [0u8; 8];
-        term.copy_from_slice(self.terminal.as_bytes());
-        let acq = u128::from_le_bytes(acq);
-        let tx = u128::from_le_bytes(tx);
-        let t = u64::from_le_bytes(term);
-        // Bits 0-87 acquirer, 88-91 its length, 92-111 STAN, 112-127 terminal bytes 6-7.
-        let first = acq
-            | ((n as u128) << 88)
-            | (u128::from(self.stan.value()) << 92)
-            | (u128::from(t >> 48) << 112);
-        // Bits 0-79 transmission, 80-127 terminal bytes 0-5.
-        let second = tx | (u128::from(t & 0xFFFF_FFFF_FFFF) << 80);
-        state.write_u128(first);
-        state.write_u128(second);
+        state.write_u64(self.hash);
     }
 }
 

@@ -1137,14 +1137,63 @@ fn maintenance_reset_pin_and_status() {
         ),
         "00"
     );
-    e.set_card_status(&p, CardStatus::Stolen, t0(), no_journal)
-        .expect("status");
-    assert_eq!(e.card_status(&p), Some(CardStatus::Stolen));
-    assert_eq!(code(&auth(PREPAID, "1.00").stan(6).run(&e)), "43");
+    for (stan, (status, expected)) in (6..).zip([
+        (CardStatus::Stolen, "43"),
+        (CardStatus::Lost, "41"),
+        (CardStatus::Restricted, "62"),
+        (CardStatus::Closed, "57"),
+        (CardStatus::Active, "00"),
+    ]) {
+        e.set_card_status(&p, status, t0(), no_journal)
+            .expect("status");
+        assert_eq!(e.card_status(&p), Some(status));
+        assert_eq!(
+            code(&auth(PREPAID, "1.00").stan(stan).run(&e)),
+            expected,
+            "{status:?}"
+        );
+    }
     assert_eq!(
         e.reset_pin_tries(&pan("4111110000000054"), t0(), no_journal),
         Err(Decline::InvalidCardNumber)
     );
+}
+
+#[test]
+fn maintenance_events_replay() {
+    let e = engine("metro-pay");
+    let p = pan(PREPAID);
+    let mut events: Vec<LedgerEvent> = (1..=3)
+        .filter_map(|stan| {
+            auth(PREPAID, "1.00")
+                .pin(PinCheck::Wrong)
+                .stan(stan)
+                .run(&e)
+                .event
+        })
+        .collect();
+    let mut journaled = Vec::new();
+    let reset = e.reset_pin_tries(&p, t0(), |ev| {
+        journaled.push(ev.clone());
+        Ok::<(), ()>(())
+    });
+    assert_eq!(reset.as_ref().ok(), journaled.first());
+    events.extend(reset.ok());
+    events.extend(
+        e.set_card_status(&p, CardStatus::Lost, t0(), no_journal)
+            .ok(),
+    );
+    events.extend(auth(PREPAID, "1.00").stan(9).run(&e).event);
+    let fresh = engine("metro-pay");
+    assert_eq!(fresh.replay(events).expect("replay"), 6);
+    assert_eq!(fresh.snapshot(), e.snapshot());
+    assert_eq!(fresh.card_status(&p), Some(CardStatus::Lost));
+    // A refused journal write leaves the card as it was (its sequence number is skipped).
+    assert_eq!(
+        e.set_card_status(&p, CardStatus::Active, t0(), |_| Err(())),
+        Err(Decline::SystemMalfunction)
+    );
+    assert_eq!(e.card_status(&p), Some(CardStatus::Lost));
 }
 
 #[test]
@@ -1234,6 +1283,108 @@ fn precedence_is_the_documented_order() {
     assert!(pos(Check::Currency) < pos(Check::Mcc));
     assert!(pos(Check::Mcc) < pos(Check::Product));
     assert!(pos(Check::DailyAmount) < pos(Check::Funds));
+}
+
+/// Knobs the three test issuers leave at their defaults: over-limit, daily purchase limits,
+/// debit overdraft, partial approval on debit, and a short hold expiry.
+#[test]
+fn other_product_knobs() {
+    let text = r#"
+[issuer]
+id = "knob-bank"
+name = "Knob Bank"
+auth_code_prefix = "K7"
+
+[journal]
+dir = "data/knob"
+
+[[product]]
+id = "credit"
+kind = "credit"
+currency = "CNY"
+over_limit_pct = "10"
+hold_expiry_h = 2
+
+[[product]]
+id = "debit"
+kind = "debit"
+currency = "CNY"
+partial_approval = true
+blocked_mcc = [7995, 5933]
+
+[product.daily_purchase]
+amount = "300.00"
+count = 2
+
+[[account]]
+id = "C"
+product = "credit"
+credit_limit = "1000.00"
+
+[[account]]
+id = "D"
+product = "debit"
+balance = "100.00"
+overdraft = "50.00"
+
+[[card]]
+pan = "4111110000000013"
+account = "C"
+expiry = "3012"
+
+[[card]]
+pan = "6222020000000015"
+account = "D"
+expiry = "3012"
+
+[[card]]
+pan = "6222020000000023"
+account = "D"
+expiry = "3012"
+"#;
+    let file = IssuerFile::from_toml_str(text, "knob").expect("file");
+    let e = Engine::from_file(&file).expect("engine");
+    // Credit: 1,000.00 limit + 10% = 1,100.00 open-to-buy.
+    assert_eq!(ledger(&e, CREDIT).available, cny("1100.00"));
+    assert_eq!(code(&auth(CREDIT, "1100.01").stan(1).run(&e)), "51");
+    let a = auth(CREDIT, "1100.00").stan(2).run(&e);
+    assert_eq!(
+        a.result.map(|a| a.auth_code.to_string()),
+        Ok("K70002".to_owned())
+    );
+    // Short hold expiry: two hours later the hold is gone.
+    assert_eq!(ledger(&e, CREDIT).held, cny("1100.00"));
+    assert_eq!(code(&auth(CREDIT, "1.00").stan(3).at(1).run(&e)), "51");
+    assert_eq!(code(&auth(CREDIT, "1.00").stan(4).at(2).run(&e)), "00");
+
+    // Debit with overdraft: 100.00 + 50.00 available; partial approval on debit too.
+    assert_eq!(ledger(&e, DEBIT).available, cny("150.00"));
+    let p = auth(DEBIT, "200.00").stan(10).partial().run(&e);
+    assert_eq!(code(&p), "10");
+    assert_eq!(p.result.map(|a| a.approved), Ok(cny("150.00")));
+    assert_eq!(code(&reversal(DEBIT, 10, "150.00").stan(11).run(&e)), "00");
+    // Daily purchase limits are per card: amount 300.00, count 2.
+    assert_eq!(code(&fin(DEBIT, "100.00").stan(12).run(&e)), "00");
+    assert_eq!(code(&fin(DEBIT, "0.01").stan(13).mcc(5933).run(&e)), "57");
+    assert_eq!(code(&fin(DEBIT, "10.00").stan(14).run(&e)), "00");
+    assert_eq!(code(&fin(DEBIT, "10.00").stan(15).run(&e)), "65");
+    // The other card on the account has its own counters but shares the money: -20.00 posted,
+    // 30.00 available.
+    assert_eq!(ledger(&e, DEBIT).posted, cny("-10.00"));
+    assert_eq!(
+        code(&fin("6222020000000023", "40.01").stan(16).run(&e)),
+        "51"
+    );
+    assert_eq!(
+        code(&fin("6222020000000023", "40.00").stan(17).run(&e)),
+        "00"
+    );
+    assert_eq!(ledger(&e, DEBIT).available, cny("0"));
+    let mut many = fin("6222020000000023", "1.00");
+    many.day = 1;
+    // Next business day, funds are the limit, not the counters.
+    assert_eq!(code(&many.stan(18).run(&e)), "51");
+    e.check_invariants().expect("invariants");
 }
 
 // ---------------------------------------------------------------------------------------------
