@@ -616,14 +616,14 @@ fn rows() -> Vec<Row> {
         row(
             "velocity: too many in an hour",
             nb,
-            many(30, |i| auth(CREDIT, "1.00").at(0).stan(i)),
+            many(600, |i| auth(CREDIT, "1.00").at(0).stan(i)),
             auth(CREDIT, "1.00"),
             "65",
         ),
         row(
             "velocity window rolls: an hour later it is fine",
             nb,
-            many(30, |_| auth(CREDIT, "1.00")),
+            many(600, |_| auth(CREDIT, "1.00")),
             auth(CREDIT, "1.00").at(1),
             "00",
         ),
