@@ -269,9 +269,17 @@ impl IssuingRequest {
             },
             _ => return Err(Decline::InvalidTransaction),
         };
+        // An 0120 advice names the request it reports in field 90. Keying it by that request
+        // makes every resend of the advice (the switch's links give each its own STAN) land on
+        // the same record, and an issuer that did see the original answers it as a retry
+        // instead of holding twice.
+        let key = match (kind, &req.original) {
+            (RequestKind::Advice { .. }, Some(original)) => IdemKey::of_original(original, req.terminal),
+            _ => IdemKey::new(req.acquirer, req.terminal, req.stan, req.transmission),
+        };
         Ok(IssuingRequest {
             kind,
-            key: IdemKey::new(req.acquirer, req.terminal, req.stan, req.transmission),
+            key,
             pan: req.pan,
             processing_code: req.processing_code,
             amount: req.amount,
