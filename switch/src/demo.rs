@@ -180,8 +180,19 @@ const MIX: &[Step] = &[
 #[derive(Default)]
 struct Tally {
     codes: BTreeMap<&'static str, u64>,
+    /// (approvals, declines) per product.
+    products: BTreeMap<&'static str, (u64, u64)>,
     errors: u64,
     hist: Option<hdrhistogram::Histogram<u64>>,
+}
+
+fn product_of(pan: &str) -> &'static str {
+    match &pan[..6.min(pan.len())] {
+        "411111" => "credit (North Bank, remote)",
+        "622202" => "debit (East Bank, remote)",
+        "605001" => "prepaid (Metro Pay, on-us)",
+        _ => "no issuer",
+    }
 }
 
 impl Tally {
@@ -189,6 +200,10 @@ impl Tally {
         match r {
             Ok(t) => {
                 *self.codes.entry(t.response_code.as_str()).or_default() += 1;
+                if let Some(pan) = &t.pan {
+                    let e = self.products.entry(product_of(pan.expose())).or_default();
+                    if t.is_approved() { e.0 += 1 } else { e.1 += 1 }
+                }
                 if let Some(h) = &mut self.hist {
                     let _ = h.record(t.latency.as_micros().max(1) as u64);
                 }
@@ -294,6 +309,11 @@ async fn workload(
             for (k, v) in part.codes {
                 *tally.codes.entry(k).or_default() += v;
             }
+            for (k, (a, d)) in part.products {
+                let e = tally.products.entry(k).or_default();
+                e.0 += a;
+                e.1 += d;
+            }
             tally.errors += part.errors;
             if let (Some(h), Some(p)) = (&mut tally.hist, &part.hist) {
                 let _ = h.add(p);
@@ -391,6 +411,10 @@ fn print_summary(t: &Tally, elapsed: Duration) {
     }
     if let Some(n) = t.codes.get("10") {
         println!("  partial approvals (10): {n}");
+    }
+    println!("  by product (approved / declined):");
+    for (p, (a, d)) in &t.products {
+        println!("    {p:<30} {a:>6} / {d}");
     }
     if let Some(h) = &t.hist {
         let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
