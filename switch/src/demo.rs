@@ -76,6 +76,8 @@ async fn start_host(
         dialect: crate::iso8583::dialect::DialectId::Iso87Ascii.dialect(),
         framing: FramingConfig::default(),
         faults: Faults::default(),
+        checkpoint_dir: Some(journal_dir.to_owned()),
+        checkpoint_every: 100_000,
     };
     IssuerHost::start(cfg, engine, journal.clone() as Arc<dyn Journal>, Some(journal), clock)
         .await

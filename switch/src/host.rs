@@ -57,6 +57,11 @@ pub struct HostConfig {
     pub dialect: &'static Dialect,
     pub framing: FramingConfig,
     pub faults: Faults,
+    /// Write a checkpoint into this journal directory every `checkpoint_every` ledger events and
+    /// at shutdown, so that a restart replays only the journal's tail.
+    pub checkpoint_dir: Option<std::path::PathBuf>,
+    /// Ledger events between checkpoints.
+    pub checkpoint_every: u64,
 }
 
 /// Why the host did not start.
@@ -76,6 +81,10 @@ struct Shared {
     faults: Faults,
     requests: AtomicU64,
     issuer: String,
+    checkpoint_dir: Option<std::path::PathBuf>,
+    checkpoint_every: u64,
+    events: AtomicU64,
+    checkpointing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A running issuer host.
@@ -87,17 +96,75 @@ pub struct IssuerHost {
     file_journal: Option<Arc<FileJournal>>,
 }
 
-/// Opens the issuer's journal in `dir` and replays its ledger events into `engine`. Returns the
-/// journal and how many events were applied.
+/// The checkpoint file in an issuer's journal directory.
+pub const CHECKPOINT_FILE: &str = "checkpoint.bin";
+
+/// A checkpoint: the engine's state after every ledger event up to journal LSN `lsn`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Checkpoint {
+    lsn: u64,
+    snapshot: crate::issuing::Snapshot,
+}
+
+/// What [`open_journal`] found.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Replayed {
+    /// Ledger events applied from the journal.
+    pub events: usize,
+    /// The checkpoint's LSN, if one was restored.
+    pub checkpoint_lsn: Option<u64>,
+    /// Journal records read (including those the checkpoint already covered).
+    pub records: usize,
+}
+
+/// Writes a checkpoint of `engine` covering the journal up to `lsn`: to a temporary file,
+/// fsynced, then renamed over the old one, so a crash leaves either checkpoint whole.
+pub fn write_checkpoint(dir: &Path, lsn: u64, engine: &Engine) -> std::io::Result<()> {
+    let cp = Checkpoint { lsn, snapshot: engine.snapshot() };
+    let bytes = postcard::to_allocvec(&cp).map_err(std::io::Error::other)?;
+    let tmp = dir.join(format!("{CHECKPOINT_FILE}.tmp"));
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, dir.join(CHECKPOINT_FILE))?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Opens the issuer's journal in `dir`, restores the checkpoint if there is one, and replays the
+/// ledger events the checkpoint does not cover. A checkpoint that does not belong to this issuer
+/// file (or does not decode) is ignored and the whole journal replayed.
 pub fn open_journal(
     dir: &Path,
     sync: JournalSync,
     engine: &Engine,
-) -> Result<(Arc<FileJournal>, usize), HostError> {
+) -> Result<(Arc<FileJournal>, Replayed), HostError> {
     let opts = JournalOptions { sync, ..JournalOptions::default() };
     let (journal, recovered) = FileJournal::open(dir, opts)?;
+    let mut from = 0u64;
+    let mut replayed = Replayed { records: recovered.records.len(), ..Replayed::default() };
+    if let Ok(bytes) = std::fs::read(dir.join(CHECKPOINT_FILE)) {
+        match postcard::from_bytes::<Checkpoint>(&bytes) {
+            Ok(cp) => match engine.restore(&cp.snapshot) {
+                Ok(()) => {
+                    from = cp.lsn;
+                    replayed.checkpoint_lsn = Some(cp.lsn);
+                }
+                Err(e) => tracing::warn!(error = %e, "checkpoint belongs to another issuer file; replaying the whole journal"),
+            },
+            Err(e) => tracing::warn!(error = %e, "checkpoint does not decode; replaying the whole journal"),
+        }
+    }
     let mut events = Vec::new();
-    for (_, bytes) in &recovered.records {
+    for (lsn, bytes) in &recovered.records {
+        if *lsn <= from {
+            continue;
+        }
         if let Ok(Record::Ledger { event, .. }) = Record::decode(bytes) {
             match LedgerEvent::decode(&event) {
                 Ok(ev) => events.push(ev),
@@ -105,14 +172,14 @@ pub fn open_journal(
             }
         }
     }
-    let applied = match engine.replay(events) {
+    replayed.events = match engine.replay(events) {
         Ok(n) => n,
         Err(e) => {
             tracing::error!(error = %e, "journal replay stopped at an event that does not apply");
             0
         }
     };
-    Ok((Arc::new(journal), applied))
+    Ok((Arc::new(journal), replayed))
 }
 
 impl IssuerHost {
@@ -138,6 +205,10 @@ impl IssuerHost {
             dialect: cfg.dialect,
             faults: cfg.faults,
             requests: AtomicU64::new(0),
+            checkpoint_dir: cfg.checkpoint_dir.clone(),
+            checkpoint_every: cfg.checkpoint_every.max(1),
+            events: AtomicU64::new(0),
+            checkpointing: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         });
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
@@ -188,8 +259,16 @@ impl IssuerHost {
         self.tasks.close();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.tasks.wait()).await;
         if let Some(j) = &self.file_journal {
-            if let Err(e) = j.flush().await {
-                tracing::error!(error = %e, "issuer journal flush failed");
+            match j.flush().await {
+                Ok(lsn) => {
+                    if let Some(dir) = &self.shared.checkpoint_dir
+                        && lsn > 0
+                        && let Err(e) = write_checkpoint(dir, lsn, &self.shared.engine)
+                    {
+                        tracing::error!(error = %e, "checkpoint at shutdown failed");
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "issuer journal flush failed"),
             }
             j.close();
         }
@@ -287,13 +366,37 @@ async fn handle(shared: &Shared, payload: Bytes) -> Option<Bytes> {
             Err(d) => return answer(shared, &msg, d.response_code(), None),
         }
     };
-    if let Some(t) = ticket
-        && let Err(e) = t.await
-    {
-        tracing::error!(error = %e, "issuer journal failed; answering 96");
-        return answer(shared, &msg, ResponseCode::SystemMalfunction, None);
+    if let Some(t) = ticket {
+        match t.await {
+            Ok(lsn) => maybe_checkpoint(shared, lsn),
+            Err(e) => {
+                tracing::error!(error = %e, "issuer journal failed; answering 96");
+                return answer(shared, &msg, ResponseCode::SystemMalfunction, None);
+            }
+        }
     }
     answer(shared, &msg, outcome.response_code(), Some(&outcome))
+}
+
+/// Every `checkpoint_every` events, writes a checkpoint covering the journal up to `lsn` on a
+/// blocking thread (one at a time; a checkpoint due while one is running is simply skipped).
+fn maybe_checkpoint(shared: &Shared, lsn: u64) {
+    let n = shared.events.fetch_add(1, Ordering::Relaxed) + 1;
+    let Some(dir) = &shared.checkpoint_dir else { return };
+    if n % shared.checkpoint_every != 0 || shared.checkpointing.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let dir = dir.clone();
+    let engine = Arc::clone(&shared.engine);
+    let busy = Arc::clone(&shared.checkpointing);
+    tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        match write_checkpoint(&dir, lsn, &engine) {
+            Ok(()) => tracing::info!(lsn, ms = started.elapsed().as_millis() as u64, "checkpoint written"),
+            Err(e) => tracing::error!(error = %e, "checkpoint failed"),
+        }
+        busy.store(false, Ordering::Release);
+    });
 }
 
 fn process(shared: &Shared, req: &IssuingRequest, now: chrono::NaiveDateTime) -> (Outcome, Option<AppendTicket>) {

@@ -36,6 +36,10 @@ struct Cli {
     /// Length header: binary2-be, binary2-le, ascii4 or bcd2.
     #[arg(long, default_value = "binary2-be", value_parser = parse_header)]
     length_header: LengthHeader,
+    /// Write a checkpoint every N ledger events (and at shutdown), so a restart replays only
+    /// the journal's tail.
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    checkpoint_every: u64,
     /// Fault injection: wait this long before each answer (milliseconds).
     #[arg(long, default_value_t = 0)]
     delay_ms: u64,
@@ -119,7 +123,14 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        tracing::info!(issuer = %engine.issuer(), replayed, journal = %journal_dir.display(), "journal replayed");
+        tracing::info!(
+            issuer = %engine.issuer(),
+            records = replayed.records,
+            checkpoint_lsn = ?replayed.checkpoint_lsn,
+            events_replayed = replayed.events,
+            journal = %journal_dir.display(),
+            "journal recovered"
+        );
         let cfg = HostConfig {
             address,
             dialect: cli.dialect.dialect(),
@@ -130,6 +141,8 @@ fn main() -> ExitCode {
                 close_after: cli.close_after,
                 stop_answering_after: cli.stop_answering_after,
             },
+            checkpoint_dir: Some(journal_dir.clone()),
+            checkpoint_every: cli.checkpoint_every,
         };
         let host = match IssuerHost::start(
             cfg,
