@@ -1,0 +1,591 @@
+//! End to end over TCP across the life of the processes: graceful shutdown with requests in
+//! flight (and the journal it leaves), crash recovery of an issuer host, switch restarts that
+//! recover on-us balances, the duplicate window and owed advices, and reloads.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use common::*;
+use switch::client::{TxnKind, TxnOptions, TxnResult};
+use switch::config::{AcquirerConfig, BinRangeConfig};
+use switch::domain::ResponseCode;
+use switch::events::Record;
+use switch::host::Faults;
+
+/// Requests are still at East Bank when the switch is told to stop: they are answered within the
+/// grace period, and afterwards the journal holds a decision for every answered transaction,
+/// with the code the acquirer got.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_answers_in_flight_and_journals_every_answer() {
+    let mut stack = Stack::builder()
+        .faults(
+            EAST,
+            Faults {
+                delay_ms: 300,
+                ..Faults::default()
+            },
+        )
+        .start()
+        .await;
+    let c = stack.client().await;
+    let mut answered: Vec<TxnResult> = Vec::new();
+    let opts = || TxnOptions::new().expiry("3012");
+    for (pan, amount) in [
+        (NB_CREDIT, "12.00"),
+        (NB_LOST, "5.00"),
+        (MP_PREPAID, "3.00"),
+        (MP_EMPTY, "3.00"),
+        (NB_LOW_LIMIT, "500.00"),
+    ] {
+        answered.push(
+            c.purchase(pan, cny(amount), opts())
+                .await
+                .expect("answered"),
+        );
+    }
+    answered.push(c.balance(NB_CREDIT).await.expect("answered"));
+    // Declined by the switch's own screening, before routing.
+    let screened = [
+        c.purchase(NO_ISSUER, cny("1.00"), opts())
+            .await
+            .expect("answered"),
+        c.purchase("4111110000000012", cny("1.00"), opts())
+            .await
+            .expect("answered"),
+        c.purchase(NB_CREDIT, cny("0.00"), opts())
+            .await
+            .expect("answered"),
+    ];
+
+    // Five purchases in flight at East Bank when shutdown starts.
+    let inflight: Vec<_> = (0..5)
+        .map(|i| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                c.purchase(
+                    EB_DEBIT,
+                    cny(&format!("{}.00", i + 1)),
+                    TxnOptions::new().expiry("3012"),
+                )
+                .await
+            })
+        })
+        .collect();
+    let host = stack.host(EAST);
+    wait_until("five purchases in flight at East Bank", || {
+        host.requests() == 5
+    })
+    .await;
+    let records = stack.shutdown_switch().await;
+    for t in inflight {
+        let r = t
+            .await
+            .expect("task")
+            .expect("an in-flight request is answered during shutdown");
+        assert_code(&r, ResponseCode::Approved, "in-flight purchase");
+        answered.push(r);
+    }
+    assert_eq!(
+        stack.host_balances(EAST, EB_DEBIT).0,
+        minor("5000.00") - minor("15.00")
+    );
+
+    let decisions: Vec<_> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Decision(d) => Some(d),
+            _ => None,
+        })
+        .collect();
+    let by_stan: BTreeMap<u32, &switch::events::DecisionRecord> = decisions
+        .iter()
+        .filter_map(|d| d.key.as_ref().map(|k| (k.stan, *d)))
+        .collect();
+    for r in &answered {
+        let d = by_stan
+            .get(&r.stan.value())
+            .unwrap_or_else(|| panic!("no decision journaled for STAN {}", r.stan));
+        let k = d.key.as_ref().expect("key");
+        assert_eq!(
+            (k.acquirer.as_str(), k.terminal.as_str()),
+            ("100001", "TERM0001")
+        );
+        assert_eq!(
+            d.response_code,
+            r.response_code.as_str(),
+            "STAN {}: journaled code",
+            r.stan
+        );
+        assert_eq!(
+            d.auth_code, r.auth_code,
+            "STAN {}: journaled auth code",
+            r.stan
+        );
+        assert!(
+            records.iter().any(|rec| matches!(rec, Record::Request(q) if q.txn == d.txn && q.key.stan == r.stan.value())),
+            "STAN {}: its request is journaled too",
+            r.stan
+        );
+    }
+    // Screening declines are journaled without a transaction or key, one per answer.
+    let mut keyless: Vec<&str> = decisions
+        .iter()
+        .filter(|d| d.key.is_none())
+        .map(|d| d.response_code.as_str())
+        .collect();
+    keyless.sort();
+    let mut screened_codes: Vec<&str> = screened.iter().map(|r| r.response_code.as_str()).collect();
+    screened_codes.sort();
+    assert_eq!(screened_codes, vec!["13", "14", "15"]);
+    assert_eq!(keyless, screened_codes);
+    assert_eq!(
+        decisions.len(),
+        answered.len() + screened.len(),
+        "one decision per answer, no more"
+    );
+    stack.shutdown().await;
+}
+
+/// Runs a mix of approvals, holds, completions, reversals and a decline through the switch
+/// against an East Bank host on its own runtime, kills that runtime (no shutdown: nothing
+/// flushed, closed or checkpointed at the end), then opens the journal directory with a fresh
+/// engine and checks the books are exactly those before the crash.
+async fn crash_and_recover(checkpoint_every: u64) -> switch::host::Replayed {
+    let stack = Stack::builder().host_down(EAST).start().await;
+    let slot = &stack.hosts[EAST];
+    let (addr, jdir) = (slot.addr.to_string(), slot.journal_dir.clone());
+    // The host runs on its own runtime so that it can be killed mid-life.
+    let host_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let host = {
+        let (addr, jdir) = (addr.clone(), jdir.clone());
+        host_rt
+            .spawn(async move {
+                start_host_with(EAST, &addr, &jdir, Faults::default(), checkpoint_every).await
+            })
+            .await
+            .expect("host starts")
+    };
+    stack.wait_ready(EAST).await;
+
+    let c = stack.client().await;
+    let o = || TxnOptions::new().expiry("3012");
+    let ok = |r: Result<TxnResult, _>, what: &str| {
+        let r = r.expect("answered");
+        assert_code(&r, ResponseCode::Approved, what);
+        r
+    };
+    ok(c.purchase(EB_DEBIT, cny("100.00"), o()).await, "purchase");
+    ok(c.purchase(EB_DEBIT, cny("250.50"), o()).await, "purchase");
+    ok(c.preauth(EB_DEBIT, cny("80.00"), o()).await, "open hold");
+    let pre = ok(c.preauth(EB_DEBIT, cny("60.00"), o()).await, "preauth");
+    ok(c.complete(&pre, cny("50.00")).await, "completion");
+    let pre = ok(c.preauth(EB_DEBIT, cny("40.00"), o()).await, "preauth");
+    ok(c.reverse(&pre, cny("40.00"), None).await, "reversal");
+    ok(c.purchase(EB_LOW, cny("5.00"), o()).await, "purchase");
+    let r = c
+        .purchase(EB_LOW, cny("20.00"), o())
+        .await
+        .expect("answered");
+    assert_code(&r, ResponseCode::InsufficientFunds, "decline");
+    if checkpoint_every < 8 {
+        let cp = jdir.join(switch::host::CHECKPOINT_FILE);
+        wait_until("a checkpoint is written", || cp.exists()).await;
+        // And one more event after it, for the journal's tail.
+        ok(c.purchase(EB_DEBIT, cny("1.00"), o()).await, "purchase");
+    }
+
+    let pan = |p: &str| switch::domain::Pan::parse(p.as_bytes()).expect("pan");
+    let engine = Arc::clone(host.engine());
+    let before = engine.snapshot();
+    let books = |e: &switch::issuing::Engine| {
+        [EB_DEBIT, EB_STOLEN, EB_LOW].map(|p| e.ledger(&pan(p)).expect("card"))
+    };
+    let before_books = books(&engine);
+    let tail = if checkpoint_every < 8 {
+        minor("1.00")
+    } else {
+        0
+    };
+    assert_eq!(
+        before_books[0].available.minor(),
+        minor("5000.00") - minor("480.50") - tail,
+        "100 + 250.50 + 80 held + 50 (+ 1)"
+    );
+    assert_eq!(before_books[0].open_holds, 1);
+    assert_eq!(before_books[2].available.minor(), minor("5.00"));
+
+    // Crash: every task of the host is dropped, nothing is flushed or closed.
+    host_rt.shutdown_background();
+    std::mem::forget(host);
+    drop(engine);
+
+    let fresh = fresh_engine(EAST);
+    let (_journal, replayed) =
+        switch::host::open_journal(&jdir, switch::config::JournalSync::Always, &fresh)
+            .expect("journal opens");
+    assert_eq!(
+        books(&fresh),
+        before_books,
+        "balances, holds and postings after recovery ({replayed:?})"
+    );
+    assert_eq!(fresh.snapshot(), before, "the whole ledger after recovery");
+    stack.shutdown().await;
+    replayed
+}
+
+/// An issuer host that crashes comes back, from its journal alone, with the same books.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issuer_host_recovers_its_books_after_a_crash() {
+    let replayed = crash_and_recover(100_000).await;
+    assert_eq!(replayed.checkpoint_lsn, None, "no checkpoint was due");
+    assert!(
+        replayed.events >= 8,
+        "every ledger event replayed: {replayed:?}"
+    );
+}
+
+/// The same with checkpoints written while requests run: the last whole checkpoint plus the
+/// journal after it give the same books.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issuer_host_recovers_from_a_checkpoint_and_the_journal_tail() {
+    let replayed = crash_and_recover(3).await;
+    assert!(replayed.checkpoint_lsn.is_some(), "{replayed:?}");
+}
+
+/// A host stopped gracefully checkpoints at shutdown and restarts from it with nothing to
+/// replay, on the same books.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issuer_host_restarts_from_its_shutdown_checkpoint() {
+    let mut stack = Stack::start().await;
+    let c = stack.client().await;
+    let o = || TxnOptions::new().expiry("3012");
+    for amount in ["10.00", "20.00"] {
+        let r = c
+            .purchase(EB_DEBIT, cny(amount), o())
+            .await
+            .expect("answered");
+        assert_code(&r, ResponseCode::Approved, amount);
+    }
+    let hold = c
+        .preauth(EB_DEBIT, cny("30.00"), o())
+        .await
+        .expect("answered");
+    assert_code(&hold, ResponseCode::Approved, "preauth");
+    let before = stack.host(EAST).engine().snapshot();
+    stack.stop_host(EAST).await;
+
+    let jdir = stack.hosts[EAST].journal_dir.clone();
+    let probe = fresh_engine(EAST);
+    let (journal, replayed) =
+        switch::host::open_journal(&jdir, switch::config::JournalSync::Always, &probe)
+            .expect("journal opens");
+    assert!(
+        replayed.checkpoint_lsn.is_some(),
+        "a checkpoint at shutdown: {replayed:?}"
+    );
+    assert_eq!(replayed.events, 0, "nothing after it to replay");
+    assert_eq!(probe.snapshot(), before);
+    drop(journal);
+
+    stack.restart_host(EAST, Faults::default()).await;
+    assert_eq!(stack.host(EAST).engine().snapshot(), before);
+    // The hold taken before the restart can still be completed.
+    let done = c.complete(&hold, cny("30.00")).await.expect("answered");
+    assert_code(
+        &done,
+        ResponseCode::Approved,
+        "completion after the restart",
+    );
+    assert_eq!(
+        stack.host_balances(EAST, EB_DEBIT),
+        (minor("4940.00"), minor("4940.00"))
+    );
+    stack.shutdown().await;
+}
+
+/// A switch restarted on its journal keeps on-us balances, still recognises a duplicate of a
+/// request answered before the restart, and delivers the advices it still owed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switch_restart_recovers_on_us_books_duplicates_and_owed_advices() {
+    let mut stack = Stack::builder()
+        .timeout_ms(EAST, 300)
+        .faults(
+            EAST,
+            Faults {
+                stop_answering_after: Some(0),
+                ..Faults::default()
+            },
+        )
+        .start()
+        .await;
+    let c = stack.client().await;
+    let p = c
+        .prepare(
+            TxnKind::Purchase,
+            MP_PREPAID,
+            Some(cny("70.00")),
+            TxnOptions::new().expiry("3012"),
+        )
+        .expect("prepare");
+    let first = c.send_prepared(&p).await.expect("answered");
+    assert_code(&first, ResponseCode::Approved, "on-us purchase");
+    let r = c
+        .purchase(EB_DEBIT, cny("25.00"), TxnOptions::new().expiry("3012"))
+        .await
+        .expect("answered");
+    assert_code(&r, ResponseCode::IssuerInoperative, "East Bank silent");
+    assert_eq!(stack.saf(EAST).depth(), 1, "a reversal advice is owed");
+    stack.stop_host(EAST).await;
+    stack.shutdown_switch().await;
+
+    // A new switch process starts on the same journal; East Bank answers again.
+    stack.server = Some(start_switch(&stack.config).await);
+    assert_eq!(stack.server().recovered_advices, 1);
+    stack.restart_host(EAST, Faults::default()).await;
+    let saf = stack.saf(EAST);
+    wait_until("the recovered advice is delivered", || saf.depth() == 0).await;
+    assert!(stack.host(EAST).requests() >= 1);
+
+    let c = stack.client().await;
+    assert_eq!(
+        inquire(&c, MP_PREPAID).await,
+        (minor("130.00"), minor("130.00")),
+        "on-us books replayed"
+    );
+    let again = c.send_prepared(&p).await.expect("answered");
+    assert_eq!(
+        (again.response_code, &again.auth_code),
+        (first.response_code, &first.auth_code),
+        "the duplicate gets the first answer"
+    );
+    assert_eq!(
+        inquire(&c, MP_PREPAID).await.0,
+        minor("130.00"),
+        "and is not charged again"
+    );
+    stack.shutdown().await;
+}
+
+/// A reload adds a BIN range and removes an acquirer without dropping connections; a reload
+/// that changes the issuer list (or routes to an unknown issuer) is refused and the old tables
+/// stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_swaps_routing_and_acquirers_and_refuses_invalid_configs() {
+    let stack = Stack::start().await;
+    let c1 = stack.client_as("100001", "TERM0001").await;
+    let c2 = stack.client_as("100002", "TERM0002").await;
+    let o = || TxnOptions::new().expiry("3012");
+    let code =
+        |r: Result<TxnResult, switch::client::ClientError>| r.expect("answered").response_code;
+
+    assert_eq!(
+        code(c1.purchase(NO_ISSUER, cny("1.00"), o()).await),
+        ResponseCode::NoSuchIssuer
+    );
+    assert_eq!(
+        code(c2.purchase(EB_DEBIT, cny("1.00"), o()).await),
+        ResponseCode::Approved
+    );
+    let north = || stack.host(NORTH).requests();
+    assert_eq!(north(), 0);
+
+    let mut next = stack.config.clone();
+    next.bin_ranges.push(BinRangeConfig {
+        low: "999999".into(),
+        high: "999999".into(),
+        issuer: NORTH.into(),
+    });
+    next.acquirers.retain(|a| a.id != "100002");
+    stack
+        .server()
+        .reload(&next)
+        .expect("a valid reload is accepted");
+
+    // 999999 now goes to North Bank, which does not know the card; 100002 is unknown.
+    let r = c1
+        .purchase(NO_ISSUER, cny("1.00"), o())
+        .await
+        .expect("answered");
+    assert_ne!(
+        r.response_code,
+        ResponseCode::NoSuchIssuer,
+        "routed after the reload"
+    );
+    let issuer_code = r.response_code;
+    assert_eq!(north(), 1, "North Bank was asked");
+    assert_eq!(
+        code(c2.purchase(EB_DEBIT, cny("1.00"), o()).await),
+        ResponseCode::InvalidMerchant
+    );
+
+    // Invalid: the issuer list changed.
+    let mut bad = next.clone();
+    bad.issuers.retain(|i| i.id != METRO);
+    bad.bin_ranges.retain(|b| b.issuer != METRO);
+    bad.acquirers.push(AcquirerConfig {
+        id: "100002".into(),
+        name: "Summit Merchant Services".into(),
+    });
+    let e = stack
+        .server()
+        .reload(&bad)
+        .expect_err("the issuer list cannot change");
+    assert!(e.contains("issuer"), "{e}");
+    // Invalid: a range naming an issuer that does not exist.
+    let mut bad = next.clone();
+    bad.bin_ranges.push(BinRangeConfig {
+        low: "500000".into(),
+        high: "500000".into(),
+        issuer: "nobody".into(),
+    });
+    bad.acquirers.push(AcquirerConfig {
+        id: "100002".into(),
+        name: "Summit Merchant Services".into(),
+    });
+    assert!(
+        stack.server().reload(&bad).is_err(),
+        "unknown issuer in a BIN range"
+    );
+
+    // The accepted tables are still in force.
+    assert_eq!(
+        code(c1.purchase(NO_ISSUER, cny("1.00"), o()).await),
+        issuer_code
+    );
+    assert_eq!(north(), 2);
+    assert_eq!(
+        code(c2.purchase(EB_DEBIT, cny("1.00"), o()).await),
+        ResponseCode::InvalidMerchant
+    );
+    assert_eq!(
+        code(c1.purchase(MP_PREPAID, cny("1.00"), o()).await),
+        ResponseCode::Approved,
+        "Metro Pay still routed"
+    );
+
+    // Back to the original: the same connections carry on.
+    stack
+        .server()
+        .reload(&stack.config)
+        .expect("reload the original");
+    assert_eq!(
+        code(c1.purchase(NO_ISSUER, cny("1.00"), o()).await),
+        ResponseCode::NoSuchIssuer
+    );
+    assert_eq!(
+        code(c2.purchase(EB_DEBIT, cny("1.00"), o()).await),
+        ResponseCode::Approved
+    );
+    assert!(
+        !c1.is_closed() && !c2.is_closed(),
+        "no connection was dropped"
+    );
+    stack.shutdown().await;
+}
+
+/// After a switch restart, a reversal and a completion of authorizations approved before it
+/// still name their originals as the issuers know them (the links' STANs, recovered from the
+/// journal), and stand-in keeps counting the day's approvals it made before the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switch_restart_keeps_issuer_stans_and_stand_in_counters() {
+    let mut stack = Stack::start().await;
+    let o = || TxnOptions::new().expiry("3012");
+    let c = stack.client().await;
+    let north_hold = c
+        .preauth(NB_CREDIT, cny("80.00"), o())
+        .await
+        .expect("answered");
+    assert_code(&north_hold, ResponseCode::Approved, "North Bank preauth");
+    let east_hold = c
+        .preauth(EB_DEBIT, cny("60.00"), o())
+        .await
+        .expect("answered");
+    assert_code(&east_hold, ResponseCode::Approved, "East Bank preauth");
+
+    stack.stop_host(NORTH).await;
+    for amount in ["480.00", "400.00"] {
+        let r = c
+            .purchase(NB_CREDIT, cny(amount), o())
+            .await
+            .expect("answered");
+        assert_code(&r, ResponseCode::Approved, &format!("stand-in {amount}"));
+    }
+    drop(c);
+    stack.shutdown_switch().await;
+    stack.server = Some(start_switch(&stack.config).await);
+    assert_eq!(
+        stack.server().recovered_advices,
+        2,
+        "the two 0120s are still owed"
+    );
+    stack.wait_ready(EAST).await;
+
+    let c = stack.client().await;
+    let r = c
+        .purchase(NB_CREDIT, cny("200.00"), o())
+        .await
+        .expect("answered");
+    assert_code(
+        &r,
+        ResponseCode::IssuerInoperative,
+        "880.00 + 200.00 is above the 1000.00 daily stand-in amount",
+    );
+    let r = c
+        .purchase(NB_CREDIT, cny("100.00"), o())
+        .await
+        .expect("answered");
+    assert_code(&r, ResponseCode::Approved, "980.00 today");
+
+    stack.restart_host(NORTH, Faults::default()).await;
+    let saf = stack.saf(NORTH);
+    wait_until("the stand-in advices are delivered", || saf.depth() == 0).await;
+    let rev = c
+        .reverse(&north_hold, cny("80.00"), None)
+        .await
+        .expect("answered");
+    assert_code(
+        &rev,
+        ResponseCode::Approved,
+        "reversal of a preauth approved before the restart",
+    );
+    let done = c
+        .complete(&east_hold, cny("50.00"))
+        .await
+        .expect("answered");
+    assert_code(
+        &done,
+        ResponseCode::Approved,
+        "completion of a preauth approved before the restart",
+    );
+
+    let pan = |p: &str| switch::domain::Pan::parse(p.as_bytes()).expect("pan");
+    let north = stack
+        .host(NORTH)
+        .engine()
+        .ledger(&pan(NB_CREDIT))
+        .expect("card");
+    // Only the stand-in amounts are left: the 80.00 hold is released.
+    assert_eq!(
+        north.available.minor(),
+        minor("10000.00") - minor("980.00"),
+        "North Bank released the preauth hold"
+    );
+    let east = stack
+        .host(EAST)
+        .engine()
+        .ledger(&pan(EB_DEBIT))
+        .expect("card");
+    assert_eq!(
+        (east.held.minor(), east.open_holds),
+        (0, 0),
+        "East Bank completed the hold"
+    );
+    assert_eq!(east.available.minor(), minor("4950.00"));
+    stack.shutdown().await;
+}
