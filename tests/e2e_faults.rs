@@ -501,7 +501,6 @@ async fn stand_in_while_the_issuer_is_down_then_advices_applied() {
 /// STAN and field 7), as terminals do after losing the connection: the answer it gets must agree
 /// with the issuer's books. An approval for money the issuer no longer holds is not acceptable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "reason: switch bug: net/server.rs Runtime::authorize completes the duplicate window with the approval before the connection finds it undeliverable; Runtime::undeliverable reverses at the issuer but leaves that approval in the window, so a repeat gets 00 for a reversed transaction"]
 async fn a_repeat_after_an_undeliverable_remote_approval_agrees_with_the_issuer() {
     let stack = Stack::builder().faults(EAST, delayed(300)).start().await;
     let c = stack.client().await;
@@ -541,7 +540,6 @@ async fn a_repeat_after_an_undeliverable_remote_approval_agrees_with_the_issuer(
 
 /// The same for an on-us approval: voided because undeliverable, then repeated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "reason: switch bug: net/server.rs Runtime::authorize completes the duplicate window with the approval before the connection finds it undeliverable; Runtime::queue_reversal voids the on-us hold but the window keeps the approval, so a repeat gets 00 and the card is never charged"]
 async fn a_repeat_after_an_undeliverable_on_us_approval_agrees_with_the_books() {
     let stack = Stack::start().await;
     let c = stack.client_as("100001", "TERM0002").await;
@@ -579,7 +577,6 @@ async fn a_repeat_after_an_undeliverable_on_us_approval_agrees_with_the_books() 
 /// end up posted at the issuer too once the advice is delivered, not as an authorization hold
 /// that expires after `hold_expiry_h` and leaves the purchase unbilled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "reason: switch bug: net/server.rs Runtime::authorize (stand-in branch) always sends the advice as an 0120 (u.advice.mti = AUTH_ADVICE), also for an 0200 purchase, and net/saf.rs Saf::build always sets field 90; the issuer takes it as an authorization advice and only places a hold (issuing::request: 0120 = hold, 0220 without 90 = post), which expires unposted"]
 async fn a_stand_in_purchase_is_posted_by_the_issuer_like_an_online_one() {
     let mut stack = Stack::start().await;
     let c = stack.client().await;

@@ -120,7 +120,13 @@ pub struct Replayed {
 /// Writes a checkpoint of `engine` covering the journal up to `lsn`: to a temporary file,
 /// fsynced, then renamed over the old one, so a crash leaves either checkpoint whole.
 pub fn write_checkpoint(dir: &Path, lsn: u64, engine: &Engine) -> std::io::Result<()> {
-    let cp = Checkpoint { lsn, snapshot: engine.snapshot() };
+    write_snapshot(dir, lsn, engine.snapshot())
+}
+
+/// Writes a snapshot taken earlier. Every event in it must already be durable in the journal:
+/// the checkpoint must never hold a change whose answer a crash could still lose.
+pub fn write_snapshot(dir: &Path, lsn: u64, snapshot: crate::issuing::Snapshot) -> std::io::Result<()> {
+    let cp = Checkpoint { lsn, snapshot };
     let bytes = postcard::to_allocvec(&cp).map_err(std::io::Error::other)?;
     let tmp = dir.join(format!("{CHECKPOINT_FILE}.tmp"));
     {
@@ -388,12 +394,30 @@ fn maybe_checkpoint(shared: &Shared, lsn: u64) {
     }
     let dir = dir.clone();
     let engine = Arc::clone(&shared.engine);
+    let journal = Arc::clone(&shared.journal);
     let busy = Arc::clone(&shared.checkpointing);
-    tokio::task::spawn_blocking(move || {
+    tokio::spawn(async move {
         let started = std::time::Instant::now();
-        match write_checkpoint(&dir, lsn, &engine) {
-            Ok(()) => tracing::info!(lsn, ms = started.elapsed().as_millis() as u64, "checkpoint written"),
-            Err(e) => tracing::error!(error = %e, "checkpoint failed"),
+        // The snapshot may hold events applied after `lsn` whose appends are still queued;
+        // flushing after taking it makes every one of them durable before the file exists.
+        let snap = match tokio::task::spawn_blocking(move || engine.snapshot()).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "checkpoint snapshot failed");
+                busy.store(false, Ordering::Release);
+                return;
+            }
+        };
+        if let Err(e) = journal.flush().await {
+            tracing::error!(error = %e, "journal flush before a checkpoint failed; no checkpoint written");
+            busy.store(false, Ordering::Release);
+            return;
+        }
+        let written = tokio::task::spawn_blocking(move || write_snapshot(&dir, lsn, snap)).await;
+        match written {
+            Ok(Ok(())) => tracing::info!(lsn, ms = started.elapsed().as_millis() as u64, "checkpoint written"),
+            Ok(Err(e)) => tracing::error!(error = %e, "checkpoint failed"),
+            Err(e) => tracing::error!(error = %e, "checkpoint task failed"),
         }
         busy.store(false, Ordering::Release);
     });

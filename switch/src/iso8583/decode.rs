@@ -16,33 +16,30 @@ use std::mem::MaybeUninit;
 
 use bytes::Bytes;
 
-use super::dialect::{BitmapEncoding, Dialect, Encoding, FieldSpec};
+use super::dialect::{
+    ASCII_BY_BIT, ASCII_DESCS, BitmapEncoding, Desc, Dialect, Encoding, FieldSpec,
+};
 use super::error::DecodeError;
-use super::spec::{LengthKind, class_ok};
-
-#[derive(Debug, Clone, Copy)]
-struct Pos {
-    /// Offset of the field's content (after any length prefix).
-    start: u16,
-    /// Logical length: characters, digits for packed BCD, bytes for `b`.
-    len: u16,
-}
+use super::spec::{all_digits, check_in, check_in_outline, check_quick, class_ok};
 
 /// A decoded ISO 8583 message: the frame plus where each field sits in it.
 #[derive(Clone)]
 pub struct Message {
-    buf: Bytes,
-    dialect: &'static Dialect,
-    mti: [u8; 4],
     /// Bit 127 is field 1 (the secondary bitmap), bit 0 is field 128.
     bitmap: u128,
-    /// Where each field sits. Only entries whose bit is set in `bitmap` are initialised: the
-    /// decoder writes every present field before a `Message` exists, and every read checks the
-    /// bit first. Leaving the rest uninitialised saves zeroing 516 bytes per message.
-    pos: [MaybeUninit<Pos>; 129],
-    content_error: Option<DecodeError>,
     /// Fields that broke their class or maximum, same bit layout as `bitmap`.
     invalid: u128,
+    buf: Bytes,
+    dialect: &'static Dialect,
+    content_error: Option<DecodeError>,
+    mti: [u8; 4],
+    /// `pos[n]` is the offset of field `n`'s content (after any length prefix). Only entries whose
+    /// bit is set in `bitmap` are initialised: the decoder writes every present field's entry
+    /// before a `Message` exists, and every read checks the bit first. The length is not stored: a
+    /// fixed field's is its maximum, and a variable field's is read back from the (already
+    /// validated) prefix just before `pos[n]`. Offsets only, left uninitialised, keep the message
+    /// small and cheap to build.
+    pos: [MaybeUninit<u16>; 129],
 }
 
 /// One field of a decoded message, borrowed from the frame.
@@ -120,48 +117,207 @@ pub fn decode_lenient(dialect: &'static Dialect, buf: Bytes) -> Result<Message, 
     decode_impl::<false>(dialect, buf)
 }
 
+/// Two paths. [`decode_fast`] only tells a clean message (every check passes) from anything else,
+/// which keeps its loop free of error bookkeeping; it hands anything else to [`decode_slow`], the
+/// reference walk that names the first problem (or, leniently, records content problems and goes
+/// on). Both apply the same rules, so the fast path accepts exactly the messages on which the slow
+/// path would find nothing, and records the same offsets for them.
 #[inline(always)]
-fn decode_impl<const STRICT: bool>(dialect: &'static Dialect, buf: Bytes) -> Result<Message, DecodeError> {
+fn decode_impl<const STRICT: bool>(
+    dialect: &'static Dialect,
+    buf: Bytes,
+) -> Result<Message, DecodeError> {
+    match dialect.descs() {
+        Some(_) if dialect.plain_ascii() => {
+            decode_fast::<STRICT, true>(dialect, buf, |n| ASCII_DESCS[n])
+        }
+        Some(t) => decode_fast::<STRICT, false>(dialect, buf, |n| t[n]),
+        None => decode_fast::<STRICT, false>(dialect, buf, |n| Desc::of(&dialect.fields[n])),
+    }
+}
+
+/// Decodes a message on which no check fails, and hands the frame to [`decode_slow`] at the first
+/// sign of any problem. `ASCII` promises that no field of the dialect has a BCD prefix or BCD
+/// content (see [`Dialect::plain_ascii`]).
+#[inline(never)]
+fn decode_fast<const STRICT: bool, const ASCII: bool>(
+    dialect: &'static Dialect,
+    buf: Bytes,
+    desc: impl Fn(usize) -> Desc,
+) -> Result<Message, DecodeError> {
+    if buf.len() > u16::MAX as usize {
+        return decode_slow::<STRICT>(dialect, buf);
+    }
+    let b: &[u8] = &buf;
+    let Ok((mti, mut off)) = read_mti(dialect.mti, b) else {
+        return decode_slow::<STRICT>(dialect, buf);
+    };
+    if mti[0] != b'0' {
+        return decode_slow::<STRICT>(dialect, buf);
+    }
+    let Ok(primary) = read_bitmap(dialect.bitmap, b, &mut off) else {
+        return decode_slow::<STRICT>(dialect, buf);
+    };
+    let mut secondary = 0;
+    if primary & (1 << 63) != 0 {
+        match read_bitmap(dialect.bitmap, b, &mut off) {
+            Ok(v) if v != 0 => secondary = v,
+            _ => return decode_slow::<STRICT>(dialect, buf),
+        }
+    }
+
+    let mut m = Message {
+        bitmap: (primary as u128) << 64 | secondary as u128,
+        invalid: 0,
+        buf,
+        dialect,
+        content_error: None,
+        mti,
+        pos: [const { MaybeUninit::uninit() }; 129],
+    };
+    let b: &[u8] = &m.buf;
+    // Two 64-bit walks (fields 2-64, then 65-128) rather than one over a u128.
+    let (low, high) = m.pos.split_at_mut(65);
+    let walked = if ASCII {
+        walk_ascii(
+            b,
+            off,
+            primary & !(1 << 63),
+            &ASCII_BY_BIT[0],
+            &mut low[1..],
+        )
+        .and_then(|off| walk_ascii(b, off, secondary, &ASCII_BY_BIT[1], high))
+    } else {
+        walk::<false>(b, off, primary & !(1 << 63), 1, &mut low[1..], &desc)
+            .and_then(|off| walk::<false>(b, off, secondary, 65, high, &desc))
+    };
+    if walked != Some(b.len()) {
+        return decode_slow::<STRICT>(dialect, m.buf);
+    }
+    Ok(m)
+}
+
+/// Walks the fields whose bits are set in `bits` (bit 63 is field `first`, bit 0 field
+/// `first + 63`) from `off` in an `iso87-ascii` frame, writing where field `first + i` starts to
+/// `pos[i]`. Returns where the last field ends, or `None` on any problem. The same rules as the
+/// field walk of [`decode_slow`].
+#[inline(never)]
+fn walk_ascii(
+    b: &[u8],
+    off: usize,
+    bits: u64,
+    descs: &[Desc; 64],
+    pos: &mut [MaybeUninit<u16>],
+) -> Option<usize> {
+    let pos: &mut [MaybeUninit<u16>; 64] = pos.try_into().ok()?;
+    // The frame from the next field on; the walk only ever shortens it from the front.
+    let mut rest = b.get(off..)?;
+    // Bit i of `bits` is field `first + 63 - i`; reversed, bit i is field `first + i`, and the
+    // lowest set bit is the next field.
+    let mut bits = bits.reverse_bits();
+    while bits != 0 {
+        let i = bits.trailing_zeros() as usize & 63;
+        bits &= bits - 1;
+        let d = descs[i];
+        let mut len = d.max as usize;
+        if d.prefix_len != 0 {
+            match read_ascii_prefix(d.prefix_len, rest, 0) {
+                Some(v) if v <= d.max => len = v as usize,
+                _ => return None,
+            }
+            rest = &rest[d.prefix_len as usize..];
+        }
+        if len > rest.len() {
+            return None;
+        }
+        let start = b.len() - rest.len();
+        let ok = match check_quick(d.check, b, rest, start, len) {
+            Some(ok) => ok,
+            None => check_in_outline(d.check, b, start, start + len),
+        };
+        if !ok {
+            return None;
+        }
+        // `b` is at most u16::MAX bytes (checked first), so every offset fits.
+        pos[i] = MaybeUninit::new(start as u16);
+        rest = &rest[len..];
+    }
+    Some(b.len() - rest.len())
+}
+
+/// Walks the fields whose bits are set in `bits`, as [`walk_ascii`] does, in any dialect.
+#[inline(always)]
+fn walk<const ASCII: bool>(
+    b: &[u8],
+    mut off: usize,
+    mut bits: u64,
+    first: usize,
+    pos: &mut [MaybeUninit<u16>],
+    desc: &impl Fn(usize) -> Desc,
+) -> Option<usize> {
+    let pos: &mut [MaybeUninit<u16>; 64] = pos.try_into().ok()?;
+    while bits != 0 {
+        let i = bits.leading_zeros() as usize & 63;
+        bits ^= (1 << 63) >> i;
+        let (start, end) = fast_step::<ASCII>(desc(first + i), b, off)?;
+        // `b` is at most u16::MAX bytes (checked first), so every offset fits.
+        pos[i] = MaybeUninit::new(start as u16);
+        off = end;
+    }
+    Some(off)
+}
+
+/// One field, described by `d`, at `off`: `Some((start, end))`, where its content starts and ends
+/// (where the next field starts), when the prefix, length, bounds and content all pass; `None`
+/// on any problem. The same rules as the field walk of [`decode_slow`].
+#[inline(always)]
+fn fast_step<const ASCII: bool>(d: Desc, b: &[u8], off: usize) -> Option<(usize, usize)> {
+    let (start, len) = if d.prefix_len == 0 {
+        (off, d.max as usize)
+    } else {
+        let v = if ASCII {
+            read_ascii_prefix(d.prefix_len, b, off)
+        } else {
+            read_prefix(d, b, off)
+        };
+        match v {
+            Some(v) if v <= d.max => (off + d.prefix_len as usize, v as usize),
+            _ => return None,
+        }
+    };
+    let end = start + if ASCII { len } else { d.wire_len(len) };
+    if end > b.len() {
+        return None;
+    }
+    let ok = match d.data {
+        // In the ASCII dialects binary content is exactly class `b`, whose check passes all.
+        _ if ASCII => check_in_outline(d.check, b, start, end),
+        Encoding::Ascii => check_in(d.check, b, start, end),
+        Encoding::Binary => true,
+        Encoding::Bcd => check_bcd(&b[start..end], len, 0, d.class).is_none(),
+    };
+    ok.then_some((start, end))
+}
+
+/// The reference decoder: walks the message field by field and names the first problem, or
+/// (lenient) records content problems and goes on. Runs only for messages the fast path turns
+/// down, so it is written for clarity rather than speed.
+#[cold]
+#[inline(never)]
+fn decode_slow<const STRICT: bool>(
+    dialect: &'static Dialect,
+    buf: Bytes,
+) -> Result<Message, DecodeError> {
     if buf.len() > u16::MAX as usize {
         return Err(DecodeError::MessageTooLarge);
     }
     let b: &[u8] = &buf;
-    let mut off;
-    let mut content_error: Option<DecodeError> = None;
-
-    // MTI
-    let mut mti = [0u8; 4];
-    match dialect.mti {
-        Encoding::Bcd => {
-            if b.len() < 2 {
-                return Err(DecodeError::TruncatedMti);
-            }
-            for (i, d) in mti.iter_mut().enumerate() {
-                let byte = b[i / 2];
-                let nib = if i % 2 == 0 { byte >> 4 } else { byte & 0x0f };
-                if nib > 9 {
-                    return Err(DecodeError::BadMti);
-                }
-                *d = b'0' + nib;
-            }
-            off = 2;
-        }
-        _ => {
-            if b.len() < 4 {
-                return Err(DecodeError::TruncatedMti);
-            }
-            mti.copy_from_slice(&b[..4]);
-            if !mti.iter().all(u8::is_ascii_digit) {
-                return Err(DecodeError::BadMti);
-            }
-            off = 4;
-        }
-    }
+    let (mti, mut off) = read_mti(dialect.mti, b)?;
     if mti[0] != b'0' {
         return Err(DecodeError::UnsupportedVersion);
     }
+    let mut content_error: Option<DecodeError> = None;
 
-    // Bitmaps
     let primary = read_bitmap(dialect.bitmap, b, &mut off)?;
     let mut bitmap = (primary as u128) << 64;
     if primary & (1 << 63) != 0 {
@@ -175,136 +331,174 @@ fn decode_impl<const STRICT: bool>(dialect: &'static Dialect, buf: Bytes) -> Res
         bitmap |= secondary as u128;
     }
 
-    let mut pos = [MaybeUninit::<Pos>::uninit(); 129];
+    let mut pos = [const { MaybeUninit::uninit() }; 129];
     let mut invalid = 0u128;
     let mut bits = bitmap & !(1u128 << 127);
     while bits != 0 {
         let lz = bits.leading_zeros();
         bits &= !(1u128 << (127 - lz));
         let n = (lz + 1) as u8;
-        let spec = dialect
-            .field(n)
-            .ok_or(DecodeError::UndefinedField { field: n })?;
-        let def = &spec.def;
-
-        let len = match def.length {
-            LengthKind::Fixed => def.max,
-            kind => {
-                let digits = if kind == LengthKind::LlVar { 2 } else { 3 };
-                let v = read_prefix(spec.prefix, digits, b, &mut off)
-                    .ok_or(DecodeError::BadLengthPrefix { field: n })?;
-                if v > def.max {
-                    let e = DecodeError::TooLong { field: n, len: v, max: def.max };
-                    if STRICT {
-                        return Err(e);
-                    }
-                    invalid |= 1u128 << (128 - n as u32);
-                    content_error.get_or_insert(e);
-                }
-                v
-            }
+        let d = dialect.desc(n as usize);
+        if !d.defined() {
+            return Err(DecodeError::UndefinedField { field: n });
+        }
+        let mut problem = |e: DecodeError| {
+            invalid |= 1u128 << (128 - n as u32);
+            content_error.get_or_insert(e);
         };
-        let wire = spec.wire_len(len as usize);
-        let end = off + wire;
+
+        let len = if d.prefix_len == 0 {
+            d.max
+        } else {
+            let v = read_prefix(d, b, off).ok_or(DecodeError::BadLengthPrefix { field: n })?;
+            off += d.prefix_len as usize;
+            if v > d.max {
+                let e = DecodeError::TooLong {
+                    field: n,
+                    len: v,
+                    max: d.max,
+                };
+                if STRICT {
+                    return Err(e);
+                }
+                problem(e);
+            }
+            v
+        };
+        let end = off + d.wire_len(len as usize);
         if end > b.len() {
             return Err(DecodeError::Truncated { field: n });
         }
         let content = &b[off..end];
-        let problem = match spec.data {
-            Encoding::Ascii => (!class_ok(def.class, content)).then_some(DecodeError::BadContent {
+        let e = match d.data {
+            Encoding::Ascii => (!class_ok(d.class, content)).then_some(DecodeError::BadContent {
                 field: n,
-                class: def.class,
+                class: d.class,
             }),
-            Encoding::Bcd => check_bcd(content, len as usize, n, def.class),
+            Encoding::Bcd => check_bcd(content, len as usize, n, d.class),
             Encoding::Binary => None,
         };
-        if let Some(p) = problem {
+        if let Some(e) = e {
             if STRICT {
-                return Err(p);
+                return Err(e);
             }
-            invalid |= 1u128 << (128 - n as u32);
-            content_error.get_or_insert(p);
+            problem(e);
         }
-        pos[n as usize] = MaybeUninit::new(Pos { start: off as u16, len });
+        // `b` is at most u16::MAX bytes (checked first), so every offset fits.
+        pos[n as usize] = MaybeUninit::new(off as u16);
         off = end;
     }
     if off != b.len() && content_error.is_none() {
-        let e = DecodeError::TrailingBytes { count: b.len() - off };
+        let e = DecodeError::TrailingBytes {
+            count: b.len() - off,
+        };
         if STRICT {
             return Err(e);
         }
         content_error = Some(e);
     }
-
     Ok(Message {
+        bitmap,
+        invalid,
         buf,
         dialect,
-        mti,
-        bitmap,
-        pos,
         content_error,
-        invalid,
+        mti,
+        pos,
     })
 }
 
-#[inline]
-fn read_bitmap(enc: BitmapEncoding, b: &[u8], off: &mut usize) -> Result<u64, DecodeError> {
+#[inline(always)]
+fn read_mti(enc: Encoding, b: &[u8]) -> Result<([u8; 4], usize), DecodeError> {
     match enc {
-        BitmapEncoding::Binary => {
-            let bytes: [u8; 8] = b
-                .get(*off..*off + 8)
-                .and_then(|s| s.try_into().ok())
-                .ok_or(DecodeError::TruncatedBitmap)?;
-            *off += 8;
-            Ok(u64::from_be_bytes(bytes))
-        }
-        BitmapEncoding::Hex => {
-            let hex = b.get(*off..*off + 16).ok_or(DecodeError::TruncatedBitmap)?;
-            let mut v = 0u64;
-            for &c in hex {
-                let nib = match c {
-                    b'0'..=b'9' => c - b'0',
-                    b'A'..=b'F' => c - b'A' + 10,
-                    b'a'..=b'f' => c - b'a' + 10,
-                    _ => return Err(DecodeError::BadBitmap),
-                };
-                v = (v << 4) | nib as u64;
+        Encoding::Bcd => {
+            let Some(&[hi, lo]) = b.get(..2) else {
+                return Err(DecodeError::TruncatedMti);
+            };
+            let mti = [hi >> 4, hi & 0x0f, lo >> 4, lo & 0x0f];
+            if mti.iter().any(|&nib| nib > 9) {
+                return Err(DecodeError::BadMti);
             }
-            *off += 16;
-            Ok(v)
+            Ok((mti.map(|nib| b'0' + nib), 2))
+        }
+        _ => {
+            let Some(mti) = b.first_chunk::<4>() else {
+                return Err(DecodeError::TruncatedMti);
+            };
+            if !all_digits(mti) {
+                return Err(DecodeError::BadMti);
+            }
+            Ok((*mti, 4))
         }
     }
 }
 
-#[inline]
-fn read_prefix(enc: Encoding, digits: usize, b: &[u8], off: &mut usize) -> Option<u16> {
+#[inline(always)]
+fn read_bitmap(enc: BitmapEncoding, b: &[u8], off: &mut usize) -> Result<u64, DecodeError> {
     match enc {
-        Encoding::Bcd => {
-            let nbytes = digits.div_ceil(2);
-            let s = b.get(*off..*off + nbytes)?;
-            let mut v = 0u16;
-            for &byte in s {
-                let (hi, lo) = (byte >> 4, byte & 0x0f);
-                if hi > 9 || lo > 9 {
-                    return None;
-                }
-                v = v * 100 + (hi as u16) * 10 + lo as u16;
-            }
-            *off += nbytes;
-            Some(v)
+        BitmapEncoding::Binary => {
+            let Some(bytes) = b.get(*off..).and_then(|s| s.first_chunk::<8>()) else {
+                return Err(DecodeError::TruncatedBitmap);
+            };
+            *off += 8;
+            Ok(u64::from_be_bytes(*bytes))
         }
-        _ => {
-            let s = b.get(*off..*off + digits)?;
-            let mut v = 0u16;
-            for &c in s {
-                if !c.is_ascii_digit() {
-                    return None;
-                }
-                v = v * 10 + (c - b'0') as u16;
+        BitmapEncoding::Hex => read_hex_bitmap(b, off),
+    }
+}
+
+fn read_hex_bitmap(b: &[u8], off: &mut usize) -> Result<u64, DecodeError> {
+    let hex = b.get(*off..*off + 16).ok_or(DecodeError::TruncatedBitmap)?;
+    let mut v = 0u64;
+    for &c in hex {
+        let nib = match c {
+            b'0'..=b'9' => c - b'0',
+            b'A'..=b'F' => c - b'A' + 10,
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => return Err(DecodeError::BadBitmap),
+        };
+        v = (v << 4) | nib as u64;
+    }
+    *off += 16;
+    Ok(v)
+}
+
+/// The value of an ASCII length prefix of `digits` (2 or 3) digits at `b[off..]`, or `None` when
+/// it is cut short or not digits.
+#[inline(always)]
+fn read_ascii_prefix(digits: u8, b: &[u8], off: usize) -> Option<u16> {
+    if digits == 2 {
+        let &[x, y] = b.get(off..)?.first_chunk::<2>()?;
+        let (x, y) = (x.wrapping_sub(b'0'), y.wrapping_sub(b'0'));
+        (x < 10 && y < 10).then_some(x as u16 * 10 + y as u16)
+    } else {
+        let &[x, y, z] = b.get(off..)?.first_chunk::<3>()?;
+        let (x, y, z) = (
+            x.wrapping_sub(b'0'),
+            y.wrapping_sub(b'0'),
+            z.wrapping_sub(b'0'),
+        );
+        (x < 10 && y < 10 && z < 10).then_some(x as u16 * 100 + y as u16 * 10 + z as u16)
+    }
+}
+
+/// The value of the length prefix of a field described by `d` at `b[off..]`, or `None` when it is
+/// cut short or not digits.
+#[inline(always)]
+fn read_prefix(d: Desc, b: &[u8], off: usize) -> Option<u16> {
+    if d.prefix_bcd {
+        let s = b.get(off..off + d.prefix_len as usize)?;
+        let mut v = 0u16;
+        for &byte in s {
+            let (hi, lo) = (byte >> 4, byte & 0x0f);
+            if hi > 9 || lo > 9 {
+                return None;
             }
-            *off += digits;
-            Some(v)
+            v = v * 100 + (hi as u16) * 10 + lo as u16;
         }
+        Some(v)
+    } else {
+        read_ascii_prefix(d.prefix_len, b, off)
     }
 }
 
@@ -368,15 +562,21 @@ impl Message {
             return None;
         }
         let spec = self.dialect.field(n)?;
+        let d = self.dialect.desc(n as usize);
         // SAFETY: field `n` is present (checked above), and the decoder initialised the entry of
         // every present field before building this message.
-        let p = unsafe { self.pos[n as usize].assume_init() };
-        let start = p.start as usize;
-        let end = start + spec.wire_len(p.len as usize);
+        let start = unsafe { self.pos[n as usize].assume_init() } as usize;
+        let len = if d.prefix_len == 0 {
+            d.max
+        } else {
+            // The decoder read this prefix before recording `start`, so it is there and valid.
+            read_prefix(d, &self.buf, start - d.prefix_len as usize).unwrap_or(0)
+        };
+        let end = start + d.wire_len(len as usize);
         Some(FieldRef {
             spec,
             wire: &self.buf[start..end],
-            len: p.len,
+            len,
         })
     }
 

@@ -14,7 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::spec::{ContentClass, FieldDef, ISO87, LengthKind};
+use super::spec::{Check, ContentClass, FieldDef, ISO87, LengthKind};
 
 /// The wire dialects Switchyard ships. Each is one const table (see [`Dialect`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, Default)]
@@ -134,6 +134,131 @@ impl Dialect {
     }
 }
 
+/// A field's dialect entry reduced to what the codec's loops read, so that the decoder and encoder
+/// load one 8-byte descriptor per field instead of walking [`FieldSpec`] and its enums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Desc {
+    /// Maximum (or, for fixed fields, exact) length, as in [`FieldDef::max`].
+    pub(crate) max: u16,
+    /// Bytes taken by the length prefix on the wire; 0 for a fixed field.
+    pub(crate) prefix_len: u8,
+    /// The length prefix is packed BCD rather than ASCII digits.
+    pub(crate) prefix_bcd: bool,
+    pub(crate) data: Encoding,
+    /// What the content is checked against. [`Check::Undefined`] for a field the dialect does not
+    /// define: such a field reads as fixed, empty, ASCII content that fails its check, so the hot
+    /// loops need no test of their own for it and find out on their (cold) error path.
+    pub(crate) check: Check,
+    /// The content class, for error messages.
+    pub(crate) class: ContentClass,
+}
+
+impl Desc {
+    pub(crate) const UNDEFINED: Desc = Desc {
+        max: 0,
+        prefix_len: 0,
+        prefix_bcd: false,
+        data: Encoding::Ascii,
+        check: Check::Undefined,
+        class: ContentClass::B,
+    };
+
+    /// The descriptor of a dialect entry.
+    #[inline]
+    pub(crate) const fn of(f: &Option<FieldSpec>) -> Desc {
+        match f {
+            Some(spec) => Desc {
+                max: spec.def.max,
+                prefix_len: spec.prefix_len() as u8,
+                prefix_bcd: matches!(spec.prefix, Encoding::Bcd),
+                data: spec.data,
+                check: Check::of(spec.def.class),
+                class: spec.def.class,
+            },
+            None => Desc::UNDEFINED,
+        }
+    }
+
+    /// False when the dialect does not define the field.
+    #[inline(always)]
+    pub(crate) fn defined(self) -> bool {
+        !matches!(self.check, Check::Undefined)
+    }
+
+    /// Wire bytes of `len` characters (or digits) of content.
+    #[inline(always)]
+    pub(crate) fn wire_len(self, len: usize) -> usize {
+        if matches!(self.data, Encoding::Bcd) {
+            len.div_ceil(2)
+        } else {
+            len
+        }
+    }
+}
+
+const fn descs(fields: &[Option<FieldSpec>; 129]) -> [Desc; 129] {
+    let mut out = [Desc::UNDEFINED; 129];
+    let mut i = 0;
+    while i < 129 {
+        out[i] = Desc::of(&fields[i]);
+        i += 1;
+    }
+    out
+}
+
+/// Descriptors of the shipped tables, precomputed. `iso87-ascii` and `iso87-ascii-hexbitmap` share
+/// their field table, hence their descriptors.
+pub(crate) static ASCII_DESCS: [Desc; 129] = descs(&table(false));
+
+/// The `iso87-ascii` descriptors by bitmap word and bit: `ASCII_BY_BIT[0][i]` is field `1 + i`
+/// (primary bitmap, bit 63 - i), `ASCII_BY_BIT[1][i]` field `65 + i`.
+pub(crate) static ASCII_BY_BIT: [[Desc; 64]; 2] = by_bit(&ASCII_DESCS);
+
+const fn by_bit(t: &[Desc; 129]) -> [[Desc; 64]; 2] {
+    let mut out = [[Desc::UNDEFINED; 64]; 2];
+    let mut i = 0;
+    while i < 64 {
+        out[0][i] = t[1 + i];
+        out[1][i] = t[65 + i];
+        i += 1;
+    }
+    out
+}
+static BCD_DESCS: [Desc; 129] = descs(&table(true));
+
+impl Dialect {
+    /// The precomputed descriptors of this dialect's fields, when it is one of the shipped statics
+    /// (whose tables never change). Any other dialect derives them from [`Dialect::fields`] with
+    /// [`Desc::of`].
+    #[inline(always)]
+    pub(crate) fn descs(&'static self) -> Option<&'static [Desc; 129]> {
+        if std::ptr::eq(self, &ISO87_ASCII) || std::ptr::eq(self, &ISO87_ASCII_HEXBITMAP) {
+            Some(&ASCII_DESCS)
+        } else if std::ptr::eq(self, &ISO87_BCD) {
+            Some(&BCD_DESCS)
+        } else {
+            None
+        }
+    }
+
+    /// True for the shipped dialects whose length prefixes are all ASCII and whose content is
+    /// never packed BCD (`iso87-ascii`, `iso87-ascii-hexbitmap`), for which the codec runs a
+    /// simpler loop.
+    #[inline(always)]
+    pub(crate) fn plain_ascii(&'static self) -> bool {
+        std::ptr::eq(self, &ISO87_ASCII) || std::ptr::eq(self, &ISO87_ASCII_HEXBITMAP)
+    }
+
+    /// The descriptor of field `n` (0–128).
+    #[inline]
+    pub(crate) fn desc(&'static self, n: usize) -> Desc {
+        match self.descs() {
+            Some(t) => t[n],
+            None => Desc::of(&self.fields[n]),
+        }
+    }
+}
+
 const fn ascii_spec(def: FieldDef) -> FieldSpec {
     let data = match def.class {
         ContentClass::B => Encoding::Binary,
@@ -212,6 +337,34 @@ mod tests {
                 assert_eq!(f.def.number, n);
             }
         }
+    }
+
+    #[test]
+    fn precomputed_descriptors_match_the_tables() {
+        for id in DialectId::ALL {
+            let d = id.dialect();
+            let t = d
+                .descs()
+                .expect("shipped dialects have precomputed descriptors");
+            for n in 0..129 {
+                assert_eq!(t[n], Desc::of(&d.fields[n]), "{id} field {n}");
+                if d.plain_ascii() {
+                    assert!(
+                        !t[n].prefix_bcd && t[n].data != Encoding::Bcd,
+                        "{id} field {n}"
+                    );
+                }
+            }
+        }
+        assert!(!ISO87_BCD.plain_ascii());
+        let copy: &'static Dialect = Box::leak(Box::new(Dialect {
+            id: DialectId::Iso87Ascii,
+            mti: Encoding::Ascii,
+            bitmap: BitmapEncoding::Binary,
+            fields: ISO87_ASCII.fields,
+        }));
+        assert!(copy.descs().is_none(), "only the statics themselves");
+        assert_eq!(copy.desc(2), ISO87_ASCII.desc(2));
     }
 
     #[test]

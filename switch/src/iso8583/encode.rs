@@ -5,16 +5,22 @@
 //! Values are given as characters (ASCII digits for numerics, raw bytes for `b`), whatever the
 //! dialect. A value copied from a decoded message keeps its wire form ([`Value::Packed`]), so a
 //! relayed field is written back byte for byte, and a BCD field relayed to an ASCII peer is
-//! unpacked on the way. Every value is validated against the dialect before it is written; on
-//! error the output buffer is left as it was.
+//! unpacked on the way. Every value is validated against the dialect before it counts as written;
+//! on error the output buffer is left as it was.
+//!
+//! The single pass validates each field and copies it straight into the buffer's spare capacity,
+//! eight bytes at a time, checking the content class on the same words it copies.
 
-use arrayvec::ArrayVec;
-use bytes::{BufMut, Bytes, BytesMut};
+use std::mem::MaybeUninit;
+
+use bytes::{Bytes, BytesMut};
 
 use super::decode::{Message, check_bcd};
-use super::dialect::{BitmapEncoding, Dialect, Encoding};
+use super::dialect::{ASCII_BY_BIT, BitmapEncoding, Desc, Dialect, Encoding};
 use super::error::EncodeError;
-use super::spec::{ContentClass, LengthKind, class_ok};
+use super::spec::{
+    ContentClass, all_digits, class_ok, copy_checked, copy_checked_outline, copy_quick, put,
+};
 
 /// A field value handed to the builder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,24 +35,37 @@ pub enum Value<'a> {
 pub struct MessageBuilder<'a> {
     dialect: &'static Dialect,
     mti: [u8; 4],
-    /// Bit 127 is field 1, as in [`Message::bitmap`].
-    present: u128,
-    /// `slot[n]` is 1 + the index of field `n` in `values`, or 0.
-    slot: [u8; 129],
-    values: ArrayVec<Value<'a>, 128>,
+    /// The fields set: field `n` is bit `(n - 1) % 64` of `present[(n - 1) / 64]`, so a walk from
+    /// the lowest bit up meets the fields in wire order. Field 1 is never set here; the encoder
+    /// derives it.
+    present: [u64; 2],
     not_settable: Option<u8>,
+    /// At least the total length of the values set (more once values are replaced), so that the
+    /// encoder can reserve room for the whole message up front.
+    room: usize,
+    /// `values[n]` is field `n`'s value; initialised exactly when its bit in `present` is set.
+    /// Left uninitialised otherwise, which saves writing 3 KB per builder.
+    values: [MaybeUninit<Value<'a>>; 129],
+}
+
+/// Word of `present` and bit within it for field `n` (1–128).
+#[inline(always)]
+fn bit(n: u8) -> (usize, u64) {
+    let i = n as u32 - 1;
+    ((i >> 6) as usize, 1 << (i & 63))
 }
 
 impl<'a> MessageBuilder<'a> {
     /// A message of type `mti` (four ASCII digits) in `dialect`.
+    #[inline]
     pub fn new(dialect: &'static Dialect, mti: [u8; 4]) -> Self {
         MessageBuilder {
             dialect,
             mti,
-            present: 0,
-            slot: [0; 129],
-            values: ArrayVec::new(),
+            present: [0; 2],
             not_settable: None,
+            room: 0,
+            values: [const { MaybeUninit::uninit() }; 129],
         }
     }
 
@@ -82,15 +101,15 @@ impl<'a> MessageBuilder<'a> {
             self.not_settable.get_or_insert(n);
             return self;
         }
-        match self.slot[n as usize] {
-            0 => {
-                // 127 fields at most (2..=128), so the ArrayVec of 128 cannot overflow.
-                self.values.push(value);
-                self.slot[n as usize] = self.values.len() as u8;
-                self.present |= 1u128 << (128 - n as u32);
-            }
-            i => self.values[i as usize - 1] = value,
-        }
+        self.values[n as usize] = MaybeUninit::new(value);
+        let (w, m) = bit(n);
+        self.present[w] |= m;
+        let len = match value {
+            Value::Text(t) => t.len(),
+            Value::Packed { bytes, digits } => bytes.len().max(digits as usize),
+        };
+        // Wrapping cannot happen in practice, and would only send `encode` down its general path.
+        self.room = self.room.wrapping_add(len);
         self
     }
 
@@ -121,34 +140,101 @@ impl<'a> MessageBuilder<'a> {
 
     /// Removes field `n` if set.
     pub fn remove(&mut self, n: u8) -> &mut Self {
-        if (2..=128).contains(&n) && self.slot[n as usize] != 0 {
-            // Leave the value in place; it is unreachable once its bit and slot are cleared.
-            self.slot[n as usize] = 0;
-            self.present &= !(1u128 << (128 - n as u32));
+        if (2..=128).contains(&n) {
+            // The value stays behind, unreachable once its bit is clear.
+            let (w, m) = bit(n);
+            self.present[w] &= !m;
         }
         self
     }
 
     /// The value set for field `n`.
     pub fn get(&self, n: u8) -> Option<Value<'a>> {
-        match self.slot.get(n as usize) {
-            Some(&i) if i != 0 => Some(self.values[i as usize - 1]),
-            _ => None,
-        }
+        self.has(n).then(|| self.value(n as usize))
     }
 
     pub fn has(&self, n: u8) -> bool {
-        self.get(n).is_some()
+        if !(2..=128).contains(&n) {
+            return false;
+        }
+        let (w, m) = bit(n);
+        self.present[w] & m != 0
+    }
+
+    /// The value of field `n`, which must be set.
+    #[inline(always)]
+    fn value(&self, n: usize) -> Value<'a> {
+        debug_assert!(self.has(n as u8));
+        // SAFETY: callers only ask for fields whose bit is set in `present`, and a bit is only
+        // ever set by `set_value`, right after it writes `values[n]`. `remove` clears bits but
+        // never sets them, so a set bit always has an initialised value behind it.
+        unsafe { self.values[n].assume_init() }
     }
 
     /// Appends the encoded message to `dst`. On error `dst` is unchanged.
     pub fn encode(&self, dst: &mut BytesMut) -> Result<(), EncodeError> {
+        if self.dialect.plain_ascii()
+            && self.not_settable.is_none()
+            && self.room <= ROOM_MAX
+            && self.encode_ascii(dst)
+        {
+            return Ok(());
+        }
+        self.encode_general(dst)
+    }
+
+    /// The encoder for any dialect and any builder, naming the first problem.
+    #[inline(never)]
+    fn encode_general(&self, dst: &mut BytesMut) -> Result<(), EncodeError> {
         let start = dst.len();
-        let r = self.encode_inner(dst);
+        let d = self.dialect;
+        let r = match d.descs() {
+            Some(t) => self.encode_with::<false>(dst, |n| t[n]),
+            None => self.encode_with::<false>(dst, |n| Desc::of(&d.fields[n])),
+        };
         if r.is_err() {
             dst.truncate(start);
         }
         r
+    }
+
+    /// The fast path for `iso87-ascii` and `iso87-ascii-hexbitmap`: writes the message when
+    /// every field passes (true), or leaves `dst` as it was and returns false at the first sign
+    /// of any problem, for [`encode_general`](Self::encode_general) to name. Same rules as
+    /// `encode_general`.
+    #[inline(never)]
+    fn encode_ascii(&self, dst: &mut BytesMut) -> bool {
+        if !all_digits(&self.mti) {
+            return false;
+        }
+        let [low, high] = self.present;
+        // Room for the MTI, both bitmaps (hex at worst), a prefix for every field, and the values.
+        dst.reserve(4 + 32 + 3 * (low.count_ones() + high.count_ones()) as usize + self.room);
+        let out = dst.spare_capacity_mut();
+        put(out, 0, self.mti);
+        let mut cur = 4;
+        cur = write_bitmap(
+            self.dialect.bitmap,
+            (low | (high != 0) as u64).reverse_bits(),
+            out,
+            cur,
+        );
+        if high != 0 {
+            cur = write_bitmap(self.dialect.bitmap, high.reverse_bits(), out, cur);
+        }
+        let (first, second) = self.values.split_at(65);
+        let Some(cur) = fields_ascii(low, &first[1..], &ASCII_BY_BIT[0], out, cur)
+            .and_then(|cur| fields_ascii(high, second, &ASCII_BY_BIT[1], out, cur))
+        else {
+            return false;
+        };
+        if cur > u16::MAX as usize {
+            return false;
+        }
+        // SAFETY: `put`, `write_bitmap` and `fields_ascii` wrote every byte of `out[..cur]`, in
+        // order and with no gaps, and `out` is the spare capacity of `dst`.
+        unsafe { dst.set_len(dst.len() + cur) };
+        true
     }
 
     /// Encodes into a fresh buffer.
@@ -158,169 +244,364 @@ impl<'a> MessageBuilder<'a> {
         Ok(b.freeze())
     }
 
-    fn encode_inner(&self, dst: &mut BytesMut) -> Result<(), EncodeError> {
+    /// The encoder proper: one pass that validates each field and writes it straight into the
+    /// spare capacity of `dst`. `ASCII` promises that no field of the dialect has a BCD prefix or
+    /// BCD content (see [`Dialect::plain_ascii`]). On error `dst` may hold part of the message
+    /// past its original length; [`encode`](Self::encode) truncates it.
+    #[inline(always)]
+    fn encode_with<const ASCII: bool>(
+        &self,
+        dst: &mut BytesMut,
+        desc: impl Fn(usize) -> Desc,
+    ) -> Result<(), EncodeError> {
         if let Some(field) = self.not_settable {
             return Err(EncodeError::NotSettable { field });
         }
-        let start = dst.len();
-        dst.reserve(256);
-        if !self.mti.iter().all(u8::is_ascii_digit) {
+        if !all_digits(&self.mti) {
             return Err(EncodeError::BadMti);
         }
-        match self.dialect.mti {
+        let start = dst.len();
+        let [low, secondary] = self.present;
+        // The bitmaps as on the wire: bit 63 is the first field of the word.
+        let primary = (low | (secondary != 0) as u64).reverse_bits();
+
+        // Invariant from here on: `buf` is the spare capacity of `dst`, and its first `cur` bytes
+        // are written. Every write below writes exactly the bytes it then adds to `cur`.
+        dst.reserve(256);
+        let mut buf = dst.spare_capacity_mut();
+        // MTI and bitmaps take at most 36 bytes, well within the 256 reserved.
+        let mut cur = match self.dialect.mti {
             Encoding::Bcd => {
                 let d = self.mti.map(|c| c - b'0');
-                dst.put_u8(d[0] << 4 | d[1]);
-                dst.put_u8(d[2] << 4 | d[3]);
+                put(buf, 0, [d[0] << 4 | d[1], d[2] << 4 | d[3]]);
+                2
             }
-            _ => dst.extend_from_slice(&self.mti),
+            _ => {
+                put(buf, 0, self.mti);
+                4
+            }
+        };
+        cur = write_bitmap(self.dialect.bitmap, primary, buf, cur);
+        if secondary != 0 {
+            cur = write_bitmap(self.dialect.bitmap, secondary.reverse_bits(), buf, cur);
         }
 
-        let secondary = self.present as u64;
-        let mut primary = (self.present >> 64) as u64;
-        if secondary != 0 {
-            primary |= 1 << 63;
+        // Fields in ascending order: 2-64 from the first word, then 65-128.
+        for (word, first) in [(low, 1), (secondary, 65)] {
+            let mut bits = word;
+            while bits != 0 {
+                let n = bits.trailing_zeros() as usize + first;
+                bits &= bits - 1;
+                let d = desc(n);
+                let value = self.value(n);
+                // At most 3 bytes of prefix, and never more content bytes than the value's
+                // length or digit count.
+                let need = 3 + match value {
+                    Value::Text(t) => t.len(),
+                    Value::Packed { bytes, digits } => bytes.len().max(digits as usize),
+                };
+                if buf.len() - cur < need {
+                    // SAFETY: by the invariant, the first `cur` bytes of the spare capacity are
+                    // written.
+                    buf = unsafe { grow(dst, cur, need) };
+                    cur = 0;
+                }
+                cur = match value {
+                    Value::Text(t) if ASCII || d.data != Encoding::Bcd => {
+                        write_text::<ASCII>(n, d, t, buf, cur)?
+                    }
+                    _ => write_other(n, d, value, buf, cur)?,
+                };
+            }
         }
-        write_bitmap(self.dialect.bitmap, primary, dst);
-        if secondary != 0 {
-            write_bitmap(self.dialect.bitmap, secondary, dst);
-        }
-
-        let mut bits = self.present;
-        while bits != 0 {
-            let lz = bits.leading_zeros();
-            bits &= !(1u128 << (127 - lz));
-            let n = (lz + 1) as u8;
-            let value = self.values[self.slot[n as usize] as usize - 1];
-            self.write_field(n, value, dst)?;
-        }
+        // SAFETY: by the invariant, the first `cur` bytes of the spare capacity are written.
+        unsafe { dst.set_len(dst.len() + cur) };
         if dst.len() - start > u16::MAX as usize {
             return Err(EncodeError::MessageTooLarge);
         }
         Ok(())
     }
-
-    #[inline]
-    fn write_field(&self, n: u8, value: Value<'_>, dst: &mut BytesMut) -> Result<(), EncodeError> {
-        let spec = self
-            .dialect
-            .field(n)
-            .ok_or(EncodeError::UndefinedField { field: n })?;
-        let def = &spec.def;
-        let len = match value {
-            Value::Text(t) => t.len(),
-            Value::Packed { digits, .. } => digits as usize,
-        };
-        match def.length {
-            LengthKind::Fixed if len != def.max as usize => {
-                return Err(EncodeError::WrongLength {
-                    field: n,
-                    len,
-                    expected: def.max,
-                });
-            }
-            _ if len > def.max as usize => {
-                return Err(EncodeError::TooLong {
-                    field: n,
-                    len,
-                    max: def.max,
-                });
-            }
-            _ => {}
-        }
-        match value {
-            Value::Text(t) => {
-                if !class_ok(def.class, t) {
-                    return Err(EncodeError::BadContent {
-                        field: n,
-                        class: def.class,
-                    });
-                }
-            }
-            Value::Packed { bytes, digits } => {
-                if def.class != ContentClass::N {
-                    return Err(EncodeError::PackedNotNumeric { field: n });
-                }
-                if bytes.len() != (digits as usize).div_ceil(2)
-                    || check_bcd(bytes, digits as usize, n, def.class).is_some()
-                {
-                    return Err(EncodeError::BadContent {
-                        field: n,
-                        class: def.class,
-                    });
-                }
-            }
-        }
-
-        if def.length != LengthKind::Fixed {
-            let digits = if def.length == LengthKind::LlVar {
-                2
-            } else {
-                3
-            };
-            write_prefix(spec.prefix, digits, len, dst);
-        }
-        match (spec.data, value) {
-            (Encoding::Bcd, Value::Text(t)) => pack_bcd(t, dst),
-            (Encoding::Bcd, Value::Packed { bytes, .. }) => dst.extend_from_slice(bytes),
-            (_, Value::Text(t)) => dst.extend_from_slice(t),
-            (_, Value::Packed { bytes, digits }) => {
-                let skip = bytes.len() * 2 - digits as usize;
-                for i in skip..bytes.len() * 2 {
-                    let b = bytes[i / 2];
-                    let nib = if i % 2 == 0 { b >> 4 } else { b & 0x0f };
-                    dst.put_u8(b'0' + nib);
-                }
-            }
-        }
-        Ok(())
-    }
 }
 
-#[inline]
-fn write_bitmap(enc: BitmapEncoding, v: u64, dst: &mut BytesMut) {
+/// The most value bytes [`MessageBuilder::encode_ascii`] reserves room for; builders past it
+/// (which cannot make a valid message) take the general path.
+const ROOM_MAX: usize = 128 * 1024;
+
+/// Writes the fields whose bits are set in `bits` (bit `i` is the field of `values[i]` and
+/// `descs[i]`) at `out[cur..]`, checking each; returns where the last one ends, or `None` at the
+/// first problem (with some bytes written, which the caller does not count). Every byte of
+/// `out[cur..end]` is written, in order.
+#[inline(always)]
+fn fields_ascii(
+    mut bits: u64,
+    values: &[MaybeUninit<Value<'_>>],
+    descs: &[Desc; 64],
+    out: &mut [MaybeUninit<u8>],
+    mut cur: usize,
+) -> Option<usize> {
+    let values: &[MaybeUninit<Value<'_>>; 64] = values.try_into().ok()?;
+    while bits != 0 {
+        let i = bits.trailing_zeros() as usize & 63;
+        bits &= bits - 1;
+        // SAFETY: the bit of this field is set, and a bit is only ever set by `set_value`, right
+        // after it writes the value (see `MessageBuilder::value`).
+        let Value::Text(t) = (unsafe { values[i].assume_init() }) else {
+            return None;
+        };
+        let d = descs[i];
+        let len = t.len();
+        if d.prefix_len == 0 {
+            if len != d.max as usize {
+                return None;
+            }
+        } else {
+            if len > d.max as usize {
+                return None;
+            }
+            // The maximum of an LL field is at most 99, of an LLL field at most 999.
+            let digit = |v: usize| MaybeUninit::new(b'0' + v as u8);
+            if d.prefix_len == 2 {
+                out.get_mut(cur..cur + 2)?
+                    .copy_from_slice(&[digit(len / 10), digit(len % 10)]);
+            } else {
+                out.get_mut(cur..cur + 3)?.copy_from_slice(&[
+                    digit(len / 100),
+                    digit(len / 10 % 10),
+                    digit(len % 10),
+                ]);
+            }
+            cur += d.prefix_len as usize;
+        }
+        let dst = out.get_mut(cur..cur + len)?;
+        let ok = match copy_quick(d.check, t, dst) {
+            Some(ok) => ok,
+            None => copy_checked_outline(d.check, t, dst),
+        };
+        if !ok {
+            return None;
+        }
+        cur += len;
+    }
+    Some(cur)
+}
+
+/// Commits the first `written` bytes of the spare capacity of `dst` and reserves room for at
+/// least `need` more; returns the new spare capacity.
+///
+/// # Safety
+///
+/// The first `written` bytes of `dst.spare_capacity_mut()` must be initialised.
+#[cold]
+#[inline(never)]
+unsafe fn grow(dst: &mut BytesMut, written: usize, need: usize) -> &mut [MaybeUninit<u8>] {
+    // SAFETY: the caller guarantees those bytes are initialised, and they are within capacity.
+    unsafe { dst.set_len(dst.len() + written) };
+    dst.reserve(need.max(256));
+    dst.spare_capacity_mut()
+}
+
+/// Writes a bitmap at `buf[at..]`; returns the offset after it.
+#[inline(always)]
+fn write_bitmap(enc: BitmapEncoding, v: u64, buf: &mut [MaybeUninit<u8>], at: usize) -> usize {
     match enc {
-        BitmapEncoding::Binary => dst.put_u64(v),
+        BitmapEncoding::Binary => {
+            put(buf, at, v.to_be_bytes());
+            at + 8
+        }
         BitmapEncoding::Hex => {
             const HEX: &[u8; 16] = b"0123456789ABCDEF";
             let mut out = [0u8; 16];
             for (i, o) in out.iter_mut().enumerate() {
                 *o = HEX[((v >> (60 - 4 * i)) & 0xf) as usize];
             }
-            dst.extend_from_slice(&out);
+            put(buf, at, out);
+            at + 16
         }
     }
 }
 
-#[inline]
-fn write_prefix(enc: Encoding, digits: usize, len: usize, dst: &mut BytesMut) {
-    match enc {
-        Encoding::Bcd => {
-            if digits == 3 {
-                dst.put_u8((len / 100) as u8);
+/// The error for a value of `len` characters that does not fit field `n`.
+#[cold]
+#[inline(never)]
+fn length_error(n: usize, d: Desc, len: usize) -> EncodeError {
+    let field = n as u8;
+    if !d.defined() {
+        EncodeError::UndefinedField { field }
+    } else if d.prefix_len == 0 {
+        EncodeError::WrongLength {
+            field,
+            len,
+            expected: d.max,
+        }
+    } else {
+        EncodeError::TooLong {
+            field,
+            len,
+            max: d.max,
+        }
+    }
+}
+
+/// The error for a value of field `n` that fails the field's check.
+#[cold]
+#[inline(never)]
+fn check_error(n: usize, d: Desc) -> EncodeError {
+    let field = n as u8;
+    if !d.defined() {
+        EncodeError::UndefinedField { field }
+    } else {
+        EncodeError::BadContent {
+            field,
+            class: d.class,
+        }
+    }
+}
+
+/// Validates characters `t` for field `n` (not packed BCD on the wire) and writes prefix and
+/// content at `buf[at..]`; returns the offset after them. On error some bytes may be written; the
+/// caller discards them.
+#[inline(always)]
+fn write_text<const ASCII: bool>(
+    n: usize,
+    d: Desc,
+    t: &[u8],
+    buf: &mut [MaybeUninit<u8>],
+    mut at: usize,
+) -> Result<usize, EncodeError> {
+    let len = t.len();
+    if d.prefix_len == 0 {
+        if len != d.max as usize {
+            return Err(length_error(n, d, len));
+        }
+    } else {
+        if len > d.max as usize {
+            return Err(length_error(n, d, len));
+        }
+        at = write_prefix::<ASCII>(d, len, buf, at);
+    }
+    // Checks and copies in one pass; `Undefined` always fails.
+    if !copy_checked(d.check, t, &mut buf[at..]) {
+        return Err(check_error(n, d));
+    }
+    Ok(at + len)
+}
+
+/// The rarer cases: packing digits into BCD and relaying packed values. Same contract as
+/// [`write_text`].
+#[inline(never)]
+fn write_other(
+    n: usize,
+    d: Desc,
+    value: Value<'_>,
+    buf: &mut [MaybeUninit<u8>],
+    mut at: usize,
+) -> Result<usize, EncodeError> {
+    let field = n as u8;
+    if !d.defined() {
+        return Err(EncodeError::UndefinedField { field });
+    }
+    let len = match value {
+        Value::Text(t) => t.len(),
+        Value::Packed { digits, .. } => digits as usize,
+    };
+    if (d.prefix_len == 0 && len != d.max as usize) || len > d.max as usize {
+        return Err(length_error(n, d, len));
+    }
+    match value {
+        Value::Text(t) => {
+            if !class_ok(d.class, t) {
+                return Err(check_error(n, d));
             }
+        }
+        Value::Packed { bytes, digits } => {
+            if d.class != ContentClass::N {
+                return Err(EncodeError::PackedNotNumeric { field });
+            }
+            if bytes.len() != (digits as usize).div_ceil(2)
+                || check_bcd(bytes, digits as usize, field, d.class).is_some()
+            {
+                return Err(check_error(n, d));
+            }
+        }
+    }
+    at = write_prefix::<false>(d, len, buf, at);
+    let mut byte = |b: u8| {
+        buf[at] = MaybeUninit::new(b);
+        at += 1;
+    };
+    match (d.data, value) {
+        (Encoding::Bcd, Value::Text(t)) => {
+            // Right-justified: an odd count gets a zero nibble in front.
+            let mut rest = t;
+            if t.len() % 2 == 1 {
+                byte(t[0] - b'0');
+                rest = &t[1..];
+            }
+            for pair in rest.chunks_exact(2) {
+                byte((pair[0] - b'0') << 4 | (pair[1] - b'0'));
+            }
+        }
+        (Encoding::Bcd, Value::Packed { bytes, .. }) => bytes.iter().for_each(|&b| byte(b)),
+        (_, Value::Text(t)) => t.iter().for_each(|&b| byte(b)),
+        (_, Value::Packed { bytes, digits }) => {
+            let skip = bytes.len() * 2 - digits as usize;
+            for i in skip..bytes.len() * 2 {
+                let b = bytes[i / 2];
+                let nib = if i % 2 == 0 { b >> 4 } else { b & 0x0f };
+                byte(b'0' + nib);
+            }
+        }
+    }
+    Ok(at)
+}
+
+/// Writes the length prefix of a variable field holding `len` characters at `buf[at..]`; returns
+/// the offset after it. `ASCII` promises an ASCII prefix within the field's maximum (so at most
+/// 99 for LL, 999 for LLL).
+#[inline(always)]
+fn write_prefix<const ASCII: bool>(
+    d: Desc,
+    len: usize,
+    buf: &mut [MaybeUninit<u8>],
+    at: usize,
+) -> usize {
+    let digit = |v: usize| b'0' + v as u8;
+    if ASCII {
+        if d.prefix_len == 2 {
+            put(buf, at, [digit(len / 10), digit(len % 10)]);
+        } else {
+            put(
+                buf,
+                at,
+                [digit(len / 100), digit(len / 10 % 10), digit(len % 10)],
+            );
+        }
+        return at + d.prefix_len as usize;
+    }
+    match (d.prefix_len, d.prefix_bcd) {
+        (0, _) => at,
+        (2, false) => {
+            put(buf, at, [digit(len / 10 % 10), digit(len % 10)]);
+            at + 2
+        }
+        (3, false) => {
+            put(
+                buf,
+                at,
+                [digit(len / 100), digit(len / 10 % 10), digit(len % 10)],
+            );
+            at + 3
+        }
+        (_, _) => {
             let rest = len % 100;
-            dst.put_u8((((rest / 10) << 4) | (rest % 10)) as u8);
-        }
-        _ => {
-            if digits == 3 {
-                dst.put_u8(b'0' + (len / 100) as u8);
+            let low = (((rest / 10) << 4) | (rest % 10)) as u8;
+            if d.prefix_len == 2 {
+                put(buf, at, [(len / 100) as u8, low]);
+                at + 2
+            } else {
+                put(buf, at, [low]);
+                at + 1
             }
-            dst.put_u8(b'0' + ((len / 10) % 10) as u8);
-            dst.put_u8(b'0' + (len % 10) as u8);
         }
-    }
-}
-
-/// Packs ASCII digits right-justified: an odd count gets a zero nibble in front.
-#[inline]
-fn pack_bcd(digits: &[u8], dst: &mut BytesMut) {
-    let mut rest = digits;
-    if digits.len() % 2 == 1 {
-        dst.put_u8(digits[0] - b'0');
-        rest = &digits[1..];
-    }
-    for pair in rest.chunks_exact(2) {
-        dst.put_u8((pair[0] - b'0') << 4 | (pair[1] - b'0'));
     }
 }

@@ -85,6 +85,8 @@ const fn f(
     }
 }
 
+use std::mem::MaybeUninit;
+
 use ContentClass::{An, Ans, B, N, XN, Z};
 use LengthKind::{Fixed as F, LlVar as LL, LllVar as LLL};
 
@@ -221,37 +223,448 @@ pub const ISO87: [FieldDef; 129] = [
     f(128, "Message authentication code", B, F, 8),
 ];
 
-/// Per-byte class membership, so a content check is one table load and mask per byte.
-pub(crate) static CLASS_TABLE: [u8; 256] = build_class_table();
+// ---- Content-class checks, eight bytes at a time ------------------------------------------------
+//
+// Each `good_*` takes eight bytes as one little-endian word and returns a word in which byte i has
+// its high bit set exactly when byte i belongs to the class (the other bits are noise). They look
+// at the low seven bits of each byte and reject any byte whose high bit is set, and no step carries
+// from one byte into the next, so every byte gets its own verdict whatever its neighbours hold.
 
-pub(crate) const M_N: u8 = 1;
-pub(crate) const M_A: u8 = 2;
-pub(crate) const M_AN: u8 = 4;
-pub(crate) const M_ANS: u8 = 8;
-pub(crate) const M_Z: u8 = 16;
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = ONES * 0x80;
+const LOW7: u64 = ONES * 0x7F;
 
-const fn build_class_table() -> [u8; 256] {
-    let mut t = [0u8; 256];
-    let mut b = 0usize;
-    while b < 256 {
-        let c = b as u8;
-        let mut m = 0u8;
-        if c.is_ascii_digit() {
-            m |= M_N | M_AN | M_ANS | M_Z;
-        }
-        if c.is_ascii_alphabetic() || c == b' ' {
-            m |= M_A | M_AN;
-        }
-        if c >= 0x20 && c <= 0x7e {
-            m |= M_ANS;
-        }
-        if c == b'=' || c == b'D' {
-            m |= M_Z;
-        }
-        t[b] = m;
-        b += 1;
+/// High bit of each byte set when that byte of `l` lies in `lo..=hi`. Every byte of `l` must be at
+/// most 0x7F and `hi` at most 0x7F: adding `0x80 - lo` sets a byte's high bit exactly when the byte
+/// is at least `lo`, adding `0x7F - hi` exactly when it is above `hi`, and neither sum exceeds 0xFF,
+/// so nothing carries into the next byte.
+#[inline(always)]
+const fn in_range(l: u64, lo: u8, hi: u8) -> u64 {
+    l.wrapping_add(ONES * (0x80 - lo as u64)) & !l.wrapping_add(ONES * (0x7F - hi as u64))
+}
+
+/// Letters of either case: folding `l` to lower case (setting 0x20) maps exactly the letters into
+/// `a..=z`.
+#[inline(always)]
+const fn letters(l: u64) -> u64 {
+    in_range(l | ONES * 0x20, b'a', b'z')
+}
+
+#[inline(always)]
+const fn good_n(x: u64) -> u64 {
+    in_range(x & LOW7, b'0', b'9') & !x
+}
+
+#[inline(always)]
+const fn good_ans(x: u64) -> u64 {
+    in_range(x & LOW7, 0x20, 0x7E) & !x
+}
+
+#[inline(always)]
+const fn good_a(x: u64) -> u64 {
+    let l = x & LOW7;
+    (letters(l) | in_range(l, b' ', b' ')) & !x
+}
+
+#[inline(always)]
+const fn good_an(x: u64) -> u64 {
+    let l = x & LOW7;
+    (letters(l) | in_range(l, b'0', b'9') | in_range(l, b' ', b' ')) & !x
+}
+
+#[inline(always)]
+const fn good_z(x: u64) -> u64 {
+    let l = x & LOW7;
+    (in_range(l, b'0', b'9') | in_range(l, b'=', b'=') | in_range(l, b'D', b'D')) & !x
+}
+
+#[inline(always)]
+const fn good_any(_: u64) -> u64 {
+    HIGH
+}
+
+/// `K` bytes of `s` from `at`; callers guarantee the range.
+#[inline(always)]
+fn load<const K: usize>(s: &[u8], at: usize) -> [u8; K] {
+    let mut w = [0u8; K];
+    w.copy_from_slice(&s[at..at + K]);
+    w
+}
+
+#[inline(always)]
+fn word(s: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(load(s, at))
+}
+
+/// A word made only of bytes of `s` (1 to 7 bytes) that holds every one of them: its first and
+/// last four (or two, or one) bytes, overlapping as needed. Duplicates are harmless to an "every
+/// byte" check, and no byte outside `s` is read.
+#[inline(always)]
+fn short_word(s: &[u8]) -> u64 {
+    let n = s.len();
+    if n >= 4 {
+        u32::from_le_bytes(load(s, 0)) as u64 | (u32::from_le_bytes(load(s, n - 4)) as u64) << 32
+    } else if n >= 2 {
+        let w = u16::from_le_bytes(load(s, 0)) as u64
+            | (u16::from_le_bytes(load(s, n - 2)) as u64) << 16;
+        w | w << 32
+    } else {
+        s[0] as u64 * ONES
     }
-    t
+}
+
+/// True when `good` passes every byte of `s`: one [`short_word`] for up to 7 bytes, the first and
+/// last words (overlapping) for up to 16, whole words then a last overlapping one beyond that.
+#[inline(always)]
+fn all_good(s: &[u8], good: impl Fn(u64) -> u64) -> bool {
+    let n = s.len();
+    if n < 8 {
+        return n == 0 || good(short_word(s)) & HIGH == HIGH;
+    }
+    if n <= 16 {
+        return good(word(s, 0)) & good(word(s, n - 8)) & HIGH == HIGH;
+    }
+    long_good(s, good)
+}
+
+/// [`all_good`] for more than 16 bytes, out of line to keep the callers' loops small. The early
+/// exit keeps LLVM from vectorising a loop that rarely runs more than a few times.
+#[inline(never)]
+fn long_good(s: &[u8], good: impl Fn(u64) -> u64) -> bool {
+    let n = s.len();
+    let mut i = 0;
+    while i + 8 < n {
+        if good(word(s, i)) & HIGH != HIGH {
+            return false;
+        }
+        i += 8;
+    }
+    good(word(s, n - 8)) & HIGH == HIGH
+}
+
+/// [`all_good`] for `b[start..end]` (in bounds, `start <= end`), allowed to read the neighbouring
+/// bytes of `b` so that a short field takes one 8-byte load: the verdicts of bytes outside the
+/// field are masked off, which is sound because each byte's verdict is its own.
+#[inline(always)]
+fn frame_good(b: &[u8], start: usize, end: usize, good: impl Fn(u64) -> u64) -> bool {
+    let len = end - start;
+    if len < 8 {
+        let ok = if start + 8 <= b.len() {
+            // Field in the low `len` bytes; ignore the rest.
+            good(word(b, start)) | HIGH << (8 * len)
+        } else if end >= 8 {
+            // Near the end of the frame: the field is in the high `len` bytes.
+            good(word(b, end - 8)) | HIGH >> (8 * len)
+        } else {
+            return all_good(&b[start..end], good);
+        };
+        return ok & HIGH == HIGH;
+    }
+    if len <= 16 {
+        return good(word(b, start)) & good(word(b, end - 8)) & HIGH == HIGH;
+    }
+    long_good(&b[start..end], good)
+}
+
+const ZEROS: u64 = ONES * b'0' as u64;
+const SIXES: u64 = ONES * 6;
+const HIGH_NIBBLES: u64 = ONES * 0xF0;
+
+/// Nonzero when some byte of `y` (characters XOR `'0'`) is not a digit: a digit becomes 0 to 9,
+/// so its high nibble is 0 and adding 6 does not carry into it. A carry out of one byte into the
+/// next only comes from a byte that is flagged itself, so it can add flags but never hide one.
+#[inline(always)]
+const fn not_digits(y: u64) -> u64 {
+    (y | y.wrapping_add(SIXES)) & HIGH_NIBBLES
+}
+
+const SPACES: u64 = ONES * 0x20;
+const PAST_TILDE: u64 = ONES * 0x21;
+
+/// High bit set in some byte when some byte of `y` (characters minus 0x20, per byte) is not
+/// printable: a printable character becomes 0 to 0x5E, so its high bit is clear and adding 0x21
+/// does not set it. A borrow or carry between bytes only comes from a byte that is flagged
+/// itself.
+#[inline(always)]
+const fn not_printable(y: u64) -> u64 {
+    (y | y.wrapping_add(PAST_TILDE)) & HIGH
+}
+
+/// Whether the field `rest[..len]` (`len <= rest.len()`), which starts at `start` in the frame
+/// `b` (so `rest == &b[start..]`), passes `check`: `None` for `x+n` and undefined fields, left to
+/// [`check_in`]. Reads bytes of `b` around the field so that a short field takes one load.
+#[inline(always)]
+pub(crate) fn check_quick(
+    check: Check,
+    b: &[u8],
+    rest: &[u8],
+    start: usize,
+    len: usize,
+) -> Option<bool> {
+    let ok = match check {
+        Check::N => field_ok::<true>(b, rest, start, len, |w| w ^ ZEROS, not_digits, good_n),
+        Check::Ans => field_ok::<true>(
+            b,
+            rest,
+            start,
+            len,
+            |w| w.wrapping_sub(SPACES),
+            not_printable,
+            good_ans,
+        ),
+        Check::An => field_ok::<false>(b, rest, start, len, |w| w, |w| !good_an(w) & HIGH, good_an),
+        Check::Z => field_ok::<false>(b, rest, start, len, |w| w, |w| !good_z(w) & HIGH, good_z),
+        Check::A => field_ok::<false>(b, rest, start, len, |w| w, |w| !good_a(w) & HIGH, good_a),
+        Check::B => true,
+        Check::XN | Check::Undefined => return None,
+    };
+    Some(ok)
+}
+
+/// [`check_quick`] for one class. `bad(map(w))` flags (nonzero) the invalid bytes of a word of
+/// field bytes, and may let a flagged byte disturb the others; `good` is the exact per-byte
+/// verdict (high bit set for a valid byte), for words that also hold bytes of other fields.
+/// `SHIFT` promises that `map` turns every valid byte into a small value that `bad` accepts as
+/// 0 too and that never carries or borrows out of its byte, so that a short field can be shifted
+/// to the top of its word, zeros filling in below.
+#[inline(always)]
+fn field_ok<const SHIFT: bool>(
+    b: &[u8],
+    rest: &[u8],
+    start: usize,
+    len: usize,
+    map: impl Fn(u64) -> u64,
+    bad: impl Fn(u64) -> u64,
+    good: impl Fn(u64) -> u64,
+) -> bool {
+    if len.wrapping_sub(1) < 7 {
+        let ok = if let Some(w) = rest.first_chunk::<8>() {
+            // The field is in the low `len` bytes.
+            let w = u64::from_le_bytes(*w);
+            if SHIFT {
+                // Drop the bytes past the field; the zeros shifted in count as valid. Mapping
+                // first is sound: a borrow or carry only runs upwards, out of the field.
+                return bad(map(w) << ((64 - 8 * len) & 63)) == 0;
+            }
+            good(w) | HIGH << (8 * len)
+        } else if let Some(w) = (start + len)
+            .checked_sub(8)
+            .and_then(|at| b.get(at..start + len))
+        {
+            // Near the end of the frame: the field is in the high `len` bytes.
+            good(word(w, 0)) | HIGH >> (8 * len)
+        } else {
+            return all_good(&rest[..len], good);
+        };
+        return ok & HIGH == HIGH;
+    }
+    let s = &rest[..len];
+    if len.wrapping_sub(8) < 9 {
+        // 8 to 16 bytes: the first and the last 8, overlapping.
+        return bad(map(word(s, 0))) | bad(map(word(s, len - 8))) == 0;
+    }
+    if len == 0 {
+        return true;
+    }
+    // Whole words, then the last 8 (overlapping). Stops at the first bad word, so LLVM does not
+    // vectorise a loop that rarely runs more than a few times.
+    let mut i = 0;
+    while i + 8 < len {
+        if bad(map(word(s, i))) != 0 {
+            return false;
+        }
+        i += 8;
+    }
+    bad(map(word(s, len - 8))) == 0
+}
+
+/// Copies `src` to `dst` (of the same length) and tells whether it passes `check`, when that is
+/// quick: `None` (with nothing written) for the cases left to [`copy_checked`]: `x+n`, undefined
+/// fields and empty values. When it returns `Some(true)`, every byte of `dst` is written.
+#[inline(always)]
+pub(crate) fn copy_quick(check: Check, src: &[u8], dst: &mut [MaybeUninit<u8>]) -> Option<bool> {
+    match check {
+        Check::N => copy_words_quick(src, dst, |w| not_digits(w ^ ZEROS)),
+        Check::Ans => copy_words_quick(src, dst, |w| not_printable(w.wrapping_sub(SPACES))),
+        Check::An => copy_words_quick(src, dst, |w| !good_an(w) & HIGH),
+        Check::Z => copy_words_quick(src, dst, |w| !good_z(w) & HIGH),
+        Check::A => copy_words_quick(src, dst, |w| !good_a(w) & HIGH),
+        Check::B => copy_words_quick(src, dst, |_| 0),
+        Check::XN | Check::Undefined => None,
+    }
+}
+
+/// [`copy_quick`] for one class; `bad` flags (nonzero) the invalid bytes of a word made only of
+/// bytes of `src`, and may let a flagged byte disturb the others.
+#[inline(always)]
+fn copy_words_quick(
+    src: &[u8],
+    dst: &mut [MaybeUninit<u8>],
+    bad: impl Fn(u64) -> u64,
+) -> Option<bool> {
+    let n = src.len();
+    let dst = &mut dst[..n];
+    let w = if n.wrapping_sub(8) < 9 {
+        // 8 to 16 bytes: the first and the last 8, overlapping.
+        let (a, z) = (load::<8>(src, 0), load::<8>(src, n - 8));
+        put(dst, 0, a);
+        put(dst, n - 8, z);
+        return Some(bad(u64::from_le_bytes(a)) | bad(u64::from_le_bytes(z)) == 0);
+    } else if n.wrapping_sub(4) < 4 {
+        let (a, z) = (load::<4>(src, 0), load::<4>(src, n - 4));
+        put(dst, 0, a);
+        put(dst, n - 4, z);
+        u32::from_le_bytes(a) as u64 | (u32::from_le_bytes(z) as u64) << 32
+    } else if n.wrapping_sub(2) < 2 {
+        let (a, z) = (load::<2>(src, 0), load::<2>(src, n - 2));
+        put(dst, 0, a);
+        put(dst, n - 2, z);
+        let w = u16::from_le_bytes(a) as u64 | (u16::from_le_bytes(z) as u64) << 16;
+        w | w << 32
+    } else if n == 1 {
+        dst[0] = MaybeUninit::new(src[0]);
+        src[0] as u64 * ONES
+    } else if n > 16 {
+        // Whole words, then the last 8 (overlapping). Stops at the first bad word, so LLVM does
+        // not vectorise a loop that rarely runs more than a few times.
+        let mut i = 0;
+        while i + 8 < n {
+            let w = load::<8>(src, i);
+            put(dst, i, w);
+            if bad(u64::from_le_bytes(w)) != 0 {
+                return Some(false);
+            }
+            i += 8;
+        }
+        let z = load::<8>(src, n - 8);
+        put(dst, n - 8, z);
+        u64::from_le_bytes(z)
+    } else {
+        return None;
+    };
+    Some(bad(w) == 0)
+}
+
+/// [`copy_checked`] out of line.
+#[inline(never)]
+pub(crate) fn copy_checked_outline(check: Check, src: &[u8], dst: &mut [MaybeUninit<u8>]) -> bool {
+    copy_checked(check, src, dst)
+}
+
+/// [`check_in`] out of line.
+#[inline(never)]
+pub(crate) fn check_in_outline(check: Check, b: &[u8], start: usize, end: usize) -> bool {
+    check_in(check, b, start, end)
+}
+
+/// `x+n` content: a sign, then digits. Rare, so out of line.
+#[inline(never)]
+fn xn_ok(s: &[u8]) -> bool {
+    match s.split_first() {
+        Some((&sign, rest)) => xn_sign(sign) & all_good(rest, good_n),
+        None => false,
+    }
+}
+
+/// [`class_ok`] for `b[start..end]`, which must be in bounds; may read bytes of `b` around it.
+/// Always false for [`Check::Undefined`].
+#[inline(always)]
+pub(crate) fn check_in(check: Check, b: &[u8], start: usize, end: usize) -> bool {
+    match check {
+        Check::B => true,
+        Check::N => frame_good(b, start, end, good_n),
+        Check::Ans => frame_good(b, start, end, good_ans),
+        Check::An => frame_good(b, start, end, good_an),
+        Check::Z => frame_good(b, start, end, good_z),
+        Check::A => frame_good(b, start, end, good_a),
+        Check::XN => xn_ok(&b[start..end]),
+        Check::Undefined => false,
+    }
+}
+
+/// Writes `bytes` at `out[at..at + K]`.
+#[inline(always)]
+pub(crate) fn put<const K: usize>(out: &mut [MaybeUninit<u8>], at: usize, bytes: [u8; K]) {
+    out[at..at + K].copy_from_slice(&bytes.map(MaybeUninit::new));
+}
+
+/// Copies `src` to `out[..src.len()]` (writing every one of those bytes and nothing else) and
+/// checks it with `good` in the same pass over the same words.
+#[inline(always)]
+fn copy_good(src: &[u8], out: &mut [MaybeUninit<u8>], good: impl Fn(u64) -> u64) -> bool {
+    let n = src.len();
+    let out = &mut out[..n];
+    let acc = if n >= 8 {
+        if n > 16 {
+            let mut i = 0;
+            while i + 8 < n {
+                let w = load::<8>(src, i);
+                put(out, i, w);
+                if good(u64::from_le_bytes(w)) & HIGH != HIGH {
+                    // Finish the copy (the caller counts every byte as written) and fail.
+                    for (o, &c) in out[i..].iter_mut().zip(&src[i..]) {
+                        *o = MaybeUninit::new(c);
+                    }
+                    return false;
+                }
+                i += 8;
+            }
+        }
+        let (a, b) = (load::<8>(src, 0), load::<8>(src, n - 8));
+        put(out, 0, a);
+        put(out, n - 8, b);
+        good(u64::from_le_bytes(a)) & good(u64::from_le_bytes(b))
+    } else if n >= 4 {
+        let (a, b) = (load::<4>(src, 0), load::<4>(src, n - 4));
+        put(out, 0, a);
+        put(out, n - 4, b);
+        good(u32::from_le_bytes(a) as u64 | (u32::from_le_bytes(b) as u64) << 32)
+    } else if n >= 2 {
+        let (a, b) = (load::<2>(src, 0), load::<2>(src, n - 2));
+        put(out, 0, a);
+        put(out, n - 2, b);
+        let w = u16::from_le_bytes(a) as u64 | (u16::from_le_bytes(b) as u64) << 16;
+        good(w | w << 32)
+    } else if n == 1 {
+        out[0] = MaybeUninit::new(src[0]);
+        good(src[0] as u64 * ONES)
+    } else {
+        HIGH
+    };
+    acc & HIGH == HIGH
+}
+
+#[inline(always)]
+fn xn_sign(c: u8) -> bool {
+    c == b'C' || c == b'D'
+}
+
+/// What a field's content is checked against: its class, or `Undefined` for a field the dialect
+/// does not define, which fails every check (see [`Desc`](super::dialect::Desc)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Check {
+    N,
+    A,
+    An,
+    Ans,
+    B,
+    Z,
+    XN,
+    Undefined,
+}
+
+impl Check {
+    pub(crate) const fn of(class: ContentClass) -> Check {
+        match class {
+            ContentClass::N => Check::N,
+            ContentClass::A => Check::A,
+            ContentClass::An => Check::An,
+            ContentClass::Ans => Check::Ans,
+            ContentClass::B => Check::B,
+            ContentClass::Z => Check::Z,
+            ContentClass::XN => Check::XN,
+        }
+    }
 }
 
 /// True when every byte belongs to `class`. `b` accepts anything.
@@ -259,82 +672,35 @@ const fn build_class_table() -> [u8; 256] {
 pub(crate) fn class_ok(class: ContentClass, bytes: &[u8]) -> bool {
     match class {
         ContentClass::B => true,
-        ContentClass::N => all_digits(bytes),
-        ContentClass::Ans => all_printable(bytes),
-        ContentClass::XN => match bytes.split_first() {
-            Some((sign, rest)) => (*sign == b'C' || *sign == b'D') && all_digits(rest),
-            None => false,
-        },
-        ContentClass::A => all_in(M_A, bytes),
-        ContentClass::An => all_in(M_AN, bytes),
-        ContentClass::Z => all_in(M_Z, bytes),
+        ContentClass::N => all_good(bytes, good_n),
+        ContentClass::Ans => all_good(bytes, good_ans),
+        ContentClass::An => all_good(bytes, good_an),
+        ContentClass::Z => all_good(bytes, good_z),
+        ContentClass::A => all_good(bytes, good_a),
+        ContentClass::XN => xn_ok(bytes),
     }
 }
 
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGH: u64 = 0x8080_8080_8080_8080;
-
-/// Eight ASCII digits? High nibble 3 in every byte, and low nibble + 6 never carries (so ≤ 9).
-/// Numeric fields dominate every message, so they get a word-at-a-time check.
+/// Copies `src` into `out[..src.len()]` and returns whether every byte passes `check`, as
+/// [`class_ok`] would. All of `out[..src.len()]` is written either way. Always false for
+/// [`Check::Undefined`].
 #[inline(always)]
-fn word_digits(x: u64) -> bool {
-    const HI: u64 = 0xF0F0_F0F0_F0F0_F0F0;
-    const THREES: u64 = 0x3030_3030_3030_3030;
-    (((x & HI) ^ THREES) | ((x.wrapping_add(0x0606_0606_0606_0606) & HI) ^ THREES)) == 0
-}
-
-/// Eight bytes in 0x20..=0x7E? No high bit, no byte below 0x20, no 0x7F.
-#[inline(always)]
-fn word_printable(x: u64) -> bool {
-    let below_space = x.wrapping_sub(ONES * 0x20) & !x;
-    let y = x ^ (ONES * 0x7F);
-    let del = y.wrapping_sub(ONES) & !y;
-    ((x | below_space | del) & HIGH) == 0
-}
-
-/// The 8 bytes at `b[i..i + 8]` as one word; callers guarantee the range.
-#[inline(always)]
-fn word_at(b: &[u8], i: usize) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&b[i..i + 8]);
-    u64::from_le_bytes(w)
-}
-
-/// Checks `b` a word at a time: whole words from the front, then one final word that ends at the
-/// last byte (overlapping the previous one is harmless for an "every byte" check). Fields shorter
-/// than a word are checked a byte at a time.
-#[inline(always)]
-fn all_words(b: &[u8], word: impl Fn(u64) -> bool, byte: impl Fn(u8) -> bool) -> bool {
-    let n = b.len();
-    if n < 8 {
-        return b.iter().fold(true, |ok, &c| ok & byte(c));
+pub(crate) fn copy_checked(check: Check, src: &[u8], out: &mut [MaybeUninit<u8>]) -> bool {
+    match check {
+        Check::B => copy_good(src, out, good_any),
+        Check::N => copy_good(src, out, good_n),
+        Check::Ans => copy_good(src, out, good_ans),
+        Check::An => copy_good(src, out, good_an),
+        Check::Z => copy_good(src, out, good_z),
+        Check::A => copy_good(src, out, good_a),
+        Check::XN => copy_good(src, out, good_any) & xn_ok(src),
+        Check::Undefined => copy_good(src, out, good_any) & false,
     }
-    let mut ok = true;
-    let mut i = 0;
-    while i + 8 <= n {
-        ok &= word(word_at(b, i));
-        i += 8;
-    }
-    if i < n {
-        ok &= word(word_at(b, n - 8));
-    }
-    ok
 }
 
 #[inline(always)]
 pub(crate) fn all_digits(bytes: &[u8]) -> bool {
-    all_words(bytes, word_digits, |c| c.wrapping_sub(b'0') < 10)
-}
-
-#[inline(always)]
-pub(crate) fn all_printable(bytes: &[u8]) -> bool {
-    all_words(bytes, word_printable, |c| c.wrapping_sub(0x20) < 0x5f)
-}
-
-#[inline(always)]
-fn all_in(mask: u8, bytes: &[u8]) -> bool {
-    // Fold with `&` rather than short-circuit: branch-free over short fields, which is all of them.
-    bytes.iter().fold(mask, |acc, &b| acc & CLASS_TABLE[b as usize]) == mask
+    all_good(bytes, good_n)
 }
 
 #[cfg(test)]
@@ -373,23 +739,80 @@ mod tests {
         assert!(class_ok(ContentClass::XN, b"D00000100"));
         assert!(!class_ok(ContentClass::XN, b"X00000100"));
         assert!(!class_ok(ContentClass::XN, b"C0000010A"));
+        assert!(!class_ok(ContentClass::XN, b""));
         assert!(class_ok(ContentClass::B, b"\x00\xff"));
     }
 
+    /// The byte-by-byte definition of each class, which the word-at-a-time checks must match.
+    fn reference(class: ContentClass, v: &[u8]) -> bool {
+        let byte = |c: u8| match class {
+            ContentClass::N | ContentClass::XN => c.is_ascii_digit(),
+            ContentClass::A => c.is_ascii_alphabetic() || c == b' ',
+            ContentClass::An => c.is_ascii_alphanumeric() || c == b' ',
+            ContentClass::Ans => (0x20..=0x7e).contains(&c),
+            ContentClass::Z => c.is_ascii_digit() || c == b'=' || c == b'D',
+            ContentClass::B => true,
+        };
+        match class {
+            ContentClass::XN => {
+                matches!(v.first(), Some(b'C' | b'D')) && v[1..].iter().all(|&c| byte(c))
+            }
+            _ => v.iter().all(|&c| byte(c)),
+        }
+    }
+
     #[test]
-    fn word_checks_agree_with_the_table_for_every_byte_and_position() {
-        for len in 0..20usize {
-            for pos in 0..len {
-                for b in 0..=255u8 {
-                    let mut v = vec![b'5'; len];
-                    v[pos] = b;
-                    assert_eq!(all_digits(&v), b.is_ascii_digit(), "digits len {len} pos {pos} byte {b}");
-                    let mut v = vec![b'x'; len];
-                    v[pos] = b;
-                    assert_eq!(all_printable(&v), (0x20..=0x7e).contains(&b), "ans len {len} pos {pos} byte {b}");
+    fn word_checks_agree_with_the_definition_for_every_byte_and_position() {
+        const CLASSES: [ContentClass; 7] = [
+            ContentClass::N,
+            ContentClass::A,
+            ContentClass::An,
+            ContentClass::Ans,
+            ContentClass::B,
+            ContentClass::Z,
+            ContentClass::XN,
+        ];
+        for class in CLASSES {
+            // A filler every class accepts after the first byte, and a valid first byte.
+            let (first, fill) = match class {
+                ContentClass::XN => (b'C', b'5'),
+                ContentClass::A => (b'x', b'x'),
+                _ => (b'5', b'5'),
+            };
+            for len in 0..26usize {
+                for pos in 0..len.max(1) {
+                    for b in 0..=255u8 {
+                        let mut v = vec![fill; len];
+                        if len > 0 {
+                            v[0] = first;
+                            v[pos] = b;
+                        }
+                        let want = reference(class, &v);
+                        assert_eq!(
+                            class_ok(class, &v),
+                            want,
+                            "{class} len {len} pos {pos} byte {b}"
+                        );
+                        let mut out = vec![MaybeUninit::new(0xEEu8); len + 3];
+                        assert_eq!(
+                            copy_checked(Check::of(class), &v, &mut out),
+                            want,
+                            "{class} copy len {len}"
+                        );
+                        // SAFETY: every element was initialised when `out` was built.
+                        let copied: Vec<u8> =
+                            out.iter().map(|m| unsafe { m.assume_init() }).collect();
+                        assert_eq!(&copied[..len], &v[..], "{class} copy len {len}");
+                        assert_eq!(
+                            &copied[len..],
+                            &[0xEE; 3],
+                            "{class} copy wrote past the end"
+                        );
+                    }
                 }
             }
         }
-        assert!(all_digits(b"") && all_printable(b""));
+        assert!(all_digits(b"") && class_ok(ContentClass::Ans, b""));
+        assert!(all_digits(b"0123456789") && !all_digits(b"01234567a9"));
     }
 }

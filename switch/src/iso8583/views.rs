@@ -103,7 +103,11 @@ pub const RULES: &[FieldRule] = &[
         mandatory: AUTH_MANDATORY,
         optional: AUTH_OPTIONAL,
     },
-    FieldRule { mti: Mti::AUTH_ADVICE, mandatory: AUTH_MANDATORY, optional: ADVICE_OPTIONAL },
+    FieldRule {
+        mti: Mti::AUTH_ADVICE,
+        mandatory: AUTH_MANDATORY,
+        optional: ADVICE_OPTIONAL,
+    },
     FieldRule {
         mti: Mti::FINANCIAL_REQUEST,
         mandatory: AUTH_MANDATORY,

@@ -260,7 +260,11 @@ impl IssuingRequest {
         let kind = match req.mti.original() {
             Mti::AUTH_REQUEST => RequestKind::Authorization,
             Mti::FINANCIAL_REQUEST => RequestKind::Financial,
-            Mti::AUTH_ADVICE => RequestKind::Advice { financial: false },
+            // An 0120 reports a stand-in decision; field 90 says whether the request it reports
+            // was a 0200 (post at once) or a 0100 (hold).
+            Mti::AUTH_ADVICE => RequestKind::Advice {
+                financial: req.original.is_some_and(|o| o.mti.original() == Mti::FINANCIAL_REQUEST),
+            },
             Mti::FINANCIAL_ADVICE => match &req.original {
                 Some(original) => RequestKind::Completion {
                     original: IdemKey::of_original(original, req.terminal),

@@ -146,6 +146,16 @@ impl DuplicateWindow {
         }
     }
 
+    /// Replaces the finished answer of `key`, if the window still holds it (an approval the
+    /// switch had to reverse because the acquirer never received it).
+    pub fn replace(&self, key: &DupKey, answer: Answer) {
+        if let Some(mut slot) = self.map.get_mut(key)
+            && matches!(*slot, Slot::Done(_))
+        {
+            *slot = Slot::Done(answer);
+        }
+    }
+
     /// Forgets keys older than the window.
     pub fn sweep(&self, now: Instant) {
         let mut order = self.order.lock().unwrap_or_else(|p| p.into_inner());

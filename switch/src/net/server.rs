@@ -194,6 +194,8 @@ pub struct Outgoing {
 
 /// How to undo an approval the acquirer never received.
 pub struct Undeliverable {
+    /// The request's duplicate key: a repeat must learn that the approval was undone.
+    pub key: DupKey,
     pub txn: u64,
     pub issuer: IssuerIndex,
     pub advice: AdviceRecord,
@@ -807,7 +809,7 @@ impl Runtime {
             response_code: None,
         };
         let reversal = Some(ReversalInput { pan: req.pan, amount, replacement: None, original: *key, key: *key });
-        Some(Undeliverable { txn, issuer: issuer_idx, advice, reversal })
+        Some(Undeliverable { key: *key, txn, issuer: issuer_idx, advice, reversal })
     }
 
     /// Undoes an approval: an on-us engine reverses at once; a remote issuer gets a 0420 through
@@ -853,12 +855,41 @@ impl Runtime {
         let _ = self.journal(&rec).await;
     }
 
-    /// The connection could not deliver an answer: journal it and undo the approval.
+    /// The connection could not deliver an answer: journal it, undo the approval, and make sure a
+    /// repeat of the request (terminals resend after losing a connection) learns that it was
+    /// undone: the duplicate window now answers it 96 without an auth code.
     pub async fn undeliverable(&self, out: Outgoing) {
-        if let Some(u) = out.if_undeliverable {
-            let _ = self.journal(&Record::Undeliverable { txn: u.txn, at_ms: self.clock.now_ms() }).await;
-            self.queue_reversal(u, "undeliverable").await;
+        let Some(u) = out.if_undeliverable else { return };
+        let key = u.key;
+        let txn = u.txn;
+        let _ = self.journal(&Record::Undeliverable { txn, at_ms: self.clock.now_ms() }).await;
+        self.queue_reversal(u, "undeliverable").await;
+        let code = ResponseCode::SystemMalfunction;
+        let Ok(approval) = crate::iso8583::decode_lenient(self.dialect, out.bytes) else { return };
+        let mut b = MessageBuilder::new(self.dialect, approval.mti_digits());
+        for n in approval.field_numbers().filter(|&n| n != 38 && n != 39 && n != 54) {
+            b.copy_from(&approval, n);
         }
+        b.set(39, crate::iso8583::views::code_bytes(code));
+        let Ok(bytes) = b.to_bytes() else { return };
+        let mti = crate::iso8583::views::mti_of(&approval).map(|m| m.value().saturating_sub(10)).unwrap_or(0);
+        let rec = Record::Decision(DecisionRecord {
+            txn,
+            at_ms: self.clock.now_ms(),
+            key: Some(key_record(&key)),
+            mti,
+            response_code: code.as_str().to_owned(),
+            source: DecisionSource::Switch,
+            reason: Some("undeliverable_reversed".into()),
+            auth_code: None,
+            approved_minor: None,
+            additional_amounts: None,
+            issuer: None,
+        });
+        if let Err(e) = self.journal(&rec).await {
+            tracing::error!(error = %e, "journal refused the reversed decision");
+        }
+        self.dup.replace(&key, Answer::Bytes(bytes));
     }
 
     async fn reverse(
