@@ -337,6 +337,9 @@ impl Writer {
             Some(cause) => Err(JournalError::Failed(Arc::clone(cause))),
             None => self.write_batch(),
         };
+        // Free the batch's queue slots before any ticket completes, so that a caller woken by
+        // its ticket finds room again.
+        self.shared.queued.fetch_sub(records, Ordering::AcqRel);
         match outcome {
             Ok(()) => {
                 let first = self.next_lsn;
@@ -372,7 +375,6 @@ impl Writer {
         if self.buf.capacity() > BATCH_BUFFER_BYTES {
             self.buf = Vec::with_capacity(BATCH_BUFFER_BYTES);
         }
-        self.shared.queued.fetch_sub(records, Ordering::AcqRel);
     }
 
     /// Writes `buf` (rolling over first if the segment is full) and syncs as the policy and any
