@@ -389,7 +389,7 @@ async fn handle(shared: &Shared, payload: Bytes) -> Option<Bytes> {
 fn maybe_checkpoint(shared: &Shared, lsn: u64) {
     let n = shared.events.fetch_add(1, Ordering::Relaxed) + 1;
     let Some(dir) = &shared.checkpoint_dir else { return };
-    if n % shared.checkpoint_every != 0 || shared.checkpointing.swap(true, Ordering::AcqRel) {
+    if !n.is_multiple_of(shared.checkpoint_every) || shared.checkpointing.swap(true, Ordering::AcqRel) {
         return;
     }
     let dir = dir.clone();
