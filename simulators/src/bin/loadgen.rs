@@ -1,1 +1,439 @@
-fn main() {}
+//! `loadgen`: the bench harness of Switchyard (`simulators::loadgen`).
+//!
+//! ```text
+//! loadgen run [--target 127.0.0.1:8583] [--mix simulators/loadgen/default.toml]
+//!             [--connections 4] [--inflight 4] [--rate N] [--warmup-s 2] [--duration-s 10]
+//!             [--timeout-ms 5000] [--acquirer 100001] [--expect switch|echo]
+//!             [--json FILE] [--plot FILE.svg] [--quiet]
+//! loadgen gen-cards --count 1000000 --out DIR [--specials 10]
+//! loadgen relay --listen 127.0.0.1:7000 --backend 127.0.0.1:7001 [--pool 1]
+//! loadgen echo-backend --listen 127.0.0.1:7001
+//! loadgen grid [--duration-s 5] [--warmup-s 1] [--cards 100000] [--points 1x1,64x1,16x16,64x32]
+//!              [--doc docs/benchmarks.md] [--no-doc] [--json FILE] [--machine "2 cores, 24 GiB"]
+//! ```
+//!
+//! `run` drives the target (closed loop, or open loop at `--rate` requests per second in total
+//! with latency from the scheduled send time), prints a live progress line every second on
+//! stderr and the report on stdout. Against `loadgen relay` in front of `loadgen echo-backend`,
+//! pass `--expect echo`. `grid` runs the standard grid in-process and writes its table into
+//! `docs/benchmarks.md` (run it from the repository root).
+//!
+//! Exit codes: 0 on success; 1 when a run had mismatches or errors (the report says which);
+//! 2 on a usage or setup error (bad options, unreadable mix, target unreachable).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use simulators::loadgen::gencards::{GenOptions, default_issuers, generate};
+use simulators::loadgen::grid::{GridOptions, default_doc, markdown, run_grid, update_doc};
+use simulators::loadgen::mix::Mix;
+use simulators::loadgen::relay::{EchoBackend, Relay, RelayOptions};
+use simulators::loadgen::report::write_json;
+use simulators::loadgen::runner::{Expect, RunOptions, run};
+use simulators::loadgen::{plot, thousands};
+use switch::clock::{Clock, SystemClock};
+
+const EXIT_UNCLEAN: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "loadgen",
+    version,
+    about = "Bench harness for the Switchyard switch: load, model checks, relay baseline, grid"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Drive a switch (or the relay) and report TPS, latency, response codes and mismatches.
+    Run(RunArgs),
+    /// Write issuer files with CSVs of many cards, a matching mix and a switch config.
+    GenCards(GenArgs),
+    /// Relay frames to a pool of backend connections, without parsing them (the baseline).
+    Relay(RelayArgs),
+    /// Answer every frame with its echo (the MTI's third digit raised), for the relay baseline.
+    EchoBackend(EchoArgs),
+    /// Run the standard grid in-process and write its table into docs/benchmarks.md.
+    Grid(GridArgs),
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ExpectArg {
+    /// A switch: answers are checked against the model.
+    Switch,
+    /// An echo backend (through the relay): answers must echo their requests.
+    Echo,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// The switch's (or relay's) acquirer listener, ip:port.
+    #[arg(long, default_value = "127.0.0.1:8583")]
+    target: String,
+    /// The transaction mix (TOML).
+    #[arg(long, default_value = "simulators/loadgen/default.toml")]
+    mix: PathBuf,
+    /// Connections (C).
+    #[arg(long, short = 'c', default_value_t = 4)]
+    connections: usize,
+    /// Requests in flight per connection (P).
+    #[arg(long, short = 'p', default_value_t = 4)]
+    inflight: usize,
+    /// Open loop at this many requests per second in total (default: closed loop).
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Seconds of warmup before the measured window.
+    #[arg(long, default_value_t = 2)]
+    warmup_s: u64,
+    /// Seconds of the measured window.
+    #[arg(long, default_value_t = 10)]
+    duration_s: u64,
+    /// How long to wait for each answer, milliseconds.
+    #[arg(long, default_value_t = 5000)]
+    timeout_ms: u64,
+    /// Acquiring institution id, field 32.
+    #[arg(long, default_value = "100001")]
+    acquirer: String,
+    /// What answers: a switch (checked against the model) or an echo backend behind the relay.
+    #[arg(long, value_enum, default_value = "switch")]
+    expect: ExpectArg,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Draw the latency percentile curve and throughput over time into this SVG file.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// No progress line.
+    #[arg(long)]
+    quiet: bool,
+    /// Mismatches and errors to show as examples.
+    #[arg(long, default_value_t = 5)]
+    samples: usize,
+}
+
+#[derive(Args, Debug)]
+struct GenArgs {
+    /// Cards in total, shared evenly between the three issuers of the default configuration.
+    #[arg(long)]
+    count: u64,
+    /// Output folder (created if needed).
+    #[arg(long)]
+    out: PathBuf,
+    /// Special cards of each kind (empty, lost, stolen) per issuer.
+    #[arg(long, default_value_t = 10)]
+    specials: u32,
+}
+
+#[derive(Args, Debug)]
+struct RelayArgs {
+    /// Where clients connect, ip:port.
+    #[arg(long)]
+    listen: String,
+    /// The backend (e.g. `loadgen echo-backend`), ip:port.
+    #[arg(long)]
+    backend: String,
+    /// Backend connections.
+    #[arg(long, default_value_t = 1)]
+    pool: usize,
+}
+
+#[derive(Args, Debug)]
+struct EchoArgs {
+    /// Where the relay connects, ip:port.
+    #[arg(long)]
+    listen: String,
+}
+
+#[derive(Args, Debug)]
+struct GridArgs {
+    /// Seconds measured per run.
+    #[arg(long, default_value_t = 5)]
+    duration_s: u64,
+    /// Seconds of warmup per run.
+    #[arg(long, default_value_t = 1)]
+    warmup_s: u64,
+    /// Generated cards in total (half remote, half on-us).
+    #[arg(long, default_value_t = 100_000)]
+    cards: u64,
+    /// The C×P points, e.g. `1x1,64x1,16x16,64x32`.
+    #[arg(long, default_value = "1x1,64x1,16x16,64x32", value_parser = parse_points)]
+    points: Points,
+    /// The document to update between its grid markers.
+    #[arg(long)]
+    doc: Option<PathBuf>,
+    /// Print the table only; leave the document alone.
+    #[arg(long)]
+    no_doc: bool,
+    /// Write every run's results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// The machine, for the document.
+    #[arg(long, default_value = "2 cores, 24 GiB")]
+    machine: String,
+    /// How long to wait for each answer, milliseconds.
+    #[arg(long, default_value_t = 5000)]
+    timeout_ms: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Points(Vec<(usize, usize)>);
+
+fn parse_points(s: &str) -> Result<Points, String> {
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        let (c, p) = part
+            .trim()
+            .split_once(['x', 'X', '×'])
+            .ok_or_else(|| format!("{part:?}: expected CxP, e.g. 16x16"))?;
+        let c: usize = c
+            .trim()
+            .parse()
+            .map_err(|_| format!("{part:?}: C is not a number"))?;
+        let p: usize = p
+            .trim()
+            .parse()
+            .map_err(|_| format!("{part:?}: P is not a number"))?;
+        if c == 0 || p == 0 {
+            return Err(format!("{part:?}: C and P must be at least 1"));
+        }
+        out.push((c, p));
+    }
+    Ok(Points(out))
+}
+
+fn usage(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("loadgen: {message}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return usage(format!("cannot start the runtime: {e}")),
+    };
+    rt.block_on(async move {
+        match cli.command {
+            Command::Run(a) => run_cmd(a).await,
+            Command::GenCards(a) => gen_cmd(a),
+            Command::Relay(a) => relay_cmd(a).await,
+            Command::EchoBackend(a) => echo_cmd(a).await,
+            Command::Grid(a) => grid_cmd(a).await,
+        }
+    })
+}
+
+async fn run_cmd(a: RunArgs) -> ExitCode {
+    let today = SystemClock.today();
+    let mix = match Mix::load(&a.mix, today) {
+        Ok(m) => Arc::new(m),
+        Err(e) => return usage(e),
+    };
+    let opts = RunOptions {
+        target: a.target,
+        connections: a.connections,
+        inflight: a.inflight,
+        rate: a.rate,
+        warmup: Duration::from_secs(a.warmup_s),
+        duration: Duration::from_secs(a.duration_s),
+        timeout: Duration::from_millis(a.timeout_ms),
+        acquirer: a.acquirer,
+        expect: match a.expect {
+            ExpectArg::Switch => Expect::Switch,
+            ExpectArg::Echo => Expect::Echo,
+        },
+        progress: !a.quiet,
+        label: String::new(),
+        samples: a.samples,
+    };
+    if !a.quiet {
+        eprintln!(
+            "mix {} ({} transactions, {} card sets):",
+            mix.origin,
+            mix.txns.len(),
+            mix.sets.len()
+        );
+        for line in mix.describe(today) {
+            eprintln!("  {line}");
+        }
+    }
+    let report = match run(&opts, mix).await {
+        Ok(r) => r,
+        Err(e) => return usage(e),
+    };
+    print!("{}", report.to_text());
+    if let Some(path) = &a.json
+        && let Err(e) = report.write_json(path)
+    {
+        return usage(e);
+    }
+    if let Some(path) = &a.plot
+        && let Err(e) = plot::write_svg(&report, path)
+    {
+        return usage(e);
+    }
+    if report.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_UNCLEAN)
+    }
+}
+
+fn gen_cmd(a: GenArgs) -> ExitCode {
+    let started = std::time::Instant::now();
+    let g = match generate(&GenOptions {
+        count: a.count,
+        out: a.out,
+        issuers: default_issuers(),
+        specials: a.specials,
+    }) {
+        Ok(g) => g,
+        Err(e) => return usage(e),
+    };
+    println!(
+        "wrote {} cards in {:.1} s to {}",
+        thousands(g.issuers.iter().map(|i| i.cards).sum()),
+        started.elapsed().as_secs_f64(),
+        g.out.display()
+    );
+    for i in &g.issuers {
+        let at = i
+            .listen
+            .as_deref()
+            .map(|l| format!("remote, issuer-sim listens on {l}"))
+            .unwrap_or_else(|| "on-us".into());
+        println!(
+            "  {:<10} BIN {}  {:>11} cards  {} ({at})  mix {}",
+            i.id,
+            i.bin,
+            thousands(i.cards),
+            i.file.display(),
+            i.mix.display()
+        );
+    }
+    println!("  mix over all issuers: {}", g.mix.display());
+    println!(
+        "  switch config:        {} (its header says how to start everything)",
+        g.switch_config.display()
+    );
+    ExitCode::SUCCESS
+}
+
+async fn relay_cmd(a: RelayArgs) -> ExitCode {
+    let relay = match Relay::start(&RelayOptions {
+        listen: a.listen,
+        backend: a.backend.clone(),
+        pool: a.pool,
+    })
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => return usage(format!("relay: {e}")),
+    };
+    eprintln!(
+        "relay listening on {}, forwarding to {} over {} connection(s); Ctrl-C stops",
+        relay.local_addr(),
+        a.backend,
+        a.pool
+    );
+    let _ = tokio::signal::ctrl_c().await;
+    let s = relay.stats();
+    use std::sync::atomic::Ordering::Relaxed;
+    eprintln!(
+        "relay: {} frames in, {} answers out, {} unsolicited, {} for departed clients, {} reconnects",
+        s.requests.load(Relaxed),
+        s.answers.load(Relaxed),
+        s.unsolicited.load(Relaxed),
+        s.client_gone.load(Relaxed),
+        s.reconnects.load(Relaxed)
+    );
+    relay.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+async fn echo_cmd(a: EchoArgs) -> ExitCode {
+    let echo = match EchoBackend::start(&a.listen).await {
+        Ok(e) => e,
+        Err(e) => return usage(format!("echo backend: {e}")),
+    };
+    eprintln!(
+        "echo backend listening on {}; Ctrl-C stops",
+        echo.local_addr()
+    );
+    let _ = tokio::signal::ctrl_c().await;
+    echo.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+async fn grid_cmd(a: GridArgs) -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let opts = GridOptions {
+        points: a.points.0,
+        warmup: Duration::from_secs(a.warmup_s),
+        duration: Duration::from_secs(a.duration_s),
+        cards: a.cards,
+        timeout: Duration::from_millis(a.timeout_ms),
+        progress: true,
+        command: format!(
+            "cargo run --release -p simulators --bin loadgen -- {}",
+            args.join(" ")
+        ),
+        machine: a.machine,
+    };
+    if opts.duration.is_zero() {
+        return usage("--duration-s must be at least 1");
+    }
+    let doc = a.doc.unwrap_or_else(default_doc);
+    if !a.no_doc
+        && !doc
+            .parent()
+            .is_none_or(|p| p.as_os_str().is_empty() || p.is_dir())
+    {
+        return usage(format!(
+            "{}: its folder does not exist (run from the repository root, or pass --doc or --no-doc)",
+            doc.display()
+        ));
+    }
+    let report = match run_grid(&opts).await {
+        Ok(r) => r,
+        Err(e) => return usage(e),
+    };
+    let section = markdown(&report);
+    println!("{section}");
+    if let Some(path) = &a.json
+        && let Err(e) = write_json(path, &report)
+    {
+        return usage(e);
+    }
+    if !a.no_doc {
+        if let Err(e) = update_doc(&doc, &section) {
+            return usage(e);
+        }
+        eprintln!("grid: table written to {}", doc.display());
+    }
+    let clean = report
+        .rows
+        .iter()
+        .all(|r| r.relay.is_clean() && r.remote.is_clean() && r.on_us.is_clean());
+    if clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_UNCLEAN)
+    }
+}

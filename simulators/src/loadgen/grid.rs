@@ -1,0 +1,396 @@
+//! `loadgen grid`: the standard grid in one command.
+//!
+//! In one process on 127.0.0.1 it generates cards into a temporary folder
+//! ([`super::gencards::stack_issuers`]: North Bank, credit, remote; Metro Pay, prepaid, on-us),
+//! starts the stack ([`super::stack::Stack`]: the switch and North Bank's issuer host, journals
+//! with `sync = "always"`), and the relay baseline ([`super::relay`]: `loadgen relay` with one
+//! backend connection to `loadgen echo-backend`). Then, for each C×P of the grid (default 1×1,
+//! 64×1, 16×16, 64×32), it runs a closed-loop load three times, back to back: through the relay,
+//! through the switch to the remote issuer (North Bank's mix), and through the switch on-us
+//! (Metro Pay's mix). Finally it writes the table between `<!-- grid:start -->` and
+//! `<!-- grid:end -->` in `docs/benchmarks.md` (the section is appended when the markers are
+//! absent; nothing else in the file changes).
+//!
+//! The relay and the remote path both cross two TCP hops (client → relay or switch → echo
+//! backend or issuer host), so "remote ÷ relay" is what the switch's ISO 8583 work, routing,
+//! journaling and the issuer's decision cost next to moving the same frames.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use switch::clock::{Clock, SystemClock};
+
+use super::gencards::{GenOptions, generate, stack_issuers};
+use super::mix::Mix;
+use super::relay::{EchoBackend, Relay, RelayOptions};
+use super::report::RunReport;
+use super::runner::{Expect, RunOptions, run};
+use super::stack::{Stack, StackOptions};
+use super::thousands;
+
+/// The marker lines of the grid's section in the benchmarks document.
+pub const START_MARKER: &str = "<!-- grid:start -->";
+pub const END_MARKER: &str = "<!-- grid:end -->";
+
+/// How to run the grid.
+#[derive(Debug, Clone)]
+pub struct GridOptions {
+    /// (connections, in flight per connection).
+    pub points: Vec<(usize, usize)>,
+    pub warmup: Duration,
+    pub duration: Duration,
+    /// Generated cards in total (half North Bank, half Metro Pay).
+    pub cards: u64,
+    pub timeout: Duration,
+    /// Progress lines and each run's summary on stderr.
+    pub progress: bool,
+    /// For the document: the command that ran the grid.
+    pub command: String,
+    /// For the document: the machine.
+    pub machine: String,
+}
+
+impl Default for GridOptions {
+    fn default() -> Self {
+        GridOptions {
+            points: vec![(1, 1), (64, 1), (16, 16), (64, 32)],
+            warmup: Duration::from_secs(1),
+            duration: Duration::from_secs(5),
+            cards: 100_000,
+            timeout: Duration::from_secs(5),
+            progress: true,
+            command: "cargo run --release -p simulators --bin loadgen -- grid".into(),
+            machine: "2 cores, 24 GiB".into(),
+        }
+    }
+}
+
+/// One C×P of the grid.
+#[derive(Debug, Clone, Serialize)]
+pub struct GridRow {
+    pub connections: usize,
+    pub inflight: usize,
+    pub relay: RunReport,
+    pub remote: RunReport,
+    pub on_us: RunReport,
+}
+
+/// The whole grid.
+#[derive(Debug, Clone, Serialize)]
+pub struct GridReport {
+    /// UTC date, `YYYY-MM-DD`.
+    pub date: String,
+    pub command: String,
+    pub machine: String,
+    pub cards: u64,
+    pub warmup_s: f64,
+    pub duration_s: f64,
+    pub rows: Vec<GridRow>,
+}
+
+/// Why the grid stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum GridError {
+    #[error("grid: {0}")]
+    Setup(String),
+    #[error("grid: {0}")]
+    Run(#[from] super::runner::RunError),
+}
+
+fn setup<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> GridError + '_ {
+    move |e| GridError::Setup(format!("{what}: {e}"))
+}
+
+/// Runs the grid (see the module documentation) and returns its results; writing the document
+/// is [`update_doc`].
+pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
+    if opts.points.is_empty() {
+        return Err(GridError::Setup("no C×P points to run".into()));
+    }
+    let cards_dir = tempfile::Builder::new()
+        .prefix("loadgen-grid-cards-")
+        .tempdir()
+        .map_err(setup("temporary folder"))?;
+    let data = generate(&GenOptions {
+        count: opts.cards,
+        out: cards_dir.path().to_owned(),
+        issuers: stack_issuers(),
+        specials: 10,
+    })
+    .map_err(setup("cards"))?;
+    let today = SystemClock.today();
+    let (Some(remote), Some(on_us)) = (
+        data.issuers.iter().find(|g| g.listen.is_some()),
+        data.issuers.iter().find(|g| g.listen.is_none()),
+    ) else {
+        return Err(GridError::Setup(
+            "the grid needs a remote and an on-us issuer".into(),
+        ));
+    };
+    let remote_mix = Arc::new(Mix::load(&remote.mix, today).map_err(setup("remote mix"))?);
+    let on_us_mix = Arc::new(Mix::load(&on_us.mix, today).map_err(setup("on-us mix"))?);
+
+    let stack = Stack::start(&data, &StackOptions::default())
+        .await
+        .map_err(setup("stack"))?;
+    let echo = EchoBackend::start("127.0.0.1:0")
+        .await
+        .map_err(setup("echo backend"))?;
+    let relay = Relay::start(&RelayOptions {
+        listen: "127.0.0.1:0".into(),
+        backend: echo.local_addr().to_string(),
+        pool: 1,
+    })
+    .await
+    .map_err(setup("relay"))?;
+    if opts.progress {
+        eprintln!(
+            "grid: switch {} (remote {} via its issuer host, on-us {}), relay {} -> echo {}; {} cards",
+            stack.addr(),
+            remote.id,
+            on_us.id,
+            relay.local_addr(),
+            echo.local_addr(),
+            thousands(opts.cards)
+        );
+    }
+
+    let mut rows = Vec::with_capacity(opts.points.len());
+    let result: Result<(), GridError> = async {
+        for &(c, p) in &opts.points {
+            let base = RunOptions {
+                connections: c,
+                inflight: p,
+                rate: None,
+                warmup: opts.warmup,
+                duration: opts.duration,
+                timeout: opts.timeout,
+                progress: opts.progress,
+                ..RunOptions::default()
+            };
+            let go = async |label: &str, target: String, expect: Expect, mix: &Arc<Mix>| {
+                let o = RunOptions {
+                    label: format!("{label} {c}x{p}"),
+                    target,
+                    expect,
+                    ..base.clone()
+                };
+                let r = run(&o, Arc::clone(mix)).await?;
+                if opts.progress {
+                    eprint!("{}", r.to_text());
+                }
+                Ok::<RunReport, GridError>(r)
+            };
+            let relay_r = go(
+                "relay",
+                relay.local_addr().to_string(),
+                Expect::Echo,
+                &remote_mix,
+            )
+            .await?;
+            let remote_r = go(
+                "remote",
+                stack.addr().to_string(),
+                Expect::Switch,
+                &remote_mix,
+            )
+            .await?;
+            let on_us_r = go(
+                "on-us",
+                stack.addr().to_string(),
+                Expect::Switch,
+                &on_us_mix,
+            )
+            .await?;
+            rows.push(GridRow {
+                connections: c,
+                inflight: p,
+                relay: relay_r,
+                remote: remote_r,
+                on_us: on_us_r,
+            });
+        }
+        Ok(())
+    }
+    .await;
+    relay.shutdown().await;
+    echo.shutdown().await;
+    stack.shutdown().await;
+    drop(cards_dir);
+    result?;
+    Ok(GridReport {
+        date: SystemClock.today().to_string(),
+        command: opts.command.clone(),
+        machine: opts.machine.clone(),
+        cards: opts.cards,
+        warmup_s: opts.warmup.as_secs_f64(),
+        duration_s: opts.duration.as_secs_f64(),
+        rows,
+    })
+}
+
+fn ms(us: u64) -> String {
+    format!("{}.{:02} ms", us / 1000, (us % 1000) / 10)
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 {
+        format!("{:.2}", a / b)
+    } else {
+        "-".into()
+    }
+}
+
+/// The grid's section, markers included.
+pub fn markdown(g: &GridReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "{START_MARKER}");
+    let _ = writeln!(s, "## Bench harness grid (`loadgen grid`)\n");
+    let _ = writeln!(
+        s,
+        "Measured {} with `{}` on the standard machine ({}; noisy, see the top of this file). \
+         Each point: {:.0} s warmup, then {:.0} s measured, closed loop (each of C connections keeps \
+         P requests outstanding). TPS counts answers inside the measured window; p99 is in \
+         milliseconds, from hdrhistogram at microsecond resolution.\n",
+        g.date, g.command, g.machine, g.warmup_s, g.duration_s
+    );
+    let _ = writeln!(
+        s,
+        "Everything runs in that one process on 127.0.0.1, each part on its own TCP port: the load \
+         generator; the switch, journal `sync = \"always\"` (fsync per group commit) in a \
+         temporary folder; **remote** = North Bank (credit, BIN 411111) on its issuer host, \
+         reached over one link (up to 4,096 requests in flight), its own journal also \
+         `sync = \"always\"`; **on-us** = Metro Pay (prepaid, BIN 605001) decided inside the \
+         switch; **relay** = `loadgen relay` with one backend connection to `loadgen \
+         echo-backend`: frames forwarded unchanged, answers matched to clients by their order on \
+         the backend connection, no ISO 8583 parsing, the same two TCP hops as the remote path \
+         (`simulators/src/loadgen/relay.rs` says exactly what it does). Cards: {} \
+         generated by `loadgen gen-cards`, picked uniformly at random; each issuer's mix is 65% \
+         purchases, 15% preauthorizations, 14% balance inquiries and 1% each of six declines \
+         (no funds 51, expired 54, lost 41, stolen 43, not on file 14, unknown BIN 15); the relay \
+         carries North Bank's messages. The switch answers only once its journal's fsync is \
+         done, and the issuer host journals too before answering; the relay writes nothing to \
+         disk, so at low concurrency the ratios mostly measure the fsyncs.\n",
+        thousands(g.cards)
+    );
+    let _ = writeln!(
+        s,
+        "| C×P | relay TPS | remote TPS | remote ÷ relay | on-us TPS | on-us ÷ relay | relay p99 | remote p99 | on-us p99 |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut problems = Vec::new();
+    for r in &g.rows {
+        let _ = writeln!(
+            s,
+            "| {}×{} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.connections,
+            r.inflight,
+            thousands(r.relay.tps.round() as u64),
+            thousands(r.remote.tps.round() as u64),
+            ratio(r.remote.tps, r.relay.tps),
+            thousands(r.on_us.tps.round() as u64),
+            ratio(r.on_us.tps, r.relay.tps),
+            ms(r.relay.latency.p99_us),
+            ms(r.remote.latency.p99_us),
+            ms(r.on_us.latency.p99_us),
+        );
+        for rep in [&r.relay, &r.remote, &r.on_us] {
+            if !rep.is_clean() {
+                problems.push(format!(
+                    "{}: {} mismatches, {} errors",
+                    rep.label,
+                    rep.mismatches,
+                    rep.errors.total()
+                ));
+            }
+        }
+    }
+    let runs = g.rows.len() * 3;
+    if problems.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nEvery answer of the {runs} runs was checked against loadgen's model (the switch's) or \
+             the echo (the relay's): 0 mismatches, 0 errors."
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "\nNot clean (answers checked against the model or the echo): {}.",
+            problems.join("; ")
+        );
+    }
+    let _ = writeln!(s, "{END_MARKER}");
+    s
+}
+
+/// Puts `section` (markers included) into the document at `path`: in place of the existing
+/// section between the markers, or appended when there is none (the file is created when
+/// missing). Nothing outside the markers changes.
+pub fn update_doc(path: &Path, section: &str) -> Result<(), String> {
+    let old = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::from("# Benchmarks\n"),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let new = splice(&old, section)?;
+    std::fs::write(path, new).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+fn splice(old: &str, section: &str) -> Result<String, String> {
+    match (old.find(START_MARKER), old.find(END_MARKER)) {
+        (Some(a), Some(b)) if a < b => {
+            let after = b + END_MARKER.len();
+            // The section ends with a newline; keep the one after the old end marker out.
+            let rest = old[after..].strip_prefix('\n').unwrap_or(&old[after..]);
+            Ok(format!("{}{section}{rest}", &old[..a]))
+        }
+        (None, None) => {
+            let sep = if old.ends_with("\n\n") {
+                ""
+            } else if old.ends_with('\n') {
+                "\n"
+            } else {
+                "\n\n"
+            };
+            Ok(format!("{old}{sep}{section}"))
+        }
+        _ => Err(format!(
+            "the document has a broken grid section: `{START_MARKER}` must come once, before \
+             `{END_MARKER}`; fix it by hand"
+        )),
+    }
+}
+
+/// The default document: `docs/benchmarks.md` under the current folder.
+pub fn default_doc() -> PathBuf {
+    PathBuf::from("docs").join("benchmarks.md")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splice_replaces_only_between_the_markers() {
+        let section = format!("{START_MARKER}\nnew\n{END_MARKER}\n");
+        let appended = splice("# B\n\ntext\n", &section).expect("append");
+        assert_eq!(appended, format!("# B\n\ntext\n\n{section}"));
+        let doc = format!("# B\n\n{START_MARKER}\nold\nold\n{END_MARKER}\n\n## After\n");
+        let replaced = splice(&doc, &section).expect("replace");
+        assert_eq!(replaced, format!("# B\n\n{section}\n## After\n"));
+        assert_eq!(splice(&replaced, &section).expect("again"), replaced);
+        assert!(splice(&format!("{END_MARKER}\n{START_MARKER}\n"), &section).is_err());
+        assert!(splice(&format!("x {START_MARKER}\n"), &section).is_err());
+    }
+
+    #[test]
+    fn number_formats() {
+        assert_eq!(ms(1_234), "1.23 ms");
+        assert_eq!(ms(15), "0.01 ms");
+        assert_eq!(ratio(1.0, 4.0), "0.25");
+        assert_eq!(ratio(1.0, 0.0), "-");
+    }
+}

@@ -1,0 +1,421 @@
+//! The results of a run: throughput, latency percentiles, response codes, errors and
+//! mismatches, as text for people and as JSON for scripts (`--json FILE`).
+//!
+//! Latencies are microseconds from an hdrhistogram with 3 significant digits (so p99 = 1234 µs
+//! means 1234 ± 1 µs). Throughput is answers per second inside the measured window.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use switch::client::ClientError;
+
+use super::runner::Expect;
+use super::thousands;
+
+/// Requests that got no usable answer, by cause.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ErrorCounts {
+    /// No answer within the timeout.
+    pub timeouts: u64,
+    /// Refused, closed or broken connections.
+    pub connection: u64,
+    /// An answer that could not be decoded or lacked what every answer must carry.
+    pub bad_response: u64,
+    /// The request could not be built, or a connection task failed.
+    pub other: u64,
+}
+
+impl ErrorCounts {
+    pub fn count(&mut self, e: &ClientError) {
+        match e {
+            ClientError::Timeout { .. } => self.timeouts += 1,
+            ClientError::Closed { .. } | ClientError::Connect { .. } => self.connection += 1,
+            ClientError::Decode { .. } | ClientError::BadResponse { .. } => {
+                self.bad_response += 1;
+            }
+            ClientError::Config(_) | ClientError::Request(_) => self.other += 1,
+        }
+    }
+
+    pub fn add(&mut self, o: &ErrorCounts) {
+        self.timeouts += o.timeouts;
+        self.connection += o.connection;
+        self.bad_response += o.bad_response;
+        self.other += o.other;
+    }
+
+    pub fn total(&self) -> u64 {
+        self.timeouts + self.connection + self.bad_response + self.other
+    }
+}
+
+/// Latency percentiles of the answers received in the measured window, microseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Latency {
+    /// Requests in the histogram.
+    pub count: u64,
+    pub p50_us: u64,
+    pub p90_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub max_us: u64,
+    pub mean_us: f64,
+}
+
+/// Open loop: actual minus scheduled send time, over the same requests as the latency (and part
+/// of it): time waiting for a free slot while the target is behind, plus the generator's own
+/// lateness.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct SendDelay {
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
+}
+
+/// One point of the latency-by-percentile curve.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct CurvePoint {
+    /// 0-100.
+    pub percentile: f64,
+    pub latency_us: u64,
+}
+
+/// Everything a run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub label: String,
+    pub target: String,
+    /// `switch` or `echo`.
+    pub expect: &'static str,
+    /// `closed` or `open`.
+    pub mode: &'static str,
+    pub connections: usize,
+    pub inflight: usize,
+    /// Open loop: requests per second in total.
+    pub rate: Option<u64>,
+    pub warmup_s: f64,
+    pub duration_s: f64,
+    pub mix: String,
+    /// Answers per second inside the measured window.
+    pub tps: f64,
+    /// Answers inside the measured window.
+    pub answered_in_window: u64,
+    pub latency: Latency,
+    /// Open loop only.
+    pub send_delay: Option<SendDelay>,
+    /// Whole run, warmup included.
+    pub sent: u64,
+    /// Whole run, warmup included.
+    pub answered: u64,
+    /// Field 39 of every answer (`echo` against an echo backend), whole run.
+    pub response_codes: BTreeMap<String, u64>,
+    /// Whole run.
+    pub errors: ErrorCounts,
+    pub error_samples: Vec<String>,
+    /// Answers that differ from the model, whole run.
+    pub mismatches: u64,
+    /// The first few, card numbers masked.
+    pub mismatch_samples: Vec<String>,
+    /// Open loop: scheduled sends that never went out (the target fell behind).
+    pub backlog: u64,
+    /// Answers that matched no request (late after a timeout, unknown STAN).
+    pub unmatched_responses: u64,
+    /// Answers per second, sampled about every second from the start (warmup first); each
+    /// sample divides by the time that really passed since the previous one.
+    pub throughput_per_s: Vec<u64>,
+    pub latency_curve: Vec<CurvePoint>,
+}
+
+/// What the runner hands over to build a report.
+pub(crate) struct Parts {
+    pub label: String,
+    pub target: String,
+    pub expect: Expect,
+    pub connections: usize,
+    pub inflight: usize,
+    pub rate: Option<u64>,
+    pub warmup: Duration,
+    pub duration: Duration,
+    pub mix: String,
+    pub hist: Histogram<u64>,
+    pub lag: Histogram<u64>,
+    pub codes: BTreeMap<String, u64>,
+    pub errors: ErrorCounts,
+    pub answered: u64,
+    pub answered_in_window: u64,
+    pub sent: u64,
+    pub mismatches: u64,
+    pub mismatch_samples: Vec<String>,
+    pub error_samples: Vec<String>,
+    pub backlog: u64,
+    pub unmatched: u64,
+    pub per_second: Vec<u64>,
+}
+
+/// Percentiles of the curve: 0, 10, ..., 90, then 1 - 10^(-k/4) up to 99.999, then 100.
+fn curve(hist: &Histogram<u64>) -> Vec<CurvePoint> {
+    if hist.is_empty() {
+        return Vec::new();
+    }
+    let mut qs: Vec<f64> = (0..10).map(|i| f64::from(i) / 10.0).collect();
+    for k in 5..=20 {
+        qs.push(1.0 - 10f64.powf(-f64::from(k) / 4.0));
+    }
+    let mut out: Vec<CurvePoint> = qs
+        .into_iter()
+        .map(|q| CurvePoint {
+            percentile: q * 100.0,
+            latency_us: hist.value_at_quantile(q),
+        })
+        .collect();
+    out.push(CurvePoint {
+        percentile: 100.0,
+        latency_us: hist.max(),
+    });
+    out
+}
+
+impl RunReport {
+    pub(crate) fn build(p: Parts) -> RunReport {
+        let h = &p.hist;
+        let latency = if h.is_empty() {
+            Latency::default()
+        } else {
+            Latency {
+                count: h.len(),
+                p50_us: h.value_at_quantile(0.5),
+                p90_us: h.value_at_quantile(0.9),
+                p99_us: h.value_at_quantile(0.99),
+                p999_us: h.value_at_quantile(0.999),
+                max_us: h.max(),
+                mean_us: h.mean(),
+            }
+        };
+        let secs = p.duration.as_secs_f64().max(1e-9);
+        let send_delay = (p.rate.is_some() && !p.lag.is_empty()).then(|| SendDelay {
+            p50_us: p.lag.value_at_quantile(0.5),
+            p99_us: p.lag.value_at_quantile(0.99),
+            max_us: p.lag.max(),
+        });
+        RunReport {
+            label: p.label,
+            target: p.target,
+            expect: match p.expect {
+                Expect::Switch => "switch",
+                Expect::Echo => "echo",
+            },
+            mode: if p.rate.is_some() { "open" } else { "closed" },
+            connections: p.connections,
+            inflight: p.inflight,
+            rate: p.rate,
+            warmup_s: p.warmup.as_secs_f64(),
+            duration_s: p.duration.as_secs_f64(),
+            mix: p.mix,
+            tps: p.answered_in_window as f64 / secs,
+            answered_in_window: p.answered_in_window,
+            latency_curve: curve(h),
+            latency,
+            send_delay,
+            sent: p.sent,
+            answered: p.answered,
+            response_codes: p.codes,
+            errors: p.errors,
+            error_samples: p.error_samples,
+            mismatches: p.mismatches,
+            mismatch_samples: p.mismatch_samples,
+            backlog: p.backlog,
+            unmatched_responses: p.unmatched,
+            throughput_per_s: p.per_second,
+        }
+    }
+
+    /// True when every request was answered as the model says.
+    pub fn is_clean(&self) -> bool {
+        self.mismatches == 0 && self.errors.total() == 0
+    }
+
+    /// The report for people.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        let mode = match self.rate {
+            Some(r) => format!("open loop at {} req/s", thousands(r)),
+            None => "closed loop".to_owned(),
+        };
+        let label = if self.label.is_empty() {
+            String::new()
+        } else {
+            format!("{}: ", self.label)
+        };
+        let _ = writeln!(
+            s,
+            "{label}{mode}, {} connections x {} in flight, target {} ({}), warmup {:.1} s, measured {:.1} s",
+            self.connections,
+            self.inflight,
+            self.target,
+            self.expect,
+            self.warmup_s,
+            self.duration_s
+        );
+        let _ = writeln!(
+            s,
+            "  throughput   {} TPS ({} answers in the measured window)",
+            thousands(self.tps.round() as u64),
+            thousands(self.answered_in_window)
+        );
+        let l = &self.latency;
+        let _ = writeln!(
+            s,
+            "  latency us   p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  (mean {:.0}, {} requests{})",
+            thousands(l.p50_us),
+            thousands(l.p90_us),
+            thousands(l.p99_us),
+            thousands(l.p999_us),
+            thousands(l.max_us),
+            l.mean_us,
+            thousands(l.count),
+            if self.rate.is_some() {
+                ", from the scheduled send time"
+            } else {
+                ""
+            }
+        );
+        if let Some(lag) = &self.send_delay {
+            let _ = writeln!(
+                s,
+                "  send delay   p50 {}  p99 {}  max {} us  (scheduled to sent: no free slot, or the generator late)",
+                thousands(lag.p50_us),
+                thousands(lag.p99_us),
+                thousands(lag.max_us)
+            );
+        }
+        let _ = writeln!(
+            s,
+            "  sent         {}, answered {} (whole run, warmup included)",
+            thousands(self.sent),
+            thousands(self.answered)
+        );
+        let total: u64 = self.response_codes.values().sum();
+        let mut codes = String::new();
+        for (c, n) in &self.response_codes {
+            let pct = n * 1000 / total.max(1);
+            let _ = write!(
+                codes,
+                "  {c} {} ({}.{}%)",
+                thousands(*n),
+                pct / 10,
+                pct % 10
+            );
+        }
+        let _ = writeln!(s, "  responses  {codes}");
+        let e = &self.errors;
+        let _ = writeln!(
+            s,
+            "  errors       {} (timeouts {}, connection {}, bad response {}, other {})",
+            thousands(e.total()),
+            e.timeouts,
+            e.connection,
+            e.bad_response,
+            e.other
+        );
+        for x in &self.error_samples {
+            let _ = writeln!(s, "    {x}");
+        }
+        let _ = writeln!(s, "  mismatches   {}", thousands(self.mismatches));
+        for x in &self.mismatch_samples {
+            let _ = writeln!(s, "    {x}");
+        }
+        if self.backlog > 0 {
+            let _ = writeln!(
+                s,
+                "  backlog      {} scheduled sends never went out: the target fell behind the rate",
+                thousands(self.backlog)
+            );
+        }
+        if self.expect == "switch" && self.answered == 0 && self.errors.bad_response > 0 {
+            let _ = writeln!(
+                s,
+                "  hint         no answer had a response code: if the target is the relay in front \
+                 of an echo backend, run with --expect echo"
+            );
+        }
+        if self.unmatched_responses > 0 {
+            let _ = writeln!(
+                s,
+                "  unmatched    {} answers matched no request (late or unknown STAN)",
+                thousands(self.unmatched_responses)
+            );
+        }
+        s
+    }
+
+    /// Writes the report as pretty JSON.
+    pub fn write_json(&self, path: &Path) -> Result<(), String> {
+        write_json(path, self)
+    }
+}
+
+/// Writes any report as pretty JSON, with a clear error.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| format!("cannot encode the report as JSON: {e}"))?;
+    std::fs::write(path, text + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_of_a_small_histogram() {
+        let mut hist = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("hist");
+        for v in 1..=1000u64 {
+            hist.record(v).expect("record");
+        }
+        let mut lag = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("hist");
+        lag.record(70).expect("record");
+        let mut codes = BTreeMap::new();
+        codes.insert("00".to_owned(), 990);
+        codes.insert("51".to_owned(), 10);
+        let r = RunReport::build(Parts {
+            label: "t".into(),
+            target: "127.0.0.1:1".into(),
+            expect: Expect::Switch,
+            connections: 2,
+            inflight: 3,
+            rate: Some(500),
+            warmup: Duration::from_secs(1),
+            duration: Duration::from_secs(2),
+            mix: "m".into(),
+            hist,
+            lag,
+            codes,
+            errors: ErrorCounts::default(),
+            answered: 1000,
+            answered_in_window: 800,
+            sent: 1000,
+            mismatches: 0,
+            mismatch_samples: vec![],
+            error_samples: vec![],
+            backlog: 0,
+            unmatched: 0,
+            per_second: vec![400, 400, 200],
+        });
+        assert_eq!(r.tps, 400.0);
+        assert_eq!(r.latency.p50_us, 500);
+        assert_eq!(r.latency.p99_us, 990);
+        assert_eq!(r.latency.max_us, 1000);
+        assert!(r.is_clean());
+        assert_eq!(r.mode, "open");
+        let text = r.to_text();
+        assert!(text.contains("00 990 (99.0%)"), "{text}");
+        assert!(text.contains("from the scheduled send time"), "{text}");
+        assert!(text.contains("send delay   p50 70"), "{text}");
+        let json = serde_json::to_string(&r).expect("json");
+        assert!(json.contains("\"p99_us\":990"), "{json}");
+        assert_eq!(r.latency_curve.last().map(|p| p.latency_us), Some(1000));
+    }
+}

@@ -1,0 +1,665 @@
+//! The load itself: C connections, P requests in flight on each, closed or open loop, warmup and
+//! a measured window; every answer checked against the model.
+//!
+//! # Loops
+//!
+//! - **Closed loop** (no rate): each connection keeps P requests outstanding; as soon as one is
+//!   answered the next is sent. Latency is measured from the moment each request is built and
+//!   handed to the connection until its answer is back. This finds the maximum throughput.
+//! - **Open loop** (`rate` requests per second in total): each connection has its own schedule of
+//!   `rate / C` per second (connections staggered evenly), and sends each request at its
+//!   scheduled time, or as soon as one of its P slots is free if it is late. Latency is measured
+//!   **from the scheduled time**, so time spent waiting for a slot (the target fell behind) counts,
+//!   as in wrk2: a stall is not hidden by the load generator politely waiting for it
+//!   (coordinated omission). A send scheduled before the end of the run still goes out up to
+//!   [`LATE_SEND_GRACE`] after it; those still waiting then are reported as `backlog` (the
+//!   target fell behind the rate).
+//!
+//!   Sends are paced by one dedicated thread (`std::thread::sleep`, about 0.1 ms precision on
+//!   Linux) that wakes each connection's task at its scheduled times, rather than by tokio's
+//!   timer, whose 1 ms resolution would add up to a millisecond to every latency. Whatever
+//!   lateness remains is the generator's own, is counted in the latency (as wrk2 does), and is
+//!   reported on its own, with the wait for a free slot, as the *send delay*.
+//!
+//! # Windows
+//!
+//! The run is `warmup` then `duration`. Throughput and the latency percentiles cover the same
+//! requests: those whose answers arrived inside the measured window (throughput is their count
+//! divided by the window's length). Requests still in flight at the end are drained, so that
+//! they are checked too. Response codes, errors and mismatches cover the **whole run**, warmup
+//! included: correctness has no warmup.
+//!
+//! Each connection has its own terminal id (field 41: a random 4-character run tag and the
+//! connection number), so two runs in a row never look like duplicates to the switch.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use hdrhistogram::Histogram;
+use switch::client::{AcquirerClient, ClientConfig, ClientError};
+use switch::clock::{Clock, SystemClock};
+use switch::domain::{Amount, ResponseCode};
+use switch::issuing::NaiveDate;
+use tokio::sync::Notify;
+
+use super::mix::Mix;
+use super::model;
+use super::report::{ErrorCounts, RunReport};
+
+/// Open loop: how long after the end of the run a send scheduled before it may still go out.
+pub const LATE_SEND_GRACE: Duration = Duration::from_millis(50);
+/// The longest warmup, and the longest measured window.
+const RUN_MAX: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Open loop: a connection not woken by the pacer wakes this long after its send was due.
+const FALLBACK_WAKE: Duration = Duration::from_millis(2);
+
+/// What the target answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Expect {
+    /// A switch: each answer is checked against the model.
+    #[default]
+    Switch,
+    /// An echo backend behind the relay: each answer must be the request with its MTI raised.
+    Echo,
+}
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// `ip:port` of the switch (or relay).
+    pub target: String,
+    /// Connections (C), 1..=9999.
+    pub connections: usize,
+    /// Requests in flight per connection (P), 1..=10000.
+    pub inflight: usize,
+    /// Open loop at this many requests per second in total; `None` for closed loop.
+    pub rate: Option<u64>,
+    pub warmup: Duration,
+    pub duration: Duration,
+    /// How long to wait for each answer.
+    pub timeout: Duration,
+    /// Field 32.
+    pub acquirer: String,
+    pub expect: Expect,
+    /// A live progress line every second on stderr.
+    pub progress: bool,
+    /// A name for the report (e.g. `remote 16x16`).
+    pub label: String,
+    /// How many mismatches and errors to keep as examples.
+    pub samples: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            target: "127.0.0.1:8583".into(),
+            connections: 4,
+            inflight: 4,
+            rate: None,
+            warmup: Duration::from_secs(2),
+            duration: Duration::from_secs(10),
+            timeout: Duration::from_secs(5),
+            acquirer: "100001".into(),
+            expect: Expect::Switch,
+            progress: false,
+            label: String::new(),
+            samples: 5,
+        }
+    }
+}
+
+/// Why a run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Options(String),
+    #[error("connection {index} to {target}: {source}")]
+    Connect {
+        index: usize,
+        target: String,
+        source: ClientError,
+    },
+}
+
+/// Counters the progress line reads while the run goes on.
+#[derive(Default)]
+struct Live {
+    sent: AtomicU64,
+    answered: AtomicU64,
+    errors: AtomicU64,
+    mismatches: AtomicU64,
+}
+
+/// What every connection task shares.
+struct Ctx {
+    mix: Arc<Mix>,
+    expect: Expect,
+    today: NaiveDate,
+    start: Instant,
+    window_start: Instant,
+    end: Instant,
+    inflight: usize,
+    /// Open loop: time between two sends of one connection.
+    interval: Option<Duration>,
+    connections: usize,
+    samples: usize,
+    live: Live,
+    /// Open loop: one per connection, notified by the pacer when a send is due.
+    wakers: Vec<Arc<Notify>>,
+}
+
+/// How one request ended.
+enum Verdict {
+    /// Answered as the model says; the response code (or `echo`).
+    Ok(&'static str),
+    /// Answered, but not as the model says.
+    Mismatch(&'static str, String),
+    Error(ClientError),
+}
+
+struct Outcome {
+    /// Scheduled (open loop) or actual (closed loop) send time.
+    scheduled: Instant,
+    /// When the request was actually built and handed over.
+    sent: Instant,
+    done: Instant,
+    verdict: Verdict,
+}
+
+/// One connection's results, merged at the end.
+struct Local {
+    hist: Histogram<u64>,
+    /// Open loop: actual send time minus scheduled time (the send delay).
+    lag: Histogram<u64>,
+    codes: BTreeMap<&'static str, u64>,
+    answered: u64,
+    answered_in_window: u64,
+    sent: u64,
+    errors: ErrorCounts,
+    mismatches: u64,
+    mismatch_samples: Vec<String>,
+    error_samples: Vec<String>,
+    backlog: u64,
+    unmatched: u64,
+}
+
+/// 1 µs to one hour, 3 significant digits.
+fn new_histogram() -> Result<Histogram<u64>, RunError> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3)
+        .map_err(|e| RunError::Options(format!("latency histogram: {e}")))
+}
+
+impl Local {
+    fn new(hist: Histogram<u64>) -> Local {
+        Local {
+            lag: hist.clone(),
+            hist,
+            codes: BTreeMap::new(),
+            answered: 0,
+            answered_in_window: 0,
+            sent: 0,
+            errors: ErrorCounts::default(),
+            mismatches: 0,
+            mismatch_samples: Vec::new(),
+            error_samples: Vec::new(),
+            backlog: 0,
+            unmatched: 0,
+        }
+    }
+
+    fn record(&mut self, o: Outcome, ctx: &Ctx) {
+        let (code, mismatch) = match o.verdict {
+            Verdict::Ok(code) => (code, None),
+            Verdict::Mismatch(code, text) => (code, Some(text)),
+            Verdict::Error(e) => {
+                ctx.live.errors.fetch_add(1, Ordering::Relaxed);
+                self.errors.count(&e);
+                if self.error_samples.len() < ctx.samples {
+                    self.error_samples.push(e.to_string());
+                }
+                return;
+            }
+        };
+        self.answered += 1;
+        ctx.live.answered.fetch_add(1, Ordering::Relaxed);
+        *self.codes.entry(code).or_default() += 1;
+        if o.done >= ctx.window_start && o.done < ctx.end {
+            self.answered_in_window += 1;
+            let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1);
+            self.hist
+                .saturating_record(us(o.done.saturating_duration_since(o.scheduled)));
+            self.lag
+                .saturating_record(us(o.sent.saturating_duration_since(o.scheduled)));
+        }
+        if let Some(text) = mismatch {
+            self.mismatches += 1;
+            ctx.live.mismatches.fetch_add(1, Ordering::Relaxed);
+            if self.mismatch_samples.len() < ctx.samples {
+                self.mismatch_samples.push(text);
+            }
+        }
+    }
+}
+
+/// Runs the load described by `opts` with `mix` and returns the report. Progress goes to stderr
+/// when `opts.progress` is set; nothing else is printed.
+pub async fn run(opts: &RunOptions, mix: Arc<Mix>) -> Result<RunReport, RunError> {
+    check_options(opts)?;
+    let tag: String = (0..4)
+        .map(|_| {
+            let alphabet = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+            char::from(alphabet[fastrand::usize(0..alphabet.len())])
+        })
+        .collect();
+    let connects = (0..opts.connections).map(|i| {
+        let cfg = ClientConfig {
+            acquirer_id: opts.acquirer.clone(),
+            terminal_id: format!("{tag}{:04}", i + 1),
+            merchant_id: "LOADGEN00000001".into(),
+            timeout: opts.timeout,
+            ..ClientConfig::default()
+        };
+        let target = opts.target.clone();
+        async move {
+            AcquirerClient::connect(target.as_str(), cfg)
+                .await
+                .map_err(|source| RunError::Connect {
+                    index: i + 1,
+                    target,
+                    source,
+                })
+        }
+    });
+    let clients = futures::future::try_join_all(connects).await?;
+    let template = new_histogram()?;
+
+    let start = Instant::now();
+    let window_start = start + opts.warmup;
+    let end = window_start + opts.duration;
+    let interval = opts.rate.map(|rate| {
+        // Per connection: C / rate seconds between sends.
+        let nanos = 1_000_000_000u128 * opts.connections as u128 / u128::from(rate.max(1));
+        Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX).max(1))
+    });
+    let ctx = Arc::new(Ctx {
+        mix,
+        expect: opts.expect,
+        today: SystemClock.today(),
+        start,
+        window_start,
+        end,
+        inflight: opts.inflight,
+        interval,
+        connections: opts.connections,
+        samples: opts.samples,
+        live: Live::default(),
+        wakers: (0..opts.connections)
+            .map(|_| Arc::new(Notify::new()))
+            .collect(),
+    });
+    let pacer_stop = Arc::new(AtomicBool::new(false));
+    if let Some(interval) = interval {
+        spawn_pacer(&ctx, interval, Arc::clone(&pacer_stop));
+    }
+
+    let finished = Arc::new(Notify::new());
+    let sampler = tokio::spawn(sample(
+        Arc::clone(&ctx),
+        Arc::clone(&finished),
+        opts.progress,
+    ));
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| tokio::spawn(drive(c, Arc::clone(&ctx), i, template.clone())))
+        .collect();
+    let mut locals = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        match t.await {
+            Ok(l) => locals.push(l),
+            Err(e) => {
+                // A connection task that panicked: count it, keep the others' results.
+                let mut l = Local::new(template.clone());
+                l.errors.other += 1;
+                l.error_samples.push(format!("connection task failed: {e}"));
+                locals.push(l);
+            }
+        }
+    }
+    finished.notify_one();
+    pacer_stop.store(true, Ordering::Relaxed);
+    let per_second = sampler.await.unwrap_or_default();
+    if opts.progress {
+        eprintln!();
+    }
+    Ok(merge(opts, &ctx, locals, per_second, template))
+}
+
+fn check_options(opts: &RunOptions) -> Result<(), RunError> {
+    let bad = |m: &str| Err(RunError::Options(m.to_owned()));
+    if !(1..=9999).contains(&opts.connections) {
+        return bad("connections must be 1 to 9999");
+    }
+    if !(1..=10_000).contains(&opts.inflight) {
+        return bad("in-flight requests per connection must be 1 to 10000");
+    }
+    if opts.rate == Some(0) {
+        return bad("rate must be greater than 0 (omit it for closed loop)");
+    }
+    if opts.duration.is_zero() {
+        return bad("duration must be greater than 0");
+    }
+    if opts.warmup > RUN_MAX || opts.duration > RUN_MAX {
+        return bad("warmup and duration must each be at most 7 days");
+    }
+    if opts.timeout.is_zero() || opts.timeout > Duration::from_secs(3600) {
+        return bad("timeout must be between 1 ms and 1 hour");
+    }
+    Ok(())
+}
+
+/// One connection's loop.
+async fn drive(client: AcquirerClient, ctx: Arc<Ctx>, index: usize, hist: Histogram<u64>) -> Local {
+    let mut local = Local::new(hist);
+    let mut inflight = FuturesUnordered::new();
+    match ctx.interval {
+        None => {
+            for _ in 0..ctx.inflight {
+                inflight.push(one(&client, &ctx, Instant::now()));
+            }
+            local.sent += ctx.inflight as u64;
+            while let Some(o) = inflight.next().await {
+                local.record(o, &ctx);
+                if Instant::now() < ctx.end && !client.is_closed() {
+                    inflight.push(one(&client, &ctx, Instant::now()));
+                    local.sent += 1;
+                }
+            }
+        }
+        Some(interval) => {
+            let first = first_send(&ctx, interval, index);
+            let wake = ctx.wakers.get(index).cloned().unwrap_or_default();
+            let mut k: u64 = 0;
+            let at = |k: u64| first + nanos(interval).saturating_mul_u64(k);
+            loop {
+                let now = Instant::now();
+                let open = now < ctx.end + LATE_SEND_GRACE && !client.is_closed();
+                while open && inflight.len() < ctx.inflight {
+                    let scheduled = at(k);
+                    if scheduled > now || scheduled >= ctx.end {
+                        break;
+                    }
+                    inflight.push(one(&client, &ctx, scheduled));
+                    local.sent += 1;
+                    k += 1;
+                }
+                let next = at(k);
+                let can_send = open && next < ctx.end;
+                if !can_send && inflight.is_empty() {
+                    break;
+                }
+                let room = can_send && inflight.len() < ctx.inflight;
+                tokio::select! {
+                    Some(o) = inflight.next(), if !inflight.is_empty() => local.record(o, &ctx),
+                    () = wake.notified(), if room => {}
+                    // In case the pacer is late or gone: tokio's own timer, a little after.
+                    () = tokio::time::sleep_until((next + FALLBACK_WAKE).into()), if room => {}
+                    else => break,
+                }
+            }
+            // Scheduled inside the run but never sent: the target fell behind (or the
+            // connection closed).
+            let next = at(k);
+            if next < ctx.end {
+                let late = (ctx.end - next)
+                    .as_nanos()
+                    .div_ceil(interval.as_nanos().max(1));
+                local.backlog += u64::try_from(late).unwrap_or(u64::MAX);
+            }
+        }
+    }
+    local.unmatched = client.unmatched_responses();
+    local
+}
+
+/// Open loop: the first send of connection `index`; connections are staggered evenly over one
+/// interval.
+fn first_send(ctx: &Ctx, interval: Duration, index: usize) -> Instant {
+    let offset = interval.as_nanos() * index as u128 / ctx.connections.max(1) as u128;
+    ctx.start + Duration::from_nanos(u64::try_from(offset).unwrap_or(u64::MAX))
+}
+
+/// A duration as whole nanoseconds, for multiplying.
+fn nanos(d: Duration) -> Nanos {
+    Nanos(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+#[derive(Clone, Copy)]
+struct Nanos(u64);
+
+impl Nanos {
+    fn saturating_mul_u64(self, k: u64) -> Duration {
+        Duration::from_nanos(self.0.saturating_mul(k))
+    }
+}
+
+/// Open loop: wakes each connection's task at its scheduled send times from a dedicated thread
+/// until `ctx.end` (or until `stop`). A connection that is behind is woken once, and sends
+/// everything due (as far as its free slots allow); the pacer then moves on to its next send
+/// after now.
+fn spawn_pacer(ctx: &Arc<Ctx>, interval: Duration, stop: Arc<AtomicBool>) {
+    let ctx = Arc::clone(ctx);
+    let spawned = std::thread::Builder::new()
+        .name("loadgen-pacer".into())
+        .spawn(move || {
+            let step = nanos(interval);
+            let mut due: BinaryHeap<Reverse<(Instant, usize)>> = (0..ctx.connections)
+                .map(|i| Reverse((first_send(&ctx, interval, i), i)))
+                .collect();
+            while let Some(Reverse((t, i))) = due.pop() {
+                if t >= ctx.end {
+                    continue;
+                }
+                loop {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let now = Instant::now();
+                    if t <= now {
+                        break;
+                    }
+                    // Short naps, so that a stop is noticed even at low rates.
+                    std::thread::sleep((t - now).min(Duration::from_millis(100)));
+                }
+                if let Some(w) = ctx.wakers.get(i) {
+                    w.notify_one();
+                }
+                let now = Instant::now();
+                let behind =
+                    now.saturating_duration_since(t).as_nanos() / u128::from(step.0.max(1));
+                let k = u64::try_from(behind).unwrap_or(u64::MAX).saturating_add(1);
+                due.push(Reverse((t + step.saturating_mul_u64(k), i)));
+            }
+        });
+    if let Err(e) = spawned {
+        // The connections fall back on tokio's timer.
+        tracing::warn!(error = %e, "loadgen: no pacer thread; open-loop sends use tokio's timer");
+    }
+}
+
+/// Builds, sends and checks one request.
+async fn one(client: &AcquirerClient, ctx: &Ctx, scheduled: Instant) -> Outcome {
+    ctx.live.sent.fetch_add(1, Ordering::Relaxed);
+    let sent = Instant::now();
+    let mix = &ctx.mix;
+    let pick = mix.pick();
+    let txn = &mix.txns[pick.txn];
+    let set = &mix.sets[txn.set];
+    let amount = pick.amount.map(|m| Amount::new(m, mix.currency));
+    let prepared = match client.prepare(txn.action.kind(), pick.pan, amount, &txn.options) {
+        Ok(p) => p,
+        Err(e) => {
+            return Outcome {
+                scheduled,
+                sent,
+                done: Instant::now(),
+                verdict: Verdict::Error(e),
+            };
+        }
+    };
+    let verdict = match ctx.expect {
+        Expect::Switch => match client.send_prepared(&prepared).await {
+            Ok(result) => {
+                let want = txn.expect.unwrap_or_else(|| {
+                    model::expected(set, txn.action, pick.pan, amount, txn.expiry, ctx.today)
+                });
+                let code = ResponseCode::as_str(&result.response_code);
+                match model::check_switch(want, &prepared, &result) {
+                    Ok(()) => Verdict::Ok(code),
+                    Err(text) => Verdict::Mismatch(code, format!("{}: {text}", txn.name)),
+                }
+            }
+            Err(e) => Verdict::Error(e),
+        },
+        Expect::Echo => match client.send_raw(prepared.payload.clone()).await {
+            Ok(answer) => match model::check_echo(&prepared, &answer) {
+                Ok(()) => Verdict::Ok("echo"),
+                Err(text) => Verdict::Mismatch("echo", text),
+            },
+            Err(e) => Verdict::Error(e),
+        },
+    };
+    Outcome {
+        scheduled,
+        sent,
+        done: Instant::now(),
+        verdict,
+    }
+}
+
+/// Samples the answered count every second (for the throughput series), and prints the progress
+/// line when asked. Returns answers per one-second bucket since the start.
+async fn sample(ctx: Arc<Ctx>, finished: Arc<Notify>, progress: bool) -> Vec<u64> {
+    let mut per_second = Vec::new();
+    let mut last = 0u64;
+    let mut last_at = ctx.start;
+    let tty = std::io::stderr().is_terminal();
+    let mut tick = tokio::time::interval_at(
+        tokio::time::Instant::from_std(ctx.start + Duration::from_secs(1)),
+        Duration::from_secs(1),
+    );
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = finished.notified() => break,
+        }
+        // A busy machine wakes this task late: divide by the time that really passed.
+        let now = Instant::now();
+        let answered = ctx.live.answered.load(Ordering::Relaxed);
+        let elapsed = now.saturating_duration_since(last_at);
+        let rate = u128::from(answered - last) * 1_000_000_000 / elapsed.as_nanos().max(1);
+        per_second.push(u64::try_from(rate).unwrap_or(u64::MAX));
+        let middle = last_at + elapsed / 2;
+        (last, last_at) = (answered, now);
+        if progress {
+            let phase = if middle < ctx.window_start {
+                "warmup"
+            } else if middle < ctx.end {
+                "run"
+            } else {
+                "drain"
+            };
+            let sent = ctx.live.sent.load(Ordering::Relaxed);
+            let errors = ctx.live.errors.load(Ordering::Relaxed);
+            let mismatches = ctx.live.mismatches.load(Ordering::Relaxed);
+            let line = format!(
+                "[{:>4} s] {phase:<6} {:>9} req/s  answered {:>11}  in flight {:>6}  errors {}  mismatches {}",
+                per_second.len(),
+                super::thousands(*per_second.last().unwrap_or(&0)),
+                super::thousands(answered),
+                sent.saturating_sub(answered + errors),
+                super::thousands(errors),
+                super::thousands(mismatches),
+            );
+            let mut err = std::io::stderr().lock();
+            if tty {
+                let _ = write!(err, "\r{line}\x1b[K");
+            } else {
+                let _ = writeln!(err, "{line}");
+            }
+            let _ = err.flush();
+        }
+    }
+    per_second
+}
+
+fn merge(
+    opts: &RunOptions,
+    ctx: &Ctx,
+    locals: Vec<Local>,
+    per_second: Vec<u64>,
+    mut hist: Histogram<u64>,
+) -> RunReport {
+    let mut lag = hist.clone();
+    let mut codes: BTreeMap<String, u64> = BTreeMap::new();
+    let mut errors = ErrorCounts::default();
+    let (mut answered, mut in_window, mut sent, mut mismatches, mut backlog, mut unmatched) =
+        (0, 0, 0, 0, 0, 0);
+    let mut mismatch_samples = Vec::new();
+    let mut error_samples = Vec::new();
+    for l in locals {
+        let _ = hist.add(&l.hist);
+        let _ = lag.add(&l.lag);
+        for (c, n) in l.codes {
+            *codes.entry(c.to_owned()).or_default() += n;
+        }
+        errors.add(&l.errors);
+        answered += l.answered;
+        in_window += l.answered_in_window;
+        sent += l.sent;
+        mismatches += l.mismatches;
+        backlog += l.backlog;
+        unmatched += l.unmatched;
+        for s in l.mismatch_samples {
+            if mismatch_samples.len() < ctx.samples {
+                mismatch_samples.push(s);
+            }
+        }
+        for s in l.error_samples {
+            if error_samples.len() < ctx.samples {
+                error_samples.push(s);
+            }
+        }
+    }
+    RunReport::build(super::report::Parts {
+        label: opts.label.clone(),
+        target: opts.target.clone(),
+        expect: opts.expect,
+        connections: opts.connections,
+        inflight: opts.inflight,
+        rate: opts.rate,
+        warmup: opts.warmup,
+        duration: opts.duration,
+        mix: ctx.mix.origin.clone(),
+        hist,
+        lag,
+        codes,
+        errors,
+        answered,
+        answered_in_window: in_window,
+        sent,
+        mismatches,
+        mismatch_samples,
+        error_samples,
+        backlog,
+        unmatched,
+        per_second,
+    })
+}

@@ -1,0 +1,219 @@
+//! The whole stack in one process, as `switch demo` starts it: an issuer host for each remote
+//! issuer (its own TCP port on 127.0.0.1), and the switch (its on-us issuers inside), each
+//! journaling in a temporary folder that is removed when the stack is dropped.
+//!
+//! The switch's configuration is built here, not read from `config/switch.toml`: listener on
+//! `127.0.0.1:0`, one acquirer `100001`, metrics off, the journal's `sync` as asked (`always` for
+//! the grid and the tests), a fresh random PAN key, and for each remote issuer
+//! `connections_per_endpoint` links with `inflight_max` requests in flight in total.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use switch::clock::{Clock, SystemClock};
+use switch::config::{AcquirerConfig, BinRangeConfig, Config, JournalSync};
+use switch::host::{Faults, HostConfig, IssuerHost, open_journal};
+use switch::iso8583::DialectId;
+use switch::issuing::{Engine, IssuerFile};
+use switch::journal::Journal;
+use switch::net::framing::FramingConfig;
+use switch::net::server::IssuerHandle;
+use switch::net::start::{StartOptions, SwitchServer};
+use switch::security::KeysFile;
+
+use super::gencards::{Generated, issuer_config};
+
+/// How to start the stack.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// The journal's sync policy, for the switch and the issuer hosts alike.
+    pub sync: JournalSync,
+    /// Links from the switch to each remote issuer host.
+    pub remote_links: u32,
+    /// Requests in flight to each remote issuer, across its links.
+    pub remote_inflight_max: u32,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        StackOptions {
+            sync: JournalSync::Always,
+            remote_links: 1,
+            remote_inflight_max: 4096,
+        }
+    }
+}
+
+/// Why the stack did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    #[error("stack: {0}")]
+    Setup(String),
+}
+
+fn setup<E: std::fmt::Display>(what: String) -> impl FnOnce(E) -> StackError {
+    move |e| StackError::Setup(format!("{what}: {e}"))
+}
+
+/// A running stack. [`Stack::shutdown`] stops it in order; dropping it without shutting down
+/// still removes the temporary folder.
+pub struct Stack {
+    switch: SwitchServer,
+    hosts: Vec<(String, IssuerHost)>,
+    addr: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+impl Stack {
+    /// Starts an issuer host for each remote issuer of `data`, then the switch routing each
+    /// issuer's BIN to it, and waits until every remote link has signed on.
+    pub async fn start(data: &Generated, opts: &StackOptions) -> Result<Stack, StackError> {
+        let dir = tempfile::Builder::new()
+            .prefix("loadgen-stack-")
+            .tempdir()
+            .map_err(setup("temporary folder".into()))?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let mut config = Config::default();
+        config.listener.address = "127.0.0.1:0".into();
+        config.journal.dir = dir.path().join("switch");
+        config.journal.sync = opts.sync;
+        config.metrics.enabled = false;
+        config.security.keys_file = dir.path().join("keys.toml");
+        config.acquirers = vec![AcquirerConfig {
+            id: "100001".into(),
+            name: "Loadgen Acquiring".into(),
+        }];
+        let mut hosts = Vec::new();
+        for g in &data.issuers {
+            let endpoint = match &g.listen {
+                Some(_) => {
+                    let jdir = dir.path().join("issuers").join(&g.id);
+                    let host = start_host(&g.id, &g.file, &jdir, opts.sync, clock.clone()).await?;
+                    let addr = host.local_addr().to_string();
+                    hosts.push((g.id.clone(), host));
+                    Some(addr)
+                }
+                None => None,
+            };
+            config.issuers.push(issuer_config(
+                &g.id,
+                &g.name,
+                endpoint.as_deref(),
+                &g.file,
+                opts.remote_links.max(1),
+                opts.remote_inflight_max.max(1),
+            ));
+            config.bin_ranges.push(BinRangeConfig {
+                low: g.bin.clone(),
+                high: g.bin.clone(),
+                issuer: g.id.clone(),
+            });
+        }
+        config.validate("loadgen stack").map_err(|problems| {
+            StackError::Setup(format!(
+                "switch configuration: {}",
+                problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ))
+        })?;
+        // A throwaway PAN key for this stack's journal.
+        let key: String = (0..32)
+            .map(|_| format!("{:02X}", fastrand::u8(..)))
+            .collect();
+        let keys_text = format!("[journal]\npan_key = \"{key}\"\n");
+        let keys = KeysFile::from_toml_str(&keys_text, &config.security.keys_file)
+            .map_err(setup("keys".into()))?;
+        let switch = SwitchServer::start(StartOptions {
+            config,
+            keys,
+            clock,
+            on_us: Arc::new(switch::onus::engine_factory),
+        })
+        .await
+        .map_err(setup("switch".into()))?;
+        for h in &switch.runtime.issuers {
+            if let IssuerHandle::Remote { pool, id, .. } = h {
+                match tokio::time::timeout(Duration::from_secs(10), pool.wait_ready(1)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        return Err(StackError::Setup(format!("issuer {id} link: {e}")));
+                    }
+                    Err(_) => {
+                        return Err(StackError::Setup(format!(
+                            "issuer {id} did not sign on within 10 s"
+                        )));
+                    }
+                }
+            }
+        }
+        let addr = switch.local_addr();
+        Ok(Stack {
+            switch,
+            hosts,
+            addr,
+            dir,
+        })
+    }
+
+    /// The switch's acquirer listener.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The folder holding every journal.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The issuer hosts, by issuer id.
+    pub fn hosts(&self) -> impl Iterator<Item = (&str, &IssuerHost)> {
+        self.hosts.iter().map(|(id, h)| (id.as_str(), h))
+    }
+
+    /// Stops the switch (drain, sign off, flush the journal), then the issuer hosts, then
+    /// removes the journals.
+    pub async fn shutdown(self) {
+        self.switch.shutdown().await;
+        for (_, h) in self.hosts {
+            h.shutdown().await;
+        }
+        drop(self.dir);
+    }
+}
+
+async fn start_host(
+    id: &str,
+    file_path: &Path,
+    journal_dir: &Path,
+    sync: JournalSync,
+    clock: Arc<dyn Clock>,
+) -> Result<IssuerHost, StackError> {
+    let file = IssuerFile::load(file_path)
+        .map_err(setup(format!("issuer file {}", file_path.display())))?;
+    let engine = Arc::new(Engine::from_file(&file).map_err(setup(format!("issuer {id}")))?);
+    let (journal, _) =
+        open_journal(journal_dir, sync, &engine).map_err(setup(format!("issuer {id} journal")))?;
+    let cfg = HostConfig {
+        address: "127.0.0.1:0".into(),
+        dialect: DialectId::Iso87Ascii.dialect(),
+        framing: FramingConfig::default(),
+        faults: Faults::default(),
+        // The stack never restarts from its journals: no checkpoints.
+        checkpoint_dir: None,
+        checkpoint_every: 0,
+    };
+    IssuerHost::start(
+        cfg,
+        engine,
+        journal.clone() as Arc<dyn Journal>,
+        Some(journal),
+        clock,
+    )
+    .await
+    .map_err(setup(format!("issuer host {id}")))
+}
