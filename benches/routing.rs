@@ -15,10 +15,18 @@ fn ranges(n: u64) -> Vec<BinRangeConfig> {
     for i in 0..n {
         let low = 30_000_000 + i * step;
         let high = low + step / 2;
-        out.push(BinRangeConfig { low: low.to_string(), high: high.to_string(), issuer: format!("i{}", i % 16) });
+        out.push(BinRangeConfig {
+            low: low.to_string(),
+            high: high.to_string(),
+            issuer: format!("i{}", i % 16),
+        });
         if i % 10 == 0 {
             let child = low * 100 + 5;
-            out.push(BinRangeConfig { low: child.to_string(), high: (child + 3).to_string(), issuer: "child".into() });
+            out.push(BinRangeConfig {
+                low: child.to_string(),
+                high: (child + 3).to_string(),
+                issuer: "child".into(),
+            });
         }
     }
     out
@@ -41,7 +49,11 @@ fn pans(count: usize) -> Vec<Pan> {
 
 fn routing(c: &mut Criterion) {
     let index = |id: &str| -> Option<u32> {
-        if id == "child" { Some(99) } else { id.strip_prefix('i').and_then(|n| n.parse().ok()) }
+        if id == "child" {
+            Some(99)
+        } else {
+            id.strip_prefix('i').and_then(|n| n.parse().ok())
+        }
     };
     let probe = pans(4096);
     let mut g = c.benchmark_group("routing");

@@ -12,14 +12,20 @@ use std::time::Instant;
 use bytes::Bytes;
 use chrono::NaiveDate;
 use switch::config::JournalSync;
-use switch::domain::{AcquirerId, Amount, Currency, Pan, ProcessingCode, Stan, TerminalId, TransmissionDateTime, luhn_check_digit};
+use switch::domain::{
+    AcquirerId, Amount, Currency, Pan, ProcessingCode, Stan, TerminalId, TransmissionDateTime,
+    luhn_check_digit,
+};
 use switch::events::Record;
 use switch::host::{open_journal, write_checkpoint};
 use switch::issuing::{Engine, IdemKey, IssuerFile, IssuingRequest, PinCheck, RequestKind};
 use switch::journal::Journal;
 
 fn main() {
-    let n: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let n: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
     let dir = std::env::temp_dir().join(format!("switchyard-restart-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -36,11 +42,16 @@ fn main() {
         pans.push(Pan::parse(pan.as_bytes()).expect("pan"));
     }
     let file = IssuerFile::from_toml_str(&toml, "bench.toml").expect("issuer file");
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
         let engine = Engine::from_file(&file).expect("engine");
         let (journal, _) = open_journal(&dir, JournalSync::None, &engine).expect("journal");
-        let now = NaiveDate::from_ymd_opt(2026, 11, 25).and_then(|d| d.and_hms_opt(12, 0, 0)).expect("now");
+        let now = NaiveDate::from_ymd_opt(2026, 11, 25)
+            .and_then(|d| d.and_hms_opt(12, 0, 0))
+            .expect("now");
         let acq = AcquirerId::parse("100001").expect("acq");
         let tid = TerminalId::from_field(b"TERM0001").expect("tid");
         let cur = Currency::CNY;
@@ -50,7 +61,12 @@ fn main() {
             let t = now + chrono::Duration::milliseconds(i as i64);
             let req = IssuingRequest {
                 kind: RequestKind::Financial,
-                key: IdemKey::new(acq, tid, Stan::new((i % 999_999 + 1) as u32).expect("stan"), TransmissionDateTime::from_datetime(t)),
+                key: IdemKey::new(
+                    acq,
+                    tid,
+                    Stan::new((i % 999_999 + 1) as u32).expect("stan"),
+                    TransmissionDateTime::from_datetime(t),
+                ),
                 pan: pans[(i % accounts as u64) as usize],
                 processing_code: ProcessingCode::PURCHASE,
                 amount: Some(Amount::new(100, cur)),
@@ -61,7 +77,11 @@ fn main() {
                 partial_supported: false,
             };
             engine.process_with(&req, t, t.date(), |ev| {
-                let rec = Record::Ledger { issuer: "bench".into(), at_ms: 0, event: ev.encode().map_err(|_| ())? };
+                let rec = Record::Ledger {
+                    issuer: "bench".into(),
+                    at_ms: 0,
+                    event: ev.encode().map_err(|_| ())?,
+                };
                 last = Some(journal.append(Bytes::from(rec.encode().map_err(|_| ())?)));
                 Ok::<(), ()>(())
             });
@@ -80,25 +100,48 @@ fn main() {
         drop(journal);
 
         // (a) without the checkpoint
-        std::fs::rename(dir.join("checkpoint.bin"), dir.join("checkpoint.keep")).expect("move checkpoint");
+        std::fs::rename(dir.join("checkpoint.bin"), dir.join("checkpoint.keep"))
+            .expect("move checkpoint");
         let fresh = Engine::from_file(&file).expect("engine");
         let t2 = Instant::now();
         let (j, r) = open_journal(&dir, JournalSync::None, &fresh).expect("reopen");
         let full = t2.elapsed();
-        assert_eq!(fresh.balances(&probe), Some(want), "full replay reaches the same balances");
+        assert_eq!(
+            fresh.balances(&probe),
+            Some(want),
+            "full replay reaches the same balances"
+        );
         drop(j);
 
         // (b) with the checkpoint
-        std::fs::rename(dir.join("checkpoint.keep"), dir.join("checkpoint.bin")).expect("restore checkpoint");
+        std::fs::rename(dir.join("checkpoint.keep"), dir.join("checkpoint.bin"))
+            .expect("restore checkpoint");
         let fresh2 = Engine::from_file(&file).expect("engine");
         let t3 = Instant::now();
         let (_j2, r2) = open_journal(&dir, JournalSync::None, &fresh2).expect("reopen");
         let with_cp = t3.elapsed();
-        assert_eq!(fresh2.balances(&probe), Some(want), "checkpoint + tail reaches the same balances");
+        assert_eq!(
+            fresh2.balances(&probe),
+            Some(want),
+            "checkpoint + tail reaches the same balances"
+        );
         assert_eq!(fresh2.snapshot().fingerprint(), fp);
-        println!("{n} ledger events journaled in {:.1} s; checkpoint written in {cp_ms} ms", wrote.as_secs_f64());
-        println!("restart, full replay:        {:>7.0} ms ({} records read, {} events applied)", full.as_secs_f64() * 1e3, r.records, r.events);
-        println!("restart, checkpoint + tail:  {:>7.0} ms ({} records read, {} events applied)", with_cp.as_secs_f64() * 1e3, r2.records, r2.events);
+        println!(
+            "{n} ledger events journaled in {:.1} s; checkpoint written in {cp_ms} ms",
+            wrote.as_secs_f64()
+        );
+        println!(
+            "restart, full replay:        {:>7.0} ms ({} records read, {} events applied)",
+            full.as_secs_f64() * 1e3,
+            r.records,
+            r.events
+        );
+        println!(
+            "restart, checkpoint + tail:  {:>7.0} ms ({} records read, {} events applied)",
+            with_cp.as_secs_f64() * 1e3,
+            r2.records,
+            r2.events
+        );
     });
     let _ = std::fs::remove_dir_all(&dir);
     let _ = Arc::new(());

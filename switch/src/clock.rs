@@ -17,7 +17,9 @@ pub trait Clock: Send + Sync + 'static {
 
     /// Now, as a UTC date and time.
     fn now(&self) -> NaiveDateTime {
-        DateTime::<Utc>::from_timestamp_millis(self.now_ms()).map(|d| d.naive_utc()).unwrap_or_default()
+        DateTime::<Utc>::from_timestamp_millis(self.now_ms())
+            .map(|d| d.naive_utc())
+            .unwrap_or_default()
     }
 
     /// Today's UTC date.
@@ -48,11 +50,14 @@ pub struct ManualClock {
 
 impl ManualClock {
     pub fn new(at: NaiveDateTime) -> Arc<ManualClock> {
-        Arc::new(ManualClock { ms: AtomicI64::new(at.and_utc().timestamp_millis()) })
+        Arc::new(ManualClock {
+            ms: AtomicI64::new(at.and_utc().timestamp_millis()),
+        })
     }
 
     pub fn set(&self, at: NaiveDateTime) {
-        self.ms.store(at.and_utc().timestamp_millis(), Ordering::SeqCst);
+        self.ms
+            .store(at.and_utc().timestamp_millis(), Ordering::SeqCst);
     }
 
     pub fn advance_ms(&self, ms: i64) {
@@ -72,7 +77,9 @@ mod tests {
 
     #[test]
     fn manual_clock_moves_only_when_told() {
-        let t = NaiveDate::from_ymd_opt(2026, 11, 25).and_then(|d| d.and_hms_opt(23, 59, 59)).expect("t");
+        let t = NaiveDate::from_ymd_opt(2026, 11, 25)
+            .and_then(|d| d.and_hms_opt(23, 59, 59))
+            .expect("t");
         let c = ManualClock::new(t);
         assert_eq!(c.now(), t);
         c.advance_ms(1000);

@@ -54,7 +54,11 @@ fn setup<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> DemoError + '_ {
 
 /// The issuer file of a remote issuer: `<dir of the config>/issuers/<id>.toml`.
 fn issuer_file_path(config_path: &Path, id: &str) -> PathBuf {
-    config_path.parent().unwrap_or(Path::new(".")).join("issuers").join(format!("{id}.toml"))
+    config_path
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("issuers")
+        .join(format!("{id}.toml"))
 }
 
 struct Hosts {
@@ -68,9 +72,11 @@ async fn start_host(
     address: &str,
     clock: Arc<dyn Clock>,
 ) -> Result<IssuerHost, DemoError> {
-    let file = IssuerFile::load(file_path).map_err(setup(&format!("issuer file {}", file_path.display())))?;
+    let file = IssuerFile::load(file_path)
+        .map_err(setup(&format!("issuer file {}", file_path.display())))?;
     let engine = Arc::new(Engine::from_file(&file).map_err(setup(&format!("issuer {id}")))?);
-    let (journal, _) = open_journal(journal_dir, JournalSync::Always, &engine).map_err(setup("issuer journal"))?;
+    let (journal, _) =
+        open_journal(journal_dir, JournalSync::Always, &engine).map_err(setup("issuer journal"))?;
     let cfg = HostConfig {
         address: address.to_owned(),
         dialect: crate::iso8583::dialect::DialectId::Iso87Ascii.dialect(),
@@ -79,9 +85,15 @@ async fn start_host(
         checkpoint_dir: Some(journal_dir.to_owned()),
         checkpoint_every: 100_000,
     };
-    IssuerHost::start(cfg, engine, journal.clone() as Arc<dyn Journal>, Some(journal), clock)
-        .await
-        .map_err(setup(&format!("issuer host {id}")))
+    IssuerHost::start(
+        cfg,
+        engine,
+        journal.clone() as Arc<dyn Journal>,
+        Some(journal),
+        clock,
+    )
+    .await
+    .map_err(setup(&format!("issuer host {id}")))
 }
 
 /// Runs the demo. Returns the text of the summary (also printed as it goes).
@@ -95,12 +107,21 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
 
     // Issuer hosts, each on a fresh port; the switch's endpoints are pointed at them.
     let mut hosts = Hosts { hosts: Vec::new() };
-    for ic in config.issuers.iter_mut().filter(|i| i.kind == IssuerKind::Remote) {
+    for ic in config
+        .issuers
+        .iter_mut()
+        .filter(|i| i.kind == IssuerKind::Remote)
+    {
         let file = issuer_file_path(&opts.config, &ic.id);
         let jdir = tmp.join("issuers").join(&ic.id);
         let host = start_host(&ic.id, &file, &jdir, "127.0.0.1:0", clock.clone()).await?;
         ic.endpoints = vec![host.local_addr().to_string()];
-        println!("issuer host {:<12} {} ({})", ic.id, host.local_addr(), ic.name);
+        println!(
+            "issuer host {:<12} {} ({})",
+            ic.id,
+            host.local_addr(),
+            ic.name
+        );
         hosts.hosts.push((ic.id.clone(), host, file, jdir));
     }
     config.journal.dir = tmp.join("switch");
@@ -146,8 +167,17 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
 }
 
 fn on_us_names(config: &Config) -> String {
-    let v: Vec<&str> = config.issuers.iter().filter(|i| i.kind == IssuerKind::OnUs).map(|i| i.name.as_str()).collect();
-    if v.is_empty() { "none".into() } else { v.join(", ") }
+    let v: Vec<&str> = config
+        .issuers
+        .iter()
+        .filter(|i| i.kind == IssuerKind::OnUs)
+        .map(|i| i.name.as_str())
+        .collect();
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
 }
 
 /// One step of the mix: what to send and what the published test set says it gets.
@@ -223,7 +253,9 @@ async fn run_step(c: &AcquirerClient, step: Step, cur: Currency, tally: &mut Tal
             tally.record(&r);
         }
         Step::PurchasePartial(pan, a) => {
-            let r = c.purchase(pan, amt(a), TxnOptions::new().expiry("3012").partial()).await;
+            let r = c
+                .purchase(pan, amt(a), TxnOptions::new().expiry("3012").partial())
+                .await;
             tally.record(&r);
         }
         Step::Balance(pan) => {
@@ -231,7 +263,9 @@ async fn run_step(c: &AcquirerClient, step: Step, cur: Currency, tally: &mut Tal
             tally.record(&r);
         }
         Step::PreauthComplete(pan, held, captured) => {
-            let r = c.preauth(pan, amt(held), TxnOptions::new().expiry("3012")).await;
+            let r = c
+                .preauth(pan, amt(held), TxnOptions::new().expiry("3012"))
+                .await;
             tally.record(&r);
             if let Ok(t) = &r
                 && t.is_approved()
@@ -241,7 +275,9 @@ async fn run_step(c: &AcquirerClient, step: Step, cur: Currency, tally: &mut Tal
             }
         }
         Step::PreauthReverse(pan, held) => {
-            let r = c.preauth(pan, amt(held), TxnOptions::new().expiry("3012")).await;
+            let r = c
+                .preauth(pan, amt(held), TxnOptions::new().expiry("3012"))
+                .await;
             tally.record(&r);
             if let Ok(t) = &r
                 && t.is_approved()
@@ -264,19 +300,31 @@ async fn workload(
     let done = Arc::new(AtomicU64::new(0));
     let total = opts.transactions.max(1);
     let next = Arc::new(AtomicU64::new(0));
-    println!("\nmixed workload: {total} steps over {} connections", opts.connections);
+    println!(
+        "\nmixed workload: {total} steps over {} connections",
+        opts.connections
+    );
     let started = Instant::now();
     let mut tasks = Vec::new();
     for i in 0..opts.connections.max(1) {
         let cfg = ClientConfig {
-            acquirer_id: if i % 2 == 0 { "100001".into() } else { "100002".into() },
+            acquirer_id: if i % 2 == 0 {
+                "100001".into()
+            } else {
+                "100002".into()
+            },
             terminal_id: format!("TERM{:04}", i + 1),
             ..ClientConfig::default()
         };
-        let client = AcquirerClient::connect(addr, cfg).await.map_err(setup("acquirer client"))?;
+        let client = AcquirerClient::connect(addr, cfg)
+            .await
+            .map_err(setup("acquirer client"))?;
         let (done, next) = (done.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
-            let mut tally = Tally { hist: hdrhistogram::Histogram::new(3).ok(), ..Tally::default() };
+            let mut tally = Tally {
+                hist: hdrhistogram::Histogram::new(3).ok(),
+                ..Tally::default()
+            };
             loop {
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 if n >= total {
@@ -305,7 +353,10 @@ async fn workload(
             println!();
         })
     };
-    let mut tally = Tally { hist: hdrhistogram::Histogram::new(3).ok(), ..Tally::default() };
+    let mut tally = Tally {
+        hist: hdrhistogram::Histogram::new(3).ok(),
+        ..Tally::default()
+    };
     for t in tasks {
         if let Ok(part) = t.await {
             for (k, v) in part.codes {
@@ -348,7 +399,13 @@ async fn stand_in_showcase(
     let idx = hosts.hosts.iter().position(|(id, ..)| id == "north-bank")?;
     let (id, host, file, jdir) = hosts.hosts.remove(idx);
     let (pool, saf) = server.runtime.issuers.iter().find_map(|h| match h {
-        IssuerHandle::Remote { id: hid, pool, saf, stand_in: Some(_), .. } if **hid == *id => Some((pool.clone(), saf.clone())),
+        IssuerHandle::Remote {
+            id: hid,
+            pool,
+            saf,
+            stand_in: Some(_),
+            ..
+        } if **hid == *id => Some((pool.clone(), saf.clone())),
         _ => None,
     })?;
     let port = host.local_addr();
@@ -359,15 +416,34 @@ async fn stand_in_showcase(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut lines = Vec::new();
-    let client = AcquirerClient::connect(addr, ClientConfig { terminal_id: "TERMSTIP".into(), ..ClientConfig::default() }).await.ok()?;
+    let client = AcquirerClient::connect(
+        addr,
+        ClientConfig {
+            terminal_id: "TERMSTIP".into(),
+            ..ClientConfig::default()
+        },
+    )
+    .await
+    .ok()?;
     let cur = Currency::CNY;
     for (pan, amount, note) in [
         ("4111110000000013", "45.00", "within limits"),
-        ("4111110000000013", "600.00", "over the 500.00 stand-in maximum"),
-        ("4111110000000021", "10.00", "lost card on the negative file"),
+        (
+            "4111110000000013",
+            "600.00",
+            "over the 500.00 stand-in maximum",
+        ),
+        (
+            "4111110000000021",
+            "10.00",
+            "lost card on the negative file",
+        ),
     ] {
         let a = Amount::parse_major(amount, cur).unwrap_or(Amount::zero(cur));
-        match client.purchase(pan, a, TxnOptions::new().expiry("3012")).await {
+        match client
+            .purchase(pan, a, TxnOptions::new().expiry("3012"))
+            .await
+        {
             Ok(t) => lines.push(format!(
                 "purchase {amount:>7} on {}: {} {} auth={} ({note})",
                 mask(pan),
@@ -379,14 +455,25 @@ async fn stand_in_showcase(
         }
     }
     let queued = saf.depth();
-    let restarted = start_host(&id, &file, &jdir, &port.to_string(), clock).await.ok()?;
+    let restarted = start_host(&id, &file, &jdir, &port.to_string(), clock)
+        .await
+        .ok()?;
     let t0 = Instant::now();
     while saf.depth() > 0 && t0.elapsed() < Duration::from_secs(15) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    lines.push(format!("{queued} advice(s) queued while down; {} left after the host came back", saf.depth()));
-    if let Some(b) = restarted.engine().balances(&crate::domain::Pan::parse(b"4111110000000013").ok()?) {
-        lines.push(format!("North Bank now shows 411111******0013 available {} (ledger {})", b.available, b.ledger));
+    lines.push(format!(
+        "{queued} advice(s) queued while down; {} left after the host came back",
+        saf.depth()
+    ));
+    if let Some(b) = restarted
+        .engine()
+        .balances(&crate::domain::Pan::parse(b"4111110000000013").ok()?)
+    {
+        lines.push(format!(
+            "North Bank now shows 411111******0013 available {} (ledger {})",
+            b.available, b.ledger
+        ));
     }
     hosts.hosts.push((id, restarted, file, jdir));
     Some(lines)
@@ -398,17 +485,31 @@ fn mask(pan: &str) -> String {
 
 fn print_summary(t: &Tally, elapsed: Duration) {
     let answered: u64 = t.codes.values().sum();
-    let approvals: u64 = t.codes.iter().filter(|(c, _)| **c == "00" || **c == "10").map(|(_, n)| n).sum();
+    let approvals: u64 = t
+        .codes
+        .iter()
+        .filter(|(c, _)| **c == "00" || **c == "10")
+        .map(|(_, n)| n)
+        .sum();
     println!("\nsummary");
-    println!("  transactions  {answered} answered, {} transport errors, in {:.2} s", t.errors, elapsed.as_secs_f64());
-    println!("  throughput    {:.0} TPS", answered as f64 / elapsed.as_secs_f64().max(1e-9));
+    println!(
+        "  transactions  {answered} answered, {} transport errors, in {:.2} s",
+        t.errors,
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "  throughput    {:.0} TPS",
+        answered as f64 / elapsed.as_secs_f64().max(1e-9)
+    );
     println!("  approvals     {approvals}");
     println!("  declines by reason:");
     for (code, n) in &t.codes {
         if *code == "00" || *code == "10" {
             continue;
         }
-        let meaning = ResponseCode::from_field(code.as_bytes()).map(|c| c.meaning()).unwrap_or("?");
+        let meaning = ResponseCode::from_field(code.as_bytes())
+            .map(|c| c.meaning())
+            .unwrap_or("?");
         println!("    {code} {meaning:<40} {n}");
     }
     if let Some(n) = t.codes.get("10") {

@@ -121,19 +121,46 @@ pub struct AdviceRecord {
 pub enum Record {
     Request(RequestRecord),
     /// Sent to the issuer on a link, under the link's own STAN.
-    Forwarded { txn: u64, at_ms: i64, link_stan: u32 },
+    Forwarded {
+        txn: u64,
+        at_ms: i64,
+        link_stan: u32,
+    },
     /// The issuer did not answer in time.
-    Timeout { txn: u64, at_ms: i64 },
+    Timeout {
+        txn: u64,
+        at_ms: i64,
+    },
     /// An issuer answer that arrived after its request had timed out.
-    LateReply { issuer: String, at_ms: i64, response_code: Option<String>, masked_pan: Option<String> },
+    LateReply {
+        issuer: String,
+        at_ms: i64,
+        response_code: Option<String>,
+        masked_pan: Option<String>,
+    },
     Decision(DecisionRecord),
     /// The acquirer connection was gone when its answer was ready.
-    Undeliverable { txn: u64, at_ms: i64 },
+    Undeliverable {
+        txn: u64,
+        at_ms: i64,
+    },
     SafQueued(AdviceRecord),
-    SafDelivered { saf_id: u64, at_ms: i64, response_code: Option<String> },
-    SafParked { saf_id: u64, at_ms: i64, attempts: u32 },
+    SafDelivered {
+        saf_id: u64,
+        at_ms: i64,
+        response_code: Option<String>,
+    },
+    SafParked {
+        saf_id: u64,
+        at_ms: i64,
+        attempts: u32,
+    },
     /// An on-us or stand-in ledger change, encoded by the issuing engine.
-    Ledger { issuer: String, at_ms: i64, event: Vec<u8> },
+    Ledger {
+        issuer: String,
+        at_ms: i64,
+        event: Vec<u8>,
+    },
 }
 
 /// Why a record could not be read back.
@@ -157,7 +184,9 @@ impl Record {
 
     pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
         match bytes.split_first() {
-            Some((&VERSION, body)) => postcard::from_bytes(body).map_err(|e| RecordError::Decode(e.to_string())),
+            Some((&VERSION, body)) => {
+                postcard::from_bytes(body).map_err(|e| RecordError::Decode(e.to_string()))
+            }
             Some((&v, _)) => Err(RecordError::Version(v)),
             None => Err(RecordError::Decode("empty record".into())),
         }
@@ -173,7 +202,12 @@ mod tests {
         let r = Record::Decision(DecisionRecord {
             txn: 7,
             at_ms: 1_764_000_000_000,
-            key: Some(KeyRecord { acquirer: "100001".into(), terminal: "TERM0001".into(), stan: 1, transmission: "1125221800".into() }),
+            key: Some(KeyRecord {
+                acquirer: "100001".into(),
+                terminal: "TERM0001".into(),
+                stan: 1,
+                transmission: "1125221800".into(),
+            }),
             mti: 110,
             response_code: "51".into(),
             source: DecisionSource::Issuer,

@@ -68,7 +68,10 @@ pub struct HostConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
     #[error("issuer host: cannot listen on {address}: {source}")]
-    Bind { address: String, source: std::io::Error },
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
     #[error("issuer host: journal: {0}")]
     Journal(#[from] crate::journal::JournalError),
 }
@@ -125,7 +128,11 @@ pub fn write_checkpoint(dir: &Path, lsn: u64, engine: &Engine) -> std::io::Resul
 
 /// Writes a snapshot taken earlier. Every event in it must already be durable in the journal:
 /// the checkpoint must never hold a change whose answer a crash could still lose.
-pub fn write_snapshot(dir: &Path, lsn: u64, snapshot: crate::issuing::Snapshot) -> std::io::Result<()> {
+pub fn write_snapshot(
+    dir: &Path,
+    lsn: u64,
+    snapshot: crate::issuing::Snapshot,
+) -> std::io::Result<()> {
     let cp = Checkpoint { lsn, snapshot };
     let bytes = postcard::to_allocvec(&cp).map_err(std::io::Error::other)?;
     let tmp = dir.join(format!("{CHECKPOINT_FILE}.tmp"));
@@ -150,10 +157,16 @@ pub fn open_journal(
     sync: JournalSync,
     engine: &Engine,
 ) -> Result<(Arc<FileJournal>, Replayed), HostError> {
-    let opts = JournalOptions { sync, ..JournalOptions::default() };
+    let opts = JournalOptions {
+        sync,
+        ..JournalOptions::default()
+    };
     let (journal, recovered) = FileJournal::open(dir, opts)?;
     let mut from = 0u64;
-    let mut replayed = Replayed { records: recovered.records.len(), ..Replayed::default() };
+    let mut replayed = Replayed {
+        records: recovered.records.len(),
+        ..Replayed::default()
+    };
     if let Ok(bytes) = std::fs::read(dir.join(CHECKPOINT_FILE)) {
         match postcard::from_bytes::<Checkpoint>(&bytes) {
             Ok(cp) => match engine.restore(&cp.snapshot) {
@@ -161,9 +174,13 @@ pub fn open_journal(
                     from = cp.lsn;
                     replayed.checkpoint_lsn = Some(cp.lsn);
                 }
-                Err(e) => tracing::warn!(error = %e, "checkpoint belongs to another issuer file; replaying the whole journal"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "checkpoint belongs to another issuer file; replaying the whole journal")
+                }
             },
-            Err(e) => tracing::warn!(error = %e, "checkpoint does not decode; replaying the whole journal"),
+            Err(e) => {
+                tracing::warn!(error = %e, "checkpoint does not decode; replaying the whole journal")
+            }
         }
     }
     let mut events = Vec::new();
@@ -174,7 +191,9 @@ pub fn open_journal(
         if let Ok(Record::Ledger { event, .. }) = Record::decode(bytes) {
             match LedgerEvent::decode(&event) {
                 Ok(ev) => events.push(ev),
-                Err(e) => tracing::error!(error = %e, "journaled ledger event does not decode; skipped"),
+                Err(e) => {
+                    tracing::error!(error = %e, "journaled ledger event does not decode; skipped")
+                }
             }
         }
     }
@@ -200,9 +219,14 @@ impl IssuerHost {
     ) -> Result<IssuerHost, HostError> {
         let listener = TcpListener::bind(&cfg.address)
             .await
-            .map_err(|source| HostError::Bind { address: cfg.address.clone(), source })?;
-        let local_addr =
-            listener.local_addr().map_err(|source| HostError::Bind { address: cfg.address.clone(), source })?;
+            .map_err(|source| HostError::Bind {
+                address: cfg.address.clone(),
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| HostError::Bind {
+            address: cfg.address.clone(),
+            source,
+        })?;
         let shared = Arc::new(Shared {
             issuer: engine.issuer().to_owned(),
             engine,
@@ -232,7 +256,12 @@ impl IssuerHost {
                     match accepted {
                         Ok((stream, peer)) => {
                             tracing::info!(issuer = %shared.issuer, %peer, "switch connected");
-                            tasks2.spawn(connection(stream, Arc::clone(&shared), framing, stop.clone()));
+                            tasks2.spawn(connection(
+                                stream,
+                                Arc::clone(&shared),
+                                framing,
+                                stop.clone(),
+                            ));
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, "accept failed");
@@ -243,7 +272,13 @@ impl IssuerHost {
             });
         }
         tracing::info!(issuer = %shared.issuer, %local_addr, "issuer host listening");
-        Ok(IssuerHost { local_addr, stop, tasks, shared, file_journal })
+        Ok(IssuerHost {
+            local_addr,
+            stop,
+            tasks,
+            shared,
+            file_journal,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -281,7 +316,12 @@ impl IssuerHost {
     }
 }
 
-async fn connection(stream: TcpStream, shared: Arc<Shared>, framing: FramingConfig, stop: CancellationToken) {
+async fn connection(
+    stream: TcpStream,
+    shared: Arc<Shared>,
+    framing: FramingConfig,
+    stop: CancellationToken,
+) {
     let _ = stream.set_nodelay(true);
     let (r, w) = stream.into_split();
     let mut reader = FramedRead::new(r, FrameCodec::new(framing));
@@ -388,8 +428,12 @@ async fn handle(shared: &Shared, payload: Bytes) -> Option<Bytes> {
 /// blocking thread (one at a time; a checkpoint due while one is running is simply skipped).
 fn maybe_checkpoint(shared: &Shared, lsn: u64) {
     let n = shared.events.fetch_add(1, Ordering::Relaxed) + 1;
-    let Some(dir) = &shared.checkpoint_dir else { return };
-    if !n.is_multiple_of(shared.checkpoint_every) || shared.checkpointing.swap(true, Ordering::AcqRel) {
+    let Some(dir) = &shared.checkpoint_dir else {
+        return;
+    };
+    if !n.is_multiple_of(shared.checkpoint_every)
+        || shared.checkpointing.swap(true, Ordering::AcqRel)
+    {
         return;
     }
     let dir = dir.clone();
@@ -415,7 +459,11 @@ fn maybe_checkpoint(shared: &Shared, lsn: u64) {
         }
         let written = tokio::task::spawn_blocking(move || write_snapshot(&dir, lsn, snap)).await;
         match written {
-            Ok(Ok(())) => tracing::info!(lsn, ms = started.elapsed().as_millis() as u64, "checkpoint written"),
+            Ok(Ok(())) => tracing::info!(
+                lsn,
+                ms = started.elapsed().as_millis() as u64,
+                "checkpoint written"
+            ),
             Ok(Err(e)) => tracing::error!(error = %e, "checkpoint failed"),
             Err(e) => tracing::error!(error = %e, "checkpoint task failed"),
         }
@@ -423,15 +471,25 @@ fn maybe_checkpoint(shared: &Shared, lsn: u64) {
     });
 }
 
-fn process(shared: &Shared, req: &IssuingRequest, now: chrono::NaiveDateTime) -> (Outcome, Option<AppendTicket>) {
+fn process(
+    shared: &Shared,
+    req: &IssuingRequest,
+    now: chrono::NaiveDateTime,
+) -> (Outcome, Option<AppendTicket>) {
     let mut ticket = None;
-    let outcome = shared.engine.process_with(req, now, now.date(), |ev: &LedgerEvent| {
-        let event = ev.encode().map_err(|_| ())?;
-        let rec = Record::Ledger { issuer: shared.issuer.clone(), at_ms: shared.clock.now_ms(), event };
-        let payload = rec.encode().map_err(|_| ())?;
-        ticket = Some(shared.journal.append(Bytes::from(payload)));
-        Ok::<(), ()>(())
-    });
+    let outcome = shared
+        .engine
+        .process_with(req, now, now.date(), |ev: &LedgerEvent| {
+            let event = ev.encode().map_err(|_| ())?;
+            let rec = Record::Ledger {
+                issuer: shared.issuer.clone(),
+                at_ms: shared.clock.now_ms(),
+                event,
+            };
+            let payload = rec.encode().map_err(|_| ())?;
+            ticket = Some(shared.journal.append(Bytes::from(payload)));
+            Ok::<(), ()>(())
+        });
     (outcome, ticket)
 }
 
@@ -445,15 +503,25 @@ fn network(shared: &Shared, msg: &Message, mti: Mti) -> Option<Bytes> {
     b.to_bytes().ok()
 }
 
-fn answer(shared: &Shared, msg: &Message, code: ResponseCode, outcome: Option<&Outcome>) -> Option<Bytes> {
+fn answer(
+    shared: &Shared,
+    msg: &Message,
+    code: ResponseCode,
+    outcome: Option<&Outcome>,
+) -> Option<Bytes> {
     let approval = outcome.and_then(|o| o.result.as_ref().ok());
     let auth = approval.map(|a| a.auth_code);
-    let approved = approval.filter(|a| a.code == ResponseCode::ApprovedPartial).and_then(|a| a.approved.to_field().ok());
+    let approved = approval
+        .filter(|a| a.code == ResponseCode::ApprovedPartial)
+        .and_then(|a| a.approved.to_field().ok());
     // Balances go to the cardholder's terminal only when they are the answer's point: on an
     // approval (and balance inquiry) or an insufficient-funds decline, never on a lost, stolen or
     // blocked card.
     let show_balances = code.is_approval() || code == ResponseCode::InsufficientFunds;
-    let f54 = outcome.filter(|_| show_balances).and_then(|o| o.balances).and_then(|b| b.to_field54().ok());
+    let f54 = outcome
+        .filter(|_| show_balances)
+        .and_then(|o| o.balances)
+        .and_then(|b| b.to_field54().ok());
     let add = Additions {
         auth_code: auth.as_ref().map(|a| a.as_bytes()),
         approved_amount: approved.as_ref().map(|a| &a[..]),

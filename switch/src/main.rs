@@ -82,7 +82,11 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(&cli.config),
         Command::CheckConfig => check_config(&cli.config),
-        Command::Demo { serve, transactions, connections } => demo(&cli.config, serve, transactions, connections),
+        Command::Demo {
+            serve,
+            transactions,
+            connections,
+        } => demo(&cli.config, serve, transactions, connections),
     }
 }
 
@@ -112,7 +116,10 @@ fn run(path: &Path) -> ExitCode {
             return ExitCode::from(EXIT_UNREADABLE);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");
@@ -132,7 +139,9 @@ async fn serve(path: PathBuf, config: Config, keys: KeysFile) -> ExitCode {
                     tracing::info!(address = %config.metrics.address, "metrics at /metrics");
                 }
             }
-            Err(_) => tracing::error!(address = %config.metrics.address, "metrics address does not parse"),
+            Err(_) => {
+                tracing::error!(address = %config.metrics.address, "metrics address does not parse")
+            }
         }
     }
     let server = match SwitchServer::start(StartOptions {
@@ -164,7 +173,10 @@ async fn serve(path: PathBuf, config: Config, keys: KeysFile) -> ExitCode {
 /// Waits for SIGTERM or SIGINT; reloads routing and limits on each SIGHUP meanwhile.
 async fn wait_for_signals(server: &SwitchServer, path: &Path) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
         tracing::error!("cannot install signal handlers; waiting for Ctrl-C only");
         let _ = tokio::signal::ctrl_c().await;
         return;
@@ -214,14 +226,22 @@ async fn second_signal() {
 }
 
 fn demo(path: &Path, serve: bool, transactions: u64, connections: usize) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let opts = switch::demo::DemoOptions { config: path.to_owned(), serve, transactions, connections };
+    let opts = switch::demo::DemoOptions {
+        config: path.to_owned(),
+        serve,
+        transactions,
+        connections,
+    };
     match rt.block_on(switch::demo::run(opts)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

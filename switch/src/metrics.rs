@@ -61,5 +61,7 @@ pub const CONFIG_RELOADS_TOTAL: &str = "switchyard_config_reloads_total";
 
 /// Starts the Prometheus exporter's HTTP listener on `addr`. Must run inside a tokio runtime.
 pub fn install_exporter(addr: SocketAddr) -> Result<(), metrics_exporter_prometheus::BuildError> {
-    metrics_exporter_prometheus::PrometheusBuilder::new().with_http_listener(addr).install()
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .install()
 }

@@ -21,7 +21,9 @@ use crate::config::IssuerConfig;
 use crate::domain::{Decline, TerminalId};
 use crate::events::Record;
 use crate::iso8583::views::AuthorizationRequest;
-use crate::issuing::{Engine, IdemKey, IssuerFile, IssuingRequest, LedgerEvent, Outcome, PinCheck, RequestKind};
+use crate::issuing::{
+    Engine, IdemKey, IssuerFile, IssuingRequest, LedgerEvent, Outcome, PinCheck, RequestKind,
+};
 use crate::journal::{AppendTicket, Journal};
 use crate::net::duplicates::DupKey;
 use crate::net::server::{OnUs, OnUsDecision, ReversalInput};
@@ -39,23 +41,43 @@ pub struct EngineOnUs {
 }
 
 impl EngineOnUs {
-    pub fn new(engine: Arc<Engine>, journal: Arc<dyn Journal>, clock: Arc<dyn Clock>) -> EngineOnUs {
-        EngineOnUs { issuer: engine.issuer().to_owned(), engine, journal, clock }
+    pub fn new(
+        engine: Arc<Engine>,
+        journal: Arc<dyn Journal>,
+        clock: Arc<dyn Clock>,
+    ) -> EngineOnUs {
+        EngineOnUs {
+            issuer: engine.issuer().to_owned(),
+            engine,
+            journal,
+            clock,
+        }
     }
 
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
     }
 
-    fn run(&self, req: &IssuingRequest, now: NaiveDateTime, business_date: NaiveDate) -> OnUsDecision {
+    fn run(
+        &self,
+        req: &IssuingRequest,
+        now: NaiveDateTime,
+        business_date: NaiveDate,
+    ) -> OnUsDecision {
         let mut ticket: Option<AppendTicket> = None;
-        let outcome = self.engine.process_with(req, now, business_date, |ev: &LedgerEvent| {
-            let bytes = ev.encode().map_err(|_| ())?;
-            let rec = Record::Ledger { issuer: self.issuer.clone(), at_ms: self.clock.now_ms(), event: bytes };
-            let payload = rec.encode().map_err(|_| ())?;
-            ticket = Some(self.journal.append(Bytes::from(payload)));
-            Ok::<(), ()>(())
-        });
+        let outcome = self
+            .engine
+            .process_with(req, now, business_date, |ev: &LedgerEvent| {
+                let bytes = ev.encode().map_err(|_| ())?;
+                let rec = Record::Ledger {
+                    issuer: self.issuer.clone(),
+                    at_ms: self.clock.now_ms(),
+                    event: bytes,
+                };
+                let payload = rec.encode().map_err(|_| ())?;
+                ticket = Some(self.journal.append(Bytes::from(payload)));
+                Ok::<(), ()>(())
+            });
         decision(outcome, ticket)
     }
 }
@@ -70,13 +92,18 @@ fn decision(o: Outcome, journaled: Option<AppendTicket>) -> OnUsDecision {
         Ok(_) => true,
         Err(d) => *d == Decline::InsufficientFunds,
     };
-    let additional_amounts = o.balances.filter(|_| show).and_then(|b| b.to_field54().ok()).map(|f| f.to_vec());
+    let additional_amounts = o
+        .balances
+        .filter(|_| show)
+        .and_then(|b| b.to_field54().ok())
+        .map(|f| f.to_vec());
     match o.result {
         Ok(a) => OnUsDecision {
             decline: None,
             code: Some(a.code),
             auth_code: Some(a.auth_code),
-            approved: (a.code == crate::domain::ResponseCode::ApprovedPartial).then_some(a.approved),
+            approved: (a.code == crate::domain::ResponseCode::ApprovedPartial)
+                .then_some(a.approved),
             additional_amounts,
             journaled,
         },
@@ -105,21 +132,39 @@ impl OnUs for EngineOnUs {
         };
         match IssuingRequest::from_authorization(req, pin) {
             Ok(ir) => self.run(&ir, now, business_date),
-            Err(d) => OnUsDecision { decline: Some(d), ..OnUsDecision::default() },
+            Err(d) => OnUsDecision {
+                decline: Some(d),
+                ..OnUsDecision::default()
+            },
         }
     }
 
-    fn reverse(&self, rev: &ReversalInput, now: NaiveDateTime, business_date: NaiveDate) -> OnUsDecision {
+    fn reverse(
+        &self,
+        rev: &ReversalInput,
+        now: NaiveDateTime,
+        business_date: NaiveDate,
+    ) -> OnUsDecision {
         let mut key = idem(&rev.key);
         if rev.key == rev.original {
             // A reversal the switch originates for an answer it could not deliver.
             match TerminalId::from_field(SWITCH_REVERSAL_TERMINAL) {
-                Ok(t) => key = IdemKey::new(rev.key.acquirer, t, rev.key.stan, rev.key.transmission),
-                Err(_) => return OnUsDecision { decline: Some(Decline::SystemMalfunction), ..OnUsDecision::default() },
+                Ok(t) => {
+                    key = IdemKey::new(rev.key.acquirer, t, rev.key.stan, rev.key.transmission)
+                }
+                Err(_) => {
+                    return OnUsDecision {
+                        decline: Some(Decline::SystemMalfunction),
+                        ..OnUsDecision::default()
+                    };
+                }
             }
         }
         let ir = IssuingRequest {
-            kind: RequestKind::Reversal { original: idem(&rev.original), replacement: rev.replacement },
+            kind: RequestKind::Reversal {
+                original: idem(&rev.original),
+                replacement: rev.replacement,
+            },
             key,
             pan: rev.pan,
             processing_code: crate::domain::ProcessingCode::PURCHASE,
@@ -140,7 +185,9 @@ impl OnUs for EngineOnUs {
                     tracing::error!(issuer = %self.issuer, error = %e, "journaled ledger event does not apply");
                 }
             }
-            Err(e) => tracing::error!(issuer = %self.issuer, error = %e, "journaled ledger event does not decode"),
+            Err(e) => {
+                tracing::error!(issuer = %self.issuer, error = %e, "journaled ledger event does not decode")
+            }
         }
     }
 }
@@ -152,7 +199,10 @@ pub fn engine_factory(
     journal: Arc<dyn Journal>,
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<dyn OnUs>, String> {
-    let path = ic.cards.as_deref().ok_or_else(|| format!("on-us issuer {} needs `cards` (its issuer file)", ic.id))?;
+    let path = ic
+        .cards
+        .as_deref()
+        .ok_or_else(|| format!("on-us issuer {} needs `cards` (its issuer file)", ic.id))?;
     let engine = load_engine(path)?;
     Ok(Arc::new(EngineOnUs::new(Arc::new(engine), journal, clock)))
 }

@@ -77,7 +77,12 @@ impl RoutingTable {
                 return Err(RoutingError::BadRange { index });
             }
             let issuer = issuer_index(&r.issuer).ok_or(RoutingError::UnknownIssuer { index })?;
-            rs.push(Range { low, high, issuer, index });
+            rs.push(Range {
+                low,
+                high,
+                issuer,
+                index,
+            });
         }
         // Outer ranges before the ranges nested in them.
         rs.sort_by(|a, b| a.low.cmp(&b.low).then(b.high.cmp(&a.high)));
@@ -135,7 +140,10 @@ impl RoutingTable {
     pub fn route(&self, pan: &Pan) -> Option<IssuerIndex> {
         let digits = pan.expose_digits();
         // A valid PAN has at least 12 digits, so the first 11 always exist.
-        let key = digits.iter().take(WIDTH).fold(0u64, |v, d| v * 10 + (d - b'0') as u64);
+        let key = digits
+            .iter()
+            .take(WIDTH)
+            .fold(0u64, |v, d| v * 10 + (d - b'0') as u64);
         self.route_prefix(key)
     }
 
@@ -160,7 +168,11 @@ mod tests {
     use super::*;
 
     fn r(low: &str, high: &str, issuer: &str) -> BinRangeConfig {
-        BinRangeConfig { low: low.into(), high: high.into(), issuer: issuer.into() }
+        BinRangeConfig {
+            low: low.into(),
+            high: high.into(),
+            issuer: issuer.into(),
+        }
     }
 
     fn idx(id: &str) -> Option<IssuerIndex> {
@@ -173,8 +185,15 @@ mod tests {
 
     #[test]
     fn default_ranges() {
-        let t = RoutingTable::build(&[r("411111", "411111", "i0"), r("622202", "622202", "i1"), r("605001", "605001", "i2")], idx)
-            .expect("build");
+        let t = RoutingTable::build(
+            &[
+                r("411111", "411111", "i0"),
+                r("622202", "622202", "i1"),
+                r("605001", "605001", "i2"),
+            ],
+            idx,
+        )
+        .expect("build");
         assert_eq!(t.route(&pan("4111110000000013")), Some(0));
         assert_eq!(t.route(&pan("6222020000000015")), Some(1));
         assert_eq!(t.route(&pan("6050010000000013")), Some(2));
@@ -186,7 +205,12 @@ mod tests {
     #[test]
     fn most_specific_wins() {
         let t = RoutingTable::build(
-            &[r("400000", "499999", "i0"), r("41111100", "41111199", "i1"), r("4111115", "4111115", "i2"), r("450000", "450000", "i3")],
+            &[
+                r("400000", "499999", "i0"),
+                r("41111100", "41111199", "i1"),
+                r("4111115", "4111115", "i2"),
+                r("450000", "450000", "i3"),
+            ],
             idx,
         )
         .expect("build");
@@ -208,15 +232,29 @@ mod tests {
     #[test]
     fn overlap_and_bad_ranges_are_errors() {
         assert_eq!(
-            RoutingTable::build(&[r("400000", "450000", "i0"), r("440000", "460000", "i1")], idx).unwrap_err(),
+            RoutingTable::build(
+                &[r("400000", "450000", "i0"), r("440000", "460000", "i1")],
+                idx
+            )
+            .unwrap_err(),
             RoutingError::Overlap { index: 1 }
         );
         assert_eq!(
-            RoutingTable::build(&[r("411111", "411111", "i0"), r("411111", "411111", "i1")], idx).unwrap_err(),
+            RoutingTable::build(
+                &[r("411111", "411111", "i0"), r("411111", "411111", "i1")],
+                idx
+            )
+            .unwrap_err(),
             RoutingError::Overlap { index: 1 }
         );
-        assert_eq!(RoutingTable::build(&[r("41111", "41111", "i0")], idx).unwrap_err(), RoutingError::BadRange { index: 0 });
-        assert_eq!(RoutingTable::build(&[r("411111", "411111", "x")], idx).unwrap_err(), RoutingError::UnknownIssuer { index: 0 });
+        assert_eq!(
+            RoutingTable::build(&[r("41111", "41111", "i0")], idx).unwrap_err(),
+            RoutingError::BadRange { index: 0 }
+        );
+        assert_eq!(
+            RoutingTable::build(&[r("411111", "411111", "x")], idx).unwrap_err(),
+            RoutingError::UnknownIssuer { index: 0 }
+        );
     }
 
     #[test]
@@ -230,7 +268,11 @@ mod tests {
             let (lo, hi) = (base, base + width);
             ranges.push(r(&lo.to_string(), &hi.to_string(), &format!("i{}", i % 7)));
             let child = lo * 100 + rng.u64(0..100);
-            ranges.push(r(&child.to_string(), &(child + rng.u64(0..3)).to_string(), &format!("i{}", 7 + i % 5)));
+            ranges.push(r(
+                &child.to_string(),
+                &(child + rng.u64(0..3)).to_string(),
+                &format!("i{}", 7 + i % 5),
+            ));
             base = hi + rng.u64(1..20);
         }
         let t = RoutingTable::build(&ranges, idx).expect("build");

@@ -63,7 +63,10 @@ fn parse_sync(s: &str) -> Result<JournalSync, String> {
 }
 
 fn parse_dialect(s: &str) -> Result<DialectId, String> {
-    DialectId::ALL.into_iter().find(|d| d.name() == s).ok_or_else(|| "unknown dialect".into())
+    DialectId::ALL
+        .into_iter()
+        .find(|d| d.name() == s)
+        .ok_or_else(|| "unknown dialect".into())
 }
 
 fn parse_header(s: &str) -> Result<LengthHeader, String> {
@@ -80,7 +83,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
     if !(0.0..=1.0).contains(&cli.drop_rate) {
         eprintln!("--drop-rate must be between 0.0 and 1.0");
         return ExitCode::from(2);
@@ -96,11 +102,17 @@ fn main() -> ExitCode {
         (Some(a), _) => a.clone(),
         (None, Some(l)) => l.address.clone(),
         (None, None) => {
-            eprintln!("{}: no [listener] address; pass --listen", cli.config.display());
+            eprintln!(
+                "{}: no [listener] address; pass --listen",
+                cli.config.display()
+            );
             return ExitCode::from(2);
         }
     };
-    let journal_dir = cli.journal_dir.clone().unwrap_or_else(|| PathBuf::from(&file.journal.dir));
+    let journal_dir = cli
+        .journal_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&file.journal.dir));
     let engine = match Engine::from_file(&file) {
         Ok(e) => Arc::new(e),
         Err(e) => {
@@ -108,7 +120,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");
@@ -134,7 +149,11 @@ fn main() -> ExitCode {
         let cfg = HostConfig {
             address,
             dialect: cli.dialect.dialect(),
-            framing: FramingConfig { length_header: cli.length_header, header_bytes: 0, frame_bytes_max: 8192 },
+            framing: FramingConfig {
+                length_header: cli.length_header,
+                header_bytes: 0,
+                frame_bytes_max: 8192,
+            },
             faults: Faults {
                 delay_ms: cli.delay_ms,
                 drop_rate: cli.drop_rate,

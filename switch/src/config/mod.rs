@@ -257,7 +257,9 @@ pub struct SecurityConfig {
 
 impl Default for SecurityConfig {
     fn default() -> Self {
-        Self { keys_file: PathBuf::from("config/keys.toml") }
+        Self {
+            keys_file: PathBuf::from("config/keys.toml"),
+        }
     }
 }
 

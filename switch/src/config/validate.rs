@@ -99,19 +99,31 @@ fn stand_in(config: &Config, report: &mut Report<'_>) {
             report.push(key("currency"), "must be a known ISO 4217 numeric code");
         }
         if let Some(c) = currency {
-            for (k, v) in [("amount_max", &s.amount_max), ("daily_amount_max", &s.daily_amount_max)] {
+            for (k, v) in [
+                ("amount_max", &s.amount_max),
+                ("daily_amount_max", &s.daily_amount_max),
+            ] {
                 match Amount::parse_major(v, c) {
                     Ok(a) if !a.is_negative() => {}
-                    _ => report.push(key(k), "must be a non-negative amount in major units, e.g. \"500.00\""),
+                    _ => report.push(
+                        key(k),
+                        "must be a non-negative amount in major units, e.g. \"500.00\"",
+                    ),
                 }
             }
         }
         if s.processing_codes.is_empty() {
-            report.push(key("processing_codes"), "must list at least one transaction type");
+            report.push(
+                key("processing_codes"),
+                "must list at least one transaction type",
+            );
         }
         for (j, pc) in s.processing_codes.iter().enumerate() {
             if pc.len() != 2 || !all_digits(pc) {
-                report.push(format!("stand_in[{i}].processing_codes[{j}]"), "must be two digits, e.g. \"00\"");
+                report.push(
+                    format!("stand_in[{i}].processing_codes[{j}]"),
+                    "must be two digits, e.g. \"00\"",
+                );
             }
         }
     }

@@ -65,7 +65,12 @@ pub fn relay_builder<'a>(
     req: &'a Message,
     reply: &'a Message,
 ) -> Result<MessageBuilder<'a>, AnswerError> {
-    let mut b = answer_builder(dialect, req, ResponseCode::SystemMalfunction, &Additions::default())?;
+    let mut b = answer_builder(
+        dialect,
+        req,
+        ResponseCode::SystemMalfunction,
+        &Additions::default(),
+    )?;
     for n in [38u8, 39, 54] {
         if reply.is_valid(n) {
             b.copy_from(reply, n);
@@ -86,10 +91,19 @@ mod tests {
 
     #[test]
     fn format_error_answer_echoes_only_valid_fields() {
-        let mut v = samples::auth_request(&ISO87_ASCII).to_bytes().expect("encode").to_vec();
+        let mut v = samples::auth_request(&ISO87_ASCII)
+            .to_bytes()
+            .expect("encode")
+            .to_vec();
         v[40] = b'X'; // field 4
         let req = decode_lenient(&ISO87_ASCII, Bytes::from(v)).expect("structure");
-        let b = answer_builder(&ISO87_ASCII, &req, ResponseCode::FormatError, &Additions::default()).expect("builder");
+        let b = answer_builder(
+            &ISO87_ASCII,
+            &req,
+            ResponseCode::FormatError,
+            &Additions::default(),
+        )
+        .expect("builder");
         let resp = decode(&ISO87_ASCII, b.to_bytes().expect("encode")).expect("decode");
         assert_eq!(&resp.mti_digits(), b"0110");
         assert_eq!(resp.get(39).as_deref(), Some(&b"30"[..]));
@@ -101,13 +115,34 @@ mod tests {
 
     #[test]
     fn relay_takes_38_39_54_and_partial_amount() {
-        let req = decode(&ISO87_ASCII, samples::auth_request(&ISO87_ASCII).to_bytes().expect("encode")).expect("req");
+        let req = decode(
+            &ISO87_ASCII,
+            samples::auth_request(&ISO87_ASCII)
+                .to_bytes()
+                .expect("encode"),
+        )
+        .expect("req");
         let mut r = MessageBuilder::new(&ISO87_ASCII, *b"0110");
-        r.set(11, b"000777").set(39, b"10").set(38, b"P00001").set(4, b"000000001000").set(49, b"156");
+        r.set(11, b"000777")
+            .set(39, b"10")
+            .set(38, b"P00001")
+            .set(4, b"000000001000")
+            .set(49, b"156");
         r.set(54, b"0002156C000000000000");
         let reply = decode(&ISO87_ASCII, r.to_bytes().expect("encode")).expect("reply");
-        let resp = decode(&ISO87_ASCII, relay_builder(&ISO87_ASCII, &req, &reply).expect("b").to_bytes().expect("e")).expect("d");
-        assert_eq!(resp.get(11).as_deref(), Some(&b"000001"[..]), "the acquirer's STAN, not the link's");
+        let resp = decode(
+            &ISO87_ASCII,
+            relay_builder(&ISO87_ASCII, &req, &reply)
+                .expect("b")
+                .to_bytes()
+                .expect("e"),
+        )
+        .expect("d");
+        assert_eq!(
+            resp.get(11).as_deref(),
+            Some(&b"000001"[..]),
+            "the acquirer's STAN, not the link's"
+        );
         assert_eq!(resp.get(39).as_deref(), Some(&b"10"[..]));
         assert_eq!(resp.get(38).as_deref(), Some(&b"P00001"[..]));
         assert_eq!(resp.get(4).as_deref(), Some(&b"000000001000"[..]));

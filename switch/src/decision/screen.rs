@@ -36,9 +36,15 @@ pub struct ScreenCtx<'a> {
 #[derive(Debug)]
 pub enum Screened<'m> {
     /// An authorization, financial request or advice, routed.
-    Authorization { req: AuthorizationRequest<'m>, issuer: IssuerIndex },
+    Authorization {
+        req: AuthorizationRequest<'m>,
+        issuer: IssuerIndex,
+    },
     /// A reversal request or advice, routed by its PAN.
-    Reversal { req: ReversalRequest, issuer: IssuerIndex },
+    Reversal {
+        req: ReversalRequest,
+        issuer: IssuerIndex,
+    },
     /// An 0800 for the switch itself.
     Network(NetworkManagement),
     /// Answer at once, on the request MTI + 10.
@@ -117,7 +123,11 @@ mod tests {
     use crate::iso8583::{ISO87_ASCII, MessageBuilder, decode_lenient, samples};
 
     fn table() -> RoutingTable {
-        let r = |l: &str, i: &str| BinRangeConfig { low: l.into(), high: l.into(), issuer: i.into() };
+        let r = |l: &str, i: &str| BinRangeConfig {
+            low: l.into(),
+            high: l.into(),
+            issuer: i.into(),
+        };
         RoutingTable::build(&[r("411111", "a"), r("622202", "b")], |id| match id {
             "a" => Some(0),
             "b" => Some(1),
@@ -152,26 +162,105 @@ mod tests {
     #[test]
     fn each_check_in_order() {
         assert_eq!(run(|_| {}), "auth->0");
-        assert_eq!(run(|b| { b.set_mti(*b"0110"); }), "drop");
-        assert_eq!(run(|b| { b.set_mti(*b"0300"); }), "12");
-        assert_eq!(run(|b| { b.set(32, b"999999"); }), "03");
-        assert_eq!(run(|b| { b.remove(32); }), "30");
-        assert_eq!(run(|b| { b.remove(41); }), "30");
-        assert_eq!(run(|b| { b.set(39, b"00"); }), "30");
-        assert_eq!(run(|b| { b.set(2, b"4111110000000012"); }), "14");
-        assert_eq!(run(|b| { b.set(3, b"770000"); }), "12");
-        assert_eq!(run(|b| { b.set(4, b"000000000000"); }), "13");
-        assert_eq!(run(|b| { b.set(3, b"310000").set(4, b"000000000000"); }), "auth->0");
-        assert_eq!(run(|b| { b.set(3, b"310000").remove(4); }), "auth->0");
-        assert_eq!(run(|b| { b.set(2, b"9999990000000014"); }), "15");
-        assert_eq!(run(|b| { b.set(14, b"2401"); }), "54");
-        assert_eq!(run(|b| { b.set(14, b"2611"); }), "auth->0", "valid through the end of its month");
-        assert_eq!(run(|b| { b.set(2, b"6222020000000015").set_mti(*b"0200"); }), "auth->1");
+        assert_eq!(
+            run(|b| {
+                b.set_mti(*b"0110");
+            }),
+            "drop"
+        );
+        assert_eq!(
+            run(|b| {
+                b.set_mti(*b"0300");
+            }),
+            "12"
+        );
+        assert_eq!(
+            run(|b| {
+                b.set(32, b"999999");
+            }),
+            "03"
+        );
+        assert_eq!(
+            run(|b| {
+                b.remove(32);
+            }),
+            "30"
+        );
+        assert_eq!(
+            run(|b| {
+                b.remove(41);
+            }),
+            "30"
+        );
+        assert_eq!(
+            run(|b| {
+                b.set(39, b"00");
+            }),
+            "30"
+        );
+        assert_eq!(
+            run(|b| {
+                b.set(2, b"4111110000000012");
+            }),
+            "14"
+        );
+        assert_eq!(
+            run(|b| {
+                b.set(3, b"770000");
+            }),
+            "12"
+        );
+        assert_eq!(
+            run(|b| {
+                b.set(4, b"000000000000");
+            }),
+            "13"
+        );
+        assert_eq!(
+            run(|b| {
+                b.set(3, b"310000").set(4, b"000000000000");
+            }),
+            "auth->0"
+        );
+        assert_eq!(
+            run(|b| {
+                b.set(3, b"310000").remove(4);
+            }),
+            "auth->0"
+        );
+        assert_eq!(
+            run(|b| {
+                b.set(2, b"9999990000000014");
+            }),
+            "15"
+        );
+        assert_eq!(
+            run(|b| {
+                b.set(14, b"2401");
+            }),
+            "54"
+        );
+        assert_eq!(
+            run(|b| {
+                b.set(14, b"2611");
+            }),
+            "auth->0",
+            "valid through the end of its month"
+        );
+        assert_eq!(
+            run(|b| {
+                b.set(2, b"6222020000000015").set_mti(*b"0200");
+            }),
+            "auth->1"
+        );
     }
 
     #[test]
     fn content_error_is_30() {
-        let mut v = samples::auth_request(&ISO87_ASCII).to_bytes().expect("encode").to_vec();
+        let mut v = samples::auth_request(&ISO87_ASCII)
+            .to_bytes()
+            .expect("encode")
+            .to_vec();
         v[40] = b'X'; // inside field 4
         let msg = decode_lenient(&ISO87_ASCII, Bytes::from(v)).expect("structure");
         let routing = table();
@@ -182,6 +271,9 @@ mod tests {
             check_expiry: true,
             business_date: NaiveDate::from_ymd_opt(2026, 11, 25).expect("date"),
         };
-        assert!(matches!(screen(&msg, &ctx), Screened::Decline(Decline::FormatError)));
+        assert!(matches!(
+            screen(&msg, &ctx),
+            Screened::Decline(Decline::FormatError)
+        ));
     }
 }

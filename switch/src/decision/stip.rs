@@ -47,19 +47,30 @@ pub enum StandInError {
     #[error("internal: stand_in for {issuer}: {problem}")]
     Invalid { issuer: String, problem: String },
     #[error("internal: negative file {path}: line {line}: {problem}")]
-    NegativeFile { path: String, line: usize, problem: &'static str },
+    NegativeFile {
+        path: String,
+        line: usize,
+        problem: &'static str,
+    },
     #[error("internal: negative file {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 impl StandInRules {
     /// Builds the rules from config, reading the negative file if one is named.
     pub fn from_config(c: &StandInConfig) -> Result<StandInRules, StandInError> {
-        let bad = |p: &str| StandInError::Invalid { issuer: c.issuer.clone(), problem: p.to_owned() };
+        let bad = |p: &str| StandInError::Invalid {
+            issuer: c.issuer.clone(),
+            problem: p.to_owned(),
+        };
         let currency = Currency::from_field(c.currency.as_bytes()).map_err(|_| bad("currency"))?;
-        let amount_max = Amount::parse_major(&c.amount_max, currency).map_err(|_| bad("amount_max"))?;
-        let daily_amount_max =
-            Amount::parse_major(&c.daily_amount_max, currency).map_err(|_| bad("daily_amount_max"))?;
+        let amount_max =
+            Amount::parse_major(&c.amount_max, currency).map_err(|_| bad("amount_max"))?;
+        let daily_amount_max = Amount::parse_major(&c.daily_amount_max, currency)
+            .map_err(|_| bad("daily_amount_max"))?;
         let txn_types = c
             .processing_codes
             .iter()
@@ -72,7 +83,13 @@ impl StandInRules {
             Some(path) => read_negative_file(path)?,
             None => HashMap::new(),
         };
-        Ok(StandInRules { amount_max, daily_count_max: c.daily_count_max, daily_amount_max, txn_types, negative })
+        Ok(StandInRules {
+            amount_max,
+            daily_count_max: c.daily_count_max,
+            daily_amount_max,
+            txn_types,
+            negative,
+        })
     }
 
     /// Decides `req` given the card's use today. `Ok` is an approval of the full amount.
@@ -83,11 +100,18 @@ impl StandInRules {
         if !self.txn_types.contains(&req.processing_code.txn) || req.pin_block.is_some() {
             return Err(Decline::IssuerUnavailable);
         }
-        let Some(amount) = req.amount else { return Err(Decline::IssuerUnavailable) };
-        if amount.currency() != self.amount_max.currency() || amount.minor() > self.amount_max.minor() {
+        let Some(amount) = req.amount else {
+            return Err(Decline::IssuerUnavailable);
+        };
+        if amount.currency() != self.amount_max.currency()
+            || amount.minor() > self.amount_max.minor()
+        {
             return Err(Decline::IssuerUnavailable);
         }
-        let total = today.amount_minor.checked_add(amount.minor()).ok_or(Decline::IssuerUnavailable)?;
+        let total = today
+            .amount_minor
+            .checked_add(amount.minor())
+            .ok_or(Decline::IssuerUnavailable)?;
         if today.count >= self.daily_count_max || total > self.daily_amount_max.minor() {
             return Err(Decline::IssuerUnavailable);
         }
@@ -98,7 +122,10 @@ impl StandInRules {
 /// Reads `PAN reason` lines.
 pub fn read_negative_file(path: &Path) -> Result<HashMap<Pan, Decline>, StandInError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| StandInError::Io { path: shown.clone(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| StandInError::Io {
+        path: shown.clone(),
+        source,
+    })?;
     parse_negative(&text, &shown)
 }
 
@@ -109,7 +136,11 @@ fn parse_negative(text: &str, path: &str) -> Result<HashMap<Pan, Decline>, Stand
         if line.is_empty() {
             continue;
         }
-        let err = |problem| StandInError::NegativeFile { path: path.to_owned(), line: i + 1, problem };
+        let err = |problem| StandInError::NegativeFile {
+            path: path.to_owned(),
+            line: i + 1,
+            problem,
+        };
         let mut parts = line.split_whitespace();
         let pan = parts.next().ok_or_else(|| err("missing PAN"))?;
         let pan = Pan::parse(pan.as_bytes()).map_err(|_| err("not a valid PAN"))?;
@@ -144,7 +175,11 @@ mod tests {
             negative_file: None,
         };
         let mut r = StandInRules::from_config(&c).expect("rules");
-        r.negative = parse_negative("4111110000000021 lost # from the issuer\n\n6222020000000023 stolen\n", "t").expect("neg");
+        r.negative = parse_negative(
+            "4111110000000021 lost # from the issuer\n\n6222020000000023 stolen\n",
+            "t",
+        )
+        .expect("neg");
         r
     }
 
@@ -167,21 +202,60 @@ mod tests {
     #[test]
     fn one_row_per_rule() {
         let none = CardDay::default();
-        assert_eq!(run(b"4111110000000013", b"000000050000", b"000000", none), "00", "500.00 is the maximum");
-        assert_eq!(run(b"4111110000000013", b"000000050001", b"000000", none), "91", "over the per-transaction maximum");
-        assert_eq!(run(b"4111110000000013", b"000000001000", b"010000", none), "91", "no cash");
-        assert_eq!(run(b"4111110000000021", b"000000001000", b"000000", none), "41", "negative file: lost");
-        assert_eq!(run(b"6222020000000023", b"000000001000", b"000000", none), "43", "negative file: stolen");
-        let four = CardDay { count: 4, amount_minor: 90_000 };
-        assert_eq!(run(b"4111110000000013", b"000000010000", b"000000", four), "00", "fifth, exactly 1,000.00");
-        assert_eq!(run(b"4111110000000013", b"000000010001", b"000000", four), "91", "over the daily amount");
-        let five = CardDay { count: 5, amount_minor: 500 };
-        assert_eq!(run(b"4111110000000013", b"000000000100", b"000000", five), "91", "sixth of the day");
+        assert_eq!(
+            run(b"4111110000000013", b"000000050000", b"000000", none),
+            "00",
+            "500.00 is the maximum"
+        );
+        assert_eq!(
+            run(b"4111110000000013", b"000000050001", b"000000", none),
+            "91",
+            "over the per-transaction maximum"
+        );
+        assert_eq!(
+            run(b"4111110000000013", b"000000001000", b"010000", none),
+            "91",
+            "no cash"
+        );
+        assert_eq!(
+            run(b"4111110000000021", b"000000001000", b"000000", none),
+            "41",
+            "negative file: lost"
+        );
+        assert_eq!(
+            run(b"6222020000000023", b"000000001000", b"000000", none),
+            "43",
+            "negative file: stolen"
+        );
+        let four = CardDay {
+            count: 4,
+            amount_minor: 90_000,
+        };
+        assert_eq!(
+            run(b"4111110000000013", b"000000010000", b"000000", four),
+            "00",
+            "fifth, exactly 1,000.00"
+        );
+        assert_eq!(
+            run(b"4111110000000013", b"000000010001", b"000000", four),
+            "91",
+            "over the daily amount"
+        );
+        let five = CardDay {
+            count: 5,
+            amount_minor: 500,
+        };
+        assert_eq!(
+            run(b"4111110000000013", b"000000000100", b"000000", five),
+            "91",
+            "sixth of the day"
+        );
     }
 
     #[test]
     fn negative_file_errors_name_the_line() {
-        let e = parse_negative("4111110000000013 lost\n4111110000000012 lost\n", "neg.txt").unwrap_err();
+        let e = parse_negative("4111110000000013 lost\n4111110000000012 lost\n", "neg.txt")
+            .unwrap_err();
         assert!(e.to_string().contains("line 2"), "{e}");
         assert!(!e.to_string().contains("4111110000000012"), "{e}");
         assert!(parse_negative("4111110000000013 misplaced\n", "n").is_err());

@@ -154,6 +154,9 @@ mod tests {
         }
         assert_eq!(Decline::InsufficientFunds.response_code().as_str(), "51");
         assert_eq!(Decline::UnknownAcquirer.response_code().as_str(), "03");
-        assert_eq!(Decline::IssuerUnavailable.to_string(), "issuer_unavailable (91)");
+        assert_eq!(
+            Decline::IssuerUnavailable.to_string(),
+            "issuer_unavailable (91)"
+        );
     }
 }

@@ -24,8 +24,8 @@ mod money;
 mod pan;
 
 pub use codes::{AccountType, Mti, ProcessingCode, ResponseCode, TxnType};
-pub use decline::Decline;
 pub use date::{Expiry, TransmissionDateTime};
+pub use decline::Decline;
 pub use error::DomainError;
 pub use ids::{AcquirerId, AuthCode, MerchantId, Rrn, Stan, TerminalId};
 pub use money::{Amount, Currency};

@@ -263,7 +263,9 @@ impl IssuingRequest {
             // An 0120 reports a stand-in decision; field 90 says whether the request it reports
             // was a 0200 (post at once) or a 0100 (hold).
             Mti::AUTH_ADVICE => RequestKind::Advice {
-                financial: req.original.is_some_and(|o| o.mti.original() == Mti::FINANCIAL_REQUEST),
+                financial: req
+                    .original
+                    .is_some_and(|o| o.mti.original() == Mti::FINANCIAL_REQUEST),
             },
             Mti::FINANCIAL_ADVICE => match &req.original {
                 Some(original) => RequestKind::Completion {
@@ -278,7 +280,9 @@ impl IssuingRequest {
         // the same record, and an issuer that did see the original answers it as a retry
         // instead of holding twice.
         let key = match (kind, &req.original) {
-            (RequestKind::Advice { .. }, Some(original)) => IdemKey::of_original(original, req.terminal),
+            (RequestKind::Advice { .. }, Some(original)) => {
+                IdemKey::of_original(original, req.terminal)
+            }
             _ => IdemKey::new(req.acquirer, req.terminal, req.stan, req.transmission),
         };
         Ok(IssuingRequest {

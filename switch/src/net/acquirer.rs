@@ -86,7 +86,13 @@ pub async fn serve(
     }
 }
 
-async fn connection(stream: TcpStream, peer: SocketAddr, rt: Arc<Runtime>, limits: SessionLimits, stop: CancellationToken) {
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    rt: Arc<Runtime>,
+    limits: SessionLimits,
+    stop: CancellationToken,
+) {
     let _ = stream.set_nodelay(true);
     let (r, w) = stream.into_split();
     let mut reader = FramedRead::new(r, FrameCodec::new(limits.framing));
@@ -185,4 +191,3 @@ async fn connection(stream: TcpStream, peer: SocketAddr, rt: Arc<Runtime>, limit
     let _ = writer.flush().await;
     tracing::debug!(%peer, "acquirer connection ended");
 }
-

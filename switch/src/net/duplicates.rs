@@ -98,7 +98,12 @@ pub struct DuplicateWindow {
 impl DuplicateWindow {
     /// A window of `window` length holding at most `entries_max` keys (oldest evicted first).
     pub fn new(window: Duration, entries_max: usize) -> DuplicateWindow {
-        DuplicateWindow { map: DashMap::new(), order: Mutex::new(VecDeque::new()), window, entries_max }
+        DuplicateWindow {
+            map: DashMap::new(),
+            order: Mutex::new(VecDeque::new()),
+            window,
+            entries_max,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -121,7 +126,11 @@ impl DuplicateWindow {
                 let (tx, rx) = watch::channel(None);
                 v.insert(Slot::Pending(rx));
                 self.remember(now, key);
-                Claim::New(Pending { tx: Some(tx), key, window: Arc::clone(self) })
+                Claim::New(Pending {
+                    tx: Some(tx),
+                    key,
+                    window: Arc::clone(self),
+                })
             }
         }
     }
@@ -188,7 +197,9 @@ impl Pending {
 impl Drop for Pending {
     fn drop(&mut self) {
         if self.tx.take().is_some() {
-            self.window.map.remove_if(&self.key, |_, s| matches!(s, Slot::Pending(_)));
+            self.window
+                .map
+                .remove_if(&self.key, |_, s| matches!(s, Slot::Pending(_)));
         }
     }
 }
@@ -217,22 +228,41 @@ mod tests {
     async fn duplicate_waits_for_the_original() {
         let w = Arc::new(DuplicateWindow::new(Duration::from_secs(60), 1000));
         let now = Instant::now();
-        let Claim::New(p) = w.claim(key(1), now) else { panic!("first is new") };
-        let Claim::Duplicate(d) = w.claim(key(1), now) else { panic!("second is a duplicate") };
+        let Claim::New(p) = w.claim(key(1), now) else {
+            panic!("first is new")
+        };
+        let Claim::Duplicate(d) = w.claim(key(1), now) else {
+            panic!("second is a duplicate")
+        };
         let waiter = tokio::spawn(d.answer());
         p.complete(Answer::Bytes(Bytes::from_static(b"answer")));
-        assert_eq!(bytes_of(waiter.await.expect("join")), Some(Bytes::from_static(b"answer")));
-        let Claim::Duplicate(d) = w.claim(key(1), now) else { panic!("still a duplicate") };
-        assert_eq!(bytes_of(d.answer().await), Some(Bytes::from_static(b"answer")));
-        assert!(matches!(w.claim(key(2), now), Claim::New(_)), "other STAN is new");
+        assert_eq!(
+            bytes_of(waiter.await.expect("join")),
+            Some(Bytes::from_static(b"answer"))
+        );
+        let Claim::Duplicate(d) = w.claim(key(1), now) else {
+            panic!("still a duplicate")
+        };
+        assert_eq!(
+            bytes_of(d.answer().await),
+            Some(Bytes::from_static(b"answer"))
+        );
+        assert!(
+            matches!(w.claim(key(2), now), Claim::New(_)),
+            "other STAN is new"
+        );
     }
 
     #[tokio::test]
     async fn dropped_original_frees_the_key() {
         let w = Arc::new(DuplicateWindow::new(Duration::from_secs(60), 1000));
         let now = Instant::now();
-        let Claim::New(p) = w.claim(key(1), now) else { panic!("new") };
-        let Claim::Duplicate(d) = w.claim(key(1), now) else { panic!("dup") };
+        let Claim::New(p) = w.claim(key(1), now) else {
+            panic!("new")
+        };
+        let Claim::Duplicate(d) = w.claim(key(1), now) else {
+            panic!("dup")
+        };
         drop(p);
         assert!(d.answer().await.is_none());
         assert!(matches!(w.claim(key(1), now), Claim::New(_)));
@@ -242,10 +272,18 @@ mod tests {
     async fn expires_after_the_window_and_respects_the_cap() {
         let w = Arc::new(DuplicateWindow::new(Duration::from_secs(300), 2));
         let t0 = Instant::now();
-        let Claim::New(p) = w.claim(key(1), t0) else { panic!("new") };
+        let Claim::New(p) = w.claim(key(1), t0) else {
+            panic!("new")
+        };
         p.complete(Answer::Bytes(Bytes::from_static(b"a")));
-        assert!(matches!(w.claim(key(1), t0 + Duration::from_secs(299)), Claim::Duplicate(_)));
-        assert!(matches!(w.claim(key(1), t0 + Duration::from_secs(301)), Claim::New(_)));
+        assert!(matches!(
+            w.claim(key(1), t0 + Duration::from_secs(299)),
+            Claim::Duplicate(_)
+        ));
+        assert!(matches!(
+            w.claim(key(1), t0 + Duration::from_secs(301)),
+            Claim::New(_)
+        ));
         let t1 = t0 + Duration::from_secs(400);
         for s in 10..13 {
             if let Claim::New(p) = w.claim(key(s), t1) {
@@ -253,6 +291,9 @@ mod tests {
             }
         }
         assert!(w.len() <= 2);
-        assert!(matches!(w.claim(key(10), t1), Claim::New(_)), "oldest evicted at the cap");
+        assert!(
+            matches!(w.claim(key(10), t1), Claim::New(_)),
+            "oldest evicted at the cap"
+        );
     }
 }

@@ -21,7 +21,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
-use crate::domain::{AcquirerId, Amount, Currency, Mti, ProcessingCode, Stan, TransmissionDateTime};
+use crate::domain::{
+    AcquirerId, Amount, Currency, Mti, ProcessingCode, Stan, TransmissionDateTime,
+};
 use crate::events::{AdviceRecord, Record};
 use crate::iso8583::views::{OriginalData, ReplacementAmounts};
 use crate::iso8583::{ISO87_ASCII, Message, MessageBuilder, decode};
@@ -78,7 +80,16 @@ impl Saf {
         clock: Arc<dyn Clock>,
         cfg: SafConfig,
     ) -> Arc<Saf> {
-        Arc::new(Saf { issuer, pool, journal, vault, clock, cfg, queue: Mutex::new(VecDeque::new()), notify: Notify::new() })
+        Arc::new(Saf {
+            issuer,
+            pool,
+            journal,
+            vault,
+            clock,
+            cfg,
+            queue: Mutex::new(VecDeque::new()),
+            notify: Notify::new(),
+        })
     }
 
     pub fn issuer(&self) -> &str {
@@ -100,10 +111,17 @@ impl Saf {
     }
 
     /// Journals `rec` and queues it. Resolves once the advice is durable.
-    pub async fn enqueue(&self, rec: AdviceRecord, reason_label: &'static str) -> Result<(), SafError> {
+    pub async fn enqueue(
+        &self,
+        rec: AdviceRecord,
+        reason_label: &'static str,
+    ) -> Result<(), SafError> {
         let depth = self.depth();
         if depth >= self.cfg.depth_max {
-            return Err(SafError::Full { issuer: self.issuer.clone(), depth });
+            return Err(SafError::Full {
+                issuer: self.issuer.clone(),
+                depth,
+            });
         }
         let bytes = Record::SafQueued(rec.clone()).encode()?;
         self.journal.append(Bytes::from(bytes)).await?;
@@ -147,20 +165,49 @@ impl Saf {
                 Ok(msg) => msg,
                 Err(e) => {
                     tracing::error!(saf_id = rec.saf_id, issuer = %self.issuer, error = %e, "advice cannot be rebuilt; parking it");
-                    self.finish(&rec, Record::SafParked { saf_id: rec.saf_id, at_ms: self.clock.now_ms(), attempts }).await;
-                    metrics::counter!(m::SAF_PARKED_TOTAL, "issuer" => self.issuer.clone()).increment(1);
+                    self.finish(
+                        &rec,
+                        Record::SafParked {
+                            saf_id: rec.saf_id,
+                            at_ms: self.clock.now_ms(),
+                            attempts,
+                        },
+                    )
+                    .await;
+                    metrics::counter!(m::SAF_PARKED_TOTAL, "issuer" => self.issuer.clone())
+                        .increment(1);
                     attempts = 0;
                     continue;
                 }
             };
             let deadline = Instant::now() + self.cfg.attempt_timeout;
-            let sent = self.pool.send(OutboundRequest { msg, deadline, mti: None, sent_stan: None }).await;
+            let sent = self
+                .pool
+                .send(OutboundRequest {
+                    msg,
+                    deadline,
+                    mti: None,
+                    sent_stan: None,
+                })
+                .await;
             match sent {
                 Ok(reply) => {
-                    let code = reply.msg.get(39).map(|c| String::from_utf8_lossy(&c).into_owned());
+                    let code = reply
+                        .msg
+                        .get(39)
+                        .map(|c| String::from_utf8_lossy(&c).into_owned());
                     tracing::info!(saf_id = rec.saf_id, issuer = %self.issuer, mti = rec.mti, response_code = ?code, masked_pan = %rec.masked_pan, "advice delivered");
-                    self.finish(&rec, Record::SafDelivered { saf_id: rec.saf_id, at_ms: self.clock.now_ms(), response_code: code }).await;
-                    metrics::counter!(m::SAF_DELIVERED_TOTAL, "issuer" => self.issuer.clone()).increment(1);
+                    self.finish(
+                        &rec,
+                        Record::SafDelivered {
+                            saf_id: rec.saf_id,
+                            at_ms: self.clock.now_ms(),
+                            response_code: code,
+                        },
+                    )
+                    .await;
+                    metrics::counter!(m::SAF_DELIVERED_TOTAL, "issuer" => self.issuer.clone())
+                        .increment(1);
                     attempts = 0;
                     backoff = self.cfg.backoff_min;
                 }
@@ -176,8 +223,17 @@ impl Saf {
                     attempts += 1;
                     tracing::warn!(saf_id = rec.saf_id, issuer = %self.issuer, attempt = attempts, error = %e, "advice not acknowledged");
                     if attempts >= self.cfg.retries_max {
-                        self.finish(&rec, Record::SafParked { saf_id: rec.saf_id, at_ms: self.clock.now_ms(), attempts }).await;
-                        metrics::counter!(m::SAF_PARKED_TOTAL, "issuer" => self.issuer.clone()).increment(1);
+                        self.finish(
+                            &rec,
+                            Record::SafParked {
+                                saf_id: rec.saf_id,
+                                at_ms: self.clock.now_ms(),
+                                attempts,
+                            },
+                        )
+                        .await;
+                        metrics::counter!(m::SAF_PARKED_TOTAL, "issuer" => self.issuer.clone())
+                            .increment(1);
                         tracing::error!(saf_id = rec.saf_id, issuer = %self.issuer, attempts, "advice parked after too many attempts");
                         attempts = 0;
                         backoff = self.cfg.backoff_min;
@@ -216,17 +272,30 @@ impl Saf {
 
     /// The advice as a message (field 11 is a placeholder; the link puts its own STAN there).
     fn build(&self, rec: &AdviceRecord) -> Result<Message, SafError> {
-        let bad = |problem: &str| SafError::Build { saf_id: rec.saf_id, problem: problem.to_owned() };
-        let pan = self.vault.reveal(&rec.pan).map_err(|e| bad(&e.to_string()))?;
+        let bad = |problem: &str| SafError::Build {
+            saf_id: rec.saf_id,
+            problem: problem.to_owned(),
+        };
+        let pan = self
+            .vault
+            .reveal(&rec.pan)
+            .map_err(|e| bad(&e.to_string()))?;
         let currency = Currency::from_numeric(rec.currency).map_err(|e| bad(&e.to_string()))?;
-        let amount = Amount::new(rec.amount_minor, currency).to_field().map_err(|e| bad(&e.to_string()))?;
-        let pc = ProcessingCode::from_field(rec.processing_code.as_bytes()).map_err(|e| bad(&e.to_string()))?.to_field();
+        let amount = Amount::new(rec.amount_minor, currency)
+            .to_field()
+            .map_err(|e| bad(&e.to_string()))?;
+        let pc = ProcessingCode::from_field(rec.processing_code.as_bytes())
+            .map_err(|e| bad(&e.to_string()))?
+            .to_field();
         // Field 7 is the advice's creation time, the same on every retry, so the issuer can
         // recognise a resend.
-        let created = chrono::DateTime::from_timestamp_millis(rec.at_ms).map(|t| t.naive_utc()).unwrap_or_else(|| self.clock.now());
+        let created = chrono::DateTime::from_timestamp_millis(rec.at_ms)
+            .map(|t| t.naive_utc())
+            .unwrap_or_else(|| self.clock.now());
         let transmission = TransmissionDateTime::from_datetime(created).to_field();
         let original = OriginalData {
-            mti: Mti::from_digits(format!("{:04}", rec.original.mti).as_bytes()).map_err(|e| bad(&e.to_string()))?,
+            mti: Mti::from_digits(format!("{:04}", rec.original.mti).as_bytes())
+                .map_err(|e| bad(&e.to_string()))?,
             stan: Stan::new(rec.original.stan).map_err(|e| bad(&e.to_string()))?,
             transmission: TransmissionDateTime::from_field(rec.original.transmission.as_bytes())
                 .map_err(|e| bad(&e.to_string()))?,
@@ -236,13 +305,17 @@ impl Saf {
         .to_field();
         let replacement = match rec.replacement_minor {
             Some(r) => Some(
-                ReplacementAmounts { transaction: Amount::new(r, currency), settlement: Amount::new(r, currency) }
-                    .to_field()
-                    .map_err(|e| bad(&e.to_string()))?,
+                ReplacementAmounts {
+                    transaction: Amount::new(r, currency),
+                    settlement: Amount::new(r, currency),
+                }
+                .to_field()
+                .map_err(|e| bad(&e.to_string()))?,
             ),
             None => None,
         };
-        let mti = Mti::from_digits(format!("{:04}", rec.mti).as_bytes()).map_err(|e| bad(&e.to_string()))?;
+        let mti = Mti::from_digits(format!("{:04}", rec.mti).as_bytes())
+            .map_err(|e| bad(&e.to_string()))?;
         let currency_field = currency.to_field();
         let mut b = MessageBuilder::new(&ISO87_ASCII, mti.to_digits());
         b.set(2, pan.expose_digits())

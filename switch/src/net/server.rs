@@ -23,8 +23,8 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use chrono::{NaiveDate, NaiveDateTime};
 use tokio::time::Instant;
-use tracing::Instrument;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -32,7 +32,8 @@ use crate::decision::response::{Additions, AnswerError, answer_builder, relay_bu
 use crate::decision::stip::{CardDay, StandInRules};
 use crate::decision::{ScreenCtx, Screened, screen};
 use crate::domain::{
-    AcquirerId, Amount, AuthCode, Decline, Mti, Pan, ResponseCode, Stan, TerminalId, TransmissionDateTime,
+    AcquirerId, Amount, AuthCode, Decline, Mti, Pan, ResponseCode, Stan, TerminalId,
+    TransmissionDateTime,
 };
 use crate::events::{
     AdviceRecord, DecisionRecord, DecisionSource, KeyRecord, OriginalRecord, Record, RequestRecord,
@@ -97,7 +98,12 @@ pub trait OnUs: Send + Sync + 'static {
         business_date: NaiveDate,
     ) -> OnUsDecision;
 
-    fn reverse(&self, rev: &ReversalInput, now: NaiveDateTime, business_date: NaiveDate) -> OnUsDecision;
+    fn reverse(
+        &self,
+        rev: &ReversalInput,
+        now: NaiveDateTime,
+        business_date: NaiveDate,
+    ) -> OnUsDecision;
 
     /// Re-applies a journaled ledger event during recovery (in journal order).
     fn replay(&self, event: &[u8]);
@@ -112,12 +118,20 @@ pub struct StandIn {
 
 impl StandIn {
     pub fn new(rules: StandInRules) -> StandIn {
-        StandIn { rules, days: dashmap::DashMap::new(), seq: std::sync::atomic::AtomicU32::new(0) }
+        StandIn {
+            rules,
+            days: dashmap::DashMap::new(),
+            seq: std::sync::atomic::AtomicU32::new(0),
+        }
     }
 
     /// Decides under the card's day entry, so two concurrent requests cannot both take the last
     /// allowance. On approval the day is charged and the stand-in auth code returned.
-    pub fn decide(&self, req: &AuthorizationRequest<'_>, day: NaiveDate) -> Result<String, Decline> {
+    pub fn decide(
+        &self,
+        req: &AuthorizationRequest<'_>,
+        day: NaiveDate,
+    ) -> Result<String, Decline> {
         // Only authorizations and financial requests: advices and completions report facts the
         // issuer must see itself.
         if req.mti.original() != Mti::AUTH_REQUEST && req.mti.original() != Mti::FINANCIAL_REQUEST {
@@ -149,8 +163,17 @@ impl StandIn {
 /// One configured issuer.
 #[derive(Clone)]
 pub enum IssuerHandle {
-    Remote { id: Arc<str>, pool: IssuerPool, saf: Arc<Saf>, timeout: Duration, stand_in: Option<Arc<StandIn>> },
-    OnUs { id: Arc<str>, engine: Arc<dyn OnUs> },
+    Remote {
+        id: Arc<str>,
+        pool: IssuerPool,
+        saf: Arc<Saf>,
+        timeout: Duration,
+        stand_in: Option<Arc<StandIn>>,
+    },
+    OnUs {
+        id: Arc<str>,
+        engine: Arc<dyn OnUs>,
+    },
 }
 
 impl IssuerHandle {
@@ -172,7 +195,10 @@ impl Live {
     /// Builds the reloadable state. Issuers are matched by id against `issuer_ids`.
     pub fn build(cfg: &Config, issuer_ids: &[Arc<str>]) -> Result<Live, String> {
         let routing = RoutingTable::build(&cfg.bin_ranges, |id| {
-            issuer_ids.iter().position(|i| &**i == id).map(|p| p as IssuerIndex)
+            issuer_ids
+                .iter()
+                .position(|i| &**i == id)
+                .map(|p| p as IssuerIndex)
         })
         .map_err(|e| e.to_string())?;
         let acquirers = cfg
@@ -180,7 +206,11 @@ impl Live {
             .iter()
             .map(|a| AcquirerId::parse(&a.id).map_err(|e| format!("acquirer {}: {e}", a.id)))
             .collect::<Result<HashSet<_>, _>>()?;
-        Ok(Live { routing, acquirers, check_expiry: cfg.switch.check_expiry })
+        Ok(Live {
+            routing,
+            acquirers,
+            check_expiry: cfg.switch.check_expiry,
+        })
     }
 }
 
@@ -221,7 +251,11 @@ pub struct IssuerStans {
 
 impl IssuerStans {
     pub fn new(max: usize) -> IssuerStans {
-        IssuerStans { map: dashmap::DashMap::new(), order: std::sync::Mutex::new(std::collections::VecDeque::new()), max }
+        IssuerStans {
+            map: dashmap::DashMap::new(),
+            order: std::sync::Mutex::new(std::collections::VecDeque::new()),
+            max,
+        }
     }
 
     pub fn insert(&self, key: DupKey, stan: u32) {
@@ -353,7 +387,12 @@ impl Runtime {
         let business_date = now.date();
         let live = self.live.load();
         let known = |a: &AcquirerId| live.acquirers.contains(a);
-        let ctx = ScreenCtx { known_acquirer: &known, routing: &live.routing, check_expiry: live.check_expiry, business_date };
+        let ctx = ScreenCtx {
+            known_acquirer: &known,
+            routing: &live.routing,
+            check_expiry: live.check_expiry,
+            business_date,
+        };
         match screen(&msg, &ctx) {
             Screened::UnexpectedResponse => {
                 metrics::counter!(m::DROPPED_TOTAL, "reason" => "unexpected_response").increment(1);
@@ -376,7 +415,10 @@ impl Runtime {
                 if let Some(r) = &req.rrn {
                     span.record("rrn", tracing::field::display(r));
                 }
-                let out = self.authorize(&msg, req, issuer, now, business_date).instrument(span.clone()).await;
+                let out = self
+                    .authorize(&msg, req, issuer, now, business_date)
+                    .instrument(span.clone())
+                    .await;
                 record_code(&span, self.dialect, out.as_ref());
                 out
             }
@@ -389,7 +431,10 @@ impl Runtime {
                     issuer = %self.issuers[issuer as usize].id(),
                     response_code = tracing::field::Empty,
                 );
-                let out = self.reverse(&msg, req, issuer, now, business_date).instrument(span.clone()).await;
+                let out = self
+                    .reverse(&msg, req, issuer, now, business_date)
+                    .instrument(span.clone())
+                    .await;
                 record_code(&span, self.dialect, out.as_ref());
                 out
             }
@@ -401,10 +446,20 @@ impl Runtime {
         b.copy_fields(msg, &[7, 11, 32, 70]);
         b.set(39, b"00");
         tracing::debug!(code = ?n.code, stan = %n.stan, "acquirer network management");
-        self.encode_answer(&b, &ResponseCode::Approved, "switch").map(|bytes| Outgoing { bytes, if_undeliverable: None, issuer_time: Duration::ZERO })
+        self.encode_answer(&b, &ResponseCode::Approved, "switch")
+            .map(|bytes| Outgoing {
+                bytes,
+                if_undeliverable: None,
+                issuer_time: Duration::ZERO,
+            })
     }
 
-    fn encode_answer(&self, b: &MessageBuilder<'_>, code: &ResponseCode, issuer: &str) -> Option<Bytes> {
+    fn encode_answer(
+        &self,
+        b: &MessageBuilder<'_>,
+        code: &ResponseCode,
+        issuer: &str,
+    ) -> Option<Bytes> {
         match b.to_bytes() {
             Ok(bytes) => {
                 let mti = b.get_mti();
@@ -430,7 +485,9 @@ impl Runtime {
         issuer: Option<&str>,
     ) -> HandleResult {
         let code = d.response_code();
-        let mti = crate::iso8583::views::mti_of(msg).map(|m| m.value()).unwrap_or(0);
+        let mti = crate::iso8583::views::mti_of(msg)
+            .map(|m| m.value())
+            .unwrap_or(0);
         let rec = Record::Decision(DecisionRecord {
             txn,
             at_ms: self.clock.now_ms(),
@@ -454,11 +511,26 @@ impl Runtime {
                 return None;
             }
         };
-        self.encode_answer(&b, &code, issuer.unwrap_or("switch")).map(|bytes| Outgoing { bytes, if_undeliverable: None, issuer_time: Duration::ZERO })
+        self.encode_answer(&b, &code, issuer.unwrap_or("switch"))
+            .map(|bytes| Outgoing {
+                bytes,
+                if_undeliverable: None,
+                issuer_time: Duration::ZERO,
+            })
     }
 
-    fn dup_key(req_acquirer: AcquirerId, terminal: TerminalId, stan: Stan, t: TransmissionDateTime) -> DupKey {
-        DupKey { acquirer: req_acquirer, terminal, stan, transmission: t }
+    fn dup_key(
+        req_acquirer: AcquirerId,
+        terminal: TerminalId,
+        stan: Stan,
+        t: TransmissionDateTime,
+    ) -> DupKey {
+        DupKey {
+            acquirer: req_acquirer,
+            terminal,
+            stan,
+            transmission: t,
+        }
     }
 
     async fn authorize(
@@ -484,7 +556,15 @@ impl Runtime {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e, "PAN protection failed");
-                return self.switch_decline(msg, Decline::SystemMalfunction, Some(&key), txn, Some(&issuer_id)).await;
+                return self
+                    .switch_decline(
+                        msg,
+                        Decline::SystemMalfunction,
+                        Some(&key),
+                        txn,
+                        Some(&issuer_id),
+                    )
+                    .await;
             }
         };
         let request_rec = Record::Request(RequestRecord {
@@ -531,34 +611,74 @@ impl Runtime {
                     reason: d.decline.map(|x| x.name().to_owned()),
                     auth_code: auth.clone(),
                     approved_minor: d.approved.map(|a| a.minor()),
-                    additional_amounts: d.additional_amounts.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()),
+                    additional_amounts: d
+                        .additional_amounts
+                        .as_ref()
+                        .map(|v| String::from_utf8_lossy(v).into_owned()),
                     issuer: Some(issuer_id.to_string()),
                 };
                 let undeliverable = code.is_approval().then(|| {
                     let amount = d.approved.or(req.amount);
-                    self.reversal_for(&req, &key, txn, issuer_idx, &issuer_id, pan_protected.clone(), amount, auth.clone())
+                    self.reversal_for(
+                        &req,
+                        &key,
+                        txn,
+                        issuer_idx,
+                        &issuer_id,
+                        pan_protected.clone(),
+                        amount,
+                        auth.clone(),
+                    )
                 });
-                let answer = self.on_us_answer(msg, code, auth.as_deref(), approved.as_ref(), d.additional_amounts.as_deref());
+                let answer = self.on_us_answer(
+                    msg,
+                    code,
+                    auth.as_deref(),
+                    approved.as_ref(),
+                    d.additional_amounts.as_deref(),
+                );
                 (answer, rec, undeliverable.flatten())
             }
-            IssuerHandle::Remote { pool, timeout, stand_in, .. } => {
+            IssuerHandle::Remote {
+                pool,
+                timeout,
+                stand_in,
+                ..
+            } => {
                 let deadline = Instant::now() + *timeout;
                 // A completion names its preauthorization by the STAN the issuer saw.
                 let outbound = match &req.original {
-                    Some(o) => self.with_issuer_original(msg, o, req.terminal).unwrap_or_else(|| msg.clone()),
+                    Some(o) => self
+                        .with_issuer_original(msg, o, req.terminal)
+                        .unwrap_or_else(|| msg.clone()),
                     None => msg.clone(),
                 };
                 let slot = Arc::new(AtomicU32::new(0));
                 let sent = pool
-                    .send(OutboundRequest { msg: outbound, deadline, mti: None, sent_stan: Some(slot.clone()) })
+                    .send(OutboundRequest {
+                        msg: outbound,
+                        deadline,
+                        mti: None,
+                        sent_stan: Some(slot.clone()),
+                    })
                     .await;
                 let link_stan = slot.load(Ordering::Acquire);
                 if link_stan != 0 {
                     self.issuer_stans.insert(key, link_stan);
                     // Covered by the decision's ticket: the journal writes in append order.
-                    drop(self.journal(&Record::Forwarded { txn, at_ms: self.clock.now_ms(), link_stan }));
+                    drop(self.journal(&Record::Forwarded {
+                        txn,
+                        at_ms: self.clock.now_ms(),
+                        link_stan,
+                    }));
                 }
-                let seen_as = |u: Undeliverable| if link_stan != 0 { u.issuer_stan(link_stan) } else { u };
+                let seen_as = |u: Undeliverable| {
+                    if link_stan != 0 {
+                        u.issuer_stan(link_stan)
+                    } else {
+                        u
+                    }
+                };
                 match sent {
                     Ok(reply) => {
                         issuer_time = reply.round_trip;
@@ -567,9 +687,16 @@ impl Runtime {
                             .get(39)
                             .and_then(|c| ResponseCode::from_field(&c).ok())
                             .unwrap_or(ResponseCode::SystemMalfunction);
-                        let auth = reply.msg.get(38).map(|a| String::from_utf8_lossy(&a).into_owned());
+                        let auth = reply
+                            .msg
+                            .get(38)
+                            .map(|a| String::from_utf8_lossy(&a).into_owned());
                         let approved_minor = if code == ResponseCode::ApprovedPartial {
-                            reply.msg.get(4).and_then(|a| Amount::from_field(&a, req.currency).ok()).map(|a| a.minor())
+                            reply
+                                .msg
+                                .get(4)
+                                .and_then(|a| Amount::from_field(&a, req.currency).ok())
+                                .map(|a| a.minor())
                         } else {
                             None
                         };
@@ -583,30 +710,47 @@ impl Runtime {
                             reason: None,
                             auth_code: auth.clone(),
                             approved_minor,
-                            additional_amounts: reply.msg.get(54).map(|v| String::from_utf8_lossy(&v).into_owned()),
+                            additional_amounts: reply
+                                .msg
+                                .get(54)
+                                .map(|v| String::from_utf8_lossy(&v).into_owned()),
                             issuer: Some(issuer_id.to_string()),
                         };
                         let undeliverable = if code.is_approval() {
-                            let amount = approved_minor.map(|a| Amount::new(a, req.currency)).or(req.amount);
-                            self.reversal_for(&req, &key, txn, issuer_idx, &issuer_id, pan_protected.clone(), amount, auth).map(seen_as)
+                            let amount = approved_minor
+                                .map(|a| Amount::new(a, req.currency))
+                                .or(req.amount);
+                            self.reversal_for(
+                                &req,
+                                &key,
+                                txn,
+                                issuer_idx,
+                                &issuer_id,
+                                pan_protected.clone(),
+                                amount,
+                                auth,
+                            )
+                            .map(seen_as)
                         } else {
                             None
                         };
-                        let answer = relay_builder(self.dialect, msg, &reply.msg).and_then(|b| {
-                            b.to_bytes().map_err(AnswerError::from)
-                        });
+                        let answer = relay_builder(self.dialect, msg, &reply.msg)
+                            .and_then(|b| b.to_bytes().map_err(AnswerError::from));
                         (answer, rec, undeliverable)
                     }
                     Err(e) => {
                         let (decline, reverse) = match &e {
                             LinkError::Timeout => {
-                                drop(self.journal(&Record::Timeout { txn, at_ms: self.clock.now_ms() }));
+                                drop(self.journal(&Record::Timeout {
+                                    txn,
+                                    at_ms: self.clock.now_ms(),
+                                }));
                                 (Decline::IssuerUnavailable, Some("timeout"))
                             }
                             LinkError::LinkLost => (Decline::IssuerUnavailable, Some("link_lost")),
-                            LinkError::NoLinkReady | LinkError::Overloaded | LinkError::Shutdown => {
-                                (Decline::IssuerUnavailable, None)
-                            }
+                            LinkError::NoLinkReady
+                            | LinkError::Overloaded
+                            | LinkError::Shutdown => (Decline::IssuerUnavailable, None),
                             other => {
                                 tracing::error!(error = %other, "request could not be forwarded");
                                 (Decline::SystemMalfunction, None)
@@ -614,7 +758,9 @@ impl Runtime {
                         };
                         tracing::info!(issuer = %issuer_id, error = %e, pan = %req.pan, stan = %req.stan, "issuer unavailable for a request");
                         let stood_in = match (decline, stand_in) {
-                            (Decline::IssuerUnavailable, Some(si)) => Some(si.decide(&req, business_date)),
+                            (Decline::IssuerUnavailable, Some(si)) => {
+                                Some(si.decide(&req, business_date))
+                            }
                             _ => None,
                         };
                         match stood_in {
@@ -623,7 +769,19 @@ impl Runtime {
                                 // stands for any copy of the request the issuer may have seen
                                 // before the timeout (same key), so no reversal is sent.
                                 metrics::counter!(m::STANDIN_TOTAL, "issuer" => issuer_id.to_string(), "response_code" => "00").increment(1);
-                                if let Some(mut u) = self.reversal_for(&req, &key, txn, issuer_idx, &issuer_id, pan_protected.clone(), req.amount, Some(auth.clone())).map(seen_as) {
+                                if let Some(mut u) = self
+                                    .reversal_for(
+                                        &req,
+                                        &key,
+                                        txn,
+                                        issuer_idx,
+                                        &issuer_id,
+                                        pan_protected.clone(),
+                                        req.amount,
+                                        Some(auth.clone()),
+                                    )
+                                    .map(seen_as)
+                                {
                                     u.advice.mti = Mti::AUTH_ADVICE.value();
                                     u.advice.response_code = Some("00".into());
                                     self.queue_reversal(u, "stand_in").await;
@@ -635,16 +793,38 @@ impl Runtime {
                                     mti: req.mti.value(),
                                     response_code: "00".into(),
                                     source: DecisionSource::StandIn,
-                                    reason: Some(format!("stand_in:{}", match &e { LinkError::Timeout => "timeout", LinkError::LinkLost => "link_lost", _ => "no_link" })),
+                                    reason: Some(format!(
+                                        "stand_in:{}",
+                                        match &e {
+                                            LinkError::Timeout => "timeout",
+                                            LinkError::LinkLost => "link_lost",
+                                            _ => "no_link",
+                                        }
+                                    )),
                                     auth_code: Some(auth.clone()),
                                     approved_minor: None,
                                     additional_amounts: None,
                                     issuer: Some(issuer_id.to_string()),
                                 };
-                                let add = Additions { auth_code: Some(auth.as_bytes()), ..Additions::default() };
-                                let answer = answer_builder(self.dialect, msg, ResponseCode::Approved, &add)
-                                    .and_then(|b| b.to_bytes().map_err(AnswerError::from));
-                                let undeliverable = self.reversal_for(&req, &key, txn, issuer_idx, &issuer_id, pan_protected.clone(), req.amount, Some(auth)).map(seen_as);
+                                let add = Additions {
+                                    auth_code: Some(auth.as_bytes()),
+                                    ..Additions::default()
+                                };
+                                let answer =
+                                    answer_builder(self.dialect, msg, ResponseCode::Approved, &add)
+                                        .and_then(|b| b.to_bytes().map_err(AnswerError::from));
+                                let undeliverable = self
+                                    .reversal_for(
+                                        &req,
+                                        &key,
+                                        txn,
+                                        issuer_idx,
+                                        &issuer_id,
+                                        pan_protected.clone(),
+                                        req.amount,
+                                        Some(auth),
+                                    )
+                                    .map(seen_as);
                                 (answer, rec, undeliverable)
                             }
                             other => {
@@ -656,7 +836,18 @@ impl Runtime {
                                     _ => (decline, DecisionSource::Switch),
                                 };
                                 if let Some(reason) = reverse
-                                    && let Some(u) = self.reversal_for(&req, &key, txn, issuer_idx, &issuer_id, pan_protected.clone(), req.amount, None).map(seen_as)
+                                    && let Some(u) = self
+                                        .reversal_for(
+                                            &req,
+                                            &key,
+                                            txn,
+                                            issuer_idx,
+                                            &issuer_id,
+                                            pan_protected.clone(),
+                                            req.amount,
+                                            None,
+                                        )
+                                        .map(seen_as)
                                 {
                                     self.queue_reversal(u, reason).await;
                                 }
@@ -674,8 +865,9 @@ impl Runtime {
                                     additional_amounts: None,
                                     issuer: Some(issuer_id.to_string()),
                                 };
-                                let answer = answer_builder(self.dialect, msg, code, &Additions::default())
-                                    .and_then(|b| b.to_bytes().map_err(AnswerError::from));
+                                let answer =
+                                    answer_builder(self.dialect, msg, code, &Additions::default())
+                                        .and_then(|b| b.to_bytes().map_err(AnswerError::from));
                                 (answer, rec, None)
                             }
                         }
@@ -694,8 +886,20 @@ impl Runtime {
                 if let Some(u) = undeliverable {
                     self.queue_reversal(u, "journal_failure").await;
                 }
-                let b = answer_builder(self.dialect, msg, ResponseCode::SystemMalfunction, &Additions::default()).ok()?;
-                return self.encode_answer(&b, &ResponseCode::SystemMalfunction, &issuer_id).map(|bytes| Outgoing { bytes, if_undeliverable: None, issuer_time: Duration::ZERO });
+                let b = answer_builder(
+                    self.dialect,
+                    msg,
+                    ResponseCode::SystemMalfunction,
+                    &Additions::default(),
+                )
+                .ok()?;
+                return self
+                    .encode_answer(&b, &ResponseCode::SystemMalfunction, &issuer_id)
+                    .map(|bytes| Outgoing {
+                        bytes,
+                        if_undeliverable: None,
+                        issuer_time: Duration::ZERO,
+                    });
             }
             (Ok(_), Err(e)) => {
                 tracing::error!(error = %e, "answer does not encode; dropped");
@@ -709,7 +913,11 @@ impl Runtime {
         metrics::counter!(m::RESPONSES_TOTAL, "mti" => mti_label(&resp_mti(&req.mti)), "response_code" => code_static(&code), "issuer" => issuer_id.to_string())
             .increment(1);
         pending.complete(Answer::Bytes(bytes.clone()));
-        Some(Outgoing { bytes, if_undeliverable: undeliverable, issuer_time })
+        Some(Outgoing {
+            bytes,
+            if_undeliverable: undeliverable,
+            issuer_time,
+        })
     }
 
     /// `msg` with field 90's STAN replaced by the one the issuer knows the original by, or `None`
@@ -720,7 +928,12 @@ impl Runtime {
         o: &crate::iso8583::views::OriginalData,
         terminal: TerminalId,
     ) -> Option<Message> {
-        let key = DupKey { acquirer: o.acquirer, terminal, stan: o.stan, transmission: o.transmission };
+        let key = DupKey {
+            acquirer: o.acquirer,
+            terminal,
+            stan: o.stan,
+            transmission: o.transmission,
+        };
         let stan = Stan::new(self.issuer_stans.get(&key)?).ok()?;
         let f90 = crate::iso8583::views::OriginalData { stan, ..*o }.to_field();
         let mut b = MessageBuilder::new(self.dialect, msg.mti_digits());
@@ -751,11 +964,17 @@ impl Runtime {
 
     fn duplicate_answer(&self, msg: &Message, answer: Option<Answer>) -> HandleResult {
         match answer? {
-            Answer::Bytes(bytes) => Some(Outgoing { bytes, if_undeliverable: None, issuer_time: Duration::ZERO }),
+            Answer::Bytes(bytes) => Some(Outgoing {
+                bytes,
+                if_undeliverable: None,
+                issuer_time: Duration::ZERO,
+            }),
             Answer::Recorded(rec) => {
                 let code = ResponseCode::from_field(rec.response_code.as_bytes()).ok()?;
                 let approved = rec.approved_minor.and_then(|a| {
-                    let cur = msg.get(49).and_then(|c| crate::domain::Currency::from_field(&c).ok())?;
+                    let cur = msg
+                        .get(49)
+                        .and_then(|c| crate::domain::Currency::from_field(&c).ok())?;
                     Amount::new(a, cur).to_field().ok()
                 });
                 let add = Additions {
@@ -764,7 +983,11 @@ impl Runtime {
                     additional_amounts: rec.additional_amounts.as_deref().map(str::as_bytes),
                 };
                 let b = answer_builder(self.dialect, msg, code, &add).ok()?;
-                b.to_bytes().ok().map(|bytes| Outgoing { bytes, if_undeliverable: None, issuer_time: Duration::ZERO })
+                b.to_bytes().ok().map(|bytes| Outgoing {
+                    bytes,
+                    if_undeliverable: None,
+                    issuer_time: Duration::ZERO,
+                })
             }
         }
     }
@@ -808,14 +1031,28 @@ impl Runtime {
             auth_code,
             response_code: None,
         };
-        let reversal = Some(ReversalInput { pan: req.pan, amount, replacement: None, original: *key, key: *key });
-        Some(Undeliverable { key: *key, txn, issuer: issuer_idx, advice, reversal })
+        let reversal = Some(ReversalInput {
+            pan: req.pan,
+            amount,
+            replacement: None,
+            original: *key,
+            key: *key,
+        });
+        Some(Undeliverable {
+            key: *key,
+            txn,
+            issuer: issuer_idx,
+            advice,
+            reversal,
+        })
     }
 
     /// Undoes an approval: an on-us engine reverses at once; a remote issuer gets a 0420 through
     /// store-and-forward.
     pub async fn queue_reversal(&self, u: Undeliverable, reason: &'static str) {
-        let Some(issuer) = self.issuers.get(u.issuer as usize) else { return };
+        let Some(issuer) = self.issuers.get(u.issuer as usize) else {
+            return;
+        };
         match issuer {
             IssuerHandle::OnUs { engine, id } => {
                 if let Some(rev) = &u.reversal {
@@ -849,7 +1086,10 @@ impl Runtime {
         let rec = Record::LateReply {
             issuer: l.issuer_id.to_string(),
             at_ms: self.clock.now_ms(),
-            response_code: l.msg.get(39).map(|c| String::from_utf8_lossy(&c).into_owned()),
+            response_code: l
+                .msg
+                .get(39)
+                .map(|c| String::from_utf8_lossy(&c).into_owned()),
             masked_pan: l.msg.get(2).map(|p| crate::iso8583::decode::mask_pan(&p)),
         };
         let _ = self.journal(&rec).await;
@@ -859,20 +1099,34 @@ impl Runtime {
     /// repeat of the request (terminals resend after losing a connection) learns that it was
     /// undone: the duplicate window now answers it 96 without an auth code.
     pub async fn undeliverable(&self, out: Outgoing) {
-        let Some(u) = out.if_undeliverable else { return };
+        let Some(u) = out.if_undeliverable else {
+            return;
+        };
         let key = u.key;
         let txn = u.txn;
-        let _ = self.journal(&Record::Undeliverable { txn, at_ms: self.clock.now_ms() }).await;
+        let _ = self
+            .journal(&Record::Undeliverable {
+                txn,
+                at_ms: self.clock.now_ms(),
+            })
+            .await;
         self.queue_reversal(u, "undeliverable").await;
         let code = ResponseCode::SystemMalfunction;
-        let Ok(approval) = crate::iso8583::decode_lenient(self.dialect, out.bytes) else { return };
+        let Ok(approval) = crate::iso8583::decode_lenient(self.dialect, out.bytes) else {
+            return;
+        };
         let mut b = MessageBuilder::new(self.dialect, approval.mti_digits());
-        for n in approval.field_numbers().filter(|&n| n != 38 && n != 39 && n != 54) {
+        for n in approval
+            .field_numbers()
+            .filter(|&n| n != 38 && n != 39 && n != 54)
+        {
             b.copy_from(&approval, n);
         }
         b.set(39, crate::iso8583::views::code_bytes(code));
         let Ok(bytes) = b.to_bytes() else { return };
-        let mti = crate::iso8583::views::mti_of(&approval).map(|m| m.value().saturating_sub(10)).unwrap_or(0);
+        let mti = crate::iso8583::views::mti_of(&approval)
+            .map(|m| m.value().saturating_sub(10))
+            .unwrap_or(0);
         let rec = Record::Decision(DecisionRecord {
             txn,
             at_ms: self.clock.now_ms(),
@@ -912,7 +1166,15 @@ impl Runtime {
         let issuer_id = issuer.id().clone();
         let txn = self.next_txn();
         let Ok(pan_protected) = self.vault.protect(&req.pan) else {
-            return self.switch_decline(msg, Decline::SystemMalfunction, Some(&key), txn, Some(&issuer_id)).await;
+            return self
+                .switch_decline(
+                    msg,
+                    Decline::SystemMalfunction,
+                    Some(&key),
+                    txn,
+                    Some(&issuer_id),
+                )
+                .await;
         };
         let original = OriginalRecord {
             mti: req.original.mti.value(),
@@ -932,7 +1194,9 @@ impl Runtime {
             currency: req.amount.currency().numeric(),
             issuer: issuer_id.to_string(),
             rrn: req.rrn.map(|r| r.to_string()),
-            merchant: msg.get(42).map(|m| String::from_utf8_lossy(&m).into_owned()),
+            merchant: msg
+                .get(42)
+                .map(|m| String::from_utf8_lossy(&m).into_owned()),
             mcc: None,
             original: Some(original.clone()),
             replacement_minor: req.replacement.map(|r| r.transaction.minor()),
@@ -954,9 +1218,16 @@ impl Runtime {
                 };
                 let mut d = engine.reverse(&rev, now, business_date);
                 drop(d.journaled.take());
-                (d.response_code(), DecisionSource::OnUs, None, d.decline.map(|x| x.name().to_owned()))
+                (
+                    d.response_code(),
+                    DecisionSource::OnUs,
+                    None,
+                    d.decline.map(|x| x.name().to_owned()),
+                )
             }
-            IssuerHandle::Remote { pool, timeout, saf, .. } => {
+            IssuerHandle::Remote {
+                pool, timeout, saf, ..
+            } => {
                 let mut original = original;
                 if let Some(stan) = self.issuer_stans.get(&original_key) {
                     original.stan = stan;
@@ -975,10 +1246,14 @@ impl Runtime {
                     currency: req.amount.currency().numeric(),
                     original,
                     terminal: req.terminal.to_string(),
-                    merchant: msg.get(42).map(|m| String::from_utf8_lossy(&m).into_owned()),
+                    merchant: msg
+                        .get(42)
+                        .map(|m| String::from_utf8_lossy(&m).into_owned()),
                     rrn: req.rrn.map(|r| r.to_string()),
                     replacement_minor: req.replacement.map(|r| r.transaction.minor()),
-                    auth_code: msg.get(38).map(|a| String::from_utf8_lossy(&a).into_owned()),
+                    auth_code: msg
+                        .get(38)
+                        .map(|a| String::from_utf8_lossy(&a).into_owned()),
                     response_code: None,
                 };
                 if req.is_advice() {
@@ -987,13 +1262,28 @@ impl Runtime {
                         Ok(()) => (ResponseCode::Approved, DecisionSource::Switch, None, None),
                         Err(e) => {
                             tracing::error!(error = %e, "acquirer reversal advice could not be queued");
-                            (ResponseCode::SystemMalfunction, DecisionSource::Switch, None, Some("saf_full".into()))
+                            (
+                                ResponseCode::SystemMalfunction,
+                                DecisionSource::Switch,
+                                None,
+                                Some("saf_full".into()),
+                            )
                         }
                     }
                 } else {
                     let deadline = Instant::now() + *timeout;
-                    let outbound = self.with_issuer_original(msg, &req.original, req.terminal).unwrap_or_else(|| msg.clone());
-                    match pool.send(OutboundRequest { msg: outbound, deadline, mti: None, sent_stan: None }).await {
+                    let outbound = self
+                        .with_issuer_original(msg, &req.original, req.terminal)
+                        .unwrap_or_else(|| msg.clone());
+                    match pool
+                        .send(OutboundRequest {
+                            msg: outbound,
+                            deadline,
+                            mti: None,
+                            sent_stan: None,
+                        })
+                        .await
+                    {
                         Ok(reply) => {
                             let code = reply
                                 .msg
@@ -1010,7 +1300,12 @@ impl Runtime {
                                 tracing::error!(error = %err, "reversal advice could not be queued");
                             }
                             let d = Decline::IssuerUnavailable;
-                            (d.response_code(), DecisionSource::Switch, None, Some(d.name().to_owned()))
+                            (
+                                d.response_code(),
+                                DecisionSource::Switch,
+                                None,
+                                Some(d.name().to_owned()),
+                            )
                         }
                     }
                 }
@@ -1030,13 +1325,21 @@ impl Runtime {
             issuer: Some(issuer_id.to_string()),
         }));
         let journaled = request_ticket.await.and(decision_ticket.await);
-        let code = if journaled.is_ok() { code } else { ResponseCode::SystemMalfunction };
+        let code = if journaled.is_ok() {
+            code
+        } else {
+            ResponseCode::SystemMalfunction
+        };
         let b = answer_builder(self.dialect, msg, code, &Additions::default()).ok()?;
         let bytes = self.encode_answer(&b, &code, &issuer_id)?;
         if journaled.is_ok() {
             pending.complete(Answer::Bytes(bytes.clone()));
         }
-        Some(Outgoing { bytes, if_undeliverable: None, issuer_time: Duration::ZERO })
+        Some(Outgoing {
+            bytes,
+            if_undeliverable: None,
+            issuer_time: Duration::ZERO,
+        })
     }
 }
 
@@ -1079,7 +1382,9 @@ fn mti_label(mti: &[u8; 4]) -> &'static str {
 }
 
 fn code_static(code: &str) -> &'static str {
-    ResponseCode::from_field(code.as_bytes()).map(|c| c.as_str()).unwrap_or("??")
+    ResponseCode::from_field(code.as_bytes())
+        .map(|c| c.as_str())
+        .unwrap_or("??")
 }
 
 /// Helper so encode_answer can label by MTI without re-decoding.

@@ -18,6 +18,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
 use crate::config::{Config, IssuerConfig, IssuerKind, JournalSync};
+use crate::decision::stip::StandInRules;
+use crate::events::DecisionSource;
 use crate::events::{AdviceRecord, Record};
 use crate::journal::{FileJournal, Journal, JournalOptions};
 use crate::net::acquirer::{SessionLimits, serve};
@@ -25,8 +27,6 @@ use crate::net::duplicates::{Answer, DuplicateWindow};
 use crate::net::framing::FramingConfig;
 use crate::net::issuer::{IssuerLinkConfig, IssuerPool};
 use crate::net::saf::{Saf, SafConfig};
-use crate::decision::stip::StandInRules;
-use crate::events::DecisionSource;
 use crate::net::server::{IssuerHandle, Live, OnUs, Runtime, StandIn, key_from_record};
 use crate::security::{KeysFile, PanVault};
 
@@ -34,8 +34,9 @@ use crate::security::{KeysFile, PanVault};
 /// module does not depend on how engines are made.
 /// It gets the journal (the engine journals each ledger change under its account's lock) and the
 /// clock.
-pub type OnUsFactory =
-    dyn Fn(&IssuerConfig, Arc<dyn Journal>, Arc<dyn Clock>) -> Result<Arc<dyn OnUs>, String> + Send + Sync;
+pub type OnUsFactory = dyn Fn(&IssuerConfig, Arc<dyn Journal>, Arc<dyn Clock>) -> Result<Arc<dyn OnUs>, String>
+    + Send
+    + Sync;
 
 /// Why the switch did not start.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +50,10 @@ pub enum StartError {
     #[error("internal: issuer {issuer}: {message}")]
     Issuer { issuer: String, message: String },
     #[error("internal: cannot listen on {address}: {source}")]
-    Bind { address: String, source: std::io::Error },
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
 }
 
 /// How to start.
@@ -83,9 +87,15 @@ pub struct SwitchServer {
 impl SwitchServer {
     /// Starts everything. Must run inside a tokio runtime.
     pub async fn start(opts: StartOptions) -> Result<SwitchServer, StartError> {
-        let StartOptions { config, keys, clock, on_us } = opts;
+        let StartOptions {
+            config,
+            keys,
+            clock,
+            on_us,
+        } = opts;
         let vault = PanVault::new(&keys.journal_pan_key()?);
-        let (journal, recovered) = FileJournal::open(&config.journal.dir, JournalOptions::from(&config.journal))?;
+        let (journal, recovered) =
+            FileJournal::open(&config.journal.dir, JournalOptions::from(&config.journal))?;
         let journal = Arc::new(journal);
         if config.journal.sync == JournalSync::None {
             tracing::warn!("journal sync = none: answers do not wait for fsync (benchmarks only)");
@@ -103,7 +113,11 @@ impl SwitchServer {
             let id: Arc<str> = Arc::from(ic.id.as_str());
             match ic.kind {
                 IssuerKind::OnUs => {
-                    let engine = on_us(ic, journal.clone() as Arc<dyn Journal>, clock.clone()).map_err(|message| StartError::Issuer { issuer: ic.id.clone(), message })?;
+                    let engine = on_us(ic, journal.clone() as Arc<dyn Journal>, clock.clone())
+                        .map_err(|message| StartError::Issuer {
+                            issuer: ic.id.clone(),
+                            message,
+                        })?;
                     issuers.push(IssuerHandle::OnUs { id, engine });
                 }
                 IssuerKind::Remote => {
@@ -113,7 +127,10 @@ impl SwitchServer {
                         frame_bytes_max: ic.frame_bytes_max as usize,
                     };
                     let link_cfg = IssuerLinkConfig::from_config(ic, ic.dialect.dialect(), framing)
-                        .map_err(|e| StartError::Issuer { issuer: ic.id.clone(), message: e.to_string() })?;
+                        .map_err(|e| StartError::Issuer {
+                            issuer: ic.id.clone(),
+                            message: e.to_string(),
+                        })?;
                     let pool = IssuerPool::start(link_cfg, shutdown.child_token());
                     let saf = Saf::new(
                         ic.id.clone(),
@@ -133,8 +150,10 @@ impl SwitchServer {
                     pools.push(pool.clone());
                     let stand_in = match config.stand_in.iter().find(|s| s.issuer == ic.id) {
                         Some(sc) => Some(Arc::new(StandIn::new(
-                            StandInRules::from_config(sc)
-                                .map_err(|e| StartError::Issuer { issuer: ic.id.clone(), message: e.to_string() })?,
+                            StandInRules::from_config(sc).map_err(|e| StartError::Issuer {
+                                issuer: ic.id.clone(),
+                                message: e.to_string(),
+                            })?,
                         ))),
                         None => None,
                     };
@@ -164,7 +183,8 @@ impl SwitchServer {
         let mut undecodable = 0usize;
         // Stand-in approvals of the current business day are charged back to their cards.
         let today = clock.now().date();
-        let mut requests: BTreeMap<u64, (crate::security::ProtectedPan, Option<i64>, String)> = BTreeMap::new();
+        let mut requests: BTreeMap<u64, (crate::security::ProtectedPan, Option<i64>, String)> =
+            BTreeMap::new();
         // Which STAN each forwarded request reached its issuer under.
         let mut keys_by_txn: BTreeMap<u64, crate::events::KeyRecord> = BTreeMap::new();
         let mut issuer_stans: Vec<(crate::events::KeyRecord, u32)> = Vec::new();
@@ -180,7 +200,8 @@ impl SwitchServer {
                 Record::Request(r) => {
                     max_txn = max_txn.max(r.txn);
                     keys_by_txn.insert(r.txn, r.key.clone());
-                    let day = chrono::DateTime::from_timestamp_millis(r.at_ms).map(|t| t.date_naive());
+                    let day =
+                        chrono::DateTime::from_timestamp_millis(r.at_ms).map(|t| t.date_naive());
                     if day == Some(today) {
                         requests.insert(r.txn, (r.pan, r.amount_minor, r.issuer));
                     }
@@ -190,14 +211,16 @@ impl SwitchServer {
                     if d.source == DecisionSource::StandIn
                         && d.response_code == "00"
                         && let Some((pan, amount, issuer)) = requests.get(&d.txn)
-                        && let Some(IssuerHandle::Remote { stand_in: Some(si), .. }) =
-                            issuers.iter().find(|h| **h.id() == **issuer)
+                        && let Some(IssuerHandle::Remote {
+                            stand_in: Some(si), ..
+                        }) = issuers.iter().find(|h| **h.id() == **issuer)
                         && let Ok(pan) = vault.reveal(pan)
                     {
                         si.charge(pan, today, amount.unwrap_or(0));
                     }
                     if let Some(k) = d.key.as_ref().and_then(key_from_record) {
-                        let age = Duration::from_millis(now_ms.saturating_sub(d.at_ms).max(0) as u64);
+                        let age =
+                            Duration::from_millis(now_ms.saturating_sub(d.at_ms).max(0) as u64);
                         dup.seed(k, Answer::Recorded(Arc::new(d)), age, now);
                     }
                 }
@@ -214,7 +237,9 @@ impl SwitchServer {
                     owed.remove(&saf_id);
                 }
                 Record::Ledger { issuer, event, .. } => {
-                    if let Some(IssuerHandle::OnUs { engine, .. }) = issuers.iter().find(|h| **h.id() == *issuer) {
+                    if let Some(IssuerHandle::OnUs { engine, .. }) =
+                        issuers.iter().find(|h| **h.id() == *issuer)
+                    {
                         engine.replay(&event);
                     }
                 }
@@ -222,16 +247,26 @@ impl SwitchServer {
             }
         }
         if undecodable > 0 {
-            tracing::error!(undecodable, "journal records that do not decode were skipped during recovery");
+            tracing::error!(
+                undecodable,
+                "journal records that do not decode were skipped during recovery"
+            );
         }
         let recovered_advices = owed.len();
         for (_, a) in owed {
             match safs.get(&a.issuer) {
                 Some(saf) => saf.restore(a),
-                None => tracing::error!(issuer = %a.issuer, saf_id = a.saf_id, "recovered advice for an issuer no longer configured"),
+                None => {
+                    tracing::error!(issuer = %a.issuer, saf_id = a.saf_id, "recovered advice for an issuer no longer configured")
+                }
             }
         }
-        tracing::info!(records = recovered.records.len(), advices_owed = recovered_advices, duplicates = dup.len(), "journal recovered");
+        tracing::info!(
+            records = recovered.records.len(),
+            advices_owed = recovered_advices,
+            duplicates = dup.len(),
+            "journal recovered"
+        );
 
         let runtime = Arc::new(Runtime::new(
             live,
@@ -277,10 +312,14 @@ impl SwitchServer {
 
         let listener = TcpListener::bind(&config.listener.address)
             .await
-            .map_err(|source| StartError::Bind { address: config.listener.address.clone(), source })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| StartError::Bind { address: config.listener.address.clone(), source })?;
+            .map_err(|source| StartError::Bind {
+                address: config.listener.address.clone(),
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+            address: config.listener.address.clone(),
+            source,
+        })?;
         let limits = SessionLimits {
             framing: FramingConfig {
                 length_header: config.listener.framing.length_header,
@@ -294,7 +333,13 @@ impl SwitchServer {
         };
         let stop_accepting = CancellationToken::new();
         let connections = TaskTracker::new();
-        background.spawn(serve(listener, Arc::clone(&runtime), limits, stop_accepting.clone(), connections.clone()));
+        background.spawn(serve(
+            listener,
+            Arc::clone(&runtime),
+            limits,
+            stop_accepting.clone(),
+            connections.clone(),
+        ));
         tracing::info!(%local_addr, dialect = %config.listener.dialect, "switch listening");
 
         Ok(SwitchServer {
@@ -319,7 +364,12 @@ impl SwitchServer {
     /// Swaps in a new routing table, acquirer list and expiry setting. The issuers themselves
     /// cannot change without a restart.
     pub fn reload(&self, config: &Config) -> Result<(), String> {
-        let ids: Vec<Arc<str>> = self.runtime.issuers.iter().map(|i| i.id().clone()).collect();
+        let ids: Vec<Arc<str>> = self
+            .runtime
+            .issuers
+            .iter()
+            .map(|i| i.id().clone())
+            .collect();
         let same_issuers = config.issuers.len() == ids.len()
             && config.issuers.iter().zip(&ids).all(|(c, id)| c.id == **id);
         if !same_issuers {
@@ -336,7 +386,10 @@ impl SwitchServer {
         tracing::info!(grace_ms = self.grace.as_millis() as u64, "shutting down");
         self.stop_accepting.cancel();
         self.connections.close();
-        if tokio::time::timeout(self.grace, self.connections.wait()).await.is_err() {
+        if tokio::time::timeout(self.grace, self.connections.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("grace period over with requests still in flight");
         }
         self.saf_stop.cancel();

@@ -32,16 +32,25 @@ impl std::fmt::Debug for KeysFile {
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("keys file {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("keys file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("keys file: {key}: {problem}")]
-    Invalid { key: &'static str, problem: &'static str },
+    Invalid {
+        key: &'static str,
+        problem: &'static str,
+    },
 }
 
 impl KeysFile {
     pub fn load(path: &Path) -> Result<KeysFile, KeyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
         Self::from_toml_str(&text, path)
     }
 
@@ -59,8 +68,13 @@ impl KeysFile {
 
     /// The journal PAN key as 32 bytes.
     pub fn journal_pan_key(&self) -> Result<[u8; 32], KeyError> {
-        let bytes = hex::decode(&self.journal.pan_key)
-            .map_err(|_| KeyError::Invalid { key: "journal.pan_key", problem: "not hexadecimal" })?;
-        bytes.try_into().map_err(|_| KeyError::Invalid { key: "journal.pan_key", problem: "must be 32 bytes" })
+        let bytes = hex::decode(&self.journal.pan_key).map_err(|_| KeyError::Invalid {
+            key: "journal.pan_key",
+            problem: "not hexadecimal",
+        })?;
+        bytes.try_into().map_err(|_| KeyError::Invalid {
+            key: "journal.pan_key",
+            problem: "must be 32 bytes",
+        })
     }
 }

@@ -55,12 +55,17 @@ impl std::fmt::Debug for PanVault {
 
 impl PanVault {
     pub fn new(key: &[u8; 32]) -> PanVault {
-        PanVault { cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key)) }
+        PanVault {
+            cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key)),
+        }
     }
 
     pub fn protect(&self, pan: &Pan) -> Result<ProtectedPan, VaultError> {
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-        let ct = self.cipher.encrypt(&nonce, pan.expose_digits()).map_err(|_| VaultError::Encrypt)?;
+        let ct = self
+            .cipher
+            .encrypt(&nonce, pan.expose_digits())
+            .map_err(|_| VaultError::Encrypt)?;
         let mut out = Vec::with_capacity(12 + ct.len());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&ct);
@@ -72,7 +77,10 @@ impl PanVault {
             return Err(VaultError::Unauthentic);
         }
         let (nonce, ct) = p.0.split_at(12);
-        let clear = self.cipher.decrypt(Nonce::from_slice(nonce), ct).map_err(|_| VaultError::Unauthentic)?;
+        let clear = self
+            .cipher
+            .decrypt(Nonce::from_slice(nonce), ct)
+            .map_err(|_| VaultError::Unauthentic)?;
         Pan::parse(&clear).map_err(|_| VaultError::InvalidPan)
     }
 }
