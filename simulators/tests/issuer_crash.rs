@@ -7,7 +7,6 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
 
 use switch::client::{AcquirerClient, ClientConfig, TxnOptions};
 use switch::config::JournalSync;

@@ -1,11 +1,16 @@
-//! Zero-copy decoding. A [`Message`] is the frame's `Bytes` plus the offset and length of each
-//! field present; reading a field returns a slice of the frame. Decoding allocates nothing.
+//! Zero-copy decoding. A [`Message`] is the frame's `Bytes` plus the offset of each field
+//! present; reading a field returns a slice of the frame. Decoding allocates nothing.
 //!
 //! Decoding is one pass that walks the bitmap and checks every field against its dialect entry:
 //! content class, maximum length, truncation, trailing bytes. Structural errors stop the walk;
 //! content errors are recorded and the walk goes on, so that the switch can still echo the
 //! matching fields in a format-error answer ([`decode_lenient`]). [`decode`] is the strict form
 //! that turns any error into `Err`.
+//!
+//! Two walks implement those rules. The fast one only tells a clean message (every check passes)
+//! from anything else, checking eight bytes at a time with no error bookkeeping; it is what every
+//! well-formed message takes. Anything it turns down is walked again by the reference walk
+//! ([`decode_slow`]), which names the first problem, or records content problems and goes on.
 //!
 //! The `Debug` form masks cardholder data (fields 2, 34, 35, 36, 45, 52, 55), so a message can go
 //! to a log.
@@ -117,56 +122,64 @@ pub fn decode_lenient(dialect: &'static Dialect, buf: Bytes) -> Result<Message, 
     decode_impl::<false>(dialect, buf)
 }
 
-/// Two paths. [`decode_fast`] only tells a clean message (every check passes) from anything else,
-/// which keeps its loop free of error bookkeeping; it hands anything else to [`decode_slow`], the
-/// reference walk that names the first problem (or, leniently, records content problems and goes
-/// on). Both apply the same rules, so the fast path accepts exactly the messages on which the slow
-/// path would find nothing, and records the same offsets for them.
+/// Both walks apply the same rules, so the fast one accepts exactly the messages on which the slow
+/// one would find nothing, and records the same offsets for them.
 #[inline(always)]
 fn decode_impl<const STRICT: bool>(
     dialect: &'static Dialect,
     buf: Bytes,
 ) -> Result<Message, DecodeError> {
-    match dialect.descs() {
+    let mut out = MaybeUninit::uninit();
+    let filled = match dialect.descs() {
         Some(_) if dialect.plain_ascii() => {
-            decode_fast::<STRICT, true>(dialect, buf, |n| ASCII_DESCS[n])
+            fill_fast::<true>(&mut out, dialect, buf, |n| ASCII_DESCS[n])
         }
-        Some(t) => decode_fast::<STRICT, false>(dialect, buf, |n| t[n]),
-        None => decode_fast::<STRICT, false>(dialect, buf, |n| Desc::of(&dialect.fields[n])),
+        Some(t) => fill_fast::<false>(&mut out, dialect, buf, |n| t[n]),
+        None => fill_fast::<false>(&mut out, dialect, buf, |n| Desc::of(&dialect.fields[n])),
+    };
+    match filled {
+        // SAFETY: `fill_fast` returns `Ok` only after writing a whole message to `out` (see
+        // there).
+        Ok(()) => Ok(unsafe { out.assume_init() }),
+        Err(buf) => decode_slow::<STRICT>(dialect, buf),
     }
 }
 
-/// Decodes a message on which no check fails, and hands the frame to [`decode_slow`] at the first
-/// sign of any problem. `ASCII` promises that no field of the dialect has a BCD prefix or BCD
-/// content (see [`Dialect::plain_ascii`]).
+/// The fast walk: decodes `buf` into `out` when no check fails on it; at the first sign of any
+/// problem, gives `buf` back for [`decode_slow`]. Returns `Ok` only after writing a whole message
+/// to `out`. `ASCII` promises that no field of the dialect has a BCD prefix or BCD content (see
+/// [`Dialect::plain_ascii`]). Out of line, with the message written in place through `out`,
+/// which keeps the loops' registers their own and avoids building the message twice.
 #[inline(never)]
-fn decode_fast<const STRICT: bool, const ASCII: bool>(
+fn fill_fast<const ASCII: bool>(
+    out: &mut MaybeUninit<Message>,
     dialect: &'static Dialect,
     buf: Bytes,
     desc: impl Fn(usize) -> Desc,
-) -> Result<Message, DecodeError> {
-    if buf.len() > u16::MAX as usize {
-        return decode_slow::<STRICT>(dialect, buf);
-    }
+) -> Result<(), Bytes> {
     let b: &[u8] = &buf;
+    if b.len() > u16::MAX as usize {
+        return Err(buf);
+    }
     let Ok((mti, mut off)) = read_mti(dialect.mti, b) else {
-        return decode_slow::<STRICT>(dialect, buf);
+        return Err(buf);
     };
     if mti[0] != b'0' {
-        return decode_slow::<STRICT>(dialect, buf);
+        return Err(buf);
     }
     let Ok(primary) = read_bitmap(dialect.bitmap, b, &mut off) else {
-        return decode_slow::<STRICT>(dialect, buf);
+        return Err(buf);
     };
     let mut secondary = 0;
     if primary & (1 << 63) != 0 {
         match read_bitmap(dialect.bitmap, b, &mut off) {
             Ok(v) if v != 0 => secondary = v,
-            _ => return decode_slow::<STRICT>(dialect, buf),
+            _ => return Err(buf),
         }
     }
-
-    let mut m = Message {
+    // From here on `out` holds a message; on failure its frame is taken back out, leaving an
+    // empty one that needs no drop (and `MaybeUninit` never drops it anyway).
+    let m = out.write(Message {
         bitmap: (primary as u128) << 64 | secondary as u128,
         invalid: 0,
         buf,
@@ -174,11 +187,11 @@ fn decode_fast<const STRICT: bool, const ASCII: bool>(
         content_error: None,
         mti,
         pos: [const { MaybeUninit::uninit() }; 129],
-    };
+    });
     let b: &[u8] = &m.buf;
     // Two 64-bit walks (fields 2-64, then 65-128) rather than one over a u128.
     let (low, high) = m.pos.split_at_mut(65);
-    let walked = if ASCII {
+    let mut walked = if ASCII {
         walk_ascii(
             b,
             off,
@@ -186,21 +199,28 @@ fn decode_fast<const STRICT: bool, const ASCII: bool>(
             &ASCII_BY_BIT[0],
             &mut low[1..],
         )
-        .and_then(|off| walk_ascii(b, off, secondary, &ASCII_BY_BIT[1], high))
     } else {
-        walk::<false>(b, off, primary & !(1 << 63), 1, &mut low[1..], &desc)
-            .and_then(|off| walk::<false>(b, off, secondary, 65, high, &desc))
+        walk(b, off, primary & !(1 << 63), 1, &mut low[1..], &desc)
     };
-    if walked != Some(b.len()) {
-        return decode_slow::<STRICT>(dialect, m.buf);
+    if secondary != 0 {
+        walked = walked.and_then(|off| {
+            if ASCII {
+                walk_ascii(b, off, secondary, &ASCII_BY_BIT[1], high)
+            } else {
+                walk(b, off, secondary, 65, high, &desc)
+            }
+        });
     }
-    Ok(m)
+    if walked != Some(b.len()) {
+        return Err(std::mem::take(&mut m.buf));
+    }
+    Ok(())
 }
 
-/// Walks the fields whose bits are set in `bits` (bit 63 is field `first`, bit 0 field
-/// `first + 63`) from `off` in an `iso87-ascii` frame, writing where field `first + i` starts to
-/// `pos[i]`. Returns where the last field ends, or `None` on any problem. The same rules as the
-/// field walk of [`decode_slow`].
+/// Walks the fields of one bitmap word in an ASCII-dialect frame `b`, from `off`: bit `63 - i` of
+/// `bits` stands for the field described by `descs[i]`, whose content offset goes to `pos[i]`.
+/// Returns where the last field ends, or `None` on any problem. The same rules as the field walk
+/// of [`decode_slow`].
 #[inline(never)]
 fn walk_ascii(
     b: &[u8],
@@ -212,8 +232,7 @@ fn walk_ascii(
     let pos: &mut [MaybeUninit<u16>; 64] = pos.try_into().ok()?;
     // The frame from the next field on; the walk only ever shortens it from the front.
     let mut rest = b.get(off..)?;
-    // Bit i of `bits` is field `first + 63 - i`; reversed, bit i is field `first + i`, and the
-    // lowest set bit is the next field.
+    // Reversed, bit i stands for field i of the word, and the lowest set bit is the next field.
     let mut bits = bits.reverse_bits();
     while bits != 0 {
         let i = bits.trailing_zeros() as usize & 63;
@@ -245,9 +264,10 @@ fn walk_ascii(
     Some(b.len() - rest.len())
 }
 
-/// Walks the fields whose bits are set in `bits`, as [`walk_ascii`] does, in any dialect.
+/// Walks the fields of one bitmap word, as [`walk_ascii`] does, in any dialect: bit `63 - i` of
+/// `bits` is field `first + i`.
 #[inline(always)]
-fn walk<const ASCII: bool>(
+fn walk(
     b: &[u8],
     mut off: usize,
     mut bits: u64,
@@ -259,7 +279,7 @@ fn walk<const ASCII: bool>(
     while bits != 0 {
         let i = bits.leading_zeros() as usize & 63;
         bits ^= (1 << 63) >> i;
-        let (start, end) = fast_step::<ASCII>(desc(first + i), b, off)?;
+        let (start, end) = fast_step(desc(first + i), b, off)?;
         // `b` is at most u16::MAX bytes (checked first), so every offset fits.
         pos[i] = MaybeUninit::new(start as u16);
         off = end;
@@ -271,27 +291,20 @@ fn walk<const ASCII: bool>(
 /// (where the next field starts), when the prefix, length, bounds and content all pass; `None`
 /// on any problem. The same rules as the field walk of [`decode_slow`].
 #[inline(always)]
-fn fast_step<const ASCII: bool>(d: Desc, b: &[u8], off: usize) -> Option<(usize, usize)> {
+fn fast_step(d: Desc, b: &[u8], off: usize) -> Option<(usize, usize)> {
     let (start, len) = if d.prefix_len == 0 {
         (off, d.max as usize)
     } else {
-        let v = if ASCII {
-            read_ascii_prefix(d.prefix_len, b, off)
-        } else {
-            read_prefix(d, b, off)
-        };
-        match v {
+        match read_prefix(d, b, off) {
             Some(v) if v <= d.max => (off + d.prefix_len as usize, v as usize),
             _ => return None,
         }
     };
-    let end = start + if ASCII { len } else { d.wire_len(len) };
+    let end = start + d.wire_len(len);
     if end > b.len() {
         return None;
     }
     let ok = match d.data {
-        // In the ASCII dialects binary content is exactly class `b`, whose check passes all.
-        _ if ASCII => check_in_outline(d.check, b, start, end),
         Encoding::Ascii => check_in(d.check, b, start, end),
         Encoding::Binary => true,
         Encoding::Bcd => check_bcd(&b[start..end], len, 0, d.class).is_none(),

@@ -247,7 +247,7 @@ const fn in_range(l: u64, lo: u8, hi: u8) -> u64 {
 /// `a..=z`.
 #[inline(always)]
 const fn letters(l: u64) -> u64 {
-    in_range(l | ONES * 0x20, b'a', b'z')
+    in_range(l | (ONES * 0x20), b'a', b'z')
 }
 
 #[inline(always)]
@@ -412,13 +412,27 @@ pub(crate) fn check_quick(
             not_printable,
             good_ans,
         ),
-        Check::An => field_ok::<false>(b, rest, start, len, |w| w, |w| !good_an(w) & HIGH, good_an),
-        Check::Z => field_ok::<false>(b, rest, start, len, |w| w, |w| !good_z(w) & HIGH, good_z),
+        Check::An => field_ok::<false>(b, rest, start, len, |w| w, digits_or(good_an), good_an),
+        Check::Z => field_ok::<false>(b, rest, start, len, |w| w, digits_or(good_z), good_z),
         Check::A => field_ok::<false>(b, rest, start, len, |w| w, |w| !good_a(w) & HIGH, good_a),
         Check::B => true,
         Check::XN | Check::Undefined => return None,
     };
     Some(ok)
+}
+
+/// A `bad` function for a class that takes every digit (`an`, `z`): a word of digits (the
+/// common case: reference numbers, track 2 but for its separator) passes on the cheap digit test,
+/// and only other words take the class's own test.
+#[inline(always)]
+fn digits_or(good: impl Fn(u64) -> u64) -> impl Fn(u64) -> u64 {
+    move |w| {
+        if not_digits(w ^ ZEROS) == 0 {
+            0
+        } else {
+            !good(w) & HIGH
+        }
+    }
 }
 
 /// [`check_quick`] for one class. `bad(map(w))` flags (nonzero) the invalid bytes of a word of
@@ -486,8 +500,8 @@ pub(crate) fn copy_quick(check: Check, src: &[u8], dst: &mut [MaybeUninit<u8>]) 
     match check {
         Check::N => copy_words_quick(src, dst, |w| not_digits(w ^ ZEROS)),
         Check::Ans => copy_words_quick(src, dst, |w| not_printable(w.wrapping_sub(SPACES))),
-        Check::An => copy_words_quick(src, dst, |w| !good_an(w) & HIGH),
-        Check::Z => copy_words_quick(src, dst, |w| !good_z(w) & HIGH),
+        Check::An => copy_words_quick(src, dst, digits_or(good_an)),
+        Check::Z => copy_words_quick(src, dst, digits_or(good_z)),
         Check::A => copy_words_quick(src, dst, |w| !good_a(w) & HIGH),
         Check::B => copy_words_quick(src, dst, |_| 0),
         Check::XN | Check::Undefined => None,
@@ -504,21 +518,16 @@ fn copy_words_quick(
 ) -> Option<bool> {
     let n = src.len();
     let dst = &mut dst[..n];
+    // Each case copies the first and the last K bytes (overlapping as needed), which covers
+    // every byte of `src` exactly when K <= n <= 2K.
     let w = if n.wrapping_sub(8) < 9 {
-        // 8 to 16 bytes: the first and the last 8, overlapping.
-        let (a, z) = (load::<8>(src, 0), load::<8>(src, n - 8));
-        put(dst, 0, a);
-        put(dst, n - 8, z);
+        let (a, z) = ends::<8>(src, dst)?;
         return Some(bad(u64::from_le_bytes(a)) | bad(u64::from_le_bytes(z)) == 0);
     } else if n.wrapping_sub(4) < 4 {
-        let (a, z) = (load::<4>(src, 0), load::<4>(src, n - 4));
-        put(dst, 0, a);
-        put(dst, n - 4, z);
+        let (a, z) = ends::<4>(src, dst)?;
         u32::from_le_bytes(a) as u64 | (u32::from_le_bytes(z) as u64) << 32
     } else if n.wrapping_sub(2) < 2 {
-        let (a, z) = (load::<2>(src, 0), load::<2>(src, n - 2));
-        put(dst, 0, a);
-        put(dst, n - 2, z);
+        let (a, z) = ends::<2>(src, dst)?;
         let w = u16::from_le_bytes(a) as u64 | (u16::from_le_bytes(z) as u64) << 16;
         w | w << 32
     } else if n == 1 {
@@ -536,13 +545,22 @@ fn copy_words_quick(
             }
             i += 8;
         }
-        let z = load::<8>(src, n - 8);
-        put(dst, n - 8, z);
+        let (_, z) = ends::<8>(src, dst)?;
         u64::from_le_bytes(z)
     } else {
         return None;
     };
     Some(bad(w) == 0)
+}
+
+/// Copies the first and the last `K` bytes of `src` to the same places in `dst` (same length)
+/// and returns them.
+#[inline(always)]
+fn ends<const K: usize>(src: &[u8], dst: &mut [MaybeUninit<u8>]) -> Option<([u8; K], [u8; K])> {
+    let (a, z) = (*src.first_chunk::<K>()?, *src.last_chunk::<K>()?);
+    *dst.first_chunk_mut::<K>()? = a.map(MaybeUninit::new);
+    *dst.last_chunk_mut::<K>()? = z.map(MaybeUninit::new);
+    Some((a, z))
 }
 
 /// [`copy_checked`] out of line.
@@ -813,6 +831,80 @@ mod tests {
             }
         }
         assert!(all_digits(b"") && class_ok(ContentClass::Ans, b""));
+    }
+
+    /// The quick checks read bytes around a field (masking their verdicts off) and take
+    /// different routes by length and by room left in the frame: every route must agree with the
+    /// definition, whatever the neighbouring bytes hold.
+    #[test]
+    fn quick_checks_agree_with_the_definition_in_every_frame_position() {
+        const CLASSES: [ContentClass; 7] = [
+            ContentClass::N,
+            ContentClass::A,
+            ContentClass::An,
+            ContentClass::Ans,
+            ContentClass::B,
+            ContentClass::Z,
+            ContentClass::XN,
+        ];
+        // Neighbours every class rejects, and neighbours every class but `b` accepts.
+        let fillers = [0xFFu8, 0x00, b'0'];
+        for class in CLASSES {
+            let check = Check::of(class);
+            let (first, fill) = match class {
+                ContentClass::XN => (b'D', b'7'),
+                ContentClass::A => (b'q', b'q'),
+                _ => (b'7', b'7'),
+            };
+            for len in 0..26usize {
+                let mut positions = vec![0, 1, len / 2, len.saturating_sub(1)];
+                positions.retain(|&p| p < len.max(1));
+                positions.dedup();
+                for pos in positions {
+                    for b in 0..=255u8 {
+                        let mut v = vec![fill; len];
+                        if len > 0 {
+                            v[0] = first;
+                            v[pos] = b;
+                        }
+                        let want = reference(class, &v);
+                        for &f in &fillers {
+                            // Field after `before` bytes, followed by `after` bytes.
+                            for (before, after) in
+                                [(0, 0), (0, 3), (0, 9), (12, 0), (12, 5), (3, 0)]
+                            {
+                                let mut frame = vec![f; before];
+                                frame.extend_from_slice(&v);
+                                frame.extend(std::iter::repeat_n(f, after));
+                                let got = check_quick(check, &frame, &frame[before..], before, len)
+                                    .unwrap_or_else(|| {
+                                        check_in(check, &frame, before, before + len)
+                                    });
+                                assert_eq!(
+                                    got, want,
+                                    "{class} len {len} pos {pos} byte {b} in {before}+{after} of {f}"
+                                );
+                                assert_eq!(
+                                    check_in(check, &frame, before, before + len),
+                                    want,
+                                    "{class} check_in"
+                                );
+                            }
+                        }
+                        let mut out = vec![MaybeUninit::new(0xEEu8); len];
+                        if let Some(ok) = copy_quick(check, &v, &mut out) {
+                            assert_eq!(ok, want, "{class} copy_quick len {len} pos {pos} byte {b}");
+                            if ok {
+                                // SAFETY: every element was initialised when `out` was built.
+                                let copied: Vec<u8> =
+                                    out.iter().map(|m| unsafe { m.assume_init() }).collect();
+                                assert_eq!(copied, v, "{class} copy_quick len {len}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
         assert!(all_digits(b"0123456789") && !all_digits(b"01234567a9"));
     }
 }

@@ -323,7 +323,13 @@ fn lenient_decode_marks_each_bad_field() {
     // F4 at 36..48 and F11 at 58..64 both broken.
     let bad = patch(&patch(&good, 36, b"0000000012AB"), 58, b"00A001");
     let m = decode_lenient(&ISO87_ASCII, bad).unwrap();
-    assert_eq!(m.content_error(), Some(DecodeError::BadContent { field: 4, class: ContentClass::N }));
+    assert_eq!(
+        m.content_error(),
+        Some(DecodeError::BadContent {
+            field: 4,
+            class: ContentClass::N
+        })
+    );
     assert!(!m.is_valid(4));
     assert!(!m.is_valid(11));
     assert!(m.is_valid(41) && m.is_valid(37) && m.is_valid(2));

@@ -40,7 +40,9 @@ impl ViewError {
     pub fn decline(&self) -> Decline {
         match self {
             ViewError::UnsupportedMti(_) => Decline::InvalidTransaction,
-            ViewError::BadMti | ViewError::Missing { .. } | ViewError::Forbidden { .. } => Decline::FormatError,
+            ViewError::BadMti | ViewError::Missing { .. } | ViewError::Forbidden { .. } => {
+                Decline::FormatError
+            }
             ViewError::Invalid { source, .. } => match source {
                 DomainError::PanLuhn => Decline::InvalidCardNumber,
                 DomainError::ProcessingCodeUnknown => Decline::InvalidTransaction,
