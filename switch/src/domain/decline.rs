@@ -53,6 +53,38 @@ pub enum Decline {
 }
 
 impl Decline {
+    /// Every decline, in declaration order (for reading stored names back, and for tests).
+    pub const ALL: [Decline; 23] = [
+        Decline::UnknownAcquirer,
+        Decline::FormatError,
+        Decline::InvalidTransaction,
+        Decline::InvalidAmount,
+        Decline::InvalidCardNumber,
+        Decline::NoSuchIssuer,
+        Decline::ExpiredCard,
+        Decline::IssuerUnavailable,
+        Decline::OriginalNotFound,
+        Decline::SecurityViolation,
+        Decline::SystemMalfunction,
+        Decline::DoNotHonour,
+        Decline::LostCard,
+        Decline::StolenCard,
+        Decline::RestrictedCard,
+        Decline::NotPermittedToCardholder,
+        Decline::NotPermittedToTerminal,
+        Decline::InsufficientFunds,
+        Decline::ExceedsAmountLimit,
+        Decline::ExceedsFrequencyLimit,
+        Decline::IncorrectPin,
+        Decline::PinTriesExceeded,
+        Decline::DuplicateTransmission,
+    ];
+
+    /// The decline whose [`name`](Decline::name) is `name`.
+    pub fn from_name(name: &str) -> Option<Decline> {
+        Decline::ALL.into_iter().find(|d| d.name() == name)
+    }
+
     /// Field 39 for this decline. The one place that mapping is written.
     pub const fn response_code(self) -> ResponseCode {
         match self {
@@ -124,31 +156,10 @@ mod tests {
 
     #[test]
     fn no_decline_maps_to_an_approval() {
-        let all = [
-            Decline::UnknownAcquirer,
-            Decline::FormatError,
-            Decline::InvalidTransaction,
-            Decline::InvalidAmount,
-            Decline::InvalidCardNumber,
-            Decline::NoSuchIssuer,
-            Decline::ExpiredCard,
-            Decline::IssuerUnavailable,
-            Decline::OriginalNotFound,
-            Decline::SecurityViolation,
-            Decline::SystemMalfunction,
-            Decline::DoNotHonour,
-            Decline::LostCard,
-            Decline::StolenCard,
-            Decline::RestrictedCard,
-            Decline::NotPermittedToCardholder,
-            Decline::NotPermittedToTerminal,
-            Decline::InsufficientFunds,
-            Decline::ExceedsAmountLimit,
-            Decline::ExceedsFrequencyLimit,
-            Decline::IncorrectPin,
-            Decline::PinTriesExceeded,
-            Decline::DuplicateTransmission,
-        ];
+        let all = Decline::ALL;
+        let names: std::collections::HashSet<&str> = all.iter().map(|d| d.name()).collect();
+        assert_eq!(names.len(), all.len(), "names are unique");
+        assert!(all.iter().all(|d| Decline::from_name(d.name()) == Some(*d)));
         for d in all {
             assert!(!d.response_code().is_approval(), "{d}");
         }

@@ -243,31 +243,7 @@ pub(crate) struct Counted {
 
 /// Every decline, for reading its stored name back. Declines are stored by
 /// [`Decline::name`], which is stable, rather than by position, which is not.
-const DECLINES: &[Decline] = &[
-    Decline::UnknownAcquirer,
-    Decline::FormatError,
-    Decline::InvalidTransaction,
-    Decline::InvalidAmount,
-    Decline::InvalidCardNumber,
-    Decline::NoSuchIssuer,
-    Decline::ExpiredCard,
-    Decline::IssuerUnavailable,
-    Decline::OriginalNotFound,
-    Decline::SecurityViolation,
-    Decline::SystemMalfunction,
-    Decline::DoNotHonour,
-    Decline::LostCard,
-    Decline::StolenCard,
-    Decline::RestrictedCard,
-    Decline::NotPermittedToCardholder,
-    Decline::NotPermittedToTerminal,
-    Decline::InsufficientFunds,
-    Decline::ExceedsAmountLimit,
-    Decline::ExceedsFrequencyLimit,
-    Decline::IncorrectPin,
-    Decline::PinTriesExceeded,
-    Decline::DuplicateTransmission,
-];
+const DECLINES: &[Decline] = &Decline::ALL;
 
 mod decline_name {
     use serde::{Deserialize, Deserializer, Serializer};
