@@ -78,7 +78,8 @@ pub enum Encoding {
 pub enum BitmapEncoding {
     /// 8 raw bytes each.
     Binary,
-    /// 16 upper-case hex characters each. Lower case is accepted on decode.
+    /// 16 upper-case hex characters each; lower case is rejected on decode (a relay must give
+    /// back exactly the bytes it received).
     Hex,
 }
 

@@ -90,7 +90,11 @@ fn hex_bitmap_is_sixteen_hex_chars() {
             .copied()
             .collect::<Vec<_>>(),
     );
-    assert!(decode(&ISO87_ASCII_HEXBITMAP, lower).is_ok());
+    // Lower-case hex would not relay byte for byte, so it is refused.
+    assert_eq!(
+        decode(&ISO87_ASCII_HEXBITMAP, lower).unwrap_err(),
+        DecodeError::BadBitmap
+    );
 }
 
 #[test]
