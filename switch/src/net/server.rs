@@ -462,7 +462,7 @@ impl Runtime {
     ) -> Option<Bytes> {
         match b.to_bytes() {
             Ok(bytes) => {
-                let mti = b.get_mti();
+                let mti = b.mti();
                 metrics::counter!(m::RESPONSES_TOTAL, "mti" => mti_label(&mti), "response_code" => code.as_str(), "issuer" => issuer.to_owned())
                     .increment(1);
                 Some(bytes)
@@ -1385,15 +1385,4 @@ fn code_static(code: &str) -> &'static str {
     ResponseCode::from_field(code.as_bytes())
         .map(|c| c.as_str())
         .unwrap_or("??")
-}
-
-/// Helper so encode_answer can label by MTI without re-decoding.
-trait BuilderMti {
-    fn get_mti(&self) -> [u8; 4];
-}
-
-impl BuilderMti for MessageBuilder<'_> {
-    fn get_mti(&self) -> [u8; 4] {
-        self.mti()
-    }
 }
