@@ -90,6 +90,34 @@ pub struct DecisionRecord {
     pub issuer: Option<String>,
 }
 
+impl DecisionRecord {
+    /// A decision with what every one carries; reason, auth code, approved amount and field 54
+    /// start empty (set them with struct update syntax).
+    pub fn new(
+        txn: u64,
+        at_ms: i64,
+        key: Option<KeyRecord>,
+        mti: u16,
+        response_code: impl Into<String>,
+        source: DecisionSource,
+        issuer: Option<String>,
+    ) -> DecisionRecord {
+        DecisionRecord {
+            txn,
+            at_ms,
+            key,
+            mti,
+            response_code: response_code.into(),
+            source,
+            reason: None,
+            auth_code: None,
+            approved_minor: None,
+            additional_amounts: None,
+            issuer,
+        }
+    }
+}
+
 /// An advice waiting for store-and-forward delivery to an issuer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdviceRecord {

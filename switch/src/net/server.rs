@@ -489,17 +489,16 @@ impl Runtime {
             .map(|m| m.value())
             .unwrap_or(0);
         let rec = Record::Decision(DecisionRecord {
-            txn,
-            at_ms: self.clock.now_ms(),
-            key: key.map(key_record),
-            mti,
-            response_code: code.as_str().to_owned(),
-            source: DecisionSource::Switch,
             reason: Some(d.name().to_owned()),
-            auth_code: None,
-            approved_minor: None,
-            additional_amounts: None,
-            issuer: issuer.map(str::to_owned),
+            ..DecisionRecord::new(
+                txn,
+                self.clock.now_ms(),
+                key.map(key_record),
+                mti,
+                code.as_str().to_owned(),
+                DecisionSource::Switch,
+                issuer.map(str::to_owned),
+            )
         });
         if let Err(e) = self.journal(&rec).await {
             tracing::error!(error = %e, "journal refused a decline; answering 96");
@@ -602,12 +601,6 @@ impl Runtime {
                 let auth = d.auth_code.map(|a| a.to_string());
                 let approved = d.approved.and_then(|a| a.to_field().ok());
                 let rec = DecisionRecord {
-                    txn,
-                    at_ms: self.clock.now_ms(),
-                    key: Some(key_record(&key)),
-                    mti: req.mti.value(),
-                    response_code: code.as_str().to_owned(),
-                    source: DecisionSource::OnUs,
                     reason: d.decline.map(|x| x.name().to_owned()),
                     auth_code: auth.clone(),
                     approved_minor: d.approved.map(|a| a.minor()),
@@ -615,7 +608,15 @@ impl Runtime {
                         .additional_amounts
                         .as_ref()
                         .map(|v| String::from_utf8_lossy(v).into_owned()),
-                    issuer: Some(issuer_id.to_string()),
+                    ..DecisionRecord::new(
+                        txn,
+                        self.clock.now_ms(),
+                        Some(key_record(&key)),
+                        req.mti.value(),
+                        code.as_str().to_owned(),
+                        DecisionSource::OnUs,
+                        Some(issuer_id.to_string()),
+                    )
                 };
                 let undeliverable = code.is_approval().then(|| {
                     let amount = d.approved.or(req.amount);
@@ -701,20 +702,21 @@ impl Runtime {
                             None
                         };
                         let rec = DecisionRecord {
-                            txn,
-                            at_ms: self.clock.now_ms(),
-                            key: Some(key_record(&key)),
-                            mti: req.mti.value(),
-                            response_code: code.as_str().to_owned(),
-                            source: DecisionSource::Issuer,
-                            reason: None,
                             auth_code: auth.clone(),
                             approved_minor,
                             additional_amounts: reply
                                 .msg
                                 .get(54)
                                 .map(|v| String::from_utf8_lossy(&v).into_owned()),
-                            issuer: Some(issuer_id.to_string()),
+                            ..DecisionRecord::new(
+                                txn,
+                                self.clock.now_ms(),
+                                Some(key_record(&key)),
+                                req.mti.value(),
+                                code.as_str().to_owned(),
+                                DecisionSource::Issuer,
+                                Some(issuer_id.to_string()),
+                            )
                         };
                         let undeliverable = if code.is_approval() {
                             let amount = approved_minor
@@ -787,12 +789,6 @@ impl Runtime {
                                     self.queue_reversal(u, "stand_in").await;
                                 }
                                 let rec = DecisionRecord {
-                                    txn,
-                                    at_ms: self.clock.now_ms(),
-                                    key: Some(key_record(&key)),
-                                    mti: req.mti.value(),
-                                    response_code: "00".into(),
-                                    source: DecisionSource::StandIn,
                                     reason: Some(format!(
                                         "stand_in:{}",
                                         match &e {
@@ -802,9 +798,15 @@ impl Runtime {
                                         }
                                     )),
                                     auth_code: Some(auth.clone()),
-                                    approved_minor: None,
-                                    additional_amounts: None,
-                                    issuer: Some(issuer_id.to_string()),
+                                    ..DecisionRecord::new(
+                                        txn,
+                                        self.clock.now_ms(),
+                                        Some(key_record(&key)),
+                                        req.mti.value(),
+                                        "00",
+                                        DecisionSource::StandIn,
+                                        Some(issuer_id.to_string()),
+                                    )
                                 };
                                 let add = Additions {
                                     auth_code: Some(auth.as_bytes()),
@@ -853,17 +855,16 @@ impl Runtime {
                                 }
                                 let code = decline.response_code();
                                 let rec = DecisionRecord {
-                                    txn,
-                                    at_ms: self.clock.now_ms(),
-                                    key: Some(key_record(&key)),
-                                    mti: req.mti.value(),
-                                    response_code: code.as_str().to_owned(),
-                                    source,
                                     reason: Some(decline.name().to_owned()),
-                                    auth_code: None,
-                                    approved_minor: None,
-                                    additional_amounts: None,
-                                    issuer: Some(issuer_id.to_string()),
+                                    ..DecisionRecord::new(
+                                        txn,
+                                        self.clock.now_ms(),
+                                        Some(key_record(&key)),
+                                        req.mti.value(),
+                                        code.as_str().to_owned(),
+                                        source,
+                                        Some(issuer_id.to_string()),
+                                    )
                                 };
                                 let answer =
                                     answer_builder(self.dialect, msg, code, &Additions::default())
@@ -1128,17 +1129,16 @@ impl Runtime {
             .map(|m| m.value().saturating_sub(10))
             .unwrap_or(0);
         let rec = Record::Decision(DecisionRecord {
-            txn,
-            at_ms: self.clock.now_ms(),
-            key: Some(key_record(&key)),
-            mti,
-            response_code: code.as_str().to_owned(),
-            source: DecisionSource::Switch,
             reason: Some("undeliverable_reversed".into()),
-            auth_code: None,
-            approved_minor: None,
-            additional_amounts: None,
-            issuer: None,
+            ..DecisionRecord::new(
+                txn,
+                self.clock.now_ms(),
+                Some(key_record(&key)),
+                mti,
+                code.as_str().to_owned(),
+                DecisionSource::Switch,
+                None,
+            )
         });
         if let Err(e) = self.journal(&rec).await {
             tracing::error!(error = %e, "journal refused the reversed decision");
@@ -1312,17 +1312,17 @@ impl Runtime {
             }
         };
         let decision_ticket = self.journal(&Record::Decision(DecisionRecord {
-            txn,
-            at_ms: self.clock.now_ms(),
-            key: Some(key_record(&key)),
-            mti: req.mti.value(),
-            response_code: code.as_str().to_owned(),
-            source,
             reason,
             auth_code: auth,
-            approved_minor: None,
-            additional_amounts: None,
-            issuer: Some(issuer_id.to_string()),
+            ..DecisionRecord::new(
+                txn,
+                self.clock.now_ms(),
+                Some(key_record(&key)),
+                req.mti.value(),
+                code.as_str().to_owned(),
+                source,
+                Some(issuer_id.to_string()),
+            )
         }));
         let journaled = request_ticket.await.and(decision_ticket.await);
         let code = if journaled.is_ok() {
