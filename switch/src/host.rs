@@ -116,7 +116,8 @@ pub struct Replayed {
     pub events: usize,
     /// The checkpoint's LSN, if one was restored.
     pub checkpoint_lsn: Option<u64>,
-    /// Journal records read (including those the checkpoint already covered).
+    /// Journal records recovered after the checkpoint (segments the checkpoint covers wholly are
+    /// not read at all).
     pub records: usize,
 }
 
@@ -161,18 +162,15 @@ pub fn open_journal(
         sync,
         ..JournalOptions::default()
     };
-    let (journal, recovered) = FileJournal::open(dir, opts)?;
+    // The checkpoint is restored first so the journal need not read the segments it covers.
     let mut from = 0u64;
-    let mut replayed = Replayed {
-        records: recovered.records.len(),
-        ..Replayed::default()
-    };
+    let mut checkpoint_lsn = None;
     if let Ok(bytes) = std::fs::read(dir.join(CHECKPOINT_FILE)) {
         match postcard::from_bytes::<Checkpoint>(&bytes) {
             Ok(cp) => match engine.restore(&cp.snapshot) {
                 Ok(()) => {
                     from = cp.lsn;
-                    replayed.checkpoint_lsn = Some(cp.lsn);
+                    checkpoint_lsn = Some(cp.lsn);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "checkpoint belongs to another issuer file; replaying the whole journal")
@@ -183,6 +181,12 @@ pub fn open_journal(
             }
         }
     }
+    let (journal, recovered) = FileJournal::open_after(dir, opts, from)?;
+    let mut replayed = Replayed {
+        records: recovered.records.len(),
+        checkpoint_lsn,
+        ..Replayed::default()
+    };
     let mut events = Vec::new();
     for (lsn, bytes) in &recovered.records {
         if *lsn <= from {

@@ -105,8 +105,20 @@ impl FileJournal {
         dir: &Path,
         opts: JournalOptions,
     ) -> Result<(FileJournal, Recovered), JournalError> {
+        Self::open_after(dir, opts, 0)
+    }
+
+    /// Like [`FileJournal::open`], for a caller whose checkpoint already covers every record up
+    /// to LSN `covered`: only the records after it are returned, and segments holding nothing
+    /// after it are not read at all, so restart time follows the journal's tail rather than its
+    /// length. Appends still continue after the last intact record.
+    pub fn open_after(
+        dir: &Path,
+        opts: JournalOptions,
+        covered: Lsn,
+    ) -> Result<(FileJournal, Recovered), JournalError> {
         create_dir(dir)?;
-        let scan = recovery::scan(dir)?;
+        let scan = recovery::scan(dir, covered)?;
         let mut truncated_tail_bytes = 0;
         let (path, segment_len) = match scan.last {
             Some(last) => {

@@ -16,8 +16,10 @@
 //!   rebuilds store-and-forward queues and duplicate windows from [`Recovered::records`]. This
 //!   module never looks inside a payload and never logs one (a payload may carry masked card data);
 //!   it logs sizes, LSNs, segment paths and offsets only.
-//! - Retention. Segments are never deleted here; archiving old segments needs a low-water mark this
-//!   format does not have yet, so recovery insists that the first segment starts at LSN 1.
+//! - Retention. Segments are never deleted here: clearing and statements read history from them,
+//!   and archiving is an operator's decision, so recovery insists that the first segment starts
+//!   at LSN 1. What keeps restart time bounded is [`FileJournal::open_after`]: a caller holding a
+//!   checkpoint up to some LSN names it, and segments wholly before it are not read at all.
 //! - Locking the directory against a second process. Two writers on one directory would interleave
 //!   LSNs; the deployment must run one switch per journal directory.
 //!
@@ -66,9 +68,9 @@
 //! acknowledge records that may not exist. Restarting the switch runs recovery, which re-reads
 //! what is actually on disk.
 //!
-//! Recovery holds the whole journal in memory while it is read (one buffer per segment, which the
-//! recovered payloads share), so until retention exists the journal's size is bounded by memory at
-//! startup as well as by disk.
+//! Recovery holds what it reads in memory (one buffer per segment read, which the recovered
+//! payloads share): the whole journal for [`FileJournal::open`], the segments after the
+//! checkpoint for [`FileJournal::open_after`].
 
 mod file;
 mod format;

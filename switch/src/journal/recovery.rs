@@ -17,8 +17,9 @@ use super::{JournalError, Lsn};
 /// What [`super::FileJournal::open`] found in the directory.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Recovered {
-    /// Every intact record, in LSN order (LSNs 1, 2, 3, ...). The switch core rebuilds its
-    /// store-and-forward queues and duplicate windows from these.
+    /// Every intact record, in LSN order (LSNs 1, 2, 3, ...), or only those after the checkpoint
+    /// for [`super::FileJournal::open_after`]. The switch core rebuilds its store-and-forward
+    /// queues and duplicate windows from these.
     pub records: Vec<(Lsn, Bytes)>,
     /// Bytes cut from the end of the last segment because a crash left a record there half
     /// written (0 after a clean shutdown).
@@ -60,7 +61,7 @@ pub(crate) struct Scan {
 /// half written at the end is left out, exactly as recovery would cut it. Fails like
 /// [`super::FileJournal::open`] on corruption, and with [`JournalError::Io`] if `dir` is missing.
 pub fn read_all(dir: &Path) -> Result<Vec<(Lsn, Bytes)>, JournalError> {
-    let scan = scan(dir)?;
+    let scan = scan(dir, 0)?;
     if let Some(LastSegment {
         path,
         torn: Some(torn),
@@ -78,14 +79,34 @@ pub fn read_all(dir: &Path) -> Result<Vec<(Lsn, Bytes)>, JournalError> {
     Ok(scan.records)
 }
 
-/// Reads and checks every segment in `dir` (which must exist).
-pub(crate) fn scan(dir: &Path) -> Result<Scan, JournalError> {
+/// Reads and checks the segments in `dir` (which must exist), returning the records after
+/// `covered` (0: all of them).
+///
+/// A segment whose records all have LSNs at or below `covered` (known because the next segment
+/// starts at or before `covered + 1`) is not read at all: a checkpoint already holds its effects,
+/// and reading and checksumming it is most of a restart's time once the journal is long. Such a
+/// segment cannot hide a torn tail, since the writer synced it before starting the next one. For
+/// the same reason covered segments may be missing (archived by an operator): the journal may then
+/// start at any LSN up to `covered + 1`. The last segment is always read, because appends
+/// continue there.
+pub(crate) fn scan(dir: &Path, covered: Lsn) -> Result<Scan, JournalError> {
     let segments = list_segments(dir)?;
     let mut records = Vec::new();
     let mut next_lsn: Lsn = 1;
     let mut last = None;
     for (index, (first_lsn, path)) in segments.iter().enumerate() {
         let is_last = index + 1 == segments.len();
+        if let Some((next_first, _)) = segments.get(index + 1)
+            && *next_first <= covered.saturating_add(1)
+        {
+            next_lsn = *next_first;
+            continue;
+        }
+        if index == 0 && *first_lsn > next_lsn && *first_lsn <= covered.saturating_add(1) {
+            // Segments wholly covered by the checkpoint were archived: the journal now starts
+            // where the checkpoint's tail does.
+            next_lsn = *first_lsn;
+        }
         if *first_lsn != next_lsn {
             // The first segment must start at 1 too: until retention records a low-water mark,
             // a journal that starts later has lost its beginning.
@@ -104,7 +125,7 @@ pub(crate) fn scan(dir: &Path) -> Result<Scan, JournalError> {
             // empty (a crash right after rolling over).
             return Err(corrupt(path, 0, "empty segment before the last one"));
         }
-        let segment = scan_segment(path, &data, is_last, &mut next_lsn, &mut records)?;
+        let segment = scan_segment(path, &data, is_last, covered, &mut next_lsn, &mut records)?;
         if is_last {
             last = Some(segment);
         }
@@ -121,6 +142,7 @@ fn scan_segment(
     path: &Path,
     data: &Bytes,
     is_last: bool,
+    covered: Lsn,
     next_lsn: &mut Lsn,
     records: &mut Vec<(Lsn, Bytes)>,
 ) -> Result<LastSegment, JournalError> {
@@ -133,7 +155,9 @@ fn scan_segment(
                 if record.lsn != *next_lsn {
                     return Err(corrupt(path, offset, "record LSN out of sequence"));
                 }
-                records.push((record.lsn, record.payload));
+                if record.lsn > covered {
+                    records.push((record.lsn, record.payload));
+                }
                 *next_lsn = next_lsn
                     .checked_add(1)
                     .ok_or_else(|| corrupt(path, offset, "LSN space exhausted"))?;

@@ -553,3 +553,56 @@ proptest! {
         prop_assert_eq!(read_all(dir.path()).unwrap(), expected);
     }
 }
+
+/// Writes records 1..=10 into segments 1..=4, 5..=8 and 9..=10, and returns the options used.
+async fn ten_records_in_three_segments(dir: &Path) -> JournalOptions {
+    let opts = JournalOptions {
+        segment_bytes_max: 100,
+        ..options(JournalSync::Always)
+    };
+    let (journal, _) = open(dir, opts);
+    append_each(&journal, 1..11).await;
+    opts
+}
+
+#[tokio::test]
+async fn open_after_a_checkpoint_skips_the_segments_it_covers() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = ten_records_in_three_segments(dir.path()).await;
+    // Segments 1..=4, 5..=8 and 9..=10. Damage in the first one is never seen when a checkpoint
+    // covers it, which shows it is not read at all; a full open still finds it.
+    let first = dir.path().join(segment_name(1));
+    flip_byte(&first, RECORD_BYTES + HEADER_BYTES as u64 + 3);
+    assert_corrupt(FileJournal::open(dir.path(), opts), &first, RECORD_BYTES);
+
+    let (journal, recovered) = FileJournal::open_after(dir.path(), opts, 6).unwrap();
+    assert_eq!(recovered.records, expected(7..=10));
+    assert_eq!(journal.append(payload(11)).await.unwrap(), 11);
+    drop(journal);
+
+    // A checkpoint inside the last segment: every earlier segment is skipped.
+    let (_journal, recovered) = FileJournal::open_after(dir.path(), opts, 9).unwrap();
+    assert_eq!(recovered.records, expected(10..=11));
+}
+
+#[tokio::test]
+async fn segments_covered_by_a_checkpoint_may_be_archived_but_no_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = ten_records_in_three_segments(dir.path()).await;
+    fs::remove_file(dir.path().join(segment_name(1))).unwrap();
+
+    let (_journal, recovered) = FileJournal::open_after(dir.path(), opts, 4).unwrap();
+    assert_eq!(recovered.records, expected(5..=10));
+    drop(_journal);
+    // A checkpoint at 3 does not cover record 4, which went with the first segment.
+    assert_corrupt(
+        FileJournal::open_after(dir.path(), opts, 3),
+        &dir.path().join(segment_name(5)),
+        0,
+    );
+    assert_corrupt(
+        FileJournal::open(dir.path(), opts),
+        &dir.path().join(segment_name(5)),
+        0,
+    );
+}
