@@ -48,6 +48,10 @@ use switch::net::framing::{FramingConfig, LengthHeader};
 
 use scenario::{ExplicitOriginal, Op, Original, Scenario};
 
+/// mimalloc rather than glibc malloc: per-thread heaps, no arena lock contention under load.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const EXIT_ANSWERED: u8 = 0;
 const EXIT_TRANSPORT: u8 = 1;
 const EXIT_USAGE: u8 = 2;

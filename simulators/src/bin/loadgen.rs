@@ -33,8 +33,14 @@ use simulators::loadgen::mix::Mix;
 use simulators::loadgen::relay::{EchoBackend, Relay, RelayOptions};
 use simulators::loadgen::report::write_json;
 use simulators::loadgen::runner::{Expect, RunOptions, run};
+use simulators::loadgen::stack::StackOptions;
 use simulators::loadgen::{plot, thousands};
 use switch::clock::{Clock, SystemClock};
+use switch::config::JournalSync;
+
+/// mimalloc rather than glibc malloc: per-thread heaps, no arena lock contention under load.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const EXIT_UNCLEAN: u8 = 1;
 const EXIT_USAGE: u8 = 2;
@@ -180,6 +186,19 @@ struct GridArgs {
     /// How long to wait for each answer, milliseconds.
     #[arg(long, default_value_t = 5000)]
     timeout_ms: u64,
+    /// Journal sync policy of the switch and the issuer host: `always` is the standard grid;
+    /// `none` shows what the fsyncs cost.
+    #[arg(long, value_enum, default_value_t = GridSync::Always)]
+    sync: GridSync,
+    /// Links from the switch to the remote issuer host.
+    #[arg(long, default_value_t = 1)]
+    links: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum GridSync {
+    Always,
+    None,
 }
 
 #[derive(Clone, Debug)]
@@ -395,6 +414,14 @@ async fn grid_cmd(a: GridArgs) -> ExitCode {
             args.join(" ")
         ),
         machine: a.machine,
+        stack: StackOptions {
+            sync: match a.sync {
+                GridSync::Always => JournalSync::Always,
+                GridSync::None => JournalSync::None,
+            },
+            remote_links: a.links.max(1),
+            ..StackOptions::default()
+        },
     };
     if opts.duration.is_zero() {
         return usage("--duration-s must be at least 1");

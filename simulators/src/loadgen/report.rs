@@ -128,6 +128,12 @@ pub struct RunReport {
     /// sample divides by the time that really passed since the previous one.
     pub throughput_per_s: Vec<u64>,
     pub latency_curve: Vec<CurvePoint>,
+    /// CPU time of the whole loadgen process (every part running in it: the load client, and in
+    /// the grid also the switch, issuer host, relay and echo backend) inside the measured window,
+    /// microseconds. Unlike TPS it hardly moves when other programs share the cores.
+    pub cpu_us: Option<u64>,
+    /// `cpu_us` per answer in the measured window, microseconds.
+    pub cpu_us_per_answer: Option<f64>,
 }
 
 /// What the runner hands over to build a report.
@@ -230,7 +236,17 @@ impl RunReport {
             backlog: p.backlog,
             unmatched_responses: p.unmatched,
             throughput_per_s: p.per_second,
+            cpu_us: None,
+            cpu_us_per_answer: None,
         }
+    }
+
+    /// Records the process CPU time spent inside the measured window.
+    pub fn set_cpu(&mut self, cpu_us: Option<u64>) {
+        self.cpu_us = cpu_us;
+        self.cpu_us_per_answer = cpu_us
+            .filter(|_| self.answered_in_window > 0)
+            .map(|us| us as f64 / self.answered_in_window as f64);
     }
 
     /// True when every request was answered as the model says.
@@ -266,6 +282,13 @@ impl RunReport {
             thousands(self.tps.round() as u64),
             thousands(self.answered_in_window)
         );
+        if let (Some(cpu), Some(per)) = (self.cpu_us, self.cpu_us_per_answer) {
+            let _ = writeln!(
+                s,
+                "  cpu          {per:.1} us per answer ({:.2} s of process CPU in the window)",
+                cpu as f64 / 1e6
+            );
+        }
         let l = &self.latency;
         let _ = writeln!(
             s,

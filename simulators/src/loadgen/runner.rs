@@ -314,6 +314,7 @@ pub async fn run(opts: &RunOptions, mix: Arc<Mix>) -> Result<RunReport, RunError
         Arc::clone(&finished),
         opts.progress,
     ));
+    let cpu_meter = tokio::spawn(cpu_over_window(window_start, end));
     let tasks: Vec<_> = clients
         .into_iter()
         .enumerate()
@@ -335,10 +336,13 @@ pub async fn run(opts: &RunOptions, mix: Arc<Mix>) -> Result<RunReport, RunError
     finished.notify_one();
     pacer_stop.store(true, Ordering::Relaxed);
     let per_second = sampler.await.unwrap_or_default();
+    let cpu_window = cpu_meter.await.ok().flatten();
     if opts.progress {
         eprintln!();
     }
-    Ok(merge(opts, &ctx, locals, per_second, template))
+    let mut report = merge(opts, &ctx, locals, per_second, template);
+    report.set_cpu(cpu_window);
+    Ok(report)
 }
 
 fn check_options(opts: &RunOptions) -> Result<(), RunError> {
@@ -598,6 +602,29 @@ async fn sample(ctx: Arc<Ctx>, finished: Arc<Notify>, progress: bool) -> Vec<u64
         }
     }
     per_second
+}
+
+/// The process's CPU time (user + system, every thread) spent inside the measured window, in
+/// microseconds. Waiting for the window's edges is measurement, not synchronisation: nothing
+/// depends on it but this figure. `None` where `getrusage` fails.
+async fn cpu_over_window(window_start: Instant, end: Instant) -> Option<u64> {
+    tokio::time::sleep_until(window_start.into()).await;
+    let before = process_cpu_us()?;
+    tokio::time::sleep_until(end.into()).await;
+    Some(process_cpu_us()?.saturating_sub(before))
+}
+
+/// User plus system CPU time of the whole process so far, microseconds.
+pub fn process_cpu_us() -> Option<u64> {
+    // SAFETY: getrusage only writes the struct we pass, which is plain old data.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return None;
+    }
+    let us = |t: libc::timeval| {
+        u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000 + u64::try_from(t.tv_usec).unwrap_or(0)
+    };
+    Some(us(usage.ru_utime) + us(usage.ru_stime))
 }
 
 fn merge(
