@@ -73,6 +73,7 @@ fn engine(n: u32) -> Engine {
             credit_limit: None,
             cash_limit: None,
             overdraft: None,
+            cycle_day: None,
         })
         .collect();
     file.cards = (0..n)

@@ -1,35 +1,81 @@
 //! `issuer-sim`: an issuer host the switch's links connect to. It signs on, answers echoes,
 //! decides with the issuing engine on the issuer file's cards, journals every ledger change and
 //! replays its journal on restart. Fault-injection flags make it misbehave for tests.
+//!
+//! `issuer-sim statements --cycle-end YYYY-MM-DD` closes a statement cycle instead
+//! (`switch::issuing::statement`): it replays the issuer's whole journal into a fresh engine,
+//! makes one statement per account whose cycle closes that day, journals each close (the
+//! cycle's interest and fees) the way the host journals its own changes, and writes each
+//! statement as text, JSON, CSV and HTML. Running it again for the same day posts nothing and
+//! writes the same statements.
+//!
+//! Why it runs against a *stopped* host: the journal has one writer (its LSNs and the engine's
+//! sequence numbers come from one process), and the host's engine must see the closes. A
+//! statement run is a batch job between a host's stop and its restart, which replays the closes
+//! like any other change. Both modes take `issuer-sim.pid` in the journal directory and refuse
+//! to start while another live process holds it. `--dry-run` only reads the journal, posts
+//! nothing, and may run beside a host.
 
-use std::path::PathBuf;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Parser;
-use switch::clock::SystemClock;
+use clap::{Args, Parser, Subcommand};
+use switch::clock::{Clock, SystemClock};
 use switch::config::{DialectId, JournalSync, LengthHeader};
+use switch::events::Record;
 use switch::host::{Faults, HostConfig, IssuerHost, open_journal};
-use switch::issuing::{Engine, IssuerFile};
-use switch::journal::Journal;
+use switch::issuing::statement::Summary;
+use switch::issuing::statement::render::{self, Format};
+use switch::issuing::{
+    Engine, History, IssuerFile, LedgerEvent, NaiveDate, ProductKind, Statement,
+};
+use switch::journal::{FileJournal, Journal, JournalOptions, read_all};
 use switch::net::framing::FramingConfig;
+
+/// mimalloc rather than glibc malloc: per-thread heaps, no arena lock contention under load.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// An ISO 8583 issuer host simulator for Switchyard.
 #[derive(Debug, Parser)]
 #[command(name = "issuer-sim", version, about)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// The issuer file: issuer, listener, journal, PIN key, products, accounts, cards.
-    #[arg(long, short = 'c', value_name = "PATH")]
-    config: PathBuf,
+    #[arg(
+        long,
+        short = 'c',
+        visible_alias = "issuer-file",
+        value_name = "PATH",
+        global = true
+    )]
+    config: Option<PathBuf>,
+    /// Keep the journal here instead of the file's `[journal] dir`.
+    #[arg(long, value_name = "DIR", global = true)]
+    journal_dir: Option<PathBuf>,
+    /// `always` fsyncs each group commit before answering; `none` is for benchmarks.
+    #[arg(long, default_value = "always", value_parser = parse_sync, global = true)]
+    sync: JournalSync,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Close the statement cycle ending on a day: post interest and fees, write the statements.
+    /// Run it while the issuer host is stopped.
+    Statements(StatementArgs),
+}
+
+/// How the host listens, and its fault injection.
+#[derive(Debug, Args)]
+struct ServeArgs {
     /// Listen here instead of the file's `[listener] address` (e.g. 127.0.0.1:0).
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
-    /// Keep the journal here instead of the file's `[journal] dir`.
-    #[arg(long, value_name = "DIR")]
-    journal_dir: Option<PathBuf>,
-    /// `always` fsyncs each group commit before answering; `none` is for benchmarks.
-    #[arg(long, default_value = "always", value_parser = parse_sync)]
-    sync: JournalSync,
     /// Wire dialect.
     #[arg(long, default_value = "iso87-ascii", value_parser = parse_dialect)]
     dialect: DialectId,
@@ -52,6 +98,37 @@ struct Cli {
     /// Fault injection: answer no requests after the first N (network management still answered).
     #[arg(long, value_name = "N")]
     stop_answering_after: Option<u64>,
+}
+
+/// `issuer-sim statements`.
+#[derive(Debug, Args)]
+struct StatementArgs {
+    /// The last day of the cycle (UTC); it must be over. Accounts whose cycle day falls on it
+    /// get a statement.
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
+    cycle_end: NaiveDate,
+    /// Where the statements go (default `reports/statements/<issuer>/<cycle-end>/`).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Formats to write, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "text,json,csv,html",
+        value_parser = parse_format
+    )]
+    format: Vec<Format>,
+    /// Compute and write the statements without posting anything (reads the journal only).
+    #[arg(long)]
+    dry_run: bool,
+}
+
+fn parse_date(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| "expected a date YYYY-MM-DD".into())
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    Format::from_name(s).ok_or_else(|| "expected text, json, csv or html".into())
 }
 
 fn parse_sync(s: &str) -> Result<JournalSync, String> {
@@ -87,25 +164,14 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
-    if !(0.0..=1.0).contains(&cli.drop_rate) {
-        eprintln!("--drop-rate must be between 0.0 and 1.0");
+    let Some(config) = cli.config.clone() else {
+        eprintln!("--config PATH (the issuer file) is required");
         return ExitCode::from(2);
-    }
-    let file = match IssuerFile::load(&cli.config) {
+    };
+    let file = match IssuerFile::load(&config) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    let address = match (&cli.listen, &file.listener) {
-        (Some(a), _) => a.clone(),
-        (None, Some(l)) => l.address.clone(),
-        (None, None) => {
-            eprintln!(
-                "{}: no [listener] address; pass --listen",
-                cli.config.display()
-            );
             return ExitCode::from(2);
         }
     };
@@ -113,7 +179,34 @@ fn main() -> ExitCode {
         .journal_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from(&file.journal.dir));
-    let engine = match Engine::from_file(&file) {
+    match &cli.command {
+        Some(Command::Statements(args)) => statements(&file, &journal_dir, cli.sync, args),
+        None => serve(&cli, &config, &file, journal_dir),
+    }
+}
+
+fn serve(cli: &Cli, config: &Path, file: &IssuerFile, journal_dir: PathBuf) -> ExitCode {
+    let args = &cli.serve;
+    if !(0.0..=1.0).contains(&args.drop_rate) {
+        eprintln!("--drop-rate must be between 0.0 and 1.0");
+        return ExitCode::from(2);
+    }
+    let address = match (&args.listen, &file.listener) {
+        (Some(a), _) => a.clone(),
+        (None, Some(l)) => l.address.clone(),
+        (None, None) => {
+            eprintln!("{}: no [listener] address; pass --listen", config.display());
+            return ExitCode::from(2);
+        }
+    };
+    let _pid = match PidFile::take(&journal_dir) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let engine = match Engine::from_file(file) {
         Ok(e) => Arc::new(e),
         Err(e) => {
             eprintln!("{e}");
@@ -130,8 +223,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let sync = cli.sync;
     rt.block_on(async move {
-        let (journal, replayed) = match open_journal(&journal_dir, cli.sync, &engine) {
+        let (journal, replayed) = match open_journal(&journal_dir, sync, &engine) {
             Ok(j) => j,
             Err(e) => {
                 eprintln!("{e}");
@@ -148,20 +242,20 @@ fn main() -> ExitCode {
         );
         let cfg = HostConfig {
             address,
-            dialect: cli.dialect.dialect(),
+            dialect: args.dialect.dialect(),
             framing: FramingConfig {
-                length_header: cli.length_header,
+                length_header: args.length_header,
                 header_bytes: 0,
                 frame_bytes_max: 8192,
             },
             faults: Faults {
-                delay_ms: cli.delay_ms,
-                drop_rate: cli.drop_rate,
-                close_after: cli.close_after,
-                stop_answering_after: cli.stop_answering_after,
+                delay_ms: args.delay_ms,
+                drop_rate: args.drop_rate,
+                close_after: args.close_after,
+                stop_answering_after: args.stop_answering_after,
             },
             checkpoint_dir: Some(journal_dir.clone()),
-            checkpoint_every: cli.checkpoint_every,
+            checkpoint_every: args.checkpoint_every,
         };
         let host = match IssuerHost::start(
             cfg,
@@ -198,5 +292,274 @@ async fn wait_for_stop() {
         Err(_) => {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+/// `issuer-sim statements`: exit 0 when every statement was written (and its close posted),
+/// 2 on a bad argument, 1 on any other failure.
+fn statements(
+    file: &IssuerFile,
+    journal_dir: &Path,
+    sync: JournalSync,
+    args: &StatementArgs,
+) -> ExitCode {
+    let end = args.cycle_end;
+    let today = SystemClock.today();
+    if end >= today {
+        eprintln!("--cycle-end {end} is not over yet (today is {today}, UTC)");
+        return ExitCode::from(2);
+    }
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from("reports/statements")
+            .join(&file.issuer.id)
+            .join(end.to_string())
+    });
+    match run_statements(file, journal_dir, sync, args, &out) {
+        Ok(count) => {
+            println!(
+                "{count} statement(s) of {} for the cycle ending {end} in {}",
+                file.issuer.id,
+                out.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("issuer-sim statements: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_statements(
+    file: &IssuerFile,
+    journal_dir: &Path,
+    sync: JournalSync,
+    args: &StatementArgs,
+    out: &Path,
+) -> Result<usize, String> {
+    let engine = Engine::from_file(file).map_err(|e| e.to_string())?;
+    let issuer = file.issuer.id.as_str();
+    // A dry run only reads; a real one takes the journal as its only writer.
+    let (_pid, journal, records) = if args.dry_run {
+        let records = if journal_dir.exists() {
+            read_all(journal_dir).map_err(|e| e.to_string())?
+        } else {
+            Vec::new()
+        };
+        (None, None, records)
+    } else {
+        let pid = PidFile::take(journal_dir)?;
+        let opts = JournalOptions {
+            sync,
+            ..JournalOptions::default()
+        };
+        let (journal, recovered) =
+            FileJournal::open(journal_dir, opts).map_err(|e| e.to_string())?;
+        (Some(pid), Some(journal), recovered.records)
+    };
+    let mut events = Vec::new();
+    for (lsn, bytes) in &records {
+        // Unlike a host's recovery, statements skip nothing: a missing event is a wrong statement.
+        let record = Record::decode(bytes).map_err(|e| format!("journal record {lsn}: {e}"))?;
+        if let Record::Ledger {
+            issuer: i, event, ..
+        } = record
+            && i == issuer
+        {
+            events.push(
+                LedgerEvent::decode(&event)
+                    .map_err(|e| format!("journal record {lsn}: ledger event: {e}"))?,
+            );
+        }
+    }
+    let history = History::replay(engine, events).map_err(|e| e.to_string())?;
+    let plans = history.cycle(args.cycle_end).map_err(|e| e.to_string())?;
+
+    // Post the closes first, durably; only then write statements that show them.
+    let mut status = Vec::with_capacity(plans.len());
+    if let Some(journal) = &journal {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        let mut tickets = Vec::new();
+        for plan in &plans {
+            let Some(close) = &plan.close else {
+                status.push("already posted");
+                continue;
+            };
+            let posted = history
+                .engine()
+                .close_statement(close, |ev: &LedgerEvent| {
+                    let event = ev.encode().map_err(|_| ())?;
+                    let payload = Record::Ledger {
+                        issuer: issuer.to_owned(),
+                        at_ms: SystemClock.now_ms(),
+                        event,
+                    }
+                    .encode()
+                    .map_err(|_| ())?;
+                    tickets.push(journal.append(payload.into()));
+                    Ok::<(), ()>(())
+                })
+                .map_err(|e| e.to_string())?;
+            status.push(if posted.is_some() {
+                "posted"
+            } else {
+                "already posted"
+            });
+        }
+        rt.block_on(async {
+            for t in tickets {
+                t.await
+                    .map_err(|e| format!("journal: {e}; run statements again"))?;
+            }
+            journal.flush().await.map_err(|e| format!("journal: {e}"))?;
+            Ok::<(), String>(())
+        })?;
+        journal.close();
+    } else {
+        status.extend(plans.iter().map(|p| {
+            if p.close.is_some() {
+                "preview, not posted"
+            } else {
+                "already posted"
+            }
+        }));
+    }
+
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let mut stdout = std::io::stdout().lock();
+    for (plan, status) in plans.iter().zip(status) {
+        let s = &plan.statement;
+        let name = file_name(&s.account);
+        for format in &args.format {
+            let text = format.render(s).map_err(|e| e.to_string())?;
+            let path = out.join(format!("{name}.{}", format.extension()));
+            std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        let _ = writeln!(stdout, "{}  [{status}]", summary_line(s));
+    }
+    Ok(plans.len())
+}
+
+/// One line per statement for the operator.
+fn summary_line(s: &Statement) -> String {
+    let m = |v: i64| format!("{} {}", render::money(v, s.currency), s.currency.alpha());
+    let kind = match s.kind {
+        ProductKind::Credit => "credit",
+        ProductKind::Debit => "debit",
+        ProductKind::Prepaid => "prepaid",
+    };
+    let head = format!(
+        "{:<12} {kind:<8} {}..{}",
+        s.account, s.period_start, s.period_end
+    );
+    match &s.summary {
+        Summary::Credit(c) => format!(
+            "{head}  new balance {}  minimum {}  due {}  interest {}  fees {}",
+            m(c.new_balance),
+            m(c.minimum_due),
+            c.due_date,
+            m(c.interest),
+            m(c.fees)
+        ),
+        Summary::Account(a) => format!(
+            "{head}  opening {}  credits {}  debits {}  closing {}",
+            m(a.opening_balance),
+            m(a.credits),
+            m(a.debits),
+            m(a.closing_balance)
+        ),
+    }
+}
+
+/// An account id as a file name: anything but letters, digits, `-`, `_` and `.` becomes `_`.
+fn file_name(account: &str) -> String {
+    let name: String = account
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if name.is_empty() || name.starts_with('.') {
+        format!("account{name}")
+    } else {
+        name
+    }
+}
+
+/// `issuer-sim.pid` in the journal directory, held while this process uses the journal and
+/// removed when it is done. Not a lock (a pid file left by a crash is taken over once its
+/// process is gone), but it stops the common mistake: closing statements on a running host, or
+/// starting a host while statements run.
+struct PidFile(PathBuf);
+
+impl PidFile {
+    const NAME: &'static str = "issuer-sim.pid";
+
+    fn take(dir: &Path) -> Result<PidFile, String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let path = dir.join(Self::NAME);
+        let me = std::process::id();
+        // Two tries: the second after removing a pid file whose process is gone.
+        for _ in 0..2 {
+            match std::fs::File::create_new(&path) {
+                Ok(mut f) => {
+                    writeln!(f, "{me}").map_err(|e| format!("{}: {e}", path.display()))?;
+                    return Ok(PidFile(path));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let holder = std::fs::read_to_string(&path)
+                        .ok()
+                        .and_then(|t| t.trim().parse::<u32>().ok());
+                    match holder {
+                        Some(pid) if pid != me && alive(pid) => {
+                            return Err(format!(
+                                "{}: issuer-sim process {pid} is using this journal; stop it first",
+                                dir.display()
+                            ));
+                        }
+                        _ => {
+                            let _ = std::fs::remove_file(&path);
+                        }
+                    }
+                }
+                Err(e) => return Err(format!("{}: {e}", path.display())),
+            }
+        }
+        Err(format!("{}: cannot take {}", dir.display(), Self::NAME))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let mine = std::fs::read_to_string(&self.0)
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok())
+            == Some(std::process::id());
+        if mine {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
+/// Whether process `pid` runs (Linux `/proc`; elsewhere every holder counts as alive, and a
+/// stale pid file must be removed by hand). A zombie has exited: it does not count.
+fn alive(pid: u32) -> bool {
+    let proc = Path::new("/proc");
+    if !proc.is_dir() {
+        return true;
+    }
+    match std::fs::read_to_string(proc.join(pid.to_string()).join("stat")) {
+        // The state follows the parenthesised command name: `pid (comm) S ...`.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|state| !matches!(state, 'Z' | 'X')),
+        Err(_) => false,
     }
 }

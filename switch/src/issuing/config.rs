@@ -37,6 +37,15 @@ const IDEMPOTENCY_WINDOW_H_DEFAULT: u32 = 720;
 const PIN_TRIES_DEFAULT: u8 = 3;
 /// Longest `auth_code_prefix`, so at least four characters of the 6-character code count.
 pub(crate) const AUTH_PREFIX_MAX: usize = 2;
+/// Default `cycle_day`: 31, i.e. every statement cycle closes on the last day of its month.
+pub(crate) const CYCLE_DAY_DEFAULT: u8 = 31;
+/// Default `due_days`: the payment is due 25 days after the cycle closes.
+pub(crate) const DUE_DAYS_DEFAULT: u32 = 25;
+/// Longest `due_days`: the shortest cycle (February) has 28 days, so the due date always falls
+/// before the next cycle closes, and that close can tell whether the payment was on time.
+pub(crate) const DUE_DAYS_MAX: u32 = 28;
+/// Default `min_payment_percent`.
+pub(crate) const MIN_PAYMENT_PERCENT_DEFAULT: &str = "1";
 
 /// The whole issuer file.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -47,7 +56,8 @@ pub struct IssuerFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cards_csv: Option<String>,
     /// Accounts in a CSV file, relative to the TOML file, in addition to `[[account]]`. Columns:
-    /// `id,product,balance,credit_limit,cash_limit,overdraft` (empty cells take the defaults).
+    /// `id,product,balance,credit_limit,cash_limit,overdraft`, optionally `cycle_day` (empty
+    /// cells take the defaults).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accounts_csv: Option<String>,
     /// `[issuer]`: identity.
@@ -192,6 +202,33 @@ pub struct ProductEntry {
     /// Per card and business day, purchases (processing codes 00 and 09).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daily_purchase: Option<DailyLimitEntry>,
+    /// Day of the month on which the statement cycle closes, 1-31; a day past the end of a
+    /// month closes on its last day. Accounts may override it. Default 31 (calendar months).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cycle_day: Option<u8>,
+    /// Credit only: days from the cycle's close to the payment due date, 1-28. Default 25.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_days: Option<u32>,
+    /// Credit only: annual percentage rate on purchases (and on interest and fees, which join
+    /// the purchase balance), decimal percent such as `"18.25"`. Default `"0"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purchase_apr: Option<String>,
+    /// Credit only: annual percentage rate on cash advances, decimal percent. Default `"0"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cash_apr: Option<String>,
+    /// Credit only: the minimum payment is this percentage of the new balance plus the cycle's
+    /// interest and fees (see `issuing::statement`), decimal. Default `"1"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_payment_percent: Option<String>,
+    /// Credit only: the minimum payment is at least this (or the whole balance when it is
+    /// smaller), major units. Default `"0"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_payment_floor: Option<String>,
+    /// Credit only: charged at the next cycle's close when the payments and credits received by
+    /// the due date are below the minimum payment (never more than that minimum), major units.
+    /// Default `"0"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_fee: Option<String>,
 }
 
 /// A per-day limit on one channel.
@@ -228,6 +265,9 @@ pub struct AccountEntry {
     /// Debit only: how far below zero the account may go, major units. Default `"0"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overdraft: Option<String>,
+    /// The product's `cycle_day` for this account only, 1-31.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cycle_day: Option<u8>,
 }
 
 /// Card status, as issued or after maintenance.
@@ -448,6 +488,7 @@ impl IssuerFile {
             if p.velocity_per_hour == Some(0) {
                 r.push(key("velocity_per_hour"), "must be greater than 0 when set");
             }
+            IssuerFile::check_statement_terms(r, p, &key);
             if let Some(c) = currency {
                 match (&p.max_balance, p.kind) {
                     (Some(text), ProductKind::Prepaid) => {
@@ -455,6 +496,16 @@ impl IssuerFile {
                     }
                     (Some(_), _) => r.push(key("max_balance"), "applies to prepaid products only"),
                     (None, _) => {}
+                }
+                if p.kind == ProductKind::Credit {
+                    for (name, text) in [
+                        ("min_payment_floor", &p.min_payment_floor),
+                        ("late_fee", &p.late_fee),
+                    ] {
+                        if let Some(text) = text {
+                            r.amount(key(name), text, c, false);
+                        }
+                    }
                 }
                 for (name, limit) in [
                     ("daily_cash", &p.daily_cash),
@@ -491,6 +542,44 @@ impl IssuerFile {
         out
     }
 
+    /// The statement terms of product `p`: cycle day for every product, the rest credit only.
+    fn check_statement_terms(r: &mut Report<'_>, p: &ProductEntry, key: &dyn Fn(&str) -> String) {
+        r.cycle_day(key("cycle_day"), p.cycle_day);
+        let credit_only = [
+            ("due_days", p.due_days.is_some()),
+            ("purchase_apr", p.purchase_apr.is_some()),
+            ("cash_apr", p.cash_apr.is_some()),
+            ("min_payment_percent", p.min_payment_percent.is_some()),
+            ("min_payment_floor", p.min_payment_floor.is_some()),
+            ("late_fee", p.late_fee.is_some()),
+        ];
+        if p.kind != ProductKind::Credit {
+            for (name, set) in credit_only {
+                if set {
+                    r.push(key(name), "applies to credit products only");
+                }
+            }
+            return;
+        }
+        if let Some(days) = p.due_days
+            && !(1..=DUE_DAYS_MAX).contains(&days)
+        {
+            r.push(
+                key("due_days"),
+                format!("must be 1-{DUE_DAYS_MAX} (the due date must fall before the next close)"),
+            );
+        }
+        for (name, text) in [
+            ("purchase_apr", &p.purchase_apr),
+            ("cash_apr", &p.cash_apr),
+            ("min_payment_percent", &p.min_payment_percent),
+        ] {
+            if let Some(text) = text {
+                r.pct(key(name), text);
+            }
+        }
+    }
+
     fn check_accounts<'a>(
         &'a self,
         r: &mut Report<'_>,
@@ -509,6 +598,7 @@ impl IssuerFile {
                 r.push(key("product"), format!("no product {:?}", a.product));
                 continue;
             };
+            r.cycle_day(key("cycle_day"), a.cycle_day);
             let Some(c) = product.currency else { continue };
             let balance = match &a.balance {
                 Some(text) => r.amount(key("balance"), text, c, true),
@@ -680,6 +770,12 @@ impl Report<'_> {
                     "must be a decimal percentage 0-100 such as \"20\" or \"7.5\" (got {text:?})"
                 ),
             );
+        }
+    }
+
+    fn cycle_day(&mut self, key: String, day: Option<u8>) {
+        if day.is_some_and(|d| !(1..=31).contains(&d)) {
+            self.push(key, "must be a day of the month, 1-31");
         }
     }
 

@@ -34,7 +34,8 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::config::{
-    AUTH_PREFIX_MAX, CardStatus, IssuerFile, ProductKind, parse_currency, parse_pct,
+    AUTH_PREFIX_MAX, CYCLE_DAY_DEFAULT, CardStatus, DUE_DAYS_DEFAULT, IssuerFile,
+    MIN_PAYMENT_PERCENT_DEFAULT, ProductKind, parse_currency, parse_pct,
 };
 use super::event::{Answer, Change, LedgerEvent, RequestChange, RequestTag};
 use super::hash::KeyedState;
@@ -42,6 +43,7 @@ use super::ledger::{AccountSnapshot, AccountState, ApplyCtx, Entry, LedgerError}
 use super::pin::{ClearPin, parse_pvk, verify_clear_pin};
 use super::request::{IssuingRequest, PinCheck, RequestKind};
 use super::rules::{self, Ctx, pct_of};
+use super::statement::{CreditTerms, StatementError};
 use crate::config::{ConfigError, Problem};
 use crate::domain::{
     AccountType, Amount, AuthCode, Currency, Decline, DomainError, Expiry, Pan, ResponseCode,
@@ -54,6 +56,7 @@ const MS_PER_HOUR: i64 = 3_600_000;
 /// A product's rules, ready to use.
 #[derive(Debug)]
 pub(crate) struct Product {
+    pub id: Box<str>,
     pub kind: ProductKind,
     pub currency: Currency,
     pub hold_expiry_ms: i64,
@@ -67,6 +70,8 @@ pub(crate) struct Product {
     pub velocity_per_hour: Option<u32>,
     /// By [`super::event::Channel::index`]: cash, purchase.
     pub daily: [DailyLimit; 2],
+    /// Statement terms (interest, minimum payment, fees); zero rates for debit and prepaid.
+    pub terms: CreditTerms,
 }
 
 /// One channel's daily limit, minor units and count.
@@ -87,6 +92,10 @@ pub(crate) struct AccountDef {
     pub line: i64,
     /// Credit only: the cash-advance limit.
     pub cash_limit: Option<i64>,
+    /// Credit only: the credit limit as configured (without the over-limit allowance).
+    pub credit_limit: Option<i64>,
+    /// Day of the month its statement cycle closes (account's, else product's, else 31).
+    pub cycle_day: u8,
 }
 
 /// What a decision needs of a card, stored in the PAN table itself so that a decision does not
@@ -133,6 +142,11 @@ impl Card {
     /// The account number (position in the issuer file).
     pub fn account_no(&self) -> u32 {
         self.account
+    }
+
+    /// The card's slot: its position among its account's cards, as in events.
+    pub fn slot(&self) -> u16 {
+        self.slot
     }
 }
 
@@ -237,6 +251,22 @@ pub struct LedgerView {
     pub open_holds: usize,
 }
 
+/// How one event moved an account's money (after minus before), minor units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Movement {
+    pub posted: i64,
+    pub cash: i64,
+}
+
+/// An account's running totals at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AccountTotals {
+    pub posted: i64,
+    pub cash: i64,
+    pub last_seq: u64,
+    pub closed_through: i32,
+}
+
 /// Whether [`Engine::apply`] changed anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
@@ -284,6 +314,7 @@ pub enum RestoreError {
 #[derive(Debug)]
 pub struct Engine {
     issuer: String,
+    name: Box<str>,
     auth_prefix: Box<str>,
     pvk: Option<[u8; 16]>,
     retention_ms: i64,
@@ -341,7 +372,23 @@ impl Engine {
                 };
             let mut blocked_mcc = p.blocked_mcc.clone();
             blocked_mcc.sort_unstable();
+            let pct = |text: &Option<String>, default: &str, name: &str| {
+                parse_pct(text.as_deref().unwrap_or(default)).ok_or_else(|| invalid(&key, name))
+            };
+            let terms = CreditTerms {
+                due_days: p.due_days.unwrap_or(DUE_DAYS_DEFAULT),
+                purchase_apr: pct(&p.purchase_apr, "0", "purchase_apr")?,
+                cash_apr: pct(&p.cash_apr, "0", "cash_apr")?,
+                min_payment_percent: pct(
+                    &p.min_payment_percent,
+                    MIN_PAYMENT_PERCENT_DEFAULT,
+                    "min_payment_percent",
+                )?,
+                min_payment_floor: amount(&p.min_payment_floor)?.unwrap_or(0),
+                late_fee: amount(&p.late_fee)?.unwrap_or(0),
+            };
             products.push(Product {
+                id: p.id.as_str().into(),
                 kind: p.kind,
                 currency,
                 hold_expiry_ms: i64::from(p.hold_expiry_h) * MS_PER_HOUR,
@@ -354,6 +401,7 @@ impl Engine {
                 max_balance: amount(&p.max_balance)?,
                 velocity_per_hour: p.velocity_per_hour,
                 daily: [daily(&p.daily_cash)?, daily(&p.daily_purchase)?],
+                terms,
             });
             product_ix.insert(p.id.as_str(), u32::try_from(i).unwrap_or(u32::MAX));
             crc.update(p.id.as_bytes());
@@ -377,7 +425,7 @@ impl Engine {
                     .map_err(|_| invalid(&key, "amount"))
             };
             let balance = amount(&a.balance)?.unwrap_or(0);
-            let (line, posted, cash_limit) = match p.kind {
+            let (line, posted, cash_limit, credit_limit) = match p.kind {
                 ProductKind::Credit => {
                     let limit = amount(&a.credit_limit)?.unwrap_or(0);
                     let over = parse_pct(&file.products[pi as usize].over_limit_pct)
@@ -385,17 +433,28 @@ impl Engine {
                         .ok_or_else(|| invalid(&key, "over_limit_pct"))?;
                     let cash = amount(&a.cash_limit)?.unwrap_or(limit);
                     // The configured balance of a credit account is what is owed.
-                    (limit.saturating_add(over), -balance, Some(cash))
+                    (
+                        limit.saturating_add(over),
+                        -balance,
+                        Some(cash),
+                        Some(limit),
+                    )
                 }
-                ProductKind::Debit => (amount(&a.overdraft)?.unwrap_or(0), balance, None),
-                ProductKind::Prepaid => (0, balance, None),
+                ProductKind::Debit => (amount(&a.overdraft)?.unwrap_or(0), balance, None, None),
+                ProductKind::Prepaid => (0, balance, None, None),
             };
+            let cycle_day = a
+                .cycle_day
+                .or(file.products[pi as usize].cycle_day)
+                .unwrap_or(CYCLE_DAY_DEFAULT);
             accounts.push(AccountDef {
                 state: Mutex::new(AccountState::default()),
                 id: a.id.as_str().into(),
                 product: pi,
                 line,
                 cash_limit,
+                credit_limit,
+                cycle_day,
             });
             balances.push(posted);
             let n = u32::try_from(i).map_err(|_| invalid(&key, "too many accounts"))?;
@@ -456,6 +515,7 @@ impl Engine {
         debug_assert!(prefix.len() <= AUTH_PREFIX_MAX);
         Ok(Engine {
             issuer: file.issuer.id.clone(),
+            name: file.issuer.name.as_str().into(),
             auth_prefix: prefix.as_str().into(),
             pvk,
             retention_ms,
@@ -471,6 +531,11 @@ impl Engine {
     /// The issuer id.
     pub fn issuer(&self) -> &str {
         &self.issuer
+    }
+
+    /// The issuer's display name.
+    pub fn issuer_name(&self) -> &str {
+        &self.name
     }
 
     /// CRC-32 of the issuer id, the retention, and the positions of products, accounts and cards:
@@ -601,6 +666,19 @@ impl Engine {
     /// [`Engine::process`] returned may not be (two threads on one account can append in either
     /// order), and should go through [`Engine::replay`], which sorts.
     pub fn apply(&self, event: &LedgerEvent) -> Result<Applied, LedgerError> {
+        Ok(match self.apply_observed(event)? {
+            Some(_) => Applied::Applied,
+            None => Applied::AlreadyApplied,
+        })
+    }
+
+    /// [`Engine::apply`], telling how the account's posted balance and cash advances moved
+    /// (`None`: already applied). Statements read postings this way, from the ledger's own
+    /// arithmetic, so they cannot disagree with the balances.
+    pub(crate) fn apply_observed(
+        &self,
+        event: &LedgerEvent,
+    ) -> Result<Option<Movement>, LedgerError> {
         let account = self
             .accounts
             .get(event.account as usize)
@@ -608,12 +686,82 @@ impl Engine {
         let product = &self.products[account.product as usize];
         let mut st = self.lock(event.account)?;
         if event.seq <= st.last_seq {
-            return Ok(Applied::AlreadyApplied);
+            return Ok(None);
         }
+        let (posted, cash) = (st.posted, st.cash_posted);
         st.apply(&self.apply_ctx(account, product), event)?;
         self.seq
             .fetch_max(event.seq.saturating_add(1), Ordering::Relaxed);
-        Ok(Applied::Applied)
+        let moved = |after: i64, before: i64| {
+            after
+                .checked_sub(before)
+                .ok_or(LedgerError::Inconsistent("amount overflow"))
+        };
+        Ok(Some(Movement {
+            posted: moved(st.posted, posted)?,
+            cash: moved(st.cash_posted, cash)?,
+        }))
+    }
+
+    /// Posts a statement close ([`super::statement::CycleClose`], made by
+    /// [`super::statement::History::cycle`]): journals the event with `journal`, then applies
+    /// it. `Ok(None)` when the account has already closed that cycle (or a later one): running
+    /// statements twice posts nothing twice. Charges post past any limit.
+    pub fn close_statement<E>(
+        &self,
+        close: &super::statement::CycleClose,
+        journal: impl FnOnce(&LedgerEvent) -> Result<(), E>,
+    ) -> Result<Option<LedgerEvent>, StatementError> {
+        let account = self
+            .accounts
+            .get(close.account as usize)
+            .ok_or(StatementError::Ledger(LedgerError::UnknownAccount(
+                close.account,
+            )))?;
+        let product = &self.products[account.product as usize];
+        let mut st = self.lock(close.account)?;
+        if close.change.cycle_end <= st.closed_through {
+            return Ok(None);
+        }
+        let event = LedgerEvent {
+            seq: self.seq.fetch_add(1, Ordering::Relaxed),
+            at: close.at_ms,
+            account: close.account,
+            change: Change::Statement(close.change),
+        };
+        journal(&event).map_err(|_| StatementError::Journal)?;
+        st.apply(&self.apply_ctx(account, product), &event)?;
+        Ok(Some(event))
+    }
+
+    /// Number of accounts.
+    pub fn account_count(&self) -> usize {
+        self.accounts.len()
+    }
+
+    pub(crate) fn account_def(&self, account_no: u32) -> Option<&AccountDef> {
+        self.accounts.get(account_no as usize)
+    }
+
+    pub(crate) fn product_of(&self, account: &AccountDef) -> &Product {
+        &self.products[account.product as usize]
+    }
+
+    /// The cards in the file, in file order.
+    pub(crate) fn cards(&self) -> &[Card] {
+        &self.cards
+    }
+
+    /// The account's posted balance, cash advances and last closed cycle, for a statement's
+    /// opening state.
+    pub(crate) fn account_totals(&self, account_no: u32) -> Result<AccountTotals, LedgerError> {
+        let st = self.lock(account_no)?;
+        Ok(AccountTotals {
+            posted: st.posted,
+            cash: st.cash_posted,
+            last_seq: st.last_seq,
+            closed_through: st.closed_through,
+        })
     }
 
     /// Applies a whole journal in sequence order (the order of a journal written by concurrent
@@ -896,7 +1044,7 @@ impl Engine {
 
     /// Issuer prefix, then `seq` in base 36 (upper case), zero-padded to six characters; the
     /// counter wraps after 36^(6 - prefix length) codes.
-    fn auth_code(&self, seq: u64) -> Option<AuthCode> {
+    pub(crate) fn auth_code(&self, seq: u64) -> Option<AuthCode> {
         const DIGITS: &[u8; 36] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
         let mut out = [b'0'; 6];
         let prefix = self.auth_prefix.as_bytes();

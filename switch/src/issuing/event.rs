@@ -76,6 +76,46 @@ pub(crate) enum Change {
     PinReset { card: u16 },
     /// The card's status changed (maintenance: lost, stolen, restricted, closed, active).
     Status { card: u16, status: CardStatus },
+    /// A statement cycle closed (see [`super::statement`]). Last in the enum on purpose: the
+    /// journal's postcard encoding numbers variants by position, and older journals must still
+    /// decode.
+    Statement(StatementClose),
+}
+
+/// The close of one statement cycle of one account: the interest and fees it posts, and the
+/// statement's figures, which the next cycle reads back from the journal (was the minimum paid
+/// by the due date? the whole balance?).
+///
+/// The charges post to the ledger past any limit (they are owed whatever the open-to-buy) and
+/// outside the cash balance (they are not cash advances), so a replay reaches the same balances.
+/// An account closes each cycle at most once: the ledger refuses a close whose cycle does not
+/// end after the account's last close, which makes running statements twice harmless.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatementClose {
+    /// The cycle's last day, days since 0001-01-01 (`NaiveDate::num_days_from_ce`).
+    pub(crate) cycle_end: i32,
+    /// Minor units, each at least 0.
+    pub(crate) purchase_interest: i64,
+    pub(crate) cash_interest: i64,
+    pub(crate) late_fee: i64,
+    /// The statement's closing balance, cardholder side like the ledger's `posted` (a credit
+    /// account's balance owed is negative).
+    pub(crate) closing: i64,
+    /// Credit: the minimum payment due; 0 otherwise.
+    pub(crate) minimum_due: i64,
+    /// Credit: the payment due date, days since 0001-01-01; 0 otherwise.
+    pub(crate) due_date: i32,
+}
+
+impl StatementClose {
+    /// Interest and fees together, minor units; `None` on overflow or a negative part.
+    pub(crate) fn charges(&self) -> Option<i64> {
+        let parts = [self.purchase_interest, self.cash_interest, self.late_fee];
+        if parts.iter().any(|&p| p < 0) {
+            return None;
+        }
+        parts.iter().try_fold(0i64, |acc, &p| acc.checked_add(p))
+    }
 }
 
 /// A decided request and everything it changes.

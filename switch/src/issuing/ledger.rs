@@ -23,6 +23,12 @@
 //! | available     | `posted - held + line`; for credit this is the open-to-buy            |
 //! | `cash_posted` | credit: cash advances not yet repaid (payments repay cash first)      |
 //! | `cash_held`   | the part of `held` that is cash                                       |
+//! | `closed_through` | last day of the last statement cycle closed (0: none)              |
+//!
+//! A statement close ([`Change::Statement`]) posts the cycle's interest and fees as one debit of
+//! `posted` (not of `cash_posted`: a charge is not a cash advance), past any limit, and moves
+//! `closed_through` forward; a close that does not move it forward is refused, so each cycle's
+//! charges post once however often statements run.
 //!
 //! Invariants, checked after every change (a failure refuses the change): `held >= 0`,
 //! `0 <= cash_held <= held`, `cash_posted >= 0`, every open hold's amount is positive; and, in
@@ -82,6 +88,8 @@ pub(crate) struct AccountState {
     pub expiries: VecDeque<(i64, IdemKey)>,
     /// Per-card state, by slot.
     pub cards: Cards,
+    /// Last day of the last closed statement cycle, days since 0001-01-01; 0 before the first.
+    pub closed_through: i32,
 }
 
 /// An answered request.
@@ -442,6 +450,21 @@ impl AccountState {
             }
             Change::PinReset { card } => self.card_mut(*card)?.pin_fails = 0,
             Change::Status { card, status } => self.card_mut(*card)?.status = *status,
+            Change::Statement(close) => {
+                if close.cycle_end <= self.closed_through {
+                    return Err(Inconsistent(
+                        "statement cycle does not end after the last closed one",
+                    ));
+                }
+                let charges = close
+                    .charges()
+                    .ok_or(Inconsistent("statement charges negative or too large"))?;
+                let mut t = Totals::of(self);
+                t.post(-charges, 0)?;
+                t.check()?;
+                self.commit_totals(t);
+                self.closed_through = close.cycle_end;
+            }
         }
         self.prune(ev.at.saturating_sub(cx.retention_ms));
         self.last_seq = ev.seq;
@@ -801,6 +824,7 @@ impl AccountState {
                 .filter_map(|(_, k)| self.records.get(k).map(|r| (*k, r.clone())))
                 .collect(),
             cards: self.cards.to_vec(),
+            closed_through: self.closed_through,
         }
     }
 
@@ -813,6 +837,7 @@ impl AccountState {
             cash_held: s.cash_held,
             last_seq: s.last_seq,
             cards: Cards::from_vec(s.cards.clone()),
+            closed_through: s.closed_through,
             ..AccountState::default()
         };
         st.records.reserve(s.records.len());
@@ -841,4 +866,7 @@ pub(crate) struct AccountSnapshot {
     /// In the order they were recorded.
     records: Vec<(IdemKey, Record)>,
     cards: Vec<CardState>,
+    /// Added with statements: a checkpoint written before them does not decode, and the issuer
+    /// host then replays its whole journal (segments are never deleted), reaching the same state.
+    closed_through: i32,
 }

@@ -21,6 +21,9 @@
 //! - [`rules`]: the decisions and the decline precedence ([`rules::PRECEDENCE`], table below).
 //! - [`ledger`]: the pending/posted ledger and the one function that changes it.
 //! - [`pin`]: Visa PVV, clear-PIN verification, ISO 9564 format 0 PIN blocks.
+//! - [`statement`]: billing-cycle statements (interest, minimum payment, late fee, grace
+//!   period; monthly debit and prepaid statements), their closes in the ledger
+//!   ([`Engine::close_statement`]) and their text, JSON, CSV and HTML renderings.
 //! - `hash` (private): the keyed hasher of the engine's maps.
 //!
 //! # Performance
@@ -81,6 +84,7 @@ pub mod ledger;
 pub mod pin;
 pub mod request;
 pub mod rules;
+pub mod statement;
 
 #[cfg(test)]
 mod tests;
@@ -98,3 +102,4 @@ pub use ledger::LedgerError;
 pub use pin::{ClearPin, verify_clear_pin, visa_pvv};
 pub use request::{IdemKey, IssuingRequest, PinCheck, RequestKind};
 pub use rules::{Check, PRECEDENCE};
+pub use statement::{CycleClose, History, Planned, Statement, StatementError};

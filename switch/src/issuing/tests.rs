@@ -98,7 +98,7 @@ fn t0() -> NaiveDateTime {
         .expect("date")
 }
 
-fn pan(s: &str) -> Pan {
+pub(super) fn pan(s: &str) -> Pan {
     Pan::parse(s.as_bytes()).expect("pan")
 }
 
@@ -106,7 +106,8 @@ fn cny(major: &str) -> Amount {
     Amount::parse_major(major, Currency::CNY).expect("amount")
 }
 
-fn key(stan: u32) -> IdemKey {
+/// The idempotency key of test request `stan` (also used by the statement tests).
+pub(super) fn key(stan: u32) -> IdemKey {
     IdemKey::new(
         AcquirerId::parse("100001").expect("acq"),
         TerminalId::from_field(b"TERM0001").expect("tid"),
