@@ -586,6 +586,7 @@ fn switch_toml(out: &Path, issuers: &[GeneratedIssuer]) -> Result<String, GenErr
             low: g.bin.clone(),
             high: g.bin.clone(),
             issuer: g.id.clone(),
+            product: None,
         });
     }
     c.validate("generated switch.toml")

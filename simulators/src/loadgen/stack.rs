@@ -109,6 +109,7 @@ impl Stack {
                 low: g.bin.clone(),
                 high: g.bin.clone(),
                 issuer: g.id.clone(),
+                product: None,
             });
         }
         config.validate("loadgen stack").map_err(|problems| {
