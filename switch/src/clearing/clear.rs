@@ -760,11 +760,17 @@ pub fn check_exactly_once(
             return fail(format!("approval {txn} is carried over in two states"));
         }
     }
+    let carried_net: HashMap<u64, i64> = carry
+        .closed
+        .iter()
+        .filter_map(|c| match c.state {
+            ClosedState::Cleared { net_minor } => Some((c.approval.txn, net_minor)),
+            _ => None,
+        })
+        .collect();
     for item in &clearing.items {
         let txn = item.approval.txn;
-        let net = carry.closed.iter().find(|c| c.approval.txn == txn);
-        if !matches!(net, Some(Closed { state: ClosedState::Cleared { net_minor }, .. }) if *net_minor == item.after_minor)
-        {
+        if carried_net.get(&txn) != Some(&item.after_minor) {
             return fail(format!(
                 "approval {txn}'s carried net differs from its item"
             ));

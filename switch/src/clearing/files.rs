@@ -247,7 +247,8 @@ fn latest_carry_over(job: &Job, day: NaiveDate) -> Result<Option<CarryOver>, Fil
 fn write_clearing(job: &Job, clearing: &Clearing, carry: &CarryOver) -> Result<(), FilesError> {
     let dir = job.day_dir(clearing.business_date);
     write_rendered(&dir, CLEARING, &report::clearing(clearing)?)?;
-    let json = serde_json::to_string_pretty(carry).map_err(|source| FilesError::Json {
+    // Compact: it holds every approval of the lookback window and only programs read it.
+    let json = serde_json::to_string(carry).map_err(|source| FilesError::Json {
         path: dir.join(CARRY_OVER),
         source,
     })?;
