@@ -167,7 +167,9 @@ pub struct SwitchConfig {
     /// On shutdown, in-flight requests get this long to complete; 0 stops at once
     /// (milliseconds). Default 5000.
     pub shutdown_grace_ms: u64,
-    /// Local time of day at which the business date rolls over (`HH:MM`, 24-hour clock).
+    /// Time of day at which the business date rolls over (`HH:MM`, 24-hour clock, UTC like the
+    /// switch's clock): a request before it belongs to today's business date, one at or after it
+    /// to tomorrow's (see `clearing::business_date`).
     /// Default `23:00`.
     pub business_date_cutover: String,
 }
