@@ -19,6 +19,7 @@ fn ranges(n: u64) -> Vec<BinRangeConfig> {
             low: low.to_string(),
             high: high.to_string(),
             issuer: format!("i{}", i % 16),
+            product: None,
         });
         if i % 10 == 0 {
             let child = low * 100 + 5;
@@ -26,6 +27,7 @@ fn ranges(n: u64) -> Vec<BinRangeConfig> {
                 low: child.to_string(),
                 high: (child + 3).to_string(),
                 issuer: "child".into(),
+                product: None,
             });
         }
     }

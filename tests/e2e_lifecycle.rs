@@ -400,6 +400,7 @@ async fn reload_swaps_routing_and_acquirers_and_refuses_invalid_configs() {
         low: "999999".into(),
         high: "999999".into(),
         issuer: NORTH.into(),
+        product: None,
     });
     next.acquirers.retain(|a| a.id != "100002");
     stack
@@ -443,6 +444,7 @@ async fn reload_swaps_routing_and_acquirers_and_refuses_invalid_configs() {
         low: "500000".into(),
         high: "500000".into(),
         issuer: "nobody".into(),
+        product: None,
     });
     bad.acquirers.push(AcquirerConfig {
         id: "100002".into(),

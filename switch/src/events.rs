@@ -8,13 +8,20 @@
 //! - the PAN only encrypted ([`ProtectedPan`]) plus its masked form;
 //! - never track data, PIN blocks, CVV or ICC data: no record has a field for them;
 //! - amounts as integer minor units with their ISO 4217 numeric currency.
+//!
+//! Postcard is not self-describing, so any change to a record's fields changes the format and
+//! bumps [`VERSION`]; older versions are refused with [`RecordError::Version`] rather than
+//! misread. Version 2 added what clearing needs to [`RequestRecord`] (business date, card product,
+//! card present). Version 1 is not read: no journal of it was ever deployed.
 
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::Product;
 use crate::security::ProtectedPan;
 
 /// Encoding version, first byte of every record.
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 
 /// The duplicate key of a request: acquirer, terminal (41), STAN (11), transmission time (7).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -55,6 +62,13 @@ pub struct RequestRecord {
     pub original: Option<OriginalRecord>,
     /// Field 95's actual amount, on a partial reversal.
     pub replacement_minor: Option<i64>,
+    /// The business day the switch assigned the request to (see [`crate::clearing::business_date`]).
+    pub business_date: NaiveDate,
+    /// The card product of the PAN's BIN range, when the range names one.
+    pub product: Option<Product>,
+    /// Whether the card was at the point of sale, from field 22 (see
+    /// [`crate::clearing::card_present`]); `None` when field 22 is absent or says nothing.
+    pub card_present: Option<bool>,
 }
 
 /// Who made a decision.
@@ -252,5 +266,40 @@ mod tests {
         assert_eq!(Record::decode(&[9, 1, 2]), Err(RecordError::Version(9)));
         assert!(Record::decode(&[]).is_err());
         assert!(Record::decode(&[VERSION, 0xff, 0xff]).is_err());
+    }
+
+    #[test]
+    fn requests_carry_what_clearing_needs() {
+        let r = Record::Request(RequestRecord {
+            txn: 9,
+            at_ms: 1_764_000_000_000,
+            key: KeyRecord {
+                acquirer: "100001".into(),
+                terminal: "TERM0001".into(),
+                stan: 2,
+                transmission: "1125221800".into(),
+            },
+            mti: 200,
+            pan: ProtectedPan(vec![1, 2, 3]),
+            masked_pan: "411111******0013".into(),
+            processing_code: "000000".into(),
+            amount_minor: Some(1234),
+            currency: 156,
+            issuer: "north-bank".into(),
+            rrn: None,
+            merchant: Some("MERCHANT0000001".into()),
+            mcc: Some(5411),
+            original: None,
+            replacement_minor: None,
+            business_date: NaiveDate::from_ymd_opt(2026, 11, 26).expect("date"),
+            product: Some(Product::Debit),
+            card_present: Some(true),
+        });
+        let bytes = r.encode().expect("encode");
+        assert_eq!(Record::decode(&bytes).expect("decode"), r);
+        // A version 1 record is refused, not misread.
+        let mut old = bytes.clone();
+        old[0] = 1;
+        assert_eq!(Record::decode(&old), Err(RecordError::Version(1)));
     }
 }

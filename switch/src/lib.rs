@@ -20,6 +20,7 @@
 //! decisions are synchronous functions with no I/O and take time as an argument; tokio only drives
 //! them.
 
+pub mod clearing;
 pub mod client;
 pub mod clock;
 pub mod config;

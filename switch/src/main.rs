@@ -2,8 +2,10 @@
 //!
 //! `run` (the default) starts the switch with a configuration file and serves until SIGTERM or
 //! SIGINT (graceful; a second signal stops at once); SIGHUP reloads routing and limits.
-//! `check-config` validates a file. `demo` runs the whole stack in one process. Exit codes: 0
-//! success, 1 invalid configuration, 2 unreadable or unparseable file.
+//! `check-config` validates a file. `demo` runs the whole stack in one process. `cutover` closes
+//! a business day (clearing) and `settle` writes its settlement report and merchant statements
+//! (see `switch::clearing`). Exit codes: 0 success, 1 invalid configuration, 2 unreadable or
+//! unparseable file; `cutover` and `settle` exit 1 when the day cannot be closed or settled.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,7 +13,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use switch::clock::SystemClock;
+use switch::clock::{Clock, SystemClock};
 use switch::config::{Config, ConfigError};
 use switch::net::start::{StartOptions, SwitchServer};
 use switch::security::KeysFile;
@@ -65,6 +67,29 @@ enum Command {
         #[arg(long, default_value_t = 8)]
         connections: usize,
     },
+    /// Close business days: clear them from the journal and carry open holds over. Closes every
+    /// day not yet closed up to `--date` (default: the business day that ended last).
+    Cutover {
+        /// The business day to close, `YYYY-MM-DD`; it must have ended.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<chrono::NaiveDate>,
+        /// Reports folder (default `[clearing] reports_dir`).
+        #[arg(long, value_name = "DIR")]
+        reports: Option<PathBuf>,
+    },
+    /// Write a business day's settlement report and merchant statements (closing it first if
+    /// needed).
+    Settle {
+        /// The business day, `YYYY-MM-DD`.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: chrono::NaiveDate,
+        /// Reports folder (default `[clearing] reports_dir`).
+        #[arg(long, value_name = "DIR")]
+        reports: Option<PathBuf>,
+        /// Fee schedule (default `[clearing] fees_file`).
+        #[arg(long, value_name = "PATH")]
+        fees: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -91,6 +116,104 @@ fn main() -> ExitCode {
             transactions,
             connections,
         } => demo(&cli.config, serve, transactions, connections),
+        Command::Cutover { date, reports } => cutover(&cli.config, date, reports.as_deref()),
+        Command::Settle {
+            date,
+            reports,
+            fees,
+        } => settle(&cli.config, date, reports.as_deref(), fees.as_deref()),
+    }
+}
+
+/// The configuration and the clearing job it describes, or the exit code to give up with.
+fn load_job(
+    path: &Path,
+    reports: Option<&Path>,
+) -> Result<(Config, switch::clearing::Job), ExitCode> {
+    let config = Config::load(path).map_err(|err| report(&err))?;
+    match switch::clearing::Job::from_config(&config, reports) {
+        Ok(job) => Ok((config, job)),
+        Err(e) => {
+            eprintln!("{e}");
+            Err(ExitCode::from(EXIT_INVALID))
+        }
+    }
+}
+
+/// `switch cutover`: closes business days up to `date` and prints one line per day.
+fn cutover(path: &Path, date: Option<chrono::NaiveDate>, reports: Option<&Path>) -> ExitCode {
+    let (_, job) = match load_job(path, reports) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let now = SystemClock.now();
+    let date =
+        date.unwrap_or_else(|| switch::clearing::last_closed_day(now, job.rules.cutover_minutes));
+    match switch::clearing::cutover(&job, date, now) {
+        Ok(days) => {
+            for c in days {
+                println!(
+                    "closed {}: {} cleared, {} reversals, {} authorized not captured, {} expired, {} exceptions; reports in {}",
+                    c.business_date,
+                    c.items.len(),
+                    c.reversals.len(),
+                    c.authorized_not_captured.len(),
+                    c.expired.len(),
+                    c.exceptions.len(),
+                    job.day_dir(c.business_date).display()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cutover failed: {e}");
+            ExitCode::from(EXIT_INVALID)
+        }
+    }
+}
+
+/// `switch settle`: settles one business day and prints each position.
+fn settle(
+    path: &Path,
+    date: chrono::NaiveDate,
+    reports: Option<&Path>,
+    fees: Option<&Path>,
+) -> ExitCode {
+    let (config, job) = match load_job(path, reports) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let fees_path = fees.unwrap_or(&config.clearing.fees_file);
+    let schedule = match switch::clearing::FeeSchedule::load(fees_path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    match switch::clearing::settle(&job, &schedule, date, SystemClock.now()) {
+        Ok((settlement, statements)) => {
+            for p in &settlement.positions {
+                println!(
+                    "{:<8} {:<12} net {:>16} {}",
+                    p.role.name(),
+                    p.institution,
+                    switch::clearing::report::money(p.net_minor, p.currency),
+                    switch::clearing::report::currency_code(p.currency)
+                );
+            }
+            println!(
+                "settled {date}: {} positions, {} merchant statements; reports in {}",
+                settlement.positions.len(),
+                statements.len(),
+                job.day_dir(date).display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("settlement failed: {e}");
+            ExitCode::from(EXIT_INVALID)
+        }
     }
 }
 

@@ -8,10 +8,11 @@
 //! binary search over a sorted `Vec<u64>`: O(log n), no allocation, no pointer chasing.
 //!
 //! What the issuer *is* (remote link group or on-us engine) is the caller's business; routing only
-//! returns the index of the issuer in the config's `[[issuer]]` list.
+//! returns the index of the issuer in the config's `[[issuer]]` list, and, for clearing, the card
+//! product the innermost range names ([`RoutingTable::product`]).
 
 use crate::config::BinRangeConfig;
-use crate::domain::Pan;
+use crate::domain::{Pan, Product};
 
 /// Prefix length every range is widened to.
 const WIDTH: usize = 11;
@@ -28,6 +29,8 @@ pub struct RoutingTable {
     ends: Vec<u64>,
     /// Issuer of each segment, parallel to `starts`.
     issuers: Vec<IssuerIndex>,
+    /// Card product of each segment, parallel to `starts`.
+    products: Vec<Option<Product>>,
 }
 
 /// Why a table could not be built (validation normally catches these first).
@@ -54,11 +57,22 @@ fn widen(digits: &str, fill: u8) -> Option<u64> {
     Some(v)
 }
 
+/// The PAN's first [`WIDTH`] digits as an integer. A valid PAN has at least 12 digits, so they
+/// always exist.
+#[inline]
+fn prefix(pan: &Pan) -> u64 {
+    pan.expose_digits()
+        .iter()
+        .take(WIDTH)
+        .fold(0u64, |v, d| v * 10 + (d - b'0') as u64)
+}
+
 #[derive(Clone, Copy)]
 struct Range {
     low: u64,
     high: u64,
     issuer: IssuerIndex,
+    product: Option<Product>,
     index: usize,
 }
 
@@ -81,6 +95,7 @@ impl RoutingTable {
                 low,
                 high,
                 issuer,
+                product: r.product,
                 index,
             });
         }
@@ -96,7 +111,7 @@ impl RoutingTable {
                 if top.high >= r.low {
                     break;
                 }
-                t.emit(pos.max(top.low), top.high, top.issuer);
+                t.emit(pos.max(top.low), top.high, &top);
                 pos = pos.max(top.high + 1);
                 stack.pop();
             }
@@ -105,46 +120,45 @@ impl RoutingTable {
                     return Err(RoutingError::Overlap { index: r.index });
                 }
                 if pos < r.low {
-                    t.emit(pos.max(top.low), r.low - 1, top.issuer);
+                    t.emit(pos.max(top.low), r.low - 1, top);
                 }
             }
             pos = pos.max(r.low);
             stack.push(r);
         }
         while let Some(top) = stack.pop() {
-            t.emit(pos.max(top.low), top.high, top.issuer);
+            t.emit(pos.max(top.low), top.high, &top);
             pos = pos.max(top.high + 1);
         }
         Ok(t)
     }
 
-    fn emit(&mut self, start: u64, end: u64, issuer: IssuerIndex) {
+    fn emit(&mut self, start: u64, end: u64, range: &Range) {
         if start > end {
             return;
         }
-        // Merge with the previous segment when contiguous and same issuer.
-        if let (Some(e), Some(&i)) = (self.ends.last_mut(), self.issuers.last())
-            && *e + 1 == start
-            && i == issuer
+        // Merge with the previous segment when contiguous, same issuer and same product.
+        if let (Some(e), Some(&i), Some(&p)) = (
+            self.ends.last_mut(),
+            self.issuers.last(),
+            self.products.last(),
+        ) && *e + 1 == start
+            && i == range.issuer
+            && p == range.product
         {
             *e = end;
             return;
         }
         self.starts.push(start);
         self.ends.push(end);
-        self.issuers.push(issuer);
+        self.issuers.push(range.issuer);
+        self.products.push(range.product);
     }
 
     /// The issuer of `pan`, or `None` when no range matches (answer 15).
     #[inline]
     pub fn route(&self, pan: &Pan) -> Option<IssuerIndex> {
-        let digits = pan.expose_digits();
-        // A valid PAN has at least 12 digits, so the first 11 always exist.
-        let key = digits
-            .iter()
-            .take(WIDTH)
-            .fold(0u64, |v, d| v * 10 + (d - b'0') as u64);
-        self.route_prefix(key)
+        self.route_prefix(prefix(pan))
     }
 
     /// Looks up an 11-digit prefix given as an integer.
@@ -155,6 +169,17 @@ impl RoutingTable {
             return None;
         }
         (key <= self.ends[i - 1]).then(|| self.issuers[i - 1])
+    }
+
+    /// The card product of `pan`'s innermost range, if that range names one. Off the
+    /// authorization path: only the journal record of a routed request uses it.
+    pub fn product(&self, pan: &Pan) -> Option<Product> {
+        let key = prefix(pan);
+        let i = self.starts.partition_point(|&s| s <= key);
+        if i == 0 || key > self.ends[i - 1] {
+            return None;
+        }
+        self.products[i - 1]
     }
 
     /// Number of disjoint segments after flattening.
@@ -172,6 +197,7 @@ mod tests {
             low: low.into(),
             high: high.into(),
             issuer: issuer.into(),
+            product: None,
         }
     }
 
@@ -227,6 +253,31 @@ mod tests {
         assert_eq!(t.route_prefix(49_999_999_999), Some(0));
         assert_eq!(t.route_prefix(50_000_000_000), None);
         assert_eq!(t.route_prefix(39_999_999_999), None);
+    }
+
+    #[test]
+    fn product_of_the_innermost_range() {
+        let with = |low: &str, high: &str, issuer: &str, product| BinRangeConfig {
+            product,
+            ..r(low, high, issuer)
+        };
+        let t = RoutingTable::build(
+            &[
+                with("400000", "499999", "i0", Some(Product::Credit)),
+                with("41111100", "41111199", "i0", Some(Product::Debit)),
+                r("450000", "450000", "i0"),
+            ],
+            idx,
+        )
+        .expect("build");
+        // Same issuer throughout, so only the product keeps the segments apart.
+        assert_eq!(t.segments(), 5);
+        assert_eq!(t.product(&pan("4000000000000002")), Some(Product::Credit));
+        assert_eq!(t.product(&pan("4111110000000013")), Some(Product::Debit));
+        assert_eq!(t.product(&pan("4111120000000012")), Some(Product::Credit));
+        assert_eq!(t.product(&pan("4500000000000007")), None);
+        assert_eq!(t.product(&pan("9999990000000014")), None);
+        assert_eq!(t.route(&pan("4111110000000013")), Some(0));
     }
 
     #[test]

@@ -265,6 +265,15 @@ fn product_id(i: &GenIssuer) -> String {
     format!("{}-{}", i.id, product_name(i.product))
 }
 
+/// The `[[bin_range]] product` of an issuer's product kind: what clearing prices interchange by.
+pub fn bin_product(p: ProductKind) -> switch::domain::Product {
+    match p {
+        ProductKind::Credit => switch::domain::Product::Credit,
+        ProductKind::Debit => switch::domain::Product::Debit,
+        ProductKind::Prepaid => switch::domain::Product::Prepaid,
+    }
+}
+
 fn product_name(p: ProductKind) -> &'static str {
     match p {
         ProductKind::Credit => "credit",
@@ -586,6 +595,7 @@ fn switch_toml(out: &Path, issuers: &[GeneratedIssuer]) -> Result<String, GenErr
             low: g.bin.clone(),
             high: g.bin.clone(),
             issuer: g.id.clone(),
+            product: Some(bin_product(g.product)),
         });
     }
     c.validate("generated switch.toml")

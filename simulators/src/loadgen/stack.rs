@@ -109,6 +109,7 @@ impl Stack {
                 low: g.bin.clone(),
                 high: g.bin.clone(),
                 issuer: g.id.clone(),
+                product: Some(super::gencards::bin_product(g.product)),
             });
         }
         config.validate("loadgen stack").map_err(|problems| {

@@ -51,6 +51,9 @@ pub struct Config {
     /// `[security]`: where keys come from.
     #[serde(default)]
     pub security: SecurityConfig,
+    /// `[clearing]`: business-day cutover, clearing, settlement and their reports.
+    #[serde(default)]
+    pub clearing: ClearingConfig,
     /// `[[acquirer]]`: the acquiring institutions allowed to send traffic (count, 0..N).
     #[serde(default, rename = "acquirer", skip_serializing_if = "Vec::is_empty")]
     pub acquirers: Vec<AcquirerConfig>,
@@ -164,7 +167,9 @@ pub struct SwitchConfig {
     /// On shutdown, in-flight requests get this long to complete; 0 stops at once
     /// (milliseconds). Default 5000.
     pub shutdown_grace_ms: u64,
-    /// Local time of day at which the business date rolls over (`HH:MM`, 24-hour clock).
+    /// Time of day at which the business date rolls over (`HH:MM`, 24-hour clock, UTC like the
+    /// switch's clock): a request before it belongs to today's business date, one at or after it
+    /// to tomorrow's (see `clearing::business_date`).
     /// Default `23:00`.
     pub business_date_cutover: String,
 }
@@ -185,6 +190,43 @@ impl SwitchConfig {
     /// a valid `HH:MM` (which [`Config::validate`] reports).
     pub fn business_date_cutover_minutes(&self) -> Option<u16> {
         validate::parse_hh_mm(&self.business_date_cutover)
+    }
+}
+
+/// `[clearing]`: what happens at the business-date cutover (`[switch] business_date_cutover`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClearingConfig {
+    /// Folder the clearing, settlement and merchant reports and the carry-over files are
+    /// written under, one subfolder per business date (filesystem path). Default `reports`.
+    pub reports_dir: PathBuf,
+    /// The fee schedule: interchange, scheme fees, merchant discount rates (filesystem path to a
+    /// TOML file). Default `config/fees.toml`.
+    pub fees_file: PathBuf,
+    /// The running switch closes each business day itself once the cutover time has passed
+    /// (boolean). Default false: run `switch cutover` instead.
+    pub auto_cutover: bool,
+    /// How long after the cutover time the automatic cutover runs, so that requests in flight
+    /// at the cutover have their decisions journaled (seconds). Default 60.
+    pub cutover_delay_s: u64,
+    /// An authorization hold not completed within this long is reported as expired and no
+    /// longer carried over (hours). Default 168 (7 days).
+    pub hold_expiry_h: u32,
+    /// Cleared, reversed and expired approvals are remembered this many business days, so that
+    /// a late reversal or completion still finds its original (days). Default 30.
+    pub lookback_days: u32,
+}
+
+impl Default for ClearingConfig {
+    fn default() -> Self {
+        Self {
+            reports_dir: PathBuf::from("reports"),
+            fees_file: PathBuf::from("config/fees.toml"),
+            auto_cutover: false,
+            cutover_delay_s: 60,
+            hold_expiry_h: 168,
+            lookback_days: 30,
+        }
     }
 }
 
@@ -355,6 +397,12 @@ pub struct BinRangeConfig {
     pub high: String,
     /// The `[[issuer]].id` that cards in this range belong to (issuer id). Required.
     pub issuer: String,
+    /// The card product of the range (`credit` | `debit` | `prepaid`), journaled with each
+    /// request so that clearing can pick the interchange rate. Optional: a range without one
+    /// clears at the fee schedule's rates for any product. A range that mixes products is split
+    /// into nested ranges, each naming its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<crate::domain::Product>,
 }
 
 /// Serde defaults that are not the type's `Default` (fields of list entries).

@@ -478,6 +478,7 @@ fn overlap_check_scales_to_100k_ranges() {
         low: low.to_string(),
         high: high.to_string(),
         issuer: "on-us".to_owned(),
+        product: None,
     };
     for block in 0..100u64 {
         let base = 400_000 + block * 1000;
@@ -552,4 +553,39 @@ fn missing_file_is_an_io_error() {
         }
         other => panic!("expected an I/O error, got {other:?}"),
     }
+}
+
+#[test]
+fn clearing_section_and_bin_range_products() {
+    let config = Config::load(&shipped_config_path()).expect("shipped config");
+    assert_eq!(config.clearing, ClearingConfig::default());
+    let products: Vec<_> = config.bin_ranges.iter().map(|r| r.product).collect();
+    use crate::domain::Product;
+    assert_eq!(
+        products,
+        vec![
+            Some(Product::Credit),
+            Some(Product::Debit),
+            Some(Product::Prepaid)
+        ]
+    );
+    let problems = invalid(
+        "[clearing]\nreports_dir = \"\"\nfees_file = \"\"\nhold_expiry_h = 0\n\
+         lookback_days = 0\ncutover_delay_s = 86400\n",
+    );
+    assert_eq!(
+        keys(&problems),
+        vec![
+            "clearing.reports_dir",
+            "clearing.fees_file",
+            "clearing.hold_expiry_h",
+            "clearing.lookback_days",
+            "clearing.cutover_delay_s",
+        ]
+    );
+    let message = parse_error(
+        "[[issuer]]\nid = \"a\"\nname = \"A\"\nkind = \"on-us\"\n\
+         [[bin_range]]\nlow = \"411111\"\nhigh = \"411111\"\nissuer = \"a\"\nproduct = \"charge\"\n",
+    );
+    assert!(message.contains("charge"), "{message}");
 }

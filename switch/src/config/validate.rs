@@ -71,6 +71,7 @@ pub(super) fn check(config: &Config, origin: &str) -> Vec<Problem> {
     let listen_addr = listener(config, &mut report);
     switch(config, &mut report);
     journal(config, &mut report);
+    clearing(config, &mut report);
     metrics(config, listen_addr, &mut report);
     acquirers(config, &mut report);
     let issuer_ids = issuers(config, &mut report);
@@ -194,6 +195,24 @@ fn journal(config: &Config, report: &mut Report<'_>) {
     }
     report.non_zero("journal.segment_bytes_max", j.segment_bytes_max);
     report.non_zero("journal.group_commit_max", j.group_commit_max.into());
+}
+
+fn clearing(config: &Config, report: &mut Report<'_>) {
+    let c = &config.clearing;
+    if c.reports_dir.as_os_str().is_empty() {
+        report.push("clearing.reports_dir", "must not be empty");
+    }
+    if c.fees_file.as_os_str().is_empty() {
+        report.push("clearing.fees_file", "must not be empty");
+    }
+    report.non_zero("clearing.hold_expiry_h", c.hold_expiry_h.into());
+    report.non_zero("clearing.lookback_days", c.lookback_days.into());
+    if c.cutover_delay_s >= 86_400 {
+        report.push(
+            "clearing.cutover_delay_s",
+            format!("must be less than a day (got {})", c.cutover_delay_s),
+        );
+    }
 }
 
 fn metrics(config: &Config, listen_addr: Option<SocketAddr>, report: &mut Report<'_>) {

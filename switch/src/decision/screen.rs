@@ -127,6 +127,7 @@ mod tests {
             low: l.into(),
             high: l.into(),
             issuer: i.into(),
+            product: None,
         };
         RoutingTable::build(&[r("411111", "a"), r("622202", "b")], |id| match id {
             "a" => Some(0),

@@ -22,6 +22,7 @@ mod error;
 mod ids;
 mod money;
 mod pan;
+mod product;
 
 pub use codes::{AccountType, Mti, ProcessingCode, ResponseCode, TxnType};
 pub use date::{Expiry, TransmissionDateTime};
@@ -30,3 +31,4 @@ pub use error::DomainError;
 pub use ids::{AcquirerId, AuthCode, MerchantId, Rrn, Stan, TerminalId};
 pub use money::{Amount, Currency};
 pub use pan::{Bin, Pan, luhn_check_digit, luhn_valid};
+pub use product::Product;

@@ -189,6 +189,8 @@ pub struct Live {
     pub routing: RoutingTable,
     pub acquirers: HashSet<AcquirerId>,
     pub check_expiry: bool,
+    /// `[switch] business_date_cutover`, minutes after midnight.
+    pub cutover_minutes: u16,
 }
 
 impl Live {
@@ -210,6 +212,7 @@ impl Live {
             routing,
             acquirers,
             check_expiry: cfg.switch.check_expiry,
+            cutover_minutes: cfg.switch.business_date_cutover_minutes().unwrap_or(0),
         })
     }
 }
@@ -384,8 +387,8 @@ impl Runtime {
         let mti = msg.mti_digits();
         metrics::counter!(m::REQUESTS_TOTAL, "mti" => mti_label(&mti)).increment(1);
         let now = self.clock.now();
-        let business_date = now.date();
         let live = self.live.load();
+        let business_date = crate::clearing::business_date(now, live.cutover_minutes);
         let known = |a: &AcquirerId| live.acquirers.contains(a);
         let ctx = ScreenCtx {
             known_acquirer: &known,
@@ -587,6 +590,9 @@ impl Runtime {
                 acquirer: o.acquirer.to_string(),
             }),
             replacement_minor: None,
+            business_date,
+            product: self.live.load().routing.product(&req.pan),
+            card_present: crate::clearing::card_present(req.pos_entry_mode),
         });
         let request_ticket = self.journal(&request_rec);
 
@@ -1200,6 +1206,9 @@ impl Runtime {
             mcc: None,
             original: Some(original.clone()),
             replacement_minor: req.replacement.map(|r| r.transaction.minor()),
+            business_date,
+            product: None,
+            card_present: None,
         }));
         let original_key = DupKey {
             acquirer: req.original.acquirer,

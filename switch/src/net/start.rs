@@ -182,7 +182,7 @@ impl SwitchServer {
         let mut owed: BTreeMap<u64, AdviceRecord> = BTreeMap::new();
         let mut undecodable = 0usize;
         // Stand-in approvals of the current business day are charged back to their cards.
-        let today = clock.now().date();
+        let today = crate::clearing::business_date(clock.now(), live.cutover_minutes);
         let mut requests: BTreeMap<u64, (crate::security::ProtectedPan, Option<i64>, String)> =
             BTreeMap::new();
         // Which STAN each forwarded request reached its issuer under.
@@ -200,9 +200,7 @@ impl SwitchServer {
                 Record::Request(r) => {
                     max_txn = max_txn.max(r.txn);
                     keys_by_txn.insert(r.txn, r.key.clone());
-                    let day =
-                        chrono::DateTime::from_timestamp_millis(r.at_ms).map(|t| t.date_naive());
-                    if day == Some(today) {
+                    if r.business_date == today {
                         requests.insert(r.txn, (r.pan, r.amount_minor, r.issuer));
                     }
                 }
@@ -308,6 +306,18 @@ impl SwitchServer {
                     }
                 }
             });
+        }
+
+        if config.clearing.auto_cutover {
+            let job = crate::clearing::Job::from_config(&config, None)
+                .map_err(|e| StartError::Config(e.to_string()))?;
+            background.spawn(crate::clearing::schedule::run(
+                clock.clone(),
+                job,
+                config.clearing.fees_file.clone(),
+                Duration::from_secs(config.clearing.cutover_delay_s),
+                saf_stop.clone(),
+            ));
         }
 
         let listener = TcpListener::bind(&config.listener.address)
