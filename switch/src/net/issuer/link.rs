@@ -12,9 +12,6 @@
 //! stops reading cannot stop us from reading its replies. Writes go straight into the
 //! `FramedWrite` buffer and are flushed once per burst.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -31,6 +28,7 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::inflight::InFlight;
 use super::{IssuerLinkConfig, IssuerReply, LateReply, LinkError, LinkState, PoolShared};
 use crate::clock::Clock;
 use crate::domain::{Mti, Stan, TransmissionDateTime};
@@ -43,9 +41,6 @@ use crate::net::framing::{Frame, FrameCodec, FramingError};
 const WRITE_HIGH_WATER: usize = 64 * 1024;
 /// Most requests taken from the queue in one go before the loop looks at anything else.
 const BATCH_MAX: usize = 256;
-/// The heap of deadlines is rebuilt from the in-flight map once it holds this many more entries
-/// than there are requests (answered requests leave their deadline behind).
-const HEAP_SLACK: usize = 1024;
 /// A deadline far enough away to mean "not armed".
 const FAR: Duration = Duration::from_secs(86_400 * 365);
 
@@ -91,29 +86,6 @@ impl LinkShared {
     }
 }
 
-/// A cheap hasher for STAN keys: one multiplication (Fibonacci hashing). STANs are local
-/// counters, not attacker-chosen keys, so SipHash's protection buys nothing here.
-#[derive(Default)]
-struct StanHasher(u64);
-
-impl Hasher for StanHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-type StanMap<V> = HashMap<u32, V, BuildHasherDefault<StanHasher>>;
-
 /// Who is waiting for a reply.
 enum Waiter {
     /// A caller of `IssuerPool::send`.
@@ -123,24 +95,10 @@ enum Waiter {
 }
 
 struct Pending {
-    /// Tells this entry's heap slot from a stale one left by an earlier use of the same STAN.
-    id: u64,
-    deadline: Instant,
     sent_at: Instant,
     mti: Mti,
     expect: Mti,
     waiter: Waiter,
-}
-
-/// The next STAN after `last` that is not in flight. Terminates because the in-flight map is far
-/// smaller than the STAN space ([`super::INFLIGHT_PER_LINK_CAP`]).
-fn next_stan<V>(last: &mut Stan, inflight: &StanMap<V>) -> Stan {
-    loop {
-        *last = last.next();
-        if !inflight.contains_key(&last.value()) {
-            return *last;
-        }
-    }
 }
 
 /// Field 7 for the clock's now: `MMDDhhmmss` in UTC.
@@ -183,12 +141,9 @@ struct Conn {
     reader: FramedRead<OwnedReadHalf, FrameCodec>,
     writer: FramedWrite<OwnedWriteHalf, FrameCodec>,
     codec: FrameCodec,
-    inflight: StanMap<Pending>,
-    /// Deadlines, earliest first: (deadline, pending id, STAN).
-    heap: BinaryHeap<Reverse<(Instant, u64, u32)>>,
+    inflight: InFlight<Pending>,
     /// Entries of `inflight` that belong to callers (network messages excluded).
     callers: usize,
-    next_id: u64,
     phase: Phase,
     echo_pending: bool,
     /// Set when the link must close once its write buffer is out (the issuer signed off).
@@ -200,22 +155,11 @@ struct Conn {
 }
 
 impl Conn {
-    fn insert(&mut self, stan: Stan, mut p: Pending) {
-        p.id = self.next_id;
-        self.next_id += 1;
+    fn insert(&mut self, stan: Stan, deadline: Instant, p: Pending) {
         if matches!(p.waiter, Waiter::Caller(_)) {
             self.callers += 1;
         }
-        let deadline = p.deadline;
-        self.heap.push(Reverse((deadline, p.id, stan.value())));
-        self.inflight.insert(stan.value(), p);
-        if self.heap.len() > 2 * self.inflight.len() + HEAP_SLACK {
-            self.heap = self
-                .inflight
-                .iter()
-                .map(|(&s, p)| Reverse((p.deadline, p.id, s)))
-                .collect();
-        }
+        self.inflight.insert(stan, deadline, p);
         if self.armed.is_none_or(|a| deadline < a) {
             self.deadline_sleep.as_mut().reset(deadline);
             self.armed = Some(deadline);
@@ -223,16 +167,25 @@ impl Conn {
     }
 
     fn remove(&mut self, stan: u32) -> Option<Pending> {
-        let p = self.inflight.remove(&stan)?;
+        let p = self.inflight.remove(stan)?;
+        Some(self.forget(p))
+    }
+
+    fn pop_expired(&mut self, now: Instant) -> Option<(u32, Pending)> {
+        let (stan, p) = self.inflight.pop_expired(now)?;
+        Some((stan, self.forget(p)))
+    }
+
+    fn forget(&mut self, p: Pending) -> Pending {
         if matches!(p.waiter, Waiter::Caller(_)) {
             self.callers -= 1;
         }
-        Some(p)
+        p
     }
 
     /// Points the deadline timer at the earliest remaining deadline.
     fn rearm(&mut self) {
-        self.armed = self.heap.peek().map(|Reverse((t, _, _))| *t);
+        self.armed = self.inflight.earliest_deadline();
         if let Some(t) = self.armed {
             self.deadline_sleep.as_mut().reset(t);
         }
@@ -401,10 +354,8 @@ impl Link {
             reader: FramedRead::new(read, codec.clone()),
             writer: FramedWrite::new(write, codec.clone()),
             codec,
-            inflight: StanMap::default(),
-            heap: BinaryHeap::new(),
+            inflight: InFlight::new(),
             callers: 0,
-            next_id: 0,
             phase: Phase::SigningOn,
             echo_pending: false,
             closing: None,
@@ -557,7 +508,7 @@ impl Link {
             job.reply(Err(LinkError::Timeout));
             return;
         }
-        let stan = next_stan(&mut self.stan, &c.inflight);
+        let stan = c.inflight.next_free_stan(&mut self.stan);
         let stan_field = stan.to_field();
         let written = {
             let mut b = MessageBuilder::new(self.cfg.dialect, job.mti.to_digits());
@@ -584,9 +535,8 @@ impl Link {
         }
         c.insert(
             stan,
+            job.deadline,
             Pending {
-                id: 0,
-                deadline: job.deadline,
                 sent_at: now,
                 mti: job.mti,
                 expect: job.expect,
@@ -597,7 +547,7 @@ impl Link {
 
     /// Encodes an 0800 with `code` and waits for its 0810 (for `timeout_ms`).
     fn send_network(&mut self, c: &mut Conn, code: NetworkCode, now: Instant) -> Result<(), End> {
-        let stan = next_stan(&mut self.stan, &c.inflight);
+        let stan = c.inflight.next_free_stan(&mut self.stan);
         let stan_field = stan.to_field();
         let when = transmission_field(&*self.clock);
         let mut b = MessageBuilder::new(self.cfg.dialect, Mti::NETWORK_REQUEST.to_digits());
@@ -609,9 +559,8 @@ impl Link {
         debug!(code = ?code, stan = %stan, "network message sent");
         c.insert(
             stan,
+            now + self.timeout(),
             Pending {
-                id: 0,
-                deadline: now + self.timeout(),
                 sent_at: now,
                 mti: Mti::NETWORK_REQUEST,
                 expect: Mti::NETWORK_RESPONSE,
@@ -662,7 +611,7 @@ impl Link {
             warn!(mti = %mti, "reply without a valid STAN dropped");
             return Ok(());
         };
-        let expect = match c.inflight.get(&stan.value()) {
+        let expect = match c.inflight.get(stan.value()) {
             None => {
                 self.on_late(msg, mti, stan, "no request in flight with this STAN");
                 return Ok(());
@@ -781,15 +730,7 @@ impl Link {
     /// unanswered sign-on or echo ends the connection.
     fn on_deadlines(&mut self, c: &mut Conn) -> Result<(), End> {
         let now = Instant::now();
-        while let Some(&Reverse((t, id, stan))) = c.heap.peek() {
-            if t > now {
-                break;
-            }
-            c.heap.pop();
-            if c.inflight.get(&stan).is_none_or(|p| p.id != id) {
-                continue;
-            }
-            let Some(p) = c.remove(stan) else { continue };
+        while let Some((stan, p)) = c.pop_expired(now) {
             match p.waiter {
                 Waiter::Caller(tx) => {
                     self.pool.metrics.timeouts.increment(1);
@@ -878,21 +819,6 @@ mod unit {
     use crate::clock::ManualClock;
 
     #[test]
-    fn stans_skip_those_in_flight_and_wrap_past_zero() {
-        let mut map: StanMap<()> = StanMap::default();
-        map.insert(5, ());
-        map.insert(6, ());
-        let mut last = Stan::new(4).unwrap();
-        assert_eq!(next_stan(&mut last, &map).value(), 7);
-        assert_eq!(last.value(), 7);
-
-        map.insert(999_999, ());
-        map.insert(1, ());
-        let mut last = Stan::new(999_998).unwrap();
-        assert_eq!(next_stan(&mut last, &map).value(), 2);
-    }
-
-    #[test]
     fn transmission_field_is_utc_mmddhhmmss() {
         let at = |y, mo, d, h, mi, s| {
             chrono::NaiveDate::from_ymd_opt(y, mo, d)
@@ -912,16 +838,5 @@ mod unit {
             assert!((400..=500).contains(&(d.as_millis() as u64)), "{d:?}");
         }
         assert_eq!(jittered(Duration::from_millis(1)), Duration::from_millis(1));
-    }
-
-    #[test]
-    fn stan_hasher_spreads_sequential_keys() {
-        let h = |n: u32| {
-            let mut s = StanHasher::default();
-            s.write_u32(n);
-            s.finish()
-        };
-        assert_ne!(h(1) >> 57, h(2) >> 57);
-        assert_ne!(h(1), h(2));
     }
 }

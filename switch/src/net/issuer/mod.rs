@@ -39,6 +39,7 @@
 //! request never reached the issuer (answer 91 or stand in), [`LinkError::Timeout`] and
 //! [`LinkError::LinkLost`] mean it may have (the core queues a reversal).
 
+pub mod inflight;
 mod link;
 
 #[cfg(test)]
