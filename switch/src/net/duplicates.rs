@@ -4,8 +4,10 @@
 //! in flight, the duplicate waits for it.
 //!
 //! The window is a sharded map (dashmap), so acquirers never contend on one lock. Each key holds
-//! either a pending slot (a `watch` channel the original fills) or the finished answer. Expiry is
-//! by monotonic time, swept in insertion order. Recovery seeds the window from the journal's
+//! either a pending slot or the finished answer. A pending slot gets a `watch` channel only when a
+//! duplicate actually arrives while the original is in flight: duplicates are rare, and a channel
+//! per request was most of the window's cost (`cargo bench --bench matching`). Expiry is by
+//! monotonic time, swept in insertion order. Recovery seeds the window from the journal's
 //! decisions ([`DuplicateWindow::seed`]); the answer is then rebuilt from the duplicate request
 //! itself plus the recorded decision, because the journal never holds the answer's bytes (they
 //! carry the PAN).
@@ -42,7 +44,8 @@ pub enum Answer {
 }
 
 enum Slot {
-    Pending(watch::Receiver<Option<Answer>>),
+    /// The original is in flight; the sender exists once a duplicate waits for it.
+    Pending(Option<watch::Sender<Option<Answer>>>),
     Done(Answer),
 }
 
@@ -57,7 +60,8 @@ pub enum Claim {
 /// The original's side of a pending slot. Dropping it without completing frees the key, so a
 /// retry is processed afresh (the original produced no answer), and waiting duplicates get none.
 pub struct Pending {
-    tx: Option<watch::Sender<Option<Answer>>>,
+    /// False once completed; a `Pending` dropped while still live frees its slot.
+    live: bool,
     key: DupKey,
     window: Arc<DuplicateWindow>,
 }
@@ -89,7 +93,9 @@ impl Waiter {
 
 /// The window. It lives in an `Arc`: a [`Pending`] refers back to it.
 pub struct DuplicateWindow {
-    map: DashMap<DupKey, Slot>,
+    /// foldhash rather than SipHash: still seeded at random per process (the key is chosen by
+    /// acquirers, so an unkeyed hash would invite collisions), and several times cheaper.
+    map: DashMap<DupKey, Slot, foldhash::fast::RandomState>,
     order: Mutex<VecDeque<(Instant, DupKey)>>,
     window: Duration,
     entries_max: usize,
@@ -99,7 +105,7 @@ impl DuplicateWindow {
     /// A window of `window` length holding at most `entries_max` keys (oldest evicted first).
     pub fn new(window: Duration, entries_max: usize) -> DuplicateWindow {
         DuplicateWindow {
-            map: DashMap::new(),
+            map: DashMap::with_hasher(foldhash::fast::RandomState::default()),
             order: Mutex::new(VecDeque::new()),
             window,
             entries_max,
@@ -118,16 +124,20 @@ impl DuplicateWindow {
     pub fn claim(self: &Arc<Self>, key: DupKey, now: Instant) -> Claim {
         self.sweep(now);
         match self.map.entry(key) {
-            Entry::Occupied(e) => Claim::Duplicate(Waiter(match e.get() {
-                Slot::Pending(rx) => WaiterInner::Wait(rx.clone()),
+            Entry::Occupied(mut e) => Claim::Duplicate(Waiter(match e.get_mut() {
+                Slot::Pending(Some(tx)) => WaiterInner::Wait(tx.subscribe()),
+                Slot::Pending(tx) => {
+                    let (sender, rx) = watch::channel(None);
+                    *tx = Some(sender);
+                    WaiterInner::Wait(rx)
+                }
                 Slot::Done(a) => WaiterInner::Ready(a.clone()),
             })),
             Entry::Vacant(v) => {
-                let (tx, rx) = watch::channel(None);
-                v.insert(Slot::Pending(rx));
+                v.insert(Slot::Pending(None));
                 self.remember(now, key);
                 Claim::New(Pending {
-                    tx: Some(tx),
+                    live: true,
                     key,
                     window: Arc::clone(self),
                 })
@@ -145,12 +155,26 @@ impl DuplicateWindow {
         self.remember(at, key);
     }
 
+    /// Records `key`'s arrival, then evicts beyond `entries_max`.
     fn remember(&self, at: Instant, key: DupKey) {
         let mut order = self.order.lock().unwrap_or_else(|p| p.into_inner());
         order.push_back((at, key));
-        while order.len() > self.entries_max {
-            if let Some((_, k)) = order.pop_front() {
+        self.expire(&mut order, at);
+    }
+
+    fn expire(&self, order: &mut VecDeque<(Instant, DupKey)>, now: Instant) {
+        while let Some(&(at, k)) = order.front() {
+            if order.len() <= self.entries_max && now.saturating_duration_since(at) < self.window {
+                break;
+            }
+            let evicted = order.len() > self.entries_max;
+            order.pop_front();
+            if evicted {
                 self.map.remove(&k);
+            } else {
+                // A still-pending original keeps its slot until it completes; its duplicates
+                // must still find it.
+                self.map.remove_if(&k, |_, s| matches!(s, Slot::Done(_)));
             }
         }
     }
@@ -168,15 +192,7 @@ impl DuplicateWindow {
     /// Forgets keys older than the window.
     pub fn sweep(&self, now: Instant) {
         let mut order = self.order.lock().unwrap_or_else(|p| p.into_inner());
-        while let Some(&(at, k)) = order.front() {
-            if now.saturating_duration_since(at) < self.window {
-                break;
-            }
-            order.pop_front();
-            // A still-pending original keeps its slot until it completes; its duplicates must
-            // still find it.
-            self.map.remove_if(&k, |_, s| matches!(s, Slot::Done(_)));
-        }
+        self.expire(&mut order, now);
     }
 }
 
@@ -187,8 +203,19 @@ impl Pending {
 
     /// Records the answer and wakes any waiting duplicates.
     pub fn complete(mut self, answer: Answer) {
-        if let Some(tx) = self.tx.take() {
-            self.window.map.insert(self.key, Slot::Done(answer.clone()));
+        self.live = false;
+        let waiting = match self.window.map.get_mut(&self.key) {
+            Some(mut slot) => match std::mem::replace(&mut *slot, Slot::Done(answer.clone())) {
+                Slot::Pending(tx) => tx,
+                Slot::Done(_) => None,
+            },
+            // Evicted while in flight (the window was full): remember the answer again.
+            None => {
+                self.window.map.insert(self.key, Slot::Done(answer.clone()));
+                None
+            }
+        };
+        if let Some(tx) = waiting {
             let _ = tx.send(Some(answer));
         }
     }
@@ -196,7 +223,8 @@ impl Pending {
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        if self.tx.take().is_some() {
+        if self.live {
+            // The original ended without an answer: its duplicates see the channel close.
             self.window
                 .map
                 .remove_if(&self.key, |_, s| matches!(s, Slot::Pending(_)));
@@ -295,5 +323,39 @@ mod tests {
             matches!(w.claim(key(10), t1), Claim::New(_)),
             "oldest evicted at the cap"
         );
+    }
+
+    #[tokio::test]
+    async fn every_waiting_duplicate_gets_the_answer_or_the_end() {
+        let w = Arc::new(DuplicateWindow::new(Duration::from_secs(60), 1000));
+        let now = Instant::now();
+        let Claim::New(p) = w.claim(key(7), now) else {
+            panic!("first is new")
+        };
+        let waiters: Vec<_> = (0..2)
+            .map(|_| match w.claim(key(7), now) {
+                Claim::Duplicate(d) => tokio::spawn(d.answer()),
+                Claim::New(_) => panic!("a duplicate"),
+            })
+            .collect();
+        p.complete(Answer::Bytes(Bytes::from_static(b"first")));
+        for waiter in waiters {
+            assert_eq!(
+                bytes_of(waiter.await.expect("join")),
+                Some(Bytes::from_static(b"first"))
+            );
+        }
+
+        // An original that ends without an answer: its duplicate learns so, and the key is free.
+        let Claim::New(p) = w.claim(key(8), now) else {
+            panic!("new")
+        };
+        let Claim::Duplicate(d) = w.claim(key(8), now) else {
+            panic!("a duplicate")
+        };
+        let waiter = tokio::spawn(d.answer());
+        drop(p);
+        assert!(waiter.await.expect("join").is_none());
+        assert!(matches!(w.claim(key(8), now), Claim::New(_)));
     }
 }
