@@ -377,7 +377,12 @@ async fn switch_restart_recovers_on_us_books_duplicates_and_owed_advices() {
 /// stay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_swaps_routing_and_acquirers_and_refuses_invalid_configs() {
-    let stack = Stack::start().await;
+    // Without 100002's MAC key: once 100002 is unknown, the switch has no key to MAC its
+    // answers with, and this test is about the answer code.
+    let stack = Stack::builder()
+        .configure(|c| c.acquirers.iter_mut().for_each(|a| a.mac_key = None))
+        .start()
+        .await;
     let c1 = stack.client_as("100001", "TERM0001").await;
     let c2 = stack.client_as("100002", "TERM0002").await;
     let o = || TxnOptions::new().expiry("3012");
@@ -432,6 +437,9 @@ async fn reload_swaps_routing_and_acquirers_and_refuses_invalid_configs() {
     bad.acquirers.push(AcquirerConfig {
         id: "100002".into(),
         name: "Summit Merchant Services".into(),
+        mac_key: None,
+        pin_key: None,
+        bdk: Vec::new(),
     });
     let e = stack
         .server()
@@ -449,6 +457,9 @@ async fn reload_swaps_routing_and_acquirers_and_refuses_invalid_configs() {
     bad.acquirers.push(AcquirerConfig {
         id: "100002".into(),
         name: "Summit Merchant Services".into(),
+        mac_key: None,
+        pin_key: None,
+        bdk: Vec::new(),
     });
     assert!(
         stack.server().reload(&bad).is_err(),

@@ -2,19 +2,49 @@
 //! with SIGKILL in the middle, restarted on the same journal, and its balances must equal what its
 //! journal says (a fresh engine replaying the journal) and every approval the client received must
 //! be in the books.
+//!
+//! East Bank's link is MACed (AES-CMAC, `issuer:east-bank:mac`): the test's client plays the
+//! switch's side of it with the test keys file.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
-use switch::client::{AcquirerClient, ClientConfig, TxnOptions};
+use switch::client::{
+    AcquirerClient, ClientConfig, ClientOptions, PinSetup, TerminalKeys, TxnOptions,
+};
 use switch::config::JournalSync;
 use switch::domain::{Amount, Currency, Pan};
 use switch::host::open_journal;
 use switch::issuing::{Engine, IssuerFile};
+use switch::security::KeysFile;
 
 const CARD: &str = "6222020000000015";
+
+fn keys_path() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/keys.toml")
+}
+
+/// A client that MACs as the switch does on East Bank's link.
+async fn client(addr: &str, terminal: &str) -> AcquirerClient {
+    let keys = KeysFile::load(&keys_path()).expect("keys");
+    let mac = "issuer:east-bank:mac".parse().expect("key id");
+    let keys = TerminalKeys::from_keys_file(&keys, Some(&mac), &PinSetup::None).expect("mac key");
+    AcquirerClient::connect_with(
+        addr,
+        ClientConfig {
+            terminal_id: terminal.into(),
+            ..ClientConfig::default()
+        },
+        ClientOptions {
+            keys: Arc::new(keys),
+            ..ClientOptions::default()
+        },
+    )
+    .await
+    .expect("connect")
+}
 
 fn start_sim(config: &Path, journal: &Path) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_issuer-sim"))
@@ -22,6 +52,8 @@ fn start_sim(config: &Path, journal: &Path) -> (Child, String) {
         .arg(config)
         .args(["--listen", "127.0.0.1:0", "--journal-dir"])
         .arg(journal)
+        .arg("--keys")
+        .arg(keys_path())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -42,15 +74,7 @@ fn start_sim(config: &Path, journal: &Path) -> (Child, String) {
 
 /// The available balance the issuer reports for `CARD` (balance inquiry over TCP).
 async fn available(addr: &str) -> i64 {
-    let c = AcquirerClient::connect(
-        addr,
-        ClientConfig {
-            terminal_id: "BALQUERY".into(),
-            ..ClientConfig::default()
-        },
-    )
-    .await
-    .expect("connect");
+    let c = client(addr, "BALQUERY").await;
     let r = c.balance(CARD).await.expect("balance inquiry answered");
     r.additional_amount(2)
         .expect("available balance in field 54")
@@ -67,11 +91,7 @@ async fn killed_issuer_sim_recovers_exactly_what_its_journal_says() {
 
     let (mut child, addr) = start_sim(&config, &journal);
     let before = available(&addr).await;
-    let client = Arc::new(
-        AcquirerClient::connect(addr.as_str(), ClientConfig::default())
-            .await
-            .expect("connect"),
-    );
+    let client = Arc::new(client(&addr, "TERM0001").await);
     let amount = Amount::new(100, Currency::CNY);
     // Load: many purchases in flight; kill the process while they are.
     let mut tasks = Vec::new();

@@ -23,12 +23,17 @@
 //! original authorization code and 90; a reversal (0400/0420) the same, plus 95 for a partial
 //! reversal. Network messages (0800) carry 7, 11 and 70.
 //!
-//! # The PIN block is sent in clear
+//! # MACs and PIN blocks
 //!
-//! Field 52 is the ISO 9564-1 format 0 PIN block (the PIN field XOR the PAN field), as 8 raw
-//! bytes, **not encrypted**. A real terminal encrypts it under its PIN key before sending;
-//! here the switch's security module is expected to take the clear block (and encrypt or
-//! translate it itself). This is a test client: never point it at production keys or cards.
+//! With terminal keys ([`ClientOptions::keys`], a [`TerminalKeys`]) the client plays the
+//! acquirer host and its PIN pad: every request carries a MAC in field 64 (128 when it has a
+//! secondary bitmap) and every answer's MAC is checked (a missing or wrong one is a
+//! [`ClientError::BadResponse`] on that field); a PIN is enciphered under the zone PIN key
+//! (format 0 in field 52, or format 4 as hex in field 63 for an AES key) or by a DUKPT PIN pad
+//! (its KSN in field 62 as hex, advancing with each PIN). Without a PIN pad, field 52 is the
+//! ISO 9564-1 format 0 block **in clear**, which the switch refuses; it is there for tests of
+//! exactly that. This is a test client holding test keys: never point it at production keys or
+//! cards.
 //!
 //! # Errors
 //!
@@ -62,11 +67,15 @@ use crate::domain::{
     Stan, TerminalId, TransmissionDateTime, TxnType,
 };
 use crate::iso8583::decode::mask_pan;
+use crate::iso8583::mac::{encode_with_mac, mac_field_of};
 use crate::iso8583::views::{AdditionalAmount, NetworkCode, OriginalData, ReplacementAmounts};
+use crate::iso8583::views::{KSN_FIELD, PIN_BLOCK_AES_FIELD};
 use crate::iso8583::{
     DecodeError, Dialect, ISO87_ASCII, Message, MessageBuilder, decode, decode_lenient,
 };
 use crate::net::framing::{FrameCodec, FramingConfig};
+use crate::security::EncryptedPinBlock;
+pub use crate::terminal::{PinSetup, TerminalKeys};
 
 /// Requests waiting for the writer task. Callers wait (backpressure) when it is full.
 const OUT_QUEUE: usize = 1024;
@@ -128,6 +137,8 @@ pub struct ClientOptions {
     /// The first STAN to use. Default: random, so that two runs of a tool within the same second
     /// do not look like duplicates to the switch.
     pub first_stan: Option<Stan>,
+    /// The acquirer's MAC key and PIN pad. Default: none (no MAC, PINs in clear).
+    pub keys: Arc<TerminalKeys>,
 }
 
 impl Default for ClientOptions {
@@ -136,6 +147,7 @@ impl Default for ClientOptions {
             clock: Arc::new(SystemClock),
             currency: Currency::CNY,
             first_stan: None,
+            keys: Arc::new(TerminalKeys::none()),
         }
     }
 }
@@ -145,6 +157,7 @@ impl fmt::Debug for ClientOptions {
         f.debug_struct("ClientOptions")
             .field("currency", &self.currency)
             .field("first_stan", &self.first_stan)
+            .field("keys", &self.keys)
             .finish_non_exhaustive()
     }
 }
@@ -295,8 +308,8 @@ impl<T: CardDigits + ?Sized> CardDigits for &T {
 pub struct TxnOptions {
     /// Field 14, `YYMM`.
     pub expiry: Option<String>,
-    /// A clear PIN (4-12 digits), sent as a format 0 PIN block in field 52 (see the module
-    /// documentation: the block is not encrypted).
+    /// A clear PIN (4-12 digits), enciphered by the client's PIN pad (see the module
+    /// documentation; without one it goes as a clear format 0 block in field 52).
     pub pin: Option<String>,
     /// Field 60 = `1`: the terminal accepts a partial approval.
     pub partial_approval: bool,
@@ -833,6 +846,7 @@ struct Inner {
     merchant: String,
     clock: Arc<dyn Clock>,
     currency: Currency,
+    keys: Arc<TerminalKeys>,
     codec: FrameCodec,
     /// The fixed header of every frame (zeros), empty when there is none.
     header: Vec<u8>,
@@ -958,6 +972,7 @@ impl AcquirerClient {
                 merchant,
                 clock: options.clock,
                 currency: options.currency,
+                keys: options.keys,
                 codec,
                 shared,
                 out,
@@ -1192,7 +1207,7 @@ impl AcquirerClient {
             f.push((43, format!("{name:<40}").into_bytes()));
         }
         if let Some(pin) = &opts.pin {
-            f.push((52, pin_block_format0(pin, pan.expose())?.to_vec()));
+            self.pin_fields(pin, &pan, &mut f)?;
         }
         if opts.partial_approval {
             f.push((60, b"1".to_vec()));
@@ -1397,6 +1412,40 @@ impl AcquirerClient {
         Ok(())
     }
 
+    /// Fields 52, 62 and 63 for `pin`: as the PIN pad enciphers it, or a clear block without
+    /// one.
+    fn pin_fields(
+        &self,
+        pin: &str,
+        pan: &CardNumber,
+        f: &mut Vec<(u8, Vec<u8>)>,
+    ) -> Result<(), ClientError> {
+        if !self.inner.keys.has_pin_pad() {
+            f.push((52, pin_block_format0(pin, pan.expose())?.to_vec()));
+            return Ok(());
+        }
+        let pan = Pan::parse(pan.expose().as_bytes())
+            .map_err(|e| ClientError::Request(format!("PIN block: card number: {e}")))?;
+        let Some(e) = self
+            .inner
+            .keys
+            .encipher_pin(pin, &pan)
+            .map_err(request_error)?
+        else {
+            return Err(ClientError::Request("no PIN pad".into()));
+        };
+        match e.block {
+            EncryptedPinBlock::Iso0(b) => f.push((52, b.to_vec())),
+            EncryptedPinBlock::Iso4(b) => {
+                f.push((PIN_BLOCK_AES_FIELD, hex::encode_upper(b).into_bytes()))
+            }
+        }
+        if let Some(ksn) = e.ksn {
+            f.push((KSN_FIELD, ksn.to_field().into_bytes()));
+        }
+        Ok(())
+    }
+
     fn amount_field(&self, a: Amount) -> Result<[u8; 12], ClientError> {
         if a.currency() != self.inner.currency {
             return Err(ClientError::Request(format!(
@@ -1420,9 +1469,16 @@ impl AcquirerClient {
         for (n, v) in &fields {
             b.set(*n, v);
         }
-        let payload = b
-            .to_bytes()
-            .map_err(|e| ClientError::Request(format!("{mti} STAN {stan}: {e}")))?;
+        let keys = &self.inner.keys;
+        let payload = if keys.has_mac() {
+            let mut dst = BytesMut::with_capacity(256);
+            encode_with_mac(&mut b, &mut dst, |data| keys.mac(data).ok_or("no MAC key"))
+                .map(|()| dst.freeze())
+                .map_err(|e| e.to_string())
+        } else {
+            b.to_bytes().map_err(|e| e.to_string())
+        }
+        .map_err(|e| ClientError::Request(format!("{mti} STAN {stan}: {e}")))?;
         Ok(make(payload, dialect))
     }
 
@@ -1509,6 +1565,10 @@ impl AcquirerClient {
         };
         let response_mti =
             Mti::from_digits(&msg.mti_digits()).map_err(|e| bad(0, e.to_string()))?;
+        self.inner
+            .keys
+            .verify(&msg)
+            .map_err(|v| bad(mac_field_of(&msg), v.to_string()))?;
         let response_code = match msg.get(39) {
             None => return Err(bad(39, "missing".into())),
             Some(v) => ResponseCode::from_field(&v).map_err(|e| bad(39, e.to_string()))?,

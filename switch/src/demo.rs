@@ -3,10 +3,16 @@
 //! (with its on-us engine), and acquirer clients.
 //!
 //! Without `--serve` it drives a short mixed workload over the published test cards with a live
-//! progress line, then shows stand-in at work (it stops North Bank's host, approves within the
-//! stand-in limits, restarts the host and waits for the advices to be delivered), and prints a
-//! summary: approvals, declines by reason, TPS and latency percentiles. With `--serve` it only
-//! serves until interrupted, so every card holds exactly its published balance when it starts.
+//! progress line (acquirer 100002's requests MACed, as the default config requires), then shows
+//! message security at work (a MACed acquirer, PINs under zone keys and from TDES and AES DUKPT
+//! PIN pads, to remote and on-us issuers, and a wrong PIN, a wrong MAC and a missing MAC), then
+//! stand-in (it stops North Bank's host, approves within the stand-in limits, restarts the host
+//! and waits for the advices to be delivered), and prints a summary: approvals, declines by
+//! reason, TPS and latency percentiles. With `--serve` it only serves until interrupted, so
+//! every card holds exactly its published balance when it starts.
+//!
+//! The demo plays every party, so it reads the test keys file for all of them: the switch's
+//! security module, each issuer host's, and the acquirers' terminals (see [`crate::terminal`]).
 //!
 //! Journals live in a fresh temporary folder, removed at the end.
 
@@ -17,17 +23,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::client::{AcquirerClient, ClientConfig, TxnOptions, TxnResult};
+use crate::client::{AcquirerClient, ClientConfig, ClientOptions, TxnOptions, TxnResult};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, IssuerKind, JournalSync};
 use crate::domain::{Amount, Currency, ResponseCode};
-use crate::host::{Faults, HostConfig, IssuerHost, open_journal};
+use crate::host::{Faults, HostConfig, HostSecurity, IssuerHost, open_journal};
 use crate::issuing::{Engine, IssuerFile};
 use crate::journal::Journal;
 use crate::net::framing::FramingConfig;
 use crate::net::server::IssuerHandle;
 use crate::net::start::{StartOptions, SwitchServer};
-use crate::security::KeysFile;
+use crate::security::{KeyId, KeysFile};
+use crate::terminal::{PinSetup, TEST_AES_KSN, TEST_TDES_KSN, TerminalKeys};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -63,6 +70,7 @@ fn issuer_file_path(config_path: &Path, id: &str) -> PathBuf {
 
 struct Hosts {
     hosts: Vec<(String, IssuerHost, PathBuf, PathBuf)>,
+    keys: KeysFile,
 }
 
 async fn start_host(
@@ -71,9 +79,12 @@ async fn start_host(
     journal_dir: &Path,
     address: &str,
     clock: Arc<dyn Clock>,
+    keys: &KeysFile,
 ) -> Result<IssuerHost, DemoError> {
     let file = IssuerFile::load(file_path)
         .map_err(setup(&format!("issuer file {}", file_path.display())))?;
+    let security =
+        HostSecurity::from_keys(&file, keys).map_err(setup(&format!("issuer {id} keys")))?;
     let engine = Arc::new(Engine::from_file(&file).map_err(setup(&format!("issuer {id}")))?);
     let (journal, _) =
         open_journal(journal_dir, JournalSync::Always, &engine).map_err(setup("issuer journal"))?;
@@ -84,6 +95,7 @@ async fn start_host(
         faults: Faults::default(),
         checkpoint_dir: Some(journal_dir.to_owned()),
         checkpoint_every: 100_000,
+        security,
     };
     IssuerHost::start(
         cfg,
@@ -106,7 +118,10 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
     // Issuer hosts, each on a fresh port; the switch's endpoints are pointed at them.
-    let mut hosts = Hosts { hosts: Vec::new() };
+    let mut hosts = Hosts {
+        hosts: Vec::new(),
+        keys: keys.clone(),
+    };
     for ic in config
         .issuers
         .iter_mut()
@@ -114,7 +129,15 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     {
         let file = issuer_file_path(&opts.config, &ic.id);
         let jdir = tmp.join("issuers").join(&ic.id);
-        let host = start_host(&ic.id, &file, &jdir, "127.0.0.1:0", clock.clone()).await?;
+        let host = start_host(
+            &ic.id,
+            &file,
+            &jdir,
+            "127.0.0.1:0",
+            clock.clone(),
+            &hosts.keys,
+        )
+        .await?;
         ic.endpoints = vec![host.local_addr().to_string()];
         println!(
             "issuer host {:<12} {} ({})",
@@ -155,7 +178,7 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         let _ = tokio::signal::ctrl_c().await;
         Ok(())
     } else {
-        workload(&opts, addr, &server, &mut hosts, clock.clone()).await
+        workload(&opts, &config, addr, &server, &mut hosts, clock.clone()).await
     };
 
     server.shutdown().await;
@@ -291,6 +314,7 @@ async fn run_step(c: &AcquirerClient, step: Step, cur: Currency, tally: &mut Tal
 
 async fn workload(
     opts: &DemoOptions,
+    config: &Config,
     addr: std::net::SocketAddr,
     server: &SwitchServer,
     hosts: &mut Hosts,
@@ -307,18 +331,10 @@ async fn workload(
     let started = Instant::now();
     let mut tasks = Vec::new();
     for i in 0..opts.connections.max(1) {
-        let cfg = ClientConfig {
-            acquirer_id: if i % 2 == 0 {
-                "100001".into()
-            } else {
-                "100002".into()
-            },
-            terminal_id: format!("TERM{:04}", i + 1),
-            ..ClientConfig::default()
-        };
-        let client = AcquirerClient::connect(addr, cfg)
-            .await
-            .map_err(setup("acquirer client"))?;
+        let acquirer = if i % 2 == 0 { "100001" } else { "100002" };
+        let terminal = format!("TERM{:04}", i + 1);
+        let keys = terminal_keys(config, &hosts.keys, acquirer, PinSetup::None)?;
+        let client = connect(addr, acquirer, &terminal, keys).await?;
         let (done, next) = (done.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
             let mut tally = Tally {
@@ -376,9 +392,17 @@ async fn workload(
     let _ = progress.await;
     let elapsed = started.elapsed();
 
+    let security = security_showcase(addr, config, &hosts.keys).await?;
     let stand_in = stand_in_showcase(addr, server, hosts, clock).await;
 
     print_summary(&tally, elapsed);
+    println!(
+        "\nsecurity (100002 MACs with X9.19 and checks the answers' MACs; East Bank's link is \
+         MACed with AES-CMAC; PINs under zone keys and from DUKPT PIN pads):"
+    );
+    for l in security {
+        println!("  {l}");
+    }
     if let Some(lines) = stand_in {
         println!("\nstand-in (North Bank's host stopped, then restarted):");
         for l in lines {
@@ -455,7 +479,7 @@ async fn stand_in_showcase(
         }
     }
     let queued = saf.depth();
-    let restarted = start_host(&id, &file, &jdir, &port.to_string(), clock)
+    let restarted = start_host(&id, &file, &jdir, &port.to_string(), clock, &hosts.keys)
         .await
         .ok()?;
     let t0 = Instant::now();
@@ -477,6 +501,168 @@ async fn stand_in_showcase(
     }
     hosts.hosts.push((id, restarted, file, jdir));
     Some(lines)
+}
+
+/// The terminal keys of `acquirer` as the switch's config names them: its MAC key (if any) and
+/// a PIN pad as `pin` says (its zone PIN key when `pin` is `None` and it has one).
+fn terminal_keys(
+    config: &Config,
+    keys: &KeysFile,
+    acquirer: &str,
+    pin: PinSetup,
+) -> Result<Arc<TerminalKeys>, DemoError> {
+    let a = config
+        .acquirers
+        .iter()
+        .find(|a| a.id == acquirer)
+        .ok_or_else(|| DemoError::Setup(format!("acquirer {acquirer} is not configured")))?;
+    let parse = |t: &Option<String>| t.as_deref().and_then(|t| t.parse::<KeyId>().ok());
+    let pin = match (pin, parse(&a.pin_key)) {
+        (PinSetup::None, Some(zpk)) => PinSetup::Zone(zpk),
+        (p, _) => p,
+    };
+    let t = TerminalKeys::from_keys_file(keys, parse(&a.mac_key).as_ref(), &pin)
+        .map_err(setup(&format!("acquirer {acquirer} terminal keys")))?;
+    Ok(Arc::new(t))
+}
+
+async fn connect(
+    addr: std::net::SocketAddr,
+    acquirer: &str,
+    terminal: &str,
+    keys: Arc<TerminalKeys>,
+) -> Result<AcquirerClient, DemoError> {
+    let cfg = ClientConfig {
+        acquirer_id: acquirer.into(),
+        terminal_id: terminal.into(),
+        ..ClientConfig::default()
+    };
+    let options = ClientOptions {
+        keys,
+        ..ClientOptions::default()
+    };
+    AcquirerClient::connect_with(addr, cfg, options)
+        .await
+        .map_err(setup("acquirer client"))
+}
+
+/// One line per security case: a MACed acquirer, PINs under a zone key and from DUKPT PIN pads
+/// to remote and on-us issuers, and what a wrong PIN, a wrong MAC and a missing MAC get.
+async fn security_showcase(
+    addr: std::net::SocketAddr,
+    config: &Config,
+    keys: &KeysFile,
+) -> Result<Vec<String>, DemoError> {
+    let id = |t: &str| t.parse::<KeyId>().map_err(setup("key id"));
+    let maced = connect(
+        addr,
+        "100002",
+        "TERMSEC1",
+        terminal_keys(config, keys, "100002", PinSetup::None)?,
+    )
+    .await?;
+    // 100001's DUKPT PIN pads, one per kind.
+    let pad = |terminal: &'static str, pin: PinSetup| async move {
+        connect(
+            addr,
+            "100001",
+            terminal,
+            terminal_keys(config, keys, "100001", pin)?,
+        )
+        .await
+    };
+    let tdes = pad(
+        "TERMSEC2",
+        PinSetup::TdesDukpt {
+            bdk: id("bdk:test-tdes")?,
+            ksn: TEST_TDES_KSN,
+        },
+    )
+    .await?;
+    let aes = pad(
+        "TERMSEC3",
+        PinSetup::AesDukpt {
+            bdk: id("bdk:test-aes")?,
+            ksn: TEST_AES_KSN,
+        },
+    )
+    .await?;
+    let bare = connect(addr, "100002", "TERMSEC4", Arc::new(TerminalKeys::none())).await?;
+    let cur = Currency::CNY;
+    let amt = |s: &str| Amount::parse_major(s, cur).unwrap_or(Amount::zero(cur));
+    let pin = |p: &str| TxnOptions::new().expiry("3012").pin(p);
+    let line = |what: &str, r: Result<TxnResult, crate::client::ClientError>| match r {
+        Ok(t) => format!(
+            "{what}: {} {}",
+            t.response_code.as_str(),
+            t.response_code.meaning()
+        ),
+        Err(e) => format!("{what}: failed: {e}"),
+    };
+    let mut lines = Vec::new();
+    lines.push(line(
+        "100002, MACed, PIN under its ZPK, North Bank (remote)",
+        maced
+            .purchase("4111110000000013", amt("5.00"), pin("1234"))
+            .await,
+    ));
+    lines.push(line(
+        "100002, MACed, wrong PIN, North Bank",
+        maced
+            .purchase("4111110000000047", amt("5.00"), pin("9999"))
+            .await,
+    ));
+    lines.push(line(
+        "100002, MACed, PIN under its ZPK, Metro Pay (on-us)",
+        maced
+            .purchase("6050010000000013", amt("1.00"), pin("1234"))
+            .await,
+    ));
+    lines.push(line(
+        "100001, TDES DUKPT PIN pad, East Bank (remote)",
+        tdes.purchase("6222020000000015", amt("2.00"), pin("1234"))
+            .await,
+    ));
+    lines.push(line(
+        "100001, AES DUKPT PIN pad (format 4), North Bank",
+        aes.purchase("4111110000000013", amt("3.00"), pin("1234"))
+            .await,
+    ));
+    lines.push(line(
+        "100001, AES DUKPT PIN pad, Metro Pay (on-us)",
+        aes.purchase("6050010000000013", amt("1.00"), pin("1234"))
+            .await,
+    ));
+    let tampered = maced
+        .prepare(
+            crate::client::TxnKind::Purchase,
+            "4111110000000013",
+            Some(amt("5.00")),
+            TxnOptions::new().expiry("3012"),
+        )
+        .map(|mut p| {
+            let mut b = p.payload.to_vec();
+            if let Some(last) = b.last_mut() {
+                *last ^= 0x01;
+            }
+            p.payload = b.into();
+            p
+        });
+    let r = match tampered {
+        Ok(p) => maced.send_prepared(&p).await,
+        Err(e) => Err(e),
+    };
+    lines.push(line("100002, MAC altered in transit", r));
+    lines.push(line(
+        "100002, no MAC",
+        bare.purchase(
+            "4111110000000013",
+            amt("5.00"),
+            TxnOptions::new().expiry("3012"),
+        )
+        .await,
+    ));
+    Ok(lines)
 }
 
 fn mask(pan: &str) -> String {

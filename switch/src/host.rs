@@ -10,6 +10,13 @@
 //! For tests it can misbehave on purpose ([`Faults`]): answer late, drop answers at random, close
 //! connections after N requests, or stop answering requests after N (while still answering
 //! network management, so links stay up and requests time out).
+//!
+//! Security ([`HostSecurity`], from the issuer file's `[security]`): PIN blocks arrive under the
+//! issuer's zone PIN key (the switch translates them); the host's security module deciphers
+//! each and lends the clear block to the engine for the PVV check. A block that does not
+//! decipher is answered 55 without a PIN try; PIN data without a zone PIN key too. With a MAC
+//! key, every message from the switch must carry a valid MAC (else 63, or no 0810 to an 0800)
+//! and every answer carries one.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -28,13 +35,17 @@ use tokio_util::task::TaskTracker;
 use crate::clock::Clock;
 use crate::config::JournalSync;
 use crate::decision::response::{Additions, answer_builder};
+use crate::decision::security::{PartyMac, pin_block, verify_pin};
 use crate::domain::{Mti, ResponseCode};
 use crate::events::Record;
 use crate::iso8583::views::{AuthorizationRequest, ReversalRequest, mti_of};
 use crate::iso8583::{Dialect, Message, MessageBuilder, decode_lenient};
-use crate::issuing::{Engine, IssuingRequest, LedgerEvent, Outcome, PinCheck};
+use crate::issuing::{Engine, IssuerFile, IssuingRequest, LedgerEvent, Outcome, PinCheck};
 use crate::journal::{AppendTicket, FileJournal, Journal, JournalOptions};
 use crate::net::framing::{Frame, FrameCodec, FramingConfig};
+use crate::security::{
+    KeyId, KeyPurpose, KeysFile, PinSource, SecurityModule, SoftwareSecurityModule,
+};
 
 /// Deliberate misbehaviour, for tests.
 #[derive(Debug, Clone, Copy, Default)]
@@ -48,6 +59,9 @@ pub struct Faults {
     /// After this many requests in total, answer no more requests (network management still
     /// gets answers, so the links stay up).
     pub stop_answering_after: Option<u64>,
+    /// Answer requests with a MAC that does not verify (network management keeps good MACs, so
+    /// the links stay up). Only with a MAC key.
+    pub garble_mac: bool,
 }
 
 /// How the host listens and speaks.
@@ -62,6 +76,82 @@ pub struct HostConfig {
     pub checkpoint_dir: Option<std::path::PathBuf>,
     /// Ledger events between checkpoints.
     pub checkpoint_every: u64,
+    /// Zone PIN key and link MAC key; `None`: PIN blocks are not accepted (55) and nothing is
+    /// MACed.
+    pub security: Option<HostSecurity>,
+}
+
+/// The issuer host's keys in its security module: the zone PIN key the switch sends PIN
+/// blocks under, and the link's MAC key.
+#[derive(Clone)]
+pub struct HostSecurity {
+    pub module: Arc<dyn SecurityModule>,
+    pub pin_key: Option<KeyId>,
+    pub mac_key: Option<KeyId>,
+}
+
+impl std::fmt::Debug for HostSecurity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostSecurity")
+            .field("pin_key", &self.pin_key)
+            .field("mac_key", &self.mac_key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HostSecurity {
+    /// The keys the issuer file's `[security]` names, held by a module built from `keys`;
+    /// `None` when it names none. Errors name the key id, never a key.
+    pub fn from_keys(file: &IssuerFile, keys: &KeysFile) -> Result<Option<HostSecurity>, String> {
+        let sec = &file.security;
+        if sec.pin_key.is_none() && sec.mac_key.is_none() {
+            return Ok(None);
+        }
+        let module = SoftwareSecurityModule::from_keys(keys).map_err(|e| e.to_string())?;
+        let id = |text: &Option<String>, purpose: KeyPurpose| -> Result<Option<KeyId>, String> {
+            let Some(text) = text else { return Ok(None) };
+            let id: KeyId = text.parse().map_err(|e| format!("{text:?}: {e}"))?;
+            match module.key_kind(&id) {
+                Some(kind) if kind.purpose() == purpose => Ok(Some(id)),
+                Some(_) => Err(format!("security: {id} is not {purpose}")),
+                None => Err(format!("security: {id} is not in the keys file")),
+            }
+        };
+        let pin_key = id(&sec.pin_key, KeyPurpose::Zpk)?;
+        let mac_key = id(&sec.mac_key, KeyPurpose::Mac)?;
+        Ok(Some(HostSecurity {
+            module: Arc::new(module),
+            pin_key,
+            mac_key,
+        }))
+    }
+
+    /// [`HostSecurity::from_keys`] with the keys file at `keys_path`, or the one the issuer
+    /// file names (`[security] keys_file`, relative to the working directory).
+    pub fn load(
+        file: &IssuerFile,
+        keys_path: Option<&Path>,
+    ) -> Result<Option<HostSecurity>, String> {
+        let sec = &file.security;
+        if sec.pin_key.is_none() && sec.mac_key.is_none() {
+            return Ok(None);
+        }
+        let path = match (keys_path, &sec.keys_file) {
+            (Some(p), _) => p.to_owned(),
+            (None, Some(p)) => std::path::PathBuf::from(p),
+            (None, None) => {
+                return Err("security: keys_file is required with pin_key or mac_key".into());
+            }
+        };
+        let keys = KeysFile::load(&path).map_err(|e| e.to_string())?;
+        HostSecurity::from_keys(file, &keys)
+    }
+
+    fn mac(&self) -> Option<PartyMac> {
+        self.mac_key
+            .clone()
+            .map(|k| PartyMac::new(self.module.clone(), k))
+    }
 }
 
 /// Why the host did not start.
@@ -88,6 +178,9 @@ struct Shared {
     checkpoint_every: u64,
     events: AtomicU64,
     checkpointing: Arc<std::sync::atomic::AtomicBool>,
+    security: Option<HostSecurity>,
+    /// The link's MAC key, when it has one.
+    mac: Option<PartyMac>,
 }
 
 /// A running issuer host.
@@ -243,6 +336,8 @@ impl IssuerHost {
             checkpoint_every: cfg.checkpoint_every.max(1),
             events: AtomicU64::new(0),
             checkpointing: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            mac: cfg.security.as_ref().and_then(HostSecurity::mac),
+            security: cfg.security.clone(),
         });
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
@@ -391,6 +486,16 @@ async fn handle(shared: &Shared, payload: Bytes) -> Option<Bytes> {
         }
     };
     let mti = mti_of(&msg).ok()?;
+    if let Some(mac) = &shared.mac
+        && let Err(v) = mac.check(&msg)
+    {
+        tracing::warn!(issuer = %shared.issuer, mti = %mti, violation = %v, "message from the switch refused: MAC");
+        if mti.class() == 8 {
+            // No 0810: the switch's link treats the 0800 as unanswered.
+            return None;
+        }
+        return answer(shared, &msg, ResponseCode::SecurityViolation, None);
+    }
     if mti.class() == 8 {
         return network(shared, &msg, mti);
     }
@@ -419,9 +524,9 @@ async fn handle(shared: &Shared, payload: Bytes) -> Option<Bytes> {
             Ok(r) => r,
             Err(e) => return answer(shared, &msg, e.response_code(), None),
         };
-        let pin = match &req.pin_block {
-            None => PinCheck::Absent,
-            Some(block) => shared.engine.verify_pin_block(&req.pan, block),
+        let pin = match pin_check(shared, &req) {
+            Ok(p) => p,
+            Err(code) => return answer(shared, &msg, code, None),
         };
         match IssuingRequest::from_authorization(&req, pin) {
             Ok(ir) => process(shared, &ir, now),
@@ -509,6 +614,57 @@ fn process(
     (outcome, ticket)
 }
 
+/// The engine's verdict on the request's PIN, or the answer when the PIN block cannot be read.
+fn pin_check(shared: &Shared, req: &AuthorizationRequest<'_>) -> Result<PinCheck, ResponseCode> {
+    let Some(block) = pin_block(req) else {
+        return Ok(PinCheck::Absent);
+    };
+    let Some((sec, key)) = shared
+        .security
+        .as_ref()
+        .and_then(|s| s.pin_key.as_ref().map(|k| (s, k)))
+    else {
+        tracing::warn!(issuer = %shared.issuer, "PIN block received but no zone PIN key is configured; 55");
+        return Err(ResponseCode::IncorrectPin);
+    };
+    verify_pin(
+        &*sec.module,
+        PinSource::Zone(key),
+        &req.pan,
+        &block,
+        |clear| shared.engine.verify_pin_block(&req.pan, clear),
+    )
+    .map_err(|refusal| {
+        tracing::warn!(issuer = %shared.issuer, %refusal, "PIN block refused");
+        refusal.decline().response_code()
+    })
+}
+
+/// `b` encoded, with a MAC when the link has a MAC key.
+fn encode(shared: &Shared, mut b: MessageBuilder<'_>) -> Option<Bytes> {
+    let garble = shared.faults.garble_mac && !b.mti().starts_with(b"08");
+    let bytes = match &shared.mac {
+        None => b.to_bytes().map_err(|e| e.to_string()),
+        Some(mac) => mac
+            .to_bytes(&mut b)
+            .map(|bytes| {
+                if !garble {
+                    return bytes;
+                }
+                tracing::info!(issuer = %shared.issuer, "fault injection: a MAC that does not verify");
+                let mut v = bytes.to_vec();
+                if let Some(last) = v.last_mut() {
+                    *last ^= 0x5A;
+                }
+                Bytes::from(v)
+            })
+            .map_err(|e| e.to_string()),
+    };
+    bytes
+        .map_err(|e| tracing::error!(issuer = %shared.issuer, error = %e, "answer does not encode; dropped"))
+        .ok()
+}
+
 fn network(shared: &Shared, msg: &Message, mti: Mti) -> Option<Bytes> {
     if mti != Mti::NETWORK_REQUEST {
         return None;
@@ -516,7 +672,7 @@ fn network(shared: &Shared, msg: &Message, mti: Mti) -> Option<Bytes> {
     let mut b = MessageBuilder::new(shared.dialect, Mti::NETWORK_RESPONSE.to_digits());
     b.copy_fields(msg, &[7, 11, 70]);
     b.set(39, b"00");
-    b.to_bytes().ok()
+    encode(shared, b)
 }
 
 fn answer(
@@ -544,5 +700,5 @@ fn answer(
         additional_amounts: f54.as_ref().map(|f| &f[..]),
     };
     let b = answer_builder(shared.dialect, msg, code, &add).ok()?;
-    b.to_bytes().ok()
+    encode(shared, b)
 }

@@ -7,9 +7,12 @@
 //! 2. **decode**: the frame's `Bytes` are indexed field by field without copying ([`iso8583::decode`]),
 //!    against a dialect that is plain data ([`iso8583::dialect`]).
 //! 3. **validate**: the generic message becomes a typed view with domain types
-//!    ([`iso8583::views`], [`domain`]); content errors become response code 30.
+//!    ([`iso8583::views`], [`domain`]); content errors become response code 30. An acquirer with
+//!    a MAC key must MAC its requests ([`decision::security`], [`iso8583::mac`]).
 //! 4. **route**: the PAN's BIN picks an issuer (routing, issue 3).
 //! 5. **card rules or issuer link**: on-us cards go to the issuing engine, others to an issuer host.
+//!    A PIN block is verified for the engine inside the security module ([`security`]), or
+//!    translated to the issuer's zone PIN key.
 //! 6. **decide**: one closed decline enum maps to field 39 ([`domain::ResponseCode`]).
 //! 7. **journal**: every step is appended to a durable log before the acquirer is answered.
 //! 8. **encode**: the response is built in any field order; the codec derives the bitmaps
@@ -37,3 +40,4 @@ pub mod net;
 pub mod onus;
 pub mod routing;
 pub mod security;
+pub mod terminal;

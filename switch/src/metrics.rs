@@ -54,8 +54,10 @@ pub const JOURNAL_BATCH_RECORDS: &str = "switchyard_journal_batch_records";
 pub const JOURNAL_BYTES_TOTAL: &str = "switchyard_journal_bytes_total";
 /// Stand-in decisions. Labels: `issuer`, `response_code`.
 pub const STANDIN_TOTAL: &str = "switchyard_standin_total";
-/// Security failures (MAC, identity). Labels: `reason`.
-pub const SECURITY_FAILURES_TOTAL: &str = "switchyard_security_failures_total";
+/// Messages refused for security: a MAC missing or wrong, PIN data the switch cannot read.
+/// Labels: `party` (`acquirer` or `issuer`: who sent it) and `reason` (`mac_missing`,
+/// `mac_invalid`, `pin_key_missing`, `pin_block_invalid`).
+pub const SECURITY_VIOLATIONS_TOTAL: &str = "switchyard_security_violations_total";
 /// Config reloads. Labels: `outcome` (applied, rejected).
 pub const CONFIG_RELOADS_TOTAL: &str = "switchyard_config_reloads_total";
 

@@ -7,8 +7,11 @@
 //! account's events reach the journal in sequence order and replay rebuilds exactly the same
 //! balances.
 //!
-//! PIN blocks: until the security module translates zone PIN keys, field 52 is taken as an ISO
-//! 9564 format 0 block under no zone key, and checked against the card's Visa PVV.
+//! PIN blocks: the switch's security module deciphers the request's PIN block (under the
+//! acquirer's zone PIN key or DUKPT key) and lends the clear format 0 block to
+//! [`OnUs::verify_pin_block`] for the length of the check against the card's Visa PVV; the
+//! verdict ([`PinCheck`]) is what [`OnUs::authorize`] gets. No PIN block reaches this adapter
+//! otherwise.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,7 +21,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 
 use crate::clock::Clock;
 use crate::config::IssuerConfig;
-use crate::domain::{Decline, TerminalId};
+use crate::domain::{Decline, Pan, TerminalId};
 use crate::events::Record;
 use crate::iso8583::views::AuthorizationRequest;
 use crate::issuing::{
@@ -123,13 +126,10 @@ impl OnUs for EngineOnUs {
         &self,
         req: &AuthorizationRequest<'_>,
         _key: &DupKey,
+        pin: PinCheck,
         now: NaiveDateTime,
         business_date: NaiveDate,
     ) -> OnUsDecision {
-        let pin = match &req.pin_block {
-            None => PinCheck::Absent,
-            Some(block) => self.engine.verify_pin_block(&req.pan, block),
-        };
         match IssuingRequest::from_authorization(req, pin) {
             Ok(ir) => self.run(&ir, now, business_date),
             Err(d) => OnUsDecision {
@@ -137,6 +137,10 @@ impl OnUs for EngineOnUs {
                 ..OnUsDecision::default()
             },
         }
+    }
+
+    fn verify_pin_block(&self, pan: &Pan, clear_block: &[u8; 8]) -> PinCheck {
+        self.engine.verify_pin_block(pan, clear_block)
     }
 
     fn reverse(

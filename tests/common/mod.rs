@@ -7,6 +7,9 @@
 //! - Hosts can be started late, stopped and restarted on the same port and journal directory, and
 //!   given [`Faults`].
 //! - Raw framing helpers for tests that write bytes themselves.
+//! - Keys: hosts get the keys their issuer file names, and clients the keys the switch's config
+//!   gives their acquirer (its MAC key, its zone PIN key), all from `config/keys.toml`, the way
+//!   the real parties hold them; [`Stack::client_bare`] connects without.
 //!
 //! Nothing here sleeps to synchronise: link readiness is awaited with `wait_ready`, and the few
 //! conditions without an event (a link noticing its host went away, a queue draining) are polled
@@ -21,12 +24,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use switch::client::{AcquirerClient, ClientConfig, ClientOptions, TxnResult};
+use switch::client::{
+    AcquirerClient, ClientConfig, ClientOptions, PinSetup, TerminalKeys, TxnResult,
+};
 use switch::clock::{Clock, SystemClock};
 use switch::config::{Config, IssuerKind, JournalSync};
 use switch::domain::{Amount, Currency, Pan, ResponseCode};
 use switch::events::Record;
-use switch::host::{Faults, HostConfig, IssuerHost, open_journal};
+use switch::host::{Faults, HostConfig, HostSecurity, IssuerHost, open_journal};
 use switch::iso8583::ISO87_ASCII;
 use switch::iso8583::views::AdditionalAmount;
 use switch::issuing::{Engine, IssuerFile};
@@ -36,7 +41,7 @@ use switch::net::issuer::IssuerPool;
 use switch::net::saf::Saf;
 use switch::net::server::IssuerHandle;
 use switch::net::start::{StartOptions, SwitchServer};
-use switch::security::KeysFile;
+use switch::security::{KeyId, KeysFile};
 use tempfile::TempDir;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -129,6 +134,21 @@ pub fn fresh_engine(id: &str) -> Arc<Engine> {
     Arc::new(Engine::from_file(&file).expect("issuer engine builds"))
 }
 
+/// The test keys file.
+pub fn keys_path() -> PathBuf {
+    root().join("config/keys.toml")
+}
+
+pub fn keys() -> KeysFile {
+    KeysFile::load(&keys_path()).expect("keys load")
+}
+
+/// The link keys issuer `id`'s file names, from the test keys file.
+pub fn host_security(id: &str) -> Option<HostSecurity> {
+    let file = IssuerFile::load(&issuer_file(id)).expect("issuer file loads");
+    HostSecurity::load(&file, Some(&keys_path())).expect("issuer keys load")
+}
+
 /// Starts an issuer host for `id` on `address`, with a fresh engine that restores the
 /// checkpoint in `journal_dir` (if any) and replays the journal after it. Checkpoints are written
 /// as the demo and `issuer-sim` write them: at shutdown, and every 100,000 ledger events.
@@ -154,6 +174,7 @@ pub async fn start_host_with(
         faults,
         checkpoint_dir: Some(journal_dir.to_owned()),
         checkpoint_every,
+        security: host_security(id),
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     IssuerHost::start(
@@ -358,7 +379,35 @@ impl Stack {
             .await
     }
 
+    /// A client of `acquirer` with `opts`; when `opts` carries no keys, the acquirer's own
+    /// ([`Stack::terminal_keys`] with its zone PIN key).
     pub async fn client_with(
+        &self,
+        acquirer: &str,
+        terminal: &str,
+        mut opts: ClientOptions,
+    ) -> AcquirerClient {
+        if !opts.keys.has_mac() && !opts.keys.has_pin_pad() {
+            opts.keys = self.terminal_keys(acquirer, PinSetup::None);
+        }
+        self.client_bare(acquirer, terminal, opts).await
+    }
+
+    /// The terminal keys of `acquirer` as the switch's config names them: its MAC key, and a
+    /// PIN pad as `pin` says (its zone PIN key for [`PinSetup::None`], when it has one).
+    pub fn terminal_keys(&self, acquirer: &str, pin: PinSetup) -> Arc<TerminalKeys> {
+        let a = self.config.acquirers.iter().find(|a| a.id == acquirer);
+        let id = |t: Option<&String>| t.map(|t| t.parse::<KeyId>().expect("key id"));
+        let mac = id(a.and_then(|a| a.mac_key.as_ref()));
+        let pin = match (pin, id(a.and_then(|a| a.pin_key.as_ref()))) {
+            (PinSetup::None, Some(zpk)) => PinSetup::Zone(zpk),
+            (p, _) => p,
+        };
+        Arc::new(TerminalKeys::from_keys_file(&keys(), mac.as_ref(), &pin).expect("terminal keys"))
+    }
+
+    /// A client with exactly `opts` (no keys unless they carry some).
+    pub async fn client_bare(
         &self,
         acquirer: &str,
         terminal: &str,

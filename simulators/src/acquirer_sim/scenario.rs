@@ -14,7 +14,7 @@
 //! pan = "4111110000000013"
 //! amount = "100.00"             # major units of the client's currency
 //! expiry = "3012"               # optional, YYMM
-//! pin = "1234"                  # optional, sent as a clear format 0 PIN block
+//! pin = "1234"                  # optional, enciphered by the PIN pad of --keys (zone or DUKPT)
 //! partial = false               # optional, field 60 = 1
 //! mcc = 5411                    # optional
 //! expect = "00"                 # optional expected field 39; absent = any answer passes

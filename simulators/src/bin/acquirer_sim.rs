@@ -19,6 +19,21 @@
 //! `--length-header binary2-be`, `--header-bytes 0`, `--timeout-ms 5000`, `--currency 156`,
 //! `--json`.
 //!
+//! Keys (the simulator plays the acquirer host and its PIN pad, so it reads clear test keys):
+//! `--keys config/keys.toml` loads them; `--mac-key acquirer:100002:mac` MACs every request and
+//! checks every answer's MAC; `--pin` is then enciphered under the acquirer's zone PIN key
+//! (`acquirer:<acquirer>:zpk` when the keys file has it, or `--pin-key ID`), or by a DUKPT PIN
+//! pad with `--dukpt tdes|aes` (`--bdk ID`, default `bdk:test-tdes` / `bdk:test-aes`; `--ksn HEX`,
+//! the first KSN, default the published test KSNs), whose KSN advances with every PIN of the run.
+//! Without `--keys` a PIN goes as a clear block, which the switch refuses.
+//!
+//! ```text
+//! acquirer-sim --acquirer 100002 --keys config/keys.toml --mac-key acquirer:100002:mac \
+//!     purchase --pan 4111110000000013 --amount 12.34 --expiry 3012 --pin 1234
+//! acquirer-sim --keys config/keys.toml --dukpt aes purchase --pan 6050010000000013 \
+//!     --amount 1.00 --expiry 3012 --pin 1234
+//! ```
+//!
 //! Text output shows the request and the response field by field with card data masked, then
 //! one outcome line (`APPROVED 00 auth=... stan=... rrn=... latency=1.2ms`, or
 //! `DECLINED 51 (Not sufficient funds) ...`). With `--json`, one JSON object per transaction.
@@ -34,17 +49,21 @@ mod scenario;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use switch::client::{
-    AcquirerClient, AsOriginal, ClientConfig, ClientError, PreparedRequest, Side, TxnKind,
-    TxnOptions, TxnResult,
+    AcquirerClient, AsOriginal, ClientConfig, ClientError, PinSetup, PreparedRequest, Side,
+    TerminalKeys, TxnKind, TxnOptions, TxnResult,
 };
 use switch::domain::Currency;
 use switch::iso8583::DialectId;
+use switch::iso8583::views::Ksn;
 use switch::iso8583::views::NetworkCode;
 use switch::net::framing::{FramingConfig, LengthHeader};
+use switch::security::{KeyId, KeysFile};
+use switch::terminal::{TEST_AES_KSN, TEST_TDES_KSN, TerminalKeyError};
 
 use scenario::{ExplicitOriginal, Op, Original, Scenario};
 
@@ -101,6 +120,30 @@ struct Global {
     /// Print one JSON object per transaction instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// The keys file the terminal's keys come from (test keys: the simulator holds them in
+    /// clear, as a PIN pad does).
+    #[arg(long, global = true, value_name = "PATH")]
+    keys: Option<PathBuf>,
+    /// MAC every request under this key and check every answer's MAC (e.g.
+    /// acquirer:100002:mac). Needs --keys.
+    #[arg(long, global = true, value_name = "KEY_ID")]
+    mac_key: Option<String>,
+    /// Encipher PINs under this zone PIN key (default: acquirer:<acquirer>:zpk when the keys
+    /// file has it). Needs --keys.
+    #[arg(long, global = true, value_name = "KEY_ID")]
+    pin_key: Option<String>,
+    /// Encipher PINs with a DUKPT PIN pad instead: tdes (ANSI X9.24-1) or aes (X9.24-3). Needs
+    /// --keys.
+    #[arg(long, global = true, value_parser = ["tdes", "aes"])]
+    dukpt: Option<String>,
+    /// The DUKPT base derivation key the PIN pad was loaded from (default bdk:test-tdes or
+    /// bdk:test-aes).
+    #[arg(long, global = true, value_name = "KEY_ID")]
+    bdk: Option<String>,
+    /// The DUKPT PIN pad's first KSN, hex (20 digits for tdes, 24 for aes; default the
+    /// published test KSN, counter 1).
+    #[arg(long, global = true, value_name = "HEX")]
+    ksn: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -138,7 +181,8 @@ struct CardTxn {
     /// Card expiry, YYMM (field 14).
     #[arg(long)]
     expiry: Option<String>,
-    /// Clear PIN, sent as an unencrypted ISO 9564 format 0 PIN block (field 52).
+    /// PIN, enciphered by the terminal's PIN pad (see --keys); without one, sent as a clear ISO
+    /// 9564 format 0 block in field 52, which the switch refuses.
     #[arg(long)]
     pin: Option<String>,
     /// The terminal accepts a partial approval (field 60 = 1).
@@ -408,6 +452,62 @@ fn report_error(g: &Global, action: &str, p: Option<&PreparedRequest>, e: &Clien
     }
 }
 
+fn key_id(text: &str) -> Result<KeyId, ClientError> {
+    text.parse()
+        .map_err(|e| ClientError::Config(format!("{text:?}: {e}")))
+}
+
+fn ksn<const N: usize>(text: Option<&str>, default: [u8; N]) -> Result<[u8; N], ClientError> {
+    let Some(text) = text else {
+        return Ok(default);
+    };
+    Ksn::from_field(text.as_bytes())
+        .ok()
+        .and_then(|k| k.as_bytes().try_into().ok())
+        .ok_or_else(|| ClientError::Config(format!("--ksn must be {} hex digits", 2 * N)))
+}
+
+/// The terminal's keys the flags ask for.
+fn terminal_keys(g: &Global) -> Result<TerminalKeys, ClientError> {
+    let Some(path) = &g.keys else {
+        if g.mac_key.is_some() || g.pin_key.is_some() || g.dukpt.is_some() {
+            return Err(ClientError::Config(
+                "--mac-key, --pin-key and --dukpt need --keys".into(),
+            ));
+        }
+        return Ok(TerminalKeys::none());
+    };
+    let keys = KeysFile::load(path).map_err(|e| ClientError::Config(e.to_string()))?;
+    let mac = g.mac_key.as_deref().map(key_id).transpose()?;
+    let bdk = |default: &str| key_id(g.bdk.as_deref().unwrap_or(default));
+    let (pin, fallback) = match (g.dukpt.as_deref(), &g.pin_key) {
+        (Some("tdes"), _) => (
+            PinSetup::TdesDukpt {
+                bdk: bdk("bdk:test-tdes")?,
+                ksn: ksn(g.ksn.as_deref(), TEST_TDES_KSN)?,
+            },
+            false,
+        ),
+        (Some(_), _) => (
+            PinSetup::AesDukpt {
+                bdk: bdk("bdk:test-aes")?,
+                ksn: ksn(g.ksn.as_deref(), TEST_AES_KSN)?,
+            },
+            false,
+        ),
+        (None, Some(k)) => (PinSetup::Zone(key_id(k)?), false),
+        (None, None) => (PinSetup::Zone(KeyId::acquirer_zpk(&g.acquirer)), true),
+    };
+    let config = |e: TerminalKeyError| ClientError::Config(e.to_string());
+    match TerminalKeys::from_keys_file(&keys, mac.as_ref(), &pin) {
+        // The default zone PIN key is only taken when the keys file has it.
+        Err(TerminalKeyError::Missing(id)) if fallback && PinSetup::Zone(id.clone()) == pin => {
+            TerminalKeys::from_keys_file(&keys, mac.as_ref(), &PinSetup::None).map_err(config)
+        }
+        other => other.map_err(config),
+    }
+}
+
 async fn connect(g: &Global) -> Result<AcquirerClient, ClientError> {
     let config = ClientConfig {
         dialect: g.dialect.dialect(),
@@ -423,6 +523,7 @@ async fn connect(g: &Global) -> Result<AcquirerClient, ClientError> {
     };
     let options = switch::client::ClientOptions {
         currency: g.currency,
+        keys: Arc::new(terminal_keys(g)?),
         ..Default::default()
     };
     AcquirerClient::connect_with(g.target.as_str(), config, options).await

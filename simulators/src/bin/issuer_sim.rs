@@ -9,6 +9,10 @@
 //! statement as text, JSON, CSV and HTML. Running it again for the same day posts nothing and
 //! writes the same statements.
 //!
+//! Keys: with `[security] pin_key` (and `mac_key`) in the issuer file, the host loads those keys
+//! from the keys file (`[security] keys_file`, or `--keys PATH`) into its own security module:
+//! PIN blocks arrive under its zone PIN key, and the link is MACed both ways.
+//!
 //! Why it runs against a *stopped* host: the journal has one writer (its LSNs and the engine's
 //! sequence numbers come from one process), and the host's engine must see the closes. A
 //! statement run is a batch job between a host's stop and its restart, which replays the closes
@@ -25,7 +29,7 @@ use clap::{Args, Parser, Subcommand};
 use switch::clock::{Clock, SystemClock};
 use switch::config::{DialectId, JournalSync, LengthHeader};
 use switch::events::Record;
-use switch::host::{Faults, HostConfig, IssuerHost, open_journal};
+use switch::host::{Faults, HostConfig, HostSecurity, IssuerHost, open_journal};
 use switch::issuing::statement::Summary;
 use switch::issuing::statement::render::{self, Format};
 use switch::issuing::{
@@ -59,6 +63,10 @@ struct Cli {
     /// `always` fsyncs each group commit before answering; `none` is for benchmarks.
     #[arg(long, default_value = "always", value_parser = parse_sync, global = true)]
     sync: JournalSync,
+    /// The keys file holding the link keys the issuer file names (`[security] pin_key`,
+    /// `mac_key`), instead of its `[security] keys_file`.
+    #[arg(long, value_name = "PATH", global = true)]
+    keys: Option<PathBuf>,
     #[command(flatten)]
     serve: ServeArgs,
 }
@@ -98,6 +106,9 @@ struct ServeArgs {
     /// Fault injection: answer no requests after the first N (network management still answered).
     #[arg(long, value_name = "N")]
     stop_answering_after: Option<u64>,
+    /// Fault injection: answer requests with a MAC that does not verify (needs `mac_key`).
+    #[arg(long)]
+    garble_mac: bool,
 }
 
 /// `issuer-sim statements`.
@@ -213,6 +224,13 @@ fn serve(cli: &Cli, config: &Path, file: &IssuerFile, journal_dir: PathBuf) -> E
             return ExitCode::from(2);
         }
     };
+    let security = match HostSecurity::load(file, cli.keys.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{}: {e}", config.display());
+            return ExitCode::from(2);
+        }
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -253,9 +271,11 @@ fn serve(cli: &Cli, config: &Path, file: &IssuerFile, journal_dir: PathBuf) -> E
                 drop_rate: args.drop_rate,
                 close_after: args.close_after,
                 stop_answering_after: args.stop_answering_after,
+                garble_mac: args.garble_mac,
             },
             checkpoint_dir: Some(journal_dir.clone()),
             checkpoint_every: args.checkpoint_every,
+            security,
         };
         let host = match IssuerHost::start(
             cfg,

@@ -576,10 +576,16 @@ fn switch_toml(out: &Path, issuers: &[GeneratedIssuer]) -> Result<String, GenErr
         AcquirerConfig {
             id: "100001".into(),
             name: "Harbor Acquiring".into(),
+            mac_key: None,
+            pin_key: None,
+            bdk: Vec::new(),
         },
         AcquirerConfig {
             id: "100002".into(),
             name: "Summit Merchant Services".into(),
+            mac_key: None,
+            pin_key: None,
+            bdk: Vec::new(),
         },
     ];
     for g in issuers {
@@ -664,6 +670,8 @@ pub fn issuer_config(
         framing: FramingConfig::default(),
         frame_bytes_max: 8192,
         cards: listen.is_none().then(|| file.to_owned()),
+        mac_key: None,
+        pin_key: None,
     }
 }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use switch::clock::{Clock, SystemClock};
 use switch::config::{AcquirerConfig, BinRangeConfig, Config, JournalSync};
-use switch::host::{Faults, HostConfig, IssuerHost, open_journal};
+use switch::host::{Faults, HostConfig, HostSecurity, IssuerHost, open_journal};
 use switch::iso8583::DialectId;
 use switch::issuing::{Engine, IssuerFile};
 use switch::journal::Journal;
@@ -84,6 +84,9 @@ impl Stack {
         config.acquirers = vec![AcquirerConfig {
             id: "100001".into(),
             name: "Loadgen Acquiring".into(),
+            mac_key: None,
+            pin_key: None,
+            bdk: Vec::new(),
         }];
         let mut hosts = Vec::new();
         for g in &data.issuers {
@@ -196,6 +199,7 @@ async fn start_host(
 ) -> Result<IssuerHost, StackError> {
     let file = IssuerFile::load(file_path)
         .map_err(setup(format!("issuer file {}", file_path.display())))?;
+    let security = HostSecurity::load(&file, None).map_err(setup(format!("issuer {id} keys")))?;
     let engine = Arc::new(Engine::from_file(&file).map_err(setup(format!("issuer {id}")))?);
     let (journal, _) =
         open_journal(journal_dir, sync, &engine).map_err(setup(format!("issuer {id} journal")))?;
@@ -207,6 +211,7 @@ async fn start_host(
         // The stack never restarts from its journals: no checkpoints.
         checkpoint_dir: None,
         checkpoint_every: 0,
+        security,
     };
     IssuerHost::start(
         cfg,

@@ -314,6 +314,20 @@ pub struct AcquirerConfig {
     pub id: String,
     /// Display name for logs and reports (free text). Required.
     pub name: String,
+    /// Key id of the acquirer's MAC key in the keys file (`acquirer:<id>:mac`). When set, every
+    /// request from this acquirer (identified by field 32) must carry a valid MAC in field 64
+    /// (128 with a secondary bitmap), and every answer to it is MACed. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_key: Option<String>,
+    /// Key id of the acquirer's zone PIN key (`acquirer:<id>:zpk`): PIN blocks in field 52 (or
+    /// 63) without a KSN are enciphered under it. Default: none (PIN data is refused, 63).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_key: Option<String>,
+    /// Key ids of the DUKPT base derivation keys of the acquirer's PIN pads (`bdk:<name>`), at
+    /// most one TDES and one AES: a PIN block sent with a KSN (field 62) is under the key the
+    /// BDK of the KSN's kind derives. Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bdk: Vec<String>,
 }
 
 /// `[[issuer]]`: one card issuer, either a remote host or the switch's own on-us engine.
@@ -370,6 +384,16 @@ pub struct IssuerConfig {
     /// On-us only: the issuer's file (filesystem path to its TOML: products, cards, PIN keys).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cards: Option<PathBuf>,
+    /// Remote only: key id of the link's MAC key in the keys file (`issuer:<id>:mac`). When
+    /// set, every message to the issuer is MACed and every message from it must carry a valid
+    /// MAC. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_key: Option<String>,
+    /// Remote only: key id of the issuer's zone PIN key (`issuer:<id>:zpk`): PIN blocks are
+    /// translated to it before they are forwarded. Default: none (a PIN transaction for this
+    /// issuer gets 96).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_key: Option<String>,
 }
 
 /// Where an issuer's decisions are made.

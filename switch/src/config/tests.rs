@@ -473,6 +473,8 @@ fn overlap_check_scales_to_100k_ranges() {
         framing: FramingConfig::default(),
         frame_bytes_max: 8192,
         cards: None,
+        mac_key: None,
+        pin_key: None,
     });
     let range = |low: u64, high: u64| BinRangeConfig {
         low: low.to_string(),
@@ -588,4 +590,81 @@ fn clearing_section_and_bin_range_products() {
          [[bin_range]]\nlow = \"411111\"\nhigh = \"411111\"\nissuer = \"a\"\nproduct = \"charge\"\n",
     );
     assert!(message.contains("charge"), "{message}");
+}
+
+#[test]
+fn key_ids_must_parse_and_fit_their_setting() {
+    let problems = invalid(
+        r#"
+[[acquirer]]
+id = "100001"
+name = "A"
+mac_key = "acquirer:100001:zpk"
+pin_key = "acquirer:100001"
+bdk = ["bdk:test-tdes", "acquirer:100001:mac"]
+
+[[issuer]]
+id = "r"
+name = "R"
+kind = "remote"
+endpoints = ["127.0.0.1:9000"]
+mac_key = "issuer:r:mac"
+pin_key = "bdk:x"
+
+[[issuer]]
+id = "o"
+name = "O"
+kind = "on-us"
+pin_key = "issuer:o:zpk"
+"#,
+    );
+    assert_eq!(
+        keys(&problems),
+        [
+            "acquirer[0].mac_key",
+            "acquirer[0].pin_key",
+            "acquirer[0].bdk[1]",
+            "issuer[0].pin_key",
+            "issuer[1].pin_key",
+        ]
+    );
+    let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert!(
+        text[0].contains("acquirer:100001:zpk is not a MAC key"),
+        "{text:?}"
+    );
+    assert!(text[1].contains("not a key id"), "{text:?}");
+    assert!(text[2].contains("is not a base derivation key"), "{text:?}");
+    assert!(text[3].contains("bdk:x is not a zone PIN key"), "{text:?}");
+    assert!(
+        text[4].contains("only a remote issuer has link keys"),
+        "{text:?}"
+    );
+}
+
+#[test]
+fn the_shipped_config_names_its_keys() {
+    let config = Config::load(&shipped_config_path()).expect("loads");
+    let a = |id: &str| {
+        config
+            .acquirers
+            .iter()
+            .find(|a| a.id == id)
+            .expect("acquirer")
+    };
+    assert_eq!(a("100002").mac_key.as_deref(), Some("acquirer:100002:mac"));
+    assert_eq!(a("100001").mac_key, None);
+    assert_eq!(a("100001").bdk, ["bdk:test-tdes", "bdk:test-aes"]);
+    for i in config
+        .issuers
+        .iter()
+        .filter(|i| i.kind == IssuerKind::Remote)
+    {
+        assert_eq!(
+            i.pin_key.as_deref(),
+            Some(format!("issuer:{}:zpk", i.id).as_str()),
+            "{}",
+            i.id
+        );
+    }
 }

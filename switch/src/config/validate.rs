@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
 use super::{Config, IssuerConfig, IssuerKind, LengthHeader, Problem, length_header_name};
+use crate::security::{KeyId, KeyPurpose};
 
 /// Fewest digits in a BIN-range bound (digits).
 pub const BIN_DIGITS_MIN: usize = 6;
@@ -43,6 +44,17 @@ impl Report<'_> {
     fn non_zero(&mut self, key: impl Into<String>, value: u64) {
         if value == 0 {
             self.push(key, "must be greater than 0");
+        }
+    }
+
+    /// A key id, if given: it must parse and name a key of `purpose`. Whether the keys file
+    /// holds it is checked when the switch starts and loads the keys.
+    fn key_id(&mut self, key: String, value: Option<&str>, purpose: KeyPurpose) {
+        let Some(text) = value else { return };
+        match text.parse::<KeyId>() {
+            Err(e) => self.push(key, format!("{e} (got {text:?})")),
+            Ok(id) if id.purpose() != purpose => self.push(key, format!("{id} is not {purpose}")),
+            Ok(_) => {}
         }
     }
 
@@ -242,6 +254,12 @@ fn acquirers(config: &Config, report: &mut Report<'_>) {
         if acquirer.name.trim().is_empty() {
             report.push(format!("acquirer[{i}].name"), "must not be empty");
         }
+        let key = |k: &str| format!("acquirer[{i}].{k}");
+        report.key_id(key("mac_key"), acquirer.mac_key.as_deref(), KeyPurpose::Mac);
+        report.key_id(key("pin_key"), acquirer.pin_key.as_deref(), KeyPurpose::Zpk);
+        for (j, bdk) in acquirer.bdk.iter().enumerate() {
+            report.key_id(key(&format!("bdk[{j}]")), Some(bdk), KeyPurpose::Bdk);
+        }
     }
 }
 
@@ -282,8 +300,28 @@ fn issuers<'c>(config: &'c Config, report: &mut Report<'_>) -> HashSet<&'c str> 
                         "must be absent for an on-us issuer",
                     );
                 }
+                // PINs of on-us cards are verified inside the security module and no link
+                // carries the issuer's messages: neither key has a use.
+                for (k, v) in [("mac_key", &issuer.mac_key), ("pin_key", &issuer.pin_key)] {
+                    if v.is_some() {
+                        report.push(
+                            format!("issuer[{i}].{k}"),
+                            "only a remote issuer has link keys",
+                        );
+                    }
+                }
             }
         }
+        report.key_id(
+            format!("issuer[{i}].mac_key"),
+            issuer.mac_key.as_deref(),
+            KeyPurpose::Mac,
+        );
+        report.key_id(
+            format!("issuer[{i}].pin_key"),
+            issuer.pin_key.as_deref(),
+            KeyPurpose::Zpk,
+        );
     }
     // Every non-empty id counts as existing, so a malformed id is reported once, not again at
     // each bin range that names it.

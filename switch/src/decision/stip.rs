@@ -97,7 +97,7 @@ impl StandInRules {
         if let Some(d) = self.negative.get(&req.pan) {
             return Err(*d);
         }
-        if !self.txn_types.contains(&req.processing_code.txn) || req.pin_block.is_some() {
+        if !self.txn_types.contains(&req.processing_code.txn) || req.has_pin() {
             return Err(Decline::IssuerUnavailable);
         }
         let Some(amount) = req.amount else {

@@ -621,8 +621,9 @@ impl PartialEq for Message {
     }
 }
 
-/// Fields whose content never appears in clear in a `Debug` print.
-const REDACTED: [u8; 5] = [34, 35, 36, 45, 52];
+/// Fields whose content never appears in clear in a `Debug` print: PAN extended, tracks, and
+/// the PIN blocks (52, and 63 where Switchyard carries a format 4 block).
+const REDACTED: [u8; 6] = [34, 35, 36, 45, 52, 63];
 
 impl fmt::Debug for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

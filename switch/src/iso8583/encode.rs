@@ -173,6 +173,11 @@ impl<'a> MessageBuilder<'a> {
         self.has(n).then(|| self.value(n as usize))
     }
 
+    /// True when some field above 64 is set, so the message will carry a secondary bitmap.
+    pub fn has_secondary_bitmap(&self) -> bool {
+        self.high != 0
+    }
+
     pub fn has(&self, n: u8) -> bool {
         if !(2..=128).contains(&n) {
             return false;

@@ -9,6 +9,7 @@ pub mod decode;
 pub mod dialect;
 pub mod encode;
 pub mod error;
+pub mod mac;
 pub mod spec;
 
 pub use decode::{FieldRef, Message, decode, decode_lenient};

@@ -82,12 +82,13 @@ pub struct FieldRule {
 const AUTH_MANDATORY: &[u8] = &[2, 3, 7, 11, 32, 41, 42, 49];
 // Field 4 is mandatory except on a balance inquiry; `AuthorizationRequest` checks that rule.
 const AUTH_OPTIONAL: &[u8] = &[
-    4, 12, 13, 14, 18, 19, 22, 23, 25, 26, 35, 37, 43, 45, 48, 52, 53, 55, 60, 64, 128,
+    4, 12, 13, 14, 18, 19, 22, 23, 25, 26, 35, 37, 43, 45, 48, 52, 53, 55, 60, 62, 63, 64, 128,
 ];
 // An 0120 advice reports a decision already made (stand-in): it carries the answer (38, 39) and
 // names the request it reports in field 90.
 const ADVICE_OPTIONAL: &[u8] = &[
-    4, 12, 13, 14, 18, 19, 22, 23, 25, 26, 35, 37, 38, 39, 43, 45, 48, 52, 53, 55, 60, 64, 90, 128,
+    4, 12, 13, 14, 18, 19, 22, 23, 25, 26, 35, 37, 38, 39, 43, 45, 48, 52, 53, 55, 60, 62, 63, 64,
+    90, 128,
 ];
 const COMPLETION_MANDATORY: &[u8] = &[2, 3, 4, 7, 11, 32, 37, 38, 41, 42, 49, 90];
 const COMPLETION_OPTIONAL: &[u8] = &[12, 13, 14, 18, 22, 23, 25, 43, 48, 55, 60, 64, 128];
@@ -349,6 +350,87 @@ impl AdditionalAmount {
     }
 }
 
+/// Field 62 (private use here): the key serial number of a DUKPT PIN pad, as hex digits: 20
+/// for TDES DUKPT (a 10-byte KSN), 24 for AES DUKPT (12 bytes).
+pub const KSN_FIELD: u8 = 62;
+/// Field 63 (private use here): an ISO 9564 format 4 PIN block (16 bytes, AES) as 32 hex
+/// digits. Field 52 is 8 bytes in ISO 8583:1987 and holds format 0 blocks only.
+pub const PIN_BLOCK_AES_FIELD: u8 = 63;
+
+/// A DUKPT key serial number as sent in field 62: 10 bytes (TDES) or 12 (AES).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Ksn {
+    bytes: [u8; 12],
+    len: u8,
+}
+
+impl Ksn {
+    /// From 20 or 24 hex digits.
+    pub fn from_field(v: &[u8]) -> Result<Ksn, DomainError> {
+        let len = match v.len() {
+            20 => 10,
+            24 => 12,
+            n => {
+                return Err(DomainError::IdLength {
+                    kind: "KSN",
+                    len: n,
+                    expected: "20 or 24 hex digits",
+                });
+            }
+        };
+        let mut bytes = [0u8; 12];
+        hex_into(v, &mut bytes[..len], "KSN")?;
+        Ok(Ksn {
+            bytes,
+            len: len as u8,
+        })
+    }
+
+    /// From the KSN's bytes (10 or 12).
+    pub fn from_bytes(b: &[u8]) -> Option<Ksn> {
+        if b.len() != 10 && b.len() != 12 {
+            return None;
+        }
+        let mut bytes = [0u8; 12];
+        bytes[..b.len()].copy_from_slice(b);
+        Some(Ksn {
+            bytes,
+            len: b.len() as u8,
+        })
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// Field 62's value: upper-case hex.
+    pub fn to_field(&self) -> String {
+        hex::encode_upper(self.as_bytes())
+    }
+}
+
+/// Decodes hex digits (either case) into `out`, which must be half as long.
+fn hex_into(v: &[u8], out: &mut [u8], kind: &'static str) -> Result<(), DomainError> {
+    hex::decode_to_slice(v, out).map_err(|_| DomainError::IdCharset {
+        kind,
+        charset: "hex",
+    })
+}
+
+/// Field 63's format 4 PIN block: 32 hex digits.
+fn pin_block_aes(v: &[u8]) -> Result<[u8; 16], DomainError> {
+    if v.len() != 32 {
+        return Err(DomainError::IdLength {
+            kind: "format 4 PIN block",
+            len: v.len(),
+            expected: "32 hex digits",
+        });
+    }
+    let mut out = [0u8; 16];
+    hex_into(v, &mut out, "format 4 PIN block")?;
+    Ok(out)
+}
+
 /// A 0100, 0200, 0120 or 0220 (and their repeats): what the card rules and routing read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthorizationRequest<'m> {
@@ -369,9 +451,14 @@ pub struct AuthorizationRequest<'m> {
     pub terminal: TerminalId,
     pub merchant: MerchantId,
     pub card_acceptor: Option<Cow<'m, [u8]>>,
-    /// Field 52 as sent (encrypted); only the security module may look inside.
+    /// Field 52 as sent (encrypted, format 0); only the security module may look inside.
     pub pin_block: Option<[u8; 8]>,
-    /// Field 53, e.g. a DUKPT KSN or key index.
+    /// Field 63: a format 4 PIN block (encrypted, AES), when the PIN key is AES. Never together
+    /// with field 52.
+    pub pin_block_aes: Option<[u8; 16]>,
+    /// Field 62: the KSN of the DUKPT PIN pad that enciphered the PIN block.
+    pub ksn: Option<Ksn>,
+    /// Field 53, e.g. a key index.
     pub security_control: Option<Cow<'m, [u8]>>,
     /// Track 2 was present (its content is never kept).
     pub track2_present: bool,
@@ -415,6 +502,17 @@ impl<'m> AuthorizationRequest<'m> {
                 },
             })?),
         };
+        let pin_block_aes = parse_opt(msg, PIN_BLOCK_AES_FIELD, pin_block_aes)?;
+        if pin_block.is_some() && pin_block_aes.is_some() {
+            return Err(ViewError::Forbidden {
+                field: PIN_BLOCK_AES_FIELD,
+            });
+        }
+        let ksn = parse_opt(msg, KSN_FIELD, Ksn::from_field)?;
+        if ksn.is_some() && pin_block.is_none() && pin_block_aes.is_none() {
+            // A KSN names the key of a PIN block; without one it means nothing.
+            return Err(ViewError::Forbidden { field: KSN_FIELD });
+        }
         let partial = msg.get(60).is_some_and(|v| &v[..] == b"1");
         Ok(AuthorizationRequest {
             mti,
@@ -434,11 +532,20 @@ impl<'m> AuthorizationRequest<'m> {
             merchant: parse(msg, 42, MerchantId::from_field)?,
             card_acceptor: msg.get(43),
             pin_block,
+            pin_block_aes,
+            ksn,
             security_control: msg.get(53),
             track2_present: msg.has(35),
             partial_approval_supported: partial,
             original: parse_opt(msg, 90, OriginalData::from_field)?,
         })
+    }
+}
+
+impl AuthorizationRequest<'_> {
+    /// True when the request carries a PIN block (field 52 or 63).
+    pub fn has_pin(&self) -> bool {
+        self.pin_block.is_some() || self.pin_block_aes.is_some()
     }
 }
 
@@ -665,6 +772,56 @@ mod tests {
             AuthorizationRequest::from_message(&m),
             Err(ViewError::Missing { field: 4 })
         );
+    }
+
+    #[test]
+    fn pin_fields_52_62_63() {
+        let m = auth_msg(
+            &[
+                (62, b"FFFF9876543210E00001"),
+                (52, b"\x1b\x9c\x18\x45\xeb\x99\x3a\x7a"),
+            ],
+            &[],
+        );
+        let v = AuthorizationRequest::from_message(&m).expect("view");
+        assert_eq!(v.pin_block, Some(*b"\x1b\x9c\x18\x45\xeb\x99\x3a\x7a"));
+        let ksn = v.ksn.expect("ksn");
+        assert_eq!(ksn.as_bytes().len(), 10);
+        assert_eq!(ksn.to_field(), "FFFF9876543210E00001");
+        assert!(v.has_pin());
+
+        let m = auth_msg(
+            &[
+                (62, b"123456789012345600000001"),
+                (63, b"e4be5b623af7e006ac319e5b93544564"),
+            ],
+            &[],
+        );
+        let v = AuthorizationRequest::from_message(&m).expect("view");
+        assert_eq!(v.ksn.map(|k| k.as_bytes().len()), Some(12));
+        assert_eq!(
+            v.pin_block_aes.map(hex::encode_upper).as_deref(),
+            Some("E4BE5B623AF7E006AC319E5B93544564")
+        );
+        assert!(v.pin_block.is_none() && v.has_pin());
+
+        for (extra, field) in [
+            (&[(62u8, &b"FFFF9876543210E0000"[..])][..], 62u8),
+            (&[(63, &b"E4BE5B623AF7E006AC319E5B9354456Z"[..])][..], 63),
+            (&[(62, &b"FFFF9876543210E00001"[..])][..], 62),
+            (
+                &[
+                    (52, &b"12345678"[..]),
+                    (63, &b"E4BE5B623AF7E006AC319E5B93544564"[..]),
+                ][..],
+                63,
+            ),
+        ] {
+            let m = auth_msg(extra, &[]);
+            let e = AuthorizationRequest::from_message(&m).expect_err("refused");
+            assert_eq!(e.field(), Some(field), "{e}");
+            assert_eq!(e.response_code(), ResponseCode::FormatError);
+        }
     }
 
     #[test]

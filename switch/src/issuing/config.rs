@@ -125,6 +125,18 @@ pub struct SecuritySection {
     /// verified from a PIN block (the engine still applies PIN outcomes given to it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pvk: Option<String>,
+    /// Issuer simulator only: the keys file holding the link keys below (path relative to the
+    /// working directory). Required when `pin_key` or `mac_key` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys_file: Option<String>,
+    /// Issuer simulator only: key id of the zone PIN key the switch sends PIN blocks under
+    /// (`issuer:<id>:zpk`, the switch's `[[issuer]] pin_key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_key: Option<String>,
+    /// Issuer simulator only: key id of the link's MAC key (`issuer:<id>:mac`, the switch's
+    /// `[[issuer]] mac_key`): messages both ways carry a MAC under it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_key: Option<String>,
 }
 
 /// `[ledger]`.
@@ -439,6 +451,7 @@ impl IssuerFile {
                 "must be 32 hex digits (a double-length TDES key)",
             );
         }
+        self.check_link_keys(r);
         if self.ledger.idempotency_window_h == 0 {
             r.push("ledger.idempotency_window_h", "must be greater than 0");
         }
@@ -446,6 +459,30 @@ impl IssuerFile {
         let products = self.check_products(r);
         let accounts = self.check_accounts(r, &products);
         self.check_cards(r, &accounts);
+    }
+
+    /// `[security]` link keys: ids that parse, of the right purpose, and a keys file to find
+    /// them in. Whether the keys file holds them is checked when the simulator loads it.
+    fn check_link_keys(&self, r: &mut Report<'_>) {
+        use crate::security::{KeyId, KeyPurpose};
+        let sec = &self.security;
+        for (key, value, purpose) in [
+            ("security.pin_key", &sec.pin_key, KeyPurpose::Zpk),
+            ("security.mac_key", &sec.mac_key, KeyPurpose::Mac),
+        ] {
+            let Some(text) = value else { continue };
+            match text.parse::<KeyId>() {
+                Err(e) => r.push(key, format!("{e} (got {text:?})")),
+                Ok(id) if id.purpose() != purpose => r.push(key, format!("{id} is not {purpose}")),
+                Ok(_) => {}
+            }
+        }
+        if (sec.pin_key.is_some() || sec.mac_key.is_some()) && sec.keys_file.is_none() {
+            r.push(
+                "security.keys_file",
+                "required with pin_key or mac_key: the keys file that holds them",
+            );
+        }
     }
 
     fn check_products<'a>(&'a self, r: &mut Report<'_>) -> HashMap<&'a str, ProductView> {
@@ -826,6 +863,28 @@ currency = "156"
         assert_eq!(f.validate(), Ok(()));
         assert_eq!(f.ledger.idempotency_window_h, 720);
         assert_eq!(f.products[0].hold_expiry_h, 168);
+    }
+
+    #[test]
+    fn link_key_ids_need_their_purpose_and_a_keys_file() {
+        let text = MINIMAL.replace(
+            "[journal]",
+            "[security]\npin_key = \"issuer:test-bank:mac\"\nmac_key = \"mac\"\n\n[journal]",
+        );
+        let f = IssuerFile::from_toml_str(&text, "mem").expect("parses");
+        let problems = f.validate().expect_err("problems");
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["security.pin_key", "security.mac_key", "security.keys_file"]
+        );
+        let good = MINIMAL.replace(
+            "[journal]",
+            "[security]\nkeys_file = \"k.toml\"\npin_key = \"issuer:test-bank:zpk\"\n\n[journal]",
+        );
+        let f = IssuerFile::from_toml_str(&good, "mem").expect("parses");
+        assert_eq!(f.validate(), Ok(()));
+        assert_eq!(f.security.pin_key.as_deref(), Some("issuer:test-bank:zpk"));
     }
 
     #[test]

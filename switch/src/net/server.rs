@@ -9,7 +9,9 @@
 //!   acquirer is answered;
 //! - a duplicate gets the first answer and is never forwarded twice;
 //! - a request that timed out or whose link dropped is reversed through store-and-forward;
-//! - an approval the acquirer can no longer receive is reversed too ([`Runtime::undeliverable`]).
+//! - an approval the acquirer can no longer receive is reversed too ([`Runtime::undeliverable`]);
+//! - an acquirer with a MAC key gets its requests' MACs checked before screening and every answer
+//!   MACed, and PIN blocks are translated or verified before the duplicate check (`secure`).
 //!
 //! Configuration that may change on SIGHUP (routing, acquirers, expiry check) sits behind an
 //! `ArcSwap`, read once per request, so a reload never blocks traffic.
@@ -47,6 +49,9 @@ use crate::net::issuer::{IssuerPool, LinkError, OutboundRequest};
 use crate::net::saf::Saf;
 use crate::routing::{IssuerIndex, RoutingTable};
 use crate::security::PanVault;
+
+mod secure;
+pub use secure::SwitchSecurity;
 
 /// What an on-us issuer decided.
 #[derive(Debug, Default)]
@@ -90,13 +95,20 @@ pub struct ReversalInput {
 
 /// An issuer processed inside the switch.
 pub trait OnUs: Send + Sync + 'static {
+    /// Decides `req`; `pin` is the outcome of [`OnUs::verify_pin_block`] on its PIN block
+    /// ([`PinCheck::Absent`] without one).
     fn authorize(
         &self,
         req: &AuthorizationRequest<'_>,
         key: &DupKey,
+        pin: crate::issuing::PinCheck,
         now: NaiveDateTime,
         business_date: NaiveDate,
     ) -> OnUsDecision;
+
+    /// Checks a clear ISO 9564 format 0 PIN block for `pan` against the card. The security
+    /// module lends the block for the length of this call only.
+    fn verify_pin_block(&self, pan: &Pan, clear_block: &[u8; 8]) -> crate::issuing::PinCheck;
 
     fn reverse(
         &self,
@@ -188,6 +200,9 @@ impl IssuerHandle {
 pub struct Live {
     pub routing: RoutingTable,
     pub acquirers: HashSet<AcquirerId>,
+    /// The keys of the acquirers that have any (MAC, zone PIN key, BDKs).
+    pub acquirer_keys:
+        std::collections::HashMap<AcquirerId, Arc<crate::decision::security::AcquirerKeys>>,
     pub check_expiry: bool,
     /// `[switch] business_date_cutover`, minutes after midnight.
     pub cutover_minutes: u16,
@@ -211,6 +226,7 @@ impl Live {
         Ok(Live {
             routing,
             acquirers,
+            acquirer_keys: secure::acquirer_keys(cfg),
             check_expiry: cfg.switch.check_expiry,
             cutover_minutes: cfg.switch.business_date_cutover_minutes().unwrap_or(0),
         })
@@ -288,6 +304,7 @@ pub struct Runtime {
     pub dup: Arc<DuplicateWindow>,
     pub issuers: Vec<IssuerHandle>,
     pub issuer_stans: IssuerStans,
+    pub security: SwitchSecurity,
     txn_seq: AtomicU64,
     saf_seq: AtomicU64,
     pub shutdown: CancellationToken,
@@ -327,6 +344,7 @@ impl Runtime {
         clock: Arc<dyn Clock>,
         dup: Arc<DuplicateWindow>,
         issuers: Vec<IssuerHandle>,
+        security: SwitchSecurity,
         next_txn: u64,
         next_saf: u64,
         shutdown: CancellationToken,
@@ -340,6 +358,7 @@ impl Runtime {
             dup,
             issuers,
             issuer_stans: IssuerStans::new(ISSUER_STANS_MAX),
+            security,
             txn_seq: AtomicU64::new(next_txn.max(1)),
             saf_seq: AtomicU64::new(next_saf.max(1)),
             shutdown,
@@ -389,6 +408,12 @@ impl Runtime {
         let now = self.clock.now();
         let live = self.live.load();
         let business_date = crate::clearing::business_date(now, live.cutover_minutes);
+        let acquirer_keys = live.acquirer_keys_of(&msg);
+        if let Some(k) = &acquirer_keys
+            && let Some(refused) = self.acquirer_mac_gate(&msg, k).await
+        {
+            return self.seal_for(Some(k), refused).await;
+        }
         let known = |a: &AcquirerId| live.acquirers.contains(a);
         let ctx = ScreenCtx {
             known_acquirer: &known,
@@ -396,7 +421,7 @@ impl Runtime {
             check_expiry: live.check_expiry,
             business_date,
         };
-        match screen(&msg, &ctx) {
+        let out = match screen(&msg, &ctx) {
             Screened::UnexpectedResponse => {
                 metrics::counter!(m::DROPPED_TOTAL, "reason" => "unexpected_response").increment(1);
                 tracing::warn!(mti = %String::from_utf8_lossy(&mti), "response MTI from an acquirer; dropped");
@@ -419,7 +444,14 @@ impl Runtime {
                     span.record("rrn", tracing::field::display(r));
                 }
                 let out = self
-                    .authorize(&msg, req, issuer, now, business_date)
+                    .authorize(
+                        &msg,
+                        req,
+                        issuer,
+                        acquirer_keys.as_deref(),
+                        now,
+                        business_date,
+                    )
                     .instrument(span.clone())
                     .await;
                 record_code(&span, self.dialect, out.as_ref());
@@ -441,7 +473,8 @@ impl Runtime {
                 record_code(&span, self.dialect, out.as_ref());
                 out
             }
-        }
+        };
+        self.seal_for(acquirer_keys.as_deref(), out).await
     }
 
     fn network(&self, msg: &Message, n: &NetworkManagement) -> HandleResult {
@@ -540,9 +573,17 @@ impl Runtime {
         msg: &Message,
         req: AuthorizationRequest<'_>,
         issuer_idx: IssuerIndex,
+        acquirer_keys: Option<&crate::decision::security::AcquirerKeys>,
         now: NaiveDateTime,
         business_date: NaiveDate,
     ) -> HandleResult {
+        let pin = match self.pin_step(msg, &req, acquirer_keys, issuer_idx) {
+            Ok(p) => p,
+            Err(refusal) => {
+                let issuer = self.issuers[issuer_idx as usize].id();
+                return self.pin_refused(msg, refusal, issuer).await;
+            }
+        };
         let key = Self::dup_key(req.acquirer, req.terminal, req.stan, req.transmission);
         let pending = match self.dup.claim(key, Instant::now()) {
             Claim::New(p) => p,
@@ -599,7 +640,7 @@ impl Runtime {
         let mut issuer_time = Duration::ZERO;
         let (builder_result, decision, undeliverable) = match issuer {
             IssuerHandle::OnUs { engine, .. } => {
-                let mut d = engine.authorize(&req, &key, now, business_date);
+                let mut d = engine.authorize(&req, &key, pin.check(), now, business_date);
                 // Records are written in append order, so the decision's ticket covers this one
                 // too; dropping the ticket does not cancel the append.
                 drop(d.journaled.take());
@@ -653,12 +694,14 @@ impl Runtime {
                 ..
             } => {
                 let deadline = Instant::now() + *timeout;
-                // A completion names its preauthorization by the STAN the issuer saw.
+                // A completion names its preauthorization by the STAN the issuer saw; a PIN
+                // block goes under the issuer's key.
+                let base = pin.forward().unwrap_or(msg);
                 let outbound = match &req.original {
                     Some(o) => self
-                        .with_issuer_original(msg, o, req.terminal)
-                        .unwrap_or_else(|| msg.clone()),
-                    None => msg.clone(),
+                        .with_issuer_original(base, o, req.terminal)
+                        .unwrap_or_else(|| base.clone()),
+                    None => base.clone(),
                 };
                 let slot = Arc::new(AtomicU32::new(0));
                 let sent = pool
@@ -756,6 +799,11 @@ impl Runtime {
                                 (Decline::IssuerUnavailable, Some("timeout"))
                             }
                             LinkError::LinkLost => (Decline::IssuerUnavailable, Some("link_lost")),
+                            // The issuer answered, but its answer cannot be trusted: its
+                            // outcome is unknown, as after a timeout.
+                            LinkError::BadMac(_) => {
+                                (Decline::IssuerUnavailable, Some("mac_invalid"))
+                            }
                             LinkError::NoLinkReady
                             | LinkError::Overloaded
                             | LinkError::Shutdown => (Decline::IssuerUnavailable, None),
@@ -800,6 +848,7 @@ impl Runtime {
                                         match &e {
                                             LinkError::Timeout => "timeout",
                                             LinkError::LinkLost => "link_lost",
+                                            LinkError::BadMac(_) => "mac_invalid",
                                             _ => "no_link",
                                         }
                                     )),

@@ -17,7 +17,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
-use crate::config::{Config, IssuerConfig, IssuerKind, JournalSync};
+use crate::config::{Config, ConfigError, IssuerConfig, IssuerKind, JournalSync, Problem};
+use crate::decision::security::{IssuerKeys, PartyMac, check_keys};
 use crate::decision::stip::StandInRules;
 use crate::events::DecisionSource;
 use crate::events::{AdviceRecord, Record};
@@ -27,8 +28,14 @@ use crate::net::duplicates::{Answer, DuplicateWindow};
 use crate::net::framing::FramingConfig;
 use crate::net::issuer::{IssuerLinkConfig, IssuerPool};
 use crate::net::saf::{Saf, SafConfig};
+use crate::net::server::SwitchSecurity;
 use crate::net::server::{IssuerHandle, Live, OnUs, Runtime, StandIn, key_from_record};
-use crate::security::{KeysFile, PanVault};
+use crate::security::{KeysFile, PanVault, SecurityModule, SoftwareSecurityModule};
+
+/// Problems one per line, as the config loader shows them.
+fn lines(problems: Vec<Problem>) -> String {
+    ConfigError::Invalid(problems).to_string()
+}
 
 /// Builds the engine of an on-us issuer from its config; supplied by the caller so that this
 /// module does not depend on how engines are made.
@@ -94,6 +101,11 @@ impl SwitchServer {
             on_us,
         } = opts;
         let vault = PanVault::new(&keys.journal_pan_key()?);
+        // The security module holds every key of the keys file; the config names them by id,
+        // and each id must exist with the right purpose before anything starts.
+        let module: Arc<dyn SecurityModule> = Arc::new(SoftwareSecurityModule::from_keys(&keys)?);
+        check_keys(&config, &*module, "config").map_err(|p| StartError::Config(lines(p)))?;
+        let mut issuer_keys = Vec::with_capacity(config.issuers.len());
         let (journal, recovered) =
             FileJournal::open(&config.journal.dir, JournalOptions::from(&config.journal))?;
         let journal = Arc::new(journal);
@@ -111,6 +123,7 @@ impl SwitchServer {
         let mut safs: BTreeMap<String, Arc<Saf>> = BTreeMap::new();
         for ic in &config.issuers {
             let id: Arc<str> = Arc::from(ic.id.as_str());
+            let keys = IssuerKeys::from_config(ic);
             match ic.kind {
                 IssuerKind::OnUs => {
                     let engine = on_us(ic, journal.clone() as Arc<dyn Journal>, clock.clone())
@@ -126,11 +139,14 @@ impl SwitchServer {
                         header_bytes: ic.framing.header_bytes as usize,
                         frame_bytes_max: ic.frame_bytes_max as usize,
                     };
-                    let link_cfg = IssuerLinkConfig::from_config(ic, ic.dialect.dialect(), framing)
-                        .map_err(|e| StartError::Issuer {
-                            issuer: ic.id.clone(),
-                            message: e.to_string(),
-                        })?;
+                    let mut link_cfg =
+                        IssuerLinkConfig::from_config(ic, ic.dialect.dialect(), framing).map_err(
+                            |e| StartError::Issuer {
+                                issuer: ic.id.clone(),
+                                message: e.to_string(),
+                            },
+                        )?;
+                    link_cfg.mac = keys.mac.clone().map(|k| PartyMac::new(module.clone(), k));
                     let pool = IssuerPool::start(link_cfg, shutdown.child_token());
                     let saf = Saf::new(
                         ic.id.clone(),
@@ -166,6 +182,7 @@ impl SwitchServer {
                     });
                 }
             }
+            issuer_keys.push(keys);
         }
         let ids: Vec<Arc<str>> = issuers.iter().map(|i| i.id().clone()).collect();
         let live = Live::build(&config, &ids).map_err(StartError::Config)?;
@@ -274,6 +291,10 @@ impl SwitchServer {
             clock.clone(),
             dup,
             issuers,
+            SwitchSecurity {
+                module,
+                issuers: issuer_keys,
+            },
             max_txn + 1,
             max_saf + 1,
             shutdown.clone(),
@@ -371,8 +392,8 @@ impl SwitchServer {
         self.local_addr
     }
 
-    /// Swaps in a new routing table, acquirer list and expiry setting. The issuers themselves
-    /// cannot change without a restart.
+    /// Swaps in a new routing table, acquirer list (with the acquirers' keys) and expiry
+    /// setting. The issuers themselves, their keys included, cannot change without a restart.
     pub fn reload(&self, config: &Config) -> Result<(), String> {
         let ids: Vec<Arc<str>> = self
             .runtime
@@ -385,6 +406,18 @@ impl SwitchServer {
         if !same_issuers {
             return Err("the [[issuer]] list changed; issuers change only with a restart".into());
         }
+        let security = &self.runtime.security;
+        if config
+            .issuers
+            .iter()
+            .map(IssuerKeys::from_config)
+            .ne(security.issuers.iter().cloned())
+        {
+            return Err(
+                "an [[issuer]]'s keys changed; issuer keys change only with a restart".into(),
+            );
+        }
+        check_keys(config, &*security.module, "config").map_err(lines)?;
         let live = Live::build(config, &ids)?;
         self.runtime.live.store(Arc::new(live));
         Ok(())

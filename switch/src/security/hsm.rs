@@ -40,7 +40,9 @@ use zeroize::Zeroizing;
 
 use super::blocks::{tdes_decrypt, tdes_encrypt};
 use super::dukpt::{KsnError, aes_pin_key_from_bdk, tdes_pin_key_from_bdk};
-use super::keys::{KeyAlgorithm, KeyError, KeyId, KeySpec, KeysFile, MacAlgorithm, SecretKey};
+use super::keys::{
+    KeyAlgorithm, KeyError, KeyId, KeyKind, KeySpec, KeysFile, MacAlgorithm, SecretKey,
+};
 use super::mac::{MAC_LEN, MacInputError, aes_cmac_mac, macs_equal, split_mac, x919_mac};
 use super::pinblock::{
     EncryptedPinBlock, PinDigits, decipher_iso4, decode_iso0, decode_iso4_field, encipher_iso4,
@@ -96,6 +98,10 @@ impl PinSource<'_> {
 /// What the switch asks of a security module. Object safe, so the switch can hold an
 /// `Arc<dyn SecurityModule>` and a network HSM can replace [`SoftwareSecurityModule`].
 pub trait SecurityModule: Send + Sync {
+    /// What the key named `key` is (purpose and algorithm), `None` when the module holds no such
+    /// key. Never its value.
+    fn key_kind(&self, key: &KeyId) -> Option<KeyKind>;
+
     /// The 8-byte MAC of `data` under `key` with the party's configured algorithm.
     fn generate_mac(&self, key: &KeyId, data: &[u8]) -> Result<[u8; MAC_LEN], SecurityError>;
 
@@ -364,6 +370,10 @@ impl SoftwareSecurityModule {
 }
 
 impl SecurityModule for SoftwareSecurityModule {
+    fn key_kind(&self, key: &KeyId) -> Option<KeyKind> {
+        self.keys.get(key).map(KeySpec::kind)
+    }
+
     fn generate_mac(&self, key: &KeyId, data: &[u8]) -> Result<[u8; MAC_LEN], SecurityError> {
         let (algorithm, secret) = self.mac_key(key)?;
         Ok(match algorithm {

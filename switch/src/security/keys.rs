@@ -139,7 +139,7 @@ pub enum MacAlgorithm {
 }
 
 impl MacAlgorithm {
-    fn parse(text: &str) -> Option<MacAlgorithm> {
+    pub(crate) fn parse(text: &str) -> Option<MacAlgorithm> {
         match text {
             "x9.19" => Some(MacAlgorithm::X919),
             "aes-cmac" => Some(MacAlgorithm::AesCmac),
@@ -167,7 +167,7 @@ impl fmt::Display for KeyAlgorithm {
 }
 
 impl KeyAlgorithm {
-    fn parse(text: &str) -> Option<KeyAlgorithm> {
+    pub(crate) fn parse(text: &str) -> Option<KeyAlgorithm> {
         match text {
             "tdes" => Some(KeyAlgorithm::Tdes),
             "aes" => Some(KeyAlgorithm::Aes),
@@ -223,6 +223,57 @@ impl KeyId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// What the key is for, read from its name (`…:mac`, `…:zpk`, `bdk:…`).
+    pub fn purpose(&self) -> KeyPurpose {
+        if self.0.starts_with("bdk:") {
+            KeyPurpose::Bdk
+        } else if self.0.ends_with(":mac") {
+            KeyPurpose::Mac
+        } else {
+            KeyPurpose::Zpk
+        }
+    }
+}
+
+/// What a key is for, as its [`KeyId`] says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyPurpose {
+    /// Message authentication (`acquirer:<id>:mac`, `issuer:<id>:mac`).
+    Mac,
+    /// A zone PIN key (`acquirer:<id>:zpk`, `issuer:<id>:zpk`).
+    Zpk,
+    /// A DUKPT base derivation key (`bdk:<name>`).
+    Bdk,
+}
+
+impl fmt::Display for KeyPurpose {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KeyPurpose::Mac => "a MAC key",
+            KeyPurpose::Zpk => "a zone PIN key",
+            KeyPurpose::Bdk => "a base derivation key",
+        })
+    }
+}
+
+/// What one key held by a security module is, without its value: enough for the switch to
+/// check at start-up that the keys its config names fit their use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Mac(MacAlgorithm),
+    Zpk(KeyAlgorithm),
+    Bdk(KeyAlgorithm),
+}
+
+impl KeyKind {
+    pub fn purpose(self) -> KeyPurpose {
+        match self {
+            KeyKind::Mac(_) => KeyPurpose::Mac,
+            KeyKind::Zpk(_) => KeyPurpose::Zpk,
+            KeyKind::Bdk(_) => KeyPurpose::Bdk,
+        }
+    }
 }
 
 /// An id or name usable inside a key id: non-empty, no `:` and no white space.
@@ -273,6 +324,16 @@ pub(crate) enum KeySpec {
     Mac(MacAlgorithm, SecretKey),
     Zpk(KeyAlgorithm, SecretKey),
     Bdk(KeyAlgorithm, SecretKey),
+}
+
+impl KeySpec {
+    pub(crate) fn kind(&self) -> KeyKind {
+        match self {
+            KeySpec::Mac(a, _) => KeyKind::Mac(*a),
+            KeySpec::Zpk(a, _) => KeyKind::Zpk(*a),
+            KeySpec::Bdk(a, _) => KeyKind::Bdk(*a),
+        }
+    }
 }
 
 /// Why keys could not be loaded. Never carries key material.
@@ -642,6 +703,9 @@ key = "0123456789ABCDEFFEDCBA9876543210"
             KeyId::issuer_zpk("north-bank"),
             "issuer:north-bank:zpk".parse().expect("id")
         );
+        assert_eq!(KeyId::acquirer_mac("1").purpose(), KeyPurpose::Mac);
+        assert_eq!(KeyId::issuer_zpk("x").purpose(), KeyPurpose::Zpk);
+        assert_eq!(KeyId::bdk("mac").purpose(), KeyPurpose::Bdk);
     }
 
     #[test]

@@ -25,7 +25,9 @@ pub use dukpt::{DukptError, KsnError};
 pub use hsm::{
     PinSource, SecurityError, SecurityModule, SecurityModuleExt, SoftwareSecurityModule,
 };
-pub use keys::{KeyAlgorithm, KeyError, KeyId, KeyIdError, KeysFile, MacAlgorithm};
+pub use keys::{
+    KeyAlgorithm, KeyError, KeyId, KeyIdError, KeyKind, KeyPurpose, KeysFile, MacAlgorithm,
+};
 pub use mac::{MAC_LEN, MacInputError, mac_input, split_mac};
 pub use pan_vault::{PanVault, ProtectedPan};
 pub use pinblock::{EncryptedPinBlock, PinBlockError};

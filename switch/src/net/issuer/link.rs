@@ -31,6 +31,7 @@ use tracing::{debug, info, warn};
 use super::inflight::InFlight;
 use super::{IssuerLinkConfig, IssuerReply, LateReply, LinkError, LinkState, PoolShared};
 use crate::clock::Clock;
+use crate::decision::security::{MacViolation, SealError};
 use crate::domain::{Mti, Stan, TransmissionDateTime};
 use crate::iso8583::decode::mask_pan;
 use crate::iso8583::views::NetworkCode;
@@ -512,8 +513,9 @@ impl Link {
         let stan_field = stan.to_field();
         let written = {
             let mut b = MessageBuilder::new(self.cfg.dialect, job.mti.to_digits());
-            // Walk the bitmap directly: every field but the secondary bitmap (1) and the STAN.
-            let mut bits = job.msg.bitmap() & !(1u128 << 127);
+            // Walk the bitmap directly: every field but the secondary bitmap (1), the STAN and
+            // a MAC (64, 128), which covered another hop's bytes.
+            let mut bits = job.msg.bitmap() & !(1u128 << 127 | 1u128 << 64 | 1);
             while bits != 0 {
                 let lz = bits.leading_zeros();
                 bits &= !(1u128 << (127 - lz));
@@ -523,7 +525,7 @@ impl Link {
                 }
             }
             b.set(11, &stan_field);
-            self.write_message(c, &b)
+            self.write_message(c, &mut b)
         };
         if let Err(e) = written {
             warn!(mti = %job.mti, error = %e, "request cannot be sent to the issuer");
@@ -552,7 +554,7 @@ impl Link {
         let when = transmission_field(&*self.clock);
         let mut b = MessageBuilder::new(self.cfg.dialect, Mti::NETWORK_REQUEST.to_digits());
         b.set(7, &when).set(11, &stan_field).set(70, code.code());
-        if let Err(e) = self.write_message(c, &b) {
+        if let Err(e) = self.write_message(c, &mut b) {
             warn!(code = ?code, error = %e, "cannot encode a network message for the issuer");
             return Err(End::Lost("network message cannot be encoded"));
         }
@@ -570,14 +572,22 @@ impl Link {
         Ok(())
     }
 
-    /// Frames `b` into the write buffer. On error the buffer is left as it was.
-    fn write_message(&self, c: &mut Conn, b: &MessageBuilder<'_>) -> Result<(), LinkError> {
+    /// Frames `b` into the write buffer, with a MAC when the link has a MAC key. On error the
+    /// buffer is left as it was.
+    fn write_message(&self, c: &mut Conn, b: &mut MessageBuilder<'_>) -> Result<(), LinkError> {
         let dst = c.writer.write_buffer_mut();
         let start = dst.len();
         let mark = c.codec.begin_frame(dst, &self.header).map_err(framing)?;
-        if let Err(e) = b.encode(dst) {
+        let encoded = match &self.cfg.mac {
+            None => b.encode(dst).map_err(LinkError::from),
+            Some(mac) => mac.encode(b, dst).map_err(|e| match e {
+                SealError::Encode(e) => LinkError::Encode(e),
+                other => LinkError::Mac(other.to_string()),
+            }),
+        };
+        if let Err(e) = encoded {
             dst.truncate(start);
-            return Err(e.into());
+            return Err(e);
         }
         // finish_frame truncates back to the mark itself on error.
         c.codec.finish_frame(dst, mark).map_err(framing)
@@ -598,6 +608,12 @@ impl Link {
         let Ok(mti) = Mti::from_digits(&msg.mti_digits()) else {
             return Ok(());
         };
+        if let Some(mac) = &self.cfg.mac
+            && let Err(v) = mac.check(&msg)
+        {
+            self.on_bad_mac(c, &msg, mti, v);
+            return Ok(());
+        }
         if mti == Mti::NETWORK_REQUEST {
             return self.on_issuer_network(c, &msg);
         }
@@ -711,7 +727,7 @@ impl Link {
         let stan = msg.get(11).and_then(|v| Stan::from_field(&v).ok());
         let mut b = MessageBuilder::new(self.cfg.dialect, Mti::NETWORK_RESPONSE.to_digits());
         b.copy_fields(msg, &[7, 11, 32, 33, 70]).set(39, b"00");
-        if let Err(e) = self.write_message(c, &b) {
+        if let Err(e) = self.write_message(c, &mut b) {
             warn!(error = %e, "cannot answer the issuer's network message");
             return Ok(());
         }
@@ -772,6 +788,32 @@ impl Link {
         self.send_network(c, NetworkCode::Echo, now)?;
         c.echo_pending = true;
         Ok(())
+    }
+
+    /// A message from the issuer without a valid MAC: counted and logged, otherwise treated as
+    /// never received, except that a caller waiting for it learns at once
+    /// ([`LinkError::BadMac`]) instead of at its deadline. Network messages are left to their
+    /// deadlines (an unanswered sign-on or echo ends the connection).
+    fn on_bad_mac(&self, c: &mut Conn, msg: &Message, mti: Mti, v: MacViolation) {
+        metrics::counter!(
+            crate::metrics::SECURITY_VIOLATIONS_TOTAL,
+            "party" => "issuer",
+            "reason" => v.reason()
+        )
+        .increment(1);
+        let stan = msg.get(11).and_then(|s| Stan::from_field(&s).ok());
+        warn!(mti = %mti, stan = ?stan, violation = %v, "message from the issuer refused: MAC");
+        let Some(stan) = stan else { return };
+        let waiting = c
+            .inflight
+            .get(stan.value())
+            .is_some_and(|p| p.expect == mti && matches!(p.waiter, Waiter::Caller(_)));
+        if waiting
+            && let Some(p) = c.remove(stan.value())
+            && let Waiter::Caller(tx) = p.waiter
+        {
+            let _ = tx.send(Err(LinkError::BadMac(v)));
+        }
     }
 
     /// Counts, logs and publishes a reply nobody is waiting for.

@@ -60,6 +60,7 @@ use tracing::Instrument;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{IssuerConfig, IssuerKind};
+use crate::decision::security::{MacViolation, PartyMac};
 use crate::domain::Mti;
 use crate::iso8583::{Dialect, EncodeError, Message};
 use crate::metrics as names;
@@ -105,6 +106,10 @@ pub struct IssuerLinkConfig {
     /// Requests waiting for ONE link (the bounded channel in front of it). Full means
     /// [`LinkError::Overloaded`].
     pub queue_max: usize,
+    /// The link's MAC key (`[[issuer]].mac_key`): when set, every message the link sends is
+    /// MACed and every message it receives must carry a valid MAC. Any field 64 or 128 of a
+    /// forwarded request is dropped either way: a MAC covers one hop's bytes.
+    pub mac: Option<PartyMac>,
 }
 
 // The dialect table is large; show which one it is.
@@ -122,6 +127,7 @@ impl fmt::Debug for IssuerLinkConfig {
             .field("dialect", &self.dialect.id.name())
             .field("framing", &self.framing)
             .field("queue_max", &self.queue_max)
+            .field("mac", &self.mac)
             .finish()
     }
 }
@@ -189,6 +195,7 @@ impl IssuerLinkConfig {
             dialect,
             framing,
             queue_max: per_link,
+            mac: None,
         })
     }
 
@@ -248,6 +255,13 @@ pub enum LinkError {
     /// The MTI is not a request or advice, so no reply could ever be matched. It was not sent.
     #[error("internal error: MTI {mti} expects no reply and cannot be sent to the issuer")]
     NotARequest { mti: Mti },
+    /// The request could not be MACed for the issuer. It was not sent.
+    #[error("internal error: the request cannot be MACed for the issuer: {0}")]
+    Mac(String),
+    /// The issuer's reply came without a valid MAC, so it cannot be trusted. The issuer may have
+    /// acted on the request.
+    #[error("issuer reply refused: {0}")]
+    BadMac(MacViolation),
 }
 
 /// A request to forward to the issuer.

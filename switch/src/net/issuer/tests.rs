@@ -286,6 +286,7 @@ fn config(endpoints: Vec<SocketAddr>) -> IssuerLinkConfig {
         dialect: &ISO87_ASCII,
         framing: FramingConfig::default(),
         queue_max: 1024,
+        mac: None,
     }
 }
 
@@ -404,6 +405,35 @@ async fn request_round_trip_rewrites_the_stan_and_copies_every_other_field() {
     let sent = fake.next().await;
     assert_eq!(sent.mti, "0421");
     assert_eq!(&reply.msg.mti_digits(), b"0430");
+}
+
+/// A MAC covers one hop's bytes: the acquirer's field 64 (or 128) never reaches the issuer.
+#[tokio::test]
+async fn a_forwarded_mac_is_dropped() {
+    let mut fake = Fake::start(Behaviour::default()).await;
+    let (pool, _token) = start(config(vec![fake.addr]));
+    ready(&pool, 1).await;
+    let _sign_on = fake.next().await;
+    let mut b = samples::auth_request(&ISO87_ASCII);
+    b.set(32, b"100001").set(64, b"ACQ MAC!");
+    let with_64 = decode(&ISO87_ASCII, b.to_bytes().expect("encode")).expect("decode");
+    b.remove(64)
+        .set(90, b"010012345611252218000000010000100000000000")
+        .set(128, b"ACQ MAC!");
+    let with_128 = decode(&ISO87_ASCII, b.to_bytes().expect("encode")).expect("decode");
+    for (msg, n) in [(with_64, 64u8), (with_128, 128)] {
+        pool.send(OutboundRequest {
+            msg: msg.clone(),
+            deadline: Instant::now() + GUARD,
+            mti: None,
+            sent_stan: None,
+        })
+        .await
+        .expect("reply");
+        let sent = fake.next().await;
+        assert!(!sent.msg.has(n), "field {n} is not forwarded");
+        assert_eq!(sent.msg.get(2), msg.get(2));
+    }
 }
 
 #[tokio::test]
@@ -835,6 +865,8 @@ fn config_from_an_issuer_entry() {
         },
         frame_bytes_max: 4096,
         cards: None,
+        mac_key: None,
+        pin_key: None,
     };
     let cfg = IssuerLinkConfig::from_config(&issuer, &ISO87_ASCII, FramingConfig::default())
         .expect("valid");
