@@ -37,3 +37,4 @@ pub mod net;
 pub mod onus;
 pub mod routing;
 pub mod security;
+pub mod statements;
