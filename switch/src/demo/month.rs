@@ -47,6 +47,9 @@ use crate::net::start::{StartOptions, SwitchServer};
 use crate::security::KeysFile;
 use crate::statements::{self, Delivered, IssuerRun};
 
+/// How long the demo's clients and the switch's issuer links wait for an answer.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The first business day of the month demo.
 pub fn start_date() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 5, 2).unwrap_or_default()
@@ -225,6 +228,7 @@ impl Acquirer {
             acquirer_id: acquirer.into(),
             terminal_id: terminal.into(),
             merchant_id: merchant.into(),
+            timeout: ANSWER_TIMEOUT,
             ..ClientConfig::default()
         }
     }
@@ -417,6 +421,11 @@ pub async fn run(opts: &MonthOptions) -> Result<Month, DemoError> {
     config.clearing.reports_dir = reports.clone();
     // The demo closes and settles each day itself, on its own clock.
     config.clearing.auto_cutover = false;
+    // The month is about figures, not latency: a busy machine must not turn a slow answer into
+    // a timeout (and a stand-in approval), which would change the statements.
+    for ic in &mut config.issuers {
+        ic.timeout_ms = ic.timeout_ms.max(ANSWER_TIMEOUT.as_millis() as u64);
+    }
     let job = Job::from_config(&config, None).map_err(setup("clearing"))?;
     let remotes = config
         .issuers
