@@ -15,6 +15,9 @@
 //! security module, each issuer host's, and the acquirers' terminals (see [`crate::terminal`]).
 //!
 //! Journals live in a fresh temporary folder, removed at the end.
+//!
+//! `switch demo --days N` is [`month`]: the same stack on a manual clock through N business
+//! days, with clearing, settlement and statements.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -35,6 +38,8 @@ use crate::net::server::IssuerHandle;
 use crate::net::start::{StartOptions, SwitchServer};
 use crate::security::{KeyId, KeysFile};
 use crate::terminal::{PinSetup, TEST_AES_KSN, TEST_TDES_KSN, TerminalKeys};
+
+pub mod month;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -163,14 +168,7 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     .map_err(setup("switch"))?;
     let addr = server.local_addr();
     println!("switch            {addr} (on-us: {})", on_us_names(&config));
-    for h in &server.runtime.issuers {
-        if let IssuerHandle::Remote { pool, id, .. } = h {
-            tokio::time::timeout(Duration::from_secs(10), pool.wait_ready(1))
-                .await
-                .map_err(|_| DemoError::Setup(format!("issuer {id} did not sign on")))?
-                .map_err(setup("issuer link"))?;
-        }
-    }
+    wait_signed_on(&server).await?;
     println!("journals in       {}", tmp.display());
 
     let result = if opts.serve {
@@ -187,6 +185,19 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     }
     let _ = std::fs::remove_dir_all(&tmp);
     result
+}
+
+/// Waits (up to 10 s each) until every remote issuer's link has signed on.
+async fn wait_signed_on(server: &SwitchServer) -> Result<(), DemoError> {
+    for h in &server.runtime.issuers {
+        if let IssuerHandle::Remote { pool, id, .. } = h {
+            tokio::time::timeout(Duration::from_secs(10), pool.wait_ready(1))
+                .await
+                .map_err(|_| DemoError::Setup(format!("issuer {id} did not sign on")))?
+                .map_err(setup("issuer link"))?;
+        }
+    }
+    Ok(())
 }
 
 fn on_us_names(config: &Config) -> String {

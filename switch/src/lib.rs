@@ -40,4 +40,5 @@ pub mod net;
 pub mod onus;
 pub mod routing;
 pub mod security;
+pub mod statements;
 pub mod terminal;

@@ -2,10 +2,17 @@
 //!
 //! `run` (the default) starts the switch with a configuration file and serves until SIGTERM or
 //! SIGINT (graceful; a second signal stops at once); SIGHUP reloads routing and limits.
-//! `check-config` validates a file. `demo` runs the whole stack in one process. `cutover` closes
+//! `check-config` validates a file. `demo` runs the whole stack in one process (`--days N`: a
+//! month of business days on a manual clock, see `switch::demo::month`). `cutover` closes
 //! a business day (clearing) and `settle` writes its settlement report and merchant statements
-//! (see `switch::clearing`). Exit codes: 0 success, 1 invalid configuration, 2 unreadable or
-//! unparseable file; `cutover` and `settle` exit 1 when the day cannot be closed or settled.
+//! (see `switch::clearing`). `statements` closes the on-us issuers' billing cycle ending on a
+//! day (see `switch::statements`). Exit codes: 0 success, 1 invalid configuration, 2 unreadable or
+//! unparseable file; `cutover` and `settle` exit 1 when the day cannot be closed or settled;
+//! `statements` exits 2 on a bad argument and 1 when statements could not be made.
+//!
+//! `run` and `statements` take `switch.pid` in the journal directory
+//! ([`switch::journal::PidFile`]): the journal has one writer, and a statement run posts into it,
+//! so it runs while the switch is stopped, and neither starts while the other holds the file.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -14,7 +21,9 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use switch::clock::{Clock, SystemClock};
-use switch::config::{Config, ConfigError};
+use switch::config::{Config, ConfigError, IssuerKind};
+use switch::issuing::statement::render::Format;
+use switch::journal::{JournalOptions, PidFile};
 use switch::net::start::{StartOptions, SwitchServer};
 use switch::security::KeysFile;
 use tracing_subscriber::EnvFilter;
@@ -56,10 +65,22 @@ enum Command {
     /// Run the switch and the default issuer hosts in one process, drive a short mixed workload
     /// over the test cards and print a summary; `--serve` serves the stack on the configured
     /// listener until interrupted instead.
+    ///
+    /// `--days N` runs N business days on a manual clock instead, in seconds: each day's
+    /// traffic, cutover and settlement, and the billing cycles that close, then prints a credit
+    /// statement and the last settlement report.
     Demo {
         /// Serve on the configured listener (127.0.0.1:8583) until Ctrl-C, with no workload.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "days")]
         serve: bool,
+        /// Run this many business days from 2026-05-02 on a manual clock (35: through the
+        /// 2026-06-05 statement close).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=400))]
+        days: Option<u32>,
+        /// With `--days`: where journals, reports and statements go (default: a new folder
+        /// under the system's temporary directory, kept).
+        #[arg(long, value_name = "DIR", requires = "days")]
+        out: Option<PathBuf>,
         /// Steps in the mixed workload.
         #[arg(long, default_value_t = 3000)]
         transactions: u64,
@@ -90,7 +111,35 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         fees: Option<PathBuf>,
     },
+    /// Close the on-us issuers' billing cycle ending on a day: post interest and fees to the
+    /// switch's journal and write one statement per account whose cycle closes that day. Run it
+    /// while the switch is stopped.
+    Statements {
+        /// The last day of the cycle (UTC); it must be over.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        cycle_end: chrono::NaiveDate,
+        /// Only this on-us issuer (default: every on-us issuer).
+        #[arg(long, value_name = "ID")]
+        issuer: Option<String>,
+        /// Statements root (default `<[clearing] reports_dir>/statements`); each issuer's go to
+        /// `<issuer>/<cycle-end>/` under it.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Formats to write, comma-separated: text, json, csv, html.
+        #[arg(long, value_delimiter = ',', default_value = "text,json,csv,html", value_parser = parse_format)]
+        format: Vec<Format>,
+        /// Compute and write without posting (reads the journal only; may run beside the switch).
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    Format::from_name(s).ok_or_else(|| "expected text, json, csv or html".into())
+}
+
+/// The pid file `run` and `statements` take in the journal directory.
+const PID_FILE: &str = "switch.pid";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum LogFormat {
@@ -112,9 +161,15 @@ fn main() -> ExitCode {
         Command::Run => run(&cli.config),
         Command::CheckConfig => check_config(&cli.config),
         Command::Demo {
+            days: Some(days),
+            out,
+            ..
+        } => demo_month(&cli.config, days, out),
+        Command::Demo {
             serve,
             transactions,
             connections,
+            ..
         } => demo(&cli.config, serve, transactions, connections),
         Command::Cutover { date, reports } => cutover(&cli.config, date, reports.as_deref()),
         Command::Settle {
@@ -122,6 +177,125 @@ fn main() -> ExitCode {
             reports,
             fees,
         } => settle(&cli.config, date, reports.as_deref(), fees.as_deref()),
+        Command::Statements {
+            cycle_end,
+            issuer,
+            out,
+            format,
+            dry_run,
+        } => statements(
+            &cli.config,
+            cycle_end,
+            issuer.as_deref(),
+            out.as_deref(),
+            format,
+            dry_run,
+        ),
+    }
+}
+
+/// Exit code for a bad `statements` argument.
+const EXIT_BAD_ARGUMENT: u8 = 2;
+
+/// `switch statements`: one line per statement, then where they went.
+fn statements(
+    path: &Path,
+    cycle_end: chrono::NaiveDate,
+    only: Option<&str>,
+    out: Option<&Path>,
+    formats: Vec<Format>,
+    dry_run: bool,
+) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(err) => return report(&err),
+    };
+    let today = SystemClock.today();
+    if cycle_end >= today {
+        eprintln!("--cycle-end {cycle_end} is not over yet (today is {today}, UTC)");
+        return ExitCode::from(EXIT_BAD_ARGUMENT);
+    }
+    if let Some(id) = only
+        && !config
+            .issuers
+            .iter()
+            .any(|i| i.id == id && i.kind == IssuerKind::OnUs)
+    {
+        eprintln!(
+            "--issuer {id} is not an on-us issuer of {} (a remote issuer's statements come from its own host: issuer-sim statements)",
+            path.display()
+        );
+        return ExitCode::from(EXIT_BAD_ARGUMENT);
+    }
+    let root = out.map_or_else(
+        || config.clearing.reports_dir.join("statements"),
+        Path::to_owned,
+    );
+    let mut issuers = Vec::new();
+    for ic in config
+        .issuers
+        .iter()
+        .filter(|i| i.kind == IssuerKind::OnUs && only.is_none_or(|id| i.id == id))
+    {
+        let Some(cards) = &ic.cards else {
+            eprintln!("on-us issuer {} has no `cards` (issuer file)", ic.id);
+            return ExitCode::from(EXIT_INVALID);
+        };
+        match switch::onus::load_engine(cards) {
+            Ok(engine) => issuers.push(switch::statements::IssuerRun {
+                out: switch::statements::issuer_dir(&root, &ic.id, cycle_end),
+                engine,
+            }),
+            Err(e) => {
+                eprintln!("{}: {e}", cards.display());
+                return ExitCode::from(EXIT_UNREADABLE);
+            }
+        }
+    }
+    if issuers.is_empty() {
+        println!("no on-us issuer in {}: nothing to do", path.display());
+        return ExitCode::SUCCESS;
+    }
+    // A dry run only reads; a real one takes the journal as its only writer.
+    let _pid = if dry_run {
+        None
+    } else {
+        match PidFile::take(&config.journal.dir, PID_FILE, "switch") {
+            Ok(p) => Some(p),
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+    let opts = switch::statements::Options {
+        cycle_end,
+        formats,
+        dry_run,
+        journal: JournalOptions::from(&config.journal),
+        now_ms: SystemClock.now_ms(),
+    };
+    match switch::statements::run(&config.journal.dir, issuers, &opts) {
+        Ok(delivered) => {
+            for d in &delivered {
+                println!(
+                    "{:<12} {}  [{}]",
+                    d.statement.issuer,
+                    switch::statements::summary_line(&d.statement),
+                    d.status.label()
+                );
+            }
+            println!(
+                "{} statement(s) for the cycle ending {cycle_end} under {}",
+                delivered.len(),
+                root.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("switch statements: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -217,6 +391,17 @@ fn settle(
     }
 }
 
+/// The multi-threaded tokio runtime of `run` and `demo`, or the exit code to give up with.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
 /// Logs go to stderr so stdout carries only command output (`ok`, the effective config).
 fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -236,6 +421,14 @@ fn run(path: &Path) -> ExitCode {
         Err(err) => return report(&err),
     };
     tracing::info!(config = %path.display(), "configuration loaded and valid");
+    // Held until the process exits: statement runs post into this journal only while it is free.
+    let _pid = match PidFile::take(&config.journal.dir, PID_FILE, "switch") {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let keys = match KeysFile::load(&config.security.keys_file) {
         Ok(k) => k,
         Err(e) => {
@@ -243,15 +436,9 @@ fn run(path: &Path) -> ExitCode {
             return ExitCode::from(EXIT_UNREADABLE);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     rt.block_on(serve(path.to_owned(), config, keys))
 }
@@ -353,15 +540,9 @@ async fn second_signal() {
 }
 
 fn demo(path: &Path, serve: bool, transactions: u64, connections: usize) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let opts = switch::demo::DemoOptions {
         config: path.to_owned(),
@@ -371,6 +552,32 @@ fn demo(path: &Path, serve: bool, transactions: u64, connections: usize) -> Exit
     };
     match rt.block_on(switch::demo::run(opts)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `switch demo --days N`: the month on a manual clock, its final statement and settlement.
+fn demo_month(path: &Path, days: u32, out: Option<PathBuf>) -> ExitCode {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let out = out.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!(
+            "switchyard-month-{}-{}",
+            std::process::id(),
+            SystemClock.now_ms()
+        ))
+    });
+    let opts = switch::demo::month::MonthOptions::new(path.to_owned(), out, days);
+    match rt.block_on(switch::demo::month::run(&opts)) {
+        Ok(month) => {
+            print!("{}", month.closing_text());
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("{e}");
             ExitCode::FAILURE

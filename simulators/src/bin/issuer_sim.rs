@@ -18,7 +18,8 @@
 //! statement run is a batch job between a host's stop and its restart, which replays the closes
 //! like any other change. Both modes take `issuer-sim.pid` in the journal directory and refuse
 //! to start while another live process holds it. `--dry-run` only reads the journal, posts
-//! nothing, and may run beside a host.
+//! nothing, and may run beside a host. The run itself is [`switch::statements`], shared with
+//! `switch statements` for on-us issuers.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -28,15 +29,15 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 use switch::clock::{Clock, SystemClock};
 use switch::config::{DialectId, JournalSync, LengthHeader};
-use switch::events::Record;
 use switch::host::{Faults, HostConfig, HostSecurity, IssuerHost, open_journal};
-use switch::issuing::statement::Summary;
-use switch::issuing::statement::render::{self, Format};
-use switch::issuing::{
-    Engine, History, IssuerFile, LedgerEvent, NaiveDate, ProductKind, Statement,
-};
-use switch::journal::{FileJournal, Journal, JournalOptions, read_all};
+use switch::issuing::statement::render::Format;
+use switch::issuing::{Engine, IssuerFile, NaiveDate};
+use switch::journal::{Journal, JournalOptions, PidFile};
 use switch::net::framing::FramingConfig;
+use switch::statements;
+
+/// The pid file both modes take in the journal directory ([`PidFile`]).
+const PID_FILE: &str = "issuer-sim.pid";
 
 /// mimalloc rather than glibc malloc: per-thread heaps, no arena lock contention under load.
 #[global_allocator]
@@ -210,7 +211,7 @@ fn serve(cli: &Cli, config: &Path, file: &IssuerFile, journal_dir: PathBuf) -> E
             return ExitCode::from(2);
         }
     };
-    let _pid = match PidFile::take(&journal_dir) {
+    let _pid = match PidFile::take(&journal_dir, PID_FILE, "issuer-sim") {
         Ok(p) => p,
         Err(e) => {
             eprintln!("{e}");
@@ -358,228 +359,35 @@ fn run_statements(
     out: &Path,
 ) -> Result<usize, String> {
     let engine = Engine::from_file(file).map_err(|e| e.to_string())?;
-    let issuer = file.issuer.id.as_str();
     // A dry run only reads; a real one takes the journal as its only writer.
-    let (_pid, journal, records) = if args.dry_run {
-        let records = if journal_dir.exists() {
-            read_all(journal_dir).map_err(|e| e.to_string())?
-        } else {
-            Vec::new()
-        };
-        (None, None, records)
+    let _pid = if args.dry_run {
+        None
     } else {
-        let pid = PidFile::take(journal_dir)?;
-        let opts = JournalOptions {
+        Some(PidFile::take(journal_dir, PID_FILE, "issuer-sim")?)
+    };
+    let opts = statements::Options {
+        cycle_end: args.cycle_end,
+        formats: args.format.clone(),
+        dry_run: args.dry_run,
+        journal: JournalOptions {
             sync,
             ..JournalOptions::default()
-        };
-        let (journal, recovered) =
-            FileJournal::open(journal_dir, opts).map_err(|e| e.to_string())?;
-        (Some(pid), Some(journal), recovered.records)
+        },
+        now_ms: SystemClock.now_ms(),
     };
-    let mut events = Vec::new();
-    for (lsn, bytes) in &records {
-        // Unlike a host's recovery, statements skip nothing: a missing event is a wrong statement.
-        let record = Record::decode(bytes).map_err(|e| format!("journal record {lsn}: {e}"))?;
-        if let Record::Ledger {
-            issuer: i, event, ..
-        } = record
-            && i == issuer
-        {
-            events.push(
-                LedgerEvent::decode(&event)
-                    .map_err(|e| format!("journal record {lsn}: ledger event: {e}"))?,
-            );
-        }
-    }
-    let history = History::replay(engine, events).map_err(|e| e.to_string())?;
-    let plans = history.cycle(args.cycle_end).map_err(|e| e.to_string())?;
-
-    // Post the closes first, durably; only then write statements that show them.
-    let mut status = Vec::with_capacity(plans.len());
-    if let Some(journal) = &journal {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-        let mut tickets = Vec::new();
-        for plan in &plans {
-            let Some(close) = &plan.close else {
-                status.push("already posted");
-                continue;
-            };
-            let posted = history
-                .engine()
-                .close_statement(close, |ev: &LedgerEvent| {
-                    let event = ev.encode().map_err(|_| ())?;
-                    let payload = Record::Ledger {
-                        issuer: issuer.to_owned(),
-                        at_ms: SystemClock.now_ms(),
-                        event,
-                    }
-                    .encode()
-                    .map_err(|_| ())?;
-                    tickets.push(journal.append(payload.into()));
-                    Ok::<(), ()>(())
-                })
-                .map_err(|e| e.to_string())?;
-            status.push(if posted.is_some() {
-                "posted"
-            } else {
-                "already posted"
-            });
-        }
-        rt.block_on(async {
-            for t in tickets {
-                t.await
-                    .map_err(|e| format!("journal: {e}; run statements again"))?;
-            }
-            journal.flush().await.map_err(|e| format!("journal: {e}"))?;
-            Ok::<(), String>(())
-        })?;
-        journal.close();
-    } else {
-        status.extend(plans.iter().map(|p| {
-            if p.close.is_some() {
-                "preview, not posted"
-            } else {
-                "already posted"
-            }
-        }));
-    }
-
-    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let run = vec![statements::IssuerRun {
+        engine,
+        out: out.to_owned(),
+    }];
+    let delivered = statements::run(journal_dir, run, &opts).map_err(|e| e.to_string())?;
     let mut stdout = std::io::stdout().lock();
-    for (plan, status) in plans.iter().zip(status) {
-        let s = &plan.statement;
-        let name = file_name(&s.account);
-        for format in &args.format {
-            let text = format.render(s).map_err(|e| e.to_string())?;
-            let path = out.join(format!("{name}.{}", format.extension()));
-            std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
-        }
-        let _ = writeln!(stdout, "{}  [{status}]", summary_line(s));
+    for d in &delivered {
+        let _ = writeln!(
+            stdout,
+            "{}  [{}]",
+            statements::summary_line(&d.statement),
+            d.status.label()
+        );
     }
-    Ok(plans.len())
-}
-
-/// One line per statement for the operator.
-fn summary_line(s: &Statement) -> String {
-    let m = |v: i64| format!("{} {}", render::money(v, s.currency), s.currency.alpha());
-    let kind = match s.kind {
-        ProductKind::Credit => "credit",
-        ProductKind::Debit => "debit",
-        ProductKind::Prepaid => "prepaid",
-    };
-    let head = format!(
-        "{:<12} {kind:<8} {}..{}",
-        s.account, s.period_start, s.period_end
-    );
-    match &s.summary {
-        Summary::Credit(c) => format!(
-            "{head}  new balance {}  minimum {}  due {}  interest {}  fees {}",
-            m(c.new_balance),
-            m(c.minimum_due),
-            c.due_date,
-            m(c.interest),
-            m(c.fees)
-        ),
-        Summary::Account(a) => format!(
-            "{head}  opening {}  credits {}  debits {}  closing {}",
-            m(a.opening_balance),
-            m(a.credits),
-            m(a.debits),
-            m(a.closing_balance)
-        ),
-    }
-}
-
-/// An account id as a file name: anything but letters, digits, `-`, `_` and `.` becomes `_`.
-fn file_name(account: &str) -> String {
-    let name: String = account
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if name.is_empty() || name.starts_with('.') {
-        format!("account{name}")
-    } else {
-        name
-    }
-}
-
-/// `issuer-sim.pid` in the journal directory, held while this process uses the journal and
-/// removed when it is done. Not a lock (a pid file left by a crash is taken over once its
-/// process is gone), but it stops the common mistake: closing statements on a running host, or
-/// starting a host while statements run.
-struct PidFile(PathBuf);
-
-impl PidFile {
-    const NAME: &'static str = "issuer-sim.pid";
-
-    fn take(dir: &Path) -> Result<PidFile, String> {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let path = dir.join(Self::NAME);
-        let me = std::process::id();
-        // Two tries: the second after removing a pid file whose process is gone.
-        for _ in 0..2 {
-            match std::fs::File::create_new(&path) {
-                Ok(mut f) => {
-                    writeln!(f, "{me}").map_err(|e| format!("{}: {e}", path.display()))?;
-                    return Ok(PidFile(path));
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let holder = std::fs::read_to_string(&path)
-                        .ok()
-                        .and_then(|t| t.trim().parse::<u32>().ok());
-                    match holder {
-                        Some(pid) if pid != me && alive(pid) => {
-                            return Err(format!(
-                                "{}: issuer-sim process {pid} is using this journal; stop it first",
-                                dir.display()
-                            ));
-                        }
-                        _ => {
-                            let _ = std::fs::remove_file(&path);
-                        }
-                    }
-                }
-                Err(e) => return Err(format!("{}: {e}", path.display())),
-            }
-        }
-        Err(format!("{}: cannot take {}", dir.display(), Self::NAME))
-    }
-}
-
-impl Drop for PidFile {
-    fn drop(&mut self) {
-        let mine = std::fs::read_to_string(&self.0)
-            .ok()
-            .and_then(|t| t.trim().parse::<u32>().ok())
-            == Some(std::process::id());
-        if mine {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-}
-
-/// Whether process `pid` runs (Linux `/proc`; elsewhere every holder counts as alive, and a
-/// stale pid file must be removed by hand). A zombie has exited: it does not count.
-fn alive(pid: u32) -> bool {
-    let proc = Path::new("/proc");
-    if !proc.is_dir() {
-        return true;
-    }
-    match std::fs::read_to_string(proc.join(pid.to_string()).join("stat")) {
-        // The state follows the parenthesised command name: `pid (comm) S ...`.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.trim_start().chars().next())
-            .is_some_and(|state| !matches!(state, 'Z' | 'X')),
-        Err(_) => false,
-    }
+    Ok(delivered.len())
 }

@@ -288,7 +288,7 @@ fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, FilesError> {
 }
 
 /// `id` with anything but `A-Z a-z 0-9 - _ .` replaced by `_` (and never empty or a dot name).
-fn file_name(id: &str) -> String {
+pub fn file_name(id: &str) -> String {
     let s: String = id
         .chars()
         .map(|c| {

@@ -21,7 +21,8 @@
 //!   at LSN 1. What keeps restart time bounded is [`FileJournal::open_after`]: a caller holding a
 //!   checkpoint up to some LSN names it, and segments wholly before it are not read at all.
 //! - Locking the directory against a second process. Two writers on one directory would interleave
-//!   LSNs; the deployment must run one switch per journal directory.
+//!   LSNs; the processes built on it take a [`PidFile`] ([`owner`]) so that only one of them
+//!   writes to a directory at a time.
 //!
 //! # On-disk format
 //!
@@ -75,6 +76,7 @@
 mod file;
 mod format;
 mod mem;
+pub mod owner;
 mod recovery;
 
 #[cfg(test)]
@@ -95,6 +97,7 @@ use crate::config::{JournalConfig, JournalSync};
 pub use file::{FileJournal, JournalStats};
 pub use format::PAYLOAD_BYTES_MAX;
 pub use mem::MemJournal;
+pub use owner::PidFile;
 pub use recovery::{Recovered, read_all};
 
 /// Log sequence number: the position of a record in the journal. The first record is 1, and every
