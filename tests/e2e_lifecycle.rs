@@ -431,6 +431,7 @@ async fn reload_swaps_routing_and_acquirers_and_refuses_invalid_configs() {
     bad.acquirers.push(AcquirerConfig {
         id: "100002".into(),
         name: "Summit Merchant Services".into(),
+        ..AcquirerConfig::default()
     });
     let e = stack
         .server()
@@ -447,6 +448,7 @@ async fn reload_swaps_routing_and_acquirers_and_refuses_invalid_configs() {
     bad.acquirers.push(AcquirerConfig {
         id: "100002".into(),
         name: "Summit Merchant Services".into(),
+        ..AcquirerConfig::default()
     });
     assert!(
         stack.server().reload(&bad).is_err(),

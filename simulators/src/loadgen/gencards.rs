@@ -567,10 +567,12 @@ fn switch_toml(out: &Path, issuers: &[GeneratedIssuer]) -> Result<String, GenErr
         AcquirerConfig {
             id: "100001".into(),
             name: "Harbor Acquiring".into(),
+            ..AcquirerConfig::default()
         },
         AcquirerConfig {
             id: "100002".into(),
             name: "Summit Merchant Services".into(),
+            ..AcquirerConfig::default()
         },
     ];
     for g in issuers {

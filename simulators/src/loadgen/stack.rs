@@ -84,6 +84,7 @@ impl Stack {
         config.acquirers = vec![AcquirerConfig {
             id: "100001".into(),
             name: "Loadgen Acquiring".into(),
+            ..AcquirerConfig::default()
         }];
         let mut hosts = Vec::new();
         for g in &data.issuers {
