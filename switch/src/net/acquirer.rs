@@ -229,7 +229,7 @@ impl Admit {
                     .increment(1);
                 tracing::warn!(acquirer = ?a, "acquirer at its connections_max; answered 91, closing");
                 self.close = true;
-                Step::Refuse(Box::new(msg), Decline::IssuerUnavailable)
+                Step::Refuse(Box::new(msg), Decline::ConnectionLimit)
             }
         }
     }

@@ -94,6 +94,20 @@ impl Harness {
     }
 }
 
+impl Harness {
+    /// The reasons of the switch's own declines in the journal.
+    fn journaled_reasons(&self) -> Vec<String> {
+        self.journal
+            .records()
+            .iter()
+            .filter_map(|(_, b)| match Record::decode(b) {
+                Ok(Record::Decision(d)) => d.reason,
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 /// A balance inquiry on [`CARD`] from `acquirer`, as a framed payload.
 fn inquiry(stan: u32, acquirer: &str) -> Vec<u8> {
     let stan = format!("{stan:06}");
@@ -263,6 +277,7 @@ async fn an_acquirer_over_its_connections_max_gets_91_and_is_closed() {
     a.task.await.expect("the first connection's task ends");
     let mut c = h.connect("127.0.0.1");
     assert_eq!(c.ask(5, "100001").await, "00");
+    assert_eq!(h.journaled_reasons(), ["connection_limit"]);
     assert_eq!(
         h.sessions
             .admission
