@@ -527,6 +527,9 @@ async fn hostile_traffic_never_takes_the_switch_down() {
         default_hook(info);
     }));
     let stack = Stack::builder()
+        // A slow debug build under load must not turn a valid request into a 91.
+        .timeout_ms(NORTH, 10_000)
+        .timeout_ms(EAST, 10_000)
         .configure(|c| {
             // Durability is not what is tested; fsyncs would only slow the run.
             c.journal.sync = JournalSync::None;
