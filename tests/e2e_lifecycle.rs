@@ -437,9 +437,7 @@ async fn reload_swaps_routing_and_acquirers_and_refuses_invalid_configs() {
     bad.acquirers.push(AcquirerConfig {
         id: "100002".into(),
         name: "Summit Merchant Services".into(),
-        mac_key: None,
-        pin_key: None,
-        bdk: Vec::new(),
+        ..AcquirerConfig::default()
     });
     let e = stack
         .server()
@@ -457,9 +455,7 @@ async fn reload_swaps_routing_and_acquirers_and_refuses_invalid_configs() {
     bad.acquirers.push(AcquirerConfig {
         id: "100002".into(),
         name: "Summit Merchant Services".into(),
-        mac_key: None,
-        pin_key: None,
-        bdk: Vec::new(),
+        ..AcquirerConfig::default()
     });
     assert!(
         stack.server().reload(&bad).is_err(),

@@ -38,11 +38,18 @@ pub const SAF_DEPTH: &str = "switchyard_saf_depth";
 pub const CONNECTIONS_OPEN: &str = "switchyard_connections_open";
 /// Acquirer connections accepted. Counter.
 pub const CONNECTIONS_ACCEPTED_TOTAL: &str = "switchyard_connections_accepted_total";
-/// Connections refused at `connections_max`. Counter.
+/// Connections refused at a connection limit. Labels: `limit` (`global`: `[listener]
+/// connections_max`, closed unread; `acquirer`: `[[acquirer]] connections_max`, answered 91 and
+/// closed), and `acquirer` for the latter.
 pub const CONNECTIONS_REFUSED_TOTAL: &str = "switchyard_connections_refused_total";
+/// Requests answered 91 at once, unprocessed, because their connection was over
+/// `requests_per_s_max` (not in `requests_total`). Labels: `acquirer` (the connection's, or
+/// `unidentified` before its first request naming one).
+pub const REQUESTS_THROTTLED_TOTAL: &str = "switchyard_requests_throttled_total";
 /// Requests in flight on acquirer connections. Gauge.
 pub const ACQUIRER_INFLIGHT: &str = "switchyard_acquirer_inflight";
-/// Messages dropped unanswered. Labels: `reason` (structure, framing, unexpected_response).
+/// Messages dropped unanswered. Labels: `reason` (structure, framing, slow_frame,
+/// unexpected_response, encode).
 pub const DROPPED_TOTAL: &str = "switchyard_dropped_total";
 /// Duplicate requests answered from the window. Counter.
 pub const DUPLICATES_TOTAL: &str = "switchyard_duplicates_total";
@@ -56,7 +63,9 @@ pub const JOURNAL_BYTES_TOTAL: &str = "switchyard_journal_bytes_total";
 pub const STANDIN_TOTAL: &str = "switchyard_standin_total";
 /// Messages refused for security: a MAC missing or wrong, PIN data the switch cannot read.
 /// Labels: `party` (`acquirer` or `issuer`: who sent it) and `reason` (`mac_missing`,
-/// `mac_invalid`, `pin_key_missing`, `pin_block_invalid`).
+/// `mac_invalid`, `pin_key_missing`, `pin_block_invalid`, `source_not_allowed`: a request names
+/// an acquirer from an address outside its `allowed_sources`, `acquirer_changed`: a connection
+/// that belongs to one acquirer sends a request naming another).
 pub const SECURITY_VIOLATIONS_TOTAL: &str = "switchyard_security_violations_total";
 /// Config reloads. Labels: `outcome` (applied, rejected).
 pub const CONFIG_RELOADS_TOTAL: &str = "switchyard_config_reloads_total";

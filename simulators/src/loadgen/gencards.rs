@@ -576,16 +576,12 @@ fn switch_toml(out: &Path, issuers: &[GeneratedIssuer]) -> Result<String, GenErr
         AcquirerConfig {
             id: "100001".into(),
             name: "Harbor Acquiring".into(),
-            mac_key: None,
-            pin_key: None,
-            bdk: Vec::new(),
+            ..AcquirerConfig::default()
         },
         AcquirerConfig {
             id: "100002".into(),
             name: "Summit Merchant Services".into(),
-            mac_key: None,
-            pin_key: None,
-            bdk: Vec::new(),
+            ..AcquirerConfig::default()
         },
     ];
     for g in issuers {

@@ -84,9 +84,7 @@ impl Stack {
         config.acquirers = vec![AcquirerConfig {
             id: "100001".into(),
             name: "Loadgen Acquiring".into(),
-            mac_key: None,
-            pin_key: None,
-            bdk: Vec::new(),
+            ..AcquirerConfig::default()
         }];
         let mut hosts = Vec::new();
         for g in &data.issuers {

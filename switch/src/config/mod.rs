@@ -117,6 +117,12 @@ pub struct ListenerConfig {
     pub idle_timeout_ms: u64,
     /// A frame that has started must be complete within this time (milliseconds). Default 30000.
     pub read_timeout_ms: u64,
+    /// Sustained requests per second one connection may send; above it requests are answered 91
+    /// at once, without being processed (requests per second). Default 50000.
+    pub requests_per_s_max: u32,
+    /// Requests one connection may send in a burst above `requests_per_s_max` (requests).
+    /// Default 5000.
+    pub requests_burst_max: u32,
 }
 
 impl Default for ListenerConfig {
@@ -130,6 +136,8 @@ impl Default for ListenerConfig {
             inflight_per_connection_max: 256,
             idle_timeout_ms: 300_000,
             read_timeout_ms: 30_000,
+            requests_per_s_max: 50_000,
+            requests_burst_max: 5_000,
         }
     }
 }
@@ -306,7 +314,11 @@ impl Default for SecurityConfig {
 }
 
 /// `[[acquirer]]`: one acquiring institution.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+///
+/// A connection belongs to an acquirer from its first request whose field 32 names a configured
+/// acquirer; `connections_max` and `allowed_sources` are checked then (see
+/// [`crate::net::admission`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AcquirerConfig {
     /// Acquiring institution id as sent in field 32 (string of 1–11 decimal digits; leading zeros
@@ -328,6 +340,16 @@ pub struct AcquirerConfig {
     /// BDK of the KSN's kind derives. Default: none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bdk: Vec<String>,
+    /// Connections this acquirer may hold open at once; the request that would exceed it is
+    /// answered 91 and its connection closed (connections, at least 1). Default: no limit of its
+    /// own, only `[listener] connections_max`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections_max: Option<u32>,
+    /// Source addresses this acquirer may connect from (list of IP addresses and CIDR blocks, e.g.
+    /// `["127.0.0.1", "10.0.0.0/8"]`, at least one). A request naming this acquirer from any
+    /// other address is answered 63. Default: any address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_sources: Option<Vec<String>>,
 }
 
 /// `[[issuer]]`: one card issuer, either a remote host or the switch's own on-us engine.

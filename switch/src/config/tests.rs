@@ -116,6 +116,8 @@ fn empty_file_is_all_defaults() {
     assert_eq!(config.listener.inflight_per_connection_max, 256);
     assert_eq!(config.listener.idle_timeout_ms, 300_000);
     assert_eq!(config.listener.read_timeout_ms, 30_000);
+    assert_eq!(config.listener.requests_per_s_max, 50_000);
+    assert_eq!(config.listener.requests_burst_max, 5_000);
     assert_eq!(config.listener.framing.header_bytes, 0);
     assert_eq!(config.switch.duplicate_window_s, 300);
     assert!(config.switch.check_expiry);
@@ -328,6 +330,64 @@ issuer = "north"
             .lines()
             .zip(&problems)
             .all(|(line, p)| line == p.to_string())
+    );
+}
+
+#[test]
+fn acquirer_connection_policies() {
+    let ok = Config::from_toml_str(
+        r#"
+[[acquirer]]
+id = "100001"
+name = "A"
+connections_max = 4
+allowed_sources = ["127.0.0.1", "10.0.0.0/8", "::1"]
+
+[[acquirer]]
+id = "100002"
+name = "B"
+"#,
+        ORIGIN,
+    )
+    .expect("valid");
+    assert_eq!(ok.acquirers[0].connections_max, Some(4));
+    assert_eq!(ok.acquirers[1].connections_max, None);
+    assert_eq!(ok.acquirers[1].allowed_sources, None);
+    let text = ok.to_toml_string().expect("serializes");
+    assert_eq!(
+        Config::from_toml_str(&text, ORIGIN).expect("round trip"),
+        ok
+    );
+
+    let problems = invalid(
+        r#"
+[listener]
+requests_per_s_max = 0
+requests_burst_max = 0
+
+[[acquirer]]
+id = "100001"
+name = "A"
+connections_max = 0
+allowed_sources = []
+
+[[acquirer]]
+id = "100002"
+name = "B"
+allowed_sources = ["10.0.0.0/8", "localhost", "10.0.0.0/40"]
+"#,
+    );
+    assert_eq!(
+        keys(&problems),
+        [
+            "listener.requests_per_s_max",
+            "listener.requests_burst_max",
+            "acquirer[0].connections_max",
+            "acquirer[0].allowed_sources",
+            "acquirer[1].allowed_sources[1]",
+            "acquirer[1].allowed_sources[2]",
+        ],
+        "{problems:#?}"
     );
 }
 

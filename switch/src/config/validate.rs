@@ -183,6 +183,8 @@ fn listener(config: &Config, report: &mut Report<'_>) -> Option<SocketAddr> {
     );
     report.non_zero("listener.idle_timeout_ms", l.idle_timeout_ms);
     report.non_zero("listener.read_timeout_ms", l.read_timeout_ms);
+    report.non_zero("listener.requests_per_s_max", l.requests_per_s_max.into());
+    report.non_zero("listener.requests_burst_max", l.requests_burst_max.into());
     addr
 }
 
@@ -259,6 +261,28 @@ fn acquirers(config: &Config, report: &mut Report<'_>) {
         report.key_id(key("pin_key"), acquirer.pin_key.as_deref(), KeyPurpose::Zpk);
         for (j, bdk) in acquirer.bdk.iter().enumerate() {
             report.key_id(key(&format!("bdk[{j}]")), Some(bdk), KeyPurpose::Bdk);
+        }
+        if acquirer.connections_max == Some(0) {
+            report.push(
+                format!("acquirer[{i}].connections_max"),
+                "must be greater than 0 (omit it for no per-acquirer limit)",
+            );
+        }
+        if let Some(sources) = &acquirer.allowed_sources {
+            if sources.is_empty() {
+                report.push(
+                    format!("acquirer[{i}].allowed_sources"),
+                    "must list at least one address (omit it to allow any source)",
+                );
+            }
+            for (j, s) in sources.iter().enumerate() {
+                if crate::net::admission::SourceRule::parse(s).is_none() {
+                    report.push(
+                        format!("acquirer[{i}].allowed_sources[{j}]"),
+                        format!("must be an IP address or CIDR block, e.g. 10.0.0.0/8 (got {s:?})"),
+                    );
+                }
+            }
         }
     }
 }

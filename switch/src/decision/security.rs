@@ -489,6 +489,7 @@ mod tests {
             mac_key: mac.map(Into::into),
             pin_key: zpk.map(Into::into),
             bdk: bdk.iter().map(|b| (*b).to_owned()).collect(),
+            ..AcquirerConfig::default()
         }
     }
 

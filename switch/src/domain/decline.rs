@@ -27,6 +27,9 @@ pub enum Decline {
     ExpiredCard,
     /// The issuer cannot be reached (no ready link, timeout) and stand-in does not apply.
     IssuerUnavailable,
+    /// The acquirer already holds its `connections_max`: the switch will not serve this
+    /// connection (answered 91, like any unavailability, and the connection closed).
+    ConnectionLimit,
     /// A reversal or completion whose original cannot be found.
     OriginalNotFound,
     /// A MAC is missing or wrong, or a party sends as someone it is not.
@@ -54,7 +57,7 @@ pub enum Decline {
 
 impl Decline {
     /// Every decline, in declaration order (for reading stored names back, and for tests).
-    pub const ALL: [Decline; 23] = [
+    pub const ALL: [Decline; 24] = [
         Decline::UnknownAcquirer,
         Decline::FormatError,
         Decline::InvalidTransaction,
@@ -63,6 +66,7 @@ impl Decline {
         Decline::NoSuchIssuer,
         Decline::ExpiredCard,
         Decline::IssuerUnavailable,
+        Decline::ConnectionLimit,
         Decline::OriginalNotFound,
         Decline::SecurityViolation,
         Decline::SystemMalfunction,
@@ -96,6 +100,7 @@ impl Decline {
             Decline::NoSuchIssuer => ResponseCode::NoSuchIssuer,
             Decline::ExpiredCard => ResponseCode::ExpiredCard,
             Decline::IssuerUnavailable => ResponseCode::IssuerInoperative,
+            Decline::ConnectionLimit => ResponseCode::IssuerInoperative,
             Decline::OriginalNotFound => ResponseCode::UnableToLocateRecord,
             Decline::SecurityViolation => ResponseCode::SecurityViolation,
             Decline::SystemMalfunction => ResponseCode::SystemMalfunction,
@@ -125,6 +130,7 @@ impl Decline {
             Decline::NoSuchIssuer => "no_such_issuer",
             Decline::ExpiredCard => "expired_card",
             Decline::IssuerUnavailable => "issuer_unavailable",
+            Decline::ConnectionLimit => "connection_limit",
             Decline::OriginalNotFound => "original_not_found",
             Decline::SecurityViolation => "security_violation",
             Decline::SystemMalfunction => "system_malfunction",

@@ -2,14 +2,30 @@
 //!
 //! A connection reads frames and hands each one to the [`Runtime`]; many requests may be in
 //! flight on one connection, and each answer is written as soon as it is ready, so answers can
-//! come back out of order (acquirers match them by STAN). Limits, each from `[listener]`:
-//! - `connections_max`: a connection over the limit is closed at once;
+//! come back out of order (acquirers match them by STAN). Limits against abuse, from `[listener]`
+//! and `[[acquirer]]`:
+//! - `connections_max`: a connection over the limit is closed at once, unread;
+//! - `[[acquirer]] connections_max`: a connection belongs to an acquirer from its first request
+//!   naming a configured one ([`crate::net::admission`]); the request that would take that
+//!   acquirer over its limit is answered 91 and the connection closed;
+//! - `[[acquirer]] allowed_sources`: a request naming the acquirer from another address is
+//!   answered 63 (security violation) and binds nothing; so is a request naming a different
+//!   acquirer than the one the connection belongs to. Both are counted in
+//!   `switchyard_security_failures_total` and journaled like any decline;
+//! - `requests_per_s_max` / `requests_burst_max`: above the ceiling a request is answered 91 at
+//!   once, without being processed, journaled or queued, and counted in
+//!   `switchyard_requests_throttled_total`. Shedding must cost less than the work it sheds, and a
+//!   throttled request has had no effect, so the acquirer may simply send it again;
 //! - `inflight_per_connection_max`: at the limit the connection is simply not read (TCP
 //!   backpressure); nobody gets an invented decline;
-//! - `idle_timeout_ms`: a connection with nothing in flight and nothing received for this long is
-//!   closed;
+//! - `idle_timeout_ms`: a connection with nothing in flight and no frame received for this long
+//!   is closed (zero-length keep-alives do not count as frames; an 0800 echo does);
 //! - `read_timeout_ms`: a frame started but not completed within this long closes the
-//!   connection (slowloris).
+//!   connection (slowloris). It is checked every quarter of the timeout, so the close comes
+//!   between 1 and 1.25 timeouts after the frame began.
+//!
+//! The identity checks apply to well-formed requests only: a message that fails the format check
+//! is answered 30 whatever it claims, and acts on nothing.
 //!
 //! A framing error closes only its own connection. When the acquirer goes away (EOF or a failed
 //! write), answers still being worked on are undeliverable: approvals among them are reversed.
@@ -18,17 +34,26 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
+use bytes::Bytes;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, SinkExt, StreamExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::config::ListenerConfig;
+use crate::decision::response::{Additions, answer_builder};
+use crate::domain::{AcquirerId, Decline, ResponseCode};
+use crate::iso8583::views::mti_of;
+use crate::iso8583::{Message, decode_lenient};
 use crate::metrics as m;
+use crate::net::admission::{Admission, Gate, Policies, RateLimiter, Verdict};
 use crate::net::framing::{Frame, FrameCodec, FramingConfig};
-use crate::net::server::Runtime;
+use crate::net::server::{Outgoing, Runtime};
 
 /// Listener limits, from `[listener]`.
 #[derive(Debug, Clone, Copy)]
@@ -38,17 +63,62 @@ pub struct SessionLimits {
     pub inflight_per_connection_max: usize,
     pub idle_timeout: Duration,
     pub read_timeout: Duration,
+    pub requests_per_s_max: u32,
+    pub requests_burst_max: u32,
+}
+
+impl SessionLimits {
+    /// The limits of `[listener]` (durations of 0 are taken as 1 ms; validation refuses them).
+    pub fn from_config(l: &ListenerConfig) -> SessionLimits {
+        SessionLimits {
+            framing: FramingConfig {
+                length_header: l.framing.length_header,
+                header_bytes: l.framing.header_bytes as usize,
+                frame_bytes_max: l.frame_bytes_max as usize,
+            },
+            connections_max: l.connections_max as usize,
+            inflight_per_connection_max: l.inflight_per_connection_max as usize,
+            idle_timeout: Duration::from_millis(l.idle_timeout_ms.max(1)),
+            read_timeout: Duration::from_millis(l.read_timeout_ms.max(1)),
+            requests_per_s_max: l.requests_per_s_max,
+            requests_burst_max: l.requests_burst_max,
+        }
+    }
+}
+
+/// What every connection of one listener shares.
+pub struct Sessions {
+    pub rt: Arc<Runtime>,
+    pub limits: SessionLimits,
+    /// `[[acquirer]]` policies; swapped whole on a reload.
+    pub policies: Arc<ArcSwap<Policies>>,
+    pub admission: Arc<Admission>,
+}
+
+impl Sessions {
+    pub fn new(
+        rt: Arc<Runtime>,
+        limits: SessionLimits,
+        policies: Arc<ArcSwap<Policies>>,
+    ) -> Arc<Sessions> {
+        Arc::new(Sessions {
+            rt,
+            limits,
+            policies,
+            admission: Admission::new(),
+        })
+    }
 }
 
 /// Accepts connections until `stop` is cancelled. Each connection is tracked by `tasks` so that
 /// shutdown can wait for in-flight answers.
 pub async fn serve(
     listener: TcpListener,
-    rt: Arc<Runtime>,
-    limits: SessionLimits,
+    sessions: Arc<Sessions>,
     stop: CancellationToken,
     tasks: TaskTracker,
 ) {
+    let limits = sessions.limits;
     let slots = Arc::new(Semaphore::new(limits.connections_max.max(1)));
     loop {
         let accepted = tokio::select! {
@@ -65,19 +135,21 @@ pub async fn serve(
             }
         };
         let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-            metrics::counter!(m::CONNECTIONS_REFUSED_TOTAL).increment(1);
+            metrics::counter!(m::CONNECTIONS_REFUSED_TOTAL, "limit" => "global").increment(1);
             tracing::warn!(%peer, limit = limits.connections_max, "connection refused: connections_max reached");
             drop(stream);
             continue;
         };
         metrics::counter!(m::CONNECTIONS_ACCEPTED_TOTAL).increment(1);
-        let rt = Arc::clone(&rt);
+        let sessions = Arc::clone(&sessions);
         let stop = stop.clone();
         let span = tracing::info_span!("acquirer_conn", %peer);
         tasks.spawn(tracing::Instrument::instrument(
             async move {
                 metrics::gauge!(m::CONNECTIONS_OPEN).increment(1.0);
-                connection(stream, peer, rt, limits, stop).await;
+                let _ = stream.set_nodelay(true);
+                let (r, w) = stream.into_split();
+                connection(r, w, peer, sessions, stop).await;
                 metrics::gauge!(m::CONNECTIONS_OPEN).decrement(1.0);
                 drop(permit);
             },
@@ -89,15 +161,114 @@ pub async fn serve(
 /// Starting size of a session's read and write buffers; a typical request or answer fits.
 const SESSION_BUFFER_BYTES: usize = 512;
 
-async fn connection(
-    stream: TcpStream,
+/// What to do with one frame, decided before any work is spent on it.
+enum Step {
+    /// The runtime handles it.
+    Process(Bytes),
+    /// Answer these bytes (a throttled request's 91): nothing was processed or journaled.
+    Answer(Bytes),
+    /// The runtime declines it (journaled like any decline).
+    Refuse(Box<Message>, Decline),
+    /// Nothing to answer (a throttled message that has no answer).
+    Drop,
+}
+
+/// One connection's admission state: its identity and its rate ceiling.
+struct Admit {
+    gate: Gate,
+    limiter: RateLimiter,
+    /// Set when the connection must close once its answers are out.
+    close: bool,
+}
+
+impl Admit {
+    fn step(&mut self, s: &Sessions, payload: Bytes) -> Step {
+        let rt = &s.rt;
+        let now = tokio::time::Instant::now();
+        let within = self.limiter.admit(now);
+        // A message whose structure cannot be read goes to the runtime, which drops and counts it
+        // (unless it is over the ceiling: then it is dropped here, without a log line per frame).
+        let Ok(msg) = decode_lenient(rt.dialect, payload.clone()) else {
+            if within {
+                return Step::Process(payload);
+            }
+            self.throttled();
+            return Step::Drop;
+        };
+        if !within {
+            self.throttled();
+            return match answer_builder(
+                rt.dialect,
+                &msg,
+                ResponseCode::IssuerInoperative,
+                &Additions::default(),
+            )
+            .and_then(|b| b.to_bytes().map_err(Into::into))
+            {
+                Ok(bytes) => Step::Answer(bytes),
+                Err(_) => Step::Drop,
+            };
+        }
+        let Some(claimed) = claimed_acquirer(&msg) else {
+            return Step::Process(payload);
+        };
+        let verdict = self.gate.check(claimed, &s.policies.load(), &s.admission);
+        match verdict {
+            Verdict::Pass => Step::Process(payload),
+            Verdict::SourceNotAllowed(a) => {
+                metrics::counter!(m::SECURITY_VIOLATIONS_TOTAL, "party" => "acquirer", "reason" => "source_not_allowed")
+                    .increment(1);
+                tracing::warn!(acquirer = ?a, "request names an acquirer not allowed from this source; answered 63");
+                Step::Refuse(Box::new(msg), Decline::SecurityViolation)
+            }
+            Verdict::AcquirerChanged { bound, claimed } => {
+                metrics::counter!(m::SECURITY_VIOLATIONS_TOTAL, "party" => "acquirer", "reason" => "acquirer_changed")
+                    .increment(1);
+                tracing::warn!(bound = ?bound, claimed = ?claimed, "request names another acquirer than its connection's; answered 63");
+                Step::Refuse(Box::new(msg), Decline::SecurityViolation)
+            }
+            Verdict::AcquirerFull(a) => {
+                metrics::counter!(m::CONNECTIONS_REFUSED_TOTAL, "limit" => "acquirer", "acquirer" => a.as_str().to_owned())
+                    .increment(1);
+                tracing::warn!(acquirer = ?a, "acquirer at its connections_max; answered 91, closing");
+                self.close = true;
+                Step::Refuse(Box::new(msg), Decline::ConnectionLimit)
+            }
+        }
+    }
+
+    fn throttled(&self) {
+        let acquirer = self
+            .gate
+            .acquirer()
+            .map_or_else(|| "unidentified".to_owned(), |a| a.as_str().to_owned());
+        metrics::counter!(m::REQUESTS_THROTTLED_TOTAL, "acquirer" => acquirer).increment(1);
+    }
+}
+
+/// The acquirer a well-formed request names in field 32, if any. Responses and messages that fail
+/// the format check claim nothing.
+fn claimed_acquirer(msg: &Message) -> Option<AcquirerId> {
+    if msg.content_error().is_some() || !mti_of(msg).is_ok_and(|m| m.is_request()) {
+        return None;
+    }
+    AcquirerId::from_field(&msg.get(32)?).ok()
+}
+
+/// Serves one acquirer connection over its two halves until the peer goes, a limit closes it, or
+/// `stop` is cancelled.
+pub async fn connection<R, W>(
+    r: R,
+    w: W,
     peer: SocketAddr,
-    rt: Arc<Runtime>,
-    limits: SessionLimits,
+    sessions: Arc<Sessions>,
     stop: CancellationToken,
-) {
-    let _ = stream.set_nodelay(true);
-    let (r, w) = stream.into_split();
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let limits = sessions.limits;
+    let rt = &sessions.rt;
     // Small starting buffers: they grow with traffic, and an idle connection then costs a few
     // KiB instead of tokio-util's default 8 KiB each way (10k idle connections: see
     // docs/performance.md).
@@ -107,6 +278,11 @@ async fn connection(
         FramedWrite::with_capacity(w, FrameCodec::new(limits.framing), SESSION_BUFFER_BYTES);
     let mut inflight = FuturesUnordered::new();
     let max = limits.inflight_per_connection_max.max(1);
+    let mut admit = Admit {
+        gate: Gate::new(peer.ip()),
+        limiter: RateLimiter::new(limits.requests_per_s_max, limits.requests_burst_max),
+        close: false,
+    };
     let mut reading = true;
     let mut peer_gone = false;
     let mut idle_deadline = tokio::time::Instant::now() + limits.idle_timeout;
@@ -158,9 +334,27 @@ async fn connection(
                     Some(Ok(f)) => {
                         idle_deadline = tokio::time::Instant::now() + limits.idle_timeout;
                         metrics::gauge!(m::ACQUIRER_INFLIGHT).increment(1.0);
-                        let rt = Arc::clone(&rt);
                         let Frame { header, payload } = f;
-                        inflight.push(async move { (header, rt.handle(payload).await) });
+                        let step = admit.step(&sessions, payload);
+                        let rt = Arc::clone(rt);
+                        inflight.push(async move {
+                            let out = match step {
+                                Step::Process(payload) => rt.handle(payload).await,
+                                Step::Answer(bytes) => Some(Outgoing {
+                                    bytes,
+                                    if_undeliverable: None,
+                                    issuer_time: Duration::ZERO,
+                                }),
+                                Step::Refuse(msg, d) => {
+                                    rt.switch_decline(&msg, d, None, 0, None).await
+                                }
+                                Step::Drop => None,
+                            };
+                            (header, out)
+                        });
+                        if admit.close {
+                            reading = false;
+                        }
                     }
                     None => {
                         tracing::debug!("acquirer closed the connection");
@@ -175,7 +369,9 @@ async fn connection(
                 }
             }
             _ = tick.tick(), if reading => {
-                if reader.read_buffer().is_empty() {
+                // Time spent at the in-flight limit is ours, not the peer's: only a partial frame
+                // we are actually waiting to read counts.
+                if reader.read_buffer().is_empty() || inflight.len() >= max {
                     partial_since = None;
                 } else {
                     let now = tokio::time::Instant::now();
@@ -199,3 +395,6 @@ async fn connection(
     let _ = writer.flush().await;
     tracing::debug!(%peer, "acquirer connection ended");
 }
+
+#[cfg(test)]
+mod tests;

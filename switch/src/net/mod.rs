@@ -5,9 +5,11 @@
 //! be trusted. Errors inside a well-formed frame are answered by the layers above, and the
 //! connection stays open.
 pub mod acquirer;
+pub mod admission;
 pub mod duplicates;
 pub mod framing;
 pub mod issuer;
+pub mod memory;
 pub mod saf;
 pub mod server;
 pub mod start;

@@ -511,8 +511,9 @@ impl Runtime {
         }
     }
 
-    /// A decline made by the switch itself (screening, availability), journaled then answered.
-    async fn switch_decline(
+    /// A decline made by the switch itself (screening, availability, the connection limits of
+    /// [`crate::net::acquirer`]), journaled then answered.
+    pub(crate) async fn switch_decline(
         &self,
         msg: &Message,
         d: Decline,

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -23,7 +24,8 @@ use crate::decision::stip::StandInRules;
 use crate::events::DecisionSource;
 use crate::events::{AdviceRecord, Record};
 use crate::journal::{FileJournal, Journal, JournalOptions};
-use crate::net::acquirer::{SessionLimits, serve};
+use crate::net::acquirer::{SessionLimits, Sessions, serve};
+use crate::net::admission::Policies;
 use crate::net::duplicates::{Answer, DuplicateWindow};
 use crate::net::framing::FramingConfig;
 use crate::net::issuer::{IssuerLinkConfig, IssuerPool};
@@ -79,6 +81,8 @@ const SAF_DEPTH_MAX: usize = 1_000_000;
 /// A running switch.
 pub struct SwitchServer {
     pub runtime: Arc<Runtime>,
+    /// `[[acquirer]]` connection policies, swapped on a reload like the runtime's live state.
+    policies: Arc<ArcSwap<Policies>>,
     local_addr: SocketAddr,
     stop_accepting: CancellationToken,
     connections: TaskTracker,
@@ -351,23 +355,13 @@ impl SwitchServer {
             address: config.listener.address.clone(),
             source,
         })?;
-        let limits = SessionLimits {
-            framing: FramingConfig {
-                length_header: config.listener.framing.length_header,
-                header_bytes: config.listener.framing.header_bytes as usize,
-                frame_bytes_max: config.listener.frame_bytes_max as usize,
-            },
-            connections_max: config.listener.connections_max as usize,
-            inflight_per_connection_max: config.listener.inflight_per_connection_max as usize,
-            idle_timeout: Duration::from_millis(config.listener.idle_timeout_ms.max(1)),
-            read_timeout: Duration::from_millis(config.listener.read_timeout_ms.max(1)),
-        };
+        let limits = SessionLimits::from_config(&config.listener);
+        let policies = Arc::new(ArcSwap::from_pointee(Policies::from_config(&config)));
         let stop_accepting = CancellationToken::new();
         let connections = TaskTracker::new();
         background.spawn(serve(
             listener,
-            Arc::clone(&runtime),
-            limits,
+            Sessions::new(Arc::clone(&runtime), limits, Arc::clone(&policies)),
             stop_accepting.clone(),
             connections.clone(),
         ));
@@ -375,6 +369,7 @@ impl SwitchServer {
 
         Ok(SwitchServer {
             runtime,
+            policies,
             local_addr,
             stop_accepting,
             connections,
@@ -392,8 +387,11 @@ impl SwitchServer {
         self.local_addr
     }
 
-    /// Swaps in a new routing table, acquirer list (with the acquirers' keys) and expiry
-    /// setting. The issuers themselves, their keys included, cannot change without a restart.
+    /// Swaps in a new routing table, acquirer list (with each acquirer's keys and connection policy) and
+    /// expiry setting. The issuers themselves cannot change without a restart; nor can the
+    /// `[listener]` limits. A connection already bound to an acquirer keeps its seat when that
+    /// acquirer's `connections_max` is lowered; the new limit applies to connections binding
+    /// after the reload.
     pub fn reload(&self, config: &Config) -> Result<(), String> {
         let ids: Vec<Arc<str>> = self
             .runtime
@@ -420,6 +418,7 @@ impl SwitchServer {
         check_keys(config, &*security.module, "config").map_err(lines)?;
         let live = Live::build(config, &ids)?;
         self.runtime.live.store(Arc::new(live));
+        self.policies.store(Arc::new(Policies::from_config(config)));
         Ok(())
     }
 
