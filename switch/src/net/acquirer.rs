@@ -255,6 +255,21 @@ fn claimed_acquirer(msg: &Message) -> Option<AcquirerId> {
     AcquirerId::from_field(&msg.get(32)?).ok()
 }
 
+/// The answer to one admitted frame, with the frame's fixed header to send it back under.
+async fn answer(rt: Arc<Runtime>, header: Bytes, step: Step) -> (Bytes, Option<Outgoing>) {
+    let out = match step {
+        Step::Process(payload) => rt.handle(payload).await,
+        Step::Answer(bytes) => Some(Outgoing {
+            bytes,
+            if_undeliverable: None,
+            issuer_time: Duration::ZERO,
+        }),
+        Step::Refuse(msg, d) => rt.switch_decline(&msg, d, None, 0, None).await,
+        Step::Drop => None,
+    };
+    (header, out)
+}
+
 /// Serves one acquirer connection over its two halves until the peer goes, a limit closes it, or
 /// `stop` is cancelled.
 pub async fn connection<R, W>(
@@ -290,6 +305,34 @@ pub async fn connection<R, W>(
     let mut partial_since: Option<tokio::time::Instant> = None;
     let mut tick = tokio::time::interval((limits.read_timeout / 4).max(Duration::from_millis(10)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // What to do with what the reader yields: shared by the read arm of the loop and by the
+    // look for a close before answers are written.
+    macro_rules! on_read {
+        ($frame:expr) => {
+        match $frame {
+            Some(Ok(f)) => {
+                idle_deadline = tokio::time::Instant::now() + limits.idle_timeout;
+                metrics::gauge!(m::ACQUIRER_INFLIGHT).increment(1.0);
+                let Frame { header, payload } = f;
+                let step = admit.step(&sessions, payload);
+                inflight.push(answer(Arc::clone(rt), header, step));
+                if admit.close {
+                    reading = false;
+                }
+            }
+            None => {
+                tracing::debug!("acquirer closed the connection");
+                reading = false;
+                peer_gone = true;
+            }
+            Some(Err(e)) => {
+                metrics::counter!(m::DROPPED_TOTAL, "reason" => "framing").increment(1);
+                tracing::warn!(error = %e, "framing error; closing the connection");
+                reading = false;
+            }
+        }
+        };
+    }
     tracing::debug!("acquirer connected");
     loop {
         if !reading && inflight.is_empty() {
@@ -298,6 +341,13 @@ pub async fn connection<R, W>(
         tokio::select! {
             biased;
             Some(first) = inflight.next(), if !inflight.is_empty() => {
+                // A peer that closed while its answers were being prepared will not read them:
+                // look for its close first, so they count as undeliverable (and are reversed)
+                // instead of vanishing into a closed socket. Whatever else is already readable
+                // is taken as the read arm would.
+                if reading && inflight.len() < max && let Some(frame) = reader.next().now_or_never() {
+                    on_read!(frame);
+                }
                 // Take every answer that is ready now and write them with one flush.
                 let mut ready = vec![first];
                 while let Some(Some(more)) = inflight.next().now_or_never() {
@@ -330,43 +380,7 @@ pub async fn connection<R, W>(
             }
             frame = reader.next(), if reading && inflight.len() < max => {
                 partial_since = None;
-                match frame {
-                    Some(Ok(f)) => {
-                        idle_deadline = tokio::time::Instant::now() + limits.idle_timeout;
-                        metrics::gauge!(m::ACQUIRER_INFLIGHT).increment(1.0);
-                        let Frame { header, payload } = f;
-                        let step = admit.step(&sessions, payload);
-                        let rt = Arc::clone(rt);
-                        inflight.push(async move {
-                            let out = match step {
-                                Step::Process(payload) => rt.handle(payload).await,
-                                Step::Answer(bytes) => Some(Outgoing {
-                                    bytes,
-                                    if_undeliverable: None,
-                                    issuer_time: Duration::ZERO,
-                                }),
-                                Step::Refuse(msg, d) => {
-                                    rt.switch_decline(&msg, d, None, 0, None).await
-                                }
-                                Step::Drop => None,
-                            };
-                            (header, out)
-                        });
-                        if admit.close {
-                            reading = false;
-                        }
-                    }
-                    None => {
-                        tracing::debug!("acquirer closed the connection");
-                        reading = false;
-                        peer_gone = true;
-                    }
-                    Some(Err(e)) => {
-                        metrics::counter!(m::DROPPED_TOTAL, "reason" => "framing").increment(1);
-                        tracing::warn!(error = %e, "framing error; closing the connection");
-                        reading = false;
-                    }
-                }
+                on_read!(frame);
             }
             _ = tick.tick(), if reading => {
                 // Time spent at the in-flight limit is ours, not the peer's: only a partial frame
