@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use switch::domain::{AcquirerId, Stan, TerminalId, TransmissionDateTime};
+use switch::domain::{AcquirerId, Mti, Stan, TerminalId, TransmissionDateTime};
 use switch::net::duplicates::{Answer, Claim, DupKey, DuplicateWindow};
 use switch::net::issuer::inflight::InFlight;
 use tokio::time::Instant;
@@ -70,7 +70,7 @@ fn duplicates(c: &mut Criterion) {
             let mut n = 0usize;
             b.iter(|| {
                 n = (n + 1) % keys.len();
-                match w.claim(keys[n], now) {
+                match w.claim(keys[n], Mti::AUTH_REQUEST, now) {
                     Claim::New(p) => p.complete(answer.clone()),
                     Claim::Duplicate(d) => {
                         black_box(d);

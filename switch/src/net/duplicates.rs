@@ -1,7 +1,10 @@
 //! The duplicate window. A request is identified by (acquirer, terminal 41, STAN 11, transmission
-//! date and time 7); within `duplicate_window_s` a second request with the same key gets the
-//! first one's answer, is never forwarded again and never holds funds again. If the first is still
-//! in flight, the duplicate waits for it.
+//! date and time 7) and its message type, a repeat counting as its original (0101 as 0100, 0421
+//! as 0420); within `duplicate_window_s` a second request with the same identity gets the first
+//! one's answer, is never forwarded again and never holds funds again. If the first is still in
+//! flight, the duplicate waits for it. The message type is part of it because acquirers reuse an
+//! authorization's STAN and time in its reversal or completion: those are new requests, and the
+//! authorization's stored answer (an 0110) is no answer to them.
 //!
 //! The window is a sharded map (dashmap), so acquirers never contend on one lock. Each key holds
 //! either a pending slot or the finished answer. A pending slot gets a `watch` channel only when a
@@ -22,7 +25,7 @@ use dashmap::mapref::entry::Entry;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::domain::{AcquirerId, Stan, TerminalId, TransmissionDateTime};
+use crate::domain::{AcquirerId, Mti, Stan, TerminalId, TransmissionDateTime};
 use crate::events::DecisionRecord;
 
 /// The duplicate key.
@@ -32,6 +35,14 @@ pub struct DupKey {
     pub terminal: TerminalId,
     pub stan: Stan,
     pub transmission: TransmissionDateTime,
+}
+
+/// What the window is keyed by: the request's duplicate key and its message type, repeats
+/// folded into their originals.
+type WindowKey = (DupKey, u16);
+
+fn window_key(key: DupKey, mti: Mti) -> WindowKey {
+    (key, mti.original().value())
 }
 
 /// A finished answer.
@@ -62,7 +73,7 @@ pub enum Claim {
 pub struct Pending {
     /// False once completed; a `Pending` dropped while still live frees its slot.
     live: bool,
-    key: DupKey,
+    key: WindowKey,
     window: Arc<DuplicateWindow>,
 }
 
@@ -95,8 +106,8 @@ impl Waiter {
 pub struct DuplicateWindow {
     /// foldhash rather than SipHash: still seeded at random per process (the key is chosen by
     /// acquirers, so an unkeyed hash would invite collisions), and several times cheaper.
-    map: DashMap<DupKey, Slot, foldhash::fast::RandomState>,
-    order: Mutex<VecDeque<(Instant, DupKey)>>,
+    map: DashMap<WindowKey, Slot, foldhash::fast::RandomState>,
+    order: Mutex<VecDeque<(Instant, WindowKey)>>,
     window: Duration,
     entries_max: usize,
 }
@@ -121,7 +132,8 @@ impl DuplicateWindow {
     }
 
     /// Looks up `key`, registering it as pending when it is new.
-    pub fn claim(self: &Arc<Self>, key: DupKey, now: Instant) -> Claim {
+    pub fn claim(self: &Arc<Self>, key: DupKey, mti: Mti, now: Instant) -> Claim {
+        let key = window_key(key, mti);
         self.sweep(now);
         match self.map.entry(key) {
             Entry::Occupied(mut e) => Claim::Duplicate(Waiter(match e.get_mut() {
@@ -146,7 +158,8 @@ impl DuplicateWindow {
     }
 
     /// Seeds a finished answer (recovery). `age` is how long ago it was given.
-    pub fn seed(&self, key: DupKey, answer: Answer, age: Duration, now: Instant) {
+    pub fn seed(&self, key: DupKey, mti: Mti, answer: Answer, age: Duration, now: Instant) {
+        let key = window_key(key, mti);
         if age >= self.window {
             return;
         }
@@ -156,13 +169,13 @@ impl DuplicateWindow {
     }
 
     /// Records `key`'s arrival, then evicts beyond `entries_max`.
-    fn remember(&self, at: Instant, key: DupKey) {
+    fn remember(&self, at: Instant, key: WindowKey) {
         let mut order = self.order.lock().unwrap_or_else(|p| p.into_inner());
         order.push_back((at, key));
         self.expire(&mut order, at);
     }
 
-    fn expire(&self, order: &mut VecDeque<(Instant, DupKey)>, now: Instant) {
+    fn expire(&self, order: &mut VecDeque<(Instant, WindowKey)>, now: Instant) {
         while let Some(&(at, k)) = order.front() {
             if order.len() <= self.entries_max && now.saturating_duration_since(at) < self.window {
                 break;
@@ -181,7 +194,8 @@ impl DuplicateWindow {
 
     /// Replaces the finished answer of `key`, if the window still holds it (an approval the
     /// switch had to reverse because the acquirer never received it).
-    pub fn replace(&self, key: &DupKey, answer: Answer) {
+    pub fn replace(&self, key: &DupKey, mti: Mti, answer: Answer) {
+        let key = &window_key(*key, mti);
         if let Some(mut slot) = self.map.get_mut(key)
             && matches!(*slot, Slot::Done(_))
         {
@@ -198,7 +212,7 @@ impl DuplicateWindow {
 
 impl Pending {
     pub fn key(&self) -> &DupKey {
-        &self.key
+        &self.key.0
     }
 
     /// Records the answer and wakes any waiting duplicates.
@@ -256,10 +270,10 @@ mod tests {
     async fn duplicate_waits_for_the_original() {
         let w = Arc::new(DuplicateWindow::new(Duration::from_secs(60), 1000));
         let now = Instant::now();
-        let Claim::New(p) = w.claim(key(1), now) else {
+        let Claim::New(p) = w.claim(key(1), Mti::AUTH_REQUEST, now) else {
             panic!("first is new")
         };
-        let Claim::Duplicate(d) = w.claim(key(1), now) else {
+        let Claim::Duplicate(d) = w.claim(key(1), Mti::AUTH_REQUEST, now) else {
             panic!("second is a duplicate")
         };
         let waiter = tokio::spawn(d.answer());
@@ -268,7 +282,7 @@ mod tests {
             bytes_of(waiter.await.expect("join")),
             Some(Bytes::from_static(b"answer"))
         );
-        let Claim::Duplicate(d) = w.claim(key(1), now) else {
+        let Claim::Duplicate(d) = w.claim(key(1), Mti::AUTH_REQUEST, now) else {
             panic!("still a duplicate")
         };
         assert_eq!(
@@ -276,7 +290,7 @@ mod tests {
             Some(Bytes::from_static(b"answer"))
         );
         assert!(
-            matches!(w.claim(key(2), now), Claim::New(_)),
+            matches!(w.claim(key(2), Mti::AUTH_REQUEST, now), Claim::New(_)),
             "other STAN is new"
         );
     }
@@ -285,42 +299,45 @@ mod tests {
     async fn dropped_original_frees_the_key() {
         let w = Arc::new(DuplicateWindow::new(Duration::from_secs(60), 1000));
         let now = Instant::now();
-        let Claim::New(p) = w.claim(key(1), now) else {
+        let Claim::New(p) = w.claim(key(1), Mti::AUTH_REQUEST, now) else {
             panic!("new")
         };
-        let Claim::Duplicate(d) = w.claim(key(1), now) else {
+        let Claim::Duplicate(d) = w.claim(key(1), Mti::AUTH_REQUEST, now) else {
             panic!("dup")
         };
         drop(p);
         assert!(d.answer().await.is_none());
-        assert!(matches!(w.claim(key(1), now), Claim::New(_)));
+        assert!(matches!(
+            w.claim(key(1), Mti::AUTH_REQUEST, now),
+            Claim::New(_)
+        ));
     }
 
     #[tokio::test(start_paused = true)]
     async fn expires_after_the_window_and_respects_the_cap() {
         let w = Arc::new(DuplicateWindow::new(Duration::from_secs(300), 2));
         let t0 = Instant::now();
-        let Claim::New(p) = w.claim(key(1), t0) else {
+        let Claim::New(p) = w.claim(key(1), Mti::AUTH_REQUEST, t0) else {
             panic!("new")
         };
         p.complete(Answer::Bytes(Bytes::from_static(b"a")));
         assert!(matches!(
-            w.claim(key(1), t0 + Duration::from_secs(299)),
+            w.claim(key(1), Mti::AUTH_REQUEST, t0 + Duration::from_secs(299)),
             Claim::Duplicate(_)
         ));
         assert!(matches!(
-            w.claim(key(1), t0 + Duration::from_secs(301)),
+            w.claim(key(1), Mti::AUTH_REQUEST, t0 + Duration::from_secs(301)),
             Claim::New(_)
         ));
         let t1 = t0 + Duration::from_secs(400);
         for s in 10..13 {
-            if let Claim::New(p) = w.claim(key(s), t1) {
+            if let Claim::New(p) = w.claim(key(s), Mti::AUTH_REQUEST, t1) {
                 p.complete(Answer::Bytes(Bytes::new()));
             }
         }
         assert!(w.len() <= 2);
         assert!(
-            matches!(w.claim(key(10), t1), Claim::New(_)),
+            matches!(w.claim(key(10), Mti::AUTH_REQUEST, t1), Claim::New(_)),
             "oldest evicted at the cap"
         );
     }
@@ -329,11 +346,11 @@ mod tests {
     async fn every_waiting_duplicate_gets_the_answer_or_the_end() {
         let w = Arc::new(DuplicateWindow::new(Duration::from_secs(60), 1000));
         let now = Instant::now();
-        let Claim::New(p) = w.claim(key(7), now) else {
+        let Claim::New(p) = w.claim(key(7), Mti::AUTH_REQUEST, now) else {
             panic!("first is new")
         };
         let waiters: Vec<_> = (0..2)
-            .map(|_| match w.claim(key(7), now) {
+            .map(|_| match w.claim(key(7), Mti::AUTH_REQUEST, now) {
                 Claim::Duplicate(d) => tokio::spawn(d.answer()),
                 Claim::New(_) => panic!("a duplicate"),
             })
@@ -347,15 +364,42 @@ mod tests {
         }
 
         // An original that ends without an answer: its duplicate learns so, and the key is free.
-        let Claim::New(p) = w.claim(key(8), now) else {
+        let Claim::New(p) = w.claim(key(8), Mti::AUTH_REQUEST, now) else {
             panic!("new")
         };
-        let Claim::Duplicate(d) = w.claim(key(8), now) else {
+        let Claim::Duplicate(d) = w.claim(key(8), Mti::AUTH_REQUEST, now) else {
             panic!("a duplicate")
         };
         let waiter = tokio::spawn(d.answer());
         drop(p);
         assert!(waiter.await.expect("join").is_none());
-        assert!(matches!(w.claim(key(8), now), Claim::New(_)));
+        assert!(matches!(
+            w.claim(key(8), Mti::AUTH_REQUEST, now),
+            Claim::New(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_message_type_is_part_of_the_identity_and_a_repeat_is_its_original() {
+        let w = Arc::new(DuplicateWindow::new(Duration::from_secs(60), 1000));
+        let now = Instant::now();
+        let Claim::New(p) = w.claim(key(9), Mti::AUTH_REQUEST, now) else {
+            panic!("new")
+        };
+        p.complete(Answer::Bytes(Bytes::from_static(b"0110")));
+        // A reversal that reuses the authorization's STAN and time is a new request...
+        assert!(matches!(
+            w.claim(key(9), Mti::REVERSAL_REQUEST, now),
+            Claim::New(_)
+        ));
+        // ...while a repeat of the authorization (0101) is its duplicate.
+        let repeat = Mti::from_digits(b"0101").expect("mti");
+        let Claim::Duplicate(d) = w.claim(key(9), repeat, now) else {
+            panic!("a repeat is a duplicate")
+        };
+        assert_eq!(
+            bytes_of(d.answer().await),
+            Some(Bytes::from_static(b"0110"))
+        );
     }
 }

@@ -243,8 +243,10 @@ pub struct Outgoing {
 
 /// How to undo an approval the acquirer never received.
 pub struct Undeliverable {
-    /// The request's duplicate key: a repeat must learn that the approval was undone.
+    /// The request's duplicate key and message type: a repeat must learn that the approval was
+    /// undone.
     pub key: DupKey,
+    pub mti: Mti,
     pub txn: u64,
     pub issuer: IssuerIndex,
     pub advice: AdviceRecord,
@@ -586,7 +588,7 @@ impl Runtime {
             }
         };
         let key = Self::dup_key(req.acquirer, req.terminal, req.stan, req.transmission);
-        let pending = match self.dup.claim(key, Instant::now()) {
+        let pending = match self.dup.claim(key, req.mti, Instant::now()) {
             Claim::New(p) => p,
             Claim::Duplicate(w) => {
                 metrics::counter!(m::DUPLICATES_TOTAL).increment(1);
@@ -1097,6 +1099,7 @@ impl Runtime {
         });
         Some(Undeliverable {
             key: *key,
+            mti: req.mti,
             txn,
             issuer: issuer_idx,
             advice,
@@ -1160,6 +1163,7 @@ impl Runtime {
             return;
         };
         let key = u.key;
+        let request_mti = u.mti;
         let txn = u.txn;
         let _ = self
             .journal(&Record::Undeliverable {
@@ -1199,7 +1203,7 @@ impl Runtime {
         if let Err(e) = self.journal(&rec).await {
             tracing::error!(error = %e, "journal refused the reversed decision");
         }
-        self.dup.replace(&key, Answer::Bytes(bytes));
+        self.dup.replace(&key, request_mti, Answer::Bytes(bytes));
     }
 
     async fn reverse(
@@ -1211,7 +1215,7 @@ impl Runtime {
         business_date: NaiveDate,
     ) -> HandleResult {
         let key = Self::dup_key(req.acquirer, req.terminal, req.stan, req.transmission);
-        let pending = match self.dup.claim(key, Instant::now()) {
+        let pending = match self.dup.claim(key, req.mti, Instant::now()) {
             Claim::New(p) => p,
             Claim::Duplicate(w) => {
                 metrics::counter!(m::DUPLICATES_TOTAL).increment(1);

@@ -237,10 +237,13 @@ impl SwitchServer {
                     {
                         si.charge(pan, today, amount.unwrap_or(0));
                     }
-                    if let Some(k) = d.key.as_ref().and_then(key_from_record) {
+                    if let Some(k) = d.key.as_ref().and_then(key_from_record)
+                        && let Ok(mti) =
+                            crate::domain::Mti::from_digits(format!("{:04}", d.mti).as_bytes())
+                    {
                         let age =
                             Duration::from_millis(now_ms.saturating_sub(d.at_ms).max(0) as u64);
-                        dup.seed(k, Answer::Recorded(Arc::new(d)), age, now);
+                        dup.seed(k, mti, Answer::Recorded(Arc::new(d)), age, now);
                     }
                 }
                 Record::Forwarded { txn, link_stan, .. } => {
