@@ -123,6 +123,18 @@ pub fn base_config(dir: &Path) -> Config {
     c
 }
 
+/// The process's metrics, read back as Prometheus text. A test binary that reads metrics calls
+/// this before any stack starts, so that the recorder is installed before anything counts.
+pub fn metrics() -> &'static metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
+    HANDLE.get_or_init(|| {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .expect("metrics recorder")
+    })
+}
+
 /// The issuer file of a remote issuer.
 pub fn issuer_file(id: &str) -> PathBuf {
     root().join("config/issuers").join(format!("{id}.toml"))
