@@ -59,7 +59,7 @@ use crate::iso8583::views::mti_of;
 use crate::iso8583::{Message, decode_lenient};
 use crate::metrics as m;
 use crate::net::admission::{Admission, Certified, Gate, Policies, RateLimiter, Verdict};
-use crate::net::framing::{Frame, FrameCodec, FramingConfig};
+use crate::net::framing::{Frame, FrameCodec, FramingConfig, FramingError};
 use crate::net::server::{Outgoing, Runtime};
 
 /// Listener limits, from `[listener]`.
@@ -474,6 +474,16 @@ pub async fn connection_as<R, W>(
                     }
                     None => {
                         tracing::debug!("acquirer closed the connection");
+                        reading = false;
+                        peer_gone = true;
+                    }
+                    // A TLS peer that closes the socket without close_notify, between frames:
+                    // nothing was cut short, so it is an ordinary close, not a framing error.
+                    Some(Err(FramingError::Io(e)))
+                        if e.kind() == std::io::ErrorKind::UnexpectedEof
+                            && reader.read_buffer().is_empty() =>
+                    {
+                        tracing::debug!("acquirer closed the TLS connection without close_notify");
                         reading = false;
                         peer_gone = true;
                     }
