@@ -125,6 +125,11 @@ impl Pki {
 /// The default stack with TLS on the listener, client certificates required, and identities for
 /// both acquirers.
 async fn tls_stack() -> (Stack, Pki) {
+    tls_stack_with(|_| {}).await
+}
+
+/// [`tls_stack`] with one more change to the switch's configuration.
+async fn tls_stack_with(more: impl FnOnce(&mut switch::config::Config)) -> (Stack, Pki) {
     metrics();
     let pki = Pki::generate(&[IDENTITY_1, IDENTITY_2, "nobody.switchyard.test"]);
     let stack = Stack::builder()
@@ -141,6 +146,7 @@ async fn tls_stack() -> (Stack, Pki) {
                     _ => None,
                 };
             }
+            more(c);
             c.validate("e2e_tls").expect("TLS config validates");
         })
         .start()
@@ -264,6 +270,27 @@ async fn plain_tcp_to_the_tls_listener_is_closed_and_counted() {
         ) > failures
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_handshake_not_finished_within_read_timeout_is_closed_and_counted() {
+    use tokio::io::AsyncReadExt;
+    let (stack, _pki) = tls_stack_with(|c| c.listener.read_timeout_ms = 200).await;
+    let timeouts = || {
+        counter(
+            "switchyard_tls_handshake_failures_total",
+            &[("reason", "timeout")],
+        )
+    };
+    let before = timeouts();
+    // Connects and says nothing: the switch must give up on the handshake by itself.
+    let mut silent = tokio::net::TcpStream::connect(stack.addr())
+        .await
+        .expect("TCP connect");
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(WAIT, silent.read_to_end(&mut rest)).await;
+    assert!(read.is_ok(), "the switch kept a silent connection open");
+    wait_until("the handshake timeout is counted", || timeouts() > before).await;
 }
 
 #[test]
