@@ -293,6 +293,56 @@ async fn a_handshake_not_finished_within_read_timeout_is_closed_and_counted() {
     wait_until("the handshake timeout is counted", || timeouts() > before).await;
 }
 
+#[tokio::test]
+async fn issuer_links_run_over_tls() {
+    metrics();
+    let pki = Pki::generate(&[]);
+    let mut stack = Stack::builder()
+        .host_down(NORTH)
+        .configure(|c| {
+            let north = c
+                .issuers
+                .iter_mut()
+                .find(|i| i.id == NORTH)
+                .expect("north-bank configured");
+            // The host's certificate is checked against the endpoint's IP address (127.0.0.1).
+            north.tls = Some(switch::config::IssuerTlsConfig {
+                ca_file: pki.path("ca.crt"),
+                cert_file: None,
+                key_file: None,
+                server_name: None,
+            });
+            c.validate("e2e_tls").expect("issuer TLS config validates");
+        })
+        .start()
+        .await;
+    let server = switch::net::tls::server_config(&ListenerTlsConfig {
+        cert_file: pki.path("server.crt"),
+        key_file: pki.path("server.key"),
+        client_ca_file: None,
+    })
+    .expect("host TLS config");
+    let slot = stack.hosts.get_mut(NORTH).expect("north-bank slot");
+    let host = start_host_tls(
+        NORTH,
+        &slot.addr.to_string(),
+        &slot.journal_dir,
+        Default::default(),
+        100_000,
+        Some(Arc::new(server)),
+    )
+    .await;
+    slot.host = Some(host);
+    stack.wait_ready(NORTH).await;
+    let r = stack
+        .client()
+        .await
+        .purchase(NB_CREDIT, cny("12.00"), opts())
+        .await
+        .expect("answered");
+    assert_eq!(r.response_code, ResponseCode::Approved, "{r:?}");
+}
+
 #[test]
 fn tls_config_problems_are_reported_together_by_key() {
     let dir = tempfile::tempdir().expect("dir");
@@ -303,9 +353,40 @@ fn tls_config_problems_are_reported_together_by_key() {
         client_ca_file: None,
     });
     c.acquirers[0].tls_identity = Some("acq.example".into());
+    let remote = c
+        .issuers
+        .iter()
+        .position(|i| i.kind == switch::config::IssuerKind::Remote)
+        .expect("a remote issuer");
+    let on_us = c
+        .issuers
+        .iter()
+        .position(|i| i.kind == switch::config::IssuerKind::OnUs)
+        .expect("an on-us issuer");
+    let issuer_tls = switch::config::IssuerTlsConfig {
+        ca_file: dir.path().join("missing-ca.crt"),
+        cert_file: Some(root().join("Cargo.toml")),
+        key_file: None,
+        server_name: Some("not a name".into()),
+    };
+    c.issuers[remote].tls = Some(issuer_tls.clone());
+    c.issuers[on_us].tls = Some(issuer_tls);
     let problems = c.validate("test").expect_err("invalid").to_vec();
     let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
-    assert!(keys.contains(&"listener.tls.cert_file"), "{keys:?}");
-    assert!(keys.contains(&"listener.tls.key_file"), "{keys:?}");
-    assert!(keys.contains(&"acquirer[0].tls_identity"), "{keys:?}");
+    for key in [
+        "listener.tls.cert_file".to_owned(),
+        "listener.tls.key_file".to_owned(),
+        "acquirer[0].tls_identity".to_owned(),
+        format!("issuer[{remote}].tls.ca_file"),
+        format!("issuer[{remote}].tls.cert_file"),
+        format!("issuer[{remote}].tls.server_name"),
+        format!("issuer[{on_us}].tls"),
+    ] {
+        assert!(keys.contains(&key.as_str()), "{key} missing from {keys:?}");
+    }
+    // Contents are never quoted: only paths and the rule.
+    assert!(
+        problems.iter().all(|p| !p.message.contains("[workspace]")),
+        "{problems:#?}"
+    );
 }

@@ -176,6 +176,18 @@ pub async fn start_host_with(
     faults: Faults,
     checkpoint_every: u64,
 ) -> IssuerHost {
+    start_host_tls(id, address, journal_dir, faults, checkpoint_every, None).await
+}
+
+/// [`start_host_with`], accepting the switch's links over TLS when `tls` is given.
+pub async fn start_host_tls(
+    id: &str,
+    address: &str,
+    journal_dir: &Path,
+    faults: Faults,
+    checkpoint_every: u64,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> IssuerHost {
     let engine = fresh_engine(id);
     let (journal, _) =
         open_journal(journal_dir, JournalSync::Always, &engine).expect("issuer journal opens");
@@ -187,6 +199,7 @@ pub async fn start_host_with(
         checkpoint_dir: Some(journal_dir.to_owned()),
         checkpoint_every,
         security: host_security(id),
+        tls,
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     IssuerHost::start(

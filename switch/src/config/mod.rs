@@ -442,6 +442,29 @@ pub struct IssuerConfig {
     /// issuer gets 96).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin_key: Option<String>,
+    /// Remote only: `[issuer.tls]`, connect to the issuer's hosts with TLS. Default: none (plain
+    /// TCP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<IssuerTlsConfig>,
+}
+
+/// `[issuer.tls]`: how the switch's links reach a remote issuer over TLS.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerTlsConfig {
+    /// CA certificates the issuer hosts' certificates must chain to (PEM file path). Required.
+    pub ca_file: PathBuf,
+    /// The switch's client certificate chain for this issuer, leaf first (PEM file path). Set
+    /// together with `key_file`. Default: none (no client certificate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<PathBuf>,
+    /// The private key of `cert_file` (PEM file path). Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    /// The DNS name or IP address the hosts' certificates must carry. Default: each endpoint's
+    /// IP address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
 }
 
 /// Where an issuer's decisions are made.

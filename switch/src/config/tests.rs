@@ -609,6 +609,7 @@ fn overlap_check_scales_to_100k_ranges() {
         cards: None,
         mac_key: None,
         pin_key: None,
+        tls: None,
     });
     let range = |low: u64, high: u64| BinRangeConfig {
         low: low.to_string(),

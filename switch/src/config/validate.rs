@@ -330,10 +330,43 @@ fn acquirers(config: &Config, report: &mut Report<'_>) {
     }
 }
 
+/// `[issuer.tls]`: remote only, files that exist, a certificate only with its key.
+fn issuer_tls(i: usize, issuer: &IssuerConfig, report: &mut Report<'_>) {
+    let Some(tls) = &issuer.tls else { return };
+    let key = |k: &str| format!("issuer[{i}].tls.{k}");
+    if issuer.kind != IssuerKind::Remote {
+        report.push(format!("issuer[{i}].tls"), "applies to remote issuers only");
+    }
+    let files = [
+        ("ca_file", Some(&tls.ca_file)),
+        ("cert_file", tls.cert_file.as_ref()),
+        ("key_file", tls.key_file.as_ref()),
+    ];
+    for (k, path) in files {
+        if let Some(path) = path
+            && !path.is_file()
+        {
+            report.push(key(k), format!("no such file: {}", path.display()));
+        }
+    }
+    if tls.cert_file.is_some() != tls.key_file.is_some() {
+        report.push(key("cert_file"), "cert_file and key_file go together");
+    }
+    if let Some(name) = &tls.server_name
+        && rustls_pki_types::ServerName::try_from(name.as_str()).is_err()
+    {
+        report.push(
+            key("server_name"),
+            format!("must be a DNS name or IP address (got {name:?})"),
+        );
+    }
+}
+
 /// Checks issuers and returns the set of well-formed ids (for `bin_range.issuer`).
 fn issuers<'c>(config: &'c Config, report: &mut Report<'_>) -> HashSet<&'c str> {
     let mut seen: HashMap<&str, usize> = HashMap::with_capacity(config.issuers.len());
     for (i, issuer) in config.issuers.iter().enumerate() {
+        issuer_tls(i, issuer, report);
         let id = issuer.id.as_str();
         if id.is_empty() {
             report.push(format!("issuer[{i}].id"), "must not be empty");

@@ -151,6 +151,15 @@ impl SwitchServer {
                             },
                         )?;
                     link_cfg.mac = keys.mac.clone().map(|k| PartyMac::new(module.clone(), k));
+                    link_cfg.tls = ic
+                        .tls
+                        .as_ref()
+                        .map(crate::net::issuer::LinkTls::from_config)
+                        .transpose()
+                        .map_err(|e| StartError::Issuer {
+                            issuer: ic.id.clone(),
+                            message: e.to_string(),
+                        })?;
                     let pool = IssuerPool::start(link_cfg, shutdown.child_token());
                     let saf = Saf::new(
                         ic.id.clone(),
