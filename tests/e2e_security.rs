@@ -6,10 +6,9 @@
 
 mod common;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use common::*;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use switch::client::{ClientError, ClientOptions, PinSetup, PreparedRequest, TxnKind, TxnOptions};
 use switch::decision::security::check_mac;
 use switch::domain::ResponseCode;
@@ -17,16 +16,6 @@ use switch::host::Faults;
 use switch::iso8583::Message;
 use switch::security::KeyId;
 use switch::terminal::{TEST_AES_KSN, TEST_TDES_KSN, TerminalKeys};
-
-/// The process's metrics, read back as Prometheus text. Installed before any stack starts.
-fn metrics() -> &'static PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE.get_or_init(|| {
-        PrometheusBuilder::new()
-            .install_recorder()
-            .expect("metrics recorder")
-    })
-}
 
 /// `switchyard_security_violations_total` for `party` and `reason` so far (every test of this
 /// binary counts into it, so tests compare before and after).

@@ -54,7 +54,6 @@ use bytes::{Bytes, BytesMut};
 use chrono::{Datelike, NaiveDateTime, Timelike};
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpStream, ToSocketAddrs};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -139,7 +138,32 @@ pub struct ClientOptions {
     pub first_stan: Option<Stan>,
     /// The acquirer's MAC key and PIN pad. Default: none (no MAC, PINs in clear).
     pub keys: Arc<TerminalKeys>,
+    /// Connect with TLS (for a listener with `[listener.tls]`). Default: none (plain TCP).
+    pub tls: Option<ClientTls>,
 }
+
+/// TLS settings of [`ClientOptions`]: what to trust and present, and the name to check on the
+/// switch's certificate.
+#[derive(Clone)]
+pub struct ClientTls {
+    /// Root CAs and, for a listener that asks for one, the acquirer's client certificate
+    /// ([`crate::net::tls::client_config`] builds one from PEM files).
+    pub config: Arc<rustls::ClientConfig>,
+    /// The DNS name or IP address the switch's certificate must carry, e.g. `localhost` or
+    /// `127.0.0.1`.
+    pub server_name: String,
+}
+
+impl fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientTls")
+            .field("server_name", &self.server_name)
+            .finish_non_exhaustive()
+    }
+}
+
+type ReadHalf = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+type WriteHalf = Box<dyn tokio::io::AsyncWrite + Send + Unpin>;
 
 impl Default for ClientOptions {
     fn default() -> Self {
@@ -148,6 +172,7 @@ impl Default for ClientOptions {
             currency: Currency::CNY,
             first_stan: None,
             keys: Arc::new(TerminalKeys::none()),
+            tls: None,
         }
     }
 }
@@ -158,6 +183,7 @@ impl fmt::Debug for ClientOptions {
             .field("currency", &self.currency)
             .field("first_stan", &self.first_stan)
             .field("keys", &self.keys)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -954,8 +980,36 @@ impl AcquirerClient {
             unmatched: AtomicU64::new(0),
         });
 
+        let (read_half, write_half): (ReadHalf, WriteHalf) = match &options.tls {
+            None => {
+                let (r, w) = stream.into_split();
+                (Box::new(r), Box::new(w))
+            }
+            Some(tls) => {
+                let name = rustls_pki_types::ServerName::try_from(tls.server_name.clone())
+                    .map_err(|e| ClientError::Config(format!("TLS server name: {e}")))?;
+                let connector = tokio_rustls::TlsConnector::from(Arc::clone(&tls.config));
+                let tls_stream =
+                    match tokio::time::timeout(config.timeout, connector.connect(name, stream))
+                        .await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => return Err(connect_error(e)),
+                        Err(_) => {
+                            return Err(connect_error(io::Error::new(
+                                io::ErrorKind::TimedOut,
+                                format!(
+                                    "no TLS handshake within {} ms",
+                                    config.timeout.as_millis()
+                                ),
+                            )));
+                        }
+                    };
+                let (r, w) = tokio::io::split(tls_stream);
+                (Box::new(r), Box::new(w))
+            }
+        };
         let codec = FrameCodec::new(config.framing);
-        let (read_half, write_half) = stream.into_split();
         let reader = tokio::spawn(read_loop(
             FramedRead::new(read_half, codec.clone()),
             Arc::clone(&shared),
@@ -1616,7 +1670,7 @@ fn rrn_for(now: NaiveDateTime, stan: Stan) -> String {
     )
 }
 
-async fn read_loop(mut reader: FramedRead<OwnedReadHalf, FrameCodec>, shared: Arc<Shared>) {
+async fn read_loop(mut reader: FramedRead<ReadHalf, FrameCodec>, shared: Arc<Shared>) {
     loop {
         match reader.next().await {
             Some(Ok(frame)) => shared.dispatch(frame.payload, Instant::now()),
@@ -1638,11 +1692,7 @@ async fn read_loop(mut reader: FramedRead<OwnedReadHalf, FrameCodec>, shared: Ar
     }
 }
 
-async fn write_loop(
-    mut half: OwnedWriteHalf,
-    mut rx: mpsc::Receiver<Outgoing>,
-    shared: Arc<Shared>,
-) {
+async fn write_loop(mut half: WriteHalf, mut rx: mpsc::Receiver<Outgoing>, shared: Arc<Shared>) {
     let mut buf = BytesMut::with_capacity(8192);
     let mut acks = Vec::new();
     while let Some(first) = rx.recv().await {

@@ -101,6 +101,7 @@ async fn start_host(
         checkpoint_dir: Some(journal_dir.to_owned()),
         checkpoint_every: 100_000,
         security,
+        tls: None,
     };
     IssuerHost::start(
         cfg,

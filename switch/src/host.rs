@@ -27,7 +27,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, SinkExt, StreamExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -79,6 +79,9 @@ pub struct HostConfig {
     /// Zone PIN key and link MAC key; `None`: PIN blocks are not accepted (55) and nothing is
     /// MACed.
     pub security: Option<HostSecurity>,
+    /// Accept the switch's links over TLS with this configuration (see
+    /// [`crate::net::tls::server_config`]). `None`: plain TCP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// The issuer host's keys in its security module: the zone PIN key the switch sends PIN
@@ -346,6 +349,7 @@ impl IssuerHost {
             let stop = stop.clone();
             let tasks2 = tasks.clone();
             let framing = cfg.framing;
+            let tls = cfg.tls.clone().map(tokio_rustls::TlsAcceptor::from);
             tasks.spawn(async move {
                 loop {
                     let accepted = tokio::select! {
@@ -355,12 +359,28 @@ impl IssuerHost {
                     match accepted {
                         Ok((stream, peer)) => {
                             tracing::info!(issuer = %shared.issuer, %peer, "switch connected");
-                            tasks2.spawn(connection(
-                                stream,
-                                Arc::clone(&shared),
-                                framing,
-                                stop.clone(),
-                            ));
+                            let _ = stream.set_nodelay(true);
+                            let shared = Arc::clone(&shared);
+                            let stop = stop.clone();
+                            let tls = tls.clone();
+                            tasks2.spawn(async move {
+                                match tls {
+                                    None => {
+                                        let (r, w) = stream.into_split();
+                                        connection(r, w, shared, framing, stop).await;
+                                    }
+                                    Some(acceptor) => match acceptor.accept(stream).await {
+                                        Ok(s) => {
+                                            let (r, w) = tokio::io::split(s);
+                                            connection(r, w, shared, framing, stop).await;
+                                        }
+                                        Err(e) => tracing::warn!(
+                                            error = %e,
+                                            "TLS handshake with the switch failed"
+                                        ),
+                                    },
+                                }
+                            });
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, "accept failed");
@@ -415,14 +435,16 @@ impl IssuerHost {
     }
 }
 
-async fn connection(
-    stream: TcpStream,
+async fn connection<R, W>(
+    r: R,
+    w: W,
     shared: Arc<Shared>,
     framing: FramingConfig,
     stop: CancellationToken,
-) {
-    let _ = stream.set_nodelay(true);
-    let (r, w) = stream.into_split();
+) where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
     let mut reader = FramedRead::new(r, FrameCodec::new(framing));
     let mut writer = FramedWrite::new(w, FrameCodec::new(framing));
     let mut inflight = FuturesUnordered::new();

@@ -42,6 +42,10 @@ pub const CONNECTIONS_ACCEPTED_TOTAL: &str = "switchyard_connections_accepted_to
 /// connections_max`, closed unread; `acquirer`: `[[acquirer]] connections_max`, answered 91 and
 /// closed), and `acquirer` for the latter.
 pub const CONNECTIONS_REFUSED_TOTAL: &str = "switchyard_connections_refused_total";
+/// TLS handshakes on the acquirer listener that failed; the connection is closed unread. Labels:
+/// `reason` (`timeout`: not finished within `read_timeout_ms`, `error`: anything else, e.g. plain
+/// TCP, no or an untrusted client certificate).
+pub const TLS_HANDSHAKE_FAILURES_TOTAL: &str = "switchyard_tls_handshake_failures_total";
 /// Requests answered 91 at once, unprocessed, because their connection was over
 /// `requests_per_s_max` (not in `requests_total`). Labels: `acquirer` (the connection's, or
 /// `unidentified` before its first request naming one).
@@ -65,7 +69,10 @@ pub const STANDIN_TOTAL: &str = "switchyard_standin_total";
 /// Labels: `party` (`acquirer` or `issuer`: who sent it) and `reason` (`mac_missing`,
 /// `mac_invalid`, `pin_key_missing`, `pin_block_invalid`, `source_not_allowed`: a request names
 /// an acquirer from an address outside its `allowed_sources`, `acquirer_changed`: a connection
-/// that belongs to one acquirer sends a request naming another).
+/// that belongs to one acquirer sends a request naming another, `certificate_mismatch`: a request
+/// names another acquirer than the one its connection's TLS client certificate identifies,
+/// `certificate_unknown`: a request on a connection whose client certificate identifies no
+/// configured acquirer).
 pub const SECURITY_VIOLATIONS_TOTAL: &str = "switchyard_security_violations_total";
 /// Config reloads. Labels: `outcome` (applied, rejected).
 pub const CONFIG_RELOADS_TOTAL: &str = "switchyard_config_reloads_total";

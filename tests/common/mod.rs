@@ -123,6 +123,18 @@ pub fn base_config(dir: &Path) -> Config {
     c
 }
 
+/// The process's metrics, read back as Prometheus text. A test binary that reads metrics calls
+/// this before any stack starts, so that the recorder is installed before anything counts.
+pub fn metrics() -> &'static metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
+    HANDLE.get_or_init(|| {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .expect("metrics recorder")
+    })
+}
+
 /// The issuer file of a remote issuer.
 pub fn issuer_file(id: &str) -> PathBuf {
     root().join("config/issuers").join(format!("{id}.toml"))
@@ -164,6 +176,18 @@ pub async fn start_host_with(
     faults: Faults,
     checkpoint_every: u64,
 ) -> IssuerHost {
+    start_host_tls(id, address, journal_dir, faults, checkpoint_every, None).await
+}
+
+/// [`start_host_with`], accepting the switch's links over TLS when `tls` is given.
+pub async fn start_host_tls(
+    id: &str,
+    address: &str,
+    journal_dir: &Path,
+    faults: Faults,
+    checkpoint_every: u64,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> IssuerHost {
     let engine = fresh_engine(id);
     let (journal, _) =
         open_journal(journal_dir, JournalSync::Always, &engine).expect("issuer journal opens");
@@ -175,6 +199,7 @@ pub async fn start_host_with(
         checkpoint_dir: Some(journal_dir.to_owned()),
         checkpoint_every,
         security: host_security(id),
+        tls,
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     IssuerHost::start(

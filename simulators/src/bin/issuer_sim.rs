@@ -110,6 +110,16 @@ struct ServeArgs {
     /// Fault injection: answer requests with a MAC that does not verify (needs `mac_key`).
     #[arg(long)]
     garble_mac: bool,
+    /// Accept the switch's links over TLS with this certificate chain (PEM); the switch's
+    /// `[issuer.tls] ca_file` must trust it. Needs --tls-key.
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Require the switch to present a client certificate chaining to these CAs (PEM).
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
 }
 
 /// `issuer-sim statements`.
@@ -225,6 +235,23 @@ fn serve(cli: &Cli, config: &Path, file: &IssuerFile, journal_dir: PathBuf) -> E
             return ExitCode::from(2);
         }
     };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let listener = switch::config::ListenerTlsConfig {
+                cert_file: cert.clone(),
+                key_file: key.clone(),
+                client_ca_file: args.tls_client_ca.clone(),
+            };
+            match switch::net::tls::server_config(&listener) {
+                Ok(c) => Some(Arc::new(c)),
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        _ => None,
+    };
     let security = match HostSecurity::load(file, cli.keys.as_deref()) {
         Ok(s) => s,
         Err(e) => {
@@ -277,6 +304,7 @@ fn serve(cli: &Cli, config: &Path, file: &IssuerFile, journal_dir: PathBuf) -> E
             checkpoint_dir: Some(journal_dir.clone()),
             checkpoint_every: args.checkpoint_every,
             security,
+            tls,
         };
         let host = match IssuerHost::start(
             cfg,

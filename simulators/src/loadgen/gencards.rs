@@ -668,6 +668,7 @@ pub fn issuer_config(
         cards: listen.is_none().then(|| file.to_owned()),
         mac_key: None,
         pin_key: None,
+        tls: None,
     }
 }
 

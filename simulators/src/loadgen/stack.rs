@@ -210,6 +210,7 @@ async fn start_host(
         checkpoint_dir: None,
         checkpoint_every: 0,
         security,
+        tls: None,
     };
     IssuerHost::start(
         cfg,

@@ -123,6 +123,25 @@ pub struct ListenerConfig {
     /// Requests one connection may send in a burst above `requests_per_s_max` (requests).
     /// Default 5000.
     pub requests_burst_max: u32,
+    /// `[listener.tls]`: accept TLS instead of plain TCP. Default: none (plain TCP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ListenerTlsConfig>,
+}
+
+/// `[listener.tls]`: the listener's certificate and, optionally, the CA its clients' certificates
+/// must chain to. The TLS handshake must finish within `read_timeout_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerTlsConfig {
+    /// The listener's certificate chain, leaf first (PEM file path). Required.
+    pub cert_file: PathBuf,
+    /// The private key of `cert_file` (PEM file path: PKCS#8, PKCS#1 or SEC1). Required.
+    pub key_file: PathBuf,
+    /// CA certificates that client certificates must chain to (PEM file path). When set, every
+    /// client must present a valid certificate, and `[[acquirer]] tls_identity` maps it to an
+    /// acquirer. Default: none (no client certificates asked for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca_file: Option<PathBuf>,
 }
 
 impl Default for ListenerConfig {
@@ -138,6 +157,7 @@ impl Default for ListenerConfig {
             read_timeout_ms: 30_000,
             requests_per_s_max: 50_000,
             requests_burst_max: 5_000,
+            tls: None,
         }
     }
 }
@@ -350,6 +370,12 @@ pub struct AcquirerConfig {
     /// other address is answered 63. Default: any address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_sources: Option<Vec<String>>,
+    /// The SAN DNS name (not the subject CN) of this acquirer's TLS client certificates, compared
+    /// without regard to ASCII case (a DNS name, e.g. `acq-100001.example`; wildcards never
+    /// match). A connection whose certificate carries it may send only as this acquirer (63
+    /// otherwise). Requires `[listener.tls] client_ca_file`. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_identity: Option<String>,
 }
 
 /// `[[issuer]]`: one card issuer, either a remote host or the switch's own on-us engine.
@@ -416,6 +442,29 @@ pub struct IssuerConfig {
     /// issuer gets 96).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin_key: Option<String>,
+    /// Remote only: `[issuer.tls]`, connect to the issuer's hosts with TLS. Default: none (plain
+    /// TCP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<IssuerTlsConfig>,
+}
+
+/// `[issuer.tls]`: how the switch's links reach a remote issuer over TLS.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerTlsConfig {
+    /// CA certificates the issuer hosts' certificates must chain to (PEM file path). Required.
+    pub ca_file: PathBuf,
+    /// The switch's client certificate chain for this issuer, leaf first (PEM file path). Set
+    /// together with `key_file`. Default: none (no client certificate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<PathBuf>,
+    /// The private key of `cert_file` (PEM file path). Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    /// The DNS name or IP address the hosts' certificates must carry. Default: each endpoint's
+    /// IP address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
 }
 
 /// Where an issuer's decisions are made.

@@ -392,6 +392,80 @@ allowed_sources = ["10.0.0.0/8", "localhost", "10.0.0.0/40"]
 }
 
 #[test]
+fn listener_tls_and_acquirer_identities() {
+    // Cargo.toml stands in for the PEM files: validation checks that files exist, loading them
+    // is the listener's job (and its errors are tested in `net::tls`).
+    let ok = Config::from_toml_str(
+        r#"
+[listener.tls]
+cert_file = "Cargo.toml"
+key_file = "Cargo.toml"
+client_ca_file = "Cargo.toml"
+
+[[acquirer]]
+id = "100001"
+name = "A"
+tls_identity = "acq-100001.example"
+"#,
+        ORIGIN,
+    )
+    .expect("valid");
+    assert_eq!(
+        ok.acquirers[0].tls_identity.as_deref(),
+        Some("acq-100001.example")
+    );
+    let text = ok.to_toml_string().expect("serializes");
+    assert_eq!(
+        Config::from_toml_str(&text, ORIGIN).expect("round trip"),
+        ok
+    );
+    assert_eq!(Config::default().listener.tls, None, "plain TCP by default");
+
+    // Every problem at once, by key; without client_ca_file no identity can be checked.
+    let problems = invalid(
+        r#"
+[listener.tls]
+cert_file = "no-such-cert.pem"
+key_file = "no-such-key.pem"
+
+[[acquirer]]
+id = "100001"
+name = "A"
+tls_identity = "*.example"
+
+[[acquirer]]
+id = "100002"
+name = "B"
+tls_identity = "acq.example"
+
+[[acquirer]]
+id = "100003"
+name = "C"
+tls_identity = "ACQ.example"
+"#,
+    );
+    assert_eq!(
+        keys(&problems),
+        [
+            "listener.tls.cert_file",
+            "listener.tls.key_file",
+            "acquirer[0].tls_identity",
+            "acquirer[0].tls_identity",
+            "acquirer[1].tls_identity",
+            "acquirer[2].tls_identity",
+            "acquirer[2].tls_identity",
+        ],
+        "{problems:#?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.message.contains("duplicate of acquirer[1]")),
+        "{problems:#?}"
+    );
+}
+
+#[test]
 fn validate_reports_on_a_config_built_in_code() {
     let mut config = Config::default();
     assert_eq!(config.validate(ORIGIN), Ok(()));
@@ -535,6 +609,7 @@ fn overlap_check_scales_to_100k_ranges() {
         cards: None,
         mac_key: None,
         pin_key: None,
+        tls: None,
     });
     let range = |low: u64, high: u64| BinRangeConfig {
         low: low.to_string(),

@@ -185,6 +185,20 @@ fn listener(config: &Config, report: &mut Report<'_>) -> Option<SocketAddr> {
     report.non_zero("listener.read_timeout_ms", l.read_timeout_ms);
     report.non_zero("listener.requests_per_s_max", l.requests_per_s_max.into());
     report.non_zero("listener.requests_burst_max", l.requests_burst_max.into());
+    if let Some(tls) = &l.tls {
+        let files = [
+            ("listener.tls.cert_file", Some(&tls.cert_file)),
+            ("listener.tls.key_file", Some(&tls.key_file)),
+            ("listener.tls.client_ca_file", tls.client_ca_file.as_ref()),
+        ];
+        for (key, path) in files {
+            if let Some(path) = path
+                && !path.is_file()
+            {
+                report.push(key, format!("no such file: {}", path.display()));
+            }
+        }
+    }
     addr
 }
 
@@ -239,6 +253,7 @@ fn metrics(config: &Config, listen_addr: Option<SocketAddr>, report: &mut Report
 
 fn acquirers(config: &Config, report: &mut Report<'_>) {
     let mut seen: HashMap<&str, usize> = HashMap::with_capacity(config.acquirers.len());
+    let mut identities: HashMap<String, usize> = HashMap::new();
     for (i, acquirer) in config.acquirers.iter().enumerate() {
         let id = acquirer.id.as_str();
         if id.is_empty() || id.len() > ACQUIRER_ID_DIGITS_MAX || !all_digits(id) {
@@ -284,6 +299,66 @@ fn acquirers(config: &Config, report: &mut Report<'_>) {
                 }
             }
         }
+        if let Some(name) = &acquirer.tls_identity {
+            let key = key("tls_identity");
+            let client_ca = config
+                .listener
+                .tls
+                .as_ref()
+                .is_some_and(|t| t.client_ca_file.is_some());
+            if !client_ca {
+                report.push(
+                    key.clone(),
+                    "requires [listener.tls] client_ca_file (client certificates are not verified without it)",
+                );
+            }
+            let lower = name.to_ascii_lowercase();
+            if rustls_pki_types::DnsName::try_from(lower.as_str()).is_err()
+                || lower.starts_with('*')
+            {
+                report.push(
+                    key,
+                    format!("must be a DNS name without wildcards, e.g. acq-100001.example (got {name:?})"),
+                );
+            } else if let Some(first) = identities.insert(lower, i) {
+                report.push(
+                    key,
+                    format!("duplicate of acquirer[{first}].tls_identity ({name:?})"),
+                );
+            }
+        }
+    }
+}
+
+/// `[issuer.tls]`: remote only, files that exist, a certificate only with its key.
+fn issuer_tls(i: usize, issuer: &IssuerConfig, report: &mut Report<'_>) {
+    let Some(tls) = &issuer.tls else { return };
+    let key = |k: &str| format!("issuer[{i}].tls.{k}");
+    if issuer.kind != IssuerKind::Remote {
+        report.push(format!("issuer[{i}].tls"), "applies to remote issuers only");
+    }
+    let files = [
+        ("ca_file", Some(&tls.ca_file)),
+        ("cert_file", tls.cert_file.as_ref()),
+        ("key_file", tls.key_file.as_ref()),
+    ];
+    for (k, path) in files {
+        if let Some(path) = path
+            && !path.is_file()
+        {
+            report.push(key(k), format!("no such file: {}", path.display()));
+        }
+    }
+    if tls.cert_file.is_some() != tls.key_file.is_some() {
+        report.push(key("cert_file"), "cert_file and key_file go together");
+    }
+    if let Some(name) = &tls.server_name
+        && rustls_pki_types::ServerName::try_from(name.as_str()).is_err()
+    {
+        report.push(
+            key("server_name"),
+            format!("must be a DNS name or IP address (got {name:?})"),
+        );
     }
 }
 
@@ -291,6 +366,7 @@ fn acquirers(config: &Config, report: &mut Report<'_>) {
 fn issuers<'c>(config: &'c Config, report: &mut Report<'_>) -> HashSet<&'c str> {
     let mut seen: HashMap<&str, usize> = HashMap::with_capacity(config.issuers.len());
     for (i, issuer) in config.issuers.iter().enumerate() {
+        issuer_tls(i, issuer, report);
         let id = issuer.id.as_str();
         if id.is_empty() {
             report.push(format!("issuer[{i}].id"), "must not be empty");

@@ -618,6 +618,7 @@ async fn traffic(
             currency: cur,
             first_stan: Some(Stan::new(first % Stan::MAX).map_err(setup("STAN"))?),
             keys: terminal,
+            tls: None,
         };
         let c = AcquirerClient::connect_with(addr, acquirer.config(), options)
             .await

@@ -24,6 +24,13 @@
 //!   connection (slowloris). It is checked every quarter of the timeout, so the close comes
 //!   between 1 and 1.25 timeouts after the frame began.
 //!
+//! With `[listener.tls]`, each accepted connection first completes a TLS handshake within
+//! `read_timeout_ms` (holding its `connections_max` slot meanwhile); a failed or late handshake
+//! closes it, counted in `switchyard_tls_handshake_failures_total`. A verified client certificate
+//! then pre-binds the connection's [`Gate`] (see [`crate::net::admission::Certified`]): a request
+//! naming another acquirer is answered 63 (`certificate_mismatch`), and on a connection whose
+//! certificate identifies no configured acquirer every request naming one is (`certificate_unknown`).
+//!
 //! The identity checks apply to well-formed requests only: a message that fails the format check
 //! is answered 30 whatever it claims, and acts on nothing.
 //!
@@ -51,8 +58,8 @@ use crate::domain::{AcquirerId, Decline, ResponseCode};
 use crate::iso8583::views::mti_of;
 use crate::iso8583::{Message, decode_lenient};
 use crate::metrics as m;
-use crate::net::admission::{Admission, Gate, Policies, RateLimiter, Verdict};
-use crate::net::framing::{Frame, FrameCodec, FramingConfig};
+use crate::net::admission::{Admission, Certified, Gate, Policies, RateLimiter, Verdict};
+use crate::net::framing::{Frame, FrameCodec, FramingConfig, FramingError};
 use crate::net::server::{Outgoing, Runtime};
 
 /// Listener limits, from `[listener]`.
@@ -93,6 +100,8 @@ pub struct Sessions {
     /// `[[acquirer]]` policies; swapped whole on a reload.
     pub policies: Arc<ArcSwap<Policies>>,
     pub admission: Arc<Admission>,
+    /// `[listener.tls]`: connections are TLS when set.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Sessions {
@@ -101,11 +110,36 @@ impl Sessions {
         limits: SessionLimits,
         policies: Arc<ArcSwap<Policies>>,
     ) -> Arc<Sessions> {
+        Sessions::build(rt, limits, policies, None)
+    }
+
+    /// The same, accepting TLS with `tls`.
+    pub fn with_tls(
+        rt: Arc<Runtime>,
+        limits: SessionLimits,
+        policies: Arc<ArcSwap<Policies>>,
+        tls: Arc<rustls::ServerConfig>,
+    ) -> Arc<Sessions> {
+        Sessions::build(
+            rt,
+            limits,
+            policies,
+            Some(tokio_rustls::TlsAcceptor::from(tls)),
+        )
+    }
+
+    fn build(
+        rt: Arc<Runtime>,
+        limits: SessionLimits,
+        policies: Arc<ArcSwap<Policies>>,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> Arc<Sessions> {
         Arc::new(Sessions {
             rt,
             limits,
             policies,
             admission: Admission::new(),
+            tls,
         })
     }
 }
@@ -148,14 +182,65 @@ pub async fn serve(
             async move {
                 metrics::gauge!(m::CONNECTIONS_OPEN).increment(1.0);
                 let _ = stream.set_nodelay(true);
-                let (r, w) = stream.into_split();
-                connection(r, w, peer, sessions, stop).await;
+                match sessions.tls.clone() {
+                    None => {
+                        let (r, w) = stream.into_split();
+                        connection(r, w, peer, sessions, stop).await;
+                    }
+                    Some(acceptor) => tls_connection(acceptor, stream, peer, sessions, stop).await,
+                }
                 metrics::gauge!(m::CONNECTIONS_OPEN).decrement(1.0);
                 drop(permit);
             },
             span,
         ));
     }
+}
+
+/// Completes the TLS handshake (within `read_timeout_ms`) and serves the connection over it,
+/// pre-bound to the acquirer its client certificate identifies, if it presented one.
+async fn tls_connection(
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    sessions: Arc<Sessions>,
+    stop: CancellationToken,
+) {
+    let handshake = tokio::time::timeout(sessions.limits.read_timeout, acceptor.accept(stream));
+    let tls = match handshake.await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            metrics::counter!(m::TLS_HANDSHAKE_FAILURES_TOTAL, "reason" => "error").increment(1);
+            // rustls errors describe the protocol step, never key material.
+            tracing::warn!(error = %e, "TLS handshake failed; closing the connection");
+            return;
+        }
+        Err(_) => {
+            metrics::counter!(m::TLS_HANDSHAKE_FAILURES_TOTAL, "reason" => "timeout").increment(1);
+            tracing::warn!(
+                read_timeout_ms = sessions.limits.read_timeout.as_millis() as u64,
+                "TLS handshake not finished in time; closing the connection"
+            );
+            return;
+        }
+    };
+    // rustls has verified the chain against client_ca_file; the leaf's names say who it is.
+    let certified = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(<[_]>::first)
+        .map(|leaf| {
+            sessions
+                .policies
+                .load()
+                .certified(&crate::net::tls::certificate_names(leaf))
+        });
+    if let Some(c) = certified {
+        tracing::info!(certified = ?c, "TLS client certificate accepted");
+    }
+    let (r, w) = tokio::io::split(tls);
+    connection_as(r, w, peer, certified, sessions, stop).await;
 }
 
 /// Starting size of a session's read and write buffers; a typical request or answer fits.
@@ -227,6 +312,18 @@ impl Admit {
                 tracing::warn!(bound = ?bound, claimed = ?claimed, "request names another acquirer than its connection's; answered 63");
                 Step::Refuse(Box::new(msg), Decline::SecurityViolation)
             }
+            Verdict::CertificateMismatch { certified, claimed } => {
+                metrics::counter!(m::SECURITY_VIOLATIONS_TOTAL, "party" => "acquirer", "reason" => "certificate_mismatch")
+                    .increment(1);
+                tracing::warn!(certified = ?certified, claimed = ?claimed, "request names another acquirer than its client certificate; answered 63");
+                Step::Refuse(Box::new(msg), Decline::SecurityViolation)
+            }
+            Verdict::CertificateUnknown(claimed) => {
+                metrics::counter!(m::SECURITY_VIOLATIONS_TOTAL, "party" => "acquirer", "reason" => "certificate_unknown")
+                    .increment(1);
+                tracing::warn!(claimed = ?claimed, "request on a connection whose client certificate identifies no acquirer; answered 63");
+                Step::Refuse(Box::new(msg), Decline::SecurityViolation)
+            }
             Verdict::AcquirerFull(a) => {
                 metrics::counter!(m::CONNECTIONS_REFUSED_TOTAL, "limit" => "acquirer", "acquirer" => a.as_str().to_owned())
                     .increment(1);
@@ -282,6 +379,22 @@ pub async fn connection<R, W>(
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    connection_as(r, w, peer, None, sessions, stop).await;
+}
+
+/// [`connection`] for a connection whose client certificate says `certified` (`None`: no
+/// certificate, the identity comes from the first request naming a configured acquirer).
+pub async fn connection_as<R, W>(
+    r: R,
+    w: W,
+    peer: SocketAddr,
+    certified: Option<Certified>,
+    sessions: Arc<Sessions>,
+    stop: CancellationToken,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let limits = sessions.limits;
     let rt = &sessions.rt;
     // Small starting buffers: they grow with traffic, and an idle connection then costs a few
@@ -294,7 +407,10 @@ pub async fn connection<R, W>(
     let mut inflight = FuturesUnordered::new();
     let max = limits.inflight_per_connection_max.max(1);
     let mut admit = Admit {
-        gate: Gate::new(peer.ip()),
+        gate: match certified {
+            Some(c) => Gate::certified(peer.ip(), c),
+            None => Gate::new(peer.ip()),
+        },
         limiter: RateLimiter::new(limits.requests_per_s_max, limits.requests_burst_max),
         close: false,
     };
@@ -322,6 +438,16 @@ pub async fn connection<R, W>(
             }
             None => {
                 tracing::debug!("acquirer closed the connection");
+                reading = false;
+                peer_gone = true;
+            }
+            // A TLS peer that closes the socket without close_notify, between frames: nothing
+            // was cut short, so it is an ordinary close, not a framing error.
+            Some(Err(FramingError::Io(e)))
+                if e.kind() == std::io::ErrorKind::UnexpectedEof
+                    && reader.read_buffer().is_empty() =>
+            {
+                tracing::debug!("acquirer closed the TLS connection without close_notify");
                 reading = false;
                 peer_gone = true;
             }

@@ -16,6 +16,12 @@
 //! than checking each request on its own) is what makes a per-acquirer connection count possible,
 //! and it stops one connection from speaking for two institutions. The source address is the one
 //! fact a peer cannot choose over TCP, hence `allowed_sources`.
+//!
+//! With TLS client certificates (`[listener.tls] client_ca_file`), the connection's identity comes
+//! from its certificate instead ([`Certified`], mapped through `[[acquirer]] tls_identity`): the
+//! gate starts pre-bound to that acquirer and every request must name it, or, for a certificate
+//! that names no configured acquirer, every request naming any acquirer is refused. The seat (and
+//! so `connections_max`) and `allowed_sources` still apply at the first request, as without TLS.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -73,6 +79,8 @@ impl AcquirerPolicy {
 #[derive(Debug, Clone, Default)]
 pub struct Policies {
     by_id: HashMap<AcquirerId, AcquirerPolicy>,
+    /// `tls_identity` (lower-cased) to acquirer.
+    by_tls_identity: HashMap<String, AcquirerId>,
 }
 
 impl Policies {
@@ -80,10 +88,14 @@ impl Policies {
     /// validated config has none).
     pub fn from_config(config: &Config) -> Policies {
         let mut by_id = HashMap::with_capacity(config.acquirers.len());
+        let mut by_tls_identity = HashMap::new();
         for a in &config.acquirers {
             let Ok(id) = AcquirerId::parse(&a.id) else {
                 continue;
             };
+            if let Some(name) = &a.tls_identity {
+                by_tls_identity.insert(name.to_ascii_lowercase(), id);
+            }
             let allowed_sources = a
                 .allowed_sources
                 .as_ref()
@@ -96,7 +108,21 @@ impl Policies {
                 },
             );
         }
-        Policies { by_id }
+        Policies {
+            by_id,
+            by_tls_identity,
+        }
+    }
+
+    /// What a verified client certificate carrying `names` (lower-cased SAN DNS names) stands
+    /// for: the acquirer whose `tls_identity` is among them, or [`Certified::Unknown`]. Validation
+    /// keeps identities unique, so a certificate naming two acquirers is taken as the first
+    /// name's that matches.
+    pub fn certified(&self, names: &[String]) -> Certified {
+        names
+            .iter()
+            .find_map(|n| self.by_tls_identity.get(n))
+            .map_or(Certified::Unknown, |id| Certified::Acquirer(*id))
     }
 
     /// The policy of a configured acquirer; `None` for an id no `[[acquirer]]` names.
@@ -181,18 +207,50 @@ pub enum Verdict {
     },
     /// Answer 91 and close: the acquirer already holds its `connections_max`.
     AcquirerFull(AcquirerId),
+    /// Answer 63: the connection's client certificate identifies `certified`, not `claimed`.
+    CertificateMismatch {
+        certified: AcquirerId,
+        claimed: AcquirerId,
+    },
+    /// Answer 63: the connection's client certificate identifies no configured acquirer.
+    CertificateUnknown(AcquirerId),
 }
 
-/// One connection's identity: unbound until a request names a configured acquirer.
+/// What a connection's verified TLS client certificate says it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Certified {
+    /// The acquirer whose `tls_identity` the certificate carries.
+    Acquirer(AcquirerId),
+    /// A certificate from the trusted CA that no `tls_identity` matches.
+    Unknown,
+}
+
+/// One connection's identity: unbound until a request names a configured acquirer, or pre-bound
+/// by its client certificate.
 #[derive(Debug)]
 pub struct Gate {
     peer: IpAddr,
     seat: Option<Seat>,
+    certified: Option<Certified>,
 }
 
 impl Gate {
     pub fn new(peer: IpAddr) -> Gate {
-        Gate { peer, seat: None }
+        Gate {
+            peer,
+            seat: None,
+            certified: None,
+        }
+    }
+
+    /// A gate for a connection whose client certificate says `certified`: it may only ever
+    /// speak as that acquirer.
+    pub fn certified(peer: IpAddr, certified: Certified) -> Gate {
+        Gate {
+            peer,
+            seat: None,
+            certified: Some(certified),
+        }
     }
 
     /// The acquirer this connection belongs to, once bound.
@@ -209,6 +267,15 @@ impl Gate {
         policies: &Policies,
         admission: &Arc<Admission>,
     ) -> Verdict {
+        // A certificate's identity is checked before the id is looked up: a certified connection
+        // may not send as anyone else, configured or not.
+        match self.certified {
+            Some(Certified::Unknown) => return Verdict::CertificateUnknown(claimed),
+            Some(Certified::Acquirer(certified)) if certified != claimed => {
+                return Verdict::CertificateMismatch { certified, claimed };
+            }
+            _ => {}
+        }
         let Some(policy) = policies.get(&claimed) else {
             return Verdict::Pass;
         };
@@ -389,6 +456,67 @@ name = "B"
         assert_eq!(adm.open(&id("100002")), 50);
         drop(gates);
         assert_eq!(adm.open(&id("100002")), 0);
+    }
+
+    const CERTIFIED: &str = r#"
+[listener.tls]
+cert_file = "Cargo.toml"
+key_file = "Cargo.toml"
+client_ca_file = "Cargo.toml"
+
+[[acquirer]]
+id = "100001"
+name = "A"
+connections_max = 1
+tls_identity = "ACQ-100001.example"
+
+[[acquirer]]
+id = "100002"
+name = "B"
+tls_identity = "acq-100002.example"
+"#;
+
+    #[test]
+    fn a_certificate_pre_binds_the_gate_to_its_acquirer() {
+        let p = policies(CERTIFIED);
+        let adm = Admission::new();
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            p.certified(&names(&["other.example", "acq-100001.example"])),
+            Certified::Acquirer(id("100001"))
+        );
+        assert_eq!(p.certified(&names(&["other.example"])), Certified::Unknown);
+        assert_eq!(p.certified(&[]), Certified::Unknown);
+
+        let mut g = Gate::certified(ip("127.0.0.1"), Certified::Acquirer(id("100001")));
+        assert_eq!(g.acquirer(), None, "the seat is taken at the first request");
+        for other in ["100002", "999"] {
+            assert_eq!(
+                g.check(id(other), &p, &adm),
+                Verdict::CertificateMismatch {
+                    certified: id("100001"),
+                    claimed: id(other)
+                }
+            );
+        }
+        assert_eq!(adm.open(&id("100001")), 0);
+        assert_eq!(g.check(id("100001"), &p, &adm), Verdict::Pass);
+        assert_eq!(g.acquirer(), Some(id("100001")));
+        // connections_max still applies to certified connections.
+        let mut second = Gate::certified(ip("127.0.0.1"), Certified::Acquirer(id("100001")));
+        assert_eq!(
+            second.check(id("100001"), &p, &adm),
+            Verdict::AcquirerFull(id("100001"))
+        );
+
+        let mut unknown = Gate::certified(ip("127.0.0.1"), Certified::Unknown);
+        for any in ["100001", "100002", "999"] {
+            assert_eq!(
+                unknown.check(id(any), &p, &adm),
+                Verdict::CertificateUnknown(id(any))
+            );
+        }
+        assert_eq!(unknown.acquirer(), None);
     }
 
     #[test]

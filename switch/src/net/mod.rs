@@ -13,3 +13,4 @@ pub mod memory;
 pub mod saf;
 pub mod server;
 pub mod start;
+pub mod tls;

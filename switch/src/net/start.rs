@@ -151,6 +151,15 @@ impl SwitchServer {
                             },
                         )?;
                     link_cfg.mac = keys.mac.clone().map(|k| PartyMac::new(module.clone(), k));
+                    link_cfg.tls = ic
+                        .tls
+                        .as_ref()
+                        .map(crate::net::issuer::LinkTls::from_config)
+                        .transpose()
+                        .map_err(|e| StartError::Issuer {
+                            issuer: ic.id.clone(),
+                            message: e.to_string(),
+                        })?;
                     let pool = IssuerPool::start(link_cfg, shutdown.child_token());
                     let saf = Saf::new(
                         ic.id.clone(),
@@ -348,6 +357,15 @@ impl SwitchServer {
             ));
         }
 
+        // Before binding: a certificate that cannot be loaded must not leave a listener that
+        // accepts and drops every connection.
+        let tls_server = config
+            .listener
+            .tls
+            .as_ref()
+            .map(crate::net::tls::server_config)
+            .transpose()
+            .map_err(|e| StartError::Config(e.to_string()))?;
         let listener = TcpListener::bind(&config.listener.address)
             .await
             .map_err(|source| StartError::Bind {
@@ -362,13 +380,22 @@ impl SwitchServer {
         let policies = Arc::new(ArcSwap::from_pointee(Policies::from_config(&config)));
         let stop_accepting = CancellationToken::new();
         let connections = TaskTracker::new();
+        let sessions = match tls_server {
+            None => Sessions::new(Arc::clone(&runtime), limits, Arc::clone(&policies)),
+            Some(server) => Sessions::with_tls(
+                Arc::clone(&runtime),
+                limits,
+                Arc::clone(&policies),
+                Arc::new(server),
+            ),
+        };
         background.spawn(serve(
             listener,
-            Sessions::new(Arc::clone(&runtime), limits, Arc::clone(&policies)),
+            sessions,
             stop_accepting.clone(),
             connections.clone(),
         ));
-        tracing::info!(%local_addr, dialect = %config.listener.dialect, "switch listening");
+        tracing::info!(%local_addr, dialect = %config.listener.dialect, tls = config.listener.tls.is_some(), "switch listening");
 
         Ok(SwitchServer {
             runtime,
@@ -392,9 +419,10 @@ impl SwitchServer {
 
     /// Swaps in a new routing table, acquirer list (with each acquirer's keys and connection policy) and
     /// expiry setting. The issuers themselves cannot change without a restart; nor can the
-    /// `[listener]` limits. A connection already bound to an acquirer keeps its seat when that
-    /// acquirer's `connections_max` is lowered; the new limit applies to connections binding
-    /// after the reload.
+    /// `[listener]` limits or `[listener.tls]` files. A connection already bound to an acquirer keeps
+    /// its seat when that acquirer's `connections_max` is lowered; the new limit applies to
+    /// connections binding after the reload. Likewise a changed `tls_identity` applies to
+    /// connections whose handshake completes after the reload.
     pub fn reload(&self, config: &Config) -> Result<(), String> {
         let ids: Vec<Arc<str>> = self
             .runtime

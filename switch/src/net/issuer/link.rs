@@ -11,6 +11,10 @@
 //! connection loss). Reads and writes are separate halves polled by the same loop, so a peer that
 //! stops reading cannot stop us from reading its replies. Writes go straight into the
 //! `FramedWrite` buffer and are flushed once per burst.
+//!
+//! With `[issuer.tls]` the connection is TLS: the handshake follows the TCP connect within the
+//! same `timeout_ms`, and a failed one counts as a failed connect (backoff, then retry). The halves
+//! are boxed so that one loop serves both kinds; the cost is a virtual call per read or write.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -21,7 +25,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, Sleep};
 use tokio_util::codec::{FramedRead, FramedWrite};
@@ -139,8 +142,8 @@ enum Phase {
 
 /// One connection's state.
 struct Conn {
-    reader: FramedRead<OwnedReadHalf, FrameCodec>,
-    writer: FramedWrite<OwnedWriteHalf, FrameCodec>,
+    reader: FramedRead<ReadHalf, FrameCodec>,
+    writer: FramedWrite<WriteHalf, FrameCodec>,
     codec: FrameCodec,
     inflight: InFlight<Pending>,
     /// Entries of `inflight` that belong to callers (network messages excluded).
@@ -196,6 +199,10 @@ impl Conn {
         !self.writer.write_buffer().is_empty()
     }
 }
+
+/// A connection's halves: plain TCP or TLS (`[issuer.tls]`).
+type ReadHalf = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+type WriteHalf = Box<dyn tokio::io::AsyncWrite + Send + Unpin>;
 
 pub(super) struct Link {
     cfg: Arc<IssuerLinkConfig>,
@@ -271,7 +278,7 @@ impl Link {
         let mut backoff = min;
         let endpoint = self.shared.endpoint;
         let connect_timeout = self.timeout();
-        loop {
+        'run: loop {
             if self.closing || self.shutdown.is_cancelled() {
                 break;
             }
@@ -281,13 +288,50 @@ impl Link {
                 break;
             };
             match attempt {
-                Ok(Ok(stream)) => {
-                    let (end, was_ready) = self.session(stream).await;
+                Ok(Ok(stream)) => 'connected: {
+                    if let Err(e) = stream.set_nodelay(true) {
+                        debug!(error = %e, "cannot set TCP_NODELAY");
+                    }
+                    let halves = match self.cfg.tls.clone() {
+                        None => {
+                            let (r, w) = stream.into_split();
+                            (Box::new(r) as ReadHalf, Box::new(w) as WriteHalf)
+                        }
+                        Some(tls) => {
+                            let name = tls
+                                .server_name
+                                .clone()
+                                .unwrap_or_else(|| endpoint.ip().into());
+                            let handshake = tokio::time::timeout(
+                                connect_timeout,
+                                tls.connector.connect(name, stream),
+                            );
+                            match self.wait_or_reject(handshake).await {
+                                None => break 'run,
+                                Some(Ok(Ok(s))) => {
+                                    let (r, w) = tokio::io::split(s);
+                                    (Box::new(r) as ReadHalf, Box::new(w) as WriteHalf)
+                                }
+                                Some(Ok(Err(e))) => {
+                                    warn!(error = %e, "TLS handshake with the issuer failed");
+                                    break 'connected;
+                                }
+                                Some(Err(_)) => {
+                                    warn!(
+                                        timeout_ms = self.cfg.timeout_ms,
+                                        "TLS handshake with the issuer timed out"
+                                    );
+                                    break 'connected;
+                                }
+                            }
+                        }
+                    };
+                    let (end, was_ready) = self.session(halves).await;
                     if was_ready {
                         backoff = min;
                     }
                     match end {
-                        End::Closed => break,
+                        End::Closed => break 'run,
                         End::Lost(reason) => {
                             warn!(reason, "issuer link lost; reconnecting after backoff");
                         }
@@ -344,11 +388,7 @@ impl Link {
 
     /// Serves one connection: sign on, carry traffic, and end it. Returns why it ended and
     /// whether it ever became ready. Every request still in flight gets [`LinkError::LinkLost`].
-    async fn session(&mut self, stream: TcpStream) -> (End, bool) {
-        if let Err(e) = stream.set_nodelay(true) {
-            debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-        let (read, write) = stream.into_split();
+    async fn session(&mut self, (read, write): (ReadHalf, WriteHalf)) -> (End, bool) {
         let codec = FrameCodec::new(self.cfg.framing);
         let now = Instant::now();
         let mut c = Conn {

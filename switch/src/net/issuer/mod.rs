@@ -110,6 +110,37 @@ pub struct IssuerLinkConfig {
     /// MACed and every message it receives must carry a valid MAC. Any field 64 or 128 of a
     /// forwarded request is dropped either way: a MAC covers one hop's bytes.
     pub mac: Option<PartyMac>,
+    /// `[issuer.tls]`: connect with TLS. Default: none (plain TCP).
+    pub tls: Option<LinkTls>,
+}
+
+/// TLS for an issuer's links.
+#[derive(Clone)]
+pub struct LinkTls {
+    pub connector: tokio_rustls::TlsConnector,
+    /// The name the host's certificate must carry; `None`: the endpoint's IP address.
+    pub server_name: Option<rustls_pki_types::ServerName<'static>>,
+}
+
+impl LinkTls {
+    /// From `[issuer.tls]`; the error names the key and file, never the contents.
+    pub fn from_config(
+        tls: &crate::config::IssuerTlsConfig,
+    ) -> Result<LinkTls, crate::net::tls::TlsError> {
+        let identity = tls.cert_file.as_deref().zip(tls.key_file.as_deref());
+        let config = crate::net::tls::client_config(&tls.ca_file, identity)?;
+        let server_name = match &tls.server_name {
+            None => None,
+            Some(n) => Some(
+                rustls_pki_types::ServerName::try_from(n.clone())
+                    .map_err(|e| crate::net::tls::TlsError::Rustls(e.to_string()))?,
+            ),
+        };
+        Ok(LinkTls {
+            connector: tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)),
+            server_name,
+        })
+    }
 }
 
 // The dialect table is large; show which one it is.
@@ -128,6 +159,7 @@ impl fmt::Debug for IssuerLinkConfig {
             .field("framing", &self.framing)
             .field("queue_max", &self.queue_max)
             .field("mac", &self.mac)
+            .field("tls", &self.tls.is_some())
             .finish()
     }
 }
@@ -196,6 +228,7 @@ impl IssuerLinkConfig {
             framing,
             queue_max: per_link,
             mac: None,
+            tls: None,
         })
     }
 

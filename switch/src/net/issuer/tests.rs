@@ -287,6 +287,7 @@ fn config(endpoints: Vec<SocketAddr>) -> IssuerLinkConfig {
         framing: FramingConfig::default(),
         queue_max: 1024,
         mac: None,
+        tls: None,
     }
 }
 
@@ -867,6 +868,7 @@ fn config_from_an_issuer_entry() {
         cards: None,
         mac_key: None,
         pin_key: None,
+        tls: None,
     };
     let cfg = IssuerLinkConfig::from_config(&issuer, &ISO87_ASCII, FramingConfig::default())
         .expect("valid");

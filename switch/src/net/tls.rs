@@ -1,0 +1,236 @@
+//! TLS for the acquirer listener and [`crate::client::AcquirerClient`]: building rustls
+//! configurations from PEM files, and reading the names a verified client certificate carries.
+//!
+//! **Owns:** loading `[listener.tls]` files into a [`rustls::ServerConfig`] (client certificates
+//! required and verified when `client_ca_file` is set), the client-side config, and
+//! [`certificate_names`], the SAN DNS names that `[[acquirer]] tls_identity` is matched against.
+//!
+//! **Leaves to others:** the handshake and its timeout ([`crate::net::acquirer::serve`]), and what
+//! an identity means for the requests on a connection ([`crate::net::admission::Gate`]).
+//!
+//! **Why this way:** the ring provider is passed explicitly to every builder instead of installing
+//! a process-wide default, so the library never depends on which provider some other crate in the
+//! binary has installed. Identities are SAN DNS names, not the subject CN: SANs are what webpki
+//! parses and what current certificate practice puts names in. Errors name the file and what was
+//! wrong with it, never its contents (a key file's bytes must not reach a log).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::RootCertStore;
+use rustls::crypto::CryptoProvider;
+use rustls::server::WebPkiClientVerifier;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::config::ListenerTlsConfig;
+
+/// Why a TLS configuration could not be built. Each variant names the file, never its contents.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{key}: cannot read PEM certificates from {path}: {reason}")]
+    Certificates {
+        key: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error("{key}: {path} holds no certificate")]
+    NoCertificate { key: &'static str, path: PathBuf },
+    #[error("{key}: cannot read a PEM private key from {path}: {reason}")]
+    PrivateKey {
+        key: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error("{key}: {path}: a certificate is not a usable trust anchor: {reason}")]
+    TrustAnchor {
+        key: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error("TLS configuration rejected: {0}")]
+    Rustls(String),
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Every certificate in a PEM file (`key` is the config key that named it, for the error).
+pub fn load_certificates(
+    key: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| TlsError::Certificates {
+            key,
+            path: path.to_owned(),
+            reason: pem_reason(&e),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate {
+            key,
+            path: path.to_owned(),
+        });
+    }
+    Ok(certs)
+}
+
+/// The first private key (PKCS#8, PKCS#1 or SEC1) in a PEM file.
+pub fn load_private_key(
+    key: &'static str,
+    path: &Path,
+) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| TlsError::PrivateKey {
+        key,
+        path: path.to_owned(),
+        reason: pem_reason(&e),
+    })
+}
+
+/// What went wrong with a PEM file, without any of its bytes.
+fn pem_reason(e: &rustls_pki_types::pem::Error) -> String {
+    use rustls_pki_types::pem::Error as E;
+    match e {
+        E::Io(io) => io.kind().to_string(),
+        E::NoItemsFound => "no PEM item of the expected kind".to_owned(),
+        E::MissingSectionEnd { .. } | E::IllegalSectionStart { .. } => {
+            "malformed PEM section".to_owned()
+        }
+        E::Base64Decode(_) => "invalid base64 in a PEM section".to_owned(),
+        _ => "unreadable PEM".to_owned(),
+    }
+}
+
+fn roots(key: &'static str, path: &Path) -> Result<RootCertStore, TlsError> {
+    let mut store = RootCertStore::empty();
+    for cert in load_certificates(key, path)? {
+        store.add(cert).map_err(|e| TlsError::TrustAnchor {
+            key,
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(store)
+}
+
+/// The listener's server configuration from `[listener.tls]`. With `client_ca_file`, every client
+/// must present a certificate that chains to one of its CAs; without it, none is asked for.
+pub fn server_config(tls: &ListenerTlsConfig) -> Result<rustls::ServerConfig, TlsError> {
+    let chain = load_certificates("listener.tls.cert_file", &tls.cert_file)?;
+    let key = load_private_key("listener.tls.key_file", &tls.key_file)?;
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Rustls(e.to_string()))?;
+    let builder = match &tls.client_ca_file {
+        Some(ca) => {
+            let verifier = WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots("listener.tls.client_ca_file", ca)?),
+                provider(),
+            )
+            .build()
+            .map_err(|e| TlsError::Rustls(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    builder
+        .with_single_cert(chain, key)
+        .map_err(|e| TlsError::Rustls(e.to_string()))
+}
+
+/// A client configuration trusting the CAs in `ca_file`, presenting `identity` (certificate chain
+/// file, private key file) when given.
+pub fn client_config(
+    ca_file: &Path,
+    identity: Option<(&Path, &Path)>,
+) -> Result<rustls::ClientConfig, TlsError> {
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Rustls(e.to_string()))?
+        .with_root_certificates(roots("tls ca file", ca_file)?);
+    match identity {
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                load_certificates("tls certificate file", cert)?,
+                load_private_key("tls key file", key)?,
+            )
+            .map_err(|e| TlsError::Rustls(e.to_string())),
+        None => Ok(builder.with_no_client_auth()),
+    }
+}
+
+/// The SAN DNS names of an (already verified) end-entity certificate, lower-cased. Wildcard names
+/// are left out: an identity must name exactly one acquirer. A certificate webpki cannot parse
+/// has no names.
+pub fn certificate_names(cert: &CertificateDer<'_>) -> Vec<String> {
+    let Ok(ee) = webpki::EndEntityCert::try_from(cert) else {
+        return Vec::new();
+    };
+    ee.valid_dns_names()
+        .filter(|n| !n.starts_with('*'))
+        .map(str::to_ascii_lowercase)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).expect("write");
+        p
+    }
+
+    #[test]
+    fn names_are_the_exact_san_dns_names() {
+        let mut params = rcgen::CertificateParams::new(vec![
+            "Acq-100001.Example".into(),
+            "*.wild.example".into(),
+        ])
+        .expect("params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "cn-is-not-used");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = params.self_signed(&key).expect("cert");
+        assert_eq!(
+            certificate_names(cert.der()),
+            vec!["acq-100001.example".to_owned()]
+        );
+        assert!(certificate_names(&CertificateDer::from(vec![1, 2, 3])).is_empty());
+    }
+
+    #[test]
+    fn errors_name_the_file_and_key_but_not_the_contents() {
+        let dir = tempfile::tempdir().expect("dir");
+        let secret =
+            "-----BEGIN PRIVATE KEY-----\nTOPSECRETnotbase64!!\n-----END PRIVATE KEY-----\n";
+        let key = write(dir.path(), "key.pem", secret);
+        let empty = write(dir.path(), "cert.pem", "nothing here\n");
+        let tls = ListenerTlsConfig {
+            cert_file: empty.clone(),
+            key_file: key.clone(),
+            client_ca_file: None,
+        };
+        let e = server_config(&tls).expect_err("no certificate").to_string();
+        assert!(
+            e.contains("listener.tls.cert_file") && e.contains("cert.pem"),
+            "{e}"
+        );
+        let e = load_private_key("listener.tls.key_file", &key)
+            .expect_err("bad key")
+            .to_string();
+        assert!(
+            e.contains("listener.tls.key_file") && e.contains("key.pem"),
+            "{e}"
+        );
+        assert!(!e.contains("TOPSECRET"), "{e}");
+        let e = load_certificates("k", &dir.path().join("missing.pem"))
+            .expect_err("missing")
+            .to_string();
+        assert!(e.contains("missing.pem"), "{e}");
+    }
+}
