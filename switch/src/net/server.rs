@@ -588,30 +588,16 @@ impl Runtime {
             }
         };
         let key = Self::dup_key(req.acquirer, req.terminal, req.stan, req.transmission);
-        let pending = match self.dup.claim(key, req.mti, Instant::now()) {
-            Claim::New(p) => p,
-            Claim::Duplicate(w) => {
-                metrics::counter!(m::DUPLICATES_TOTAL).increment(1);
-                return self.duplicate_answer(msg, w.answer().await);
-            }
+        let pending = match self.claim(msg, key, req.mti).await {
+            Ok(p) => p,
+            Err(answer) => return answer,
         };
         let issuer = &self.issuers[issuer_idx as usize];
         let issuer_id = issuer.id().clone();
         let txn = self.next_txn();
-        let pan_protected = match self.vault.protect(&req.pan) {
+        let pan_protected = match self.protect_pan(msg, &req.pan, &key, txn, &issuer_id).await {
             Ok(p) => p,
-            Err(e) => {
-                tracing::error!(error = %e, "PAN protection failed");
-                return self
-                    .switch_decline(
-                        msg,
-                        Decline::SystemMalfunction,
-                        Some(&key),
-                        txn,
-                        Some(&issuer_id),
-                    )
-                    .await;
-            }
+            Err(answer) => return answer,
         };
         let request_rec = Record::Request(RequestRecord {
             txn,
@@ -1021,6 +1007,50 @@ impl Runtime {
         Ok(b.to_bytes()?)
     }
 
+    /// Claims `key` for a request of type `mti` in the duplicate window. A duplicate gets the
+    /// first request's answer (once there is one) as the `Err`.
+    async fn claim(
+        &self,
+        msg: &Message,
+        key: DupKey,
+        mti: Mti,
+    ) -> Result<crate::net::duplicates::Pending, HandleResult> {
+        match self.dup.claim(key, mti, Instant::now()) {
+            Claim::New(p) => Ok(p),
+            Claim::Duplicate(w) => {
+                metrics::counter!(m::DUPLICATES_TOTAL).increment(1);
+                Err(self.duplicate_answer(msg, w.answer().await))
+            }
+        }
+    }
+
+    /// The PAN encrypted for the journal. If encryption fails the request cannot be journaled,
+    /// so it is declined (96) and that answer is the `Err`.
+    async fn protect_pan(
+        &self,
+        msg: &Message,
+        pan: &Pan,
+        key: &DupKey,
+        txn: u64,
+        issuer_id: &Arc<str>,
+    ) -> Result<crate::security::ProtectedPan, HandleResult> {
+        match self.vault.protect(pan) {
+            Ok(p) => Ok(p),
+            Err(e) => {
+                tracing::error!(error = %e, "PAN protection failed");
+                Err(self
+                    .switch_decline(
+                        msg,
+                        Decline::SystemMalfunction,
+                        Some(key),
+                        txn,
+                        Some(issuer_id),
+                    )
+                    .await)
+            }
+        }
+    }
+
     fn duplicate_answer(&self, msg: &Message, answer: Option<Answer>) -> HandleResult {
         match answer? {
             Answer::Bytes(bytes) => Some(Outgoing {
@@ -1215,26 +1245,16 @@ impl Runtime {
         business_date: NaiveDate,
     ) -> HandleResult {
         let key = Self::dup_key(req.acquirer, req.terminal, req.stan, req.transmission);
-        let pending = match self.dup.claim(key, req.mti, Instant::now()) {
-            Claim::New(p) => p,
-            Claim::Duplicate(w) => {
-                metrics::counter!(m::DUPLICATES_TOTAL).increment(1);
-                return self.duplicate_answer(msg, w.answer().await);
-            }
+        let pending = match self.claim(msg, key, req.mti).await {
+            Ok(p) => p,
+            Err(answer) => return answer,
         };
         let issuer = &self.issuers[issuer_idx as usize];
         let issuer_id = issuer.id().clone();
         let txn = self.next_txn();
-        let Ok(pan_protected) = self.vault.protect(&req.pan) else {
-            return self
-                .switch_decline(
-                    msg,
-                    Decline::SystemMalfunction,
-                    Some(&key),
-                    txn,
-                    Some(&issuer_id),
-                )
-                .await;
+        let pan_protected = match self.protect_pan(msg, &req.pan, &key, txn, &issuer_id).await {
+            Ok(p) => p,
+            Err(answer) => return answer,
         };
         let original = OriginalRecord {
             mti: req.original.mti.value(),
