@@ -5,11 +5,13 @@
 //!             [--connections 4] [--inflight 4] [--rate N] [--warmup-s 2] [--duration-s 10]
 //!             [--timeout-ms 5000] [--acquirer 100001] [--expect switch|echo]
 //!             [--json FILE] [--plot FILE.svg] [--quiet]
-//! loadgen gen-cards --count 1000000 --out DIR [--specials 10]
+//!             [--keys FILE [--mac-key ID] [--pin-key ID]]
+//! loadgen gen-cards --count 1000000 --out DIR [--specials 10] [--security]
 //! loadgen relay --listen 127.0.0.1:7000 --backend 127.0.0.1:7001 [--pool 1]
 //! loadgen echo-backend --listen 127.0.0.1:7001
 //! loadgen grid [--duration-s 5] [--warmup-s 1] [--cards 100000] [--points 1x1,64x1,16x16,64x32]
 //!              [--doc docs/benchmarks.md] [--no-doc] [--json FILE] [--machine "2 cores, 24 GiB"]
+//!              [--sync always|none] [--links N] [--security]
 //! ```
 //!
 //! `run` drives the target (closed loop, or open loop at `--rate` requests per second in total
@@ -28,13 +30,17 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use simulators::loadgen::gencards::{GenOptions, default_issuers, generate};
-use simulators::loadgen::grid::{GridOptions, default_doc, markdown, run_grid, update_doc};
+use simulators::loadgen::grid::{
+    GridOptions, SECURITY_END_MARKER, SECURITY_START_MARKER, default_doc, markdown, run_grid,
+    security_markdown, terminal_keys, update_doc, update_doc_between,
+};
 use simulators::loadgen::mix::Mix;
 use simulators::loadgen::relay::{EchoBackend, Relay, RelayOptions};
 use simulators::loadgen::report::write_json;
 use simulators::loadgen::runner::{Expect, RunOptions, run};
 use simulators::loadgen::stack::StackOptions;
 use simulators::loadgen::{plot, thousands};
+use switch::client::TerminalKeys;
 use switch::clock::{Clock, SystemClock};
 use switch::config::JournalSync;
 
@@ -122,6 +128,18 @@ struct RunArgs {
     /// Mismatches and errors to show as examples.
     #[arg(long, default_value_t = 5)]
     samples: usize,
+    /// A keys file with the acquirer host's keys in clear (test keys), for `--mac-key` and
+    /// `--pin-key` (e.g. the `keys.toml` of `gen-cards --security`).
+    #[arg(long)]
+    keys: Option<PathBuf>,
+    /// MAC every request and check every answer's MAC under this key id (default with `--keys`:
+    /// `acquirer:<acquirer>:mac`).
+    #[arg(long, requires = "keys")]
+    mac_key: Option<String>,
+    /// Encipher the mix's PINs under this zone PIN key id (default with `--keys`:
+    /// `acquirer:<acquirer>:zpk`).
+    #[arg(long, requires = "keys")]
+    pin_key: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -135,6 +153,10 @@ struct GenArgs {
     /// Special cards of each kind (empty, lost, stolen) per issuer.
     #[arg(long, default_value_t = 10)]
     specials: u32,
+    /// PINs on every card, PIN blocks in every mix entry, MAC and zone PIN keys (fresh test keys
+    /// in `keys.toml`) for acquirer 100001 and the issuers' links.
+    #[arg(long)]
+    security: bool,
 }
 
 #[derive(Args, Debug)]
@@ -193,6 +215,10 @@ struct GridArgs {
     /// Links from the switch to the remote issuer host.
     #[arg(long, default_value_t = 1)]
     links: u32,
+    /// Also run remote and on-us with MACs and PIN blocks on, and write the cost of security
+    /// next to the grid.
+    #[arg(long)]
+    security: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -272,7 +298,7 @@ async fn run_cmd(a: RunArgs) -> ExitCode {
         warmup: Duration::from_secs(a.warmup_s),
         duration: Duration::from_secs(a.duration_s),
         timeout: Duration::from_millis(a.timeout_ms),
-        acquirer: a.acquirer,
+        acquirer: a.acquirer.clone(),
         expect: match a.expect {
             ExpectArg::Switch => Expect::Switch,
             ExpectArg::Echo => Expect::Echo,
@@ -280,6 +306,23 @@ async fn run_cmd(a: RunArgs) -> ExitCode {
         progress: !a.quiet,
         label: String::new(),
         samples: a.samples,
+        keys: match &a.keys {
+            None => Arc::new(TerminalKeys::none()),
+            Some(path) => {
+                let mac = a
+                    .mac_key
+                    .clone()
+                    .unwrap_or_else(|| format!("acquirer:{}:mac", a.acquirer));
+                let zpk = a
+                    .pin_key
+                    .clone()
+                    .unwrap_or_else(|| format!("acquirer:{}:zpk", a.acquirer));
+                match terminal_keys(path, Some(&mac), Some(&zpk)) {
+                    Ok(k) => Arc::new(k),
+                    Err(e) => return usage(format!("--keys: {e}")),
+                }
+            }
+        },
     };
     if !a.quiet {
         eprintln!(
@@ -321,6 +364,7 @@ fn gen_cmd(a: GenArgs) -> ExitCode {
         out: a.out,
         issuers: default_issuers(),
         specials: a.specials,
+        security: a.security,
     }) {
         Ok(g) => g,
         Err(e) => return usage(e),
@@ -422,6 +466,7 @@ async fn grid_cmd(a: GridArgs) -> ExitCode {
             remote_links: a.links.max(1),
             ..StackOptions::default()
         },
+        security: a.security,
     };
     if opts.duration.is_zero() {
         return usage("--duration-s must be at least 1");
@@ -448,16 +493,29 @@ async fn grid_cmd(a: GridArgs) -> ExitCode {
     {
         return usage(e);
     }
+    let security = security_markdown(&report);
+    if let Some(t) = &security {
+        println!("{t}");
+    }
     if !a.no_doc {
         if let Err(e) = update_doc(&doc, &section) {
             return usage(e);
         }
+        if let Some(t) = &security
+            && let Err(e) =
+                update_doc_between(&doc, (SECURITY_START_MARKER, SECURITY_END_MARKER), t)
+        {
+            return usage(e);
+        }
         eprintln!("grid: table written to {}", doc.display());
     }
-    let clean = report
-        .rows
-        .iter()
-        .all(|r| r.relay.is_clean() && r.remote.is_clean() && r.on_us.is_clean());
+    let clean = report.rows.iter().all(|r| {
+        [&r.relay, &r.remote, &r.on_us]
+            .into_iter()
+            .chain(r.remote_secure.as_ref())
+            .chain(r.on_us_secure.as_ref())
+            .all(|rep| rep.is_clean())
+    });
     if clean {
         ExitCode::SUCCESS
     } else {

@@ -11,6 +11,14 @@
 //! `<!-- grid:end -->` in `docs/benchmarks.md` (the section is appended when the markers are
 //! absent; nothing else in the file changes).
 //!
+//! With `--security` ([`GridOptions::security`]) a second stack runs beside the first on cards
+//! generated with `gen-cards --security`: acquirer 100001 MACs every request (ANSI X9.19), every
+//! purchase, preauthorization and inquiry carries a PIN block under its zone PIN key, the switch
+//! checks the MAC, translates the PIN block to the issuer's key (remote) or verifies it (on-us),
+//! and the remote link is MACed both ways. Each point then also runs remote and on-us against it,
+//! and a second table (between `<!-- grid-security:start -->` and `<!-- grid-security:end -->`)
+//! sets those figures next to the ones without security from the same run.
+//!
 //! The relay and the remote path both cross two TCP hops (client → relay or switch → echo
 //! backend or issuer host), so "remote ÷ relay" is what the switch's ISO 8583 work, routing,
 //! journaling and the issuer's decision cost next to moving the same frames.
@@ -24,7 +32,10 @@ use serde::Serialize;
 use switch::clock::{Clock, SystemClock};
 use switch::config::JournalSync;
 
-use super::gencards::{GenOptions, generate, stack_issuers};
+use switch::client::{PinSetup, TerminalKeys};
+use switch::security::{KeyId, KeyIdError, KeysFile};
+
+use super::gencards::{ACQUIRER, GenOptions, Generated, GeneratedIssuer, generate, stack_issuers};
 use super::mix::Mix;
 use super::relay::{EchoBackend, Relay, RelayOptions};
 use super::report::RunReport;
@@ -35,6 +46,9 @@ use super::thousands;
 /// The marker lines of the grid's section in the benchmarks document.
 pub const START_MARKER: &str = "<!-- grid:start -->";
 pub const END_MARKER: &str = "<!-- grid:end -->";
+/// The marker lines of the cost-of-security section.
+pub const SECURITY_START_MARKER: &str = "<!-- grid-security:start -->";
+pub const SECURITY_END_MARKER: &str = "<!-- grid-security:end -->";
 
 /// How to run the grid.
 #[derive(Debug, Clone)]
@@ -55,6 +69,8 @@ pub struct GridOptions {
     /// The switch and issuer hosts: journal sync policy and remote links. The standard grid is
     /// the default (`sync = "always"`, one link); the others are for finding where time goes.
     pub stack: StackOptions,
+    /// Also run remote and on-us with MACs and PIN blocks on, on a second stack.
+    pub security: bool,
 }
 
 impl Default for GridOptions {
@@ -69,6 +85,7 @@ impl Default for GridOptions {
             command: "cargo run --release -p simulators --bin loadgen -- grid".into(),
             machine: "2 cores, 24 GiB".into(),
             stack: StackOptions::default(),
+            security: false,
         }
     }
 }
@@ -81,6 +98,9 @@ pub struct GridRow {
     pub relay: RunReport,
     pub remote: RunReport,
     pub on_us: RunReport,
+    /// With `--security`: remote and on-us with MACs and PIN blocks.
+    pub remote_secure: Option<RunReport>,
+    pub on_us_secure: Option<RunReport>,
 }
 
 /// The whole grid.
@@ -123,28 +143,26 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
         .prefix("loadgen-grid-cards-")
         .tempdir()
         .map_err(setup("temporary folder"))?;
-    let data = generate(&GenOptions {
-        count: opts.cards,
-        out: cards_dir.path().to_owned(),
-        issuers: stack_issuers(),
-        specials: 10,
-    })
-    .map_err(setup("cards"))?;
-    let today = SystemClock.today();
-    let (Some(remote), Some(on_us)) = (
-        data.issuers.iter().find(|g| g.listen.is_some()),
-        data.issuers.iter().find(|g| g.listen.is_none()),
-    ) else {
-        return Err(GridError::Setup(
-            "the grid needs a remote and an on-us issuer".into(),
-        ));
+    let plain = Side::generate(opts, cards_dir.path(), false)?;
+    let secure = if opts.security {
+        Some(Side::generate(opts, cards_dir.path(), true)?)
+    } else {
+        None
     };
-    let remote_mix = Arc::new(Mix::load(&remote.mix, today).map_err(setup("remote mix"))?);
-    let on_us_mix = Arc::new(Mix::load(&on_us.mix, today).map_err(setup("on-us mix"))?);
+    let (remote, on_us) = (&plain.remote, &plain.on_us);
+    let (remote_mix, on_us_mix) = (&plain.remote_mix, &plain.on_us_mix);
 
-    let stack = Stack::start(&data, &opts.stack)
+    let stack = Stack::start(&plain.data, &opts.stack)
         .await
         .map_err(setup("stack"))?;
+    let secure_stack = match &secure {
+        Some(side) => Some(
+            Stack::start(&side.data, &opts.stack)
+                .await
+                .map_err(setup("stack with security"))?,
+        ),
+        None => None,
+    };
     let echo = EchoBackend::start("127.0.0.1:0")
         .await
         .map_err(setup("echo backend"))?;
@@ -181,10 +199,15 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
                 ..RunOptions::default()
             };
             let go = async |label: &str, target: String, expect: Expect, mix: &Arc<Mix>| {
+                let keys = match (label.ends_with("+sec"), &secure) {
+                    (true, Some(side)) => Arc::clone(&side.keys),
+                    _ => Arc::clone(&base.keys),
+                };
                 let o = RunOptions {
                     label: format!("{label} {c}x{p}"),
                     target,
                     expect,
+                    keys,
                     ..base.clone()
                 };
                 let r = run(&o, Arc::clone(mix)).await?;
@@ -197,29 +220,40 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
                 "relay",
                 relay.local_addr().to_string(),
                 Expect::Echo,
-                &remote_mix,
+                remote_mix,
             )
             .await?;
             let remote_r = go(
                 "remote",
                 stack.addr().to_string(),
                 Expect::Switch,
-                &remote_mix,
+                remote_mix,
             )
             .await?;
-            let on_us_r = go(
-                "on-us",
-                stack.addr().to_string(),
-                Expect::Switch,
-                &on_us_mix,
-            )
-            .await?;
+            let on_us_r = go("on-us", stack.addr().to_string(), Expect::Switch, on_us_mix).await?;
+            let (mut remote_secure, mut on_us_secure) = (None, None);
+            if let (Some(side), Some(st)) = (&secure, &secure_stack) {
+                let target = st.addr().to_string();
+                remote_secure = Some(
+                    go(
+                        "remote+sec",
+                        target.clone(),
+                        Expect::Switch,
+                        &side.remote_mix,
+                    )
+                    .await?,
+                );
+                on_us_secure =
+                    Some(go("on-us+sec", target, Expect::Switch, &side.on_us_mix).await?);
+            }
             rows.push(GridRow {
                 connections: c,
                 inflight: p,
                 relay: relay_r,
                 remote: remote_r,
                 on_us: on_us_r,
+                remote_secure,
+                on_us_secure,
             });
         }
         Ok(())
@@ -228,6 +262,9 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
     relay.shutdown().await;
     echo.shutdown().await;
     stack.shutdown().await;
+    if let Some(st) = secure_stack {
+        st.shutdown().await;
+    }
     drop(cards_dir);
     result?;
     Ok(GridReport {
@@ -244,6 +281,100 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
         duration_s: opts.duration.as_secs_f64(),
         rows,
     })
+}
+
+/// The cards, mixes and acquirer keys of one stack of the grid.
+struct Side {
+    data: Generated,
+    remote: GeneratedIssuer,
+    on_us: GeneratedIssuer,
+    remote_mix: Arc<Mix>,
+    on_us_mix: Arc<Mix>,
+    /// With security: acquirer 100001's MAC key and PIN pad, from the generated keys file.
+    keys: Arc<TerminalKeys>,
+}
+
+impl Side {
+    fn generate(opts: &GridOptions, dir: &Path, security: bool) -> Result<Side, GridError> {
+        let out = dir.join(if security { "secure" } else { "plain" });
+        let data = generate(&GenOptions {
+            count: opts.cards,
+            out,
+            issuers: stack_issuers(),
+            specials: 10,
+            security,
+        })
+        .map_err(setup("cards"))?;
+        let today = SystemClock.today();
+        let (Some(remote), Some(on_us)) = (
+            data.issuers.iter().find(|g| g.listen.is_some()).cloned(),
+            data.issuers.iter().find(|g| g.listen.is_none()).cloned(),
+        ) else {
+            return Err(GridError::Setup(
+                "the grid needs a remote and an on-us issuer".into(),
+            ));
+        };
+        let remote_mix = Arc::new(Mix::load(&remote.mix, today).map_err(setup("remote mix"))?);
+        let on_us_mix = Arc::new(Mix::load(&on_us.mix, today).map_err(setup("on-us mix"))?);
+        let keys = match &data.keys {
+            Some(path) => Arc::new(
+                terminal_keys(
+                    path,
+                    Some(&format!("acquirer:{ACQUIRER}:mac")),
+                    Some(&format!("acquirer:{ACQUIRER}:zpk")),
+                )
+                .map_err(setup("acquirer keys"))?,
+            ),
+            None => Arc::new(TerminalKeys::none()),
+        };
+        Ok(Side {
+            data,
+            remote,
+            on_us,
+            remote_mix,
+            on_us_mix,
+            keys,
+        })
+    }
+}
+
+/// An acquirer host's MAC key (`mac`) and a PIN pad under a zone PIN key (`zpk`), both key ids
+/// of the keys file at `path` (e.g. `acquirer:100001:mac`).
+pub fn terminal_keys(
+    path: &Path,
+    mac: Option<&str>,
+    zpk: Option<&str>,
+) -> Result<TerminalKeys, String> {
+    let keys = KeysFile::load(path).map_err(|e| e.to_string())?;
+    let id = |text: &str| -> Result<KeyId, String> {
+        text.parse().map_err(|e: KeyIdError| format!("{text}: {e}"))
+    };
+    let mac = mac.map(id).transpose()?;
+    let pin = match zpk {
+        Some(z) => PinSetup::Zone(id(z)?),
+        None => PinSetup::None,
+    };
+    TerminalKeys::from_keys_file(&keys, mac.as_ref(), &pin).map_err(|e| e.to_string())
+}
+
+/// A run's CPU time per answer in µs, or `-` when it was not measured.
+fn cpu(r: &RunReport) -> String {
+    r.cpu_us_per_answer
+        .map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"))
+}
+
+/// `label: N mismatches, M errors` for each run of `runs` that was not clean.
+fn unclean<'a>(runs: impl IntoIterator<Item = &'a RunReport>, problems: &mut Vec<String>) {
+    for rep in runs {
+        if !rep.is_clean() {
+            problems.push(format!(
+                "{}: {} mismatches, {} errors",
+                rep.label,
+                rep.mismatches,
+                rep.errors.total()
+            ));
+        }
+    }
 }
 
 fn ms(us: u64) -> String {
@@ -322,16 +453,7 @@ pub fn markdown(g: &GridReport) -> String {
             ms(r.remote.latency.p99_us),
             ms(r.on_us.latency.p99_us),
         );
-        for rep in [&r.relay, &r.remote, &r.on_us] {
-            if !rep.is_clean() {
-                problems.push(format!(
-                    "{}: {} mismatches, {} errors",
-                    rep.label,
-                    rep.mismatches,
-                    rep.errors.total()
-                ));
-            }
-        }
+        unclean([&r.relay, &r.remote, &r.on_us], &mut problems);
     }
     let _ = writeln!(
         s,
@@ -344,10 +466,6 @@ pub fn markdown(g: &GridReport) -> String {
         "| C×P | relay CPU µs/answer | remote CPU µs/answer | on-us CPU µs/answer |"
     );
     let _ = writeln!(s, "|---|---:|---:|---:|");
-    let cpu = |r: &RunReport| {
-        r.cpu_us_per_answer
-            .map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"))
-    };
     for r in &g.rows {
         let _ = writeln!(
             s,
@@ -377,23 +495,107 @@ pub fn markdown(g: &GridReport) -> String {
     s
 }
 
+/// The cost-of-security section (markers included), when the grid ran with `--security`.
+pub fn security_markdown(g: &GridReport) -> Option<String> {
+    if g.rows.iter().all(|r| r.remote_secure.is_none()) {
+        return None;
+    }
+    let mut s = String::new();
+    let _ = writeln!(s, "{SECURITY_START_MARKER}");
+    let _ = writeln!(s, "## The cost of security (`loadgen grid --security`)\n");
+    let _ = writeln!(
+        s,
+        "Measured {} with `{}` on the standard machine ({}), in the same run as the grid above \
+         (same points, warmup and duration, journals `sync = \"{}\"`). **+sec** is a second \
+         stack beside the first on cards generated with `gen-cards --security`: acquirer 100001 \
+         MACs every request (ANSI X9.19) and checks the MAC of every answer; every purchase, \
+         preauthorization and balance inquiry carries a PIN as an ISO 9564 format 0 block under \
+         the acquirer's zone PIN key; the switch checks the MAC (and MACs its answer), and \
+         either translates the PIN block to North Bank's zone PIN key and sends it over a link \
+         MACed both ways (X9.19; the issuer host checks the MAC, decrypts the block and verifies \
+         the PIN against the card's Visa PVV) or, on-us, verifies the PIN inside the security \
+         module against the card's PVV. The plain columns are the grid's own remote and on-us \
+         runs. CPU is the process's CPU time per answer (client and servers together), which \
+         hardly moves with other load on the cores; its difference is what security costs per \
+         transaction.\n",
+        g.date, g.command, g.machine, g.sync
+    );
+    let _ = writeln!(
+        s,
+        "| C×P | remote TPS | remote+sec TPS | +sec ÷ plain | on-us TPS | on-us+sec TPS | +sec ÷ plain | remote CPU µs plain → +sec | on-us CPU µs plain → +sec | remote+sec p99 | on-us+sec p99 |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut problems = Vec::new();
+    let mut runs = 0;
+    for r in &g.rows {
+        let (Some(rs), Some(os)) = (&r.remote_secure, &r.on_us_secure) else {
+            continue;
+        };
+        runs += 2;
+        let _ = writeln!(
+            s,
+            "| {}×{} | {} | {} | {} | {} | {} | {} | {} → {} | {} → {} | {} | {} |",
+            r.connections,
+            r.inflight,
+            thousands(r.remote.tps.round() as u64),
+            thousands(rs.tps.round() as u64),
+            ratio(rs.tps, r.remote.tps),
+            thousands(r.on_us.tps.round() as u64),
+            thousands(os.tps.round() as u64),
+            ratio(os.tps, r.on_us.tps),
+            cpu(&r.remote),
+            cpu(rs),
+            cpu(&r.on_us),
+            cpu(os),
+            ms(rs.latency.p99_us),
+            ms(os.latency.p99_us),
+        );
+        unclean([rs, os], &mut problems);
+    }
+    if problems.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nEvery answer of the {runs} runs with security was checked against loadgen's model \
+             (MACs of the answers included): 0 mismatches, 0 errors."
+        );
+    } else {
+        let _ = writeln!(s, "\nNot clean: {}.", problems.join("; "));
+    }
+    let _ = writeln!(s, "{SECURITY_END_MARKER}");
+    Some(s)
+}
+
 /// Puts `section` (markers included) into the document at `path`: in place of the existing
 /// section between the markers, or appended when there is none (the file is created when
 /// missing). Nothing outside the markers changes.
 pub fn update_doc(path: &Path, section: &str) -> Result<(), String> {
+    update_doc_between(path, (START_MARKER, END_MARKER), section)
+}
+
+/// [`update_doc`] for the section between the `markers` (start, end).
+pub fn update_doc_between(path: &Path, markers: (&str, &str), section: &str) -> Result<(), String> {
     let old = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::from("# Benchmarks\n"),
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     };
-    let new = splice(&old, section)?;
+    let new = splice_between(&old, markers, section)?;
     std::fs::write(path, new).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
+#[cfg(test)]
 fn splice(old: &str, section: &str) -> Result<String, String> {
-    match (old.find(START_MARKER), old.find(END_MARKER)) {
+    splice_between(old, (START_MARKER, END_MARKER), section)
+}
+
+fn splice_between(
+    old: &str,
+    (start_marker, end_marker): (&str, &str),
+    section: &str,
+) -> Result<String, String> {
+    match (old.find(start_marker), old.find(end_marker)) {
         (Some(a), Some(b)) if a < b => {
-            let after = b + END_MARKER.len();
+            let after = b + end_marker.len();
             // The section ends with a newline; keep the one after the old end marker out.
             let rest = old[after..].strip_prefix('\n').unwrap_or(&old[after..]);
             Ok(format!("{}{section}{rest}", &old[..a]))
@@ -409,8 +611,8 @@ fn splice(old: &str, section: &str) -> Result<String, String> {
             Ok(format!("{old}{sep}{section}"))
         }
         _ => Err(format!(
-            "the document has a broken grid section: `{START_MARKER}` must come once, before \
-             `{END_MARKER}`; fix it by hand"
+            "the document has a broken section: `{start_marker}` must come once, before \
+             `{end_marker}`; fix it by hand"
         )),
     }
 }

@@ -28,6 +28,8 @@
 //! amount_max = "200.00"
 //! expiry = "2401"                  # field 14 instead of the set's expiry (e.g. expired: 54)
 //! expect = "05"                    # optional: the answer to expect instead of the model's
+//! pin = "1234"                     # optional: the cardholder's PIN, enciphered by the PIN pad that
+//!                                  # `loadgen run --keys` sets up (the model expects it correct)
 //! ```
 //!
 //! A fixed `funds` amount is only usable when nothing in the mix can be approved on it (the model
@@ -257,6 +259,9 @@ struct RawTxn {
     expiry: Option<String>,
     #[serde(default)]
     expect: Option<String>,
+    /// A PIN (4-12 digits) entered at the terminal: enciphered by loadgen's PIN pad (`--keys`).
+    #[serde(default)]
+    pin: Option<String>,
 }
 
 impl Mix {
@@ -400,6 +405,16 @@ impl Mix {
                     }
                 },
             };
+            let mut options = TxnOptions::new().expiry(expiry_text);
+            if let Some(pin) = t.pin {
+                if (4..=12).contains(&pin.len()) && pin.bytes().all(|b| b.is_ascii_digit()) {
+                    options = options.pin(pin);
+                } else {
+                    // The value is not echoed: it is a PIN.
+                    problems.push(format!("{key}.pin: must be 4 to 12 digits"));
+                    continue;
+                }
+            }
             let name = t
                 .name
                 .unwrap_or_else(|| format!("{} {}", t.action.name(), t.cards));
@@ -410,7 +425,7 @@ impl Mix {
                 set,
                 amount,
                 expiry,
-                options: TxnOptions::new().expiry(expiry_text),
+                options,
                 expect,
             };
             if let Err(e) = fixed_funds_stay_fixed(&txn, &sets[set], currency, today) {
@@ -750,6 +765,23 @@ amount_max = "150.00"
         let text = format!("{mix:?} {:?}", mix.pick());
         assert!(!text.contains("4111110000000013"), "{text}");
         assert!(!text.contains("4111110000000047"), "{text}");
+    }
+
+    #[test]
+    fn a_pin_goes_into_the_options_and_a_bad_one_is_named_not_shown() {
+        let text = |pin: &str| {
+            format!(
+                "[[cards]]\nname = \"a\"\npans = [\"4111110000000013\"]\nexpiry = \"3012\"\n\
+                 [[txn]]\nweight = 1\naction = \"balance\"\ncards = \"a\"\npin = \"{pin}\"\n"
+            )
+        };
+        let mix = Mix::from_toml_str(&text("1234"), "mem", Path::new("."), today()).expect("mix");
+        assert_eq!(mix.txns[0].options.pin.as_deref(), Some("1234"));
+        let e = Mix::from_toml_str(&text("12x45"), "mem", Path::new("."), today())
+            .expect_err("not digits");
+        let shown = e.to_string();
+        assert!(shown.contains("txn[0].pin"), "{shown}");
+        assert!(!shown.contains("12x45"), "{shown}");
     }
 
     #[test]

@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use hdrhistogram::Histogram;
-use switch::client::{AcquirerClient, ClientConfig, ClientError};
+use switch::client::{AcquirerClient, ClientConfig, ClientError, ClientOptions, TerminalKeys};
 use switch::clock::{Clock, SystemClock};
 use switch::domain::{Amount, ResponseCode};
 use switch::issuing::NaiveDate;
@@ -93,6 +93,8 @@ pub struct RunOptions {
     pub label: String,
     /// How many mismatches and errors to keep as examples.
     pub samples: usize,
+    /// The acquirer host's MAC key and the PIN pad's keys (none: no MAC, PINs in clear blocks).
+    pub keys: Arc<TerminalKeys>,
 }
 
 impl Default for RunOptions {
@@ -110,6 +112,7 @@ impl Default for RunOptions {
             progress: false,
             label: String::new(),
             samples: 5,
+            keys: Arc::new(TerminalKeys::none()),
         }
     }
 }
@@ -266,8 +269,12 @@ pub async fn run(opts: &RunOptions, mix: Arc<Mix>) -> Result<RunReport, RunError
             ..ClientConfig::default()
         };
         let target = opts.target.clone();
+        let options = ClientOptions {
+            keys: Arc::clone(&opts.keys),
+            ..ClientOptions::default()
+        };
         async move {
-            AcquirerClient::connect(target.as_str(), cfg)
+            AcquirerClient::connect_with(target.as_str(), cfg, options)
                 .await
                 .map_err(|source| RunError::Connect {
                     index: i + 1,

@@ -6,6 +6,10 @@
 //! `127.0.0.1:0`, one acquirer `100001`, metrics off, the journal's `sync` as asked (`always` for
 //! the grid and the tests), a fresh random PAN key, and for each remote issuer
 //! `connections_per_endpoint` links with `inflight_max` requests in flight in total.
+//!
+//! When the cards were generated with `--security` ([`Generated::keys`]), the stack uses their
+//! keys file instead: acquirer 100001 must MAC and its PIN blocks are translated, and the remote
+//! links are MACed both ways with PIN blocks under each issuer's zone PIN key.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -23,7 +27,7 @@ use switch::net::server::IssuerHandle;
 use switch::net::start::{StartOptions, SwitchServer};
 use switch::security::KeysFile;
 
-use super::gencards::{Generated, issuer_config};
+use super::gencards::{ACQUIRER, Generated, issuer_config, secure_issuer};
 
 /// How to start the stack.
 #[derive(Debug, Clone)]
@@ -80,10 +84,16 @@ impl Stack {
         config.journal.dir = dir.path().join("switch");
         config.journal.sync = opts.sync;
         config.metrics.enabled = false;
-        config.security.keys_file = dir.path().join("keys.toml");
+        config.security.keys_file = match &data.keys {
+            Some(keys) => keys.clone(),
+            None => dir.path().join("keys.toml"),
+        };
+        let secure = data.keys.is_some();
         config.acquirers = vec![AcquirerConfig {
-            id: "100001".into(),
+            id: ACQUIRER.into(),
             name: "Loadgen Acquiring".into(),
+            mac_key: secure.then(|| format!("acquirer:{ACQUIRER}:mac")),
+            pin_key: secure.then(|| format!("acquirer:{ACQUIRER}:zpk")),
             ..AcquirerConfig::default()
         }];
         let mut hosts = Vec::new();
@@ -98,14 +108,18 @@ impl Stack {
                 }
                 None => None,
             };
-            config.issuers.push(issuer_config(
+            let mut ic = issuer_config(
                 &g.id,
                 &g.name,
                 endpoint.as_deref(),
                 &g.file,
                 opts.remote_links.max(1),
                 opts.remote_inflight_max.max(1),
-            ));
+            );
+            if secure {
+                secure_issuer(&mut ic);
+            }
+            config.issuers.push(ic);
             config.bin_ranges.push(BinRangeConfig {
                 low: g.bin.clone(),
                 high: g.bin.clone(),
@@ -123,13 +137,17 @@ impl Stack {
                     .join("; ")
             ))
         })?;
-        // A throwaway PAN key for this stack's journal.
-        let key: String = (0..32)
-            .map(|_| format!("{:02X}", fastrand::u8(..)))
-            .collect();
-        let keys_text = format!("[journal]\npan_key = \"{key}\"\n");
-        let keys = KeysFile::from_toml_str(&keys_text, &config.security.keys_file)
-            .map_err(setup("keys".into()))?;
+        let keys = if secure {
+            KeysFile::load(&config.security.keys_file).map_err(setup("keys".into()))?
+        } else {
+            // A throwaway PAN key for this stack's journal.
+            let key: String = (0..32)
+                .map(|_| format!("{:02X}", fastrand::u8(..)))
+                .collect();
+            let keys_text = format!("[journal]\npan_key = \"{key}\"\n");
+            KeysFile::from_toml_str(&keys_text, &config.security.keys_file)
+                .map_err(setup("keys".into()))?
+        };
         let switch = SwitchServer::start(StartOptions {
             config,
             keys,
