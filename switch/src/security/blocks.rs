@@ -4,7 +4,10 @@
 //!
 //! Owns no algorithm: every primitive is the crate's. Each call builds its key schedule and drops
 //! it at once; with the crates' `zeroize` feature the schedule is wiped on drop, so no expanded
-//! key outlives the operation that needed it.
+//! key outlives the operation that needed it. An operation over many blocks under one key (a
+//! CBC-MAC) builds the schedule once with [`DesSchedule`] and drops it at its end: building a
+//! DES schedule costs several times one block's encryption, so a schedule per block made an
+//! X9.19 MAC of 180 bytes cost 9 µs.
 
 use aes::Aes128;
 use des::cipher::generic_array::GenericArray;
@@ -24,6 +27,20 @@ pub(crate) fn des_encrypt(key: &[u8; 8], block: &mut [u8; DES_BLOCK]) {
 /// `D_K(block)` with single DES.
 pub(crate) fn des_decrypt(key: &[u8; 8], block: &mut [u8; DES_BLOCK]) {
     Des::new(GenericArray::from_slice(key)).decrypt_block(GenericArray::from_mut_slice(block));
+}
+
+/// A single-DES key schedule kept for the blocks of one operation, wiped when dropped.
+pub(crate) struct DesSchedule(Des);
+
+impl DesSchedule {
+    pub(crate) fn new(key: &[u8; 8]) -> DesSchedule {
+        DesSchedule(Des::new(GenericArray::from_slice(key)))
+    }
+
+    /// `E_K(block)`.
+    pub(crate) fn encrypt(&self, block: &mut [u8; DES_BLOCK]) {
+        self.0.encrypt_block(GenericArray::from_mut_slice(block));
+    }
 }
 
 /// `E_K(block)` with double-length TDES (EDE, K1 K2 K1).

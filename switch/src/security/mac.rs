@@ -24,7 +24,7 @@ use cmac::{Cmac, Mac};
 use des::cipher::generic_array::GenericArray;
 use subtle::ConstantTimeEq;
 
-use super::blocks::{DES_BLOCK, des_decrypt, des_encrypt, halves};
+use super::blocks::{DES_BLOCK, DesSchedule, des_decrypt, halves};
 
 /// Bytes in an ISO 8583 MAC (field 64 or 128).
 pub const MAC_LEN: usize = 8;
@@ -80,9 +80,10 @@ fn cbc_mac(data: &[u8], encrypt: impl Fn(&mut [u8; DES_BLOCK])) -> [u8; DES_BLOC
 /// ISO 9797-1 MAC algorithm 3 (ANSI X9.19) under the double-length key K‖K′.
 pub(crate) fn x919_mac(key: &[u8; 16], data: &[u8]) -> [u8; MAC_LEN] {
     let (k, k_prime) = halves(key);
-    let mut state = cbc_mac(data, |b| des_encrypt(&k, b));
+    let ek = DesSchedule::new(&k);
+    let mut state = cbc_mac(data, |b| ek.encrypt(b));
     des_decrypt(&k_prime, &mut state);
-    des_encrypt(&k, &mut state);
+    ek.encrypt(&mut state);
     state
 }
 
@@ -111,7 +112,7 @@ pub(crate) fn macs_equal(a: &[u8; MAC_LEN], b: &[u8; MAC_LEN]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::security::blocks::tdes_encrypt;
+    use crate::security::blocks::{des_encrypt, tdes_encrypt};
 
     fn key16(text: &str) -> [u8; 16] {
         let mut k = [0u8; 16];
