@@ -5,7 +5,7 @@
 //!             [--connections 4] [--inflight 4] [--rate N] [--warmup-s 2] [--duration-s 10]
 //!             [--timeout-ms 5000] [--acquirer 100001] [--expect switch|echo]
 //!             [--json FILE] [--plot FILE.svg] [--quiet]
-//!             [--keys FILE [--mac-key ID] [--pin-key ID]]
+//!             [--keys FILE [--mac-key ID] [--pin-key ID]] [--watch-pid PID]
 //! loadgen gen-cards --count 1000000 --out DIR [--specials 10] [--security]
 //! loadgen relay --listen 127.0.0.1:7000 --backend 127.0.0.1:7001 [--pool 1]
 //! loadgen echo-backend --listen 127.0.0.1:7001
@@ -140,6 +140,9 @@ struct RunArgs {
     /// `acquirer:<acquirer>:zpk`).
     #[arg(long, requires = "keys")]
     pin_key: Option<String>,
+    /// Sample this process's resident set size every second (e.g. the switch's, for a soak).
+    #[arg(long)]
+    watch_pid: Option<u32>,
 }
 
 #[derive(Args, Debug)]
@@ -323,6 +326,7 @@ async fn run_cmd(a: RunArgs) -> ExitCode {
                 }
             }
         },
+        watch_pid: a.watch_pid,
     };
     if !a.quiet {
         eprintln!(

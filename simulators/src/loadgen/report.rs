@@ -134,6 +134,10 @@ pub struct RunReport {
     pub cpu_us: Option<u64>,
     /// `cpu_us` per answer in the measured window, microseconds.
     pub cpu_us_per_answer: Option<f64>,
+    /// `--watch-pid`: the process watched and its resident set size in KiB, sampled about every
+    /// second from the start (warmup first).
+    pub watched_pid: Option<u32>,
+    pub watched_rss_kib: Vec<u64>,
 }
 
 /// What the runner hands over to build a report.
@@ -238,7 +242,23 @@ impl RunReport {
             throughput_per_s: p.per_second,
             cpu_us: None,
             cpu_us_per_answer: None,
+            watched_pid: None,
+            watched_rss_kib: Vec::new(),
         }
+    }
+
+    /// Records the RSS samples of the watched process.
+    pub fn set_watched_rss(&mut self, pid: u32, samples_kib: Vec<u64>) {
+        self.watched_pid = Some(pid);
+        self.watched_rss_kib = samples_kib;
+    }
+
+    /// The watched process's RSS in KiB: (first sample after the warmup, last, maximum).
+    pub fn watched_rss_summary(&self) -> Option<(u64, u64, u64)> {
+        let s = &self.watched_rss_kib;
+        let warm = usize::try_from(self.warmup_s.ceil() as u64).unwrap_or(0);
+        let first = *s.get(warm).or(s.first())?;
+        Some((first, *s.last()?, s.iter().copied().max()?))
     }
 
     /// Records the process CPU time spent inside the measured window.
@@ -287,6 +307,19 @@ impl RunReport {
                 s,
                 "  cpu          {per:.1} us per answer ({:.2} s of process CPU in the window)",
                 cpu as f64 / 1e6
+            );
+        }
+        if let (Some(pid), Some((first, last, max))) =
+            (self.watched_pid, self.watched_rss_summary())
+        {
+            let mib = |k: u64| k as f64 / 1024.0;
+            let _ = writeln!(
+                s,
+                "  rss          process {pid}: {:.1} MiB after the warmup, {:.1} MiB at the end, {:.1} MiB at most ({} samples)",
+                mib(first),
+                mib(last),
+                mib(max),
+                self.watched_rss_kib.len()
             );
         }
         let l = &self.latency;

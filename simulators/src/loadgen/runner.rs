@@ -34,6 +34,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
+use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -95,6 +96,9 @@ pub struct RunOptions {
     pub samples: usize,
     /// The acquirer host's MAC key and the PIN pad's keys (none: no MAC, PINs in clear blocks).
     pub keys: Arc<TerminalKeys>,
+    /// Sample this process's resident set size every second (Linux `/proc`), e.g. the switch's
+    /// during a soak.
+    pub watch_pid: Option<u32>,
 }
 
 impl Default for RunOptions {
@@ -113,6 +117,7 @@ impl Default for RunOptions {
             label: String::new(),
             samples: 5,
             keys: Arc::new(TerminalKeys::none()),
+            watch_pid: None,
         }
     }
 }
@@ -320,6 +325,7 @@ pub async fn run(opts: &RunOptions, mix: Arc<Mix>) -> Result<RunReport, RunError
         Arc::clone(&ctx),
         Arc::clone(&finished),
         opts.progress,
+        opts.watch_pid,
     ));
     let cpu_meter = tokio::spawn(cpu_over_window(window_start, end));
     let tasks: Vec<_> = clients
@@ -342,13 +348,16 @@ pub async fn run(opts: &RunOptions, mix: Arc<Mix>) -> Result<RunReport, RunError
     }
     finished.notify_one();
     pacer_stop.store(true, Ordering::Relaxed);
-    let per_second = sampler.await.unwrap_or_default();
+    let (per_second, rss) = sampler.await.unwrap_or_default();
     let cpu_window = cpu_meter.await.ok().flatten();
     if opts.progress {
         eprintln!();
     }
     let mut report = merge(opts, &ctx, locals, per_second, template);
     report.set_cpu(cpu_window);
+    if let Some(pid) = opts.watch_pid {
+        report.set_watched_rss(pid, rss);
+    }
     Ok(report)
 }
 
@@ -554,10 +563,17 @@ async fn one(client: &AcquirerClient, ctx: &Ctx, scheduled: Instant) -> Outcome 
     }
 }
 
-/// Samples the answered count every second (for the throughput series), and prints the progress
-/// line when asked. Returns answers per one-second bucket since the start.
-async fn sample(ctx: Arc<Ctx>, finished: Arc<Notify>, progress: bool) -> Vec<u64> {
+/// Samples the answered count every second (for the throughput series), and the watched
+/// process's RSS when asked, and prints the progress line when asked. Returns answers per
+/// one-second bucket since the start, and the RSS samples in KiB.
+async fn sample(
+    ctx: Arc<Ctx>,
+    finished: Arc<Notify>,
+    progress: bool,
+    watch_pid: Option<u32>,
+) -> (Vec<u64>, Vec<u64>) {
     let mut per_second = Vec::new();
+    let mut rss = Vec::new();
     let mut last = 0u64;
     let mut last_at = ctx.start;
     let tty = std::io::stderr().is_terminal();
@@ -577,6 +593,10 @@ async fn sample(ctx: Arc<Ctx>, finished: Arc<Notify>, progress: bool) -> Vec<u64
         let elapsed = now.saturating_duration_since(last_at);
         let rate = u128::from(answered - last) * 1_000_000_000 / elapsed.as_nanos().max(1);
         per_second.push(u64::try_from(rate).unwrap_or(u64::MAX));
+        let watched = watch_pid.and_then(rss_kib);
+        if let Some(kib) = watched {
+            rss.push(kib);
+        }
         let middle = last_at + elapsed / 2;
         (last, last_at) = (answered, now);
         if progress {
@@ -590,7 +610,7 @@ async fn sample(ctx: Arc<Ctx>, finished: Arc<Notify>, progress: bool) -> Vec<u64
             let sent = ctx.live.sent.load(Ordering::Relaxed);
             let errors = ctx.live.errors.load(Ordering::Relaxed);
             let mismatches = ctx.live.mismatches.load(Ordering::Relaxed);
-            let line = format!(
+            let mut line = format!(
                 "[{:>4} s] {phase:<6} {:>9} req/s  answered {:>11}  in flight {:>6}  errors {}  mismatches {}",
                 per_second.len(),
                 super::thousands(*per_second.last().unwrap_or(&0)),
@@ -599,6 +619,9 @@ async fn sample(ctx: Arc<Ctx>, finished: Arc<Notify>, progress: bool) -> Vec<u64
                 super::thousands(errors),
                 super::thousands(mismatches),
             );
+            if let Some(kib) = watched {
+                let _ = write!(line, "  rss {:.1} MiB", kib as f64 / 1024.0);
+            }
             let mut err = std::io::stderr().lock();
             if tty {
                 let _ = write!(err, "\r{line}\x1b[K");
@@ -608,7 +631,17 @@ async fn sample(ctx: Arc<Ctx>, finished: Arc<Notify>, progress: bool) -> Vec<u64
             let _ = err.flush();
         }
     }
-    per_second
+    (per_second, rss)
+}
+
+/// The resident set size of process `pid` in KiB (`VmRSS` of `/proc/<pid>/status`); `None` when
+/// the process is gone or the file cannot be read (not Linux).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// The process's CPU time (user + system, every thread) spent inside the measured window, in
