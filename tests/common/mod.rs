@@ -13,7 +13,7 @@
 //!
 //! Nothing here sleeps or polls to synchronise: every condition a test waits on is a signal the
 //! code under test publishes on a `tokio::sync::watch` channel, awaited with [`wait_for`] (check,
-//! then sleep until the value changes): link readiness ([`IssuerPool::ready_watch`]), a
+//! then await the next change): link readiness ([`IssuerPool::ready_watch`]), a
 //! store-and-forward queue's depth ([`Saf::depth_watch`]), an issuer host's requests and
 //! checkpoints ([`IssuerHost::requests_watch`], [`IssuerHost::checkpoints_watch`]), and the
 //! switch's journal moving ([`SwitchServer::journal_progress`], re-read each time it moves,

@@ -7,6 +7,9 @@
 //! attempts that were actually sent count towards the limit: an issuer that is simply down is
 //! waited for, not given up on.
 //!
+//! The queue's depth is also published on a watch ([`Saf::depth_watch`]), so that whoever needs to
+//! know when advices are owed or delivered (the demo, tests) waits for it instead of polling.
+//!
 //! One task per issuer drains its queue one advice at a time. Advices are rare next to
 //! authorizations, and order matters more than speed here (an advice must not overtake the one it
 //! follows).
