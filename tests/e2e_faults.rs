@@ -127,7 +127,7 @@ async fn issuer_timeout_gets_91_and_the_reversal_advice_is_delivered_later() {
     stack.stop_host(EAST).await;
     stack.restart_host(EAST, Faults::default()).await;
     let saf = stack.saf(EAST);
-    wait_until("East Bank's advice is delivered", || saf.depth() == 0).await;
+    wait_drained("East Bank's advice is delivered", &saf).await;
     assert!(
         stack.host(EAST).requests() >= 1,
         "the restarted host saw the 0420"
@@ -242,7 +242,7 @@ async fn late_reply_is_journaled_and_reversed() {
     stack.stop_host(EAST).await;
     stack.restart_host(EAST, Faults::default()).await;
     let saf = stack.saf(EAST);
-    wait_until("the reversal advice is delivered", || saf.depth() == 0).await;
+    wait_drained("the reversal advice is delivered", &saf).await;
     assert_eq!(
         stack.host_balances(EAST, EB_DEBIT),
         (minor("5000.00"), minor("5000.00"))
@@ -302,10 +302,13 @@ async fn acquirer_gone_before_a_remote_approval_is_reversed() {
 
     let host = stack.host(EAST);
     let saf = stack.saf(EAST);
-    wait_until("purchase and its reversal advice reach East Bank", || {
-        host.requests() >= 2 && saf.depth() == 0
-    })
+    wait_for(
+        "purchase and its reversal advice reach East Bank",
+        &mut host.requests_watch(),
+        |&n| n >= 2,
+    )
     .await;
+    wait_drained("East Bank acknowledges the reversal advice", &saf).await;
     assert_eq!(host.requests(), 2, "one purchase, one 0420");
     assert_eq!(
         stack.host_balances(EAST, EB_DEBIT),
@@ -350,6 +353,17 @@ async fn acquirer_gone_before_a_remote_approval_is_reversed() {
     stack.shutdown().await;
 }
 
+/// Resolves once the switch has journaled an undeliverable approval's replacement decision. The
+/// switch journals it after the on-us engine has voided the hold (and journaled the void), so the
+/// card's balance is already restored when it appears.
+async fn wait_voided(stack: &Stack) {
+    stack
+        .wait_journal("the undeliverable on-us approval is voided", |r| {
+            matches!(r, Record::Decision(d) if d.reason.as_deref() == Some("undeliverable_reversed"))
+        })
+        .await;
+}
+
 /// The acquirer is gone when an on-us approval is ready: the hold is voided at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acquirer_gone_before_an_on_us_approval_is_voided() {
@@ -365,19 +379,13 @@ async fn acquirer_gone_before_an_on_us_approval_is_voided() {
         .expect("prepare");
     send_and_vanish(stack.addr(), &p.payload).await;
 
-    let records_dir = stack.journal_dir();
-    wait_until("the on-us approval is journaled as undeliverable", || {
-        switch::journal::read_all(&records_dir).is_ok_and(|recs| {
-            recs.iter()
-                .any(|(_, b)| matches!(Record::decode(b), Ok(Record::Undeliverable { .. })))
-        })
-    })
-    .await;
+    wait_voided(&stack).await;
     let observer = stack.client().await;
-    wait_until_async("the on-us reversal is applied", || async {
-        inquire(&observer, MP_PREPAID).await == (minor("200.00"), minor("200.00"))
-    })
-    .await;
+    assert_eq!(
+        inquire(&observer, MP_PREPAID).await,
+        (minor("200.00"), minor("200.00")),
+        "the hold is released"
+    );
 
     let records = stack.shutdown_switch().await;
     let d = records
@@ -480,7 +488,7 @@ async fn stand_in_while_the_issuer_is_down_then_advices_applied() {
     );
 
     stack.restart_host(NORTH, Faults::default()).await;
-    wait_until("the stand-in advices are delivered", || saf.depth() == 0).await;
+    wait_drained("the stand-in advices are delivered", &saf).await;
     assert_eq!(stack.host(NORTH).requests(), 5);
     let (available, _) = stack.host_balances(NORTH, NB_CREDIT);
     assert_eq!(
@@ -515,10 +523,13 @@ async fn a_repeat_after_an_undeliverable_remote_approval_agrees_with_the_issuer(
     send_and_vanish(stack.addr(), &p.payload).await;
     let host = stack.host(EAST);
     let saf = stack.saf(EAST);
-    wait_until("purchase and its reversal advice reach East Bank", || {
-        host.requests() >= 2 && saf.depth() == 0
-    })
+    wait_for(
+        "purchase and its reversal advice reach East Bank",
+        &mut host.requests_watch(),
+        |&n| n >= 2,
+    )
     .await;
+    wait_drained("East Bank acknowledges the reversal advice", &saf).await;
     assert_eq!(
         stack.host_balances(EAST, EB_DEBIT).0,
         minor("5000.00"),
@@ -552,15 +563,13 @@ async fn a_repeat_after_an_undeliverable_on_us_approval_agrees_with_the_books() 
         )
         .expect("prepare");
     send_and_vanish(stack.addr(), &p.payload).await;
+    wait_voided(&stack).await;
     let observer = stack.client().await;
-    wait_until_async("the on-us approval is voided", || async {
-        inquire(&observer, MP_PREPAID).await.0 == minor("200.00")
-            && switch::journal::read_all(&stack.journal_dir()).is_ok_and(|recs| {
-                recs.iter()
-                    .any(|(_, b)| matches!(Record::decode(b), Ok(Record::Undeliverable { .. })))
-            })
-    })
-    .await;
+    assert_eq!(
+        inquire(&observer, MP_PREPAID).await.0,
+        minor("200.00"),
+        "the hold is released"
+    );
 
     let repeat = c.send_prepared(&p).await.expect("the repeat is answered");
     let available = inquire(&observer, MP_PREPAID).await.0;
@@ -601,7 +610,7 @@ async fn a_stand_in_purchase_is_posted_by_the_issuer_like_an_online_one() {
     assert_code(&r, ResponseCode::Approved, "stand-in purchase");
     stack.restart_host(NORTH, Faults::default()).await;
     let saf = stack.saf(NORTH);
-    wait_until("the stand-in advice is delivered", || saf.depth() == 0).await;
+    wait_drained("the stand-in advice is delivered", &saf).await;
     let after = stack.host(NORTH).engine().ledger(&pan).expect("card");
     assert_eq!(
         (after.posted.minor(), after.held.minor(), after.open_holds),
@@ -649,7 +658,7 @@ async fn stand_in_after_a_timeout_charges_the_card_once() {
     stack.stop_host(NORTH).await;
     stack.restart_host(NORTH, Faults::default()).await;
     let saf = stack.saf(NORTH);
-    wait_until("the 0120 is delivered", || saf.depth() == 0).await;
+    wait_drained("the 0120 is delivered", &saf).await;
     assert_eq!(
         stack.host_balances(NORTH, NB_CREDIT).0,
         minor("10000.00") - minor("45.00"),
@@ -674,11 +683,16 @@ async fn a_resent_stand_in_advice_is_applied_once() {
     // Back, but slower than the switch's timeout: attempts arrive and are applied, acks are late.
     stack.restart_host(NORTH, delayed(500)).await;
     let host = stack.host(NORTH);
-    wait_until("the advice was attempted twice", || host.requests() >= 2).await;
+    wait_for(
+        "the advice was attempted twice",
+        &mut host.requests_watch(),
+        |&n| n >= 2,
+    )
+    .await;
     stack.stop_host(NORTH).await;
     stack.restart_host(NORTH, Faults::default()).await;
     let saf = stack.saf(NORTH);
-    wait_until("the 0120 is delivered", || saf.depth() == 0).await;
+    wait_drained("the 0120 is delivered", &saf).await;
     assert_eq!(
         stack.host_balances(NORTH, NB_CREDIT).0,
         minor("10000.00") - minor("45.00"),
@@ -710,7 +724,10 @@ async fn a_reversed_stand_in_approval_leaves_nothing_at_the_issuer() {
 
     stack.restart_host(NORTH, Faults::default()).await;
     let saf = stack.saf(NORTH);
-    wait_until("both advices are delivered", || saf.depth() == 0).await;
+    wait_for("both advices are delivered", &mut saf.depth_watch(), |&d| {
+        d == 0
+    })
+    .await;
     let l = stack
         .host(NORTH)
         .engine()

@@ -74,9 +74,11 @@ async fn graceful_shutdown_answers_in_flight_and_journals_every_answer() {
         })
         .collect();
     let host = stack.host(EAST);
-    wait_until("five purchases in flight at East Bank", || {
-        host.requests() == 5
-    })
+    wait_for(
+        "five purchases in flight at East Bank",
+        &mut host.requests_watch(),
+        |&n| n == 5,
+    )
     .await;
     let records = stack.shutdown_switch().await;
     for t in inflight {
@@ -194,8 +196,13 @@ async fn crash_and_recover(checkpoint_every: u64) -> switch::host::Replayed {
         .expect("answered");
     assert_code(&r, ResponseCode::InsufficientFunds, "decline");
     if checkpoint_every < 8 {
-        let cp = jdir.join(switch::host::CHECKPOINT_FILE);
-        wait_until("a checkpoint is written", || cp.exists()).await;
+        wait_for(
+            "a checkpoint is written",
+            &mut host.checkpoints_watch(),
+            |&n| n >= 1,
+        )
+        .await;
+        assert!(jdir.join(switch::host::CHECKPOINT_FILE).exists());
         // And one more event after it, for the journal's tail.
         ok(c.purchase(EB_DEBIT, cny("1.00"), o()).await, "purchase");
     }
@@ -349,7 +356,7 @@ async fn switch_restart_recovers_on_us_books_duplicates_and_owed_advices() {
     assert_eq!(stack.server().recovered_advices, 1);
     stack.restart_host(EAST, Faults::default()).await;
     let saf = stack.saf(EAST);
-    wait_until("the recovered advice is delivered", || saf.depth() == 0).await;
+    wait_drained("the recovered advice is delivered", &saf).await;
     assert!(stack.host(EAST).requests() >= 1);
 
     let c = stack.client().await;
@@ -553,7 +560,7 @@ async fn switch_restart_keeps_issuer_stans_and_stand_in_counters() {
 
     stack.restart_host(NORTH, Faults::default()).await;
     let saf = stack.saf(NORTH);
-    wait_until("the stand-in advices are delivered", || saf.depth() == 0).await;
+    wait_drained("the stand-in advices are delivered", &saf).await;
     let rev = c
         .reverse(&north_hold, cny("80.00"), None)
         .await

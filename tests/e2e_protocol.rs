@@ -421,7 +421,12 @@ async fn answers_on_one_connection_come_back_as_they_are_ready() {
         })
     };
     let host = stack.host(EAST);
-    wait_until("the slow request is at East Bank", || host.requests() == 1).await;
+    wait_for(
+        "the slow request is at East Bank",
+        &mut host.requests_watch(),
+        |&n| n == 1,
+    )
+    .await;
     let quick = c.balance(MP_PREPAID).await.expect("answered");
     assert_code(&quick, ResponseCode::Approved, "on-us inquiry");
     assert!(!slow.is_finished(), "the on-us answer came first");

@@ -400,12 +400,12 @@ async fn an_issuer_answer_with_a_bad_mac_is_not_trusted() {
     assert_code(&r, ResponseCode::IssuerInoperative, "answer not trusted");
     assert!(violations("issuer", "mac_invalid") > before, "counted");
     let saf = stack.saf(EAST);
-    wait_until("the reversal is queued", || saf.depth() > 0).await;
+    wait_for("the reversal is queued", &mut saf.depth_watch(), |&d| d > 0).await;
 
     // With good MACs again, the reversal is delivered and the hold released.
     stack.stop_host(EAST).await;
     stack.restart_host(EAST, Faults::default()).await;
-    wait_until("the reversal is delivered", || saf.depth() == 0).await;
+    wait_drained("the reversal is delivered", &saf).await;
     assert_eq!(stack.host_balances(EAST, EB_DEBIT), start);
     let r = c
         .purchase(EB_DEBIT, cny("7.00"), opts())

@@ -317,7 +317,7 @@ async fn no_card_data_in_logs_metrics_or_files() {
     assert_eq!(code(c.purchase(NB_LOST, cny("5.00"), o()).await), "41");
     stack.restart_host(NORTH, Default::default()).await;
     let saf = stack.saf(NORTH);
-    wait_until("the stand-in advice is delivered", || saf.depth() == 0).await;
+    wait_drained("the stand-in advice is delivered", &saf).await;
 
     drop(c);
     if let Some(server) = stack.server.take() {

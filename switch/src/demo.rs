@@ -446,11 +446,10 @@ async fn stand_in_showcase(
     })?;
     let port = host.local_addr();
     host.shutdown().await;
-    // Wait until the link notices the host is gone.
-    let t0 = Instant::now();
-    while pool.ready_count() > 0 && t0.elapsed() < Duration::from_secs(5) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // Wait until the link notices the host is gone (or give up after 5 s and let stand-in show
+    // whatever the link state is then).
+    let mut ready = pool.ready_watch();
+    let _ = tokio::time::timeout(Duration::from_secs(5), ready.wait_for(|&n| n == 0)).await;
     let mut lines = Vec::new();
     let client = AcquirerClient::connect(
         addr,
@@ -494,10 +493,9 @@ async fn stand_in_showcase(
     let restarted = start_host(&id, &file, &jdir, &port.to_string(), clock, &hosts.keys)
         .await
         .ok()?;
-    let t0 = Instant::now();
-    while saf.depth() > 0 && t0.elapsed() < Duration::from_secs(15) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // The report below says how many are left if they are not all delivered within 15 s.
+    let mut depth = saf.depth_watch();
+    let _ = tokio::time::timeout(Duration::from_secs(15), depth.wait_for(|&d| d == 0)).await;
     lines.push(format!(
         "{queued} advice(s) queued while down; {} left after the host came back",
         saf.depth()

@@ -28,6 +28,7 @@ use bytes::Bytes;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, SinkExt, StreamExt};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -175,12 +176,16 @@ struct Shared {
     clock: Arc<dyn Clock>,
     dialect: &'static Dialect,
     faults: Faults,
-    requests: AtomicU64,
+    /// Requests received (not network management). A watch rather than a counter so that tests
+    /// and the demo can wait for the host to have seen N requests without polling.
+    requests: watch::Sender<u64>,
     issuer: String,
     checkpoint_dir: Option<std::path::PathBuf>,
     checkpoint_every: u64,
     events: AtomicU64,
     checkpointing: Arc<std::sync::atomic::AtomicBool>,
+    /// Checkpoints written since start (periodic and at shutdown).
+    checkpoints: Arc<watch::Sender<u64>>,
     security: Option<HostSecurity>,
     /// The link's MAC key, when it has one.
     mac: Option<PartyMac>,
@@ -334,11 +339,12 @@ impl IssuerHost {
             clock,
             dialect: cfg.dialect,
             faults: cfg.faults,
-            requests: AtomicU64::new(0),
+            requests: watch::Sender::new(0),
             checkpoint_dir: cfg.checkpoint_dir.clone(),
             checkpoint_every: cfg.checkpoint_every.max(1),
             events: AtomicU64::new(0),
             checkpointing: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            checkpoints: Arc::new(watch::Sender::new(0)),
             mac: cfg.security.as_ref().and_then(HostSecurity::mac),
             security: cfg.security.clone(),
         });
@@ -410,7 +416,18 @@ impl IssuerHost {
 
     /// Requests received so far (not network management).
     pub fn requests(&self) -> u64 {
-        self.shared.requests.load(Ordering::Relaxed)
+        *self.shared.requests.borrow()
+    }
+
+    /// [`IssuerHost::requests`] as it changes, to wait for the host to have seen some.
+    pub fn requests_watch(&self) -> watch::Receiver<u64> {
+        self.shared.requests.subscribe()
+    }
+
+    /// Checkpoints written since start as the count changes; a new value means the checkpoint
+    /// file was just replaced whole.
+    pub fn checkpoints_watch(&self) -> watch::Receiver<u64> {
+        self.shared.checkpoints.subscribe()
     }
 
     /// Stops listening, closes connections, flushes the journal.
@@ -423,9 +440,13 @@ impl IssuerHost {
                 Ok(lsn) => {
                     if let Some(dir) = &self.shared.checkpoint_dir
                         && lsn > 0
-                        && let Err(e) = write_checkpoint(dir, lsn, &self.shared.engine)
                     {
-                        tracing::error!(error = %e, "checkpoint at shutdown failed");
+                        match write_checkpoint(dir, lsn, &self.shared.engine) {
+                            Ok(()) => {
+                                self.shared.checkpoints.send_modify(|n| *n += 1);
+                            }
+                            Err(e) => tracing::error!(error = %e, "checkpoint at shutdown failed"),
+                        }
                     }
                 }
                 Err(e) => tracing::error!(error = %e, "issuer journal flush failed"),
@@ -521,7 +542,11 @@ async fn handle(shared: &Shared, payload: Bytes) -> Option<Bytes> {
     if mti.class() == 8 {
         return network(shared, &msg, mti);
     }
-    let n = shared.requests.fetch_add(1, Ordering::Relaxed) + 1;
+    let mut n = 0;
+    shared.requests.send_modify(|count| {
+        *count += 1;
+        n = *count;
+    });
     let f = &shared.faults;
     if f.stop_answering_after.is_some_and(|limit| n > limit) {
         tracing::info!(issuer = %shared.issuer, "fault injection: not answering");
@@ -583,6 +608,7 @@ fn maybe_checkpoint(shared: &Shared, lsn: u64) {
     let engine = Arc::clone(&shared.engine);
     let journal = Arc::clone(&shared.journal);
     let busy = Arc::clone(&shared.checkpointing);
+    let written_tx = Arc::clone(&shared.checkpoints);
     tokio::spawn(async move {
         let started = std::time::Instant::now();
         // The snapshot may hold events applied after `lsn` whose appends are still queued;
@@ -602,11 +628,14 @@ fn maybe_checkpoint(shared: &Shared, lsn: u64) {
         }
         let written = tokio::task::spawn_blocking(move || write_snapshot(&dir, lsn, snap)).await;
         match written {
-            Ok(Ok(())) => tracing::info!(
-                lsn,
-                ms = started.elapsed().as_millis() as u64,
-                "checkpoint written"
-            ),
+            Ok(Ok(())) => {
+                tracing::info!(
+                    lsn,
+                    ms = started.elapsed().as_millis() as u64,
+                    "checkpoint written"
+                );
+                written_tx.send_modify(|n| *n += 1);
+            }
             Ok(Err(e)) => tracing::error!(error = %e, "checkpoint failed"),
             Err(e) => tracing::error!(error = %e, "checkpoint task failed"),
         }
@@ -723,4 +752,93 @@ fn answer(
     };
     let b = answer_builder(shared.dialect, msg, code, &add).ok()?;
     encode(shared, b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::iso8583::{ISO87_ASCII, samples};
+    use crate::journal::MemJournal;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// North Bank's host on a free port, journaling in memory, checkpointing into `dir` after
+    /// every ledger event.
+    async fn north_bank(dir: &Path) -> IssuerHost {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/issuers/north-bank.toml");
+        let file = IssuerFile::load(&path).expect("issuer file loads");
+        let engine = Arc::new(Engine::from_file(&file).expect("engine builds"));
+        let cfg = HostConfig {
+            address: "127.0.0.1:0".into(),
+            dialect: &ISO87_ASCII,
+            framing: FramingConfig::default(),
+            faults: Faults::default(),
+            checkpoint_dir: Some(dir.to_owned()),
+            checkpoint_every: 1,
+            security: None,
+            tls: None,
+        };
+        IssuerHost::start(
+            cfg,
+            engine,
+            Arc::new(MemJournal::new()),
+            None,
+            Arc::new(SystemClock),
+        )
+        .await
+        .expect("host starts")
+    }
+
+    /// Sends the sample 0100 (North Bank's active credit card) under `stan`; the answer's field 39.
+    async fn purchase(s: &mut tokio::net::TcpStream, stan: &[u8; 6]) -> String {
+        let mut b = samples::auth_request(&ISO87_ASCII);
+        b.set(11, stan).set(32, b"100001");
+        let payload = b.to_bytes().expect("encode");
+        let mut out = u16::try_from(payload.len())
+            .expect("fits")
+            .to_be_bytes()
+            .to_vec();
+        out.extend_from_slice(&payload);
+        s.write_all(&out).await.expect("write");
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).await.expect("answer header");
+        let mut answer = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        s.read_exact(&mut answer).await.expect("answer");
+        let msg = crate::iso8583::decode(&ISO87_ASCII, Bytes::from(answer)).expect("decodes");
+        String::from_utf8_lossy(&msg.get(39).expect("field 39")).into_owned()
+    }
+
+    async fn guard<F: std::future::Future>(what: &str, f: F) -> F::Output {
+        tokio::time::timeout(Duration::from_secs(10), f)
+            .await
+            .unwrap_or_else(|_| panic!("timed out: {what}"))
+    }
+
+    #[tokio::test]
+    async fn request_and_checkpoint_watches_move_with_the_host() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let host = north_bank(dir.path()).await;
+        let mut requests = host.requests_watch();
+        let mut checkpoints = host.checkpoints_watch();
+        assert_eq!((*requests.borrow_and_update(), host.requests()), (0, 0));
+        assert_eq!(*checkpoints.borrow_and_update(), 0);
+
+        let mut s = tokio::net::TcpStream::connect(host.local_addr())
+            .await
+            .expect("connect");
+        assert_eq!(purchase(&mut s, b"000001").await, "00");
+        assert!(requests.has_changed().expect("host alive"));
+        assert_eq!((*requests.borrow_and_update(), host.requests()), (1, 1));
+
+        // The checkpoint is written in the background after the answer; its watch says when.
+        guard("a checkpoint", checkpoints.wait_for(|&n| n >= 1))
+            .await
+            .expect("host alive");
+        assert!(dir.path().join(CHECKPOINT_FILE).exists());
+
+        assert_eq!(purchase(&mut s, b"000002").await, "00");
+        assert_eq!(*requests.borrow_and_update(), 2);
+        drop(s);
+        host.shutdown().await;
+    }
 }

@@ -11,14 +11,18 @@
 //!   gives their acquirer (its MAC key, its zone PIN key), all from `config/keys.toml`, the way
 //!   the real parties hold them; [`Stack::client_bare`] connects without.
 //!
-//! Nothing here sleeps to synchronise: link readiness is awaited with `wait_ready`, and the few
-//! conditions without an event (a link noticing its host went away, a queue draining) are polled
-//! with a short interval under an overall deadline ([`wait_until`]).
+//! Nothing here sleeps or polls to synchronise: every condition a test waits on is a signal the
+//! code under test publishes on a `tokio::sync::watch` channel, awaited with [`wait_for`] (check,
+//! then await the next change): link readiness ([`IssuerPool::ready_watch`]), a
+//! store-and-forward queue's depth ([`Saf::depth_watch`]), an issuer host's requests and
+//! checkpoints ([`IssuerHost::requests_watch`], [`IssuerHost::checkpoints_watch`]), and the
+//! switch's journal moving ([`SwitchServer::journal_progress`], re-read each time it moves,
+//! [`Stack::wait_journal`]). [`WAIT`] bounds every wait so that a missing signal fails the test
+//! with what it was waiting for instead of hanging it; it never decides an outcome.
 
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -45,6 +49,7 @@ use switch::security::{KeyId, KeysFile};
 use tempfile::TempDir;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 
 pub const NORTH: &str = "north-bank";
 pub const EAST: &str = "east-bank";
@@ -219,32 +224,37 @@ pub fn reserve_port() -> SocketAddr {
     l.local_addr().expect("addr")
 }
 
-/// Polls `cond` every 10 ms until it holds; panics with `what` after [`WAIT`].
-pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
+/// Resolves once `cond` holds for the value `rx` carries: checks the current value, then again
+/// each time the sender publishes a new one. Panics with `what` if [`WAIT`] passes first, or if
+/// the sender goes away with `cond` still false (nothing could ever make it true).
+pub async fn wait_for<T: Clone>(
+    what: &str,
+    rx: &mut watch::Receiver<T>,
+    mut cond: impl FnMut(&T) -> bool,
+) {
+    let waited = tokio::time::timeout(WAIT, async {
+        loop {
+            // A copy, so that `cond` (which may read files) never holds the channel's lock.
+            let value = rx.borrow_and_update().clone();
+            if cond(&value) {
+                return true;
+            }
+            if rx.changed().await.is_err() {
+                return false;
+            }
+        }
+    })
+    .await;
+    match waited {
+        Ok(true) => {}
+        Ok(false) => panic!("the signal went away while waiting for: {what}"),
+        Err(_) => panic!("timed out waiting for: {what}"),
     }
 }
 
-/// Like [`wait_until`] for a condition that needs to await (e.g. a balance inquiry).
-pub async fn wait_until_async<F, Fut>(what: &str, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !cond().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// Resolves once `saf` holds no advice: [`wait_for`] on its depth.
+pub async fn wait_drained(what: &str, saf: &Saf) {
+    wait_for(what, &mut saf.depth_watch(), |&d| d == 0).await;
 }
 
 /// One remote issuer's host as the test controls it.
@@ -496,10 +506,11 @@ impl Stack {
             .and_then(|s| s.host.take())
             .expect("host running");
         host.shutdown().await;
-        let pool = self.pool(id);
-        wait_until(&format!("the switch's link to {id} goes down"), || {
-            pool.ready_count() == 0
-        })
+        wait_for(
+            &format!("the switch's link to {id} goes down"),
+            &mut self.pool(id).ready_watch(),
+            |&ready| ready == 0,
+        )
         .await;
     }
 
@@ -511,6 +522,23 @@ impl Stack {
         let host = start_host(id, &slot.addr.to_string(), &slot.journal_dir, faults).await;
         slot.host = Some(host);
         self.wait_ready(id).await;
+    }
+
+    /// Resolves once the switch's journal holds a record `matches` accepts, re-reading the
+    /// journal each time a group commit moves it (never on a timer); panics with `what` after
+    /// [`WAIT`].
+    pub async fn wait_journal(&self, what: &str, matches: impl Fn(&Record) -> bool) {
+        let dir = self.journal_dir();
+        let mut progress = self.server().journal_progress();
+        wait_for(what, &mut progress, |_| {
+            // The writer may be mid-batch past the published LSN: `read_all` leaves a half-written
+            // batch out, and its publication brings a fresh read.
+            switch::journal::read_all(&dir).is_ok_and(|recs| {
+                recs.iter()
+                    .any(|(_, b)| Record::decode(b).is_ok_and(|r| matches(&r)))
+            })
+        })
+        .await;
     }
 
     /// Issuer `id`'s host's engine: (available, ledger) of `pan` in minor units.

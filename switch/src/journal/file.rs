@@ -20,7 +20,7 @@ use std::thread;
 use std::time::Instant;
 
 use bytes::Bytes;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use super::format::{self, PAYLOAD_BYTES_MAX};
 use super::recovery::{self, Recovered};
@@ -47,6 +47,8 @@ pub struct FileJournal {
     shared: Arc<Shared>,
     writer: Option<thread::JoinHandle<()>>,
     queue_depth_max: usize,
+    /// The last LSN written by a group commit (durable by the sync policy).
+    progress: watch::Receiver<Lsn>,
 }
 
 /// Counters of what the writer has done since open, for tests, benches and diagnostics.
@@ -152,6 +154,7 @@ impl FileJournal {
 
         let shared = Arc::new(Shared::default());
         let (sender, receiver) = mpsc::channel();
+        let (progress_tx, progress) = watch::channel(scan.next_lsn.saturating_sub(1));
         let writer = Writer {
             dir: dir.to_owned(),
             sync: opts.sync,
@@ -167,6 +170,7 @@ impl FileJournal {
             flushes: Vec::new(),
             failed: None,
             shared: Arc::clone(&shared),
+            progress: progress_tx,
         };
         let handle = thread::Builder::new()
             .name("journal-writer".to_owned())
@@ -177,6 +181,7 @@ impl FileJournal {
             shared,
             writer: Some(handle),
             queue_depth_max: opts.queue_depth_max.max(1),
+            progress,
         };
         let recovered = Recovered {
             records: scan.records,
@@ -194,6 +199,15 @@ impl FileJournal {
             fsyncs: shared.fsyncs.load(Ordering::Relaxed),
             bytes: shared.bytes.load(Ordering::Relaxed),
         }
+    }
+
+    /// The last LSN written, as it changes: published once per group commit, once the batch is
+    /// written (and synced as the policy says) and before its tickets complete, so a reader woken
+    /// by it finds the batch's records in the segment files.
+    /// Starts at the last recovered LSN (0 for an empty journal). Lets a reader follow the journal
+    /// (tests waiting for a record, tools) without polling the files.
+    pub fn progress(&self) -> watch::Receiver<Lsn> {
+        self.progress.clone()
     }
 
     #[cfg(test)]
@@ -296,6 +310,8 @@ struct Writer {
     /// Set after a write or fsync failure; everything after it is refused.
     failed: Option<Arc<JournalError>>,
     shared: Arc<Shared>,
+    /// Where the last LSN written is published (see [`FileJournal::progress`]).
+    progress: watch::Sender<Lsn>,
 }
 
 impl Writer {
@@ -356,11 +372,18 @@ impl Writer {
             Ok(()) => {
                 let first = self.next_lsn;
                 self.next_lsn += self.appends.len() as u64;
+                let last = self.next_lsn - 1;
+                // Before the tickets, so whoever awaited a ticket finds progress at or past it. A
+                // batch of flushes alone writes nothing new: no wake-up for it.
+                self.progress.send_if_modified(|published| {
+                    let moved = *published != last;
+                    *published = last;
+                    moved
+                });
                 for (lsn, done) in (first..).zip(self.appends.drain(..)) {
                     // A dropped ticket is fine: the record is durable whether or not anyone waits.
                     let _ = done.send(Ok(lsn));
                 }
-                let last = self.next_lsn - 1;
                 for done in self.flushes.drain(..) {
                     let _ = done.send(Ok(last));
                 }

@@ -606,3 +606,42 @@ async fn segments_covered_by_a_checkpoint_may_be_archived_but_no_others() {
         0,
     );
 }
+
+#[tokio::test]
+async fn progress_publishes_the_last_lsn_once_per_group_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = open(dir.path(), options(JournalSync::Always));
+    let mut progress = journal.progress();
+    assert_eq!(*progress.borrow_and_update(), 0);
+
+    append_each(&journal, 1..4).await;
+    assert!(progress.has_changed().unwrap(), "appends publish");
+    assert_eq!(*progress.borrow_and_update(), 3);
+    assert_eq!(journal.flush().await.unwrap(), 3);
+    assert!(
+        !progress.has_changed().unwrap(),
+        "a flush writes nothing new"
+    );
+
+    // A reader woken by progress finds the records in the files.
+    let reader = {
+        let mut progress = journal.progress();
+        let dir = dir.path().to_owned();
+        tokio::spawn(async move {
+            progress.wait_for(|&lsn| lsn >= 5).await.unwrap();
+            read_all(&dir).unwrap()
+        })
+    };
+    let tickets: Vec<_> = (4..=5).map(|i| journal.append(payload(i))).collect();
+    for ticket in tickets {
+        ticket.await.unwrap();
+    }
+    assert_eq!(reader.await.unwrap(), expected(1..=5));
+
+    // The writer gone, watchers learn that nothing more will come; reopening starts where it was.
+    assert_eq!(*progress.borrow_and_update(), 5);
+    drop(journal);
+    assert!(progress.changed().await.is_err());
+    let (journal, _) = open(dir.path(), options(JournalSync::Always));
+    assert_eq!(*journal.progress().borrow(), 5);
+}

@@ -206,13 +206,18 @@ async fn tls_connection(
     sessions: Arc<Sessions>,
     stop: CancellationToken,
 ) {
-    let handshake = tokio::time::timeout(sessions.limits.read_timeout, acceptor.accept(stream));
-    let tls = match handshake.await {
+    // A failed handshake is counted before its TCP connection is closed (the fallible accept
+    // hands the socket back instead of dropping it inside the handshake), so a peer that sees the
+    // connection closed can rely on the failure being counted already.
+    let mut accept = acceptor.accept(stream).into_fallible();
+    let handshake = tokio::time::timeout(sessions.limits.read_timeout, &mut accept).await;
+    let tls = match handshake {
         Ok(Ok(tls)) => tls,
-        Ok(Err(e)) => {
+        Ok(Err((e, stream))) => {
             metrics::counter!(m::TLS_HANDSHAKE_FAILURES_TOTAL, "reason" => "error").increment(1);
             // rustls errors describe the protocol step, never key material.
             tracing::warn!(error = %e, "TLS handshake failed; closing the connection");
+            drop(stream);
             return;
         }
         Err(_) => {
@@ -221,6 +226,7 @@ async fn tls_connection(
                 read_timeout_ms = sessions.limits.read_timeout.as_millis() as u64,
                 "TLS handshake not finished in time; closing the connection"
             );
+            drop(accept);
             return;
         }
     };

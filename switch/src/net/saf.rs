@@ -7,6 +7,9 @@
 //! attempts that were actually sent count towards the limit: an issuer that is simply down is
 //! waited for, not given up on.
 //!
+//! The queue's depth is also published on a watch ([`Saf::depth_watch`]), so that whoever needs to
+//! know when advices are owed or delivered (the demo, tests) waits for it instead of polling.
+//!
 //! One task per issuer drains its queue one advice at a time. Advices are rare next to
 //! authorizations, and order matters more than speed here (an advice must not overtake the one it
 //! follows).
@@ -16,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -69,6 +72,10 @@ pub struct Saf {
     cfg: SafConfig,
     queue: Mutex<VecDeque<AdviceRecord>>,
     notify: Notify,
+    /// The queue's depth, published under the queue's lock on every change so that watchers see
+    /// the changes in the order they happened. Lets callers wait for a queue to fill or drain
+    /// without polling.
+    depth_tx: watch::Sender<usize>,
 }
 
 impl Saf {
@@ -89,6 +96,7 @@ impl Saf {
             cfg,
             queue: Mutex::new(VecDeque::new()),
             notify: Notify::new(),
+            depth_tx: watch::Sender::new(0),
         })
     }
 
@@ -103,6 +111,12 @@ impl Saf {
     /// Advices waiting.
     pub fn depth(&self) -> usize {
         self.lock().len()
+    }
+
+    /// The depth as it changes: every enqueue, recovery, delivery and parking publishes the new
+    /// depth (e.g. `saf.depth_watch().wait_for(|&d| d == 0)` resolves once the queue drains).
+    pub fn depth_watch(&self) -> watch::Receiver<usize> {
+        self.depth_tx.subscribe()
     }
 
     /// The advices waiting, oldest first (for reports and tests).
@@ -136,6 +150,7 @@ impl Saf {
         let depth = {
             let mut q = self.lock();
             q.push_back(rec);
+            self.depth_tx.send_replace(q.len());
             q.len()
         };
         metrics::gauge!(m::SAF_DEPTH, "issuer" => self.issuer.clone()).set(depth as f64);
@@ -264,6 +279,7 @@ impl Saf {
             let mut q = self.lock();
             if q.front().is_some_and(|h| h.saf_id == rec.saf_id) {
                 q.pop_front();
+                self.depth_tx.send_replace(q.len());
             }
             q.len()
         };
@@ -352,4 +368,141 @@ fn original_acquirer(f90: &[u8; 42]) -> &[u8] {
     let acq = &f90[20..31];
     let first = acq.iter().position(|&c| c != b'0').unwrap_or(acq.len() - 1);
     &acq[first..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::events::OriginalRecord;
+    use crate::journal::MemJournal;
+    use crate::net::framing::FramingConfig;
+    use crate::net::issuer::IssuerLinkConfig;
+    use crate::security::ProtectedPan;
+
+    fn advice(saf_id: u64) -> AdviceRecord {
+        AdviceRecord {
+            saf_id,
+            at_ms: 0,
+            issuer: "test-bank".into(),
+            mti: 420,
+            reason: "timeout".into(),
+            txn: Some(saf_id),
+            pan: ProtectedPan(Vec::new()),
+            masked_pan: "411111******1111".into(),
+            processing_code: "000000".into(),
+            amount_minor: 100,
+            currency: 156,
+            original: OriginalRecord {
+                mti: 100,
+                stan: 1,
+                transmission: "1125221800".into(),
+                acquirer: "100001".into(),
+            },
+            terminal: "TERM0001".into(),
+            merchant: None,
+            rrn: None,
+            replacement_minor: None,
+            auth_code: None,
+            response_code: None,
+        }
+    }
+
+    /// A queue whose pool has no endpoint (never ready): only the queue itself is exercised.
+    fn saf(shutdown: &CancellationToken) -> Arc<Saf> {
+        let pool = IssuerPool::start(
+            IssuerLinkConfig {
+                issuer_id: "test-bank".to_owned(),
+                endpoints: Vec::new(),
+                connections_per_endpoint: 1,
+                timeout_ms: 5_000,
+                inflight_max: 16,
+                echo_idle_ms: 600_000,
+                reconnect_backoff_min_ms: 5,
+                reconnect_backoff_max_ms: 20,
+                dialect: &ISO87_ASCII,
+                framing: FramingConfig::default(),
+                queue_max: 16,
+                mac: None,
+                tls: None,
+            },
+            shutdown.clone(),
+        );
+        let at = chrono::NaiveDate::from_ymd_opt(2026, 11, 25)
+            .and_then(|d| d.and_hms_opt(22, 18, 0))
+            .expect("valid");
+        Saf::new(
+            "test-bank".into(),
+            pool,
+            Arc::new(MemJournal::new()),
+            PanVault::new(&[7; 32]),
+            ManualClock::new(at),
+            SafConfig {
+                attempt_timeout: Duration::from_secs(1),
+                retries_max: 3,
+                backoff_min: Duration::from_millis(5),
+                backoff_max: Duration::from_millis(20),
+                depth_max: 16,
+            },
+        )
+    }
+
+    /// Takes the watch's value if it changed since last seen.
+    fn changed(rx: &mut watch::Receiver<usize>) -> Option<usize> {
+        rx.has_changed()
+            .expect("queue alive")
+            .then(|| *rx.borrow_and_update())
+    }
+
+    #[tokio::test]
+    async fn depth_watch_follows_enqueue_recovery_delivery_and_parking() {
+        let shutdown = CancellationToken::new();
+        let saf = saf(&shutdown);
+        let mut rx = saf.depth_watch();
+        assert_eq!(*rx.borrow_and_update(), 0);
+        assert_eq!(changed(&mut rx), None);
+
+        saf.enqueue(advice(1), "timeout").await.expect("queued");
+        assert_eq!(changed(&mut rx), Some(1), "enqueue publishes");
+        saf.restore(advice(2));
+        assert_eq!(changed(&mut rx), Some(2), "recovery publishes");
+
+        // Only the head is ever finished; a stale end for another advice changes nothing.
+        let delivered = |saf_id| Record::SafDelivered {
+            saf_id,
+            at_ms: 0,
+            response_code: Some("00".into()),
+        };
+        saf.finish(&advice(2), delivered(2)).await;
+        assert_eq!((changed(&mut rx), saf.depth()), (None, 2));
+        saf.finish(&advice(1), delivered(1)).await;
+        assert_eq!(changed(&mut rx), Some(1), "delivery publishes");
+        let parked = Record::SafParked {
+            saf_id: 2,
+            at_ms: 0,
+            attempts: 3,
+        };
+        saf.finish(&advice(2), parked).await;
+        assert_eq!(changed(&mut rx), Some(0), "parking publishes");
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_waiter_wakes_when_the_queue_drains() {
+        let shutdown = CancellationToken::new();
+        let saf = saf(&shutdown);
+        saf.restore(advice(1));
+        let mut rx = saf.depth_watch();
+        let drained = tokio::spawn(async move { rx.wait_for(|&d| d == 0).await.map(|d| *d) });
+        tokio::task::yield_now().await;
+        assert!(!drained.is_finished(), "nothing delivered yet");
+        let end = Record::SafDelivered {
+            saf_id: 1,
+            at_ms: 0,
+            response_code: None,
+        };
+        saf.finish(&advice(1), end).await;
+        assert_eq!(drained.await.expect("task").expect("queue alive"), 0);
+        shutdown.cancel();
+    }
 }

@@ -417,6 +417,12 @@ impl SwitchServer {
         self.local_addr
     }
 
+    /// The last LSN the switch's journal has written, as it changes (once per group commit): to
+    /// follow the journal, e.g. wait for a record to appear, re-reading it only when it moves.
+    pub fn journal_progress(&self) -> tokio::sync::watch::Receiver<crate::journal::Lsn> {
+        self.journal.progress()
+    }
+
     /// Swaps in a new routing table, acquirer list (with each acquirer's keys and connection policy) and
     /// expiry setting. The issuers themselves cannot change without a restart; nor can the
     /// `[listener]` limits or `[listener.tls]` files. A connection already bound to an acquirer keeps

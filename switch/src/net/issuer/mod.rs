@@ -687,6 +687,12 @@ impl IssuerPool {
         *self.inner.shared.ready.borrow()
     }
 
+    /// [`IssuerPool::ready_count`] as it changes, e.g. to wait for the links to notice that the
+    /// issuer went away (`ready_watch().wait_for(|&n| n == 0)`).
+    pub fn ready_watch(&self) -> watch::Receiver<usize> {
+        self.inner.shared.ready.subscribe()
+    }
+
     /// Resolves once at least `n` links are ready, or with [`LinkError::Shutdown`] if the pool
     /// shuts down first. The future owns what it needs, so it can be spawned.
     pub fn wait_ready(
