@@ -585,13 +585,47 @@ fn demo_month(path: &Path, days: u32, out: Option<PathBuf>) -> ExitCode {
     }
 }
 
+/// Validates the configuration, then what `run` would read next: the keys file (every key a
+/// party names must be there, with the right purpose) and each on-us issuer's file. Prints `ok`
+/// or every problem, one per line, naming settings and key ids but never a key.
 fn check_config(path: &Path) -> ExitCode {
-    match Config::load(path) {
-        Ok(_) => {
-            println!("ok");
-            ExitCode::SUCCESS
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(err) => return report(&err),
+    };
+    let mut problems = Vec::new();
+    match KeysFile::load(&config.security.keys_file) {
+        Err(e) => problems.push(format!("security.keys_file: {e}")),
+        Ok(keys) => match switch::security::SoftwareSecurityModule::from_keys(&keys) {
+            Err(e) => problems.push(format!("security.keys_file: {e}")),
+            Ok(module) => {
+                let origin = path.display().to_string();
+                if let Err(found) =
+                    switch::decision::security::check_keys(&config, &module, &origin)
+                {
+                    problems.extend(found.iter().map(ToString::to_string));
+                }
+            }
+        },
+    }
+    for (i, ic) in config.issuers.iter().enumerate() {
+        if ic.kind != IssuerKind::OnUs {
+            continue;
         }
-        Err(err) => report(&err),
+        if let Some(file) = &ic.cards
+            && let Err(e) = switch::onus::load_engine(file)
+        {
+            problems.push(format!("issuer[{i}].cards ({}): {e}", ic.id));
+        }
+    }
+    if problems.is_empty() {
+        println!("ok");
+        ExitCode::SUCCESS
+    } else {
+        for p in &problems {
+            eprintln!("{p}");
+        }
+        ExitCode::from(EXIT_INVALID)
     }
 }
 
