@@ -29,7 +29,7 @@ use crate::iso8583::views::{OriginalData, ReplacementAmounts};
 use crate::iso8583::{ISO87_ASCII, Message, MessageBuilder, decode};
 use crate::journal::Journal;
 use crate::metrics as m;
-use crate::net::issuer::{IssuerPool, LinkError, OutboundRequest};
+use crate::net::issuer::{IssuerPool, LinkError, OutboundRequest, StanChoice};
 use crate::security::PanVault;
 
 /// Settings of one issuer's queue.
@@ -188,6 +188,7 @@ impl Saf {
                     deadline,
                     mti: None,
                     sent_stan: None,
+                    stan: StanChoice::Any,
                 })
                 .await;
             match sent {
