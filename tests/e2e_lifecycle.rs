@@ -506,8 +506,8 @@ async fn reload_swaps_routing_and_acquirers_and_refuses_invalid_configs() {
 }
 
 /// After a switch restart, a reversal and a completion of authorizations approved before it
-/// still name their originals as the issuers know them (the links' STANs, recovered from the
-/// journal), and stand-in keeps counting the day's approvals it made before the restart.
+/// still name their originals as the issuers know them (the STANs they went out under), and
+/// stand-in keeps counting the day's approvals it made before the restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switch_restart_keeps_issuer_stans_and_stand_in_counters() {
     let mut stack = Stack::start().await;

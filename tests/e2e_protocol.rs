@@ -1,5 +1,5 @@
 //! End to end over TCP, at the protocol level: pipelining on one connection, two acquirers with
-//! the same STANs, duplicates (sequential and while the original is in flight), and malformed
+//! the same STANs (and two terminals with one STAN in flight on one issuer link), duplicates (sequential and while the original is in flight), and malformed
 //! frames that must not hurt anyone else.
 
 mod common;
@@ -159,6 +159,87 @@ async fn two_acquirers_with_the_same_stans() {
         stack.host_balances(EAST, EB_DEBIT).0,
         minor("5000.00") - minor("33.33")
     );
+    stack.shutdown().await;
+}
+
+/// Two terminals send the same STAN to North Bank (one link) while the first is in flight: the
+/// second cannot go out under a STAN the link already has in flight, so it goes under another,
+/// journaled (`Forwarded`) before it is sent. Both are approved and posted once each, the one
+/// under the acquirer's STAN leaves no `Forwarded` record, and reversals of both name their
+/// originals by the STANs the issuer saw (else the issuer would answer 25).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_stan_in_flight_twice_on_one_link_goes_out_under_another() {
+    let mut stack = Stack::builder()
+        // Each request stays at the issuer long enough for the other to arrive.
+        .faults(
+            NORTH,
+            Faults {
+                delay_ms: 500,
+                ..Faults::default()
+            },
+        )
+        .start()
+        .await;
+    let opts = || ClientOptions {
+        first_stan: Some(Stan::new(4242).unwrap()),
+        ..ClientOptions::default()
+    };
+    let a = stack.client_with("100001", "TERM0001", opts()).await;
+    let b = stack.client_with("100001", "TERM0002", opts()).await;
+    let o = || TxnOptions::new().expiry("3012");
+    let start = stack.host_balances(NORTH, NB_CREDIT).0;
+    let (pa, pb) = tokio::join!(
+        a.purchase(NB_CREDIT, cny("11.11"), o()),
+        b.purchase(NB_CREDIT, cny("22.22"), o()),
+    );
+    let (pa, pb) = (pa.expect("answered"), pb.expect("answered"));
+    assert_eq!((pa.stan.value(), pb.stan.value()), (4242, 4242));
+    assert_code(&pa, ResponseCode::Approved, "TERM0001's purchase");
+    assert_code(&pb, ResponseCode::Approved, "TERM0002's purchase");
+    assert_eq!(text(&pa.response, 11).as_deref(), Some("004242"));
+    assert_eq!(text(&pb.response, 11).as_deref(), Some("004242"));
+    assert_ne!(pa.auth_code, pb.auth_code);
+    assert_eq!(
+        stack.host_balances(NORTH, NB_CREDIT).0,
+        start - minor("33.33"),
+        "both posted, once each"
+    );
+
+    for (c, p, amount) in [(&a, &pa, "11.11"), (&b, &pb, "22.22")] {
+        let r = c.reverse(p, cny(amount), None).await.expect("answered");
+        assert_code(&r, ResponseCode::Approved, &format!("reversal of {amount}"));
+    }
+    assert_eq!(
+        stack.host_balances(NORTH, NB_CREDIT).0,
+        start,
+        "both reversed at the issuer"
+    );
+
+    let records = stack.shutdown_switch().await;
+    let mut stans = HashMap::new();
+    for r in &records {
+        if let switch::events::Record::Request(q) = r {
+            stans.insert(q.txn, (q.key.stan, q.mti));
+        }
+    }
+    let forwarded: Vec<(u32, u16, u32)> = records
+        .iter()
+        .filter_map(|r| match r {
+            switch::events::Record::Forwarded { txn, link_stan, .. } => {
+                let (stan, mti) = stans[txn];
+                Some((stan, mti, *link_stan))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        forwarded.len(),
+        1,
+        "one purchase went under another STAN: {forwarded:?}"
+    );
+    let (stan, mti, link_stan) = forwarded[0];
+    assert_eq!((stan, mti), (4242, 200), "the second 0200 of STAN 4242");
+    assert_ne!(link_stan, 4242);
     stack.shutdown().await;
 }
 

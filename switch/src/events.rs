@@ -162,7 +162,9 @@ pub struct AdviceRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Record {
     Request(RequestRecord),
-    /// Sent to the issuer on a link, under the link's own STAN.
+    /// The STAN a request may have reached its issuer under, when it is not the acquirer's own
+    /// (that one was in use on the link). Durable before the request is sent under it; the
+    /// last one of a transaction is the only one the issuer may have seen.
     Forwarded {
         txn: u64,
         at_ms: i64,

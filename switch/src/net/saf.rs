@@ -32,7 +32,7 @@ use crate::iso8583::views::{OriginalData, ReplacementAmounts};
 use crate::iso8583::{ISO87_ASCII, Message, MessageBuilder, decode};
 use crate::journal::Journal;
 use crate::metrics as m;
-use crate::net::issuer::{IssuerPool, LinkError, OutboundRequest};
+use crate::net::issuer::{IssuerPool, LinkError, OutboundRequest, StanChoice};
 use crate::security::PanVault;
 
 /// Settings of one issuer's queue.
@@ -203,6 +203,7 @@ impl Saf {
                     deadline,
                     mti: None,
                     sent_stan: None,
+                    stan: StanChoice::Any,
                 })
                 .await;
             match sent {

@@ -215,7 +215,7 @@ impl SwitchServer {
         let today = crate::clearing::business_date(clock.now(), live.cutover_minutes);
         let mut requests: BTreeMap<u64, (crate::security::ProtectedPan, Option<i64>, String)> =
             BTreeMap::new();
-        // Which STAN each forwarded request reached its issuer under.
+        // Which STAN each forwarded request may have reached its issuer under, when not its own.
         let mut keys_by_txn: BTreeMap<u64, crate::events::KeyRecord> = BTreeMap::new();
         let mut issuer_stans: Vec<(crate::events::KeyRecord, u32)> = Vec::new();
         for (_, bytes) in &recovered.records {
@@ -236,6 +236,8 @@ impl SwitchServer {
                 }
                 Record::Decision(d) => {
                     max_txn = max_txn.max(d.txn);
+                    // A transaction's Forwarded records come before its decision.
+                    keys_by_txn.remove(&d.txn);
                     if d.source == DecisionSource::StandIn
                         && d.response_code == "00"
                         && let Some((pan, amount, issuer)) = requests.get(&d.txn)
@@ -255,9 +257,11 @@ impl SwitchServer {
                         dup.seed(k, mti, Answer::Recorded(Arc::new(d)), age, now);
                     }
                 }
+                // A request tried under several STANs has several; the last one counts (the
+                // map keeps the latest insert).
                 Record::Forwarded { txn, link_stan, .. } => {
-                    if let Some(k) = keys_by_txn.remove(&txn) {
-                        issuer_stans.push((k, link_stan));
+                    if let Some(k) = keys_by_txn.get(&txn) {
+                        issuer_stans.push((k.clone(), link_stan));
                     }
                 }
                 Record::SafQueued(a) => {

@@ -1,8 +1,8 @@
 //! One issuer link: the task that owns one TCP connection to one issuer endpoint, for its whole
 //! life, across reconnects.
 //!
-//! It owns the socket, the link's STAN counter, the in-flight map and its deadlines, and the
-//! session protocol (sign-on, echo, sign-off, answering the issuer's 0800s). It leaves choosing a
+//! It owns the socket, the link's STAN counter (and the check that a STAN a caller names is free),
+//! the in-flight map and its deadlines, and the session protocol (sign-on, echo, sign-off, answering the issuer's 0800s). It leaves choosing a
 //! link and counting a link's load to the pool ([`super::IssuerPool`]), and what replies mean to
 //! the core.
 //!
@@ -32,7 +32,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::inflight::InFlight;
-use super::{IssuerLinkConfig, IssuerReply, LateReply, LinkError, LinkState, PoolShared};
+use super::{
+    IssuerLinkConfig, IssuerReply, LateReply, LinkError, LinkState, PoolShared, StanChoice,
+};
 use crate::clock::Clock;
 use crate::decision::security::{MacViolation, SealError};
 use crate::domain::{Mti, Stan, TransmissionDateTime};
@@ -59,6 +61,8 @@ pub(super) struct Job {
     pub(super) tx: oneshot::Sender<Result<IssuerReply, LinkError>>,
     /// Where to report the STAN the request goes out under.
     pub(super) sent_stan: Option<Arc<std::sync::atomic::AtomicU32>>,
+    /// The STAN to send under.
+    pub(super) stan: StanChoice,
 }
 
 impl Job {
@@ -102,7 +106,42 @@ struct Pending {
     sent_at: Instant,
     mti: Mti,
     expect: Mti,
+    echo: Echo,
     waiter: Waiter,
+}
+
+/// A request's fields 7 and 41, kept to tell its reply from a late reply to an earlier request
+/// under the same STAN: a STAN the caller names ([`StanChoice::Exactly`]) may be used again soon
+/// after the earlier request timed out. Fixed arrays, so keeping them allocates nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Echo {
+    transmission: Option<[u8; 10]>,
+    terminal: Option<[u8; 8]>,
+}
+
+impl Echo {
+    fn of(msg: &Message) -> Echo {
+        Echo {
+            transmission: fixed(msg, 7),
+            terminal: fixed(msg, 41),
+        }
+    }
+
+    /// Whether `reply` may answer the request: fields 7 and 41 each equal wherever both the
+    /// request and the reply carry them (an issuer that does not echo them is not penalised).
+    fn admits(&self, reply: &Message) -> bool {
+        let same = |ours: Option<&[u8]>, n: u8| match (ours, reply.get(n)) {
+            (Some(a), Some(b)) => a == &b[..],
+            _ => true,
+        };
+        same(self.transmission.as_ref().map(|a| &a[..]), 7)
+            && same(self.terminal.as_ref().map(|a| &a[..]), 41)
+    }
+}
+
+/// Field `n` of `msg` if it is present and exactly `N` bytes long.
+fn fixed<const N: usize>(msg: &Message, n: u8) -> Option<[u8; N]> {
+    msg.get(n).and_then(|v| <[u8; N]>::try_from(&v[..]).ok())
 }
 
 /// Field 7 for the clock's now: `MMDDhhmmss` in UTC.
@@ -549,7 +588,16 @@ impl Link {
             job.reply(Err(LinkError::Timeout));
             return;
         }
-        let stan = c.inflight.next_free_stan(&mut self.stan);
+        let stan = match job.stan {
+            StanChoice::Any => c.inflight.next_free_stan(&mut self.stan),
+            // One request per STAN on a link, so that a reply matches exactly one.
+            StanChoice::Exactly(s) if c.inflight.get(s.value()).is_some() => {
+                debug!(mti = %job.mti, stan = %s, "STAN asked for is in flight; not sent");
+                job.reply(Err(LinkError::StanBusy));
+                return;
+            }
+            StanChoice::Exactly(s) => s,
+        };
         let stan_field = stan.to_field();
         let written = {
             let mut b = MessageBuilder::new(self.cfg.dialect, job.mti.to_digits());
@@ -582,6 +630,7 @@ impl Link {
                 sent_at: now,
                 mti: job.mti,
                 expect: job.expect,
+                echo: Echo::of(&job.msg),
                 waiter: Waiter::Caller(job.tx),
             },
         );
@@ -606,6 +655,10 @@ impl Link {
                 sent_at: now,
                 mti: Mti::NETWORK_REQUEST,
                 expect: Mti::NETWORK_RESPONSE,
+                echo: Echo {
+                    transmission: Some(when),
+                    terminal: None,
+                },
                 waiter: Waiter::Network(code),
             },
         );
@@ -670,6 +723,15 @@ impl Link {
         let expect = match c.inflight.get(stan.value()) {
             None => {
                 self.on_late(msg, mti, stan, "no request in flight with this STAN");
+                return Ok(());
+            }
+            Some(p) if !p.echo.admits(&msg) => {
+                self.on_late(
+                    msg,
+                    mti,
+                    stan,
+                    "fields 7/41 differ from the request in flight with this STAN",
+                );
                 return Ok(());
             }
             Some(p) => (p.mti, p.expect),
@@ -844,10 +906,9 @@ impl Link {
         let stan = msg.get(11).and_then(|s| Stan::from_field(&s).ok());
         warn!(mti = %mti, stan = ?stan, violation = %v, "message from the issuer refused: MAC");
         let Some(stan) = stan else { return };
-        let waiting = c
-            .inflight
-            .get(stan.value())
-            .is_some_and(|p| p.expect == mti && matches!(p.waiter, Waiter::Caller(_)));
+        let waiting = c.inflight.get(stan.value()).is_some_and(|p| {
+            p.expect == mti && p.echo.admits(msg) && matches!(p.waiter, Waiter::Caller(_))
+        });
         if waiting
             && let Some(p) = c.remove(stan.value())
             && let Waiter::Caller(tx) = p.waiter
@@ -911,6 +972,31 @@ mod unit {
         assert_eq!(&transmission_field(&*clock), b"1125221800");
         clock.set(at(2027, 1, 2, 3, 4, 5));
         assert_eq!(&transmission_field(&*clock), b"0102030405");
+    }
+
+    fn msg(fields: &[(u8, &[u8])]) -> Message {
+        let mut b = MessageBuilder::new(&crate::iso8583::ISO87_ASCII, *b"0110");
+        for (n, v) in fields {
+            b.set(*n, v);
+        }
+        crate::iso8583::decode(&crate::iso8583::ISO87_ASCII, b.to_bytes().expect("encode"))
+            .expect("decode")
+    }
+
+    #[test]
+    fn a_reply_is_admitted_only_with_the_requests_fields_7_and_41() {
+        let req = msg(&[(7, b"1125221800"), (11, b"000777"), (41, b"TERM0001")]);
+        let echo = Echo::of(&req);
+        assert_eq!(echo.transmission, Some(*b"1125221800"));
+        assert_eq!(echo.terminal, Some(*b"TERM0001"));
+        assert!(echo.admits(&req));
+        let other_time = msg(&[(7, b"1125221801"), (11, b"000777"), (41, b"TERM0001")]);
+        assert!(!echo.admits(&other_time), "another transmission time");
+        let other_terminal = msg(&[(7, b"1125221800"), (11, b"000777"), (41, b"TERM0002")]);
+        assert!(!echo.admits(&other_terminal), "another terminal");
+        // An issuer that does not echo them is not penalised, nor a request without them.
+        assert!(echo.admits(&msg(&[(11, b"000777")])));
+        assert!(Echo::of(&msg(&[(11, b"000777")])).admits(&other_terminal));
     }
 
     #[test]

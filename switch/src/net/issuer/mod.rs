@@ -8,12 +8,15 @@
 //! - The link's session protocol: sign-on (0800/001) before any traffic, echo (0800/301) when the
 //!   issuer has been quiet, sign-off (0800/002) at shutdown, and 0810/00 answers to the issuer's
 //!   own network messages.
-//! - Request/reply matching: each link rewrites field 11 with its own STAN, keeps a bounded map of
-//!   requests in flight keyed by that STAN, checks the reply MTI, and completes each request exactly
-//!   once: with the reply, [`LinkError::Timeout`] at its deadline, or [`LinkError::LinkLost`] as
-//!   soon as the connection drops.
-//! - Late replies (no request in flight for their STAN): counted, logged with the PAN masked, and
-//!   published on [`IssuerPool::late_replies`] so the core can reverse a late approval.
+//! - Request/reply matching: each link rewrites field 11 with a STAN of its own or exactly the one
+//!   the caller names ([`StanChoice`]; never one already in flight on the link), keeps a bounded
+//!   map of requests in flight keyed by that STAN, checks the reply MTI and that the reply's
+//!   fields 7 and 41 (when both sides carry them) are the request's, and completes each request
+//!   exactly once: with the reply, [`LinkError::Timeout`] at its deadline, or
+//!   [`LinkError::LinkLost`] as soon as the connection drops.
+//! - Late replies (no request in flight for their STAN, or one whose fields 7/41 differ: a reply
+//!   to an earlier use of the STAN): counted, logged with the PAN masked, and published on
+//!   [`IssuerPool::late_replies`] so the core can reverse a late approval.
 //! - Link state ([`IssuerPool::states`], [`IssuerPool::wait_ready`]) and the issuer-link metrics.
 //!
 //! # What it leaves to others
@@ -35,8 +38,8 @@
 //! anything. Requests are encoded straight into the connection's write buffer and written in
 //! batches (one flush per burst), so a few connections can carry a high request rate.
 //!
-//! Error kinds are chosen for what the caller must do next: [`LinkError::NoLinkReady`] means the
-//! request never reached the issuer (answer 91 or stand in), [`LinkError::Timeout`] and
+//! Error kinds are chosen for what the caller must do next: [`LinkError::NoLinkReady`] (and
+//! [`LinkError::StanBusy`]) means the request never reached the issuer (answer 91 or stand in), [`LinkError::Timeout`] and
 //! [`LinkError::LinkLost`] mean it may have (the core queues a reversal).
 
 pub mod inflight;
@@ -61,7 +64,7 @@ use tracing::Instrument;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{IssuerConfig, IssuerKind};
 use crate::decision::security::{MacViolation, PartyMac};
-use crate::domain::Mti;
+use crate::domain::{Mti, Stan};
 use crate::iso8583::{Dialect, EncodeError, Message};
 use crate::metrics as names;
 use crate::net::framing::FramingConfig;
@@ -295,18 +298,37 @@ pub enum LinkError {
     /// acted on the request.
     #[error("issuer reply refused: {0}")]
     BadMac(MacViolation),
+    /// [`StanChoice::Exactly`] named a STAN that another request holds on the chosen link. The
+    /// request was not sent.
+    #[error("internal: the STAN asked for is in use on the issuer link; the request was not sent")]
+    StanBusy,
+}
+
+/// Which STAN (field 11) a request goes out under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StanChoice {
+    /// The link allocates the next STAN it has not in flight (network messages, advices).
+    #[default]
+    Any,
+    /// Exactly this STAN, if no other request holds it on the chosen link; else the request is
+    /// answered [`LinkError::StanBusy`] at once and not sent. The core uses it for
+    /// authorization-path requests so that, after a crash, a retry goes out under the STAN the
+    /// issuer already saw and the issuer's own idempotency answers it.
+    Exactly(Stan),
 }
 
 /// A request to forward to the issuer.
 #[derive(Debug, Clone)]
 pub struct OutboundRequest {
     /// The message to forward, e.g. the acquirer's decoded request. Every field is copied except
-    /// field 11, which the link replaces with its own STAN.
+    /// field 11, which the link replaces with the STAN [`OutboundRequest::stan`] says.
     pub msg: Message,
     /// When the caller stops waiting. The link answers [`LinkError::Timeout`] at this instant.
     pub deadline: Instant,
     /// Send under this MTI instead of the message's own (e.g. an 0420 built from an 0100).
     pub mti: Option<[u8; 4]>,
+    /// The STAN to send under: the link's choice, or exactly one the caller names.
+    pub stan: StanChoice,
     /// Filled with the link STAN the request went out under, once it is written (0 until
     /// then). The core needs it to name this request to the issuer later: a completion or
     /// reversal's field 90 must carry the STAN the issuer saw, even if no reply ever came.
@@ -632,6 +654,7 @@ impl IssuerPool {
             expect,
             tx,
             sent_stan: req.sent_stan,
+            stan: req.stan,
         };
         link.tx.try_send(job).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => LinkError::Overloaded,

@@ -311,7 +311,22 @@ fn request(amount: u64, within: Duration) -> OutboundRequest {
         deadline: Instant::now() + within,
         mti: None,
         sent_stan: None,
+        stan: StanChoice::Any,
     }
+}
+
+/// A fake that holds requests, and one link to it, signed on (the sign-on already taken from
+/// the fake's reports).
+async fn holding_link() -> (Fake, IssuerPool, CancellationToken) {
+    let mut fake = Fake::start(Behaviour {
+        requests: Answer::Hold,
+        ..Behaviour::default()
+    })
+    .await;
+    let (pool, token) = start(config(vec![fake.addr]));
+    ready(&pool, 1).await;
+    assert_eq!(fake.next().await.code, "001");
+    (fake, pool, token)
 }
 
 async fn ready(pool: &IssuerPool, n: usize) {
@@ -365,6 +380,7 @@ async fn request_round_trip_rewrites_the_stan_and_copies_every_other_field() {
             deadline: Instant::now() + GUARD,
             mti: None,
             sent_stan: None,
+            stan: StanChoice::Any,
         })
         .await
         .expect("reply");
@@ -400,6 +416,7 @@ async fn request_round_trip_rewrites_the_stan_and_copies_every_other_field() {
             deadline: Instant::now() + GUARD,
             mti: Some(*b"0421"),
             sent_stan: None,
+            stan: StanChoice::Any,
         })
         .await
         .expect("reply");
@@ -428,6 +445,7 @@ async fn a_forwarded_mac_is_dropped() {
             deadline: Instant::now() + GUARD,
             mti: None,
             sent_stan: None,
+            stan: StanChoice::Any,
         })
         .await
         .expect("reply");
@@ -511,6 +529,136 @@ async fn a_timeout_is_reported_and_the_late_reply_is_published() {
     // The link is still up afterwards.
     fake.set(|b| b.requests = Answer::Yes);
     pool.send(request(78, GUARD)).await.expect("reply");
+}
+
+/// `msg` with field `n` set to `value`.
+fn with_field(msg: &Message, n: u8, value: &[u8]) -> Message {
+    let mut b = MessageBuilder::new(&ISO87_ASCII, msg.mti_digits());
+    for f in msg.field_numbers().filter(|&f| f != n) {
+        b.copy_from(msg, f);
+    }
+    b.set(n, value);
+    decode(&ISO87_ASCII, b.to_bytes().expect("encode")).expect("decode")
+}
+
+fn exactly(stan: u32, msg: Message, within: Duration) -> OutboundRequest {
+    OutboundRequest {
+        msg,
+        deadline: Instant::now() + within,
+        mti: None,
+        sent_stan: None,
+        stan: StanChoice::Exactly(Stan::new(stan).expect("stan")),
+    }
+}
+
+#[tokio::test]
+async fn an_exact_stan_is_sent_as_asked_and_a_busy_one_is_refused_unsent() {
+    let (mut fake, pool, _token) = holding_link().await;
+
+    let mut first = Box::pin(pool.send(exactly(123_456, request_msg(b"000001", 1), GUARD)));
+    assert!(futures::poll!(&mut first).is_pending());
+    let sent = fake.next().await;
+    assert_eq!(
+        (sent.stan.as_str(), text(&sent.msg, 4).as_str()),
+        ("123456", "000000000001"),
+        "sent under exactly the STAN asked for, whatever field 11 said"
+    );
+    // The same STAN again while the first holds it: refused at once, nothing written.
+    assert_eq!(
+        guard(
+            "StanBusy",
+            pool.send(exactly(123_456, request_msg(b"123456", 2), GUARD))
+        )
+        .await
+        .unwrap_err(),
+        LinkError::StanBusy
+    );
+    // The link is unharmed, and the next thing the issuer sees is the next request.
+    let mut third = Box::pin(pool.send(request(3, GUARD)));
+    assert!(futures::poll!(&mut third).is_pending());
+    let next = fake.next().await;
+    assert_eq!(
+        text(&next.msg, 4),
+        "000000000003",
+        "the busy one was not sent"
+    );
+    assert_ne!(
+        next.stan, "123456",
+        "the link's own STANs avoid one in flight"
+    );
+
+    fake.set(|b| b.requests = Answer::Yes);
+    fake.ctl(Ctl::ReleaseHeld);
+    let reply = guard("first reply", first).await.expect("first reply");
+    assert_eq!(text(&reply.msg, 11), "123456");
+    guard("third reply", third).await.expect("third reply");
+    // Free again once answered.
+    let reply = guard(
+        "reuse",
+        pool.send(exactly(123_456, request_msg(b"123456", 4), GUARD)),
+    )
+    .await
+    .expect("reply under the freed STAN");
+    assert_eq!(text(&reply.msg, 4), "000000000004");
+    assert_eq!(pool.states()[0].inflight, 0);
+}
+
+/// A STAN a caller names may be used again soon after a timeout; the late reply to the earlier
+/// request must not answer the newer one. Fields 7 and 41 tell them apart.
+#[tokio::test]
+async fn a_late_reply_to_an_earlier_use_of_a_stan_does_not_answer_the_newer_request() {
+    let (mut fake, pool, _token) = holding_link().await;
+    let mut late = pool.late_replies();
+
+    let earlier = with_field(&request_msg(b"000777", 1), 7, b"1125221800");
+    let err = guard(
+        "the earlier request's timeout",
+        pool.send(exactly(777, earlier, Duration::from_millis(50))),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err, LinkError::Timeout);
+    assert_eq!(text(&fake.next().await.msg, 4), "000000000001");
+
+    // Same STAN, another transmission time; then the same STAN and time from another terminal.
+    let newer = with_field(&request_msg(b"000777", 2), 7, b"1125221900");
+    let mut second = Box::pin(pool.send(exactly(777, newer.clone(), GUARD)));
+    assert!(futures::poll!(&mut second).is_pending());
+    assert_eq!(text(&fake.next().await.msg, 4), "000000000002");
+    // The fake answers in the order it received: the earlier request's reply comes first.
+    fake.ctl(Ctl::ReleaseHeld);
+    let stale = guard("the late reply", late.recv()).await.expect("late");
+    assert_eq!(
+        (text(&stale.msg, 11).as_str(), text(&stale.msg, 4).as_str()),
+        ("000777", "000000000001")
+    );
+    let reply = guard("the newer reply", second).await.expect("reply");
+    assert_eq!(
+        text(&reply.msg, 4),
+        "000000000002",
+        "its own reply, not the stale one"
+    );
+
+    fake.set(|b| b.requests = Answer::Hold);
+    let other_terminal = with_field(&newer, 41, b"OTHER001");
+    let err = guard(
+        "a timeout",
+        pool.send(exactly(778, newer.clone(), Duration::from_millis(50))),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err, LinkError::Timeout);
+    assert_eq!(text(&fake.next().await.msg, 41), text(&newer, 41));
+    let mut third = Box::pin(pool.send(exactly(778, other_terminal, GUARD)));
+    assert!(futures::poll!(&mut third).is_pending());
+    assert_eq!(text(&fake.next().await.msg, 41), "OTHER001");
+    fake.ctl(Ctl::ReleaseHeld);
+    let stale = guard("the late reply", late.recv()).await.expect("late");
+    assert_eq!(text(&stale.msg, 41), text(&newer, 41));
+    let reply = guard("the other terminal's reply", third)
+        .await
+        .expect("reply");
+    assert_eq!(text(&reply.msg, 41), "OTHER001");
 }
 
 #[tokio::test]
@@ -637,14 +785,7 @@ async fn an_unanswered_echo_takes_the_link_down_and_reconnects() {
 
 #[tokio::test]
 async fn shutdown_waits_for_inflight_replies_then_signs_off() {
-    let mut fake = Fake::start(Behaviour {
-        requests: Answer::Hold,
-        ..Behaviour::default()
-    })
-    .await;
-    let (pool, token) = start(config(vec![fake.addr]));
-    ready(&pool, 1).await;
-    assert_eq!(fake.next().await.code, "001");
+    let (mut fake, pool, token) = holding_link().await;
 
     let inflight = tokio::spawn({
         let pool = pool.clone();
@@ -676,14 +817,7 @@ async fn shutdown_waits_for_inflight_replies_then_signs_off() {
 
 #[tokio::test]
 async fn inflight_requests_fail_fast_when_the_connection_drops() {
-    let mut fake = Fake::start(Behaviour {
-        requests: Answer::Hold,
-        ..Behaviour::default()
-    })
-    .await;
-    let (pool, _token) = start(config(vec![fake.addr]));
-    ready(&pool, 1).await;
-    assert_eq!(fake.next().await.code, "001");
+    let (mut fake, pool, _token) = holding_link().await;
 
     // The deadline is far away: LinkLost must come from the drop, not the clock.
     let inflight = tokio::spawn({
@@ -808,6 +942,7 @@ async fn requests_that_cannot_be_sent_are_refused_without_harming_the_link() {
             deadline: Instant::now() + GUARD,
             mti: None,
             sent_stan: None,
+            stan: StanChoice::Any,
         })
         .await
         .expect("reply");
@@ -918,6 +1053,7 @@ fn errors_say_which_side_failed() {
         LinkError::NotARequest {
             mti: Mti::AUTH_RESPONSE,
         },
+        LinkError::StanBusy,
     ];
     for e in errors {
         let s = e.to_string();
