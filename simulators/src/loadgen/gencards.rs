@@ -801,6 +801,7 @@ pub fn issuer_config(
         reconnect_backoff_min_ms: 100,
         reconnect_backoff_max_ms: 5000,
         saf_retries_max: 10,
+        saf_depth_max: 1_000_000,
         dialect: DialectId::Iso87Ascii,
         framing: FramingConfig::default(),
         frame_bytes_max: 8192,

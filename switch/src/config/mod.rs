@@ -190,6 +190,10 @@ pub struct SwitchConfig {
     /// A repeated request (same acquirer, STAN, transmission time) within this window is a
     /// duplicate (seconds). Default 300.
     pub duplicate_window_s: u64,
+    /// Most requests the duplicate window remembers (entries); beyond it the oldest are
+    /// forgotten before their window ends, so memory stays bounded whatever the rate: each entry
+    /// holds its encoded answer, a few hundred bytes. Default 1000000.
+    pub duplicate_entries_max: usize,
     /// Decline cards whose expiry date (field 14) is in the past (boolean). Default true.
     pub check_expiry: bool,
     /// On shutdown, in-flight requests get this long to complete; 0 stops at once
@@ -206,6 +210,7 @@ impl Default for SwitchConfig {
     fn default() -> Self {
         Self {
             duplicate_window_s: 300,
+            duplicate_entries_max: 1_000_000,
             check_expiry: true,
             shutdown_grace_ms: 5000,
             business_date_cutover: "23:00".to_owned(),
@@ -420,6 +425,11 @@ pub struct IssuerConfig {
     /// parked (attempts). Default 10.
     #[serde(default = "defaults::saf_retries_max")]
     pub saf_retries_max: u32,
+    /// Remote only: most advices the store-and-forward queue holds for this issuer (advices);
+    /// at the limit a new advice is refused and logged rather than held without bound.
+    /// Default 1000000.
+    #[serde(default = "defaults::saf_depth_max")]
+    pub saf_depth_max: usize,
     /// Remote only: wire dialect the issuer host speaks (dialect name). Default `iso87-ascii`.
     #[serde(default, serialize_with = "ser_dialect")]
     pub dialect: DialectId,
@@ -530,6 +540,9 @@ mod defaults {
     }
     pub(super) fn saf_retries_max() -> u32 {
         10
+    }
+    pub(super) fn saf_depth_max() -> usize {
+        1_000_000
     }
 }
 

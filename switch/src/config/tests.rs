@@ -120,6 +120,7 @@ fn empty_file_is_all_defaults() {
     assert_eq!(config.listener.requests_burst_max, 5_000);
     assert_eq!(config.listener.framing.header_bytes, 0);
     assert_eq!(config.switch.duplicate_window_s, 300);
+    assert_eq!(config.switch.duplicate_entries_max, 1_000_000);
     assert!(config.switch.check_expiry);
     assert_eq!(config.switch.shutdown_grace_ms, 5000);
     assert_eq!(config.switch.business_date_cutover_minutes(), Some(23 * 60));
@@ -253,6 +254,7 @@ header_bytes = 65
 
 [switch]
 business_date_cutover = "24:00"
+duplicate_entries_max = 0
 
 [[acquirer]]
 id = "12AB"
@@ -271,6 +273,7 @@ id = "north"
 name = "North"
 kind = "remote"
 reconnect_backoff_min_ms = 9000
+saf_depth_max = 0
 
 [[issuer]]
 id = "north"
@@ -301,11 +304,13 @@ issuer = "north"
             "listener.frame_bytes_max",
             "listener.framing.header_bytes",
             "listener.connections_max",
+            "switch.duplicate_entries_max",
             "switch.business_date_cutover",
             "acquirer[0].id",
             "acquirer[2].id",
             "issuer[0].endpoints",
             "issuer[0].reconnect_backoff_min_ms",
+            "issuer[0].saf_depth_max",
             "issuer[1].id",
             "issuer[1].endpoints",
             "bin_range[1].high",
@@ -314,7 +319,7 @@ issuer = "north"
         ],
         "{problems:#?}"
     );
-    assert_eq!(problems.len(), 14);
+    assert_eq!(problems.len(), 16);
     assert!(problems.iter().all(|p| p.file == ORIGIN));
     let last = problems.last().map(ToString::to_string);
     assert_eq!(
@@ -603,6 +608,7 @@ fn overlap_check_scales_to_100k_ranges() {
         reconnect_backoff_min_ms: 1,
         reconnect_backoff_max_ms: 1,
         saf_retries_max: 1,
+        saf_depth_max: 1,
         dialect: DialectId::default(),
         framing: FramingConfig::default(),
         frame_bytes_max: 8192,

@@ -205,6 +205,10 @@ fn listener(config: &Config, report: &mut Report<'_>) -> Option<SocketAddr> {
 fn switch(config: &Config, report: &mut Report<'_>) {
     let s = &config.switch;
     report.non_zero("switch.duplicate_window_s", s.duplicate_window_s);
+    report.non_zero(
+        "switch.duplicate_entries_max",
+        u64::try_from(s.duplicate_entries_max).unwrap_or(u64::MAX),
+    );
     if parse_hh_mm(&s.business_date_cutover).is_none() {
         report.push(
             "switch.business_date_cutover",
@@ -479,6 +483,10 @@ fn remote_issuer(i: usize, issuer: &IssuerConfig, report: &mut Report<'_>) {
     report.non_zero(
         format!("issuer[{i}].saf_retries_max"),
         issuer.saf_retries_max.into(),
+    );
+    report.non_zero(
+        format!("issuer[{i}].saf_depth_max"),
+        u64::try_from(issuer.saf_depth_max).unwrap_or(u64::MAX),
     );
     if issuer.cards.is_some() {
         report.push(

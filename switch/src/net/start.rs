@@ -73,11 +73,6 @@ pub struct StartOptions {
     pub on_us: Arc<OnUsFactory>,
 }
 
-/// Duplicate keys remembered at most (oldest evicted first).
-const DUPLICATE_ENTRIES_MAX: usize = 1_000_000;
-/// Advices held per issuer at most.
-const SAF_DEPTH_MAX: usize = 1_000_000;
-
 /// A running switch.
 pub struct SwitchServer {
     pub runtime: Arc<Runtime>,
@@ -172,7 +167,7 @@ impl SwitchServer {
                             retries_max: ic.saf_retries_max.max(1),
                             backoff_min: Duration::from_millis(ic.reconnect_backoff_min_ms.max(1)),
                             backoff_max: Duration::from_millis(ic.reconnect_backoff_max_ms.max(1)),
-                            depth_max: SAF_DEPTH_MAX,
+                            depth_max: ic.saf_depth_max,
                         },
                     );
                     safs.insert(ic.id.clone(), saf.clone());
@@ -203,7 +198,7 @@ impl SwitchServer {
         // Recovery.
         let dup = Arc::new(DuplicateWindow::new(
             Duration::from_secs(config.switch.duplicate_window_s),
-            DUPLICATE_ENTRIES_MAX,
+            config.switch.duplicate_entries_max,
         ));
         let now_ms = clock.now_ms();
         let now = tokio::time::Instant::now();

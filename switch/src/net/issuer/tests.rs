@@ -994,6 +994,7 @@ fn config_from_an_issuer_entry() {
         reconnect_backoff_min_ms: 100,
         reconnect_backoff_max_ms: 5000,
         saf_retries_max: 10,
+        saf_depth_max: 1_000_000,
         dialect: crate::config::DialectId::Iso87AsciiHexBitmap,
         framing: crate::config::FramingConfig {
             length_header: crate::config::LengthHeader::Ascii4,
