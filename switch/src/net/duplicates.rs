@@ -218,14 +218,22 @@ impl Pending {
     /// Records the answer and wakes any waiting duplicates.
     pub fn complete(mut self, answer: Answer) {
         self.live = false;
+        // The window keeps its own exact-size copy of an encoded answer: the caller's comes from
+        // a buffer with room to spare (256 bytes for an answer of about 150), and sharing it
+        // would also allocate a reference count. A window of a million answers is the switch's
+        // largest memory, so these bytes count.
+        let kept = match &answer {
+            Answer::Bytes(b) => Answer::Bytes(Bytes::copy_from_slice(b)),
+            Answer::Recorded(r) => Answer::Recorded(Arc::clone(r)),
+        };
         let waiting = match self.window.map.get_mut(&self.key) {
-            Some(mut slot) => match std::mem::replace(&mut *slot, Slot::Done(answer.clone())) {
+            Some(mut slot) => match std::mem::replace(&mut *slot, Slot::Done(kept)) {
                 Slot::Pending(tx) => tx,
                 Slot::Done(_) => None,
             },
             // Evicted while in flight (the window was full): remember the answer again.
             None => {
-                self.window.map.insert(self.key, Slot::Done(answer.clone()));
+                self.window.map.insert(self.key, Slot::Done(kept));
                 None
             }
         };
