@@ -162,9 +162,11 @@ pub struct AdviceRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Record {
     Request(RequestRecord),
-    /// The STAN a request may have reached its issuer under, when it is not the acquirer's own
-    /// (that one was in use on the link). Durable before the request is sent under it; the
-    /// last one of a transaction is the only one the issuer may have seen.
+    /// The STAN a request reached its issuer under, when it was not the acquirer's own. Written
+    /// by earlier versions of the switch (which chose another STAN when the acquirer's was in
+    /// use on the link) and still read at recovery, so that a completion or reversal of such a
+    /// request names it as the issuer knows it; requests now always go out under the
+    /// acquirer's STAN and no new ones are written.
     Forwarded {
         txn: u64,
         at_ms: i64,

@@ -202,7 +202,6 @@ impl Saf {
                     msg,
                     deadline,
                     mti: None,
-                    sent_stan: None,
                     stan: StanChoice::Any,
                 })
                 .await;

@@ -261,10 +261,11 @@ impl Undeliverable {
     }
 }
 
-/// Which STAN each forwarded request went to its issuer under when that is not the acquirer's own
-/// (it was in use on the link, see `Runtime::forward`), so that a retry goes out under it again
-/// and a later completion or reversal names it in field 90 as the issuer knows it. A request
-/// without an entry went out under the acquirer's STAN. Bounded: the oldest entries go first.
+/// Which STAN a forwarded request went to its issuer under when that was not the acquirer's own:
+/// only requests forwarded by earlier versions of the switch, recovered from their `Forwarded`
+/// records, so that a retry goes out under it again and a later completion or reversal names it
+/// in field 90 as the issuer knows it. A request without an entry went out under the acquirer's
+/// STAN. Bounded: the oldest entries go first.
 pub struct IssuerStans {
     map: dashmap::DashMap<DupKey, u32>,
     order: std::sync::Mutex<std::collections::VecDeque<DupKey>>,
@@ -317,11 +318,6 @@ type HandleResult = Option<Outgoing>;
 
 /// Forwarded requests whose issuer-side STAN is remembered.
 const ISSUER_STANS_MAX: usize = 2_000_000;
-
-/// Random STANs tried for one request when its own is in use on the issuer link, before it is
-/// declined as if the issuer were unavailable. Each costs a durable journal write; eight busy
-/// in a row means the link's STAN space is crowded, not bad luck.
-const STAN_CANDIDATES: usize = 8;
 
 fn key_record(k: &DupKey) -> KeyRecord {
     KeyRecord {
@@ -692,13 +688,13 @@ impl Runtime {
                 // A completion names its preauthorization by the STAN the issuer saw; a PIN
                 // block goes under the issuer's key.
                 let base = pin.forward().unwrap_or(msg);
-                let outbound = || match &req.original {
+                let outbound = match &req.original {
                     Some(o) => self
                         .with_issuer_original(base, o, req.terminal)
                         .unwrap_or_else(|| base.clone()),
                     None => base.clone(),
                 };
-                let (sent, link_stan) = self.forward(pool, key, txn, deadline, outbound).await;
+                let (sent, link_stan) = self.forward(pool, key, deadline, outbound).await;
                 // A reversal or advice names the original by the STAN it went out under.
                 let seen_as = |u: Undeliverable| u.issuer_stan(link_stan.value());
                 match sent {
@@ -949,59 +945,39 @@ impl Runtime {
         })
     }
 
-    /// Sends request `txn` (duplicate key `key`) to a remote issuer under a STAN that a restarted
-    /// switch can name again, so that an acquirer's retry after a crash reaches the issuer under
-    /// the STAN the issuer already saw and the issuer's idempotency answers it, instead of posting
+    /// Sends a request (duplicate key `key`) to a remote issuer under a STAN that a restarted
+    /// switch names again, so that an acquirer's retry after a crash reaches the issuer under the
+    /// STAN the issuer already saw and the issuer's idempotency answers it instead of posting
     /// again. Returns the outcome and the STAN the request went (or was to go) out under.
     ///
-    /// The STAN is the one a `Forwarded` record names for `key` (recovered, or from a first try),
-    /// else the acquirer's own: no journal write on the common path. Only when another request
-    /// holds it on the link ([`LinkError::StanBusy`], e.g. two terminals with the same STAN) is a
-    /// random one tried, and its `Forwarded` record is durable before it can be sent: recovery
-    /// then maps the key to the last such record, the only STAN that may have reached the issuer,
-    /// and without one the acquirer's STAN is the only one that may have. `outbound` builds the
-    /// message; it is called again only after a busy STAN.
+    /// The STAN is the acquirer's own (field 11), or the one a `Forwarded` record of an older
+    /// journal names for `key`. No journal write: the STAN follows from the request itself. When
+    /// another request holds that STAN on the link (two terminals with one STAN), the link holds
+    /// this one back until the STAN is free, at the latest when the holder times out; if that is
+    /// past this request's own deadline the link answers [`LinkError::StanBusy`] and nothing was
+    /// sent. Never another STAN: after a crash nobody can know whether the issuer saw the request
+    /// under its own, so a second STAN could post it twice.
     async fn forward(
         &self,
         pool: &IssuerPool,
         key: DupKey,
-        txn: u64,
         deadline: Instant,
-        outbound: impl Fn() -> Message,
+        msg: Message,
     ) -> (Result<IssuerReply, LinkError>, Stan) {
-        let mut stan = self
+        let stan = self
             .issuer_stans
             .get(&key)
             .and_then(|s| Stan::new(s).ok())
             .unwrap_or(key.stan);
-        let mut tried = 0;
-        loop {
-            let sent = pool
-                .send(OutboundRequest {
-                    msg: outbound(),
-                    deadline,
-                    mti: None,
-                    stan: StanChoice::Exactly(stan),
-                    sent_stan: None,
-                })
-                .await;
-            if !matches!(sent, Err(LinkError::StanBusy)) || tried == STAN_CANDIDATES {
-                return (sent, stan);
-            }
-            tried += 1;
-            let candidate = Stan::new(fastrand::u32(1..=Stan::MAX)).unwrap_or(stan);
-            let rec = Record::Forwarded {
-                txn,
-                at_ms: self.clock.now_ms(),
-                link_stan: candidate.value(),
-            };
-            if let Err(e) = self.journal(&rec).await {
-                tracing::error!(error = %e, "journal refused a request's STAN; not forwarded");
-                return (Err(LinkError::StanBusy), stan);
-            }
-            self.issuer_stans.insert(key, candidate.value());
-            stan = candidate;
-        }
+        let sent = pool
+            .send(OutboundRequest {
+                msg,
+                deadline,
+                mti: None,
+                stan: StanChoice::Exactly(stan),
+            })
+            .await;
+        (sent, stan)
     }
 
     /// `msg` with field 90's STAN replaced by the one the issuer knows the original by, or `None`
@@ -1394,11 +1370,10 @@ impl Runtime {
                     }
                 } else {
                     let deadline = Instant::now() + *timeout;
-                    let outbound = || {
-                        self.with_issuer_original(msg, &req.original, req.terminal)
-                            .unwrap_or_else(|| msg.clone())
-                    };
-                    match self.forward(pool, key, txn, deadline, outbound).await.0 {
+                    let outbound = self
+                        .with_issuer_original(msg, &req.original, req.terminal)
+                        .unwrap_or_else(|| msg.clone());
+                    match self.forward(pool, key, deadline, outbound).await.0 {
                         Ok(reply) => {
                             let code = reply
                                 .msg

@@ -25,8 +25,10 @@ use crate::domain::Stan;
 /// there are requests.
 pub const HEAP_SLACK: usize = 1024;
 
-/// A cheap hasher for STAN keys: one multiplication (Fibonacci hashing). STANs are allocated
-/// here, not chosen by a peer, so SipHash's protection buys nothing.
+/// A cheap hasher for STAN keys: one multiplication (Fibonacci hashing). STANs come from this
+/// map's allocator or from acquirers (the core forwards under the acquirer's STAN); a peer that
+/// picked STANs to collide in this hash could only slow its own link's map, whose size
+/// `inflight_max` bounds, so SipHash's protection would buy little for its cost.
 #[derive(Default)]
 struct StanHasher(u64);
 
@@ -95,8 +97,9 @@ impl<V> InFlight<V> {
         }
     }
 
-    /// Adds a request sent under `stan`, due by `deadline`. Replaces any entry with that STAN
-    /// (the caller allocates STANs with [`InFlight::next_free_stan`], so there is none).
+    /// Adds a request sent under `stan`, due by `deadline`. Replaces any entry with that STAN;
+    /// the caller makes sure there is none (it allocates with [`InFlight::next_free_stan`], or
+    /// waits until a STAN it is given is free).
     pub fn insert(&mut self, stan: Stan, deadline: Instant, value: V) {
         let id = self.next_id;
         self.next_id += 1;

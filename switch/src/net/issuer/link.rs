@@ -16,6 +16,7 @@
 //! same `timeout_ms`, and a failed one counts as a failed connect (backoff, then retry). The halves
 //! are boxed so that one loop serves both kinds; the cost is a virtual call per read or write.
 
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -59,8 +60,6 @@ pub(super) struct Job {
     /// The reply MTI that completes it.
     pub(super) expect: Mti,
     pub(super) tx: oneshot::Sender<Result<IssuerReply, LinkError>>,
-    /// Where to report the STAN the request goes out under.
-    pub(super) sent_stan: Option<Arc<std::sync::atomic::AtomicU32>>,
     /// The STAN to send under.
     pub(super) stan: StanChoice,
 }
@@ -110,32 +109,44 @@ struct Pending {
     waiter: Waiter,
 }
 
-/// A request's fields 7 and 41, kept to tell its reply from a late reply to an earlier request
-/// under the same STAN: a STAN the caller names ([`StanChoice::Exactly`]) may be used again soon
-/// after the earlier request timed out. Fixed arrays, so keeping them allocates nothing.
+/// A request's fields 32 and 41, kept to tell its reply from a late reply to an earlier request
+/// under the same STAN from another terminal: a STAN the caller names
+/// ([`StanChoice::Exactly`]) is the acquirer's, and two terminals may use one STAN within a
+/// timeout of each other. Field 7 is not compared: some networks put their own time in a
+/// response's field 7, and a late reply from the same terminal under the same STAN answers the
+/// same transaction anyway (a terminal's STANs do not come round within seconds). Fixed arrays,
+/// so keeping them allocates nothing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Echo {
-    transmission: Option<[u8; 10]>,
+    /// Field 32 (LLVAR n..11): its digits and how many.
+    acquirer: Option<([u8; 11], u8)>,
     terminal: Option<[u8; 8]>,
 }
 
 impl Echo {
     fn of(msg: &Message) -> Echo {
         Echo {
-            transmission: fixed(msg, 7),
+            acquirer: msg.get(32).and_then(|v| {
+                let mut a = [0u8; 11];
+                let n = v.len();
+                a.get_mut(..n)?.copy_from_slice(&v);
+                Some((a, u8::try_from(n).ok()?))
+            }),
             terminal: fixed(msg, 41),
         }
     }
 
-    /// Whether `reply` may answer the request: fields 7 and 41 each equal wherever both the
+    /// Whether `reply` may answer the request: fields 32 and 41 each equal wherever both the
     /// request and the reply carry them (an issuer that does not echo them is not penalised).
     fn admits(&self, reply: &Message) -> bool {
         let same = |ours: Option<&[u8]>, n: u8| match (ours, reply.get(n)) {
             (Some(a), Some(b)) => a == &b[..],
             _ => true,
         };
-        same(self.transmission.as_ref().map(|a| &a[..]), 7)
-            && same(self.terminal.as_ref().map(|a| &a[..]), 41)
+        same(
+            self.acquirer.as_ref().map(|(a, n)| &a[..usize::from(*n)]),
+            32,
+        ) && same(self.terminal.as_ref().map(|a| &a[..]), 41)
     }
 }
 
@@ -185,8 +196,15 @@ struct Conn {
     writer: FramedWrite<WriteHalf, FrameCodec>,
     codec: FrameCodec,
     inflight: InFlight<Pending>,
-    /// Entries of `inflight` that belong to callers (network messages excluded).
+    /// Entries of `inflight` that belong to callers (network messages excluded), plus the
+    /// callers' requests parked in `parked`: both count against `inflight_max`.
     callers: usize,
+    /// Requests whose STAN ([`StanChoice::Exactly`]) another request holds on this link, by STAN,
+    /// in arrival order. Each is sent when the holder's entry leaves `inflight` (reply, timeout),
+    /// which happens by the holder's deadline, no later than theirs. Why wait rather than send
+    /// under another STAN: after a switch crash the issuer may already know this request under
+    /// its own STAN, and only that STAN lets the issuer's idempotency recognise it.
+    parked: HashMap<u32, VecDeque<Job>>,
     phase: Phase,
     echo_pending: bool,
     /// Set when the link must close once its write buffer is out (the issuer signed off).
@@ -217,6 +235,25 @@ impl Conn {
     fn pop_expired(&mut self, now: Instant) -> Option<(u32, Pending)> {
         let (stan, p) = self.inflight.pop_expired(now)?;
         Some((stan, self.forget(p)))
+    }
+
+    /// Keeps `job` until its STAN is free on this link.
+    fn park(&mut self, stan: Stan, job: Job) {
+        self.callers += 1;
+        self.parked.entry(stan.value()).or_default().push_back(job);
+    }
+
+    /// The next request waiting for `stan`, if any.
+    fn unpark(&mut self, stan: u32) -> Option<Job> {
+        let queue = self.parked.get_mut(&stan)?;
+        let job = queue.pop_front();
+        if queue.is_empty() {
+            self.parked.remove(&stan);
+        }
+        if job.is_some() {
+            self.callers -= 1;
+        }
+        job
     }
 
     fn forget(&mut self, p: Pending) -> Pending {
@@ -436,6 +473,7 @@ impl Link {
             codec,
             inflight: InFlight::new(),
             callers: 0,
+            parked: HashMap::new(),
             phase: Phase::SigningOn,
             echo_pending: false,
             closing: None,
@@ -455,6 +493,12 @@ impl Link {
             if let Waiter::Caller(tx) = p.waiter {
                 lost += 1;
                 let _ = tx.send(Err(LinkError::LinkLost));
+            }
+        }
+        // Parked requests never left: not sent, so nothing for the core to reverse.
+        for (_, queue) in c.parked.drain() {
+            for job in queue {
+                job.reply(Err(LinkError::StanBusy));
             }
         }
         if lost > 0 {
@@ -590,10 +634,10 @@ impl Link {
         }
         let stan = match job.stan {
             StanChoice::Any => c.inflight.next_free_stan(&mut self.stan),
-            // One request per STAN on a link, so that a reply matches exactly one.
+            // One request per STAN on a link, so that a reply matches exactly one: wait for it.
             StanChoice::Exactly(s) if c.inflight.get(s.value()).is_some() => {
-                debug!(mti = %job.mti, stan = %s, "STAN asked for is in flight; not sent");
-                job.reply(Err(LinkError::StanBusy));
+                debug!(mti = %job.mti, stan = %s, "STAN asked for is in flight; parked until it is free");
+                c.park(s, job);
                 return;
             }
             StanChoice::Exactly(s) => s,
@@ -620,9 +664,6 @@ impl Link {
             job.reply(Err(e));
             return;
         }
-        if let Some(slot) = &job.sent_stan {
-            slot.store(stan.value(), std::sync::atomic::Ordering::Release);
-        }
         c.insert(
             stan,
             job.deadline,
@@ -634,6 +675,18 @@ impl Link {
                 waiter: Waiter::Caller(job.tx),
             },
         );
+    }
+
+    /// `stan` has just left `inflight`: sends the next request parked for it. One whose deadline
+    /// passed while parked was never sent, which [`LinkError::StanBusy`] says.
+    fn release(&mut self, c: &mut Conn, stan: u32, now: Instant) {
+        if let Some(job) = c.unpark(stan) {
+            if job.deadline <= now {
+                job.reply(Err(LinkError::StanBusy));
+            } else {
+                self.send_job(c, job, now);
+            }
+        }
     }
 
     /// Encodes an 0800 with `code` and waits for its 0810 (for `timeout_ms`).
@@ -655,10 +708,7 @@ impl Link {
                 sent_at: now,
                 mti: Mti::NETWORK_REQUEST,
                 expect: Mti::NETWORK_RESPONSE,
-                echo: Echo {
-                    transmission: Some(when),
-                    terminal: None,
-                },
+                echo: Echo::default(),
                 waiter: Waiter::Network(code),
             },
         );
@@ -730,7 +780,7 @@ impl Link {
                     msg,
                     mti,
                     stan,
-                    "fields 7/41 differ from the request in flight with this STAN",
+                    "fields 32/41 differ from the request in flight with this STAN",
                 );
                 return Ok(());
             }
@@ -751,6 +801,7 @@ impl Link {
         let Some(p) = c.remove(stan.value()) else {
             return Ok(());
         };
+        self.release(c, stan.value(), now);
         match p.waiter {
             Waiter::Caller(tx) => {
                 let round_trip = now.saturating_duration_since(p.sent_at);
@@ -849,6 +900,7 @@ impl Link {
     fn on_deadlines(&mut self, c: &mut Conn) -> Result<(), End> {
         let now = Instant::now();
         while let Some((stan, p)) = c.pop_expired(now) {
+            self.release(c, stan, now);
             match p.waiter {
                 Waiter::Caller(tx) => {
                     self.pool.metrics.timeouts.increment(1);
@@ -984,16 +1036,33 @@ mod unit {
     }
 
     #[test]
-    fn a_reply_is_admitted_only_with_the_requests_fields_7_and_41() {
-        let req = msg(&[(7, b"1125221800"), (11, b"000777"), (41, b"TERM0001")]);
+    fn a_reply_is_admitted_only_with_the_requests_fields_32_and_41() {
+        let req = msg(&[
+            (7, b"1125221800"),
+            (11, b"000777"),
+            (32, b"100001"),
+            (41, b"TERM0001"),
+        ]);
         let echo = Echo::of(&req);
-        assert_eq!(echo.transmission, Some(*b"1125221800"));
         assert_eq!(echo.terminal, Some(*b"TERM0001"));
         assert!(echo.admits(&req));
-        let other_time = msg(&[(7, b"1125221801"), (11, b"000777"), (41, b"TERM0001")]);
-        assert!(!echo.admits(&other_time), "another transmission time");
-        let other_terminal = msg(&[(7, b"1125221800"), (11, b"000777"), (41, b"TERM0002")]);
+        // An issuer that writes its own time into field 7 is still heard.
+        let other_time = msg(&[
+            (7, b"1125221801"),
+            (11, b"000777"),
+            (32, b"100001"),
+            (41, b"TERM0001"),
+        ]);
+        assert!(echo.admits(&other_time), "field 7 is not compared");
+        let other_terminal = msg(&[(11, b"000777"), (32, b"100001"), (41, b"TERM0002")]);
         assert!(!echo.admits(&other_terminal), "another terminal");
+        let other_acquirer = msg(&[(11, b"000777"), (32, b"100002"), (41, b"TERM0001")]);
+        assert!(!echo.admits(&other_acquirer), "another acquirer");
+        let longer_acquirer = msg(&[(11, b"000777"), (32, b"1000011"), (41, b"TERM0001")]);
+        assert!(
+            !echo.admits(&longer_acquirer),
+            "field 32 compared at its length"
+        );
         // An issuer that does not echo them is not penalised, nor a request without them.
         assert!(echo.admits(&msg(&[(11, b"000777")])));
         assert!(Echo::of(&msg(&[(11, b"000777")])).admits(&other_terminal));

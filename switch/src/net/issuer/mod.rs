@@ -9,9 +9,10 @@
 //!   issuer has been quiet, sign-off (0800/002) at shutdown, and 0810/00 answers to the issuer's
 //!   own network messages.
 //! - Request/reply matching: each link rewrites field 11 with a STAN of its own or exactly the one
-//!   the caller names ([`StanChoice`]; never one already in flight on the link), keeps a bounded
-//!   map of requests in flight keyed by that STAN, checks the reply MTI and that the reply's
-//!   fields 7 and 41 (when both sides carry them) are the request's, and completes each request
+//!   the caller names ([`StanChoice`]; never one already in flight on the link: such a request
+//!   waits until the STAN is free), keeps a bounded map of requests in flight keyed by that STAN,
+//!   checks the reply MTI and that the reply's fields 32 and 41 (when both sides carry them) are
+//!   the request's, and completes each request
 //!   exactly once: with the reply, [`LinkError::Timeout`] at its deadline, or
 //!   [`LinkError::LinkLost`] as soon as the connection drops.
 //! - Late replies (no request in flight for their STAN, or one whose fields 7/41 differ: a reply
@@ -22,8 +23,8 @@
 //! # What it leaves to others
 //!
 //! - What a reply *means* (approve, decline, stand in, reverse): the authorization core. The caller
-//!   gets the issuer's decoded reply untouched, with the link's STAN in field 11; restoring the
-//!   acquirer's STAN is the caller's job when it builds the acquirer response.
+//!   gets the issuer's decoded reply untouched, with the STAN it went out under in field 11;
+//!   restoring the acquirer's STAN is the caller's job when it builds the acquirer response.
 //! - Building reversals and store-and-forward: the core and the SAF queue. This module only forwards
 //!   whatever fully formed request it is handed ([`OutboundRequest::mti`] lets it send an 0420).
 //! - Bytes ↔ fields ([`crate::iso8583`]) and the length header ([`crate::net::framing`]).
@@ -298,9 +299,12 @@ pub enum LinkError {
     /// acted on the request.
     #[error("issuer reply refused: {0}")]
     BadMac(MacViolation),
-    /// [`StanChoice::Exactly`] named a STAN that another request holds on the chosen link. The
-    /// request was not sent.
-    #[error("internal: the STAN asked for is in use on the issuer link; the request was not sent")]
+    /// [`StanChoice::Exactly`] named a STAN that another request held on the chosen link until
+    /// past this request's deadline (or the link went down while it waited). The request was
+    /// not sent.
+    #[error(
+        "internal: the STAN asked for stayed in use on the issuer link; the request was not sent"
+    )]
     StanBusy,
 }
 
@@ -310,10 +314,11 @@ pub enum StanChoice {
     /// The link allocates the next STAN it has not in flight (network messages, advices).
     #[default]
     Any,
-    /// Exactly this STAN, if no other request holds it on the chosen link; else the request is
-    /// answered [`LinkError::StanBusy`] at once and not sent. The core uses it for
-    /// authorization-path requests so that, after a crash, a retry goes out under the STAN the
-    /// issuer already saw and the issuer's own idempotency answers it.
+    /// Exactly this STAN. If another request holds it on the chosen link, this one waits (not
+    /// sent) until that one is answered or times out; if its own deadline has passed by then it
+    /// is answered [`LinkError::StanBusy`], never sent. The core uses it with the acquirer's
+    /// STAN so that, after a crash, a retry goes out under the STAN the issuer already saw and
+    /// the issuer's own idempotency answers it.
     Exactly(Stan),
 }
 
@@ -329,17 +334,13 @@ pub struct OutboundRequest {
     pub mti: Option<[u8; 4]>,
     /// The STAN to send under: the link's choice, or exactly one the caller names.
     pub stan: StanChoice,
-    /// Filled with the link STAN the request went out under, once it is written (0 until
-    /// then). The core needs it to name this request to the issuer later: a completion or
-    /// reversal's field 90 must carry the STAN the issuer saw, even if no reply ever came.
-    pub sent_stan: Option<Arc<std::sync::atomic::AtomicU32>>,
 }
 
 /// The issuer's answer.
 #[derive(Debug, Clone)]
 pub struct IssuerReply {
     /// The reply as the issuer sent it, decoded leniently: a content error is left in
-    /// [`Message::content_error`] for the caller to judge. Field 11 is the link's STAN.
+    /// [`Message::content_error`] for the caller to judge. Field 11 is the STAN it went out under.
     pub msg: Message,
     /// From the moment the request was written into the link's buffer to the matched reply.
     pub round_trip: Duration,
@@ -653,7 +654,6 @@ impl IssuerPool {
             mti,
             expect,
             tx,
-            sent_stan: req.sent_stan,
             stan: req.stan,
         };
         link.tx.try_send(job).map_err(|e| match e {

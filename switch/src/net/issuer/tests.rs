@@ -310,7 +310,6 @@ fn request(amount: u64, within: Duration) -> OutboundRequest {
         msg: request_msg(b"123456", amount),
         deadline: Instant::now() + within,
         mti: None,
-        sent_stan: None,
         stan: StanChoice::Any,
     }
 }
@@ -379,7 +378,6 @@ async fn request_round_trip_rewrites_the_stan_and_copies_every_other_field() {
             msg: original.clone(),
             deadline: Instant::now() + GUARD,
             mti: None,
-            sent_stan: None,
             stan: StanChoice::Any,
         })
         .await
@@ -415,7 +413,6 @@ async fn request_round_trip_rewrites_the_stan_and_copies_every_other_field() {
             msg: advice,
             deadline: Instant::now() + GUARD,
             mti: Some(*b"0421"),
-            sent_stan: None,
             stan: StanChoice::Any,
         })
         .await
@@ -444,7 +441,6 @@ async fn a_forwarded_mac_is_dropped() {
             msg: msg.clone(),
             deadline: Instant::now() + GUARD,
             mti: None,
-            sent_stan: None,
             stan: StanChoice::Any,
         })
         .await
@@ -546,13 +542,12 @@ fn exactly(stan: u32, msg: Message, within: Duration) -> OutboundRequest {
         msg,
         deadline: Instant::now() + within,
         mti: None,
-        sent_stan: None,
         stan: StanChoice::Exactly(Stan::new(stan).expect("stan")),
     }
 }
 
 #[tokio::test]
-async fn an_exact_stan_is_sent_as_asked_and_a_busy_one_is_refused_unsent() {
+async fn an_exact_stan_is_sent_as_asked_and_a_busy_one_waits_for_it() {
     let (mut fake, pool, _token) = holding_link().await;
 
     let mut first = Box::pin(pool.send(exactly(123_456, request_msg(b"000001", 1), GUARD)));
@@ -563,16 +558,10 @@ async fn an_exact_stan_is_sent_as_asked_and_a_busy_one_is_refused_unsent() {
         ("123456", "000000000001"),
         "sent under exactly the STAN asked for, whatever field 11 said"
     );
-    // The same STAN again while the first holds it: refused at once, nothing written.
-    assert_eq!(
-        guard(
-            "StanBusy",
-            pool.send(exactly(123_456, request_msg(b"123456", 2), GUARD))
-        )
-        .await
-        .unwrap_err(),
-        LinkError::StanBusy
-    );
+    // The same STAN again while the first holds it (another terminal): held back, not sent.
+    let other = with_field(&request_msg(b"123456", 2), 41, b"OTHER001");
+    let mut second = Box::pin(pool.send(exactly(123_456, other, GUARD)));
+    assert!(futures::poll!(&mut second).is_pending());
     // The link is unharmed, and the next thing the issuer sees is the next request.
     let mut third = Box::pin(pool.send(request(3, GUARD)));
     assert!(futures::poll!(&mut third).is_pending());
@@ -587,10 +576,18 @@ async fn an_exact_stan_is_sent_as_asked_and_a_busy_one_is_refused_unsent() {
         "the link's own STANs avoid one in flight"
     );
 
+    // Once the first is answered, the held one goes out under the same STAN.
     fake.set(|b| b.requests = Answer::Yes);
     fake.ctl(Ctl::ReleaseHeld);
     let reply = guard("first reply", first).await.expect("first reply");
     assert_eq!(text(&reply.msg, 11), "123456");
+    assert_eq!(text(&reply.msg, 4), "000000000001");
+    let reply = guard("second reply", second).await.expect("second reply");
+    assert_eq!(
+        (text(&reply.msg, 11).as_str(), text(&reply.msg, 41).as_str()),
+        ("123456", "OTHER001"),
+        "sent after the first, under the same STAN"
+    );
     guard("third reply", third).await.expect("third reply");
     // Free again once answered.
     let reply = guard(
@@ -603,25 +600,52 @@ async fn an_exact_stan_is_sent_as_asked_and_a_busy_one_is_refused_unsent() {
     assert_eq!(pool.states()[0].inflight, 0);
 }
 
-/// A STAN a caller names may be used again soon after a timeout; the late reply to the earlier
-/// request must not answer the newer one. Fields 7 and 41 tell them apart.
+/// A request held back for its STAN whose deadline passes before the STAN is free was never
+/// sent, and says so ([`LinkError::StanBusy`], not a timeout): the core must not reverse it.
+#[tokio::test]
+async fn a_request_held_back_past_its_deadline_is_refused_unsent() {
+    let (mut fake, pool, _token) = holding_link().await;
+    // The holder times out after the held one's deadline: the held one is released late.
+    let mut first = Box::pin(pool.send(exactly(
+        4242,
+        request_msg(b"004242", 1),
+        Duration::from_millis(600),
+    )));
+    assert!(futures::poll!(&mut first).is_pending());
+    assert_eq!(text(&fake.next().await.msg, 4), "000000000001");
+    let other = with_field(&request_msg(b"004242", 2), 41, b"OTHER001");
+    let held = pool.send(exactly(4242, other, Duration::from_millis(300)));
+    let (held, first) = tokio::join!(guard("the held request", held), guard("the holder", first));
+    assert_eq!(held.unwrap_err(), LinkError::StanBusy);
+    assert_eq!(first.unwrap_err(), LinkError::Timeout);
+    // The next thing the issuer sees is a later request, not the held one.
+    let mut third = Box::pin(pool.send(request(3, GUARD)));
+    assert!(futures::poll!(&mut third).is_pending());
+    assert_eq!(text(&fake.next().await.msg, 4), "000000000003");
+    assert_eq!(pool.states()[0].inflight, 1);
+}
+
+/// A STAN a caller names may be used again soon after a timeout, by another terminal; the late
+/// reply to the earlier request must not answer the newer one. Fields 32 and 41 tell them apart.
 #[tokio::test]
 async fn a_late_reply_to_an_earlier_use_of_a_stan_does_not_answer_the_newer_request() {
     let (mut fake, pool, _token) = holding_link().await;
     let mut late = pool.late_replies();
 
-    let earlier = with_field(&request_msg(b"000777", 1), 7, b"1125221800");
+    // The timeouts are the test's subject, so they are short; the held request reaches the fake
+    // whatever the scheduling, because the link writes it before its deadline can fire.
+    let earlier = request_msg(b"000777", 1);
     let err = guard(
         "the earlier request's timeout",
-        pool.send(exactly(777, earlier, Duration::from_millis(50))),
+        pool.send(exactly(777, earlier, Duration::from_millis(500))),
     )
     .await
     .unwrap_err();
     assert_eq!(err, LinkError::Timeout);
     assert_eq!(text(&fake.next().await.msg, 4), "000000000001");
 
-    // Same STAN, another transmission time; then the same STAN and time from another terminal.
-    let newer = with_field(&request_msg(b"000777", 2), 7, b"1125221900");
+    // Same STAN from another acquirer.
+    let newer = with_field(&request_msg(b"000777", 2), 32, b"100002");
     let mut second = Box::pin(pool.send(exactly(777, newer.clone(), GUARD)));
     assert!(futures::poll!(&mut second).is_pending());
     assert_eq!(text(&fake.next().await.msg, 4), "000000000002");
@@ -643,7 +667,7 @@ async fn a_late_reply_to_an_earlier_use_of_a_stan_does_not_answer_the_newer_requ
     let other_terminal = with_field(&newer, 41, b"OTHER001");
     let err = guard(
         "a timeout",
-        pool.send(exactly(778, newer.clone(), Duration::from_millis(50))),
+        pool.send(exactly(778, newer.clone(), Duration::from_millis(500))),
     )
     .await
     .unwrap_err();
@@ -921,7 +945,6 @@ async fn requests_that_cannot_be_sent_are_refused_without_harming_the_link() {
     let err = pool
         .send(OutboundRequest {
             mti: Some(*b"0110"),
-            sent_stan: None,
             ..request(1, GUARD)
         })
         .await
@@ -941,7 +964,6 @@ async fn requests_that_cannot_be_sent_are_refused_without_harming_the_link() {
             msg,
             deadline: Instant::now() + GUARD,
             mti: None,
-            sent_stan: None,
             stan: StanChoice::Any,
         })
         .await
