@@ -36,7 +36,7 @@
 //! holds. Each hold resolves at most once: capture, void and expiry all require it open and close
 //! it.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -44,8 +44,8 @@ use super::config::CardStatus;
 use super::event::{
     Answer, Change, Counted, Effect, KeyList, LedgerEvent, PinEffect, RequestChange, RequestTag,
 };
-use super::hash::KeyedState;
 use super::request::IdemKey;
+use super::split_map::SplitMap;
 
 /// One hour in milliseconds: the velocity window.
 pub(crate) const HOUR_MS: i64 = 3_600_000;
@@ -76,8 +76,9 @@ pub(crate) struct AccountState {
     pub cash_held: i64,
     /// Sequence number of the last applied event; replays skip events at or below it.
     pub last_seq: u64,
-    /// Answered requests by key, with the hold or posting each one made.
-    pub records: HashMap<IdemKey, Record, KeyedState>,
+    /// Answered requests by key, with the hold or posting each one made. A [`SplitMap`], so that
+    /// a busy account's map never grows in one long step under the account's lock.
+    pub records: SplitMap<IdemKey, Record>,
     /// Time and key of `records` in the order they were recorded, for pruning from the front.
     pub order: VecDeque<(i64, IdemKey)>,
     /// Expiry index: `(expires_at, key)` of holds, sorted by time. Captured and voided holds

@@ -84,6 +84,7 @@ pub mod ledger;
 pub mod pin;
 pub mod request;
 pub mod rules;
+mod split_map;
 pub mod statement;
 
 #[cfg(test)]

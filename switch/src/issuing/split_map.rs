@@ -1,0 +1,275 @@
+//! [`SplitMap`]: the hash map an account keeps its idempotency records in, built so that no
+//! single insert has to move the whole map.
+//!
+//! Owns only the table layout; what the records mean is [`super::ledger`]'s. Why not a plain
+//! `HashMap`: a hash table grows by doubling, and the insert that crosses the threshold allocates
+//! a table twice the size and moves every entry into it, under the account's lock, on the tokio
+//! worker that is deciding the request. On an account with a hundred thousand records (a test
+//! card taking a quarter of the load) that is about 15 MB of fresh memory, and on the project's
+//! virtual machine the kernel's zeroing of those pages alone took about a tenth of a second: every
+//! request of that account waited, and with both workers blocked on the lock, every other
+//! request of the process too (docs/performance.md, "Open-loop tail latency").
+//!
+//! So a map starts as one table, as before (an account with a handful of records pays nothing
+//! extra), and once that table would grow past [`SPLIT_AT`] entries it is split into
+//! [`SHARDS`] tables by a separately keyed hash. From then on each table grows on its own, so one
+//! growth step moves about 1/[`SHARDS`] of the records.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash};
+
+use super::hash::KeyedState;
+
+/// Entries at which a full table is split instead of doubled (the split happens at the first
+/// table capacity at or above it: 7,168 entries, about 1 MB of records). Below it a map is one
+/// table, exactly as a plain `HashMap`.
+pub(crate) const SPLIT_AT: usize = 4096;
+
+/// Tables of a split map (a power of two).
+pub(crate) const SHARDS: usize = 64;
+
+/// A hash map that splits into [`SHARDS`] tables once it is large. See the module docs.
+#[derive(Debug, Clone)]
+pub(crate) struct SplitMap<K, V> {
+    tables: Tables<K, V>,
+}
+
+#[derive(Debug, Clone)]
+enum Tables<K, V> {
+    One(HashMap<K, V, KeyedState>),
+    /// `pick` chooses a key's table. It is keyed apart from the tables' own hashers: a table
+    /// holding only keys whose hash shares its top bits would crowd its probe sequences.
+    Split {
+        pick: KeyedState,
+        tables: Box<[HashMap<K, V, KeyedState>]>,
+    },
+}
+
+impl<K, V> Default for SplitMap<K, V> {
+    fn default() -> Self {
+        SplitMap {
+            tables: Tables::One(HashMap::with_hasher(KeyedState::default())),
+        }
+    }
+}
+
+impl<K: Hash + Eq, V> SplitMap<K, V> {
+    fn table(&self, key: &K) -> &HashMap<K, V, KeyedState> {
+        match &self.tables {
+            Tables::One(t) => t,
+            Tables::Split { pick, tables } => &tables[shard(pick, key)],
+        }
+    }
+
+    fn table_mut(&mut self, key: &K) -> &mut HashMap<K, V, KeyedState> {
+        match &mut self.tables {
+            Tables::One(t) => t,
+            Tables::Split { pick, tables } => &mut tables[shard(pick, key)],
+        }
+    }
+
+    pub(crate) fn get(&self, key: &K) -> Option<&V> {
+        self.table(key).get(key)
+    }
+
+    pub(crate) fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        self.table_mut(key).get_mut(key)
+    }
+
+    pub(crate) fn contains_key(&self, key: &K) -> bool {
+        self.table(key).contains_key(key)
+    }
+
+    pub(crate) fn remove(&mut self, key: &K) -> Option<V> {
+        self.table_mut(key).remove(key)
+    }
+
+    /// Inserts, returning the value `key` had. Splits first when the one table is full and at
+    /// [`SPLIT_AT`] entries or more.
+    pub(crate) fn insert(&mut self, key: K, value: V) -> Option<V> {
+        if let Tables::One(t) = &self.tables
+            && t.len() >= SPLIT_AT
+            && t.len() == t.capacity()
+        {
+            self.split();
+        }
+        self.table_mut(&key).insert(key, value)
+    }
+
+    /// Makes room for `additional` more entries without splitting (restoring a snapshot, where a
+    /// pause is expected and one exact allocation beats a series of doublings).
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        match &mut self.tables {
+            Tables::One(t) => t.reserve(additional),
+            Tables::Split { tables, .. } => {
+                for t in tables.iter_mut() {
+                    t.reserve(additional.div_ceil(SHARDS));
+                }
+            }
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        match &self.tables {
+            Tables::One(t) => t.len(),
+            Tables::Split { tables, .. } => tables.iter().map(HashMap::len).sum(),
+        }
+    }
+
+    /// Every entry, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        let tables: &[HashMap<K, V, KeyedState>] = match &self.tables {
+            Tables::One(t) => std::slice::from_ref(t),
+            Tables::Split { tables, .. } => tables,
+        };
+        tables.iter().flat_map(HashMap::iter)
+    }
+
+    pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
+        self.iter().map(|(_, v)| v)
+    }
+
+    /// Moves the one table's entries into [`SHARDS`] tables, each sized for twice its share so
+    /// that none of them grows again right away.
+    fn split(&mut self) {
+        let Tables::One(one) = &mut self.tables else {
+            return;
+        };
+        let one = std::mem::take(one);
+        let pick = KeyedState::default();
+        let share = (one.len() / SHARDS).max(1) * 2;
+        let mut tables: Box<[HashMap<K, V, KeyedState>]> = (0..SHARDS)
+            .map(|_| HashMap::with_capacity_and_hasher(share, KeyedState::default()))
+            .collect();
+        for (k, v) in one {
+            tables[shard(&pick, &k)].insert(k, v);
+        }
+        self.tables = Tables::Split { pick, tables };
+    }
+
+    /// The most entries any one table can hold before it grows: the size of the largest move
+    /// the next insert could make.
+    #[cfg(test)]
+    pub(crate) fn largest_capacity(&self) -> usize {
+        match &self.tables {
+            Tables::One(t) => t.capacity(),
+            Tables::Split { tables, .. } => tables.iter().map(HashMap::capacity).max().unwrap_or(0),
+        }
+    }
+}
+
+impl<'a, K: Hash + Eq, V> IntoIterator for &'a SplitMap<K, V> {
+    type Item = (&'a K, &'a V);
+    type IntoIter = Box<dyn Iterator<Item = (&'a K, &'a V)> + 'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
+    }
+}
+
+/// The table of `key`: the top bits of its `pick` hash.
+fn shard<K: Hash>(pick: &KeyedState, key: &K) -> usize {
+    (pick.hash_one(key) >> (64 - SHARDS.trailing_zeros())) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A model check across the split: the map answers like a plain `HashMap` before, during and
+    /// after it, for inserts, overwrites, lookups and removals.
+    #[test]
+    fn behaves_like_a_hash_map_across_the_split() {
+        let mut map: SplitMap<u64, u64> = SplitMap::default();
+        let mut model: HashMap<u64, u64> = HashMap::new();
+        let n = (SPLIT_AT * 5) as u64;
+        for i in 0..n {
+            let k = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            assert_eq!(map.insert(k, i), model.insert(k, i));
+            if i % 7 == 0 {
+                assert_eq!(
+                    map.insert(k, i + 1),
+                    model.insert(k, i + 1),
+                    "overwrite {i}"
+                );
+            }
+            if i % 11 == 0 {
+                let gone = (i / 2).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                assert_eq!(map.remove(&gone), model.remove(&gone), "remove {i}");
+            }
+        }
+        assert!(matches!(map.tables, Tables::Split { .. }), "it split");
+        assert_eq!(map.len(), model.len());
+        for (k, v) in &model {
+            assert_eq!(map.get(k), Some(v));
+            assert!(map.contains_key(k));
+        }
+        let mut seen: Vec<(u64, u64)> = map.iter().map(|(k, v)| (*k, *v)).collect();
+        let mut want: Vec<(u64, u64)> = model.into_iter().collect();
+        seen.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(seen, want);
+        let last = (n - 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        if let Some(v) = map.get_mut(&last) {
+            *v = 99;
+        }
+        assert_eq!(map.get(&last), Some(&99));
+    }
+
+    /// Inserts 0..n through `insert` and returns the most entries one growth step moved: when
+    /// `capacity` (the largest table's) changes, that table moved its old capacity's worth.
+    fn largest_move(n: u64, mut insert: impl FnMut(u64), capacity: impl Fn() -> usize) -> usize {
+        let mut largest = 0;
+        let mut before = capacity();
+        for i in 0..n {
+            insert(i);
+            let now = capacity();
+            if now != before {
+                largest = largest.max(before);
+            }
+            before = now;
+        }
+        largest
+    }
+
+    /// What the split is for: with 250,000 entries (an account taking a quarter of a load test's
+    /// traffic for a minute) no growth step moves more than a few thousand entries, where one
+    /// table's last doubling moves 229,376.
+    #[test]
+    fn no_growth_step_moves_more_than_a_shard() {
+        let map = std::cell::RefCell::new(SplitMap::<u64, u64>::default());
+        let split = largest_move(
+            250_000,
+            |i| {
+                map.borrow_mut().insert(i, i);
+            },
+            || map.borrow().largest_capacity(),
+        );
+        assert_eq!(map.borrow().len(), 250_000);
+        assert!(
+            split <= SPLIT_AT * 2,
+            "a growth moved up to {split} entries"
+        );
+        let plain = std::cell::RefCell::new(HashMap::<u64, u64>::new());
+        let one = largest_move(
+            250_000,
+            |i| {
+                plain.borrow_mut().insert(i, i);
+            },
+            || plain.borrow().capacity(),
+        );
+        assert!(one > 100_000, "a plain map moved {one}");
+    }
+
+    /// A small account stays one table, so a million accounts with a few records each cost what
+    /// they did before.
+    #[test]
+    fn small_maps_stay_one_table() {
+        let mut map: SplitMap<u64, u64> = SplitMap::default();
+        for i in 0..(SPLIT_AT as u64) {
+            map.insert(i, i);
+        }
+        assert!(matches!(map.tables, Tables::One(_)));
+        assert_eq!(map.len(), SPLIT_AT);
+    }
+}
