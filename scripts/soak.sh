@@ -47,7 +47,7 @@ PIDS+=("$SWITCH")
 # Ready when both remote links are up (the metrics endpoint says so).
 ready=0
 for _ in $(seq 1 300); do
-  ready=$(curl -s http://127.0.0.1:9583/metrics | awk '/^switchyard_links_ready/ {s+=$2} END {print s+0}')
+  ready=$( (curl -s http://127.0.0.1:9583/metrics || true) | awk '/^switchyard_links_ready/ {s+=$2} END {print s+0}')
   [ "$ready" -ge 2 ] && break
   sleep 0.1
 done

@@ -1210,6 +1210,30 @@ impl Runtime {
         let key = u.key;
         let request_mti = u.mti;
         let txn = u.txn;
+        let code = ResponseCode::SystemMalfunction;
+        // A repeat must stop getting the approval before the approval is undone: the duplicate
+        // window gets the 96 first, then the reversal is journaled and queued.
+        let reversed = crate::iso8583::decode_lenient(self.dialect, out.bytes)
+            .ok()
+            .and_then(|approval| {
+                let mut b = MessageBuilder::new(self.dialect, approval.mti_digits());
+                for n in approval
+                    .field_numbers()
+                    .filter(|&n| n != 38 && n != 39 && n != 54)
+                {
+                    b.copy_from(&approval, n);
+                }
+                b.set(39, crate::iso8583::views::code_bytes(code));
+                let bytes = b.to_bytes().ok()?;
+                let mti = crate::iso8583::views::mti_of(&approval)
+                    .map(|m| m.value().saturating_sub(10))
+                    .unwrap_or(0);
+                Some((bytes, mti))
+            });
+        if let Some((bytes, _)) = &reversed {
+            self.dup
+                .replace(&key, request_mti, Answer::Bytes(bytes.clone()));
+        }
         let _ = self
             .journal(&Record::Undeliverable {
                 txn,
@@ -1217,22 +1241,9 @@ impl Runtime {
             })
             .await;
         self.queue_reversal(u, "undeliverable").await;
-        let code = ResponseCode::SystemMalfunction;
-        let Ok(approval) = crate::iso8583::decode_lenient(self.dialect, out.bytes) else {
+        let Some((_, mti)) = reversed else {
             return;
         };
-        let mut b = MessageBuilder::new(self.dialect, approval.mti_digits());
-        for n in approval
-            .field_numbers()
-            .filter(|&n| n != 38 && n != 39 && n != 54)
-        {
-            b.copy_from(&approval, n);
-        }
-        b.set(39, crate::iso8583::views::code_bytes(code));
-        let Ok(bytes) = b.to_bytes() else { return };
-        let mti = crate::iso8583::views::mti_of(&approval)
-            .map(|m| m.value().saturating_sub(10))
-            .unwrap_or(0);
         let rec = Record::Decision(DecisionRecord {
             reason: Some("undeliverable_reversed".into()),
             ..DecisionRecord::new(
@@ -1248,7 +1259,6 @@ impl Runtime {
         if let Err(e) = self.journal(&rec).await {
             tracing::error!(error = %e, "journal refused the reversed decision");
         }
-        self.dup.replace(&key, request_mti, Answer::Bytes(bytes));
     }
 
     async fn reverse(
