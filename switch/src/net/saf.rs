@@ -211,7 +211,7 @@ impl Saf {
                         .msg
                         .get(39)
                         .map(|c| String::from_utf8_lossy(&c).into_owned());
-                    tracing::info!(saf_id = rec.saf_id, issuer = %self.issuer, mti = rec.mti, response_code = ?code, masked_pan = %rec.masked_pan, "advice delivered");
+                    tracing::info!(saf_id = rec.saf_id, issuer = %self.issuer, mti = rec.mti, response_code = code.as_deref().unwrap_or("none"), masked_pan = %rec.masked_pan, "advice delivered");
                     self.finish(
                         &rec,
                         Record::SafDelivered {
