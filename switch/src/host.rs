@@ -441,11 +441,23 @@ impl IssuerHost {
                     if let Some(dir) = &self.shared.checkpoint_dir
                         && lsn > 0
                     {
-                        match write_checkpoint(dir, lsn, &self.shared.engine) {
-                            Ok(()) => {
+                        // Off the runtime's workers: other hosts and the switch may share them,
+                        // and the copy, the write and the fsync take tens of milliseconds.
+                        let (dir, engine) = (dir.clone(), Arc::clone(&self.shared.engine));
+                        let written = tokio::task::spawn_blocking(move || {
+                            write_checkpoint(&dir, lsn, &engine)
+                        })
+                        .await;
+                        match written {
+                            Ok(Ok(())) => {
                                 self.shared.checkpoints.send_modify(|n| *n += 1);
                             }
-                            Err(e) => tracing::error!(error = %e, "checkpoint at shutdown failed"),
+                            Ok(Err(e)) => {
+                                tracing::error!(error = %e, "checkpoint at shutdown failed")
+                            }
+                            Err(e) => {
+                                tracing::error!(error = %e, "checkpoint task at shutdown failed")
+                            }
                         }
                     }
                 }
