@@ -287,6 +287,14 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Idempotency records held, over every account: what sizes the checkpoint file.
+    pub fn record_count(&self) -> usize {
+        self.accounts
+            .iter()
+            .map(AccountSnapshot::record_count)
+            .sum()
+    }
+
     /// The fingerprint of the issuer file the snapshot belongs to.
     pub fn fingerprint(&self) -> u32 {
         self.fingerprint

@@ -921,3 +921,10 @@ pub(crate) struct AccountSnapshot {
     /// host then replays its whole journal (segments are never deleted), reaching the same state.
     closed_through: i32,
 }
+
+impl AccountSnapshot {
+    /// Idempotency records held.
+    pub(crate) fn record_count(&self) -> usize {
+        self.records.len()
+    }
+}
