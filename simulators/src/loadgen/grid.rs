@@ -198,29 +198,28 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
                 progress: opts.progress,
                 ..RunOptions::default()
             };
-            let go = async |label: &str, target: String, expect: Expect, mix: &Arc<Mix>| {
-                let keys = match (label.ends_with("+sec"), &secure) {
-                    (true, Some(side)) => Arc::clone(&side.keys),
-                    _ => Arc::clone(&base.keys),
+            // `side` gives the acquirer's keys: none on the plain stack and the relay.
+            let go =
+                async |label: &str, target: String, expect: Expect, mix: &Arc<Mix>, side: &Side| {
+                    let o = RunOptions {
+                        label: format!("{label} {c}x{p}"),
+                        target,
+                        expect,
+                        keys: Arc::clone(&side.keys),
+                        ..base.clone()
+                    };
+                    let r = run(&o, Arc::clone(mix)).await?;
+                    if opts.progress {
+                        eprint!("{}", r.to_text());
+                    }
+                    Ok::<RunReport, GridError>(r)
                 };
-                let o = RunOptions {
-                    label: format!("{label} {c}x{p}"),
-                    target,
-                    expect,
-                    keys,
-                    ..base.clone()
-                };
-                let r = run(&o, Arc::clone(mix)).await?;
-                if opts.progress {
-                    eprint!("{}", r.to_text());
-                }
-                Ok::<RunReport, GridError>(r)
-            };
             let relay_r = go(
                 "relay",
                 relay.local_addr().to_string(),
                 Expect::Echo,
                 remote_mix,
+                &plain,
             )
             .await?;
             let remote_r = go(
@@ -228,9 +227,17 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
                 stack.addr().to_string(),
                 Expect::Switch,
                 remote_mix,
+                &plain,
             )
             .await?;
-            let on_us_r = go("on-us", stack.addr().to_string(), Expect::Switch, on_us_mix).await?;
+            let on_us_r = go(
+                "on-us",
+                stack.addr().to_string(),
+                Expect::Switch,
+                on_us_mix,
+                &plain,
+            )
+            .await?;
             let (mut remote_secure, mut on_us_secure) = (None, None);
             if let (Some(side), Some(st)) = (&secure, &secure_stack) {
                 let target = st.addr().to_string();
@@ -240,11 +247,12 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
                         target.clone(),
                         Expect::Switch,
                         &side.remote_mix,
+                        side,
                     )
                     .await?,
                 );
                 on_us_secure =
-                    Some(go("on-us+sec", target, Expect::Switch, &side.on_us_mix).await?);
+                    Some(go("on-us+sec", target, Expect::Switch, &side.on_us_mix, side).await?);
             }
             rows.push(GridRow {
                 connections: c,

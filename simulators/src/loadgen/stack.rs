@@ -27,7 +27,7 @@ use switch::net::server::IssuerHandle;
 use switch::net::start::{StartOptions, SwitchServer};
 use switch::security::KeysFile;
 
-use super::gencards::{ACQUIRER, Generated, issuer_config, secure_issuer};
+use super::gencards::{ACQUIRER, Generated, issuer_config, random_key_hex, secure_issuer};
 
 /// How to start the stack.
 #[derive(Debug, Clone)]
@@ -141,10 +141,7 @@ impl Stack {
             KeysFile::load(&config.security.keys_file).map_err(setup("keys".into()))?
         } else {
             // A throwaway PAN key for this stack's journal.
-            let key: String = (0..32)
-                .map(|_| format!("{:02X}", fastrand::u8(..)))
-                .collect();
-            let keys_text = format!("[journal]\npan_key = \"{key}\"\n");
+            let keys_text = format!("[journal]\npan_key = \"{}\"\n", random_key_hex(32));
             KeysFile::from_toml_str(&keys_text, &config.security.keys_file)
                 .map_err(setup("keys".into()))?
         };
