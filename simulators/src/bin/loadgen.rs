@@ -222,6 +222,10 @@ struct GridArgs {
     /// next to the grid.
     #[arg(long)]
     security: bool,
+    /// Run without a metrics recorder (the switch's counters and histograms then cost nothing),
+    /// to show what metrics cost; by default they are recorded as the `switch` binary does.
+    #[arg(long)]
+    no_metrics: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -450,6 +454,13 @@ async fn echo_cmd(a: EchoArgs) -> ExitCode {
 
 async fn grid_cmd(a: GridArgs) -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // The switch in production records every metric (its exporter is always on), so the grid
+    // does too: a recorder without the HTTP listener, never scraped.
+    if !a.no_metrics
+        && let Err(e) = switch::metrics::install_recorder()
+    {
+        return usage(format!("metrics recorder: {e}"));
+    }
     let opts = GridOptions {
         points: a.points.0,
         warmup: Duration::from_secs(a.warmup_s),

@@ -1154,7 +1154,20 @@ impl Runtime {
 
     /// Undoes an approval: an on-us engine reverses at once; a remote issuer gets a 0420 through
     /// store-and-forward.
-    pub async fn queue_reversal(&self, u: Undeliverable, reason: &'static str) {
+    ///
+    /// Boxed because it is a rare path awaited inside every authorization: inline, its state
+    /// machine (2.4 KiB) made each request's future larger by that much, and every request's
+    /// future is moved into its connection's set of answers in flight (docs/performance.md,
+    /// "Smaller futures").
+    pub fn queue_reversal(
+        &self,
+        u: Undeliverable,
+        reason: &'static str,
+    ) -> futures::future::BoxFuture<'_, ()> {
+        Box::pin(self.queue_reversal_now(u, reason))
+    }
+
+    async fn queue_reversal_now(&self, u: Undeliverable, reason: &'static str) {
         let Some(issuer) = self.issuers.get(u.issuer as usize) else {
             return;
         };
@@ -1203,7 +1216,14 @@ impl Runtime {
     /// The connection could not deliver an answer: journal it, undo the approval, and make sure a
     /// repeat of the request (terminals resend after losing a connection) learns that it was
     /// undone: the duplicate window now answers it 96 without an auth code.
-    pub async fn undeliverable(&self, out: Outgoing) {
+    ///
+    /// Boxed for the reason [`Runtime::queue_reversal`] is: a rare path awaited on the way of
+    /// every answer (the MAC step), 3.7 KiB of state otherwise carried by each request.
+    pub fn undeliverable(&self, out: Outgoing) -> futures::future::BoxFuture<'_, ()> {
+        Box::pin(self.undeliverable_now(out))
+    }
+
+    async fn undeliverable_now(&self, out: Outgoing) {
         let Some(u) = out.if_undeliverable else {
             return;
         };
