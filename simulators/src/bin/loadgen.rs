@@ -222,6 +222,11 @@ struct GridArgs {
     /// next to the grid.
     #[arg(long)]
     security: bool,
+    /// BIN ranges added to the switch's routing table beside the generated issuers' own
+    /// (single BINs from 700000 up, given to those issuers in turn), to measure routing at a
+    /// real network's size; the cards used stay the same.
+    #[arg(long, default_value_t = 0)]
+    extra_bin_ranges: u32,
     /// Run without a metrics recorder (the switch's counters and histograms then cost nothing),
     /// to show what metrics cost; by default they are recorded as the `switch` binary does.
     #[arg(long)]
@@ -479,6 +484,7 @@ async fn grid_cmd(a: GridArgs) -> ExitCode {
                 GridSync::None => JournalSync::None,
             },
             remote_links: a.links.max(1),
+            extra_bin_ranges: a.extra_bin_ranges,
             ..StackOptions::default()
         },
         security: a.security,

@@ -38,7 +38,17 @@ pub struct StackOptions {
     pub remote_links: u32,
     /// Requests in flight to each remote issuer, across its links.
     pub remote_inflight_max: u32,
+    /// BIN ranges added to the switch's routing table beside the issuers' own: single 6-digit
+    /// BINs counting up from [`EXTRA_BIN_FIRST`], given to the issuers in turn, so routing is
+    /// measured with a table of a real network's size (at most [`EXTRA_BIN_RANGES_MAX`]).
+    pub extra_bin_ranges: u32,
 }
+
+/// The first of the [`StackOptions::extra_bin_ranges`]: above every BIN `gen-cards` uses.
+pub const EXTRA_BIN_FIRST: u32 = 700_000;
+/// Most extra BIN ranges: the 6-digit BINs from [`EXTRA_BIN_FIRST`] to 999998 (999999 is the
+/// mix's unknown BIN, [`super::gencards::UNKNOWN_BIN`], which must stay unrouted).
+pub const EXTRA_BIN_RANGES_MAX: u32 = 999_999 - EXTRA_BIN_FIRST;
 
 impl Default for StackOptions {
     fn default() -> Self {
@@ -46,6 +56,7 @@ impl Default for StackOptions {
             sync: JournalSync::Always,
             remote_links: 1,
             remote_inflight_max: 4096,
+            extra_bin_ranges: 0,
         }
     }
 }
@@ -123,6 +134,21 @@ impl Stack {
             config.bin_ranges.push(BinRangeConfig {
                 low: g.bin.clone(),
                 high: g.bin.clone(),
+                issuer: g.id.clone(),
+                product: Some(super::gencards::bin_product(g.product)),
+            });
+        }
+        if opts.extra_bin_ranges > EXTRA_BIN_RANGES_MAX {
+            return Err(StackError::Setup(format!(
+                "extra BIN ranges: at most {EXTRA_BIN_RANGES_MAX}"
+            )));
+        }
+        for (bin, g) in (EXTRA_BIN_FIRST..EXTRA_BIN_FIRST + opts.extra_bin_ranges)
+            .zip(data.issuers.iter().cycle())
+        {
+            config.bin_ranges.push(BinRangeConfig {
+                low: bin.to_string(),
+                high: bin.to_string(),
                 issuer: g.id.clone(),
                 product: Some(super::gencards::bin_product(g.product)),
             });
