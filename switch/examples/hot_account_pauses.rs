@@ -12,6 +12,8 @@ use std::time::Duration;
 
 #[path = "common/hot_account.rs"]
 mod hot_account;
+#[path = "common/pauses.rs"]
+mod pauses;
 
 use hot_account::Load;
 
@@ -25,25 +27,5 @@ fn main() {
     for i in 0..n {
         times.push((load.one(), i));
     }
-    let total: Duration = times.iter().map(|(d, _)| *d).sum();
-    times.sort_unstable();
-    let pct = |p: f64| times[((times.len() as f64 * p) as usize).min(times.len() - 1)].0;
-    println!(
-        "{n} decisions on one account: mean {:.2} us, p99 {:.2} us, p99.99 {:.1} us, max {:.1} ms",
-        total.as_secs_f64() * 1e6 / n as f64,
-        pct(0.99).as_secs_f64() * 1e6,
-        pct(0.9999).as_secs_f64() * 1e6,
-        times.last().map_or(0.0, |(d, _)| d.as_secs_f64() * 1e3),
-    );
-    let over: Vec<String> = times
-        .iter()
-        .rev()
-        .take_while(|(d, _)| *d > Duration::from_millis(1))
-        .map(|(d, i)| format!("{:.1} ms at #{i}", d.as_secs_f64() * 1e3))
-        .collect();
-    println!(
-        "decisions over 1 ms: {} [{}]",
-        over.len(),
-        over.iter().take(12).cloned().collect::<Vec<_>>().join(", ")
-    );
+    pauses::print_tail(&format!("{n} decisions on one account"), "decisions", times);
 }
