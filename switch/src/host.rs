@@ -618,16 +618,6 @@ async fn handle(shared: &Shared, payload: Bytes) -> Option<Bytes> {
     answer(shared, &msg, outcome.response_code(), Some(&outcome))
 }
 
-/// When a checkpoint is due, writes one covering the journal up to `lsn` on a blocking thread
-/// (one at a time; a checkpoint due while one is running waits for the next event after it).
-///
-/// Due every `checkpoint_every` events at first, then every as many events as the last
-/// checkpoint held idempotency records, whichever is more. A checkpoint writes every record the
-/// engine holds (30 days of them), so at a fixed interval its cost per event would grow with the
-/// engine's state: in a 10-minute soak the files grew to 188 MB, written every 24 s, and each one
-/// stalled the host and the disk for seconds. With the gap at least the size of the last
-/// checkpoint, checkpoints write about one record per event at most, as the journal does, and a
-/// restart replays a tail no longer than the checkpoint it starts from.
 /// Runs `work` on a thread of its own at the lowest CPU priority (nice 19) and resolves to its
 /// result (`Err` if it panicked).
 ///
@@ -658,6 +648,16 @@ async fn in_background<T: Send + 'static>(
         .map_err(|_| "checkpoint thread stopped without a result".to_owned())
 }
 
+/// When a checkpoint is due, writes one covering the journal up to `lsn` on a low-priority
+/// thread ([`in_background`]; one at a time; a checkpoint due while one is running waits for the next event after it).
+///
+/// Due every `checkpoint_every` events at first, then every as many events as the last
+/// checkpoint held idempotency records, whichever is more. A checkpoint writes every record the
+/// engine holds (30 days of them), so at a fixed interval its cost per event would grow with the
+/// engine's state: in a 10-minute soak the files grew to 188 MB, written every 24 s, and each one
+/// stalled the host and the disk for seconds. With the gap at least the size of the last
+/// checkpoint, checkpoints write about one record per event at most, as the journal does, and a
+/// restart replays a tail no longer than the checkpoint it starts from.
 fn maybe_checkpoint(shared: &Shared, lsn: u64) {
     let n = shared.events.fetch_add(1, Ordering::Relaxed) + 1;
     let Some(dir) = &shared.checkpoint_dir else {

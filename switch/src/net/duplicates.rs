@@ -120,18 +120,18 @@ impl DuplicateWindow {
     ///
     /// Neither table may grow in one long step: a growth step moves every entry of its table
     /// under a lock that other requests need, and in a server that is a stall of the whole
-    /// acquirer side. With dashmap's default 8 shards, all of them doubled within a few thousand
-    /// claims of each other at about 915k entries, 11 ms each (and at 458k, 6–7 ms), and the order
-    /// queue's doubling at 524k copies 29 MB under its mutex (`cargo run --release -p switch --example
-    /// duplicate_window_pauses`; docs/performance.md). So the map has [`Self::SHARDS`] shards,
-    /// each growing on its own by a 256th of the entries (as an account's records do in
-    /// [`crate::issuing`]'s split map), and the order queue is allocated for `entries_max` at
-    /// once (it holds one more for a moment before the oldest is evicted). That allocation is
-    /// address space, not memory: the queue is written front to back, so its pages become
-    /// resident as the window fills, as they did when it grew. Sizing the map at once instead
-    /// would also have removed its pauses, but keys land on its pages at random, so it would be
-    /// fully resident early, and an idle switch would hold its control bytes in huge pages
-    /// (measured: 22 → 57 MB RSS at start).
+    /// acquirer side. With dashmap's default 8 shards, all of them doubled within a few
+    /// thousand claims of each other at about 915k entries, 11 ms each (at 458k, 6–7 ms), and
+    /// the order queue's doubling at 524k copies 29 MB under its mutex (`cargo run --release -p
+    /// switch --example duplicate_window_pauses`; docs/performance.md). So the map has
+    /// [`Self::SHARDS`] shards, each growing on its own by a 256th of the entries (as an
+    /// account's records do in [`crate::issuing`]'s split map), and the order queue is
+    /// allocated for `entries_max` at once (it holds one more for a moment before the oldest is
+    /// evicted; the config caps the limit). That allocation is address space, not memory: the
+    /// queue is written front to back, so its pages become resident as the window fills, as
+    /// they did when it grew. Sizing the map at once would also have removed its pauses, but
+    /// keys land on its pages at random, so it would be resident early, and an idle switch
+    /// would hold its control bytes in huge pages (measured: 22 → 57 MB RSS at start).
     pub fn new(window: Duration, entries_max: usize) -> DuplicateWindow {
         let capacity = entries_max.saturating_add(1);
         DuplicateWindow {
