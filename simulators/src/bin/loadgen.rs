@@ -488,6 +488,7 @@ async fn grid_cmd(a: GridArgs) -> ExitCode {
             ..StackOptions::default()
         },
         security: a.security,
+        metrics: !a.no_metrics,
     };
     if opts.duration.is_zero() {
         return usage("--duration-s must be at least 1");

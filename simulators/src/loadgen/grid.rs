@@ -71,6 +71,9 @@ pub struct GridOptions {
     pub stack: StackOptions,
     /// Also run remote and on-us with MACs and PIN blocks on, on a second stack.
     pub security: bool,
+    /// Whether the process records metrics (the caller installs the recorder: it is
+    /// process-wide); the table says which.
+    pub metrics: bool,
 }
 
 impl Default for GridOptions {
@@ -86,6 +89,7 @@ impl Default for GridOptions {
             machine: "2 cores, 24 GiB".into(),
             stack: StackOptions::default(),
             security: false,
+            metrics: true,
         }
     }
 }
@@ -112,6 +116,8 @@ pub struct GridReport {
     pub sync: &'static str,
     /// Links from the switch to the remote issuer host.
     pub remote_links: u32,
+    /// Whether the switch's metrics were recorded, as the `switch` binary records them.
+    pub metrics: bool,
     pub command: String,
     pub machine: String,
     pub cards: u64,
@@ -282,6 +288,7 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
             JournalSync::None => "none",
         },
         remote_links: opts.stack.remote_links,
+        metrics: opts.metrics,
         command: opts.command.clone(),
         machine: opts.machine.clone(),
         cards: opts.cards,
@@ -426,7 +433,13 @@ pub fn markdown(g: &GridReport) -> String {
          (no funds 51, expired 54, lost 41, stolen 43, not on file 14, unknown BIN 15); the relay \
          carries North Bank's messages. The switch answers only once its journal's fsync is \
          done, and the issuer host journals too before answering; the relay writes nothing to \
-         disk, so at low concurrency the ratios mostly measure the fsyncs.\n",
+         disk, so at low concurrency the ratios mostly measure the fsyncs. {metrics}\n",
+        metrics = if g.metrics {
+            "The switch's metrics are recorded as the `switch` binary records them (a Prometheus \
+             recorder, never scraped here)."
+        } else {
+            "No metrics recorder (`--no-metrics`: a diagnostic run, not the standard grid)."
+        },
         sync = g.sync,
         sync_note = if g.sync == "always" {
             " (fsync per group commit)"
