@@ -188,6 +188,10 @@ struct Shared {
     /// The event count at which the next checkpoint is due.
     next_checkpoint: Arc<AtomicU64>,
     checkpointing: Arc<std::sync::atomic::AtomicBool>,
+    /// Held across a checkpoint's snapshot and write, periodic or at shutdown: both write the
+    /// same temporary file, and a shutdown during a periodic checkpoint must wait for it
+    /// instead of truncating the file under it.
+    checkpoint_lock: Arc<tokio::sync::Mutex<()>>,
     /// Checkpoints written since start (periodic and at shutdown).
     checkpoints: Arc<watch::Sender<u64>>,
     security: Option<HostSecurity>,
@@ -358,6 +362,7 @@ impl IssuerHost {
             events: AtomicU64::new(0),
             next_checkpoint: Arc::new(AtomicU64::new(cfg.checkpoint_every.max(1))),
             checkpointing: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            checkpoint_lock: Arc::new(tokio::sync::Mutex::new(())),
             checkpoints: Arc::new(watch::Sender::new(0)),
             mac: cfg.security.as_ref().and_then(HostSecurity::mac),
             security: cfg.security.clone(),
@@ -455,6 +460,8 @@ impl IssuerHost {
                     if let Some(dir) = &self.shared.checkpoint_dir
                         && lsn > 0
                     {
+                        // After a periodic checkpoint still running, never beside it.
+                        let _one_at_a_time = self.shared.checkpoint_lock.lock().await;
                         // Off the runtime's workers: other hosts and the switch may share them,
                         // and the copy, the write and the fsync take tens of milliseconds.
                         let (dir, engine) = (dir.clone(), Arc::clone(&self.shared.engine));
@@ -618,18 +625,18 @@ async fn handle(shared: &Shared, payload: Bytes) -> Option<Bytes> {
     answer(shared, &msg, outcome.response_code(), Some(&outcome))
 }
 
-/// Runs `work` on a thread of its own at the lowest CPU priority (nice 19) and resolves to its
-/// result (`Err` if it panicked).
+/// Runs `work` on a thread of its own at the lowest CPU priority (nice 19 on Linux) and resolves
+/// to its result (`Err` if it panicked).
 ///
 /// For the periodic checkpoint: copying and writing millions of idempotency records takes
 /// seconds of a core, and at normal priority that core was taken from the tokio workers
-/// answering requests (a 10-minute soak's p99 was 1.6 s, all of it the checkpoints; docs/
-/// reliability.md). At nice 19 the scheduler gives the checkpoint what the requests leave. Its
-/// own thread, not `spawn_blocking`'s pool, because an unprivileged thread cannot raise its
+/// answering requests (a 10-minute soak's p99 was 1.6 s, all of it the checkpoints;
+/// docs/reliability.md). At nice 19 the scheduler gives the checkpoint what the requests leave.
+/// Its own thread, not `spawn_blocking`'s pool, because an unprivileged thread cannot raise its
 /// priority back, and the pool's threads run other blocking work later. A checkpoint that takes
-/// longer costs only a longer replay if the host crashed meanwhile. The snapshot holds each
-/// account's lock for microseconds (it only freezes the account there), so the low priority
-/// cannot hold a busy account for long.
+/// longer costs only a longer replay if the host crashed meanwhile. The risk it takes: the
+/// snapshot holds each account's lock only to freeze it (microseconds, one small copy), but if
+/// the scheduler preempts the thread there, that one account waits until the thread runs again.
 async fn in_background<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, String> {
@@ -637,8 +644,10 @@ async fn in_background<T: Send + 'static>(
     std::thread::Builder::new()
         .name("checkpoint".into())
         .spawn(move || {
-            // Linux: the calling thread only (`who` 0 is this thread's id). Failure leaves it at
-            // normal priority, which is what it had before.
+            // On Linux, `who` 0 is the calling thread only; elsewhere it would be the whole
+            // process, so other systems keep normal priority. Failure leaves it at normal
+            // priority, which is what it had before.
+            #[cfg(target_os = "linux")]
             // SAFETY: setpriority reads no memory of ours; it is safe to call with any arguments.
             let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
             let _ = tx.send(work());
@@ -649,7 +658,7 @@ async fn in_background<T: Send + 'static>(
 }
 
 /// When a checkpoint is due, writes one covering the journal up to `lsn` on a low-priority
-/// thread ([`in_background`]; one at a time; a checkpoint due while one is running waits for the next event after it).
+/// thread ([`in_background`]; one at a time, the shutdown checkpoint included; a checkpoint due while one is running waits for the next event after it).
 ///
 /// Due every `checkpoint_every` events at first, then every as many events as the last
 /// checkpoint held idempotency records, whichever is more. A checkpoint writes every record the
@@ -675,7 +684,9 @@ fn maybe_checkpoint(shared: &Shared, lsn: u64) {
     let journal = Arc::clone(&shared.journal);
     let busy = Arc::clone(&shared.checkpointing);
     let written_tx = Arc::clone(&shared.checkpoints);
+    let lock = Arc::clone(&shared.checkpoint_lock);
     tokio::spawn(async move {
+        let _one_at_a_time = lock.lock().await;
         let started = std::time::Instant::now();
         // The snapshot may hold events applied after `lsn` whose appends are still queued;
         // flushing after taking it makes every one of them durable before the file exists.

@@ -82,8 +82,12 @@ pub const CONFIG_RELOADS_TOTAL: &str = "switchyard_config_reloads_total";
 /// grid). Must run inside a tokio runtime: a task runs the recorder's upkeep every five seconds
 /// as the exporter does (it drains the histograms' samples, which otherwise grow until a scrape).
 pub fn install_recorder() -> Result<(), metrics_exporter_prometheus::BuildError> {
+    // Checked first: a recorder installed without its upkeep would hold every histogram sample.
+    let runtime = tokio::runtime::Handle::try_current().map_err(|e| {
+        metrics_exporter_prometheus::BuildError::FailedToCreateRuntime(e.to_string())
+    })?;
     let handle = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
-    tokio::spawn(async move {
+    runtime.spawn(async move {
         let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
         loop {
             every.tick().await;

@@ -89,7 +89,8 @@ impl Default for GridOptions {
             machine: "2 cores, 24 GiB".into(),
             stack: StackOptions::default(),
             security: false,
-            metrics: true,
+            // The caller installs the recorder (it is process-wide); say so only once it has.
+            metrics: false,
         }
     }
 }

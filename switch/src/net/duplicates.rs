@@ -254,9 +254,12 @@ impl Pending {
                 Slot::Pending(tx) => tx,
                 Slot::Done(_) => None,
             },
-            // Evicted while in flight (the window was full): remember the answer again.
+            // Evicted while in flight (the window was full): remember the answer again, as the
+            // newest entry, so it counts against the limit and expires like any other (without
+            // its place in the order it stayed in the map for good).
             None => {
                 self.window.map.insert(self.key, Slot::Done(kept));
+                self.window.remember(Instant::now(), self.key);
                 None
             }
         };
@@ -371,6 +374,32 @@ mod tests {
             matches!(w.claim(key(10), Mti::AUTH_REQUEST, t1), Claim::New(_)),
             "oldest evicted at the cap"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_evicted_in_flight_stays_within_the_limit_and_expires() {
+        let w = Arc::new(DuplicateWindow::new(Duration::from_secs(60), 2));
+        let t0 = Instant::now();
+        let Claim::New(first) = w.claim(key(1), Mti::AUTH_REQUEST, t0) else {
+            panic!("new");
+        };
+        // Two more arrivals evict the first while it is still in flight.
+        for s in 2..4 {
+            if let Claim::New(p) = w.claim(key(s), Mti::AUTH_REQUEST, t0) {
+                p.complete(Answer::Bytes(Bytes::new()));
+            }
+        }
+        first.complete(Answer::Bytes(Bytes::from_static(b"late")));
+        assert!(w.len() <= 2, "{} keys held, limit 2", w.len());
+        // Its repeat still gets the answer...
+        let Claim::Duplicate(d) = w.claim(key(1), Mti::AUTH_REQUEST, Instant::now()) else {
+            panic!("the late answer was not remembered");
+        };
+        assert_eq!(bytes_of(d.answer().await).as_deref(), Some(&b"late"[..]));
+        // ...until the window has passed.
+        tokio::time::advance(Duration::from_secs(61)).await;
+        w.sweep(Instant::now());
+        assert_eq!(w.len(), 0);
     }
 
     #[tokio::test]
