@@ -187,10 +187,10 @@ struct Shared {
     events: AtomicU64,
     /// The event count at which the next checkpoint is due.
     next_checkpoint: Arc<AtomicU64>,
-    checkpointing: Arc<std::sync::atomic::AtomicBool>,
     /// Held across a checkpoint's snapshot and write, periodic or at shutdown: both write the
     /// same temporary file, and a shutdown during a periodic checkpoint must wait for it
-    /// instead of truncating the file under it.
+    /// instead of truncating the file under it. A periodic checkpoint due while it is held is
+    /// not taken.
     checkpoint_lock: Arc<tokio::sync::Mutex<()>>,
     /// Checkpoints written since start (periodic and at shutdown).
     checkpoints: Arc<watch::Sender<u64>>,
@@ -361,7 +361,6 @@ impl IssuerHost {
             checkpoint_every: cfg.checkpoint_every.max(1),
             events: AtomicU64::new(0),
             next_checkpoint: Arc::new(AtomicU64::new(cfg.checkpoint_every.max(1))),
-            checkpointing: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             checkpoint_lock: Arc::new(tokio::sync::Mutex::new(())),
             checkpoints: Arc::new(watch::Sender::new(0)),
             mac: cfg.security.as_ref().and_then(HostSecurity::mac),
@@ -658,7 +657,8 @@ async fn in_background<T: Send + 'static>(
 }
 
 /// When a checkpoint is due, writes one covering the journal up to `lsn` on a low-priority
-/// thread ([`in_background`]; one at a time, the shutdown checkpoint included; a checkpoint due while one is running waits for the next event after it).
+/// thread ([`in_background`]). One at a time, the shutdown checkpoint included: a checkpoint
+/// due while one is running waits for the next event after it.
 ///
 /// Due every `checkpoint_every` events at first, then every as many events as the last
 /// checkpoint held idempotency records, whichever is more. A checkpoint writes every record the
@@ -672,21 +672,20 @@ fn maybe_checkpoint(shared: &Shared, lsn: u64) {
     let Some(dir) = &shared.checkpoint_dir else {
         return;
     };
-    if n < shared.next_checkpoint.load(Ordering::Acquire)
-        || shared.checkpointing.swap(true, Ordering::AcqRel)
-    {
+    if n < shared.next_checkpoint.load(Ordering::Acquire) {
         return;
     }
+    let Ok(one_at_a_time) = Arc::clone(&shared.checkpoint_lock).try_lock_owned() else {
+        return;
+    };
     let every = shared.checkpoint_every;
     let next = Arc::clone(&shared.next_checkpoint);
     let dir = dir.clone();
     let engine = Arc::clone(&shared.engine);
     let journal = Arc::clone(&shared.journal);
-    let busy = Arc::clone(&shared.checkpointing);
     let written_tx = Arc::clone(&shared.checkpoints);
-    let lock = Arc::clone(&shared.checkpoint_lock);
     tokio::spawn(async move {
-        let _one_at_a_time = lock.lock().await;
+        let _one_at_a_time = one_at_a_time;
         let started = std::time::Instant::now();
         // The snapshot may hold events applied after `lsn` whose appends are still queued;
         // flushing after taking it makes every one of them durable before the file exists.
@@ -694,13 +693,11 @@ fn maybe_checkpoint(shared: &Shared, lsn: u64) {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "checkpoint snapshot failed");
-                busy.store(false, Ordering::Release);
                 return;
             }
         };
         if let Err(e) = journal.flush().await {
             tracing::error!(error = %e, "journal flush before a checkpoint failed; no checkpoint written");
-            busy.store(false, Ordering::Release);
             return;
         }
         let records = u64::try_from(snap.record_count()).unwrap_or(u64::MAX);
@@ -726,7 +723,6 @@ fn maybe_checkpoint(shared: &Shared, lsn: u64) {
             }
         };
         next.store(n.saturating_add(gap), Ordering::Release);
-        busy.store(false, Ordering::Release);
     });
 }
 
