@@ -27,7 +27,7 @@ use crate::iso8583::views::AuthorizationRequest;
 use crate::issuing::{
     Engine, IdemKey, IssuerFile, IssuingRequest, LedgerEvent, Outcome, PinCheck, RequestKind,
 };
-use crate::journal::{AppendTicket, Journal};
+use crate::journal::Journal;
 use crate::net::duplicates::DupKey;
 use crate::net::server::{OnUs, OnUsDecision, ReversalInput};
 
@@ -67,7 +67,6 @@ impl EngineOnUs {
         now: NaiveDateTime,
         business_date: NaiveDate,
     ) -> OnUsDecision {
-        let mut ticket: Option<AppendTicket> = None;
         let outcome = self
             .engine
             .process_with(req, now, business_date, |ev: &LedgerEvent| {
@@ -78,10 +77,13 @@ impl EngineOnUs {
                     event: bytes,
                 };
                 let payload = rec.encode().map_err(|_| ())?;
-                ticket = Some(self.journal.append(Bytes::from(payload)));
-                Ok::<(), ()>(())
+                // The caller's decision record answers for it (`Journal::append_covered`); a
+                // refusal here leaves the account unchanged and the answer 96.
+                self.journal
+                    .append_covered(Bytes::from(payload))
+                    .map_err(|_| ())
             });
-        decision(outcome, ticket)
+        decision(outcome)
     }
 }
 
@@ -89,7 +91,7 @@ fn idem(k: &DupKey) -> IdemKey {
     IdemKey::new(k.acquirer, k.terminal, k.stan, k.transmission)
 }
 
-fn decision(o: Outcome, journaled: Option<AppendTicket>) -> OnUsDecision {
+fn decision(o: Outcome) -> OnUsDecision {
     // Balances only where they are the answer's point (see `host::answer`).
     let show = match &o.result {
         Ok(_) => true,
@@ -108,7 +110,6 @@ fn decision(o: Outcome, journaled: Option<AppendTicket>) -> OnUsDecision {
             approved: (a.code == crate::domain::ResponseCode::ApprovedPartial)
                 .then_some(a.approved),
             additional_amounts,
-            journaled,
         },
         Err(d) => OnUsDecision {
             decline: Some(d),
@@ -116,7 +117,6 @@ fn decision(o: Outcome, journaled: Option<AppendTicket>) -> OnUsDecision {
             auth_code: None,
             approved: None,
             additional_amounts,
-            journaled,
         },
     }
 }
@@ -215,4 +215,88 @@ pub fn engine_factory(
 pub fn load_engine(path: &Path) -> Result<Engine, String> {
     let file = IssuerFile::load(path).map_err(|e| e.to_string())?;
     Engine::from_file(&file).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The adapter's journal contract: a ledger event the journal will not take leaves the
+    //! account as it was, so memory never holds money the journal does not.
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::domain::{AcquirerId, Amount, Currency, ProcessingCode, Stan, TransmissionDateTime};
+    use crate::issuing::RequestKind;
+    use crate::journal::MemJournal;
+
+    const ISSUER: &str = r#"
+[issuer]
+id = "one-bank"
+name = "One Bank"
+
+[journal]
+dir = "data/one"
+
+[[product]]
+id = "debit"
+kind = "debit"
+currency = "156"
+
+[[account]]
+id = "D"
+product = "debit"
+balance = "100.00"
+
+[[card]]
+pan = "6222020000000015"
+account = "D"
+expiry = "3012"
+"#;
+
+    fn purchase(pan: Pan, stan: u32) -> IssuingRequest {
+        let amount = Amount::new(2_500, Currency::CNY);
+        IssuingRequest {
+            kind: RequestKind::Authorization,
+            key: IdemKey::new(
+                AcquirerId::parse("100001").expect("acquirer"),
+                TerminalId::from_field(b"TERM0001").expect("terminal"),
+                Stan::new(stan).expect("stan"),
+                TransmissionDateTime::from_field(b"0513100000").expect("f7"),
+            ),
+            pan,
+            processing_code: ProcessingCode::PURCHASE,
+            amount: Some(amount),
+            currency: amount.currency(),
+            mcc: None,
+            expiry: None,
+            pin: PinCheck::Absent,
+            partial_supported: false,
+        }
+    }
+
+    #[test]
+    fn a_ledger_event_the_journal_refuses_changes_nothing() {
+        let file = IssuerFile::from_toml_str(ISSUER, "one").expect("issuer file");
+        let engine = Arc::new(Engine::from_file(&file).expect("engine"));
+        let journal = Arc::new(MemJournal::new());
+        let now = NaiveDate::from_ymd_opt(2026, 5, 13)
+            .and_then(|d| d.and_hms_opt(10, 0, 0))
+            .expect("time");
+        let onus = EngineOnUs::new(engine.clone(), journal.clone(), ManualClock::new(now));
+        let pan = Pan::parse(b"6222020000000015").expect("pan");
+        let before = engine.balances(&pan).expect("balances").available;
+
+        // Taken: the hold is journaled and placed.
+        let taken = onus.run(&purchase(pan, 1), now, now.date());
+        assert_eq!(taken.response_code(), crate::domain::ResponseCode::Approved);
+        assert_eq!(journal.records().len(), 1);
+        let held = engine.balances(&pan).expect("balances").available;
+        assert_eq!(held.minor(), before.minor() - 2_500);
+
+        // Refused: 96, and neither the balance nor the journal moves.
+        journal.close();
+        let refused = onus.run(&purchase(pan, 2), now, now.date());
+        assert_eq!(refused.decline, Some(Decline::SystemMalfunction));
+        assert_eq!(engine.balances(&pan).expect("balances").available, held);
+        assert_eq!(journal.records().len(), 1);
+    }
 }

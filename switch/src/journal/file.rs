@@ -67,8 +67,14 @@ pub struct JournalStats {
 /// A request to the writer thread.
 #[derive(Debug)]
 enum Request {
-    Append { payload: Bytes, done: Completion },
-    Flush { done: Completion },
+    /// `done` is `None` for [`Journal::append_covered`]: a later record's ticket answers for it.
+    Append {
+        payload: Bytes,
+        done: Option<Completion>,
+    },
+    Flush {
+        done: Completion,
+    },
 }
 
 /// State shared by the appending side and the writer.
@@ -229,32 +235,41 @@ impl FileJournal {
             None => Err(JournalError::Closed),
         }
     }
-}
 
-impl Journal for FileJournal {
-    fn append(&self, payload: Bytes) -> AppendTicket {
+    /// Queues an append after the checks every append gets; `Err` means it was not queued.
+    fn queue(&self, payload: Bytes, done: Option<Completion>) -> Result<(), JournalError> {
         if self.shared.closed.load(Ordering::Acquire) {
-            return AppendTicket::ready(Err(JournalError::Closed));
+            return Err(JournalError::Closed);
         }
         if let Some(error) = self.failed() {
-            return AppendTicket::ready(Err(error));
+            return Err(error);
         }
         if payload.len() > PAYLOAD_BYTES_MAX {
-            return AppendTicket::ready(Err(JournalError::PayloadTooLarge { len: payload.len() }));
+            return Err(JournalError::PayloadTooLarge { len: payload.len() });
         }
         // Reserve the slot before sending, so concurrent appends cannot overshoot the bound.
         if self.shared.queued.fetch_add(1, Ordering::AcqRel) >= self.queue_depth_max {
             self.shared.queued.fetch_sub(1, Ordering::AcqRel);
-            return AppendTicket::ready(Err(JournalError::Overloaded));
+            return Err(JournalError::Overloaded);
         }
-        let (done, receiver) = oneshot::channel();
-        match self.send(Request::Append { payload, done }) {
-            Ok(()) => AppendTicket::pending(receiver),
-            Err(error) => {
+        self.send(Request::Append { payload, done })
+            .inspect_err(|_| {
                 self.shared.queued.fetch_sub(1, Ordering::AcqRel);
-                AppendTicket::ready(Err(error))
-            }
+            })
+    }
+}
+
+impl Journal for FileJournal {
+    fn append(&self, payload: Bytes) -> AppendTicket {
+        let (done, receiver) = oneshot::channel();
+        match self.queue(payload, Some(done)) {
+            Ok(()) => AppendTicket::pending(receiver),
+            Err(error) => AppendTicket::ready(Err(error)),
         }
+    }
+
+    fn append_covered(&self, payload: Bytes) -> Result<(), JournalError> {
+        self.queue(payload, None)
     }
 
     fn flush(&self) -> AppendTicket {
@@ -304,8 +319,9 @@ struct Writer {
     dirty: bool,
     /// The batch's encoded records; reused across batches.
     buf: Vec<u8>,
-    /// Tickets of the batch's records, in LSN order from `next_lsn`.
-    appends: Vec<Completion>,
+    /// Tickets of the batch's records, in LSN order from `next_lsn` (`None`: covered by a later
+    /// ticket).
+    appends: Vec<Option<Completion>>,
     flushes: Vec<Completion>,
     /// Set after a write or fsync failure; everything after it is refused.
     failed: Option<Arc<JournalError>>,
@@ -344,7 +360,9 @@ impl Writer {
         match request {
             Request::Append { payload, done } => {
                 if let Some(cause) = &self.failed {
-                    let _ = done.send(Err(JournalError::Failed(Arc::clone(cause))));
+                    if let Some(done) = done {
+                        let _ = done.send(Err(JournalError::Failed(Arc::clone(cause))));
+                    }
                 } else {
                     let lsn = self.next_lsn + self.appends.len() as u64;
                     format::encode_record(&mut self.buf, lsn, &payload);
@@ -382,7 +400,9 @@ impl Writer {
                 });
                 for (lsn, done) in (first..).zip(self.appends.drain(..)) {
                     // A dropped ticket is fine: the record is durable whether or not anyone waits.
-                    let _ = done.send(Ok(lsn));
+                    if let Some(done) = done {
+                        let _ = done.send(Ok(lsn));
+                    }
                 }
                 for done in self.flushes.drain(..) {
                     let _ = done.send(Ok(last));
@@ -401,7 +421,12 @@ impl Writer {
                     let _ = self.shared.failed.set(Arc::clone(&cause));
                     self.failed = Some(cause);
                 }
-                for done in self.appends.drain(..).chain(self.flushes.drain(..)) {
+                for done in self
+                    .appends
+                    .drain(..)
+                    .flatten()
+                    .chain(self.flushes.drain(..))
+                {
                     let _ = done.send(Err(error.clone()));
                 }
             }

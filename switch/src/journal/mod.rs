@@ -112,8 +112,19 @@ pub trait Journal: Send + Sync + 'static {
     /// does not cancel the append.
     fn append(&self, payload: Bytes) -> AppendTicket;
 
+    /// Queues `payload` like [`append`](Journal::append), without a ticket of its own, for a
+    /// record that a later append's ticket covers: records are written in append order and a
+    /// failed write fails every ticket after it, so once a later ticket resolves to `Ok` this
+    /// record is durable too. Returns at once, and `Err` means the record was not queued (the
+    /// caller must not go on as if it were: nothing later can cover it).
+    ///
+    /// Why: a transaction appends up to three records and needs only the last one's answer; a
+    /// ticket is a channel, an allocation and a wake-up (docs/performance.md).
+    fn append_covered(&self, payload: Bytes) -> Result<(), JournalError>;
+
     /// Resolves once every record appended before this call has been written and synced, whatever
-    /// the sync policy, to the last LSN written so far (0 if none). Used at shutdown.
+    /// the sync policy, to the last LSN written so far (0 if none). Used at shutdown, and where a
+    /// record has no later one to cover it (a reversal the switch originates).
     fn flush(&self) -> AppendTicket;
 
     /// Stops accepting records: later appends resolve to [`JournalError::Closed`]. Records already

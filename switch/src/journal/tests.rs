@@ -46,6 +46,16 @@ async fn append_each(journal: &FileJournal, range: std::ops::Range<u64>) {
     }
 }
 
+/// Holds the writer after it takes its next request: what is appended meanwhile waits in the
+/// queue and goes into one batch when the guard is dropped.
+fn hold_writer(journal: &FileJournal) -> std::sync::MutexGuard<'_, ()> {
+    journal
+        .test_hooks()
+        .pause
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+}
+
 fn expected(range: std::ops::RangeInclusive<u64>) -> Vec<(Lsn, Bytes)> {
     range.map(|i| (i, payload(i))).collect()
 }
@@ -377,11 +387,7 @@ async fn a_batch_takes_everything_queued_up_to_group_commit_max() {
         ..options(JournalSync::Always)
     };
     let (journal, _) = open(dir.path(), opts);
-    let pause = journal
-        .test_hooks()
-        .pause
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
+    let pause = hold_writer(&journal);
     let tickets: Vec<_> = (1..=10).map(|i| journal.append(payload(i))).collect();
     drop(pause);
     for (i, ticket) in (1..).zip(tickets) {
@@ -399,11 +405,7 @@ async fn a_full_queue_refuses_appends_at_once() {
         ..options(JournalSync::Always)
     };
     let (journal, _) = open(dir.path(), opts);
-    let pause = journal
-        .test_hooks()
-        .pause
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
+    let pause = hold_writer(&journal);
     let tickets: Vec<_> = (1..=4).map(|i| journal.append(payload(i))).collect();
     let refused = journal.append(payload(5)).now_or_never();
     assert!(
@@ -425,11 +427,7 @@ async fn a_full_queue_refuses_appends_at_once() {
 async fn close_refuses_later_appends_but_writes_queued_ones() {
     let dir = tempfile::tempdir().unwrap();
     let (journal, _) = open(dir.path(), options(JournalSync::Always));
-    let pause = journal
-        .test_hooks()
-        .pause
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
+    let pause = hold_writer(&journal);
     let queued: Vec<_> = (1..=3).map(|i| journal.append(payload(i))).collect();
     journal.close();
     let late = journal.append(payload(4)).now_or_never();
@@ -493,6 +491,67 @@ async fn a_failed_fsync_fails_its_batch_and_everything_after() {
     // Reopening re-reads what is actually on disk (here the unacknowledged record did land).
     let (_journal, recovered) = open(dir.path(), options(JournalSync::Always));
     assert_eq!(recovered.records, expected(1..=3));
+}
+
+#[tokio::test]
+async fn covered_appends_take_their_place_in_order_and_a_later_ticket_answers_for_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = open(dir.path(), options(JournalSync::Always));
+    journal.append_covered(payload(1)).unwrap();
+    journal.append_covered(payload(2)).unwrap();
+    assert_eq!(journal.append(payload(3)).await.unwrap(), 3);
+    // Synced with the ticket's batch or an earlier one: readable before the journal is dropped.
+    assert_eq!(read_all(dir.path()).unwrap(), expected(1..=3));
+    assert_eq!(journal.stats().records, 3);
+}
+
+#[tokio::test]
+async fn a_covered_append_is_refused_at_once_when_it_cannot_be_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = JournalOptions {
+        queue_depth_max: 2,
+        ..options(JournalSync::Always)
+    };
+    let (journal, _) = open(dir.path(), opts);
+    let pause = hold_writer(&journal);
+    journal.append_covered(payload(1)).unwrap();
+    let ticket = journal.append(payload(2));
+    let refused = journal.append_covered(payload(3));
+    assert!(
+        matches!(refused, Err(JournalError::Overloaded)),
+        "{refused:?}"
+    );
+    journal.close();
+    let closed = journal.append_covered(payload(3));
+    assert!(matches!(closed, Err(JournalError::Closed)), "{closed:?}");
+    drop(pause);
+    assert_eq!(ticket.await.unwrap(), 2);
+    drop(journal);
+    assert_eq!(read_all(dir.path()).unwrap(), expected(1..=2));
+}
+
+#[tokio::test]
+async fn a_failed_write_of_a_covered_record_fails_the_ticket_that_covers_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = open(dir.path(), options(JournalSync::Always));
+    append_each(&journal, 1..2).await;
+    journal
+        .test_hooks()
+        .fail_next_sync
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let pause = hold_writer(&journal);
+    // Queued together, so the covered record's failed batch is the ticket's too.
+    journal.append_covered(payload(2)).unwrap();
+    let ticket = journal.append(payload(3));
+    drop(pause);
+    let failed = ticket.await;
+    assert!(
+        matches!(&failed, Err(JournalError::Io { op: "fsync", .. })),
+        "{failed:?}"
+    );
+    // And nothing covered can be queued after the failure.
+    let later = journal.append_covered(payload(4));
+    assert!(matches!(&later, Err(JournalError::Failed(_))), "{later:?}");
 }
 
 #[tokio::test]

@@ -64,9 +64,6 @@ pub struct OnUsDecision {
     pub approved: Option<Amount>,
     /// Field 54, ready to send.
     pub additional_amounts: Option<Vec<u8>>,
-    /// The ledger change, already handed to the journal by the engine (under the account's lock,
-    /// so each account's events are journaled in sequence order). Awaited before answering.
-    pub journaled: Option<AppendTicket>,
 }
 
 impl OnUsDecision {
@@ -387,6 +384,37 @@ impl Runtime {
         }
     }
 
+    /// Queues a record whose durability the transaction's decision record answers for (see
+    /// [`Journal::append_covered`]); `Err` means it was not queued.
+    fn journal_covered(&self, rec: &Record) -> Result<(), crate::journal::JournalError> {
+        match rec.encode() {
+            Ok(b) => self.journal.append_covered(Bytes::from(b)),
+            Err(e) => {
+                tracing::error!(error = %e, "journal record does not encode");
+                Err(crate::journal::JournalError::Closed)
+            }
+        }
+    }
+
+    /// The 96 for a request whose records the journal would not take: nothing may be answered
+    /// that is not journaled, and nothing is journaled about this answer either.
+    fn journal_refused(
+        &self,
+        msg: &Message,
+        issuer_id: &str,
+        e: &crate::journal::JournalError,
+    ) -> HandleResult {
+        tracing::error!(error = %e, "journal failed; answering 96");
+        let code = ResponseCode::SystemMalfunction;
+        let b = answer_builder(self.dialect, msg, code, &Additions::default()).ok()?;
+        self.encode_answer(&b, &code, issuer_id)
+            .map(|bytes| Outgoing {
+                bytes,
+                if_undeliverable: None,
+                issuer_time: Duration::ZERO,
+            })
+    }
+
     /// Handles one frame's payload; `None` means the message goes unanswered (and was counted).
     pub async fn handle(&self, payload: Bytes) -> HandleResult {
         let started = Instant::now();
@@ -542,7 +570,7 @@ impl Runtime {
             )
         });
         if let Err(e) = self.journal(&rec).await {
-            tracing::error!(error = %e, "journal refused a decline; answering 96");
+            tracing::error!(error = %e, "journal refused a decline; answered without its record (no money moved)");
         }
         let b = match answer_builder(self.dialect, msg, code, &Additions::default()) {
             Ok(b) => b,
@@ -626,15 +654,17 @@ impl Runtime {
             product: self.live.load().routing.product(&req.pan),
             card_present: crate::clearing::card_present(req.pos_entry_mode),
         });
-        let request_ticket = self.journal(&request_rec);
+        // Refused here, the request goes no further: no engine or issuer sees it.
+        if let Err(e) = self.journal_covered(&request_rec) {
+            return self.journal_refused(msg, &issuer_id, &e);
+        }
 
         let mut issuer_time = Duration::ZERO;
         let (builder_result, decision, undeliverable) = match issuer {
             IssuerHandle::OnUs { engine, .. } => {
-                let mut d = engine.authorize(&req, &key, pin.check(), now, business_date);
-                // Records are written in append order, so the decision's ticket covers this one
-                // too; dropping the ticket does not cancel the append.
-                drop(d.journaled.take());
+                // The engine queued its ledger event (if any) under the account's lock; the
+                // decision record's ticket answers for it.
+                let d = engine.authorize(&req, &key, pin.check(), now, business_date);
                 let code = d.response_code();
                 let auth = d.auth_code.map(|a| a.to_string());
                 let approved = d.approved.and_then(|a| a.to_field().ok());
@@ -902,29 +932,16 @@ impl Runtime {
         };
         let code = decision.response_code.clone();
         let decision_ticket = self.journal(&Record::Decision(decision));
-        let journaled = request_ticket.await.and(decision_ticket.await);
+        // Covers the request record and any ledger event too: see `journal_covered`.
+        let journaled = decision_ticket.await;
         let bytes = match (journaled, builder_result) {
             (Ok(_), Ok(bytes)) => bytes,
             (Err(e), _) => {
-                // Nothing may be answered that is not journaled. If it was an approval, undo it.
-                tracing::error!(error = %e, "journal failed; answering 96");
+                // If it was an approval, undo it.
                 if let Some(u) = undeliverable {
                     self.queue_reversal(u, "journal_failure").await;
                 }
-                let b = answer_builder(
-                    self.dialect,
-                    msg,
-                    ResponseCode::SystemMalfunction,
-                    &Additions::default(),
-                )
-                .ok()?;
-                return self
-                    .encode_answer(&b, &ResponseCode::SystemMalfunction, &issuer_id)
-                    .map(|bytes| Outgoing {
-                        bytes,
-                        if_undeliverable: None,
-                        issuer_time: Duration::ZERO,
-                    });
+                return self.journal_refused(msg, &issuer_id, &e);
             }
             (Ok(_), Err(e)) => {
                 tracing::error!(error = %e, "answer does not encode; dropped");
@@ -1175,10 +1192,18 @@ impl Runtime {
             IssuerHandle::OnUs { engine, id } => {
                 if let Some(rev) = &u.reversal {
                     let now = self.clock.now();
+                    // No decision record follows this one, so wait for the ledger event itself.
                     let d = engine.reverse(rev, now, now.date());
-                    if let Some(t) = d.journaled
-                        && let Err(e) = t.await
-                    {
+                    let journaled = match d.decline {
+                        Some(Decline::SystemMalfunction) => Err("the engine refused it".to_owned()),
+                        _ => self
+                            .journal
+                            .flush()
+                            .await
+                            .map(drop)
+                            .map_err(|e| e.to_string()),
+                    };
+                    if let Err(e) = journaled {
                         tracing::error!(issuer = %id, error = %e, "journal refused an on-us reversal");
                     }
                     metrics::counter!(m::REVERSALS_QUEUED_TOTAL, "issuer" => id.to_string(), "reason" => reason).increment(1);
@@ -1307,7 +1332,7 @@ impl Runtime {
             transmission: req.original.transmission.to_string(),
             acquirer: req.original.acquirer.to_string(),
         };
-        let request_ticket = self.journal(&Record::Request(RequestRecord {
+        let request_queued = self.journal_covered(&Record::Request(RequestRecord {
             txn,
             at_ms: self.clock.now_ms(),
             key: key_record(&key),
@@ -1329,6 +1354,10 @@ impl Runtime {
             product: None,
             card_present: None,
         }));
+        // Refused here, the reversal goes no further: no engine or issuer sees it.
+        if let Err(e) = request_queued {
+            return self.journal_refused(msg, &issuer_id, &e);
+        }
         let original_key = DupKey {
             acquirer: req.original.acquirer,
             terminal: req.terminal,
@@ -1344,8 +1373,7 @@ impl Runtime {
                     original: original_key,
                     key,
                 };
-                let mut d = engine.reverse(&rev, now, business_date);
-                drop(d.journaled.take());
+                let d = engine.reverse(&rev, now, business_date);
                 (
                     d.response_code(),
                     DecisionSource::OnUs,
@@ -1444,7 +1472,8 @@ impl Runtime {
                 Some(issuer_id.to_string()),
             )
         }));
-        let journaled = request_ticket.await.and(decision_ticket.await);
+        // Covers the request record and any ledger event too: see `journal_covered`.
+        let journaled = decision_ticket.await;
         let code = if journaled.is_ok() {
             code
         } else {
