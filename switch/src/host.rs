@@ -742,7 +742,9 @@ fn process(
                 event,
             };
             let payload = rec.encode().map_err(|_| ())?;
-            ticket = Some(shared.journal.append(Bytes::from(payload)));
+            // Refused at once, the engine leaves the account unchanged and answers 96.
+            let queued = shared.journal.append(Bytes::from(payload)).queued();
+            ticket = Some(queued.map_err(|_| ())?);
             Ok::<(), ()>(())
         });
     (outcome, ticket)
@@ -848,9 +850,20 @@ mod tests {
     /// North Bank's host on a free port, journaling in memory, checkpointing into `dir` after
     /// every ledger event.
     async fn north_bank(dir: &Path) -> IssuerHost {
+        north_bank_on(dir, Arc::new(MemJournal::new()), north_bank_engine()).await
+    }
+
+    fn north_bank_engine() -> Arc<Engine> {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/issuers/north-bank.toml");
         let file = IssuerFile::load(&path).expect("issuer file loads");
-        let engine = Arc::new(Engine::from_file(&file).expect("engine builds"));
+        Arc::new(Engine::from_file(&file).expect("engine builds"))
+    }
+
+    async fn north_bank_on(
+        dir: &Path,
+        journal: Arc<dyn Journal>,
+        engine: Arc<Engine>,
+    ) -> IssuerHost {
         let cfg = HostConfig {
             address: "127.0.0.1:0".into(),
             dialect: &ISO87_ASCII,
@@ -861,15 +874,9 @@ mod tests {
             security: None,
             tls: None,
         };
-        IssuerHost::start(
-            cfg,
-            engine,
-            Arc::new(MemJournal::new()),
-            None,
-            Arc::new(SystemClock),
-        )
-        .await
-        .expect("host starts")
+        IssuerHost::start(cfg, engine, journal, None, Arc::new(SystemClock))
+            .await
+            .expect("host starts")
     }
 
     /// Sends the sample 0100 (North Bank's active credit card) under `stan`; the answer's field 39.
@@ -921,6 +928,31 @@ mod tests {
 
         assert_eq!(purchase(&mut s, b"000002").await, "00");
         assert_eq!(*requests.borrow_and_update(), 2);
+        drop(s);
+        host.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_ledger_event_the_journal_refuses_is_answered_96_and_changes_nothing() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let journal = Arc::new(MemJournal::new());
+        let engine = north_bank_engine();
+        let host = north_bank_on(dir.path(), journal.clone(), engine.clone()).await;
+        let f2 = samples::AUTH_REQUEST_FIELDS
+            .iter()
+            .find(|(n, _)| *n == 2)
+            .map(|(_, v)| *v)
+            .expect("the sample has a PAN");
+        let pan = crate::domain::Pan::parse(f2).expect("sample PAN");
+        let before = engine.balances(&pan).expect("North Bank's card");
+
+        journal.close();
+        let mut s = tokio::net::TcpStream::connect(host.local_addr())
+            .await
+            .expect("connect");
+        assert_eq!(purchase(&mut s, b"000001").await, "96");
+        assert_eq!(engine.balances(&pan).expect("card"), before);
+        assert!(journal.records().is_empty());
         drop(s);
         host.shutdown().await;
     }

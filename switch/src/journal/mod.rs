@@ -249,6 +249,16 @@ impl AppendTicket {
         }
     }
 
+    /// `Err` if the record was refused at once and never queued. For a caller that must not go
+    /// on with a record the journal did not take (the issuing engine applies a ledger change
+    /// only once its event is queued); a queued record's fate is still the ticket's to tell.
+    pub fn queued(self) -> Result<AppendTicket, JournalError> {
+        match self.state {
+            TicketState::Ready(Some(Err(error))) => Err(error),
+            state => Ok(AppendTicket { state }),
+        }
+    }
+
     /// A ticket the holder of the matching sender will complete.
     pub(crate) fn pending(receiver: oneshot::Receiver<Result<Lsn, JournalError>>) -> Self {
         AppendTicket {
