@@ -109,6 +109,7 @@ async fn the_relay_returns_every_echo_to_its_sender() {
         listen: "127.0.0.1:0".into(),
         backend: echo.local_addr().to_string(),
         pool: 2,
+        work: Default::default(),
     })
     .await
     .expect("relay");

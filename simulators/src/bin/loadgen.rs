@@ -11,7 +11,8 @@
 //! loadgen echo-backend --listen 127.0.0.1:7001
 //! loadgen grid [--duration-s 5] [--warmup-s 1] [--cards 100000] [--points 1x1,64x1,16x16,64x32]
 //!              [--doc docs/benchmarks.md] [--no-doc] [--json FILE] [--machine "2 cores, 24 GiB"]
-//!              [--sync always|none] [--links N] [--security]
+//!              [--sync always|none] [--links N] [--security] [--ladder]
+//!              [--extra-bin-ranges N] [--no-metrics]
 //! ```
 //!
 //! `run` drives the target (closed loop, or open loop at `--rate` requests per second in total
@@ -31,8 +32,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use simulators::loadgen::gencards::{GenOptions, default_issuers, generate};
 use simulators::loadgen::grid::{
-    GridOptions, SECURITY_END_MARKER, SECURITY_START_MARKER, default_doc, markdown, run_grid,
-    security_markdown, terminal_keys, update_doc, update_doc_between,
+    GridOptions, LADDER_END_MARKER, LADDER_START_MARKER, SECURITY_END_MARKER,
+    SECURITY_START_MARKER, default_doc, ladder_markdown, markdown, run_grid, security_markdown,
+    terminal_keys, update_doc, update_doc_between,
 };
 use simulators::loadgen::mix::Mix;
 use simulators::loadgen::relay::{EchoBackend, Relay, RelayOptions};
@@ -222,6 +224,11 @@ struct GridArgs {
     /// next to the grid.
     #[arg(long)]
     security: bool,
+    /// Also run the floor ladder: the relay decoding and re-encoding every frame with the
+    /// switch's codec, then also journaling two records per transaction; writes its table next
+    /// to the grid.
+    #[arg(long)]
+    ladder: bool,
     /// BIN ranges added to the switch's routing table beside the generated issuers' own
     /// (single BINs from 700000 up, given to those issuers in turn), to measure routing at a
     /// real network's size; the cards used stay the same.
@@ -416,6 +423,7 @@ async fn relay_cmd(a: RelayArgs) -> ExitCode {
         listen: a.listen,
         backend: a.backend.clone(),
         pool: a.pool,
+        work: Default::default(),
     })
     .await
     {
@@ -488,6 +496,7 @@ async fn grid_cmd(a: GridArgs) -> ExitCode {
             ..StackOptions::default()
         },
         security: a.security,
+        ladder: a.ladder,
         metrics: !a.no_metrics,
     };
     if opts.duration.is_zero() {
@@ -516,18 +525,24 @@ async fn grid_cmd(a: GridArgs) -> ExitCode {
         return usage(e);
     }
     let security = security_markdown(&report);
-    if let Some(t) = &security {
+    let ladder = ladder_markdown(&report);
+    for t in [&security, &ladder].into_iter().flatten() {
         println!("{t}");
     }
     if !a.no_doc {
         if let Err(e) = update_doc(&doc, &section) {
             return usage(e);
         }
-        if let Some(t) = &security
-            && let Err(e) =
-                update_doc_between(&doc, (SECURITY_START_MARKER, SECURITY_END_MARKER), t)
-        {
-            return usage(e);
+        let extra = [
+            (&security, (SECURITY_START_MARKER, SECURITY_END_MARKER)),
+            (&ladder, (LADDER_START_MARKER, LADDER_END_MARKER)),
+        ];
+        for (t, markers) in extra {
+            if let Some(t) = t
+                && let Err(e) = update_doc_between(&doc, markers, t)
+            {
+                return usage(e);
+            }
         }
         eprintln!("grid: table written to {}", doc.display());
     }
@@ -536,6 +551,8 @@ async fn grid_cmd(a: GridArgs) -> ExitCode {
             .into_iter()
             .chain(r.remote_secure.as_ref())
             .chain(r.on_us_secure.as_ref())
+            .chain(r.relay_codec.as_ref())
+            .chain(r.relay_durable.as_ref())
             .all(|rep| rep.is_clean())
     });
     if clean {

@@ -31,11 +31,13 @@ use std::time::Duration;
 use serde::Serialize;
 use switch::clock::{Clock, SystemClock};
 use switch::config::JournalSync;
+use switch::journal::{FileJournal, JournalOptions};
 
 use switch::client::{PinSetup, TerminalKeys};
 use switch::security::{KeyId, KeyIdError, KeysFile};
 
 use super::gencards::{ACQUIRER, GenOptions, Generated, GeneratedIssuer, generate, stack_issuers};
+use super::ladder::RelayWork;
 use super::mix::Mix;
 use super::relay::{EchoBackend, Relay, RelayOptions};
 use super::report::RunReport;
@@ -49,6 +51,9 @@ pub const END_MARKER: &str = "<!-- grid:end -->";
 /// The marker lines of the cost-of-security section.
 pub const SECURITY_START_MARKER: &str = "<!-- grid-security:start -->";
 pub const SECURITY_END_MARKER: &str = "<!-- grid-security:end -->";
+/// The marker lines of the floor ladder's section.
+pub const LADDER_START_MARKER: &str = "<!-- grid-ladder:start -->";
+pub const LADDER_END_MARKER: &str = "<!-- grid-ladder:end -->";
 
 /// How to run the grid.
 #[derive(Debug, Clone)]
@@ -71,6 +76,9 @@ pub struct GridOptions {
     pub stack: StackOptions,
     /// Also run remote and on-us with MACs and PIN blocks on, on a second stack.
     pub security: bool,
+    /// Also run the floor ladder ([`super::ladder`]): the relay with the codec, then with the
+    /// codec and a journal.
+    pub ladder: bool,
     /// Whether the process records metrics (the caller installs the recorder: it is
     /// process-wide); the table says which.
     pub metrics: bool,
@@ -89,6 +97,7 @@ impl Default for GridOptions {
             machine: "2 cores, 24 GiB".into(),
             stack: StackOptions::default(),
             security: false,
+            ladder: false,
             // The caller installs the recorder (it is process-wide); say so only once it has.
             metrics: false,
         }
@@ -106,6 +115,9 @@ pub struct GridRow {
     /// With `--security`: remote and on-us with MACs and PIN blocks.
     pub remote_secure: Option<RunReport>,
     pub on_us_secure: Option<RunReport>,
+    /// With `--ladder`: the relay decoding and re-encoding every frame, then also journaling.
+    pub relay_codec: Option<RunReport>,
+    pub relay_durable: Option<RunReport>,
 }
 
 /// The whole grid.
@@ -177,9 +189,37 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
         listen: "127.0.0.1:0".into(),
         backend: echo.local_addr().to_string(),
         pool: 1,
+        work: Default::default(),
     })
     .await
     .map_err(setup("relay"))?;
+    let ladder = if opts.ladder {
+        let journal_dir = cards_dir.path().join("ladder-journal");
+        let journal = FileJournal::open(
+            &journal_dir,
+            JournalOptions {
+                sync: opts.stack.sync,
+                ..JournalOptions::default()
+            },
+        )
+        .map_err(setup("ladder journal"))?
+        .0;
+        let mut relays = Vec::with_capacity(2);
+        for work in [RelayWork::Codec, RelayWork::Durable(Arc::new(journal))] {
+            let r = Relay::start(&RelayOptions {
+                listen: "127.0.0.1:0".into(),
+                backend: echo.local_addr().to_string(),
+                pool: 1,
+                work,
+            })
+            .await
+            .map_err(setup("ladder relay"))?;
+            relays.push(r);
+        }
+        relays
+    } else {
+        Vec::new()
+    };
     if opts.progress {
         eprintln!(
             "grid: switch {} (remote {} via its issuer host, on-us {}), relay {} -> echo {}; {} cards",
@@ -229,6 +269,12 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
                 &plain,
             )
             .await?;
+            let mut ladder_r = Vec::with_capacity(ladder.len());
+            for (r, name) in ladder.iter().zip(["relay+codec", "relay+codec+journal"]) {
+                let target = r.local_addr().to_string();
+                ladder_r.push(go(name, target, Expect::Echo, remote_mix, &plain).await?);
+            }
+            let mut ladder_r = ladder_r.into_iter();
             let remote_r = go(
                 "remote",
                 stack.addr().to_string(),
@@ -269,12 +315,17 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
                 on_us: on_us_r,
                 remote_secure,
                 on_us_secure,
+                relay_codec: ladder_r.next(),
+                relay_durable: ladder_r.next(),
             });
         }
         Ok(())
     }
     .await;
     relay.shutdown().await;
+    for r in ladder {
+        r.shutdown().await;
+    }
     echo.shutdown().await;
     stack.shutdown().await;
     if let Some(st) = secure_stack {
@@ -584,6 +635,74 @@ pub fn security_markdown(g: &GridReport) -> Option<String> {
         let _ = writeln!(s, "\nNot clean: {}.", problems.join("; "));
     }
     let _ = writeln!(s, "{SECURITY_END_MARKER}");
+    Some(s)
+}
+
+/// The floor ladder's section (markers included), when the grid ran with `--ladder`.
+pub fn ladder_markdown(g: &GridReport) -> Option<String> {
+    if g.rows.iter().all(|r| r.relay_durable.is_none()) {
+        return None;
+    }
+    let mut s = String::new();
+    let _ = writeln!(s, "{LADDER_START_MARKER}");
+    let _ = writeln!(s, "## The floor ladder (`loadgen grid --ladder`)\n");
+    let _ = writeln!(
+        s,
+        "Measured {} with `{}` on the standard machine ({}), in the same run as the grid above. \
+         The relay, then the relay doing the least work any durable switch must do, one step \
+         at a time (`simulators/src/loadgen/ladder.rs`): **+codec** decodes every request and \
+         answer with the switch's codec and encodes it again from the decoded fields; \
+         **+journal** also writes two records per transaction into a `FileJournal` \
+         (`sync = \"{}\"`, the switch's journal code), the request's queued and the answer's \
+         awaited before the answer goes back. The backend stays the echo: no routing, \
+         screening, duplicate window, PAN encryption or issuer decision. Ratios are to the \
+         relay of the same point; CPU is the process's CPU time per answer.\n",
+        g.date, g.command, g.machine, g.sync
+    );
+    let _ = writeln!(
+        s,
+        "| C×P | relay TPS | +codec TPS | ÷ relay | +codec+journal TPS | ÷ relay | remote ÷ relay | on-us ÷ relay | CPU µs: relay → +codec → +journal → remote, on-us | +journal p99 |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|");
+    let mut problems = Vec::new();
+    let mut runs = 0;
+    for r in &g.rows {
+        let (Some(c), Some(d)) = (&r.relay_codec, &r.relay_durable) else {
+            continue;
+        };
+        runs += 2;
+        let _ = writeln!(
+            s,
+            "| {}×{} | {} | {} | {} | {} | {} | {} | {} | {} → {} → {} → {}, {} | {} |",
+            r.connections,
+            r.inflight,
+            thousands(r.relay.tps.round() as u64),
+            thousands(c.tps.round() as u64),
+            ratio(c.tps, r.relay.tps),
+            thousands(d.tps.round() as u64),
+            ratio(d.tps, r.relay.tps),
+            ratio(r.remote.tps, r.relay.tps),
+            ratio(r.on_us.tps, r.relay.tps),
+            cpu(&r.relay),
+            cpu(c),
+            cpu(d),
+            cpu(&r.remote),
+            cpu(&r.on_us),
+            ms(d.latency.p99_us),
+        );
+        unclean([c, d], &mut problems);
+    }
+    if problems.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nEvery answer of the {runs} ladder runs was checked against the echo of its own \
+             request, byte for byte (so the codec gave back what it was given): 0 mismatches, \
+             0 errors."
+        );
+    } else {
+        let _ = writeln!(s, "\nNot clean: {}.", problems.join("; "));
+    }
+    let _ = writeln!(s, "{LADDER_END_MARKER}");
     Some(s)
 }
 

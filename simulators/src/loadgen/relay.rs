@@ -19,7 +19,10 @@
 //!    frame (its relay-assigned tag is its position in the FIFO). This is correct only for a
 //!    backend that answers every frame, in order, on the connection it came in on, as
 //!    `loadgen echo-backend` does. The relay never looks at field 11.
-//! 5. A frame from a backend with nothing in its FIFO is counted and dropped. When a backend
+//! 5. With [`RelayOptions::work`] other than raw (the grid's floor ladder, [`super::ladder`]),
+//!    each frame is decoded and re-encoded on its way (and journaled); a frame that does not
+//!    decode is dropped and counted. Raw is what `loadgen relay` and the grid's baseline run.
+//! 6. A frame from a backend with nothing in its FIFO is counted and dropped. When a backend
 //!    connection breaks, the frames in its FIFO are lost (their clients time out) and it
 //!    reconnects after 100 ms; frames queued for it meanwhile wait. An answer for a client that
 //!    has gone is dropped and counted.
@@ -51,6 +54,7 @@ use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::ladder::{self, RelayWork};
 use super::model::flip_mti;
 use switch::net::framing::{FrameCodec, FramingConfig, LengthHeader};
 
@@ -126,6 +130,8 @@ pub struct RelayStats {
     pub client_gone: AtomicU64,
     /// Backend connections re-established.
     pub reconnects: AtomicU64,
+    /// Frames the ladder step refused (undecodable, or the journal would not take the record).
+    pub refused: AtomicU64,
 }
 
 /// A frame on its way to the backend, with the way back to its client.
@@ -141,6 +147,8 @@ pub struct RelayOptions {
     pub backend: String,
     /// Backend connections, 1..=1024.
     pub pool: usize,
+    /// What is done to each frame on its way: nothing, for the baseline.
+    pub work: RelayWork,
 }
 
 /// A running relay.
@@ -189,6 +197,7 @@ impl Relay {
                 Some(stream),
                 stop.clone(),
                 Arc::clone(&stats),
+                opts.work.clone(),
             ));
         }
         let listener =
@@ -206,6 +215,7 @@ impl Relay {
         let next = Arc::new(AtomicUsize::new(0));
         {
             let (stop, tasks2, stats) = (stop.clone(), tasks.clone(), Arc::clone(&stats));
+            let work = opts.work.clone();
             tasks.spawn(async move {
                 loop {
                     let accepted = tokio::select! {
@@ -220,6 +230,7 @@ impl Relay {
                                 Arc::clone(&next),
                                 stop.clone(),
                                 Arc::clone(&stats),
+                                work.clone(),
                             ));
                         }
                         Err(e) => {
@@ -269,6 +280,7 @@ async fn client_loop(
     next: Arc<AtomicUsize>,
     stop: CancellationToken,
     stats: Arc<RelayStats>,
+    work: RelayWork,
 ) {
     let _ = stream.set_nodelay(true);
     let (r, w) = stream.into_split();
@@ -291,9 +303,17 @@ async fn client_loop(
             None => break,
         };
         stats.requests.fetch_add(1, Ordering::Relaxed);
+        let frame = match ladder::step(&work, frame.payload, false) {
+            Ok((f, _)) => f,
+            Err(e) => {
+                tracing::debug!(error = %e, "relay: request refused by the ladder step");
+                stats.refused.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+        };
         let i = next.fetch_add(1, Ordering::Relaxed) % backends.len();
         let job = Job {
-            frame: frame.payload,
+            frame,
             reply: tx.clone(),
         };
         if backends[i].send(job).await.is_err() {
@@ -314,6 +334,7 @@ async fn backend_loop(
     first: Option<TcpStream>,
     stop: CancellationToken,
     stats: Arc<RelayStats>,
+    work: RelayWork,
 ) {
     let mut stream = first;
     loop {
@@ -336,7 +357,7 @@ async fn backend_loop(
                 }
             }
         };
-        match serve_backend(s, &mut jobs, &stop, &stats).await {
+        match serve_backend(s, &mut jobs, &stop, &stats, &work).await {
             Ended::Stop => return,
             Ended::Lost => tracing::warn!(%addr, "relay: backend connection lost; reconnecting"),
         }
@@ -355,29 +376,39 @@ async fn serve_backend(
     jobs: &mut mpsc::Receiver<Job>,
     stop: &CancellationToken,
     stats: &Arc<RelayStats>,
+    work: &RelayWork,
 ) -> Ended {
     let (r, mut w) = stream.into_split();
     let fifo: Fifo = Arc::default();
     let mut reader = {
         let fifo = Arc::clone(&fifo);
         let stats = Arc::clone(stats);
+        let work = work.clone();
         tokio::spawn(async move {
+            // Answers waiting for their journal records, in order (tickets resolve in LSN
+            // order, so the first pending one is the only one worth waiting for).
+            let (durable_tx, durable_rx) = mpsc::unbounded_channel();
+            let completer = tokio::spawn(answer_when_durable(durable_rx, Arc::clone(&stats)));
             let mut frames = FramedRead::new(r, FrameCodec::new(framing()));
             while let Some(Ok(frame)) = frames.next().await {
                 let waiting = lock(&fifo).pop_front();
-                match waiting {
-                    Some(reply) => {
-                        if reply.send(frame.payload).is_ok() {
-                            stats.answers.fetch_add(1, Ordering::Relaxed);
-                        } else {
-                            stats.client_gone.fetch_add(1, Ordering::Relaxed);
-                        }
+                let Some(reply) = waiting else {
+                    stats.unsolicited.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                match ladder::step(&work, frame.payload, true) {
+                    Ok((answer, None)) => deliver(&stats, &reply, answer),
+                    Ok((answer, Some(ticket))) => {
+                        let _ = durable_tx.send((ticket, reply, answer));
                     }
-                    None => {
-                        stats.unsolicited.fetch_add(1, Ordering::Relaxed);
+                    Err(e) => {
+                        tracing::debug!(error = %e, "relay: answer refused by the ladder step");
+                        stats.refused.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }
+            drop(durable_tx);
+            let _ = completer.await;
         })
     };
     let mut buf = BytesMut::with_capacity(WRITE_BATCH_BYTES);
@@ -409,6 +440,35 @@ async fn serve_backend(
     };
     reader.abort();
     ended
+}
+
+fn deliver(stats: &RelayStats, reply: &mpsc::UnboundedSender<Bytes>, answer: Bytes) {
+    if reply.send(answer).is_ok() {
+        stats.answers.fetch_add(1, Ordering::Relaxed);
+    } else {
+        stats.client_gone.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+type Durable = (
+    switch::journal::AppendTicket,
+    mpsc::UnboundedSender<Bytes>,
+    Bytes,
+);
+
+/// Sends each answer once its journal record is durable; an answer whose record failed is
+/// dropped and counted (its client times out), as the switch answers nothing it has not
+/// journaled.
+async fn answer_when_durable(mut rx: mpsc::UnboundedReceiver<Durable>, stats: Arc<RelayStats>) {
+    while let Some((ticket, reply, answer)) = rx.recv().await {
+        match ticket.await {
+            Ok(_) => deliver(&stats, &reply, answer),
+            Err(e) => {
+                tracing::debug!(error = %e, "relay: answer's journal record failed");
+                stats.refused.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 /// A running echo backend.
@@ -534,6 +594,7 @@ mod tests {
             listen: "127.0.0.1:0".into(),
             backend: echo.local_addr().to_string(),
             pool: 2,
+            work: Default::default(),
         })
         .await
         .expect("relay");
@@ -578,6 +639,7 @@ mod tests {
             listen: "127.0.0.1:0".into(),
             backend: addr.to_string(),
             pool: 1,
+            work: Default::default(),
         })
         .await
         .err()
@@ -587,6 +649,7 @@ mod tests {
             listen: "127.0.0.1:0".into(),
             backend: "not an address".into(),
             pool: 1,
+            work: Default::default(),
         })
         .await
         .err()
