@@ -1,19 +1,22 @@
 //! Correctness under load, for CI: the whole stack in-process (the switch with journal
 //! `sync = "always"`, North Bank's issuer host, Metro Pay on-us) on generated cards, driven by a
 //! short open-loop run of 4 connections × 4 in flight at a modest rate. Every answer must be
-//! what loadgen's model says, and nothing may time out or fail. Then the relay baseline, whose
-//! answers must echo their requests. These tests assert correctness, never timing.
+//! what loadgen's model says, and nothing may time out or fail. Then the relay baseline and the
+//! steps of the floor ladder, whose answers must echo their requests. These tests assert correctness, never timing.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use simulators::loadgen::gencards::{GenOptions, generate, stack_issuers};
+use simulators::loadgen::ladder::RelayWork;
 use simulators::loadgen::mix::Mix;
 use simulators::loadgen::relay::{EchoBackend, Relay, RelayOptions};
 use simulators::loadgen::report::RunReport;
 use simulators::loadgen::runner::{Expect, RunOptions, run};
 use simulators::loadgen::stack::{Stack, StackOptions};
 use switch::clock::{Clock, SystemClock};
+use switch::iso8583::{ISO87_ASCII, decode};
+use switch::journal::{FileJournal, Journal, JournalOptions, read_all};
 
 fn options(target: String, expect: Expect, rate: Option<u64>) -> RunOptions {
     RunOptions {
@@ -92,6 +95,9 @@ async fn every_answer_matches_the_model_under_load() {
     stack.shutdown().await;
 }
 
+/// The relay, plain and at each step of the floor ladder (`loadgen grid --ladder`): every answer
+/// must be the echo of its own request, byte for byte, so the codec step gives back exactly what
+/// it was given; the durable step must journal two records per transaction, none with card data.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_relay_returns_every_echo_to_its_sender() {
     let cards = tempfile::tempdir().expect("tempdir");
@@ -105,22 +111,50 @@ async fn the_relay_returns_every_echo_to_its_sender() {
     .expect("cards");
     let mix = Arc::new(Mix::load(&data.mix, SystemClock.today()).expect("mix"));
     let echo = EchoBackend::start("127.0.0.1:0").await.expect("echo");
-    let relay = Relay::start(&RelayOptions {
-        listen: "127.0.0.1:0".into(),
-        backend: echo.local_addr().to_string(),
-        pool: 2,
-        work: Default::default(),
-    })
-    .await
-    .expect("relay");
-    // Closed loop: as fast as it goes, for a short while.
-    let mut o = options(relay.local_addr().to_string(), Expect::Echo, None);
-    o.duration = Duration::from_secs(1);
-    let r = run(&o, mix).await.expect("run");
-    assert_clean(&r);
-    assert_eq!(r.response_codes.keys().collect::<Vec<_>>(), vec!["echo"]);
-    relay.shutdown().await;
+    let journal_dir = tempfile::tempdir().expect("tempdir");
+    let journal = Arc::new(
+        FileJournal::open(journal_dir.path(), JournalOptions::default())
+            .expect("journal")
+            .0,
+    );
+    let works = [
+        RelayWork::Raw,
+        RelayWork::Codec,
+        RelayWork::Durable(Arc::clone(&journal)),
+    ];
+    for work in works {
+        let name = work.name();
+        let relay = Relay::start(&RelayOptions {
+            listen: "127.0.0.1:0".into(),
+            backend: echo.local_addr().to_string(),
+            pool: 2,
+            work,
+        })
+        .await
+        .expect("relay");
+        // Closed loop: as fast as it goes, for a short while.
+        let mut o = options(relay.local_addr().to_string(), Expect::Echo, None);
+        o.duration = Duration::from_secs(1);
+        let r = run(&o, Arc::clone(&mix)).await.expect("run");
+        assert_clean(&r);
+        assert_eq!(
+            r.response_codes.keys().collect::<Vec<_>>(),
+            vec!["echo"],
+            "{name}"
+        );
+        relay.shutdown().await;
+    }
     echo.shutdown().await;
+
+    let flushed = journal.flush().await.expect("journal flushes");
+    let records = read_all(journal_dir.path()).expect("journal reads");
+    assert_eq!(records.len() as u64, flushed);
+    assert!(records.len() >= 2, "the durable step journaled nothing");
+    assert_eq!(records.len() % 2, 0, "two records per transaction");
+    for (_, payload) in records {
+        let rec = decode(&ISO87_ASCII, payload).expect("a record is a message");
+        assert!(!rec.has(2) && !rec.has(35), "card data in a journal record");
+    }
 }
 
 #[tokio::test]

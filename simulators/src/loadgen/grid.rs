@@ -118,6 +118,8 @@ pub struct GridRow {
     /// With `--ladder`: the relay decoding and re-encoding every frame, then also journaling.
     pub relay_codec: Option<RunReport>,
     pub relay_durable: Option<RunReport>,
+    /// The durable step's journal records per group commit (warmup included).
+    pub ladder_records_per_commit: Option<f64>,
 }
 
 /// The whole grid.
@@ -193,7 +195,7 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
     })
     .await
     .map_err(setup("relay"))?;
-    let ladder = if opts.ladder {
+    let (ladder, ladder_journal) = if opts.ladder {
         let journal_dir = cards_dir.path().join("ladder-journal");
         let journal = FileJournal::open(
             &journal_dir,
@@ -204,8 +206,9 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
         )
         .map_err(setup("ladder journal"))?
         .0;
+        let journal = Arc::new(journal);
         let mut relays = Vec::with_capacity(2);
-        for work in [RelayWork::Codec, RelayWork::Durable(Arc::new(journal))] {
+        for work in [RelayWork::Codec, RelayWork::Durable(Arc::clone(&journal))] {
             let r = Relay::start(&RelayOptions {
                 listen: "127.0.0.1:0".into(),
                 backend: echo.local_addr().to_string(),
@@ -216,9 +219,9 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
             .map_err(setup("ladder relay"))?;
             relays.push(r);
         }
-        relays
+        (relays, Some(journal))
     } else {
-        Vec::new()
+        (Vec::new(), None)
     };
     if opts.progress {
         eprintln!(
@@ -270,10 +273,18 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
             )
             .await?;
             let mut ladder_r = Vec::with_capacity(ladder.len());
+            let before = ladder_journal.as_ref().map(|j| j.stats());
             for (r, name) in ladder.iter().zip(["relay+codec", "relay+codec+journal"]) {
                 let target = r.local_addr().to_string();
                 ladder_r.push(go(name, target, Expect::Echo, remote_mix, &plain).await?);
             }
+            let commits = match (&ladder_journal, before) {
+                (Some(j), Some(b)) => {
+                    let a = j.stats();
+                    Some((a.records - b.records) as f64 / (a.batches - b.batches).max(1) as f64)
+                }
+                _ => None,
+            };
             let mut ladder_r = ladder_r.into_iter();
             let remote_r = go(
                 "remote",
@@ -317,6 +328,7 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
                 on_us_secure,
                 relay_codec: ladder_r.next(),
                 relay_durable: ladder_r.next(),
+                ladder_records_per_commit: commits,
             });
         }
         Ok(())
@@ -326,6 +338,7 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
     for r in ladder {
         r.shutdown().await;
     }
+    drop(ladder_journal);
     echo.shutdown().await;
     stack.shutdown().await;
     if let Some(st) = secure_stack {
@@ -656,14 +669,16 @@ pub fn ladder_markdown(g: &GridReport) -> Option<String> {
          (`sync = \"{}\"`, the switch's journal code), the request's queued and the answer's \
          awaited before the answer goes back. The backend stays the echo: no routing, \
          screening, duplicate window, PAN encryption or issuer decision. Ratios are to the \
-         relay of the same point; CPU is the process's CPU time per answer.\n",
+         relay of the same point; CPU is the process's CPU time per answer; the last column is \
+         the durable step's journal records per group commit (one fsync each with `always`; \
+         two records per transaction; warmup included).\n",
         g.date, g.command, g.machine, g.sync
     );
     let _ = writeln!(
         s,
-        "| C×P | relay TPS | +codec TPS | ÷ relay | +codec+journal TPS | ÷ relay | remote ÷ relay | on-us ÷ relay | CPU µs: relay → +codec → +journal → remote, on-us | +journal p99 |"
+        "| C×P | relay TPS | +codec TPS | ÷ relay | +codec+journal TPS | ÷ relay | remote ÷ relay | on-us ÷ relay | CPU µs: relay → +codec → +journal → remote, on-us | +journal p99 | records per group commit |"
     );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|");
     let mut problems = Vec::new();
     let mut runs = 0;
     for r in &g.rows {
@@ -673,7 +688,7 @@ pub fn ladder_markdown(g: &GridReport) -> Option<String> {
         runs += 2;
         let _ = writeln!(
             s,
-            "| {}×{} | {} | {} | {} | {} | {} | {} | {} | {} → {} → {} → {}, {} | {} |",
+            "| {}×{} | {} | {} | {} | {} | {} | {} | {} | {} → {} → {} → {}, {} | {} | {} |",
             r.connections,
             r.inflight,
             thousands(r.relay.tps.round() as u64),
@@ -689,6 +704,8 @@ pub fn ladder_markdown(g: &GridReport) -> Option<String> {
             cpu(&r.remote),
             cpu(&r.on_us),
             ms(d.latency.p99_us),
+            r.ladder_records_per_commit
+                .map_or_else(|| "-".to_owned(), |v| format!("{v:.0}")),
         );
         unclean([c, d], &mut problems);
     }
