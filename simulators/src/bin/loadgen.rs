@@ -8,6 +8,7 @@
 //!             [--keys FILE [--mac-key ID] [--pin-key ID]] [--watch-pid PID]
 //! loadgen gen-cards --count 1000000 --out DIR [--specials 10] [--security]
 //! loadgen relay --listen 127.0.0.1:7000 --backend 127.0.0.1:7001 [--pool 1]
+//!               [--work raw|codec|durable [--journal DIR] [--sync always|none]]
 //! loadgen echo-backend --listen 127.0.0.1:7001
 //! loadgen grid [--duration-s 5] [--warmup-s 1] [--cards 100000] [--points 1x1,64x1,16x16,64x32]
 //!              [--doc docs/benchmarks.md] [--no-doc] [--json FILE] [--machine "2 cores, 24 GiB"]
@@ -36,6 +37,7 @@ use simulators::loadgen::grid::{
     SECURITY_START_MARKER, default_doc, ladder_markdown, markdown, run_grid, security_markdown,
     terminal_keys, update_doc, update_doc_between,
 };
+use simulators::loadgen::ladder::RelayWork;
 use simulators::loadgen::mix::Mix;
 use simulators::loadgen::relay::{EchoBackend, Relay, RelayOptions};
 use simulators::loadgen::report::write_json;
@@ -45,6 +47,7 @@ use simulators::loadgen::{plot, thousands};
 use switch::client::TerminalKeys;
 use switch::clock::{Clock, SystemClock};
 use switch::config::JournalSync;
+use switch::journal::{FileJournal, JournalOptions};
 
 /// mimalloc rather than glibc malloc: per-thread heaps, no arena lock contention under load.
 #[global_allocator]
@@ -175,6 +178,24 @@ struct RelayArgs {
     /// Backend connections.
     #[arg(long, default_value_t = 1)]
     pool: usize,
+    /// The floor ladder's step (docs/performance.md, "The floor ladder"): `raw` copies bytes,
+    /// `codec` decodes and re-encodes every frame, `durable` also journals two records per
+    /// transaction into `--journal` and answers only once the answer's record is durable.
+    #[arg(long, value_enum, default_value_t = RelayStep::Raw)]
+    work: RelayStep,
+    /// The journal folder of `--work durable` (created if missing).
+    #[arg(long)]
+    journal: Option<PathBuf>,
+    /// The journal's sync policy with `--work durable`.
+    #[arg(long, value_enum, default_value_t = GridSync::Always)]
+    sync: GridSync,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum RelayStep {
+    Raw,
+    Codec,
+    Durable,
 }
 
 #[derive(Args, Debug)]
@@ -419,11 +440,30 @@ fn gen_cmd(a: GenArgs) -> ExitCode {
 }
 
 async fn relay_cmd(a: RelayArgs) -> ExitCode {
+    let work = match (a.work, &a.journal) {
+        (RelayStep::Raw, None) => RelayWork::Raw,
+        (RelayStep::Codec, None) => RelayWork::Codec,
+        (RelayStep::Durable, Some(dir)) => {
+            let opts = JournalOptions {
+                sync: match a.sync {
+                    GridSync::Always => JournalSync::Always,
+                    GridSync::None => JournalSync::None,
+                },
+                ..JournalOptions::default()
+            };
+            match FileJournal::open(dir, opts) {
+                Ok((j, _)) => RelayWork::Durable(Arc::new(j)),
+                Err(e) => return usage(format!("relay: {e}")),
+            }
+        }
+        (RelayStep::Durable, None) => return usage("--work durable needs --journal DIR"),
+        (_, Some(_)) => return usage("--journal is only for --work durable"),
+    };
     let relay = match Relay::start(&RelayOptions {
         listen: a.listen,
         backend: a.backend.clone(),
         pool: a.pool,
-        work: Default::default(),
+        work,
     })
     .await
     {
@@ -440,12 +480,13 @@ async fn relay_cmd(a: RelayArgs) -> ExitCode {
     let s = relay.stats();
     use std::sync::atomic::Ordering::Relaxed;
     eprintln!(
-        "relay: {} frames in, {} answers out, {} unsolicited, {} for departed clients, {} reconnects",
+        "relay: {} frames in, {} answers out, {} unsolicited, {} for departed clients, {} reconnects, {} refused by the ladder step",
         s.requests.load(Relaxed),
         s.answers.load(Relaxed),
         s.unsolicited.load(Relaxed),
         s.client_gone.load(Relaxed),
-        s.reconnects.load(Relaxed)
+        s.reconnects.load(Relaxed),
+        s.refused.load(Relaxed)
     );
     relay.shutdown().await;
     ExitCode::SUCCESS
