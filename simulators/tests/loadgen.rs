@@ -146,6 +146,38 @@ async fn the_relay_returns_every_echo_to_its_sender() {
     }
     echo.shutdown().await;
 
+    // Two journals in series: the durable relay in front of an echo that journals too.
+    let echo_dir = tempfile::tempdir().expect("tempdir");
+    let echo_journal = Arc::new(
+        FileJournal::open(echo_dir.path(), JournalOptions::default())
+            .expect("journal")
+            .0,
+    );
+    let durable_echo =
+        EchoBackend::start_with("127.0.0.1:0", RelayWork::Durable(Arc::clone(&echo_journal)))
+            .await
+            .expect("durable echo");
+    let relay = Relay::start(&RelayOptions {
+        listen: "127.0.0.1:0".into(),
+        backend: durable_echo.local_addr().to_string(),
+        pool: 2,
+        work: RelayWork::Durable(Arc::clone(&journal)),
+    })
+    .await
+    .expect("relay");
+    let mut o = options(relay.local_addr().to_string(), Expect::Echo, None);
+    o.duration = Duration::from_secs(1);
+    let r = run(&o, Arc::clone(&mix)).await.expect("run");
+    assert_clean(&r);
+    relay.shutdown().await;
+    durable_echo.shutdown().await;
+    let echoed = echo_journal.flush().await.expect("echo journal flushes");
+    assert!(echoed >= r.answered, "one echo record per answer at least");
+    for (_, payload) in read_all(echo_dir.path()).expect("echo journal reads") {
+        let rec = decode(&ISO87_ASCII, payload).expect("a record is a message");
+        assert!(!rec.has(2) && !rec.has(35), "card data in a journal record");
+    }
+
     let flushed = journal.flush().await.expect("journal flushes");
     let records = read_all(journal_dir.path()).expect("journal reads");
     assert_eq!(records.len() as u64, flushed);

@@ -118,6 +118,8 @@ pub struct GridRow {
     /// With `--ladder`: the relay decoding and re-encoding every frame, then also journaling.
     pub relay_codec: Option<RunReport>,
     pub relay_durable: Option<RunReport>,
+    /// With `--ladder`: as `relay_durable`, in front of an echo backend that journals too.
+    pub relay_durable2: Option<RunReport>,
     /// The durable step's journal records per group commit (warmup included).
     pub ladder_records_per_commit: Option<f64>,
 }
@@ -195,33 +197,11 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
     })
     .await
     .map_err(setup("relay"))?;
-    let (ladder, ladder_journal) = if opts.ladder {
-        let journal_dir = cards_dir.path().join("ladder-journal");
-        let journal = FileJournal::open(
-            &journal_dir,
-            JournalOptions {
-                sync: opts.stack.sync,
-                ..JournalOptions::default()
-            },
-        )
-        .map_err(setup("ladder journal"))?
-        .0;
-        let journal = Arc::new(journal);
-        let mut relays = Vec::with_capacity(2);
-        for work in [RelayWork::Codec, RelayWork::Durable(Arc::clone(&journal))] {
-            let r = Relay::start(&RelayOptions {
-                listen: "127.0.0.1:0".into(),
-                backend: echo.local_addr().to_string(),
-                pool: 1,
-                work,
-            })
-            .await
-            .map_err(setup("ladder relay"))?;
-            relays.push(r);
-        }
-        (relays, Some(journal))
+    let ladder = if opts.ladder {
+        let dir = cards_dir.path().join("ladder");
+        Some(LadderStack::start(&dir, opts.stack.sync, &echo.local_addr().to_string()).await?)
     } else {
-        (Vec::new(), None)
+        None
     };
     if opts.progress {
         eprintln!(
@@ -272,19 +252,20 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
                 &plain,
             )
             .await?;
-            let mut ladder_r = Vec::with_capacity(ladder.len());
-            let before = ladder_journal.as_ref().map(|j| j.stats());
-            for (r, name) in ladder.iter().zip(["relay+codec", "relay+codec+journal"]) {
+            let mut ladder_r = Vec::with_capacity(3);
+            let mut commits = None;
+            for (name, r) in ladder.iter().flat_map(|l| l.steps.iter()) {
                 let target = r.local_addr().to_string();
+                let before = ladder.as_ref().map(|l| l.journal.stats());
                 ladder_r.push(go(name, target, Expect::Echo, remote_mix, &plain).await?);
-            }
-            let commits = match (&ladder_journal, before) {
-                (Some(j), Some(b)) => {
-                    let a = j.stats();
-                    Some((a.records - b.records) as f64 / (a.batches - b.batches).max(1) as f64)
+                if *name == ONE_JOURNAL
+                    && let (Some(l), Some(b)) = (&ladder, before)
+                {
+                    let a = l.journal.stats();
+                    let batches = (a.batches - b.batches).max(1);
+                    commits = Some((a.records - b.records) as f64 / batches as f64);
                 }
-                _ => None,
-            };
+            }
             let mut ladder_r = ladder_r.into_iter();
             let remote_r = go(
                 "remote",
@@ -328,6 +309,7 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
                 on_us_secure,
                 relay_codec: ladder_r.next(),
                 relay_durable: ladder_r.next(),
+                relay_durable2: ladder_r.next(),
                 ladder_records_per_commit: commits,
             });
         }
@@ -335,10 +317,9 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
     }
     .await;
     relay.shutdown().await;
-    for r in ladder {
-        r.shutdown().await;
+    if let Some(l) = ladder {
+        l.shutdown().await;
     }
-    drop(ladder_journal);
     echo.shutdown().await;
     stack.shutdown().await;
     if let Some(st) = secure_stack {
@@ -361,6 +342,72 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
         duration_s: opts.duration.as_secs_f64(),
         rows,
     })
+}
+
+/// The one-journal step's label (its journal's group commits are counted).
+const ONE_JOURNAL: &str = "relay+codec+journal";
+
+/// The floor ladder's servers ([`super::ladder`]): a relay per step, the last one in front of an
+/// echo backend that journals too, each journal in a folder of its own.
+struct LadderStack {
+    /// (label, relay), in ladder order.
+    steps: Vec<(&'static str, Relay)>,
+    /// The one-journal step's journal.
+    journal: Arc<FileJournal>,
+    durable_echo: EchoBackend,
+}
+
+impl LadderStack {
+    async fn start(dir: &Path, sync: JournalSync, echo: &str) -> Result<LadderStack, GridError> {
+        let open = |name: &str| -> Result<Arc<FileJournal>, GridError> {
+            let opts = JournalOptions {
+                sync,
+                ..JournalOptions::default()
+            };
+            let (j, _) =
+                FileJournal::open(&dir.join(name), opts).map_err(setup("ladder journal"))?;
+            Ok(Arc::new(j))
+        };
+        let journal = open("relay")?;
+        let durable_echo =
+            EchoBackend::start_with("127.0.0.1:0", RelayWork::Durable(open("echo")?))
+                .await
+                .map_err(setup("ladder echo backend"))?;
+        let durable_echo_addr = durable_echo.local_addr().to_string();
+        let plan = [
+            ("relay+codec", RelayWork::Codec, echo),
+            (ONE_JOURNAL, RelayWork::Durable(Arc::clone(&journal)), echo),
+            (
+                "relay+2 journals",
+                RelayWork::Durable(open("relay-2")?),
+                durable_echo_addr.as_str(),
+            ),
+        ];
+        let mut steps = Vec::with_capacity(plan.len());
+        for (name, work, backend) in plan {
+            let r = Relay::start(&RelayOptions {
+                listen: "127.0.0.1:0".into(),
+                backend: backend.to_owned(),
+                pool: 1,
+                work,
+            })
+            .await
+            .map_err(setup("ladder relay"))?;
+            steps.push((name, r));
+        }
+        Ok(LadderStack {
+            steps,
+            journal,
+            durable_echo,
+        })
+    }
+
+    async fn shutdown(self) {
+        for (_, r) in self.steps {
+            r.shutdown().await;
+        }
+        self.durable_echo.shutdown().await;
+    }
 }
 
 /// The cards, mixes and acquirer keys of one stack of the grid.
@@ -667,8 +714,10 @@ pub fn ladder_markdown(g: &GridReport) -> Option<String> {
          answer with the switch's codec and encodes it again from the decoded fields; \
          **+journal** also writes two records per transaction into a `FileJournal` \
          (`sync = \"{}\"`, the switch's journal code), the request's queued and the answer's \
-         awaited before the answer goes back. The backend stays the echo: no routing, \
-         screening, duplicate window, PAN encryption or issuer decision. Ratios are to the \
+         awaited before the answer goes back; **+2 journals** is that relay in front of an \
+         echo backend that journals each answer too and sends it once durable, as an issuer \
+         host does (the remote path's two durable writes in series). The backend only echoes: \
+         no routing, screening, duplicate window, PAN encryption or issuer decision. Ratios are to the \
          relay of the same point; CPU is the process's CPU time per answer; the last column is \
          the durable step's journal records per group commit (one fsync each with `always`; \
          two records per transaction; warmup included).\n",
@@ -676,38 +725,40 @@ pub fn ladder_markdown(g: &GridReport) -> Option<String> {
     );
     let _ = writeln!(
         s,
-        "| C×P | relay TPS | +codec TPS | ÷ relay | +codec+journal TPS | ÷ relay | remote ÷ relay | on-us ÷ relay | CPU µs: relay → +codec → +journal → remote, on-us | +journal p99 | records per group commit |"
+        "| C×P | relay TPS | +codec ÷ relay | +journal ÷ relay | +2 journals ÷ relay | on-us ÷ relay | remote ÷ relay | CPU µs: relay → +codec → +journal → +2 journals; on-us, remote | p99: +journal, +2 journals | records per group commit |"
     );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---|---|---:|");
     let mut problems = Vec::new();
     let mut runs = 0;
     for r in &g.rows {
-        let (Some(c), Some(d)) = (&r.relay_codec, &r.relay_durable) else {
+        let (Some(c), Some(d), Some(d2)) = (&r.relay_codec, &r.relay_durable, &r.relay_durable2)
+        else {
             continue;
         };
-        runs += 2;
+        runs += 3;
         let _ = writeln!(
             s,
-            "| {}×{} | {} | {} | {} | {} | {} | {} | {} | {} → {} → {} → {}, {} | {} | {} |",
+            "| {}×{} | {} | {} | {} | {} | {} | {} | {} → {} → {} → {}; {}, {} | {}, {} | {} |",
             r.connections,
             r.inflight,
             thousands(r.relay.tps.round() as u64),
-            thousands(c.tps.round() as u64),
             ratio(c.tps, r.relay.tps),
-            thousands(d.tps.round() as u64),
             ratio(d.tps, r.relay.tps),
-            ratio(r.remote.tps, r.relay.tps),
+            ratio(d2.tps, r.relay.tps),
             ratio(r.on_us.tps, r.relay.tps),
+            ratio(r.remote.tps, r.relay.tps),
             cpu(&r.relay),
             cpu(c),
             cpu(d),
-            cpu(&r.remote),
+            cpu(d2),
             cpu(&r.on_us),
+            cpu(&r.remote),
             ms(d.latency.p99_us),
+            ms(d2.latency.p99_us),
             r.ladder_records_per_commit
                 .map_or_else(|| "-".to_owned(), |v| format!("{v:.0}")),
         );
-        unclean([c, d], &mut problems);
+        unclean([c, d, d2], &mut problems);
     }
     if problems.is_empty() {
         let _ = writeln!(

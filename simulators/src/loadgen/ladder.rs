@@ -18,10 +18,13 @@
 //!    awaited before the answer goes back, as the switch awaits its decision record. A record is
 //!    the message re-encoded without its card data (fields 2, 14, 35, 45, 52): card data never
 //!    reaches a journal in clear.
+//! 4. Step 3 in front of an echo backend that also runs its answers through
+//!    [`RelayWork::Durable`] (`EchoBackend::start_with`), with a journal of its own: the remote
+//!    path's two durable writes in series (the switch's and the issuer host's).
 //!
 //! What the ladder leaves out on purpose, because a switch may organise it differently: routing,
 //! screening, the duplicate window, PAN encryption, record formats, an issuer's decision (the
-//! backend stays the echo). So step 3 is a floor for "remote with the durable journal": no
+//! backend stays the echo). So step 3 is a floor (step 4 for the remote path) for "remote with the durable journal": no
 //! design that decodes, re-encodes and journals can be cheaper on this machine than step 3 is
 //! here, give or take how well its journal is written.
 

@@ -481,6 +481,13 @@ pub struct EchoBackend {
 impl EchoBackend {
     /// Binds `listen` and answers every frame with its echo.
     pub async fn start(listen: &str) -> Result<EchoBackend, RelayError> {
+        Self::start_with(listen, RelayWork::Raw).await
+    }
+
+    /// [`EchoBackend::start`], carrying each echo through a ladder step first: with
+    /// [`RelayWork::Durable`] every answer is journaled and sent once its record is durable, as
+    /// an issuer host answers (the floor ladder's second journal).
+    pub async fn start_with(listen: &str, work: RelayWork) -> Result<EchoBackend, RelayError> {
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|source| RelayError::Bind {
@@ -503,7 +510,10 @@ impl EchoBackend {
                     };
                     match accepted {
                         Ok((stream, _)) => {
-                            tasks2.spawn(echo_loop(stream, stop.clone()));
+                            match &work {
+                                RelayWork::Raw => tasks2.spawn(echo_loop(stream, stop.clone())),
+                                w => tasks2.spawn(echo_step_loop(stream, stop.clone(), w.clone())),
+                            };
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, "echo backend: accept failed");
@@ -568,6 +578,75 @@ async fn echo_loop(stream: TcpStream, stop: CancellationToken) {
         buf.clear();
         if !open {
             break;
+        }
+    }
+    let _ = w.shutdown().await;
+}
+
+/// The echo through a ladder step: answers go out in order, each once its record (if any) is
+/// durable, those already durable written together.
+async fn echo_step_loop(stream: TcpStream, stop: CancellationToken, work: RelayWork) {
+    let _ = stream.set_nodelay(true);
+    let (r, w) = stream.into_split();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let writer = tokio::spawn(write_when_durable(w, rx));
+    let mut reader = FramedRead::new(r, FrameCodec::new(framing()));
+    loop {
+        let next = tokio::select! {
+            f = reader.next() => f,
+            () = stop.cancelled() => break,
+        };
+        let Some(Ok(frame)) = next else { break };
+        let mut echo = BytesMut::from(frame.payload.as_ref());
+        flip_mti(&mut echo);
+        match ladder::step(&work, echo.freeze(), true) {
+            Ok(carried) => {
+                if tx.send(carried).is_err() {
+                    break;
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "echo backend: frame refused by the ladder step"),
+        }
+    }
+    drop(tx);
+    let _ = writer.await;
+}
+
+type Carried = (Bytes, Option<switch::journal::AppendTicket>);
+
+async fn write_when_durable(mut w: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Carried>) {
+    let mut buf = BytesMut::with_capacity(WRITE_BATCH_BYTES);
+    let mut next = rx.recv().await;
+    while let Some((out, ticket)) = next.take() {
+        // Nothing is buffered here, so waiting holds nothing back.
+        if let Some(t) = ticket
+            && t.await.is_err()
+        {
+            next = rx.recv().await;
+            continue;
+        }
+        put_frame(&mut buf, &out);
+        // Add the answers behind it that need no waiting.
+        while buf.len() < WRITE_BATCH_BYTES {
+            match rx.try_recv() {
+                Ok((o, None)) => put_frame(&mut buf, &o),
+                Ok((o, Some(mut t))) => match (&mut t).now_or_never() {
+                    Some(Ok(_)) => put_frame(&mut buf, &o),
+                    Some(Err(_)) => {}
+                    None => {
+                        next = Some((o, Some(t)));
+                        break;
+                    }
+                },
+                Err(_) => break,
+            }
+        }
+        if w.write_all(&buf).await.is_err() {
+            return;
+        }
+        buf.clear();
+        if next.is_none() {
+            next = rx.recv().await;
         }
     }
     let _ = w.shutdown().await;
