@@ -27,7 +27,7 @@ use crate::iso8583::views::AuthorizationRequest;
 use crate::issuing::{
     Engine, IdemKey, IssuerFile, IssuingRequest, LedgerEvent, Outcome, PinCheck, RequestKind,
 };
-use crate::journal::Journal;
+use crate::journal::{Admission, Journal};
 use crate::net::duplicates::DupKey;
 use crate::net::server::{OnUs, OnUsDecision, ReversalInput};
 
@@ -78,9 +78,11 @@ impl EngineOnUs {
                 };
                 let payload = rec.encode().map_err(|_| ())?;
                 // The caller's decision record answers for it (`Journal::append_covered`); a
-                // refusal here leaves the account unchanged and the answer 96.
+                // refusal here (the journal failed or closed: the request record before it was
+                // admitted, so the queue's depth does not refuse it) leaves the account
+                // unchanged and the answer 96.
                 self.journal
-                    .append_covered(Bytes::from(payload))
+                    .append_covered(Bytes::from(payload), Admission::Continuing)
                     .map_err(|_| ())
             });
         decision(outcome)

@@ -459,6 +459,9 @@ async fn relay_cmd(a: RelayArgs) -> ExitCode {
         (RelayStep::Durable, None) => return usage("--work durable needs --journal DIR"),
         (_, Some(_)) => return usage("--journal is only for --work durable"),
     };
+    if a.sync == GridSync::None && a.work != RelayStep::Durable {
+        return usage("--sync is only for --work durable");
+    }
     let relay = match Relay::start(&RelayOptions {
         listen: a.listen,
         backend: a.backend.clone(),
@@ -594,6 +597,7 @@ async fn grid_cmd(a: GridArgs) -> ExitCode {
             .chain(r.on_us_secure.as_ref())
             .chain(r.relay_codec.as_ref())
             .chain(r.relay_durable.as_ref())
+            .chain(r.relay_durable2.as_ref())
             .all(|rep| rep.is_clean())
     });
     if clean {

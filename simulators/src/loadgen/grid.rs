@@ -756,7 +756,7 @@ pub fn ladder_markdown(g: &GridReport) -> Option<String> {
             ms(d.latency.p99_us),
             ms(d2.latency.p99_us),
             r.ladder_records_per_commit
-                .map_or_else(|| "-".to_owned(), |v| format!("{v:.0}")),
+                .map_or_else(|| "-".to_owned(), |v| format!("{v:.1}")),
         );
         unclean([c, d, d2], &mut problems);
     }

@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use switch::iso8583::{self, ISO87_ASCII, Message, MessageBuilder};
-use switch::journal::{AppendTicket, FileJournal, Journal};
+use switch::journal::{Admission, AppendTicket, FileJournal, Journal};
 
 /// The work the relay does on each frame besides carrying it (see the module docs).
 #[derive(Debug, Clone, Default)]
@@ -84,13 +84,26 @@ fn rebuild(msg: &Message) -> MessageBuilder<'_> {
     b
 }
 
-/// Carries `frame` through `work`: the bytes to send on, and for the answer of a durable step
-/// the ticket to await before sending them. `answer` says which record this is: a request's is
-/// queued without a ticket (the answer's ticket covers it).
+/// Which record of a transaction a frame makes in the durable step, as in the switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leg {
+    /// A request on its way in: its record admits the transaction (refused when the journal's
+    /// queue is full) and is covered by the answer's, as the switch's request record.
+    Request,
+    /// The answer to a request whose record was taken: awaited before the answer goes back, and
+    /// never refused for the queue's depth, as the switch's decision record.
+    Answer,
+    /// The one record of a backend that journals only its answers (the durable echo, as an
+    /// issuer host): admitted like a request, awaited like an answer.
+    Only,
+}
+
+/// Carries `frame` through `work`: the bytes to send on, and for an answer of a durable step the
+/// ticket to await before sending them.
 pub fn step(
     work: &RelayWork,
     frame: Bytes,
-    answer: bool,
+    leg: Leg,
 ) -> Result<(Bytes, Option<AppendTicket>), StepError> {
     let journal = match work {
         RelayWork::Raw => return Ok((frame, None)),
@@ -107,11 +120,13 @@ pub fn step(
         b.remove(n);
     }
     let record = b.to_bytes()?;
-    if answer {
-        Ok((out, Some(journal.append(record))))
-    } else {
-        journal.append_covered(record)?;
-        Ok((out, None))
+    match leg {
+        Leg::Request => {
+            journal.append_covered(record, Admission::New)?;
+            Ok((out, None))
+        }
+        Leg::Answer => Ok((out, Some(journal.append_continuing(record)))),
+        Leg::Only => Ok((out, Some(journal.append(record)))),
     }
 }
 
@@ -130,14 +145,14 @@ mod tests {
     #[test]
     fn the_codec_step_gives_back_the_bytes_it_was_given() {
         let frame = sample();
-        let (out, ticket) = step(&RelayWork::Codec, frame.clone(), false).expect("carried");
+        let (out, ticket) = step(&RelayWork::Codec, frame.clone(), Leg::Request).expect("carried");
         assert_eq!(out, frame);
         assert!(ticket.is_none());
     }
 
     #[test]
     fn a_frame_that_does_not_decode_is_refused() {
-        let refused = step(&RelayWork::Codec, Bytes::from_static(b"01"), false);
+        let refused = step(&RelayWork::Codec, Bytes::from_static(b"01"), Leg::Request);
         assert!(matches!(refused, Err(StepError::Decode(_))), "{refused:?}");
     }
 
@@ -148,13 +163,13 @@ mod tests {
             FileJournal::open(dir.path(), JournalOptions::default()).expect("journal opens");
         let work = RelayWork::Durable(Arc::new(journal));
         let frame = sample();
-        let (out, ticket) = step(&work, frame.clone(), false).expect("request");
+        let (out, ticket) = step(&work, frame.clone(), Leg::Request).expect("request");
         assert_eq!(out, frame);
         assert!(
             ticket.is_none(),
             "the request's record is covered by the answer's"
         );
-        let (_, ticket) = step(&work, frame.clone(), true).expect("answer");
+        let (_, ticket) = step(&work, frame.clone(), Leg::Answer).expect("answer");
         assert_eq!(ticket.expect("the answer waits").await.expect("durable"), 2);
 
         let records = read_all(dir.path()).expect("journal reads");

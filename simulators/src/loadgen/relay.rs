@@ -54,7 +54,7 @@ use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::ladder::{self, RelayWork};
+use super::ladder::{self, Leg, RelayWork};
 use super::model::flip_mti;
 use switch::net::framing::{FrameCodec, FramingConfig, LengthHeader};
 
@@ -303,7 +303,7 @@ async fn client_loop(
             None => break,
         };
         stats.requests.fetch_add(1, Ordering::Relaxed);
-        let frame = match ladder::step(&work, frame.payload, false) {
+        let frame = match ladder::step(&work, frame.payload, Leg::Request) {
             Ok((f, _)) => f,
             Err(e) => {
                 tracing::debug!(error = %e, "relay: request refused by the ladder step");
@@ -396,7 +396,7 @@ async fn serve_backend(
                     stats.unsolicited.fetch_add(1, Ordering::Relaxed);
                     continue;
                 };
-                match ladder::step(&work, frame.payload, true) {
+                match ladder::step(&work, frame.payload, Leg::Answer) {
                     Ok((answer, None)) => deliver(&stats, &reply, answer),
                     Ok((answer, Some(ticket))) => {
                         let _ = durable_tx.send((ticket, reply, answer));
@@ -584,7 +584,10 @@ async fn echo_loop(stream: TcpStream, stop: CancellationToken) {
 }
 
 /// The echo through a ladder step: answers go out in order, each once its record (if any) is
-/// durable, those already durable written together.
+/// durable, those already durable written together. An answer that cannot be carried (the step
+/// refused it, or its record failed) closes the connection instead of being skipped: the relay
+/// matches answers by their order, so a gap would hand every later answer to the wrong client.
+/// Closed, the relay drops what was waiting (those clients time out) and reconnects.
 async fn echo_step_loop(stream: TcpStream, stop: CancellationToken, work: RelayWork) {
     let _ = stream.set_nodelay(true);
     let (r, w) = stream.into_split();
@@ -599,13 +602,16 @@ async fn echo_step_loop(stream: TcpStream, stop: CancellationToken, work: RelayW
         let Some(Ok(frame)) = next else { break };
         let mut echo = BytesMut::from(frame.payload.as_ref());
         flip_mti(&mut echo);
-        match ladder::step(&work, echo.freeze(), true) {
+        match ladder::step(&work, echo.freeze(), Leg::Only) {
             Ok(carried) => {
                 if tx.send(carried).is_err() {
                     break;
                 }
             }
-            Err(e) => tracing::debug!(error = %e, "echo backend: frame refused by the ladder step"),
+            Err(e) => {
+                tracing::warn!(error = %e, "echo backend: frame refused by the ladder step; closing");
+                break;
+            }
         }
     }
     drop(tx);
@@ -620,19 +626,24 @@ async fn write_when_durable(mut w: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiv
     while let Some((out, ticket)) = next.take() {
         // Nothing is buffered here, so waiting holds nothing back.
         if let Some(t) = ticket
-            && t.await.is_err()
+            && let Err(e) = t.await
         {
-            next = rx.recv().await;
-            continue;
+            tracing::warn!(error = %e, "echo backend: an answer's record failed; closing");
+            return;
         }
         put_frame(&mut buf, &out);
         // Add the answers behind it that need no waiting.
+        let mut failed = false;
         while buf.len() < WRITE_BATCH_BYTES {
             match rx.try_recv() {
                 Ok((o, None)) => put_frame(&mut buf, &o),
                 Ok((o, Some(mut t))) => match (&mut t).now_or_never() {
                     Some(Ok(_)) => put_frame(&mut buf, &o),
-                    Some(Err(_)) => {}
+                    // Send what came before it, then close.
+                    Some(Err(_)) => {
+                        failed = true;
+                        break;
+                    }
                     None => {
                         next = Some((o, Some(t)));
                         break;
@@ -641,7 +652,7 @@ async fn write_when_durable(mut w: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiv
                 Err(_) => break,
             }
         }
-        if w.write_all(&buf).await.is_err() {
+        if w.write_all(&buf).await.is_err() || failed {
             return;
         }
         buf.clear();

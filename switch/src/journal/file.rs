@@ -24,7 +24,7 @@ use tokio::sync::{oneshot, watch};
 
 use super::format::{self, PAYLOAD_BYTES_MAX};
 use super::recovery::{self, Recovered};
-use super::{AppendTicket, Journal, JournalError, JournalOptions, Lsn};
+use super::{Admission, AppendTicket, Journal, JournalError, JournalOptions, Lsn};
 use crate::config::JournalSync;
 use crate::metrics::{JOURNAL_BATCH_RECORDS, JOURNAL_BYTES_TOTAL, JOURNAL_FSYNC_SECONDS};
 
@@ -229,6 +229,14 @@ impl FileJournal {
             .map(|cause| JournalError::Failed(Arc::clone(cause)))
     }
 
+    fn ticketed(&self, payload: Bytes, admission: Admission) -> AppendTicket {
+        let (done, receiver) = oneshot::channel();
+        match self.queue(payload, Some(done), admission) {
+            Ok(()) => AppendTicket::pending(receiver),
+            Err(error) => AppendTicket::ready(Err(error)),
+        }
+    }
+
     fn send(&self, request: Request) -> Result<(), JournalError> {
         match &self.sender {
             Some(sender) => sender.send(request).map_err(|_| JournalError::Closed),
@@ -236,8 +244,14 @@ impl FileJournal {
         }
     }
 
-    /// Queues an append after the checks every append gets; `Err` means it was not queued.
-    fn queue(&self, payload: Bytes, done: Option<Completion>) -> Result<(), JournalError> {
+    /// Queues an append after the checks every append gets (the depth only for new work);
+    /// `Err` means it was not queued.
+    fn queue(
+        &self,
+        payload: Bytes,
+        done: Option<Completion>,
+        admission: Admission,
+    ) -> Result<(), JournalError> {
         if self.shared.closed.load(Ordering::Acquire) {
             return Err(JournalError::Closed);
         }
@@ -248,7 +262,9 @@ impl FileJournal {
             return Err(JournalError::PayloadTooLarge { len: payload.len() });
         }
         // Reserve the slot before sending, so concurrent appends cannot overshoot the bound.
-        if self.shared.queued.fetch_add(1, Ordering::AcqRel) >= self.queue_depth_max {
+        if self.shared.queued.fetch_add(1, Ordering::AcqRel) >= self.queue_depth_max
+            && admission == Admission::New
+        {
             self.shared.queued.fetch_sub(1, Ordering::AcqRel);
             return Err(JournalError::Overloaded);
         }
@@ -261,15 +277,15 @@ impl FileJournal {
 
 impl Journal for FileJournal {
     fn append(&self, payload: Bytes) -> AppendTicket {
-        let (done, receiver) = oneshot::channel();
-        match self.queue(payload, Some(done)) {
-            Ok(()) => AppendTicket::pending(receiver),
-            Err(error) => AppendTicket::ready(Err(error)),
-        }
+        self.ticketed(payload, Admission::New)
     }
 
-    fn append_covered(&self, payload: Bytes) -> Result<(), JournalError> {
-        self.queue(payload, None)
+    fn append_continuing(&self, payload: Bytes) -> AppendTicket {
+        self.ticketed(payload, Admission::Continuing)
+    }
+
+    fn append_covered(&self, payload: Bytes, admission: Admission) -> Result<(), JournalError> {
+        self.queue(payload, None, admission)
     }
 
     fn flush(&self) -> AppendTicket {

@@ -9,7 +9,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 
-use super::{AppendTicket, Journal, JournalError, Lsn};
+use super::{Admission, AppendTicket, Journal, JournalError, Lsn};
 
 /// An in-memory journal: every record in a vector, each append complete when it returns.
 #[derive(Debug, Default)]
@@ -51,7 +51,12 @@ impl Journal for MemJournal {
         AppendTicket::ready(self.push(payload))
     }
 
-    fn append_covered(&self, payload: Bytes) -> Result<(), JournalError> {
+    fn append_continuing(&self, payload: Bytes) -> AppendTicket {
+        AppendTicket::ready(self.push(payload))
+    }
+
+    // No queue, so no depth to refuse for.
+    fn append_covered(&self, payload: Bytes, _: Admission) -> Result<(), JournalError> {
         self.push(payload).map(drop)
     }
 

@@ -110,7 +110,13 @@ pub trait Journal: Send + Sync + 'static {
     /// Queues `payload` as the next record. The ticket resolves to its LSN once the record is
     /// durable by the backend's sync policy, or to the reason it never will be. Dropping the ticket
     /// does not cancel the append.
+    ///
+    /// The record starts new work ([`Admission::New`]): a full queue refuses it.
     fn append(&self, payload: Bytes) -> AppendTicket;
+
+    /// [`append`](Journal::append) for a later record of work whose first record was admitted
+    /// ([`Admission::Continuing`]): a full queue does not refuse it.
+    fn append_continuing(&self, payload: Bytes) -> AppendTicket;
 
     /// Queues `payload` like [`append`](Journal::append), without a ticket of its own, for a
     /// record that a later append's ticket covers: records are written in append order and a
@@ -120,7 +126,7 @@ pub trait Journal: Send + Sync + 'static {
     ///
     /// Why: a transaction appends up to three records and needs only the last one's answer; a
     /// ticket is a channel, an allocation and a wake-up (docs/performance.md).
-    fn append_covered(&self, payload: Bytes) -> Result<(), JournalError>;
+    fn append_covered(&self, payload: Bytes, admission: Admission) -> Result<(), JournalError>;
 
     /// Resolves once every record appended before this call has been written and synced, whatever
     /// the sync policy, to the last LSN written so far (0 if none). Used at shutdown, and where a
@@ -131,6 +137,24 @@ pub trait Journal: Send + Sync + 'static {
     /// queued are still written and their tickets still resolve; a [`flush`](Journal::flush) after
     /// `close` waits for them.
     fn close(&self);
+}
+
+/// Whether a record starts new work or continues work already admitted; only new work is refused
+/// when the queue is full.
+///
+/// Why: the queue's bound protects memory when the disk falls behind, and the place to push back
+/// is where work enters. A transaction whose request record was taken must be able to journal
+/// its ledger change, its decision and any reversal of it: refusing one of those half way would
+/// leave a hold journaled that no decision or reversal follows. Continuing records can overshoot
+/// `queue_depth_max` by at most what the admitted work still has to write, which the switch's
+/// own in-flight limits bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// The first record of new work: refused with [`JournalError::Overloaded`] when the queue
+    /// holds `queue_depth_max` records.
+    New,
+    /// A later record of admitted work: never refused for the queue's depth.
+    Continuing,
 }
 
 /// Why the journal could not take or keep a record. Cloneable because one failed write or fsync is

@@ -497,16 +497,18 @@ async fn a_failed_fsync_fails_its_batch_and_everything_after() {
 async fn covered_appends_take_their_place_in_order_and_a_later_ticket_answers_for_them() {
     let dir = tempfile::tempdir().unwrap();
     let (journal, _) = open(dir.path(), options(JournalSync::Always));
-    journal.append_covered(payload(1)).unwrap();
-    journal.append_covered(payload(2)).unwrap();
-    assert_eq!(journal.append(payload(3)).await.unwrap(), 3);
+    journal.append_covered(payload(1), Admission::New).unwrap();
+    journal
+        .append_covered(payload(2), Admission::Continuing)
+        .unwrap();
+    assert_eq!(journal.append_continuing(payload(3)).await.unwrap(), 3);
     // Synced with the ticket's batch or an earlier one: readable before the journal is dropped.
     assert_eq!(read_all(dir.path()).unwrap(), expected(1..=3));
     assert_eq!(journal.stats().records, 3);
 }
 
 #[tokio::test]
-async fn a_covered_append_is_refused_at_once_when_it_cannot_be_queued() {
+async fn a_full_queue_refuses_new_work_but_not_the_rest_of_admitted_work() {
     let dir = tempfile::tempdir().unwrap();
     let opts = JournalOptions {
         queue_depth_max: 2,
@@ -514,24 +516,36 @@ async fn a_covered_append_is_refused_at_once_when_it_cannot_be_queued() {
     };
     let (journal, _) = open(dir.path(), opts);
     let pause = hold_writer(&journal);
-    journal.append_covered(payload(1)).unwrap();
+    journal.append_covered(payload(1), Admission::New).unwrap();
     let ticket = journal.append(payload(2));
-    let refused = journal.append_covered(payload(3));
+    // Full: new work is refused at once, covered or not...
+    let refused = journal.append_covered(payload(3), Admission::New);
     assert!(
         matches!(refused, Err(JournalError::Overloaded)),
         "{refused:?}"
     );
+    let refused = journal.append(payload(3)).now_or_never();
+    assert!(
+        matches!(refused, Some(Err(JournalError::Overloaded))),
+        "{refused:?}"
+    );
+    // ...but a transaction already admitted can still write its later records.
+    journal
+        .append_covered(payload(3), Admission::Continuing)
+        .unwrap();
+    let continuing = journal.append_continuing(payload(4));
     journal.close();
-    let closed = journal.append_covered(payload(3));
+    let closed = journal.append_covered(payload(5), Admission::Continuing);
     assert!(matches!(closed, Err(JournalError::Closed)), "{closed:?}");
     drop(pause);
     assert_eq!(ticket.await.unwrap(), 2);
+    assert_eq!(continuing.await.unwrap(), 4);
     drop(journal);
-    assert_eq!(read_all(dir.path()).unwrap(), expected(1..=2));
+    assert_eq!(read_all(dir.path()).unwrap(), expected(1..=4));
 }
 
 #[tokio::test]
-async fn a_failed_write_of_a_covered_record_fails_the_ticket_that_covers_it() {
+async fn a_covered_record_whose_write_fails_fails_every_ticket_after_it() {
     let dir = tempfile::tempdir().unwrap();
     let (journal, _) = open(dir.path(), options(JournalSync::Always));
     append_each(&journal, 1..2).await;
@@ -539,19 +553,21 @@ async fn a_failed_write_of_a_covered_record_fails_the_ticket_that_covers_it() {
         .test_hooks()
         .fail_next_sync
         .store(true, std::sync::atomic::Ordering::SeqCst);
+    // The covered record is the only append in its batch (the flush carries none), so the
+    // failure is its own.
     let pause = hold_writer(&journal);
-    // Queued together, so the covered record's failed batch is the ticket's too.
-    journal.append_covered(payload(2)).unwrap();
-    let ticket = journal.append(payload(3));
+    journal.append_covered(payload(2), Admission::New).unwrap();
+    let flushed = journal.flush();
     drop(pause);
-    let failed = ticket.await;
-    assert!(
-        matches!(&failed, Err(JournalError::Io { op: "fsync", .. })),
-        "{failed:?}"
-    );
-    // And nothing covered can be queued after the failure.
-    let later = journal.append_covered(payload(4));
+    assert!(flushed.await.is_err());
+    // Nothing after it can succeed, covered or ticketed, new or continuing.
+    let later = journal.append_continuing(payload(3)).await;
     assert!(matches!(&later, Err(JournalError::Failed(_))), "{later:?}");
+    let covered = journal.append_covered(payload(3), Admission::Continuing);
+    assert!(
+        matches!(&covered, Err(JournalError::Failed(_))),
+        "{covered:?}"
+    );
 }
 
 #[tokio::test]

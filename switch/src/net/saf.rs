@@ -138,7 +138,9 @@ impl Saf {
             });
         }
         let bytes = Record::SafQueued(rec.clone()).encode()?;
-        self.journal.append(Bytes::from(bytes)).await?;
+        // An advice continues a transaction the journal already took (its request record); the
+        // queue's own `depth_max` bounds how many wait.
+        self.journal.append_continuing(Bytes::from(bytes)).await?;
         metrics::counter!(m::REVERSALS_QUEUED_TOTAL, "issuer" => self.issuer.clone(), "reason" => reason_label)
             .increment(1);
         self.restore(rec);

@@ -42,7 +42,7 @@ use crate::events::{
 };
 use crate::iso8583::views::{AuthorizationRequest, NetworkManagement, ReversalRequest};
 use crate::iso8583::{Dialect, Message, MessageBuilder, decode_lenient};
-use crate::journal::{AppendTicket, Journal};
+use crate::journal::{Admission, AppendTicket, Journal};
 use crate::metrics as m;
 use crate::net::duplicates::{Answer, Claim, DupKey, DuplicateWindow};
 use crate::net::issuer::{IssuerPool, IssuerReply, LinkError, OutboundRequest, StanChoice};
@@ -51,6 +51,8 @@ use crate::routing::{IssuerIndex, RoutingTable};
 use crate::security::PanVault;
 
 mod secure;
+#[cfg(test)]
+mod tests;
 pub use secure::SwitchSecurity;
 
 /// What an on-us issuer decided.
@@ -91,6 +93,14 @@ pub struct ReversalInput {
 }
 
 /// An issuer processed inside the switch.
+///
+/// The journal contract the runtime relies on: `authorize` and `reverse` queue any ledger change
+/// on the journal the factory was given (the runtime's) before they return, as a record covered
+/// by the runtime's next one ([`Journal::append_covered`], [`Admission::Continuing`]: the
+/// request's own record was already admitted), and apply the change only if the journal took
+/// it. A change the journal refused is answered [`Decline::SystemMalfunction`] and leaves the
+/// card's state as it was. The runtime's decision record (or, for a reversal it originates, a
+/// [`Journal::flush`]) then makes the change durable before anyone is answered.
 pub trait OnUs: Send + Sync + 'static {
     /// Decides `req`; `pin` is the outcome of [`OnUs::verify_pin_block`] on its PIN block
     /// ([`PinCheck::Absent`] without one).
@@ -374,9 +384,22 @@ impl Runtime {
         self.saf_seq.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// Journals a record that starts nothing: refused when the journal's queue is full.
     fn journal(&self, rec: &Record) -> AppendTicket {
+        self.journal_as(rec, Admission::New)
+    }
+
+    /// Journals a later record of a transaction whose request record was taken (its decision,
+    /// its reversal): never refused for the queue's depth, so a transaction is not cut in half
+    /// ([`Admission`]).
+    fn journal_continuing(&self, rec: &Record) -> AppendTicket {
+        self.journal_as(rec, Admission::Continuing)
+    }
+
+    fn journal_as(&self, rec: &Record, admission: Admission) -> AppendTicket {
         match rec.encode() {
-            Ok(b) => self.journal.append(Bytes::from(b)),
+            Ok(b) if admission == Admission::New => self.journal.append(Bytes::from(b)),
+            Ok(b) => self.journal.append_continuing(Bytes::from(b)),
             Err(e) => {
                 tracing::error!(error = %e, "journal record does not encode");
                 AppendTicket::ready(Err(crate::journal::JournalError::Closed))
@@ -384,11 +407,12 @@ impl Runtime {
         }
     }
 
-    /// Queues a record whose durability the transaction's decision record answers for (see
-    /// [`Journal::append_covered`]); `Err` means it was not queued.
-    fn journal_covered(&self, rec: &Record) -> Result<(), crate::journal::JournalError> {
+    /// Queues a transaction's request record, whose durability its decision record answers for
+    /// (see [`Journal::append_covered`]); `Err` means it was not queued. This is where the
+    /// journal's queue bound pushes back: the records after it are [`Admission::Continuing`].
+    fn journal_request(&self, rec: &Record) -> Result<(), crate::journal::JournalError> {
         match rec.encode() {
-            Ok(b) => self.journal.append_covered(Bytes::from(b)),
+            Ok(b) => self.journal.append_covered(Bytes::from(b), Admission::New),
             Err(e) => {
                 tracing::error!(error = %e, "journal record does not encode");
                 Err(crate::journal::JournalError::Closed)
@@ -404,7 +428,9 @@ impl Runtime {
         issuer_id: &str,
         e: &crate::journal::JournalError,
     ) -> HandleResult {
-        tracing::error!(error = %e, "journal failed; answering 96");
+        // Warn, not error: under overload this is one line per refused request, and the
+        // journal's own failure (if that is the cause) was logged once as an error already.
+        tracing::warn!(error = %e, "journal refused the request's records; answering 96");
         let code = ResponseCode::SystemMalfunction;
         let b = answer_builder(self.dialect, msg, code, &Additions::default()).ok()?;
         self.encode_answer(&b, &code, issuer_id)
@@ -655,7 +681,7 @@ impl Runtime {
             card_present: crate::clearing::card_present(req.pos_entry_mode),
         });
         // Refused here, the request goes no further: no engine or issuer sees it.
-        if let Err(e) = self.journal_covered(&request_rec) {
+        if let Err(e) = self.journal_request(&request_rec) {
             return self.journal_refused(msg, &issuer_id, &e);
         }
 
@@ -790,7 +816,7 @@ impl Runtime {
                     Err(e) => {
                         let (decline, reverse) = match &e {
                             LinkError::Timeout => {
-                                drop(self.journal(&Record::Timeout {
+                                drop(self.journal_continuing(&Record::Timeout {
                                     txn,
                                     at_ms: self.clock.now_ms(),
                                 }));
@@ -931,8 +957,8 @@ impl Runtime {
             }
         };
         let code = decision.response_code.clone();
-        let decision_ticket = self.journal(&Record::Decision(decision));
-        // Covers the request record and any ledger event too: see `journal_covered`.
+        let decision_ticket = self.journal_continuing(&Record::Decision(decision));
+        // Covers the request record and any ledger event too: see `journal_request`.
         let journaled = decision_ticket.await;
         let bytes = match (journaled, builder_result) {
             (Ok(_), Ok(bytes)) => bytes,
@@ -1192,7 +1218,8 @@ impl Runtime {
             IssuerHandle::OnUs { engine, id } => {
                 if let Some(rev) = &u.reversal {
                     let now = self.clock.now();
-                    // No decision record follows this one, so wait for the ledger event itself.
+                    // No decision record follows the engine's ledger event here, so a flush (of
+                    // everything queued so far, this event included) makes it durable.
                     let d = engine.reverse(rev, now, now.date());
                     let journaled = match d.decline {
                         Some(Decline::SystemMalfunction) => Err("the engine refused it".to_owned()),
@@ -1203,11 +1230,18 @@ impl Runtime {
                             .map(drop)
                             .map_err(|e| e.to_string()),
                     };
-                    if let Err(e) = journaled {
-                        tracing::error!(issuer = %id, error = %e, "journal refused an on-us reversal");
+                    match journaled {
+                        // Only a failed or closed journal gets here (the event is
+                        // `Admission::Continuing`); the restarted switch replays the hold and
+                        // it lapses at its expiry, as an operator will see from this line.
+                        Err(e) => {
+                            tracing::error!(issuer = %id, txn = u.txn, reason, error = %e, "on-us approval NOT reversed: the journal refused the reversal")
+                        }
+                        Ok(()) => {
+                            metrics::counter!(m::REVERSALS_QUEUED_TOTAL, "issuer" => id.to_string(), "reason" => reason).increment(1);
+                            tracing::info!(issuer = %id, reason, txn = u.txn, "on-us approval reversed");
+                        }
                     }
-                    metrics::counter!(m::REVERSALS_QUEUED_TOTAL, "issuer" => id.to_string(), "reason" => reason).increment(1);
-                    tracing::info!(issuer = %id, reason, txn = u.txn, "on-us approval reversed");
                 }
             }
             IssuerHandle::Remote { saf, .. } => {
@@ -1301,7 +1335,7 @@ impl Runtime {
                 None,
             )
         });
-        if let Err(e) = self.journal(&rec).await {
+        if let Err(e) = self.journal_continuing(&rec).await {
             tracing::error!(error = %e, "journal refused the reversed decision");
         }
     }
@@ -1332,7 +1366,7 @@ impl Runtime {
             transmission: req.original.transmission.to_string(),
             acquirer: req.original.acquirer.to_string(),
         };
-        let request_queued = self.journal_covered(&Record::Request(RequestRecord {
+        let request_queued = self.journal_request(&Record::Request(RequestRecord {
             txn,
             at_ms: self.clock.now_ms(),
             key: key_record(&key),
@@ -1459,7 +1493,7 @@ impl Runtime {
                 }
             }
         };
-        let decision_ticket = self.journal(&Record::Decision(DecisionRecord {
+        let decision_ticket = self.journal_continuing(&Record::Decision(DecisionRecord {
             reason,
             auth_code: auth,
             ..DecisionRecord::new(
@@ -1472,7 +1506,7 @@ impl Runtime {
                 Some(issuer_id.to_string()),
             )
         }));
-        // Covers the request record and any ledger event too: see `journal_covered`.
+        // Covers the request record and any ledger event too: see `journal_request`.
         let journaled = decision_ticket.await;
         let code = if journaled.is_ok() {
             code
