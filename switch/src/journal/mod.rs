@@ -57,8 +57,8 @@
 //!
 //! # Writing and durability
 //!
-//! Appends go through a bounded queue (a channel plus an atomic count, `queue_depth_max` records)
-//! to one dedicated `std::thread`, because blocking file I/O must not run on tokio's workers. The
+//! Appends go through a bounded queue (a channel plus an atomic count, `queue_depth_max` records,
+//! which refuses new work only: see [`Admission`]) to one dedicated `std::thread`, because blocking file I/O must not run on tokio's workers. The
 //! writer takes one request, drains whatever else is already queued (up to `group_commit_max`
 //! records), assigns LSNs, writes the batch with one `write_all` from a reused buffer, calls
 //! `sync_data` when the policy is [`JournalSync::Always`], and only then completes the batch's
@@ -182,7 +182,8 @@ pub enum JournalError {
         /// What is wrong, e.g. `CRC mismatch` or `LSN out of sequence`.
         reason: &'static str,
     },
-    /// The append queue holds `queue_depth_max` records already; the record was not queued.
+    /// The append queue holds `queue_depth_max` records already; the record (new work) was not
+    /// queued.
     #[error("journal queue is full; record not queued")]
     Overloaded,
     /// The journal was closed (or its writer has stopped) before the record was queued or written.
@@ -220,8 +221,9 @@ pub struct JournalOptions {
     pub segment_bytes_max: u64,
     /// Most records written and synced in one group commit (records; 0 is taken as 1).
     pub group_commit_max: usize,
-    /// Most records queued or being written at once; beyond it appends resolve to
-    /// [`JournalError::Overloaded`] at once (records; 0 is taken as 1).
+    /// Most records queued or being written at once; beyond it appends of new work
+    /// ([`Admission::New`]) resolve to [`JournalError::Overloaded`] at once, while the later
+    /// records of admitted work still go in (records; 0 is taken as 1).
     pub queue_depth_max: usize,
 }
 
