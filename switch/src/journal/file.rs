@@ -7,15 +7,15 @@
 //!
 //! Why a `std::thread` rather than a tokio task: `write` and `fsync` block for milliseconds on a
 //! real disk, and on a tokio worker that would stall every connection scheduled there. One thread
-//! also gives the journal a single order of LSNs without a lock on the append path: callers only
-//! reserve a queue slot (one atomic add) and send on a channel; the writer assigns LSNs as it takes
-//! records off the queue.
+//! also gives the journal a single order of LSNs: callers only reserve a queue slot (one atomic
+//! add) and push onto a short-locked queue; the writer assigns LSNs as it takes records off it.
 
+use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, mpsc};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread;
 use std::time::Instant;
 
@@ -42,8 +42,8 @@ type Completion = oneshot::Sender<Result<Lsn, JournalError>>;
 /// so drop it where blocking for one last batch is acceptable (shutdown), not on a hot task.
 #[derive(Debug)]
 pub struct FileJournal {
-    /// `None` only while dropping, so the writer sees the channel close.
-    sender: Option<mpsc::Sender<Request>>,
+    /// Where appends wait for the writer.
+    queue: Arc<Queue>,
     shared: Arc<Shared>,
     writer: Option<thread::JoinHandle<()>>,
     queue_depth_max: usize,
@@ -97,8 +97,8 @@ struct Shared {
 #[cfg(test)]
 #[derive(Debug, Default)]
 pub(crate) struct TestHooks {
-    /// The writer takes this lock after receiving a batch's first request and before draining the
-    /// rest, so a test holding it keeps everything it appends in the queue.
+    /// The writer takes this lock after it is woken for a batch and before taking it off the
+    /// queue, so a test holding it keeps everything it appends in the queue.
     pub(crate) pause: std::sync::Mutex<()>,
     /// The next `sync_data` fails with an injected error.
     pub(crate) fail_next_sync: AtomicBool,
@@ -159,7 +159,7 @@ impl FileJournal {
         );
 
         let shared = Arc::new(Shared::default());
-        let (sender, receiver) = mpsc::channel();
+        let queue = Arc::new(Queue::default());
         let (progress_tx, progress) = watch::channel(scan.next_lsn.saturating_sub(1));
         let writer = Writer {
             dir: dir.to_owned(),
@@ -180,10 +180,13 @@ impl FileJournal {
         };
         let handle = thread::Builder::new()
             .name("journal-writer".to_owned())
-            .spawn(move || writer.run(receiver))
+            .spawn({
+                let queue = Arc::clone(&queue);
+                move || writer.run(&queue)
+            })
             .map_err(|source| JournalError::io("start writer thread", dir, source))?;
         let journal = FileJournal {
-            sender: Some(sender),
+            queue,
             shared,
             writer: Some(handle),
             queue_depth_max: opts.queue_depth_max.max(1),
@@ -238,10 +241,7 @@ impl FileJournal {
     }
 
     fn send(&self, request: Request) -> Result<(), JournalError> {
-        match &self.sender {
-            Some(sender) => sender.send(request).map_err(|_| JournalError::Closed),
-            None => Err(JournalError::Closed),
-        }
+        self.queue.push(request)
     }
 
     /// Queues an append after the checks every append gets (the depth only for new work);
@@ -310,13 +310,131 @@ impl Journal for FileJournal {
 impl Drop for FileJournal {
     fn drop(&mut self) {
         self.close();
-        // Closing the channel is the writer's signal to finish the queue and exit.
-        drop(self.sender.take());
+        // The writer's signal to finish the queue and exit.
+        self.queue.end();
         if let Some(handle) = self.writer.take()
             && handle.join().is_err()
         {
             tracing::error!("journal writer thread panicked");
         }
+    }
+}
+
+/// The appends waiting for the writer, and the writer's sleep.
+///
+/// Not a channel, because a channel wakes its receiver for every send. An append covered by a
+/// later ticket ([`Journal::append_covered`]) needs no writer of its own: the writer sleeps until
+/// an append someone waits on (a ticket or a flush) arrives, then takes everything queued. At low
+/// concurrency that is one fsync per transaction instead of one for the request record and
+/// another for the decision (docs/performance.md, "The floor ladder").
+#[derive(Debug, Default)]
+struct Queue {
+    state: Mutex<QueueState>,
+    wake: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct QueueState {
+    requests: VecDeque<Request>,
+    /// Queued requests someone waits on (ticketed appends and flushes).
+    wanted: usize,
+    /// The writer is asleep in [`Queue::wait_for_work`] and must be woken for wanted work.
+    writer_asleep: bool,
+    /// The journal was dropped: the writer handles what is queued, then exits.
+    ending: bool,
+    /// The writer has exited: nothing queued will be handled.
+    ended: bool,
+}
+
+impl Queue {
+    /// Nothing under this lock can panic half way through a change, so a poisoned lock is
+    /// still consistent.
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn push(&self, request: Request) -> Result<(), JournalError> {
+        let wanted = !matches!(request, Request::Append { done: None, .. });
+        let wake = {
+            let mut st = self.lock();
+            if st.ended || st.ending {
+                return Err(JournalError::Closed);
+            }
+            st.requests.push_back(request);
+            if wanted {
+                st.wanted += 1;
+            }
+            let wake = wanted && st.writer_asleep;
+            if wake {
+                st.writer_asleep = false;
+            }
+            wake
+        };
+        if wake {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Sleeps until something queued is waited on, or the journal is ending with requests
+    /// left. `false` once the journal is ending and nothing is queued.
+    fn wait_for_work(&self) -> bool {
+        let mut st = self.lock();
+        loop {
+            if st.wanted > 0 || (st.ending && !st.requests.is_empty()) {
+                return true;
+            }
+            if st.ending {
+                return false;
+            }
+            st.writer_asleep = true;
+            st = self.wake.wait(st).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Moves the queued requests holding up to `records_max` records (flushes hold none) into
+    /// `out`, oldest first.
+    fn take(&self, records_max: usize, out: &mut Vec<Request>) {
+        let mut st = self.lock();
+        let mut records = 0;
+        while records < records_max {
+            let Some(request) = st.requests.pop_front() else {
+                break;
+            };
+            match &request {
+                Request::Append { done, .. } => {
+                    records += 1;
+                    if done.is_some() {
+                        st.wanted -= 1;
+                    }
+                }
+                Request::Flush { .. } => st.wanted -= 1,
+            }
+            out.push(request);
+        }
+    }
+
+    /// The journal is dropped: the writer finishes the queue and exits.
+    fn end(&self) {
+        self.lock().ending = true;
+        self.wake.notify_one();
+    }
+}
+
+/// Marks the queue ended when the writer thread leaves, however it leaves: later appends fail
+/// with [`JournalError::Closed`], and tickets still queued resolve to it (their senders are
+/// dropped here).
+struct EndOnExit<'a>(&'a Queue);
+
+impl Drop for EndOnExit<'_> {
+    fn drop(&mut self) {
+        let left = {
+            let mut st = self.0.lock();
+            st.ended = true;
+            st.wanted = 0;
+            std::mem::take(&mut st.requests)
+        };
+        drop(left);
     }
 }
 
@@ -347,10 +465,12 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(mut self, receiver: mpsc::Receiver<Request>) {
-        // `recv` fails only once every sender is gone and the queue is empty: the journal was
-        // dropped and everything queued before that has been handled.
-        while let Ok(first) = receiver.recv() {
+    fn run(mut self, queue: &Queue) {
+        // Whatever way this thread ends, appends after it fail and queued tickets resolve.
+        let _ended = EndOnExit(queue);
+        let mut taken = Vec::new();
+        // `None` once the journal was dropped and everything queued before that is handled.
+        while queue.wait_for_work() {
             #[cfg(test)]
             drop(
                 self.shared
@@ -359,13 +479,8 @@ impl Writer {
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner),
             );
-            let mut records = self.take(first);
-            while records < self.group_commit_max {
-                match receiver.try_recv() {
-                    Ok(request) => records += self.take(request),
-                    Err(_) => break,
-                }
-            }
+            queue.take(self.group_commit_max, &mut taken);
+            let records = taken.drain(..).map(|r| self.take(r)).sum();
             self.commit(records);
         }
         self.finish();

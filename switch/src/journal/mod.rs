@@ -57,10 +57,11 @@
 //!
 //! # Writing and durability
 //!
-//! Appends go through a bounded queue (a channel plus an atomic count, `queue_depth_max` records,
-//! which refuses new work only: see [`Admission`]) to one dedicated `std::thread`, because blocking file I/O must not run on tokio's workers. The
-//! writer takes one request, drains whatever else is already queued (up to `group_commit_max`
-//! records), assigns LSNs, writes the batch with one `write_all` from a reused buffer, calls
+//! Appends go through a bounded queue (`queue_depth_max` records, which refuses new work only: see
+//! [`Admission`]) to one dedicated `std::thread`, because blocking file I/O must not run on
+//! tokio's workers. The writer sleeps until an append someone waits on arrives (a ticketed append
+//! or a flush; a covered record waits for the append that covers it, so it costs no wake-up and
+//! no fsync of its own), takes whatever is queued (up to `group_commit_max` records), assigns LSNs, writes the batch with one `write_all` from a reused buffer, calls
 //! `sync_data` when the policy is [`JournalSync::Always`], and only then completes the batch's
 //! tickets: one fsync covers many concurrent authorizations. If a write or an fsync fails, the
 //! batch's tickets get the error and the journal refuses everything after it

@@ -508,6 +508,32 @@ async fn covered_appends_take_their_place_in_order_and_a_later_ticket_answers_fo
 }
 
 #[tokio::test]
+async fn a_covered_record_waits_for_the_append_that_covers_it_and_shares_its_fsync() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = open(dir.path(), options(JournalSync::Always));
+    // Nobody waits on these, so the writer is not woken for them...
+    journal.append_covered(payload(1), Admission::New).unwrap();
+    journal
+        .append_covered(payload(2), Admission::Continuing)
+        .unwrap();
+    // ...and the append that covers them takes them along: one batch, one fsync.
+    assert_eq!(journal.append_continuing(payload(3)).await.unwrap(), 3);
+    let stats = journal.stats();
+    assert_eq!((stats.batches, stats.records, stats.fsyncs), (1, 3, 1));
+}
+
+#[tokio::test]
+async fn covered_records_with_nothing_after_them_are_written_by_a_flush_or_at_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = open(dir.path(), options(JournalSync::Always));
+    journal.append_covered(payload(1), Admission::New).unwrap();
+    assert_eq!(journal.flush().await.unwrap(), 1);
+    journal.append_covered(payload(2), Admission::New).unwrap();
+    drop(journal);
+    assert_eq!(read_all(dir.path()).unwrap(), expected(1..=2));
+}
+
+#[tokio::test]
 async fn a_full_queue_refuses_new_work_but_not_the_rest_of_admitted_work() {
     let dir = tempfile::tempdir().unwrap();
     let opts = JournalOptions {
