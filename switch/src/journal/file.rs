@@ -214,7 +214,8 @@ impl FileJournal {
     /// written (and synced as the policy says) and before its tickets complete, so a reader woken
     /// by it finds the batch's records in the segment files.
     /// Starts at the last recovered LSN (0 for an empty journal). Lets a reader follow the journal
-    /// (tests waiting for a record, tools) without polling the files.
+    /// (tests waiting for a record, tools) without polling the files. A covered record
+    /// ([`Journal::append_covered`]) shows here only once the append that covers it is written.
     pub fn progress(&self) -> watch::Receiver<Lsn> {
         self.progress.clone()
     }
@@ -324,7 +325,8 @@ impl Drop for FileJournal {
 ///
 /// Not a channel, because a channel wakes its receiver for every send. An append covered by a
 /// later ticket ([`Journal::append_covered`]) needs no writer of its own: the writer sleeps until
-/// an append someone waits on (a ticket or a flush) arrives, then takes everything queued. At low
+/// an append someone waits on (a ticket or a flush) arrives, then takes what is queued (up to
+/// `group_commit_max` records a batch, until nothing waited-on is left). At low
 /// concurrency that is one fsync per transaction instead of one for the request record and
 /// another for the decision (docs/performance.md, "The floor ladder").
 #[derive(Debug, Default)]
@@ -469,7 +471,7 @@ impl Writer {
         // Whatever way this thread ends, appends after it fail and queued tickets resolve.
         let _ended = EndOnExit(queue);
         let mut taken = Vec::new();
-        // `None` once the journal was dropped and everything queued before that is handled.
+        // `false` once the journal was dropped and everything queued before that is handled.
         while queue.wait_for_work() {
             #[cfg(test)]
             drop(

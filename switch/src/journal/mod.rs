@@ -126,7 +126,9 @@ pub trait Journal: Send + Sync + 'static {
     /// caller must not go on as if it were: nothing later can cover it).
     ///
     /// Why: a transaction appends up to three records and needs only the last one's answer; a
-    /// ticket is a channel, an allocation and a wake-up (docs/performance.md).
+    /// ticket is a channel, an allocation and a wake-up (docs/performance.md). A covered record
+    /// is written with the next append someone waits on (a ticketed append or a
+    /// [`flush`](Journal::flush)), or when the journal is dropped: not before.
     fn append_covered(&self, payload: Bytes, admission: Admission) -> Result<(), JournalError>;
 
     /// Resolves once every record appended before this call has been written and synced, whatever
@@ -136,7 +138,7 @@ pub trait Journal: Send + Sync + 'static {
 
     /// Stops accepting records: later appends resolve to [`JournalError::Closed`]. Records already
     /// queued are still written and their tickets still resolve; a [`flush`](Journal::flush) after
-    /// `close` waits for them.
+    /// `close` waits for them (and is what writes covered records nothing else covers).
     fn close(&self);
 }
 

@@ -534,6 +534,75 @@ async fn covered_records_with_nothing_after_them_are_written_by_a_flush_or_at_dr
 }
 
 #[tokio::test]
+async fn covered_records_split_over_batches_still_wait_for_what_covers_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = JournalOptions {
+        group_commit_max: 1,
+        ..options(JournalSync::Always)
+    };
+    let (journal, _) = open(dir.path(), opts);
+    journal.append_covered(payload(1), Admission::New).unwrap();
+    journal
+        .append_covered(payload(2), Admission::Continuing)
+        .unwrap();
+    // One record a batch: the flush's wake-up carries both covered records, in two batches.
+    assert_eq!(journal.flush().await.unwrap(), 2);
+    assert_eq!(journal.stats().batches, 2);
+    assert_eq!(read_all(dir.path()).unwrap(), expected(1..=2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_tasks_mixing_covered_ticketed_and_flushes_lose_and_reorder_nothing() {
+    const TASKS: u64 = 8;
+    const TXNS: u64 = 200;
+    let dir = tempfile::tempdir().unwrap();
+    let opts = JournalOptions {
+        group_commit_max: 3,
+        ..options(JournalSync::None)
+    };
+    let journal = Arc::new(open(dir.path(), opts).0);
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let journal = Arc::clone(&journal);
+        tasks.push(tokio::spawn(async move {
+            for i in 0..TXNS {
+                let rec = |leg: u64| Bytes::from(format!("{t:02}-{i:04}-{leg}"));
+                journal.append_covered(rec(0), Admission::New).unwrap();
+                journal
+                    .append_covered(rec(1), Admission::Continuing)
+                    .unwrap();
+                let done = journal.append_continuing(rec(2));
+                if i % 50 == 0 {
+                    journal.flush().await.unwrap();
+                }
+                // A lost wake-up would hang here: bounded, so it fails instead.
+                tokio::time::timeout(std::time::Duration::from_secs(30), done)
+                    .await
+                    .expect("a ticket was never completed")
+                    .unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(journal.flush().await.unwrap(), TASKS * TXNS * 3);
+    // Each task's records in its own order, none missing.
+    let records = read_all(dir.path()).unwrap();
+    for t in 0..TASKS {
+        let mine: Vec<Bytes> = records
+            .iter()
+            .map(|(_, p)| p.clone())
+            .filter(|p| p.starts_with(format!("{t:02}-").as_bytes()))
+            .collect();
+        let want: Vec<Bytes> = (0..TXNS)
+            .flat_map(|i| (0..3).map(move |leg| Bytes::from(format!("{t:02}-{i:04}-{leg}"))))
+            .collect();
+        assert_eq!(mine, want, "task {t}");
+    }
+}
+
+#[tokio::test]
 async fn a_full_queue_refuses_new_work_but_not_the_rest_of_admitted_work() {
     let dir = tempfile::tempdir().unwrap();
     let opts = JournalOptions {
@@ -571,7 +640,7 @@ async fn a_full_queue_refuses_new_work_but_not_the_rest_of_admitted_work() {
 }
 
 #[tokio::test]
-async fn a_covered_record_whose_write_fails_fails_every_ticket_after_it() {
+async fn a_covered_record_whose_write_fails_fails_the_flush_and_everything_after_it() {
     let dir = tempfile::tempdir().unwrap();
     let (journal, _) = open(dir.path(), options(JournalSync::Always));
     append_each(&journal, 1..2).await;
@@ -579,13 +648,14 @@ async fn a_covered_record_whose_write_fails_fails_every_ticket_after_it() {
         .test_hooks()
         .fail_next_sync
         .store(true, std::sync::atomic::Ordering::SeqCst);
-    // The covered record is the only append in its batch (the flush carries none), so the
-    // failure is its own.
-    let pause = hold_writer(&journal);
+    // The covered record waits for the flush (nobody waits on it), so it is the only append in
+    // the batch and the failure is its own.
     journal.append_covered(payload(2), Admission::New).unwrap();
-    let flushed = journal.flush();
-    drop(pause);
-    assert!(flushed.await.is_err());
+    let flushed = journal.flush().await;
+    assert!(
+        matches!(&flushed, Err(JournalError::Io { op: "fsync", .. })),
+        "{flushed:?}"
+    );
     // Nothing after it can succeed, covered or ticketed, new or continuing.
     let later = journal.append_continuing(payload(3)).await;
     assert!(matches!(&later, Err(JournalError::Failed(_))), "{later:?}");

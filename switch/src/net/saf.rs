@@ -189,6 +189,7 @@ impl Saf {
                             at_ms: self.clock.now_ms(),
                             attempts,
                         },
+                        &shutdown,
                     )
                     .await;
                     metrics::counter!(m::SAF_PARKED_TOTAL, "issuer" => self.issuer.clone())
@@ -221,6 +222,7 @@ impl Saf {
                             at_ms: self.clock.now_ms(),
                             response_code: code,
                         },
+                        &shutdown,
                     )
                     .await;
                     metrics::counter!(m::SAF_DELIVERED_TOTAL, "issuer" => self.issuer.clone())
@@ -247,6 +249,7 @@ impl Saf {
                                 at_ms: self.clock.now_ms(),
                                 attempts,
                             },
+                            &shutdown,
                         )
                         .await;
                         metrics::counter!(m::SAF_PARKED_TOTAL, "issuer" => self.issuer.clone())
@@ -266,15 +269,21 @@ impl Saf {
         }
     }
 
-    /// Journals the advice's end and takes it off the queue. If the journal refuses, the advice
-    /// stays queued: it will be sent again, which an issuer treats as a repeat.
-    async fn finish(&self, rec: &AdviceRecord, end: Record) {
+    /// Journals the advice's end and takes it off the queue. If the journal refuses (it failed
+    /// or closed: the end continues an admitted advice, so the queue's depth does not refuse it),
+    /// the advice stays queued and is sent again, which an issuer treats as a repeat; the loop
+    /// waits `backoff_max` first rather than spin on a journal that keeps refusing.
+    async fn finish(&self, rec: &AdviceRecord, end: Record, shutdown: &CancellationToken) {
         let ok = match end.encode() {
-            Ok(b) => self.journal.append(Bytes::from(b)).await.is_ok(),
+            Ok(b) => self.journal.append_continuing(Bytes::from(b)).await.is_ok(),
             Err(_) => false,
         };
         if !ok {
             tracing::error!(saf_id = rec.saf_id, issuer = %self.issuer, "journal refused the end of an advice; it stays queued");
+            tokio::select! {
+                () = tokio::time::sleep(self.cfg.backoff_max) => {},
+                () = shutdown.cancelled() => {},
+            }
             return;
         }
         let depth = {
@@ -475,16 +484,19 @@ mod tests {
             at_ms: 0,
             response_code: Some("00".into()),
         };
-        saf.finish(&advice(2), delivered(2)).await;
+        saf.finish(&advice(2), delivered(2), &CancellationToken::new())
+            .await;
         assert_eq!((changed(&mut rx), saf.depth()), (None, 2));
-        saf.finish(&advice(1), delivered(1)).await;
+        saf.finish(&advice(1), delivered(1), &CancellationToken::new())
+            .await;
         assert_eq!(changed(&mut rx), Some(1), "delivery publishes");
         let parked = Record::SafParked {
             saf_id: 2,
             at_ms: 0,
             attempts: 3,
         };
-        saf.finish(&advice(2), parked).await;
+        saf.finish(&advice(2), parked, &CancellationToken::new())
+            .await;
         assert_eq!(changed(&mut rx), Some(0), "parking publishes");
         shutdown.cancel();
     }
@@ -503,7 +515,7 @@ mod tests {
             at_ms: 0,
             response_code: None,
         };
-        saf.finish(&advice(1), end).await;
+        saf.finish(&advice(1), end, &CancellationToken::new()).await;
         assert_eq!(drained.await.expect("task").expect("queue alive"), 0);
         shutdown.cancel();
     }

@@ -1230,16 +1230,20 @@ impl Runtime {
                             .map(drop)
                             .map_err(|e| e.to_string()),
                     };
-                    match journaled {
-                        // Only a failed or closed journal gets here (the event is
-                        // `Admission::Continuing`); the restarted switch replays the hold and
-                        // it lapses at its expiry, as an operator will see from this line.
-                        Err(e) => {
-                            tracing::error!(issuer = %id, txn = u.txn, reason, error = %e, "on-us approval NOT reversed: the journal refused the reversal")
+                    match (journaled, d.decline) {
+                        // The engine refused (the journal failed or closed: the event is
+                        // `Admission::Continuing`; or the account could not be locked) or the
+                        // flush failed. The restarted switch replays the hold and it lapses at
+                        // its expiry, as an operator will see from this line.
+                        (Err(e), _) => {
+                            tracing::error!(issuer = %id, txn = u.txn, reason, error = %e, "on-us approval NOT reversed: the reversal was not journaled")
                         }
-                        Ok(()) => {
+                        (Ok(()), None) => {
                             metrics::counter!(m::REVERSALS_QUEUED_TOTAL, "issuer" => id.to_string(), "reason" => reason).increment(1);
                             tracing::info!(issuer = %id, reason, txn = u.txn, "on-us approval reversed");
+                        }
+                        (Ok(()), Some(d)) => {
+                            tracing::warn!(issuer = %id, txn = u.txn, reason, decline = d.name(), "on-us reversal declined by the engine")
                         }
                     }
                 }
@@ -1269,7 +1273,8 @@ impl Runtime {
                 .map(|c| String::from_utf8_lossy(&c).into_owned()),
             masked_pan: l.msg.get(2).map(|p| crate::iso8583::decode::mask_pan(&p)),
         };
-        let _ = self.journal(&rec).await;
+        // Continues a transaction that timed out: not refused for the queue's depth.
+        let _ = self.journal_continuing(&rec).await;
     }
 
     /// The connection could not deliver an answer: journal it, undo the approval, and make sure a
@@ -1314,7 +1319,7 @@ impl Runtime {
                 .replace(&key, request_mti, Answer::Bytes(bytes.clone()));
         }
         let _ = self
-            .journal(&Record::Undeliverable {
+            .journal_continuing(&Record::Undeliverable {
                 txn,
                 at_ms: self.clock.now_ms(),
             })
