@@ -69,7 +69,9 @@ async fn a_request_the_journal_refuses_goes_no_further_and_its_retry_is_processe
 
     // Nothing of the refused attempt was queued: had the engine been reached, its ledger event
     // (never refused for depth) would be here. And its claim was let go, so the retry is
-    // decided afresh rather than answered 96 from the duplicate window.
+    // decided afresh rather than answered 96 from the duplicate window. The retry also shows a
+    // transaction is not cut in half by the bound: with `queue_depth_max` 1, its ledger event
+    // and decision go in beside its request record because they continue admitted work.
     assert_eq!(code(rt.handle(purchase(b"000001")).await), "00");
     let records = read_all(dir.path()).expect("journal reads");
     let kinds: Vec<&'static str> = records[1..]
