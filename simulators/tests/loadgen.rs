@@ -111,12 +111,7 @@ async fn the_relay_returns_every_echo_to_its_sender() {
     .expect("cards");
     let mix = Arc::new(Mix::load(&data.mix, SystemClock.today()).expect("mix"));
     let echo = EchoBackend::start("127.0.0.1:0").await.expect("echo");
-    let journal_dir = tempfile::tempdir().expect("tempdir");
-    let journal = Arc::new(
-        FileJournal::open(journal_dir.path(), JournalOptions::default())
-            .expect("journal")
-            .0,
-    );
+    let (journal_dir, journal) = journal_in_tempdir();
     let works = [
         RelayWork::Raw,
         RelayWork::Codec,
@@ -152,12 +147,7 @@ async fn the_relay_returns_every_echo_to_its_sender() {
     echo.shutdown().await;
 
     // Two journals in series: the durable relay in front of an echo that journals too.
-    let echo_dir = tempfile::tempdir().expect("tempdir");
-    let echo_journal = Arc::new(
-        FileJournal::open(echo_dir.path(), JournalOptions::default())
-            .expect("journal")
-            .0,
-    );
+    let (echo_dir, echo_journal) = journal_in_tempdir();
     let durable_echo =
         EchoBackend::start_with("127.0.0.1:0", RelayWork::Durable(Arc::clone(&echo_journal)))
             .await
@@ -187,6 +177,15 @@ async fn the_relay_returns_every_echo_to_its_sender() {
     assert!(durable_answered > 0);
     assert_eq!(flushed, 2 * durable_answered);
     assert_no_card_data(journal_dir.path());
+}
+
+/// A journal with the default options in a fresh temporary folder (kept alive by the guard).
+fn journal_in_tempdir() -> (tempfile::TempDir, Arc<FileJournal>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let journal = FileJournal::open(dir.path(), JournalOptions::default())
+        .expect("journal")
+        .0;
+    (dir, Arc::new(journal))
 }
 
 /// Every record in the journal at `dir` is a message without card data (fields 2, 14, 35, 45,

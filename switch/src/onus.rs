@@ -230,30 +230,6 @@ mod tests {
     use crate::issuing::RequestKind;
     use crate::journal::MemJournal;
 
-    const ISSUER: &str = r#"
-[issuer]
-id = "one-bank"
-name = "One Bank"
-
-[journal]
-dir = "data/one"
-
-[[product]]
-id = "debit"
-kind = "debit"
-currency = "156"
-
-[[account]]
-id = "D"
-product = "debit"
-balance = "100.00"
-
-[[card]]
-pan = "6222020000000015"
-account = "D"
-expiry = "3012"
-"#;
-
     fn purchase(pan: Pan, stan: u32) -> IssuingRequest {
         let amount = Amount::new(2_500, Currency::CNY);
         IssuingRequest {
@@ -277,14 +253,15 @@ expiry = "3012"
 
     #[test]
     fn a_ledger_event_the_journal_refuses_changes_nothing() {
-        let file = IssuerFile::from_toml_str(ISSUER, "one").expect("issuer file");
-        let engine = Arc::new(Engine::from_file(&file).expect("engine"));
+        // Metro Pay as shipped: prepaid card 6050010000000013 holds 200.00.
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/issuers/metro-pay.toml");
+        let engine = Arc::new(load_engine(&path).expect("Metro Pay's issuer file"));
         let journal = Arc::new(MemJournal::new());
         let now = NaiveDate::from_ymd_opt(2026, 5, 13)
             .and_then(|d| d.and_hms_opt(10, 0, 0))
             .expect("time");
         let onus = EngineOnUs::new(engine.clone(), journal.clone(), ManualClock::new(now));
-        let pan = Pan::parse(b"6222020000000015").expect("pan");
+        let pan = Pan::parse(b"6050010000000013").expect("pan");
         let before = engine.balances(&pan).expect("balances").available;
 
         // Taken: the hold is journaled and placed.

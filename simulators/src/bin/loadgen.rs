@@ -267,6 +267,15 @@ enum GridSync {
     None,
 }
 
+impl From<GridSync> for JournalSync {
+    fn from(s: GridSync) -> JournalSync {
+        match s {
+            GridSync::Always => JournalSync::Always,
+            GridSync::None => JournalSync::None,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Points(Vec<(usize, usize)>);
 
@@ -445,10 +454,7 @@ async fn relay_cmd(a: RelayArgs) -> ExitCode {
         (RelayStep::Codec, None) => RelayWork::Codec,
         (RelayStep::Durable, Some(dir)) => {
             let opts = JournalOptions {
-                sync: match a.sync {
-                    GridSync::Always => JournalSync::Always,
-                    GridSync::None => JournalSync::None,
-                },
+                sync: a.sync.into(),
                 ..JournalOptions::default()
             };
             match FileJournal::open(dir, opts) {
@@ -531,10 +537,7 @@ async fn grid_cmd(a: GridArgs) -> ExitCode {
         ),
         machine: a.machine,
         stack: StackOptions {
-            sync: match a.sync {
-                GridSync::Always => JournalSync::Always,
-                GridSync::None => JournalSync::None,
-            },
+            sync: a.sync.into(),
             remote_links: a.links.max(1),
             extra_bin_ranges: a.extra_bin_ranges,
             ..StackOptions::default()

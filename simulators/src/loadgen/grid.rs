@@ -254,14 +254,12 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
             .await?;
             let mut ladder_r = Vec::with_capacity(3);
             let mut commits = None;
-            for (name, r) in ladder.iter().flat_map(|l| l.steps.iter()) {
+            for (name, r, counted) in ladder.iter().flat_map(|l| l.steps.iter()) {
                 let target = r.local_addr().to_string();
-                let before = ladder.as_ref().map(|l| l.journal.stats());
+                let before = counted.as_ref().map(|j| j.stats());
                 ladder_r.push(go(name, target, Expect::Echo, remote_mix, &plain).await?);
-                if *name == ONE_JOURNAL
-                    && let (Some(l), Some(b)) = (&ladder, before)
-                {
-                    let a = l.journal.stats();
+                if let (Some(j), Some(b)) = (counted, before) {
+                    let a = j.stats();
                     let batches = (a.batches - b.batches).max(1);
                     commits = Some((a.records - b.records) as f64 / batches as f64);
                 }
@@ -344,16 +342,11 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
     })
 }
 
-/// The one-journal step's label (its journal's group commits are counted).
-const ONE_JOURNAL: &str = "relay+codec+journal";
-
 /// The floor ladder's servers ([`super::ladder`]): a relay per step, the last one in front of an
 /// echo backend that journals too, each journal in a folder of its own.
 struct LadderStack {
-    /// (label, relay), in ladder order.
-    steps: Vec<(&'static str, Relay)>,
-    /// The one-journal step's journal.
-    journal: Arc<FileJournal>,
+    /// (label, relay, the journal whose group commits the table counts), in ladder order.
+    steps: Vec<(&'static str, Relay, Option<Arc<FileJournal>>)>,
     durable_echo: EchoBackend,
 }
 
@@ -375,16 +368,22 @@ impl LadderStack {
                 .map_err(setup("ladder echo backend"))?;
         let durable_echo_addr = durable_echo.local_addr().to_string();
         let plan = [
-            ("relay+codec", RelayWork::Codec, echo),
-            (ONE_JOURNAL, RelayWork::Durable(Arc::clone(&journal)), echo),
+            ("relay+codec", RelayWork::Codec, echo, None),
+            (
+                "relay+codec+journal",
+                RelayWork::Durable(Arc::clone(&journal)),
+                echo,
+                Some(journal),
+            ),
             (
                 "relay+2 journals",
                 RelayWork::Durable(open("relay-2")?),
                 durable_echo_addr.as_str(),
+                None,
             ),
         ];
         let mut steps = Vec::with_capacity(plan.len());
-        for (name, work, backend) in plan {
+        for (name, work, backend, counted) in plan {
             let r = Relay::start(&RelayOptions {
                 listen: "127.0.0.1:0".into(),
                 backend: backend.to_owned(),
@@ -393,17 +392,16 @@ impl LadderStack {
             })
             .await
             .map_err(setup("ladder relay"))?;
-            steps.push((name, r));
+            steps.push((name, r, counted));
         }
         Ok(LadderStack {
             steps,
-            journal,
             durable_echo,
         })
     }
 
     async fn shutdown(self) {
-        for (_, r) in self.steps {
+        for (_, r, _) in self.steps {
             r.shutdown().await;
         }
         self.durable_echo.shutdown().await;

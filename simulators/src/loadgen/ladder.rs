@@ -125,7 +125,7 @@ pub fn step(
             journal.append_covered(record, Admission::New)?;
             Ok((out, None))
         }
-        Leg::Answer => Ok((out, Some(journal.append_continuing(record)))),
+        Leg::Answer => Ok((out, Some(journal.append_as(record, Admission::Continuing)))),
         Leg::Only => Ok((out, Some(journal.append(record)))),
     }
 }

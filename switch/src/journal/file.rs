@@ -77,6 +77,13 @@ enum Request {
     },
 }
 
+impl Request {
+    /// Someone waits on it (a ticketed append or a flush), so the writer is woken for it.
+    fn is_wanted(&self) -> bool {
+        !matches!(self, Request::Append { done: None, .. })
+    }
+}
+
 /// State shared by the appending side and the writer.
 #[derive(Debug, Default)]
 struct Shared {
@@ -233,18 +240,6 @@ impl FileJournal {
             .map(|cause| JournalError::Failed(Arc::clone(cause)))
     }
 
-    fn ticketed(&self, payload: Bytes, admission: Admission) -> AppendTicket {
-        let (done, receiver) = oneshot::channel();
-        match self.queue(payload, Some(done), admission) {
-            Ok(()) => AppendTicket::pending(receiver),
-            Err(error) => AppendTicket::ready(Err(error)),
-        }
-    }
-
-    fn send(&self, request: Request) -> Result<(), JournalError> {
-        self.queue.push(request)
-    }
-
     /// Queues an append after the checks every append gets (the depth only for new work);
     /// `Err` means it was not queued.
     fn queue(
@@ -269,7 +264,8 @@ impl FileJournal {
             self.shared.queued.fetch_sub(1, Ordering::AcqRel);
             return Err(JournalError::Overloaded);
         }
-        self.send(Request::Append { payload, done })
+        self.queue
+            .push(Request::Append { payload, done })
             .inspect_err(|_| {
                 self.shared.queued.fetch_sub(1, Ordering::AcqRel);
             })
@@ -277,12 +273,12 @@ impl FileJournal {
 }
 
 impl Journal for FileJournal {
-    fn append(&self, payload: Bytes) -> AppendTicket {
-        self.ticketed(payload, Admission::New)
-    }
-
-    fn append_continuing(&self, payload: Bytes) -> AppendTicket {
-        self.ticketed(payload, Admission::Continuing)
+    fn append_as(&self, payload: Bytes, admission: Admission) -> AppendTicket {
+        let (done, receiver) = oneshot::channel();
+        match self.queue(payload, Some(done), admission) {
+            Ok(()) => AppendTicket::pending(receiver),
+            Err(error) => AppendTicket::ready(Err(error)),
+        }
     }
 
     fn append_covered(&self, payload: Bytes, admission: Admission) -> Result<(), JournalError> {
@@ -297,7 +293,7 @@ impl Journal for FileJournal {
             return AppendTicket::ready(Err(error));
         }
         let (done, receiver) = oneshot::channel();
-        match self.send(Request::Flush { done }) {
+        match self.queue.push(Request::Flush { done }) {
             Ok(()) => AppendTicket::pending(receiver),
             Err(error) => AppendTicket::ready(Err(error)),
         }
@@ -356,7 +352,7 @@ impl Queue {
     }
 
     fn push(&self, request: Request) -> Result<(), JournalError> {
-        let wanted = !matches!(request, Request::Append { done: None, .. });
+        let wanted = request.is_wanted();
         let wake = {
             let mut st = self.lock();
             if st.ended || st.ending {
@@ -403,14 +399,11 @@ impl Queue {
             let Some(request) = st.requests.pop_front() else {
                 break;
             };
-            match &request {
-                Request::Append { done, .. } => {
-                    records += 1;
-                    if done.is_some() {
-                        st.wanted -= 1;
-                    }
-                }
-                Request::Flush { .. } => st.wanted -= 1,
+            if matches!(request, Request::Append { .. }) {
+                records += 1;
+            }
+            if request.is_wanted() {
+                st.wanted -= 1;
             }
             out.push(request);
         }

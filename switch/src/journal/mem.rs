@@ -47,15 +47,11 @@ impl MemJournal {
 }
 
 impl Journal for MemJournal {
-    fn append(&self, payload: Bytes) -> AppendTicket {
-        AppendTicket::ready(self.push(payload))
-    }
-
-    fn append_continuing(&self, payload: Bytes) -> AppendTicket {
-        AppendTicket::ready(self.push(payload))
-    }
-
     // No queue, so no depth to refuse for.
+    fn append_as(&self, payload: Bytes, _: Admission) -> AppendTicket {
+        AppendTicket::ready(self.push(payload))
+    }
+
     fn append_covered(&self, payload: Bytes, _: Admission) -> Result<(), JournalError> {
         self.push(payload).map(drop)
     }

@@ -61,7 +61,8 @@
 //! [`Admission`]) to one dedicated `std::thread`, because blocking file I/O must not run on
 //! tokio's workers. The writer sleeps until an append someone waits on arrives (a ticketed append
 //! or a flush; a covered record waits for the append that covers it, so it costs no wake-up and
-//! no fsync of its own), takes whatever is queued (up to `group_commit_max` records), assigns LSNs, writes the batch with one `write_all` from a reused buffer, calls
+//! no fsync of its own), takes whatever is queued (up to `group_commit_max` records), assigns
+//! LSNs, writes the batch with one `write_all` from a reused buffer, calls
 //! `sync_data` when the policy is [`JournalSync::Always`], and only then completes the batch's
 //! tickets: one fsync covers many concurrent authorizations. If a write or an fsync fails, the
 //! batch's tickets get the error and the journal refuses everything after it
@@ -113,11 +114,14 @@ pub trait Journal: Send + Sync + 'static {
     /// does not cancel the append.
     ///
     /// The record starts new work ([`Admission::New`]): a full queue refuses it.
-    fn append(&self, payload: Bytes) -> AppendTicket;
+    fn append(&self, payload: Bytes) -> AppendTicket {
+        self.append_as(payload, Admission::New)
+    }
 
-    /// [`append`](Journal::append) for a later record of work whose first record was admitted
-    /// ([`Admission::Continuing`]): a full queue does not refuse it.
-    fn append_continuing(&self, payload: Bytes) -> AppendTicket;
+    /// [`append`](Journal::append) for a record that starts new work or, with
+    /// [`Admission::Continuing`], continues work already admitted (a full queue does not refuse
+    /// it).
+    fn append_as(&self, payload: Bytes, admission: Admission) -> AppendTicket;
 
     /// Queues `payload` like [`append`](Journal::append), without a ticket of its own, for a
     /// record that a later append's ticket covers: records are written in append order and a

@@ -501,7 +501,13 @@ async fn covered_appends_take_their_place_in_order_and_a_later_ticket_answers_fo
     journal
         .append_covered(payload(2), Admission::Continuing)
         .unwrap();
-    assert_eq!(journal.append_continuing(payload(3)).await.unwrap(), 3);
+    assert_eq!(
+        journal
+            .append_as(payload(3), Admission::Continuing)
+            .await
+            .unwrap(),
+        3
+    );
     // Synced with the ticket's batch or an earlier one: readable before the journal is dropped.
     assert_eq!(read_all(dir.path()).unwrap(), expected(1..=3));
     assert_eq!(journal.stats().records, 3);
@@ -517,7 +523,13 @@ async fn a_covered_record_waits_for_the_append_that_covers_it_and_shares_its_fsy
         .append_covered(payload(2), Admission::Continuing)
         .unwrap();
     // ...and the append that covers them takes them along: one batch, one fsync.
-    assert_eq!(journal.append_continuing(payload(3)).await.unwrap(), 3);
+    assert_eq!(
+        journal
+            .append_as(payload(3), Admission::Continuing)
+            .await
+            .unwrap(),
+        3
+    );
     let stats = journal.stats();
     assert_eq!((stats.batches, stats.records, stats.fsyncs), (1, 3, 1));
 }
@@ -571,7 +583,7 @@ async fn many_tasks_mixing_covered_ticketed_and_flushes_lose_and_reorder_nothing
                 journal
                     .append_covered(rec(1), Admission::Continuing)
                     .unwrap();
-                let done = journal.append_continuing(rec(2));
+                let done = journal.append_as(rec(2), Admission::Continuing);
                 if i % 50 == 0 {
                     journal.flush().await.unwrap();
                 }
@@ -628,7 +640,7 @@ async fn a_full_queue_refuses_new_work_but_not_the_rest_of_admitted_work() {
     journal
         .append_covered(payload(3), Admission::Continuing)
         .unwrap();
-    let continuing = journal.append_continuing(payload(4));
+    let continuing = journal.append_as(payload(4), Admission::Continuing);
     journal.close();
     let closed = journal.append_covered(payload(5), Admission::Continuing);
     assert!(matches!(closed, Err(JournalError::Closed)), "{closed:?}");
@@ -657,7 +669,7 @@ async fn a_covered_record_whose_write_fails_fails_the_flush_and_everything_after
         "{flushed:?}"
     );
     // Nothing after it can succeed, covered or ticketed, new or continuing.
-    let later = journal.append_continuing(payload(3)).await;
+    let later = journal.append_as(payload(3), Admission::Continuing).await;
     assert!(matches!(&later, Err(JournalError::Failed(_))), "{later:?}");
     let covered = journal.append_covered(payload(3), Admission::Continuing);
     assert!(

@@ -30,7 +30,7 @@ use crate::domain::{
 use crate::events::{AdviceRecord, Record};
 use crate::iso8583::views::{OriginalData, ReplacementAmounts};
 use crate::iso8583::{ISO87_ASCII, Message, MessageBuilder, decode};
-use crate::journal::Journal;
+use crate::journal::{Admission, Journal};
 use crate::metrics as m;
 use crate::net::issuer::{IssuerPool, LinkError, OutboundRequest, StanChoice};
 use crate::security::PanVault;
@@ -140,7 +140,9 @@ impl Saf {
         let bytes = Record::SafQueued(rec.clone()).encode()?;
         // An advice continues a transaction the journal already took (its request record); the
         // queue's own `depth_max` bounds how many wait.
-        self.journal.append_continuing(Bytes::from(bytes)).await?;
+        self.journal
+            .append_as(Bytes::from(bytes), Admission::Continuing)
+            .await?;
         metrics::counter!(m::REVERSALS_QUEUED_TOTAL, "issuer" => self.issuer.clone(), "reason" => reason_label)
             .increment(1);
         self.restore(rec);
@@ -275,7 +277,11 @@ impl Saf {
     /// waits `backoff_max` first rather than spin on a journal that keeps refusing.
     async fn finish(&self, rec: &AdviceRecord, end: Record, shutdown: &CancellationToken) {
         let ok = match end.encode() {
-            Ok(b) => self.journal.append_continuing(Bytes::from(b)).await.is_ok(),
+            Ok(b) => self
+                .journal
+                .append_as(Bytes::from(b), Admission::Continuing)
+                .await
+                .is_ok(),
             Err(_) => false,
         };
         if !ok {

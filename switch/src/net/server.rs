@@ -397,13 +397,9 @@ impl Runtime {
     }
 
     fn journal_as(&self, rec: &Record, admission: Admission) -> AppendTicket {
-        match rec.encode() {
-            Ok(b) if admission == Admission::New => self.journal.append(Bytes::from(b)),
-            Ok(b) => self.journal.append_continuing(Bytes::from(b)),
-            Err(e) => {
-                tracing::error!(error = %e, "journal record does not encode");
-                AppendTicket::ready(Err(crate::journal::JournalError::Closed))
-            }
+        match encode_record(rec) {
+            Ok(b) => self.journal.append_as(b, admission),
+            Err(e) => AppendTicket::ready(Err(e)),
         }
     }
 
@@ -411,13 +407,8 @@ impl Runtime {
     /// (see [`Journal::append_covered`]); `Err` means it was not queued. This is where the
     /// journal's queue bound pushes back: the records after it are [`Admission::Continuing`].
     fn journal_request(&self, rec: &Record) -> Result<(), crate::journal::JournalError> {
-        match rec.encode() {
-            Ok(b) => self.journal.append_covered(Bytes::from(b), Admission::New),
-            Err(e) => {
-                tracing::error!(error = %e, "journal record does not encode");
-                Err(crate::journal::JournalError::Closed)
-            }
-        }
+        self.journal
+            .append_covered(encode_record(rec)?, Admission::New)
     }
 
     /// The 96 for a request whose records the journal would not take: nothing may be answered
@@ -1529,6 +1520,15 @@ impl Runtime {
             issuer_time: Duration::ZERO,
         })
     }
+}
+
+/// A record's journal payload. One that does not encode is a bug, logged; the caller treats it
+/// as a journal that would not take the record.
+fn encode_record(rec: &Record) -> Result<Bytes, crate::journal::JournalError> {
+    rec.encode().map(Bytes::from).map_err(|e| {
+        tracing::error!(error = %e, "journal record does not encode");
+        crate::journal::JournalError::Closed
+    })
 }
 
 /// Puts the answer's response code on the transaction's span (only when the span is enabled).
