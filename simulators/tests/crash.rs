@@ -116,6 +116,7 @@ impl Proc {
             .strip_prefix(first_line_prefix)
             .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
             .to_owned();
+        assert_no_huge_pages(child.id());
         Proc {
             child,
             addr,
@@ -173,6 +174,25 @@ impl Drop for Proc {
 }
 
 /// `issuer-sim` for one of the default issuer files, journaling in `journal`.
+/// Both binaries turn transparent huge pages off first thing in `main` (`switch::process`: a
+/// 2 MiB page fault stops a worker for milliseconds), so by the time one prints its address the
+/// kernel must report them off for that process.
+fn assert_no_huge_pages(pid: u32) {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("THP_enabled:"))
+        .expect("the kernel reports THP_enabled");
+    assert_eq!(
+        line.split_whitespace().nth(1),
+        Some("0"),
+        "transparent huge pages are still enabled for pid {pid}: {line}"
+    );
+}
+
 fn issuer_sim(issuer: &str, journal: &Path, listen: &str, extra: &[&str]) -> Proc {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_issuer-sim"));
     cmd.arg("--config")
