@@ -13,7 +13,7 @@
 //! benchmark machine (a VM whose host backs guest memory lazily) one such fault took 3–31 ms, and
 //! every request queued behind that worker waited with it. State that grows with traffic (the
 //! duplicate window, the issuing engine's idempotency records) touches fresh memory all the time,
-//! so at 3,000 requests/s on-us these faults were nearly all of the latency tail: p99 2.0–2.4 ms
+//! so at 3,000 requests/s on-us these faults were nearly all of the latency tail: p99 1.0–2.4 ms
 //! with them, 0.52–0.54 ms without (docs/performance.md, "Huge-page faults"). Closed-loop
 //! throughput and CPU per answer moved within run-to-run noise. Databases and caches give the
 //! same advice for the same reason; with 4 KiB pages the same zeroing is spread over many small
