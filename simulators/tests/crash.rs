@@ -173,7 +173,6 @@ impl Drop for Proc {
     }
 }
 
-/// `issuer-sim` for one of the default issuer files, journaling in `journal`.
 /// Both binaries turn transparent huge pages off first thing in `main` (`switch::process`: a
 /// 2 MiB page fault stops a worker for milliseconds), so by the time one prints its address the
 /// kernel must report them off for that process.
@@ -193,6 +192,7 @@ fn assert_no_huge_pages(pid: u32) {
     );
 }
 
+/// `issuer-sim` for one of the default issuer files, journaling in `journal`.
 fn issuer_sim(issuer: &str, journal: &Path, listen: &str, extra: &[&str]) -> Proc {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_issuer-sim"));
     cmd.arg("--config")
