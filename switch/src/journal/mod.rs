@@ -78,6 +78,7 @@ mod format;
 mod mem;
 pub mod owner;
 mod recovery;
+mod spare;
 
 #[cfg(test)]
 mod tests;
@@ -188,6 +189,11 @@ pub struct JournalOptions {
     /// Most records queued or being written at once; beyond it appends resolve to
     /// [`JournalError::Overloaded`] at once (records; 0 is taken as 1).
     pub queue_depth_max: usize,
+    /// Pre-write segments with zeros (a helper thread prepares the next one) so appends overwrite
+    /// written blocks and `fdatasync` flushes data only. On in production; off gives the plain
+    /// appended segments of earlier versions, for comparing the two and for tests of reading them.
+    /// Either reads the other's segments.
+    pub prewrite_segments: bool,
 }
 
 impl JournalOptions {
@@ -203,6 +209,7 @@ impl From<&JournalConfig> for JournalOptions {
             segment_bytes_max: config.segment_bytes_max,
             group_commit_max: usize::try_from(config.group_commit_max).unwrap_or(usize::MAX),
             queue_depth_max: Self::QUEUE_DEPTH_MAX_DEFAULT,
+            prewrite_segments: true,
         }
     }
 }
