@@ -69,6 +69,8 @@ pub struct JournalStats {
     pub segments_prepared: u64,
     /// Segments started as plain appended files because no spare was ready (or pre-writing is off).
     pub segments_unprepared: u64,
+    /// Spares the helper thread has finished writing and syncing (used or waiting).
+    pub spares_prepared: u64,
 }
 
 /// A request to the writer thread.
@@ -92,6 +94,7 @@ pub(super) struct Shared {
     bytes: AtomicU64,
     segments_prepared: AtomicU64,
     segments_unprepared: AtomicU64,
+    pub(super) spares_prepared: AtomicU64,
     #[cfg(test)]
     pub(super) hooks: TestHooks,
 }
@@ -260,6 +263,7 @@ impl FileJournal {
             bytes: shared.bytes.load(Ordering::Relaxed),
             segments_prepared: shared.segments_prepared.load(Ordering::Relaxed),
             segments_unprepared: shared.segments_unprepared.load(Ordering::Relaxed),
+            spares_prepared: shared.spares_prepared.load(Ordering::Relaxed),
         }
     }
 
