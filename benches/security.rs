@@ -81,9 +81,7 @@ fn pins(c: &mut Criterion) {
 
 fn hex16(text: &str) -> [u8; 16] {
     let mut out = [0u8; 16];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).expect("hex");
-    }
+    hex::decode_to_slice(text, &mut out).expect("32 hex digits");
     out
 }
 

@@ -5,6 +5,8 @@
 #
 #   scripts/soak.sh [DURATION_S=600] [MIX=remote|all] [CARDS=100000]
 #
+# ISSUER_SIM_ARGS adds arguments to both issuer-sim commands (e.g. "--checkpoint-every 1000000").
+#
 # Uses the default ports of `loadgen gen-cards` (switch 8583, hosts 8601 and 8602, metrics
 # 9583): they must be free. Writes everything under a fresh folder in /tmp and prints its name;
 # the report is `soak.json` there (`watched_rss_kib` is the switch's RSS series). Exit status is
@@ -38,16 +40,17 @@ PIDS=()
 cleanup() { kill "${PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT
 for bank in north-bank east-bank; do
-  RUST_LOG=warn "$BIN/issuer-sim" --config "$OUT/$bank.toml" >"$OUT/$bank.log" 2>&1 &
+  # shellcheck disable=SC2086 # ISSUER_SIM_ARGS is a list of arguments
+  RUST_LOG=info "$BIN/issuer-sim" --config "$OUT/$bank.toml" ${ISSUER_SIM_ARGS:-} >"$OUT/$bank.log" 2>&1 &
   PIDS+=($!)
 done
-RUST_LOG=warn "$BIN/switch" --config "$OUT/switch.toml" >"$OUT/switch.log" 2>&1 &
+RUST_LOG=info "$BIN/switch" --config "$OUT/switch.toml" >"$OUT/switch.log" 2>&1 &
 SWITCH=$!
 PIDS+=("$SWITCH")
 # Ready when both remote links are up (the metrics endpoint says so).
 ready=0
 for _ in $(seq 1 300); do
-  ready=$(curl -s http://127.0.0.1:9583/metrics | awk '/^switchyard_links_ready/ {s+=$2} END {print s+0}')
+  ready=$( (curl -s http://127.0.0.1:9583/metrics || true) | awk '/^switchyard_links_ready/ {s+=$2} END {print s+0}')
   [ "$ready" -ge 2 ] && break
   sleep 0.1
 done

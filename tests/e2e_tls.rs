@@ -42,6 +42,15 @@ fn violations(reason: &str) -> u64 {
     )
 }
 
+/// Held for the whole of every test that fails a handshake on purpose, and so moves
+/// `switchyard_tls_handshake_failures_total`. The counter has no label naming the stack (its only
+/// label is the reason), and all tests of this binary share one recorder and run in parallel:
+/// without this, one test's "the counter went up" could be another test's failure. The other tests
+/// complete their handshakes and never touch it. Each holder shuts its stack down before it lets
+/// go: shutdown waits for every connection task, so a failure counted late (a connection the client
+/// gave up on before the switch judged it) lands in its own test, not the next holder's.
+static HANDSHAKE_FAILURES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn handshake_failures() -> u64 {
     counter("switchyard_tls_handshake_failures_total", &[])
 }
@@ -251,6 +260,7 @@ async fn closed_by_switch(mut tcp: tokio::net::TcpStream) {
 
 #[tokio::test]
 async fn a_client_without_a_certificate_is_refused_at_the_handshake() {
+    let _counter = HANDSHAKE_FAILURES.lock().await;
     let (stack, pki) = tls_stack().await;
     let failures = handshake_failures();
     // With TLS 1.3 the client may think the handshake done before the server has judged its
@@ -271,10 +281,12 @@ async fn a_client_without_a_certificate_is_refused_at_the_handshake() {
         Err((_, tcp)) => closed_by_switch(tcp).await,
     }
     assert!(handshake_failures() > failures, "the refusal is counted");
+    stack.shutdown().await;
 }
 
 #[tokio::test]
 async fn plain_tcp_to_the_tls_listener_is_closed_and_counted() {
+    let _counter = HANDSHAKE_FAILURES.lock().await;
     let (stack, _pki) = tls_stack().await;
     let errors = || {
         counter(
@@ -296,10 +308,12 @@ async fn plain_tcp_to_the_tls_listener_is_closed_and_counted() {
     .await;
     closed_by_switch(tcp).await;
     assert!(errors() > before, "the plain connection is counted");
+    stack.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_handshake_not_finished_within_read_timeout_is_closed_and_counted() {
+    let _counter = HANDSHAKE_FAILURES.lock().await;
     let (stack, _pki) = tls_stack_with(|c| c.listener.read_timeout_ms = 200).await;
     let timeouts = || {
         counter(
@@ -314,6 +328,7 @@ async fn a_handshake_not_finished_within_read_timeout_is_closed_and_counted() {
         .expect("TCP connect");
     closed_by_switch(silent).await;
     assert!(timeouts() > before, "the timeout is counted");
+    stack.shutdown().await;
 }
 
 #[tokio::test]

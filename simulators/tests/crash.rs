@@ -2,10 +2,12 @@
 //! `issuer-sim` hosts of the default configuration, each on a throwaway journal with ports chosen
 //! by the kernel, killed with SIGKILL under load and restarted on the same journal.
 //!
-//! - [`switch_crash`]: the switch dies mid-load. Every answer an acquirer received is in its
-//!   journal, requests that were in flight get a consistent answer when retried, reversal
-//!   advices still owed are delivered after the restart, and every ledger (on-us replayed from the
-//!   switch's journal, the issuer hosts' from theirs) equals what the acquirers were told.
+//! - [`switch_crash`]: the switch dies mid-load, at a point chosen so that at least one request
+//!   is in doubt: decided by its issuer, whose answer a relay held back. Every answer an acquirer
+//!   received is in its journal, requests that were in flight get a consistent answer when
+//!   retried, reversal advices still owed are delivered after the restart, and every ledger
+//!   (on-us replayed from the switch's journal, the issuer hosts' from theirs) equals what the
+//!   acquirers were told.
 //! - [`issuer_host_crash_stand_in`]: North Bank's host dies mid-load. The switch stands in within
 //!   the issuer timeout, the 0120 advices reach the host once it is back, and its ledger holds
 //!   its own approvals plus the stand-in ones.
@@ -19,7 +21,8 @@
 //!
 //! Nothing here sleeps to synchronise: the test waits on the processes' output (the address
 //! each prints, the switch's JSON log lines: links ready, journal recovered, advice delivered),
-//! on answers, and on counts of answers, each wait bounded by a hang guard.
+//! on answers, on counts of answers, and on answers the relay holds back, each wait bounded by a
+//! hang guard.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, BufReader};
@@ -38,7 +41,7 @@ use switch::domain::{Amount, Currency, Mti, Pan, ResponseCode};
 use switch::events::{DecisionRecord, DecisionSource, Record};
 use switch::host::open_journal;
 use switch::issuing::{Engine, IssuerFile, LedgerEvent};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, watch};
 
 /// The two tests share two cores: one at a time keeps the issuer timeouts meaningful.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -72,12 +75,20 @@ fn money(minor: i64) -> Amount {
     Amount::new(minor, Currency::CNY)
 }
 
-/// A running process: its address (the first line of its stdout) and, for the switch, its
-/// JSON log lines as they come.
+/// A running process: its address (the first line of its stdout) and, for the switch, every
+/// JSON log line it has written so far.
+///
+/// Every line is kept, and a wait takes the first line it has not yet taken that matches, from
+/// the start of the process: a line that arrives while the test waits for another kind (an advice
+/// delivered before the second link is ready, after a restart) is still there for the wait that
+/// wants it.
 struct Proc {
     child: Child,
     addr: String,
-    logs: mpsc::UnboundedReceiver<Value>,
+    /// Lines in the order written; the sender closes when the process's stderr does.
+    logs: watch::Receiver<Vec<Value>>,
+    /// Indexes of lines a wait has already returned.
+    taken: BTreeSet<usize>,
 }
 
 impl Proc {
@@ -88,14 +99,12 @@ impl Proc {
             .stderr(Stdio::piped())
             .spawn()
             .expect("process starts");
-        let (tx, logs) = mpsc::unbounded_channel();
+        let (tx, logs) = watch::channel(Vec::new());
         let stderr = child.stderr.take().expect("stderr");
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 let v = serde_json::from_str(&line).unwrap_or(Value::String(line));
-                if tx.send(v).is_err() {
-                    return;
-                }
+                tx.send_modify(|lines| lines.push(v));
             }
         });
         let mut line = String::new();
@@ -107,22 +116,36 @@ impl Proc {
             .strip_prefix(first_line_prefix)
             .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
             .to_owned();
-        Proc { child, addr, logs }
+        assert_no_huge_pages(child.id());
+        Proc {
+            child,
+            addr,
+            logs,
+            taken: BTreeSet::new(),
+        }
     }
 
-    /// Waits for a log line whose message is one of `messages` and whose fields satisfy `pred`;
-    /// returns its fields (with the message).
+    /// Waits for a log line, not taken before, whose message is one of `messages` and whose
+    /// fields satisfy `pred`; takes it and returns its fields (with the message).
     async fn wait_log(&mut self, messages: &[&str], pred: impl Fn(&Value) -> bool) -> Value {
         let deadline = tokio::time::Instant::now() + GUARD;
         loop {
-            match tokio::time::timeout_at(deadline, self.logs.recv()).await {
-                Ok(Some(v)) => {
-                    let m = &v["fields"]["message"];
-                    if messages.iter().any(|x| m == x) && pred(&v["fields"]) {
-                        return v["fields"].clone();
-                    }
-                }
-                Ok(None) => panic!("process exited while waiting for {messages:?}"),
+            let found = self
+                .logs
+                .borrow_and_update()
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !self.taken.contains(i))
+                .map(|(i, v)| (i, &v["fields"]))
+                .find(|(_, f)| messages.iter().any(|x| f["message"] == *x) && pred(f))
+                .map(|(i, f)| (i, f.clone()));
+            if let Some((i, f)) = found {
+                self.taken.insert(i);
+                return f;
+            }
+            match tokio::time::timeout_at(deadline, self.logs.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => panic!("process exited while waiting for {messages:?}"),
                 Err(_) => panic!("no {messages:?} within {GUARD:?}"),
             }
         }
@@ -148,6 +171,25 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Both binaries turn transparent huge pages off first thing in `main` (`switch::process`: a
+/// 2 MiB page fault stops a worker for milliseconds), so by the time one prints its address the
+/// kernel must report them off for that process.
+fn assert_no_huge_pages(pid: u32) {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("THP_enabled:"))
+        .expect("the kernel reports THP_enabled");
+    assert_eq!(
+        line.split_whitespace().nth(1),
+        Some("0"),
+        "transparent huge pages are still enabled for pid {pid}: {line}"
+    );
 }
 
 /// `issuer-sim` for one of the default issuer files, journaling in `journal`.
@@ -325,6 +367,97 @@ async fn scenario(c: &AcquirerClient, log: &Log, n: u64) -> Option<()> {
 /// Journal decisions by (terminal, STAN, field 7, MTI).
 type DecisionKey = (String, u32, String, u16);
 
+/// A request as an issuer knows it: (terminal, STAN, field 7).
+type RequestKey = (String, u32, String);
+
+/// The requests an issuer host has decided (approved or declined), read from its journal while
+/// it runs (`read_all` leaves out a batch caught half written).
+fn host_requests(journal: &Path) -> BTreeSet<RequestKey> {
+    let mut keys = BTreeSet::new();
+    for (_, bytes) in switch::journal::read_all(journal).expect("issuer journal reads") {
+        let Ok(Record::Ledger { event, .. }) = Record::decode(&bytes) else {
+            continue;
+        };
+        let event = LedgerEvent::decode(&event).expect("ledger event");
+        // The event's parts are the engine's own; its serde form names a decided request's
+        // idempotency key as `acquirer/STAN/field 7/terminal`, the one part read here.
+        let v = serde_json::to_value(&event).expect("ledger event serialises");
+        let Some(key) = v["change"]["Request"]["key"].as_str() else {
+            continue;
+        };
+        let parts: Vec<&str> = key.splitn(4, '/').collect();
+        let [_, stan, transmission, terminal] = parts[..] else {
+            panic!("idempotency key {key:?}");
+        };
+        keys.insert((
+            terminal.trim_end().to_owned(),
+            stan.parse().expect("STAN"),
+            transmission.to_owned(),
+        ));
+    }
+    keys
+}
+
+/// Whether `host` decided request `key`, under the acquirer's STAN or one the switch journaled
+/// it as forwarded under (`link_stans`).
+fn host_decided(host: &BTreeSet<RequestKey>, key: &RequestKey, link_stans: &[u32]) -> bool {
+    std::iter::once(key.1)
+        .chain(link_stans.iter().copied())
+        .any(|stan| host.contains(&(key.0.clone(), stan, key.2.clone())))
+}
+
+/// A TCP relay between the switch and an issuer host that can hold back the host's answers:
+/// what the host sends while `hold` is set never reaches the switch.
+///
+/// Why: the in-doubt case needs a request the issuer has decided while the switch has not. A host
+/// journals a decision before it answers, so an answer held here is one such request, and the
+/// switch killed while holding it has it in flight. Left to chance, the window (host's journal
+/// write to the switch's) is a millisecond and a kill rarely lands in it.
+struct Relay {
+    addr: String,
+    hold: Arc<AtomicBool>,
+    /// Signalled each time the host sends bytes that are held back.
+    held: Arc<Notify>,
+}
+
+impl Relay {
+    async fn start(target: String) -> Relay {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("relay binds");
+        let addr = listener.local_addr().expect("relay address").to_string();
+        let hold = Arc::new(AtomicBool::new(false));
+        let held = Arc::new(Notify::new());
+        let (h, n) = (hold.clone(), held.clone());
+        tokio::spawn(async move {
+            while let Ok((switch_side, _)) = listener.accept().await {
+                let Ok(host_side) = tokio::net::TcpStream::connect(&target).await else {
+                    continue;
+                };
+                let (mut from_switch, mut to_switch) = switch_side.into_split();
+                let (mut from_host, mut to_host) = host_side.into_split();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut from_switch, &mut to_host).await;
+                    let _ = to_host.shutdown().await;
+                });
+                let (h, n) = (h.clone(), n.clone());
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    while let Ok(len @ 1..) = from_host.read(&mut buf).await {
+                        if h.load(Ordering::SeqCst) {
+                            n.notify_one();
+                        } else if to_switch.write_all(&buf[..len]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        Relay { addr, hold, held }
+    }
+}
+
 fn decision_key(req: &PreparedRequest, terminal: &str) -> DecisionKey {
     (
         terminal.to_owned(),
@@ -337,6 +470,9 @@ fn decision_key(req: &PreparedRequest, terminal: &str) -> DecisionKey {
 struct JournalView {
     records: usize,
     decisions: HashMap<DecisionKey, DecisionRecord>,
+    /// STANs a request went to its issuer under other than the acquirer's (`Forwarded`), by
+    /// (terminal, STAN, field 7).
+    link_stans: HashMap<RequestKey, Vec<u32>>,
     /// SafQueued ids minus delivered or parked ones.
     owed: BTreeSet<u64>,
     queued: usize,
@@ -349,15 +485,29 @@ fn read_journal(dir: &Path, on_us_issuer: &str) -> JournalView {
     let mut v = JournalView {
         records: 0,
         decisions: HashMap::new(),
+        link_stans: HashMap::new(),
         owed: BTreeSet::new(),
         queued: 0,
         delivered: 0,
         parked: 0,
         ledger: Vec::new(),
     };
+    let mut key_of_txn = HashMap::new();
     for (_, bytes) in switch::journal::read_all(dir).expect("journal reads") {
         v.records += 1;
         match Record::decode(&bytes).expect("record decodes") {
+            Record::Request(r) => {
+                let k = r.key;
+                key_of_txn.insert(
+                    r.txn,
+                    (k.terminal.trim_end().to_owned(), k.stan, k.transmission),
+                );
+            }
+            Record::Forwarded { txn, link_stan, .. } => {
+                if let Some(k) = key_of_txn.get(&txn) {
+                    v.link_stans.entry(k.clone()).or_default().push(link_stan);
+                }
+            }
             Record::Decision(d) => {
                 if let Some(k) = &d.key {
                     let key = (
@@ -446,9 +596,11 @@ async fn switch_crash() {
         "127.0.0.1:0",
         &["--delay-ms", "20"],
     );
+    // The switch reaches East Bank through a relay that can hold its answers back (see below).
+    let east_relay = Relay::start(east.addr.clone()).await;
     let config = switch_config(
         tmp.path(),
-        &[("north-bank", &north.addr), ("east-bank", &east.addr)],
+        &[("north-bank", &north.addr), ("east-bank", &east_relay.addr)],
     );
     let journal_dir = config.journal.dir.clone();
     let (mut sw, _, _) = start_switch(tmp.path(), &config).await;
@@ -482,7 +634,39 @@ async fn switch_crash() {
     tokio::time::timeout(GUARD, kill.notified())
         .await
         .expect("enough approvals before the hang guard");
+    // The kill point: East Bank has decided (and journaled) an acquirer's request whose answer
+    // the relay holds back, so the switch dies with it in doubt. Requests under way reach the
+    // host within its 20 ms delay, and every lane soon sends East Bank a purchase; each answer
+    // held back wakes this loop to look at the host's journal again.
+    east_relay.hold.store(true, Ordering::SeqCst);
+    let terminal = |s: &Sent| -> String {
+        let m = s.req.message().expect("request decodes");
+        String::from_utf8_lossy(&m.get(41).expect("field 41"))
+            .trim_end()
+            .to_owned()
+    };
+    let request_key = |s: &Sent| -> RequestKey {
+        (
+            terminal(s),
+            s.req.stan.value(),
+            s.req.transmission.to_string(),
+        )
+    };
+    loop {
+        tokio::time::timeout(GUARD, east_relay.held.notified())
+            .await
+            .expect("East Bank answers held back before the hang guard");
+        let host = host_requests(&eb_journal);
+        if log
+            .snapshot()
+            .iter()
+            .any(|s| s.answer.is_none() && host.contains(&request_key(s)))
+        {
+            break;
+        }
+    }
     sw.sigkill();
+    east_relay.hold.store(false, Ordering::SeqCst);
     killed.store(true, Ordering::Relaxed);
     let approvals_at_kill = log.approvals.load(Ordering::Relaxed);
     for w in workers {
@@ -492,12 +676,7 @@ async fn switch_crash() {
 
     // 1. Every answer an acquirer received is in the journal, as it was given.
     let j = read_journal(&journal_dir, "metro-pay");
-    let terminal_of = |s: &Sent| -> String {
-        let m = s.req.message().expect("request decodes");
-        String::from_utf8_lossy(&m.get(41).expect("field 41"))
-            .trim_end()
-            .to_owned()
-    };
+    let terminal_of = terminal;
     let mut answered = 0;
     for s in &before {
         let Some(a) = &s.answer else { continue };
@@ -530,6 +709,33 @@ async fn switch_crash() {
         "some advices were still owed when the switch died (queued {}, delivered {})",
         j.queued,
         j.delivered
+    );
+    // The issuer hosts' journals before any retry: the remote requests in flight at the kill
+    // that the switch had not decided but an issuer had. At least one, or the exact ledger check
+    // below would not prove that a retry of such a request does not post twice.
+    let hosts = [
+        (NORTH, host_requests(&nb_journal)),
+        (EAST, host_requests(&eb_journal)),
+    ];
+    let reached_issuer = in_flight
+        .iter()
+        .map(|&i| &before[i])
+        .filter(|s| {
+            !j.decisions
+                .contains_key(&decision_key(&s.req, &terminal_of(s)))
+        })
+        .filter(|s| {
+            let key = request_key(s);
+            let link_stans = j.link_stans.get(&key).map_or(&[][..], Vec::as_slice);
+            hosts
+                .iter()
+                .any(|(card, host)| *card == s.card && host_decided(host, &key, link_stans))
+        })
+        .count();
+    assert!(
+        reached_issuer >= 1,
+        "no request in doubt at the kill had reached its issuer ({} in flight)",
+        in_flight.len()
     );
 
     // 2. Restart on the same journal: it recovers what it owes.
@@ -661,7 +867,8 @@ async fn switch_crash() {
         "switch_crash: {} requests sent, {answered} answered before the kill ({approvals_at_kill} approvals), \
          {} in flight retried ({from_journal} answered from the journal), journal {} records at the kill, \
          {} advices owed at the kill ({} queued, {} delivered before it), {delivered_total} delivered after restart, \
-         restart to listening {:?}; remote amounts in doubt at the kill (minor units, now exact): {in_doubt:?}",
+         restart to listening {:?}; {reached_issuer} in doubt at the kill already decided by their issuer; \
+         remote amounts in doubt at the kill (minor units, now exact): {in_doubt:?}",
         before.len(),
         in_flight.len(),
         j.records,
@@ -802,8 +1009,8 @@ async fn issuer_host_crash_stand_in() {
         // 94: the host had approved that very request before it died (the advice is keyed by
         // it), so it is already posted; the ledger check below proves it is posted once.
         match f["response_code"].as_str() {
-            Some("Some(\"00\")") => {}
-            Some("Some(\"94\")") => already_posted += 1,
+            Some("00") => {}
+            Some("94") => already_posted += 1,
             _ => panic!("advice refused: {f}"),
         }
         delivered.insert(f["saf_id"].as_u64().expect("saf_id"));

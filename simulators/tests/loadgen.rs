@@ -1,19 +1,22 @@
 //! Correctness under load, for CI: the whole stack in-process (the switch with journal
 //! `sync = "always"`, North Bank's issuer host, Metro Pay on-us) on generated cards, driven by a
 //! short open-loop run of 4 connections × 4 in flight at a modest rate. Every answer must be
-//! what loadgen's model says, and nothing may time out or fail. Then the relay baseline, whose
-//! answers must echo their requests. These tests assert correctness, never timing.
+//! what loadgen's model says, and nothing may time out or fail. Then the relay baseline and the
+//! steps of the floor ladder, whose answers must echo their requests. These tests assert correctness, never timing.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use simulators::loadgen::gencards::{GenOptions, generate, stack_issuers};
+use simulators::loadgen::ladder::RelayWork;
 use simulators::loadgen::mix::Mix;
 use simulators::loadgen::relay::{EchoBackend, Relay, RelayOptions};
 use simulators::loadgen::report::RunReport;
 use simulators::loadgen::runner::{Expect, RunOptions, run};
 use simulators::loadgen::stack::{Stack, StackOptions};
 use switch::clock::{Clock, SystemClock};
+use switch::iso8583::{ISO87_ASCII, decode};
+use switch::journal::{FileJournal, Journal, JournalOptions, read_all};
 
 fn options(target: String, expect: Expect, rate: Option<u64>) -> RunOptions {
     RunOptions {
@@ -60,9 +63,13 @@ async fn every_answer_matches_the_model_under_load() {
         security: false,
     })
     .expect("cards");
-    let stack = Stack::start(&data, &StackOptions::default())
-        .await
-        .expect("stack");
+    // A routing table of a real network's size around the two issuers' BINs: every answer
+    // still has to come from the right issuer (and the unknown BIN stay unknown).
+    let opts = StackOptions {
+        extra_bin_ranges: 20_000,
+        ..StackOptions::default()
+    };
+    let stack = Stack::start(&data, &opts).await.expect("stack");
     let today = SystemClock.today();
 
     // Both issuers at once, then each alone: the remote path and the on-us path.
@@ -88,6 +95,9 @@ async fn every_answer_matches_the_model_under_load() {
     stack.shutdown().await;
 }
 
+/// The relay, plain and at each step of the floor ladder (`loadgen grid --ladder`): every answer
+/// must be the echo of its own request, byte for byte, so the codec step gives back exactly what
+/// it was given; the durable step must journal two records per transaction, none with card data.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_relay_returns_every_echo_to_its_sender() {
     let cards = tempfile::tempdir().expect("tempdir");
@@ -101,21 +111,92 @@ async fn the_relay_returns_every_echo_to_its_sender() {
     .expect("cards");
     let mix = Arc::new(Mix::load(&data.mix, SystemClock.today()).expect("mix"));
     let echo = EchoBackend::start("127.0.0.1:0").await.expect("echo");
+    let (journal_dir, journal) = journal_in_tempdir();
+    let works = [
+        RelayWork::Raw,
+        RelayWork::Codec,
+        RelayWork::Durable(Arc::clone(&journal)),
+    ];
+    let mut durable_answered = 0;
+    for work in works {
+        let name = work.name();
+        let durable = matches!(work, RelayWork::Durable(_));
+        let relay = Relay::start(&RelayOptions {
+            listen: "127.0.0.1:0".into(),
+            backend: echo.local_addr().to_string(),
+            pool: 2,
+            work,
+        })
+        .await
+        .expect("relay");
+        // Closed loop: as fast as it goes, for a short while.
+        let mut o = options(relay.local_addr().to_string(), Expect::Echo, None);
+        o.duration = Duration::from_secs(1);
+        let r = run(&o, Arc::clone(&mix)).await.expect("run");
+        assert_clean(&r);
+        assert_eq!(
+            r.response_codes.keys().collect::<Vec<_>>(),
+            vec!["echo"],
+            "{name}"
+        );
+        if durable {
+            durable_answered += r.answered;
+        }
+        relay.shutdown().await;
+    }
+    echo.shutdown().await;
+
+    // Two journals in series: the durable relay in front of an echo that journals too.
+    let (echo_dir, echo_journal) = journal_in_tempdir();
+    let durable_echo =
+        EchoBackend::start_with("127.0.0.1:0", RelayWork::Durable(Arc::clone(&echo_journal)))
+            .await
+            .expect("durable echo");
     let relay = Relay::start(&RelayOptions {
         listen: "127.0.0.1:0".into(),
-        backend: echo.local_addr().to_string(),
+        backend: durable_echo.local_addr().to_string(),
         pool: 2,
+        work: RelayWork::Durable(Arc::clone(&journal)),
     })
     .await
     .expect("relay");
-    // Closed loop: as fast as it goes, for a short while.
     let mut o = options(relay.local_addr().to_string(), Expect::Echo, None);
     o.duration = Duration::from_secs(1);
-    let r = run(&o, mix).await.expect("run");
+    let r = run(&o, Arc::clone(&mix)).await.expect("run");
     assert_clean(&r);
-    assert_eq!(r.response_codes.keys().collect::<Vec<_>>(), vec!["echo"]);
+    durable_answered += r.answered;
     relay.shutdown().await;
-    echo.shutdown().await;
+    durable_echo.shutdown().await;
+    // One record per answer at the echo (warmup included in `answered`), none with card data.
+    let echoed = echo_journal.flush().await.expect("echo journal flushes");
+    assert_eq!(echoed, r.answered);
+    assert_no_card_data(echo_dir.path());
+
+    // Two records per transaction at the relay, over both durable runs.
+    let flushed = journal.flush().await.expect("journal flushes");
+    assert!(durable_answered > 0);
+    assert_eq!(flushed, 2 * durable_answered);
+    assert_no_card_data(journal_dir.path());
+}
+
+/// A journal with the default options in a fresh temporary folder (kept alive by the guard).
+fn journal_in_tempdir() -> (tempfile::TempDir, Arc<FileJournal>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let journal = FileJournal::open(dir.path(), JournalOptions::default())
+        .expect("journal")
+        .0;
+    (dir, Arc::new(journal))
+}
+
+/// Every record in the journal at `dir` is a message without card data (fields 2, 14, 35, 45,
+/// 52).
+fn assert_no_card_data(dir: &std::path::Path) {
+    for (_, payload) in read_all(dir).expect("journal reads") {
+        let rec = decode(&ISO87_ASCII, payload).expect("a record is a message");
+        for n in [2, 14, 35, 45, 52] {
+            assert!(!rec.has(n), "field {n} in a journal record");
+        }
+    }
 }
 
 #[tokio::test]

@@ -401,10 +401,8 @@ impl fmt::Debug for TxnOptions {
 /// length, the PIN, `F` padding) XOR the PAN field (four zeros and the 12 rightmost PAN digits
 /// without the check digit). The result is in clear; see the module documentation.
 pub fn pin_block_format0(pin: &str, pan: &str) -> Result<[u8; 8], ClientError> {
+    crate::security::pinblock::check_pin(pin).map_err(|e| ClientError::Request(e.to_string()))?;
     let pin = pin.as_bytes();
-    if !(4..=12).contains(&pin.len()) || !pin.iter().all(u8::is_ascii_digit) {
-        return Err(ClientError::Request("PIN must be 4 to 12 digits".into()));
-    }
     let pan = pan.as_bytes();
     if pan.len() < 2 || !pan.iter().all(u8::is_ascii_digit) {
         return Err(ClientError::Request(

@@ -38,6 +38,7 @@ pub mod journal;
 pub mod metrics;
 pub mod net;
 pub mod onus;
+pub mod process;
 pub mod routing;
 pub mod security;
 pub mod statements;

@@ -77,6 +77,26 @@ pub const SECURITY_VIOLATIONS_TOTAL: &str = "switchyard_security_violations_tota
 /// Config reloads. Labels: `outcome` (applied, rejected).
 pub const CONFIG_RELOADS_TOTAL: &str = "switchyard_config_reloads_total";
 
+/// Installs the Prometheus recorder without its HTTP listener, for a process that runs the switch
+/// in-process and wants its metrics recorded as the `switch` binary records them (the bench
+/// grid). Must run inside a tokio runtime: a task runs the recorder's upkeep every five seconds
+/// as the exporter does (it drains the histograms' samples, which otherwise grow until a scrape).
+pub fn install_recorder() -> Result<(), metrics_exporter_prometheus::BuildError> {
+    // Checked first: a recorder installed without its upkeep would hold every histogram sample.
+    let runtime = tokio::runtime::Handle::try_current().map_err(|e| {
+        metrics_exporter_prometheus::BuildError::FailedToCreateRuntime(e.to_string())
+    })?;
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+    runtime.spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            handle.run_upkeep();
+        }
+    });
+    Ok(())
+}
+
 /// Starts the Prometheus exporter's HTTP listener on `addr`. Must run inside a tokio runtime.
 pub fn install_exporter(addr: SocketAddr) -> Result<(), metrics_exporter_prometheus::BuildError> {
     metrics_exporter_prometheus::PrometheusBuilder::new()

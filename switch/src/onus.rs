@@ -27,7 +27,7 @@ use crate::iso8583::views::AuthorizationRequest;
 use crate::issuing::{
     Engine, IdemKey, IssuerFile, IssuingRequest, LedgerEvent, Outcome, PinCheck, RequestKind,
 };
-use crate::journal::{AppendTicket, Journal};
+use crate::journal::{Admission, Journal};
 use crate::net::duplicates::DupKey;
 use crate::net::server::{OnUs, OnUsDecision, ReversalInput};
 
@@ -67,7 +67,6 @@ impl EngineOnUs {
         now: NaiveDateTime,
         business_date: NaiveDate,
     ) -> OnUsDecision {
-        let mut ticket: Option<AppendTicket> = None;
         let outcome = self
             .engine
             .process_with(req, now, business_date, |ev: &LedgerEvent| {
@@ -78,10 +77,15 @@ impl EngineOnUs {
                     event: bytes,
                 };
                 let payload = rec.encode().map_err(|_| ())?;
-                ticket = Some(self.journal.append(Bytes::from(payload)));
-                Ok::<(), ()>(())
+                // The caller's decision record answers for it (`Journal::append_covered`); a
+                // refusal here (the journal failed or closed: the request record before it was
+                // admitted, so the queue's depth does not refuse it) leaves the account
+                // unchanged and the answer 96.
+                self.journal
+                    .append_covered(Bytes::from(payload), Admission::Continuing)
+                    .map_err(|_| ())
             });
-        decision(outcome, ticket)
+        decision(outcome)
     }
 }
 
@@ -89,7 +93,7 @@ fn idem(k: &DupKey) -> IdemKey {
     IdemKey::new(k.acquirer, k.terminal, k.stan, k.transmission)
 }
 
-fn decision(o: Outcome, journaled: Option<AppendTicket>) -> OnUsDecision {
+fn decision(o: Outcome) -> OnUsDecision {
     // Balances only where they are the answer's point (see `host::answer`).
     let show = match &o.result {
         Ok(_) => true,
@@ -108,7 +112,6 @@ fn decision(o: Outcome, journaled: Option<AppendTicket>) -> OnUsDecision {
             approved: (a.code == crate::domain::ResponseCode::ApprovedPartial)
                 .then_some(a.approved),
             additional_amounts,
-            journaled,
         },
         Err(d) => OnUsDecision {
             decline: Some(d),
@@ -116,7 +119,6 @@ fn decision(o: Outcome, journaled: Option<AppendTicket>) -> OnUsDecision {
             auth_code: None,
             approved: None,
             additional_amounts,
-            journaled,
         },
     }
 }
@@ -215,4 +217,65 @@ pub fn engine_factory(
 pub fn load_engine(path: &Path) -> Result<Engine, String> {
     let file = IssuerFile::load(path).map_err(|e| e.to_string())?;
     Engine::from_file(&file).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The adapter's journal contract: a ledger event the journal will not take leaves the
+    //! account as it was, so memory never holds money the journal does not.
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::domain::{AcquirerId, Amount, Currency, ProcessingCode, Stan, TransmissionDateTime};
+    use crate::issuing::RequestKind;
+    use crate::journal::MemJournal;
+
+    fn purchase(pan: Pan, stan: u32) -> IssuingRequest {
+        let amount = Amount::new(2_500, Currency::CNY);
+        IssuingRequest {
+            kind: RequestKind::Authorization,
+            key: IdemKey::new(
+                AcquirerId::parse("100001").expect("acquirer"),
+                TerminalId::from_field(b"TERM0001").expect("terminal"),
+                Stan::new(stan).expect("stan"),
+                TransmissionDateTime::from_field(b"0513100000").expect("f7"),
+            ),
+            pan,
+            processing_code: ProcessingCode::PURCHASE,
+            amount: Some(amount),
+            currency: amount.currency(),
+            mcc: None,
+            expiry: None,
+            pin: PinCheck::Absent,
+            partial_supported: false,
+        }
+    }
+
+    #[test]
+    fn a_ledger_event_the_journal_refuses_changes_nothing() {
+        // Metro Pay as shipped: prepaid card 6050010000000013 holds 200.00.
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/issuers/metro-pay.toml");
+        let engine = Arc::new(load_engine(&path).expect("Metro Pay's issuer file"));
+        let journal = Arc::new(MemJournal::new());
+        let now = NaiveDate::from_ymd_opt(2026, 5, 13)
+            .and_then(|d| d.and_hms_opt(10, 0, 0))
+            .expect("time");
+        let onus = EngineOnUs::new(engine.clone(), journal.clone(), ManualClock::new(now));
+        let pan = Pan::parse(b"6050010000000013").expect("pan");
+        let before = engine.balances(&pan).expect("balances").available;
+
+        // Taken: the hold is journaled and placed.
+        let taken = onus.run(&purchase(pan, 1), now, now.date());
+        assert_eq!(taken.response_code(), crate::domain::ResponseCode::Approved);
+        assert_eq!(journal.records().len(), 1);
+        let held = engine.balances(&pan).expect("balances").available;
+        assert_eq!(held.minor(), before.minor() - 2_500);
+
+        // Refused: 96, and neither the balance nor the journal moves.
+        journal.close();
+        let refused = onus.run(&purchase(pan, 2), now, now.date());
+        assert_eq!(refused.decline, Some(Decline::SystemMalfunction));
+        assert_eq!(engine.balances(&pan).expect("balances").available, held);
+        assert_eq!(journal.records().len(), 1);
+    }
 }

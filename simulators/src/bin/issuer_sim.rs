@@ -91,8 +91,9 @@ struct ServeArgs {
     /// Length header: binary2-be, binary2-le, ascii4 or bcd2.
     #[arg(long, default_value = "binary2-be", value_parser = parse_header)]
     length_header: LengthHeader,
-    /// Write a checkpoint every N ledger events (and at shutdown), so a restart replays only
-    /// the journal's tail.
+    /// Write a checkpoint after N ledger events (and at shutdown), so a restart replays only
+    /// the journal's tail; later ones after as many events as the last checkpoint held records,
+    /// if that is more, so checkpoints never write more than the journal does.
     #[arg(long, default_value_t = 100_000, value_name = "N")]
     checkpoint_every: u64,
     /// Fault injection: wait this long before each answer (milliseconds).
@@ -186,6 +187,10 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+    // Before anything is allocated in bulk: see switch::process for why.
+    if let Err(e) = switch::process::disable_transparent_huge_pages() {
+        tracing::warn!(error = %e, "cannot disable transparent huge pages; page faults may pause requests for milliseconds");
+    }
     let Some(config) = cli.config.clone() else {
         eprintln!("--config PATH (the issuer file) is required");
         return ExitCode::from(2);

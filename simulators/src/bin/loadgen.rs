@@ -8,10 +8,12 @@
 //!             [--keys FILE [--mac-key ID] [--pin-key ID]] [--watch-pid PID]
 //! loadgen gen-cards --count 1000000 --out DIR [--specials 10] [--security]
 //! loadgen relay --listen 127.0.0.1:7000 --backend 127.0.0.1:7001 [--pool 1]
+//!               [--work raw|codec|durable [--journal DIR] [--sync always|none]]
 //! loadgen echo-backend --listen 127.0.0.1:7001
 //! loadgen grid [--duration-s 5] [--warmup-s 1] [--cards 100000] [--points 1x1,64x1,16x16,64x32]
 //!              [--doc docs/benchmarks.md] [--no-doc] [--json FILE] [--machine "2 cores, 24 GiB"]
-//!              [--sync always|none] [--links N] [--security]
+//!              [--sync always|none] [--links N] [--security] [--ladder]
+//!              [--extra-bin-ranges N] [--no-metrics]
 //! ```
 //!
 //! `run` drives the target (closed loop, or open loop at `--rate` requests per second in total
@@ -31,9 +33,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use simulators::loadgen::gencards::{GenOptions, default_issuers, generate};
 use simulators::loadgen::grid::{
-    GridOptions, SECURITY_END_MARKER, SECURITY_START_MARKER, default_doc, markdown, run_grid,
-    security_markdown, terminal_keys, update_doc, update_doc_between,
+    GridOptions, LADDER_END_MARKER, LADDER_START_MARKER, SECURITY_END_MARKER,
+    SECURITY_START_MARKER, default_doc, ladder_markdown, markdown, run_grid, security_markdown,
+    terminal_keys, update_doc, update_doc_between,
 };
+use simulators::loadgen::ladder::RelayWork;
 use simulators::loadgen::mix::Mix;
 use simulators::loadgen::relay::{EchoBackend, Relay, RelayOptions};
 use simulators::loadgen::report::write_json;
@@ -43,6 +47,7 @@ use simulators::loadgen::{plot, thousands};
 use switch::client::TerminalKeys;
 use switch::clock::{Clock, SystemClock};
 use switch::config::JournalSync;
+use switch::journal::{FileJournal, JournalOptions};
 
 /// mimalloc rather than glibc malloc: per-thread heaps, no arena lock contention under load.
 #[global_allocator]
@@ -173,6 +178,24 @@ struct RelayArgs {
     /// Backend connections.
     #[arg(long, default_value_t = 1)]
     pool: usize,
+    /// The floor ladder's step (docs/performance.md, "The floor ladder"): `raw` copies bytes,
+    /// `codec` decodes and re-encodes every frame, `durable` also journals two records per
+    /// transaction into `--journal` and answers only once the answer's record is durable.
+    #[arg(long, value_enum, default_value_t = RelayStep::Raw)]
+    work: RelayStep,
+    /// The journal folder of `--work durable` (created if missing).
+    #[arg(long)]
+    journal: Option<PathBuf>,
+    /// The journal's sync policy with `--work durable`.
+    #[arg(long, value_enum, default_value_t = GridSync::Always)]
+    sync: GridSync,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum RelayStep {
+    Raw,
+    Codec,
+    Durable,
 }
 
 #[derive(Args, Debug)]
@@ -222,12 +245,35 @@ struct GridArgs {
     /// next to the grid.
     #[arg(long)]
     security: bool,
+    /// Also run the floor ladder: the relay decoding and re-encoding every frame with the
+    /// switch's codec, then also journaling two records per transaction; writes its table next
+    /// to the grid.
+    #[arg(long)]
+    ladder: bool,
+    /// BIN ranges added to the switch's routing table beside the generated issuers' own
+    /// (single BINs from 700000 up, given to those issuers in turn), to measure routing at a
+    /// real network's size; the cards used stay the same.
+    #[arg(long, default_value_t = 0)]
+    extra_bin_ranges: u32,
+    /// Run without a metrics recorder (the switch's counters and histograms then cost nothing),
+    /// to show what metrics cost; by default they are recorded as the `switch` binary does.
+    #[arg(long)]
+    no_metrics: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum GridSync {
     Always,
     None,
+}
+
+impl From<GridSync> for JournalSync {
+    fn from(s: GridSync) -> JournalSync {
+        match s {
+            GridSync::Always => JournalSync::Always,
+            GridSync::None => JournalSync::None,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -269,6 +315,10 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+    // Before anything is allocated in bulk: see switch::process for why.
+    if let Err(e) = switch::process::disable_transparent_huge_pages() {
+        tracing::warn!(error = %e, "cannot disable transparent huge pages; page faults may pause requests for milliseconds");
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -403,10 +453,30 @@ fn gen_cmd(a: GenArgs) -> ExitCode {
 }
 
 async fn relay_cmd(a: RelayArgs) -> ExitCode {
+    let work = match (a.work, &a.journal) {
+        (RelayStep::Raw, None) => RelayWork::Raw,
+        (RelayStep::Codec, None) => RelayWork::Codec,
+        (RelayStep::Durable, Some(dir)) => {
+            let opts = JournalOptions {
+                sync: a.sync.into(),
+                ..JournalOptions::default()
+            };
+            match FileJournal::open(dir, opts) {
+                Ok((j, _)) => RelayWork::Durable(Arc::new(j)),
+                Err(e) => return usage(format!("relay: {e}")),
+            }
+        }
+        (RelayStep::Durable, None) => return usage("--work durable needs --journal DIR"),
+        (_, Some(_)) => return usage("--journal is only for --work durable"),
+    };
+    if a.sync == GridSync::None && a.work != RelayStep::Durable {
+        return usage("--sync is only for --work durable");
+    }
     let relay = match Relay::start(&RelayOptions {
         listen: a.listen,
         backend: a.backend.clone(),
         pool: a.pool,
+        work,
     })
     .await
     {
@@ -423,12 +493,13 @@ async fn relay_cmd(a: RelayArgs) -> ExitCode {
     let s = relay.stats();
     use std::sync::atomic::Ordering::Relaxed;
     eprintln!(
-        "relay: {} frames in, {} answers out, {} unsolicited, {} for departed clients, {} reconnects",
+        "relay: {} frames in, {} answers out, {} unsolicited, {} for departed clients, {} reconnects, {} refused by the ladder step",
         s.requests.load(Relaxed),
         s.answers.load(Relaxed),
         s.unsolicited.load(Relaxed),
         s.client_gone.load(Relaxed),
-        s.reconnects.load(Relaxed)
+        s.reconnects.load(Relaxed),
+        s.refused.load(Relaxed)
     );
     relay.shutdown().await;
     ExitCode::SUCCESS
@@ -450,6 +521,13 @@ async fn echo_cmd(a: EchoArgs) -> ExitCode {
 
 async fn grid_cmd(a: GridArgs) -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // The switch in production records every metric (its exporter is always on), so the grid
+    // does too: a recorder without the HTTP listener, never scraped.
+    if !a.no_metrics
+        && let Err(e) = switch::metrics::install_recorder()
+    {
+        return usage(format!("metrics recorder: {e}"));
+    }
     let opts = GridOptions {
         points: a.points.0,
         warmup: Duration::from_secs(a.warmup_s),
@@ -463,14 +541,14 @@ async fn grid_cmd(a: GridArgs) -> ExitCode {
         ),
         machine: a.machine,
         stack: StackOptions {
-            sync: match a.sync {
-                GridSync::Always => JournalSync::Always,
-                GridSync::None => JournalSync::None,
-            },
+            sync: a.sync.into(),
             remote_links: a.links.max(1),
+            extra_bin_ranges: a.extra_bin_ranges,
             ..StackOptions::default()
         },
         security: a.security,
+        ladder: a.ladder,
+        metrics: !a.no_metrics,
     };
     if opts.duration.is_zero() {
         return usage("--duration-s must be at least 1");
@@ -498,18 +576,24 @@ async fn grid_cmd(a: GridArgs) -> ExitCode {
         return usage(e);
     }
     let security = security_markdown(&report);
-    if let Some(t) = &security {
+    let ladder = ladder_markdown(&report);
+    for t in [&security, &ladder].into_iter().flatten() {
         println!("{t}");
     }
     if !a.no_doc {
         if let Err(e) = update_doc(&doc, &section) {
             return usage(e);
         }
-        if let Some(t) = &security
-            && let Err(e) =
-                update_doc_between(&doc, (SECURITY_START_MARKER, SECURITY_END_MARKER), t)
-        {
-            return usage(e);
+        let extra = [
+            (&security, (SECURITY_START_MARKER, SECURITY_END_MARKER)),
+            (&ladder, (LADDER_START_MARKER, LADDER_END_MARKER)),
+        ];
+        for (t, markers) in extra {
+            if let Some(t) = t
+                && let Err(e) = update_doc_between(&doc, markers, t)
+            {
+                return usage(e);
+            }
         }
         eprintln!("grid: table written to {}", doc.display());
     }
@@ -518,6 +602,9 @@ async fn grid_cmd(a: GridArgs) -> ExitCode {
             .into_iter()
             .chain(r.remote_secure.as_ref())
             .chain(r.on_us_secure.as_ref())
+            .chain(r.relay_codec.as_ref())
+            .chain(r.relay_durable.as_ref())
+            .chain(r.relay_durable2.as_ref())
             .all(|rep| rep.is_clean())
     });
     if clean {

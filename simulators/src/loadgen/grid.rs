@@ -31,11 +31,13 @@ use std::time::Duration;
 use serde::Serialize;
 use switch::clock::{Clock, SystemClock};
 use switch::config::JournalSync;
+use switch::journal::{FileJournal, JournalOptions};
 
 use switch::client::{PinSetup, TerminalKeys};
 use switch::security::{KeyId, KeyIdError, KeysFile};
 
 use super::gencards::{ACQUIRER, GenOptions, Generated, GeneratedIssuer, generate, stack_issuers};
+use super::ladder::RelayWork;
 use super::mix::Mix;
 use super::relay::{EchoBackend, Relay, RelayOptions};
 use super::report::RunReport;
@@ -49,6 +51,9 @@ pub const END_MARKER: &str = "<!-- grid:end -->";
 /// The marker lines of the cost-of-security section.
 pub const SECURITY_START_MARKER: &str = "<!-- grid-security:start -->";
 pub const SECURITY_END_MARKER: &str = "<!-- grid-security:end -->";
+/// The marker lines of the floor ladder's section.
+pub const LADDER_START_MARKER: &str = "<!-- grid-ladder:start -->";
+pub const LADDER_END_MARKER: &str = "<!-- grid-ladder:end -->";
 
 /// How to run the grid.
 #[derive(Debug, Clone)]
@@ -71,6 +76,12 @@ pub struct GridOptions {
     pub stack: StackOptions,
     /// Also run remote and on-us with MACs and PIN blocks on, on a second stack.
     pub security: bool,
+    /// Also run the floor ladder ([`super::ladder`]): the relay with the codec, then with the
+    /// codec and a journal.
+    pub ladder: bool,
+    /// Whether the process records metrics (the caller installs the recorder: it is
+    /// process-wide); the table says which.
+    pub metrics: bool,
 }
 
 impl Default for GridOptions {
@@ -86,6 +97,9 @@ impl Default for GridOptions {
             machine: "2 cores, 24 GiB".into(),
             stack: StackOptions::default(),
             security: false,
+            ladder: false,
+            // The caller installs the recorder (it is process-wide); say so only once it has.
+            metrics: false,
         }
     }
 }
@@ -101,6 +115,13 @@ pub struct GridRow {
     /// With `--security`: remote and on-us with MACs and PIN blocks.
     pub remote_secure: Option<RunReport>,
     pub on_us_secure: Option<RunReport>,
+    /// With `--ladder`: the relay decoding and re-encoding every frame, then also journaling.
+    pub relay_codec: Option<RunReport>,
+    pub relay_durable: Option<RunReport>,
+    /// With `--ladder`: as `relay_durable`, in front of an echo backend that journals too.
+    pub relay_durable2: Option<RunReport>,
+    /// The durable step's journal records per group commit (warmup included).
+    pub ladder_records_per_commit: Option<f64>,
 }
 
 /// The whole grid.
@@ -112,6 +133,8 @@ pub struct GridReport {
     pub sync: &'static str,
     /// Links from the switch to the remote issuer host.
     pub remote_links: u32,
+    /// Whether the switch's metrics were recorded, as the `switch` binary records them.
+    pub metrics: bool,
     pub command: String,
     pub machine: String,
     pub cards: u64,
@@ -170,9 +193,16 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
         listen: "127.0.0.1:0".into(),
         backend: echo.local_addr().to_string(),
         pool: 1,
+        work: Default::default(),
     })
     .await
     .map_err(setup("relay"))?;
+    let ladder = if opts.ladder {
+        let dir = cards_dir.path().join("ladder");
+        Some(LadderStack::start(&dir, opts.stack.sync, &echo.local_addr().to_string()).await?)
+    } else {
+        None
+    };
     if opts.progress {
         eprintln!(
             "grid: switch {} (remote {} via its issuer host, on-us {}), relay {} -> echo {}; {} cards",
@@ -198,39 +228,59 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
                 progress: opts.progress,
                 ..RunOptions::default()
             };
-            let go = async |label: &str, target: String, expect: Expect, mix: &Arc<Mix>| {
-                let keys = match (label.ends_with("+sec"), &secure) {
-                    (true, Some(side)) => Arc::clone(&side.keys),
-                    _ => Arc::clone(&base.keys),
+            // `side` gives the acquirer's keys: none on the plain stack and the relay.
+            let go =
+                async |label: &str, target: String, expect: Expect, mix: &Arc<Mix>, side: &Side| {
+                    let o = RunOptions {
+                        label: format!("{label} {c}x{p}"),
+                        target,
+                        expect,
+                        keys: Arc::clone(&side.keys),
+                        ..base.clone()
+                    };
+                    let r = run(&o, Arc::clone(mix)).await?;
+                    if opts.progress {
+                        eprint!("{}", r.to_text());
+                    }
+                    Ok::<RunReport, GridError>(r)
                 };
-                let o = RunOptions {
-                    label: format!("{label} {c}x{p}"),
-                    target,
-                    expect,
-                    keys,
-                    ..base.clone()
-                };
-                let r = run(&o, Arc::clone(mix)).await?;
-                if opts.progress {
-                    eprint!("{}", r.to_text());
-                }
-                Ok::<RunReport, GridError>(r)
-            };
             let relay_r = go(
                 "relay",
                 relay.local_addr().to_string(),
                 Expect::Echo,
                 remote_mix,
+                &plain,
             )
             .await?;
+            let mut ladder_r = Vec::with_capacity(3);
+            let mut commits = None;
+            for (name, r, counted) in ladder.iter().flat_map(|l| l.steps.iter()) {
+                let target = r.local_addr().to_string();
+                let before = counted.as_ref().map(|j| j.stats());
+                ladder_r.push(go(name, target, Expect::Echo, remote_mix, &plain).await?);
+                if let (Some(j), Some(b)) = (counted, before) {
+                    let a = j.stats();
+                    let batches = (a.batches - b.batches).max(1);
+                    commits = Some((a.records - b.records) as f64 / batches as f64);
+                }
+            }
+            let mut ladder_r = ladder_r.into_iter();
             let remote_r = go(
                 "remote",
                 stack.addr().to_string(),
                 Expect::Switch,
                 remote_mix,
+                &plain,
             )
             .await?;
-            let on_us_r = go("on-us", stack.addr().to_string(), Expect::Switch, on_us_mix).await?;
+            let on_us_r = go(
+                "on-us",
+                stack.addr().to_string(),
+                Expect::Switch,
+                on_us_mix,
+                &plain,
+            )
+            .await?;
             let (mut remote_secure, mut on_us_secure) = (None, None);
             if let (Some(side), Some(st)) = (&secure, &secure_stack) {
                 let target = st.addr().to_string();
@@ -240,11 +290,12 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
                         target.clone(),
                         Expect::Switch,
                         &side.remote_mix,
+                        side,
                     )
                     .await?,
                 );
                 on_us_secure =
-                    Some(go("on-us+sec", target, Expect::Switch, &side.on_us_mix).await?);
+                    Some(go("on-us+sec", target, Expect::Switch, &side.on_us_mix, side).await?);
             }
             rows.push(GridRow {
                 connections: c,
@@ -254,12 +305,19 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
                 on_us: on_us_r,
                 remote_secure,
                 on_us_secure,
+                relay_codec: ladder_r.next(),
+                relay_durable: ladder_r.next(),
+                relay_durable2: ladder_r.next(),
+                ladder_records_per_commit: commits,
             });
         }
         Ok(())
     }
     .await;
     relay.shutdown().await;
+    if let Some(l) = ladder {
+        l.shutdown().await;
+    }
     echo.shutdown().await;
     stack.shutdown().await;
     if let Some(st) = secure_stack {
@@ -274,6 +332,7 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
             JournalSync::None => "none",
         },
         remote_links: opts.stack.remote_links,
+        metrics: opts.metrics,
         command: opts.command.clone(),
         machine: opts.machine.clone(),
         cards: opts.cards,
@@ -281,6 +340,72 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
         duration_s: opts.duration.as_secs_f64(),
         rows,
     })
+}
+
+/// The floor ladder's servers ([`super::ladder`]): a relay per step, the last one in front of an
+/// echo backend that journals too, each journal in a folder of its own.
+struct LadderStack {
+    /// (label, relay, the journal whose group commits the table counts), in ladder order.
+    steps: Vec<(&'static str, Relay, Option<Arc<FileJournal>>)>,
+    durable_echo: EchoBackend,
+}
+
+impl LadderStack {
+    async fn start(dir: &Path, sync: JournalSync, echo: &str) -> Result<LadderStack, GridError> {
+        let open = |name: &str| -> Result<Arc<FileJournal>, GridError> {
+            let opts = JournalOptions {
+                sync,
+                ..JournalOptions::default()
+            };
+            let (j, _) =
+                FileJournal::open(&dir.join(name), opts).map_err(setup("ladder journal"))?;
+            Ok(Arc::new(j))
+        };
+        let journal = open("relay")?;
+        let durable_echo =
+            EchoBackend::start_with("127.0.0.1:0", RelayWork::Durable(open("echo")?))
+                .await
+                .map_err(setup("ladder echo backend"))?;
+        let durable_echo_addr = durable_echo.local_addr().to_string();
+        let plan = [
+            ("relay+codec", RelayWork::Codec, echo, None),
+            (
+                "relay+codec+journal",
+                RelayWork::Durable(Arc::clone(&journal)),
+                echo,
+                Some(journal),
+            ),
+            (
+                "relay+2 journals",
+                RelayWork::Durable(open("relay-2")?),
+                durable_echo_addr.as_str(),
+                None,
+            ),
+        ];
+        let mut steps = Vec::with_capacity(plan.len());
+        for (name, work, backend, counted) in plan {
+            let r = Relay::start(&RelayOptions {
+                listen: "127.0.0.1:0".into(),
+                backend: backend.to_owned(),
+                pool: 1,
+                work,
+            })
+            .await
+            .map_err(setup("ladder relay"))?;
+            steps.push((name, r, counted));
+        }
+        Ok(LadderStack {
+            steps,
+            durable_echo,
+        })
+    }
+
+    async fn shutdown(self) {
+        for (_, r, _) in self.steps {
+            r.shutdown().await;
+        }
+        self.durable_echo.shutdown().await;
+    }
 }
 
 /// The cards, mixes and acquirer keys of one stack of the grid.
@@ -418,7 +543,13 @@ pub fn markdown(g: &GridReport) -> String {
          (no funds 51, expired 54, lost 41, stolen 43, not on file 14, unknown BIN 15); the relay \
          carries North Bank's messages. The switch answers only once its journal's fsync is \
          done, and the issuer host journals too before answering; the relay writes nothing to \
-         disk, so at low concurrency the ratios mostly measure the fsyncs.\n",
+         disk, so at low concurrency the ratios mostly measure the fsyncs. {metrics}\n",
+        metrics = if g.metrics {
+            "The switch's metrics are recorded as the `switch` binary records them (a Prometheus \
+             recorder, never scraped here)."
+        } else {
+            "No metrics recorder (`--no-metrics`: a diagnostic run, not the standard grid)."
+        },
         sync = g.sync,
         sync_note = if g.sync == "always" {
             " (fsync per group commit)"
@@ -562,6 +693,82 @@ pub fn security_markdown(g: &GridReport) -> Option<String> {
         let _ = writeln!(s, "\nNot clean: {}.", problems.join("; "));
     }
     let _ = writeln!(s, "{SECURITY_END_MARKER}");
+    Some(s)
+}
+
+/// The floor ladder's section (markers included), when the grid ran with `--ladder`.
+pub fn ladder_markdown(g: &GridReport) -> Option<String> {
+    if g.rows.iter().all(|r| r.relay_durable.is_none()) {
+        return None;
+    }
+    let mut s = String::new();
+    let _ = writeln!(s, "{LADDER_START_MARKER}");
+    let _ = writeln!(s, "## The floor ladder (`loadgen grid --ladder`)\n");
+    let _ = writeln!(
+        s,
+        "Measured {} with `{}` on the standard machine ({}), in the same run as the grid above. \
+         The relay, then the relay doing the least work any durable switch must do, one step \
+         at a time (`simulators/src/loadgen/ladder.rs`): **+codec** decodes every request and \
+         answer with the switch's codec and encodes it again from the decoded fields; \
+         **+journal** also writes two records per transaction into a `FileJournal` \
+         (`sync = \"{}\"`, the switch's journal code), the request's queued and the answer's \
+         awaited before the answer goes back; **+2 journals** is that relay in front of an \
+         echo backend that journals each answer too and sends it once durable, as an issuer \
+         host does (the remote path's two durable writes in series). The backend only echoes: \
+         no routing, screening, duplicate window, PAN encryption or issuer decision. Ratios are to the \
+         relay of the same point; CPU is the process's CPU time per answer; the last column is \
+         the durable step's journal records per group commit (one fsync each with `always`; \
+         two records per transaction; warmup included).\n",
+        g.date, g.command, g.machine, g.sync
+    );
+    let _ = writeln!(
+        s,
+        "| C×P | relay TPS | +codec ÷ relay | +journal ÷ relay | +2 journals ÷ relay | on-us ÷ relay | remote ÷ relay | CPU µs: relay → +codec → +journal → +2 journals; on-us, remote | p99: +journal, +2 journals | records per group commit |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---|---|---:|");
+    let mut problems = Vec::new();
+    let mut runs = 0;
+    for r in &g.rows {
+        let (Some(c), Some(d), Some(d2)) = (&r.relay_codec, &r.relay_durable, &r.relay_durable2)
+        else {
+            continue;
+        };
+        runs += 3;
+        let _ = writeln!(
+            s,
+            "| {}×{} | {} | {} | {} | {} | {} | {} | {} → {} → {} → {}; {}, {} | {}, {} | {} |",
+            r.connections,
+            r.inflight,
+            thousands(r.relay.tps.round() as u64),
+            ratio(c.tps, r.relay.tps),
+            ratio(d.tps, r.relay.tps),
+            ratio(d2.tps, r.relay.tps),
+            ratio(r.on_us.tps, r.relay.tps),
+            ratio(r.remote.tps, r.relay.tps),
+            cpu(&r.relay),
+            cpu(c),
+            cpu(d),
+            cpu(d2),
+            cpu(&r.on_us),
+            cpu(&r.remote),
+            ms(d.latency.p99_us),
+            ms(d2.latency.p99_us),
+            r.ladder_records_per_commit
+                .map_or_else(|| "-".to_owned(), |v| format!("{v:.1}")),
+        );
+        unclean([c, d, d2], &mut problems);
+    }
+    if problems.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nEvery answer of the {runs} ladder runs was checked against the echo of its own \
+             request, byte for byte (so the codec gave back what it was given): 0 mismatches, \
+             0 errors."
+        );
+    } else {
+        let _ = writeln!(s, "\nNot clean: {}.", problems.join("; "));
+    }
+    let _ = writeln!(s, "{LADDER_END_MARKER}");
     Some(s)
 }
 

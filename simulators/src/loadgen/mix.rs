@@ -407,7 +407,7 @@ impl Mix {
             };
             let mut options = TxnOptions::new().expiry(expiry_text);
             if let Some(pin) = t.pin {
-                if (4..=12).contains(&pin.len()) && pin.bytes().all(|b| b.is_ascii_digit()) {
+                if switch::security::pinblock::check_pin(&pin).is_ok() {
                     options = options.pin(pin);
                 } else {
                     // The value is not echoed: it is a PIN.

@@ -29,6 +29,7 @@
 
 pub mod gencards;
 pub mod grid;
+pub mod ladder;
 pub mod mix;
 pub mod model;
 pub mod plot;

@@ -19,7 +19,10 @@
 //!    frame (its relay-assigned tag is its position in the FIFO). This is correct only for a
 //!    backend that answers every frame, in order, on the connection it came in on, as
 //!    `loadgen echo-backend` does. The relay never looks at field 11.
-//! 5. A frame from a backend with nothing in its FIFO is counted and dropped. When a backend
+//! 5. With [`RelayOptions::work`] other than raw (the grid's floor ladder, [`super::ladder`]),
+//!    each frame is decoded and re-encoded on its way (and journaled); a frame that does not
+//!    decode is dropped and counted. Raw is what `loadgen relay` and the grid's baseline run.
+//! 6. A frame from a backend with nothing in its FIFO is counted and dropped. When a backend
 //!    connection breaks, the frames in its FIFO are lost (their clients time out) and it
 //!    reconnects after 100 ms; frames queued for it meanwhile wait. An answer for a client that
 //!    has gone is dropped and counted.
@@ -51,6 +54,7 @@ use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::ladder::{self, Leg, RelayWork};
 use super::model::flip_mti;
 use switch::net::framing::{FrameCodec, FramingConfig, LengthHeader};
 
@@ -126,6 +130,8 @@ pub struct RelayStats {
     pub client_gone: AtomicU64,
     /// Backend connections re-established.
     pub reconnects: AtomicU64,
+    /// Frames the ladder step refused (undecodable, or the journal would not take the record).
+    pub refused: AtomicU64,
 }
 
 /// A frame on its way to the backend, with the way back to its client.
@@ -141,6 +147,8 @@ pub struct RelayOptions {
     pub backend: String,
     /// Backend connections, 1..=1024.
     pub pool: usize,
+    /// What is done to each frame on its way: nothing, for the baseline.
+    pub work: RelayWork,
 }
 
 /// A running relay.
@@ -189,6 +197,7 @@ impl Relay {
                 Some(stream),
                 stop.clone(),
                 Arc::clone(&stats),
+                opts.work.clone(),
             ));
         }
         let listener =
@@ -206,6 +215,7 @@ impl Relay {
         let next = Arc::new(AtomicUsize::new(0));
         {
             let (stop, tasks2, stats) = (stop.clone(), tasks.clone(), Arc::clone(&stats));
+            let work = opts.work.clone();
             tasks.spawn(async move {
                 loop {
                     let accepted = tokio::select! {
@@ -220,6 +230,7 @@ impl Relay {
                                 Arc::clone(&next),
                                 stop.clone(),
                                 Arc::clone(&stats),
+                                work.clone(),
                             ));
                         }
                         Err(e) => {
@@ -269,6 +280,7 @@ async fn client_loop(
     next: Arc<AtomicUsize>,
     stop: CancellationToken,
     stats: Arc<RelayStats>,
+    work: RelayWork,
 ) {
     let _ = stream.set_nodelay(true);
     let (r, w) = stream.into_split();
@@ -291,9 +303,17 @@ async fn client_loop(
             None => break,
         };
         stats.requests.fetch_add(1, Ordering::Relaxed);
+        let frame = match ladder::step(&work, frame.payload, Leg::Request) {
+            Ok((f, _)) => f,
+            Err(e) => {
+                tracing::debug!(error = %e, "relay: request refused by the ladder step");
+                stats.refused.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+        };
         let i = next.fetch_add(1, Ordering::Relaxed) % backends.len();
         let job = Job {
-            frame: frame.payload,
+            frame,
             reply: tx.clone(),
         };
         if backends[i].send(job).await.is_err() {
@@ -314,6 +334,7 @@ async fn backend_loop(
     first: Option<TcpStream>,
     stop: CancellationToken,
     stats: Arc<RelayStats>,
+    work: RelayWork,
 ) {
     let mut stream = first;
     loop {
@@ -336,7 +357,7 @@ async fn backend_loop(
                 }
             }
         };
-        match serve_backend(s, &mut jobs, &stop, &stats).await {
+        match serve_backend(s, &mut jobs, &stop, &stats, &work).await {
             Ended::Stop => return,
             Ended::Lost => tracing::warn!(%addr, "relay: backend connection lost; reconnecting"),
         }
@@ -355,29 +376,39 @@ async fn serve_backend(
     jobs: &mut mpsc::Receiver<Job>,
     stop: &CancellationToken,
     stats: &Arc<RelayStats>,
+    work: &RelayWork,
 ) -> Ended {
     let (r, mut w) = stream.into_split();
     let fifo: Fifo = Arc::default();
     let mut reader = {
         let fifo = Arc::clone(&fifo);
         let stats = Arc::clone(stats);
+        let work = work.clone();
         tokio::spawn(async move {
+            // Answers waiting for their journal records, in order (tickets resolve in LSN
+            // order, so the first pending one is the only one worth waiting for).
+            let (durable_tx, durable_rx) = mpsc::unbounded_channel();
+            let completer = tokio::spawn(answer_when_durable(durable_rx, Arc::clone(&stats)));
             let mut frames = FramedRead::new(r, FrameCodec::new(framing()));
             while let Some(Ok(frame)) = frames.next().await {
                 let waiting = lock(&fifo).pop_front();
-                match waiting {
-                    Some(reply) => {
-                        if reply.send(frame.payload).is_ok() {
-                            stats.answers.fetch_add(1, Ordering::Relaxed);
-                        } else {
-                            stats.client_gone.fetch_add(1, Ordering::Relaxed);
-                        }
+                let Some(reply) = waiting else {
+                    stats.unsolicited.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                match ladder::step(&work, frame.payload, Leg::Answer) {
+                    Ok((answer, None)) => deliver(&stats, &reply, answer),
+                    Ok((answer, Some(ticket))) => {
+                        let _ = durable_tx.send((ticket, reply, answer));
                     }
-                    None => {
-                        stats.unsolicited.fetch_add(1, Ordering::Relaxed);
+                    Err(e) => {
+                        tracing::debug!(error = %e, "relay: answer refused by the ladder step");
+                        stats.refused.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }
+            drop(durable_tx);
+            let _ = completer.await;
         })
     };
     let mut buf = BytesMut::with_capacity(WRITE_BATCH_BYTES);
@@ -411,6 +442,35 @@ async fn serve_backend(
     ended
 }
 
+fn deliver(stats: &RelayStats, reply: &mpsc::UnboundedSender<Bytes>, answer: Bytes) {
+    if reply.send(answer).is_ok() {
+        stats.answers.fetch_add(1, Ordering::Relaxed);
+    } else {
+        stats.client_gone.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+type Durable = (
+    switch::journal::AppendTicket,
+    mpsc::UnboundedSender<Bytes>,
+    Bytes,
+);
+
+/// Sends each answer once its journal record is durable; an answer whose record failed is
+/// dropped and counted (its client times out), as the switch answers nothing it has not
+/// journaled.
+async fn answer_when_durable(mut rx: mpsc::UnboundedReceiver<Durable>, stats: Arc<RelayStats>) {
+    while let Some((ticket, reply, answer)) = rx.recv().await {
+        match ticket.await {
+            Ok(_) => deliver(&stats, &reply, answer),
+            Err(e) => {
+                tracing::debug!(error = %e, "relay: answer's journal record failed");
+                stats.refused.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 /// A running echo backend.
 pub struct EchoBackend {
     local_addr: SocketAddr,
@@ -421,6 +481,13 @@ pub struct EchoBackend {
 impl EchoBackend {
     /// Binds `listen` and answers every frame with its echo.
     pub async fn start(listen: &str) -> Result<EchoBackend, RelayError> {
+        Self::start_with(listen, RelayWork::Raw).await
+    }
+
+    /// [`EchoBackend::start`], carrying each echo through a ladder step first: with
+    /// [`RelayWork::Durable`] every answer is journaled and sent once its record is durable, as
+    /// an issuer host answers (the floor ladder's second journal).
+    pub async fn start_with(listen: &str, work: RelayWork) -> Result<EchoBackend, RelayError> {
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|source| RelayError::Bind {
@@ -443,7 +510,10 @@ impl EchoBackend {
                     };
                     match accepted {
                         Ok((stream, _)) => {
-                            tasks2.spawn(echo_loop(stream, stop.clone()));
+                            match &work {
+                                RelayWork::Raw => tasks2.spawn(echo_loop(stream, stop.clone())),
+                                w => tasks2.spawn(echo_step_loop(stream, stop.clone(), w.clone())),
+                            };
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, "echo backend: accept failed");
@@ -513,6 +583,86 @@ async fn echo_loop(stream: TcpStream, stop: CancellationToken) {
     let _ = w.shutdown().await;
 }
 
+/// The echo through a ladder step: answers go out in order, each once its record (if any) is
+/// durable, those already durable written together. An answer that cannot be carried (the step
+/// refused it, or its record failed) closes the connection instead of being skipped: the relay
+/// matches answers by their order, so a gap would hand every later answer to the wrong client.
+/// Closed, the relay drops what was waiting (those clients time out) and reconnects.
+async fn echo_step_loop(stream: TcpStream, stop: CancellationToken, work: RelayWork) {
+    let _ = stream.set_nodelay(true);
+    let (r, w) = stream.into_split();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let writer = tokio::spawn(write_when_durable(w, rx));
+    let mut reader = FramedRead::new(r, FrameCodec::new(framing()));
+    loop {
+        let next = tokio::select! {
+            f = reader.next() => f,
+            () = stop.cancelled() => break,
+        };
+        let Some(Ok(frame)) = next else { break };
+        let mut echo = BytesMut::from(frame.payload.as_ref());
+        flip_mti(&mut echo);
+        match ladder::step(&work, echo.freeze(), Leg::Only) {
+            Ok(carried) => {
+                if tx.send(carried).is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "echo backend: frame refused by the ladder step; closing");
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let _ = writer.await;
+}
+
+type Carried = (Bytes, Option<switch::journal::AppendTicket>);
+
+async fn write_when_durable(mut w: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Carried>) {
+    let mut buf = BytesMut::with_capacity(WRITE_BATCH_BYTES);
+    let mut next = rx.recv().await;
+    while let Some((out, ticket)) = next.take() {
+        // Nothing is buffered here, so waiting holds nothing back.
+        if let Some(t) = ticket
+            && let Err(e) = t.await
+        {
+            tracing::warn!(error = %e, "echo backend: an answer's record failed; closing");
+            return;
+        }
+        put_frame(&mut buf, &out);
+        // Add the answers behind it that need no waiting.
+        let mut failed = false;
+        while buf.len() < WRITE_BATCH_BYTES {
+            match rx.try_recv() {
+                Ok((o, None)) => put_frame(&mut buf, &o),
+                Ok((o, Some(mut t))) => match (&mut t).now_or_never() {
+                    Some(Ok(_)) => put_frame(&mut buf, &o),
+                    // Send what came before it, then close.
+                    Some(Err(_)) => {
+                        failed = true;
+                        break;
+                    }
+                    None => {
+                        next = Some((o, Some(t)));
+                        break;
+                    }
+                },
+                Err(_) => break,
+            }
+        }
+        if w.write_all(&buf).await.is_err() || failed {
+            return;
+        }
+        buf.clear();
+        if next.is_none() {
+            next = rx.recv().await;
+        }
+    }
+    let _ = w.shutdown().await;
+}
+
 #[cfg(test)]
 mod tests {
     use tokio::io::AsyncReadExt;
@@ -534,6 +684,7 @@ mod tests {
             listen: "127.0.0.1:0".into(),
             backend: echo.local_addr().to_string(),
             pool: 2,
+            work: Default::default(),
         })
         .await
         .expect("relay");
@@ -578,6 +729,7 @@ mod tests {
             listen: "127.0.0.1:0".into(),
             backend: addr.to_string(),
             pool: 1,
+            work: Default::default(),
         })
         .await
         .err()
@@ -587,6 +739,7 @@ mod tests {
             listen: "127.0.0.1:0".into(),
             backend: "not an address".into(),
             pool: 1,
+            work: Default::default(),
         })
         .await
         .err()

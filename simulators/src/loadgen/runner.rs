@@ -381,6 +381,13 @@ fn check_options(opts: &RunOptions) -> Result<(), RunError> {
     if opts.timeout.is_zero() || opts.timeout > Duration::from_secs(3600) {
         return bad("timeout must be between 1 ms and 1 hour");
     }
+    if let Some(pid) = opts.watch_pid
+        && rss_kib(pid).is_none()
+    {
+        return Err(RunError::Options(format!(
+            "--watch-pid {pid}: no such process, or its /proc/{pid}/status cannot be read"
+        )));
+    }
     Ok(())
 }
 

@@ -27,7 +27,7 @@ use switch::net::server::IssuerHandle;
 use switch::net::start::{StartOptions, SwitchServer};
 use switch::security::KeysFile;
 
-use super::gencards::{ACQUIRER, Generated, issuer_config, secure_issuer};
+use super::gencards::{ACQUIRER, Generated, issuer_config, random_key_hex, secure_issuer};
 
 /// How to start the stack.
 #[derive(Debug, Clone)]
@@ -38,7 +38,17 @@ pub struct StackOptions {
     pub remote_links: u32,
     /// Requests in flight to each remote issuer, across its links.
     pub remote_inflight_max: u32,
+    /// BIN ranges added to the switch's routing table beside the issuers' own: single 6-digit
+    /// BINs counting up from [`EXTRA_BIN_FIRST`], given to the issuers in turn, so routing is
+    /// measured with a table of a real network's size (at most [`EXTRA_BIN_RANGES_MAX`]).
+    pub extra_bin_ranges: u32,
 }
+
+/// The first of the [`StackOptions::extra_bin_ranges`]: above every BIN `gen-cards` uses.
+pub const EXTRA_BIN_FIRST: u32 = 700_000;
+/// Most extra BIN ranges: the 6-digit BINs from [`EXTRA_BIN_FIRST`] to 999998 (999999 is the
+/// mix's unknown BIN, [`super::gencards::UNKNOWN_BIN`], which must stay unrouted).
+pub const EXTRA_BIN_RANGES_MAX: u32 = 999_999 - EXTRA_BIN_FIRST;
 
 impl Default for StackOptions {
     fn default() -> Self {
@@ -46,6 +56,7 @@ impl Default for StackOptions {
             sync: JournalSync::Always,
             remote_links: 1,
             remote_inflight_max: 4096,
+            extra_bin_ranges: 0,
         }
     }
 }
@@ -127,6 +138,21 @@ impl Stack {
                 product: Some(super::gencards::bin_product(g.product)),
             });
         }
+        if opts.extra_bin_ranges > EXTRA_BIN_RANGES_MAX {
+            return Err(StackError::Setup(format!(
+                "extra BIN ranges: at most {EXTRA_BIN_RANGES_MAX}"
+            )));
+        }
+        for (bin, g) in (EXTRA_BIN_FIRST..EXTRA_BIN_FIRST + opts.extra_bin_ranges)
+            .zip(data.issuers.iter().cycle())
+        {
+            config.bin_ranges.push(BinRangeConfig {
+                low: bin.to_string(),
+                high: bin.to_string(),
+                issuer: g.id.clone(),
+                product: Some(super::gencards::bin_product(g.product)),
+            });
+        }
         config.validate("loadgen stack").map_err(|problems| {
             StackError::Setup(format!(
                 "switch configuration: {}",
@@ -141,10 +167,7 @@ impl Stack {
             KeysFile::load(&config.security.keys_file).map_err(setup("keys".into()))?
         } else {
             // A throwaway PAN key for this stack's journal.
-            let key: String = (0..32)
-                .map(|_| format!("{:02X}", fastrand::u8(..)))
-                .collect();
-            let keys_text = format!("[journal]\npan_key = \"{key}\"\n");
+            let keys_text = format!("[journal]\npan_key = \"{}\"\n", random_key_hex(32));
             KeysFile::from_toml_str(&keys_text, &config.security.keys_file)
                 .map_err(setup("keys".into()))?
         };

@@ -132,6 +132,21 @@ fn empty_file_is_all_defaults() {
 }
 
 #[test]
+fn a_duplicate_window_beyond_its_limit_is_refused_not_allocated() {
+    // The window's order queue is allocated for the limit at start: a typo with extra zeros
+    // must be a config problem, not an allocation that aborts the process.
+    let text = "[switch]\nduplicate_entries_max = 100000000000\n";
+    let problems = invalid(text);
+    assert_eq!(keys(&problems), ["switch.duplicate_entries_max"]);
+    assert!(
+        problems[0].message.contains("at most 100000000"),
+        "{problems:?}"
+    );
+    let at_limit = "[switch]\nduplicate_entries_max = 100000000\n";
+    assert!(Config::from_toml_str(at_limit, ORIGIN).is_ok());
+}
+
+#[test]
 fn remote_issuer_defaults() {
     let config = Config::from_toml_str(
         "[[issuer]]\nid = \"n\"\nname = \"N\"\nkind = \"remote\"\nendpoints = [\"10.0.0.1:9000\"]\n",

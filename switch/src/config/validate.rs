@@ -202,6 +202,10 @@ fn listener(config: &Config, report: &mut Report<'_>) -> Option<SocketAddr> {
     addr
 }
 
+/// Most entries `switch.duplicate_entries_max` may name: 100 million keys is tens of GiB of
+/// answers, more than any one switch process should hold.
+pub const DUPLICATE_ENTRIES_MAX_LIMIT: usize = 100_000_000;
+
 fn switch(config: &Config, report: &mut Report<'_>) {
     let s = &config.switch;
     report.non_zero("switch.duplicate_window_s", s.duplicate_window_s);
@@ -209,6 +213,14 @@ fn switch(config: &Config, report: &mut Report<'_>) {
         "switch.duplicate_entries_max",
         u64::try_from(s.duplicate_entries_max).unwrap_or(u64::MAX),
     );
+    // The window's order queue is allocated for the limit at start (net::duplicates), so a
+    // mistyped limit must be refused here, not abort the process on its allocation.
+    if s.duplicate_entries_max > DUPLICATE_ENTRIES_MAX_LIMIT {
+        report.push(
+            "switch.duplicate_entries_max",
+            format!("must be at most {DUPLICATE_ENTRIES_MAX_LIMIT} entries"),
+        );
+    }
     if parse_hh_mm(&s.business_date_cutover).is_none() {
         report.push(
             "switch.business_date_cutover",

@@ -434,6 +434,21 @@ impl AccountState {
         if self.order.len() != self.records.len() {
             return Err(Inconsistent("record order and records differ"));
         }
+        // `order` is the records sorted by `rank` (what lets a checkpoint leave it out, see
+        // `freeze`): each entry names a record, and the ranks rise strictly, so none twice.
+        let mut last = None;
+        for (_, key) in &self.order {
+            let r = self
+                .records
+                .get(key)
+                .ok_or(Inconsistent("record order names a forgotten record"))?;
+            if last.is_some_and(|l| l >= rank(r)) {
+                return Err(Inconsistent(
+                    "record order is not the order of sequence numbers",
+                ));
+            }
+            last = Some(rank(r));
+        }
         Totals::of(self).check()
     }
 
@@ -811,21 +826,24 @@ impl AccountState {
         }
     }
 
-    /// The serialisable form.
-    pub fn to_snapshot(&self) -> AccountSnapshot {
-        AccountSnapshot {
-            posted: self.posted,
-            held: self.held,
-            cash_posted: self.cash_posted,
-            cash_held: self.cash_held,
-            last_seq: self.last_seq,
-            records: self
-                .order
-                .iter()
-                .filter_map(|(_, k)| self.records.get(k).map(|r| (*k, r.clone())))
-                .collect(),
-            cards: self.cards.to_vec(),
-            closed_through: self.closed_through,
+    /// The account as it is now, cheaply: its records are shared with this state, not copied
+    /// (see [`SplitMap`]), and the order of records and the expiry index are left out, because
+    /// [`AccountState::from_snapshot`] rebuilds both from the records. Meant to be taken under
+    /// the account's lock and turned into an [`AccountSnapshot`] after letting it go, so a
+    /// checkpoint holds a busy account for microseconds, not for a copy of all its records.
+    pub fn freeze(&self) -> Frozen {
+        Frozen {
+            head: AccountSnapshot {
+                posted: self.posted,
+                held: self.held,
+                cash_posted: self.cash_posted,
+                cash_held: self.cash_held,
+                last_seq: self.last_seq,
+                records: Vec::new(),
+                cards: self.cards.to_vec(),
+                closed_through: self.closed_through,
+            },
+            records: self.records.clone(),
         }
     }
 
@@ -856,6 +874,38 @@ impl AccountState {
     }
 }
 
+/// Where a record stands in [`AccountState::order`]: records are made by events applied in
+/// sequence order, and the one event that makes two (a reversal ahead of its original) records
+/// the tombstone first. Pruning only takes from the front, and puts an open hold it meets back
+/// there, so the order never departs from this ([`AccountState::check`] verifies it).
+fn rank(r: &Record) -> (u64, bool) {
+    (r.seq, r.entry != Entry::Tombstone)
+}
+
+/// An account frozen by [`AccountState::freeze`], not yet serialisable.
+#[derive(Debug)]
+pub(crate) struct Frozen {
+    /// Everything but the records.
+    head: AccountSnapshot,
+    records: SplitMap<IdemKey, Record>,
+}
+
+impl Frozen {
+    /// The serialisable form: the records copied out of the shared tables and put in the order
+    /// they were recorded, which is [`rank`] order. The slow part of a checkpoint, done without
+    /// the account's lock.
+    pub fn into_snapshot(self) -> AccountSnapshot {
+        let mut records: Vec<(IdemKey, Record)> =
+            self.records.iter().map(|(k, r)| (*k, r.clone())).collect();
+        // Ranks are distinct (checked by `AccountState::check`), so the order is total.
+        records.sort_unstable_by_key(|(_, r)| rank(r));
+        AccountSnapshot {
+            records,
+            ..self.head
+        }
+    }
+}
+
 /// The serialisable state of one account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct AccountSnapshot {
@@ -870,4 +920,11 @@ pub(crate) struct AccountSnapshot {
     /// Added with statements: a checkpoint written before them does not decode, and the issuer
     /// host then replays its whole journal (segments are never deleted), reaching the same state.
     closed_through: i32,
+}
+
+impl AccountSnapshot {
+    /// Idempotency records held.
+    pub(crate) fn record_count(&self) -> usize {
+        self.records.len()
+    }
 }

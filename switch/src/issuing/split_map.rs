@@ -14,9 +14,17 @@
 //! extra), and once that table would grow past [`SPLIT_AT`] entries it is split into
 //! [`SHARDS`] tables by a separately keyed hash. From then on each table grows on its own, so one
 //! growth step moves about 1/[`SHARDS`] of the records.
+//!
+//! The tables are also shared copy-on-write (each behind an `Arc`), for the same reason at
+//! checkpoints: a checkpoint copies every account under its lock, and copying a hundred thousand
+//! records took tens of milliseconds that every request of the account waited. Cloning a
+//! `SplitMap` now only counts references to its tables; the checkpoint reads its clone after
+//! letting the lock go, and a table changed while a clone still shares it is copied then, by the
+//! change (`Arc::make_mut`): at most one table's worth, the same bound as a growth step.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
+use std::sync::Arc;
 
 use super::hash::KeyedState;
 
@@ -28,7 +36,8 @@ pub(crate) const SPLIT_AT: usize = 4096;
 /// Tables of a split map (a power of two).
 pub(crate) const SHARDS: usize = 64;
 
-/// A hash map that splits into [`SHARDS`] tables once it is large. See the module docs.
+/// A hash map that splits into [`SHARDS`] tables once it is large, and whose clones share their
+/// tables until one side changes them. See the module docs.
 #[derive(Debug, Clone)]
 pub(crate) struct SplitMap<K, V> {
     tables: Tables<K, V>,
@@ -36,24 +45,24 @@ pub(crate) struct SplitMap<K, V> {
 
 #[derive(Debug, Clone)]
 enum Tables<K, V> {
-    One(HashMap<K, V, KeyedState>),
+    One(Arc<HashMap<K, V, KeyedState>>),
     /// `pick` chooses a key's table. It is keyed apart from the tables' own hashers: a table
     /// holding only keys whose hash shares its top bits would crowd its probe sequences.
     Split {
         pick: KeyedState,
-        tables: Box<[HashMap<K, V, KeyedState>]>,
+        tables: Box<[Arc<HashMap<K, V, KeyedState>>]>,
     },
 }
 
 impl<K, V> Default for SplitMap<K, V> {
     fn default() -> Self {
         SplitMap {
-            tables: Tables::One(HashMap::with_hasher(KeyedState::default())),
+            tables: Tables::One(Arc::new(HashMap::with_hasher(KeyedState::default()))),
         }
     }
 }
 
-impl<K: Hash + Eq, V> SplitMap<K, V> {
+impl<K: Hash + Eq + Clone, V: Clone> SplitMap<K, V> {
     fn table(&self, key: &K) -> &HashMap<K, V, KeyedState> {
         match &self.tables {
             Tables::One(t) => t,
@@ -61,10 +70,11 @@ impl<K: Hash + Eq, V> SplitMap<K, V> {
         }
     }
 
+    /// The table of `key`, for a change: copied first if a clone still shares it.
     fn table_mut(&mut self, key: &K) -> &mut HashMap<K, V, KeyedState> {
         match &mut self.tables {
-            Tables::One(t) => t,
-            Tables::Split { pick, tables } => &mut tables[shard(pick, key)],
+            Tables::One(t) => Arc::make_mut(t),
+            Tables::Split { pick, tables } => Arc::make_mut(&mut tables[shard(pick, key)]),
         }
     }
 
@@ -100,10 +110,10 @@ impl<K: Hash + Eq, V> SplitMap<K, V> {
     /// pause is expected and one exact allocation beats a series of doublings).
     pub(crate) fn reserve(&mut self, additional: usize) {
         match &mut self.tables {
-            Tables::One(t) => t.reserve(additional),
+            Tables::One(t) => Arc::make_mut(t).reserve(additional),
             Tables::Split { tables, .. } => {
                 for t in tables.iter_mut() {
-                    t.reserve(additional.div_ceil(SHARDS));
+                    Arc::make_mut(t).reserve(additional.div_ceil(SHARDS));
                 }
             }
         }
@@ -112,17 +122,17 @@ impl<K: Hash + Eq, V> SplitMap<K, V> {
     pub(crate) fn len(&self) -> usize {
         match &self.tables {
             Tables::One(t) => t.len(),
-            Tables::Split { tables, .. } => tables.iter().map(HashMap::len).sum(),
+            Tables::Split { tables, .. } => tables.iter().map(|t| t.len()).sum(),
         }
     }
 
     /// Every entry, in no particular order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        let tables: &[HashMap<K, V, KeyedState>] = match &self.tables {
+        let tables: &[Arc<HashMap<K, V, KeyedState>>] = match &self.tables {
             Tables::One(t) => std::slice::from_ref(t),
             Tables::Split { tables, .. } => tables,
         };
-        tables.iter().flat_map(HashMap::iter)
+        tables.iter().flat_map(|t| t.iter())
     }
 
     pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
@@ -135,15 +145,17 @@ impl<K: Hash + Eq, V> SplitMap<K, V> {
         let Tables::One(one) = &mut self.tables else {
             return;
         };
-        let one = std::mem::take(one);
+        // Taken whole if no clone shares it, copied otherwise (the clone keeps the old table).
+        let one = Arc::unwrap_or_clone(std::mem::take(one));
         let pick = KeyedState::default();
         let share = (one.len() / SHARDS).max(1) * 2;
-        let mut tables: Box<[HashMap<K, V, KeyedState>]> = (0..SHARDS)
+        let mut tables: Vec<HashMap<K, V, KeyedState>> = (0..SHARDS)
             .map(|_| HashMap::with_capacity_and_hasher(share, KeyedState::default()))
             .collect();
         for (k, v) in one {
             tables[shard(&pick, &k)].insert(k, v);
         }
+        let tables = tables.into_iter().map(Arc::new).collect();
         self.tables = Tables::Split { pick, tables };
     }
 
@@ -153,12 +165,12 @@ impl<K: Hash + Eq, V> SplitMap<K, V> {
     pub(crate) fn largest_capacity(&self) -> usize {
         match &self.tables {
             Tables::One(t) => t.capacity(),
-            Tables::Split { tables, .. } => tables.iter().map(HashMap::capacity).max().unwrap_or(0),
+            Tables::Split { tables, .. } => tables.iter().map(|t| t.capacity()).max().unwrap_or(0),
         }
     }
 }
 
-impl<'a, K: Hash + Eq, V> IntoIterator for &'a SplitMap<K, V> {
+impl<'a, K: Hash + Eq + Clone, V: Clone> IntoIterator for &'a SplitMap<K, V> {
     type Item = (&'a K, &'a V);
     type IntoIter = Box<dyn Iterator<Item = (&'a K, &'a V)> + 'a>;
 
@@ -271,5 +283,90 @@ mod tests {
         }
         assert!(matches!(map.tables, Tables::One(_)));
         assert_eq!(map.len(), SPLIT_AT);
+    }
+
+    /// What checkpoints rely on: a clone shares every table, keeps the entries it had while the
+    /// original changes, and a change copies only the table it touches.
+    #[test]
+    fn a_clone_shares_tables_until_one_changes() {
+        let mut map: SplitMap<u64, u64> = SplitMap::default();
+        let n = (SPLIT_AT * 3) as u64;
+        for i in 0..n {
+            map.insert(i, i);
+        }
+        let frozen = map.clone();
+        let shared = |a: &SplitMap<u64, u64>, b: &SplitMap<u64, u64>| match (&a.tables, &b.tables) {
+            (Tables::Split { tables: x, .. }, Tables::Split { tables: y, .. }) => x
+                .iter()
+                .zip(y.iter())
+                .filter(|(p, q)| Arc::ptr_eq(p, q))
+                .count(),
+            _ => 0,
+        };
+        assert_eq!(shared(&map, &frozen), SHARDS, "a clone copies nothing");
+
+        map.insert(0, 100);
+        assert_eq!(
+            shared(&map, &frozen),
+            SHARDS - 1,
+            "one change copies one table"
+        );
+        map.remove(&1);
+        map.insert(n, n);
+        if let Some(v) = map.get_mut(&2) {
+            *v = 200;
+        }
+        assert!(shared(&map, &frozen) >= SHARDS - 4);
+
+        // The clone is the map as it was.
+        assert_eq!(frozen.len(), n as usize);
+        assert_eq!(frozen.get(&0), Some(&0));
+        assert_eq!(frozen.get(&1), Some(&1));
+        assert_eq!(frozen.get(&2), Some(&2));
+        assert_eq!(frozen.get(&n), None);
+        // The map has its changes.
+        assert_eq!(map.len(), n as usize);
+        assert_eq!(map.get(&0), Some(&100));
+        assert_eq!(map.get(&1), None);
+        assert_eq!(map.get(&2), Some(&200));
+        assert_eq!(map.get(&n), Some(&n));
+
+        // Once the clone is gone, changes copy nothing more.
+        drop(frozen);
+        let before: Vec<*const HashMap<u64, u64, KeyedState>> = match &map.tables {
+            Tables::Split { tables, .. } => tables.iter().map(Arc::as_ptr).collect(),
+            Tables::One(_) => Vec::new(),
+        };
+        for i in 0..n {
+            map.insert(i, i + 1);
+        }
+        let after: Vec<*const HashMap<u64, u64, KeyedState>> = match &map.tables {
+            Tables::Split { tables, .. } => tables.iter().map(Arc::as_ptr).collect(),
+            Tables::One(_) => Vec::new(),
+        };
+        assert_eq!(before, after);
+    }
+
+    /// A small map shared by a clone: the split takes a copy and leaves the clone whole.
+    #[test]
+    fn a_split_leaves_a_clone_whole() {
+        let mut map: SplitMap<u64, u64> = SplitMap::default();
+        let mut i = 0u64;
+        // Up to the entry whose insert splits.
+        while map.len() < SPLIT_AT || map.len() < map.largest_capacity() {
+            map.insert(i, i);
+            i += 1;
+        }
+        assert!(matches!(map.tables, Tables::One(_)));
+        let frozen = map.clone();
+        map.insert(i, i);
+        i += 1;
+        assert!(matches!(map.tables, Tables::Split { .. }), "it split");
+        assert!(matches!(frozen.tables, Tables::One(_)));
+        assert_eq!(frozen.len(), (i - 1) as usize);
+        assert_eq!(frozen.get(&(i - 1)), None);
+        assert!((0..i - 1).all(|k| frozen.get(&k) == Some(&k)));
+        assert_eq!(map.len(), i as usize);
+        assert!((0..i).all(|k| map.get(&k) == Some(&k)));
     }
 }

@@ -8,15 +8,15 @@
 //!
 //! Why a `std::thread` rather than a tokio task: `write` and `fsync` block for milliseconds on a
 //! real disk, and on a tokio worker that would stall every connection scheduled there. One thread
-//! also gives the journal a single order of LSNs without a lock on the append path: callers only
-//! reserve a queue slot (one atomic add) and send on a channel; the writer assigns LSNs as it takes
-//! records off the queue.
+//! also gives the journal a single order of LSNs: callers only reserve a queue slot (one atomic
+//! add) and push onto a short-locked queue; the writer assigns LSNs as it takes records off it.
 
+use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, mpsc};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread;
 use std::time::Instant;
 
@@ -26,7 +26,7 @@ use tokio::sync::{oneshot, watch};
 use super::format::{self, PAYLOAD_BYTES_MAX};
 use super::recovery::{self, Recovered};
 use super::spare::Spare;
-use super::{AppendTicket, Journal, JournalError, JournalOptions, Lsn};
+use super::{Admission, AppendTicket, Journal, JournalError, JournalOptions, Lsn};
 use crate::config::JournalSync;
 use crate::metrics::{JOURNAL_BATCH_RECORDS, JOURNAL_BYTES_TOTAL, JOURNAL_FSYNC_SECONDS};
 
@@ -44,8 +44,8 @@ type Completion = oneshot::Sender<Result<Lsn, JournalError>>;
 /// so drop it where blocking for one last batch is acceptable (shutdown), not on a hot task.
 #[derive(Debug)]
 pub struct FileJournal {
-    /// `None` only while dropping, so the writer sees the channel close.
-    sender: Option<mpsc::Sender<Request>>,
+    /// Where appends wait for the writer.
+    queue: Arc<Queue>,
     shared: Arc<Shared>,
     writer: Option<thread::JoinHandle<()>>,
     queue_depth_max: usize,
@@ -76,8 +76,21 @@ pub struct JournalStats {
 /// A request to the writer thread.
 #[derive(Debug)]
 enum Request {
-    Append { payload: Bytes, done: Completion },
-    Flush { done: Completion },
+    /// `done` is `None` for [`Journal::append_covered`]: a later record's ticket answers for it.
+    Append {
+        payload: Bytes,
+        done: Option<Completion>,
+    },
+    Flush {
+        done: Completion,
+    },
+}
+
+impl Request {
+    /// Someone waits on it (a ticketed append or a flush), so the writer is woken for it.
+    fn is_wanted(&self) -> bool {
+        !matches!(self, Request::Append { done: None, .. })
+    }
 }
 
 /// State shared by the appending side, the writer and the spare's helper.
@@ -103,8 +116,8 @@ pub(super) struct Shared {
 #[cfg(test)]
 #[derive(Debug, Default)]
 pub(crate) struct TestHooks {
-    /// The writer takes this lock after receiving a batch's first request and before draining the
-    /// rest, so a test holding it keeps everything it appends in the queue.
+    /// The writer takes this lock after it is woken for a batch and before taking it off the
+    /// queue, so a test holding it keeps everything it appends in the queue.
     pub(crate) pause: std::sync::Mutex<()>,
     /// The next `sync_data` fails with an injected error.
     pub(crate) fail_next_sync: AtomicBool,
@@ -203,6 +216,7 @@ impl FileJournal {
         );
 
         let shared = Arc::new(Shared::default());
+        let queue = Arc::new(Queue::default());
         let spare = if opts.prewrite_segments && opts.segment_bytes_max > 0 {
             Some(Spare::start(
                 dir,
@@ -212,7 +226,6 @@ impl FileJournal {
         } else {
             None
         };
-        let (sender, receiver) = mpsc::channel();
         let (progress_tx, progress) = watch::channel(scan.next_lsn.saturating_sub(1));
         let writer = Writer {
             dir: dir.to_owned(),
@@ -237,10 +250,13 @@ impl FileJournal {
         };
         let handle = thread::Builder::new()
             .name("journal-writer".to_owned())
-            .spawn(move || writer.run(receiver))
+            .spawn({
+                let queue = Arc::clone(&queue);
+                move || writer.run(&queue)
+            })
             .map_err(|source| JournalError::io("start writer thread", dir, source))?;
         let journal = FileJournal {
-            sender: Some(sender),
+            queue,
             shared,
             writer: Some(handle),
             queue_depth_max: opts.queue_depth_max.max(1),
@@ -271,7 +287,8 @@ impl FileJournal {
     /// written (and synced as the policy says) and before its tickets complete, so a reader woken
     /// by it finds the batch's records in the segment files.
     /// Starts at the last recovered LSN (0 for an empty journal). Lets a reader follow the journal
-    /// (tests waiting for a record, tools) without polling the files.
+    /// (tests waiting for a record, tools) without polling the files. A covered record
+    /// ([`Journal::append_covered`]) shows here only once the append that covers it is written.
     pub fn progress(&self) -> watch::Receiver<Lsn> {
         self.progress.clone()
     }
@@ -289,38 +306,49 @@ impl FileJournal {
             .map(|cause| JournalError::Failed(Arc::clone(cause)))
     }
 
-    fn send(&self, request: Request) -> Result<(), JournalError> {
-        match &self.sender {
-            Some(sender) => sender.send(request).map_err(|_| JournalError::Closed),
-            None => Err(JournalError::Closed),
+    /// Queues an append after the checks every append gets (the depth only for new work);
+    /// `Err` means it was not queued.
+    fn queue(
+        &self,
+        payload: Bytes,
+        done: Option<Completion>,
+        admission: Admission,
+    ) -> Result<(), JournalError> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(JournalError::Closed);
         }
+        if let Some(error) = self.failed() {
+            return Err(error);
+        }
+        if payload.len() > PAYLOAD_BYTES_MAX {
+            return Err(JournalError::PayloadTooLarge { len: payload.len() });
+        }
+        // Reserve the slot before sending, so concurrent appends cannot overshoot the bound.
+        if self.shared.queued.fetch_add(1, Ordering::AcqRel) >= self.queue_depth_max
+            && admission == Admission::New
+        {
+            self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(JournalError::Overloaded);
+        }
+        self.queue
+            .push(Request::Append { payload, done })
+            .inspect_err(|_| {
+                self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+            })
     }
 }
 
 impl Journal for FileJournal {
-    fn append(&self, payload: Bytes) -> AppendTicket {
-        if self.shared.closed.load(Ordering::Acquire) {
-            return AppendTicket::ready(Err(JournalError::Closed));
-        }
-        if let Some(error) = self.failed() {
-            return AppendTicket::ready(Err(error));
-        }
-        if payload.len() > PAYLOAD_BYTES_MAX {
-            return AppendTicket::ready(Err(JournalError::PayloadTooLarge { len: payload.len() }));
-        }
-        // Reserve the slot before sending, so concurrent appends cannot overshoot the bound.
-        if self.shared.queued.fetch_add(1, Ordering::AcqRel) >= self.queue_depth_max {
-            self.shared.queued.fetch_sub(1, Ordering::AcqRel);
-            return AppendTicket::ready(Err(JournalError::Overloaded));
-        }
+    fn append_as(&self, payload: Bytes, admission: Admission) -> AppendTicket {
         let (done, receiver) = oneshot::channel();
-        match self.send(Request::Append { payload, done }) {
+        match self.queue(payload, Some(done), admission) {
             Ok(()) => AppendTicket::pending(receiver),
-            Err(error) => {
-                self.shared.queued.fetch_sub(1, Ordering::AcqRel);
-                AppendTicket::ready(Err(error))
-            }
+            Err(error) => AppendTicket::ready(Err(error)),
         }
+    }
+
+    fn append_covered(&self, payload: Bytes, admission: Admission) -> Result<(), JournalError> {
+        self.queue(payload, None, admission)
     }
 
     fn flush(&self) -> AppendTicket {
@@ -331,7 +359,7 @@ impl Journal for FileJournal {
             return AppendTicket::ready(Err(error));
         }
         let (done, receiver) = oneshot::channel();
-        match self.send(Request::Flush { done }) {
+        match self.queue.push(Request::Flush { done }) {
             Ok(()) => AppendTicket::pending(receiver),
             Err(error) => AppendTicket::ready(Err(error)),
         }
@@ -345,13 +373,129 @@ impl Journal for FileJournal {
 impl Drop for FileJournal {
     fn drop(&mut self) {
         self.close();
-        // Closing the channel is the writer's signal to finish the queue and exit.
-        drop(self.sender.take());
+        // The writer's signal to finish the queue and exit.
+        self.queue.end();
         if let Some(handle) = self.writer.take()
             && handle.join().is_err()
         {
             tracing::error!("journal writer thread panicked");
         }
+    }
+}
+
+/// The appends waiting for the writer, and the writer's sleep.
+///
+/// Not a channel, because a channel wakes its receiver for every send. An append covered by a
+/// later ticket ([`Journal::append_covered`]) needs no writer of its own: the writer sleeps until
+/// an append someone waits on (a ticket or a flush) arrives, then takes what is queued (up to
+/// `group_commit_max` records a batch, until nothing waited-on is left). At low
+/// concurrency that is one fsync per transaction instead of one for the request record and
+/// another for the decision (docs/performance.md, "The floor ladder").
+#[derive(Debug, Default)]
+struct Queue {
+    state: Mutex<QueueState>,
+    wake: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct QueueState {
+    requests: VecDeque<Request>,
+    /// Queued requests someone waits on (ticketed appends and flushes).
+    wanted: usize,
+    /// The writer is asleep in [`Queue::wait_for_work`] and must be woken for wanted work.
+    writer_asleep: bool,
+    /// The journal was dropped: the writer handles what is queued, then exits.
+    ending: bool,
+    /// The writer has exited: nothing queued will be handled.
+    ended: bool,
+}
+
+impl Queue {
+    /// Nothing under this lock can panic half way through a change, so a poisoned lock is
+    /// still consistent.
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn push(&self, request: Request) -> Result<(), JournalError> {
+        let wanted = request.is_wanted();
+        let wake = {
+            let mut st = self.lock();
+            if st.ended || st.ending {
+                return Err(JournalError::Closed);
+            }
+            st.requests.push_back(request);
+            if wanted {
+                st.wanted += 1;
+            }
+            let wake = wanted && st.writer_asleep;
+            if wake {
+                st.writer_asleep = false;
+            }
+            wake
+        };
+        if wake {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Sleeps until something queued is waited on, or the journal is ending with requests
+    /// left. `false` once the journal is ending and nothing is queued.
+    fn wait_for_work(&self) -> bool {
+        let mut st = self.lock();
+        loop {
+            if st.wanted > 0 || (st.ending && !st.requests.is_empty()) {
+                return true;
+            }
+            if st.ending {
+                return false;
+            }
+            st.writer_asleep = true;
+            st = self.wake.wait(st).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Moves the queued requests holding up to `records_max` records (flushes hold none) into
+    /// `out`, oldest first.
+    fn take(&self, records_max: usize, out: &mut Vec<Request>) {
+        let mut st = self.lock();
+        let mut records = 0;
+        while records < records_max {
+            let Some(request) = st.requests.pop_front() else {
+                break;
+            };
+            if matches!(request, Request::Append { .. }) {
+                records += 1;
+            }
+            if request.is_wanted() {
+                st.wanted -= 1;
+            }
+            out.push(request);
+        }
+    }
+
+    /// The journal is dropped: the writer finishes the queue and exits.
+    fn end(&self) {
+        self.lock().ending = true;
+        self.wake.notify_one();
+    }
+}
+
+/// Marks the queue ended when the writer thread leaves, however it leaves: later appends fail
+/// with [`JournalError::Closed`], and tickets still queued resolve to it (their senders are
+/// dropped here).
+struct EndOnExit<'a>(&'a Queue);
+
+impl Drop for EndOnExit<'_> {
+    fn drop(&mut self) {
+        let left = {
+            let mut st = self.0.lock();
+            st.ended = true;
+            st.wanted = 0;
+            std::mem::take(&mut st.requests)
+        };
+        drop(left);
     }
 }
 
@@ -377,8 +521,9 @@ struct Writer {
     dirty: bool,
     /// The batch's encoded records; reused across batches.
     buf: Vec<u8>,
-    /// Tickets of the batch's records, in LSN order from `next_lsn`.
-    appends: Vec<Completion>,
+    /// Tickets of the batch's records, in LSN order from `next_lsn` (`None`: covered by a later
+    /// ticket).
+    appends: Vec<Option<Completion>>,
     flushes: Vec<Completion>,
     /// Set after a write or fsync failure; everything after it is refused.
     failed: Option<Arc<JournalError>>,
@@ -388,10 +533,12 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(mut self, receiver: mpsc::Receiver<Request>) {
-        // `recv` fails only once every sender is gone and the queue is empty: the journal was
-        // dropped and everything queued before that has been handled.
-        while let Ok(first) = receiver.recv() {
+    fn run(mut self, queue: &Queue) {
+        // Whatever way this thread ends, appends after it fail and queued tickets resolve.
+        let _ended = EndOnExit(queue);
+        let mut taken = Vec::new();
+        // `false` once the journal was dropped and everything queued before that is handled.
+        while queue.wait_for_work() {
             #[cfg(test)]
             drop(
                 self.shared
@@ -400,13 +547,8 @@ impl Writer {
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner),
             );
-            let mut records = self.take(first);
-            while records < self.group_commit_max {
-                match receiver.try_recv() {
-                    Ok(request) => records += self.take(request),
-                    Err(_) => break,
-                }
-            }
+            queue.take(self.group_commit_max, &mut taken);
+            let records = taken.drain(..).map(|r| self.take(r)).sum();
             self.commit(records);
         }
         self.finish();
@@ -417,7 +559,9 @@ impl Writer {
         match request {
             Request::Append { payload, done } => {
                 if let Some(cause) = &self.failed {
-                    let _ = done.send(Err(JournalError::Failed(Arc::clone(cause))));
+                    if let Some(done) = done {
+                        let _ = done.send(Err(JournalError::Failed(Arc::clone(cause))));
+                    }
                 } else {
                     let lsn = self.next_lsn + self.appends.len() as u64;
                     format::encode_record(&mut self.buf, lsn, &payload);
@@ -455,7 +599,9 @@ impl Writer {
                 });
                 for (lsn, done) in (first..).zip(self.appends.drain(..)) {
                     // A dropped ticket is fine: the record is durable whether or not anyone waits.
-                    let _ = done.send(Ok(lsn));
+                    if let Some(done) = done {
+                        let _ = done.send(Ok(lsn));
+                    }
                 }
                 for done in self.flushes.drain(..) {
                     let _ = done.send(Ok(last));
@@ -474,7 +620,12 @@ impl Writer {
                     let _ = self.shared.failed.set(Arc::clone(&cause));
                     self.failed = Some(cause);
                 }
-                for done in self.appends.drain(..).chain(self.flushes.drain(..)) {
+                for done in self
+                    .appends
+                    .drain(..)
+                    .flatten()
+                    .chain(self.flushes.drain(..))
+                {
                     let _ = done.send(Err(error.clone()));
                 }
             }

@@ -9,7 +9,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 
-use super::{AppendTicket, Journal, JournalError, Lsn};
+use super::{Admission, AppendTicket, Journal, JournalError, Lsn};
 
 /// An in-memory journal: every record in a vector, each append complete when it returns.
 #[derive(Debug, Default)]
@@ -29,6 +29,16 @@ impl MemJournal {
         self.lock().clone()
     }
 
+    fn push(&self, payload: Bytes) -> Result<Lsn, JournalError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(JournalError::Closed);
+        }
+        let mut records = self.lock();
+        let lsn = records.len() as Lsn + 1;
+        records.push((lsn, payload));
+        Ok(lsn)
+    }
+
     /// A panic elsewhere while holding the lock cannot leave the vector half updated (a push is the
     /// only mutation), so a poisoned lock is still safe to use.
     fn lock(&self) -> MutexGuard<'_, Vec<(Lsn, Bytes)>> {
@@ -37,14 +47,13 @@ impl MemJournal {
 }
 
 impl Journal for MemJournal {
-    fn append(&self, payload: Bytes) -> AppendTicket {
-        if self.closed.load(Ordering::Acquire) {
-            return AppendTicket::ready(Err(JournalError::Closed));
-        }
-        let mut records = self.lock();
-        let lsn = records.len() as Lsn + 1;
-        records.push((lsn, payload));
-        AppendTicket::ready(Ok(lsn))
+    // No queue, so no depth to refuse for.
+    fn append_as(&self, payload: Bytes, _: Admission) -> AppendTicket {
+        AppendTicket::ready(self.push(payload))
+    }
+
+    fn append_covered(&self, payload: Bytes, _: Admission) -> Result<(), JournalError> {
+        self.push(payload).map(drop)
     }
 
     fn flush(&self) -> AppendTicket {

@@ -74,10 +74,12 @@
 //!
 //! # Writing and durability
 //!
-//! Appends go through a bounded queue (a channel plus an atomic count, `queue_depth_max` records)
-//! to one dedicated `std::thread`, because blocking file I/O must not run on tokio's workers. The
-//! writer takes one request, drains whatever else is already queued (up to `group_commit_max`
-//! records), assigns LSNs, writes the batch with one `write_all` from a reused buffer, calls
+//! Appends go through a bounded queue (`queue_depth_max` records, which refuses new work only: see
+//! [`Admission`]) to one dedicated `std::thread`, because blocking file I/O must not run on
+//! tokio's workers. The writer sleeps until an append someone waits on arrives (a ticketed append
+//! or a flush; a covered record waits for the append that covers it, so it costs no wake-up and
+//! no fsync of its own), takes whatever is queued (up to `group_commit_max` records), assigns
+//! LSNs, writes the batch with one `write_all` from a reused buffer, calls
 //! `sync_data` when the policy is [`JournalSync::Always`], and only then completes the batch's
 //! tickets: one fsync covers many concurrent authorizations. If a write or an fsync fails, the
 //! batch's tickets get the error and the journal refuses everything after it
@@ -129,16 +131,56 @@ pub trait Journal: Send + Sync + 'static {
     /// Queues `payload` as the next record. The ticket resolves to its LSN once the record is
     /// durable by the backend's sync policy, or to the reason it never will be. Dropping the ticket
     /// does not cancel the append.
-    fn append(&self, payload: Bytes) -> AppendTicket;
+    ///
+    /// The record starts new work ([`Admission::New`]): a full queue refuses it.
+    fn append(&self, payload: Bytes) -> AppendTicket {
+        self.append_as(payload, Admission::New)
+    }
+
+    /// [`append`](Journal::append) for a record that starts new work or, with
+    /// [`Admission::Continuing`], continues work already admitted (a full queue does not refuse
+    /// it).
+    fn append_as(&self, payload: Bytes, admission: Admission) -> AppendTicket;
+
+    /// Queues `payload` like [`append`](Journal::append), without a ticket of its own, for a
+    /// record that a later append's ticket covers: records are written in append order and a
+    /// failed write fails every ticket after it, so once a later ticket resolves to `Ok` this
+    /// record is durable too. Returns at once, and `Err` means the record was not queued (the
+    /// caller must not go on as if it were: nothing later can cover it).
+    ///
+    /// Why: a transaction appends up to three records and needs only the last one's answer; a
+    /// ticket is a channel, an allocation and a wake-up (docs/performance.md). A covered record
+    /// is written with the next append someone waits on (a ticketed append or a
+    /// [`flush`](Journal::flush)), or when the journal is dropped: not before.
+    fn append_covered(&self, payload: Bytes, admission: Admission) -> Result<(), JournalError>;
 
     /// Resolves once every record appended before this call has been written and synced, whatever
-    /// the sync policy, to the last LSN written so far (0 if none). Used at shutdown.
+    /// the sync policy, to the last LSN written so far (0 if none). Used at shutdown, and where a
+    /// record has no later one to cover it (a reversal the switch originates).
     fn flush(&self) -> AppendTicket;
 
     /// Stops accepting records: later appends resolve to [`JournalError::Closed`]. Records already
     /// queued are still written and their tickets still resolve; a [`flush`](Journal::flush) after
-    /// `close` waits for them.
+    /// `close` waits for them (and is what writes covered records nothing else covers).
     fn close(&self);
+}
+
+/// Whether a record starts new work or continues work already admitted; only new work is refused
+/// when the queue is full.
+///
+/// Why: the queue's bound protects memory when the disk falls behind, and the place to push back
+/// is where work enters. A transaction whose request record was taken must be able to journal
+/// its ledger change, its decision and any reversal of it: refusing one of those half way would
+/// leave a hold journaled that no decision or reversal follows. Continuing records can overshoot
+/// `queue_depth_max` by at most what the admitted work still has to write, which the switch's
+/// own in-flight limits bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// The first record of new work: refused with [`JournalError::Overloaded`] when the queue
+    /// holds `queue_depth_max` records.
+    New,
+    /// A later record of admitted work: never refused for the queue's depth.
+    Continuing,
 }
 
 /// Why the journal could not take or keep a record. Cloneable because one failed write or fsync is
@@ -166,7 +208,8 @@ pub enum JournalError {
         /// What is wrong, e.g. `CRC mismatch` or `LSN out of sequence`.
         reason: &'static str,
     },
-    /// The append queue holds `queue_depth_max` records already; the record was not queued.
+    /// The append queue holds `queue_depth_max` records already; the record (new work) was not
+    /// queued.
     #[error("journal queue is full; record not queued")]
     Overloaded,
     /// The journal was closed (or its writer has stopped) before the record was queued or written.
@@ -204,8 +247,9 @@ pub struct JournalOptions {
     pub segment_bytes_max: u64,
     /// Most records written and synced in one group commit (records; 0 is taken as 1).
     pub group_commit_max: usize,
-    /// Most records queued or being written at once; beyond it appends resolve to
-    /// [`JournalError::Overloaded`] at once (records; 0 is taken as 1).
+    /// Most records queued or being written at once; beyond it appends of new work
+    /// ([`Admission::New`]) resolve to [`JournalError::Overloaded`] at once, while the later
+    /// records of admitted work still go in (records; 0 is taken as 1).
     pub queue_depth_max: usize,
     /// Pre-write segments with zeros (a helper thread prepares the next one) so appends overwrite
     /// written blocks and `fdatasync` flushes data only. On in production; off gives the plain
@@ -260,6 +304,16 @@ impl AppendTicket {
     pub fn ready(result: Result<Lsn, JournalError>) -> Self {
         AppendTicket {
             state: TicketState::Ready(Some(result)),
+        }
+    }
+
+    /// `Err` if the record was refused at once and never queued. For a caller that must not go
+    /// on with a record the journal did not take (the issuing engine applies a ledger change
+    /// only once its event is queued); a queued record's fate is still the ticket's to tell.
+    pub fn queued(self) -> Result<AppendTicket, JournalError> {
+        match self.state {
+            TicketState::Ready(Some(Err(error))) => Err(error),
+            state => Ok(AppendTicket { state }),
         }
     }
 

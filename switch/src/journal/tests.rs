@@ -51,6 +51,16 @@ async fn append_each(journal: &FileJournal, range: std::ops::Range<u64>) {
     }
 }
 
+/// Holds the writer after it takes its next request: what is appended meanwhile waits in the
+/// queue and goes into one batch when the guard is dropped.
+fn hold_writer(journal: &FileJournal) -> std::sync::MutexGuard<'_, ()> {
+    journal
+        .test_hooks()
+        .pause
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+}
+
 fn expected(range: std::ops::RangeInclusive<u64>) -> Vec<(Lsn, Bytes)> {
     range.map(|i| (i, payload(i))).collect()
 }
@@ -389,11 +399,7 @@ async fn a_batch_takes_everything_queued_up_to_group_commit_max() {
         ..options(JournalSync::Always)
     };
     let (journal, _) = open(dir.path(), opts);
-    let pause = journal
-        .test_hooks()
-        .pause
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
+    let pause = hold_writer(&journal);
     let tickets: Vec<_> = (1..=10).map(|i| journal.append(payload(i))).collect();
     drop(pause);
     for (i, ticket) in (1..).zip(tickets) {
@@ -411,11 +417,7 @@ async fn a_full_queue_refuses_appends_at_once() {
         ..options(JournalSync::Always)
     };
     let (journal, _) = open(dir.path(), opts);
-    let pause = journal
-        .test_hooks()
-        .pause
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
+    let pause = hold_writer(&journal);
     let tickets: Vec<_> = (1..=4).map(|i| journal.append(payload(i))).collect();
     let refused = journal.append(payload(5)).now_or_never();
     assert!(
@@ -437,11 +439,7 @@ async fn a_full_queue_refuses_appends_at_once() {
 async fn close_refuses_later_appends_but_writes_queued_ones() {
     let dir = tempfile::tempdir().unwrap();
     let (journal, _) = open(dir.path(), options(JournalSync::Always));
-    let pause = journal
-        .test_hooks()
-        .pause
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
+    let pause = hold_writer(&journal);
     let queued: Vec<_> = (1..=3).map(|i| journal.append(payload(i))).collect();
     journal.close();
     let late = journal.append(payload(4)).now_or_never();
@@ -505,6 +503,191 @@ async fn a_failed_fsync_fails_its_batch_and_everything_after() {
     // Reopening re-reads what is actually on disk (here the unacknowledged record did land).
     let (_journal, recovered) = open(dir.path(), options(JournalSync::Always));
     assert_eq!(recovered.records, expected(1..=3));
+}
+
+#[tokio::test]
+async fn covered_appends_take_their_place_in_order_and_a_later_ticket_answers_for_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = open(dir.path(), options(JournalSync::Always));
+    journal.append_covered(payload(1), Admission::New).unwrap();
+    journal
+        .append_covered(payload(2), Admission::Continuing)
+        .unwrap();
+    assert_eq!(
+        journal
+            .append_as(payload(3), Admission::Continuing)
+            .await
+            .unwrap(),
+        3
+    );
+    // Synced with the ticket's batch or an earlier one: readable before the journal is dropped.
+    assert_eq!(read_all(dir.path()).unwrap(), expected(1..=3));
+    assert_eq!(journal.stats().records, 3);
+}
+
+#[tokio::test]
+async fn a_covered_record_waits_for_the_append_that_covers_it_and_shares_its_fsync() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = open(dir.path(), options(JournalSync::Always));
+    // Nobody waits on these, so the writer is not woken for them...
+    journal.append_covered(payload(1), Admission::New).unwrap();
+    journal
+        .append_covered(payload(2), Admission::Continuing)
+        .unwrap();
+    // ...and the append that covers them takes them along: one batch, one fsync.
+    assert_eq!(
+        journal
+            .append_as(payload(3), Admission::Continuing)
+            .await
+            .unwrap(),
+        3
+    );
+    let stats = journal.stats();
+    assert_eq!((stats.batches, stats.records, stats.fsyncs), (1, 3, 1));
+}
+
+#[tokio::test]
+async fn covered_records_with_nothing_after_them_are_written_by_a_flush_or_at_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = open(dir.path(), options(JournalSync::Always));
+    journal.append_covered(payload(1), Admission::New).unwrap();
+    assert_eq!(journal.flush().await.unwrap(), 1);
+    journal.append_covered(payload(2), Admission::New).unwrap();
+    drop(journal);
+    assert_eq!(read_all(dir.path()).unwrap(), expected(1..=2));
+}
+
+#[tokio::test]
+async fn covered_records_split_over_batches_still_wait_for_what_covers_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = JournalOptions {
+        group_commit_max: 1,
+        ..options(JournalSync::Always)
+    };
+    let (journal, _) = open(dir.path(), opts);
+    journal.append_covered(payload(1), Admission::New).unwrap();
+    journal
+        .append_covered(payload(2), Admission::Continuing)
+        .unwrap();
+    // One record a batch: the flush's wake-up carries both covered records, in two batches.
+    assert_eq!(journal.flush().await.unwrap(), 2);
+    assert_eq!(journal.stats().batches, 2);
+    assert_eq!(read_all(dir.path()).unwrap(), expected(1..=2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_tasks_mixing_covered_ticketed_and_flushes_lose_and_reorder_nothing() {
+    const TASKS: u64 = 8;
+    const TXNS: u64 = 200;
+    let dir = tempfile::tempdir().unwrap();
+    let opts = JournalOptions {
+        group_commit_max: 3,
+        ..options(JournalSync::None)
+    };
+    let journal = Arc::new(open(dir.path(), opts).0);
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let journal = Arc::clone(&journal);
+        tasks.push(tokio::spawn(async move {
+            for i in 0..TXNS {
+                let rec = |leg: u64| Bytes::from(format!("{t:02}-{i:04}-{leg}"));
+                journal.append_covered(rec(0), Admission::New).unwrap();
+                journal
+                    .append_covered(rec(1), Admission::Continuing)
+                    .unwrap();
+                let done = journal.append_as(rec(2), Admission::Continuing);
+                if i % 50 == 0 {
+                    journal.flush().await.unwrap();
+                }
+                // A lost wake-up would hang here: bounded, so it fails instead.
+                tokio::time::timeout(std::time::Duration::from_secs(30), done)
+                    .await
+                    .expect("a ticket was never completed")
+                    .unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(journal.flush().await.unwrap(), TASKS * TXNS * 3);
+    // Each task's records in its own order, none missing.
+    let records = read_all(dir.path()).unwrap();
+    for t in 0..TASKS {
+        let mine: Vec<Bytes> = records
+            .iter()
+            .map(|(_, p)| p.clone())
+            .filter(|p| p.starts_with(format!("{t:02}-").as_bytes()))
+            .collect();
+        let want: Vec<Bytes> = (0..TXNS)
+            .flat_map(|i| (0..3).map(move |leg| Bytes::from(format!("{t:02}-{i:04}-{leg}"))))
+            .collect();
+        assert_eq!(mine, want, "task {t}");
+    }
+}
+
+#[tokio::test]
+async fn a_full_queue_refuses_new_work_but_not_the_rest_of_admitted_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = JournalOptions {
+        queue_depth_max: 2,
+        ..options(JournalSync::Always)
+    };
+    let (journal, _) = open(dir.path(), opts);
+    let pause = hold_writer(&journal);
+    journal.append_covered(payload(1), Admission::New).unwrap();
+    let ticket = journal.append(payload(2));
+    // Full: new work is refused at once, covered or not...
+    let refused = journal.append_covered(payload(3), Admission::New);
+    assert!(
+        matches!(refused, Err(JournalError::Overloaded)),
+        "{refused:?}"
+    );
+    let refused = journal.append(payload(3)).now_or_never();
+    assert!(
+        matches!(refused, Some(Err(JournalError::Overloaded))),
+        "{refused:?}"
+    );
+    // ...but a transaction already admitted can still write its later records.
+    journal
+        .append_covered(payload(3), Admission::Continuing)
+        .unwrap();
+    let continuing = journal.append_as(payload(4), Admission::Continuing);
+    journal.close();
+    let closed = journal.append_covered(payload(5), Admission::Continuing);
+    assert!(matches!(closed, Err(JournalError::Closed)), "{closed:?}");
+    drop(pause);
+    assert_eq!(ticket.await.unwrap(), 2);
+    assert_eq!(continuing.await.unwrap(), 4);
+    drop(journal);
+    assert_eq!(read_all(dir.path()).unwrap(), expected(1..=4));
+}
+
+#[tokio::test]
+async fn a_covered_record_whose_write_fails_fails_the_flush_and_everything_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = open(dir.path(), options(JournalSync::Always));
+    append_each(&journal, 1..2).await;
+    journal
+        .test_hooks()
+        .fail_next_sync
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    // The covered record waits for the flush (nobody waits on it), so it is the only append in
+    // the batch and the failure is its own.
+    journal.append_covered(payload(2), Admission::New).unwrap();
+    let flushed = journal.flush().await;
+    assert!(
+        matches!(&flushed, Err(JournalError::Io { op: "fsync", .. })),
+        "{flushed:?}"
+    );
+    // Nothing after it can succeed, covered or ticketed, new or continuing.
+    let later = journal.append_as(payload(3), Admission::Continuing).await;
+    assert!(matches!(&later, Err(JournalError::Failed(_))), "{later:?}");
+    let covered = journal.append_covered(payload(3), Admission::Continuing);
+    assert!(
+        matches!(&covered, Err(JournalError::Failed(_))),
+        "{covered:?}"
+    );
 }
 
 #[tokio::test]

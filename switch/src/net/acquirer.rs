@@ -543,4 +543,4 @@ pub async fn connection_as<R, W>(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

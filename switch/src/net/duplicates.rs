@@ -113,11 +113,34 @@ pub struct DuplicateWindow {
 }
 
 impl DuplicateWindow {
+    /// Shards of the map: a growth step moves at most this fraction of the entries.
+    pub const SHARDS: usize = 256;
+
     /// A window of `window` length holding at most `entries_max` keys (oldest evicted first).
+    ///
+    /// Neither table may grow in one long step: a growth step moves every entry of its table
+    /// under a lock that other requests need, and in a server that is a stall of the whole
+    /// acquirer side. With dashmap's default 8 shards, all of them doubled within a few
+    /// thousand claims of each other at about 915k entries, 11 ms each (at 458k, 6–7 ms), and
+    /// the order queue's doubling at 524k copies 29 MB under its mutex (`cargo run --release -p
+    /// switch --example duplicate_window_pauses`; docs/performance.md). So the map has
+    /// [`Self::SHARDS`] shards, each growing on its own by a 256th of the entries (as an
+    /// account's records do in [`crate::issuing`]'s split map), and the order queue is
+    /// allocated for `entries_max` at once (it holds one more for a moment before the oldest is
+    /// evicted; the config caps the limit). That allocation is address space, not memory: the
+    /// queue is written front to back, so its pages become resident as the window fills, as
+    /// they did when it grew. Sizing the map at once would also have removed its pauses, but
+    /// keys land on its pages at random, so it would be resident early, and an idle switch
+    /// would hold its control bytes in huge pages (measured: 22 → 57 MB RSS at start).
     pub fn new(window: Duration, entries_max: usize) -> DuplicateWindow {
+        let capacity = entries_max.saturating_add(1);
         DuplicateWindow {
-            map: DashMap::with_hasher(foldhash::fast::RandomState::default()),
-            order: Mutex::new(VecDeque::new()),
+            map: DashMap::with_capacity_and_hasher_and_shard_amount(
+                0,
+                foldhash::fast::RandomState::default(),
+                Self::SHARDS,
+            ),
+            order: Mutex::new(VecDeque::with_capacity(capacity)),
             window,
             entries_max,
         }
@@ -231,9 +254,12 @@ impl Pending {
                 Slot::Pending(tx) => tx,
                 Slot::Done(_) => None,
             },
-            // Evicted while in flight (the window was full): remember the answer again.
+            // Evicted while in flight (the window was full): remember the answer again, as the
+            // newest entry, so it counts against the limit and expires like any other (without
+            // its place in the order it stayed in the map for good).
             None => {
                 self.window.map.insert(self.key, Slot::Done(kept));
+                self.window.remember(Instant::now(), self.key);
                 None
             }
         };
@@ -348,6 +374,32 @@ mod tests {
             matches!(w.claim(key(10), Mti::AUTH_REQUEST, t1), Claim::New(_)),
             "oldest evicted at the cap"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_evicted_in_flight_stays_within_the_limit_and_expires() {
+        let w = Arc::new(DuplicateWindow::new(Duration::from_secs(60), 2));
+        let t0 = Instant::now();
+        let Claim::New(first) = w.claim(key(1), Mti::AUTH_REQUEST, t0) else {
+            panic!("new");
+        };
+        // Two more arrivals evict the first while it is still in flight.
+        for s in 2..4 {
+            if let Claim::New(p) = w.claim(key(s), Mti::AUTH_REQUEST, t0) {
+                p.complete(Answer::Bytes(Bytes::new()));
+            }
+        }
+        first.complete(Answer::Bytes(Bytes::from_static(b"late")));
+        assert!(w.len() <= 2, "{} keys held, limit 2", w.len());
+        // Its repeat still gets the answer...
+        let Claim::Duplicate(d) = w.claim(key(1), Mti::AUTH_REQUEST, Instant::now()) else {
+            panic!("the late answer was not remembered");
+        };
+        assert_eq!(bytes_of(d.answer().await).as_deref(), Some(&b"late"[..]));
+        // ...until the window has passed.
+        tokio::time::advance(Duration::from_secs(61)).await;
+        w.sweep(Instant::now());
+        assert_eq!(w.len(), 0);
     }
 
     #[tokio::test]

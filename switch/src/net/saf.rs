@@ -30,7 +30,7 @@ use crate::domain::{
 use crate::events::{AdviceRecord, Record};
 use crate::iso8583::views::{OriginalData, ReplacementAmounts};
 use crate::iso8583::{ISO87_ASCII, Message, MessageBuilder, decode};
-use crate::journal::Journal;
+use crate::journal::{Admission, Journal};
 use crate::metrics as m;
 use crate::net::issuer::{IssuerPool, LinkError, OutboundRequest, StanChoice};
 use crate::security::PanVault;
@@ -138,7 +138,11 @@ impl Saf {
             });
         }
         let bytes = Record::SafQueued(rec.clone()).encode()?;
-        self.journal.append(Bytes::from(bytes)).await?;
+        // An advice continues a transaction the journal already took (its request record); the
+        // queue's own `depth_max` bounds how many wait.
+        self.journal
+            .append_as(Bytes::from(bytes), Admission::Continuing)
+            .await?;
         metrics::counter!(m::REVERSALS_QUEUED_TOTAL, "issuer" => self.issuer.clone(), "reason" => reason_label)
             .increment(1);
         self.restore(rec);
@@ -187,6 +191,7 @@ impl Saf {
                             at_ms: self.clock.now_ms(),
                             attempts,
                         },
+                        &shutdown,
                     )
                     .await;
                     metrics::counter!(m::SAF_PARKED_TOTAL, "issuer" => self.issuer.clone())
@@ -211,7 +216,7 @@ impl Saf {
                         .msg
                         .get(39)
                         .map(|c| String::from_utf8_lossy(&c).into_owned());
-                    tracing::info!(saf_id = rec.saf_id, issuer = %self.issuer, mti = rec.mti, response_code = ?code, masked_pan = %rec.masked_pan, "advice delivered");
+                    tracing::info!(saf_id = rec.saf_id, issuer = %self.issuer, mti = rec.mti, response_code = code.as_deref().unwrap_or("none"), masked_pan = %rec.masked_pan, "advice delivered");
                     self.finish(
                         &rec,
                         Record::SafDelivered {
@@ -219,6 +224,7 @@ impl Saf {
                             at_ms: self.clock.now_ms(),
                             response_code: code,
                         },
+                        &shutdown,
                     )
                     .await;
                     metrics::counter!(m::SAF_DELIVERED_TOTAL, "issuer" => self.issuer.clone())
@@ -245,6 +251,7 @@ impl Saf {
                                 at_ms: self.clock.now_ms(),
                                 attempts,
                             },
+                            &shutdown,
                         )
                         .await;
                         metrics::counter!(m::SAF_PARKED_TOTAL, "issuer" => self.issuer.clone())
@@ -264,15 +271,25 @@ impl Saf {
         }
     }
 
-    /// Journals the advice's end and takes it off the queue. If the journal refuses, the advice
-    /// stays queued: it will be sent again, which an issuer treats as a repeat.
-    async fn finish(&self, rec: &AdviceRecord, end: Record) {
+    /// Journals the advice's end and takes it off the queue. If the journal refuses (it failed
+    /// or closed: the end continues an admitted advice, so the queue's depth does not refuse it),
+    /// the advice stays queued and is sent again, which an issuer treats as a repeat; the loop
+    /// waits `backoff_max` first rather than spin on a journal that keeps refusing.
+    async fn finish(&self, rec: &AdviceRecord, end: Record, shutdown: &CancellationToken) {
         let ok = match end.encode() {
-            Ok(b) => self.journal.append(Bytes::from(b)).await.is_ok(),
+            Ok(b) => self
+                .journal
+                .append_as(Bytes::from(b), Admission::Continuing)
+                .await
+                .is_ok(),
             Err(_) => false,
         };
         if !ok {
             tracing::error!(saf_id = rec.saf_id, issuer = %self.issuer, "journal refused the end of an advice; it stays queued");
+            tokio::select! {
+                () = tokio::time::sleep(self.cfg.backoff_max) => {},
+                () = shutdown.cancelled() => {},
+            }
             return;
         }
         let depth = {
@@ -473,16 +490,19 @@ mod tests {
             at_ms: 0,
             response_code: Some("00".into()),
         };
-        saf.finish(&advice(2), delivered(2)).await;
+        saf.finish(&advice(2), delivered(2), &CancellationToken::new())
+            .await;
         assert_eq!((changed(&mut rx), saf.depth()), (None, 2));
-        saf.finish(&advice(1), delivered(1)).await;
+        saf.finish(&advice(1), delivered(1), &CancellationToken::new())
+            .await;
         assert_eq!(changed(&mut rx), Some(1), "delivery publishes");
         let parked = Record::SafParked {
             saf_id: 2,
             at_ms: 0,
             attempts: 3,
         };
-        saf.finish(&advice(2), parked).await;
+        saf.finish(&advice(2), parked, &CancellationToken::new())
+            .await;
         assert_eq!(changed(&mut rx), Some(0), "parking publishes");
         shutdown.cancel();
     }
@@ -501,7 +521,7 @@ mod tests {
             at_ms: 0,
             response_code: None,
         };
-        saf.finish(&advice(1), end).await;
+        saf.finish(&advice(1), end, &CancellationToken::new()).await;
         assert_eq!(drained.await.expect("task").expect("queue alive"), 0);
         shutdown.cancel();
     }

@@ -42,7 +42,7 @@ use crate::events::{
 };
 use crate::iso8583::views::{AuthorizationRequest, NetworkManagement, ReversalRequest};
 use crate::iso8583::{Dialect, Message, MessageBuilder, decode_lenient};
-use crate::journal::{AppendTicket, Journal};
+use crate::journal::{Admission, AppendTicket, Journal};
 use crate::metrics as m;
 use crate::net::duplicates::{Answer, Claim, DupKey, DuplicateWindow};
 use crate::net::issuer::{IssuerPool, IssuerReply, LinkError, OutboundRequest, StanChoice};
@@ -51,6 +51,8 @@ use crate::routing::{IssuerIndex, RoutingTable};
 use crate::security::PanVault;
 
 mod secure;
+#[cfg(test)]
+mod tests;
 pub use secure::SwitchSecurity;
 
 /// What an on-us issuer decided.
@@ -64,9 +66,6 @@ pub struct OnUsDecision {
     pub approved: Option<Amount>,
     /// Field 54, ready to send.
     pub additional_amounts: Option<Vec<u8>>,
-    /// The ledger change, already handed to the journal by the engine (under the account's lock,
-    /// so each account's events are journaled in sequence order). Awaited before answering.
-    pub journaled: Option<AppendTicket>,
 }
 
 impl OnUsDecision {
@@ -94,6 +93,14 @@ pub struct ReversalInput {
 }
 
 /// An issuer processed inside the switch.
+///
+/// The journal contract the runtime relies on: `authorize` and `reverse` queue any ledger change
+/// on the journal the factory was given (the runtime's) before they return, as a record covered
+/// by the runtime's next one ([`Journal::append_covered`], [`Admission::Continuing`]: the
+/// request's own record was already admitted), and apply the change only if the journal took
+/// it. A change the journal refused is answered [`Decline::SystemMalfunction`] and leaves the
+/// card's state as it was. The runtime's decision record (or, for a reversal it originates, a
+/// [`Journal::flush`]) then makes the change durable before anyone is answered.
 pub trait OnUs: Send + Sync + 'static {
     /// Decides `req`; `pin` is the outcome of [`OnUs::verify_pin_block`] on its PIN block
     /// ([`PinCheck::Absent`] without one).
@@ -377,14 +384,52 @@ impl Runtime {
         self.saf_seq.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// Journals a record that starts nothing: refused when the journal's queue is full.
     fn journal(&self, rec: &Record) -> AppendTicket {
-        match rec.encode() {
-            Ok(b) => self.journal.append(Bytes::from(b)),
-            Err(e) => {
-                tracing::error!(error = %e, "journal record does not encode");
-                AppendTicket::ready(Err(crate::journal::JournalError::Closed))
-            }
+        self.journal_as(rec, Admission::New)
+    }
+
+    /// Journals a later record of a transaction whose request record was taken (its decision,
+    /// its reversal): never refused for the queue's depth, so a transaction is not cut in half
+    /// ([`Admission`]).
+    fn journal_continuing(&self, rec: &Record) -> AppendTicket {
+        self.journal_as(rec, Admission::Continuing)
+    }
+
+    fn journal_as(&self, rec: &Record, admission: Admission) -> AppendTicket {
+        match encode_record(rec) {
+            Ok(b) => self.journal.append_as(b, admission),
+            Err(e) => AppendTicket::ready(Err(e)),
         }
+    }
+
+    /// Queues a transaction's request record, whose durability its decision record answers for
+    /// (see [`Journal::append_covered`]); `Err` means it was not queued. This is where the
+    /// journal's queue bound pushes back: the records after it are [`Admission::Continuing`].
+    fn journal_request(&self, rec: &Record) -> Result<(), crate::journal::JournalError> {
+        self.journal
+            .append_covered(encode_record(rec)?, Admission::New)
+    }
+
+    /// The 96 for a request whose records the journal would not take: nothing may be answered
+    /// that is not journaled, and nothing is journaled about this answer either.
+    fn journal_refused(
+        &self,
+        msg: &Message,
+        issuer_id: &str,
+        e: &crate::journal::JournalError,
+    ) -> HandleResult {
+        // Warn, not error: under overload this is one line per refused request, and the
+        // journal's own failure (if that is the cause) was logged once as an error already.
+        tracing::warn!(error = %e, "journal refused the request's records; answering 96");
+        let code = ResponseCode::SystemMalfunction;
+        let b = answer_builder(self.dialect, msg, code, &Additions::default()).ok()?;
+        self.encode_answer(&b, &code, issuer_id)
+            .map(|bytes| Outgoing {
+                bytes,
+                if_undeliverable: None,
+                issuer_time: Duration::ZERO,
+            })
     }
 
     /// Handles one frame's payload; `None` means the message goes unanswered (and was counted).
@@ -542,7 +587,7 @@ impl Runtime {
             )
         });
         if let Err(e) = self.journal(&rec).await {
-            tracing::error!(error = %e, "journal refused a decline; answering 96");
+            tracing::error!(error = %e, "journal refused a decline; answered without its record (no money moved)");
         }
         let b = match answer_builder(self.dialect, msg, code, &Additions::default()) {
             Ok(b) => b,
@@ -626,15 +671,17 @@ impl Runtime {
             product: self.live.load().routing.product(&req.pan),
             card_present: crate::clearing::card_present(req.pos_entry_mode),
         });
-        let request_ticket = self.journal(&request_rec);
+        // Refused here, the request goes no further: no engine or issuer sees it.
+        if let Err(e) = self.journal_request(&request_rec) {
+            return self.journal_refused(msg, &issuer_id, &e);
+        }
 
         let mut issuer_time = Duration::ZERO;
         let (builder_result, decision, undeliverable) = match issuer {
             IssuerHandle::OnUs { engine, .. } => {
-                let mut d = engine.authorize(&req, &key, pin.check(), now, business_date);
-                // Records are written in append order, so the decision's ticket covers this one
-                // too; dropping the ticket does not cancel the append.
-                drop(d.journaled.take());
+                // The engine queued its ledger event (if any) under the account's lock; the
+                // decision record's ticket answers for it.
+                let d = engine.authorize(&req, &key, pin.check(), now, business_date);
                 let code = d.response_code();
                 let auth = d.auth_code.map(|a| a.to_string());
                 let approved = d.approved.and_then(|a| a.to_field().ok());
@@ -760,7 +807,7 @@ impl Runtime {
                     Err(e) => {
                         let (decline, reverse) = match &e {
                             LinkError::Timeout => {
-                                drop(self.journal(&Record::Timeout {
+                                drop(self.journal_continuing(&Record::Timeout {
                                     txn,
                                     at_ms: self.clock.now_ms(),
                                 }));
@@ -901,30 +948,17 @@ impl Runtime {
             }
         };
         let code = decision.response_code.clone();
-        let decision_ticket = self.journal(&Record::Decision(decision));
-        let journaled = request_ticket.await.and(decision_ticket.await);
+        let decision_ticket = self.journal_continuing(&Record::Decision(decision));
+        // Covers the request record and any ledger event too: see `journal_request`.
+        let journaled = decision_ticket.await;
         let bytes = match (journaled, builder_result) {
             (Ok(_), Ok(bytes)) => bytes,
             (Err(e), _) => {
-                // Nothing may be answered that is not journaled. If it was an approval, undo it.
-                tracing::error!(error = %e, "journal failed; answering 96");
+                // If it was an approval, undo it.
                 if let Some(u) = undeliverable {
                     self.queue_reversal(u, "journal_failure").await;
                 }
-                let b = answer_builder(
-                    self.dialect,
-                    msg,
-                    ResponseCode::SystemMalfunction,
-                    &Additions::default(),
-                )
-                .ok()?;
-                return self
-                    .encode_answer(&b, &ResponseCode::SystemMalfunction, &issuer_id)
-                    .map(|bytes| Outgoing {
-                        bytes,
-                        if_undeliverable: None,
-                        issuer_time: Duration::ZERO,
-                    });
+                return self.journal_refused(msg, &issuer_id, &e);
             }
             (Ok(_), Err(e)) => {
                 tracing::error!(error = %e, "answer does not encode; dropped");
@@ -1154,7 +1188,20 @@ impl Runtime {
 
     /// Undoes an approval: an on-us engine reverses at once; a remote issuer gets a 0420 through
     /// store-and-forward.
-    pub async fn queue_reversal(&self, u: Undeliverable, reason: &'static str) {
+    ///
+    /// Boxed because it is a rare path awaited inside every authorization: inline, its state
+    /// machine (2.4 KiB) made each request's future larger by that much, and every request's
+    /// future is moved into its connection's set of answers in flight (docs/performance.md,
+    /// "Smaller futures").
+    pub fn queue_reversal(
+        &self,
+        u: Undeliverable,
+        reason: &'static str,
+    ) -> futures::future::BoxFuture<'_, ()> {
+        Box::pin(self.queue_reversal_now(u, reason))
+    }
+
+    async fn queue_reversal_now(&self, u: Undeliverable, reason: &'static str) {
         let Some(issuer) = self.issuers.get(u.issuer as usize) else {
             return;
         };
@@ -1162,14 +1209,34 @@ impl Runtime {
             IssuerHandle::OnUs { engine, id } => {
                 if let Some(rev) = &u.reversal {
                     let now = self.clock.now();
+                    // No decision record follows the engine's ledger event here, so a flush (of
+                    // everything queued so far, this event included) makes it durable.
                     let d = engine.reverse(rev, now, now.date());
-                    if let Some(t) = d.journaled
-                        && let Err(e) = t.await
-                    {
-                        tracing::error!(issuer = %id, error = %e, "journal refused an on-us reversal");
+                    let journaled = match d.decline {
+                        Some(Decline::SystemMalfunction) => Err("the engine refused it".to_owned()),
+                        _ => self
+                            .journal
+                            .flush()
+                            .await
+                            .map(drop)
+                            .map_err(|e| e.to_string()),
+                    };
+                    match (journaled, d.decline) {
+                        // The engine refused (the journal failed or closed: the event is
+                        // `Admission::Continuing`; or the account could not be locked) or the
+                        // flush failed. The restarted switch replays the hold and it lapses at
+                        // its expiry, as an operator will see from this line.
+                        (Err(e), _) => {
+                            tracing::error!(issuer = %id, txn = u.txn, reason, error = %e, "on-us approval NOT reversed: the reversal was not journaled")
+                        }
+                        (Ok(()), None) => {
+                            metrics::counter!(m::REVERSALS_QUEUED_TOTAL, "issuer" => id.to_string(), "reason" => reason).increment(1);
+                            tracing::info!(issuer = %id, reason, txn = u.txn, "on-us approval reversed");
+                        }
+                        (Ok(()), Some(d)) => {
+                            tracing::warn!(issuer = %id, txn = u.txn, reason, decline = d.name(), "on-us reversal declined by the engine")
+                        }
                     }
-                    metrics::counter!(m::REVERSALS_QUEUED_TOTAL, "issuer" => id.to_string(), "reason" => reason).increment(1);
-                    tracing::info!(issuer = %id, reason, txn = u.txn, "on-us approval reversed");
                 }
             }
             IssuerHandle::Remote { saf, .. } => {
@@ -1197,42 +1264,61 @@ impl Runtime {
                 .map(|c| String::from_utf8_lossy(&c).into_owned()),
             masked_pan: l.msg.get(2).map(|p| crate::iso8583::decode::mask_pan(&p)),
         };
-        let _ = self.journal(&rec).await;
+        // Continues a transaction that timed out: not refused for the queue's depth.
+        let _ = self.journal_continuing(&rec).await;
     }
 
     /// The connection could not deliver an answer: journal it, undo the approval, and make sure a
     /// repeat of the request (terminals resend after losing a connection) learns that it was
     /// undone: the duplicate window now answers it 96 without an auth code.
-    pub async fn undeliverable(&self, out: Outgoing) {
+    ///
+    /// Boxed for the reason [`Runtime::queue_reversal`] is: a rare path awaited on the way of
+    /// every answer (the MAC step), 3.7 KiB of state otherwise carried by each request.
+    pub fn undeliverable(&self, out: Outgoing) -> futures::future::BoxFuture<'_, ()> {
+        Box::pin(self.undeliverable_now(out))
+    }
+
+    async fn undeliverable_now(&self, out: Outgoing) {
         let Some(u) = out.if_undeliverable else {
             return;
         };
         let key = u.key;
         let request_mti = u.mti;
         let txn = u.txn;
+        let code = ResponseCode::SystemMalfunction;
+        // A repeat must stop getting the approval before the approval is undone: the duplicate
+        // window gets the 96 first, then the reversal is journaled and queued.
+        let reversed = crate::iso8583::decode_lenient(self.dialect, out.bytes)
+            .ok()
+            .and_then(|approval| {
+                let mut b = MessageBuilder::new(self.dialect, approval.mti_digits());
+                for n in approval
+                    .field_numbers()
+                    .filter(|&n| n != 38 && n != 39 && n != 54)
+                {
+                    b.copy_from(&approval, n);
+                }
+                b.set(39, crate::iso8583::views::code_bytes(code));
+                let bytes = b.to_bytes().ok()?;
+                let mti = crate::iso8583::views::mti_of(&approval)
+                    .map(|m| m.value().saturating_sub(10))
+                    .unwrap_or(0);
+                Some((bytes, mti))
+            });
+        if let Some((bytes, _)) = &reversed {
+            self.dup
+                .replace(&key, request_mti, Answer::Bytes(bytes.clone()));
+        }
         let _ = self
-            .journal(&Record::Undeliverable {
+            .journal_continuing(&Record::Undeliverable {
                 txn,
                 at_ms: self.clock.now_ms(),
             })
             .await;
         self.queue_reversal(u, "undeliverable").await;
-        let code = ResponseCode::SystemMalfunction;
-        let Ok(approval) = crate::iso8583::decode_lenient(self.dialect, out.bytes) else {
+        let Some((_, mti)) = reversed else {
             return;
         };
-        let mut b = MessageBuilder::new(self.dialect, approval.mti_digits());
-        for n in approval
-            .field_numbers()
-            .filter(|&n| n != 38 && n != 39 && n != 54)
-        {
-            b.copy_from(&approval, n);
-        }
-        b.set(39, crate::iso8583::views::code_bytes(code));
-        let Ok(bytes) = b.to_bytes() else { return };
-        let mti = crate::iso8583::views::mti_of(&approval)
-            .map(|m| m.value().saturating_sub(10))
-            .unwrap_or(0);
         let rec = Record::Decision(DecisionRecord {
             reason: Some("undeliverable_reversed".into()),
             ..DecisionRecord::new(
@@ -1245,10 +1331,9 @@ impl Runtime {
                 None,
             )
         });
-        if let Err(e) = self.journal(&rec).await {
+        if let Err(e) = self.journal_continuing(&rec).await {
             tracing::error!(error = %e, "journal refused the reversed decision");
         }
-        self.dup.replace(&key, request_mti, Answer::Bytes(bytes));
     }
 
     async fn reverse(
@@ -1277,7 +1362,7 @@ impl Runtime {
             transmission: req.original.transmission.to_string(),
             acquirer: req.original.acquirer.to_string(),
         };
-        let request_ticket = self.journal(&Record::Request(RequestRecord {
+        let request_queued = self.journal_request(&Record::Request(RequestRecord {
             txn,
             at_ms: self.clock.now_ms(),
             key: key_record(&key),
@@ -1299,6 +1384,10 @@ impl Runtime {
             product: None,
             card_present: None,
         }));
+        // Refused here, the reversal goes no further: no engine or issuer sees it.
+        if let Err(e) = request_queued {
+            return self.journal_refused(msg, &issuer_id, &e);
+        }
         let original_key = DupKey {
             acquirer: req.original.acquirer,
             terminal: req.terminal,
@@ -1314,8 +1403,7 @@ impl Runtime {
                     original: original_key,
                     key,
                 };
-                let mut d = engine.reverse(&rev, now, business_date);
-                drop(d.journaled.take());
+                let d = engine.reverse(&rev, now, business_date);
                 (
                     d.response_code(),
                     DecisionSource::OnUs,
@@ -1401,7 +1489,7 @@ impl Runtime {
                 }
             }
         };
-        let decision_ticket = self.journal(&Record::Decision(DecisionRecord {
+        let decision_ticket = self.journal_continuing(&Record::Decision(DecisionRecord {
             reason,
             auth_code: auth,
             ..DecisionRecord::new(
@@ -1414,7 +1502,8 @@ impl Runtime {
                 Some(issuer_id.to_string()),
             )
         }));
-        let journaled = request_ticket.await.and(decision_ticket.await);
+        // Covers the request record and any ledger event too: see `journal_request`.
+        let journaled = decision_ticket.await;
         let code = if journaled.is_ok() {
             code
         } else {
@@ -1431,6 +1520,15 @@ impl Runtime {
             issuer_time: Duration::ZERO,
         })
     }
+}
+
+/// A record's journal payload. One that does not encode is a bug, logged; the caller treats it
+/// as a journal that would not take the record.
+fn encode_record(rec: &Record) -> Result<Bytes, crate::journal::JournalError> {
+    rec.encode().map(Bytes::from).map_err(|e| {
+        tracing::error!(error = %e, "journal record does not encode");
+        crate::journal::JournalError::Closed
+    })
 }
 
 /// Puts the answer's response code on the transaction's span (only when the span is enabled).

@@ -480,11 +480,14 @@ impl SwitchServer {
         self.runtime.shutdown.cancel();
         self.background.close();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.background.wait()).await;
+        // Close first, then flush: whatever was queued before the close (covered records too,
+        // which wait for an append someone waits on) is written and synced by the flush, and
+        // nothing can slip in between the two.
+        self.journal.close();
         match self.journal.flush().await {
             Ok(lsn) => tracing::info!(last_lsn = lsn, "journal flushed"),
             Err(e) => tracing::error!(error = %e, "journal flush at shutdown failed"),
         }
-        self.journal.close();
     }
 
     /// The journal directory's records so far (for tests and tools), read from disk.

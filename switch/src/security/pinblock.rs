@@ -97,6 +97,16 @@ pub enum PinBlockError {
     Malformed,
 }
 
+/// Checks that `pin` is something a PIN block can carry: 4 to 12 ASCII digits (ISO 9564).
+pub fn check_pin(pin: &str) -> Result<(), PinBlockError> {
+    let bytes = pin.as_bytes();
+    if (PIN_MIN..=PIN_MAX).contains(&bytes.len()) && bytes.iter().all(u8::is_ascii_digit) {
+        Ok(())
+    } else {
+        Err(PinBlockError::BadPin)
+    }
+}
+
 /// A PIN in clear inside the security module: digit values 0-9, wiped on drop, no `Debug`.
 pub(crate) struct PinDigits {
     digits: Zeroizing<[u8; PIN_MAX]>,
@@ -106,10 +116,8 @@ pub(crate) struct PinDigits {
 impl PinDigits {
     /// From 4-12 ASCII digits.
     pub(crate) fn from_ascii(pin: &str) -> Result<PinDigits, PinBlockError> {
+        check_pin(pin)?;
         let bytes = pin.as_bytes();
-        if !(PIN_MIN..=PIN_MAX).contains(&bytes.len()) || !bytes.iter().all(u8::is_ascii_digit) {
-            return Err(PinBlockError::BadPin);
-        }
         let mut digits = Zeroizing::new([0u8; PIN_MAX]);
         for (slot, b) in digits.iter_mut().zip(bytes) {
             *slot = b - b'0';

@@ -26,7 +26,7 @@ fn root() -> PathBuf {
 }
 
 /// The shipped configuration, on-us issuers only, with `edit` applied.
-fn config(edit: impl FnOnce(&mut Config)) -> Config {
+pub(crate) fn config(edit: impl FnOnce(&mut Config)) -> Config {
     let mut c = memory::on_us_only(
         Config::load(&root().join("config/switch.toml")).expect("config/switch.toml loads"),
     );

@@ -1,10 +1,10 @@
 //! One issuer link: the task that owns one TCP connection to one issuer endpoint, for its whole
 //! life, across reconnects.
 //!
-//! It owns the socket, the link's STAN counter (and the check that a STAN a caller names is free),
-//! the in-flight map and its deadlines, and the session protocol (sign-on, echo, sign-off, answering the issuer's 0800s). It leaves choosing a
-//! link and counting a link's load to the pool ([`super::IssuerPool`]), and what replies mean to
-//! the core.
+//! It owns the socket, the link's STAN counter (and the check that a STAN a caller names is
+//! free), the in-flight map and its deadlines, and the session protocol (sign-on, echo, sign-off,
+//! answering the issuer's 0800s). It leaves choosing a link and counting a link's load to the
+//! pool ([`super::IssuerPool`]), and what replies mean to the core.
 //!
 //! Why a single task with one `select!` loop: the socket, the map and the write buffer have one
 //! owner, so nothing is locked and every request is completed exactly once (reply, deadline or

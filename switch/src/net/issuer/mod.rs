@@ -12,10 +12,10 @@
 //!   the caller names ([`StanChoice`]; never one already in flight on the link: such a request
 //!   waits until the STAN is free), keeps a bounded map of requests in flight keyed by that STAN,
 //!   checks the reply MTI and that the reply's fields 32 and 41 (when both sides carry them) are
-//!   the request's, and completes each request
-//!   exactly once: with the reply, [`LinkError::Timeout`] at its deadline, or
-//!   [`LinkError::LinkLost`] as soon as the connection drops.
-//! - Late replies (no request in flight for their STAN, or one whose fields 7/41 differ: a reply
+//!   the request's, and completes each request exactly once: with the reply,
+//!   [`LinkError::Timeout`] at its deadline, or [`LinkError::LinkLost`] as soon as the connection
+//!   drops.
+//! - Late replies (no request in flight for their STAN, or one whose fields 32/41 differ: a reply
 //!   to an earlier use of the STAN): counted, logged with the PAN masked, and published on
 //!   [`IssuerPool::late_replies`] so the core can reverse a late approval.
 //! - Link state ([`IssuerPool::states`], [`IssuerPool::wait_ready`]) and the issuer-link metrics.
@@ -40,8 +40,9 @@
 //! batches (one flush per burst), so a few connections can carry a high request rate.
 //!
 //! Error kinds are chosen for what the caller must do next: [`LinkError::NoLinkReady`] (and
-//! [`LinkError::StanBusy`]) means the request never reached the issuer (answer 91 or stand in), [`LinkError::Timeout`] and
-//! [`LinkError::LinkLost`] mean it may have (the core queues a reversal).
+//! [`LinkError::StanBusy`]) means the request never reached the issuer (answer 91 or stand in),
+//! [`LinkError::Timeout`] and [`LinkError::LinkLost`] mean it may have (the core queues a
+//! reversal).
 
 pub mod inflight;
 mod link;

@@ -305,13 +305,18 @@ fn request_msg(stan: &[u8; 6], amount: u64) -> Message {
     decode(&ISO87_ASCII, b.to_bytes().expect("encode")).expect("decode")
 }
 
-fn request(amount: u64, within: Duration) -> OutboundRequest {
+/// `msg` as it is, the link choosing its STAN, due `within` from now.
+fn outbound(msg: Message, within: Duration) -> OutboundRequest {
     OutboundRequest {
-        msg: request_msg(b"123456", amount),
+        msg,
         deadline: Instant::now() + within,
         mti: None,
         stan: StanChoice::Any,
     }
+}
+
+fn request(amount: u64, within: Duration) -> OutboundRequest {
+    outbound(request_msg(b"123456", amount), within)
 }
 
 /// A fake that holds requests, and one link to it, signed on (the sign-on already taken from
@@ -374,12 +379,7 @@ async fn request_round_trip_rewrites_the_stan_and_copies_every_other_field() {
 
     let original = request_msg(b"123456", 1234);
     let reply = pool
-        .send(OutboundRequest {
-            msg: original.clone(),
-            deadline: Instant::now() + GUARD,
-            mti: None,
-            stan: StanChoice::Any,
-        })
+        .send(outbound(original.clone(), GUARD))
         .await
         .expect("reply");
     let sent = fake.next().await;
@@ -410,10 +410,8 @@ async fn request_round_trip_rewrites_the_stan_and_copies_every_other_field() {
     let advice = decode(&ISO87_ASCII, b.to_bytes().expect("encode")).expect("decode");
     let reply = pool
         .send(OutboundRequest {
-            msg: advice,
-            deadline: Instant::now() + GUARD,
             mti: Some(*b"0421"),
-            stan: StanChoice::Any,
+            ..outbound(advice, GUARD)
         })
         .await
         .expect("reply");
@@ -437,14 +435,9 @@ async fn a_forwarded_mac_is_dropped() {
         .set(128, b"ACQ MAC!");
     let with_128 = decode(&ISO87_ASCII, b.to_bytes().expect("encode")).expect("decode");
     for (msg, n) in [(with_64, 64u8), (with_128, 128)] {
-        pool.send(OutboundRequest {
-            msg: msg.clone(),
-            deadline: Instant::now() + GUARD,
-            mti: None,
-            stan: StanChoice::Any,
-        })
-        .await
-        .expect("reply");
+        pool.send(outbound(msg.clone(), GUARD))
+            .await
+            .expect("reply");
         let sent = fake.next().await;
         assert!(!sent.msg.has(n), "field {n} is not forwarded");
         assert_eq!(sent.msg.get(2), msg.get(2));
@@ -539,10 +532,8 @@ fn with_field(msg: &Message, n: u8, value: &[u8]) -> Message {
 
 fn exactly(stan: u32, msg: Message, within: Duration) -> OutboundRequest {
     OutboundRequest {
-        msg,
-        deadline: Instant::now() + within,
-        mti: None,
         stan: StanChoice::Exactly(Stan::new(stan).expect("stan")),
+        ..outbound(msg, within)
     }
 }
 
@@ -959,15 +950,7 @@ async fn requests_that_cannot_be_sent_are_refused_without_harming_the_link() {
     let mut b = MessageBuilder::new(&ISO87_ASCII, *b"0800");
     b.set(7, b"1125221900").set(11, b"000001").set(70, b"301");
     let msg = decode(&ISO87_ASCII, b.to_bytes().expect("encode")).expect("decode");
-    let reply = pool
-        .send(OutboundRequest {
-            msg,
-            deadline: Instant::now() + GUARD,
-            mti: None,
-            stan: StanChoice::Any,
-        })
-        .await
-        .expect("reply");
+    let reply = pool.send(outbound(msg, GUARD)).await.expect("reply");
     assert_eq!(&reply.msg.mti_digits(), b"0810");
 }
 
