@@ -160,9 +160,23 @@ pub(crate) fn nonzero_end(segment: &[u8], from: usize) -> usize {
 }
 
 /// Whether `segment[from..to]` is what a torn write into pre-written space leaves: it starts with
-/// fill, or holds a whole sector-aligned sector of zeros (a part of the write that never landed).
+/// fill, or with zeros up to a sector boundary, or holds a whole sector-aligned sector of zeros (a
+/// part of the write that never landed).
+///
+/// Zeros up to the boundary: the sector holding the end of the last acknowledged record is
+/// rewritten by the next batch. If that one write never landed, the disk still holds the old
+/// sector: the acknowledged bytes, then zeros to its end, fewer than a record header when the
+/// record ended near the boundary.
 pub(crate) fn looks_like_unlanded_write(segment: &[u8], from: usize, to: usize) -> bool {
     if is_fill(segment, from) {
+        return true;
+    }
+    let boundary = (from / SECTOR_BYTES + 1) * SECTOR_BYTES;
+    if boundary <= to
+        && segment
+            .get(from..boundary)
+            .is_some_and(|rest| rest.iter().all(|&byte| byte == 0))
+    {
         return true;
     }
     let first = from.div_ceil(SECTOR_BYTES) * SECTOR_BYTES;

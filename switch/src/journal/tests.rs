@@ -928,6 +928,39 @@ async fn a_batch_whose_middle_never_landed_is_a_torn_tail() {
 }
 
 #[tokio::test]
+async fn a_batch_whose_first_sector_never_landed_is_a_torn_tail() {
+    // The sector holding the end of the last acknowledged record is rewritten by the next batch
+    // (the acknowledged bytes, then the batch's first bytes). If that write never landed but the
+    // batch's later sectors did, the disk holds the old sector: the acknowledged bytes, then a few
+    // zeros up to the sector boundary, then intact records of the unacknowledged batch. With fewer
+    // zeros than a record header, and the header's non-zero bytes past the boundary, this is
+    // neither a zero header nor a whole zero sector: the case a review found read as corruption.
+    let acknowledged = (1..2000u64)
+        .find(|n| (1..=8).contains(&(512 - (n * RECORD_BYTES) % 512)))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let segment = closed_journal_of(dir.path(), acknowledged).await;
+    let end = acknowledged * RECORD_BYTES;
+    let boundary = end.div_ceil(512) * 512;
+    let mut batch = Vec::new();
+    for i in acknowledged + 1..=acknowledged + 60 {
+        encode_record(&mut batch, i, &payload(i));
+    }
+    write_at(&segment, end, &batch);
+    write_at(&segment, end, &vec![0u8; (boundary - end) as usize]);
+
+    let (journal, recovered) = open(dir.path(), options(JournalSync::Always));
+    assert_eq!(recovered.records, expected(1..=acknowledged));
+    assert_eq!(recovered.truncated_tail_bytes, batch.len() as u64);
+    append_each(&journal, acknowledged + 1..acknowledged + 2).await;
+    drop(journal);
+    assert_eq!(
+        read_all(dir.path()).unwrap(),
+        expected(1..=acknowledged + 1)
+    );
+}
+
+#[tokio::test]
 async fn rolls_go_to_prepared_segments() {
     let dir = tempfile::tempdir().unwrap();
     let opts = JournalOptions {
