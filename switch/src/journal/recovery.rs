@@ -64,8 +64,20 @@ pub(crate) struct Scan {
 /// clearing. It never modifies the files, so it may run while a switch is appending: a batch caught
 /// half written at the end is left out, exactly as recovery would cut it. Fails like
 /// [`super::FileJournal::open`] on corruption, and with [`JournalError::Io`] if `dir` is missing.
+///
+/// Corruption found while a switch appends is read once more before it is reported. In a
+/// pre-written segment the writer overwrites fill, and a read racing that write can see a page
+/// half copied while the next page is already new: damage with intact records after it, which
+/// no append to a file's end could show. The second read sees the finished write. Damage on the
+/// disk is there both times.
 pub fn read_all(dir: &Path) -> Result<Vec<(Lsn, Bytes)>, JournalError> {
-    let scan = scan(dir, 0)?;
+    let scan = match scan(dir, 0) {
+        Err(JournalError::Corrupt { .. }) => {
+            tracing::debug!(dir = %dir.display(), "journal read found damage; reading once more");
+            scan(dir, 0)?
+        }
+        other => other?,
+    };
     if let Some(LastSegment {
         path,
         torn: Some(torn),
