@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use super::JournalError;
 use super::file::Shared;
@@ -31,6 +32,14 @@ use super::format;
 /// (one sync of 64 MiB at the end measurably stretched the writer's fsyncs while it ran).
 const FILL_CHUNK_BYTES: usize = 1 << 20;
 
+/// After a failed preparation, how long before the writer asks again: soon enough that a disk
+/// that was briefly full gets pre-written segments back within the segment, not at its end; not
+/// so soon that a directory that refuses the file is asked on every batch. (No wait in tests.)
+#[cfg(not(test))]
+const RETRY_AFTER: Duration = Duration::from_secs(10);
+#[cfg(test)]
+const RETRY_AFTER: Duration = Duration::ZERO;
+
 /// The writer's handle on the helper thread and the spare it prepares.
 #[derive(Debug)]
 pub(super) struct Spare {
@@ -39,6 +48,8 @@ pub(super) struct Spare {
     ready: mpsc::Receiver<Result<File, JournalError>>,
     /// A request was sent and its answer not yet taken: at most one spare at a time.
     in_flight: bool,
+    /// The last preparation failed: ask again from this instant.
+    retry_at: Option<Instant>,
     stop: Arc<AtomicBool>,
     helper: Option<thread::JoinHandle<()>>,
     path: PathBuf,
@@ -76,6 +87,9 @@ impl Spare {
                         }
                         if let Err(error) = &prepared {
                             tracing::warn!(%error, "journal could not prepare a spare segment");
+                            // Up to a segment's worth of zeros would otherwise sit on a disk
+                            // that may be short of space; the next attempt starts over anyway.
+                            let _ = std::fs::remove_file(&path);
                         }
                         if prepared.is_ok() {
                             shared.spares_prepared.fetch_add(1, Ordering::Relaxed);
@@ -91,6 +105,7 @@ impl Spare {
             requests: Some(requests),
             ready,
             in_flight: false,
+            retry_at: None,
             stop,
             helper: Some(helper),
             path,
@@ -115,9 +130,14 @@ impl Spare {
     }
 
     /// The prepared spare, if it is ready (`wait`: once it is, for tests that must not race the
-    /// helper). A failed preparation gives `None` and frees the slot for another request.
+    /// helper). A failed preparation gives `None`; the spare is asked for again once
+    /// [`RETRY_AFTER`] has passed, on a later call.
     pub(super) fn take(&mut self, wait: bool) -> Option<File> {
         if !self.in_flight {
+            if self.retry_at.is_some_and(|at| Instant::now() >= at) {
+                self.retry_at = None;
+                self.request();
+            }
             return None;
         }
         let answer = if wait {
@@ -130,7 +150,15 @@ impl Spare {
             }
         };
         self.in_flight = false;
-        answer.and_then(Result::ok)
+        match answer {
+            Some(Ok(file)) => Some(file),
+            Some(Err(_)) => {
+                self.retry_at = Some(Instant::now() + RETRY_AFTER);
+                None
+            }
+            // The helper is gone: nothing to ask.
+            None => None,
+        }
     }
 }
 

@@ -982,6 +982,34 @@ async fn rolls_go_to_prepared_segments() {
     assert_eq!(read_all(dir.path()).unwrap(), expected(1..=10));
 }
 
+#[tokio::test]
+async fn a_spare_that_could_not_be_prepared_is_asked_for_again() {
+    let dir = tempfile::tempdir().unwrap();
+    // A directory where the spare's file goes: the helper cannot create it.
+    let blocker = dir.path().join(SPARE_NAME);
+    fs::create_dir(&blocker).unwrap();
+    let (journal, _) = open(dir.path(), options(JournalSync::Always));
+    let hooks = journal.test_hooks();
+    hooks.wait_spares_prepared(1);
+    // The first batch takes the failed answer and stays in the plain segment.
+    append_each(&journal, 1..2).await;
+    assert_eq!(journal.stats().spares_prepared, 0);
+    fs::remove_dir(&blocker).unwrap();
+    // The next batch asks again; the one after takes the spare and moves to it.
+    append_each(&journal, 2..4).await;
+    let stats = journal.stats();
+    assert_eq!(stats.spares_prepared, 1);
+    assert_eq!(stats.segments_prepared, 1);
+    drop(journal);
+    assert_eq!(read_all(dir.path()).unwrap(), expected(1..=3));
+    let segment = segments(dir.path()).pop().unwrap();
+    assert_eq!(
+        fs::metadata(segment).unwrap().len(),
+        SEGMENT_BYTES,
+        "the last segment is the pre-written spare"
+    );
+}
+
 // The held lock is the spare helper's, which the awaited appends never take.
 #[allow(clippy::await_holding_lock)]
 #[tokio::test]
