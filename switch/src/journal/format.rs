@@ -171,8 +171,15 @@ pub(crate) fn looks_like_unlanded_write(segment: &[u8], from: usize, to: usize) 
     if is_fill(segment, from) {
         return true;
     }
+    // Unless those zeros are the real first bytes of a record that ends exactly where the next
+    // intact one starts (a length that is a multiple of 256 starts with a zero byte): that is an
+    // acknowledged record with a damaged payload, which stays corruption.
     let boundary = (from / SECTOR_BYTES + 1) * SECTOR_BYTES;
+    let consistent_header = segment
+        .get(from..from + HEADER_BYTES)
+        .is_some_and(|header| from + HEADER_BYTES + parse_header(header).0 as usize == to);
     if boundary <= to
+        && !consistent_header
         && segment
             .get(from..boundary)
             .is_some_and(|rest| rest.iter().all(|&byte| byte == 0))

@@ -65,9 +65,11 @@
 //! away with a warning (segment, offset, bytes dropped) and appends continue from there. Fill
 //! running to the end of a segment is a clean end (appends continue at it, not at the file's
 //! size); fill followed by non-zero bytes is damage like a bad record. An overwrite of fill can
-//! land out of order, so in the last segment damage that starts with fill or holds a whole
-//! sector-aligned 512 bytes of zeros is a torn write even when intact records (of the same
-//! unacknowledged batch) follow it. Anything
+//! land out of order, so in the last segment damage that starts with fill, or with zeros up to a
+//! sector boundary (the rewrite of the sector holding the last acknowledged record's end never
+//! landed; not when the record's header there is consistent with the next intact record), or
+//! holds a whole sector-aligned 512 bytes of zeros is a torn write even when intact records (of
+//! the same unacknowledged batch) follow it. Anything
 //! else (a bad record with intact records after it, a bad record in an earlier segment, an LSN gap,
 //! a segment name that does not match its first record) is [`JournalError::Corrupt`] and open
 //! fails: acknowledged data is never silently skipped, an operator has to look.

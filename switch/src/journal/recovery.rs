@@ -60,23 +60,45 @@ pub(crate) struct Scan {
     pub(crate) last: Option<LastSegment>,
 }
 
+/// Reads of a journal that keep finding damage at a different place before [`read_all`] reports
+/// the last one.
+const READS_MAX: u32 = 5;
+
 /// Reads every intact record of the journal in `dir`, in LSN order, for offline tools such as
 /// clearing. It never modifies the files, so it may run while a switch is appending: a batch caught
 /// half written at the end is left out, exactly as recovery would cut it. Fails like
 /// [`super::FileJournal::open`] on corruption, and with [`JournalError::Io`] if `dir` is missing.
 ///
-/// Corruption found while a switch appends is read once more before it is reported. In a
+/// Corruption found while a switch appends is read again before it is reported. In a
 /// pre-written segment the writer overwrites fill, and a read racing that write can see a page
 /// half copied while the next page is already new: damage with intact records after it, which
-/// no append to a file's end could show. The second read sees the finished write. Damage on the
-/// disk is there both times.
+/// no append to a file's end could show. Damage is reported once two reads in a row find it at
+/// the same place (or after [`READS_MAX`] reads); damage on the disk does not move.
 pub fn read_all(dir: &Path) -> Result<Vec<(Lsn, Bytes)>, JournalError> {
-    let scan = match scan(dir, 0) {
-        Err(JournalError::Corrupt { .. }) => {
-            tracing::debug!(dir = %dir.display(), "journal read found damage; reading once more");
-            scan(dir, 0)?
+    let mut seen: Option<(PathBuf, u64)> = None;
+    let mut reads = 0;
+    let scan = loop {
+        reads += 1;
+        match scan(dir, 0) {
+            Err(JournalError::Corrupt {
+                segment,
+                offset,
+                reason,
+            }) => {
+                let here = (segment, offset);
+                if reads >= READS_MAX || seen.as_ref() == Some(&here) {
+                    let (segment, offset) = here;
+                    return Err(JournalError::Corrupt {
+                        segment,
+                        offset,
+                        reason,
+                    });
+                }
+                tracing::debug!(dir = %dir.display(), "journal read found damage; reading again");
+                seen = Some(here);
+            }
+            other => break other?,
         }
-        other => other?,
     };
     if let Some(LastSegment {
         path,
@@ -219,9 +241,10 @@ fn scan_segment(
 /// (the file's size commits with them), so an intact record after damage means acknowledged data
 /// was damaged. An overwrite of pre-written fill has no such order: its sectors can land in any
 /// order, leaving fill (zeros) where a part did not land and intact records of the same
-/// unacknowledged batch after it. So fill at the damage, or a whole zero sector between the damage
-/// and the next intact record, is read as a torn write; non-zero damage with intact records after
-/// it stays corruption.
+/// unacknowledged batch after it. So fill at the damage, zeros from the damage to a sector boundary
+/// (see [`format::looks_like_unlanded_write`]), or a whole zero sector between the damage and the
+/// next intact record, is read as a torn write; non-zero damage with intact records after it
+/// stays corruption.
 fn torn_tail(
     path: &Path,
     data: &Bytes,

@@ -121,6 +121,7 @@ impl Spare {
 
     /// Asks for the next spare unless one is already on its way.
     pub(super) fn request(&mut self) {
+        self.retry_at = None;
         if !self.in_flight
             && let Some(requests) = &self.requests
             && requests.send(()).is_ok()

@@ -983,6 +983,34 @@ async fn rolls_go_to_prepared_segments() {
 }
 
 #[tokio::test]
+async fn an_acknowledged_record_whose_header_begins_with_zeros_to_a_sector_boundary_stays_corrupt()
+{
+    // Record 2 starts one byte before a sector boundary and its length, 256, begins with a zero
+    // byte: the zeros-to-a-boundary rule for torn writes must not take its damaged payload, with
+    // acknowledged records after it, for a torn tail (found in review).
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = open(dir.path(), options(JournalSync::Always));
+    let first = Bytes::from(vec![b'a'; 511 - HEADER_BYTES]);
+    let second = Bytes::from(vec![b'b'; 256]);
+    assert_eq!(journal.append(first).await.unwrap(), 1);
+    assert_eq!(journal.append(second).await.unwrap(), 2);
+    append_each(&journal, 3..6).await;
+    drop(journal);
+    let segment = dir.path().join(segment_name(1));
+    write_at(&segment, 511 + HEADER_BYTES as u64 + 10, b"X");
+
+    assert_corrupt(
+        FileJournal::open(dir.path(), options(JournalSync::Always)),
+        &segment,
+        511,
+    );
+    assert!(matches!(
+        read_all(dir.path()),
+        Err(JournalError::Corrupt { offset: 511, .. })
+    ));
+}
+
+#[tokio::test]
 async fn a_spare_that_could_not_be_prepared_is_asked_for_again() {
     let dir = tempfile::tempdir().unwrap();
     // A directory where the spare's file goes: the helper cannot create it.
