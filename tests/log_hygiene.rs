@@ -128,6 +128,22 @@ fn leaks(what: &str, hay: &[u8], patterns: &[(String, Vec<u8>)]) -> Vec<String> 
     found
 }
 
+/// One past the last non-zero byte (0 for all zeros), comparing 4 KiB blocks with `memcmp`.
+fn nonzero_len(bytes: &[u8]) -> usize {
+    const BLOCK: usize = 4096;
+    static ZEROS: [u8; BLOCK] = [0; BLOCK];
+    let mut end = bytes.len();
+    while end > 0 {
+        let start = end.saturating_sub(BLOCK);
+        let block = &bytes[start..end];
+        if block != &ZEROS[..block.len()] {
+            return start + block.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+        }
+        end = start;
+    }
+    0
+}
+
 fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     for e in std::fs::read_dir(dir).expect("read dir").flatten() {
         let p = e.path();
@@ -342,7 +358,11 @@ async fn no_card_data_in_logs_metrics_or_files() {
     files_under(stack.dir.path(), &mut files);
     let binary_patterns = forbidden(true, &pin_block);
     for f in &files {
-        let bytes = std::fs::read(f).expect("read file");
+        let mut bytes = std::fs::read(f).expect("read file");
+        // A pre-written journal segment ends in megabytes of zeros, which hold no card data:
+        // searched to its last non-zero byte (the search is a byte loop in this debug build).
+        // (A margin keeps a pattern that itself ends in zero bytes whole.)
+        bytes.truncate((nonzero_len(&bytes) + 64).min(bytes.len()));
         found.extend(leaks(&f.display().to_string(), &bytes, &binary_patterns));
     }
     // The search itself works: the run did log, count and journal, and masked card numbers are

@@ -3,7 +3,8 @@
 //! batches into segment files and rolls segments over.
 //!
 //! What a segment looks like is [`super::format`]'s; reading segments and judging damage is
-//! [`super::recovery`]'s. This file is the only one that writes to the journal directory.
+//! [`super::recovery`]'s; pre-writing the next segment is [`super::spare`]'s, into a file of its
+//! own that this writer renames into place. This file is the only one that writes segments.
 //!
 //! Why a `std::thread` rather than a tokio task: `write` and `fsync` block for milliseconds on a
 //! real disk, and on a tokio worker that would stall every connection scheduled there. One thread
@@ -12,7 +13,7 @@
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
@@ -24,6 +25,7 @@ use tokio::sync::{oneshot, watch};
 
 use super::format::{self, PAYLOAD_BYTES_MAX};
 use super::recovery::{self, Recovered};
+use super::spare::Spare;
 use super::{Admission, AppendTicket, Journal, JournalError, JournalOptions, Lsn};
 use crate::config::JournalSync;
 use crate::metrics::{JOURNAL_BATCH_RECORDS, JOURNAL_BYTES_TOTAL, JOURNAL_FSYNC_SECONDS};
@@ -62,6 +64,13 @@ pub struct JournalStats {
     pub fsyncs: u64,
     /// Bytes written, record headers included.
     pub bytes: u64,
+    /// Segments started in a pre-written spare (appends overwrite fill; fdatasync only flushes
+    /// data).
+    pub segments_prepared: u64,
+    /// Segments started as plain appended files because no spare was ready (or pre-writing is off).
+    pub segments_unprepared: u64,
+    /// Spares the helper thread has finished writing and syncing (used or waiting).
+    pub spares_prepared: u64,
 }
 
 /// A request to the writer thread.
@@ -84,9 +93,9 @@ impl Request {
     }
 }
 
-/// State shared by the appending side and the writer.
+/// State shared by the appending side, the writer and the spare's helper.
 #[derive(Debug, Default)]
-struct Shared {
+pub(super) struct Shared {
     closed: AtomicBool,
     /// Set once by the writer when a write or fsync fails; appends then fail fast.
     failed: OnceLock<Arc<JournalError>>,
@@ -96,8 +105,11 @@ struct Shared {
     records: AtomicU64,
     fsyncs: AtomicU64,
     bytes: AtomicU64,
+    segments_prepared: AtomicU64,
+    segments_unprepared: AtomicU64,
+    pub(super) spares_prepared: AtomicU64,
     #[cfg(test)]
-    hooks: TestHooks,
+    pub(super) hooks: TestHooks,
 }
 
 /// Ways for tests to steer the writer deterministically instead of racing it with sleeps.
@@ -109,6 +121,39 @@ pub(crate) struct TestHooks {
     pub(crate) pause: std::sync::Mutex<()>,
     /// The next `sync_data` fails with an injected error.
     pub(crate) fail_next_sync: AtomicBool,
+    /// The spare's helper takes this lock before preparing each spare, so a test holding it keeps
+    /// the next spare from being ready.
+    pub(crate) spare_pause: std::sync::Mutex<()>,
+    /// Whether the writer uses a spare only if it is ready, as in production, instead of waiting
+    /// for the one in preparation. Tests wait by default, so which segments are pre-written (and
+    /// so their names) does not depend on the helper's timing.
+    pub(crate) spare_no_wait: AtomicBool,
+    /// Spares the helper has finished (or failed) so far, with a condvar to wait on.
+    spares_done: (std::sync::Mutex<u64>, std::sync::Condvar),
+}
+
+#[cfg(test)]
+impl TestHooks {
+    pub(super) fn spare_prepared(&self) {
+        let (count, changed) = &self.spares_done;
+        *count
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
+        changed.notify_all();
+    }
+
+    /// Blocks until the helper has finished `n` spares since open.
+    pub(crate) fn wait_spares_prepared(&self, n: u64) {
+        let (count, changed) = &self.spares_done;
+        let guard = count
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        drop(
+            changed
+                .wait_while(guard, |done| *done < n)
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+    }
 }
 
 impl FileJournal {
@@ -135,10 +180,14 @@ impl FileJournal {
         create_dir(dir)?;
         let scan = recovery::scan(dir, covered)?;
         let mut truncated_tail_bytes = 0;
-        let (path, segment_len) = match scan.last {
+        let (path, segment_len, file_len) = match scan.last {
             Some(last) => {
+                let mut file_len = last.file_len;
                 if let Some(torn) = last.torn {
+                    // Cut rather than zeroed: the segment is then a plain one, which the writer
+                    // leaves for a spare as soon as one is ready.
                     truncate(&last.path, last.valid_len)?;
+                    file_len = last.valid_len;
                     truncated_tail_bytes = torn.bytes;
                     tracing::warn!(
                         segment = %last.path.display(),
@@ -148,14 +197,15 @@ impl FileJournal {
                         "journal had a torn tail from an interrupted write; truncated it"
                     );
                 }
-                (last.path, last.valid_len)
+                (last.path, last.valid_len, file_len)
             }
-            None => (create_segment(dir, scan.next_lsn)?, 0),
+            None => (create_segment(dir, scan.next_lsn)?, 0, 0),
         };
-        let file = OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .map_err(|source| JournalError::io("open", &path, source))?;
+        let mut file = open_segment(&path)?;
+        // Appends continue where the records end, not at the end of the file: the rest of a
+        // pre-written segment is fill.
+        file.seek(SeekFrom::Start(segment_len))
+            .map_err(|source| JournalError::io("seek", &path, source))?;
         tracing::info!(
             dir = %dir.display(),
             records = scan.records.len(),
@@ -167,6 +217,15 @@ impl FileJournal {
 
         let shared = Arc::new(Shared::default());
         let queue = Arc::new(Queue::default());
+        let spare = if opts.prewrite_segments && opts.segment_bytes_max > 0 {
+            Some(Spare::start(
+                dir,
+                opts.segment_bytes_max,
+                Arc::clone(&shared),
+            )?)
+        } else {
+            None
+        };
         let (progress_tx, progress) = watch::channel(scan.next_lsn.saturating_sub(1));
         let writer = Writer {
             dir: dir.to_owned(),
@@ -176,6 +235,10 @@ impl FileJournal {
             file,
             path,
             segment_len,
+            // A segment written up to the size limit already (ours, or a full one) never needs
+            // a spare before it rolls; a shorter one is left as soon as a spare is ready.
+            prepared: spare.is_none() || file_len >= opts.segment_bytes_max,
+            spare,
             next_lsn: scan.next_lsn,
             dirty: false,
             buf: Vec::with_capacity(BATCH_BUFFER_BYTES),
@@ -214,6 +277,9 @@ impl FileJournal {
             records: shared.records.load(Ordering::Relaxed),
             fsyncs: shared.fsyncs.load(Ordering::Relaxed),
             bytes: shared.bytes.load(Ordering::Relaxed),
+            segments_prepared: shared.segments_prepared.load(Ordering::Relaxed),
+            segments_unprepared: shared.segments_unprepared.load(Ordering::Relaxed),
+            spares_prepared: shared.spares_prepared.load(Ordering::Relaxed),
         }
     }
 
@@ -441,7 +507,14 @@ struct Writer {
     group_commit_max: usize,
     file: File,
     path: PathBuf,
+    /// Bytes of records in the current segment: the write position.
     segment_len: u64,
+    /// Whether the current segment was pre-written to `segment_bytes_max` (or pre-writing is off,
+    /// so there is nothing better to move to). If not, the writer moves to a spare as soon as one
+    /// is ready, even before the segment is full.
+    prepared: bool,
+    /// The helper preparing the next segment; `None` when pre-writing is off.
+    spare: Option<Spare>,
     /// LSN of the first record of the batch being built.
     next_lsn: Lsn,
     /// Bytes written since the last successful `sync_data`.
@@ -568,8 +641,12 @@ impl Writer {
     fn write_batch(&mut self) -> Result<(), JournalError> {
         let count = self.appends.len() as u64;
         if count > 0 {
-            if self.segment_len > 0 && self.segment_len >= self.segment_bytes_max {
-                self.roll_over()?;
+            let full = self.segment_len > 0 && self.segment_len >= self.segment_bytes_max;
+            if full || !self.prepared {
+                let spare = self.take_spare();
+                if full || spare.is_some() {
+                    self.roll_over(spare)?;
+                }
             }
             self.file
                 .write_all(&self.buf)
@@ -589,28 +666,68 @@ impl Writer {
         Ok(())
     }
 
-    /// Starts a new segment at `next_lsn`. The old segment is synced first and the new file's
-    /// directory entry after, so a later segment never exists on disk while an earlier one could
-    /// still lose its tail: recovery relies on only the last segment being torn.
-    fn roll_over(&mut self) -> Result<(), JournalError> {
+    /// The spare if it is ready. Never waits in production: a roll with no spare ready goes to a
+    /// plain segment instead of stalling appends for the rest of a 64 MiB write.
+    fn take_spare(&mut self) -> Option<File> {
+        #[cfg(test)]
+        let wait = !self.shared.hooks.spare_no_wait.load(Ordering::Acquire);
+        #[cfg(not(test))]
+        let wait = false;
+        self.spare.as_mut()?.take(wait)
+    }
+
+    /// Starts a new segment at `next_lsn`: the pre-written `spare` renamed to the segment's name,
+    /// or a new empty file without one. The old segment is synced first and the new directory
+    /// entry after, so a later segment never exists on disk while an earlier one could still lose
+    /// its tail: recovery relies on only the last segment being torn. An old segment holding no
+    /// record yet (a plain one, left for a spare) is replaced by the spare under the same name.
+    fn roll_over(&mut self, spare: Option<File>) -> Result<(), JournalError> {
         if self.dirty {
             self.sync_data()?;
         }
-        let path = create_segment(&self.dir, self.next_lsn)?;
-        let file = OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .map_err(|source| JournalError::io("open", &path, source))?;
+        let prepared = spare.is_some();
+        let (file, path) = match (spare, &self.spare) {
+            (Some(file), Some(helper)) => {
+                let path = self.dir.join(format::segment_name(self.next_lsn));
+                // Renaming over an existing segment is only right for the empty one being left.
+                if self.segment_len > 0 && path.exists() {
+                    return Err(JournalError::io(
+                        "rename spare",
+                        &path,
+                        std::io::ErrorKind::AlreadyExists.into(),
+                    ));
+                }
+                fs::rename(helper.path(), &path)
+                    .map_err(|source| JournalError::io("rename spare", &path, source))?;
+                sync_dir(&self.dir)?;
+                (file, path)
+            }
+            _ => {
+                let path = create_segment(&self.dir, self.next_lsn)?;
+                (open_segment(&path)?, path)
+            }
+        };
+        let counter = if prepared {
+            &self.shared.segments_prepared
+        } else {
+            &self.shared.segments_unprepared
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         tracing::info!(
             previous = %self.path.display(),
             previous_bytes = self.segment_len,
             segment = %path.display(),
             first_lsn = self.next_lsn,
+            prepared,
             "journal rolled over to a new segment"
         );
         self.file = file;
         self.path = path;
         self.segment_len = 0;
+        self.prepared = prepared || self.spare.is_none();
+        if let Some(helper) = &mut self.spare {
+            helper.request();
+        }
         Ok(())
     }
 
@@ -665,6 +782,15 @@ fn create_dir(dir: &Path) -> Result<(), JournalError> {
         Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent),
         _ => sync_dir(Path::new(".")),
     }
+}
+
+/// Opens a segment for the writer. Not in append mode: in a pre-written segment appends overwrite
+/// the fill from the end of the records.
+fn open_segment(path: &Path) -> Result<File, JournalError> {
+    OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|source| JournalError::io("open", path, source))
 }
 
 /// Creates the empty segment whose first record will be `first_lsn`, and syncs the directory so

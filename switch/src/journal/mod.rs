@@ -44,13 +44,32 @@
 //! synced, before the first record goes into the next segment, so only the last segment can ever
 //! have a torn tail.
 //!
+//! Segments are pre-written: a helper thread ([`spare`]) writes the next one full of zeros up to
+//! `segment_bytes_max` and syncs it, under a name recovery ignores, and the writer renames it into
+//! place when it rolls. Appends then overwrite blocks that are allocated and written already, so
+//! `fdatasync` flushes data without committing file-system metadata (the size does not change),
+//! which is where this disk's fsync tail comes from (docs/performance.md, "Open-loop tail
+//! latency"). The records of a segment end at the first all-zero record header (the *fill*): no
+//! record has one, since its LSN is at least 1, so payloads of length 0 stay valid and journals
+//! written before pre-writing read the same. If no spare is ready at a roll, the writer starts a
+//! plain segment rather than wait for 64 MiB of zeros, and moves to the spare as soon as it is
+//! ready (a segment may therefore be short); a plain segment found at open is left the same way.
+//! `JournalOptions::prewrite_segments = false` writes plain segments only.
+//!
 //! # Recovery
 //!
 //! [`FileJournal::open`] reads every segment in order and checks each record's CRC and LSN. A crash
 //! mid-write can only damage the records at the end of the last segment, which were never
 //! acknowledged (their batch's fsync had not returned). So a bad record in the last segment
 //! *after which no intact record follows* is a torn tail: it and everything after it are truncated
-//! away with a warning (segment, offset, bytes dropped) and appends continue from there. Anything
+//! away with a warning (segment, offset, bytes dropped) and appends continue from there. Fill
+//! running to the end of a segment is a clean end (appends continue at it, not at the file's
+//! size); fill followed by non-zero bytes is damage like a bad record. An overwrite of fill can
+//! land out of order, so in the last segment damage that starts with fill, or with zeros up to a
+//! sector boundary (the rewrite of the sector holding the last acknowledged record's end never
+//! landed; not when the record's header there is consistent with the next intact record), or
+//! holds a whole sector-aligned 512 bytes of zeros is a torn write even when intact records (of
+//! the same unacknowledged batch) follow it. Anything
 //! else (a bad record with intact records after it, a bad record in an earlier segment, an LSN gap,
 //! a segment name that does not match its first record) is [`JournalError::Corrupt`] and open
 //! fails: acknowledged data is never silently skipped, an operator has to look.
@@ -73,13 +92,15 @@
 //!
 //! Recovery holds what it reads in memory (one buffer per segment read, which the recovered
 //! payloads share): the whole journal for [`FileJournal::open`], the segments after the
-//! checkpoint for [`FileJournal::open_after`].
+//! checkpoint for [`FileJournal::open_after`]. A pre-written last segment is read whole, fill
+//! included (`segment_bytes_max`, 64 MiB by default).
 
 mod file;
 mod format;
 mod mem;
 pub mod owner;
 mod recovery;
+mod spare;
 
 #[cfg(test)]
 mod tests;
@@ -232,6 +253,11 @@ pub struct JournalOptions {
     /// ([`Admission::New`]) resolve to [`JournalError::Overloaded`] at once, while the later
     /// records of admitted work still go in (records; 0 is taken as 1).
     pub queue_depth_max: usize,
+    /// Pre-write segments with zeros (a helper thread prepares the next one) so appends overwrite
+    /// written blocks and `fdatasync` flushes data only. On in production; off gives the plain
+    /// appended segments of earlier versions, for comparing the two and for tests of reading them.
+    /// Either reads the other's segments.
+    pub prewrite_segments: bool,
 }
 
 impl JournalOptions {
@@ -247,6 +273,7 @@ impl From<&JournalConfig> for JournalOptions {
             segment_bytes_max: config.segment_bytes_max,
             group_commit_max: usize::try_from(config.group_commit_max).unwrap_or(usize::MAX),
             queue_depth_max: Self::QUEUE_DEPTH_MAX_DEFAULT,
+            prewrite_segments: true,
         }
     }
 }

@@ -21,8 +21,9 @@ pub struct Recovered {
     /// for [`super::FileJournal::open_after`]. The switch core rebuilds its store-and-forward
     /// queues and duplicate windows from these.
     pub records: Vec<(Lsn, Bytes)>,
-    /// Bytes cut from the end of the last segment because a crash left a record there half
-    /// written (0 after a clean shutdown).
+    /// Bytes of a half-written record or batch cut from the end of the last segment because a
+    /// crash left them there, counted up to the last non-zero byte (a pre-written segment's fill
+    /// is not counted); 0 after a clean shutdown.
     pub truncated_tail_bytes: u64,
 }
 
@@ -31,7 +32,7 @@ pub struct Recovered {
 pub(crate) struct TornTail {
     /// Where the first bad record starts: the segment's valid length.
     pub(crate) offset: u64,
-    /// Bytes from there to the end of the file.
+    /// Bytes from there to the last non-zero byte (the rest is pre-written fill or nothing).
     pub(crate) bytes: u64,
     /// What was wrong with the first bad record.
     pub(crate) reason: &'static str,
@@ -41,8 +42,11 @@ pub(crate) struct TornTail {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LastSegment {
     pub(crate) path: PathBuf,
-    /// Bytes of intact records (the file is longer by the torn tail, if any).
+    /// Bytes of intact records: where appends continue. The file is longer by the torn tail, if
+    /// any, and by the pre-written fill after it.
     pub(crate) valid_len: u64,
+    /// The file's size.
+    pub(crate) file_len: u64,
     pub(crate) torn: Option<TornTail>,
 }
 
@@ -56,12 +60,46 @@ pub(crate) struct Scan {
     pub(crate) last: Option<LastSegment>,
 }
 
+/// Reads of a journal that keep finding damage at a different place before [`read_all`] reports
+/// the last one.
+const READS_MAX: u32 = 5;
+
 /// Reads every intact record of the journal in `dir`, in LSN order, for offline tools such as
 /// clearing. It never modifies the files, so it may run while a switch is appending: a batch caught
 /// half written at the end is left out, exactly as recovery would cut it. Fails like
 /// [`super::FileJournal::open`] on corruption, and with [`JournalError::Io`] if `dir` is missing.
+///
+/// Corruption found while a switch appends is read again before it is reported. In a
+/// pre-written segment the writer overwrites fill, and a read racing that write can see a page
+/// half copied while the next page is already new: damage with intact records after it, which
+/// no append to a file's end could show. Damage is reported once two reads in a row find it at
+/// the same place (or after [`READS_MAX`] reads); damage on the disk does not move.
 pub fn read_all(dir: &Path) -> Result<Vec<(Lsn, Bytes)>, JournalError> {
-    let scan = scan(dir, 0)?;
+    let mut seen: Option<(PathBuf, u64)> = None;
+    let mut reads = 0;
+    let scan = loop {
+        reads += 1;
+        match scan(dir, 0) {
+            Err(JournalError::Corrupt {
+                segment,
+                offset,
+                reason,
+            }) => {
+                let here = (segment, offset);
+                if reads >= READS_MAX || seen.as_ref() == Some(&here) {
+                    let (segment, offset) = here;
+                    return Err(JournalError::Corrupt {
+                        segment,
+                        offset,
+                        reason,
+                    });
+                }
+                tracing::debug!(dir = %dir.display(), "journal read found damage; reading again");
+                seen = Some(here);
+            }
+            other => break other?,
+        }
+    };
     if let Some(LastSegment {
         path,
         torn: Some(torn),
@@ -120,12 +158,13 @@ pub(crate) fn scan(dir: &Path, covered: Lsn) -> Result<Scan, JournalError> {
         let data = fs::read(path)
             .map(Bytes::from)
             .map_err(|source| JournalError::io("read", path, source))?;
-        if data.is_empty() && !is_last {
-            // The writer syncs a segment before creating the next, so only the newest can be
-            // empty (a crash right after rolling over).
+        let first_in_segment = next_lsn;
+        let segment = scan_segment(path, &data, is_last, covered, &mut next_lsn, &mut records)?;
+        if next_lsn == first_in_segment && !is_last {
+            // The writer syncs a segment before creating the next, so only the newest can hold no
+            // record (a crash right after rolling over; pre-written or not).
             return Err(corrupt(path, 0, "empty segment before the last one"));
         }
-        let segment = scan_segment(path, &data, is_last, covered, &mut next_lsn, &mut records)?;
         if is_last {
             last = Some(segment);
         }
@@ -147,7 +186,30 @@ fn scan_segment(
     records: &mut Vec<(Lsn, Bytes)>,
 ) -> Result<LastSegment, JournalError> {
     let mut offset = 0;
+    let segment = |offset: usize, torn| LastSegment {
+        path: path.to_owned(),
+        valid_len: offset as u64,
+        file_len: data.len() as u64,
+        torn,
+    };
     while offset < data.len() {
+        if format::is_fill(data, offset) {
+            // The records end here. Fill all the way to the end is a clean end (a pre-written
+            // segment, in any position: one written under a larger `segment_bytes_max` rolls
+            // before its fill is used); anything non-zero after it is a write that partly landed.
+            if format::nonzero_end(data, offset) == offset {
+                return Ok(segment(offset, None));
+            }
+            let torn = torn_tail(
+                path,
+                data,
+                offset,
+                BadRecord::FillThenData,
+                is_last,
+                *next_lsn,
+            )?;
+            return Ok(segment(offset, Some(torn)));
+        }
         match format::decode_record(data, offset) {
             Ok(record) => {
                 // The CRC covers the LSN, so an intact record with the wrong LSN was written that
@@ -165,24 +227,24 @@ fn scan_segment(
             }
             Err(bad) => {
                 let torn = torn_tail(path, data, offset, bad, is_last, *next_lsn)?;
-                return Ok(LastSegment {
-                    path: path.to_owned(),
-                    valid_len: offset as u64,
-                    torn: Some(torn),
-                });
+                return Ok(segment(offset, Some(torn)));
             }
         }
     }
-    Ok(LastSegment {
-        path: path.to_owned(),
-        valid_len: offset as u64,
-        torn: None,
-    })
+    Ok(segment(offset, None))
 }
 
 /// Decides whether the bad record at `offset` is a torn tail: it must be in the last segment, and
-/// no intact record may follow it. Only the last batch can be caught mid-write, and it was never
-/// acknowledged; an intact record after the damage means acknowledged data was damaged instead.
+/// no intact record may follow it unless the damage is what a write into pre-written space that
+/// partly landed leaves. Only the last batch can be caught mid-write, and it was never
+/// acknowledged. Into an appended file, the parts of a write that land first are the first ones
+/// (the file's size commits with them), so an intact record after damage means acknowledged data
+/// was damaged. An overwrite of pre-written fill has no such order: its sectors can land in any
+/// order, leaving fill (zeros) where a part did not land and intact records of the same
+/// unacknowledged batch after it. So fill at the damage, zeros from the damage to a sector boundary
+/// (see [`format::looks_like_unlanded_write`]), or a whole zero sector between the damage and the
+/// next intact record, is read as a torn write; non-zero damage with intact records after it
+/// stays corruption.
 fn torn_tail(
     path: &Path,
     data: &Bytes,
@@ -194,7 +256,10 @@ fn torn_tail(
     if !is_last {
         return Err(corrupt(path, offset, bad.reason()));
     }
-    if format::intact_record_from(data, offset + 1, next_lsn).is_some() {
+    let end = format::nonzero_end(data, offset);
+    if let Some(intact) = format::intact_record_from(data, offset + 1, end, next_lsn)
+        && !format::looks_like_unlanded_write(data, offset, intact)
+    {
         return Err(corrupt(
             path,
             offset,
@@ -203,7 +268,7 @@ fn torn_tail(
     }
     Ok(TornTail {
         offset: offset as u64,
-        bytes: (data.len() - offset) as u64,
+        bytes: (end - offset) as u64,
         reason: bad.reason(),
     })
 }
