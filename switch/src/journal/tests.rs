@@ -1026,7 +1026,8 @@ async fn a_spare_that_could_not_be_prepared_is_asked_for_again() {
     // The next batch asks again; the one after takes the spare and moves to it.
     append_each(&journal, 2..4).await;
     let stats = journal.stats();
-    assert_eq!(stats.spares_prepared, 1);
+    // The roll asks for the next spare at once, which may be ready already.
+    assert!(stats.spares_prepared >= 1, "{stats:?}");
     assert_eq!(stats.segments_prepared, 1);
     drop(journal);
     assert_eq!(read_all(dir.path()).unwrap(), expected(1..=3));
