@@ -121,19 +121,7 @@ async fn the_relay_returns_every_echo_to_its_sender() {
     for work in works {
         let name = work.name();
         let durable = matches!(work, RelayWork::Durable(_));
-        let relay = Relay::start(&RelayOptions {
-            listen: "127.0.0.1:0".into(),
-            backend: echo.local_addr().to_string(),
-            pool: 2,
-            work,
-        })
-        .await
-        .expect("relay");
-        // Closed loop: as fast as it goes, for a short while.
-        let mut o = options(relay.local_addr().to_string(), Expect::Echo, None);
-        o.duration = Duration::from_secs(1);
-        let r = run(&o, Arc::clone(&mix)).await.expect("run");
-        assert_clean(&r);
+        let r = through_relay(echo.local_addr().to_string(), work, &mix).await;
         assert_eq!(
             r.response_codes.keys().collect::<Vec<_>>(),
             vec!["echo"],
@@ -142,7 +130,6 @@ async fn the_relay_returns_every_echo_to_its_sender() {
         if durable {
             durable_answered += r.answered;
         }
-        relay.shutdown().await;
     }
     echo.shutdown().await;
 
@@ -152,20 +139,13 @@ async fn the_relay_returns_every_echo_to_its_sender() {
         EchoBackend::start_with("127.0.0.1:0", RelayWork::Durable(Arc::clone(&echo_journal)))
             .await
             .expect("durable echo");
-    let relay = Relay::start(&RelayOptions {
-        listen: "127.0.0.1:0".into(),
-        backend: durable_echo.local_addr().to_string(),
-        pool: 2,
-        work: RelayWork::Durable(Arc::clone(&journal)),
-    })
-    .await
-    .expect("relay");
-    let mut o = options(relay.local_addr().to_string(), Expect::Echo, None);
-    o.duration = Duration::from_secs(1);
-    let r = run(&o, Arc::clone(&mix)).await.expect("run");
-    assert_clean(&r);
+    let r = through_relay(
+        durable_echo.local_addr().to_string(),
+        RelayWork::Durable(Arc::clone(&journal)),
+        &mix,
+    )
+    .await;
     durable_answered += r.answered;
-    relay.shutdown().await;
     durable_echo.shutdown().await;
     // One record per answer at the echo (warmup included in `answered`), none with card data.
     let echoed = echo_journal.flush().await.expect("echo journal flushes");
@@ -177,6 +157,26 @@ async fn the_relay_returns_every_echo_to_its_sender() {
     assert!(durable_answered > 0);
     assert_eq!(flushed, 2 * durable_answered);
     assert_no_card_data(journal_dir.path());
+}
+
+/// One second of closed-loop load through a relay doing `work` in front of `backend`; every
+/// answer clean. The relay is shut down before the report is returned.
+async fn through_relay(backend: String, work: RelayWork, mix: &Arc<Mix>) -> RunReport {
+    let relay = Relay::start(&RelayOptions {
+        listen: "127.0.0.1:0".into(),
+        backend,
+        pool: 2,
+        work,
+    })
+    .await
+    .expect("relay");
+    // Closed loop: as fast as it goes, for a short while.
+    let mut o = options(relay.local_addr().to_string(), Expect::Echo, None);
+    o.duration = Duration::from_secs(1);
+    let r = run(&o, Arc::clone(mix)).await.expect("run");
+    assert_clean(&r);
+    relay.shutdown().await;
+    r
 }
 
 /// A journal with the default options in a fresh temporary folder (kept alive by the guard).

@@ -158,9 +158,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
     // Before any state is loaded: see switch::process for why.
-    if let Err(e) = switch::process::disable_transparent_huge_pages() {
-        tracing::warn!(error = %e, "cannot disable transparent huge pages; page faults may pause requests for milliseconds");
-    }
+    switch::process::disable_transparent_huge_pages_or_warn();
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(&cli.config),
         Command::CheckConfig => check_config(&cli.config),

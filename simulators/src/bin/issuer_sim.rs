@@ -188,9 +188,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .try_init();
     // Before anything is allocated in bulk: see switch::process for why.
-    if let Err(e) = switch::process::disable_transparent_huge_pages() {
-        tracing::warn!(error = %e, "cannot disable transparent huge pages; page faults may pause requests for milliseconds");
-    }
+    switch::process::disable_transparent_huge_pages_or_warn();
     let Some(config) = cli.config.clone() else {
         eprintln!("--config PATH (the issuer file) is required");
         return ExitCode::from(2);

@@ -136,7 +136,6 @@ impl Spare {
     pub(super) fn take(&mut self, wait: bool) -> Option<File> {
         if !self.in_flight {
             if self.retry_at.is_some_and(|at| Instant::now() >= at) {
-                self.retry_at = None;
                 self.request();
             }
             return None;

@@ -506,27 +506,8 @@ async fn a_failed_fsync_fails_its_batch_and_everything_after() {
 }
 
 #[tokio::test]
-async fn covered_appends_take_their_place_in_order_and_a_later_ticket_answers_for_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let (journal, _) = open(dir.path(), options(JournalSync::Always));
-    journal.append_covered(payload(1), Admission::New).unwrap();
-    journal
-        .append_covered(payload(2), Admission::Continuing)
-        .unwrap();
-    assert_eq!(
-        journal
-            .append_as(payload(3), Admission::Continuing)
-            .await
-            .unwrap(),
-        3
-    );
-    // Synced with the ticket's batch or an earlier one: readable before the journal is dropped.
-    assert_eq!(read_all(dir.path()).unwrap(), expected(1..=3));
-    assert_eq!(journal.stats().records, 3);
-}
-
-#[tokio::test]
-async fn a_covered_record_waits_for_the_append_that_covers_it_and_shares_its_fsync() {
+async fn covered_appends_take_their_place_in_order_and_the_ticket_that_covers_them_shares_its_fsync()
+ {
     let dir = tempfile::tempdir().unwrap();
     let (journal, _) = open(dir.path(), options(JournalSync::Always));
     // Nobody waits on these, so the writer is not woken for them...
@@ -542,6 +523,8 @@ async fn a_covered_record_waits_for_the_append_that_covers_it_and_shares_its_fsy
             .unwrap(),
         3
     );
+    // Synced with the ticket's batch: readable, in order, before the journal is dropped.
+    assert_eq!(read_all(dir.path()).unwrap(), expected(1..=3));
     let stats = journal.stats();
     assert_eq!((stats.batches, stats.records, stats.fsyncs), (1, 3, 1));
 }
