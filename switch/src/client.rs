@@ -624,6 +624,9 @@ pub struct TxnResult {
     pub response: Message,
     /// From handing the request to the writer to reading its response.
     pub latency: Duration,
+    /// When the response was read off the socket, before the caller's task was woken for it
+    /// (tokio's clock): the end of a round trip as a load generator should time it.
+    pub received_at: Instant,
 }
 
 impl TxnResult {
@@ -1384,6 +1387,15 @@ impl AcquirerClient {
     /// (field 11 of `message`, which the caller chose). The message only needs to be readable
     /// enough to find its STAN.
     pub async fn send_raw(&self, message: Bytes) -> Result<Message, ClientError> {
+        self.send_raw_received(message).await.map(|(msg, _)| msg)
+    }
+
+    /// [`send_raw`](Self::send_raw), also returning when the response was read off the socket
+    /// (see [`TxnResult::received_at`]).
+    pub async fn send_raw_received(
+        &self,
+        message: Bytes,
+    ) -> Result<(Message, Instant), ClientError> {
         let msg = decode_lenient(self.inner.config.dialect, message.clone())
             .map_err(|e| ClientError::Request(format!("raw message: {e}")))?;
         let stan = msg
@@ -1391,7 +1403,7 @@ impl AcquirerClient {
             .and_then(|v| Stan::from_field(&v).ok())
             .ok_or_else(|| ClientError::Request("raw message has no valid field 11".into()))?;
         let (received, _) = self.round_trip(stan, &message).await?;
-        Ok(received.msg)
+        Ok((received.msg, received.at))
     }
 
     /// Frames `payload` (length header and fixed header) and writes it without waiting for
@@ -1652,6 +1664,7 @@ impl AcquirerClient {
             approved_amount,
             additional_amounts,
             latency: r.at.saturating_duration_since(start),
+            received_at: r.at,
             response: msg,
         })
     }

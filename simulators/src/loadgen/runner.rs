@@ -540,9 +540,14 @@ async fn one(client: &AcquirerClient, ctx: &Ctx, scheduled: Instant) -> Outcome 
             };
         }
     };
+    // An answer's round trip ends when it was read off the socket, as wrk2 times it: not when
+    // this task got round to checking it, which would add the generator's own wake-ups to the
+    // target's latency. Errors end when they are seen.
+    let mut done = None;
     let verdict = match ctx.expect {
         Expect::Switch => match client.send_prepared(&prepared).await {
             Ok(result) => {
+                done = Some(result.received_at.into_std());
                 let want = txn.expect.unwrap_or_else(|| {
                     model::expected(set, txn.action, pick.pan, amount, txn.expiry, ctx.today)
                 });
@@ -554,18 +559,21 @@ async fn one(client: &AcquirerClient, ctx: &Ctx, scheduled: Instant) -> Outcome 
             }
             Err(e) => Verdict::Error(e),
         },
-        Expect::Echo => match client.send_raw(prepared.payload.clone()).await {
-            Ok(answer) => match model::check_echo(&prepared, &answer) {
-                Ok(()) => Verdict::Ok("echo"),
-                Err(text) => Verdict::Mismatch("echo", text),
-            },
+        Expect::Echo => match client.send_raw_received(prepared.payload.clone()).await {
+            Ok((answer, received_at)) => {
+                done = Some(received_at.into_std());
+                match model::check_echo(&prepared, &answer) {
+                    Ok(()) => Verdict::Ok("echo"),
+                    Err(text) => Verdict::Mismatch("echo", text),
+                }
+            }
             Err(e) => Verdict::Error(e),
         },
     };
     Outcome {
         scheduled,
         sent,
-        done: Instant::now(),
+        done: done.unwrap_or_else(Instant::now),
         verdict,
     }
 }

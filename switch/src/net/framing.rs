@@ -250,6 +250,31 @@ pub struct FrameCodec {
 /// length form or a stray protocol (HTTP, TLS) apart from a corrupted stream.
 const LOGGED_HEAD_BYTES: usize = 32;
 
+/// The least room the read buffer keeps free for the next read, once a connection has traffic.
+///
+/// tokio-util's `FramedRead` reads into whatever capacity the buffer has left (it reserves one
+/// byte), and a frame cut out of the buffer takes its allocation's front with it, so the room
+/// shrinks frame by frame. A switch connection with a 512-byte buffer then read one frame in up
+/// to four `recvfrom` calls (1 byte, 7, 113, then `EAGAIN`; strace, on-us at 3,000/s) and made
+/// 8.5 calls per request at 30,000/s. With room to spare a frame comes in one read, and a read
+/// that does not fill the room tells tokio the socket is drained, so the `EAGAIN` call goes too.
+/// A connection that has never sent a byte keeps its small first buffer (10k idle connections:
+/// docs/performance.md).
+pub const READ_ROOM_MIN_BYTES: usize = 512;
+
+/// How much room a buffer below [`READ_ROOM_MIN_BYTES`] is given. More than the minimum, so
+/// that a buffer still shared with frames being answered (it cannot be reused in place) is
+/// reallocated once per dozen frames, not once per frame.
+const READ_ROOM_GROW_BYTES: usize = 2048;
+
+/// Keeps room for the `need` bytes still missing from the frame being read, and at least
+/// [`READ_ROOM_MIN_BYTES`].
+fn keep_read_room(src: &mut BytesMut, need: usize) {
+    if src.capacity() - src.len() < need.max(READ_ROOM_MIN_BYTES) {
+        src.reserve(need.max(READ_ROOM_GROW_BYTES));
+    }
+}
+
 impl FrameCodec {
     /// A codec for one connection.
     pub fn new(config: FramingConfig) -> Self {
@@ -362,6 +387,7 @@ impl Decoder for FrameCodec {
             // Waiting for the rest of a length header is always safe: it is at most 4 bytes, and
             // the connection's idle timeout covers a peer that stalls.
             let Some(prefix) = src.get(..width) else {
+                keep_read_room(src, 0);
                 return Ok(None);
             };
             let declared = kind.read(prefix);
@@ -379,7 +405,7 @@ impl Decoder for FrameCodec {
             if src.len() < total {
                 // Grow once to fit the whole frame, rather than letting Framed grow the buffer
                 // in small steps and copy it each time.
-                src.reserve(total - src.len());
+                keep_read_room(src, total - src.len());
                 return Ok(None);
             }
             src.advance(width);
@@ -1109,6 +1135,76 @@ mod tests {
 
         drop(client);
         assert_eq!(host.await.unwrap().unwrap(), 2);
+    }
+
+    /// A socket stand-in that hands out at most one frame per read, and records the room each
+    /// read was offered.
+    struct OneFramePerRead {
+        frames: std::collections::VecDeque<Vec<u8>>,
+        offered: Vec<usize>,
+    }
+
+    impl tokio::io::AsyncRead for OneFramePerRead {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            self.offered.push(buf.remaining());
+            if let Some(front) = self.frames.front_mut() {
+                let n = front.len().min(buf.remaining());
+                buf.put_slice(&front[..n]);
+                front.drain(..n);
+                if front.is_empty() {
+                    self.frames.pop_front();
+                }
+            }
+            // Nothing put: end of stream.
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn once_traffic_flows_each_frame_comes_in_one_read() {
+        use futures::StreamExt;
+        use tokio_util::codec::FramedRead;
+
+        // 40 requests of 130 bytes on the wire, read through a 512-byte starting buffer as the
+        // switch's acquirer side reads them, each frame kept alive while the next is read (the
+        // switch answers them concurrently), so the buffer cannot reuse its allocation.
+        let frames = (0..40u8)
+            .map(|i| {
+                let mut f = 128u16.to_be_bytes().to_vec();
+                f.extend(std::iter::repeat_n(b'0' + i % 10, 128));
+                f
+            })
+            .collect();
+        let socket = OneFramePerRead {
+            frames,
+            offered: Vec::new(),
+        };
+        let mut reader =
+            FramedRead::with_capacity(socket, FrameCodec::new(FramingConfig::default()), 512);
+        let mut kept = Vec::new();
+        while let Some(frame) = reader.next().await {
+            let frame = frame.unwrap();
+            assert_eq!(frame.payload.len(), 128);
+            kept.push(frame);
+        }
+        assert_eq!(kept.len(), 40);
+        let offered = &reader.get_ref().offered;
+        // One read per frame and one that finds the end: no frame was split across reads.
+        assert_eq!(offered.len(), 41, "room offered to each read: {offered:?}");
+        assert!(
+            offered[1..].iter().all(|&room| room >= READ_ROOM_MIN_BYTES),
+            "room offered to each read: {offered:?}"
+        );
+        // Frames that follow each other in memory share an allocation: count the new ones.
+        let allocations = 1 + kept
+            .windows(2)
+            .filter(|w| w[1].payload.as_ptr() != w[0].payload.as_ptr().wrapping_add(130))
+            .count();
+        assert!(allocations <= 5, "{allocations} read buffers for 40 frames");
     }
 
     #[tokio::test]
