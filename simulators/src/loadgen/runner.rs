@@ -5,7 +5,8 @@
 //!
 //! - **Closed loop** (no rate): each connection keeps P requests outstanding; as soon as one is
 //!   answered the next is sent. Latency is measured from the moment each request is built and
-//!   handed to the connection until its answer is back. This finds the maximum throughput.
+//!   handed to the connection until its answer is read off the socket (not until this task gets
+//!   round to checking it, as wrk2 times it too). This finds the maximum throughput.
 //! - **Open loop** (`rate` requests per second in total): each connection has its own schedule of
 //!   `rate / C` per second (connections staggered evenly), and sends each request at its
 //!   scheduled time, or as soon as one of its P slots is free if it is late. Latency is measured

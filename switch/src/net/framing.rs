@@ -255,8 +255,8 @@ const LOGGED_HEAD_BYTES: usize = 32;
 /// tokio-util's `FramedRead` reads into whatever capacity the buffer has left (it reserves one
 /// byte), and a frame cut out of the buffer takes its allocation's front with it, so the room
 /// shrinks frame by frame. A switch connection with a 512-byte buffer then read one frame in up
-/// to four `recvfrom` calls (1 byte, 7, 113, then `EAGAIN`; strace, on-us at 3,000/s) and made
-/// 8.5 calls per request at 30,000/s. With room to spare a frame comes in one read, and a read
+/// to four `recvfrom` calls (1 byte, 7, 113, then `EAGAIN`; strace, on-us at 3,000/s: 2.1 calls
+/// per request on average). With room to spare a frame comes in one read, and a read
 /// that does not fill the room tells tokio the socket is drained, so the `EAGAIN` call goes too.
 /// A connection that has never sent a byte keeps its small first buffer (10k idle connections:
 /// docs/performance.md).
