@@ -3,7 +3,7 @@
 # generated cards, the maximum rate measured closed loop, then an open-loop run at half of it for
 # DURATION_S seconds while loadgen samples the switch's RSS every second.
 #
-#   scripts/soak.sh [DURATION_S=600] [MIX=remote|all] [CARDS=100000]
+#   scripts/soak.sh [DURATION_S=600] [MIX=remote|all|onus] [CARDS=100000]
 #
 # ISSUER_SIM_ARGS adds arguments to both issuer-sim commands (e.g. "--checkpoint-every 1000000").
 #
@@ -15,48 +15,9 @@ set -euo pipefail
 DURATION_S=${1:-600}
 WHICH=${2:-remote}
 CARDS=${3:-100000}
-cd "$(dirname "$0")/.."
-cargo build --release --bin switch --bin issuer-sim --bin loadgen >&2
-BIN=target/release
-OUT=$(mktemp -d /tmp/switchyard-soak-XXXXXX)
-echo "soak folder: $OUT" >&2
-"$BIN/loadgen" gen-cards --count "$CARDS" --out "$OUT" >&2
-MIXFILE="$OUT/mix.toml"
-if [ "$WHICH" = remote ]; then
-  # Both remote issuers' mixes without the on-us one: the switch keeps no per-card state then,
-  # so its memory must level off once the duplicate window is full.
-  python3 - "$OUT" <<'PY'
-import re, sys
-out = sys.argv[1]
-text = open(f"{out}/mix.toml").read()
-blocks = re.split(r"\n(?=\[\[)", text)
-keep = [b for b in blocks if "metro-pay" not in b or b.startswith("#")]
-keep[0] = keep[0].replace(", metro-pay", "")
-open(f"{out}/mix-remote.toml", "w").write("\n".join(keep))
-PY
-  MIXFILE="$OUT/mix-remote.toml"
-fi
-PIDS=()
-cleanup() { kill "${PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
-trap cleanup EXIT
-for bank in north-bank east-bank; do
-  # shellcheck disable=SC2086 # ISSUER_SIM_ARGS is a list of arguments
-  RUST_LOG=info "$BIN/issuer-sim" --config "$OUT/$bank.toml" ${ISSUER_SIM_ARGS:-} >"$OUT/$bank.log" 2>&1 &
-  PIDS+=($!)
-done
-RUST_LOG=info "$BIN/switch" --config "$OUT/switch.toml" >"$OUT/switch.log" 2>&1 &
-SWITCH=$!
-PIDS+=("$SWITCH")
-# Ready when both remote links are up (the metrics endpoint says so).
-ready=0
-for _ in $(seq 1 300); do
-  ready=$( (curl -s http://127.0.0.1:9583/metrics || true) | awk '/^switchyard_links_ready/ {s+=$2} END {print s+0}')
-  [ "$ready" -ge 2 ] && break
-  sleep 0.1
-done
-[ "$ready" -ge 2 ] || { echo "the switch's links did not come up; see $OUT/*.log" >&2; exit 2; }
-"$BIN/loadgen" run --mix "$MIXFILE" -c 16 -p 16 --warmup-s 2 --duration-s 10 --quiet --json "$OUT/max.json" >&2
-MAX=$(python3 -c "import json,sys; print(int(json.load(open(sys.argv[1]))['tps']))" "$OUT/max.json")
+KIND=soak
+# shellcheck source=scripts/stack.sh
+. "$(dirname "$0")/stack.sh"
 RATE=$((MAX / 2))
 echo "maximum $MAX TPS closed loop; soaking at $RATE TPS for $DURATION_S s" >&2
 "$BIN/loadgen" run --mix "$MIXFILE" -c 16 -p 8 --rate "$RATE" --warmup-s 5 --duration-s "$DURATION_S" \

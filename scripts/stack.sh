@@ -1,0 +1,55 @@
+# Sourced by scripts/soak.sh and scripts/open-loop.sh: the switch and two issuer-sim hosts as
+# separate processes on generated cards, as in production, and the closed-loop maximum measured
+# against them. Expects WHICH (remote|all|onus), CARDS and a name for the folder (KIND); leaves
+# BIN, OUT, MIXFILE, SWITCH and MAX set, and the processes stopped when the caller exits.
+#
+# Uses the default ports of `loadgen gen-cards` (switch 8583, hosts 8601 and 8602, metrics
+# 9583): they must be free. ISSUER_SIM_ARGS adds arguments to both issuer-sim commands.
+cd "$(dirname "$0")/.."
+cargo build --release --bin switch --bin issuer-sim --bin loadgen >&2
+BIN=target/release
+OUT=$(mktemp -d "/tmp/switchyard-$KIND-XXXXXX")
+echo "$KIND folder: $OUT" >&2
+"$BIN/loadgen" gen-cards --count "$CARDS" --out "$OUT" >&2
+[ -n "${SYNC_NONE:-}" ] && sed -i "s/^sync = \"always\"/sync = \"none\"/" "$OUT/switch.toml"
+case "$WHICH" in
+  all) MIXFILE="$OUT/mix.toml" ;;
+  # The on-us issuer alone: the switch decides every request itself.
+  onus) MIXFILE="$OUT/mix-metro-pay.toml" ;;
+  remote)
+    # Both remote issuers' mixes without the on-us one: the switch keeps no per-card state then,
+    # so its memory must level off once the duplicate window is full.
+    python3 - "$OUT" <<'PY'
+import re, sys
+out = sys.argv[1]
+text = open(f"{out}/mix.toml").read()
+blocks = re.split(r"\n(?=\[\[)", text)
+keep = [b for b in blocks if "metro-pay" not in b or b.startswith("#")]
+keep[0] = keep[0].replace(", metro-pay", "")
+open(f"{out}/mix-remote.toml", "w").write("\n".join(keep))
+PY
+    MIXFILE="$OUT/mix-remote.toml"
+    ;;
+  *) echo "which traffic: remote, all or onus (not '$WHICH')" >&2; exit 2 ;;
+esac
+PIDS=()
+cleanup() { kill "${PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+trap cleanup EXIT
+for bank in north-bank east-bank; do
+  # shellcheck disable=SC2086 # ISSUER_SIM_ARGS is a list of arguments
+  RUST_LOG=info "$BIN/issuer-sim" --config "$OUT/$bank.toml" ${ISSUER_SIM_ARGS:-} >"$OUT/$bank.log" 2>&1 &
+  PIDS+=($!)
+done
+RUST_LOG=info "$BIN/switch" --config "$OUT/switch.toml" >"$OUT/switch.log" 2>&1 &
+SWITCH=$!
+PIDS+=("$SWITCH")
+# Ready when both remote links are up (the metrics endpoint says so).
+ready=0
+for _ in $(seq 1 300); do
+  ready=$( (curl -s http://127.0.0.1:9583/metrics || true) | awk '/^switchyard_links_ready/ {s+=$2} END {print s+0}')
+  [ "$ready" -ge 2 ] && break
+  sleep 0.1
+done
+[ "$ready" -ge 2 ] || { echo "the switch's links did not come up; see $OUT/*.log" >&2; exit 2; }
+"$BIN/loadgen" run --mix "$MIXFILE" -c 16 -p 16 --warmup-s 2 --duration-s 10 --quiet --json "$OUT/max.json" >&2
+MAX=$(python3 -c "import json,sys; print(int(json.load(open(sys.argv[1]))['tps']))" "$OUT/max.json")
