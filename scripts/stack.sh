@@ -5,13 +5,17 @@
 #
 # Uses the default ports of `loadgen gen-cards` (switch 8583, hosts 8601 and 8602, metrics
 # 9583): they must be free. ISSUER_SIM_ARGS adds arguments to both issuer-sim commands.
+case "$WHICH" in
+  all | onus | remote) ;;
+  *) echo "which traffic: remote, all or onus (not '$WHICH')" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 cargo build --release --bin switch --bin issuer-sim --bin loadgen >&2
 BIN=target/release
 OUT=$(mktemp -d "/tmp/switchyard-$KIND-XXXXXX")
 echo "$KIND folder: $OUT" >&2
 "$BIN/loadgen" gen-cards --count "$CARDS" --out "$OUT" >&2
-[ -n "${SYNC_NONE:-}" ] && sed -i "s/^sync = \"always\"/sync = \"none\"/" "$OUT/switch.toml"
+[ "${SYNC_NONE:-}" = 1 ] && sed -i "s/^sync = \"always\"/sync = \"none\"/" "$OUT/switch.toml"
 case "$WHICH" in
   all) MIXFILE="$OUT/mix.toml" ;;
   # The on-us issuer alone: the switch decides every request itself.
@@ -30,7 +34,6 @@ open(f"{out}/mix-remote.toml", "w").write("\n".join(keep))
 PY
     MIXFILE="$OUT/mix-remote.toml"
     ;;
-  *) echo "which traffic: remote, all or onus (not '$WHICH')" >&2; exit 2 ;;
 esac
 PIDS=()
 cleanup() { kill "${PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
@@ -51,5 +54,8 @@ for _ in $(seq 1 300); do
   sleep 0.1
 done
 [ "$ready" -ge 2 ] || { echo "the switch's links did not come up; see $OUT/*.log" >&2; exit 2; }
-"$BIN/loadgen" run --mix "$MIXFILE" -c 16 -p 16 --warmup-s 2 --duration-s 10 --quiet --json "$OUT/max.json" >&2
+# A saturated run may see a timeout; its throughput is still the maximum to share out.
+"$BIN/loadgen" run --mix "$MIXFILE" -c 16 -p 16 --warmup-s 2 --duration-s 10 --quiet --json "$OUT/max.json" >&2 ||
+  echo "the closed-loop run was not clean (its report is above); going on with its throughput" >&2
+[ -s "$OUT/max.json" ] || { echo "the closed-loop run wrote no report; see $OUT/*.log" >&2; exit 2; }
 MAX=$(python3 -c "import json,sys; print(int(json.load(open(sys.argv[1]))['tps']))" "$OUT/max.json")

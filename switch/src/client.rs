@@ -624,9 +624,10 @@ pub struct TxnResult {
     pub response: Message,
     /// From handing the request to the writer to reading its response.
     pub latency: Duration,
-    /// When the response was read off the socket, before the caller's task was woken for it
-    /// (tokio's clock): the end of a round trip as a load generator should time it.
-    pub received_at: Instant,
+    /// When the response was read off the socket, before the caller's task was woken for it:
+    /// the end of a round trip as a load generator should time it. On the system's monotonic
+    /// clock, not tokio's, so a paused test clock does not freeze it.
+    pub received_at: std::time::Instant,
 }
 
 impl TxnResult {
@@ -649,6 +650,8 @@ impl TxnResult {
 struct Received {
     msg: Message,
     at: Instant,
+    /// The same moment on the system's monotonic clock (see [`TxnResult::received_at`]).
+    at_std: std::time::Instant,
 }
 
 type Reply = Result<Received, ClientError>;
@@ -797,7 +800,7 @@ impl Shared {
     }
 
     /// Matches one frame read from the switch.
-    fn dispatch(&self, payload: Bytes, at: Instant) {
+    fn dispatch(&self, payload: Bytes, at: Instant, at_std: std::time::Instant) {
         let stan_of = |m: &Message| {
             m.is_valid(11)
                 .then(|| m.get(11))
@@ -808,7 +811,9 @@ impl Shared {
             Ok(msg) => {
                 let is_response = Mti::from_digits(&msg.mti_digits()).is_ok_and(Mti::is_response);
                 match stan_of(&msg) {
-                    Some(stan) if is_response => self.deliver(stan, Ok(Received { msg, at })),
+                    Some(stan) if is_response => {
+                        self.deliver(stan, Ok(Received { msg, at, at_std }))
+                    }
                     _ => {
                         self.unmatched.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(message = ?msg, "ignoring a message from the switch that answers no request");
@@ -1395,7 +1400,7 @@ impl AcquirerClient {
     pub async fn send_raw_received(
         &self,
         message: Bytes,
-    ) -> Result<(Message, Instant), ClientError> {
+    ) -> Result<(Message, std::time::Instant), ClientError> {
         let msg = decode_lenient(self.inner.config.dialect, message.clone())
             .map_err(|e| ClientError::Request(format!("raw message: {e}")))?;
         let stan = msg
@@ -1403,7 +1408,7 @@ impl AcquirerClient {
             .and_then(|v| Stan::from_field(&v).ok())
             .ok_or_else(|| ClientError::Request("raw message has no valid field 11".into()))?;
         let (received, _) = self.round_trip(stan, &message).await?;
-        Ok((received.msg, received.at))
+        Ok((received.msg, received.at_std))
     }
 
     /// Frames `payload` (length header and fixed header) and writes it without waiting for
@@ -1664,7 +1669,7 @@ impl AcquirerClient {
             approved_amount,
             additional_amounts,
             latency: r.at.saturating_duration_since(start),
-            received_at: r.at,
+            received_at: r.at_std,
             response: msg,
         })
     }
@@ -1684,7 +1689,9 @@ fn rrn_for(now: NaiveDateTime, stan: Stan) -> String {
 async fn read_loop(mut reader: FramedRead<ReadHalf, FrameCodec>, shared: Arc<Shared>) {
     loop {
         match reader.next().await {
-            Some(Ok(frame)) => shared.dispatch(frame.payload, Instant::now()),
+            Some(Ok(frame)) => {
+                shared.dispatch(frame.payload, Instant::now(), std::time::Instant::now());
+            }
             Some(Err(e)) => {
                 shared.close(ClientError::Closed {
                     side: Side::Switch,

@@ -548,7 +548,7 @@ async fn one(client: &AcquirerClient, ctx: &Ctx, scheduled: Instant) -> Outcome 
     let verdict = match ctx.expect {
         Expect::Switch => match client.send_prepared(&prepared).await {
             Ok(result) => {
-                done = Some(result.received_at.into_std());
+                done = Some(result.received_at);
                 let want = txn.expect.unwrap_or_else(|| {
                     model::expected(set, txn.action, pick.pan, amount, txn.expiry, ctx.today)
                 });
@@ -562,7 +562,7 @@ async fn one(client: &AcquirerClient, ctx: &Ctx, scheduled: Instant) -> Outcome 
         },
         Expect::Echo => match client.send_raw_received(prepared.payload.clone()).await {
             Ok((answer, received_at)) => {
-                done = Some(received_at.into_std());
+                done = Some(received_at);
                 match model::check_echo(&prepared, &answer) {
                     Ok(()) => Verdict::Ok("echo"),
                     Err(text) => Verdict::Mismatch("echo", text),

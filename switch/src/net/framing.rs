@@ -1137,74 +1137,99 @@ mod tests {
         assert_eq!(host.await.unwrap().unwrap(), 2);
     }
 
-    /// A socket stand-in that hands out at most one frame per read, and records the room each
-    /// read was offered.
-    struct OneFramePerRead {
-        frames: std::collections::VecDeque<Vec<u8>>,
+    /// A socket stand-in that hands out its bytes at most `chunk` at a time, and records the room
+    /// each read was offered.
+    struct Chunked {
+        data: std::collections::VecDeque<u8>,
+        chunk: usize,
         offered: Vec<usize>,
     }
 
-    impl tokio::io::AsyncRead for OneFramePerRead {
+    impl tokio::io::AsyncRead for Chunked {
         fn poll_read(
             mut self: std::pin::Pin<&mut Self>,
             _cx: &mut std::task::Context<'_>,
             buf: &mut tokio::io::ReadBuf<'_>,
         ) -> std::task::Poll<std::io::Result<()>> {
             self.offered.push(buf.remaining());
-            if let Some(front) = self.frames.front_mut() {
-                let n = front.len().min(buf.remaining());
-                buf.put_slice(&front[..n]);
-                front.drain(..n);
-                if front.is_empty() {
-                    self.frames.pop_front();
-                }
-            }
+            let n = self.chunk.min(buf.remaining()).min(self.data.len());
+            let bytes: Vec<u8> = self.data.drain(..n).collect();
             // Nothing put: end of stream.
+            buf.put_slice(&bytes);
             std::task::Poll::Ready(Ok(()))
         }
     }
 
-    #[tokio::test]
-    async fn once_traffic_flows_each_frame_comes_in_one_read() {
+    /// Reads 40 requests of 130 bytes on the wire, handed out `chunk` bytes at a time, through a
+    /// 512-byte starting buffer as the switch's acquirer side reads them. With `keep`, every frame
+    /// stays alive while the next is read (the switch answers them concurrently), so the buffer
+    /// cannot reuse its allocation. Returns the frames kept and the room offered to each read.
+    async fn read_forty(chunk: usize, keep: bool) -> (Vec<Frame>, Vec<usize>) {
         use futures::StreamExt;
         use tokio_util::codec::FramedRead;
 
-        // 40 requests of 130 bytes on the wire, read through a 512-byte starting buffer as the
-        // switch's acquirer side reads them, each frame kept alive while the next is read (the
-        // switch answers them concurrently), so the buffer cannot reuse its allocation.
-        let frames = (0..40u8)
-            .map(|i| {
+        let data = (0..40u8)
+            .flat_map(|i| {
                 let mut f = 128u16.to_be_bytes().to_vec();
                 f.extend(std::iter::repeat_n(b'0' + i % 10, 128));
                 f
             })
             .collect();
-        let socket = OneFramePerRead {
-            frames,
+        let socket = Chunked {
+            data,
+            chunk,
             offered: Vec::new(),
         };
         let mut reader =
             FramedRead::with_capacity(socket, FrameCodec::new(FramingConfig::default()), 512);
-        let mut kept = Vec::new();
+        let (mut kept, mut seen) = (Vec::new(), 0);
         while let Some(frame) = reader.next().await {
             let frame = frame.unwrap();
             assert_eq!(frame.payload.len(), 128);
-            kept.push(frame);
+            seen += 1;
+            if keep {
+                kept.push(frame);
+            }
         }
-        assert_eq!(kept.len(), 40);
-        let offered = &reader.get_ref().offered;
-        // One read per frame and one that finds the end: no frame was split across reads.
-        assert_eq!(offered.len(), 41, "room offered to each read: {offered:?}");
-        assert!(
-            offered[1..].iter().all(|&room| room >= READ_ROOM_MIN_BYTES),
-            "room offered to each read: {offered:?}"
-        );
-        // Frames that follow each other in memory share an allocation: count the new ones.
-        let allocations = 1 + kept
-            .windows(2)
-            .filter(|w| w[1].payload.as_ptr() != w[0].payload.as_ptr().wrapping_add(130))
-            .count();
-        assert!(allocations <= 5, "{allocations} read buffers for 40 frames");
+        assert_eq!(seen, 40);
+        (kept, reader.into_inner().offered)
+    }
+
+    #[tokio::test]
+    async fn once_traffic_flows_each_frame_comes_in_one_read() {
+        for keep in [true, false] {
+            let (kept, offered) = read_forty(130, keep).await;
+            // One read per frame and one that finds the end: no frame was split across reads.
+            assert_eq!(offered.len(), 41, "keep {keep}, room offered: {offered:?}");
+            assert!(
+                offered[1..].iter().all(|&room| room >= READ_ROOM_MIN_BYTES),
+                "keep {keep}, room offered: {offered:?}"
+            );
+            // Frames that follow each other in memory share an allocation: count the new ones.
+            // Growing by the minimum alone would take one per frame.
+            let allocations = 1 + kept
+                .windows(2)
+                .filter(|w| w[1].payload.as_ptr() != w[0].payload.as_ptr().wrapping_add(130))
+                .count();
+            assert!(allocations <= 8, "{allocations} read buffers for 40 frames");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_frame_cut_across_reads_still_leaves_room_for_the_next() {
+        // Reads of a frame and a half: after each, the rest of a frame is missing.
+        for keep in [true, false] {
+            let (_, offered) = read_forty(195, keep).await;
+            assert_eq!(
+                offered.len(),
+                (40 * 130usize).div_ceil(195) + 1,
+                "keep {keep}, room offered: {offered:?}"
+            );
+            assert!(
+                offered[1..].iter().all(|&room| room >= READ_ROOM_MIN_BYTES),
+                "keep {keep}, room offered: {offered:?}"
+            );
+        }
     }
 
     #[tokio::test]
