@@ -43,7 +43,7 @@ use simulators::loadgen::relay::{EchoBackend, Relay, RelayOptions};
 use simulators::loadgen::report::write_json;
 use simulators::loadgen::runner::{Expect, RunOptions, run};
 use simulators::loadgen::stack::StackOptions;
-use simulators::loadgen::{plot, thousands};
+use simulators::loadgen::{plot, report, thousands};
 use switch::client::TerminalKeys;
 use switch::clock::{Clock, SystemClock};
 use switch::config::JournalSync;
@@ -336,6 +336,17 @@ fn main() -> ExitCode {
 }
 
 async fn run_cmd(a: RunArgs) -> ExitCode {
+    // Before the run, not after a soak of minutes.
+    if let Some(path) = &a.json
+        && let Err(e) = report::check_output_path(path, "--json")
+    {
+        return usage(e);
+    }
+    if let Some(path) = &a.plot
+        && let Err(e) = plot::check_svg_path(path)
+    {
+        return usage(e);
+    }
     let today = SystemClock.today();
     let mix = match Mix::load(&a.mix, today) {
         Ok(m) => Arc::new(m),

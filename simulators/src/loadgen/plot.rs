@@ -12,6 +12,22 @@ use plotters::prelude::*;
 
 use super::report::RunReport;
 
+/// Checks, before a run, that `--plot` names a `.svg` file in an existing folder. Only SVG is
+/// drawn (no system fonts needed); a `.png` name would get SVG bytes under the wrong name.
+pub fn check_svg_path(path: &Path) -> Result<(), String> {
+    let svg = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("svg"));
+    if !svg {
+        return Err(format!(
+            "--plot {}: loadgen draws SVG; give the file a .svg name (convert it afterwards if \
+             you need a bitmap, e.g. with rsvg-convert)",
+            path.display()
+        ));
+    }
+    super::report::check_output_path(path, "--plot")
+}
+
 /// Draws `report` into the SVG file at `path`.
 pub fn write_svg(report: &RunReport, path: &Path) -> Result<(), String> {
     draw(report, path).map_err(|e| format!("cannot draw {}: {e}", path.display()))
@@ -106,6 +122,17 @@ fn draw(r: &RunReport, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_svg_name_is_taken() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(check_svg_path(&dir.path().join("run.svg")).is_ok());
+        assert!(check_svg_path(&dir.path().join("RUN.SVG")).is_ok());
+        let png = check_svg_path(&dir.path().join("run.png")).unwrap_err();
+        assert!(png.contains(".svg name"), "{png}");
+        assert!(check_svg_path(&dir.path().join("run")).is_err());
+        assert!(check_svg_path(&dir.path().join("missing/run.svg")).is_err());
+    }
 
     #[test]
     fn nines_and_labels() {

@@ -414,6 +414,29 @@ impl RunReport {
     }
 }
 
+/// Checks, before a run, that a report can be written to `path` (given with `flag`): its folder
+/// exists and the path is not a folder. A soak of ten minutes should not end in "cannot write".
+pub fn check_output_path(path: &Path, flag: &str) -> Result<(), String> {
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !folder.is_dir() {
+        return Err(format!(
+            "{flag} {}: the folder {} does not exist",
+            path.display(),
+            folder.display()
+        ));
+    }
+    if path.is_dir() {
+        return Err(format!(
+            "{flag} {}: that is a folder, not a file",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
 /// Writes any report as pretty JSON, with a clear error.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), String> {
     let text = serde_json::to_string_pretty(value)
@@ -424,6 +447,17 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_output_path_is_checked_before_the_run() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(check_output_path(&dir.path().join("r.json"), "--json").is_ok());
+        assert!(check_output_path(Path::new("r.json"), "--json").is_ok());
+        let missing = check_output_path(&dir.path().join("no/r.json"), "--json").unwrap_err();
+        assert!(missing.contains("does not exist"), "{missing}");
+        let folder = check_output_path(dir.path(), "--json").unwrap_err();
+        assert!(folder.contains("is a folder"), "{folder}");
+    }
 
     #[test]
     fn report_of_a_small_histogram() {
