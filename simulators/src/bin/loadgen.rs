@@ -573,6 +573,11 @@ async fn grid_cmd(a: GridArgs) -> ExitCode {
             doc.display()
         ));
     }
+    if let Some(path) = &a.json
+        && let Err(e) = report::check_output_path(path, "--json")
+    {
+        return usage(e);
+    }
     let report = match run_grid(&opts).await {
         Ok(r) => r,
         Err(e) => return usage(e),
