@@ -53,4 +53,15 @@ echo
 echo "| share | rate/s | TPS | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | loadgen CPU µs/answer | never sent | errors | mismatches |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 printf '%s' "$rows"
+# The goal's verdict, from the 50% row when there is one.
+if [ -s "$OUT/open-50.json" ]; then
+  python3 - "$OUT/open-50.json" <<'PY'
+import json, sys
+p99 = json.load(open(sys.argv[1]))["latency"]["p99_us"] / 1000
+verdict = "met" if p99 <= 1.0 else "not met"
+print(f"\nGoal, p99 at most 1 ms at 50% of the maximum: {verdict} (p99 {p99:.2f} ms). The load "
+      "generator shares this machine's cores with the switch and the hosts: see docs/performance.md.")
+PY
+fi
+echo "Reports and logs: $OUT ($(du -sh "$OUT" | cut -f1), mostly journals; delete it when done)" >&2
 exit "$status"

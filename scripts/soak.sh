@@ -21,4 +21,6 @@ KIND=soak
 RATE=$((MAX / 2))
 echo "maximum $MAX TPS closed loop; soaking at $RATE TPS for $DURATION_S s" >&2
 "$BIN/loadgen" run --mix "$MIXFILE" -c 16 -p 8 --rate "$RATE" --warmup-s 5 --duration-s "$DURATION_S" \
-  --watch-pid "$SWITCH" --json "$OUT/soak.json" --plot "$OUT/soak.svg"
+  --watch-pid "$SWITCH" --json "$OUT/soak.json" --plot "$OUT/soak.svg" || status=$?
+echo "Reports and logs: $OUT ($(du -sh "$OUT" | cut -f1), mostly journals; delete it when done)" >&2
+exit "${status:-0}"

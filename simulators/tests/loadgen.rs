@@ -100,16 +100,7 @@ async fn every_answer_matches_the_model_under_load() {
 /// it was given; the durable step must journal two records per transaction, none with card data.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_relay_returns_every_echo_to_its_sender() {
-    let cards = tempfile::tempdir().expect("tempdir");
-    let data = generate(&GenOptions {
-        count: 100,
-        out: cards.path().to_owned(),
-        issuers: stack_issuers(),
-        specials: 1,
-        security: false,
-    })
-    .expect("cards");
-    let mix = Arc::new(Mix::load(&data.mix, SystemClock.today()).expect("mix"));
+    let (_cards, mix) = plain_mix(100);
     let echo = EchoBackend::start("127.0.0.1:0").await.expect("echo");
     let (journal_dir, journal) = journal_in_tempdir();
     let works = [
@@ -159,6 +150,29 @@ async fn the_relay_returns_every_echo_to_its_sender() {
     assert_no_card_data(journal_dir.path());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_run_drains_and_reports_what_it_measured() {
+    let (_cards, mix) = plain_mix(100);
+    let echo = EchoBackend::start("127.0.0.1:0").await.expect("echo");
+    // Ten minutes asked for, stopped at once (as Ctrl-C does in the CLI), closed loop and open.
+    for rate in [None, Some(500)] {
+        let stop = tokio_util::sync::CancellationToken::new();
+        stop.cancel();
+        let mut o = options(echo.local_addr().to_string(), Expect::Echo, rate);
+        o.warmup = Duration::ZERO;
+        o.duration = Duration::from_secs(600);
+        o.stop = Some(stop);
+        let r = run(&o, Arc::clone(&mix)).await.expect("run");
+        assert!(r.interrupted, "{}", r.to_text());
+        assert!(r.duration_s < 600.0, "{}", r.to_text());
+        // Whatever went out was drained: answered, none lost, none failed.
+        assert_eq!(r.answered, r.sent, "{}", r.to_text());
+        assert_clean(&r);
+        assert!(r.to_text().contains("stopped early"), "{}", r.to_text());
+    }
+    echo.shutdown().await;
+}
+
 /// One second of closed-loop load through a relay doing `work` in front of `backend`; every
 /// answer clean. The relay is shut down before the report is returned.
 async fn through_relay(backend: String, work: RelayWork, mix: &Arc<Mix>) -> RunReport {
@@ -177,6 +191,21 @@ async fn through_relay(backend: String, work: RelayWork, mix: &Arc<Mix>) -> RunR
     assert_clean(&r);
     relay.shutdown().await;
     r
+}
+
+/// A mix over `count` generated plain cards (no keys); the folder lives as long as the guard.
+fn plain_mix(count: u64) -> (tempfile::TempDir, Arc<Mix>) {
+    let cards = tempfile::tempdir().expect("tempdir");
+    let data = generate(&GenOptions {
+        count,
+        out: cards.path().to_owned(),
+        issuers: stack_issuers(),
+        specials: 1,
+        security: false,
+    })
+    .expect("cards");
+    let mix = Arc::new(Mix::load(&data.mix, SystemClock.today()).expect("mix"));
+    (cards, mix)
 }
 
 /// A journal with the default options in a fresh temporary folder (kept alive by the guard).
@@ -204,16 +233,7 @@ async fn an_unreachable_target_is_a_clear_error() {
     let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = free.local_addr().expect("addr");
     drop(free);
-    let cards = tempfile::tempdir().expect("tempdir");
-    let data = generate(&GenOptions {
-        count: 10,
-        out: cards.path().to_owned(),
-        issuers: stack_issuers(),
-        specials: 1,
-        security: false,
-    })
-    .expect("cards");
-    let mix = Arc::new(Mix::load(&data.mix, SystemClock.today()).expect("mix"));
+    let (_cards, mix) = plain_mix(10);
     let e = run(&options(addr.to_string(), Expect::Switch, None), mix)
         .await
         .expect_err("no target");

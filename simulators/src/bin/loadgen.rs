@@ -23,7 +23,9 @@
 //! `docs/benchmarks.md` (run it from the repository root).
 //!
 //! Exit codes: 0 on success; 1 when a run had mismatches or errors (the report says which);
-//! 2 on a usage or setup error (bad options, unreadable mix, target unreachable).
+//! 2 on a usage or setup error (bad options, unreadable mix, target unreachable); 130 when
+//! `run` was stopped by Ctrl-C (it still drains, prints its report and writes `--json` and
+//! `--plot` for the window up to that moment; a second Ctrl-C quits at once).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,13 +50,19 @@ use switch::client::TerminalKeys;
 use switch::clock::{Clock, SystemClock};
 use switch::config::JournalSync;
 use switch::journal::{FileJournal, JournalOptions};
+use tokio_util::sync::CancellationToken;
 
 /// mimalloc rather than glibc malloc: per-thread heaps, no arena lock contention under load.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `run --mix` when none is given: the default config's test cards (`config/`).
+const DEFAULT_MIX: &str = "simulators/loadgen/default.toml";
+
 const EXIT_UNCLEAN: u8 = 1;
 const EXIT_USAGE: u8 = 2;
+/// Stopped by Ctrl-C (128 + SIGINT, as a shell reports it); the report was still written.
+const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -95,7 +103,7 @@ struct RunArgs {
     #[arg(long, default_value = "127.0.0.1:8583")]
     target: String,
     /// The transaction mix (TOML).
-    #[arg(long, default_value = "simulators/loadgen/default.toml")]
+    #[arg(long, default_value = DEFAULT_MIX)]
     mix: PathBuf,
     /// Connections (C).
     #[arg(long, short = 'c', default_value_t = 4)]
@@ -314,6 +322,8 @@ fn main() -> ExitCode {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: logs redirected to a file stay plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
     // Before anything is allocated in bulk: see switch::process for why.
     switch::process::disable_transparent_huge_pages_or_warn();
@@ -350,6 +360,13 @@ async fn run_cmd(a: RunArgs) -> ExitCode {
     let today = SystemClock.today();
     let mix = match Mix::load(&a.mix, today) {
         Ok(m) => Arc::new(m),
+        Err(e) if a.mix == std::path::Path::new(DEFAULT_MIX) && !a.mix.exists() => {
+            return usage(format!(
+                "{e} (the default mix is relative to the repository root, and it is for the \
+                 default config's test cards: against generated cards pass their --mix, e.g. \
+                 OUT/mix.toml from `loadgen gen-cards --out OUT`)"
+            ));
+        }
         Err(e) => return usage(e),
     };
     let opts = RunOptions {
@@ -386,6 +403,7 @@ async fn run_cmd(a: RunArgs) -> ExitCode {
             }
         },
         watch_pid: a.watch_pid,
+        stop: Some(stop_on_ctrl_c()),
     };
     if !a.quiet {
         eprintln!(
@@ -413,11 +431,36 @@ async fn run_cmd(a: RunArgs) -> ExitCode {
     {
         return usage(e);
     }
-    if report.is_clean() {
-        ExitCode::SUCCESS
-    } else {
+    if !report.is_clean() {
         ExitCode::from(EXIT_UNCLEAN)
+    } else if report.interrupted {
+        ExitCode::from(EXIT_INTERRUPTED)
+    } else {
+        ExitCode::SUCCESS
     }
+}
+
+/// A token the first Ctrl-C cancels, so the run stops early and still reports (and writes its
+/// `--json` and `--plot`): a soak stopped after minutes keeps what it measured. A second Ctrl-C
+/// quits at once.
+fn stop_on_ctrl_c() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_err() {
+            // No signal handling here: Ctrl-C ends the process as usual.
+            return;
+        }
+        eprintln!(
+            "\nloadgen: interrupted; draining what is in flight and reporting what was measured \
+             (Ctrl-C again to quit at once)"
+        );
+        cancel.cancel();
+        if tokio::signal::ctrl_c().await.is_ok() {
+            std::process::exit(i32::from(EXIT_INTERRUPTED));
+        }
+    });
+    token
 }
 
 fn gen_cmd(a: GenArgs) -> ExitCode {

@@ -98,7 +98,10 @@ pub struct RunReport {
     /// Open loop: requests per second in total.
     pub rate: Option<u64>,
     pub warmup_s: f64,
+    /// The measured window: as asked, or shorter when the run was stopped early.
     pub duration_s: f64,
+    /// Stopped early (Ctrl-C): the figures cover the window up to that moment.
+    pub interrupted: bool,
     pub mix: String,
     /// Answers per second inside the measured window.
     pub tps: f64,
@@ -150,6 +153,7 @@ pub(crate) struct Parts {
     pub rate: Option<u64>,
     pub warmup: Duration,
     pub duration: Duration,
+    pub interrupted: bool,
     pub mix: String,
     pub hist: Histogram<u64>,
     pub lag: Histogram<u64>,
@@ -224,6 +228,7 @@ impl RunReport {
             rate: p.rate,
             warmup_s: p.warmup.as_secs_f64(),
             duration_s: p.duration.as_secs_f64(),
+            interrupted: p.interrupted,
             mix: p.mix,
             tps: p.answered_in_window as f64 / secs,
             answered_in_window: p.answered_in_window,
@@ -296,6 +301,18 @@ impl RunReport {
             self.warmup_s,
             self.duration_s
         );
+        if self.interrupted && self.duration_s > 0.0 {
+            let _ = writeln!(
+                s,
+                "  interrupted  stopped early: the figures cover the first {:.1} s of the measured window",
+                self.duration_s
+            );
+        } else if self.interrupted {
+            let _ = writeln!(
+                s,
+                "  interrupted  stopped early, during the warmup: nothing was measured (the counts cover the warmup)"
+            );
+        }
         let _ = writeln!(
             s,
             "  throughput   {} TPS ({} answers in the measured window)",
@@ -305,7 +322,7 @@ impl RunReport {
         if let (Some(cpu), Some(per)) = (self.cpu_us, self.cpu_us_per_answer) {
             let _ = writeln!(
                 s,
-                "  cpu          {per:.1} us per answer ({:.2} s of process CPU in the window)",
+                "  cpu          {per:.1} us per answer ({:.2} s of CPU in the window, this process only: the load generator's own, and the stack's too when it runs in-process as in `grid`)",
                 cpu as f64 / 1e6
             );
         }
@@ -479,6 +496,7 @@ mod tests {
             rate: Some(500),
             warmup: Duration::from_secs(1),
             duration: Duration::from_secs(2),
+            interrupted: false,
             mix: "m".into(),
             hist,
             lag,

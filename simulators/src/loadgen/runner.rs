@@ -48,7 +48,8 @@ use switch::client::{AcquirerClient, ClientConfig, ClientError, ClientOptions, T
 use switch::clock::{Clock, SystemClock};
 use switch::domain::{Amount, ResponseCode};
 use switch::issuing::NaiveDate;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
 
 use super::mix::Mix;
 use super::model;
@@ -58,6 +59,9 @@ use super::report::{ErrorCounts, RunReport};
 pub const LATE_SEND_GRACE: Duration = Duration::from_millis(50);
 /// The longest warmup, and the longest measured window.
 const RUN_MAX: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The throughput series keeps a last bucket shorter than a second when it is at least this
+/// long (the drain after the window, or a run stopped early).
+const LAST_BUCKET_MIN: Duration = Duration::from_millis(100);
 /// Open loop: a connection not woken by the pacer wakes this long after its send was due.
 const FALLBACK_WAKE: Duration = Duration::from_millis(2);
 
@@ -100,6 +104,9 @@ pub struct RunOptions {
     /// Sample this process's resident set size every second (Linux `/proc`), e.g. the switch's
     /// during a soak.
     pub watch_pid: Option<u32>,
+    /// Cancelled, the run ends early (the CLI cancels it on Ctrl-C): nothing more is sent, what
+    /// is in flight is drained, and the report covers the measured window up to that moment.
+    pub stop: Option<CancellationToken>,
 }
 
 impl Default for RunOptions {
@@ -119,6 +126,7 @@ impl Default for RunOptions {
             samples: 5,
             keys: Arc::new(TerminalKeys::none()),
             watch_pid: None,
+            stop: None,
         }
     }
 }
@@ -152,7 +160,11 @@ struct Ctx {
     today: NaiveDate,
     start: Instant,
     window_start: Instant,
-    end: Instant,
+    /// The end of the measured window, in nanoseconds after `start`; moved earlier when the run
+    /// is stopped ([`Ctx::stop_now`]).
+    end_ns: AtomicU64,
+    /// Becomes `true` when the run is stopped early.
+    stopped: watch::Sender<bool>,
     inflight: usize,
     /// Open loop: time between two sends of one connection.
     interval: Option<Duration>,
@@ -161,6 +173,23 @@ struct Ctx {
     live: Live,
     /// Open loop: one per connection, notified by the pacer when a send is due.
     wakers: Vec<Arc<Notify>>,
+}
+
+impl Ctx {
+    /// The end of the measured window: no send is scheduled from here on.
+    fn end(&self) -> Instant {
+        self.start + Duration::from_nanos(self.end_ns.load(Ordering::Acquire))
+    }
+
+    /// Ends the run now: the window closes here, and every connection is woken to see it.
+    fn stop_now(&self) {
+        let now = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.end_ns.fetch_min(now, Ordering::AcqRel);
+        self.stopped.send_replace(true);
+        for w in &self.wakers {
+            w.notify_one();
+        }
+    }
 }
 
 /// How one request ended.
@@ -238,7 +267,7 @@ impl Local {
         self.answered += 1;
         ctx.live.answered.fetch_add(1, Ordering::Relaxed);
         *self.codes.entry(code).or_default() += 1;
-        if o.done >= ctx.window_start && o.done < ctx.end {
+        if o.done >= ctx.window_start && o.done < ctx.end() {
             self.answered_in_window += 1;
             let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1);
             self.hist
@@ -306,7 +335,8 @@ pub async fn run(opts: &RunOptions, mix: Arc<Mix>) -> Result<RunReport, RunError
         today: SystemClock.today(),
         start,
         window_start,
-        end,
+        end_ns: AtomicU64::new(u64::try_from((end - start).as_nanos()).unwrap_or(u64::MAX)),
+        stopped: watch::channel(false).0,
         inflight: opts.inflight,
         interval,
         connections: opts.connections,
@@ -328,7 +358,14 @@ pub async fn run(opts: &RunOptions, mix: Arc<Mix>) -> Result<RunReport, RunError
         opts.progress,
         opts.watch_pid,
     ));
-    let cpu_meter = tokio::spawn(cpu_over_window(window_start, end));
+    let stopper = opts.stop.clone().map(|token| {
+        let ctx = Arc::clone(&ctx);
+        tokio::spawn(async move {
+            token.cancelled().await;
+            ctx.stop_now();
+        })
+    });
+    let cpu_meter = tokio::spawn(cpu_over_window(Arc::clone(&ctx)));
     let tasks: Vec<_> = clients
         .into_iter()
         .enumerate()
@@ -349,6 +386,9 @@ pub async fn run(opts: &RunOptions, mix: Arc<Mix>) -> Result<RunReport, RunError
     }
     finished.notify_one();
     pacer_stop.store(true, Ordering::Relaxed);
+    if let Some(stopper) = stopper {
+        stopper.abort();
+    }
     let (per_second, rss) = sampler.await.unwrap_or_default();
     let cpu_window = cpu_meter.await.ok().flatten();
     if opts.progress {
@@ -404,7 +444,7 @@ async fn drive(client: AcquirerClient, ctx: Arc<Ctx>, index: usize, hist: Histog
             local.sent += ctx.inflight as u64;
             while let Some(o) = inflight.next().await {
                 local.record(o, &ctx);
-                if Instant::now() < ctx.end && !client.is_closed() {
+                if Instant::now() < ctx.end() && !client.is_closed() {
                     inflight.push(one(&client, &ctx, Instant::now()));
                     local.sent += 1;
                 }
@@ -417,10 +457,10 @@ async fn drive(client: AcquirerClient, ctx: Arc<Ctx>, index: usize, hist: Histog
             let at = |k: u64| first + nanos(interval).saturating_mul_u64(k);
             loop {
                 let now = Instant::now();
-                let open = now < ctx.end + LATE_SEND_GRACE && !client.is_closed();
+                let open = now < ctx.end() + LATE_SEND_GRACE && !client.is_closed();
                 while open && inflight.len() < ctx.inflight {
                     let scheduled = at(k);
-                    if scheduled > now || scheduled >= ctx.end {
+                    if scheduled > now || scheduled >= ctx.end() {
                         break;
                     }
                     inflight.push(one(&client, &ctx, scheduled));
@@ -428,7 +468,7 @@ async fn drive(client: AcquirerClient, ctx: Arc<Ctx>, index: usize, hist: Histog
                     k += 1;
                 }
                 let next = at(k);
-                let can_send = open && next < ctx.end;
+                let can_send = open && next < ctx.end();
                 if !can_send && inflight.is_empty() {
                     break;
                 }
@@ -443,11 +483,9 @@ async fn drive(client: AcquirerClient, ctx: Arc<Ctx>, index: usize, hist: Histog
             }
             // Scheduled inside the run but never sent: the target fell behind (or the
             // connection closed).
-            let next = at(k);
-            if next < ctx.end {
-                let late = (ctx.end - next)
-                    .as_nanos()
-                    .div_ceil(interval.as_nanos().max(1));
+            let (next, end) = (at(k), ctx.end());
+            if next < end {
+                let late = (end - next).as_nanos().div_ceil(interval.as_nanos().max(1));
                 local.backlog += u64::try_from(late).unwrap_or(u64::MAX);
             }
         }
@@ -478,7 +516,7 @@ impl Nanos {
 }
 
 /// Open loop: wakes each connection's task at its scheduled send times from a dedicated thread
-/// until `ctx.end` (or until `stop`). A connection that is behind is woken once, and sends
+/// until `ctx.end()` (or until `stop`). A connection that is behind is woken once, and sends
 /// everything due (as far as its free slots allow); the pacer then moves on to its next send
 /// after now.
 fn spawn_pacer(ctx: &Arc<Ctx>, interval: Duration, stop: Arc<AtomicBool>) {
@@ -491,7 +529,7 @@ fn spawn_pacer(ctx: &Arc<Ctx>, interval: Duration, stop: Arc<AtomicBool>) {
                 .map(|i| Reverse((first_send(&ctx, interval, i), i)))
                 .collect();
             while let Some(Reverse((t, i))) = due.pop() {
-                if t >= ctx.end {
+                if t >= ctx.end() {
                     continue;
                 }
                 loop {
@@ -599,14 +637,17 @@ async fn sample(
     );
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            () = finished.notified() => break,
-        }
+        let done = tokio::select! {
+            _ = tick.tick() => false,
+            () = finished.notified() => true,
+        };
         // A busy machine wakes this task late: divide by the time that really passed.
         let now = Instant::now();
         let answered = ctx.live.answered.load(Ordering::Relaxed);
         let elapsed = now.saturating_duration_since(last_at);
+        if done && (elapsed < LAST_BUCKET_MIN || answered == last) {
+            break;
+        }
         let rate = u128::from(answered - last) * 1_000_000_000 / elapsed.as_nanos().max(1);
         per_second.push(u64::try_from(rate).unwrap_or(u64::MAX));
         let watched = watch_pid.and_then(rss_kib);
@@ -615,10 +656,14 @@ async fn sample(
         }
         let middle = last_at + elapsed / 2;
         (last, last_at) = (answered, now);
+        if done {
+            // The last, shorter bucket: no progress line for it.
+            break;
+        }
         if progress {
             let phase = if middle < ctx.window_start {
                 "warmup"
-            } else if middle < ctx.end {
+            } else if middle < ctx.end() {
                 "run"
             } else {
                 "drain"
@@ -663,10 +708,21 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
 /// The process's CPU time (user + system, every thread) spent inside the measured window, in
 /// microseconds. Waiting for the window's edges is measurement, not synchronisation: nothing
 /// depends on it but this figure. `None` where `getrusage` fails.
-async fn cpu_over_window(window_start: Instant, end: Instant) -> Option<u64> {
-    tokio::time::sleep_until(window_start.into()).await;
+async fn cpu_over_window(ctx: Arc<Ctx>) -> Option<u64> {
+    let mut stopped = ctx.stopped.subscribe();
+    tokio::select! {
+        () = tokio::time::sleep_until(ctx.window_start.into()) => {}
+        _ = stopped.wait_for(|s| *s) => {}
+    }
+    if ctx.end() <= ctx.window_start {
+        // Stopped during the warmup: no window to measure.
+        return None;
+    }
     let before = process_cpu_us()?;
-    tokio::time::sleep_until(end.into()).await;
+    tokio::select! {
+        () = tokio::time::sleep_until(ctx.end().into()) => {}
+        _ = stopped.wait_for(|s| *s) => {}
+    }
     Some(process_cpu_us()?.saturating_sub(before))
 }
 
@@ -729,7 +785,9 @@ fn merge(
         inflight: opts.inflight,
         rate: opts.rate,
         warmup: opts.warmup,
-        duration: opts.duration,
+        // Shorter than asked when the run was stopped early.
+        duration: ctx.end().saturating_duration_since(ctx.window_start),
+        interrupted: *ctx.stopped.borrow(),
         mix: ctx.mix.origin.clone(),
         hist,
         lag,
