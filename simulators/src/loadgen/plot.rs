@@ -1,10 +1,11 @@
-//! `--plot FILE.svg`: one SVG with two charts of a run, drawn with plotters' SVG backend (no
+//! `--plot FILE.svg`: one SVG with the charts of a run, drawn with plotters' SVG backend (no
 //! system fonts needed).
 //!
 //! - Top: latency by percentile, the HdrHistogram way: the x axis is "nines"
 //!   (`-log10(1 - q)`: 1 = p90, 2 = p99, 3 = p99.9), the y axis milliseconds.
-//! - Bottom: answers per second over the run (each one-second bucket at its middle), warmup
+//! - Middle: answers per second over the run (each one-second bucket at its middle), warmup
 //!   shaded.
+//! - Bottom, with `--watch-pid`: the watched process's resident memory at the same times.
 
 use std::path::Path;
 
@@ -49,9 +50,12 @@ fn nines_label(x: f64) -> String {
 }
 
 fn draw(r: &RunReport, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
-    let root = SVGBackend::new(path, (960, 760)).into_drawing_area();
+    // A third chart, resident memory, when a process was watched (a soak is about memory).
+    let rss = !r.watched_rss_kib.is_empty();
+    let root = SVGBackend::new(path, (960, if rss { 1120 } else { 760 })).into_drawing_area();
     root.fill(&WHITE)?;
-    let (top, bottom) = root.split_vertically(400);
+    let (top, rest) = root.split_vertically(400);
+    let (bottom, low) = rest.split_vertically(360);
     let title = if r.label.is_empty() {
         format!(
             "{} x {} in flight, {} loop",
@@ -115,6 +119,32 @@ fn draw(r: &RunReport, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
         )))?;
     }
     chart.draw_series(LineSeries::new(series, RED.stroke_width(2)))?;
+
+    if rss {
+        // One sample per throughput bucket, at the same times.
+        let series: Vec<(f64, f64)> = r
+            .watched_rss_kib
+            .iter()
+            .enumerate()
+            .map(|(i, kib)| (i as f64 + 0.5, *kib as f64 / 1024.0))
+            .collect();
+        let m_max = series.iter().map(|p| p.1).fold(1.0, f64::max) * 1.15;
+        let who = r
+            .watched_pid
+            .map_or_else(String::new, |pid| format!(" of process {pid}"));
+        let mut chart = ChartBuilder::on(&low)
+            .caption(format!("resident memory{who}"), ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0f64..t_max, 0f64..m_max)?;
+        chart
+            .configure_mesh()
+            .x_desc("seconds since start")
+            .y_desc("MiB")
+            .draw()?;
+        chart.draw_series(LineSeries::new(series, GREEN.stroke_width(2)))?;
+    }
     root.present()?;
     Ok(())
 }
@@ -132,6 +162,28 @@ mod tests {
         assert!(png.contains(".svg name"), "{png}");
         assert!(check_svg_path(&dir.path().join("run")).is_err());
         assert!(check_svg_path(&dir.path().join("missing/run.svg")).is_err());
+    }
+
+    #[test]
+    fn a_watched_process_gets_a_memory_chart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut r = crate::loadgen::report::tests::small_report();
+        let plain = dir.path().join("plain.svg");
+        write_svg(&r, &plain).expect("draws");
+        let text = std::fs::read_to_string(&plain).expect("svg");
+        assert!(text.contains("answers per second"), "no throughput chart");
+        assert!(
+            !text.contains("resident memory"),
+            "a memory chart without a watched process"
+        );
+        r.set_watched_rss(4242, vec![100_000, 120_000, 118_000]);
+        let soak = dir.path().join("soak.svg");
+        write_svg(&r, &soak).expect("draws");
+        let text = std::fs::read_to_string(&soak).expect("svg");
+        assert!(
+            text.contains("resident memory of process 4242"),
+            "no memory chart"
+        );
     }
 
     #[test]

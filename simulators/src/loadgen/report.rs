@@ -462,7 +462,7 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -478,6 +478,24 @@ mod tests {
 
     #[test]
     fn report_of_a_small_histogram() {
+        let r = small_report();
+        assert_eq!(r.tps, 400.0);
+        assert_eq!(r.latency.p50_us, 500);
+        assert_eq!(r.latency.p99_us, 990);
+        assert_eq!(r.latency.max_us, 1000);
+        assert!(r.is_clean());
+        assert_eq!(r.mode, "open");
+        let text = r.to_text();
+        assert!(text.contains("00 990 (99.0%)"), "{text}");
+        assert!(text.contains("from the scheduled send time"), "{text}");
+        assert!(text.contains("send delay   p50 70"), "{text}");
+        let json = serde_json::to_string(&r).expect("json");
+        assert!(json.contains("\"p99_us\":990"), "{json}");
+        assert_eq!(r.latency_curve.last().map(|p| p.latency_us), Some(1000));
+    }
+
+    /// An open-loop report of 1,000 answers, 1 µs to 1 ms, 800 of them in a 2 s window.
+    pub(crate) fn small_report() -> RunReport {
         let mut hist = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("hist");
         for v in 1..=1000u64 {
             hist.record(v).expect("record");
@@ -487,7 +505,7 @@ mod tests {
         let mut codes = BTreeMap::new();
         codes.insert("00".to_owned(), 990);
         codes.insert("51".to_owned(), 10);
-        let r = RunReport::build(Parts {
+        RunReport::build(Parts {
             label: "t".into(),
             target: "127.0.0.1:1".into(),
             expect: Expect::Switch,
@@ -511,19 +529,6 @@ mod tests {
             backlog: 0,
             unmatched: 0,
             per_second: vec![400, 400, 200],
-        });
-        assert_eq!(r.tps, 400.0);
-        assert_eq!(r.latency.p50_us, 500);
-        assert_eq!(r.latency.p99_us, 990);
-        assert_eq!(r.latency.max_us, 1000);
-        assert!(r.is_clean());
-        assert_eq!(r.mode, "open");
-        let text = r.to_text();
-        assert!(text.contains("00 990 (99.0%)"), "{text}");
-        assert!(text.contains("from the scheduled send time"), "{text}");
-        assert!(text.contains("send delay   p50 70"), "{text}");
-        let json = serde_json::to_string(&r).expect("json");
-        assert!(json.contains("\"p99_us\":990"), "{json}");
-        assert_eq!(r.latency_curve.last().map(|p| p.latency_us), Some(1000));
+        })
     }
 }
