@@ -11,7 +11,7 @@
 //!               [--work raw|codec|durable [--journal DIR] [--sync always|none]]
 //! loadgen echo-backend --listen 127.0.0.1:7001
 //! loadgen grid [--duration-s 5] [--warmup-s 1] [--cards 100000] [--points 1x1,64x1,16x16,64x32]
-//!              [--doc docs/benchmarks.md] [--no-doc] [--json FILE] [--machine "2 cores, 24 GiB"]
+//!              [--doc docs/benchmarks.md] [--no-doc] [--json FILE] [--machine TEXT]
 //!              [--sync always|none] [--links N] [--security] [--ladder]
 //!              [--extra-bin-ranges N] [--no-metrics]
 //! ```
@@ -236,9 +236,10 @@ struct GridArgs {
     /// Write every run's results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// The machine, for the document.
-    #[arg(long, default_value = "2 cores, 24 GiB")]
-    machine: String,
+    /// The machine, for the document (default: this one's cores and memory, e.g. "2 cores,
+    /// 24 GiB").
+    #[arg(long)]
+    machine: Option<String>,
     /// How long to wait for each answer, milliseconds.
     #[arg(long, default_value_t = 5000)]
     timeout_ms: u64,
@@ -440,6 +441,22 @@ async fn run_cmd(a: RunArgs) -> ExitCode {
     }
 }
 
+/// This machine's cores and memory, as the grid's document names them: "2 cores, 24 GiB".
+fn this_machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    let gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map(|kib| (kib as f64 / (1024.0 * 1024.0)).round() as u64);
+    match gib {
+        Some(g) => format!("{cores} cores, {g} GiB"),
+        None => format!("{cores} cores"),
+    }
+}
+
 /// A token the first Ctrl-C cancels, so the run stops early and still reports (and writes its
 /// `--json` and `--plot`): a soak stopped after minutes keeps what it measured. A second Ctrl-C
 /// quits at once.
@@ -591,7 +608,7 @@ async fn grid_cmd(a: GridArgs) -> ExitCode {
             "cargo run --release -p simulators --bin loadgen -- {}",
             args.join(" ")
         ),
-        machine: a.machine,
+        machine: a.machine.unwrap_or_else(this_machine),
         stack: StackOptions {
             sync: a.sync.into(),
             remote_links: a.links.max(1),

@@ -521,7 +521,8 @@ pub fn markdown(g: &GridReport) -> String {
     let _ = writeln!(s, "## Bench harness grid (`loadgen grid`)\n");
     let _ = writeln!(
         s,
-        "Measured {} with `{}` on the standard machine ({}; noisy, see the top of this file). \
+        "Measured {} with `{}` on a machine of {} (the notes at the top of docs/benchmarks.md say how \
+         noisy). \
          Each point: {:.0} s warmup, then {:.0} s measured, closed loop (each of C connections keeps \
          P requests outstanding). TPS counts answers inside the measured window; p99 is in \
          milliseconds, from hdrhistogram at microsecond resolution.\n",
@@ -636,7 +637,7 @@ pub fn security_markdown(g: &GridReport) -> Option<String> {
     let _ = writeln!(s, "## The cost of security (`loadgen grid --security`)\n");
     let _ = writeln!(
         s,
-        "Measured {} with `{}` on the standard machine ({}), in the same run as the grid above \
+        "Measured {} with `{}` on a machine of {}, in the same run as the grid above \
          (same points, warmup and duration, journals `sync = \"{}\"`). **+sec** is a second \
          stack beside the first on cards generated with `gen-cards --security`: acquirer 100001 \
          MACs every request (ANSI X9.19) and checks the MAC of every answer; every purchase, \
@@ -706,7 +707,7 @@ pub fn ladder_markdown(g: &GridReport) -> Option<String> {
     let _ = writeln!(s, "## The floor ladder (`loadgen grid --ladder`)\n");
     let _ = writeln!(
         s,
-        "Measured {} with `{}` on the standard machine ({}), in the same run as the grid above. \
+        "Measured {} with `{}` on a machine of {}, in the same run as the grid above. \
          The relay, then the relay doing the least work any durable switch must do, one step \
          at a time (`simulators/src/loadgen/ladder.rs`): **+codec** decodes every request and \
          answer with the switch's codec and encodes it again from the decoded fields; \

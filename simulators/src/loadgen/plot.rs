@@ -111,6 +111,7 @@ fn draw(r: &RunReport, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
         .configure_mesh()
         .x_desc("seconds since start (warmup shaded)")
         .y_desc("answers/s")
+        .y_label_formatter(&|y| format!("{y:.0}"))
         .draw()?;
     if r.warmup_s > 0.0 {
         chart.draw_series(std::iter::once(Rectangle::new(
@@ -142,6 +143,7 @@ fn draw(r: &RunReport, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
             .configure_mesh()
             .x_desc("seconds since start")
             .y_desc("MiB")
+            .y_label_formatter(&|y| format!("{y:.0}"))
             .draw()?;
         chart.draw_series(LineSeries::new(series, GREEN.stroke_width(2)))?;
     }

@@ -342,13 +342,13 @@ impl RunReport {
         let l = &self.latency;
         let _ = writeln!(
             s,
-            "  latency us   p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  (mean {:.0}, {} requests{})",
+            "  latency us   p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  (mean {}, {} requests{})",
             thousands(l.p50_us),
             thousands(l.p90_us),
             thousands(l.p99_us),
             thousands(l.p999_us),
             thousands(l.max_us),
-            l.mean_us,
+            thousands(l.mean_us.round() as u64),
             thousands(l.count),
             if self.rate.is_some() {
                 ", from the scheduled send time"
