@@ -419,6 +419,22 @@ fn init_tracing(format: LogFormat) {
     };
 }
 
+/// A keys file that cannot be loaded, said with where it was looked for: a relative
+/// `keys_file` is taken from the working directory, not from the config file's folder.
+fn keys_file_error(config: &Path, keys_file: &Path, e: &dyn std::fmt::Display) -> String {
+    if keys_file.is_relative() && !keys_file.exists() {
+        let here =
+            std::env::current_dir().map_or_else(|_| "?".to_owned(), |d| d.display().to_string());
+        format!(
+            "{e} (the config {} names it relative to the working directory, {here}: run from \
+             the folder it is relative to, or give an absolute path)",
+            config.display()
+        )
+    } else {
+        e.to_string()
+    }
+}
+
 fn run(path: &Path) -> ExitCode {
     let config = match Config::load(path) {
         Ok(config) => config,
@@ -436,7 +452,7 @@ fn run(path: &Path) -> ExitCode {
     let keys = match KeysFile::load(&config.security.keys_file) {
         Ok(k) => k,
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("{}", keys_file_error(path, &config.security.keys_file, &e));
             return ExitCode::from(EXIT_UNREADABLE);
         }
     };
@@ -599,7 +615,10 @@ fn check_config(path: &Path) -> ExitCode {
     };
     let mut problems = Vec::new();
     match KeysFile::load(&config.security.keys_file) {
-        Err(e) => problems.push(format!("security.keys_file: {e}")),
+        Err(e) => problems.push(format!(
+            "security.keys_file: {}",
+            keys_file_error(path, &config.security.keys_file, &e)
+        )),
         Ok(keys) => match switch::security::SoftwareSecurityModule::from_keys(&keys) {
             Err(e) => problems.push(format!("security.keys_file: {e}")),
             Ok(module) => {
