@@ -181,11 +181,13 @@ impl Ctx {
         self.start + Duration::from_nanos(self.end_ns.load(Ordering::Acquire))
     }
 
-    /// Ends the run now: the window closes here, and every connection is woken to see it.
+    /// Ends the run now: the window closes here, and every connection is woken to see it. A
+    /// stop after the window's planned end (during the drain) changes nothing.
     fn stop_now(&self) {
         let now = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.end_ns.fetch_min(now, Ordering::AcqRel);
-        self.stopped.send_replace(true);
+        if self.end_ns.fetch_min(now, Ordering::AcqRel) > now {
+            self.stopped.send_replace(true);
+        }
         for w in &self.wakers {
             w.notify_one();
         }
