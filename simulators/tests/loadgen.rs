@@ -153,24 +153,95 @@ async fn the_relay_returns_every_echo_to_its_sender() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_run_drains_and_reports_what_it_measured() {
     let (_cards, mix) = plain_mix(100);
-    let echo = EchoBackend::start("127.0.0.1:0").await.expect("echo");
-    // Ten minutes asked for, stopped at once (as Ctrl-C does in the CLI), closed loop and open.
-    for rate in [None, Some(500)] {
+    // Ten minutes asked for, stopped (as Ctrl-C does in the CLI) once the target has echoed
+    // 200 requests: closed loop, open loop, and open loop so slow that every connection is
+    // asleep waiting for its next send when the stop comes.
+    for (rate, stop_after) in [(None, 200), (Some(500), 200), (Some(4), 2)] {
         let stop = tokio_util::sync::CancellationToken::new();
-        stop.cancel();
-        let mut o = options(echo.local_addr().to_string(), Expect::Echo, rate);
+        let echo = counting_echo(stop_after, stop.clone()).await;
+        let mut o = options(echo.to_string(), Expect::Echo, rate);
         o.warmup = Duration::ZERO;
         o.duration = Duration::from_secs(600);
         o.stop = Some(stop);
-        let r = run(&o, Arc::clone(&mix)).await.expect("run");
-        assert!(r.interrupted, "{}", r.to_text());
-        assert!(r.duration_s < 600.0, "{}", r.to_text());
+        // A stop that did not work would run for ten minutes: fail long before.
+        let r = tokio::time::timeout(Duration::from_secs(60), run(&o, Arc::clone(&mix)))
+            .await
+            .expect("the stopped run ends")
+            .expect("run");
+        let text = r.to_text();
+        assert!(r.interrupted, "{text}");
+        assert!(r.duration_s < 600.0, "{text}");
+        // Echoed before the stop, though some were read after it (outside the window).
+        assert!(r.answered >= stop_after, "{text}");
+        assert!(r.answered_in_window > 0, "{text}");
         // Whatever went out was drained: answered, none lost, none failed.
-        assert_eq!(r.answered, r.sent, "{}", r.to_text());
+        assert_eq!(r.answered, r.sent, "{text}");
         assert_clean(&r);
-        assert!(r.to_text().contains("stopped early"), "{}", r.to_text());
+        assert!(text.contains("stopped early"), "{text}");
     }
-    echo.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_connections_all_close_ends_without_waiting_out_its_window() {
+    let (_cards, mix) = plain_mix(10);
+    // A target that takes each connection and closes it at once.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            drop(socket);
+        }
+    });
+    let mut o = options(addr.to_string(), Expect::Echo, None);
+    o.duration = Duration::from_secs(600);
+    let r = tokio::time::timeout(Duration::from_secs(60), run(&o, mix))
+        .await
+        .expect("the run ends when its connections have")
+        .expect("run");
+    assert_eq!(r.answered, 0, "{}", r.to_text());
+    assert!(r.errors.total() > 0, "{}", r.to_text());
+}
+
+/// An echo backend that cancels `stop` once it has answered `n` requests, and goes on
+/// answering.
+async fn counting_echo(n: u64, stop: tokio_util::sync::CancellationToken) -> std::net::SocketAddr {
+    use futures::{SinkExt, StreamExt};
+    use simulators::loadgen::model::echo_of;
+    use switch::net::framing::{Frame, FrameCodec};
+    use tokio_util::codec::Framed;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let answered = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let (answered, stop) = (Arc::clone(&answered), stop.clone());
+            tokio::spawn(async move {
+                let mut framed = Framed::new(
+                    socket,
+                    FrameCodec::new(simulators::loadgen::relay::framing()),
+                );
+                while let Some(Ok(frame)) = framed.next().await {
+                    let payload = echo_of(&frame.payload).into();
+                    let echoed = Frame {
+                        header: frame.header,
+                        payload,
+                    };
+                    if framed.send(echoed).await.is_err() {
+                        break;
+                    }
+                    if answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1 == n {
+                        stop.cancel();
+                    }
+                }
+            });
+        }
+    });
+    addr
 }
 
 /// One second of closed-loop load through a relay doing `work` in front of `backend`; every

@@ -370,6 +370,7 @@ async fn run_cmd(a: RunArgs) -> ExitCode {
         }
         Err(e) => return usage(e),
     };
+    let (stop, ctrl_c) = stop_on_ctrl_c();
     let opts = RunOptions {
         target: a.target,
         connections: a.connections,
@@ -404,7 +405,7 @@ async fn run_cmd(a: RunArgs) -> ExitCode {
             }
         },
         watch_pid: a.watch_pid,
-        stop: Some(stop_on_ctrl_c()),
+        stop: Some(stop.clone()),
     };
     if !a.quiet {
         eprintln!(
@@ -417,7 +418,10 @@ async fn run_cmd(a: RunArgs) -> ExitCode {
             eprintln!("  {line}");
         }
     }
-    let report = match run(&opts, mix).await {
+    let report = run(&opts, mix).await;
+    // A Ctrl-C from here on has nothing to drain: it must not say it does.
+    ctrl_c.abort();
+    let report = match report {
         Ok(r) => r,
         Err(e) => return usage(e),
     };
@@ -460,10 +464,10 @@ fn this_machine() -> String {
 /// A token the first Ctrl-C cancels, so the run stops early and still reports (and writes its
 /// `--json` and `--plot`): a soak stopped after minutes keeps what it measured. A second Ctrl-C
 /// quits at once.
-fn stop_on_ctrl_c() -> CancellationToken {
+fn stop_on_ctrl_c() -> (CancellationToken, tokio::task::JoinHandle<()>) {
     let token = CancellationToken::new();
     let cancel = token.clone();
-    tokio::spawn(async move {
+    let listener = tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_err() {
             // No signal handling here: Ctrl-C ends the process as usual.
             return;
@@ -477,7 +481,7 @@ fn stop_on_ctrl_c() -> CancellationToken {
             std::process::exit(i32::from(EXIT_INTERRUPTED));
         }
     });
-    token
+    (token, listener)
 }
 
 fn gen_cmd(a: GenArgs) -> ExitCode {

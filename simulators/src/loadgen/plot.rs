@@ -31,7 +31,9 @@ pub fn check_svg_path(path: &Path) -> Result<(), String> {
 
 /// Draws `report` into the SVG file at `path`.
 pub fn write_svg(report: &RunReport, path: &Path) -> Result<(), String> {
-    draw(report, path).map_err(|e| format!("cannot draw {}: {e}", path.display()))
+    let mut svg = String::new();
+    draw(report, &mut svg).map_err(|e| format!("cannot draw {}: {e}", path.display()))?;
+    super::report::write_whole(path, svg.as_bytes())
 }
 
 fn nines(percentile: f64) -> f64 {
@@ -49,10 +51,11 @@ fn nines_label(x: f64) -> String {
     }
 }
 
-fn draw(r: &RunReport, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+fn draw(r: &RunReport, svg: &mut String) -> Result<(), Box<dyn std::error::Error>> {
     // A third chart, resident memory, when a process was watched (a soak is about memory).
     let rss = !r.watched_rss_kib.is_empty();
-    let root = SVGBackend::new(path, (960, if rss { 1120 } else { 760 })).into_drawing_area();
+    let root =
+        SVGBackend::with_string(svg, (960, if rss { 1120 } else { 760 })).into_drawing_area();
     root.fill(&WHITE)?;
     let (top, rest) = root.split_vertically(400);
     let (bottom, low) = rest.split_vertically(360);

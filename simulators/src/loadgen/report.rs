@@ -458,7 +458,21 @@ pub fn check_output_path(path: &Path, flag: &str) -> Result<(), String> {
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), String> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| format!("cannot encode the report as JSON: {e}"))?;
-    std::fs::write(path, text + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()))
+    write_whole(path, (text + "\n").as_bytes())
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`: an
+/// interrupted write never leaves half a report under the report's name.
+pub fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".partial");
+    let tmp = std::path::PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            format!("cannot write {}: {e}", path.display())
+        })
 }
 
 #[cfg(test)]

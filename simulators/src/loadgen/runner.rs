@@ -104,8 +104,9 @@ pub struct RunOptions {
     /// Sample this process's resident set size every second (Linux `/proc`), e.g. the switch's
     /// during a soak.
     pub watch_pid: Option<u32>,
-    /// Cancelled, the run ends early (the CLI cancels it on Ctrl-C): nothing more is sent, what
-    /// is in flight is drained, and the report covers the measured window up to that moment.
+    /// Cancelled, the run ends early (the CLI cancels it on Ctrl-C): nothing more is scheduled
+    /// (open loop: sends already late by less than [`LATE_SEND_GRACE`] still go out), what is in
+    /// flight is drained, and the report covers the measured window up to that moment.
     pub stop: Option<CancellationToken>,
 }
 
@@ -165,6 +166,9 @@ struct Ctx {
     end_ns: AtomicU64,
     /// Becomes `true` when the run is stopped early.
     stopped: watch::Sender<bool>,
+    /// Every connection task has finished (possibly before the window's end: the target
+    /// closed them), so nothing is left to wait for.
+    tasks_done: Notify,
     inflight: usize,
     /// Open loop: time between two sends of one connection.
     interval: Option<Duration>,
@@ -339,6 +343,7 @@ pub async fn run(opts: &RunOptions, mix: Arc<Mix>) -> Result<RunReport, RunError
         window_start,
         end_ns: AtomicU64::new(u64::try_from((end - start).as_nanos()).unwrap_or(u64::MAX)),
         stopped: watch::channel(false).0,
+        tasks_done: Notify::new(),
         inflight: opts.inflight,
         interval,
         connections: opts.connections,
@@ -387,12 +392,16 @@ pub async fn run(opts: &RunOptions, mix: Arc<Mix>) -> Result<RunReport, RunError
         }
     }
     finished.notify_one();
+    ctx.tasks_done.notify_one();
     pacer_stop.store(true, Ordering::Relaxed);
-    if let Some(stopper) = stopper {
-        stopper.abort();
-    }
     let (per_second, rss) = sampler.await.unwrap_or_default();
     let cpu_window = cpu_meter.await.ok().flatten();
+    // Only now: a stop while the meter still waited must reach it. Awaited, so the report never
+    // sees a stop half applied.
+    if let Some(stopper) = stopper {
+        stopper.abort();
+        let _ = stopper.await;
+    }
     if opts.progress {
         eprintln!();
     }
@@ -712,9 +721,11 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
 /// depends on it but this figure. `None` where `getrusage` fails.
 async fn cpu_over_window(ctx: Arc<Ctx>) -> Option<u64> {
     let mut stopped = ctx.stopped.subscribe();
+    // Every connection gone before the window even began: nothing to measure.
     tokio::select! {
         () = tokio::time::sleep_until(ctx.window_start.into()) => {}
         _ = stopped.wait_for(|s| *s) => {}
+        () = ctx.tasks_done.notified() => return None,
     }
     if ctx.end() <= ctx.window_start {
         // Stopped during the warmup: no window to measure.
@@ -724,6 +735,8 @@ async fn cpu_over_window(ctx: Arc<Ctx>) -> Option<u64> {
     tokio::select! {
         () = tokio::time::sleep_until(ctx.end().into()) => {}
         _ = stopped.wait_for(|s| *s) => {}
+        // The connections ended early (the target closed them): the CPU so far.
+        () = ctx.tasks_done.notified() => {}
     }
     Some(process_cpu_us()?.saturating_sub(before))
 }
