@@ -95,62 +95,88 @@ fn draw(r: &RunReport, svg: &mut String) -> Result<(), Box<dyn std::error::Error
         .draw()?;
     chart.draw_series(LineSeries::new(points, BLUE.stroke_width(2)))?;
 
-    // Throughput over time.
-    let series: Vec<(f64, f64)> = r
-        .throughput_per_s
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (i as f64 + 0.5, *n as f64))
-        .collect();
-    let t_max = (series.len() as f64).max(1.0) + 0.5;
-    let n_max = series.iter().map(|p| p.1).fold(1.0, f64::max) * 1.15;
-    let mut chart = ChartBuilder::on(&bottom)
-        .caption("answers per second", ("sans-serif", 20))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0f64..t_max, 0f64..n_max)?;
-    chart
-        .configure_mesh()
-        .x_desc("seconds since start (warmup shaded)")
-        .y_desc("answers/s")
-        .y_label_formatter(&|y| format!("{y:.0}"))
-        .draw()?;
-    if r.warmup_s > 0.0 {
-        chart.draw_series(std::iter::once(Rectangle::new(
-            [(0.0, 0.0), (r.warmup_s, n_max)],
-            RGBColor(230, 230, 230).filled(),
-        )))?;
-    }
-    chart.draw_series(LineSeries::new(series, RED.stroke_width(2)))?;
-
+    // Throughput over time, then (a soak) the watched process's memory at the same times.
+    let answers: Vec<f64> = r.throughput_per_s.iter().map(|n| *n as f64).collect();
+    let t_max = (answers.len() as f64).max(1.0) + 0.5;
+    let time = TimeAxis {
+        t_max,
+        shade_to: r.warmup_s,
+    };
+    let throughput = Chart {
+        title: "answers per second".into(),
+        x_desc: "seconds since start (warmup shaded)",
+        y_desc: "answers/s",
+    };
+    over_time(&bottom, throughput, &answers, time, RED)?;
     if rss {
-        // One sample per throughput bucket, at the same times.
-        let series: Vec<(f64, f64)> = r
+        let mib: Vec<f64> = r
             .watched_rss_kib
             .iter()
-            .enumerate()
-            .map(|(i, kib)| (i as f64 + 0.5, *kib as f64 / 1024.0))
+            .map(|kib| *kib as f64 / 1024.0)
             .collect();
-        let m_max = series.iter().map(|p| p.1).fold(1.0, f64::max) * 1.15;
         let who = r
             .watched_pid
             .map_or_else(String::new, |pid| format!(" of process {pid}"));
-        let mut chart = ChartBuilder::on(&low)
-            .caption(format!("resident memory{who}"), ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0f64..t_max, 0f64..m_max)?;
-        chart
-            .configure_mesh()
-            .x_desc("seconds since start")
-            .y_desc("MiB")
-            .y_label_formatter(&|y| format!("{y:.0}"))
-            .draw()?;
-        chart.draw_series(LineSeries::new(series, GREEN.stroke_width(2)))?;
+        let unshaded = TimeAxis {
+            shade_to: 0.0,
+            ..time
+        };
+        let memory = Chart {
+            title: format!("resident memory{who}"),
+            x_desc: "seconds since start",
+            y_desc: "MiB",
+        };
+        over_time(&low, memory, &mib, unshaded, GREEN)?;
     }
     root.present()?;
+    Ok(())
+}
+
+/// The time axis of the per-second charts: to `t_max` seconds, shaded up to `shade_to` (the
+/// warmup; 0 for none).
+#[derive(Clone, Copy)]
+struct TimeAxis {
+    t_max: f64,
+    shade_to: f64,
+}
+
+/// A chart's caption and axis names.
+struct Chart {
+    title: String,
+    x_desc: &'static str,
+    y_desc: &'static str,
+}
+
+/// One value per one-second bucket, each drawn at its bucket's middle, from 0 to 15% above the
+/// largest.
+fn over_time(
+    area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    c: Chart,
+    values: &[f64],
+    time: TimeAxis,
+    color: RGBColor,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let y_max = values.iter().copied().fold(1.0, f64::max) * 1.15;
+    let mut chart = ChartBuilder::on(area)
+        .caption(c.title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..time.t_max, 0f64..y_max)?;
+    chart
+        .configure_mesh()
+        .x_desc(c.x_desc)
+        .y_desc(c.y_desc)
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .draw()?;
+    if time.shade_to > 0.0 {
+        chart.draw_series(std::iter::once(Rectangle::new(
+            [(0.0, 0.0), (time.shade_to, y_max)],
+            RGBColor(230, 230, 230).filled(),
+        )))?;
+    }
+    let points = values.iter().enumerate().map(|(i, v)| (i as f64 + 0.5, *v));
+    chart.draw_series(LineSeries::new(points, color.stroke_width(2)))?;
     Ok(())
 }
 
