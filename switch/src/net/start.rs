@@ -233,9 +233,12 @@ impl SwitchServer {
                     max_txn = max_txn.max(d.txn);
                     // A transaction's Forwarded records come before its decision.
                     keys_by_txn.remove(&d.txn);
+                    // Its request record too: once decided, a request is no longer needed, so
+                    // the map holds only the requests in flight, not the whole day's.
+                    let request = requests.remove(&d.txn);
                     if d.source == DecisionSource::StandIn
                         && d.response_code == "00"
-                        && let Some((pan, amount, issuer)) = requests.get(&d.txn)
+                        && let Some((pan, amount, issuer)) = &request
                         && let Some(IssuerHandle::Remote {
                             stand_in: Some(si), ..
                         }) = issuers.iter().find(|h| **h.id() == **issuer)
