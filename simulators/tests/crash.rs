@@ -746,6 +746,11 @@ async fn switch_crash() {
         "advices owed, as the journal says"
     );
     assert_eq!(recovered["records"].as_u64(), Some(j.records as u64));
+    // How long recovery took is in the same line: restart time grows with the journal.
+    assert!(
+        recovered["ms"].as_u64().is_some(),
+        "recovery logs its duration"
+    );
 
     // 3. Requests in flight at the kill are retried as the acquirers would (same STAN and
     //    field 7): one already decided gets the journaled answer, and none posts twice.

@@ -105,6 +105,9 @@ impl SwitchServer {
         let module: Arc<dyn SecurityModule> = Arc::new(SoftwareSecurityModule::from_keys(&keys)?);
         check_keys(&config, &*module, "config").map_err(|p| StartError::Config(lines(p)))?;
         let mut issuer_keys = Vec::with_capacity(config.issuers.len());
+        // Wall time of recovery, for the log: it grows with the journal (docs/reliability.md,
+        // "Switch restart"), and an operator planning a restart needs to see that.
+        let recovery_started = std::time::Instant::now();
         let (journal, recovered) =
             FileJournal::open(&config.journal.dir, JournalOptions::from(&config.journal))?;
         let journal = Arc::new(journal);
@@ -298,6 +301,7 @@ impl SwitchServer {
             records = recovered.records.len(),
             advices_owed = recovered_advices,
             duplicates = dup.len(),
+            ms = recovery_started.elapsed().as_millis() as u64,
             "journal recovered"
         );
 
