@@ -605,3 +605,47 @@ async fn switch_restart_keeps_issuer_stans_and_stand_in_counters() {
     assert_eq!(east.available.minor(), minor("4950.00"));
     stack.shutdown().await;
 }
+
+/// A journal damaged where no crash could have left it stops the switch from starting, with the
+/// journal named as the cause; recovery has by then handed part of it to the issuers, and none of
+/// that may go on to serve traffic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_journal_stops_the_switch_from_starting() {
+    let mut stack = Stack::start().await;
+    let c = stack.client().await;
+    let r = c
+        .purchase(MP_PREPAID, cny("10.00"), TxnOptions::new().expiry("3012"))
+        .await
+        .expect("answered");
+    assert_code(
+        &r,
+        ResponseCode::Approved,
+        "on-us purchase before the damage",
+    );
+    drop(c);
+    stack.shutdown_switch().await;
+    // A segment whose name does not continue the journal's LSNs: not something a crash does.
+    std::fs::write(
+        stack.journal_dir().join("segment-00000000000099999999.log"),
+        b"not a record",
+    )
+    .expect("write the stray segment");
+
+    let keys = switch::security::KeysFile::load(&stack.config.security.keys_file).expect("keys");
+    let started = switch::net::start::SwitchServer::start(switch::net::start::StartOptions {
+        config: stack.config.clone(),
+        keys,
+        clock: Arc::new(switch::clock::SystemClock),
+        on_us: Arc::new(switch::onus::engine_factory),
+    })
+    .await;
+    match started {
+        Err(switch::net::start::StartError::Journal(switch::journal::JournalError::Corrupt {
+            reason,
+            ..
+        })) => assert!(reason.contains("segment name"), "{reason}"),
+        Err(other) => panic!("expected a corrupt journal, got: {other}"),
+        Ok(_) => panic!("the switch started on a damaged journal"),
+    }
+    stack.shutdown().await;
+}

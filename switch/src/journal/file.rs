@@ -177,8 +177,32 @@ impl FileJournal {
         opts: JournalOptions,
         covered: Lsn,
     ) -> Result<(FileJournal, Recovered), JournalError> {
+        let mut records = Vec::new();
+        let (journal, truncated_tail_bytes) =
+            Self::open_streaming(dir, opts, covered, &mut |lsn, payload| {
+                records.push((lsn, payload))
+            })?;
+        let recovered = Recovered {
+            records,
+            truncated_tail_bytes,
+        };
+        Ok((journal, recovered))
+    }
+
+    /// Like [`FileJournal::open_after`], handing each recovered record to `sink` as its segment
+    /// is read instead of returning them all: a segment's buffer is let go once its records are
+    /// handed over, so recovery holds one segment at a time (unless `sink` keeps the payloads),
+    /// not the whole journal. Returns the journal and the bytes of a torn tail cut from the end
+    /// (see [`Recovered::truncated_tail_bytes`]). On an error, what `sink` was given may belong to
+    /// a damaged journal and must be discarded.
+    pub fn open_streaming(
+        dir: &Path,
+        opts: JournalOptions,
+        covered: Lsn,
+        sink: &mut dyn FnMut(Lsn, Bytes),
+    ) -> Result<(FileJournal, u64), JournalError> {
         create_dir(dir)?;
-        let scan = recovery::scan(dir, covered)?;
+        let scan = recovery::scan(dir, covered, sink)?;
         let mut truncated_tail_bytes = 0;
         let (path, segment_len, file_len) = match scan.last {
             Some(last) => {
@@ -208,7 +232,7 @@ impl FileJournal {
             .map_err(|source| JournalError::io("seek", &path, source))?;
         tracing::info!(
             dir = %dir.display(),
-            records = scan.records.len(),
+            records = scan.records,
             next_lsn = scan.next_lsn,
             segment = %path.display(),
             segment_bytes = segment_len,
@@ -262,11 +286,7 @@ impl FileJournal {
             queue_depth_max: opts.queue_depth_max.max(1),
             progress,
         };
-        let recovered = Recovered {
-            records: scan.records,
-            truncated_tail_bytes,
-        };
-        Ok((journal, recovered))
+        Ok((journal, truncated_tail_bytes))
     }
 
     /// What the writer has done since open.

@@ -90,10 +90,13 @@
 //! acknowledge records that may not exist. Restarting the switch runs recovery, which re-reads
 //! what is actually on disk.
 //!
-//! Recovery holds what it reads in memory (one buffer per segment read, which the recovered
-//! payloads share): the whole journal for [`FileJournal::open`], the segments after the
-//! checkpoint for [`FileJournal::open_after`]. A pre-written last segment is read whole, fill
-//! included (`segment_bytes_max`, 64 MiB by default).
+//! Recovery reads one segment at a time (one buffer per segment, which its recovered payloads
+//! share). [`FileJournal::open`] and [`FileJournal::open_after`] return every record they
+//! recover, so they hold the whole journal (or the segments after the checkpoint) in memory;
+//! [`FileJournal::open_streaming`] hands each segment's records to the caller and lets the
+//! segment go, so a caller that decodes and drops them holds one segment at a time, which is
+//! what the switch does (docs/reliability.md, "Switch restart"). A pre-written last segment is
+//! read whole, fill included (`segment_bytes_max`, 64 MiB by default).
 
 mod file;
 mod format;

@@ -50,10 +50,11 @@ pub(crate) struct LastSegment {
     pub(crate) torn: Option<TornTail>,
 }
 
-/// The result of reading every segment in a directory.
+/// The result of reading every segment in a directory (its records went to the scan's sink).
 #[derive(Debug, Clone)]
 pub(crate) struct Scan {
-    pub(crate) records: Vec<(Lsn, Bytes)>,
+    /// Records handed to the sink.
+    pub(crate) records: u64,
     /// The LSN the next appended record gets.
     pub(crate) next_lsn: Lsn,
     /// `None` when the directory holds no segment yet.
@@ -77,9 +78,11 @@ const READS_MAX: u32 = 5;
 pub fn read_all(dir: &Path) -> Result<Vec<(Lsn, Bytes)>, JournalError> {
     let mut seen: Option<(PathBuf, u64)> = None;
     let mut reads = 0;
+    let mut records = Vec::new();
     let scan = loop {
         reads += 1;
-        match scan(dir, 0) {
+        records.clear();
+        match scan(dir, 0, &mut |lsn, payload| records.push((lsn, payload))) {
             Err(JournalError::Corrupt {
                 segment,
                 offset,
@@ -114,11 +117,14 @@ pub fn read_all(dir: &Path) -> Result<Vec<(Lsn, Bytes)>, JournalError> {
             "journal read stops before an incomplete tail (left in place)"
         );
     }
-    Ok(scan.records)
+    Ok(records)
 }
 
-/// Reads and checks the segments in `dir` (which must exist), returning the records after
-/// `covered` (0: all of them).
+/// Reads and checks the segments in `dir` (which must exist), handing the records after
+/// `covered` (0: all of them) to `sink` in LSN order, one segment at a time: a segment's buffer
+/// is let go once its records are handed over, so memory follows the largest segment, not the
+/// journal, unless the sink keeps the payloads. If an error is returned, records handed over
+/// before it may include some of a damaged journal: a caller must then discard what it built.
 ///
 /// A segment whose records all have LSNs at or below `covered` (known because the next segment
 /// starts at or before `covered + 1`) is not read at all: a checkpoint already holds its effects,
@@ -127,9 +133,13 @@ pub fn read_all(dir: &Path) -> Result<Vec<(Lsn, Bytes)>, JournalError> {
 /// the same reason covered segments may be missing (archived by an operator): the journal may then
 /// start at any LSN up to `covered + 1`. The last segment is always read, because appends
 /// continue there.
-pub(crate) fn scan(dir: &Path, covered: Lsn) -> Result<Scan, JournalError> {
+pub(crate) fn scan(
+    dir: &Path,
+    covered: Lsn,
+    sink: &mut dyn FnMut(Lsn, Bytes),
+) -> Result<Scan, JournalError> {
     let segments = list_segments(dir)?;
-    let mut records = Vec::new();
+    let mut records = 0u64;
     let mut next_lsn: Lsn = 1;
     let mut last = None;
     for (index, (first_lsn, path)) in segments.iter().enumerate() {
@@ -159,7 +169,13 @@ pub(crate) fn scan(dir: &Path, covered: Lsn) -> Result<Scan, JournalError> {
             .map(Bytes::from)
             .map_err(|source| JournalError::io("read", path, source))?;
         let first_in_segment = next_lsn;
-        let segment = scan_segment(path, &data, is_last, covered, &mut next_lsn, &mut records)?;
+        let mut found = Vec::new();
+        let segment = scan_segment(path, &data, is_last, covered, &mut next_lsn, &mut found)?;
+        // Handed over only once the segment is judged, so a torn tail is never seen.
+        records += found.len() as u64;
+        for (lsn, payload) in found {
+            sink(lsn, payload);
+        }
         if next_lsn == first_in_segment && !is_last {
             // The writer syncs a segment before creating the next, so only the newest can hold no
             // record (a crash right after rolling over; pre-written or not).

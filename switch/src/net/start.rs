@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use bytes::Bytes;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -23,7 +24,7 @@ use crate::decision::security::{IssuerKeys, PartyMac, check_keys};
 use crate::decision::stip::StandInRules;
 use crate::events::DecisionSource;
 use crate::events::{AdviceRecord, Record};
-use crate::journal::{FileJournal, Journal, JournalOptions};
+use crate::journal::{Admission, AppendTicket, FileJournal, Journal, JournalError, JournalOptions};
 use crate::net::acquirer::{SessionLimits, Sessions, serve};
 use crate::net::admission::Policies;
 use crate::net::duplicates::{Answer, DuplicateWindow};
@@ -105,18 +106,10 @@ impl SwitchServer {
         let module: Arc<dyn SecurityModule> = Arc::new(SoftwareSecurityModule::from_keys(&keys)?);
         check_keys(&config, &*module, "config").map_err(|p| StartError::Config(lines(p)))?;
         let mut issuer_keys = Vec::with_capacity(config.issuers.len());
-        // Wall time of recovery (reading the journal, then decoding and applying its records; not
-        // building the issuers in between), for the log: it grows with the journal
-        // (docs/reliability.md, "Switch restart"), and an operator planning a restart needs to
-        // see that.
-        let recovery_started = std::time::Instant::now();
-        let (journal, recovered) =
-            FileJournal::open(&config.journal.dir, JournalOptions::from(&config.journal))?;
-        let journal_read = recovery_started.elapsed();
-        let journal = Arc::new(journal);
-        if config.journal.sync == JournalSync::None {
-            tracing::warn!("journal sync = none: answers do not wait for fsync (benchmarks only)");
-        }
+        // The issuers are built before the journal is open, so that recovery can hand them its
+        // records one segment at a time instead of holding the whole journal (docs/reliability.md,
+        // "Switch restart"); they get a handle the open journal is put into once it is open.
+        let late = Arc::new(LateJournal::default());
         let dialect = config.listener.dialect.dialect();
         let shutdown = CancellationToken::new();
         let saf_stop = CancellationToken::new();
@@ -131,7 +124,7 @@ impl SwitchServer {
             let keys = IssuerKeys::from_config(ic);
             match ic.kind {
                 IssuerKind::OnUs => {
-                    let engine = on_us(ic, journal.clone() as Arc<dyn Journal>, clock.clone())
+                    let engine = on_us(ic, late.clone() as Arc<dyn Journal>, clock.clone())
                         .map_err(|message| StartError::Issuer {
                             issuer: ic.id.clone(),
                             message,
@@ -165,7 +158,7 @@ impl SwitchServer {
                     let saf = Saf::new(
                         ic.id.clone(),
                         pool.clone(),
-                        journal.clone() as Arc<dyn Journal>,
+                        late.clone() as Arc<dyn Journal>,
                         vault.clone(),
                         clock.clone(),
                         SafConfig {
@@ -219,72 +212,96 @@ impl SwitchServer {
         // Which STAN each forwarded request may have reached its issuer under, when not its own.
         let mut keys_by_txn: BTreeMap<u64, crate::events::KeyRecord> = BTreeMap::new();
         let mut issuer_stans: Vec<(crate::events::KeyRecord, u32)> = Vec::new();
-        let fold_started = std::time::Instant::now();
-        for (_, bytes) in &recovered.records {
-            let rec = match Record::decode(bytes) {
-                Ok(r) => r,
-                Err(_) => {
-                    undecodable += 1;
-                    continue;
-                }
-            };
-            match rec {
-                Record::Request(r) => {
-                    max_txn = max_txn.max(r.txn);
-                    keys_by_txn.insert(r.txn, r.key.clone());
-                    if r.business_date == today {
-                        requests.insert(r.txn, (r.pan, r.amount_minor, r.issuer));
+        // Wall time of recovery (reading the journal, decoding and applying its records), for the
+        // log: it grows with the journal (docs/reliability.md, "Switch restart"), and an operator
+        // planning a restart needs to see that.
+        let recovery_started = std::time::Instant::now();
+        // Counts what went to the sink, for the log.
+        let mut records = 0usize;
+        let opened = FileJournal::open_streaming(
+            &config.journal.dir,
+            JournalOptions::from(&config.journal),
+            0,
+            &mut |_, bytes| {
+                records += 1;
+                let rec = match Record::decode(&bytes) {
+                    Ok(r) => r,
+                    Err(_) => {
+                        undecodable += 1;
+                        return;
                     }
-                }
-                Record::Decision(d) => {
-                    max_txn = max_txn.max(d.txn);
-                    // A transaction's Forwarded records come before its decision.
-                    keys_by_txn.remove(&d.txn);
-                    // Its request record too: once decided, a request is no longer needed, so
-                    // the map holds only the requests in flight, not the whole day's.
-                    let request = requests.remove(&d.txn);
-                    if d.source == DecisionSource::StandIn
-                        && d.response_code == "00"
-                        && let Some((pan, amount, issuer)) = &request
-                        && let Some(IssuerHandle::Remote {
-                            stand_in: Some(si), ..
-                        }) = issuers.iter().find(|h| **h.id() == **issuer)
-                        && let Ok(pan) = vault.reveal(pan)
-                    {
-                        si.charge(pan, today, amount.unwrap_or(0));
+                };
+                match rec {
+                    Record::Request(r) => {
+                        max_txn = max_txn.max(r.txn);
+                        keys_by_txn.insert(r.txn, r.key.clone());
+                        if r.business_date == today {
+                            requests.insert(r.txn, (r.pan, r.amount_minor, r.issuer));
+                        }
                     }
-                    if let Some(k) = d.key.as_ref().and_then(key_from_record)
-                        && let Ok(mti) =
-                            crate::domain::Mti::from_digits(format!("{:04}", d.mti).as_bytes())
-                    {
-                        let age =
-                            Duration::from_millis(now_ms.saturating_sub(d.at_ms).max(0) as u64);
-                        dup.seed(k, mti, Answer::Recorded(Arc::new(d)), age, now);
+                    Record::Decision(d) => {
+                        max_txn = max_txn.max(d.txn);
+                        // A transaction's Forwarded records come before its decision.
+                        keys_by_txn.remove(&d.txn);
+                        // Its request record too: once decided, a request is no longer needed, so
+                        // the map holds only the requests in flight, not the whole day's.
+                        let request = requests.remove(&d.txn);
+                        if d.source == DecisionSource::StandIn
+                            && d.response_code == "00"
+                            && let Some((pan, amount, issuer)) = &request
+                            && let Some(IssuerHandle::Remote {
+                                stand_in: Some(si), ..
+                            }) = issuers.iter().find(|h| **h.id() == **issuer)
+                            && let Ok(pan) = vault.reveal(pan)
+                        {
+                            si.charge(pan, today, amount.unwrap_or(0));
+                        }
+                        if let Some(k) = d.key.as_ref().and_then(key_from_record)
+                            && let Ok(mti) =
+                                crate::domain::Mti::from_digits(format!("{:04}", d.mti).as_bytes())
+                        {
+                            let age =
+                                Duration::from_millis(now_ms.saturating_sub(d.at_ms).max(0) as u64);
+                            dup.seed(k, mti, Answer::Recorded(Arc::new(d)), age, now);
+                        }
                     }
-                }
-                // A request tried under several STANs has several; the last one counts (the
-                // map keeps the latest insert).
-                Record::Forwarded { txn, link_stan, .. } => {
-                    if let Some(k) = keys_by_txn.get(&txn) {
-                        issuer_stans.push((k.clone(), link_stan));
+                    // A request tried under several STANs has several; the last one counts (the
+                    // map keeps the latest insert).
+                    Record::Forwarded { txn, link_stan, .. } => {
+                        if let Some(k) = keys_by_txn.get(&txn) {
+                            issuer_stans.push((k.clone(), link_stan));
+                        }
                     }
-                }
-                Record::SafQueued(a) => {
-                    max_saf = max_saf.max(a.saf_id);
-                    owed.insert(a.saf_id, a);
-                }
-                Record::SafDelivered { saf_id, .. } | Record::SafParked { saf_id, .. } => {
-                    owed.remove(&saf_id);
-                }
-                Record::Ledger { issuer, event, .. } => {
-                    if let Some(IssuerHandle::OnUs { engine, .. }) =
-                        issuers.iter().find(|h| **h.id() == *issuer)
-                    {
-                        engine.replay(&event);
+                    Record::SafQueued(a) => {
+                        max_saf = max_saf.max(a.saf_id);
+                        owed.insert(a.saf_id, a);
                     }
+                    Record::SafDelivered { saf_id, .. } | Record::SafParked { saf_id, .. } => {
+                        owed.remove(&saf_id);
+                    }
+                    Record::Ledger { issuer, event, .. } => {
+                        if let Some(IssuerHandle::OnUs { engine, .. }) =
+                            issuers.iter().find(|h| **h.id() == *issuer)
+                        {
+                            engine.replay(&event);
+                        }
+                    }
+                    _ => {}
                 }
-                _ => {}
+            },
+        );
+        let journal = match opened {
+            Ok((journal, _torn_bytes)) => Arc::new(journal),
+            Err(e) => {
+                // The links started above must not outlive a start that failed.
+                shutdown.cancel();
+                saf_stop.cancel();
+                return Err(e.into());
             }
+        };
+        late.set(Arc::clone(&journal));
+        if config.journal.sync == JournalSync::None {
+            tracing::warn!("journal sync = none: answers do not wait for fsync (benchmarks only)");
         }
         if undecodable > 0 {
             tracing::error!(
@@ -302,10 +319,10 @@ impl SwitchServer {
             }
         }
         tracing::info!(
-            records = recovered.records.len(),
+            records,
             advices_owed = recovered_advices,
             duplicates = dup.len(),
-            ms = (journal_read + fold_started.elapsed()).as_millis() as u64,
+            ms = recovery_started.elapsed().as_millis() as u64,
             "journal recovered"
         );
 
@@ -504,5 +521,49 @@ impl SwitchServer {
     /// The journal directory's records so far (for tests and tools), read from disk.
     pub fn journal_dir(config: &Config) -> PathBuf {
         config.journal.dir.clone()
+    }
+}
+
+/// The journal as the issuers hold it: built before the journal is open (see
+/// [`SwitchServer::start`]), given the open one right after recovery and before any traffic.
+/// Until then every append is refused as [`JournalError::Closed`], which nothing should see:
+/// the issuers append only for traffic, and traffic starts after recovery.
+#[derive(Debug, Default)]
+struct LateJournal(std::sync::OnceLock<Arc<FileJournal>>);
+
+impl LateJournal {
+    fn set(&self, journal: Arc<FileJournal>) {
+        if self.0.set(journal).is_err() {
+            tracing::error!("the issuers' journal was set twice; keeping the first");
+        }
+    }
+}
+
+impl Journal for LateJournal {
+    fn append_as(&self, payload: Bytes, admission: Admission) -> AppendTicket {
+        match self.0.get() {
+            Some(j) => j.append_as(payload, admission),
+            None => AppendTicket::ready(Err(JournalError::Closed)),
+        }
+    }
+
+    fn append_covered(&self, payload: Bytes, admission: Admission) -> Result<(), JournalError> {
+        match self.0.get() {
+            Some(j) => j.append_covered(payload, admission),
+            None => Err(JournalError::Closed),
+        }
+    }
+
+    fn flush(&self) -> AppendTicket {
+        match self.0.get() {
+            Some(j) => j.flush(),
+            None => AppendTicket::ready(Err(JournalError::Closed)),
+        }
+    }
+
+    fn close(&self) {
+        if let Some(j) = self.0.get() {
+            j.close();
+        }
     }
 }
