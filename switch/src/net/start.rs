@@ -1,10 +1,14 @@
-//! Starting and stopping a whole switch: open the journal and recover from it, start the issuer
-//! links and store-and-forward queues, bind the acquirer listener, and later shut all of it down
-//! in order.
+//! Starting and stopping a whole switch: build the issuers (links, on-us engines), open the
+//! journal and recover from it, start the store-and-forward queues, bind the acquirer listener,
+//! and later shut all of it down in order.
 //!
-//! Recovery reads every journal record once: the highest transaction and advice numbers, the
-//! advices still owed to issuers (queued and neither delivered nor parked), the answers still
-//! inside the duplicate window, and the on-us ledger events to replay.
+//! Recovery reads every journal record once, one segment at a time, as the journal hands them
+//! over: the highest transaction and advice numbers, the advices still owed to issuers (queued
+//! and neither delivered nor parked), the answers still inside the duplicate window, today's
+//! stand-in charges, and the on-us ledger events to replay. The issuers are built first, with a
+//! journal handle filled in once recovery is done ([`LateJournal`]), so that the ledger events
+//! can go straight to their engines and no segment is held after it is read (docs/reliability.md,
+//! "Switch restart").
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
