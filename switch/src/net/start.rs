@@ -352,6 +352,14 @@ impl SwitchServer {
                 runtime.issuer_stans.insert(key, stan);
             }
         }
+        // From here on tasks run that hold the journal and the links: a start that fails after
+        // this point stops them before it returns, so nothing of it outlives the error.
+        let abort = |e: StartError| {
+            saf_stop.cancel();
+            shutdown.cancel();
+            background.close();
+            e
+        };
         for saf in safs.values() {
             background.spawn(Arc::clone(saf).run(saf_stop.clone()));
         }
@@ -378,7 +386,7 @@ impl SwitchServer {
 
         if config.clearing.auto_cutover {
             let job = crate::clearing::Job::from_config(&config, None)
-                .map_err(|e| StartError::Config(e.to_string()))?;
+                .map_err(|e| abort(StartError::Config(e.to_string())))?;
             background.spawn(crate::clearing::schedule::run(
                 clock.clone(),
                 job,
@@ -396,16 +404,20 @@ impl SwitchServer {
             .as_ref()
             .map(crate::net::tls::server_config)
             .transpose()
-            .map_err(|e| StartError::Config(e.to_string()))?;
+            .map_err(|e| abort(StartError::Config(e.to_string())))?;
         let listener = TcpListener::bind(&config.listener.address)
             .await
-            .map_err(|source| StartError::Bind {
+            .map_err(|source| {
+                abort(StartError::Bind {
+                    address: config.listener.address.clone(),
+                    source,
+                })
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| {
+            abort(StartError::Bind {
                 address: config.listener.address.clone(),
                 source,
-            })?;
-        let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
-            address: config.listener.address.clone(),
-            source,
+            })
         })?;
         let limits = SessionLimits::from_config(&config.listener);
         let policies = Arc::new(ArcSwap::from_pointee(Policies::from_config(&config)));
