@@ -248,7 +248,7 @@ impl SwitchServer {
                         // A transaction's Forwarded records come before its decision.
                         keys_by_txn.remove(&d.txn);
                         // Its request record too: once decided, a request is no longer needed, so
-                        // the map holds only the requests in flight, not the whole day's.
+                        // the map holds only requests with no decision yet, not the whole day's.
                         let request = requests.remove(&d.txn);
                         if d.source == DecisionSource::StandIn
                             && d.response_code == "00"
