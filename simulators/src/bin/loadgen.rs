@@ -318,14 +318,7 @@ fn usage(message: impl std::fmt::Display) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colours only on a terminal: logs redirected to a file stay plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+    simulators::log_to_stderr("warn");
     // Before anything is allocated in bulk: see switch::process for why.
     switch::process::disable_transparent_huge_pages_or_warn();
     let rt = match tokio::runtime::Builder::new_multi_thread()

@@ -166,9 +166,9 @@ struct Ctx {
     end_ns: AtomicU64,
     /// Becomes `true` when the run is stopped early.
     stopped: watch::Sender<bool>,
-    /// Every connection task has finished (possibly before the window's end: the target
-    /// closed them), so nothing is left to wait for.
-    tasks_done: Notify,
+    /// Becomes `true` when every connection task has finished (possibly before the window's end:
+    /// the target closed them): the sampler and the CPU meter stop waiting then.
+    tasks_done: watch::Sender<bool>,
     inflight: usize,
     /// Open loop: time between two sends of one connection.
     interval: Option<Duration>,
@@ -343,7 +343,7 @@ pub async fn run(opts: &RunOptions, mix: Arc<Mix>) -> Result<RunReport, RunError
         window_start,
         end_ns: AtomicU64::new(u64::try_from((end - start).as_nanos()).unwrap_or(u64::MAX)),
         stopped: watch::channel(false).0,
-        tasks_done: Notify::new(),
+        tasks_done: watch::channel(false).0,
         inflight: opts.inflight,
         interval,
         connections: opts.connections,
@@ -358,13 +358,7 @@ pub async fn run(opts: &RunOptions, mix: Arc<Mix>) -> Result<RunReport, RunError
         spawn_pacer(&ctx, interval, Arc::clone(&pacer_stop));
     }
 
-    let finished = Arc::new(Notify::new());
-    let sampler = tokio::spawn(sample(
-        Arc::clone(&ctx),
-        Arc::clone(&finished),
-        opts.progress,
-        opts.watch_pid,
-    ));
+    let sampler = tokio::spawn(sample(Arc::clone(&ctx), opts.progress, opts.watch_pid));
     let stopper = opts.stop.clone().map(|token| {
         let ctx = Arc::clone(&ctx);
         tokio::spawn(async move {
@@ -391,8 +385,7 @@ pub async fn run(opts: &RunOptions, mix: Arc<Mix>) -> Result<RunReport, RunError
             }
         }
     }
-    finished.notify_one();
-    ctx.tasks_done.notify_one();
+    ctx.tasks_done.send_replace(true);
     pacer_stop.store(true, Ordering::Relaxed);
     let (per_second, rss) = sampler.await.unwrap_or_default();
     let cpu_window = cpu_meter.await.ok().flatten();
@@ -631,12 +624,8 @@ async fn one(client: &AcquirerClient, ctx: &Ctx, scheduled: Instant) -> Outcome 
 /// Samples the answered count every second (for the throughput series), and the watched
 /// process's RSS when asked, and prints the progress line when asked. Returns answers per
 /// one-second bucket since the start, and the RSS samples in KiB.
-async fn sample(
-    ctx: Arc<Ctx>,
-    finished: Arc<Notify>,
-    progress: bool,
-    watch_pid: Option<u32>,
-) -> (Vec<u64>, Vec<u64>) {
+async fn sample(ctx: Arc<Ctx>, progress: bool, watch_pid: Option<u32>) -> (Vec<u64>, Vec<u64>) {
+    let mut tasks_done = ctx.tasks_done.subscribe();
     let mut per_second = Vec::new();
     let mut rss = Vec::new();
     let mut last = 0u64;
@@ -650,7 +639,7 @@ async fn sample(
     loop {
         let done = tokio::select! {
             _ = tick.tick() => false,
-            () = finished.notified() => true,
+            _ = tasks_done.wait_for(|d| *d) => true,
         };
         // A busy machine wakes this task late: divide by the time that really passed.
         let now = Instant::now();
@@ -721,11 +710,12 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
 /// depends on it but this figure. `None` where `getrusage` fails.
 async fn cpu_over_window(ctx: Arc<Ctx>) -> Option<u64> {
     let mut stopped = ctx.stopped.subscribe();
+    let mut tasks_done = ctx.tasks_done.subscribe();
     // Every connection gone before the window even began: nothing to measure.
     tokio::select! {
         () = tokio::time::sleep_until(ctx.window_start.into()) => {}
         _ = stopped.wait_for(|s| *s) => {}
-        () = ctx.tasks_done.notified() => return None,
+        _ = tasks_done.wait_for(|d| *d) => return None,
     }
     if ctx.end() <= ctx.window_start {
         // Stopped during the warmup: no window to measure.
@@ -736,7 +726,7 @@ async fn cpu_over_window(ctx: Arc<Ctx>) -> Option<u64> {
         () = tokio::time::sleep_until(ctx.end().into()) => {}
         _ = stopped.wait_for(|s| *s) => {}
         // The connections ended early (the target closed them): the CPU so far.
-        () = ctx.tasks_done.notified() => {}
+        _ = tasks_done.wait_for(|d| *d) => {}
     }
     Some(process_cpu_us()?.saturating_sub(before))
 }

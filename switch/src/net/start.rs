@@ -216,6 +216,14 @@ impl SwitchServer {
         // Which STAN each forwarded request may have reached its issuer under, when not its own.
         let mut keys_by_txn: BTreeMap<u64, crate::events::KeyRecord> = BTreeMap::new();
         let mut issuer_stans: Vec<(crate::events::KeyRecord, u32)> = Vec::new();
+        // The issuer links run from here on, and later the tasks that hold the journal: a start
+        // that fails stops them before it returns, so nothing of it outlives the error.
+        let abort = |e: StartError| {
+            saf_stop.cancel();
+            shutdown.cancel();
+            background.close();
+            e
+        };
         // Wall time of recovery (reading the journal, decoding and applying its records), for the
         // log: it grows with the journal (docs/reliability.md, "Switch restart"), and an operator
         // planning a restart needs to see that.
@@ -296,12 +304,7 @@ impl SwitchServer {
         );
         let journal = match opened {
             Ok((journal, _torn_bytes)) => Arc::new(journal),
-            Err(e) => {
-                // The links started above must not outlive a start that failed.
-                shutdown.cancel();
-                saf_stop.cancel();
-                return Err(e.into());
-            }
+            Err(e) => return Err(abort(e.into())),
         };
         late.set(Arc::clone(&journal));
         if config.journal.sync == JournalSync::None {
@@ -352,14 +355,6 @@ impl SwitchServer {
                 runtime.issuer_stans.insert(key, stan);
             }
         }
-        // From here on tasks run that hold the journal and the links: a start that fails after
-        // this point stops them before it returns, so nothing of it outlives the error.
-        let abort = |e: StartError| {
-            saf_stop.cancel();
-            shutdown.cancel();
-            background.close();
-            e
-        };
         for saf in safs.values() {
             background.spawn(Arc::clone(saf).run(saf_stop.clone()));
         }
