@@ -178,6 +178,16 @@ async fn a_stopped_run_drains_and_reports_what_it_measured() {
         assert_eq!(r.answered, r.sent, "{text}");
         assert_clean(&r);
         assert!(text.contains("stopped early"), "{text}");
+        // Each throughput bucket carries its middle, in order, inside the run: the last one,
+        // cut short by the stop, is drawn where it was measured.
+        let at = &r.throughput_at_s;
+        assert_eq!(at.len(), r.throughput_per_s.len(), "{text}");
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{at:?}");
+        assert!(
+            at.iter()
+                .all(|t| *t > 0.0 && *t < r.warmup_s + r.duration_s + 60.0),
+            "{at:?}"
+        );
     }
 }
 

@@ -3,8 +3,8 @@
 //!
 //! - Top: latency by percentile, the HdrHistogram way: the x axis is "nines"
 //!   (`-log10(1 - q)`: 1 = p90, 2 = p99, 3 = p99.9), the y axis milliseconds.
-//! - Middle: answers per second over the run (each one-second bucket at its middle), warmup
-//!   shaded.
+//! - Middle: answers per second over the run (each bucket at its middle, as timed: a late
+//!   sampler makes a bucket longer than a second, and the last one is shorter), warmup shaded.
 //! - Bottom, with `--watch-pid`: the watched process's resident memory at the same times.
 
 use std::path::Path;
@@ -96,8 +96,12 @@ fn draw(r: &RunReport, svg: &mut String) -> Result<(), Box<dyn std::error::Error
     chart.draw_series(LineSeries::new(points, BLUE.stroke_width(2)))?;
 
     // Throughput over time, then (a soak) the watched process's memory at the same times.
-    let answers: Vec<f64> = r.throughput_per_s.iter().map(|n| *n as f64).collect();
-    let t_max = (answers.len() as f64).max(1.0) + 0.5;
+    let answers = timed(
+        r.throughput_per_s.iter().map(|n| *n as f64),
+        &r.throughput_at_s,
+        0.5,
+    );
+    let t_max = answers.iter().map(|p| p.0).fold(1.0, f64::max).ceil() + 0.5;
     let time = TimeAxis {
         t_max,
         shade_to: r.warmup_s,
@@ -109,11 +113,11 @@ fn draw(r: &RunReport, svg: &mut String) -> Result<(), Box<dyn std::error::Error
     };
     over_time(&bottom, throughput, &answers, time, RED)?;
     if rss {
-        let mib: Vec<f64> = r
-            .watched_rss_kib
-            .iter()
-            .map(|kib| *kib as f64 / 1024.0)
-            .collect();
+        let mib = timed(
+            r.watched_rss_kib.iter().map(|kib| *kib as f64 / 1024.0),
+            &r.watched_rss_at_s,
+            1.0,
+        );
         let who = r
             .watched_pid
             .map_or_else(String::new, |pid| format!(" of process {pid}"));
@@ -147,16 +151,24 @@ struct Chart {
     y_desc: &'static str,
 }
 
-/// One value per one-second bucket, each drawn at its bucket's middle, from 0 to 15% above the
-/// largest.
+/// Each value with its time in seconds since the start: the recorded time, or (a report without
+/// times, or with fewer of them) `offset` seconds into its one-second bucket.
+fn timed(values: impl Iterator<Item = f64>, at_s: &[f64], offset: f64) -> Vec<(f64, f64)> {
+    values
+        .enumerate()
+        .map(|(i, v)| (at_s.get(i).copied().unwrap_or(i as f64 + offset), v))
+        .collect()
+}
+
+/// Values at their times (seconds since the start), on a scale from 0 to 15% above the largest.
 fn over_time(
     area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
     c: Chart,
-    values: &[f64],
+    values: &[(f64, f64)],
     time: TimeAxis,
     color: RGBColor,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let y_max = values.iter().copied().fold(1.0, f64::max) * 1.15;
+    let y_max = values.iter().map(|p| p.1).fold(1.0, f64::max) * 1.15;
     let mut chart = ChartBuilder::on(area)
         .caption(c.title, ("sans-serif", 20))
         .margin(12)
@@ -175,8 +187,10 @@ fn over_time(
             RGBColor(230, 230, 230).filled(),
         )))?;
     }
-    let points = values.iter().enumerate().map(|(i, v)| (i as f64 + 0.5, *v));
-    chart.draw_series(LineSeries::new(points, color.stroke_width(2)))?;
+    chart.draw_series(LineSeries::new(
+        values.iter().copied(),
+        color.stroke_width(2),
+    ))?;
     Ok(())
 }
 
@@ -207,7 +221,7 @@ mod tests {
             !text.contains("resident memory"),
             "a memory chart without a watched process"
         );
-        r.set_watched_rss(4242, vec![100_000, 120_000, 118_000]);
+        r.set_watched_rss(4242, vec![100_000, 120_000, 118_000], vec![1.0, 2.0, 2.4]);
         let soak = dir.path().join("soak.svg");
         write_svg(&r, &soak).expect("draws");
         let text = std::fs::read_to_string(&soak).expect("svg");
@@ -215,6 +229,16 @@ mod tests {
             text.contains("resident memory of process 4242"),
             "no memory chart"
         );
+    }
+
+    #[test]
+    fn values_are_drawn_at_their_recorded_times() {
+        // A late second bucket (1.0–2.6 s) and a short last one (2.6–2.9 s).
+        let points = timed([10.0, 20.0, 30.0].into_iter(), &[0.5, 1.8, 2.75], 0.5);
+        assert_eq!(points, vec![(0.5, 10.0), (1.8, 20.0), (2.75, 30.0)]);
+        // Without times (or too few), each value sits `offset` into its one-second bucket.
+        let points = timed([10.0, 20.0].into_iter(), &[0.4], 0.5);
+        assert_eq!(points, vec![(0.4, 10.0), (1.5, 20.0)]);
     }
 
     #[test]

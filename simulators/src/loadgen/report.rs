@@ -130,6 +130,9 @@ pub struct RunReport {
     /// Answers per second, sampled about every second from the start (warmup first); each
     /// sample divides by the time that really passed since the previous one.
     pub throughput_per_s: Vec<u64>,
+    /// The middle of each `throughput_per_s` bucket, in seconds since the start: a late
+    /// sampler makes a bucket longer than a second, and the last one is shorter.
+    pub throughput_at_s: Vec<f64>,
     pub latency_curve: Vec<CurvePoint>,
     /// CPU time of the whole loadgen process (every part running in it: the load client, and in
     /// the grid also the switch, issuer host, relay and echo backend) inside the measured window,
@@ -141,6 +144,8 @@ pub struct RunReport {
     /// second from the start (warmup first).
     pub watched_pid: Option<u32>,
     pub watched_rss_kib: Vec<u64>,
+    /// When each `watched_rss_kib` sample was read, in seconds since the start.
+    pub watched_rss_at_s: Vec<f64>,
 }
 
 /// What the runner hands over to build a report.
@@ -168,6 +173,8 @@ pub(crate) struct Parts {
     pub backlog: u64,
     pub unmatched: u64,
     pub per_second: Vec<u64>,
+    /// The middle of each `per_second` bucket, seconds since the start.
+    pub per_second_at_s: Vec<f64>,
 }
 
 /// Percentiles of the curve: 0, 10, ..., 90, then 1 - 10^(-k/4) up to 99.999, then 100.
@@ -245,23 +252,31 @@ impl RunReport {
             backlog: p.backlog,
             unmatched_responses: p.unmatched,
             throughput_per_s: p.per_second,
+            throughput_at_s: p.per_second_at_s,
             cpu_us: None,
             cpu_us_per_answer: None,
             watched_pid: None,
             watched_rss_kib: Vec::new(),
+            watched_rss_at_s: Vec::new(),
         }
     }
 
-    /// Records the RSS samples of the watched process.
-    pub fn set_watched_rss(&mut self, pid: u32, samples_kib: Vec<u64>) {
+    /// Records the RSS samples of the watched process, each with when it was read (seconds
+    /// since the start).
+    pub fn set_watched_rss(&mut self, pid: u32, samples_kib: Vec<u64>, at_s: Vec<f64>) {
         self.watched_pid = Some(pid);
         self.watched_rss_kib = samples_kib;
+        self.watched_rss_at_s = at_s;
     }
 
     /// The watched process's RSS in KiB: (first sample after the warmup, last, maximum).
     pub fn watched_rss_summary(&self) -> Option<(u64, u64, u64)> {
         let s = &self.watched_rss_kib;
-        let warm = usize::try_from(self.warmup_s.ceil() as u64).unwrap_or(0);
+        let warm = self
+            .watched_rss_at_s
+            .iter()
+            .position(|t| *t >= self.warmup_s)
+            .unwrap_or(0);
         let first = *s.get(warm).or(s.first())?;
         Some((first, *s.last()?, s.iter().copied().max()?))
     }
@@ -491,6 +506,18 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_memory_after_the_warmup_is_the_first_sample_read_after_it() {
+        let mut r = small_report();
+        r.warmup_s = 2.0;
+        // A late sampler: its second read came at 2.5 s, the first one after the warmup.
+        r.set_watched_rss(7, vec![100, 200, 300, 250], vec![1.0, 2.5, 3.5, 4.5]);
+        assert_eq!(r.watched_rss_summary(), Some((200, 250, 300)));
+        // Read too late to see the warmup's end at all: the first sample stands in.
+        r.set_watched_rss(7, vec![100, 200], vec![0.5, 1.5]);
+        assert_eq!(r.watched_rss_summary(), Some((100, 200, 200)));
+    }
+
+    #[test]
     fn report_of_a_small_histogram() {
         let r = small_report();
         assert_eq!(r.tps, 400.0);
@@ -543,6 +570,7 @@ pub(crate) mod tests {
             backlog: 0,
             unmatched: 0,
             per_second: vec![400, 400, 200],
+            per_second_at_s: vec![0.5, 1.5, 2.25],
         })
     }
 }

@@ -387,7 +387,7 @@ pub async fn run(opts: &RunOptions, mix: Arc<Mix>) -> Result<RunReport, RunError
     }
     ctx.tasks_done.send_replace(true);
     pacer_stop.store(true, Ordering::Relaxed);
-    let (per_second, rss) = sampler.await.unwrap_or_default();
+    let samples = sampler.await.unwrap_or_default();
     let cpu_window = cpu_meter.await.ok().flatten();
     // Only now: a stop while the meter still waited must reach it. Awaited, so the report never
     // sees a stop half applied.
@@ -398,10 +398,16 @@ pub async fn run(opts: &RunOptions, mix: Arc<Mix>) -> Result<RunReport, RunError
     if opts.progress {
         eprintln!();
     }
-    let mut report = merge(opts, &ctx, locals, per_second, template);
+    let mut report = merge(
+        opts,
+        &ctx,
+        locals,
+        (samples.per_second, samples.middle_s),
+        template,
+    );
     report.set_cpu(cpu_window);
     if let Some(pid) = opts.watch_pid {
-        report.set_watched_rss(pid, rss);
+        report.set_watched_rss(pid, samples.rss_kib, samples.rss_at_s);
     }
     Ok(report)
 }
@@ -621,13 +627,23 @@ async fn one(client: &AcquirerClient, ctx: &Ctx, scheduled: Instant) -> Outcome 
     }
 }
 
+/// What the sampler saw: answers per second in each bucket with the bucket's middle, and the
+/// watched process's RSS with the moment it was read. The times are seconds since the start:
+/// a bucket is a second only when the sampler wakes on time, and the last one is shorter.
+#[derive(Debug, Default)]
+struct Samples {
+    per_second: Vec<u64>,
+    middle_s: Vec<f64>,
+    rss_kib: Vec<u64>,
+    rss_at_s: Vec<f64>,
+}
+
 /// Samples the answered count every second (for the throughput series), and the watched
-/// process's RSS when asked, and prints the progress line when asked. Returns answers per
-/// one-second bucket since the start, and the RSS samples in KiB.
-async fn sample(ctx: Arc<Ctx>, progress: bool, watch_pid: Option<u32>) -> (Vec<u64>, Vec<u64>) {
+/// process's RSS when asked, and prints the progress line when asked.
+async fn sample(ctx: Arc<Ctx>, progress: bool, watch_pid: Option<u32>) -> Samples {
     let mut tasks_done = ctx.tasks_done.subscribe();
-    let mut per_second = Vec::new();
-    let mut rss = Vec::new();
+    let mut out = Samples::default();
+    let since_start = |t: Instant| t.saturating_duration_since(ctx.start).as_secs_f64();
     let mut last = 0u64;
     let mut last_at = ctx.start;
     let tty = std::io::stderr().is_terminal();
@@ -649,12 +665,14 @@ async fn sample(ctx: Arc<Ctx>, progress: bool, watch_pid: Option<u32>) -> (Vec<u
             break;
         }
         let rate = u128::from(answered - last) * 1_000_000_000 / elapsed.as_nanos().max(1);
-        per_second.push(u64::try_from(rate).unwrap_or(u64::MAX));
+        let middle = last_at + elapsed / 2;
+        out.per_second.push(u64::try_from(rate).unwrap_or(u64::MAX));
+        out.middle_s.push(since_start(middle));
         let watched = watch_pid.and_then(rss_kib);
         if let Some(kib) = watched {
-            rss.push(kib);
+            out.rss_kib.push(kib);
+            out.rss_at_s.push(since_start(now));
         }
-        let middle = last_at + elapsed / 2;
         (last, last_at) = (answered, now);
         if done {
             // The last, shorter bucket: no progress line for it.
@@ -673,8 +691,8 @@ async fn sample(ctx: Arc<Ctx>, progress: bool, watch_pid: Option<u32>) -> (Vec<u
             let mismatches = ctx.live.mismatches.load(Ordering::Relaxed);
             let mut line = format!(
                 "[{:>4} s] {phase:<6} {:>9} req/s  answered {:>11}  in flight {:>6}  errors {}  mismatches {}",
-                per_second.len(),
-                super::thousands(*per_second.last().unwrap_or(&0)),
+                out.per_second.len(),
+                super::thousands(*out.per_second.last().unwrap_or(&0)),
                 super::thousands(answered),
                 sent.saturating_sub(answered + errors),
                 super::thousands(errors),
@@ -692,7 +710,7 @@ async fn sample(ctx: Arc<Ctx>, progress: bool, watch_pid: Option<u32>) -> (Vec<u
             let _ = err.flush();
         }
     }
-    (per_second, rss)
+    out
 }
 
 /// The resident set size of process `pid` in KiB (`VmRSS` of `/proc/<pid>/status`); `None` when
@@ -748,7 +766,7 @@ fn merge(
     opts: &RunOptions,
     ctx: &Ctx,
     locals: Vec<Local>,
-    per_second: Vec<u64>,
+    (per_second, per_second_at_s): (Vec<u64>, Vec<f64>),
     mut hist: Histogram<u64>,
 ) -> RunReport {
     let mut lag = hist.clone();
@@ -807,5 +825,6 @@ fn merge(
         backlog,
         unmatched,
         per_second,
+        per_second_at_s,
     })
 }
