@@ -132,6 +132,9 @@ pub trait OnUs: Send + Sync + 'static {
 pub struct StandIn {
     pub rules: StandInRules,
     days: dashmap::DashMap<(Pan, NaiveDate), CardDay>,
+    /// The latest business day seen, in days since 0001-01-01: when it moves on, the entries of
+    /// older days are dropped ([`StandIn::roll_to`]).
+    newest_day: std::sync::atomic::AtomicI32,
     seq: std::sync::atomic::AtomicU32,
 }
 
@@ -140,8 +143,28 @@ impl StandIn {
         StandIn {
             rules,
             days: dashmap::DashMap::new(),
+            newest_day: std::sync::atomic::AtomicI32::new(i32::MIN),
             seq: std::sync::atomic::AtomicU32::new(0),
         }
+    }
+
+    /// Forgets the days before the one before `day` once `day` is the newest seen. Allowances
+    /// are per business day, so older entries are never read again, and without this every card
+    /// that ever used stand-in stayed in memory for good. The day before is kept for a request
+    /// dated just before the cutover that arrives just after it.
+    fn roll_to(&self, day: NaiveDate) {
+        use chrono::Datelike;
+        let n = day.num_days_from_ce();
+        // Only the call that moves the newest day forward sweeps.
+        if self.newest_day.fetch_max(n, Ordering::Relaxed) < n {
+            self.days
+                .retain(|(_, d), _| d.num_days_from_ce() >= n.saturating_sub(1));
+        }
+    }
+
+    /// Cards with an entry, over every day kept.
+    pub fn entries(&self) -> usize {
+        self.days.len()
     }
 
     /// Decides under the card's day entry, so two concurrent requests cannot both take the last
@@ -156,6 +179,7 @@ impl StandIn {
         if req.mti.original() != Mti::AUTH_REQUEST && req.mti.original() != Mti::FINANCIAL_REQUEST {
             return Err(Decline::IssuerUnavailable);
         }
+        self.roll_to(day);
         let mut entry = self.days.entry((req.pan, day)).or_default();
         self.rules.decide(req, *entry)?;
         let amount = req.amount.map(|a| a.minor()).unwrap_or(0);
@@ -167,6 +191,7 @@ impl StandIn {
 
     /// Charges an approval recovered from the journal.
     pub fn charge(&self, pan: Pan, day: NaiveDate, amount_minor: i64) {
+        self.roll_to(day);
         let mut e = self.days.entry((pan, day)).or_default();
         e.count += 1;
         e.amount_minor += amount_minor;

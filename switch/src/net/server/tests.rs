@@ -85,3 +85,35 @@ async fn a_request_the_journal_refuses_goes_no_further_and_its_retry_is_processe
         .collect();
     assert_eq!(kinds, ["request", "ledger", "decision"]);
 }
+
+#[test]
+fn stand_in_keeps_only_today_and_yesterday() {
+    let currency = crate::domain::Currency::from_field(b"156").expect("currency");
+    let amount = |t: &str| crate::domain::Amount::parse_major(t, currency).expect("amount");
+    let si = StandIn::new(StandInRules {
+        amount_max: amount("500.00"),
+        daily_count_max: 5,
+        daily_amount_max: amount("1000.00"),
+        txn_types: vec![],
+        negative: std::collections::HashMap::new(),
+    });
+    let pan = |d: &[u8]| Pan::parse(d).expect("pan");
+    let (a, b) = (pan(b"4000000000000002"), pan(b"5100000000000008"));
+    let day = |d: u32| NaiveDate::from_ymd_opt(2026, 6, d).expect("date");
+    si.charge(a, day(1), 100);
+    si.charge(b, day(1), 200);
+    si.charge(a, day(2), 300);
+    // The day before the newest stays: a request dated before the cutover may arrive after it.
+    assert_eq!(si.entries(), 3);
+    assert_eq!(si.day(&a, day(1)).amount_minor, 100);
+    si.charge(b, day(3), 400);
+    assert_eq!(si.entries(), 2, "the first day's two cards are forgotten");
+    assert_eq!(si.day(&a, day(1)), CardDay::default());
+    assert_eq!(si.day(&b, day(1)), CardDay::default());
+    assert_eq!(si.day(&a, day(2)).amount_minor, 300);
+    assert_eq!(si.day(&b, day(3)).amount_minor, 400);
+    // A straggler from an older day is charged, and forgets nothing newer.
+    si.charge(a, day(2), 50);
+    assert_eq!(si.day(&a, day(2)).amount_minor, 350);
+    assert_eq!(si.entries(), 2);
+}
