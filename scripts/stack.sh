@@ -16,25 +16,9 @@ OUT=$(mktemp -d "/tmp/switchyard-$KIND-XXXXXX")
 echo "$KIND folder: $OUT" >&2
 "$BIN/loadgen" gen-cards --count "$CARDS" --out "$OUT" >&2
 [ "${SYNC_NONE:-}" = 1 ] && sed -i "s/^sync = \"always\"/sync = \"none\"/" "$OUT/switch.toml"
-case "$WHICH" in
-  all) MIXFILE="$OUT/mix.toml" ;;
-  # The on-us issuer alone: the switch decides every request itself.
-  onus) MIXFILE="$OUT/mix-metro-pay.toml" ;;
-  remote)
-    # Both remote issuers' mixes without the on-us one: the switch keeps no per-card state then,
-    # so its memory must level off once the duplicate window is full.
-    python3 - "$OUT" <<'PY'
-import re, sys
-out = sys.argv[1]
-text = open(f"{out}/mix.toml").read()
-blocks = re.split(r"\n(?=\[\[)", text)
-keep = [b for b in blocks if "metro-pay" not in b or b.startswith("#")]
-keep[0] = keep[0].replace(", metro-pay", "")
-open(f"{out}/mix-remote.toml", "w").write("\n".join(keep))
-PY
-    MIXFILE="$OUT/mix-remote.toml"
-    ;;
-esac
+# shellcheck source=scripts/mix.sh
+. scripts/mix.sh
+MIXFILE=$(mix_file "$OUT" "$WHICH")
 PIDS=()
 cleanup() { kill "${PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT

@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# Two builds of the switch, measured against each other in one sitting: the method behind the
+# "before/after" figures of docs/performance.md. On this shared machine throughput moves by 15%
+# from one identical run to the next, so a change is judged by alternating runs of the two
+# builds, the same load each time, and mostly by the CPU the target spent per answer.
+#
+#   scripts/ab.sh A B [MIX=all|remote|onus] [RATES="0 15000"] [PAIRS=3] [RUN_S=12] [CARDS=100000]
+#
+# A and B are each a git revision (built once into target/ab/<commit>/), `.` for the working
+# tree as it is (uncommitted changes included), or a folder holding `switch`, `issuer-sim` and
+# `loadgen` binaries. RATES lists requests per second, 0 meaning closed loop. For each rate and
+# pair, A runs then B: fresh journals, the switch and the two issuer-sim hosts as separate
+# processes on generated cards (`sync = always`), then `loadgen run -c 16 -p 16` with 3 s of
+# warm-up and RUN_S measured. The load generator is always A's, so the client stays the same.
+#
+# Prints a markdown table on stdout: TPS, latency from loadgen, the switch's own median
+# (`switchyard_switch_latency_seconds`), and the CPU time of the switch and of the two hosts over
+# the whole run divided by the answers of the whole run. Then, per rate, B's CPU per answer as a
+# share of A's, pair by pair. Reports, metrics and logs stay in the folder it names. Uses the
+# default ports of `loadgen gen-cards` (switch 8583, hosts 8601 and 8602, metrics 9583): they must
+# be free. Exit status 0 only when every run's answers all matched the model and nothing failed.
+set -euo pipefail
+if [ $# -lt 2 ]; then
+  sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+fi
+A=$1
+B=$2
+WHICH=${3:-all}
+RATES=${4:-0 15000}
+PAIRS=${5:-3}
+RUN_S=${6:-12}
+CARDS=${7:-100000}
+case "$WHICH" in
+  all | onus | remote) ;;
+  *) echo "which traffic: remote, all or onus (not '$WHICH')" >&2; exit 2 ;;
+esac
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+# shellcheck source=scripts/mix.sh
+. scripts/mix.sh
+
+# The three binaries of a build, in a folder; prints the folder.
+build() {
+  local what=$1 dir
+  if [ "$what" != . ] && [ -d "$what" ]; then
+    for b in switch issuer-sim loadgen; do
+      [ -x "$what/$b" ] || { echo "$what has no $b binary" >&2; return 1; }
+    done
+    (cd "$what" && pwd)
+    return
+  fi
+  if [ "$what" = . ]; then
+    cargo build --release --bin switch --bin issuer-sim --bin loadgen >&2
+    dir="$ROOT/target/ab/worktree-$(date -u +%Y%m%dT%H%M%S)"
+    mkdir -p "$dir"
+    cp target/release/switch target/release/issuer-sim target/release/loadgen "$dir/"
+    echo "$dir"
+    return
+  fi
+  local sha
+  sha=$(git rev-parse --verify --quiet "$what^{commit}") || {
+    echo "'$what' is neither a folder nor a git revision" >&2
+    return 1
+  }
+  dir="$ROOT/target/ab/${sha:0:12}"
+  if [ ! -x "$dir/loadgen" ]; then
+    local tree
+    tree=$(mktemp -d /tmp/switchyard-ab-tree-XXXXXX)
+    git worktree add --detach -q "$tree" "$sha"
+    # One target folder for every revision: the second build is incremental.
+    CARGO_TARGET_DIR="$ROOT/target/ab-build" cargo build --release \
+      --manifest-path "$tree/Cargo.toml" --bin switch --bin issuer-sim --bin loadgen >&2
+    git worktree remove --force "$tree"
+    mkdir -p "$dir"
+    cp "$ROOT"/target/ab-build/release/{switch,issuer-sim,loadgen} "$dir/"
+  fi
+  echo "$dir"
+}
+
+DIR_A=$(build "$A")
+DIR_B=$(build "$B")
+OUT=$(mktemp -d /tmp/switchyard-ab-XXXXXX)
+echo "A = $A ($DIR_A), B = $B ($DIR_B); folder: $OUT" >&2
+LOADGEN="$DIR_A/loadgen"
+"$LOADGEN" gen-cards --count "$CARDS" --out "$OUT" >&2
+MIXFILE=$(mix_file "$OUT" "$WHICH")
+HZ=$(getconf CLK_TCK)
+PIDS=()
+stop_stack() {
+  if [ ${#PIDS[@]} -gt 0 ]; then
+    kill "${PIDS[@]}" 2>/dev/null || true
+    wait "${PIDS[@]}" 2>/dev/null || true
+  fi
+  PIDS=()
+}
+trap stop_stack EXIT
+# User plus system CPU of a process so far, in clock ticks.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+status=0
+rows=""
+# One run of one build at one rate; appends its table row and leaves its CPU per answer in CPU.
+run_one() {
+  local name=$1 dir=$2 rate=$3 pair=$4
+  local label="$name-$rate-$pair"
+  rm -rf "$OUT/data"
+  stop_stack
+  for bank in north-bank east-bank; do
+    RUST_LOG=info setsid "$dir/issuer-sim" --config "$OUT/$bank.toml" >"$OUT/$label-$bank.log" 2>&1 &
+    PIDS+=($!)
+  done
+  RUST_LOG=info setsid "$dir/switch" --config "$OUT/switch.toml" >"$OUT/$label-switch.log" 2>&1 &
+  local switch=$!
+  PIDS+=("$switch")
+  local ready=0
+  for _ in $(seq 1 300); do
+    ready=$( (curl -s http://127.0.0.1:9583/metrics || true) | awk '/^switchyard_links_ready/ {s+=$2} END {print s+0}')
+    [ "$ready" -ge 2 ] && break
+    sleep 0.1
+  done
+  if [ "$ready" -lt 2 ]; then
+    echo "$label: the switch's links did not come up; see $OUT/$label-*.log" >&2
+    status=1
+    CPU=""
+    rows+="| $name | $rate | $pair | the stack did not start | | | | | | | |"$'\n'
+    return
+  fi
+  local s0 h0=0 s1 h1=0 p
+  s0=$(ticks "$switch")
+  for p in "${PIDS[@]:0:2}"; do h0=$((h0 + $(ticks "$p"))); done
+  local rate_args=()
+  [ "$rate" != 0 ] && rate_args=(--rate "$rate")
+  local rc=0
+  "$LOADGEN" run --mix "$MIXFILE" -c 16 -p 16 "${rate_args[@]}" --warmup-s 3 --duration-s "$RUN_S" \
+    --quiet --json "$OUT/$label.json" >&2 || rc=$?
+  s1=$(ticks "$switch")
+  for p in "${PIDS[@]:0:2}"; do h1=$((h1 + $(ticks "$p"))); done
+  curl -s http://127.0.0.1:9583/metrics >"$OUT/$label.metrics" || true
+  stop_stack
+  [ "$rc" -eq 130 ] && { echo "interrupted; reports and logs: $OUT" >&2; exit 130; }
+  [ "$rc" -eq 0 ] || status=1
+  local row
+  if row=$(python3 - "$OUT/$label.json" "$OUT/$label.metrics" "$name" "$rate" "$pair" \
+    $((s1 - s0)) $((h1 - h0)) "$HZ" 2>"$OUT/$label.cpu" <<'PY'
+import json, re, sys
+report, metrics, name, rate, pair, sw, hosts, hz = sys.argv[1:]
+j = json.load(open(report))
+l = j["latency"]
+answered = max(j["answered"], 1)
+per = lambda t: int(t) / int(hz) * 1e6 / answered
+own = ""
+for line in open(metrics):
+    m = re.match(r'switchyard_switch_latency_seconds\{quantile="0.5"\} (\S+)', line)
+    if m:
+        own = f"{float(m.group(1)) * 1e6:.0f}"
+        break
+errors = sum(j["errors"].values())
+print(f"| {name} | {'closed' if rate == '0' else rate} | {pair} | {j['tps']:,.0f} | {l['p50_us'] / 1000:.2f} | "
+      f"{l['p99_us'] / 1000:.2f} | {own} | {per(sw):.1f} | {per(hosts):.1f} | {errors} | {j['mismatches']} |")
+print(f"{per(sw):.3f}", file=sys.stderr)
+PY
+  ); then
+    rows+="$row"$'\n'
+    CPU=$(tail -n 1 "$OUT/$label.cpu")
+  else
+    status=1
+    CPU=""
+    rows+="| $name | $rate | $pair | the run wrote no report | | | | | | | |"$'\n'
+  fi
+}
+
+shares=""
+for rate in $RATES; do
+  ratios=""
+  for pair in $(seq 1 "$PAIRS"); do
+    run_one A "$DIR_A" "$rate" "$pair"
+    cpu_a=$CPU
+    run_one B "$DIR_B" "$rate" "$pair"
+    cpu_b=$CPU
+    if [ -n "$cpu_a" ] && [ -n "$cpu_b" ]; then
+      ratios+=" $(python3 -c "import sys; print(f'{float(sys.argv[2]) / float(sys.argv[1]):.2f}')" "$cpu_a" "$cpu_b")"
+    fi
+  done
+  label=$([ "$rate" = 0 ] && echo "closed loop" || echo "$rate/s")
+  shares+="- $label: B's switch CPU per answer as a share of A's, pair by pair:${ratios:- none}"$'\n'
+done
+
+echo "A = \`$A\`, B = \`$B\`: $WHICH traffic, \`loadgen run -c 16 -p 16\`, 3 s warm-up and $RUN_S s measured, $CARDS cards, \`sync = always\` ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores). CPU is per answer over the whole run, warm-up included."
+echo
+echo "| build | rate/s | pair | TPS | p50 ms | p99 ms | switch's own p50 µs | switch CPU µs/answer | hosts CPU µs/answer | errors | mismatches |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+printf '%s' "$rows"
+echo
+printf '%s' "$shares"
+echo "Reports and logs: $OUT ($(du -sh "$OUT" | cut -f1); delete it when done)" >&2
+exit "$status"

@@ -1,0 +1,31 @@
+# Sourced by scripts/stack.sh and scripts/ab.sh: which of the mixes `loadgen gen-cards` wrote into
+# a folder a run uses.
+#
+#   mix_file OUT all|onus|remote   prints the mix file's path
+#
+# remote is written here: both remote issuers' mixes without the on-us one. The switch keeps no
+# per-card state then, so its memory must level off once the duplicate window is full.
+mix_file() {
+  local out=$1 which=$2
+  case "$which" in
+    all) echo "$out/mix.toml" ;;
+    # The on-us issuer alone: the switch decides every request itself.
+    onus) echo "$out/mix-metro-pay.toml" ;;
+    remote)
+      python3 - "$out" <<'PY'
+import re, sys
+out = sys.argv[1]
+text = open(f"{out}/mix.toml").read()
+blocks = re.split(r"\n(?=\[\[)", text)
+keep = [b for b in blocks if "metro-pay" not in b or b.startswith("#")]
+keep[0] = keep[0].replace(", metro-pay", "")
+open(f"{out}/mix-remote.toml", "w").write("\n".join(keep))
+PY
+      echo "$out/mix-remote.toml"
+      ;;
+    *)
+      echo "which traffic: remote, all or onus (not '$which')" >&2
+      return 2
+      ;;
+  esac
+}
