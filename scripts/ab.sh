@@ -16,12 +16,14 @@
 # Prints a markdown table on stdout: TPS, latency from loadgen, the switch's own median
 # (`switchyard_switch_latency_seconds`), and the CPU time of the switch and of the two hosts over
 # the whole run divided by the answers of the whole run. Then, per rate, B's CPU per answer as a
-# share of A's, pair by pair. Reports, metrics and logs stay in the folder it names. Uses the
-# default ports of `loadgen gen-cards` (switch 8583, hosts 8601 and 8602, metrics 9583): they must
-# be free. Exit status 0 only when every run's answers all matched the model and nothing failed.
+# share of A's, pair by pair. Reports, metrics and logs stay in the folder it names. A_ENV and
+# B_ENV add environment variables to that build's switch (e.g. B_ENV="TOKIO_WORKER_THREADS=1"
+# with the same build on both sides compares a setting). Uses the default ports of `loadgen
+# gen-cards` (switch 8583, hosts 8601 and 8602, metrics 9583): they must be free. Exit status 0
+# only when every run's answers all matched the model and nothing failed.
 set -euo pipefail
 if [ $# -lt 2 ]; then
-  sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 fi
 A=$1
@@ -102,7 +104,10 @@ status=0
 rows=""
 # One run of one build at one rate; appends its table row and leaves its CPU per answer in CPU.
 run_one() {
-  local name=$1 dir=$2 rate=$3 pair=$4
+  local name=$1 dir=$2 rate=$3 pair=$4 extra=$5
+  local envs=()
+  # shellcheck disable=SC2206 # A_ENV and B_ENV are lists of NAME=value words
+  [ -n "$extra" ] && envs=($extra)
   local label="$name-$rate-$pair"
   rm -rf "$OUT/data"
   stop_stack
@@ -110,7 +115,7 @@ run_one() {
     RUST_LOG=info setsid "$dir/issuer-sim" --config "$OUT/$bank.toml" >"$OUT/$label-$bank.log" 2>&1 &
     PIDS+=($!)
   done
-  RUST_LOG=info setsid "$dir/switch" --config "$OUT/switch.toml" >"$OUT/$label-switch.log" 2>&1 &
+  env RUST_LOG=info "${envs[@]}" setsid "$dir/switch" --config "$OUT/switch.toml" >"$OUT/$label-switch.log" 2>&1 &
   local switch=$!
   PIDS+=("$switch")
   local ready=0
@@ -174,9 +179,9 @@ shares=""
 for rate in $RATES; do
   ratios=""
   for pair in $(seq 1 "$PAIRS"); do
-    run_one A "$DIR_A" "$rate" "$pair"
+    run_one A "$DIR_A" "$rate" "$pair" "${A_ENV:-}"
     cpu_a=$CPU
-    run_one B "$DIR_B" "$rate" "$pair"
+    run_one B "$DIR_B" "$rate" "$pair" "${B_ENV:-}"
     cpu_b=$CPU
     if [ -n "$cpu_a" ] && [ -n "$cpu_b" ]; then
       ratios+=" $(python3 -c "import sys; print(f'{float(sys.argv[2]) / float(sys.argv[1]):.2f}')" "$cpu_a" "$cpu_b")"
@@ -186,7 +191,7 @@ for rate in $RATES; do
   shares+="- $label: B's switch CPU per answer as a share of A's, pair by pair:${ratios:- none}"$'\n'
 done
 
-echo "A = \`$A\`, B = \`$B\`: $WHICH traffic, \`loadgen run -c 16 -p 16\`, 3 s warm-up and $RUN_S s measured, $CARDS cards, \`sync = always\` ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores). CPU is per answer over the whole run, warm-up included."
+echo "A = \`$A\`${A_ENV:+ with $A_ENV}, B = \`$B\`${B_ENV:+ with $B_ENV}: $WHICH traffic, \`loadgen run -c 16 -p 16\`, 3 s warm-up and $RUN_S s measured, $CARDS cards, \`sync = always\` ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores). CPU is per answer over the whole run, warm-up included."
 echo
 echo "| build | rate/s | pair | TPS | p50 ms | p99 ms | switch's own p50 µs | switch CPU µs/answer | hosts CPU µs/answer | errors | mismatches |"
 echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
