@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Two builds of the switch, measured against each other in one sitting: the method behind the
-# "before/after" figures of docs/performance.md. On this shared machine throughput moves by 15%
-# from one identical run to the next, so a change is judged by alternating runs of the two
+# "before/after" figures of docs/performance.md. On this machine the throughput of two identical
+# closed-loop runs can differ by a third, so a change is judged by alternating runs of the two
 # builds, the same load each time, and mostly by the CPU the target spent per answer.
 #
 #   scripts/ab.sh A B [MIX=all|remote|onus] [RATES="0 15000"] [PAIRS=3] [RUN_S=12] [CARDS=100000]
@@ -9,7 +9,7 @@
 # A and B are each a git revision (built once into target/ab/<commit>/), `.` for the working
 # tree as it is (uncommitted changes included), or a folder holding `switch`, `issuer-sim` and
 # `loadgen` binaries. RATES lists requests per second, 0 meaning closed loop. For each rate and
-# pair, A runs then B: fresh journals, the switch and the two issuer-sim hosts as separate
+# pair, A and B run in turn (B first in every second pair): fresh journals, the switch and the two issuer-sim hosts as separate
 # processes on generated cards (`sync = always`), then `loadgen run -c 16 -p 16` with 3 s of
 # warm-up and RUN_S measured. The load generator is always A's, so the client stays the same.
 #
@@ -22,6 +22,8 @@
 # gen-cards` (switch 8583, hosts 8601 and 8602, metrics 9583): they must be free. Exit status 0
 # only when every run's answers all matched the model and nothing failed.
 set -euo pipefail
+# Command substitutions ($(build ...) below) stop at their first failure too.
+shopt -s inherit_errexit
 if [ $# -lt 2 ]; then
   sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
@@ -37,6 +39,12 @@ case "$WHICH" in
   all | onus | remote) ;;
   *) echo "which traffic: remote, all or onus (not '$WHICH')" >&2; exit 2 ;;
 esac
+# Folders given relative to where the script was started, before it moves to the repository.
+for side in A B; do
+  if [ "${!side}" != . ] && [ -d "${!side}" ]; then
+    printf -v "$side" '%s' "$(cd "${!side}" && pwd)"
+  fi
+done
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 # shellcheck source=scripts/mix.sh
@@ -53,10 +61,10 @@ build() {
     return
   fi
   if [ "$what" = . ]; then
-    cargo build --release --bin switch --bin issuer-sim --bin loadgen >&2
+    cargo build --release --bin switch --bin issuer-sim --bin loadgen >&2 || return 1
     dir="$ROOT/target/ab/worktree-$(date -u +%Y%m%dT%H%M%S)"
-    mkdir -p "$dir"
-    cp target/release/switch target/release/issuer-sim target/release/loadgen "$dir/"
+    mkdir -p "$dir" || return 1
+    cp target/release/switch target/release/issuer-sim target/release/loadgen "$dir/" || return 1
     echo "$dir"
     return
   fi
@@ -66,16 +74,22 @@ build() {
     return 1
   }
   dir="$ROOT/target/ab/${sha:0:12}"
-  if [ ! -x "$dir/loadgen" ]; then
-    local tree
-    tree=$(mktemp -d /tmp/switchyard-ab-tree-XXXXXX)
-    git worktree add --detach -q "$tree" "$sha"
-    # One target folder for every revision: the second build is incremental.
-    CARGO_TARGET_DIR="$ROOT/target/ab-build" cargo build --release \
-      --manifest-path "$tree/Cargo.toml" --bin switch --bin issuer-sim --bin loadgen >&2
-    git worktree remove --force "$tree"
-    mkdir -p "$dir"
-    cp "$ROOT"/target/ab-build/release/{switch,issuer-sim,loadgen} "$dir/"
+  if [ ! -d "$dir" ]; then
+    local tree built=0
+    tree=$(mktemp -d /tmp/switchyard-ab-tree-XXXXXX) || return 1
+    # One target folder for every revision: the second build is incremental. The binaries are
+    # copied to a folder of their own and put in place only after a good build, so that a
+    # failed one never leaves another revision's binaries under this one's name.
+    if git worktree add --detach -q "$tree" "$sha" &&
+      CARGO_TARGET_DIR="$ROOT/target/ab-build" cargo build --release \
+        --manifest-path "$tree/Cargo.toml" --bin switch --bin issuer-sim --bin loadgen >&2 &&
+      mkdir -p "$dir.new" &&
+      cp "$ROOT"/target/ab-build/release/{switch,issuer-sim,loadgen} "$dir.new/" &&
+      mv "$dir.new" "$dir"; then
+      built=1
+    fi
+    git worktree remove --force "$tree" 2>/dev/null || rm -rf "$tree"
+    [ "$built" = 1 ] || { echo "building $what ($sha) failed" >&2; rm -rf "$dir.new"; return 1; }
   fi
   echo "$dir"
 }
@@ -97,8 +111,8 @@ stop_stack() {
   PIDS=()
 }
 trap stop_stack EXIT
-# User plus system CPU of a process so far, in clock ticks.
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# User plus system CPU of a process so far, in clock ticks; nothing when it is gone.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || true; }
 
 status=0
 rows=""
@@ -106,11 +120,12 @@ rows=""
 run_one() {
   local name=$1 dir=$2 rate=$3 pair=$4 extra=$5
   local envs=()
-  # shellcheck disable=SC2206 # A_ENV and B_ENV are lists of NAME=value words
-  [ -n "$extra" ] && envs=($extra)
+  # A_ENV and B_ENV are lists of NAME=value words (split, never globbed).
+  [ -z "$extra" ] || read -ra envs <<<"$extra"
   local label="$name-$rate-$pair"
-  rm -rf "$OUT/data"
+  # The last run's processes are gone before its journals are.
   stop_stack
+  rm -rf "$OUT/data"
   for bank in north-bank east-bank; do
     RUST_LOG=info setsid "$dir/issuer-sim" --config "$OUT/$bank.toml" >"$OUT/$label-$bank.log" 2>&1 &
     PIDS+=($!)
@@ -124,8 +139,11 @@ run_one() {
     [ "$ready" -ge 2 ] && break
     sleep 0.1
   done
-  if [ "$ready" -lt 2 ]; then
-    echo "$label: the switch's links did not come up; see $OUT/$label-*.log" >&2
+  # The CPU read below must be the switch's own: setsid, started from a script without job
+  # control, runs it in the process it was given instead of forking.
+  if [ "$ready" -lt 2 ] || [ "$(cat "/proc/$switch/comm" 2>/dev/null)" != switch ]; then
+    echo "$label: the stack did not come up; see $OUT/$label-*.log" >&2
+    stop_stack
     status=1
     CPU=""
     rows+="| $name | $rate | $pair | the stack did not start | | | | | | | |"$'\n'
@@ -133,16 +151,35 @@ run_one() {
   fi
   local s0 h0=0 s1 h1=0 p
   s0=$(ticks "$switch")
-  for p in "${PIDS[@]:0:2}"; do h0=$((h0 + $(ticks "$p"))); done
+  s0=${s0:-0}
+  for p in "${PIDS[@]:0:2}"; do
+    local t0
+    t0=$(ticks "$p")
+    h0=$((h0 + ${t0:-0}))
+  done
   local rate_args=()
   [ "$rate" != 0 ] && rate_args=(--rate "$rate")
   local rc=0
   "$LOADGEN" run --mix "$MIXFILE" -c 16 -p 16 "${rate_args[@]}" --warmup-s 3 --duration-s "$RUN_S" \
     --quiet --json "$OUT/$label.json" >&2 || rc=$?
   s1=$(ticks "$switch")
-  for p in "${PIDS[@]:0:2}"; do h1=$((h1 + $(ticks "$p"))); done
+  local alive=1
+  for p in "${PIDS[@]:0:2}"; do
+    local t
+    t=$(ticks "$p")
+    [ -n "$t" ] || alive=0
+    h1=$((h1 + ${t:-0}))
+  done
+  [ -n "$s1" ] || alive=0
   curl -s http://127.0.0.1:9583/metrics >"$OUT/$label.metrics" || true
   stop_stack
+  if [ "$alive" = 0 ]; then
+    echo "$label: a process of the stack died during the run; see $OUT/$label-*.log" >&2
+    status=1
+    CPU=""
+    rows+="| $name | $rate | $pair | a process of the stack died | | | | | | | |"$'\n'
+    return
+  fi
   [ "$rc" -eq 130 ] && { echo "interrupted; reports and logs: $OUT" >&2; exit 130; }
   [ "$rc" -eq 0 ] || status=1
   local row
@@ -179,10 +216,18 @@ shares=""
 for rate in $RATES; do
   ratios=""
   for pair in $(seq 1 "$PAIRS"); do
-    run_one A "$DIR_A" "$rate" "$pair" "${A_ENV:-}"
-    cpu_a=$CPU
-    run_one B "$DIR_B" "$rate" "$pair" "${B_ENV:-}"
-    cpu_b=$CPU
+    # A then B, then B then A: a drift over the sitting does not always fall on the same side.
+    if [ $((pair % 2)) = 1 ]; then
+      run_one A "$DIR_A" "$rate" "$pair" "${A_ENV:-}"
+      cpu_a=$CPU
+      run_one B "$DIR_B" "$rate" "$pair" "${B_ENV:-}"
+      cpu_b=$CPU
+    else
+      run_one B "$DIR_B" "$rate" "$pair" "${B_ENV:-}"
+      cpu_b=$CPU
+      run_one A "$DIR_A" "$rate" "$pair" "${A_ENV:-}"
+      cpu_a=$CPU
+    fi
     if [ -n "$cpu_a" ] && [ -n "$cpu_b" ]; then
       ratios+=" $(python3 -c "import sys; print(f'{float(sys.argv[2]) / float(sys.argv[1]):.2f}')" "$cpu_a" "$cpu_b")"
     fi

@@ -21,6 +21,7 @@ keep = [b for b in blocks if "metro-pay" not in b or b.startswith("#")]
 keep[0] = keep[0].replace(", metro-pay", "")
 open(f"{out}/mix-remote.toml", "w").write("\n".join(keep))
 PY
+      [ -s "$out/mix-remote.toml" ] || return 1
       echo "$out/mix-remote.toml"
       ;;
     *)

@@ -91,6 +91,18 @@ async fn every_answer_matches_the_model_under_load() {
             r.to_text()
         );
         assert!(r.response_codes.len() > 1, "{}", r.to_text());
+        // A run of 2.3 s has two or three throughput buckets, each with its middle in seconds
+        // since the start, in order and inside the run (the drain after it is milliseconds
+        // here, but a slow machine may stretch it up to the request timeout).
+        let at = &r.throughput_at_s;
+        assert_eq!(at.len(), r.throughput_per_s.len(), "{at:?}");
+        assert!(at.len() >= 2, "{at:?}");
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{at:?}");
+        assert!(at[0] > 0.0, "{at:?}");
+        assert!(
+            at[at.len() - 1] < r.warmup_s + r.duration_s + 10.0,
+            "{at:?}"
+        );
     }
     stack.shutdown().await;
 }
@@ -178,16 +190,6 @@ async fn a_stopped_run_drains_and_reports_what_it_measured() {
         assert_eq!(r.answered, r.sent, "{text}");
         assert_clean(&r);
         assert!(text.contains("stopped early"), "{text}");
-        // Each throughput bucket carries its middle, in order, inside the run: the last one,
-        // cut short by the stop, is drawn where it was measured.
-        let at = &r.throughput_at_s;
-        assert_eq!(at.len(), r.throughput_per_s.len(), "{text}");
-        assert!(at.windows(2).all(|w| w[0] < w[1]), "{at:?}");
-        assert!(
-            at.iter()
-                .all(|t| *t > 0.0 && *t < r.warmup_s + r.duration_s + 60.0),
-            "{at:?}"
-        );
     }
 }
 

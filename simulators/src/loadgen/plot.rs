@@ -5,7 +5,8 @@
 //!   (`-log10(1 - q)`: 1 = p90, 2 = p99, 3 = p99.9), the y axis milliseconds.
 //! - Middle: answers per second over the run (each bucket at its middle, as timed: a late
 //!   sampler makes a bucket longer than a second, and the last one is shorter), warmup shaded.
-//! - Bottom, with `--watch-pid`: the watched process's resident memory at the same times.
+//! - Bottom, with `--watch-pid`: the watched process's resident memory, each sample when it was
+//!   read (at the end of its throughput bucket), on the same time axis.
 
 use std::path::Path;
 
@@ -95,13 +96,25 @@ fn draw(r: &RunReport, svg: &mut String) -> Result<(), Box<dyn std::error::Error
         .draw()?;
     chart.draw_series(LineSeries::new(points, BLUE.stroke_width(2)))?;
 
-    // Throughput over time, then (a soak) the watched process's memory at the same times.
+    // Throughput over time, then (a soak) the watched process's memory on the same time axis,
+    // which reaches the later of the two: memory is read at a bucket's end, after its middle.
     let answers = timed(
         r.throughput_per_s.iter().map(|n| *n as f64),
         &r.throughput_at_s,
         0.5,
     );
-    let t_max = answers.iter().map(|p| p.0).fold(1.0, f64::max).ceil() + 0.5;
+    let mib = timed(
+        r.watched_rss_kib.iter().map(|kib| *kib as f64 / 1024.0),
+        &r.watched_rss_at_s,
+        1.0,
+    );
+    let t_max = answers
+        .iter()
+        .chain(&mib)
+        .map(|p| p.0)
+        .fold(1.0, f64::max)
+        .ceil()
+        + 0.5;
     let time = TimeAxis {
         t_max,
         shade_to: r.warmup_s,
@@ -113,11 +126,6 @@ fn draw(r: &RunReport, svg: &mut String) -> Result<(), Box<dyn std::error::Error
     };
     over_time(&bottom, throughput, &answers, time, RED)?;
     if rss {
-        let mib = timed(
-            r.watched_rss_kib.iter().map(|kib| *kib as f64 / 1024.0),
-            &r.watched_rss_at_s,
-            1.0,
-        );
         let who = r
             .watched_pid
             .map_or_else(String::new, |pid| format!(" of process {pid}"));

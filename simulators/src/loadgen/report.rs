@@ -269,15 +269,16 @@ impl RunReport {
         self.watched_rss_at_s = at_s;
     }
 
-    /// The watched process's RSS in KiB: (first sample after the warmup, last, maximum).
+    /// The watched process's RSS in KiB: (first sample read after the warmup, last, maximum).
+    /// A run that ended before its warmup did has no such sample: its last one stands in.
     pub fn watched_rss_summary(&self) -> Option<(u64, u64, u64)> {
         let s = &self.watched_rss_kib;
         let warm = self
             .watched_rss_at_s
             .iter()
             .position(|t| *t >= self.warmup_s)
-            .unwrap_or(0);
-        let first = *s.get(warm).or(s.first())?;
+            .unwrap_or(s.len().saturating_sub(1));
+        let first = *s.get(warm).or(s.last())?;
         Some((first, *s.last()?, s.iter().copied().max()?))
     }
 
@@ -512,9 +513,9 @@ pub(crate) mod tests {
         // A late sampler: its second read came at 2.5 s, the first one after the warmup.
         r.set_watched_rss(7, vec![100, 200, 300, 250], vec![1.0, 2.5, 3.5, 4.5]);
         assert_eq!(r.watched_rss_summary(), Some((200, 250, 300)));
-        // Read too late to see the warmup's end at all: the first sample stands in.
-        r.set_watched_rss(7, vec![100, 200], vec![0.5, 1.5]);
-        assert_eq!(r.watched_rss_summary(), Some((100, 200, 200)));
+        // A run that ended before its warmup did: the last sample stands in.
+        r.set_watched_rss(7, vec![100, 200, 150], vec![0.5, 1.5, 1.8]);
+        assert_eq!(r.watched_rss_summary(), Some((150, 150, 200)));
     }
 
     #[test]

@@ -112,7 +112,7 @@ fn stand_in_keeps_only_today_and_yesterday() {
     assert_eq!(si.day(&b, day(1)), CardDay::default());
     assert_eq!(si.day(&a, day(2)).amount_minor, 300);
     assert_eq!(si.day(&b, day(3)).amount_minor, 400);
-    // A straggler from an older day is charged, and forgets nothing newer.
+    // A straggler from the day before the newest is charged, and forgets nothing newer.
     si.charge(a, day(2), 50);
     assert_eq!(si.day(&a, day(2)).amount_minor, 350);
     assert_eq!(si.entries(), 2);
