@@ -649,3 +649,165 @@ async fn a_damaged_journal_stops_the_switch_from_starting() {
     }
     stack.shutdown().await;
 }
+
+/// A restart after a switch checkpoint reads only the journal after the checkpoint's replay
+/// point. Damage planted in a segment wholly before it is never read; the on-us balance comes
+/// back exactly as the journal has it, and a stand-in advice queued before the replay point is
+/// still owed (only the checkpoint knows it) and delivered once. Without the checkpoint the same
+/// start reads that segment and stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_after_a_checkpoint_reads_only_the_journal_after_it() {
+    use switch::clock::ManualClock;
+    use switch::iso8583::views::AdditionalAmount;
+    use switch::net::start::{StartOptions, SwitchServer};
+
+    let mut stack = Stack::start().await;
+    stack.shutdown_switch().await;
+    // Small segments, so that a checkpoint covers whole ones; checkpoints only when asked; a
+    // duplicate window of a second, so that the replay point is a minute and a second back.
+    stack.config.journal.segment_bytes_max = 4096;
+    stack.config.journal.checkpoint_interval_s = 0;
+    stack.config.switch.duplicate_window_s = 1;
+    // 21:00 on June 1: the business day changes at the 23:00 cutover.
+    let clock = ManualClock::new(
+        chrono::NaiveDate::from_ymd_opt(2026, 6, 1)
+            .and_then(|d| d.and_hms_opt(21, 0, 0))
+            .expect("time"),
+    );
+    let start = |clock: Arc<ManualClock>, config: switch::config::Config| async move {
+        let keys = switch::security::KeysFile::load(&config.security.keys_file).expect("keys");
+        SwitchServer::start(StartOptions {
+            config,
+            keys,
+            clock,
+            on_us: Arc::new(switch::onus::engine_factory),
+        })
+        .await
+    };
+    stack.server = Some(
+        start(clock.clone(), stack.config.clone())
+            .await
+            .expect("switch starts"),
+    );
+    let available = |r: &TxnResult| {
+        r.additional_amount(AdditionalAmount::AVAILABLE)
+            .expect("field 54 available")
+            .minor()
+    };
+    let c = stack.client().await;
+    let opening = available(&c.balance(MP_PREPAID).await.expect("answered"));
+    async fn buy(c: &switch::client::AcquirerClient, n: usize) {
+        for _ in 0..n {
+            let r = c
+                .purchase(MP_PREPAID, cny("1.00"), TxnOptions::new().expiry("3012"))
+                .await
+                .expect("answered");
+            assert_code(&r, ResponseCode::Approved, "on-us purchase");
+        }
+    }
+    // North Bank down: a stand-in approval, whose 0120 stays owed.
+    let (north_opening, _) = stack.host_balances(NORTH, NB_CREDIT);
+    stack.stop_host(NORTH).await;
+    let r = c
+        .purchase(NB_CREDIT, cny("100.00"), TxnOptions::new().expiry("3012"))
+        .await
+        .expect("answered");
+    assert_code(&r, ResponseCode::Approved, "stand-in");
+    buy(&c, 10).await;
+    assert_eq!(
+        stack.server().checkpoint().await.expect("no failure"),
+        None,
+        "no sample is older than the duplicate window yet"
+    );
+    // Past the cutover: June 2's business day.
+    clock.advance_ms(2 * 3_600_000);
+    buy(&c, 5).await;
+    let replay_from = stack
+        .server()
+        .checkpoint()
+        .await
+        .expect("no failure")
+        .expect("a checkpoint");
+    assert!(replay_from > 0, "the checkpoint covers June 1's records");
+    buy(&c, 3).await;
+    let before = available(&c.balance(MP_PREPAID).await.expect("answered"));
+    assert_eq!(before, opening - 18 * 100, "18 purchases of 1.00");
+    drop(c);
+    stack.shutdown_switch().await;
+
+    // Damage in the middle of the first segment, which the checkpoint covers wholly.
+    let mut segments: Vec<_> = std::fs::read_dir(stack.journal_dir())
+        .expect("journal dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("segment-") && n.ends_with(".log"))
+        })
+        .collect();
+    segments.sort();
+    let first_lsn = |p: &std::path::Path| -> u64 {
+        let n = p.file_name().and_then(|n| n.to_str()).expect("name");
+        n["segment-".len()..n.len() - ".log".len()]
+            .parse()
+            .expect("segment LSN")
+    };
+    assert!(
+        segments.len() >= 3 && first_lsn(&segments[1]) <= replay_from,
+        "the first segment lies wholly before the replay point {replay_from}: {segments:?}"
+    );
+    let mut bytes = std::fs::read(&segments[0]).expect("segment");
+    let middle = bytes.len() / 2;
+    for b in &mut bytes[middle..middle + 64] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&segments[0], &bytes).expect("damage");
+
+    stack.server = Some(
+        start(clock.clone(), stack.config.clone())
+            .await
+            .expect("the switch starts from its checkpoint without reading the damage"),
+    );
+    assert_eq!(
+        stack.server().recovered_advices,
+        1,
+        "the stand-in advice, queued before the replay point, is still owed"
+    );
+    let c = stack.client().await;
+    assert_eq!(
+        available(&c.balance(MP_PREPAID).await.expect("answered")),
+        before,
+        "the balance after the restart is the one before it"
+    );
+    stack.restart_host(NORTH, Faults::default()).await;
+    wait_drained("the stand-in advice is delivered", &stack.saf(NORTH)).await;
+    assert_eq!(
+        stack.host_balances(NORTH, NB_CREDIT).0,
+        north_opening - minor("100.00"),
+        "North Bank took the stand-in approval once"
+    );
+    buy(&c, 1).await;
+    assert_eq!(
+        available(&c.balance(MP_PREPAID).await.expect("answered")),
+        before - 100
+    );
+    drop(c);
+    // Stopped without reading the journal back: it holds the damage.
+    stack.server.take().expect("running").shutdown().await;
+
+    // Without the checkpoint the whole journal is read, and the damage stops the start.
+    std::fs::remove_file(
+        stack
+            .journal_dir()
+            .join(switch::net::checkpoint::CHECKPOINT_FILE),
+    )
+    .expect("remove the checkpoint");
+    match start(clock, stack.config.clone()).await {
+        Err(switch::net::start::StartError::Journal(switch::journal::JournalError::Corrupt {
+            ..
+        })) => {}
+        Err(other) => panic!("expected a corrupt journal, got: {other}"),
+        Ok(_) => panic!("the switch read past damage in the journal"),
+    }
+    stack.shutdown().await;
+}

@@ -42,7 +42,7 @@ use crate::events::Record;
 use crate::iso8583::views::{AuthorizationRequest, ReversalRequest, mti_of};
 use crate::iso8583::{Dialect, Message, MessageBuilder, decode_lenient};
 use crate::issuing::{Engine, IssuerFile, IssuingRequest, LedgerEvent, Outcome, PinCheck};
-use crate::journal::{AppendTicket, FileJournal, Journal, JournalOptions};
+use crate::journal::{AppendTicket, FileJournal, Journal, JournalOptions, in_background};
 use crate::net::framing::{Frame, FrameCodec, FramingConfig};
 use crate::security::{
     KeyId, KeyPurpose, KeysFile, PinSource, SecurityModule, SoftwareSecurityModule,
@@ -236,9 +236,6 @@ pub fn write_checkpoint(dir: &Path, lsn: u64, engine: &Engine) -> std::io::Resul
     write_snapshot(dir, lsn, engine.snapshot())
 }
 
-/// Bytes of a checkpoint written between two syncs of its file.
-const CHECKPOINT_SYNC_BYTES: usize = 8 << 20;
-
 /// Writes a snapshot taken earlier. Every event in it must already be durable in the journal:
 /// the checkpoint must never hold a change whose answer a crash could still lose.
 pub fn write_snapshot(
@@ -248,24 +245,7 @@ pub fn write_snapshot(
 ) -> std::io::Result<()> {
     let cp = Checkpoint { lsn, snapshot };
     let bytes = postcard::to_allocvec(&cp).map_err(std::io::Error::other)?;
-    let tmp = dir.join(format!("{CHECKPOINT_FILE}.tmp"));
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp)?;
-        // Synced as it goes: one sync of a file of hundreds of megabytes at the end makes the
-        // kernel write all of it at once, and the journals' fsyncs on the same disk wait behind
-        // it for seconds.
-        for chunk in bytes.chunks(CHECKPOINT_SYNC_BYTES) {
-            f.write_all(chunk)?;
-            f.sync_data()?;
-        }
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, dir.join(CHECKPOINT_FILE))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    crate::journal::write_durably(dir, CHECKPOINT_FILE, &bytes)
 }
 
 /// Opens the issuer's journal in `dir`, restores the checkpoint if there is one, and replays the
@@ -622,38 +602,6 @@ async fn handle(shared: &Shared, payload: Bytes) -> Option<Bytes> {
         }
     }
     answer(shared, &msg, outcome.response_code(), Some(&outcome))
-}
-
-/// Runs `work` on a thread of its own at the lowest CPU priority (nice 19 on Linux) and resolves
-/// to its result (`Err` if it panicked).
-///
-/// For the periodic checkpoint: copying and writing millions of idempotency records takes
-/// seconds of a core, and at normal priority that core was taken from the tokio workers
-/// answering requests (a 10-minute soak's p99 was 1.6 s, all of it the checkpoints;
-/// docs/reliability.md). At nice 19 the scheduler gives the checkpoint what the requests leave.
-/// Its own thread, not `spawn_blocking`'s pool, because an unprivileged thread cannot raise its
-/// priority back, and the pool's threads run other blocking work later. A checkpoint that takes
-/// longer costs only a longer replay if the host crashed meanwhile. The risk it takes: the
-/// snapshot holds each account's lock only to freeze it (microseconds, one small copy), but if
-/// the scheduler preempts the thread there, that one account waits until the thread runs again.
-async fn in_background<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, String> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("checkpoint".into())
-        .spawn(move || {
-            // On Linux, `who` 0 is the calling thread only; elsewhere it would be the whole
-            // process, so other systems keep normal priority. Failure leaves it at normal
-            // priority, which is what it had before.
-            #[cfg(target_os = "linux")]
-            // SAFETY: setpriority reads no memory of ours; it is safe to call with any arguments.
-            let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
-            let _ = tx.send(work());
-        })
-        .map_err(|e| format!("checkpoint thread did not start: {e}"))?;
-    rx.await
-        .map_err(|_| "checkpoint thread stopped without a result".to_owned())
 }
 
 /// When a checkpoint is due, writes one covering the journal up to `lsn` on a low-priority

@@ -196,6 +196,23 @@ impl OnUs for EngineOnUs {
             }
         }
     }
+
+    fn snapshot(&self) -> Option<(Vec<u8>, usize)> {
+        let snapshot = self.engine.snapshot();
+        match postcard::to_allocvec(&snapshot) {
+            Ok(bytes) => Some((bytes, snapshot.record_count())),
+            Err(e) => {
+                tracing::error!(issuer = %self.issuer, error = %e, "engine snapshot does not encode");
+                None
+            }
+        }
+    }
+
+    fn restore(&self, snapshot: &[u8]) -> Result<(), String> {
+        let snapshot: crate::issuing::Snapshot =
+            postcard::from_bytes(snapshot).map_err(|e| format!("snapshot does not decode: {e}"))?;
+        self.engine.restore(&snapshot).map_err(|e| e.to_string())
+    }
 }
 
 /// The factory the switch uses for `kind = "on-us"` issuers: loads the issuer file named by

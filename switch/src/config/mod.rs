@@ -277,6 +277,9 @@ pub struct JournalConfig {
     /// Most records written and synced together in one group commit (records per batch).
     /// Default 512.
     pub group_commit_max: u32,
+    /// How often the switch writes its checkpoint (seconds; 0: never), so that a restart reads
+    /// the journal from the checkpoint's replay point, not from its first record. Default 300.
+    pub checkpoint_interval_s: u64,
 }
 
 impl Default for JournalConfig {
@@ -286,6 +289,7 @@ impl Default for JournalConfig {
             sync: JournalSync::Always,
             segment_bytes_max: 64 * 1024 * 1024,
             group_commit_max: 512,
+            checkpoint_interval_s: 300,
         }
     }
 }

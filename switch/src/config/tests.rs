@@ -127,6 +127,7 @@ fn empty_file_is_all_defaults() {
     assert_eq!(config.journal.sync, JournalSync::Always);
     assert_eq!(config.journal.segment_bytes_max, 64 << 20);
     assert_eq!(config.journal.group_commit_max, 512);
+    assert_eq!(config.journal.checkpoint_interval_s, 300);
     assert_eq!(config.metrics.address, "127.0.0.1:9583");
     assert!(config.metrics.enabled);
 }

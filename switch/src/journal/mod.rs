@@ -126,6 +126,65 @@ pub use mem::MemJournal;
 pub use owner::PidFile;
 pub use recovery::{Recovered, read_all};
 
+/// Runs `work` on a thread of its own at the lowest CPU priority (nice 19 on Linux) and resolves
+/// to its result (`Err` if it panicked).
+///
+/// For the periodic checkpoints of the issuer hosts and the switch: copying and writing millions
+/// of idempotency records takes seconds of a core, and at normal priority that core was taken
+/// from the tokio workers answering requests (a 10-minute soak's p99 was 1.6 s, all of it the
+/// hosts' checkpoints; docs/reliability.md). At nice 19 the scheduler gives the checkpoint what the requests leave.
+/// Its own thread, not `spawn_blocking`'s pool, because an unprivileged thread cannot raise its
+/// priority back, and the pool's threads run other blocking work later. A checkpoint that takes
+/// longer costs only a longer replay if the process crashed meanwhile. The risk it takes: the
+/// snapshot holds each account's lock only to freeze it (microseconds, one small copy), but if
+/// the scheduler preempts the thread there, that one account waits until the thread runs again.
+pub async fn in_background<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("checkpoint".into())
+        .spawn(move || {
+            // On Linux, `who` 0 is the calling thread only; elsewhere it would be the whole
+            // process, so other systems keep normal priority. Failure leaves it at normal
+            // priority, which is what it had before.
+            #[cfg(target_os = "linux")]
+            // SAFETY: setpriority reads no memory of ours; it is safe to call with any arguments.
+            let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
+            let _ = tx.send(work());
+        })
+        .map_err(|e| format!("checkpoint thread did not start: {e}"))?;
+    rx.await
+        .map_err(|_| "checkpoint thread stopped without a result".to_owned())
+}
+
+/// Bytes of a checkpoint written between two syncs of its file.
+const CHECKPOINT_SYNC_BYTES: usize = 8 << 20;
+
+/// Writes `bytes` as the file `name` in `dir` so that a crash leaves either the old file or the
+/// new one whole: to a temporary file, synced, then renamed over the old one, and the directory
+/// synced. For the checkpoints that let a restart skip the journal they cover.
+pub fn write_durably(dir: &std::path::Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = dir.join(format!("{name}.tmp"));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        // Synced as it goes: one sync of a file of hundreds of megabytes at the end makes the
+        // kernel write all of it at once, and the journals' fsyncs on the same disk wait behind
+        // it for seconds.
+        for chunk in bytes.chunks(CHECKPOINT_SYNC_BYTES) {
+            f.write_all(chunk)?;
+            f.sync_data()?;
+        }
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, dir.join(name))?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
 /// Log sequence number: the position of a record in the journal. The first record is 1, and every
 /// record's LSN is one more than the one before it.
 pub type Lsn = u64;

@@ -6,6 +6,7 @@
 //! connection stays open.
 pub mod acquirer;
 pub mod admission;
+pub mod checkpoint;
 pub mod duplicates;
 pub mod framing;
 pub mod issuer;

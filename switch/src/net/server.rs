@@ -124,8 +124,22 @@ pub trait OnUs: Send + Sync + 'static {
         business_date: NaiveDate,
     ) -> OnUsDecision;
 
-    /// Re-applies a journaled ledger event during recovery (in journal order).
+    /// Re-applies a journaled ledger event during recovery (in journal order). An event the
+    /// state already holds (a checkpoint taken after it) changes nothing.
     fn replay(&self, event: &[u8]);
+
+    /// The state for the switch's checkpoint, taken with the issuer serving, and how many
+    /// idempotency records it holds (what its size grows with). `None`: this issuer cannot be
+    /// checkpointed, and the switch writes no checkpoint.
+    fn snapshot(&self) -> Option<(Vec<u8>, usize)> {
+        None
+    }
+
+    /// Restores a [`OnUs::snapshot`] before recovery replays the journal after it; `Err` when
+    /// the snapshot does not belong to this issuer as configured.
+    fn restore(&self, _snapshot: &[u8]) -> Result<(), String> {
+        Err("this issuer cannot restore a checkpoint".to_owned())
+    }
 }
 
 /// A remote issuer's stand-in: its rules and each card's use per business day.
@@ -328,6 +342,16 @@ impl IssuerStans {
     pub fn get(&self, key: &DupKey) -> Option<u32> {
         self.map.get(key).map(|v| *v)
     }
+
+    /// Every key with its STAN, oldest first (for the checkpoint: inserted again in this order,
+    /// the same keys are evicted first).
+    pub fn entries(&self) -> Vec<(DupKey, u32)> {
+        let order = self.order.lock().unwrap_or_else(|p| p.into_inner());
+        order
+            .iter()
+            .filter_map(|k| self.get(k).map(|stan| (*k, stan)))
+            .collect()
+    }
 }
 
 /// The switch's shared state. One per process; connections hold an `Arc`.
@@ -351,7 +375,7 @@ type HandleResult = Option<Outgoing>;
 /// Forwarded requests whose issuer-side STAN is remembered.
 const ISSUER_STANS_MAX: usize = 2_000_000;
 
-fn key_record(k: &DupKey) -> KeyRecord {
+pub(crate) fn key_record(k: &DupKey) -> KeyRecord {
     KeyRecord {
         acquirer: k.acquirer.as_str().to_owned(),
         terminal: k.terminal.as_str().to_owned(),
@@ -399,6 +423,14 @@ impl Runtime {
             saf_seq: AtomicU64::new(next_saf.max(1)),
             shutdown,
         }
+    }
+
+    /// The next transaction and advice numbers to be handed out (for the checkpoint).
+    pub fn next_numbers(&self) -> (u64, u64) {
+        (
+            self.txn_seq.load(Ordering::Relaxed),
+            self.saf_seq.load(Ordering::Relaxed),
+        )
     }
 
     fn next_txn(&self) -> u64 {

@@ -31,6 +31,7 @@ use crate::events::{AdviceRecord, Record};
 use crate::journal::{Admission, AppendTicket, FileJournal, Journal, JournalError, JournalOptions};
 use crate::net::acquirer::{SessionLimits, Sessions, serve};
 use crate::net::admission::Policies;
+use crate::net::checkpoint::{Checkpointer, Samples, SwitchCheckpoint};
 use crate::net::duplicates::{Answer, DuplicateWindow};
 use crate::net::framing::FramingConfig;
 use crate::net::issuer::{IssuerLinkConfig, IssuerPool};
@@ -38,6 +39,43 @@ use crate::net::saf::{Saf, SafConfig};
 use crate::net::server::SwitchSecurity;
 use crate::net::server::{IssuerHandle, Live, OnUs, Runtime, StandIn, key_from_record};
 use crate::security::{KeysFile, PanVault, SecurityModule, SoftwareSecurityModule};
+
+/// How much further back than the duplicate window a checkpoint's replay point lies, so that
+/// the answers of requests still in flight at the window's edge are replayed too.
+const CHECKPOINT_MARGIN_MS: i64 = 60_000;
+
+/// The checkpoint in the journal directory, restored onto the on-us engines, when it can be used:
+/// it decodes, and every configured on-us issuer has a snapshot in it that restores. Otherwise
+/// `None`, and recovery reads the whole journal (an engine restored before another failed is
+/// still right after that: each account skips the events it already holds).
+fn restore_checkpoint(dir: &std::path::Path, issuers: &[IssuerHandle]) -> Option<SwitchCheckpoint> {
+    let cp = match crate::net::checkpoint::read(dir) {
+        Ok(Some(cp)) => cp,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!(error = %e, "switch checkpoint not used; reading the whole journal");
+            return None;
+        }
+    };
+    for h in issuers {
+        let IssuerHandle::OnUs { id, engine } = h else {
+            continue;
+        };
+        let restored = match cp.engines.iter().find(|(i, _)| **i == **id) {
+            Some((_, snapshot)) => engine.restore(snapshot),
+            None => Err("the checkpoint has no snapshot of it".to_owned()),
+        };
+        if let Err(e) = restored {
+            tracing::warn!(issuer = %id, error = %e, "switch checkpoint not used; reading the whole journal");
+            return None;
+        }
+    }
+    tracing::info!(
+        replay_from = cp.replay_from,
+        "switch checkpoint restored; reading the journal after it"
+    );
+    Some(cp)
+}
 
 /// Problems one per line, as the config loader shows them.
 fn lines(problems: Vec<Problem>) -> String {
@@ -93,6 +131,7 @@ pub struct SwitchServer {
     grace: Duration,
     /// Advices recovered from the journal at start.
     pub recovered_advices: usize,
+    checkpointer: Arc<Checkpointer>,
 }
 
 impl SwitchServer {
@@ -196,6 +235,13 @@ impl SwitchServer {
             issuer_keys.push(keys);
         }
         let ids: Vec<Arc<str>> = issuers.iter().map(|i| i.id().clone()).collect();
+        let on_us_engines: Vec<(String, Arc<dyn OnUs>)> = issuers
+            .iter()
+            .filter_map(|h| match h {
+                IssuerHandle::OnUs { id, engine } => Some((id.to_string(), Arc::clone(engine))),
+                IssuerHandle::Remote { .. } => None,
+            })
+            .collect();
         let live = Live::build(&config, &ids).map_err(StartError::Config)?;
 
         // Recovery.
@@ -211,11 +257,29 @@ impl SwitchServer {
         let mut undecodable = 0usize;
         // Stand-in approvals of the current business day are charged back to their cards.
         let today = crate::clearing::business_date(clock.now(), live.cutover_minutes);
+        let live_cutover = live.cutover_minutes;
         let mut requests: BTreeMap<u64, (crate::security::ProtectedPan, Option<i64>, String)> =
             BTreeMap::new();
         // Which STAN each forwarded request may have reached its issuer under, when not its own.
         let mut keys_by_txn: BTreeMap<u64, crate::events::KeyRecord> = BTreeMap::new();
         let mut issuer_stans: Vec<(crate::events::KeyRecord, u32)> = Vec::new();
+        // The checkpoint, when there is a usable one: its state first, then the journal after
+        // its replay point (see `checkpoint`). Recovery below folds the replayed records into
+        // the same variables, so that each part takes a record it already holds unchanged.
+        let restored = restore_checkpoint(&config.journal.dir, &issuers);
+        let replay_from = restored.as_ref().map_or(0, |cp| cp.replay_from);
+        let mut restored_day = None;
+        if let Some(cp) = restored {
+            max_txn = cp.next_txn.saturating_sub(1);
+            max_saf = cp.next_saf.saturating_sub(1);
+            owed.extend(cp.owed.into_iter().map(|a| (a.saf_id, a)));
+            issuer_stans = cp.issuer_stans;
+            restored_day = Some((cp.day, cp.day_start));
+        }
+        // An LSN below every record of today: the record before the first of today's requests
+        // read (none before the replay point can be today's, which lies after the last day start).
+        let mut previous_lsn = replay_from;
+        let mut today_starts_after: Option<crate::journal::Lsn> = None;
         // The issuer links run from here on, and later the tasks that hold the journal: a start
         // that fails stops them before it returns, so nothing of it outlives the error.
         let abort = |e: StartError| {
@@ -233,9 +297,10 @@ impl SwitchServer {
         let opened = FileJournal::open_streaming(
             &config.journal.dir,
             JournalOptions::from(&config.journal),
-            0,
-            &mut |_, bytes| {
+            replay_from,
+            &mut |lsn, bytes| {
                 records += 1;
+                let before = std::mem::replace(&mut previous_lsn, lsn);
                 let rec = match Record::decode(&bytes) {
                     Ok(r) => r,
                     Err(_) => {
@@ -245,6 +310,9 @@ impl SwitchServer {
                 };
                 match rec {
                     Record::Request(r) => {
+                        if r.business_date == today && today_starts_after.is_none() {
+                            today_starts_after = Some(before);
+                        }
                         max_txn = max_txn.max(r.txn);
                         keys_by_txn.insert(r.txn, r.key.clone());
                         if r.business_date == today {
@@ -307,6 +375,11 @@ impl SwitchServer {
             Err(e) => return Err(abort(e.into())),
         };
         late.set(Arc::clone(&journal));
+        let end_lsn = *journal.progress().borrow();
+        let day_start = match restored_day {
+            Some((day, start)) if day == today => start,
+            _ => today_starts_after.unwrap_or(end_lsn),
+        };
         if config.journal.sync == JournalSync::None {
             tracing::warn!("journal sync = none: answers do not wait for fsync (benchmarks only)");
         }
@@ -327,6 +400,7 @@ impl SwitchServer {
         }
         tracing::info!(
             records,
+            replay_from,
             advices_owed = recovered_advices,
             duplicates = dup.len(),
             ms = recovery_started.elapsed().as_millis() as u64,
@@ -354,6 +428,33 @@ impl SwitchServer {
             if let Some(key) = key_from_record(&k) {
                 runtime.issuer_stans.insert(key, stan);
             }
+        }
+        let checkpointer = Arc::new(Checkpointer {
+            dir: config.journal.dir.clone(),
+            clock: clock.clone(),
+            cutover_minutes: live_cutover,
+            journal: Arc::clone(&journal),
+            runtime: Arc::clone(&runtime),
+            engines: on_us_engines,
+            safs: safs.values().cloned().collect(),
+            samples: std::sync::Mutex::new(Samples::new(
+                i64::try_from(config.switch.duplicate_window_s)
+                    .unwrap_or(i64::MAX / 2_000)
+                    .saturating_mul(1_000)
+                    .saturating_add(CHECKPOINT_MARGIN_MS),
+                clock.now_ms(),
+                end_lsn,
+                today,
+                day_start,
+            )),
+            one_at_a_time: tokio::sync::Mutex::new(()),
+            next_due: std::sync::atomic::AtomicU64::new(0),
+        });
+        if config.journal.checkpoint_interval_s > 0 {
+            background.spawn(Arc::clone(&checkpointer).run(
+                Duration::from_secs(config.journal.checkpoint_interval_s),
+                saf_stop.clone(),
+            ));
         }
         for saf in safs.values() {
             background.spawn(Arc::clone(saf).run(saf_stop.clone()));
@@ -447,7 +548,14 @@ impl SwitchServer {
             journal,
             grace: Duration::from_millis(config.switch.shutdown_grace_ms),
             recovered_advices,
+            checkpointer,
         })
+    }
+
+    /// Writes a checkpoint now (as the periodic one does): `Ok(None)` when none can be written
+    /// yet, else its replay point. For tests and tools; it waits for a checkpoint in progress.
+    pub async fn checkpoint(&self) -> Result<Option<crate::journal::Lsn>, String> {
+        self.checkpointer.checkpoint().await
     }
 
     /// The acquirer listener's address (useful when configured with port 0).

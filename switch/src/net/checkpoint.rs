@@ -1,0 +1,337 @@
+//! The switch's checkpoint: what lets a restart read the journal from a replay point instead of
+//! from its first record (docs/reliability.md, "Switch restart").
+//!
+//! The switch never stops to take it. Requests keep changing memory a little before or after
+//! their records are appended, so the checkpoint does not claim to be the state *at* an LSN. It
+//! holds state taken *after* a replay point `R`, and recovery ([`super::start`]) restores it and
+//! then replays every record after `R` on top. That is exact because each part takes a record
+//! it already holds without change:
+//! - the on-us engines' snapshots: each account skips events at or below its `last_seq`;
+//! - the next transaction and advice numbers: recovery takes the maximum;
+//! - the owed advices: a set by `saf_id`, which the replayed `SafQueued`, `SafDelivered` and
+//!   `SafParked` records update in journal order;
+//! - the issuers' STANs: a map whose last write wins.
+//!
+//! The duplicate window and today's stand-in charges are not in it: `R` lies at least
+//! `duplicate_window_s` plus a minute back, and before every record of the current business day,
+//! so replaying from `R` rebuilds them as a full replay would.
+//!
+//! `R` comes from samples of the journal's LSN taken on the injected clock ([`Samples`]). The
+//! day-start LSN is stored in the checkpoint with its business date, because samples taken
+//! before a restart are gone after it. This module owns the file and the samples; when a
+//! checkpoint is due, and the restore, are [`super::start`]'s.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::events::{AdviceRecord, KeyRecord};
+use crate::journal::{FileJournal, Journal, Lsn, in_background};
+use crate::net::saf::Saf;
+use crate::net::server::{OnUs, Runtime, key_record};
+
+/// The checkpoint file in the switch's journal directory.
+pub const CHECKPOINT_FILE: &str = "switch-checkpoint.bin";
+
+/// The file's layout version: a file of another version is not used (the whole journal is read).
+const FORMAT: u32 = 1;
+
+/// What a checkpoint holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SwitchCheckpoint {
+    pub format: u32,
+    /// Recovery replays the records after this LSN on top of the state below.
+    pub replay_from: Lsn,
+    /// The business day the checkpoint was taken on, and an LSN below all of its records.
+    pub day: NaiveDate,
+    pub day_start: Lsn,
+    /// The next transaction and advice numbers the switch would have handed out.
+    pub next_txn: u64,
+    pub next_saf: u64,
+    /// Advices owed to issuers, every issuer's queue, oldest first.
+    pub owed: Vec<AdviceRecord>,
+    /// The STANs under which requests reached their issuers when not their own, oldest first.
+    pub issuer_stans: Vec<(KeyRecord, u32)>,
+    /// Each on-us issuer's engine snapshot, by issuer id.
+    pub engines: Vec<(String, Vec<u8>)>,
+}
+
+impl SwitchCheckpoint {
+    pub fn new(replay_from: Lsn, day: NaiveDate, day_start: Lsn) -> SwitchCheckpoint {
+        SwitchCheckpoint {
+            format: FORMAT,
+            replay_from,
+            day,
+            day_start,
+            next_txn: 0,
+            next_saf: 0,
+            owed: Vec::new(),
+            issuer_stans: Vec::new(),
+            engines: Vec::new(),
+        }
+    }
+}
+
+/// Writes `cp` into `dir` (atomically: a crash leaves the old checkpoint or the new one);
+/// returns its size in bytes.
+pub fn write(dir: &Path, cp: &SwitchCheckpoint) -> std::io::Result<usize> {
+    let bytes = postcard::to_allocvec(cp).map_err(std::io::Error::other)?;
+    crate::journal::write_durably(dir, CHECKPOINT_FILE, &bytes)?;
+    Ok(bytes.len())
+}
+
+/// The checkpoint in `dir`: `Ok(None)` when there is none, `Err` when there is one that cannot
+/// be used (it does not decode, or is of another format); the caller then reads the whole
+/// journal.
+pub fn read(dir: &Path) -> Result<Option<SwitchCheckpoint>, String> {
+    let bytes = match std::fs::read(dir.join(CHECKPOINT_FILE)) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read {CHECKPOINT_FILE}: {e}")),
+    };
+    let cp: SwitchCheckpoint = postcard::from_bytes(&bytes)
+        .map_err(|e| format!("{CHECKPOINT_FILE} does not decode: {e}"))?;
+    if cp.format != FORMAT {
+        return Err(format!(
+            "{CHECKPOINT_FILE} is of format {}, not {FORMAT}",
+            cp.format
+        ));
+    }
+    Ok(Some(cp))
+}
+
+/// The journal's LSN over time, on the injected clock, and the LSN below the current business
+/// day's records: what the replay point of the next checkpoint is chosen from.
+#[derive(Debug)]
+pub struct Samples {
+    /// `(now_ms, LSN)`, oldest first; kept back to the newest sample older than the horizon.
+    taken: VecDeque<(i64, Lsn)>,
+    /// How far back the replay point must lie: the duplicate window plus a minute.
+    horizon_ms: i64,
+    day: NaiveDate,
+    day_start: Lsn,
+}
+
+impl Samples {
+    /// Starts with the journal at `lsn` at `now_ms`, on business day `day`, whose records all
+    /// lie after `day_start`.
+    pub fn new(horizon_ms: i64, now_ms: i64, lsn: Lsn, day: NaiveDate, day_start: Lsn) -> Samples {
+        Samples {
+            taken: VecDeque::from([(now_ms, lsn)]),
+            horizon_ms,
+            day,
+            day_start,
+        }
+    }
+
+    /// Records the journal at `lsn` at `now_ms` on business day `day`. When the day has moved
+    /// on, the previous sample's LSN is below every record of the new day: each was made after
+    /// the cutover, and so appended after that sample was read.
+    pub fn take(&mut self, now_ms: i64, lsn: Lsn, day: NaiveDate) {
+        if day != self.day {
+            self.day_start = self.taken.back().map_or(lsn, |s| s.1);
+            self.day = day;
+        }
+        self.taken.push_back((now_ms, lsn));
+        let cutoff = now_ms.saturating_sub(self.horizon_ms);
+        // Keep the newest sample at or before the cutoff: it is the one the replay point needs.
+        while self.taken.len() > 1 && self.taken[1].0 <= cutoff {
+            self.taken.pop_front();
+        }
+    }
+
+    /// The replay point for a checkpoint taken at `now_ms`: the smaller of the LSN sampled at
+    /// least the horizon ago and the day-start LSN. `None` until such a sample exists.
+    pub fn replay_point(&self, now_ms: i64) -> Option<Lsn> {
+        let cutoff = now_ms.saturating_sub(self.horizon_ms);
+        let (_, lsn) = self.taken.iter().rev().find(|s| s.0 <= cutoff)?;
+        Some((*lsn).min(self.day_start))
+    }
+
+    pub fn day(&self) -> (NaiveDate, Lsn) {
+        (self.day, self.day_start)
+    }
+}
+
+/// Takes the samples and writes the checkpoints of a running switch.
+pub struct Checkpointer {
+    pub dir: PathBuf,
+    pub clock: Arc<dyn Clock>,
+    pub cutover_minutes: u16,
+    pub journal: Arc<FileJournal>,
+    pub runtime: Arc<Runtime>,
+    /// The on-us issuers' engines, by issuer id.
+    pub engines: Vec<(String, Arc<dyn OnUs>)>,
+    pub safs: Vec<Arc<Saf>>,
+    pub samples: Mutex<Samples>,
+    /// One checkpoint at a time: both write the same temporary file.
+    pub one_at_a_time: tokio::sync::Mutex<()>,
+    /// The periodic checkpoint waits until the journal reaches this LSN ([`Checkpointer::run`]).
+    pub next_due: std::sync::atomic::AtomicU64,
+}
+
+impl Checkpointer {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Samples> {
+        self.samples.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records the journal's LSN now.
+    pub fn sample(&self) {
+        let lsn = *self.journal.progress().borrow();
+        let day = crate::clearing::business_date(self.clock.now(), self.cutover_minutes);
+        let now_ms = self.clock.now_ms();
+        self.lock().take(now_ms, lsn, day);
+    }
+
+    /// Takes a sample and writes a checkpoint; `Ok(None)` when none can be written yet (no
+    /// sample is old enough for the duplicate window), else its replay point.
+    pub async fn checkpoint(&self) -> Result<Option<Lsn>, String> {
+        let _one = self.one_at_a_time.lock().await;
+        let started = std::time::Instant::now();
+        self.sample();
+        let now_ms = self.clock.now_ms();
+        let (replay_from, (day, day_start)) = {
+            let s = self.lock();
+            (s.replay_point(now_ms), s.day())
+        };
+        let Some(replay_from) = replay_from else {
+            return Ok(None);
+        };
+        // Everything below is taken after the sample the replay point comes from.
+        let mut cp = SwitchCheckpoint::new(replay_from, day, day_start);
+        (cp.next_txn, cp.next_saf) = self.runtime.next_numbers();
+        cp.owed = self.safs.iter().flat_map(|s| s.pending()).collect();
+        cp.issuer_stans = self
+            .runtime
+            .issuer_stans
+            .entries()
+            .iter()
+            .map(|(k, stan)| (key_record(k), *stan))
+            .collect();
+        let engines = self.engines.clone();
+        let snapshots = in_background(move || {
+            engines
+                .iter()
+                .map(|(id, e)| e.snapshot().map(|(b, n)| (id.clone(), b, n)))
+                .collect::<Option<Vec<_>>>()
+        })
+        .await?
+        .ok_or("an on-us issuer cannot be checkpointed")?;
+        let records: usize = snapshots.iter().map(|s| s.2).sum();
+        cp.engines = snapshots.into_iter().map(|(id, b, _)| (id, b)).collect();
+        // The snapshots may hold ledger events whose appends are still queued: every one of
+        // them is durable before the file exists.
+        self.journal
+            .flush()
+            .await
+            .map_err(|e| format!("journal flush before the checkpoint failed: {e}"))?;
+        let dir = self.dir.clone();
+        let bytes = in_background(move || write(&dir, &cp))
+            .await?
+            .map_err(|e| format!("checkpoint not written: {e}"))?;
+        // The next periodic one waits for at least as many journal records as this one held
+        // idempotency records: the on-us engines' snapshots hold every record of their retry
+        // window (30 days by default), and at a fixed interval their cost per transaction
+        // would grow with the engines' state, as the issuer hosts' did (`crate::host`).
+        let lsn = *self.journal.progress().borrow();
+        self.next_due.store(
+            lsn.saturating_add(u64::try_from(records).unwrap_or(u64::MAX)),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        tracing::info!(
+            replay_from,
+            bytes,
+            idempotency_records = records,
+            ms = started.elapsed().as_millis() as u64,
+            "switch checkpoint written"
+        );
+        Ok(Some(replay_from))
+    }
+
+    /// Samples every few seconds and checkpoints every `every`, until `stop`; but never before
+    /// the journal has grown by as many records as the last checkpoint's engines held.
+    pub async fn run(self: Arc<Self>, every: Duration, stop: CancellationToken) {
+        let sample_every = every.clamp(Duration::from_millis(100), Duration::from_secs(5));
+        let mut tick = tokio::time::interval(sample_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = stop.cancelled() => return,
+            }
+            let due = self.next_due.load(std::sync::atomic::Ordering::Relaxed);
+            if last.elapsed() < every || *self.journal.progress().borrow() < due {
+                self.sample();
+                continue;
+            }
+            last = tokio::time::Instant::now();
+            match self.checkpoint().await {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    tracing::debug!("no switch checkpoint yet: no sample is old enough")
+                }
+                Err(e) => tracing::error!(error = %e, "switch checkpoint failed"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 6, d).expect("date")
+    }
+
+    #[test]
+    fn the_replay_point_lies_a_horizon_back_and_before_the_day() {
+        // A minute of horizon; the journal starts at LSN 100 on June 1, whose records begin
+        // after LSN 40.
+        let mut s = Samples::new(60_000, 0, 100, day(1), 40);
+        assert_eq!(s.replay_point(30_000), None, "no sample a minute old yet");
+        s.take(30_000, 150, day(1));
+        s.take(70_000, 200, day(1));
+        // The newest sample a minute old is the first (0 ms), but the day began before it.
+        assert_eq!(s.replay_point(70_000), Some(40));
+        // The day changes between two samples: the earlier one's LSN is below the new day.
+        s.take(100_000, 260, day(2));
+        assert_eq!(s.day(), (day(2), 200));
+        // At 100 s the newest sample a minute old is the one at 30 s (LSN 150).
+        assert_eq!(s.replay_point(100_000), Some(150));
+        s.take(200_000, 400, day(2));
+        // At 200 s: the sample at 100 s (260) is a minute old, the day began at 200.
+        assert_eq!(s.replay_point(200_000), Some(200));
+        // Old samples are let go, all but the newest one past the horizon.
+        assert!(s.taken.len() <= 2, "{:?}", s.taken);
+    }
+
+    #[test]
+    fn a_checkpoint_round_trips_and_a_foreign_one_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(read(dir.path()).expect("no file is fine").is_none());
+        let mut cp = SwitchCheckpoint::new(7, day(3), 5);
+        cp.next_txn = 42;
+        cp.engines.push(("metro-pay".to_owned(), vec![1, 2, 3]));
+        let bytes = write(dir.path(), &cp).expect("written");
+        assert!(bytes > 0);
+        let back = read(dir.path()).expect("reads").expect("there");
+        assert_eq!(
+            (back.replay_from, back.day, back.day_start, back.next_txn),
+            (7, day(3), 5, 42)
+        );
+        assert_eq!(back.engines, cp.engines);
+        cp.format = FORMAT + 1;
+        write(dir.path(), &cp).expect("written");
+        assert!(read(dir.path()).unwrap_err().contains("format"));
+        std::fs::write(dir.path().join(CHECKPOINT_FILE), b"garbage").expect("write");
+        assert!(read(dir.path()).unwrap_err().contains("decode"));
+    }
+}
