@@ -13,6 +13,7 @@ use switch::config::{AcquirerConfig, BinRangeConfig};
 use switch::domain::ResponseCode;
 use switch::events::Record;
 use switch::host::Faults;
+use switch::journal::Journal as _;
 
 /// Requests are still at East Bank when the switch is told to stop: they are answered within the
 /// grace period, and afterwards the journal holds a decision for every answered transaction,
@@ -791,8 +792,69 @@ async fn a_restart_after_a_checkpoint_reads_only_the_journal_after_it() {
         available(&c.balance(MP_PREPAID).await.expect("answered")),
         before - 100
     );
+    // North Bank down again, for the stand-in below.
+    stack.stop_host(NORTH).await;
     drop(c);
     // Stopped without reading the journal back: it holds the damage.
+    stack.server.take().expect("running").shutdown().await;
+    // The advice went out once: one delivery in the journal after the replay point.
+    let delivered = {
+        let (journal, recovered) = switch::journal::FileJournal::open_after(
+            &stack.journal_dir(),
+            switch::journal::JournalOptions::default(),
+            replay_from,
+        )
+        .expect("the journal after the replay point reads");
+        journal.close();
+        recovered
+            .records
+            .iter()
+            .filter(|(_, b)| matches!(Record::decode(b), Ok(Record::SafDelivered { .. })))
+            .count()
+    };
+    assert_eq!(delivered, 1, "one delivery of the one advice");
+
+    // A later business day, restarted from the same checkpoint (June 2's): the day's stand-in
+    // use before the restart still counts after it.
+    clock.advance_ms(24 * 3_600_000);
+    stack.server = Some(
+        start(clock.clone(), stack.config.clone())
+            .await
+            .expect("starts on June 3"),
+    );
+    let stand_in = |c: &switch::client::AcquirerClient, amount: &'static str| {
+        let c = c.clone();
+        async move {
+            c.purchase(NB_CREDIT, cny(amount), TxnOptions::new().expiry("3012"))
+                .await
+                .expect("answered")
+        }
+    };
+    let c = stack.client().await;
+    assert_code(
+        &stand_in(&c, "480.00").await,
+        ResponseCode::Approved,
+        "stand-in, June 3",
+    );
+    drop(c);
+    stack.server.take().expect("running").shutdown().await;
+    stack.server = Some(
+        start(clock.clone(), stack.config.clone())
+            .await
+            .expect("restarts on June 3 from June 2's checkpoint"),
+    );
+    let c = stack.client().await;
+    assert_code(
+        &stand_in(&c, "480.00").await,
+        ResponseCode::Approved,
+        "960.00 on June 3",
+    );
+    assert_code(
+        &stand_in(&c, "100.00").await,
+        ResponseCode::IssuerInoperative,
+        "1060.00 would be over the 1000.00 daily stand-in amount",
+    );
+    drop(c);
     stack.server.take().expect("running").shutdown().await;
 
     // Without the checkpoint the whole journal is read, and the damage stops the start.

@@ -17,9 +17,10 @@
 //!   module never looks inside a payload and never logs one (a payload may carry masked card data);
 //!   it logs sizes, LSNs, segment paths and offsets only.
 //! - Retention. Segments are never deleted here: clearing and statements read history from them,
-//!   and archiving is an operator's decision, so recovery insists that the first segment starts
-//!   at LSN 1. What keeps restart time bounded is [`FileJournal::open_after`]: a caller holding a
-//!   checkpoint up to some LSN names it, and segments wholly before it are not read at all.
+//!   and archiving is an operator's decision. A full recovery insists that the first segment
+//!   starts at LSN 1. What keeps restart time bounded is [`FileJournal::open_after`] (and
+//!   [`FileJournal::open_streaming`]): a caller holding a checkpoint up to some LSN names it, and
+//!   segments wholly before it are not read at all, so they may also have been archived.
 //! - Locking the directory against a second process. Two writers on one directory would interleave
 //!   LSNs; the processes built on it take a [`PidFile`] ([`owner`]) so that only one of them
 //!   writes to a directory at a time.

@@ -40,7 +40,7 @@ use crate::net::server::{OnUs, Runtime, key_record};
 pub const CHECKPOINT_FILE: &str = "switch-checkpoint.bin";
 
 /// The file's layout version: a file of another version is not used (the whole journal is read).
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// What a checkpoint holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -48,6 +48,15 @@ pub struct SwitchCheckpoint {
     pub format: u32,
     /// Recovery replays the records after this LSN on top of the state below.
     pub replay_from: Lsn,
+    /// The journal's written LSN when the state below was taken: a journal that does not reach
+    /// it is not the one this checkpoint belongs to.
+    pub taken_lsn: Lsn,
+    /// When it was taken (the injected clock), and what the replay point was chosen for: a
+    /// restart whose clock is earlier, whose duplicate window reaches further back, or whose
+    /// cutover differs cannot trust it, and reads the whole journal instead.
+    pub taken_at_ms: i64,
+    pub horizon_ms: i64,
+    pub cutover_minutes: u16,
     /// The business day the checkpoint was taken on, and an LSN below all of its records.
     pub day: NaiveDate,
     pub day_start: Lsn,
@@ -67,6 +76,10 @@ impl SwitchCheckpoint {
         SwitchCheckpoint {
             format: FORMAT,
             replay_from,
+            taken_lsn: 0,
+            taken_at_ms: 0,
+            horizon_ms: 0,
+            cutover_minutes: 0,
             day,
             day_start,
             next_txn: 0,
@@ -79,9 +92,13 @@ impl SwitchCheckpoint {
 }
 
 /// Writes `cp` into `dir` (atomically: a crash leaves the old checkpoint or the new one);
-/// returns its size in bytes.
+/// returns its size in bytes. The file is a CRC-32 of the body, then the body: the checkpoint
+/// decides which segments are never read, so a flipped bit that still decodes must not pass.
 pub fn write(dir: &Path, cp: &SwitchCheckpoint) -> std::io::Result<usize> {
-    let bytes = postcard::to_allocvec(cp).map_err(std::io::Error::other)?;
+    let body = postcard::to_allocvec(cp).map_err(std::io::Error::other)?;
+    let mut bytes = Vec::with_capacity(body.len() + 4);
+    bytes.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    bytes.extend_from_slice(&body);
     crate::journal::write_durably(dir, CHECKPOINT_FILE, &bytes)?;
     Ok(bytes.len())
 }
@@ -95,7 +112,13 @@ pub fn read(dir: &Path) -> Result<Option<SwitchCheckpoint>, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("cannot read {CHECKPOINT_FILE}: {e}")),
     };
-    let cp: SwitchCheckpoint = postcard::from_bytes(&bytes)
+    let (crc, body) = bytes
+        .split_first_chunk::<4>()
+        .ok_or_else(|| format!("{CHECKPOINT_FILE} is too short"))?;
+    if u32::from_le_bytes(*crc) != crc32fast::hash(body) {
+        return Err(format!("{CHECKPOINT_FILE} fails its CRC"));
+    }
+    let cp: SwitchCheckpoint = postcard::from_bytes(body)
         .map_err(|e| format!("{CHECKPOINT_FILE} does not decode: {e}"))?;
     if cp.format != FORMAT {
         return Err(format!(
@@ -116,25 +139,40 @@ pub struct Samples {
     horizon_ms: i64,
     day: NaiveDate,
     day_start: Lsn,
+    /// The cutover the day was dated with.
+    cutover_minutes: u16,
 }
 
 impl Samples {
     /// Starts with the journal at `lsn` at `now_ms`, on business day `day`, whose records all
     /// lie after `day_start`.
-    pub fn new(horizon_ms: i64, now_ms: i64, lsn: Lsn, day: NaiveDate, day_start: Lsn) -> Samples {
+    pub fn new(
+        horizon_ms: i64,
+        now_ms: i64,
+        lsn: Lsn,
+        (day, cutover_minutes): (NaiveDate, u16),
+        day_start: Lsn,
+    ) -> Samples {
         Samples {
             taken: VecDeque::from([(now_ms, lsn)]),
             horizon_ms,
             day,
             day_start,
+            cutover_minutes,
         }
     }
 
-    /// Records the journal at `lsn` at `now_ms` on business day `day`. When the day has moved
-    /// on, the previous sample's LSN is below every record of the new day: each was made after
-    /// the cutover, and so appended after that sample was read.
-    pub fn take(&mut self, now_ms: i64, lsn: Lsn, day: NaiveDate) {
-        if day != self.day {
+    /// Records the journal at `lsn` at `now_ms` on business day `day` (dated with
+    /// `cutover_minutes`). When the day has moved on, the previous sample's LSN is below every
+    /// record of the new day: each was made after the cutover, and so appended after that sample
+    /// was read. A cutover changed by a reload moves the day's start to a point no sample saw:
+    /// then no LSN is known to lie below the day's records until the next day begins.
+    pub fn take(&mut self, now_ms: i64, lsn: Lsn, (day, cutover_minutes): (NaiveDate, u16)) {
+        if cutover_minutes != self.cutover_minutes {
+            self.day_start = 0;
+            self.cutover_minutes = cutover_minutes;
+            self.day = day;
+        } else if day != self.day {
             self.day_start = self.taken.back().map_or(lsn, |s| s.1);
             self.day = day;
         }
@@ -157,14 +195,18 @@ impl Samples {
     pub fn day(&self) -> (NaiveDate, Lsn) {
         (self.day, self.day_start)
     }
+
+    pub fn horizon_ms(&self) -> i64 {
+        self.horizon_ms
+    }
 }
 
 /// Takes the samples and writes the checkpoints of a running switch.
 pub struct Checkpointer {
     pub dir: PathBuf,
     pub clock: Arc<dyn Clock>,
-    pub cutover_minutes: u16,
     pub journal: Arc<FileJournal>,
+    /// Also where the current cutover is read (a reload may change it).
     pub runtime: Arc<Runtime>,
     /// The on-us issuers' engines, by issuer id.
     pub engines: Vec<(String, Arc<dyn OnUs>)>,
@@ -174,6 +216,8 @@ pub struct Checkpointer {
     pub one_at_a_time: tokio::sync::Mutex<()>,
     /// The periodic checkpoint waits until the journal reaches this LSN ([`Checkpointer::run`]).
     pub next_due: std::sync::atomic::AtomicU64,
+    /// The journal's LSN and the business day at the last checkpoint written.
+    pub last: Mutex<(Lsn, Option<NaiveDate>)>,
 }
 
 impl Checkpointer {
@@ -181,50 +225,67 @@ impl Checkpointer {
         self.samples.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records the journal's LSN now.
+    /// Records the journal's LSN now. The LSN is read before the clock, and all readings are
+    /// made under the samples' lock, so that samples are taken in order.
     pub fn sample(&self) {
+        let mut samples = self.lock();
         let lsn = *self.journal.progress().borrow();
-        let day = crate::clearing::business_date(self.clock.now(), self.cutover_minutes);
+        let cutover = self.runtime.live.load().cutover_minutes;
+        let day = crate::clearing::business_date(self.clock.now(), cutover);
         let now_ms = self.clock.now_ms();
-        self.lock().take(now_ms, lsn, day);
+        samples.take(now_ms, lsn, (day, cutover));
     }
 
-    /// Takes a sample and writes a checkpoint; `Ok(None)` when none can be written yet (no
-    /// sample is old enough for the duplicate window), else its replay point.
+    /// Takes a sample and writes a checkpoint; `Ok(None)` when none is worth writing yet (no
+    /// sample is old enough for the duplicate window, or the replay point would still be the
+    /// journal's start, as it is through a fresh journal's first business day), else its
+    /// replay point.
     pub async fn checkpoint(&self) -> Result<Option<Lsn>, String> {
         let _one = self.one_at_a_time.lock().await;
         let started = std::time::Instant::now();
         self.sample();
         let now_ms = self.clock.now_ms();
-        let (replay_from, (day, day_start)) = {
+        let (replay_from, (day, day_start), horizon_ms, cutover_minutes) = {
             let s = self.lock();
-            (s.replay_point(now_ms), s.day())
+            (
+                s.replay_point(now_ms),
+                s.day(),
+                s.horizon_ms(),
+                s.cutover_minutes,
+            )
         };
-        let Some(replay_from) = replay_from else {
+        let Some(replay_from) = replay_from.filter(|r| *r > 0) else {
             return Ok(None);
         };
         // Everything below is taken after the sample the replay point comes from.
         let mut cp = SwitchCheckpoint::new(replay_from, day, day_start);
+        cp.taken_lsn = *self.journal.progress().borrow();
+        cp.taken_at_ms = now_ms;
+        cp.horizon_ms = horizon_ms;
+        cp.cutover_minutes = cutover_minutes;
         (cp.next_txn, cp.next_saf) = self.runtime.next_numbers();
-        cp.owed = self.safs.iter().flat_map(|s| s.pending()).collect();
-        cp.issuer_stans = self
-            .runtime
-            .issuer_stans
-            .entries()
-            .iter()
-            .map(|(k, stan)| (key_record(k), *stan))
-            .collect();
+        // Off the tokio workers: the STAN map and the engines can hold millions of entries.
         let engines = self.engines.clone();
-        let snapshots = in_background(move || {
-            engines
+        let safs = self.safs.clone();
+        let runtime = Arc::clone(&self.runtime);
+        let (cp, records) = in_background(move || {
+            cp.owed = safs.iter().flat_map(|s| s.pending()).collect();
+            cp.issuer_stans = runtime
+                .issuer_stans
+                .entries()
+                .iter()
+                .map(|(k, stan)| (key_record(k), *stan))
+                .collect();
+            let snapshots = engines
                 .iter()
                 .map(|(id, e)| e.snapshot().map(|(b, n)| (id.clone(), b, n)))
-                .collect::<Option<Vec<_>>>()
+                .collect::<Option<Vec<_>>>()?;
+            let records: usize = snapshots.iter().map(|s| s.2).sum();
+            cp.engines = snapshots.into_iter().map(|(id, b, _)| (id, b)).collect();
+            Some((cp, records))
         })
         .await?
         .ok_or("an on-us issuer cannot be checkpointed")?;
-        let records: usize = snapshots.iter().map(|s| s.2).sum();
-        cp.engines = snapshots.into_iter().map(|(id, b, _)| (id, b)).collect();
         // The snapshots may hold ledger events whose appends are still queued: every one of
         // them is durable before the file exists.
         self.journal
@@ -244,6 +305,7 @@ impl Checkpointer {
             lsn.saturating_add(u64::try_from(records).unwrap_or(u64::MAX)),
             std::sync::atomic::Ordering::Relaxed,
         );
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = (lsn, Some(day));
         tracing::info!(
             replay_from,
             bytes,
@@ -254,8 +316,10 @@ impl Checkpointer {
         Ok(Some(replay_from))
     }
 
-    /// Samples every few seconds and checkpoints every `every`, until `stop`; but never before
-    /// the journal has grown by as many records as the last checkpoint's engines held.
+    /// Samples every few seconds and checkpoints every `every`, until `stop`, when the journal
+    /// has grown since the last one: by as many records as the last checkpoint's engines held,
+    /// or by any at all once the business day has changed (so that a restart never replays much
+    /// more than two business days, however large the engines).
     pub async fn run(self: Arc<Self>, every: Duration, stop: CancellationToken) {
         let sample_every = every.clamp(Duration::from_millis(100), Duration::from_secs(5));
         let mut tick = tokio::time::interval(sample_every);
@@ -266,9 +330,12 @@ impl Checkpointer {
                 _ = tick.tick() => {}
                 () = stop.cancelled() => return,
             }
-            let due = self.next_due.load(std::sync::atomic::Ordering::Relaxed);
-            if last.elapsed() < every || *self.journal.progress().borrow() < due {
-                self.sample();
+            self.sample();
+            let lsn = *self.journal.progress().borrow();
+            let (last_lsn, last_day) = *self.last.lock().unwrap_or_else(|p| p.into_inner());
+            let new_day = last_day != Some(self.lock().day().0);
+            let grown = lsn >= self.next_due.load(std::sync::atomic::Ordering::Relaxed);
+            if last.elapsed() < every || lsn <= last_lsn || !(grown || new_day) {
                 continue;
             }
             last = tokio::time::Instant::now();
@@ -295,22 +362,28 @@ mod tests {
     fn the_replay_point_lies_a_horizon_back_and_before_the_day() {
         // A minute of horizon; the journal starts at LSN 100 on June 1, whose records begin
         // after LSN 40.
-        let mut s = Samples::new(60_000, 0, 100, day(1), 40);
+        let mut s = Samples::new(60_000, 0, 100, (day(1), 1380), 40);
         assert_eq!(s.replay_point(30_000), None, "no sample a minute old yet");
-        s.take(30_000, 150, day(1));
-        s.take(70_000, 200, day(1));
+        s.take(30_000, 150, (day(1), 1380));
+        s.take(70_000, 200, (day(1), 1380));
         // The newest sample a minute old is the first (0 ms), but the day began before it.
         assert_eq!(s.replay_point(70_000), Some(40));
         // The day changes between two samples: the earlier one's LSN is below the new day.
-        s.take(100_000, 260, day(2));
+        s.take(100_000, 260, (day(2), 1380));
         assert_eq!(s.day(), (day(2), 200));
         // At 100 s the newest sample a minute old is the one at 30 s (LSN 150).
         assert_eq!(s.replay_point(100_000), Some(150));
-        s.take(200_000, 400, day(2));
+        s.take(200_000, 400, (day(2), 1380));
         // At 200 s: the sample at 100 s (260) is a minute old, the day began at 200.
         assert_eq!(s.replay_point(200_000), Some(200));
         // Old samples are let go, all but the newest one past the horizon.
         assert!(s.taken.len() <= 2, "{:?}", s.taken);
+        // A reload moves the cutover: no LSN is known below the day's records any more, until
+        // the next day begins.
+        s.take(300_000, 500, (day(2), 1320));
+        assert_eq!(s.replay_point(300_000), Some(0));
+        s.take(400_000, 600, (day(3), 1320));
+        assert_eq!(s.day(), (day(3), 500));
     }
 
     #[test]
@@ -332,6 +405,14 @@ mod tests {
         write(dir.path(), &cp).expect("written");
         assert!(read(dir.path()).unwrap_err().contains("format"));
         std::fs::write(dir.path().join(CHECKPOINT_FILE), b"garbage").expect("write");
-        assert!(read(dir.path()).unwrap_err().contains("decode"));
+        assert!(read(dir.path()).unwrap_err().contains("CRC"));
+        // A flipped bit in a file that would still decode.
+        cp.format = FORMAT;
+        write(dir.path(), &cp).expect("written");
+        let path = dir.path().join(CHECKPOINT_FILE);
+        let mut bytes = std::fs::read(&path).expect("read");
+        bytes[5] ^= 1;
+        std::fs::write(&path, &bytes).expect("write");
+        assert!(read(dir.path()).unwrap_err().contains("CRC"));
     }
 }

@@ -44,11 +44,25 @@ use crate::security::{KeysFile, PanVault, SecurityModule, SoftwareSecurityModule
 /// the answers of requests still in flight at the window's edge are replayed too.
 const CHECKPOINT_MARGIN_MS: i64 = 60_000;
 
+/// What a checkpoint must agree with to be used: the clock has not gone back past it, the
+/// replay point reaches back as far as this start's duplicate window needs, and the business
+/// day is dated as it was.
+struct Fit {
+    now_ms: i64,
+    today: chrono::NaiveDate,
+    horizon_ms: i64,
+    cutover_minutes: u16,
+}
+
 /// The checkpoint in the journal directory, restored onto the on-us engines, when it can be used:
-/// it decodes, and every configured on-us issuer has a snapshot in it that restores. Otherwise
-/// `None`, and recovery reads the whole journal (an engine restored before another failed is
-/// still right after that: each account skips the events it already holds).
-fn restore_checkpoint(dir: &std::path::Path, issuers: &[IssuerHandle]) -> Option<SwitchCheckpoint> {
+/// it decodes, fits (see [`Fit`]), and every configured on-us issuer has a snapshot in it that
+/// restores. Otherwise `None`, and recovery reads the whole journal (an engine restored before
+/// another failed is still right after that: each account skips the events it already holds).
+fn restore_checkpoint(
+    dir: &std::path::Path,
+    issuers: &[IssuerHandle],
+    fit: &Fit,
+) -> Option<SwitchCheckpoint> {
     let cp = match crate::net::checkpoint::read(dir) {
         Ok(Some(cp)) => cp,
         Ok(None) => return None,
@@ -57,6 +71,21 @@ fn restore_checkpoint(dir: &std::path::Path, issuers: &[IssuerHandle]) -> Option
             return None;
         }
     };
+    let misfit = if fit.now_ms < cp.taken_at_ms {
+        Some("the clock is earlier than when it was taken")
+    } else if fit.horizon_ms > cp.horizon_ms {
+        Some("the duplicate window reaches further back than its replay point")
+    } else if fit.cutover_minutes != cp.cutover_minutes {
+        Some("the business day's cutover has changed")
+    } else if cp.day > fit.today {
+        Some("its business day is later than today's")
+    } else {
+        None
+    };
+    if let Some(why) = misfit {
+        tracing::warn!(why, "switch checkpoint not used; reading the whole journal");
+        return None;
+    }
     for h in issuers {
         let IssuerHandle::OnUs { id, engine } = h else {
             continue;
@@ -97,6 +126,8 @@ pub enum StartError {
     Keys(#[from] crate::security::KeyError),
     #[error("internal: journal: {0}")]
     Journal(#[from] crate::journal::JournalError),
+    #[error("internal: checkpoint: {0}")]
+    Checkpoint(String),
     #[error("internal: configuration: {0}")]
     Config(String),
     #[error("internal: issuer {issuer}: {message}")]
@@ -266,9 +297,20 @@ impl SwitchServer {
         // The checkpoint, when there is a usable one: its state first, then the journal after
         // its replay point (see `checkpoint`). Recovery below folds the replayed records into
         // the same variables, so that each part takes a record it already holds unchanged.
-        let restored = restore_checkpoint(&config.journal.dir, &issuers);
+        let horizon_ms = i64::try_from(config.switch.duplicate_window_s)
+            .unwrap_or(i64::MAX / 2_000)
+            .saturating_mul(1_000)
+            .saturating_add(CHECKPOINT_MARGIN_MS);
+        let fits = Fit {
+            now_ms,
+            today,
+            horizon_ms,
+            cutover_minutes: live_cutover,
+        };
+        let restored = restore_checkpoint(&config.journal.dir, &issuers, &fits);
         let replay_from = restored.as_ref().map_or(0, |cp| cp.replay_from);
         let mut restored_day = None;
+        let restored_taken_lsn = restored.as_ref().map(|cp| cp.taken_lsn);
         if let Some(cp) = restored {
             max_txn = cp.next_txn.saturating_sub(1);
             max_saf = cp.next_saf.saturating_sub(1);
@@ -376,6 +418,18 @@ impl SwitchServer {
         };
         late.set(Arc::clone(&journal));
         let end_lsn = *journal.progress().borrow();
+        if let Some(taken) = restored_taken_lsn
+            && end_lsn < taken
+        {
+            // The engines hold the checkpoint's state already; reading this journal on top of
+            // it would mix two histories.
+            return Err(abort(StartError::Checkpoint(format!(
+                "{} was taken at journal LSN {taken}, but the journal in {} ends at {end_lsn}: \
+                 it belongs to another journal. Move it away to read the whole journal",
+                crate::net::checkpoint::CHECKPOINT_FILE,
+                config.journal.dir.display()
+            ))));
+        }
         let day_start = match restored_day {
             Some((day, start)) if day == today => start,
             _ => today_starts_after.unwrap_or(end_lsn),
@@ -432,23 +486,20 @@ impl SwitchServer {
         let checkpointer = Arc::new(Checkpointer {
             dir: config.journal.dir.clone(),
             clock: clock.clone(),
-            cutover_minutes: live_cutover,
             journal: Arc::clone(&journal),
             runtime: Arc::clone(&runtime),
             engines: on_us_engines,
             safs: safs.values().cloned().collect(),
             samples: std::sync::Mutex::new(Samples::new(
-                i64::try_from(config.switch.duplicate_window_s)
-                    .unwrap_or(i64::MAX / 2_000)
-                    .saturating_mul(1_000)
-                    .saturating_add(CHECKPOINT_MARGIN_MS),
+                horizon_ms,
                 clock.now_ms(),
                 end_lsn,
-                today,
+                (today, live_cutover),
                 day_start,
             )),
             one_at_a_time: tokio::sync::Mutex::new(()),
             next_due: std::sync::atomic::AtomicU64::new(0),
+            last: std::sync::Mutex::new((0, None)),
         });
         if config.journal.checkpoint_interval_s > 0 {
             background.spawn(Arc::clone(&checkpointer).run(
