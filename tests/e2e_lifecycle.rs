@@ -720,9 +720,15 @@ async fn a_restart_after_a_checkpoint_reads_only_the_journal_after_it() {
         None,
         "no sample is older than the duplicate window yet"
     );
-    // Past the cutover: June 2's business day.
+    // Past the cutover: June 2's business day, and a second stand-in advice, queued after the
+    // replay point, so that it is both in the checkpoint and replayed.
     clock.advance_ms(2 * 3_600_000);
     buy(&c, 5).await;
+    let r = c
+        .purchase(NB_CREDIT, cny("100.00"), TxnOptions::new().expiry("3012"))
+        .await
+        .expect("answered");
+    assert_code(&r, ResponseCode::Approved, "stand-in, June 2");
     let replay_from = stack
         .server()
         .checkpoint()
@@ -771,8 +777,9 @@ async fn a_restart_after_a_checkpoint_reads_only_the_journal_after_it() {
     );
     assert_eq!(
         stack.server().recovered_advices,
-        1,
-        "the stand-in advice, queued before the replay point, is still owed"
+        2,
+        "both stand-in advices are still owed: one only the checkpoint knows, one it shares \
+         with the records replayed"
     );
     let c = stack.client().await;
     assert_eq!(
@@ -784,8 +791,8 @@ async fn a_restart_after_a_checkpoint_reads_only_the_journal_after_it() {
     wait_drained("the stand-in advice is delivered", &stack.saf(NORTH)).await;
     assert_eq!(
         stack.host_balances(NORTH, NB_CREDIT).0,
-        north_opening - minor("100.00"),
-        "North Bank took the stand-in approval once"
+        north_opening - minor("200.00"),
+        "North Bank took each stand-in approval once"
     );
     buy(&c, 1).await;
     assert_eq!(
@@ -797,11 +804,12 @@ async fn a_restart_after_a_checkpoint_reads_only_the_journal_after_it() {
     drop(c);
     // Stopped without reading the journal back: it holds the damage.
     stack.server.take().expect("running").shutdown().await;
-    // The advice went out once: one delivery in the journal after the replay point.
-    let delivered = {
+    // Each advice went out once: two deliveries in the journal after the replay point, of two
+    // different advices.
+    let delivered: Vec<u64> = {
         let (journal, recovered) = switch::journal::FileJournal::open_after(
             &stack.journal_dir(),
-            switch::journal::JournalOptions::default(),
+            switch::journal::JournalOptions::from(&stack.config.journal),
             replay_from,
         )
         .expect("the journal after the replay point reads");
@@ -809,10 +817,14 @@ async fn a_restart_after_a_checkpoint_reads_only_the_journal_after_it() {
         recovered
             .records
             .iter()
-            .filter(|(_, b)| matches!(Record::decode(b), Ok(Record::SafDelivered { .. })))
-            .count()
+            .filter_map(|(_, b)| match Record::decode(b) {
+                Ok(Record::SafDelivered { saf_id, .. }) => Some(saf_id),
+                _ => None,
+            })
+            .collect()
     };
-    assert_eq!(delivered, 1, "one delivery of the one advice");
+    assert_eq!(delivered.len(), 2, "{delivered:?}");
+    assert_ne!(delivered[0], delivered[1], "{delivered:?}");
 
     // A later business day, restarted from the same checkpoint (June 2's): the day's stand-in
     // use before the restart still counts after it.

@@ -342,7 +342,10 @@ impl Checkpointer {
             match self.checkpoint().await {
                 Ok(Some(_)) => {}
                 Ok(None) => {
-                    tracing::debug!("no switch checkpoint yet: no sample is old enough")
+                    tracing::debug!(
+                        "no switch checkpoint yet: no sample is older than the duplicate window, \
+                         or the replay point would still be the journal's start"
+                    )
                 }
                 Err(e) => tracing::error!(error = %e, "switch checkpoint failed"),
             }

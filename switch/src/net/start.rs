@@ -47,6 +47,7 @@ const CHECKPOINT_MARGIN_MS: i64 = 60_000;
 /// What a checkpoint must agree with to be used: the clock has not gone back past it, the
 /// replay point reaches back as far as this start's duplicate window needs, and the business
 /// day is dated as it was.
+#[derive(Clone, Copy)]
 struct Fit {
     now_ms: i64,
     today: chrono::NaiveDate,
@@ -71,10 +72,15 @@ fn restore_checkpoint(
             return None;
         }
     };
-    let misfit = if fit.now_ms < cp.taken_at_ms {
-        Some("the clock is earlier than when it was taken")
-    } else if fit.horizon_ms > cp.horizon_ms {
-        Some("the duplicate window reaches further back than its replay point")
+    // The replay point lies at least `cp.horizon_ms` before `cp.taken_at_ms`; this start's
+    // duplicate window (and margin) must not reach further back than that. A clock set back, or
+    // a longer window, fails this until enough time has passed.
+    let misfit = if fit.now_ms.saturating_sub(fit.horizon_ms)
+        < cp.taken_at_ms.saturating_sub(cp.horizon_ms)
+    {
+        Some(
+            "the duplicate window reaches further back than its replay point (clock set back, or a longer window)",
+        )
     } else if fit.cutover_minutes != cp.cutover_minutes {
         Some("the business day's cutover has changed")
     } else if cp.day > fit.today {
@@ -499,7 +505,12 @@ impl SwitchServer {
             )),
             one_at_a_time: tokio::sync::Mutex::new(()),
             next_due: std::sync::atomic::AtomicU64::new(0),
-            last: std::sync::Mutex::new((0, None)),
+            // A restored checkpoint counts as the last one: the next waits for the journal to
+            // grow or the day to change, instead of rewriting the same state after a restart.
+            last: std::sync::Mutex::new(match restored_day {
+                Some((day, _)) => (end_lsn, Some(day)),
+                None => (0, None),
+            }),
         });
         if config.journal.checkpoint_interval_s > 0 {
             background.spawn(Arc::clone(&checkpointer).run(
@@ -735,5 +746,79 @@ impl Journal for LateJournal {
         if let Some(j) = self.0.get() {
             j.close();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::checkpoint::write;
+
+    fn day(d: u32) -> chrono::NaiveDate {
+        chrono::NaiveDate::from_ymd_opt(2026, 6, d).expect("date")
+    }
+
+    /// Which starts may use a checkpoint taken at 1,000 s with a 61 s horizon on June 2, cutover
+    /// 23:00 (no on-us issuer, so only the fit decides).
+    #[test]
+    fn a_checkpoint_is_used_only_where_it_fits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cp = SwitchCheckpoint::new(10, day(2), 5);
+        cp.taken_at_ms = 1_000_000;
+        cp.horizon_ms = 61_000;
+        cp.cutover_minutes = 1380;
+        write(dir.path(), &cp).expect("written");
+        let fit = Fit {
+            now_ms: 1_000_000,
+            today: day(2),
+            horizon_ms: 61_000,
+            cutover_minutes: 1380,
+        };
+        let used = |f: &Fit| restore_checkpoint(dir.path(), &[], f).is_some();
+        assert!(used(&fit));
+        assert!(
+            used(&Fit {
+                now_ms: 5_000_000,
+                today: day(3),
+                ..fit
+            }),
+            "later"
+        );
+        assert!(
+            !used(&Fit {
+                now_ms: 999_999,
+                ..fit
+            }),
+            "the clock set back"
+        );
+        assert!(
+            !used(&Fit {
+                horizon_ms: 70_000,
+                ..fit
+            }),
+            "a longer window, at once"
+        );
+        assert!(
+            used(&Fit {
+                horizon_ms: 70_000,
+                now_ms: 1_009_000,
+                ..fit
+            }),
+            "a longer window, once the replay point lies far enough back"
+        );
+        assert!(
+            !used(&Fit {
+                cutover_minutes: 1320,
+                ..fit
+            }),
+            "another cutover"
+        );
+        assert!(
+            !used(&Fit {
+                today: day(1),
+                ..fit
+            }),
+            "a later business day"
+        );
     }
 }
