@@ -14,7 +14,9 @@
 //!    A PIN block is verified for the engine inside the security module ([`security`]), or
 //!    translated to the issuer's zone PIN key.
 //! 6. **decide**: one closed decline enum maps to field 39 ([`domain::ResponseCode`]).
-//! 7. **journal**: every step is appended to a durable log before the acquirer is answered.
+//! 7. **journal**: every step is appended to a durable log before the acquirer is answered
+//!    ([`journal`]). A restart recovers from it ([`net::start`]), after the last checkpoint
+//!    ([`net::checkpoint`]).
 //! 8. **encode**: the response is built in any field order; the codec derives the bitmaps
 //!    ([`iso8583::encode`]).
 //! 9. **write**: the length header goes back on and the frame is written ([`net::framing`]).

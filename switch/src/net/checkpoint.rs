@@ -318,8 +318,8 @@ impl Checkpointer {
 
     /// Samples every few seconds and checkpoints every `every`, until `stop`, when the journal
     /// has grown since the last one: by as many records as the last checkpoint's engines held,
-    /// or by any at all once the business day has changed (so that a restart never replays much
-    /// more than two business days, however large the engines).
+    /// or by any at all once the business day has changed (so that a restart replays about one
+    /// business day, however large the engines).
     pub async fn run(self: Arc<Self>, every: Duration, stop: CancellationToken) {
         let sample_every = every.clamp(Duration::from_millis(100), Duration::from_secs(5));
         let mut tick = tokio::time::interval(sample_every);

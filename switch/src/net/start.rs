@@ -2,7 +2,9 @@
 //! journal and recover from it, start the store-and-forward queues, bind the acquirer listener,
 //! and later shut all of it down in order.
 //!
-//! Recovery reads every journal record once, one segment at a time, as the journal hands them
+//! Recovery restores the switch's checkpoint when it can be used ([`super::checkpoint`]: what it
+//! holds, and why replaying on top of it is exact), then reads every journal record after its
+//! replay point (all of them without one) once, one segment at a time, as the journal hands them
 //! over: the highest transaction and advice numbers, the advices still owed to issuers (queued
 //! and neither delivered nor parked), the answers still inside the duplicate window, today's
 //! stand-in charges, and the on-us ledger events to replay. The issuers are built first, with a
