@@ -113,9 +113,25 @@ stop_stack() {
 trap stop_stack EXIT
 # User plus system CPU of a process so far, in clock ticks; nothing when it is gone.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || true; }
+# The same for the two issuer hosts (the first two of PIDS) together; nothing when one is gone.
+hosts_ticks() {
+  local sum=0 p t
+  for p in "${PIDS[@]:0:2}"; do
+    t=$(ticks "$p")
+    [ -n "$t" ] || return 0
+    sum=$((sum + t))
+  done
+  echo "$sum"
+}
 
 status=0
 rows=""
+# A run that measured nothing: its row says why, and the script's status fails.
+failed_row() {
+  status=1
+  CPU=""
+  rows+="| $1 | $2 | $3 | $4 | | | | | | | |"$'\n'
+}
 # One run of one build at one rate; appends its table row and leaves its CPU per answer in CPU.
 run_one() {
   local name=$1 dir=$2 rate=$3 pair=$4 extra=$5
@@ -144,40 +160,24 @@ run_one() {
   if [ "$ready" -lt 2 ] || [ "$(cat "/proc/$switch/comm" 2>/dev/null)" != switch ]; then
     echo "$label: the stack did not come up; see $OUT/$label-*.log" >&2
     stop_stack
-    status=1
-    CPU=""
-    rows+="| $name | $rate | $pair | the stack did not start | | | | | | | |"$'\n'
+    failed_row "$name" "$rate" "$pair" "the stack did not start"
     return
   fi
-  local s0 h0=0 s1 h1=0 p
+  local s0 h0 s1 h1
   s0=$(ticks "$switch")
-  s0=${s0:-0}
-  for p in "${PIDS[@]:0:2}"; do
-    local t0
-    t0=$(ticks "$p")
-    h0=$((h0 + ${t0:-0}))
-  done
+  h0=$(hosts_ticks)
   local rate_args=()
   [ "$rate" != 0 ] && rate_args=(--rate "$rate")
   local rc=0
   "$LOADGEN" run --mix "$MIXFILE" -c 16 -p 16 "${rate_args[@]}" --warmup-s 3 --duration-s "$RUN_S" \
     --quiet --json "$OUT/$label.json" >&2 || rc=$?
   s1=$(ticks "$switch")
-  local alive=1
-  for p in "${PIDS[@]:0:2}"; do
-    local t
-    t=$(ticks "$p")
-    [ -n "$t" ] || alive=0
-    h1=$((h1 + ${t:-0}))
-  done
-  [ -n "$s1" ] || alive=0
+  h1=$(hosts_ticks)
   curl -s http://127.0.0.1:9583/metrics >"$OUT/$label.metrics" || true
   stop_stack
-  if [ "$alive" = 0 ]; then
+  if [ -z "$s0" ] || [ -z "$s1" ] || [ -z "$h0" ] || [ -z "$h1" ]; then
     echo "$label: a process of the stack died during the run; see $OUT/$label-*.log" >&2
-    status=1
-    CPU=""
-    rows+="| $name | $rate | $pair | a process of the stack died | | | | | | | |"$'\n'
+    failed_row "$name" "$rate" "$pair" "a process of the stack died"
     return
   fi
   [ "$rc" -eq 130 ] && { echo "interrupted; reports and logs: $OUT" >&2; exit 130; }
@@ -206,9 +206,7 @@ PY
     rows+="$row"$'\n'
     CPU=$(tail -n 1 "$OUT/$label.cpu")
   else
-    status=1
-    CPU=""
-    rows+="| $name | $rate | $pair | the run wrote no report | | | | | | | |"$'\n'
+    failed_row "$name" "$rate" "$pair" "the run wrote no report"
   fi
 }
 

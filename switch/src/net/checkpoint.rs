@@ -39,6 +39,18 @@ use crate::net::server::{OnUs, Runtime, key_record};
 /// The checkpoint file in the switch's journal directory.
 pub const CHECKPOINT_FILE: &str = "switch-checkpoint.bin";
 
+/// How much further back than the duplicate window a checkpoint's replay point lies, so that
+/// the answers of requests still in flight at the window's edge are replayed too.
+const MARGIN_MS: i64 = 60_000;
+
+/// How far back a replay point must lie for a duplicate window of `duplicate_window_s`.
+pub fn horizon_ms(duplicate_window_s: u64) -> i64 {
+    i64::try_from(duplicate_window_s)
+        .unwrap_or(i64::MAX / 2_000)
+        .saturating_mul(1_000)
+        .saturating_add(MARGIN_MS)
+}
+
 /// The file's layout version: a file of another version is not used (the whole journal is read).
 const FORMAT: u32 = 2;
 
@@ -203,24 +215,54 @@ impl Samples {
 
 /// Takes the samples and writes the checkpoints of a running switch.
 pub struct Checkpointer {
-    pub dir: PathBuf,
-    pub clock: Arc<dyn Clock>,
-    pub journal: Arc<FileJournal>,
+    dir: PathBuf,
+    clock: Arc<dyn Clock>,
+    journal: Arc<FileJournal>,
     /// Also where the current cutover is read (a reload may change it).
-    pub runtime: Arc<Runtime>,
+    runtime: Arc<Runtime>,
     /// The on-us issuers' engines, by issuer id.
-    pub engines: Vec<(String, Arc<dyn OnUs>)>,
-    pub safs: Vec<Arc<Saf>>,
-    pub samples: Mutex<Samples>,
+    engines: Vec<(String, Arc<dyn OnUs>)>,
+    safs: Vec<Arc<Saf>>,
+    samples: Mutex<Samples>,
     /// One checkpoint at a time: both write the same temporary file.
-    pub one_at_a_time: tokio::sync::Mutex<()>,
+    one_at_a_time: tokio::sync::Mutex<()>,
     /// The periodic checkpoint waits until the journal reaches this LSN ([`Checkpointer::run`]).
-    pub next_due: std::sync::atomic::AtomicU64,
+    next_due: std::sync::atomic::AtomicU64,
     /// The journal's LSN and the business day at the last checkpoint written.
-    pub last: Mutex<(Lsn, Option<NaiveDate>)>,
+    last: Mutex<(Lsn, Option<NaiveDate>)>,
 }
 
 impl Checkpointer {
+    /// A checkpointer writing into `dir` from the journal, runtime, on-us engines and
+    /// store-and-forward queues of a switch that has just recovered. `restored` is the journal's
+    /// LSN and the checkpoint's business day when recovery started from a checkpoint: it counts
+    /// as the last one, so the next waits for the journal to grow or the day to change instead
+    /// of rewriting the same state after a restart.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        dir: PathBuf,
+        clock: Arc<dyn Clock>,
+        journal: Arc<FileJournal>,
+        runtime: Arc<Runtime>,
+        engines: Vec<(String, Arc<dyn OnUs>)>,
+        safs: Vec<Arc<Saf>>,
+        samples: Samples,
+        restored: Option<(Lsn, NaiveDate)>,
+    ) -> Checkpointer {
+        Checkpointer {
+            dir,
+            clock,
+            journal,
+            runtime,
+            engines,
+            safs,
+            samples: Mutex::new(samples),
+            one_at_a_time: tokio::sync::Mutex::new(()),
+            next_due: std::sync::atomic::AtomicU64::new(0),
+            last: Mutex::new(restored.map_or((0, None), |(lsn, day)| (lsn, Some(day)))),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Samples> {
         self.samples.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -324,7 +366,7 @@ impl Checkpointer {
         let sample_every = every.clamp(Duration::from_millis(100), Duration::from_secs(5));
         let mut tick = tokio::time::interval(sample_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last = tokio::time::Instant::now();
+        let mut last_try = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -335,10 +377,10 @@ impl Checkpointer {
             let (last_lsn, last_day) = *self.last.lock().unwrap_or_else(|p| p.into_inner());
             let new_day = last_day != Some(self.lock().day().0);
             let grown = lsn >= self.next_due.load(std::sync::atomic::Ordering::Relaxed);
-            if last.elapsed() < every || lsn <= last_lsn || !(grown || new_day) {
+            if last_try.elapsed() < every || lsn <= last_lsn || !(grown || new_day) {
                 continue;
             }
-            last = tokio::time::Instant::now();
+            last_try = tokio::time::Instant::now();
             match self.checkpoint().await {
                 Ok(Some(_)) => {}
                 Ok(None) => {

@@ -42,10 +42,6 @@ use crate::net::server::SwitchSecurity;
 use crate::net::server::{IssuerHandle, Live, OnUs, Runtime, StandIn, key_from_record};
 use crate::security::{KeysFile, PanVault, SecurityModule, SoftwareSecurityModule};
 
-/// How much further back than the duplicate window a checkpoint's replay point lies, so that
-/// the answers of requests still in flight at the window's edge are replayed too.
-const CHECKPOINT_MARGIN_MS: i64 = 60_000;
-
 /// What a checkpoint must agree with to be used: the clock has not gone back past it, the
 /// replay point reaches back as far as this start's duplicate window needs, and the business
 /// day is dated as it was.
@@ -305,10 +301,7 @@ impl SwitchServer {
         // The checkpoint, when there is a usable one: its state first, then the journal after
         // its replay point (see `checkpoint`). Recovery below folds the replayed records into
         // the same variables, so that each part takes a record it already holds unchanged.
-        let horizon_ms = i64::try_from(config.switch.duplicate_window_s)
-            .unwrap_or(i64::MAX / 2_000)
-            .saturating_mul(1_000)
-            .saturating_add(CHECKPOINT_MARGIN_MS);
+        let horizon_ms = crate::net::checkpoint::horizon_ms(config.switch.duplicate_window_s);
         let fits = Fit {
             now_ms,
             today,
@@ -491,29 +484,22 @@ impl SwitchServer {
                 runtime.issuer_stans.insert(key, stan);
             }
         }
-        let checkpointer = Arc::new(Checkpointer {
-            dir: config.journal.dir.clone(),
-            clock: clock.clone(),
-            journal: Arc::clone(&journal),
-            runtime: Arc::clone(&runtime),
-            engines: on_us_engines,
-            safs: safs.values().cloned().collect(),
-            samples: std::sync::Mutex::new(Samples::new(
+        let checkpointer = Arc::new(Checkpointer::new(
+            config.journal.dir.clone(),
+            clock.clone(),
+            Arc::clone(&journal),
+            Arc::clone(&runtime),
+            on_us_engines,
+            safs.values().cloned().collect(),
+            Samples::new(
                 horizon_ms,
                 clock.now_ms(),
                 end_lsn,
                 (today, live_cutover),
                 day_start,
-            )),
-            one_at_a_time: tokio::sync::Mutex::new(()),
-            next_due: std::sync::atomic::AtomicU64::new(0),
-            // A restored checkpoint counts as the last one: the next waits for the journal to
-            // grow or the day to change, instead of rewriting the same state after a restart.
-            last: std::sync::Mutex::new(match restored_day {
-                Some((day, _)) => (end_lsn, Some(day)),
-                None => (0, None),
-            }),
-        });
+            ),
+            restored_day.map(|(day, _)| (end_lsn, day)),
+        ));
         if config.journal.checkpoint_interval_s > 0 {
             background.spawn(Arc::clone(&checkpointer).run(
                 Duration::from_secs(config.journal.checkpoint_interval_s),
