@@ -6,6 +6,9 @@
 //! then times (a) a fresh engine replaying the whole journal and (b) a fresh engine restoring the
 //! checkpoint and replaying the tail, and checks both reach the same balances.
 
+#[path = "common/many_accounts.rs"]
+mod many_accounts;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,12 +16,11 @@ use bytes::Bytes;
 use chrono::NaiveDate;
 use switch::config::JournalSync;
 use switch::domain::{
-    AcquirerId, Amount, Currency, Pan, ProcessingCode, Stan, TerminalId, TransmissionDateTime,
-    luhn_check_digit,
+    AcquirerId, Amount, Currency, ProcessingCode, Stan, TerminalId, TransmissionDateTime,
 };
 use switch::events::Record;
 use switch::host::{open_journal, write_checkpoint};
-use switch::issuing::{Engine, IdemKey, IssuerFile, IssuingRequest, PinCheck, RequestKind};
+use switch::issuing::{Engine, IdemKey, IssuingRequest, PinCheck, RequestKind};
 use switch::journal::Journal;
 
 fn main() {
@@ -30,18 +32,11 @@ fn main() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     let accounts = 1000u32;
-    let mut toml = String::from(
-        "[issuer]\nid = \"bench\"\nname = \"Bench\"\n[journal]\ndir = \"unused\"\n\n[[product]]\nid = \"p\"\nkind = \"prepaid\"\ncurrency = \"156\"\nhold_expiry_h = 168\ncompletion_tolerance_pct = \"0\"\npin_tries_max = 3\ncash_allowed = false\npartial_approval = false\nmax_balance = \"100000000.00\"\n",
+    let (file, pans) = many_accounts::issuer(
+        accounts,
+        "[[product]]\nid = \"p\"\nkind = \"prepaid\"\ncurrency = \"156\"\nhold_expiry_h = 168\ncompletion_tolerance_pct = \"0\"\npin_tries_max = 3\ncash_allowed = false\npartial_approval = false\nmax_balance = \"100000000.00\"",
+        "10000000.00",
     );
-    let mut pans = Vec::new();
-    for i in 0..accounts {
-        let mut d = format!("605099{:09}", i).into_bytes();
-        d.push(luhn_check_digit(&d));
-        let pan = String::from_utf8(d).expect("ascii");
-        toml.push_str(&format!("\n[[account]]\nid = \"A{i}\"\nproduct = \"p\"\nbalance = \"10000000.00\"\n\n[[card]]\npan = \"{pan}\"\naccount = \"A{i}\"\nexpiry = \"3012\"\nstatus = \"active\"\n"));
-        pans.push(Pan::parse(pan.as_bytes()).expect("pan"));
-    }
-    let file = IssuerFile::from_toml_str(&toml, "bench.toml").expect("issuer file");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -44,6 +44,7 @@ use crate::iso8583::{Dialect, Message, MessageBuilder, decode_lenient};
 use crate::issuing::{Engine, IssuerFile, IssuingRequest, LedgerEvent, Outcome, PinCheck};
 use crate::journal::{AppendTicket, FileJournal, Journal, JournalOptions, in_background};
 use crate::net::framing::{Frame, FrameCodec, FramingConfig};
+use crate::onus::ledger_record;
 use crate::security::{
     KeyId, KeyPurpose, KeysFile, PinSource, SecurityModule, SoftwareSecurityModule,
 };
@@ -394,6 +395,9 @@ impl IssuerHost {
                 }
             });
         }
+        if shared.engine.sweep_interval_s() > 0 {
+            tasks.spawn(sweeps(Arc::clone(&shared), stop.clone()));
+        }
         tracing::info!(issuer = %shared.issuer, %local_addr, "issuer host listening");
         Ok(IssuerHost {
             local_addr,
@@ -674,6 +678,39 @@ fn maybe_checkpoint(shared: &Shared, lsn: u64) {
     });
 }
 
+/// Sweeps the engine every `[ledger] sweep_interval_s` until `stop`: expired holds released and
+/// idempotency records past their window forgotten on accounts with no requests of their own.
+/// Each change is journaled before it is made, as a request's is.
+async fn sweeps(shared: Arc<Shared>, stop: CancellationToken) {
+    let every = Duration::from_secs(u64::from(shared.engine.sweep_interval_s()));
+    let mut ticks = crate::net::Periodic::new(every, stop);
+    while ticks.next().await {
+        let s = Arc::clone(&shared);
+        // It visits every account: a blocking thread's work, not a tokio worker's.
+        let swept = tokio::task::spawn_blocking(move || {
+            let now = s.clock.now();
+            s.engine
+                .sweep(now, |ev: &LedgerEvent| {
+                    let payload = ledger_record(&s.issuer, s.clock.now_ms(), ev)?;
+                    // Queued is enough: nothing is answered on the strength of a sweep, and an
+                    // answer that depends on it is journaled after it and waited for.
+                    s.journal
+                        .append(payload)
+                        .queued()
+                        .map(|_| ())
+                        .map_err(|_| ())
+                })
+                .len()
+        })
+        .await;
+        match swept {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(issuer = %shared.issuer, accounts = n, "sweep"),
+            Err(e) => tracing::error!(issuer = %shared.issuer, error = %e, "sweep failed"),
+        }
+    }
+}
+
 fn process(
     shared: &Shared,
     req: &IssuingRequest,
@@ -683,15 +720,9 @@ fn process(
     let outcome = shared
         .engine
         .process_with(req, now, now.date(), |ev: &LedgerEvent| {
-            let event = ev.encode().map_err(|_| ())?;
-            let rec = Record::Ledger {
-                issuer: shared.issuer.clone(),
-                at_ms: shared.clock.now_ms(),
-                event,
-            };
-            let payload = rec.encode().map_err(|_| ())?;
+            let payload = ledger_record(&shared.issuer, shared.clock.now_ms(), ev)?;
             // Refused at once, the engine leaves the account unchanged and answers 96.
-            let queued = shared.journal.append(Bytes::from(payload)).queued();
+            let queued = shared.journal.append(payload).queued();
             ticket = Some(queued.map_err(|_| ())?);
             Ok::<(), ()>(())
         });

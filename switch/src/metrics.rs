@@ -55,6 +55,12 @@ pub const ACQUIRER_INFLIGHT: &str = "switchyard_acquirer_inflight";
 /// Messages dropped unanswered. Labels: `reason` (structure, framing, slow_frame,
 /// unexpected_response, encode).
 pub const DROPPED_TOTAL: &str = "switchyard_dropped_total";
+/// Idempotency records an on-us issuer's engine holds, set after each sweep: what its memory
+/// grows with, bounded by its `[ledger] records_max`. Gauge. Labels: `issuer`.
+pub const ONUS_RECORDS: &str = "switchyard_onus_records";
+/// Accounts an on-us issuer's sweep changed (expired holds released, old records forgotten).
+/// Counter. Labels: `issuer`.
+pub const ONUS_SWEPT_ACCOUNTS_TOTAL: &str = "switchyard_onus_swept_accounts_total";
 /// Duplicate requests answered from the window. Counter.
 pub const DUPLICATES_TOTAL: &str = "switchyard_duplicates_total";
 /// Journal fsync duration. Seconds.

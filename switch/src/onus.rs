@@ -15,6 +15,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{NaiveDate, NaiveDateTime};
@@ -70,23 +71,30 @@ impl EngineOnUs {
         let outcome = self
             .engine
             .process_with(req, now, business_date, |ev: &LedgerEvent| {
-                let bytes = ev.encode().map_err(|_| ())?;
-                let rec = Record::Ledger {
-                    issuer: self.issuer.clone(),
-                    at_ms: self.clock.now_ms(),
-                    event: bytes,
-                };
-                let payload = rec.encode().map_err(|_| ())?;
+                let payload = ledger_record(&self.issuer, self.clock.now_ms(), ev)?;
                 // The caller's decision record answers for it (`Journal::append_covered`); a
                 // refusal here (the journal failed or closed: the request record before it was
                 // admitted, so the queue's depth does not refuse it) leaves the account
                 // unchanged and the answer 96.
                 self.journal
-                    .append_covered(Bytes::from(payload), Admission::Continuing)
+                    .append_covered(payload, Admission::Continuing)
                     .map_err(|_| ())
             });
         decision(outcome)
     }
+}
+
+/// The journal record of an issuing engine's ledger change: the event inside a
+/// [`Record::Ledger`] of `issuer`, stamped `at_ms`. `Err` when either does not encode (the
+/// engine then changes nothing), which is all a journaling closure needs to know.
+pub(crate) fn ledger_record(issuer: &str, at_ms: i64, ev: &LedgerEvent) -> Result<Bytes, ()> {
+    let event = ev.encode().map_err(|_| ())?;
+    let rec = Record::Ledger {
+        issuer: issuer.to_owned(),
+        at_ms,
+        event,
+    };
+    rec.encode().map(Bytes::from).map_err(|_| ())
 }
 
 fn idem(k: &DupKey) -> IdemKey {
@@ -213,6 +221,31 @@ impl OnUs for EngineOnUs {
             postcard::from_bytes(snapshot).map_err(|e| format!("snapshot does not decode: {e}"))?;
         self.engine.restore(&snapshot).map_err(|e| e.to_string())
     }
+
+    fn sweep_interval(&self) -> Option<Duration> {
+        match self.engine.sweep_interval_s() {
+            0 => None,
+            s => Some(Duration::from_secs(u64::from(s))),
+        }
+    }
+
+    fn sweep(&self, now: NaiveDateTime) -> usize {
+        let events = self.engine.sweep(now, |ev: &LedgerEvent| {
+            let payload = ledger_record(&self.issuer, self.clock.now_ms(), ev)?;
+            // Queued is enough: nothing is answered on the strength of a sweep, and any answer
+            // that depends on it is journaled after it and waited for.
+            self.journal
+                .append(payload)
+                .queued()
+                .map(|_| ())
+                .map_err(|_| ())
+        });
+        events.len()
+    }
+
+    fn records_held(&self) -> usize {
+        self.engine.records_held()
+    }
 }
 
 /// The factory the switch uses for `kind = "on-us"` issuers: loads the issuer file named by
@@ -268,16 +301,25 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_ledger_event_the_journal_refuses_changes_nothing() {
-        // Metro Pay as shipped: prepaid card 6050010000000013 holds 200.00.
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/issuers/metro-pay.toml");
-        let engine = Arc::new(load_engine(&path).expect("Metro Pay's issuer file"));
+    /// Metro Pay as shipped, on-us with a journal in memory, at 2026-05-13 10:00.
+    fn metro_pay() -> (Arc<Engine>, Arc<MemJournal>, NaiveDateTime, EngineOnUs) {
+        let engine = Arc::new(load_engine(&metro_pay_path()).expect("Metro Pay's issuer file"));
         let journal = Arc::new(MemJournal::new());
         let now = NaiveDate::from_ymd_opt(2026, 5, 13)
             .and_then(|d| d.and_hms_opt(10, 0, 0))
             .expect("time");
         let onus = EngineOnUs::new(engine.clone(), journal.clone(), ManualClock::new(now));
+        (engine, journal, now, onus)
+    }
+
+    fn metro_pay_path() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/issuers/metro-pay.toml")
+    }
+
+    #[test]
+    fn a_ledger_event_the_journal_refuses_changes_nothing() {
+        // Metro Pay as shipped: prepaid card 6050010000000013 holds 200.00.
+        let (engine, journal, now, onus) = metro_pay();
         let pan = Pan::parse(b"6050010000000013").expect("pan");
         let before = engine.balances(&pan).expect("balances").available;
 
@@ -294,5 +336,56 @@ mod tests {
         assert_eq!(refused.decline, Some(Decline::SystemMalfunction));
         assert_eq!(engine.balances(&pan).expect("balances").available, held);
         assert_eq!(journal.records().len(), 1);
+    }
+
+    #[test]
+    fn a_sweep_releases_a_quiet_accounts_expired_hold_and_journals_it_first() {
+        let (engine, journal, now, onus) = metro_pay();
+        assert_eq!(onus.sweep_interval(), Some(Duration::from_secs(60)));
+        let pan = Pan::parse(b"6050010000000013").expect("pan");
+        let before = engine.balances(&pan).expect("balances").available;
+        onus.run(&purchase(pan, 1), now, now.date());
+        assert_eq!(onus.records_held(), 1);
+
+        // Before the hold's expiry (168 h) nothing is due.
+        assert_eq!(onus.sweep(now + chrono::Duration::hours(167)), 0);
+        assert_eq!(journal.records().len(), 1);
+        // After it, with no request on the account, the sweep gives the money back, and the
+        // journal holds the change: a replay of it reaches the same balance.
+        assert_eq!(onus.sweep(now + chrono::Duration::hours(169)), 1);
+        assert_eq!(engine.balances(&pan).expect("balances").available, before);
+        let records = journal.records();
+        assert_eq!(records.len(), 2);
+        let (_, _, _, fresh) = metro_pay();
+        for (_, bytes) in &records {
+            match Record::decode(bytes).expect("record") {
+                Record::Ledger { event, .. } => fresh.replay(&event),
+                other => panic!("not a ledger record: {other:?}"),
+            }
+        }
+        assert_eq!(
+            fresh.engine().balances(&pan).expect("balances").available,
+            before
+        );
+
+        // A journal that refuses it: nothing changes, and the next sweep tries again.
+        let (_, _, _, onus2) = metro_pay();
+        onus2.run(&purchase(pan, 1), now, now.date());
+        let held = onus2.engine().balances(&pan).expect("balances").available;
+        let closed = Arc::new(MemJournal::new());
+        closed.close();
+        let refusing = EngineOnUs {
+            journal: closed,
+            ..onus2
+        };
+        assert_eq!(refusing.sweep(now + chrono::Duration::hours(169)), 0);
+        assert_eq!(
+            refusing
+                .engine()
+                .balances(&pan)
+                .expect("balances")
+                .available,
+            held
+        );
     }
 }

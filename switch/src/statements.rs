@@ -183,15 +183,8 @@ pub fn run(
                     let posted = history
                         .engine()
                         .close_statement(close, |ev: &LedgerEvent| {
-                            let event = ev.encode().map_err(|_| ())?;
-                            let payload = Record::Ledger {
-                                issuer: issuer.clone(),
-                                at_ms: opts.now_ms,
-                                event,
-                            }
-                            .encode()
-                            .map_err(|_| ())?;
-                            tickets.push(journal.append(payload.into()));
+                            let payload = crate::onus::ledger_record(issuer, opts.now_ms, ev)?;
+                            tickets.push(journal.append(payload));
                             Ok::<(), ()>(())
                         })
                         .map_err(|source| RunError::Statement {

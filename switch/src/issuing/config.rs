@@ -33,6 +33,13 @@ use super::pin::parse_pvk;
 const HOLD_EXPIRY_H_DEFAULT: u32 = 168;
 /// Default `[ledger] idempotency_window_h`: 30 days, above every hold expiry by default.
 const IDEMPOTENCY_WINDOW_H_DEFAULT: u32 = 720;
+/// Default `[ledger] records_max`: 20 million records, about 6.5–8.5 GB at the 320–420 bytes one
+/// costs (docs/performance.md, "Idempotency records: bounded"), instead of growing until the
+/// machine runs out of memory.
+const RECORDS_MAX_DEFAULT: u64 = 20_000_000;
+/// Default `[ledger] sweep_interval_s`: how often expired holds are released and old records
+/// forgotten on accounts that see no requests.
+const SWEEP_INTERVAL_S_DEFAULT: u32 = 60;
 /// Default `pin_tries_max`: the third wrong PIN in a row blocks the card.
 const PIN_TRIES_DEFAULT: u8 = 3;
 /// Longest `auth_code_prefix`, so at least four characters of the 6-character code count.
@@ -146,12 +153,23 @@ pub struct LedgerSection {
     /// How long the answer to a request is kept for retries, and a posting stays reversible
     /// (hours). At least every product's `hold_expiry_h`. Default 720 (30 days).
     pub idempotency_window_h: u32,
+    /// Most idempotency records held at once, over every account (records, one per answered
+    /// request within the window). At the limit new requests are answered 96 and change
+    /// nothing, while completions and reversals of an open hold or posting still go through, up
+    /// to an eighth more (see `Engine::process_with`). Default 20,000,000.
+    pub records_max: u64,
+    /// Seconds between sweeps: expired holds released and records past the window forgotten on
+    /// accounts without requests of their own (0: never; requests still do both on their own
+    /// account). Default 60.
+    pub sweep_interval_s: u32,
 }
 
 impl Default for LedgerSection {
     fn default() -> Self {
         LedgerSection {
             idempotency_window_h: IDEMPOTENCY_WINDOW_H_DEFAULT,
+            records_max: RECORDS_MAX_DEFAULT,
+            sweep_interval_s: SWEEP_INTERVAL_S_DEFAULT,
         }
     }
 }
@@ -454,6 +472,11 @@ impl IssuerFile {
         self.check_link_keys(r);
         if self.ledger.idempotency_window_h == 0 {
             r.push("ledger.idempotency_window_h", "must be greater than 0");
+        }
+        if self.ledger.records_max == 0 {
+            r.push("ledger.records_max", "must be greater than 0");
+        } else if usize::try_from(self.ledger.records_max).is_err() {
+            r.push("ledger.records_max", "too large for this machine");
         }
 
         let products = self.check_products(r);

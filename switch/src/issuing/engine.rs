@@ -26,7 +26,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime};
@@ -334,14 +334,36 @@ pub struct Engine {
     auth_prefix: Box<str>,
     pvk: Option<[u8; 16]>,
     retention_ms: i64,
+    /// `[ledger] records_max`: where new work is refused (see [`Engine::process_with`]).
+    records_max: usize,
+    /// Whether the last request found the records at their limit: the limit is logged once
+    /// when reached and once when left, not at every refused request.
+    at_limit: AtomicBool,
+    sweep_interval_s: u32,
     products: Vec<Product>,
     accounts: Vec<AccountDef>,
     cards: Vec<Card>,
     /// Card number and what a decision needs of the card, by PAN.
     by_pan: HashMap<Pan, (u32, CardRef), KeyedState>,
+    /// The event sequence and the record count, written by every request.
+    counters: Counters,
+    fingerprint: u32,
+}
+
+/// How long past the idempotency window an account's oldest record may be before a sweep below
+/// the records limit forgets it (see [`Engine::sweep`]): one day.
+const SWEEP_SLACK_MS: i64 = 24 * MS_PER_HOUR;
+
+/// The two counters every decision writes, on one cache line of their own: the worker deciding
+/// a request then takes that line once for both, and no other field of the engine (read by
+/// every decision) shares it.
+#[derive(Debug)]
+#[repr(align(64))]
+struct Counters {
     /// Next event sequence number (starts at 1; 0 means "nothing applied").
     seq: AtomicU64,
-    fingerprint: u32,
+    /// Idempotency records held now, over every account (kept by [`Engine::apply_counted`]).
+    records: AtomicUsize,
 }
 
 /// A journal that accepts everything and stores nothing, for [`Engine::process`] and tests.
@@ -535,11 +557,17 @@ impl Engine {
             auth_prefix: prefix.as_str().into(),
             pvk,
             retention_ms,
+            records_max: usize::try_from(file.ledger.records_max).unwrap_or(usize::MAX),
+            at_limit: AtomicBool::new(false),
+            sweep_interval_s: file.ledger.sweep_interval_s,
             products,
             accounts,
             cards,
             by_pan,
-            seq: AtomicU64::new(1),
+            counters: Counters {
+                seq: AtomicU64::new(1),
+                records: AtomicUsize::new(0),
+            },
             fingerprint: crc.finalize(),
         })
     }
@@ -622,8 +650,11 @@ impl Engine {
             }
             return Outcome::declined(Decline::DuplicateTransmission);
         }
-
         let now_ms = now.and_utc().timestamp_millis();
+        if self.refused_at_limit(req, &st, now_ms) {
+            return Outcome::declined(Decline::SystemMalfunction);
+        }
+
         let (expired, released, cash_released) = st.due_holds(now_ms);
         let ctx = Ctx {
             product,
@@ -641,7 +672,7 @@ impl Engine {
         };
         let decision = rules::decide(&ctx);
         let event = LedgerEvent {
-            seq: self.seq.fetch_add(1, Ordering::Relaxed),
+            seq: self.counters.seq.fetch_add(1, Ordering::Relaxed),
             at: now_ms,
             account: account_no,
             change: Change::Request(RequestChange {
@@ -659,7 +690,7 @@ impl Engine {
             tracing::error!(issuer = %self.issuer, seq = event.seq, "ledger journal write failed; request answered 96");
             return Outcome::declined(Decline::SystemMalfunction);
         }
-        if let Err(e) = st.apply(&self.apply_ctx(account, product), &event) {
+        if let Err(e) = self.apply_counted(&mut st, &self.apply_ctx(account, product), &event) {
             debug_assert!(false, "engine produced an event it cannot apply: {e}");
             tracing::error!(issuer = %self.issuer, seq = event.seq, error = %e, "ledger refused the engine's own event; answered 96");
             return Outcome::declined(Decline::SystemMalfunction);
@@ -705,8 +736,9 @@ impl Engine {
             return Ok(None);
         }
         let (posted, cash) = (st.posted, st.cash_posted);
-        st.apply(&self.apply_ctx(account, product), event)?;
-        self.seq
+        self.apply_counted(&mut st, &self.apply_ctx(account, product), event)?;
+        self.counters
+            .seq
             .fetch_max(event.seq.saturating_add(1), Ordering::Relaxed);
         let moved = |after: i64, before: i64| {
             after
@@ -740,13 +772,13 @@ impl Engine {
             return Ok(None);
         }
         let event = LedgerEvent {
-            seq: self.seq.fetch_add(1, Ordering::Relaxed),
+            seq: self.counters.seq.fetch_add(1, Ordering::Relaxed),
             at: close.at_ms,
             account: close.account,
             change: Change::Statement(close.change),
         };
         journal(&event).map_err(|_| StatementError::Journal)?;
-        st.apply(&self.apply_ctx(account, product), &event)?;
+        self.apply_counted(&mut st, &self.apply_ctx(account, product), &event)?;
         Ok(Some(event))
     }
 
@@ -798,7 +830,10 @@ impl Engine {
     }
 
     /// Releases every hold due at `now` and forgets records older than the idempotency window,
-    /// on every account. Each account with something to do gives one event, journaled by
+    /// on every account (below `[ledger] records_max`, only records a day past it: see the
+    /// body). Hosts call it every `[ledger] sweep_interval_s`, so that an account without
+    /// requests releases its expired holds and its old records too. Each account with something
+    /// to do gives one event, journaled by
     /// `journal` before it is applied; an account whose event the journal refuses is left as it
     /// was (and its holds are released by its next request, or the next sweep).
     pub fn sweep<E>(
@@ -807,16 +842,25 @@ impl Engine {
         mut journal: impl FnMut(&LedgerEvent) -> Result<(), E>,
     ) -> Vec<LedgerEvent> {
         let now_ms = now.and_utc().timestamp_millis();
+        // Below the records limit an account is swept for its old records only once the oldest
+        // is a day past the window: accounts with requests prune on their own, and an event for
+        // nearly every account at every sweep would cost more journal than the memory it frees.
+        // At the limit every record past the window goes.
+        let slack = if self.records_held() >= self.records_max {
+            0
+        } else {
+            SWEEP_SLACK_MS
+        };
         let mut out = Vec::new();
         for (i, account) in self.accounts.iter().enumerate() {
             let Ok(n) = u32::try_from(i) else { break };
             let Ok(mut st) = self.lock(n) else { continue };
             let (expired, _, _) = st.due_holds(now_ms);
-            if expired.is_empty() && !st.has_prunable(now_ms, self.retention_ms) {
+            if expired.is_empty() && !st.has_prunable(now_ms - slack, self.retention_ms) {
                 continue;
             }
             let event = LedgerEvent {
-                seq: self.seq.fetch_add(1, Ordering::Relaxed),
+                seq: self.counters.seq.fetch_add(1, Ordering::Relaxed),
                 at: now_ms,
                 account: n,
                 change: Change::Sweep { expired },
@@ -825,7 +869,7 @@ impl Engine {
                 continue;
             }
             let product = &self.products[account.product as usize];
-            if let Err(e) = st.apply(&self.apply_ctx(account, product), &event) {
+            if let Err(e) = self.apply_counted(&mut st, &self.apply_ctx(account, product), &event) {
                 debug_assert!(false, "sweep event refused: {e}");
                 continue;
             }
@@ -872,13 +916,13 @@ impl Engine {
             .lock(card.account)
             .map_err(|_| Decline::SystemMalfunction)?;
         let event = LedgerEvent {
-            seq: self.seq.fetch_add(1, Ordering::Relaxed),
+            seq: self.counters.seq.fetch_add(1, Ordering::Relaxed),
             at: now.and_utc().timestamp_millis(),
             account: card.account,
             change: change(card.slot),
         };
         journal(&event).map_err(|_| Decline::SystemMalfunction)?;
-        st.apply(&self.apply_ctx(account, product), &event)
+        self.apply_counted(&mut st, &self.apply_ctx(account, product), &event)
             .map_err(|_| Decline::SystemMalfunction)?;
         Ok(event)
     }
@@ -977,7 +1021,7 @@ impl Engine {
         Snapshot {
             issuer: self.issuer.clone(),
             fingerprint: self.fingerprint,
-            next_seq: self.seq.load(Ordering::Relaxed),
+            next_seq: self.counters.seq.load(Ordering::Relaxed),
             accounts,
         }
     }
@@ -1013,15 +1057,91 @@ impl Engine {
             }
             fresh.push(st);
         }
+        let records = fresh.iter().map(|st| st.order.len()).sum();
         for (st, def) in fresh.into_iter().zip(&self.accounts) {
             match def.state.lock() {
                 Ok(mut cur) => *cur = st,
                 Err(p) => *p.into_inner() = st,
             }
         }
-        self.seq
+        // Every account was replaced, so the count is the snapshot's.
+        self.counters.records.store(records, Ordering::Relaxed);
+        self.counters
+            .seq
             .fetch_max(snapshot.next_seq.max(1), Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Whether `req` is refused because the records are at `[ledger] records_max`. At the limit a
+    /// request that would start something new (a hold, a posting, a decline to remember, a
+    /// tombstone) is refused: it is answered 96 and changes nothing, and a retry later is decided
+    /// afresh. A completion or reversal of an open hold or posting still goes through until an
+    /// eighth over the limit, because it settles or gives back money already taken, and refusing
+    /// it would leave the hold standing until it expires. Over that, nothing new is taken.
+    /// Records are freed as they pass the window, by requests on their own account and by
+    /// [`Engine::sweep`] on the others.
+    fn refused_at_limit(&self, req: &IssuingRequest, st: &AccountState, now_ms: i64) -> bool {
+        let mut held = self.counters.records.load(Ordering::Relaxed);
+        if held >= self.records_max {
+            // The request's own event forgets the account's records past the window first.
+            let cutoff = now_ms.saturating_sub(self.retention_ms);
+            held -= st.order.partition_point(|(at, _)| *at < cutoff).min(held);
+        }
+        if held < self.records_max {
+            if self.at_limit.load(Ordering::Relaxed) && self.at_limit.swap(false, Ordering::Relaxed)
+            {
+                tracing::info!(issuer = %self.issuer, records = held, "idempotency records below ledger.records_max again; new requests are taken");
+            }
+            return false;
+        }
+        let resolves = match req.kind {
+            RequestKind::Completion { original } | RequestKind::Reversal { original, .. } => st
+                .records
+                .get(&original)
+                .is_some_and(|r| matches!(r.entry, Entry::Hold { .. } | Entry::Posted { .. })),
+            _ => false,
+        };
+        if resolves && held < self.records_max.saturating_add(self.records_max / 8) {
+            return false;
+        }
+        if !self.at_limit.swap(true, Ordering::Relaxed) {
+            tracing::warn!(issuer = %self.issuer, records = held, records_max = self.records_max, "idempotency records at ledger.records_max: new requests are answered 96 until records pass the idempotency window (raise records_max or shorten idempotency_window_h)");
+        }
+        true
+    }
+
+    /// Idempotency records held now, over every account: one per request answered within the
+    /// idempotency window (and one per tombstone). What `[ledger] records_max` bounds.
+    pub fn records_held(&self) -> usize {
+        self.counters.records.load(Ordering::Relaxed)
+    }
+
+    /// `[ledger] sweep_interval_s`: how often the host should call [`Engine::sweep`] (0: never).
+    pub fn sweep_interval_s(&self) -> u32 {
+        self.sweep_interval_s
+    }
+
+    /// [`AccountState::apply`], keeping [`Engine::records_held`] up to date: every change to an
+    /// account's records goes through here.
+    fn apply_counted(
+        &self,
+        st: &mut AccountState,
+        cx: &ApplyCtx,
+        event: &LedgerEvent,
+    ) -> Result<(), LedgerError> {
+        let before = st.order.len();
+        let applied = st.apply(cx, event);
+        let after = st.order.len();
+        if after >= before {
+            self.counters
+                .records
+                .fetch_add(after - before, Ordering::Relaxed);
+        } else {
+            self.counters
+                .records
+                .fetch_sub(before - after, Ordering::Relaxed);
+        }
+        applied
     }
 
     fn lock(&self, account: u32) -> Result<MutexGuard<'_, AccountState>, LedgerError> {

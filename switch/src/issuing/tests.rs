@@ -1104,8 +1104,84 @@ fn sweep_releases_due_holds_everywhere_and_is_journaled() {
     assert_eq!(ledger(&e, CREDIT_100).held, cny("0"));
     // Nothing left to do.
     assert!(e.sweep(t0() + Duration::hours(170), no_journal).is_empty());
-    // Past the idempotency window the records are forgotten.
-    assert_eq!(e.sweep(t0() + Duration::hours(722), no_journal).len(), 2);
+    // Past the idempotency window the records are forgotten: by a sweep below the records
+    // limit only once they are a day past it (requests on the account prune at the window).
+    assert!(e.sweep(t0() + Duration::hours(722), no_journal).is_empty());
+    assert_eq!(e.records_held(), 2);
+    assert_eq!(e.sweep(t0() + Duration::hours(746), no_journal).len(), 2);
+    assert_eq!(e.records_held(), 0);
+    e.check_invariants().expect("invariants");
+}
+
+/// [`HOT`] with `[ledger] records_max` set.
+fn engine_with_records_max(max: u64) -> Engine {
+    let text = HOT.replacen(
+        "[journal]",
+        &format!("[ledger]\nrecords_max = {max}\n\n[journal]"),
+        1,
+    );
+    let file = IssuerFile::from_toml_str(&text, "hot").expect("hot file");
+    Engine::from_file(&file).expect("hot engine")
+}
+
+#[test]
+fn at_records_max_new_requests_are_answered_96_and_change_nothing() {
+    const D: &str = "6222020000000015";
+    const C: &str = "4111110000000013";
+    let e = engine_with_records_max(8);
+    for stan in 1..=8 {
+        assert!(auth(D, "1.00").stan(stan).run(&e).result.is_ok());
+    }
+    assert_eq!(e.records_held(), 8);
+    let before = ledger(&e, D);
+    // New work is refused on every account, with nothing recorded: no event, no record.
+    for (card, stan) in [(D, 9), (C, 10)] {
+        let refused = auth(card, "1.00").stan(stan).run(&e);
+        assert_eq!(refused.result, Err(Decline::SystemMalfunction));
+        assert!(refused.event.is_none());
+    }
+    assert_eq!(e.records_held(), 8);
+    assert_eq!(ledger(&e, D), before);
+    // A retry still gets its first answer.
+    let retry = auth(D, "1.00").stan(1).run(&e);
+    assert!(retry.duplicate && retry.result.is_ok());
+    // A reversal or completion of an open hold still goes through, up to an eighth over (one
+    // record here); a reversal of something unknown (a tombstone) does not.
+    assert_eq!(code(&reversal(D, 77, "1.00").stan(11).run(&e)), "96");
+    assert_eq!(code(&reversal(D, 1, "1.00").stan(12).run(&e)), "00");
+    assert_eq!(e.records_held(), 9);
+    assert_eq!(code(&reversal(D, 2, "1.00").stan(13).run(&e)), "96");
+    assert_eq!(ledger(&e, D).held, cny("7.00"));
+    // Once the records pass the window (a request on the account prunes its own), work is
+    // taken again, and the refused request is decided afresh.
+    let later = auth(D, "1.00").stan(9).at(721).run(&e);
+    assert!(later.result.is_ok(), "{later:?}");
+    assert_eq!(e.records_held(), 1);
+    e.check_invariants().expect("invariants");
+}
+
+#[test]
+fn at_records_max_a_sweep_forgets_every_record_past_the_window() {
+    const D: &str = "6222020000000015";
+    const C: &str = "4111110000000013";
+    let e = engine_with_records_max(4);
+    for stan in 1..=2 {
+        auth(D, "1.00").stan(stan).run(&e);
+    }
+    for stan in 3..=4 {
+        fin(C, "1.00").stan(stan).at(1).run(&e);
+    }
+    assert_eq!(code(&auth(C, "1.00").stan(5).run(&e)), "96");
+    // An hour past the window only D's records are old enough; at the limit the sweep takes
+    // them without waiting a day more, and the holds (expired long before) go with them.
+    let events = e.sweep(
+        t0() + Duration::hours(721) - Duration::minutes(30),
+        no_journal,
+    );
+    assert_eq!(events.len(), 1);
+    assert_eq!(e.records_held(), 2);
+    assert_eq!(ledger(&e, D).held, cny("0"));
+    assert!(auth(C, "1.00").stan(5).at(721).run(&e).result.is_ok());
     e.check_invariants().expect("invariants");
 }
 
@@ -1541,12 +1617,16 @@ fn changes_after_an_account_is_frozen_stay_out_of_its_snapshot() {
     // And restores, with the journal replayed over it, to the live state.
     let restored = hot_engine();
     restored.restore(&snap).expect("restore");
+    assert_eq!(restored.records_held(), snap.record_count());
     let tail_len = tail.len();
     let applied = restored
         .replay(head.into_iter().chain(tail))
         .expect("replay");
     assert_eq!(applied, tail_len, "the head skipped, the tail applied");
     assert_eq!(restored.snapshot(), live.snapshot());
+    // The record count follows restore, replay and requests alike.
+    assert_eq!(restored.records_held(), live.records_held());
+    assert_eq!(live.records_held(), live.snapshot().record_count());
     restored.check_invariants().expect("invariants");
     live.check_invariants().expect("invariants");
     let next = auth(HOT_DEBIT, "1.00").stan(20_000);

@@ -15,3 +15,29 @@ pub mod saf;
 pub mod server;
 pub mod start;
 pub mod tls;
+
+/// A background job's timer: ticks every `every` (the first one interval from now), until its
+/// `stop` is cancelled. A tick the job was too busy to take is not made up for in a burst.
+pub(crate) struct Periodic {
+    tick: tokio::time::Interval,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl Periodic {
+    pub(crate) fn new(
+        every: std::time::Duration,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> Periodic {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Periodic { tick, stop }
+    }
+
+    /// Waits for the next tick: `true`, or `false` once stopped.
+    pub(crate) async fn next(&mut self) -> bool {
+        tokio::select! {
+            _ = self.tick.tick() => true,
+            () = self.stop.cancelled() => false,
+        }
+    }
+}

@@ -140,6 +140,24 @@ pub trait OnUs: Send + Sync + 'static {
     fn restore(&self, _snapshot: &[u8]) -> Result<(), String> {
         Err("this issuer cannot restore a checkpoint".to_owned())
     }
+
+    /// How often the switch calls [`OnUs::sweep`]; `None`: never.
+    fn sweep_interval(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// Releases expired holds and forgets idempotency records past their window on accounts
+    /// that have no requests to do it for them, journaling each change before it is made;
+    /// returns how many accounts changed. It visits every account: call it off the runtime's
+    /// workers.
+    fn sweep(&self, _now: NaiveDateTime) -> usize {
+        0
+    }
+
+    /// Idempotency records held (what `[ledger] records_max` bounds), for the metrics.
+    fn records_held(&self) -> usize {
+        0
+    }
 }
 
 /// A remote issuer's stand-in: its rules and each card's use per business day.

@@ -31,6 +31,7 @@ use crate::decision::stip::StandInRules;
 use crate::events::DecisionSource;
 use crate::events::{AdviceRecord, Record};
 use crate::journal::{Admission, AppendTicket, FileJournal, Journal, JournalError, JournalOptions};
+use crate::metrics as m;
 use crate::net::acquirer::{SessionLimits, Sessions, serve};
 use crate::net::admission::Policies;
 use crate::net::checkpoint::{Checkpointer, Samples, SwitchCheckpoint};
@@ -108,6 +109,37 @@ fn restore_checkpoint(
         "switch checkpoint restored; reading the journal after it"
     );
     Some(cp)
+}
+
+/// Sweeps an on-us issuer every `every` until `stop`: expired holds released and idempotency
+/// records past their window forgotten on accounts with no requests of their own, so that a quiet
+/// account neither keeps money held nor holds memory (`[ledger] sweep_interval_s`). The first
+/// sweep is one interval after start: recovery has just brought every account up to date.
+async fn sweeps(
+    issuer: String,
+    engine: Arc<dyn OnUs>,
+    clock: Arc<dyn Clock>,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    let mut ticks = crate::net::Periodic::new(every, stop);
+    while ticks.next().await {
+        let now = clock.now();
+        let e = Arc::clone(&engine);
+        // It visits every account: a blocking thread's work, not a tokio worker's.
+        match tokio::task::spawn_blocking(move || e.sweep(now)).await {
+            Ok(changed) => {
+                metrics::counter!(m::ONUS_SWEPT_ACCOUNTS_TOTAL, "issuer" => issuer.clone())
+                    .increment(changed as u64);
+                if changed > 0 {
+                    tracing::debug!(%issuer, accounts = changed, "on-us sweep");
+                }
+            }
+            Err(e) => tracing::error!(%issuer, error = %e, "on-us sweep failed"),
+        }
+        metrics::gauge!(m::ONUS_RECORDS, "issuer" => issuer.clone())
+            .set(engine.records_held() as f64);
+    }
 }
 
 /// Problems one per line, as the config loader shows them.
@@ -484,6 +516,7 @@ impl SwitchServer {
                 runtime.issuer_stans.insert(key, stan);
             }
         }
+        let on_us_engines_swept = on_us_engines.clone();
         let checkpointer = Arc::new(Checkpointer::new(
             config.journal.dir.clone(),
             clock.clone(),
@@ -508,6 +541,17 @@ impl SwitchServer {
         }
         for saf in safs.values() {
             background.spawn(Arc::clone(saf).run(saf_stop.clone()));
+        }
+        for (id, engine) in &on_us_engines_swept {
+            if let Some(every) = engine.sweep_interval() {
+                background.spawn(sweeps(
+                    id.clone(),
+                    Arc::clone(engine),
+                    clock.clone(),
+                    every,
+                    saf_stop.clone(),
+                ));
+            }
         }
         for pool in &pools {
             let mut late = pool.late_replies();

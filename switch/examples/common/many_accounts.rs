@@ -1,0 +1,24 @@
+//! An issuer of many accounts with one card each, for the examples that measure the engine at
+//! volume (`restart_time`, `record_memory`): the same card numbers and account layout, only the
+//! product differs.
+
+use switch::domain::{Pan, luhn_check_digit};
+use switch::issuing::IssuerFile;
+
+/// The issuer file for `accounts` accounts of the one product `product` (a `[[product]]` table
+/// with `id = "p"`), each with `balance` and one card, and the cards' numbers in account order.
+pub fn issuer(accounts: u32, product: &str, balance: &str) -> (IssuerFile, Vec<Pan>) {
+    let mut toml = format!(
+        "[issuer]\nid = \"bench\"\nname = \"Bench\"\n[journal]\ndir = \"unused\"\n\n{product}\n"
+    );
+    let mut pans = Vec::with_capacity(accounts as usize);
+    for i in 0..accounts {
+        let mut d = format!("605099{:09}", i).into_bytes();
+        d.push(luhn_check_digit(&d));
+        let pan = String::from_utf8(d).expect("ascii");
+        toml.push_str(&format!("\n[[account]]\nid = \"A{i}\"\nproduct = \"p\"\nbalance = \"{balance}\"\n\n[[card]]\npan = \"{pan}\"\naccount = \"A{i}\"\nexpiry = \"3012\"\nstatus = \"active\"\n"));
+        pans.push(Pan::parse(pan.as_bytes()).expect("pan"));
+    }
+    let file = IssuerFile::from_toml_str(&toml, "bench.toml").expect("issuer file");
+    (file, pans)
+}

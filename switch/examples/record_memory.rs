@@ -1,0 +1,108 @@
+//! Measures what the issuing engine's idempotency records cost in memory:
+//! `cargo run --release -p switch --example record_memory -- ACCOUNTS REQUESTS`.
+//!
+//! It builds a debit issuer of ACCOUNTS accounts with one card each, then sends REQUESTS requests
+//! spread over the cards: a third authorizations (each an open hold, indexed for expiry), a third
+//! financial requests (postings that stay reversible) and a third completions of earlier
+//! authorizations. Every request leaves one record for the retry window. It prints the process's
+//! resident memory before and after and divided by the records held, with the production
+//! allocator (mimalloc, transparent huge pages off, as in the binaries), so that `[ledger]
+//! records_max` can be sized in bytes.
+
+#[path = "common/many_accounts.rs"]
+mod many_accounts;
+
+use chrono::NaiveDate;
+use switch::domain::{
+    AcquirerId, Amount, Currency, ProcessingCode, Stan, TerminalId, TransmissionDateTime,
+};
+use switch::issuing::{Engine, IdemKey, IssuingRequest, PinCheck, RequestKind};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn main() {
+    switch::process::disable_transparent_huge_pages_or_warn();
+    let mut args = std::env::args().skip(1);
+    let accounts: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(100_000);
+    let requests: u64 = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(3_000_000);
+    let (file, pans) = many_accounts::issuer(
+        accounts,
+        "[[product]]\nid = \"p\"\nkind = \"debit\"\ncurrency = \"156\"\nhold_expiry_h = 168\ncompletion_tolerance_pct = \"0\"\npin_tries_max = 3",
+        "100000000.00",
+    );
+    let engine = Engine::from_file(&file).expect("engine");
+    drop(file);
+    let start = NaiveDate::from_ymd_opt(2026, 11, 25)
+        .and_then(|d| d.and_hms_opt(12, 0, 0))
+        .expect("now");
+    let acq = AcquirerId::parse("100001").expect("acq");
+    let cur = Currency::CNY;
+    let before = rss_bytes();
+    let key = |i: u64, t| {
+        IdemKey::new(
+            acq,
+            TerminalId::from_field(format!("T{:07}", i / 999_999).as_bytes()).expect("tid"),
+            Stan::new((i % 999_999 + 1) as u32).expect("stan"),
+            TransmissionDateTime::from_datetime(t),
+        )
+    };
+    let n_accounts = u64::from(accounts);
+    let mut approved = 0u64;
+    for i in 0..requests {
+        // One request a millisecond: all within the window, none pruned.
+        let t = start + chrono::Duration::milliseconds(i as i64);
+        // Request i - 2 of a completion is the authorization it completes, on that one's card.
+        let (kind, pan) = match i % 3 {
+            0 => (RequestKind::Authorization, pans[(i % n_accounts) as usize]),
+            1 => (RequestKind::Financial, pans[(i % n_accounts) as usize]),
+            _ => {
+                let orig_t = start + chrono::Duration::milliseconds(i as i64 - 2);
+                (
+                    RequestKind::Completion {
+                        original: key(i - 2, orig_t),
+                    },
+                    pans[((i - 2) % n_accounts) as usize],
+                )
+            }
+        };
+        let req = IssuingRequest {
+            kind,
+            key: key(i, t),
+            pan,
+            processing_code: ProcessingCode::PURCHASE,
+            amount: Some(Amount::new(100, cur)),
+            currency: cur,
+            mcc: None,
+            expiry: None,
+            pin: PinCheck::Absent,
+            partial_supported: false,
+        };
+        if engine.process(&req, t, t.date()).result.is_ok() {
+            approved += 1;
+        }
+    }
+    let after = rss_bytes();
+    let records = engine.records_held() as u64;
+    println!(
+        "{accounts} accounts, {requests} requests ({approved} approved), {records} records held"
+    );
+    println!(
+        "RSS {:.1} MB before, {:.1} MB after: {:.0} bytes per record",
+        before as f64 / 1e6,
+        after as f64 / 1e6,
+        after.saturating_sub(before) as f64 / records.max(1) as f64
+    );
+}
