@@ -42,7 +42,9 @@ use crate::events::Record;
 use crate::iso8583::views::{AuthorizationRequest, ReversalRequest, mti_of};
 use crate::iso8583::{Dialect, Message, MessageBuilder, decode_lenient};
 use crate::issuing::{Engine, IssuerFile, IssuingRequest, LedgerEvent, Outcome, PinCheck};
-use crate::journal::{AppendTicket, FileJournal, Journal, JournalOptions, in_background};
+use crate::journal::{
+    Admission, AppendTicket, FileJournal, Journal, JournalOptions, in_background,
+};
 use crate::net::framing::{Frame, FrameCodec, FramingConfig};
 use crate::onus::ledger_record;
 use crate::security::{
@@ -692,12 +694,9 @@ async fn sweeps(shared: Arc<Shared>, stop: CancellationToken) {
             s.engine
                 .sweep(now, |ev: &LedgerEvent| {
                     let payload = ledger_record(&s.issuer, s.clock.now_ms(), ev)?;
-                    // Queued is enough: nothing is answered on the strength of a sweep, and an
-                    // answer that depends on it is journaled after it and waited for.
+                    // Queued without a ticket, as the switch's on-us sweep does (see there).
                     s.journal
-                        .append(payload)
-                        .queued()
-                        .map(|_| ())
+                        .append_covered(payload, Admission::New)
                         .map_err(|_| ())
                 })
                 .len()
@@ -843,6 +842,15 @@ mod tests {
         journal: Arc<dyn Journal>,
         engine: Arc<Engine>,
     ) -> IssuerHost {
+        north_bank_at(dir, journal, engine, Arc::new(SystemClock)).await
+    }
+
+    async fn north_bank_at(
+        dir: &Path,
+        journal: Arc<dyn Journal>,
+        engine: Arc<Engine>,
+        clock: Arc<dyn Clock>,
+    ) -> IssuerHost {
         let cfg = HostConfig {
             address: "127.0.0.1:0".into(),
             dialect: &ISO87_ASCII,
@@ -853,7 +861,7 @@ mod tests {
             security: None,
             tls: None,
         };
-        IssuerHost::start(cfg, engine, journal, None, Arc::new(SystemClock))
+        IssuerHost::start(cfg, engine, journal, None, clock)
             .await
             .expect("host starts")
     }
@@ -908,6 +916,48 @@ mod tests {
         assert_eq!(purchase(&mut s, b"000002").await, "00");
         assert_eq!(*requests.borrow_and_update(), 2);
         drop(s);
+        host.shutdown().await;
+    }
+
+    /// Runs on tokio's paused clock: the sweep's 60-second timer fires as the test waits, and
+    /// the engine's time is a manual clock the test moves past the hold's expiry.
+    #[tokio::test(start_paused = true)]
+    async fn the_host_sweeps_a_quiet_accounts_expired_hold_and_journals_it() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let journal = Arc::new(MemJournal::new());
+        let engine = north_bank_engine();
+        let t0 = chrono::NaiveDate::from_ymd_opt(2026, 11, 25)
+            .and_then(|d| d.and_hms_opt(22, 18, 0))
+            .expect("time");
+        let clock = crate::clock::ManualClock::new(t0);
+        let host = north_bank_at(dir.path(), journal.clone(), engine.clone(), clock.clone()).await;
+        assert_eq!(engine.sweep_interval_s(), 60);
+        let card = crate::domain::Pan::parse(b"4111110000000013").expect("pan");
+        let before = engine.balances(&card).expect("balances");
+
+        let mut s = tokio::net::TcpStream::connect(host.local_addr())
+            .await
+            .expect("connect");
+        assert_eq!(purchase(&mut s, b"000001").await, "00");
+        drop(s);
+        let held = engine.balances(&card).expect("balances");
+        assert_ne!(held.available, before.available);
+        let journaled = journal.records().len();
+
+        // A week and an hour later (North Bank holds expire after 168 h), with no request on
+        // the account, the next sweeps give the money back and journal it.
+        clock.advance_ms(169 * 3_600_000);
+        for _ in 0..10 {
+            if engine.balances(&card).expect("balances").available == before.available {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        }
+        assert_eq!(
+            engine.balances(&card).expect("balances").available,
+            before.available
+        );
+        assert_eq!(journal.records().len(), journaled + 1);
         host.shutdown().await;
     }
 

@@ -232,12 +232,12 @@ impl OnUs for EngineOnUs {
     fn sweep(&self, now: NaiveDateTime) -> usize {
         let events = self.engine.sweep(now, |ev: &LedgerEvent| {
             let payload = ledger_record(&self.issuer, self.clock.now_ms(), ev)?;
-            // Queued is enough: nothing is answered on the strength of a sweep, and any answer
-            // that depends on it is journaled after it and waited for.
+            // Queued, with no ticket to wake the writer for each of up to thousands of events:
+            // nothing is answered on the strength of a sweep, and an answer that depends on it
+            // is journaled after it and waited for, which makes it durable first. New work for
+            // the queue's bound, so a full queue stops the sweep, never a request.
             self.journal
-                .append(payload)
-                .queued()
-                .map(|_| ())
+                .append_covered(payload, Admission::New)
                 .map_err(|_| ())
         });
         events.len()
@@ -269,6 +269,30 @@ pub fn load_engine(path: &Path) -> Result<Engine, String> {
     Engine::from_file(&file).map_err(|e| e.to_string())
 }
 
+/// A 25.00 purchase authorization on `pan` under `stan`, for the tests here and in
+/// [`crate::net::start`].
+#[cfg(test)]
+pub(crate) fn sample_purchase(pan: Pan, stan: u32) -> IssuingRequest {
+    let amount = crate::domain::Amount::new(2_500, crate::domain::Currency::CNY);
+    IssuingRequest {
+        kind: RequestKind::Authorization,
+        key: IdemKey::new(
+            crate::domain::AcquirerId::parse("100001").expect("acquirer"),
+            TerminalId::from_field(b"TERM0001").expect("terminal"),
+            crate::domain::Stan::new(stan).expect("stan"),
+            crate::domain::TransmissionDateTime::from_field(b"0513100000").expect("f7"),
+        ),
+        pan,
+        processing_code: crate::domain::ProcessingCode::PURCHASE,
+        amount: Some(amount),
+        currency: amount.currency(),
+        mcc: None,
+        expiry: None,
+        pin: PinCheck::Absent,
+        partial_supported: false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! The adapter's journal contract: a ledger event the journal will not take leaves the
@@ -276,30 +300,7 @@ mod tests {
 
     use super::*;
     use crate::clock::ManualClock;
-    use crate::domain::{AcquirerId, Amount, Currency, ProcessingCode, Stan, TransmissionDateTime};
-    use crate::issuing::RequestKind;
     use crate::journal::MemJournal;
-
-    fn purchase(pan: Pan, stan: u32) -> IssuingRequest {
-        let amount = Amount::new(2_500, Currency::CNY);
-        IssuingRequest {
-            kind: RequestKind::Authorization,
-            key: IdemKey::new(
-                AcquirerId::parse("100001").expect("acquirer"),
-                TerminalId::from_field(b"TERM0001").expect("terminal"),
-                Stan::new(stan).expect("stan"),
-                TransmissionDateTime::from_field(b"0513100000").expect("f7"),
-            ),
-            pan,
-            processing_code: ProcessingCode::PURCHASE,
-            amount: Some(amount),
-            currency: amount.currency(),
-            mcc: None,
-            expiry: None,
-            pin: PinCheck::Absent,
-            partial_supported: false,
-        }
-    }
 
     /// Metro Pay as shipped, on-us with a journal in memory, at 2026-05-13 10:00.
     fn metro_pay() -> (Arc<Engine>, Arc<MemJournal>, NaiveDateTime, EngineOnUs) {
@@ -324,7 +325,7 @@ mod tests {
         let before = engine.balances(&pan).expect("balances").available;
 
         // Taken: the hold is journaled and placed.
-        let taken = onus.run(&purchase(pan, 1), now, now.date());
+        let taken = onus.run(&sample_purchase(pan, 1), now, now.date());
         assert_eq!(taken.response_code(), crate::domain::ResponseCode::Approved);
         assert_eq!(journal.records().len(), 1);
         let held = engine.balances(&pan).expect("balances").available;
@@ -332,7 +333,7 @@ mod tests {
 
         // Refused: 96, and neither the balance nor the journal moves.
         journal.close();
-        let refused = onus.run(&purchase(pan, 2), now, now.date());
+        let refused = onus.run(&sample_purchase(pan, 2), now, now.date());
         assert_eq!(refused.decline, Some(Decline::SystemMalfunction));
         assert_eq!(engine.balances(&pan).expect("balances").available, held);
         assert_eq!(journal.records().len(), 1);
@@ -344,7 +345,7 @@ mod tests {
         assert_eq!(onus.sweep_interval(), Some(Duration::from_secs(60)));
         let pan = Pan::parse(b"6050010000000013").expect("pan");
         let before = engine.balances(&pan).expect("balances").available;
-        onus.run(&purchase(pan, 1), now, now.date());
+        onus.run(&sample_purchase(pan, 1), now, now.date());
         assert_eq!(onus.records_held(), 1);
 
         // Before the hold's expiry (168 h) nothing is due.
@@ -370,7 +371,7 @@ mod tests {
 
         // A journal that refuses it: nothing changes, and the next sweep tries again.
         let (_, _, _, onus2) = metro_pay();
-        onus2.run(&purchase(pan, 1), now, now.date());
+        onus2.run(&sample_purchase(pan, 1), now, now.date());
         let held = onus2.engine().balances(&pan).expect("balances").available;
         let closed = Arc::new(MemJournal::new());
         closed.close();

@@ -154,9 +154,9 @@ pub struct LedgerSection {
     /// (hours). At least every product's `hold_expiry_h`. Default 720 (30 days).
     pub idempotency_window_h: u32,
     /// Most idempotency records held at once, over every account (records, one per answered
-    /// request within the window). At the limit new requests are answered 96 and change
-    /// nothing, while completions and reversals of an open hold or posting still go through, up
-    /// to an eighth more (see `Engine::process_with`). Default 20,000,000.
+    /// request within the window). From 15/16 of it the sweep forgets the oldest records that
+    /// stand for no money; at it, new authorizations and financial requests are answered 96
+    /// (see `Engine::sweep` and `Engine::process_with`). Default 20,000,000.
     pub records_max: u64,
     /// Seconds between sweeps: expired holds released and records past the window forgotten on
     /// accounts without requests of their own (0: never; requests still do both on their own

@@ -340,6 +340,8 @@ pub struct Engine {
     /// when reached and once when left, not at every refused request.
     at_limit: AtomicBool,
     sweep_interval_s: u32,
+    /// The account the next sweep starts at, where the last one stopped at its event limit.
+    sweep_from: AtomicUsize,
     products: Vec<Product>,
     accounts: Vec<AccountDef>,
     cards: Vec<Card>,
@@ -353,6 +355,10 @@ pub struct Engine {
 /// How long past the idempotency window an account's oldest record may be before a sweep below
 /// the records limit forgets it (see [`Engine::sweep`]): one day.
 const SWEEP_SLACK_MS: i64 = 24 * MS_PER_HOUR;
+
+/// Most events one [`Engine::sweep`] makes: well below the journal's default queue depth
+/// (65,536), so that housekeeping never fills the queue that requests are admitted to.
+pub const SWEEP_EVENTS_MAX: usize = 4096;
 
 /// The two counters every decision writes, on one cache line of their own: the worker deciding
 /// a request then takes that line once for both, and no other field of the engine (read by
@@ -560,6 +566,7 @@ impl Engine {
             records_max: usize::try_from(file.ledger.records_max).unwrap_or(usize::MAX),
             at_limit: AtomicBool::new(false),
             sweep_interval_s: file.ledger.sweep_interval_s,
+            sweep_from: AtomicUsize::new(0),
             products,
             accounts,
             cards,
@@ -830,52 +837,110 @@ impl Engine {
     }
 
     /// Releases every hold due at `now` and forgets records older than the idempotency window,
-    /// on every account (below `[ledger] records_max`, only records a day past it: see the
-    /// body). Hosts call it every `[ledger] sweep_interval_s`, so that an account without
-    /// requests releases its expired holds and its old records too. Each account with something
-    /// to do gives one event, journaled by
-    /// `journal` before it is applied; an account whose event the journal refuses is left as it
-    /// was (and its holds are released by its next request, or the next sweep).
+    /// on every account; at `[ledger] records_max`'s high-water mark, also forgets the oldest
+    /// records that stand for no money any more ([`Change::Forget`]). Hosts call it every
+    /// `[ledger] sweep_interval_s`, so that an account without requests releases its expired
+    /// holds and its old records too.
+    ///
+    /// Each account with something to do gives one event per change, journaled by `journal`
+    /// before it is applied. A pass makes at most [`SWEEP_EVENTS_MAX`] events and stops at the
+    /// first the journal refuses (a full queue must not be filled further by housekeeping): the
+    /// next pass carries on from the account where this one stopped.
     pub fn sweep<E>(
         &self,
         now: NaiveDateTime,
         mut journal: impl FnMut(&LedgerEvent) -> Result<(), E>,
     ) -> Vec<LedgerEvent> {
         let now_ms = now.and_utc().timestamp_millis();
-        // Below the records limit an account is swept for its old records only once the oldest
+        let held = self.records_held();
+        let high = self.records_max - self.records_max / 16;
+        let crowded = held >= high;
+        // Below the high-water mark an account is swept for its old records only once the oldest
         // is a day past the window: accounts with requests prune on their own, and an event for
         // nearly every account at every sweep would cost more journal than the memory it frees.
-        // At the limit every record past the window goes.
-        let slack = if self.records_held() >= self.records_max {
-            0
+        // Above it every record past the window goes, and the oldest done ones until the records
+        // are down to seven eighths of the limit.
+        let slack = if crowded { 0 } else { SWEEP_SLACK_MS };
+        let forget = if crowded {
+            self.forget_cutoff(held.saturating_sub(self.records_max - self.records_max / 8))
         } else {
-            SWEEP_SLACK_MS
+            None
         };
+        let n = self.accounts.len();
+        let from = self.sweep_from.load(Ordering::Relaxed) % n.max(1);
         let mut out = Vec::new();
-        for (i, account) in self.accounts.iter().enumerate() {
-            let Ok(n) = u32::try_from(i) else { break };
-            let Ok(mut st) = self.lock(n) else { continue };
-            let (expired, _, _) = st.due_holds(now_ms);
-            if expired.is_empty() && !st.has_prunable(now_ms - slack, self.retention_ms) {
-                continue;
-            }
-            let event = LedgerEvent {
-                seq: self.counters.seq.fetch_add(1, Ordering::Relaxed),
-                at: now_ms,
-                account: n,
-                change: Change::Sweep { expired },
+        for i in (from..n).chain(0..from) {
+            let Ok(account_no) = u32::try_from(i) else {
+                break;
             };
-            if journal(&event).is_err() {
+            let account = &self.accounts[i];
+            let Ok(mut st) = self.lock(account_no) else {
                 continue;
+            };
+            let (expired, _, _) = st.due_holds(now_ms);
+            let mut changes = Vec::new();
+            if let Some(before) = forget.filter(|b| st.has_done_before(*b)) {
+                changes.push(Change::Forget { before });
+            }
+            if !expired.is_empty() || st.has_prunable(now_ms - slack, self.retention_ms) {
+                changes.push(Change::Sweep { expired });
             }
             let product = &self.products[account.product as usize];
-            if let Err(e) = self.apply_counted(&mut st, &self.apply_ctx(account, product), &event) {
-                debug_assert!(false, "sweep event refused: {e}");
-                continue;
+            for change in changes {
+                if out.len() >= SWEEP_EVENTS_MAX {
+                    // This account again first, next time: what it still has to do is found anew.
+                    self.sweep_from.store(i, Ordering::Relaxed);
+                    return out;
+                }
+                let event = LedgerEvent {
+                    seq: self.counters.seq.fetch_add(1, Ordering::Relaxed),
+                    at: now_ms,
+                    account: account_no,
+                    change,
+                };
+                if journal(&event).is_err() {
+                    self.sweep_from.store(i, Ordering::Relaxed);
+                    return out;
+                }
+                if let Err(e) =
+                    self.apply_counted(&mut st, &self.apply_ctx(account, product), &event)
+                {
+                    debug_assert!(false, "sweep event refused: {e}");
+                    break;
+                }
+                out.push(event);
             }
-            out.push(event);
         }
+        self.sweep_from.store(from, Ordering::Relaxed);
         out
+    }
+
+    /// The time before which forgetting every record that stands for no money frees at least
+    /// `excess` records (`None`: there is none to forget). Counted to the hour over every
+    /// account, oldest hours first; taken only above the high-water mark, where it costs one
+    /// look at every record per sweep.
+    fn forget_cutoff(&self, excess: usize) -> Option<i64> {
+        let mut hours: std::collections::BTreeMap<i64, usize> = std::collections::BTreeMap::new();
+        for i in 0..self.accounts.len() {
+            let Ok(account_no) = u32::try_from(i) else {
+                break;
+            };
+            let Ok(st) = self.lock(account_no) else {
+                continue;
+            };
+            st.done_times(|at| *hours.entry(at.div_euclid(MS_PER_HOUR)).or_default() += 1);
+        }
+        let mut freed = 0usize;
+        let mut last = None;
+        for (&hour, &count) in &hours {
+            freed += count;
+            last = Some(hour);
+            if freed >= excess.max(1) {
+                break;
+            }
+        }
+        // Everything up to the end of the last hour counted.
+        last.map(|h| (h + 1) * MS_PER_HOUR)
     }
 
     /// Resets the card's wrong-PIN count (unblocks a card answered 75).
@@ -965,9 +1030,18 @@ impl Engine {
 
     /// Checks every account's full invariants (held equals the open holds, indexes agree).
     pub fn check_invariants(&self) -> Result<(), LedgerError> {
+        let mut records = 0;
         for i in 0..self.accounts.len() {
             let n = u32::try_from(i).map_err(|_| LedgerError::UnknownAccount(u32::MAX))?;
-            self.lock(n)?.check()?;
+            let st = self.lock(n)?;
+            st.check()?;
+            records += st.order.len();
+        }
+        // Exact only with no request running meanwhile, as in the tests that call this.
+        if records != self.records_held() {
+            return Err(LedgerError::Inconsistent(
+                "record count differs from the records held",
+            ));
         }
         Ok(())
     }
@@ -1057,36 +1131,29 @@ impl Engine {
             }
             fresh.push(st);
         }
-        let records = fresh.iter().map(|st| st.order.len()).sum();
         for (st, def) in fresh.into_iter().zip(&self.accounts) {
-            match def.state.lock() {
-                Ok(mut cur) => *cur = st,
-                Err(p) => *p.into_inner() = st,
-            }
+            let mut cur = match def.state.lock() {
+                Ok(cur) => cur,
+                Err(p) => p.into_inner(),
+            };
+            self.count(cur.order.len(), st.order.len());
+            *cur = st;
         }
-        // Every account was replaced, so the count is the snapshot's.
-        self.counters.records.store(records, Ordering::Relaxed);
         self.counters
             .seq
             .fetch_max(snapshot.next_seq.max(1), Ordering::Relaxed);
         Ok(())
     }
 
-    /// Whether `req` is refused because the records are at `[ledger] records_max`. At the limit a
-    /// request that would start something new (a hold, a posting, a decline to remember, a
-    /// tombstone) is refused: it is answered 96 and changes nothing, and a retry later is decided
-    /// afresh. A completion or reversal of an open hold or posting still goes through until an
-    /// eighth over the limit, because it settles or gives back money already taken, and refusing
-    /// it would leave the hold standing until it expires. Over that, nothing new is taken.
-    /// Records are freed as they pass the window, by requests on their own account and by
-    /// [`Engine::sweep`] on the others.
+    /// Whether `req` is refused because the records are at `[ledger] records_max`. Only a new
+    /// authorization or financial request is: it is answered 96 and changes nothing, so the
+    /// acquirer may try again or decline. Advices, completions and reversals are always taken:
+    /// each records money that already moved or gives money back, and store-and-forward counts
+    /// any answer as delivered, so refusing one would lose it. The sweep keeps the records below
+    /// the limit ([`Engine::sweep`]); a refusal means it could not, because everything left
+    /// within the window still stands for money.
     fn refused_at_limit(&self, req: &IssuingRequest, st: &AccountState, now_ms: i64) -> bool {
-        let mut held = self.counters.records.load(Ordering::Relaxed);
-        if held >= self.records_max {
-            // The request's own event forgets the account's records past the window first.
-            let cutoff = now_ms.saturating_sub(self.retention_ms);
-            held -= st.order.partition_point(|(at, _)| *at < cutoff).min(held);
-        }
+        let held = self.counters.records.load(Ordering::Relaxed);
         if held < self.records_max {
             if self.at_limit.load(Ordering::Relaxed) && self.at_limit.swap(false, Ordering::Relaxed)
             {
@@ -1094,18 +1161,19 @@ impl Engine {
             }
             return false;
         }
-        let resolves = match req.kind {
-            RequestKind::Completion { original } | RequestKind::Reversal { original, .. } => st
-                .records
-                .get(&original)
-                .is_some_and(|r| matches!(r.entry, Entry::Hold { .. } | Entry::Posted { .. })),
-            _ => false,
-        };
-        if resolves && held < self.records_max.saturating_add(self.records_max / 8) {
+        if !matches!(
+            req.kind,
+            RequestKind::Authorization | RequestKind::Financial
+        ) {
+            return false;
+        }
+        // The request's own event forgets the account's records past the window first.
+        let own = st.prunable(now_ms.saturating_sub(self.retention_ms), now_ms);
+        if held - own.min(held) < self.records_max {
             return false;
         }
         if !self.at_limit.swap(true, Ordering::Relaxed) {
-            tracing::warn!(issuer = %self.issuer, records = held, records_max = self.records_max, "idempotency records at ledger.records_max: new requests are answered 96 until records pass the idempotency window (raise records_max or shorten idempotency_window_h)");
+            tracing::warn!(issuer = %self.issuer, records = held, records_max = self.records_max, "idempotency records at ledger.records_max and none left to forget: new authorizations and financial requests are answered 96 (raise records_max or shorten idempotency_window_h)");
         }
         true
     }
@@ -1131,17 +1199,23 @@ impl Engine {
     ) -> Result<(), LedgerError> {
         let before = st.order.len();
         let applied = st.apply(cx, event);
-        let after = st.order.len();
-        if after >= before {
-            self.counters
-                .records
-                .fetch_add(after - before, Ordering::Relaxed);
-        } else {
-            self.counters
-                .records
-                .fetch_sub(before - after, Ordering::Relaxed);
-        }
+        self.count(before, st.order.len());
         applied
+    }
+
+    /// Moves the record count by one account's change from `before` to `after` records, under
+    /// that account's lock. Saturating: a count that could go below zero would refuse every
+    /// request from then on.
+    fn count(&self, before: usize, after: usize) {
+        let records = &self.counters.records;
+        if after >= before {
+            records.fetch_add(after - before, Ordering::Relaxed);
+        } else {
+            let gone = before - after;
+            let _ = records.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(gone))
+            });
+        }
     }
 
     fn lock(&self, account: u32) -> Result<MutexGuard<'_, AccountState>, LedgerError> {

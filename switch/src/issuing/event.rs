@@ -76,10 +76,16 @@ pub(crate) enum Change {
     PinReset { card: u16 },
     /// The card's status changed (maintenance: lost, stolen, restricted, closed, active).
     Status { card: u16, status: CardStatus },
-    /// A statement cycle closed (see [`super::statement`]). Last in the enum on purpose: the
-    /// journal's postcard encoding numbers variants by position, and older journals must still
-    /// decode.
+    /// A statement cycle closed (see [`super::statement`]). After the variants before it on
+    /// purpose: the journal's postcard encoding numbers variants by position, and older journals
+    /// must still decode.
     Statement(StatementClose),
+    /// The engine's records reached `[ledger] records_max`'s high-water mark, so the records made
+    /// before `before` that stand for no money any more (declines, inquiries, completions,
+    /// reversals, resolved holds and postings) were forgotten ahead of the idempotency window. A
+    /// retry of one of them is decided afresh. Open holds, postings that may still be reversed
+    /// and tombstones are kept. Last in the enum, for the reason `Statement` gives.
+    Forget { before: i64 },
 }
 
 /// The close of one statement cycle of one account: the interest and fees it posts, and the

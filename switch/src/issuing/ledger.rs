@@ -107,6 +107,15 @@ pub(crate) struct Record {
     pub entry: Entry,
 }
 
+impl Record {
+    /// Whether the record stands for no money any more, so that forgetting it loses only the
+    /// answer to a retry: not an open hold, not a posting that may still be reversed, not a
+    /// tombstone (which keeps a late original from holding money).
+    pub fn is_done(&self) -> bool {
+        matches!(self.entry, Entry::None | Entry::Closed(_))
+    }
+}
+
 /// What a record still stands for in the ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Entry {
@@ -464,6 +473,7 @@ impl AccountState {
                 self.commit_expiry(expired, ev.at);
                 self.commit_totals(t);
             }
+            Change::Forget { before } => self.forget_done(*before),
             Change::PinReset { card } => self.card_mut(*card)?.pin_fails = 0,
             Change::Status { card, status } => self.card_mut(*card)?.status = *status,
             Change::Statement(close) => {
@@ -804,6 +814,52 @@ impl AccountState {
     fn insert(&mut self, key: IdemKey, record: Record) {
         self.order.push_back((record.at, key));
         self.records.insert(key, record);
+    }
+
+    /// How many records an event at `now` would forget here, with `cutoff` its time less the
+    /// retention: [`Self::prune`]'s walk, without the forgetting. A hold due at `now` does not
+    /// stop it, because the event releases due holds before it prunes.
+    pub fn prunable(&self, cutoff: i64, now: i64) -> usize {
+        self.order
+            .iter()
+            .take_while(|(at, key)| {
+                *at < cutoff
+                    && !self.records.get(key).is_some_and(
+                        |r| matches!(r.entry, Entry::Hold { expires_at, .. } if expires_at > now),
+                    )
+            })
+            .count()
+    }
+
+    /// Calls `f` with the time of every record that stands for no money any more: what
+    /// [`Change::Forget`] may take.
+    pub fn done_times(&self, mut f: impl FnMut(i64)) {
+        for (at, key) in &self.order {
+            if self.records.get(key).is_some_and(Record::is_done) {
+                f(*at);
+            }
+        }
+    }
+
+    /// Whether a [`Change::Forget`] of `before` would forget anything here.
+    pub fn has_done_before(&self, before: i64) -> bool {
+        self.order
+            .iter()
+            .any(|(at, key)| *at < before && self.records.get(key).is_some_and(Record::is_done))
+    }
+
+    /// [`Change::Forget`]: forgets the records made before `before` that stand for no money any
+    /// more, keeping the others in their order (a subsequence of an order by rank is one too).
+    fn forget_done(&mut self, before: i64) {
+        let mut kept = VecDeque::with_capacity(self.order.len());
+        for (at, key) in self.order.drain(..) {
+            if at < before && self.records.get(&key).is_some_and(Record::is_done) {
+                self.records.remove(&key);
+            } else {
+                kept.push_back((at, key));
+            }
+        }
+        self.order = kept;
     }
 
     /// Forgets records made before `cutoff`, oldest first, stopping at an open hold (which

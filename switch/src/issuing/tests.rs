@@ -1125,7 +1125,7 @@ fn engine_with_records_max(max: u64) -> Engine {
 }
 
 #[test]
-fn at_records_max_new_requests_are_answered_96_and_change_nothing() {
+fn at_records_max_only_new_authorizations_and_financial_requests_are_refused() {
     const D: &str = "6222020000000015";
     const C: &str = "4111110000000013";
     let e = engine_with_records_max(8);
@@ -1135,8 +1135,12 @@ fn at_records_max_new_requests_are_answered_96_and_change_nothing() {
     assert_eq!(e.records_held(), 8);
     let before = ledger(&e, D);
     // New work is refused on every account, with nothing recorded: no event, no record.
-    for (card, stan) in [(D, 9), (C, 10)] {
-        let refused = auth(card, "1.00").stan(stan).run(&e);
+    for r in [
+        auth(D, "1.00").stan(9),
+        auth(C, "1.00").stan(10),
+        fin(C, "1.00").stan(10),
+    ] {
+        let refused = r.run(&e);
         assert_eq!(refused.result, Err(Decline::SystemMalfunction));
         assert!(refused.event.is_none());
     }
@@ -1145,15 +1149,24 @@ fn at_records_max_new_requests_are_answered_96_and_change_nothing() {
     // A retry still gets its first answer.
     let retry = auth(D, "1.00").stan(1).run(&e);
     assert!(retry.duplicate && retry.result.is_ok());
-    // A reversal or completion of an open hold still goes through, up to an eighth over (one
-    // record here); a reversal of something unknown (a tombstone) does not.
-    assert_eq!(code(&reversal(D, 77, "1.00").stan(11).run(&e)), "96");
+    // What records money that moved elsewhere, or gives it back, is always taken: a reversal
+    // (also of something unknown: its tombstone), a completion, a stand-in advice.
+    let tombstone = reversal(D, 77, "1.00").stan(11).run(&e);
+    assert_eq!(code(&tombstone), "25");
+    assert!(tombstone.event.is_some());
     assert_eq!(code(&reversal(D, 1, "1.00").stan(12).run(&e)), "00");
-    assert_eq!(e.records_held(), 9);
-    assert_eq!(code(&reversal(D, 2, "1.00").stan(13).run(&e)), "96");
+    assert_eq!(code(&completion(D, 2, "1.00").stan(13).run(&e)), "00");
+    assert!(
+        req(K::Advice, D, Some("1.00"))
+            .stan(14)
+            .run(&e)
+            .result
+            .is_ok()
+    );
+    assert_eq!(e.records_held(), 13);
     assert_eq!(ledger(&e, D).held, cny("7.00"));
-    // Once the records pass the window (a request on the account prunes its own), work is
-    // taken again, and the refused request is decided afresh.
+    // Once the account's own records are past the window (its due holds expire first), its
+    // request is taken, and the refused one is decided afresh.
     let later = auth(D, "1.00").stan(9).at(721).run(&e);
     assert!(later.result.is_ok(), "{later:?}");
     assert_eq!(e.records_held(), 1);
@@ -1161,27 +1174,122 @@ fn at_records_max_new_requests_are_answered_96_and_change_nothing() {
 }
 
 #[test]
-fn at_records_max_a_sweep_forgets_every_record_past_the_window() {
+fn at_the_high_water_mark_a_sweep_forgets_the_oldest_records_that_hold_no_money() {
+    use super::event::Change;
     const D: &str = "6222020000000015";
     const C: &str = "4111110000000013";
-    let e = engine_with_records_max(4);
-    for stan in 1..=2 {
-        auth(D, "1.00").stan(stan).run(&e);
-    }
-    for stan in 3..=4 {
-        fin(C, "1.00").stan(stan).at(1).run(&e);
-    }
-    assert_eq!(code(&auth(C, "1.00").stan(5).run(&e)), "96");
-    // An hour past the window only D's records are old enough; at the limit the sweep takes
-    // them without waiting a day more, and the holds (expired long before) go with them.
-    let events = e.sweep(
-        t0() + Duration::hours(721) - Duration::minutes(30),
-        no_journal,
+    // Credit postings at 0 h (reversible: kept), then six debit holds at 1 h, completed at 2 h
+    // (the holds' records and the completions' stand for no money any more).
+    let traffic = |e: &Engine| -> Vec<LedgerEvent> {
+        let mut events = Vec::new();
+        let mut run = |r: R| events.extend(r.run(e).event);
+        for stan in 1..=4 {
+            run(fin(C, "1.00").stan(stan));
+        }
+        for stan in 11..=16 {
+            run(auth(D, "1.00").stan(stan).at(1));
+        }
+        for stan in 11..=16 {
+            run(completion(D, stan, "1.00").stan(stan + 10).at(2));
+        }
+        events
+    };
+    // Below the high-water mark (19 of 20) nothing is forgotten early.
+    let roomy = engine_with_records_max(20);
+    traffic(&roomy);
+    assert_eq!(roomy.records_held(), 16);
+    assert!(
+        roomy
+            .sweep(t0() + Duration::hours(3), no_journal)
+            .is_empty()
     );
-    assert_eq!(events.len(), 1);
-    assert_eq!(e.records_held(), 2);
-    assert_eq!(ledger(&e, D).held, cny("0"));
-    assert!(auth(C, "1.00").stan(5).at(721).run(&e).result.is_ok());
+
+    // At it, the sweep forgets the oldest such records, by the hour, down to 14 (7/8 of 16): the
+    // six closed holds of 1 h, in one event on D.
+    let e = engine_with_records_max(16);
+    let mut events = traffic(&e);
+    assert_eq!(e.records_held(), 16);
+    let swept = e.sweep(t0() + Duration::hours(3), no_journal);
+    assert_eq!(swept.len(), 1);
+    assert!(matches!(swept[0].change, Change::Forget { .. }));
+    assert_eq!(e.records_held(), 10);
+    // The completions are still remembered, and C's postings can still be reversed.
+    assert!(completion(D, 11, "1.00").stan(21).at(3).run(&e).duplicate);
+    assert_eq!(code(&reversal(C, 1, "1.00").stan(30).at(3).run(&e)), "00");
+    e.check_invariants().expect("invariants");
+
+    // The journal of it replays to the same state.
+    events.extend(swept);
+    let replayed = engine_with_records_max(16);
+    replayed.replay(events).expect("replay");
+    let e2 = engine_with_records_max(16);
+    traffic(&e2);
+    e2.sweep(t0() + Duration::hours(3), no_journal);
+    assert_eq!(replayed.snapshot(), e2.snapshot());
+    assert_eq!(replayed.records_held(), 10);
+    replayed.check_invariants().expect("invariants");
+}
+
+#[test]
+fn at_the_high_water_mark_a_sweep_takes_records_just_past_the_window() {
+    const C: &str = "4111110000000013";
+    let half_hour_past = t0() + Duration::hours(720) + Duration::minutes(30);
+    // Postings, which are never forgotten early, but go once past the window.
+    let postings = |max| {
+        let e = engine_with_records_max(max);
+        for stan in 1..=4 {
+            fin(C, "1.00").stan(stan).run(&e);
+        }
+        e
+    };
+    // Below the mark a sweep waits a day more for them.
+    let roomy = postings(100);
+    assert!(roomy.sweep(half_hour_past, no_journal).is_empty());
+    assert_eq!(roomy.records_held(), 4);
+    // At it, not.
+    let full = postings(4);
+    assert_eq!(full.sweep(half_hour_past, no_journal).len(), 1);
+    assert_eq!(full.records_held(), 0);
+    full.check_invariants().expect("invariants");
+}
+
+#[test]
+fn a_sweep_makes_at_most_its_event_limit_and_carries_on_where_it_stopped() {
+    use super::engine::SWEEP_EVENTS_MAX;
+    // More accounts with expired holds than one pass may sweep.
+    let mut text = String::from(HOT);
+    for i in 0..SWEEP_EVENTS_MAX + 10 {
+        let mut digits = format!("622202{:09}", 100_000 + i).into_bytes();
+        digits.push(crate::domain::luhn_check_digit(&digits));
+        let pan = String::from_utf8(digits).expect("ascii");
+        text.push_str(&format!("\n[[account]]\nid = \"X{i}\"\nproduct = \"debit\"\nbalance = \"10.00\"\n\n[[card]]\npan = \"{pan}\"\naccount = \"X{i}\"\nexpiry = \"3012\"\n"));
+    }
+    let file = IssuerFile::from_toml_str(&text, "many").expect("file");
+    let e = Engine::from_file(&file).expect("engine");
+    let pans: Vec<Pan> = file.cards.iter().map(|c| pan(&c.pan)).collect();
+    for (i, p) in pans.iter().enumerate() {
+        let mut r = auth(DEBIT, "1.00")
+            .stan(u32::try_from(i).expect("stan") + 1)
+            .build();
+        r.pan = *p;
+        e.process(&r, t0(), t0().date());
+    }
+    let later = t0() + Duration::hours(169);
+    // A journal that refuses stops the pass at its first event, changing nothing.
+    let mut offered = 0;
+    let none = e.sweep(later, |_: &LedgerEvent| {
+        offered += 1;
+        Err::<(), ()>(())
+    });
+    assert!(none.is_empty());
+    assert_eq!(offered, 1);
+    assert_eq!(e.sweep(later, no_journal).len(), SWEEP_EVENTS_MAX);
+    let rest = e.sweep(later, no_journal);
+    assert_eq!(rest.len(), pans.len() - SWEEP_EVENTS_MAX);
+    assert!(e.sweep(later, no_journal).is_empty());
+    for p in &pans {
+        assert_eq!(e.ledger(p).expect("ledger").held.minor(), 0);
+    }
     e.check_invariants().expect("invariants");
 }
 

@@ -790,6 +790,53 @@ mod tests {
         chrono::NaiveDate::from_ymd_opt(2026, 6, d).expect("date")
     }
 
+    /// On tokio's paused clock, so the 60-second timer fires as the test waits; the engine's
+    /// time is a manual clock moved past the hold's expiry.
+    #[tokio::test(start_paused = true)]
+    async fn on_us_engines_are_swept_every_interval_until_stopped() {
+        use crate::domain::Pan;
+        use crate::journal::MemJournal;
+
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../config/issuers/metro-pay.toml");
+        let engine = Arc::new(crate::onus::load_engine(&path).expect("Metro Pay"));
+        let journal = Arc::new(MemJournal::new());
+        let t0 = day(2).and_hms_opt(10, 0, 0).expect("time");
+        let clock = crate::clock::ManualClock::new(t0);
+        let onus: Arc<dyn OnUs> = Arc::new(crate::onus::EngineOnUs::new(
+            engine.clone(),
+            journal.clone(),
+            clock.clone(),
+        ));
+        let pan = Pan::parse(b"6050010000000013").expect("pan");
+        let before = engine.balances(&pan).expect("balances").available;
+        let hold = crate::onus::sample_purchase(pan, 1);
+        assert!(engine.process(&hold, t0, t0.date()).result.is_ok());
+        assert_ne!(engine.balances(&pan).expect("balances").available, before);
+
+        let stop = CancellationToken::new();
+        let every = onus.sweep_interval().expect("Metro Pay sweeps");
+        let task = tokio::spawn(sweeps(
+            "metro-pay".into(),
+            onus,
+            clock.clone(),
+            every,
+            stop.clone(),
+        ));
+        // Metro Pay's holds expire after 168 h; no request comes for the account.
+        clock.advance_ms(169 * 3_600_000);
+        for _ in 0..10 {
+            if engine.balances(&pan).expect("balances").available == before {
+                break;
+            }
+            tokio::time::sleep(every).await;
+        }
+        assert_eq!(engine.balances(&pan).expect("balances").available, before);
+        assert_eq!(journal.records().len(), 1, "the sweep's event, journaled");
+        stop.cancel();
+        task.await.expect("the sweeps end when stopped");
+    }
+
     /// Which starts may use a checkpoint taken at 1,000 s with a 61 s horizon on June 2, cutover
     /// 23:00 (no on-us issuer, so only the fit decides).
     #[test]
