@@ -682,30 +682,45 @@ fn maybe_checkpoint(shared: &Shared, lsn: u64) {
 
 /// Sweeps the engine every `[ledger] sweep_interval_s` until `stop`: expired holds released and
 /// idempotency records past their window forgotten on accounts with no requests of their own.
-/// Each change is journaled before it is made, as a request's is.
+/// Each change is journaled before it is made, as a request's is. A pass that made its whole
+/// allowance of events is followed at once, once the journal has written it, as in the switch
+/// (`net::start`).
 async fn sweeps(shared: Arc<Shared>, stop: CancellationToken) {
     let every = Duration::from_secs(u64::from(shared.engine.sweep_interval_s()));
-    let mut ticks = crate::net::Periodic::new(every, stop);
+    let mut ticks = crate::net::Periodic::new(every, stop.clone());
     while ticks.next().await {
-        let s = Arc::clone(&shared);
-        // It visits every account: a blocking thread's work, not a tokio worker's.
-        let swept = tokio::task::spawn_blocking(move || {
-            let now = s.clock.now();
-            s.engine
-                .sweep(now, |ev: &LedgerEvent| {
-                    let payload = ledger_record(&s.issuer, s.clock.now_ms(), ev)?;
-                    // Queued without a ticket, as the switch's on-us sweep does (see there).
-                    s.journal
-                        .append_covered(payload, Admission::New)
-                        .map_err(|_| ())
-                })
-                .len()
-        })
-        .await;
-        match swept {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(issuer = %shared.issuer, accounts = n, "sweep"),
-            Err(e) => tracing::error!(issuer = %shared.issuer, error = %e, "sweep failed"),
+        loop {
+            let s = Arc::clone(&shared);
+            // It visits every account: a blocking thread's work, not a tokio worker's.
+            let swept = tokio::task::spawn_blocking(move || {
+                let now = s.clock.now();
+                s.engine
+                    .sweep(now, |ev: &LedgerEvent| {
+                        let payload = ledger_record(&s.issuer, s.clock.now_ms(), ev)?;
+                        // Queued without a ticket, as the switch's on-us sweep does (see there).
+                        s.journal
+                            .append_covered(payload, Admission::New)
+                            .map_err(|_| ())
+                    })
+                    .len()
+            })
+            .await;
+            let changed = match swept {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!(issuer = %shared.issuer, error = %e, "sweep failed");
+                    break;
+                }
+            };
+            if changed > 0 {
+                tracing::debug!(issuer = %shared.issuer, events = changed, "sweep");
+            }
+            if changed < crate::issuing::SWEEP_EVENTS_MAX
+                || stop.is_cancelled()
+                || shared.journal.flush().await.is_err()
+            {
+                break;
+            }
         }
     }
 }

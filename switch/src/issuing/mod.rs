@@ -95,8 +95,8 @@ pub use config::{
     AccountEntry, CardEntry, CardStatus, DailyLimitEntry, IssuerFile, ProductEntry, ProductKind,
 };
 pub use engine::{
-    Applied, Approval, Balances, Card, Engine, LedgerView, Outcome, RestoreError, Snapshot,
-    no_journal,
+    Applied, Approval, Balances, Card, Engine, LedgerView, Outcome, RestoreError, SWEEP_EVENTS_MAX,
+    Snapshot, no_journal,
 };
 pub use event::LedgerEvent;
 pub use ledger::LedgerError;

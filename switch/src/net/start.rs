@@ -115,30 +115,46 @@ fn restore_checkpoint(
 /// records past their window forgotten on accounts with no requests of their own, so that a quiet
 /// account neither keeps money held nor holds memory (`[ledger] sweep_interval_s`). The first
 /// sweep is one interval after start: recovery has just brought every account up to date.
+///
+/// A pass that made its whole allowance of events ([`crate::issuing::SWEEP_EVENTS_MAX`]) left
+/// work behind: the next one follows at once, once the journal has written what the last one
+/// queued, so that a backlog (after a long stop, or near `records_max`) drains at the journal's
+/// pace without ever filling its queue.
 async fn sweeps(
     issuer: String,
     engine: Arc<dyn OnUs>,
     clock: Arc<dyn Clock>,
+    journal: Arc<dyn Journal>,
     every: Duration,
     stop: CancellationToken,
 ) {
-    let mut ticks = crate::net::Periodic::new(every, stop);
+    let mut ticks = crate::net::Periodic::new(every, stop.clone());
     while ticks.next().await {
-        let now = clock.now();
-        let e = Arc::clone(&engine);
-        // It visits every account: a blocking thread's work, not a tokio worker's.
-        match tokio::task::spawn_blocking(move || e.sweep(now)).await {
-            Ok(changed) => {
-                metrics::counter!(m::ONUS_SWEPT_ACCOUNTS_TOTAL, "issuer" => issuer.clone())
-                    .increment(changed as u64);
-                if changed > 0 {
-                    tracing::debug!(%issuer, accounts = changed, "on-us sweep");
+        loop {
+            let now = clock.now();
+            let e = Arc::clone(&engine);
+            // It visits every account: a blocking thread's work, not a tokio worker's.
+            let changed = match tokio::task::spawn_blocking(move || e.sweep(now)).await {
+                Ok(changed) => changed,
+                Err(e) => {
+                    tracing::error!(%issuer, error = %e, "on-us sweep failed");
+                    break;
                 }
+            };
+            metrics::counter!(m::ONUS_SWEPT_ACCOUNTS_TOTAL, "issuer" => issuer.clone())
+                .increment(changed as u64);
+            metrics::gauge!(m::ONUS_RECORDS, "issuer" => issuer.clone())
+                .set(engine.records_held() as f64);
+            if changed > 0 {
+                tracing::debug!(%issuer, events = changed, "on-us sweep");
             }
-            Err(e) => tracing::error!(%issuer, error = %e, "on-us sweep failed"),
+            if changed < crate::issuing::SWEEP_EVENTS_MAX
+                || stop.is_cancelled()
+                || journal.flush().await.is_err()
+            {
+                break;
+            }
         }
-        metrics::gauge!(m::ONUS_RECORDS, "issuer" => issuer.clone())
-            .set(engine.records_held() as f64);
     }
 }
 
@@ -548,6 +564,7 @@ impl SwitchServer {
                     id.clone(),
                     Arc::clone(engine),
                     clock.clone(),
+                    Arc::clone(&journal) as Arc<dyn Journal>,
                     every,
                     saf_stop.clone(),
                 ));
@@ -820,6 +837,7 @@ mod tests {
             "metro-pay".into(),
             onus,
             clock.clone(),
+            journal.clone(),
             every,
             stop.clone(),
         ));
