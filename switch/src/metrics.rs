@@ -58,9 +58,9 @@ pub const DROPPED_TOTAL: &str = "switchyard_dropped_total";
 /// Idempotency records an on-us issuer's engine holds, set after each sweep: what its memory
 /// grows with, bounded by its `[ledger] records_max`. Gauge. Labels: `issuer`.
 pub const ONUS_RECORDS: &str = "switchyard_onus_records";
-/// Accounts an on-us issuer's sweep changed (expired holds released, old records forgotten).
-/// Counter. Labels: `issuer`.
-pub const ONUS_SWEPT_ACCOUNTS_TOTAL: &str = "switchyard_onus_swept_accounts_total";
+/// Journal events an on-us issuer's sweeps made (expired holds released, old records forgotten:
+/// at most two per account and pass). Counter. Labels: `issuer`.
+pub const ONUS_SWEEP_EVENTS_TOTAL: &str = "switchyard_onus_sweep_events_total";
 /// Duplicate requests answered from the window. Counter.
 pub const DUPLICATES_TOTAL: &str = "switchyard_duplicates_total";
 /// Journal fsync duration. Seconds.

@@ -232,10 +232,9 @@ impl OnUs for EngineOnUs {
     fn sweep(&self, now: NaiveDateTime) -> usize {
         let events = self.engine.sweep(now, |ev: &LedgerEvent| {
             let payload = ledger_record(&self.issuer, self.clock.now_ms(), ev)?;
-            // Queued, with no ticket to wake the writer for each of up to thousands of events:
-            // nothing is answered on the strength of a sweep, and an answer that depends on it
-            // is journaled after it and waited for, which makes it durable first. New work for
-            // the queue's bound, so a full queue stops the sweep, never a request.
+            // Queued, with no ticket to wake the writer for each of up to thousands of events;
+            // the caller flushes after the pass (`net::start::sweeps`). New work for the queue's
+            // bound, so a full queue stops the sweep.
             self.journal
                 .append_covered(payload, Admission::New)
                 .map_err(|_| ())

@@ -356,6 +356,10 @@ pub struct Engine {
 /// the records limit forgets it (see [`Engine::sweep`]): one day.
 const SWEEP_SLACK_MS: i64 = 24 * MS_PER_HOUR;
 
+/// The youngest a record may be and still be forgotten ahead of its window (see
+/// `Engine::forget_cutoff`): one day.
+const FORGET_AGE_MIN_MS: i64 = 24 * MS_PER_HOUR;
+
 /// Most events one [`Engine::sweep`] makes: well below the journal's default queue depth
 /// (65,536), so that housekeeping never fills the queue that requests are admitted to.
 pub const SWEEP_EVENTS_MAX: usize = 4096;
@@ -862,7 +866,10 @@ impl Engine {
         // are down to seven eighths of the limit.
         let slack = if crowded { 0 } else { SWEEP_SLACK_MS };
         let forget = if crowded {
-            self.forget_cutoff(held.saturating_sub(self.records_max - self.records_max / 8))
+            self.forget_cutoff(
+                held.saturating_sub(self.records_max - self.records_max / 8),
+                now_ms,
+            )
         } else {
             None
         };
@@ -916,10 +923,17 @@ impl Engine {
     }
 
     /// The time before which forgetting every record that stands for no money frees at least
-    /// `excess` records (`None`: there is none to forget). Counted to the hour over every
-    /// account, oldest hours first; taken only above the high-water mark, where it costs one
-    /// look at every record per sweep.
-    fn forget_cutoff(&self, excess: usize) -> Option<i64> {
+    /// `excess` records, or as many as there are a day old or more (`None`: none). Counted to
+    /// the hour over every account, oldest hours first; taken only above the high-water mark,
+    /// where it costs one look at every record per sweep.
+    ///
+    /// Never less than [`FORGET_AGE_MIN_MS`] back: a record forgotten early loses only the
+    /// answer to a repeat of its request, and a repeat within a day is plausible (an acquirer's
+    /// store-and-forward, a terminal's retry), while the switch's duplicate window covers only
+    /// minutes. A forgotten voided hold, for one, would let a late repeat of its 0100 place a new
+    /// hold that nobody reverses.
+    fn forget_cutoff(&self, excess: usize, now_ms: i64) -> Option<i64> {
+        let newest = (now_ms - FORGET_AGE_MIN_MS).div_euclid(MS_PER_HOUR);
         let mut hours: std::collections::BTreeMap<i64, usize> = std::collections::BTreeMap::new();
         for i in 0..self.accounts.len() {
             let Ok(account_no) = u32::try_from(i) else {
@@ -928,7 +942,13 @@ impl Engine {
             let Ok(st) = self.lock(account_no) else {
                 continue;
             };
-            st.done_times(|at| *hours.entry(at.div_euclid(MS_PER_HOUR)).or_default() += 1);
+            st.done_times(|at| {
+                let hour = at.div_euclid(MS_PER_HOUR);
+                // Whole hours that ended a day ago or earlier.
+                if hour < newest {
+                    *hours.entry(hour).or_default() += 1;
+                }
+            });
         }
         let mut freed = 0usize;
         let mut last = None;
@@ -1173,7 +1193,7 @@ impl Engine {
             return false;
         }
         if !self.at_limit.swap(true, Ordering::Relaxed) {
-            tracing::warn!(issuer = %self.issuer, records = held, records_max = self.records_max, "idempotency records at ledger.records_max and none left to forget: new authorizations and financial requests are answered 96 (raise records_max or shorten idempotency_window_h)");
+            tracing::warn!(issuer = %self.issuer, records = held, records_max = self.records_max, "idempotency records at ledger.records_max: new authorizations and financial requests are answered 96 until sweeps forget enough (if this lasts, raise records_max or shorten idempotency_window_h)");
         }
         true
     }

@@ -81,10 +81,11 @@ pub(crate) enum Change {
     /// must still decode.
     Statement(StatementClose),
     /// The engine's records reached `[ledger] records_max`'s high-water mark, so the records made
-    /// before `before` that stand for no money any more (declines, inquiries, completions,
-    /// reversals, resolved holds and postings) were forgotten ahead of the idempotency window. A
-    /// retry of one of them is decided afresh. Open holds, postings that may still be reversed
-    /// and tombstones are kept. Last in the enum, for the reason `Statement` gives.
+    /// before `before` that stand for no money any more (declines, inquiries, reversals' own
+    /// records, resolved holds and postings) were forgotten ahead of the idempotency window. A
+    /// repeat of one of them is decided afresh. Open holds, postings that may still be reversed
+    /// (completions' records among them) and tombstones are kept. Last in the enum, for the
+    /// reason `Statement` gives.
     Forget { before: i64 },
 }
 

@@ -108,9 +108,11 @@ pub(crate) struct Record {
 }
 
 impl Record {
-    /// Whether the record stands for no money any more, so that forgetting it loses only the
-    /// answer to a retry: not an open hold, not a posting that may still be reversed, not a
-    /// tombstone (which keeps a late original from holding money).
+    /// Whether the record stands for no money any more: not an open hold, not a posting that may
+    /// still be reversed, not a tombstone (which keeps a late original from holding money).
+    /// Forgetting one loses the answer to a repeat of its request, which is then decided afresh;
+    /// for a voided hold that means a late repeat of its 0100 holds money again, which is why
+    /// records are forgotten early only once a day old (`Engine::forget_cutoff`).
     pub fn is_done(&self) -> bool {
         matches!(self.entry, Entry::None | Entry::Closed(_))
     }

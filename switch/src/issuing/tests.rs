@@ -1194,28 +1194,28 @@ fn at_the_high_water_mark_a_sweep_forgets_the_oldest_records_that_hold_no_money(
         }
         events
     };
+    let a_day_later = t0() + Duration::hours(27);
     // Below the high-water mark (19 of 20) nothing is forgotten early.
     let roomy = engine_with_records_max(20);
     traffic(&roomy);
     assert_eq!(roomy.records_held(), 16);
-    assert!(
-        roomy
-            .sweep(t0() + Duration::hours(3), no_journal)
-            .is_empty()
-    );
+    assert!(roomy.sweep(a_day_later, no_journal).is_empty());
 
-    // At it, the sweep forgets the oldest such records, by the hour, down to 14 (7/8 of 16): the
-    // six closed holds of 1 h, in one event on D.
+    // At it, nothing younger than a day is forgotten early.
     let e = engine_with_records_max(16);
     let mut events = traffic(&e);
     assert_eq!(e.records_held(), 16);
-    let swept = e.sweep(t0() + Duration::hours(3), no_journal);
+    assert!(e.sweep(t0() + Duration::hours(3), no_journal).is_empty());
+    assert!(e.sweep(t0() + Duration::hours(25), no_journal).is_empty());
+    // A day on, the sweep forgets the oldest such records, by the hour, down to 14 (7/8 of 16):
+    // the six closed holds of 1 h, in one event on D.
+    let swept = e.sweep(a_day_later, no_journal);
     assert_eq!(swept.len(), 1);
     assert!(matches!(swept[0].change, Change::Forget { .. }));
     assert_eq!(e.records_held(), 10);
     // The completions are still remembered, and C's postings can still be reversed.
-    assert!(completion(D, 11, "1.00").stan(21).at(3).run(&e).duplicate);
-    assert_eq!(code(&reversal(C, 1, "1.00").stan(30).at(3).run(&e)), "00");
+    assert!(completion(D, 11, "1.00").stan(21).at(27).run(&e).duplicate);
+    assert_eq!(code(&reversal(C, 1, "1.00").stan(30).at(27).run(&e)), "00");
     e.check_invariants().expect("invariants");
 
     // The journal of it replays to the same state.
@@ -1224,7 +1224,7 @@ fn at_the_high_water_mark_a_sweep_forgets_the_oldest_records_that_hold_no_money(
     replayed.replay(events).expect("replay");
     let e2 = engine_with_records_max(16);
     traffic(&e2);
-    e2.sweep(t0() + Duration::hours(3), no_journal);
+    e2.sweep(a_day_later, no_journal);
     assert_eq!(replayed.snapshot(), e2.snapshot());
     assert_eq!(replayed.records_held(), 10);
     replayed.check_invariants().expect("invariants");
@@ -1284,6 +1284,17 @@ fn a_sweep_makes_at_most_its_event_limit_and_carries_on_where_it_stopped() {
     assert!(none.is_empty());
     assert_eq!(offered, 1);
     assert_eq!(e.sweep(later, no_journal).len(), SWEEP_EVENTS_MAX);
+    // The accounts swept first get new expired holds: a pass that started from the first account
+    // again would spend its allowance on them and never reach the last ones.
+    for (stan, p) in (100_000..).zip(&pans[..SWEEP_EVENTS_MAX]) {
+        let mut r = auth(DEBIT, "1.00").stan(stan).build();
+        r.pan = *p;
+        assert!(e.process(&r, t0(), t0().date()).result.is_ok());
+    }
+    assert_eq!(e.sweep(later, no_journal).len(), SWEEP_EVENTS_MAX);
+    for p in &pans[SWEEP_EVENTS_MAX..] {
+        assert_eq!(e.ledger(p).expect("ledger").held.minor(), 0, "reached");
+    }
     let rest = e.sweep(later, no_journal);
     assert_eq!(rest.len(), pans.len() - SWEEP_EVENTS_MAX);
     assert!(e.sweep(later, no_journal).is_empty());

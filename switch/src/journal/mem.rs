@@ -98,3 +98,63 @@ mod tests {
         assert_eq!(journal.append(Bytes::new()).await.unwrap(), 1);
     }
 }
+
+/// A [`MemJournal`] that holds covered records back until the next ticketed append or flush, as
+/// [`super::FileJournal`] writes them: for tests of code that queues covered records and must see
+/// them written.
+#[cfg(test)]
+#[derive(Debug, Default)]
+pub(crate) struct CoveringJournal {
+    written: MemJournal,
+    held: Mutex<Vec<Bytes>>,
+}
+
+#[cfg(test)]
+impl CoveringJournal {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// The records written so far: not the ones still held.
+    pub(crate) fn written(&self) -> Vec<(Lsn, Bytes)> {
+        self.written.records()
+    }
+
+    fn release(&self) -> Result<(), JournalError> {
+        let held = std::mem::take(&mut *self.held.lock().unwrap_or_else(PoisonError::into_inner));
+        held.into_iter()
+            .try_for_each(|p| self.written.push(p).map(drop))
+    }
+}
+
+#[cfg(test)]
+impl Journal for CoveringJournal {
+    fn append_as(&self, payload: Bytes, admission: Admission) -> AppendTicket {
+        match self.release() {
+            Ok(()) => self.written.append_as(payload, admission),
+            Err(e) => AppendTicket::ready(Err(e)),
+        }
+    }
+
+    fn append_covered(&self, payload: Bytes, _: Admission) -> Result<(), JournalError> {
+        if self.written.closed.load(Ordering::Acquire) {
+            return Err(JournalError::Closed);
+        }
+        self.held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(payload);
+        Ok(())
+    }
+
+    fn flush(&self) -> AppendTicket {
+        match self.release() {
+            Ok(()) => self.written.flush(),
+            Err(e) => AppendTicket::ready(Err(e)),
+        }
+    }
+
+    fn close(&self) {
+        self.written.close();
+    }
+}

@@ -123,6 +123,8 @@ use crate::config::{JournalConfig, JournalSync};
 
 pub use file::{FileJournal, JournalStats};
 pub use format::PAYLOAD_BYTES_MAX;
+#[cfg(test)]
+pub(crate) use mem::CoveringJournal;
 pub use mem::MemJournal;
 pub use owner::PidFile;
 pub use recovery::{Recovered, read_all};

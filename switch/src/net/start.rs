@@ -116,10 +116,11 @@ fn restore_checkpoint(
 /// account neither keeps money held nor holds memory (`[ledger] sweep_interval_s`). The first
 /// sweep is one interval after start: recovery has just brought every account up to date.
 ///
-/// A pass that made its whole allowance of events ([`crate::issuing::SWEEP_EVENTS_MAX`]) left
-/// work behind: the next one follows at once, once the journal has written what the last one
-/// queued, so that a backlog (after a long stop, or near `records_max`) drains at the journal's
-/// pace without ever filling its queue.
+/// Each pass's events are queued without tickets, then flushed: written and synced before the
+/// next pass. A pass that made its whole allowance of events
+/// ([`crate::issuing::SWEEP_EVENTS_MAX`]) left work behind, and the next one follows at once, so
+/// that a backlog (after a long stop, or near `records_max`) drains at the journal's pace with at
+/// most one allowance in its queue.
 async fn sweeps(
     issuer: String,
     engine: Arc<dyn OnUs>,
@@ -141,17 +142,20 @@ async fn sweeps(
                     break;
                 }
             };
-            metrics::counter!(m::ONUS_SWEPT_ACCOUNTS_TOTAL, "issuer" => issuer.clone())
+            metrics::counter!(m::ONUS_SWEEP_EVENTS_TOTAL, "issuer" => issuer.clone())
                 .increment(changed as u64);
             metrics::gauge!(m::ONUS_RECORDS, "issuer" => issuer.clone())
                 .set(engine.records_held() as f64);
             if changed > 0 {
                 tracing::debug!(%issuer, events = changed, "on-us sweep");
             }
-            if changed < crate::issuing::SWEEP_EVENTS_MAX
-                || stop.is_cancelled()
-                || journal.flush().await.is_err()
-            {
+            // Its events were queued without tickets: written only with an append someone
+            // waits on. Without this flush a quiet journal would keep them queued, sweep after
+            // sweep, until its queue refused every request.
+            if changed == 0 || journal.flush().await.is_err() {
+                break;
+            }
+            if changed < crate::issuing::SWEEP_EVENTS_MAX || stop.is_cancelled() {
                 break;
             }
         }
@@ -812,12 +816,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn on_us_engines_are_swept_every_interval_until_stopped() {
         use crate::domain::Pan;
-        use crate::journal::MemJournal;
+        use crate::journal::CoveringJournal;
 
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../config/issuers/metro-pay.toml");
         let engine = Arc::new(crate::onus::load_engine(&path).expect("Metro Pay"));
-        let journal = Arc::new(MemJournal::new());
+        // Holds covered records back until a flush, as the file journal does.
+        let journal = Arc::new(CoveringJournal::new());
         let t0 = day(2).and_hms_opt(10, 0, 0).expect("time");
         let clock = crate::clock::ManualClock::new(t0);
         let onus: Arc<dyn OnUs> = Arc::new(crate::onus::EngineOnUs::new(
@@ -843,14 +848,22 @@ mod tests {
         ));
         // Metro Pay's holds expire after 168 h; no request comes for the account.
         clock.advance_ms(169 * 3_600_000);
+        let done = || {
+            engine.balances(&pan).expect("balances").available == before
+                && journal.written().len() == 1
+        };
         for _ in 0..10 {
-            if engine.balances(&pan).expect("balances").available == before {
+            if done() {
                 break;
             }
             tokio::time::sleep(every).await;
         }
         assert_eq!(engine.balances(&pan).expect("balances").available, before);
-        assert_eq!(journal.records().len(), 1, "the sweep's event, journaled");
+        assert_eq!(
+            journal.written().len(),
+            1,
+            "the sweep's event, journaled and written (flushed, not left queued)"
+        );
         stop.cancel();
         task.await.expect("the sweeps end when stopped");
     }
