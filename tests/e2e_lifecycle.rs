@@ -665,10 +665,11 @@ async fn a_restart_after_a_checkpoint_reads_only_the_journal_after_it() {
     let mut stack = Stack::start().await;
     stack.shutdown_switch().await;
     // Small segments, so that a checkpoint covers whole ones; checkpoints only when asked; a
-    // duplicate window of a second, so that the replay point is a minute and a second back.
+    // duplicate window of 30 s, so that the replay point is a minute and a half back (and a
+    // repeat right after the restart is still inside the window, however slow the machine).
     stack.config.journal.segment_bytes_max = 4096;
     stack.config.journal.checkpoint_interval_s = 0;
-    stack.config.switch.duplicate_window_s = 1;
+    stack.config.switch.duplicate_window_s = 30;
     // 21:00 on June 1: the business day changes at the 23:00 cutover.
     let clock = ManualClock::new(
         chrono::NaiveDate::from_ymd_opt(2026, 6, 1)
@@ -729,6 +730,19 @@ async fn a_restart_after_a_checkpoint_reads_only_the_journal_after_it() {
         .await
         .expect("answered");
     assert_code(&r, ResponseCode::Approved, "stand-in, June 2");
+    // A remote purchase answered before the checkpoint, after its replay point: its entry in the
+    // duplicate window comes back only from the records replayed on top of the checkpoint.
+    let east = c
+        .prepare(
+            TxnKind::Purchase,
+            EB_DEBIT,
+            Some(cny("25.00")),
+            TxnOptions::new().expiry("3012"),
+        )
+        .expect("prepare");
+    let east_first = c.send_prepared(&east).await.expect("answered");
+    assert_code(&east_first, ResponseCode::Approved, "East Bank purchase");
+    let east_seen = stack.host(EAST).requests();
     let replay_from = stack
         .server()
         .checkpoint()
@@ -782,6 +796,17 @@ async fn a_restart_after_a_checkpoint_reads_only_the_journal_after_it() {
          with the records replayed"
     );
     let c = stack.client().await;
+    let east_again = c.send_prepared(&east).await.expect("answered");
+    assert_eq!(
+        (east_again.response_code, &east_again.auth_code),
+        (east_first.response_code, &east_first.auth_code),
+        "a repeat of a request answered before the checkpoint gets the first answer"
+    );
+    assert_eq!(
+        stack.host(EAST).requests(),
+        east_seen,
+        "from the duplicate window, rebuilt by the replay: East Bank never saw the repeat"
+    );
     assert_eq!(
         available(&c.balance(MP_PREPAID).await.expect("answered")),
         before,
