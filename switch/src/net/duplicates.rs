@@ -207,10 +207,17 @@ impl DuplicateWindow {
             order.pop_front();
             if evicted {
                 self.map.remove(&k);
-            } else {
-                // A still-pending original keeps its slot until it completes; its duplicates
-                // must still find it.
-                self.map.remove_if(&k, |_, s| matches!(s, Slot::Done(_)));
+            } else if self
+                .map
+                .remove_if(&k, |_, s| matches!(s, Slot::Done(_)))
+                .is_none()
+                && self.map.contains_key(&k)
+            {
+                // A still-pending original keeps its slot until it completes (its duplicates
+                // must still find it), and a place in the order as the newest entry: without
+                // one, its answer would stay in the map for good once it came, out of reach of
+                // both the window and the limit.
+                order.push_back((now, k));
             }
         }
     }
@@ -400,6 +407,31 @@ mod tests {
         tokio::time::advance(Duration::from_secs(61)).await;
         w.sweep(Instant::now());
         assert_eq!(w.len(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_that_outlives_its_window_in_flight_expires_once_given() {
+        let w = Arc::new(DuplicateWindow::new(Duration::from_secs(60), 1000));
+        let Claim::New(slow) = w.claim(key(1), Mti::AUTH_REQUEST, Instant::now()) else {
+            panic!("new");
+        };
+        // Its window passes while it is still in flight: duplicates still find it.
+        tokio::time::advance(Duration::from_secs(61)).await;
+        w.sweep(Instant::now());
+        assert!(matches!(
+            w.claim(key(1), Mti::AUTH_REQUEST, Instant::now()),
+            Claim::Duplicate(_)
+        ));
+        slow.complete(Answer::Bytes(Bytes::from_static(b"slow")));
+        assert_eq!(w.len(), 1);
+        // Once answered, it goes when the window has passed again, as any entry does.
+        tokio::time::advance(Duration::from_secs(61)).await;
+        w.sweep(Instant::now());
+        assert_eq!(w.len(), 0, "the late answer stayed in the window for good");
+        assert!(matches!(
+            w.claim(key(1), Mti::AUTH_REQUEST, Instant::now()),
+            Claim::New(_)
+        ));
     }
 
     #[tokio::test]
