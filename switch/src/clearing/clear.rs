@@ -195,6 +195,11 @@ pub struct CarryOver {
     pub business_date: NaiveDate,
     pub open: Vec<OpenAuth>,
     pub closed: Vec<Closed>,
+    /// Where in the journal the next cutover starts reading: no request of a later business day
+    /// lies before this LSN. Absent from carry-overs written before it existed, and then the
+    /// next cutover reads the whole journal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_lsn: Option<u64>,
 }
 
 /// What a reversal did.
@@ -657,6 +662,8 @@ impl Book {
             business_date: day,
             open,
             closed,
+            // Known to the caller, which reads the journal (`files::cutover`).
+            resume_lsn: None,
         };
         (clearing, carry)
     }

@@ -70,11 +70,36 @@ fn is_approval(code: &str) -> bool {
 pub fn by_business_date(
     records: impl IntoIterator<Item = Record>,
 ) -> BTreeMap<NaiveDate, Vec<Txn>> {
-    let mut txns: Vec<Txn> = Vec::new();
-    let mut index: HashMap<u64, usize> = HashMap::new();
+    let mut days = Days::new(|_| true);
     for rec in records {
+        days.push(rec);
+    }
+    days.finish()
+}
+
+/// [`by_business_date`] one record at a time, keeping only the transactions of the business days
+/// `keep` accepts: a cutover reads the journal through it without holding what it does not close.
+pub struct Days<F> {
+    txns: Vec<Txn>,
+    index: HashMap<u64, usize>,
+    keep: F,
+}
+
+impl<F: Fn(NaiveDate) -> bool> Days<F> {
+    pub fn new(keep: F) -> Self {
+        Days {
+            txns: Vec::new(),
+            index: HashMap::new(),
+            keep,
+        }
+    }
+
+    /// Takes the next record in journal order. A decision, undeliverable mark or reversal advice
+    /// finds its transaction by number, so one of a transaction not kept is dropped too.
+    pub fn push(&mut self, rec: Record) {
+        let (txns, index) = (&mut self.txns, &mut self.index);
         match rec {
-            Record::Request(request) => {
+            Record::Request(request) if (self.keep)(request.business_date) => {
                 index.insert(request.txn, txns.len());
                 txns.push(Txn {
                     request,
@@ -101,9 +126,13 @@ pub fn by_business_date(
             _ => {}
         }
     }
-    let mut days: BTreeMap<NaiveDate, Vec<Txn>> = BTreeMap::new();
-    for t in txns {
-        days.entry(t.request.business_date).or_default().push(t);
+
+    /// The transactions kept, by business date, each day's in journal order.
+    pub fn finish(self) -> BTreeMap<NaiveDate, Vec<Txn>> {
+        let mut days: BTreeMap<NaiveDate, Vec<Txn>> = BTreeMap::new();
+        for t in self.txns {
+            days.entry(t.request.business_date).or_default().push(t);
+        }
+        days
     }
-    days
 }

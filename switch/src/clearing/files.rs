@@ -16,7 +16,10 @@
 //!
 //! Closing a day needs the day before closed: [`cutover`] starts from the latest carry-over it
 //! finds before the requested day (or, if there is none, from the journal's first business day)
-//! and closes every day up to the requested one in order. Running it again for a closed day
+//! and closes every day up to the requested one in order. It reads the journal from the LSN that
+//! carry-over names (`resume_lsn`: no request of a later day lies before it), one segment at a
+//! time, keeping only the days it closes, so a cutover's time and memory do not grow with the
+//! journal's age. Running it again for a closed day
 //! recomputes the same figures from the same inputs and rewrites them.
 
 use std::path::{Path, PathBuf};
@@ -26,7 +29,6 @@ use serde::de::DeserializeOwned;
 
 use super::clear::{CarryOver, Clearing, ClearingError, ClearingRules, clear_day};
 use super::day::business_date;
-use super::facts::by_business_date;
 use super::fees::FeeSchedule;
 use super::report::{self, RenderError, Rendered};
 use super::settle::{MerchantStatement, SettleError, Settlement, settle as settle_day};
@@ -137,8 +139,14 @@ pub fn cutover(
             current,
         });
     }
-    let mut days = by_business_date(read_journal(&job.journal_dir)?);
     let previous = latest_carry_over(job, through)?;
+    let read = read_days(
+        &job.journal_dir,
+        previous.as_ref().map(|p| p.business_date),
+        previous.as_ref().and_then(|p| p.resume_lsn).unwrap_or(1),
+        through,
+    )?;
+    let mut days = read.days;
     let start = match &previous {
         Some(p) => p.business_date.succ_opt().unwrap_or(through),
         None => days.keys().next().copied().unwrap_or(through).min(through),
@@ -148,7 +156,16 @@ pub fn cutover(
     let mut day = start;
     while day <= through {
         let txns = days.remove(&day).unwrap_or_default();
-        let (clearing, next) = clear_day(day, &txns, carry.as_ref(), &job.rules)?;
+        let (clearing, mut next) = clear_day(day, &txns, carry.as_ref(), &job.rules)?;
+        // Where the next day's cutover may start: before every request of a later day.
+        next.resume_lsn = Some(
+            read.first_lsn
+                .range(day.succ_opt().unwrap_or(day)..)
+                .map(|(_, &lsn)| lsn)
+                .min()
+                .unwrap_or(read.later_lsn)
+                .min(read.later_lsn),
+        );
         write_clearing(job, &clearing, &next)?;
         tracing::info!(
             business_date = %day,
@@ -213,6 +230,77 @@ pub fn settle(
 }
 
 /// Every journal record, decoded, in journal order.
+/// What [`read_days`] found.
+struct DaysRead {
+    /// The transactions of the days to close.
+    days: std::collections::BTreeMap<NaiveDate, Vec<super::facts::Txn>>,
+    /// The LSN of each kept day's first request.
+    first_lsn: std::collections::BTreeMap<NaiveDate, u64>,
+    /// The LSN of the first request of a day after the last one closed, or the journal's next
+    /// LSN when there is none yet.
+    later_lsn: u64,
+}
+
+/// Reads the journal from LSN `from`, one record at a time, keeping the transactions of the days
+/// after `after` (if any) up to `through`: what a cutover closes, and not the rest of the
+/// journal, whose size grows with every day the switch runs.
+fn read_days(
+    dir: &Path,
+    after: Option<NaiveDate>,
+    from: u64,
+    through: NaiveDate,
+) -> Result<DaysRead, FilesError> {
+    struct State<F> {
+        days: super::facts::Days<F>,
+        first_lsn: std::collections::BTreeMap<NaiveDate, u64>,
+        later_lsn: Option<u64>,
+        failed: Option<FilesError>,
+    }
+    let keep = move |d: NaiveDate| after.is_none_or(|a| d > a) && d <= through;
+    let fresh = || State {
+        days: super::facts::Days::new(keep),
+        first_lsn: std::collections::BTreeMap::new(),
+        later_lsn: None,
+        failed: None,
+    };
+    let state = std::cell::RefCell::new(fresh());
+    let next = crate::journal::read_each(
+        dir,
+        from.saturating_sub(1),
+        &mut || *state.borrow_mut() = fresh(),
+        &mut |lsn, bytes| {
+            let mut s = state.borrow_mut();
+            if s.failed.is_some() {
+                return;
+            }
+            match Record::decode(&bytes) {
+                Ok(rec) => {
+                    if let Record::Request(r) = &rec {
+                        if r.business_date > through {
+                            s.later_lsn.get_or_insert(lsn);
+                        } else if keep(r.business_date) {
+                            s.first_lsn.entry(r.business_date).or_insert(lsn);
+                        }
+                    }
+                    s.days.push(rec);
+                }
+                Err(source) => s.failed = Some(FilesError::Record { lsn, source }),
+            }
+        },
+    )?;
+    let s = state.into_inner();
+    if let Some(e) = s.failed {
+        return Err(e);
+    }
+    Ok(DaysRead {
+        days: s.days.finish(),
+        first_lsn: s.first_lsn,
+        later_lsn: s.later_lsn.unwrap_or(next),
+    })
+}
+
+/// Every record of the journal, decoded and held at once: for tools and tests. A cutover reads
+/// through [`read_days`] instead.
 pub fn read_journal(dir: &Path) -> Result<Vec<Record>, FilesError> {
     crate::journal::read_all(dir)?
         .into_iter()

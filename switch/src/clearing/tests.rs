@@ -804,3 +804,86 @@ proptest! {
         }
     }
 }
+
+/// A cutover reads the journal from the LSN the day before left in its carry-over, never the
+/// segments before it, and closes the day exactly as a read of the whole journal does.
+#[tokio::test]
+async fn a_cutover_reads_the_journal_from_where_the_day_before_left_off() {
+    use crate::config::JournalSync;
+    use crate::journal::{FileJournal, Journal as _, JournalOptions};
+
+    let mut j = Journal::default();
+    // Two records (request, decision) each: LSNs 1-2, 3-4 on the 25th; 5-6, 7-8 on the 26th;
+    // 9-10 on the 27th.
+    j.sale(1, 5_000, at(day(25), 10, 0));
+    j.preauth(2, 10_000, at(day(25), 18, 0));
+    j.complete(3, 2, 8_000, at(day(26), 9, 30));
+    j.sale(4, 2_000, at(day(26), 12, 0));
+    j.sale(5, 3_000, at(day(27), 12, 0));
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let journal = |name: &str| dir.path().join(name);
+    for name in ["whole", "resumed"] {
+        // One record a segment: every record is larger than the segment size.
+        let (fj, _) = FileJournal::open(
+            &journal(name),
+            JournalOptions {
+                sync: JournalSync::None,
+                segment_bytes_max: 64,
+                group_commit_max: 1,
+                queue_depth_max: 1_000,
+                prewrite_segments: false,
+            },
+        )
+        .expect("journal");
+        for r in &j.records {
+            let bytes = bytes::Bytes::from(r.encode().expect("encodes"));
+            fj.append(bytes).await.expect("appended");
+        }
+        fj.close();
+    }
+    let job = |name: &str| files::Job {
+        journal_dir: journal(name),
+        reports_dir: dir.path().join(format!("reports-{name}")),
+        rules: rules(),
+        names: Vec::new(),
+    };
+    let now = at(day(28), 12, 0);
+    let carry = |name: &str, d: NaiveDate| -> CarryOver {
+        let path = job(name).day_dir(d).join("carry-over.json");
+        serde_json::from_slice(&std::fs::read(path).expect("carry-over")).expect("parses")
+    };
+
+    files::cutover(&job("resumed"), day(25), now).expect("the 25th closes");
+    assert_eq!(
+        carry("resumed", day(25)).resume_lsn,
+        Some(5),
+        "the 26th's first request"
+    );
+    // Damage every segment before it: the 26th's cutover must not read them.
+    for entry in std::fs::read_dir(journal("resumed")).expect("segments") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().and_then(|n| n.to_str()).expect("name");
+        let first: u64 = name["segment-".len()..name.len() - ".log".len()]
+            .parse()
+            .expect("segment LSN");
+        if first < 5 {
+            std::fs::write(&path, b"damaged beyond reading").expect("damage");
+        }
+    }
+    let resumed = files::cutover(&job("resumed"), day(26), now).expect("the 26th closes");
+    assert_eq!(
+        carry("resumed", day(26)).resume_lsn,
+        Some(9),
+        "the 27th's first request"
+    );
+
+    let whole = files::cutover(&job("whole"), day(26), now).expect("the 25th and 26th close");
+    assert_eq!(whole.len(), 2);
+    assert_eq!(resumed.len(), 1);
+    assert_eq!(
+        resumed[0], whole[1],
+        "the same clearing as from the whole journal"
+    );
+    assert_eq!(resumed[0].items.len(), 2, "the completion and the sale");
+    assert_eq!(carry("resumed", day(26)), carry("whole", day(26)));
+}

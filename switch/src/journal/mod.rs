@@ -127,7 +127,7 @@ pub use format::PAYLOAD_BYTES_MAX;
 pub(crate) use mem::CoveringJournal;
 pub use mem::MemJournal;
 pub use owner::PidFile;
-pub use recovery::{Recovered, read_all};
+pub use recovery::{Recovered, read_all, read_each};
 
 /// Runs `work` on a thread of its own at the lowest CPU priority (nice 19 on Linux) and resolves
 /// to its result (`Err` if it panicked).

@@ -76,13 +76,35 @@ const READS_MAX: u32 = 5;
 /// no append to a file's end could show. Damage is reported once two reads in a row find it at
 /// the same place (or after [`READS_MAX`] reads); damage on the disk does not move.
 pub fn read_all(dir: &Path) -> Result<Vec<(Lsn, Bytes)>, JournalError> {
+    let records = std::cell::RefCell::new(Vec::new());
+    read_each(
+        dir,
+        0,
+        &mut || records.borrow_mut().clear(),
+        &mut |lsn, payload| records.borrow_mut().push((lsn, payload)),
+    )?;
+    Ok(records.into_inner())
+}
+
+/// [`read_all`] without holding the journal: hands each intact record after `covered` (0: all)
+/// to `sink` in LSN order, one segment in memory at a time, and skips segments wholly at or below
+/// `covered` (which may then be archived, as after a checkpoint). If the read has to start again
+/// (damage seen while a switch appends, see [`read_all`]), `restart` is called first, and the
+/// caller drops what it built. Returns the LSN the next record will get.
+pub fn read_each(
+    dir: &Path,
+    covered: Lsn,
+    restart: &mut dyn FnMut(),
+    sink: &mut dyn FnMut(Lsn, Bytes),
+) -> Result<Lsn, JournalError> {
     let mut seen: Option<(PathBuf, u64)> = None;
     let mut reads = 0;
-    let mut records = Vec::new();
     let scan = loop {
         reads += 1;
-        records.clear();
-        match scan(dir, 0, &mut |lsn, payload| records.push((lsn, payload))) {
+        if reads > 1 {
+            restart();
+        }
+        match scan(dir, covered, sink) {
             Err(JournalError::Corrupt {
                 segment,
                 offset,
@@ -117,7 +139,7 @@ pub fn read_all(dir: &Path) -> Result<Vec<(Lsn, Bytes)>, JournalError> {
             "journal read stops before an incomplete tail (left in place)"
         );
     }
-    Ok(records)
+    Ok(scan.next_lsn)
 }
 
 /// Reads and checks the segments in `dir` (which must exist), handing the records after
