@@ -102,6 +102,8 @@ async fn start_host(
         checkpoint_every: 100_000,
         security,
         tls: None,
+        connections_max: crate::host::HOST_CONNECTIONS_MAX_DEFAULT,
+        inflight_per_connection_max: crate::host::HOST_INFLIGHT_PER_CONNECTION_MAX_DEFAULT,
     };
     IssuerHost::start(
         cfg,

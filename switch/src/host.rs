@@ -88,7 +88,19 @@ pub struct HostConfig {
     /// Accept the switch's links over TLS with this configuration (see
     /// [`crate::net::tls::server_config`]). `None`: plain TCP.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Most connections open at once (connections); one more is closed unread.
+    pub connections_max: usize,
+    /// Most requests being answered at once on one connection (requests). At it the host stops
+    /// reading that connection until an answer goes out, so a stalled host pushes back on the
+    /// switch through TCP instead of piling up work.
+    pub inflight_per_connection_max: usize,
 }
+
+/// Default [`HostConfig::connections_max`]: a switch opens a few links per issuer.
+pub const HOST_CONNECTIONS_MAX_DEFAULT: usize = 64;
+/// Default [`HostConfig::inflight_per_connection_max`]: the switch's default in-flight limit per
+/// link.
+pub const HOST_INFLIGHT_PER_CONNECTION_MAX_DEFAULT: usize = 4096;
 
 /// The issuer host's keys in its security module: the zone PIN key the switch sends PIN
 /// blocks under, and the link's MAC key.
@@ -357,6 +369,11 @@ impl IssuerHost {
             let tasks2 = tasks.clone();
             let framing = cfg.framing;
             let tls = cfg.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+            let (connections_max, inflight_max) = (
+                cfg.connections_max.max(1),
+                cfg.inflight_per_connection_max.max(1),
+            );
+            let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
             tasks.spawn(async move {
                 loop {
                     let accepted = tokio::select! {
@@ -365,21 +382,30 @@ impl IssuerHost {
                     };
                     match accepted {
                         Ok((stream, peer)) => {
+                            if open.load(Ordering::Acquire) >= connections_max {
+                                tracing::warn!(issuer = %shared.issuer, %peer, connections_max, "connection refused: connections_max reached");
+                                drop(stream);
+                                continue;
+                            }
+                            let seat = Seat::take(&open);
                             tracing::info!(issuer = %shared.issuer, %peer, "switch connected");
                             let _ = stream.set_nodelay(true);
                             let shared = Arc::clone(&shared);
                             let stop = stop.clone();
                             let tls = tls.clone();
                             tasks2.spawn(async move {
+                                let _seat = seat;
                                 match tls {
                                     None => {
                                         let (r, w) = stream.into_split();
-                                        connection(r, w, shared, framing, stop).await;
+                                        connection(r, w, shared, framing, inflight_max, stop)
+                                            .await;
                                     }
                                     Some(acceptor) => match acceptor.accept(stream).await {
                                         Ok(s) => {
                                             let (r, w) = tokio::io::split(s);
-                                            connection(r, w, shared, framing, stop).await;
+                                            connection(r, w, shared, framing, inflight_max, stop)
+                                                .await;
                                         }
                                         Err(e) => tracing::warn!(
                                             error = %e,
@@ -474,11 +500,28 @@ impl IssuerHost {
     }
 }
 
+/// One open connection, counted against [`HostConfig::connections_max`] until dropped.
+struct Seat(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Seat {
+    fn take(open: &Arc<std::sync::atomic::AtomicUsize>) -> Seat {
+        open.fetch_add(1, Ordering::AcqRel);
+        Seat(Arc::clone(open))
+    }
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 async fn connection<R, W>(
     r: R,
     w: W,
     shared: Arc<Shared>,
     framing: FramingConfig,
+    inflight_max: usize,
     stop: CancellationToken,
 ) where
     R: tokio::io::AsyncRead + Unpin,
@@ -512,7 +555,7 @@ async fn connection<R, W>(
                     break;
                 }
             }
-            frame = reader.next(), if reading => match frame {
+            frame = reader.next(), if reading && inflight.len() < inflight_max => match frame {
                 Some(Ok(Frame { header, payload })) => {
                     let task_shared = Arc::clone(&shared);
                     let is_request = !payload.get(..4).is_some_and(|m| m.starts_with(b"08"));
@@ -867,7 +910,17 @@ mod tests {
         engine: Arc<Engine>,
         clock: Arc<dyn Clock>,
     ) -> IssuerHost {
-        let cfg = HostConfig {
+        north_bank_with(dir, journal, engine, clock, |_| {}).await
+    }
+
+    async fn north_bank_with(
+        dir: &Path,
+        journal: Arc<dyn Journal>,
+        engine: Arc<Engine>,
+        clock: Arc<dyn Clock>,
+        tweak: impl FnOnce(&mut HostConfig),
+    ) -> IssuerHost {
+        let mut cfg = HostConfig {
             address: "127.0.0.1:0".into(),
             dialect: &ISO87_ASCII,
             framing: FramingConfig::default(),
@@ -876,10 +929,88 @@ mod tests {
             checkpoint_every: 1,
             security: None,
             tls: None,
+            connections_max: crate::host::HOST_CONNECTIONS_MAX_DEFAULT,
+            inflight_per_connection_max: crate::host::HOST_INFLIGHT_PER_CONNECTION_MAX_DEFAULT,
         };
+        tweak(&mut cfg);
         IssuerHost::start(cfg, engine, journal, None, clock)
             .await
             .expect("host starts")
+    }
+
+    #[tokio::test]
+    async fn a_connection_over_connections_max_is_closed_unread() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let host = north_bank_with(
+            dir.path(),
+            Arc::new(MemJournal::new()),
+            north_bank_engine(),
+            Arc::new(SystemClock),
+            |c| c.connections_max = 1,
+        )
+        .await;
+        let mut first = tokio::net::TcpStream::connect(host.local_addr())
+            .await
+            .expect("connect");
+        assert_eq!(purchase(&mut first, b"000001").await, "00");
+        let mut second = tokio::net::TcpStream::connect(host.local_addr())
+            .await
+            .expect("the kernel accepts");
+        let mut byte = [0u8; 1];
+        let read = guard("the refused connection closes", second.read(&mut byte)).await;
+        assert!(
+            matches!(read, Ok(0) | Err(_)),
+            "closed, not served: {read:?}"
+        );
+        // The first is still served.
+        assert_eq!(purchase(&mut first, b"000002").await, "00");
+        host.shutdown().await;
+    }
+
+    /// On tokio's paused clock: each answer waits a second (`delay_ms`), so two requests read at
+    /// once are answered after one second, and one at a time after two.
+    #[tokio::test(start_paused = true)]
+    async fn at_inflight_per_connection_max_the_host_stops_reading() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        for (max, seconds) in [(1, 2), (2, 1)] {
+            let host = north_bank_with(
+                dir.path(),
+                Arc::new(MemJournal::new()),
+                north_bank_engine(),
+                Arc::new(SystemClock),
+                |c| {
+                    c.inflight_per_connection_max = max;
+                    c.faults.delay_ms = 1_000;
+                },
+            )
+            .await;
+            let mut s = tokio::net::TcpStream::connect(host.local_addr())
+                .await
+                .expect("connect");
+            let started = tokio::time::Instant::now();
+            let mut out = Vec::new();
+            for stan in [b"000001", b"000002"] {
+                let mut b = samples::auth_request(&ISO87_ASCII);
+                b.set(11, stan).set(32, b"100001");
+                let payload = b.to_bytes().expect("encode");
+                out.extend_from_slice(&u16::try_from(payload.len()).expect("fits").to_be_bytes());
+                out.extend_from_slice(&payload);
+            }
+            s.write_all(&out).await.expect("write both");
+            for _ in 0..2 {
+                let mut len = [0u8; 2];
+                s.read_exact(&mut len).await.expect("answer header");
+                let mut answer = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                s.read_exact(&mut answer).await.expect("answer");
+            }
+            assert_eq!(
+                started.elapsed().as_secs(),
+                seconds,
+                "in flight at most {max}"
+            );
+            drop(s);
+            host.shutdown().await;
+        }
     }
 
     /// Sends the sample 0100 (North Bank's active credit card) under `stan`; the answer's field 39.

@@ -205,6 +205,8 @@ pub async fn start_host_tls(
         checkpoint_every,
         security: host_security(id),
         tls,
+        connections_max: switch::host::HOST_CONNECTIONS_MAX_DEFAULT,
+        inflight_per_connection_max: switch::host::HOST_INFLIGHT_PER_CONNECTION_MAX_DEFAULT,
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     IssuerHost::start(

@@ -96,6 +96,13 @@ struct ServeArgs {
     /// if that is more, so checkpoints never write more than the journal does.
     #[arg(long, default_value_t = 100_000, value_name = "N")]
     checkpoint_every: u64,
+    /// Most connections open at once; one more is closed unread.
+    #[arg(long, default_value_t = switch::host::HOST_CONNECTIONS_MAX_DEFAULT, value_name = "N")]
+    connections_max: usize,
+    /// Most requests being answered at once on one connection; at it the host stops reading that
+    /// connection until an answer goes out.
+    #[arg(long, default_value_t = switch::host::HOST_INFLIGHT_PER_CONNECTION_MAX_DEFAULT, value_name = "N")]
+    inflight_per_connection_max: usize,
     /// Fault injection: wait this long before each answer (milliseconds).
     #[arg(long, default_value_t = 0)]
     delay_ms: u64,
@@ -303,6 +310,8 @@ fn serve(cli: &Cli, config: &Path, file: &IssuerFile, journal_dir: PathBuf) -> E
             checkpoint_every: args.checkpoint_every,
             security,
             tls,
+            connections_max: args.connections_max,
+            inflight_per_connection_max: args.inflight_per_connection_max,
         };
         let host = match IssuerHost::start(
             cfg,

@@ -252,6 +252,8 @@ async fn start_host(
         checkpoint_every: 0,
         security,
         tls: None,
+        connections_max: switch::host::HOST_CONNECTIONS_MAX_DEFAULT,
+        inflight_per_connection_max: switch::host::HOST_INFLIGHT_PER_CONNECTION_MAX_DEFAULT,
     };
     IssuerHost::start(
         cfg,

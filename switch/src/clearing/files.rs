@@ -70,6 +70,15 @@ pub enum FilesError {
     Render(#[from] RenderError),
     #[error("configuration: {0}")]
     Config(String),
+    #[error(
+        "the last carry-over says the journal goes on at LSN {resume}, but the journal in {} ends before LSN {next}: not the journal it was written from (another folder, or an older copy)",
+        dir.display()
+    )]
+    ResumePastEnd {
+        resume: u64,
+        next: u64,
+        dir: PathBuf,
+    },
 }
 
 /// What a cutover or settlement works with.
@@ -140,13 +149,13 @@ pub fn cutover(
         });
     }
     let previous = latest_carry_over(job, through)?;
-    let read = read_days(
+    let mut read = read_days(
         &job.journal_dir,
         previous.as_ref().map(|p| p.business_date),
         previous.as_ref().and_then(|p| p.resume_lsn).unwrap_or(1),
         through,
     )?;
-    let mut days = read.days;
+    let mut days = std::mem::take(&mut read.days);
     let start = match &previous {
         Some(p) => p.business_date.succ_opt().unwrap_or(through),
         None => days.keys().next().copied().unwrap_or(through).min(through),
@@ -157,15 +166,7 @@ pub fn cutover(
     while day <= through {
         let txns = days.remove(&day).unwrap_or_default();
         let (clearing, mut next) = clear_day(day, &txns, carry.as_ref(), &job.rules)?;
-        // Where the next day's cutover may start: before every request of a later day.
-        next.resume_lsn = Some(
-            read.first_lsn
-                .range(day.succ_opt().unwrap_or(day)..)
-                .map(|(_, &lsn)| lsn)
-                .min()
-                .unwrap_or(read.later_lsn)
-                .min(read.later_lsn),
-        );
+        next.resume_lsn = Some(read.resume_after(day));
         write_clearing(job, &clearing, &next)?;
         tracing::info!(
             business_date = %day,
@@ -229,16 +230,40 @@ pub fn settle(
     Ok((settlement, statements))
 }
 
-/// Every journal record, decoded, in journal order.
 /// What [`read_days`] found.
 struct DaysRead {
     /// The transactions of the days to close.
     days: std::collections::BTreeMap<NaiveDate, Vec<super::facts::Txn>>,
-    /// The LSN of each kept day's first request.
-    first_lsn: std::collections::BTreeMap<NaiveDate, u64>,
-    /// The LSN of the first request of a day after the last one closed, or the journal's next
-    /// LSN when there is none yet.
-    later_lsn: u64,
+    /// The LSNs of each kept day's first and last request.
+    lsns: std::collections::BTreeMap<NaiveDate, (u64, u64)>,
+    /// The LSN of the first request of a day after the last one to close, if any was read.
+    later_lsn: Option<u64>,
+    /// Where the read began.
+    from: u64,
+}
+
+impl DaysRead {
+    /// Where the cutover of the day after `day` may start reading: at or before every request of
+    /// a later day, and no further than one past the last request of a day closed by now. Those
+    /// requests are a whole cutover delay old, so on disk: a crash that cut the journal's
+    /// unsynced tail (and wrote new records under its LSNs) cannot have put a later day's request
+    /// before the point.
+    fn resume_after(&self, day: NaiveDate) -> u64 {
+        let durable = self
+            .lsns
+            .range(..=day)
+            .map(|(_, &(_, last))| last + 1)
+            .max()
+            .unwrap_or(self.from);
+        let later = day.succ_opt().map_or(self.later_lsn, |next| {
+            self.lsns
+                .range(next..)
+                .map(|(_, &(first, _))| first)
+                .chain(self.later_lsn)
+                .min()
+        });
+        later.map_or(durable, |l| l.min(durable))
+    }
 }
 
 /// Reads the journal from LSN `from`, one record at a time, keeping the transactions of the days
@@ -252,14 +277,14 @@ fn read_days(
 ) -> Result<DaysRead, FilesError> {
     struct State<F> {
         days: super::facts::Days<F>,
-        first_lsn: std::collections::BTreeMap<NaiveDate, u64>,
+        lsns: std::collections::BTreeMap<NaiveDate, (u64, u64)>,
         later_lsn: Option<u64>,
         failed: Option<FilesError>,
     }
     let keep = move |d: NaiveDate| after.is_none_or(|a| d > a) && d <= through;
     let fresh = || State {
         days: super::facts::Days::new(keep),
-        first_lsn: std::collections::BTreeMap::new(),
+        lsns: std::collections::BTreeMap::new(),
         later_lsn: None,
         failed: None,
     };
@@ -279,7 +304,10 @@ fn read_days(
                         if r.business_date > through {
                             s.later_lsn.get_or_insert(lsn);
                         } else if keep(r.business_date) {
-                            s.first_lsn.entry(r.business_date).or_insert(lsn);
+                            s.lsns
+                                .entry(r.business_date)
+                                .and_modify(|(_, last)| *last = lsn)
+                                .or_insert((lsn, lsn));
                         }
                     }
                     s.days.push(rec);
@@ -288,14 +316,24 @@ fn read_days(
             }
         },
     )?;
+    if from > next {
+        // Nothing to read would close the day empty: this journal is not the one the carry-over
+        // was written from (another folder, or an older copy).
+        return Err(FilesError::ResumePastEnd {
+            resume: from,
+            next,
+            dir: dir.to_owned(),
+        });
+    }
     let s = state.into_inner();
     if let Some(e) = s.failed {
         return Err(e);
     }
     Ok(DaysRead {
         days: s.days.finish(),
-        first_lsn: s.first_lsn,
-        later_lsn: s.later_lsn.unwrap_or(next),
+        lsns: s.lsns,
+        later_lsn: s.later_lsn,
+        from,
     })
 }
 

@@ -854,11 +854,9 @@ async fn a_cutover_reads_the_journal_from_where_the_day_before_left_off() {
     };
 
     files::cutover(&job("resumed"), day(25), now).expect("the 25th closes");
-    assert_eq!(
-        carry("resumed", day(25)).resume_lsn,
-        Some(5),
-        "the 26th's first request"
-    );
+    // One past the 25th's last request (LSN 3), which is on disk for certain, and before the
+    // 26th's first (LSN 5).
+    assert_eq!(carry("resumed", day(25)).resume_lsn, Some(4));
     // Damage every segment before it: the 26th's cutover must not read them.
     for entry in std::fs::read_dir(journal("resumed")).expect("segments") {
         let path = entry.expect("entry").path();
@@ -866,15 +864,15 @@ async fn a_cutover_reads_the_journal_from_where_the_day_before_left_off() {
         let first: u64 = name["segment-".len()..name.len() - ".log".len()]
             .parse()
             .expect("segment LSN");
-        if first < 5 {
+        if first < 4 {
             std::fs::write(&path, b"damaged beyond reading").expect("damage");
         }
     }
     let resumed = files::cutover(&job("resumed"), day(26), now).expect("the 26th closes");
     assert_eq!(
         carry("resumed", day(26)).resume_lsn,
-        Some(9),
-        "the 27th's first request"
+        Some(8),
+        "past the 26th's last request"
     );
 
     let whole = files::cutover(&job("whole"), day(26), now).expect("the 25th and 26th close");
@@ -886,4 +884,20 @@ async fn a_cutover_reads_the_journal_from_where_the_day_before_left_off() {
     );
     assert_eq!(resumed[0].items.len(), 2, "the completion and the sale");
     assert_eq!(carry("resumed", day(26)), carry("whole", day(26)));
+    // Closing two days in one cutover gives each its own point.
+    assert_eq!(carry("whole", day(25)).resume_lsn, Some(4));
+
+    // A carry-over that points past the journal's end belongs to another journal: refused, not
+    // taken for a day without transactions.
+    let mut foreign = carry("resumed", day(26));
+    foreign.resume_lsn = Some(1_000);
+    std::fs::write(
+        job("resumed").day_dir(day(26)).join("carry-over.json"),
+        serde_json::to_vec(&foreign).expect("json"),
+    )
+    .expect("write");
+    assert!(matches!(
+        files::cutover(&job("resumed"), day(27), now),
+        Err(files::FilesError::ResumePastEnd { resume: 1_000, .. })
+    ));
 }
