@@ -1170,8 +1170,9 @@ impl Engine {
     /// acquirer may try again or decline. Advices, completions and reversals are always taken:
     /// each records money that already moved or gives money back, and store-and-forward counts
     /// any answer as delivered, so refusing one would lose it. The sweep keeps the records below
-    /// the limit ([`Engine::sweep`]); a refusal means it could not, because everything left
-    /// within the window still stands for money.
+    /// the limit ([`Engine::sweep`]); a refusal means it has not yet (between sweeps), or could
+    /// not, because what is left within the window still stands for money or is less than a day
+    /// old.
     fn refused_at_limit(&self, req: &IssuingRequest, st: &AccountState, now_ms: i64) -> bool {
         let held = self.counters.records.load(Ordering::Relaxed);
         if held < self.records_max {

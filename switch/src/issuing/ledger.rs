@@ -4,9 +4,10 @@
 //! Owns the account's state ([`AccountState`]: posted balance, held amount, the records of
 //! answered requests with their holds and postings, the cards' counters) and the mechanics of
 //! every [`Change`]: place, capture, void and expire holds, post and unpost, count and uncount
-//! daily limits, prune old records. It leaves every *decision* to [`super::rules`]: `apply`
-//! checks that an event is consistent with the state (the hold it captures is open, the amounts
-//! fit) and refuses it otherwise, but never asks whether it *should* happen.
+//! daily limits, prune old records, forget resolved ones early ([`Change::Forget`]). It leaves
+//! every *decision* to [`super::rules`]: `apply` checks that an event is consistent with the
+//! state (the hold it captures is open, the amounts fit) and refuses it otherwise, but never asks
+//! whether it *should* happen.
 //!
 //! Why one mutation path: `Engine::process` decides, journals the event, then calls `apply`;
 //! `Engine::apply` replays a journal through the same function. The two cannot drift apart, so a

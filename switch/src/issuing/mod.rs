@@ -13,8 +13,9 @@
 //!   accounts), typed and validated with every problem reported at once.
 //! - [`Engine`] ([`engine`]): built by [`Engine::from_file`]; decides with [`Engine::process`] /
 //!   [`Engine::process_with`], replays with [`Engine::apply`] / [`Engine::replay`], checkpoints
-//!   with [`Engine::snapshot`] / [`Engine::restore`], releases expired holds with
-//!   [`Engine::sweep`].
+//!   with [`Engine::snapshot`] / [`Engine::restore`], releases expired holds and keeps its
+//!   idempotency records within `[ledger] records_max` with [`Engine::sweep`], which the hosts
+//!   call every `[ledger] sweep_interval_s`.
 //! - [`IssuingRequest`] ([`request`]): what is asked, with adapters from the ISO 8583 views.
 //! - [`LedgerEvent`] ([`event`]): the one record of a change, serde (postcard via
 //!   [`LedgerEvent::encode`]), to journal before answering.
@@ -44,7 +45,7 @@
 //! | 0400/0420 reversal                 | void the hold (or undo the posting) in full, or down to field 95 (what remains) |
 //! | 0120 / 0220 without 90 (advice)    | hold / post as told, past limits                           |
 //! | balance inquiry 31                 | nothing; answers field 54                                  |
-//! | hold past its expiry               | released by the next request on the account, or by [`Engine::sweep`] |
+//! | hold past its expiry               | released by the next request on the account, or by the next [`Engine::sweep`] |
 //!
 //! Every hold resolves at most once (captured, voided in full, or expired). Every request carries
 //! an idempotency key ([`IdemKey`]); a retry gets the first answer and changes nothing.
