@@ -196,10 +196,15 @@ pub struct CarryOver {
     pub open: Vec<OpenAuth>,
     pub closed: Vec<Closed>,
     /// Where in the journal the next cutover starts reading: no request of a later business day
-    /// lies before this LSN. Absent from carry-overs written before it existed, and then the
-    /// next cutover reads the whole journal.
+    /// lies before this LSN, which is one past a request of a day already closed. Absent from
+    /// carry-overs written before it existed, and then the next cutover reads the whole journal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume_lsn: Option<u64>,
+    /// CRC-32 of the record just before `resume_lsn` (that closed day's request), which the next
+    /// cutover checks before it trusts the point: a journal whose unsynced tail a crash cut off
+    /// gives later records the lost LSNs, and another journal has other records there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_check: Option<u32>,
 }
 
 /// What a reversal did.
@@ -664,6 +669,7 @@ impl Book {
             closed,
             // Known to the caller, which reads the journal (`files::cutover`).
             resume_lsn: None,
+            resume_check: None,
         };
         (clearing, carry)
     }

@@ -17,9 +17,9 @@
 //! Closing a day needs the day before closed: [`cutover`] starts from the latest carry-over it
 //! finds before the requested day (or, if there is none, from the journal's first business day)
 //! and closes every day up to the requested one in order. It reads the journal from the LSN that
-//! carry-over names (`resume_lsn`: no request of a later day lies before it), one segment at a
-//! time, keeping only the days it closes, so a cutover's time and memory do not grow with the
-//! journal's age. Running it again for a closed day
+//! carry-over names (`resume_lsn`: no request of a later day lies before it), once the record
+//! before it matches the carry-over's CRC, one segment at a time, keeping only the days it
+//! closes, so a cutover's time and memory do not grow with the journal's age. Running it again for a closed day
 //! recomputes the same figures from the same inputs and rewrites them.
 
 use std::path::{Path, PathBuf};
@@ -70,15 +70,6 @@ pub enum FilesError {
     Render(#[from] RenderError),
     #[error("configuration: {0}")]
     Config(String),
-    #[error(
-        "the last carry-over says the journal goes on at LSN {resume}, but the journal in {} ends before LSN {next}: not the journal it was written from (another folder, or an older copy)",
-        dir.display()
-    )]
-    ResumePastEnd {
-        resume: u64,
-        next: u64,
-        dir: PathBuf,
-    },
 }
 
 /// What a cutover or settlement works with.
@@ -149,12 +140,19 @@ pub fn cutover(
         });
     }
     let previous = latest_carry_over(job, through)?;
-    let mut read = read_days(
-        &job.journal_dir,
-        previous.as_ref().map(|p| p.business_date),
-        previous.as_ref().and_then(|p| p.resume_lsn).unwrap_or(1),
-        through,
-    )?;
+    let after = previous.as_ref().map(|p| p.business_date);
+    let resume = previous
+        .as_ref()
+        .and_then(|p| Some((p.resume_lsn?, p.resume_check?)));
+    let mut read = read_days(&job.journal_dir, after, resume, through)?;
+    if !read.point_held {
+        tracing::warn!(
+            resume_lsn = resume.map(|(lsn, _)| lsn),
+            "the last carry-over's resume point does not match the journal (a crash cut its \
+             unsynced tail, or it is another journal): reading the whole journal"
+        );
+        read = read_days(&job.journal_dir, after, None, through)?;
+    }
     let mut days = std::mem::take(&mut read.days);
     let start = match &previous {
         Some(p) => p.business_date.succ_opt().unwrap_or(through),
@@ -166,7 +164,9 @@ pub fn cutover(
     while day <= through {
         let txns = days.remove(&day).unwrap_or_default();
         let (clearing, mut next) = clear_day(day, &txns, carry.as_ref(), &job.rules)?;
-        next.resume_lsn = Some(read.resume_after(day));
+        let (lsn, check) = read.resume_after(day);
+        next.resume_lsn = Some(lsn);
+        next.resume_check = check;
         write_clearing(job, &clearing, &next)?;
         tracing::info!(
             business_date = %day,
@@ -234,68 +234,84 @@ pub fn settle(
 struct DaysRead {
     /// The transactions of the days to close.
     days: std::collections::BTreeMap<NaiveDate, Vec<super::facts::Txn>>,
-    /// The LSNs of each kept day's first and last request.
-    lsns: std::collections::BTreeMap<NaiveDate, (u64, u64)>,
+    /// Each request of a day to close: its day, LSN and the CRC-32 of its record, in LSN order.
+    requests: Vec<(NaiveDate, u64, u32)>,
     /// The LSN of the first request of a day after the last one to close, if any was read.
     later_lsn: Option<u64>,
-    /// Where the read began.
-    from: u64,
+    /// The checked point the read began at, if it did not begin at the start.
+    from: Option<(u64, u32)>,
+    /// Whether the record before that point was there, as the carry-over said (always true
+    /// without a point). When false the rest of this read is not to be used.
+    point_held: bool,
 }
 
 impl DaysRead {
-    /// Where the cutover of the day after `day` may start reading: at or before every request of
-    /// a later day, and no further than one past the last request of a day closed by now. Those
-    /// requests are a whole cutover delay old, so on disk: a crash that cut the journal's
-    /// unsynced tail (and wrote new records under its LSNs) cannot have put a later day's request
-    /// before the point.
-    fn resume_after(&self, day: NaiveDate) -> u64 {
-        let durable = self
-            .lsns
-            .range(..=day)
-            .map(|(_, &(_, last))| last + 1)
-            .max()
-            .unwrap_or(self.from);
-        let later = day.succ_opt().map_or(self.later_lsn, |next| {
-            self.lsns
-                .range(next..)
-                .map(|(_, &(first, _))| first)
-                .chain(self.later_lsn)
-                .min()
-        });
-        later.map_or(durable, |l| l.min(durable))
+    /// Where the cutover of the day after `day` may start reading, and the CRC-32 of the record
+    /// before it (`None`: from the start). The point is one past a request of a day closed by
+    /// now, and at or before every request of a later day: the last such request, or the point
+    /// this read began at if there is none. The next cutover checks the CRC before trusting it
+    /// (see [`super::clear::CarryOver::resume_check`]).
+    fn resume_after(&self, day: NaiveDate) -> (u64, Option<u32>) {
+        let bound = self
+            .requests
+            .iter()
+            .filter(|(d, _, _)| *d > day)
+            .map(|&(_, lsn, _)| lsn)
+            .chain(self.later_lsn)
+            .min();
+        self.requests
+            .iter()
+            .filter(|&&(d, lsn, _)| d <= day && bound.is_none_or(|b| lsn < b))
+            .max_by_key(|&&(_, lsn, _)| lsn)
+            .map_or_else(
+                || self.from.map_or((1, None), |(lsn, crc)| (lsn, Some(crc))),
+                |&(_, lsn, crc)| (lsn + 1, Some(crc)),
+            )
     }
 }
 
-/// Reads the journal from LSN `from`, one record at a time, keeping the transactions of the days
-/// after `after` (if any) up to `through`: what a cutover closes, and not the rest of the
-/// journal, whose size grows with every day the switch runs.
+/// Reads the journal one record at a time, keeping the transactions of the days after `after`
+/// (if any) up to `through`: what a cutover closes, and not the rest of the journal, whose size
+/// grows with every day the switch runs. With a point `(lsn, crc)` it starts there and checks the
+/// record before it ([`DaysRead::point_held`]: when false, the caller reads the whole journal
+/// instead).
 fn read_days(
     dir: &Path,
     after: Option<NaiveDate>,
-    from: u64,
+    from: Option<(u64, u32)>,
     through: NaiveDate,
 ) -> Result<DaysRead, FilesError> {
     struct State<F> {
         days: super::facts::Days<F>,
-        lsns: std::collections::BTreeMap<NaiveDate, (u64, u64)>,
+        requests: Vec<(NaiveDate, u64, u32)>,
         later_lsn: Option<u64>,
+        checked: bool,
         failed: Option<FilesError>,
     }
     let keep = move |d: NaiveDate| after.is_none_or(|a| d > a) && d <= through;
     let fresh = || State {
         days: super::facts::Days::new(keep),
-        lsns: std::collections::BTreeMap::new(),
+        requests: Vec::new(),
         later_lsn: None,
+        checked: false,
         failed: None,
     };
     let state = std::cell::RefCell::new(fresh());
-    let next = crate::journal::read_each(
+    // The record before the point is read too, to be checked.
+    let covered = from.map_or(0, |(lsn, _)| lsn.saturating_sub(2));
+    crate::journal::read_each(
         dir,
-        from.saturating_sub(1),
+        covered,
         &mut || *state.borrow_mut() = fresh(),
         &mut |lsn, bytes| {
             let mut s = state.borrow_mut();
             if s.failed.is_some() {
+                return;
+            }
+            if let Some((point, crc)) = from
+                && lsn + 1 == point
+            {
+                s.checked = crc32fast::hash(&bytes) == crc;
                 return;
             }
             match Record::decode(&bytes) {
@@ -304,10 +320,8 @@ fn read_days(
                         if r.business_date > through {
                             s.later_lsn.get_or_insert(lsn);
                         } else if keep(r.business_date) {
-                            s.lsns
-                                .entry(r.business_date)
-                                .and_modify(|(_, last)| *last = lsn)
-                                .or_insert((lsn, lsn));
+                            s.requests
+                                .push((r.business_date, lsn, crc32fast::hash(&bytes)));
                         }
                     }
                     s.days.push(rec);
@@ -316,24 +330,16 @@ fn read_days(
             }
         },
     )?;
-    if from > next {
-        // Nothing to read would close the day empty: this journal is not the one the carry-over
-        // was written from (another folder, or an older copy).
-        return Err(FilesError::ResumePastEnd {
-            resume: from,
-            next,
-            dir: dir.to_owned(),
-        });
-    }
     let s = state.into_inner();
     if let Some(e) = s.failed {
         return Err(e);
     }
     Ok(DaysRead {
         days: s.days.finish(),
-        lsns: s.lsns,
+        requests: s.requests,
         later_lsn: s.later_lsn,
         from,
+        point_held: from.is_none() || s.checked,
     })
 }
 

@@ -857,14 +857,15 @@ async fn a_cutover_reads_the_journal_from_where_the_day_before_left_off() {
     // One past the 25th's last request (LSN 3), which is on disk for certain, and before the
     // 26th's first (LSN 5).
     assert_eq!(carry("resumed", day(25)).resume_lsn, Some(4));
-    // Damage every segment before it: the 26th's cutover must not read them.
+    // Damage every segment before it but the one holding that request, which the 26th's cutover
+    // checks against the carry-over: it must not read the others.
     for entry in std::fs::read_dir(journal("resumed")).expect("segments") {
         let path = entry.expect("entry").path();
         let name = path.file_name().and_then(|n| n.to_str()).expect("name");
         let first: u64 = name["segment-".len()..name.len() - ".log".len()]
             .parse()
             .expect("segment LSN");
-        if first < 4 {
+        if first < 3 {
             std::fs::write(&path, b"damaged beyond reading").expect("damage");
         }
     }
@@ -887,17 +888,26 @@ async fn a_cutover_reads_the_journal_from_where_the_day_before_left_off() {
     // Closing two days in one cutover gives each its own point.
     assert_eq!(carry("whole", day(25)).resume_lsn, Some(4));
 
-    // A carry-over that points past the journal's end belongs to another journal: refused, not
-    // taken for a day without transactions.
-    let mut foreign = carry("resumed", day(26));
-    foreign.resume_lsn = Some(1_000);
-    std::fs::write(
-        job("resumed").day_dir(day(26)).join("carry-over.json"),
-        serde_json::to_vec(&foreign).expect("json"),
-    )
-    .expect("write");
-    assert!(matches!(
-        files::cutover(&job("resumed"), day(27), now),
-        Err(files::FilesError::ResumePastEnd { resume: 1_000, .. })
-    ));
+    // A point whose record does not match (a crash cut the journal's unsynced tail and new
+    // records took its LSNs, or another journal), or that lies past the end, is not trusted:
+    // the whole journal is read. Read from LSN 11 or 1,000 on, the 27th would close empty.
+    let the_27th = |resume: u64, check: u32| {
+        let mut c = carry("whole", day(26));
+        c.resume_lsn = Some(resume);
+        c.resume_check = Some(check);
+        std::fs::write(
+            job("whole").day_dir(day(26)).join("carry-over.json"),
+            serde_json::to_vec(&c).expect("json"),
+        )
+        .expect("write");
+        files::cutover(&job("whole"), day(27), now).expect("the 27th closes")
+    };
+    let good = carry("whole", day(26)).resume_check.expect("a check");
+    assert_eq!(
+        the_27th(11, good)[0].items.len(),
+        1,
+        "a record that differs"
+    );
+    assert_eq!(the_27th(1_000, good)[0].items.len(), 1, "past the end");
+    assert_eq!(the_27th(8, good)[0].items.len(), 1, "the point as written");
 }

@@ -148,8 +148,8 @@ pub trait OnUs: Send + Sync + 'static {
 
     /// Releases expired holds and forgets idempotency records past their window on accounts
     /// that have no requests to do it for them, journaling each change before it is made;
-    /// returns how many accounts changed. It visits every account: call it off the runtime's
-    /// workers.
+    /// returns how many events it journaled (at most two per account). It visits every account:
+    /// call it off the runtime's workers.
     fn sweep(&self, _now: NaiveDateTime) -> usize {
         0
     }
