@@ -1199,6 +1199,15 @@ impl Engine {
         true
     }
 
+    /// Entries of the hold-expiry indexes, over every account (dead ones included).
+    #[cfg(test)]
+    pub(crate) fn expiry_entries(&self) -> usize {
+        (0..self.accounts.len())
+            .filter_map(|i| u32::try_from(i).ok())
+            .filter_map(|n| self.lock(n).ok().map(|st| st.expiries.len()))
+            .sum()
+    }
+
     /// Idempotency records held now, over every account: one per request answered within the
     /// idempotency window (and one per tombstone). What `[ledger] records_max` bounds.
     pub fn records_held(&self) -> usize {

@@ -853,16 +853,24 @@ impl AccountState {
 
     /// [`Change::Forget`]: forgets the records made before `before` that stand for no money any
     /// more, keeping the others in their order (a subsequence of an order by rank is one too).
+    /// The expiry index loses the entries of the holds forgotten (dead entries already: the holds
+    /// were resolved), which would otherwise stay until their expiry time, uncounted.
     fn forget_done(&mut self, before: i64) {
         let mut kept = VecDeque::with_capacity(self.order.len());
+        let mut forgot = false;
         for (at, key) in self.order.drain(..) {
             if at < before && self.records.get(&key).is_some_and(Record::is_done) {
                 self.records.remove(&key);
+                forgot = true;
             } else {
                 kept.push_back((at, key));
             }
         }
         self.order = kept;
+        if forgot {
+            let records = &self.records;
+            self.expiries.retain(|(_, key)| records.get(key).is_some());
+        }
     }
 
     /// Forgets records made before `cutoff`, oldest first, stopping at an open hold (which

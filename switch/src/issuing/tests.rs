@@ -1208,11 +1208,13 @@ fn at_the_high_water_mark_a_sweep_forgets_the_oldest_records_that_hold_no_money(
     assert!(e.sweep(t0() + Duration::hours(3), no_journal).is_empty());
     assert!(e.sweep(t0() + Duration::hours(25), no_journal).is_empty());
     // A day on, the sweep forgets the oldest such records, by the hour, down to 14 (7/8 of 16):
-    // the six closed holds of 1 h, in one event on D.
+    // the six closed holds of 1 h, in one event on D, and their (dead) expiry entries with them.
+    assert_eq!(e.expiry_entries(), 6);
     let swept = e.sweep(a_day_later, no_journal);
     assert_eq!(swept.len(), 1);
     assert!(matches!(swept[0].change, Change::Forget { .. }));
     assert_eq!(e.records_held(), 10);
+    assert_eq!(e.expiry_entries(), 0);
     // The completions are still remembered, and C's postings can still be reversed.
     assert!(completion(D, 11, "1.00").stan(21).at(27).run(&e).duplicate);
     assert_eq!(code(&reversal(C, 1, "1.00").stan(30).at(27).run(&e)), "00");
