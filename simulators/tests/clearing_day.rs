@@ -83,6 +83,7 @@ async fn a_days_load_clears_settles_to_zero_and_yields_merchant_statements() {
             cutover_minutes: CUTOVER_MINUTES,
             hold_expiry_h: 168,
             lookback_days: 30,
+            carried_closed_max: 5_000_000,
         },
         names: Vec::new(),
     };

@@ -253,6 +253,8 @@ pub struct ClearingRules {
     pub cutover_minutes: u16,
     pub hold_expiry_h: u32,
     pub lookback_days: u32,
+    /// Most closed approvals carried over (`[clearing] carried_closed_max`): the newest are kept.
+    pub carried_closed_max: usize,
 }
 
 /// Why a day could not be cleared.
@@ -653,6 +655,23 @@ impl Book {
                     on: e.on,
                 });
             }
+        }
+        if closed.len() > rules.carried_closed_max {
+            // The oldest of those closed on earlier days go (newest first by the day each closed,
+            // then by transaction), and a late reversal of one becomes an exception rather than a
+            // match. The day's own are always carried: the exactly-once check below holds each
+            // of the day's approvals and items to its state in the carry-over.
+            let (mut kept, mut earlier): (Vec<Closed>, Vec<Closed>) =
+                closed.into_iter().partition(|c| c.on == day);
+            earlier.sort_unstable_by_key(|c| std::cmp::Reverse((c.on, c.approval.txn)));
+            earlier.truncate(rules.carried_closed_max.saturating_sub(kept.len()));
+            kept.extend(earlier);
+            closed = kept;
+            tracing::warn!(
+                business_date = %day,
+                carried_closed_max = rules.carried_closed_max,
+                "closed approvals over clearing.carried_closed_max: the oldest of earlier days are no longer carried over"
+            );
         }
         let clearing = Clearing {
             business_date: day,

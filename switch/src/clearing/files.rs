@@ -110,6 +110,8 @@ impl Job {
                 cutover_minutes,
                 hold_expiry_h: config.clearing.hold_expiry_h,
                 lookback_days: config.clearing.lookback_days,
+                carried_closed_max: usize::try_from(config.clearing.carried_closed_max)
+                    .unwrap_or(usize::MAX),
             },
             names,
         })

@@ -71,6 +71,7 @@ fn rules() -> ClearingRules {
         cutover_minutes: 23 * 60,
         hold_expiry_h: 168,
         lookback_days: 30,
+        carried_closed_max: 5_000_000,
     }
 }
 
@@ -434,6 +435,38 @@ fn a_reversal_after_cutover() {
     let (c27, _) = j.clear(day(27), Some(&carry26)).expect("day 27");
     assert!(c27.items.is_empty());
     assert!(c27.exceptions[0].message.contains("already reversed"));
+}
+
+#[test]
+fn the_carry_over_keeps_at_most_carried_closed_max_approvals_newest_first() {
+    let mut j = Journal::default();
+    j.sale(1, 5000, at(day(25), 10, 0));
+    j.sale(2, 3000, at(day(25), 11, 0));
+    j.sale(3, 1000, at(day(26), 10, 0));
+    // On the 27th, reversals of the 25th's two sales.
+    j.reverse(4, (200, 1), 5000, None, at(day(27), 9, 0));
+    j.reverse(5, (200, 2), 3000, None, at(day(27), 9, 5));
+    let two = ClearingRules {
+        carried_closed_max: 2,
+        ..rules()
+    };
+    let days = by_business_date(j.records.clone());
+    let carried = |c: &CarryOver| -> Vec<u64> {
+        let mut t: Vec<u64> = c.closed.iter().map(|c| c.approval.txn).collect();
+        t.sort_unstable();
+        t
+    };
+    let (_, carry25) = clear_day(day(25), &days[&day(25)], None, &two).expect("day 25");
+    assert_eq!(carried(&carry25), vec![1, 2]);
+    // The 26th's own sale is carried, and of the 25th's only the newer fits.
+    let (_, carry26) = clear_day(day(26), &days[&day(26)], Some(&carry25), &two).expect("day 26");
+    assert_eq!(carried(&carry26), vec![2, 3]);
+    // The newer sale's reversal is matched; the older's is for a person.
+    let (c27, _) = clear_day(day(27), &days[&day(27)], Some(&carry26), &two).expect("day 27");
+    assert_eq!(c27.items.len(), 1);
+    assert_eq!(c27.items[0].by_txn, 5);
+    assert_eq!(c27.exceptions.len(), 1);
+    assert_eq!(c27.exceptions[0].txn, 4);
 }
 
 #[test]

@@ -248,6 +248,12 @@ pub struct ClearingConfig {
     /// Cleared, reversed and expired approvals are remembered this many business days, so that
     /// a late reversal or completion still finds its original (days). Default 30.
     pub lookback_days: u32,
+    /// Most such approvals the carry-over remembers (approvals): beyond it the oldest of those
+    /// closed on earlier days are dropped (the day's own are always carried), and a late
+    /// reversal or completion of one is listed as an exception for a person instead of being
+    /// matched. Each costs a few hundred bytes in memory and in `carry-over.json`. Default
+    /// 5,000,000.
+    pub carried_closed_max: u64,
 }
 
 impl Default for ClearingConfig {
@@ -259,6 +265,7 @@ impl Default for ClearingConfig {
             cutover_delay_s: 60,
             hold_expiry_h: 168,
             lookback_days: 30,
+            carried_closed_max: 5_000_000,
         }
     }
 }

@@ -730,7 +730,7 @@ fn clearing_section_and_bin_range_products() {
     );
     let problems = invalid(
         "[clearing]\nreports_dir = \"\"\nfees_file = \"\"\nhold_expiry_h = 0\n\
-         lookback_days = 0\ncutover_delay_s = 86400\n",
+         lookback_days = 0\ncarried_closed_max = 0\ncutover_delay_s = 86400\n",
     );
     assert_eq!(
         keys(&problems),
@@ -739,6 +739,7 @@ fn clearing_section_and_bin_range_products() {
             "clearing.fees_file",
             "clearing.hold_expiry_h",
             "clearing.lookback_days",
+            "clearing.carried_closed_max",
             "clearing.cutover_delay_s",
         ]
     );

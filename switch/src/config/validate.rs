@@ -251,6 +251,7 @@ fn clearing(config: &Config, report: &mut Report<'_>) {
     }
     report.non_zero("clearing.hold_expiry_h", c.hold_expiry_h.into());
     report.non_zero("clearing.lookback_days", c.lookback_days.into());
+    report.non_zero("clearing.carried_closed_max", c.carried_closed_max);
     if c.cutover_delay_s >= 86_400 {
         report.push(
             "clearing.cutover_delay_s",
