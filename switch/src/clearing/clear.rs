@@ -667,11 +667,6 @@ impl Book {
             earlier.truncate(rules.carried_closed_max.saturating_sub(kept.len()));
             kept.extend(earlier);
             closed = kept;
-            tracing::warn!(
-                business_date = %day,
-                carried_closed_max = rules.carried_closed_max,
-                "closed approvals over clearing.carried_closed_max: the oldest of earlier days are no longer carried over"
-            );
         }
         let clearing = Clearing {
             business_date: day,

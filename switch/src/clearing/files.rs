@@ -166,6 +166,13 @@ pub fn cutover(
     while day <= through {
         let txns = days.remove(&day).unwrap_or_default();
         let (clearing, mut next) = clear_day(day, &txns, carry.as_ref(), &job.rules)?;
+        if next.closed.len() >= job.rules.carried_closed_max {
+            tracing::warn!(
+                business_date = %day,
+                carried_closed_max = job.rules.carried_closed_max,
+                "closed approvals carried over at clearing.carried_closed_max: the oldest of earlier days are dropped, and a late reversal of one becomes an exception"
+            );
+        }
         let (lsn, check) = read.resume_after(day);
         next.resume_lsn = Some(lsn);
         next.resume_check = check;
