@@ -13,10 +13,8 @@
 mod many_accounts;
 
 use chrono::NaiveDate;
-use switch::domain::{
-    AcquirerId, Amount, Currency, ProcessingCode, Stan, TerminalId, TransmissionDateTime,
-};
-use switch::issuing::{Engine, IdemKey, IssuingRequest, PinCheck, RequestKind};
+use switch::domain::{AcquirerId, Stan, TerminalId, TransmissionDateTime};
+use switch::issuing::{Engine, IdemKey, RequestKind};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -49,7 +47,6 @@ fn main() {
         .and_then(|d| d.and_hms_opt(12, 0, 0))
         .expect("now");
     let acq = AcquirerId::parse("100001").expect("acq");
-    let cur = Currency::CNY;
     let before = rss_bytes();
     let key = |i: u64, t| {
         IdemKey::new(
@@ -78,18 +75,7 @@ fn main() {
                 )
             }
         };
-        let req = IssuingRequest {
-            kind,
-            key: key(i, t),
-            pan,
-            processing_code: ProcessingCode::PURCHASE,
-            amount: Some(Amount::new(100, cur)),
-            currency: cur,
-            mcc: None,
-            expiry: None,
-            pin: PinCheck::Absent,
-            partial_supported: false,
-        };
+        let req = many_accounts::purchase(kind, key(i, t), pan);
         if engine.process(&req, t, t.date()).result.is_ok() {
             approved += 1;
         }

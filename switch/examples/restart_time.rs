@@ -15,12 +15,10 @@ use std::time::Instant;
 use bytes::Bytes;
 use chrono::NaiveDate;
 use switch::config::JournalSync;
-use switch::domain::{
-    AcquirerId, Amount, Currency, ProcessingCode, Stan, TerminalId, TransmissionDateTime,
-};
+use switch::domain::{AcquirerId, Stan, TerminalId, TransmissionDateTime};
 use switch::events::Record;
 use switch::host::{open_journal, write_checkpoint};
-use switch::issuing::{Engine, IdemKey, IssuingRequest, PinCheck, RequestKind};
+use switch::issuing::{Engine, IdemKey, RequestKind};
 use switch::journal::Journal;
 
 fn main() {
@@ -49,28 +47,20 @@ fn main() {
             .expect("now");
         let acq = AcquirerId::parse("100001").expect("acq");
         let tid = TerminalId::from_field(b"TERM0001").expect("tid");
-        let cur = Currency::CNY;
         let t0 = Instant::now();
         let mut last = None;
         for i in 0..n {
             let t = now + chrono::Duration::milliseconds(i as i64);
-            let req = IssuingRequest {
-                kind: RequestKind::Financial,
-                key: IdemKey::new(
+            let req = many_accounts::purchase(
+                RequestKind::Financial,
+                IdemKey::new(
                     acq,
                     tid,
                     Stan::new((i % 999_999 + 1) as u32).expect("stan"),
                     TransmissionDateTime::from_datetime(t),
                 ),
-                pan: pans[(i % accounts as u64) as usize],
-                processing_code: ProcessingCode::PURCHASE,
-                amount: Some(Amount::new(100, cur)),
-                currency: cur,
-                mcc: None,
-                expiry: None,
-                pin: PinCheck::Absent,
-                partial_supported: false,
-            };
+                pans[(i % accounts as u64) as usize],
+            );
             engine.process_with(&req, t, t.date(), |ev| {
                 let rec = Record::Ledger {
                     issuer: "bench".into(),

@@ -373,7 +373,7 @@ impl IssuerHost {
                 cfg.connections_max.max(1),
                 cfg.inflight_per_connection_max.max(1),
             );
-            let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let slots = Arc::new(tokio::sync::Semaphore::new(connections_max));
             tasks.spawn(async move {
                 loop {
                     let accepted = tokio::select! {
@@ -382,12 +382,12 @@ impl IssuerHost {
                     };
                     match accepted {
                         Ok((stream, peer)) => {
-                            if open.load(Ordering::Acquire) >= connections_max {
+                            // Held by the connection's task until it ends.
+                            let Ok(seat) = Arc::clone(&slots).try_acquire_owned() else {
                                 tracing::warn!(issuer = %shared.issuer, %peer, connections_max, "connection refused: connections_max reached");
                                 drop(stream);
                                 continue;
-                            }
-                            let seat = Seat::take(&open);
+                            };
                             tracing::info!(issuer = %shared.issuer, %peer, "switch connected");
                             let _ = stream.set_nodelay(true);
                             let shared = Arc::clone(&shared);
@@ -497,22 +497,6 @@ impl IssuerHost {
             }
             j.close();
         }
-    }
-}
-
-/// One open connection, counted against [`HostConfig::connections_max`] until dropped.
-struct Seat(Arc<std::sync::atomic::AtomicUsize>);
-
-impl Seat {
-    fn take(open: &Arc<std::sync::atomic::AtomicUsize>) -> Seat {
-        open.fetch_add(1, Ordering::AcqRel);
-        Seat(Arc::clone(open))
-    }
-}
-
-impl Drop for Seat {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -723,50 +707,30 @@ fn maybe_checkpoint(shared: &Shared, lsn: u64) {
     });
 }
 
-/// Sweeps the engine every `[ledger] sweep_interval_s` until `stop`: expired holds released and
-/// idempotency records past their window forgotten on accounts with no requests of their own.
-/// Each change is journaled before it is made, as a request's is. A pass that made its whole
-/// allowance of events is followed at once, once the journal has written it, as in the switch
-/// (`net::start`).
+/// Sweeps the engine every `[ledger] sweep_interval_s` until `stop` ([`crate::net::sweep_every`]):
+/// expired holds released and idempotency records past their window forgotten on accounts with
+/// no requests of their own. Each change is journaled before it is made, as a request's is.
 async fn sweeps(shared: Arc<Shared>, stop: CancellationToken) {
     let every = Duration::from_secs(u64::from(shared.engine.sweep_interval_s()));
-    let mut ticks = crate::net::Periodic::new(every, stop.clone());
-    while ticks.next().await {
-        loop {
-            let s = Arc::clone(&shared);
-            // It visits every account: a blocking thread's work, not a tokio worker's.
-            let swept = tokio::task::spawn_blocking(move || {
-                let now = s.clock.now();
-                s.engine
-                    .sweep(now, |ev: &LedgerEvent| {
-                        let payload = ledger_record(&s.issuer, s.clock.now_ms(), ev)?;
-                        // Queued without a ticket, as the switch's on-us sweep does (see there).
-                        s.journal
-                            .append_covered(payload, Admission::New)
-                            .map_err(|_| ())
-                    })
-                    .len()
+    let s = Arc::clone(&shared);
+    let pass = Arc::new(move || {
+        s.engine
+            .sweep(s.clock.now(), |ev: &LedgerEvent| {
+                let payload = ledger_record(&s.issuer, s.clock.now_ms(), ev)?;
+                // Queued without a ticket; `sweep_every` flushes after the pass.
+                s.journal
+                    .append_covered(payload, Admission::New)
+                    .map_err(|_| ())
             })
-            .await;
-            let changed = match swept {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::error!(issuer = %shared.issuer, error = %e, "sweep failed");
-                    break;
-                }
-            };
-            if changed > 0 {
-                tracing::debug!(issuer = %shared.issuer, events = changed, "sweep");
-            }
-            // Written now, not with the next request: see the switch's loop.
-            if changed == 0 || shared.journal.flush().await.is_err() {
-                break;
-            }
-            if changed < crate::issuing::SWEEP_EVENTS_MAX || stop.is_cancelled() {
-                break;
-            }
+            .len()
+    });
+    let journal = Arc::clone(&shared.journal);
+    crate::net::sweep_every(every, stop, journal, pass, |events| {
+        if events > 0 {
+            tracing::debug!(issuer = %shared.issuer, events, "sweep");
         }
-    }
+    })
+    .await;
 }
 
 fn process(
@@ -1094,17 +1058,17 @@ mod tests {
 
         // A week and an hour later (North Bank holds expire after 168 h), with no request on
         // the account, the next sweeps give the money back and journal it.
+        // The paused clock runs to the sweep's tick while the test waits for its event to be
+        // written; the guard fails the test if it never is.
         clock.advance_ms(169 * 3_600_000);
-        let done = || {
-            engine.balances(&card).expect("balances").available == before.available
-                && journal.written().len() == journaled + 1
-        };
-        for _ in 0..10 {
-            if done() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_secs(60)).await;
-        }
+        let mut written = journal.written_watch();
+        tokio::time::timeout(
+            Duration::from_secs(3_600),
+            written.wait_for(|&n| n > journaled),
+        )
+        .await
+        .expect("the sweep's event is written within the hour")
+        .expect("journal alive");
         assert_eq!(
             engine.balances(&card).expect("balances").available,
             before.available

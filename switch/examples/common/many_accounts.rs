@@ -2,8 +2,8 @@
 //! volume (`restart_time`, `record_memory`): the same card numbers and account layout, only the
 //! product differs.
 
-use switch::domain::{Pan, luhn_check_digit};
-use switch::issuing::IssuerFile;
+use switch::domain::{Amount, Currency, Pan, ProcessingCode, luhn_check_digit};
+use switch::issuing::{IdemKey, IssuerFile, IssuingRequest, PinCheck, RequestKind};
 
 /// The issuer file for `accounts` accounts of the one product `product` (a `[[product]]` table
 /// with `id = "p"`), each with `balance` and one card, and the cards' numbers in account order.
@@ -21,4 +21,20 @@ pub fn issuer(accounts: u32, product: &str, balance: &str) -> (IssuerFile, Vec<P
     }
     let file = IssuerFile::from_toml_str(&toml, "bench.toml").expect("issuer file");
     (file, pans)
+}
+
+/// A 1.00 CNY purchase of `kind` on `pan` under `key`: the requests both examples send.
+pub fn purchase(kind: RequestKind, key: IdemKey, pan: Pan) -> IssuingRequest {
+    IssuingRequest {
+        kind,
+        key,
+        pan,
+        processing_code: ProcessingCode::PURCHASE,
+        amount: Some(Amount::new(100, Currency::CNY)),
+        currency: Currency::CNY,
+        mcc: None,
+        expiry: None,
+        pin: PinCheck::Absent,
+        partial_supported: false,
+    }
 }

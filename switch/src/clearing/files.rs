@@ -19,8 +19,8 @@
 //! and closes every day up to the requested one in order. It reads the journal from the LSN that
 //! carry-over names (`resume_lsn`: no request of a later day lies before it), once the record
 //! before it matches the carry-over's CRC, one segment at a time, keeping only the days it
-//! closes, so a cutover's time and memory do not grow with the journal's age. Running it again for a closed day
-//! recomputes the same figures from the same inputs and rewrites them.
+//! closes, so a cutover's time and memory do not grow with the journal's age. Running it again
+//! for a closed day recomputes the same figures from the same inputs and rewrites them.
 
 use std::path::{Path, PathBuf};
 

@@ -103,16 +103,22 @@ mod tests {
 /// [`super::FileJournal`] writes them: for tests of code that queues covered records and must see
 /// them written.
 #[cfg(test)]
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct CoveringJournal {
     written: MemJournal,
     held: Mutex<Vec<Bytes>>,
+    /// How many records are written, for tests to wait on.
+    count: tokio::sync::watch::Sender<usize>,
 }
 
 #[cfg(test)]
 impl CoveringJournal {
     pub(crate) fn new() -> Self {
-        Self::default()
+        CoveringJournal {
+            written: MemJournal::new(),
+            held: Mutex::new(Vec::new()),
+            count: tokio::sync::watch::Sender::new(0),
+        }
     }
 
     /// The records written so far: not the ones still held.
@@ -120,10 +126,18 @@ impl CoveringJournal {
         self.written.records()
     }
 
+    /// The number of records written, as it changes.
+    pub(crate) fn written_watch(&self) -> tokio::sync::watch::Receiver<usize> {
+        self.count.subscribe()
+    }
+
     fn release(&self) -> Result<(), JournalError> {
         let held = std::mem::take(&mut *self.held.lock().unwrap_or_else(PoisonError::into_inner));
-        held.into_iter()
-            .try_for_each(|p| self.written.push(p).map(drop))
+        let released = held
+            .into_iter()
+            .try_for_each(|p| self.written.push(p).map(drop));
+        self.count.send_replace(self.written.lock().len());
+        released
     }
 }
 
@@ -131,7 +145,11 @@ impl CoveringJournal {
 impl Journal for CoveringJournal {
     fn append_as(&self, payload: Bytes, admission: Admission) -> AppendTicket {
         match self.release() {
-            Ok(()) => self.written.append_as(payload, admission),
+            Ok(()) => {
+                let ticket = self.written.append_as(payload, admission);
+                self.count.send_replace(self.written.lock().len());
+                ticket
+            }
             Err(e) => AppendTicket::ready(Err(e)),
         }
     }

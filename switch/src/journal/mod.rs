@@ -135,7 +135,9 @@ pub use recovery::{Recovered, read_all, read_each};
 /// For the periodic checkpoints of the issuer hosts and the switch: copying and writing millions
 /// of idempotency records takes seconds of a core, and at normal priority that core was taken
 /// from the tokio workers answering requests (a 10-minute soak's p99 was 1.6 s, all of it the
-/// hosts' checkpoints; docs/reliability.md). At nice 19 the scheduler gives the checkpoint what the requests leave.
+/// hosts' checkpoints; docs/reliability.md). At nice 19 the scheduler gives the checkpoint what
+/// the requests leave.
+///
 /// Its own thread, not `spawn_blocking`'s pool, because an unprivileged thread cannot raise its
 /// priority back, and the pool's threads run other blocking work later. A checkpoint that takes
 /// longer costs only a longer replay if the process crashed meanwhile. The risk it takes: the

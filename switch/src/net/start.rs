@@ -111,16 +111,10 @@ fn restore_checkpoint(
     Some(cp)
 }
 
-/// Sweeps an on-us issuer every `every` until `stop`: expired holds released and idempotency
-/// records past their window forgotten on accounts with no requests of their own, so that a quiet
-/// account neither keeps money held nor holds memory (`[ledger] sweep_interval_s`). The first
-/// sweep is one interval after start: recovery has just brought every account up to date.
-///
-/// Each pass's events are queued without tickets, then flushed: written and synced before the
-/// next pass. A pass that made its whole allowance of events
-/// ([`crate::issuing::SWEEP_EVENTS_MAX`]) left work behind, and the next one follows at once, so
-/// that a backlog (after a long stop, or near `records_max`) drains at the journal's pace with at
-/// most one allowance in its queue.
+/// Sweeps an on-us issuer every `every` until `stop` ([`crate::net::sweep_every`]): expired
+/// holds released and idempotency records past their window forgotten on accounts with no
+/// requests of their own, so that a quiet account neither keeps money held nor holds memory
+/// (`[ledger] sweep_interval_s`).
 async fn sweeps(
     issuer: String,
     engine: Arc<dyn OnUs>,
@@ -129,37 +123,18 @@ async fn sweeps(
     every: Duration,
     stop: CancellationToken,
 ) {
-    let mut ticks = crate::net::Periodic::new(every, stop.clone());
-    while ticks.next().await {
-        loop {
-            let now = clock.now();
-            let e = Arc::clone(&engine);
-            // It visits every account: a blocking thread's work, not a tokio worker's.
-            let changed = match tokio::task::spawn_blocking(move || e.sweep(now)).await {
-                Ok(changed) => changed,
-                Err(e) => {
-                    tracing::error!(%issuer, error = %e, "on-us sweep failed");
-                    break;
-                }
-            };
-            metrics::counter!(m::ONUS_SWEEP_EVENTS_TOTAL, "issuer" => issuer.clone())
-                .increment(changed as u64);
-            metrics::gauge!(m::ONUS_RECORDS, "issuer" => issuer.clone())
-                .set(engine.records_held() as f64);
-            if changed > 0 {
-                tracing::debug!(%issuer, events = changed, "on-us sweep");
-            }
-            // Its events were queued without tickets: written only with an append someone
-            // waits on. Without this flush a quiet journal would keep them queued, sweep after
-            // sweep, until its queue refused every request.
-            if changed == 0 || journal.flush().await.is_err() {
-                break;
-            }
-            if changed < crate::issuing::SWEEP_EVENTS_MAX || stop.is_cancelled() {
-                break;
-            }
+    let e = Arc::clone(&engine);
+    let pass = Arc::new(move || e.sweep(clock.now()));
+    crate::net::sweep_every(every, stop, journal, pass, |events| {
+        metrics::counter!(m::ONUS_SWEEP_EVENTS_TOTAL, "issuer" => issuer.clone())
+            .increment(events as u64);
+        metrics::gauge!(m::ONUS_RECORDS, "issuer" => issuer.clone())
+            .set(engine.records_held() as f64);
+        if events > 0 {
+            tracing::debug!(%issuer, events, "on-us sweep");
         }
-    }
+    })
+    .await;
 }
 
 /// Problems one per line, as the config loader shows them.
@@ -846,18 +821,15 @@ mod tests {
             every,
             stop.clone(),
         ));
-        // Metro Pay's holds expire after 168 h; no request comes for the account.
+        // Metro Pay's holds expire after 168 h; no request comes for the account. The paused
+        // clock runs to the sweep's tick while the test waits for its event to be written; the
+        // guard fails the test if it never is.
         clock.advance_ms(169 * 3_600_000);
-        let done = || {
-            engine.balances(&pan).expect("balances").available == before
-                && journal.written().len() == 1
-        };
-        for _ in 0..10 {
-            if done() {
-                break;
-            }
-            tokio::time::sleep(every).await;
-        }
+        let mut written = journal.written_watch();
+        tokio::time::timeout(Duration::from_secs(3_600), written.wait_for(|&n| n >= 1))
+            .await
+            .expect("the sweep's event is written within the hour")
+            .expect("journal alive");
         assert_eq!(engine.balances(&pan).expect("balances").available, before);
         assert_eq!(
             journal.written().len(),
