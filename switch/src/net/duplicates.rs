@@ -10,12 +10,18 @@
 //! either a pending slot or the finished answer. A pending slot gets a `watch` channel only when a
 //! duplicate actually arrives while the original is in flight: duplicates are rare, and a channel
 //! per request was most of the window's cost (`cargo bench --bench matching`). Expiry is by
-//! monotonic time, swept in insertion order. Recovery seeds the window from the journal's
+//! monotonic time, swept in insertion order. Every claim of a key gets a generation of its own,
+//! and the slot and its place in the order both carry it: a key can be claimed again after an
+//! original ended without an answer (or was evicted in flight), and the old claim's leftovers
+//! (its place in the order, its `Pending`) must then touch nothing of the new one's. Without
+//! that, the old place in the order expired the retry's answer early, and a dropped original
+//! freed its retry's pending slot, letting a third copy through as new. Recovery seeds the window from the journal's
 //! decisions ([`DuplicateWindow::seed`]); the answer is then rebuilt from the duplicate request
 //! itself plus the recorded decision, because the journal never holds the answer's bytes (they
 //! carry the PAN).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -54,10 +60,24 @@ pub enum Answer {
     Recorded(std::sync::Arc<DecisionRecord>),
 }
 
-enum Slot {
+/// Which claim of a key a slot or a place in the order belongs to.
+type Generation = u64;
+
+struct Slot {
+    generation: Generation,
+    state: SlotState,
+}
+
+enum SlotState {
     /// The original is in flight; the sender exists once a duplicate waits for it.
     Pending(Option<watch::Sender<Option<Answer>>>),
     Done(Answer),
+}
+
+impl Slot {
+    fn is_done(&self) -> bool {
+        matches!(self.state, SlotState::Done(_))
+    }
 }
 
 /// What [`DuplicateWindow::claim`] found.
@@ -74,6 +94,7 @@ pub struct Pending {
     /// False once completed; a `Pending` dropped while still live frees its slot.
     live: bool,
     key: WindowKey,
+    generation: Generation,
     window: Arc<DuplicateWindow>,
 }
 
@@ -107,7 +128,8 @@ pub struct DuplicateWindow {
     /// foldhash rather than SipHash: still seeded at random per process (the key is chosen by
     /// acquirers, so an unkeyed hash would invite collisions), and several times cheaper.
     map: DashMap<WindowKey, Slot, foldhash::fast::RandomState>,
-    order: Mutex<VecDeque<(Instant, WindowKey)>>,
+    order: Mutex<VecDeque<(Instant, WindowKey, Generation)>>,
+    generations: AtomicU64,
     window: Duration,
     entries_max: usize,
 }
@@ -141,9 +163,15 @@ impl DuplicateWindow {
                 Self::SHARDS,
             ),
             order: Mutex::new(VecDeque::with_capacity(capacity)),
+            generations: AtomicU64::new(0),
             window,
             entries_max,
         }
+    }
+
+    fn next_generation(&self) -> Generation {
+        // Distinct is all that matters, not order between threads.
+        self.generations.fetch_add(1, Ordering::Relaxed)
     }
 
     pub fn len(&self) -> usize {
@@ -159,21 +187,26 @@ impl DuplicateWindow {
         let key = window_key(key, mti);
         self.sweep(now);
         match self.map.entry(key) {
-            Entry::Occupied(mut e) => Claim::Duplicate(Waiter(match e.get_mut() {
-                Slot::Pending(Some(tx)) => WaiterInner::Wait(tx.subscribe()),
-                Slot::Pending(tx) => {
+            Entry::Occupied(mut e) => Claim::Duplicate(Waiter(match &mut e.get_mut().state {
+                SlotState::Pending(Some(tx)) => WaiterInner::Wait(tx.subscribe()),
+                SlotState::Pending(tx) => {
                     let (sender, rx) = watch::channel(None);
                     *tx = Some(sender);
                     WaiterInner::Wait(rx)
                 }
-                Slot::Done(a) => WaiterInner::Ready(a.clone()),
+                SlotState::Done(a) => WaiterInner::Ready(a.clone()),
             })),
             Entry::Vacant(v) => {
-                v.insert(Slot::Pending(None));
-                self.remember(now, key);
+                let generation = self.next_generation();
+                v.insert(Slot {
+                    generation,
+                    state: SlotState::Pending(None),
+                });
+                self.remember(now, key, generation);
                 Claim::New(Pending {
                     live: true,
                     key,
+                    generation,
                     window: Arc::clone(self),
                 })
             }
@@ -187,37 +220,48 @@ impl DuplicateWindow {
             return;
         }
         let at = now.checked_sub(age).unwrap_or(now);
-        self.map.insert(key, Slot::Done(answer));
-        self.remember(at, key);
+        let generation = self.next_generation();
+        self.map.insert(
+            key,
+            Slot {
+                generation,
+                state: SlotState::Done(answer),
+            },
+        );
+        self.remember(at, key, generation);
     }
 
     /// Records `key`'s arrival, then evicts beyond `entries_max`.
-    fn remember(&self, at: Instant, key: WindowKey) {
+    fn remember(&self, at: Instant, key: WindowKey, generation: Generation) {
         let mut order = self.order.lock().unwrap_or_else(|p| p.into_inner());
-        order.push_back((at, key));
+        order.push_back((at, key, generation));
         self.expire(&mut order, at);
     }
 
-    fn expire(&self, order: &mut VecDeque<(Instant, WindowKey)>, now: Instant) {
-        while let Some(&(at, k)) = order.front() {
+    /// Pops places off the front of the order: beyond `entries_max`, or older than the window.
+    /// A place whose generation is not the slot's is a leftover of an earlier claim of the key
+    /// (one that ended without an answer): it goes, and the slot stays. It still counted
+    /// against `entries_max` until then, which keeps the limit a bound on the order's memory.
+    fn expire(&self, order: &mut VecDeque<(Instant, WindowKey, Generation)>, now: Instant) {
+        while let Some(&(at, k, generation)) = order.front() {
             if order.len() <= self.entries_max && now.saturating_duration_since(at) < self.window {
                 break;
             }
             let evicted = order.len() > self.entries_max;
             order.pop_front();
             if evicted {
-                self.map.remove(&k);
+                self.map.remove_if(&k, |_, s| s.generation == generation);
             } else if self
                 .map
-                .remove_if(&k, |_, s| matches!(s, Slot::Done(_)))
+                .remove_if(&k, |_, s| s.generation == generation && s.is_done())
                 .is_none()
-                && self.map.contains_key(&k)
+                && self.map.get(&k).is_some_and(|s| s.generation == generation)
             {
                 // A still-pending original keeps its slot until it completes (its duplicates
                 // must still find it), and a place in the order as the newest entry: without
                 // one, its answer would stay in the map for good once it came, out of reach of
                 // both the window and the limit.
-                order.push_back((now, k));
+                order.push_back((now, k, generation));
             }
         }
     }
@@ -227,9 +271,9 @@ impl DuplicateWindow {
     pub fn replace(&self, key: &DupKey, mti: Mti, answer: Answer) {
         let key = &window_key(*key, mti);
         if let Some(mut slot) = self.map.get_mut(key)
-            && matches!(*slot, Slot::Done(_))
+            && slot.is_done()
         {
-            *slot = Slot::Done(answer);
+            slot.state = SlotState::Done(answer);
         }
     }
 
@@ -256,17 +300,27 @@ impl Pending {
             Answer::Bytes(b) => Answer::Bytes(Bytes::copy_from_slice(b)),
             Answer::Recorded(r) => Answer::Recorded(Arc::clone(r)),
         };
-        let waiting = match self.window.map.get_mut(&self.key) {
-            Some(mut slot) => match std::mem::replace(&mut *slot, Slot::Done(kept)) {
-                Slot::Pending(tx) => tx,
-                Slot::Done(_) => None,
-            },
-            // Evicted while in flight (the window was full): remember the answer again, as the
+        let waiting = match self.window.map.entry(self.key) {
+            Entry::Occupied(mut slot) if slot.get().generation == self.generation => {
+                match std::mem::replace(&mut slot.get_mut().state, SlotState::Done(kept)) {
+                    SlotState::Pending(tx) => tx,
+                    SlotState::Done(_) => None,
+                }
+            }
+            // Evicted while in flight (the window was full), and the key claimed again since:
+            // that later claim owns the key now, and its own answer is the one its duplicates
+            // must get. This one's waiters went with the evicted slot.
+            Entry::Occupied(_) => None,
+            // Evicted while in flight and not claimed since: remember the answer again, as the
             // newest entry, so it counts against the limit and expires like any other (without
             // its place in the order it stayed in the map for good).
-            None => {
-                self.window.map.insert(self.key, Slot::Done(kept));
-                self.window.remember(Instant::now(), self.key);
+            Entry::Vacant(v) => {
+                let generation = self.window.next_generation();
+                v.insert(Slot {
+                    generation,
+                    state: SlotState::Done(kept),
+                });
+                self.window.remember(Instant::now(), self.key, generation);
                 None
             }
         };
@@ -280,9 +334,9 @@ impl Drop for Pending {
     fn drop(&mut self) {
         if self.live {
             // The original ended without an answer: its duplicates see the channel close.
-            self.window
-                .map
-                .remove_if(&self.key, |_, s| matches!(s, Slot::Pending(_)));
+            self.window.map.remove_if(&self.key, |_, s| {
+                s.generation == self.generation && !s.is_done()
+            });
         }
     }
 }
@@ -297,6 +351,15 @@ mod tests {
             terminal: TerminalId::from_field(b"TERM0001").expect("tid"),
             stan: Stan::new(stan).expect("stan"),
             transmission: TransmissionDateTime::from_field(b"1125221800").expect("t"),
+        }
+    }
+
+    /// Claims and answers each STAN in `stans` (new keys, so the window fills).
+    fn answer_all(w: &Arc<DuplicateWindow>, stans: std::ops::Range<u32>, at: Instant) {
+        for s in stans {
+            if let Claim::New(p) = w.claim(key(s), Mti::AUTH_REQUEST, at) {
+                p.complete(Answer::Bytes(Bytes::new()));
+            }
         }
     }
 
@@ -371,11 +434,7 @@ mod tests {
             Claim::New(_)
         ));
         let t1 = t0 + Duration::from_secs(400);
-        for s in 10..13 {
-            if let Claim::New(p) = w.claim(key(s), Mti::AUTH_REQUEST, t1) {
-                p.complete(Answer::Bytes(Bytes::new()));
-            }
-        }
+        answer_all(&w, 10..13, t1);
         assert!(w.len() <= 2);
         assert!(
             matches!(w.claim(key(10), Mti::AUTH_REQUEST, t1), Claim::New(_)),
@@ -391,11 +450,7 @@ mod tests {
             panic!("new");
         };
         // Two more arrivals evict the first while it is still in flight.
-        for s in 2..4 {
-            if let Claim::New(p) = w.claim(key(s), Mti::AUTH_REQUEST, t0) {
-                p.complete(Answer::Bytes(Bytes::new()));
-            }
-        }
+        answer_all(&w, 2..4, t0);
         first.complete(Answer::Bytes(Bytes::from_static(b"late")));
         assert!(w.len() <= 2, "{} keys held, limit 2", w.len());
         // Its repeat still gets the answer...
@@ -432,6 +487,79 @@ mod tests {
             w.claim(key(1), Mti::AUTH_REQUEST, Instant::now()),
             Claim::New(_)
         ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_originals_place_in_the_order_does_not_expire_its_retry() {
+        let w = Arc::new(DuplicateWindow::new(Duration::from_secs(60), 1000));
+        let Claim::New(first) = w.claim(key(1), Mti::AUTH_REQUEST, Instant::now()) else {
+            panic!("new");
+        };
+        drop(first);
+        // The retry comes half a window later and is answered.
+        tokio::time::advance(Duration::from_secs(30)).await;
+        let Claim::New(retry) = w.claim(key(1), Mti::AUTH_REQUEST, Instant::now()) else {
+            panic!("the key was not freed");
+        };
+        retry.complete(Answer::Bytes(Bytes::from_static(b"retry")));
+        // The first claim's window has passed, the retry's has not: its repeat gets its answer.
+        tokio::time::advance(Duration::from_secs(31)).await;
+        w.sweep(Instant::now());
+        let Claim::Duplicate(d) = w.claim(key(1), Mti::AUTH_REQUEST, Instant::now()) else {
+            panic!("the retry's answer expired with the dropped original's place");
+        };
+        assert_eq!(bytes_of(d.answer().await).as_deref(), Some(&b"retry"[..]));
+        // And it goes once its own window has passed.
+        tokio::time::advance(Duration::from_secs(30)).await;
+        w.sweep(Instant::now());
+        assert_eq!(w.len(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_original_evicted_in_flight_leaves_a_later_claim_of_its_key_alone() {
+        let w = Arc::new(DuplicateWindow::new(Duration::from_secs(60), 2));
+        let t0 = Instant::now();
+        let Claim::New(first) = w.claim(key(1), Mti::AUTH_REQUEST, t0) else {
+            panic!("new");
+        };
+        // Two arrivals evict it while it is in flight; then its key is claimed again.
+        answer_all(&w, 2..4, t0);
+        let Claim::New(second) = w.claim(key(1), Mti::AUTH_REQUEST, t0) else {
+            panic!("the evicted key is claimed anew");
+        };
+        // The first ends without an answer: the second's claim must stand, so a third copy
+        // waits for the second's answer instead of going through as new.
+        drop(first);
+        let Claim::Duplicate(third) = w.claim(key(1), Mti::AUTH_REQUEST, t0) else {
+            panic!("a dropped evicted original freed a later claim of its key");
+        };
+        let third = tokio::spawn(third.answer());
+        second.complete(Answer::Bytes(Bytes::from_static(b"second")));
+        assert_eq!(
+            bytes_of(third.await.expect("join")).as_deref(),
+            Some(&b"second"[..])
+        );
+
+        // An evicted original that does complete leaves the later claim's answer in place too.
+        let Claim::New(first) = w.claim(key(20), Mti::AUTH_REQUEST, t0) else {
+            panic!("new");
+        };
+        answer_all(&w, 21..23, t0);
+        let Claim::New(second) = w.claim(key(20), Mti::AUTH_REQUEST, t0) else {
+            panic!("the evicted key is claimed anew");
+        };
+        first.complete(Answer::Bytes(Bytes::from_static(b"first")));
+        let Claim::Duplicate(d) = w.claim(key(20), Mti::AUTH_REQUEST, t0) else {
+            panic!("dup");
+        };
+        let d = tokio::spawn(d.answer());
+        second.complete(Answer::Bytes(Bytes::from_static(b"second")));
+        assert_eq!(
+            bytes_of(d.await.expect("join")).as_deref(),
+            Some(&b"second"[..]),
+            "a repeat of the second claim got the evicted first's answer"
+        );
+        assert!(w.len() <= 2, "{} keys held, limit 2", w.len());
     }
 
     #[tokio::test]
