@@ -359,9 +359,14 @@ fn claimed_acquirer(msg: &Message) -> Option<AcquirerId> {
 }
 
 /// The answer to one admitted frame, with the frame's fixed header to send it back under.
+///
+/// The request's processing is boxed: this future is moved into the connection's
+/// `FuturesUnordered` (copied whole into its task allocation), and inline it carried the
+/// processing's 6 KiB of state into every copy (docs/performance.md, "Smaller futures").
+/// Boxed, the state is built once in its own allocation when the answer is first polled.
 async fn answer(rt: Arc<Runtime>, header: Bytes, step: Step) -> (Bytes, Option<Outgoing>) {
     let out = match step {
-        Step::Process(payload) => rt.handle(payload).await,
+        Step::Process(payload) => Box::pin(rt.handle(payload)).await,
         Step::Answer(bytes) => Some(Outgoing {
             bytes,
             if_undeliverable: None,
