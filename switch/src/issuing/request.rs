@@ -165,7 +165,14 @@ impl fmt::Debug for IdemKey {
 /// Serialised as its `Display` string: readable in a snapshot, and a plain string for postcard.
 impl Serialize for IdemKey {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        // Formatted on the stack: `collect_str` allocates a `String` per key, and every ledger
+        // event carries one. The text is at most 38 bytes (11 + 6 + 10 + 8 and three
+        // separators); anything longer would still serialise, through the allocating path.
+        let mut text = arrayvec::ArrayString::<48>::new();
+        match fmt::write(&mut text, format_args!("{self}")) {
+            Ok(()) => s.serialize_str(&text),
+            Err(_) => s.collect_str(self),
+        }
     }
 }
 
@@ -342,5 +349,24 @@ mod tests {
         assert_eq!(IdemKey::parse("1000x1/000042/1125221800/TERM0001"), None);
         let bytes = postcard::to_allocvec(&k).unwrap();
         assert_eq!(postcard::from_bytes::<IdemKey>(&bytes).unwrap(), k);
+    }
+
+    #[test]
+    fn the_longest_key_serialises_as_its_text_as_journals_already_hold_it() {
+        // An 11-digit acquirer: the longest text. Journals written before the key was
+        // formatted on the stack hold `collect_str`'s bytes, which are the text's.
+        let k = IdemKey::new(
+            AcquirerId::parse("12345678901").unwrap(),
+            TerminalId::from_field(b"TE/M0001").unwrap(),
+            Stan::new(999_999).unwrap(),
+            TransmissionDateTime::from_field(b"1231235959").unwrap(),
+        );
+        let text = k.to_string();
+        assert_eq!(text.len(), 38);
+        assert_eq!(
+            postcard::to_allocvec(&k).unwrap(),
+            postcard::to_allocvec(&text).unwrap()
+        );
+        assert_eq!(serde_json::to_string(&k).unwrap(), format!("\"{text}\""));
     }
 }
