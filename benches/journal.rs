@@ -29,7 +29,7 @@ fn request(vault: &PanVault, pan: &Pan, txn: u64) -> Record {
         },
         mti: 100,
         pan: vault.protect(pan).expect("protect"),
-        masked_pan: pan.to_string(),
+        masked_pan: pan.to_string().into(),
         processing_code: "000000".into(),
         amount_minor: Some(12_345),
         currency: 156,

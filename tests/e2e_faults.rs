@@ -84,7 +84,7 @@ async fn issuer_timeout_with_stand_in() {
         pending
             .iter()
             .find(|a| a.mti == 120)
-            .and_then(|a| a.auth_code.clone()),
+            .and_then(|a| a.auth_code.as_deref().map(str::to_owned)),
         Some(auth)
     );
     stack.shutdown().await;

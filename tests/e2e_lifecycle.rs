@@ -122,7 +122,8 @@ async fn graceful_shutdown_answers_in_flight_and_journals_every_answer() {
             r.stan
         );
         assert_eq!(
-            d.auth_code, r.auth_code,
+            d.auth_code.as_deref(),
+            r.auth_code.as_deref(),
             "STAN {}: journaled auth code",
             r.stan
         );

@@ -500,7 +500,11 @@ fn read_journal(dir: &Path, on_us_issuer: &str) -> JournalView {
                 let k = r.key;
                 key_of_txn.insert(
                     r.txn,
-                    (k.terminal.trim_end().to_owned(), k.stan, k.transmission),
+                    (
+                        k.terminal.trim_end().to_owned(),
+                        k.stan,
+                        k.transmission.to_string(),
+                    ),
                 );
             }
             Record::Forwarded { txn, link_stan, .. } => {
@@ -513,7 +517,7 @@ fn read_journal(dir: &Path, on_us_issuer: &str) -> JournalView {
                     let key = (
                         k.terminal.trim_end().to_owned(),
                         k.stan,
-                        k.transmission.clone(),
+                        k.transmission.to_string(),
                         d.mti,
                     );
                     v.decisions.insert(key, d);
@@ -698,7 +702,11 @@ async fn switch_crash() {
             "code as journaled"
         );
         if a.request_mti != Mti::REVERSAL_ADVICE && a.request_mti != Mti::REVERSAL_REQUEST {
-            assert_eq!(d.auth_code, a.auth_code, "auth code as journaled");
+            assert_eq!(
+                d.auth_code.as_deref(),
+                a.auth_code.as_deref(),
+                "auth code as journaled"
+            );
         }
     }
     let in_flight: Vec<usize> = (0..before.len())
@@ -789,7 +797,8 @@ async fn switch_crash() {
                 );
                 if a.request_mti != Mti::REVERSAL_ADVICE && a.request_mti != Mti::REVERSAL_REQUEST {
                     assert_eq!(
-                        d.auth_code, a.auth_code,
+                        d.auth_code.as_deref(),
+                        a.auth_code.as_deref(),
                         "retry gets the journaled auth code"
                     );
                 }

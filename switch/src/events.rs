@@ -20,16 +20,22 @@ use serde::{Deserialize, Serialize};
 use crate::domain::Product;
 use crate::security::ProtectedPan;
 
+/// The text fields of a record: ids, codes, masked PANs, reasons. Inline up to 24 bytes, which
+/// each of them fits, so building a record allocates nothing per field (a request record has
+/// about ten of them, and one is built for every request); serde sees a string, so the bytes in
+/// the journal are those of `String` and the format does not change.
+pub type Text = compact_str::CompactString;
+
 /// Encoding version, first byte of every record.
 const VERSION: u8 = 2;
 
 /// The duplicate key of a request: acquirer, terminal (41), STAN (11), transmission time (7).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct KeyRecord {
-    pub acquirer: String,
-    pub terminal: String,
+    pub acquirer: Text,
+    pub terminal: Text,
     pub stan: u32,
-    pub transmission: String,
+    pub transmission: Text,
 }
 
 /// Field 90's content, for reversals and completions.
@@ -37,8 +43,8 @@ pub struct KeyRecord {
 pub struct OriginalRecord {
     pub mti: u16,
     pub stan: u32,
-    pub transmission: String,
-    pub acquirer: String,
+    pub transmission: Text,
+    pub acquirer: Text,
 }
 
 /// A routed acquirer request.
@@ -50,14 +56,14 @@ pub struct RequestRecord {
     pub key: KeyRecord,
     pub mti: u16,
     pub pan: ProtectedPan,
-    pub masked_pan: String,
-    pub processing_code: String,
+    pub masked_pan: Text,
+    pub processing_code: Text,
     pub amount_minor: Option<i64>,
     pub currency: u16,
     /// The issuer id it was routed to.
-    pub issuer: String,
-    pub rrn: Option<String>,
-    pub merchant: Option<String>,
+    pub issuer: Text,
+    pub rrn: Option<Text>,
+    pub merchant: Option<Text>,
     pub mcc: Option<u16>,
     pub original: Option<OriginalRecord>,
     /// Field 95's actual amount, on a partial reversal.
@@ -92,16 +98,16 @@ pub struct DecisionRecord {
     pub at_ms: i64,
     pub key: Option<KeyRecord>,
     pub mti: u16,
-    pub response_code: String,
+    pub response_code: Text,
     pub source: DecisionSource,
     /// A decline's reason name, e.g. `insufficient_funds`.
-    pub reason: Option<String>,
-    pub auth_code: Option<String>,
+    pub reason: Option<Text>,
+    pub auth_code: Option<Text>,
     /// The approved amount when it differs from the request's (partial approval).
     pub approved_minor: Option<i64>,
     /// Field 54 as answered.
-    pub additional_amounts: Option<String>,
-    pub issuer: Option<String>,
+    pub additional_amounts: Option<Text>,
+    pub issuer: Option<Text>,
 }
 
 impl DecisionRecord {
@@ -112,9 +118,9 @@ impl DecisionRecord {
         at_ms: i64,
         key: Option<KeyRecord>,
         mti: u16,
-        response_code: impl Into<String>,
+        response_code: impl Into<Text>,
         source: DecisionSource,
-        issuer: Option<String>,
+        issuer: Option<Text>,
     ) -> DecisionRecord {
         DecisionRecord {
             txn,
@@ -137,25 +143,25 @@ impl DecisionRecord {
 pub struct AdviceRecord {
     pub saf_id: u64,
     pub at_ms: i64,
-    pub issuer: String,
+    pub issuer: Text,
     /// 0420 (reversal advice) or 0120 (stand-in authorization advice).
     pub mti: u16,
     /// Why it was queued: `timeout`, `link_lost`, `undeliverable`, `acquirer_advice`, `stand_in`,
     /// `late_approval`.
-    pub reason: String,
+    pub reason: Text,
     pub txn: Option<u64>,
     pub pan: ProtectedPan,
-    pub masked_pan: String,
-    pub processing_code: String,
+    pub masked_pan: Text,
+    pub processing_code: Text,
     pub amount_minor: i64,
     pub currency: u16,
     pub original: OriginalRecord,
-    pub terminal: String,
-    pub merchant: Option<String>,
-    pub rrn: Option<String>,
+    pub terminal: Text,
+    pub merchant: Option<Text>,
+    pub rrn: Option<Text>,
     pub replacement_minor: Option<i64>,
-    pub auth_code: Option<String>,
-    pub response_code: Option<String>,
+    pub auth_code: Option<Text>,
+    pub response_code: Option<Text>,
 }
 
 /// One journal record.
@@ -179,10 +185,10 @@ pub enum Record {
     },
     /// An issuer answer that arrived after its request had timed out.
     LateReply {
-        issuer: String,
+        issuer: Text,
         at_ms: i64,
-        response_code: Option<String>,
-        masked_pan: Option<String>,
+        response_code: Option<Text>,
+        masked_pan: Option<Text>,
     },
     Decision(DecisionRecord),
     /// The acquirer connection was gone when its answer was ready.
@@ -194,7 +200,7 @@ pub enum Record {
     SafDelivered {
         saf_id: u64,
         at_ms: i64,
-        response_code: Option<String>,
+        response_code: Option<Text>,
     },
     SafParked {
         saf_id: u64,
@@ -203,7 +209,7 @@ pub enum Record {
     },
     /// An on-us or stand-in ledger change, encoded by the issuing engine.
     Ledger {
-        issuer: String,
+        issuer: Text,
         at_ms: i64,
         event: Vec<u8>,
     },
@@ -305,5 +311,71 @@ mod tests {
         let mut old = bytes.clone();
         old[0] = 1;
         assert_eq!(Record::decode(&old), Err(RecordError::Version(1)));
+    }
+
+    #[test]
+    fn text_fields_encode_as_strings_did_so_old_journals_still_read() {
+        // The decision record of `records_round_trip` as the `String` fields of earlier builds
+        // wrote it (postcard: fields in order, an enum as its variant index), byte for byte.
+        #[derive(Serialize)]
+        struct OldKey(String, String, u32, String);
+        #[derive(Serialize)]
+        #[allow(clippy::type_complexity)]
+        struct OldDecision(
+            u64,
+            i64,
+            Option<OldKey>,
+            u16,
+            String,
+            u32,
+            Option<String>,
+            Option<String>,
+            Option<i64>,
+            Option<String>,
+            Option<String>,
+        );
+        let long_reason = "a reason longer than twenty-four bytes, kept on the heap";
+        let old = OldDecision(
+            7,
+            1_764_000_000_000,
+            Some(OldKey(
+                "100001".into(),
+                "TERM0001".into(),
+                1,
+                "1125221800".into(),
+            )),
+            110,
+            "51".into(),
+            0,
+            Some(long_reason.into()),
+            Some("123456".into()),
+            None,
+            None,
+            Some("north-bank".into()),
+        );
+        let mut old_bytes = vec![VERSION];
+        // `Record::Decision` is variant 4.
+        old_bytes.push(4);
+        old_bytes.extend(postcard::to_allocvec(&old).expect("encode"));
+        let new = Record::Decision(DecisionRecord {
+            txn: 7,
+            at_ms: 1_764_000_000_000,
+            key: Some(KeyRecord {
+                acquirer: "100001".into(),
+                terminal: "TERM0001".into(),
+                stan: 1,
+                transmission: "1125221800".into(),
+            }),
+            mti: 110,
+            response_code: "51".into(),
+            source: DecisionSource::Issuer,
+            reason: Some(long_reason.into()),
+            auth_code: Some("123456".into()),
+            approved_minor: None,
+            additional_amounts: None,
+            issuer: Some("north-bank".into()),
+        });
+        assert_eq!(new.encode().expect("encode"), old_bytes);
+        assert_eq!(Record::decode(&old_bytes).expect("decode"), new);
     }
 }

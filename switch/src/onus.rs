@@ -90,7 +90,7 @@ impl EngineOnUs {
 pub(crate) fn ledger_record(issuer: &str, at_ms: i64, ev: &LedgerEvent) -> Result<Bytes, ()> {
     let event = ev.encode().map_err(|_| ())?;
     let rec = Record::Ledger {
-        issuer: issuer.to_owned(),
+        issuer: issuer.into(),
         at_ms,
         event,
     };

@@ -148,7 +148,7 @@ pub fn run(
             what: e.to_string(),
         })?;
         if let Record::Ledger { issuer, event, .. } = record
-            && let Some(list) = events.get_mut(&issuer)
+            && let Some(list) = events.get_mut(issuer.as_str())
         {
             list.push(LedgerEvent::decode(&event).map_err(|e| RunError::Record {
                 lsn: *lsn,

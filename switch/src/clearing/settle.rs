@@ -308,7 +308,7 @@ pub fn statements(
             kind: format!("{:?}", p.item.kind).to_lowercase(),
             masked_pan: a.masked_pan.clone(),
             rrn: a.rrn.clone(),
-            terminal: a.key.terminal.clone(),
+            terminal: a.key.terminal.to_string(),
             amount_minor: change,
             mdr_minor: p.mdr_minor,
         });

@@ -80,7 +80,7 @@ fn key(stan: u32) -> KeyRecord {
         acquirer: "100001".into(),
         terminal: "TERM0001".into(),
         stan,
-        transmission: format!("1125{stan:06}"),
+        transmission: format!("1125{stan:06}").into(),
     }
 }
 

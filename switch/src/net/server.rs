@@ -16,6 +16,7 @@
 //! Configuration that may change on SIGHUP (routing, acquirers, expiry check) sits behind an
 //! `ArcSwap`, read once per request, so a reload never blocks traffic.
 
+use compact_str::ToCompactString;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,6 +40,7 @@ use crate::domain::{
 };
 use crate::events::{
     AdviceRecord, DecisionRecord, DecisionSource, KeyRecord, OriginalRecord, Record, RequestRecord,
+    Text,
 };
 use crate::iso8583::views::{AuthorizationRequest, NetworkManagement, ReversalRequest};
 use crate::iso8583::{Dialect, Message, MessageBuilder, decode_lenient};
@@ -395,10 +397,10 @@ const ISSUER_STANS_MAX: usize = 2_000_000;
 
 pub(crate) fn key_record(k: &DupKey) -> KeyRecord {
     KeyRecord {
-        acquirer: k.acquirer.as_str().to_owned(),
-        terminal: k.terminal.as_str().to_owned(),
+        acquirer: k.acquirer.as_str().into(),
+        terminal: k.terminal.as_str().into(),
         stan: k.stan.value(),
-        transmission: k.transmission.to_string(),
+        transmission: k.transmission.to_compact_string(),
     }
 }
 
@@ -650,7 +652,7 @@ impl Runtime {
             .map(|m| m.value())
             .unwrap_or(0);
         let rec = Record::Decision(DecisionRecord {
-            reason: Some(d.name().to_owned()),
+            reason: Some(d.name().into()),
             ..DecisionRecord::new(
                 txn,
                 self.clock.now_ms(),
@@ -658,7 +660,7 @@ impl Runtime {
                 mti,
                 code.as_str().to_owned(),
                 DecisionSource::Switch,
-                issuer.map(str::to_owned),
+                issuer.map(Into::into),
             )
         });
         if let Err(e) = self.journal(&rec).await {
@@ -727,19 +729,19 @@ impl Runtime {
             key: key_record(&key),
             mti: req.mti.value(),
             pan: pan_protected.clone(),
-            masked_pan: req.pan.to_string(),
-            processing_code: req.processing_code.to_string(),
+            masked_pan: req.pan.to_compact_string(),
+            processing_code: req.processing_code.to_compact_string(),
             amount_minor: req.amount.map(|a| a.minor()),
             currency: req.currency.numeric(),
-            issuer: issuer_id.to_string(),
-            rrn: req.rrn.map(|r| r.to_string()),
-            merchant: Some(req.merchant.to_string()),
+            issuer: issuer_id.to_compact_string(),
+            rrn: req.rrn.map(|r| r.to_compact_string()),
+            merchant: Some(req.merchant.to_compact_string()),
             mcc: req.mcc,
             original: req.original.map(|o| OriginalRecord {
                 mti: o.mti.value(),
                 stan: o.stan.value(),
-                transmission: o.transmission.to_string(),
-                acquirer: o.acquirer.to_string(),
+                transmission: o.transmission.to_compact_string(),
+                acquirer: o.acquirer.to_compact_string(),
             }),
             replacement_minor: None,
             business_date,
@@ -758,16 +760,16 @@ impl Runtime {
                 // decision record's ticket answers for it.
                 let d = engine.authorize(&req, &key, pin.check(), now, business_date);
                 let code = d.response_code();
-                let auth = d.auth_code.map(|a| a.to_string());
+                let auth = d.auth_code.map(|a| a.to_compact_string());
                 let approved = d.approved.and_then(|a| a.to_field().ok());
                 let rec = DecisionRecord {
-                    reason: d.decline.map(|x| x.name().to_owned()),
+                    reason: d.decline.map(|x| x.name().into()),
                     auth_code: auth.clone(),
                     approved_minor: d.approved.map(|a| a.minor()),
                     additional_amounts: d
                         .additional_amounts
                         .as_ref()
-                        .map(|v| String::from_utf8_lossy(v).into_owned()),
+                        .map(|v| Text::from_utf8_lossy(v)),
                     ..DecisionRecord::new(
                         txn,
                         self.clock.now_ms(),
@@ -775,7 +777,7 @@ impl Runtime {
                         req.mti.value(),
                         code.as_str().to_owned(),
                         DecisionSource::OnUs,
-                        Some(issuer_id.to_string()),
+                        Some(issuer_id.to_compact_string()),
                     )
                 };
                 let undeliverable = code.is_approval().then(|| {
@@ -827,10 +829,7 @@ impl Runtime {
                             .get(39)
                             .and_then(|c| ResponseCode::from_field(&c).ok())
                             .unwrap_or(ResponseCode::SystemMalfunction);
-                        let auth = reply
-                            .msg
-                            .get(38)
-                            .map(|a| String::from_utf8_lossy(&a).into_owned());
+                        let auth = reply.msg.get(38).map(|a| Text::from_utf8_lossy(&a));
                         let approved_minor = if code == ResponseCode::ApprovedPartial {
                             reply
                                 .msg
@@ -846,7 +845,7 @@ impl Runtime {
                             additional_amounts: reply
                                 .msg
                                 .get(54)
-                                .map(|v| String::from_utf8_lossy(&v).into_owned()),
+                                .map(|v| Text::from_utf8_lossy(&v)),
                             ..DecisionRecord::new(
                                 txn,
                                 self.clock.now_ms(),
@@ -854,7 +853,7 @@ impl Runtime {
                                 req.mti.value(),
                                 code.as_str().to_owned(),
                                 DecisionSource::Issuer,
-                                Some(issuer_id.to_string()),
+                                Some(issuer_id.to_compact_string()),
                             )
                         };
                         let undeliverable = if code.is_approval() {
@@ -925,7 +924,7 @@ impl Runtime {
                                         &issuer_id,
                                         pan_protected.clone(),
                                         req.amount,
-                                        Some(auth.clone()),
+                                        Some(Text::from(auth.as_str())),
                                     )
                                     .map(seen_as)
                                 {
@@ -934,7 +933,7 @@ impl Runtime {
                                     self.queue_reversal(u, "stand_in").await;
                                 }
                                 let rec = DecisionRecord {
-                                    reason: Some(format!(
+                                    reason: Some(compact_str::format_compact!(
                                         "stand_in:{}",
                                         match &e {
                                             LinkError::Timeout => "timeout",
@@ -943,7 +942,7 @@ impl Runtime {
                                             _ => "no_link",
                                         }
                                     )),
-                                    auth_code: Some(auth.clone()),
+                                    auth_code: Some(Text::from(auth.as_str())),
                                     ..DecisionRecord::new(
                                         txn,
                                         self.clock.now_ms(),
@@ -951,7 +950,7 @@ impl Runtime {
                                         req.mti.value(),
                                         "00",
                                         DecisionSource::StandIn,
-                                        Some(issuer_id.to_string()),
+                                        Some(issuer_id.to_compact_string()),
                                     )
                                 };
                                 let add = Additions {
@@ -970,7 +969,7 @@ impl Runtime {
                                         &issuer_id,
                                         pan_protected.clone(),
                                         req.amount,
-                                        Some(auth),
+                                        Some(Text::from(auth.as_str())),
                                     )
                                     .map(seen_as);
                                 (answer, rec, undeliverable)
@@ -1001,7 +1000,7 @@ impl Runtime {
                                 }
                                 let code = decline.response_code();
                                 let rec = DecisionRecord {
-                                    reason: Some(decline.name().to_owned()),
+                                    reason: Some(decline.name().into()),
                                     ..DecisionRecord::new(
                                         txn,
                                         self.clock.now_ms(),
@@ -1009,7 +1008,7 @@ impl Runtime {
                                         req.mti.value(),
                                         code.as_str().to_owned(),
                                         source,
-                                        Some(issuer_id.to_string()),
+                                        Some(issuer_id.to_compact_string()),
                                     )
                                 };
                                 let answer =
@@ -1216,30 +1215,30 @@ impl Runtime {
         issuer_id: &str,
         pan: crate::security::ProtectedPan,
         amount: Option<Amount>,
-        auth_code: Option<String>,
+        auth_code: Option<Text>,
     ) -> Option<Undeliverable> {
         let amount = amount?;
         let advice = AdviceRecord {
             saf_id: 0,
             at_ms: 0,
-            issuer: issuer_id.to_owned(),
+            issuer: issuer_id.into(),
             mti: Mti::REVERSAL_ADVICE.value(),
-            reason: String::new(),
+            reason: Text::default(),
             txn: Some(txn),
             pan,
-            masked_pan: req.pan.to_string(),
-            processing_code: req.processing_code.to_string(),
+            masked_pan: req.pan.to_compact_string(),
+            processing_code: req.processing_code.to_compact_string(),
             amount_minor: amount.minor(),
             currency: req.currency.numeric(),
             original: OriginalRecord {
                 mti: req.mti.value(),
                 stan: req.stan.value(),
-                transmission: req.transmission.to_string(),
-                acquirer: req.acquirer.to_string(),
+                transmission: req.transmission.to_compact_string(),
+                acquirer: req.acquirer.to_compact_string(),
             },
-            terminal: req.terminal.to_string(),
-            merchant: Some(req.merchant.to_string()),
-            rrn: req.rrn.map(|r| r.to_string()),
+            terminal: req.terminal.to_compact_string(),
+            merchant: Some(req.merchant.to_compact_string()),
+            rrn: req.rrn.map(|r| r.to_compact_string()),
             replacement_minor: None,
             auth_code,
             response_code: None,
@@ -1318,7 +1317,7 @@ impl Runtime {
                 let mut advice = u.advice;
                 advice.saf_id = self.next_saf();
                 advice.at_ms = self.clock.now_ms();
-                advice.reason = reason.to_owned();
+                advice.reason = reason.into();
                 tracing::info!(issuer = %saf.issuer(), reason, txn = u.txn, masked_pan = %advice.masked_pan, "reversal advice queued");
                 if let Err(e) = saf.enqueue(advice, reason).await {
                     tracing::error!(error = %e, "reversal advice could not be queued");
@@ -1331,13 +1330,13 @@ impl Runtime {
     /// already answered 91 and a reversal advice queued, so nothing else is owed.
     pub async fn late_reply(&self, l: &crate::net::issuer::LateReply) {
         let rec = Record::LateReply {
-            issuer: l.issuer_id.to_string(),
+            issuer: l.issuer_id.to_compact_string(),
             at_ms: self.clock.now_ms(),
-            response_code: l
+            response_code: l.msg.get(39).map(|c| Text::from_utf8_lossy(&c)),
+            masked_pan: l
                 .msg
-                .get(39)
-                .map(|c| String::from_utf8_lossy(&c).into_owned()),
-            masked_pan: l.msg.get(2).map(|p| crate::iso8583::decode::mask_pan(&p)),
+                .get(2)
+                .map(|p| crate::iso8583::decode::mask_pan(&p).into()),
         };
         // Continues a transaction that timed out: not refused for the queue's depth.
         let _ = self.journal_continuing(&rec).await;
@@ -1434,8 +1433,8 @@ impl Runtime {
         let original = OriginalRecord {
             mti: req.original.mti.value(),
             stan: req.original.stan.value(),
-            transmission: req.original.transmission.to_string(),
-            acquirer: req.original.acquirer.to_string(),
+            transmission: req.original.transmission.to_compact_string(),
+            acquirer: req.original.acquirer.to_compact_string(),
         };
         let request_queued = self.journal_request(&Record::Request(RequestRecord {
             txn,
@@ -1443,15 +1442,13 @@ impl Runtime {
             key: key_record(&key),
             mti: req.mti.value(),
             pan: pan_protected.clone(),
-            masked_pan: req.pan.to_string(),
-            processing_code: req.processing_code.to_string(),
+            masked_pan: req.pan.to_compact_string(),
+            processing_code: req.processing_code.to_compact_string(),
             amount_minor: Some(req.amount.minor()),
             currency: req.amount.currency().numeric(),
-            issuer: issuer_id.to_string(),
-            rrn: req.rrn.map(|r| r.to_string()),
-            merchant: msg
-                .get(42)
-                .map(|m| String::from_utf8_lossy(&m).into_owned()),
+            issuer: issuer_id.to_compact_string(),
+            rrn: req.rrn.map(|r| r.to_compact_string()),
+            merchant: msg.get(42).map(|m| Text::from_utf8_lossy(&m)),
             mcc: None,
             original: Some(original.clone()),
             replacement_minor: req.replacement.map(|r| r.transaction.minor()),
@@ -1483,7 +1480,7 @@ impl Runtime {
                     d.response_code(),
                     DecisionSource::OnUs,
                     None,
-                    d.decline.map(|x| x.name().to_owned()),
+                    d.decline.map(|x| Text::from(x.name())),
                 )
             }
             IssuerHandle::Remote {
@@ -1496,25 +1493,21 @@ impl Runtime {
                 let advice = AdviceRecord {
                     saf_id: self.next_saf(),
                     at_ms: self.clock.now_ms(),
-                    issuer: issuer_id.to_string(),
+                    issuer: issuer_id.to_compact_string(),
                     mti: Mti::REVERSAL_ADVICE.value(),
                     reason: "acquirer_advice".into(),
                     txn: Some(txn),
                     pan: pan_protected.clone(),
-                    masked_pan: req.pan.to_string(),
-                    processing_code: req.processing_code.to_string(),
+                    masked_pan: req.pan.to_compact_string(),
+                    processing_code: req.processing_code.to_compact_string(),
                     amount_minor: req.amount.minor(),
                     currency: req.amount.currency().numeric(),
                     original,
-                    terminal: req.terminal.to_string(),
-                    merchant: msg
-                        .get(42)
-                        .map(|m| String::from_utf8_lossy(&m).into_owned()),
-                    rrn: req.rrn.map(|r| r.to_string()),
+                    terminal: req.terminal.to_compact_string(),
+                    merchant: msg.get(42).map(|m| Text::from_utf8_lossy(&m)),
+                    rrn: req.rrn.map(|r| r.to_compact_string()),
                     replacement_minor: req.replacement.map(|r| r.transaction.minor()),
-                    auth_code: msg
-                        .get(38)
-                        .map(|a| String::from_utf8_lossy(&a).into_owned()),
+                    auth_code: msg.get(38).map(|a| Text::from_utf8_lossy(&a)),
                     response_code: None,
                 };
                 if req.is_advice() {
@@ -1557,7 +1550,7 @@ impl Runtime {
                                 d.response_code(),
                                 DecisionSource::Switch,
                                 None,
-                                Some(d.name().to_owned()),
+                                Some(d.name().into()),
                             )
                         }
                     }
@@ -1574,7 +1567,7 @@ impl Runtime {
                 req.mti.value(),
                 code.as_str().to_owned(),
                 source,
-                Some(issuer_id.to_string()),
+                Some(issuer_id.to_compact_string()),
             )
         }));
         // Covers the request record and any ledger event too: see `journal_request`.
@@ -1613,7 +1606,7 @@ fn record_code(span: &tracing::Span, dialect: &'static Dialect, out: Option<&Out
     }
     let code = out
         .and_then(|o| crate::iso8583::decode_lenient(dialect, o.bytes.clone()).ok())
-        .and_then(|m| m.get(39).map(|c| String::from_utf8_lossy(&c).into_owned()));
+        .and_then(|m| m.get(39).map(|c| Text::from_utf8_lossy(&c)));
     if let Some(c) = code {
         span.record("response_code", tracing::field::display(c));
         tracing::debug!(parent: span, "answered");

@@ -386,7 +386,7 @@ impl SwitchServer {
                         max_txn = max_txn.max(r.txn);
                         keys_by_txn.insert(r.txn, r.key.clone());
                         if r.business_date == today {
-                            requests.insert(r.txn, (r.pan, r.amount_minor, r.issuer));
+                            requests.insert(r.txn, (r.pan, r.amount_minor, r.issuer.to_string()));
                         }
                     }
                     Record::Decision(d) => {
@@ -473,7 +473,7 @@ impl SwitchServer {
         }
         let recovered_advices = owed.len();
         for (_, a) in owed {
-            match safs.get(&a.issuer) {
+            match safs.get(a.issuer.as_str()) {
                 Some(saf) => saf.restore(a),
                 None => {
                     tracing::error!(issuer = %a.issuer, saf_id = a.saf_id, "recovered advice for an issuer no longer configured")

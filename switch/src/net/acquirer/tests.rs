@@ -107,7 +107,7 @@ impl Harness {
             .records()
             .iter()
             .filter_map(|(_, b)| match Record::decode(b) {
-                Ok(Record::Decision(d)) => d.reason,
+                Ok(Record::Decision(d)) => d.reason.map(String::from),
                 _ => None,
             })
             .collect()
