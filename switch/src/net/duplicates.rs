@@ -15,10 +15,11 @@
 //! original ended without an answer (or was evicted in flight), and the old claim's leftovers
 //! (its place in the order, its `Pending`) must then touch nothing of the new one's. Without
 //! that, the old place in the order expired the retry's answer early, and a dropped original
-//! freed its retry's pending slot, letting a third copy through as new. Recovery seeds the window from the journal's
-//! decisions ([`DuplicateWindow::seed`]); the answer is then rebuilt from the duplicate request
-//! itself plus the recorded decision, because the journal never holds the answer's bytes (they
-//! carry the PAN).
+//! freed its retry's pending slot, letting a third copy through as new.
+//!
+//! Recovery seeds the window from the journal's decisions ([`DuplicateWindow::seed`]); the
+//! answer is then rebuilt from the duplicate request itself plus the recorded decision, because
+//! the journal never holds the answer's bytes (they carry the PAN).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
