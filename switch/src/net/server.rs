@@ -302,7 +302,10 @@ impl Live {
 /// What the connection should write, and what to do if it cannot.
 pub struct Outgoing {
     pub bytes: Bytes,
-    pub if_undeliverable: Option<Undeliverable>,
+    /// Boxed: an approval's undo plan is about 580 bytes, and an `Outgoing` is carried through
+    /// the state of every request's future (docs/performance.md, "Fewer copies and allocations
+    /// per request").
+    pub if_undeliverable: Option<Box<Undeliverable>>,
     /// Time spent waiting for the issuer, excluded from the switch's own latency.
     pub issuer_time: Duration,
 }
@@ -321,7 +324,7 @@ pub struct Undeliverable {
 
 impl Undeliverable {
     /// Names the original by the STAN the issuer saw it under.
-    pub fn issuer_stan(mut self, stan: u32) -> Undeliverable {
+    pub fn issuer_stan(mut self: Box<Self>, stan: u32) -> Box<Undeliverable> {
         self.advice.original.stan = stan;
         self
     }
@@ -723,7 +726,9 @@ impl Runtime {
             Ok(p) => p,
             Err(answer) => return answer,
         };
-        let request_rec = Record::Request(RequestRecord {
+        // The record is a temporary, dropped at the end of this statement: as a local it lived
+        // to the end of the function, so the future kept its 360 bytes across every later await.
+        let journaled = self.journal_request(&Record::Request(RequestRecord {
             txn,
             at_ms: self.clock.now_ms(),
             key: key_record(&key),
@@ -747,9 +752,9 @@ impl Runtime {
             business_date,
             product: self.live.load().routing.product(&req.pan),
             card_present: crate::clearing::card_present(req.pos_entry_mode),
-        });
+        }));
         // Refused here, the request goes no further: no engine or issuer sees it.
-        if let Err(e) = self.journal_request(&request_rec) {
+        if let Err(e) = journaled {
             return self.journal_refused(msg, &issuer_id, &e);
         }
 
@@ -820,7 +825,7 @@ impl Runtime {
                 };
                 let (sent, link_stan) = self.forward(pool, key, deadline, outbound).await;
                 // A reversal or advice names the original by the STAN it went out under.
-                let seen_as = |u: Undeliverable| u.issuer_stan(link_stan.value());
+                let seen_as = |u: Box<Undeliverable>| u.issuer_stan(link_stan.value());
                 match sent {
                     Ok(reply) => {
                         issuer_time = reply.round_trip;
@@ -1216,7 +1221,7 @@ impl Runtime {
         pan: crate::security::ProtectedPan,
         amount: Option<Amount>,
         auth_code: Option<Text>,
-    ) -> Option<Undeliverable> {
+    ) -> Option<Box<Undeliverable>> {
         let amount = amount?;
         let advice = AdviceRecord {
             saf_id: 0,
@@ -1250,14 +1255,14 @@ impl Runtime {
             original: *key,
             key: *key,
         });
-        Some(Undeliverable {
+        Some(Box::new(Undeliverable {
             key: *key,
             mti: req.mti,
             txn,
             issuer: issuer_idx,
             advice,
             reversal,
-        })
+        }))
     }
 
     /// Undoes an approval: an on-us engine reverses at once; a remote issuer gets a 0420 through
@@ -1269,13 +1274,13 @@ impl Runtime {
     /// "Smaller futures").
     pub fn queue_reversal(
         &self,
-        u: Undeliverable,
+        u: Box<Undeliverable>,
         reason: &'static str,
     ) -> futures::future::BoxFuture<'_, ()> {
         Box::pin(self.queue_reversal_now(u, reason))
     }
 
-    async fn queue_reversal_now(&self, u: Undeliverable, reason: &'static str) {
+    async fn queue_reversal_now(&self, u: Box<Undeliverable>, reason: &'static str) {
         let Some(issuer) = self.issuers.get(u.issuer as usize) else {
             return;
         };
