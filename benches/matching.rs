@@ -71,7 +71,9 @@ fn duplicates(c: &mut Criterion) {
             b.iter(|| {
                 n = (n + 1) % keys.len();
                 match w.claim(keys[n], Mti::AUTH_REQUEST, now) {
-                    Claim::New(p) => p.complete(answer.clone()),
+                    Claim::New(p) => {
+                        black_box(p.complete(answer.clone()));
+                    }
                     Claim::Duplicate(d) => {
                         black_box(d);
                     }

@@ -48,7 +48,9 @@ fn main() {
         let claim = window.claim(key, mti, tokio::time::Instant::from_std(started));
         times.push((started.elapsed(), u64::from(i)));
         match claim {
-            Claim::New(p) => p.complete(Answer::Bytes(answer.clone())),
+            Claim::New(p) => {
+                p.complete(Answer::Bytes(answer.clone()));
+            }
             Claim::Duplicate(_) => panic!("key #{i} was not new"),
         }
     }

@@ -21,9 +21,11 @@ use crate::domain::Product;
 use crate::security::ProtectedPan;
 
 /// The text fields of a record: ids, codes, masked PANs, reasons. Inline up to 24 bytes, which
-/// each of them fits, so building a record allocates nothing per field (a request record has
-/// about ten of them, and one is built for every request); serde sees a string, so the bytes in
-/// the journal are those of `String` and the format does not change.
+/// the fields of every request fit (ids, codes, masked PAN, auth code), so building a record
+/// allocates nothing for them (a request record has about ten, and one is built for every
+/// request). Longer text (a few reason names, field 54, a long issuer id) goes on the heap, as
+/// a `String` did. Serde sees a string, so the bytes in the journal are those of `String` and
+/// the format does not change.
 pub type Text = compact_str::CompactString;
 
 /// Encoding version, first byte of every record.
@@ -320,7 +322,6 @@ mod tests {
         #[derive(Serialize)]
         struct OldKey(String, String, u32, String);
         #[derive(Serialize)]
-        #[allow(clippy::type_complexity)]
         struct OldDecision(
             u64,
             i64,

@@ -64,6 +64,12 @@ pub enum Answer {
 /// Which claim of a key a slot or a place in the order belongs to.
 type Generation = u64;
 
+/// The claim a completed answer belongs to, for [`DuplicateWindow::replace`]: the key may have
+/// been claimed again by then (after an eviction), and that later claim's answer is not the
+/// one to replace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimId(Generation);
+
 struct Slot {
     generation: Generation,
     state: SlotState,
@@ -267,11 +273,13 @@ impl DuplicateWindow {
         }
     }
 
-    /// Replaces the finished answer of `key`, if the window still holds it (an approval the
-    /// switch had to reverse because the acquirer never received it).
-    pub fn replace(&self, key: &DupKey, mti: Mti, answer: Answer) {
+    /// Replaces the finished answer of `key` given under `claim`, if the window still holds it
+    /// (an approval the switch had to reverse because the acquirer never received it). An answer
+    /// of a later claim of the key is left alone.
+    pub fn replace(&self, key: &DupKey, mti: Mti, claim: ClaimId, answer: Answer) {
         let key = &window_key(*key, mti);
         if let Some(mut slot) = self.map.get_mut(key)
+            && slot.generation == claim.0
             && slot.is_done()
         {
             slot.state = SlotState::Done(answer);
@@ -290,8 +298,9 @@ impl Pending {
         &self.key.0
     }
 
-    /// Records the answer and wakes any waiting duplicates.
-    pub fn complete(mut self, answer: Answer) {
+    /// Records the answer and wakes any waiting duplicates. Returns the claim the answer is kept
+    /// under, or `None` when a later claim of the key owns it now.
+    pub fn complete(mut self, answer: Answer) -> Option<ClaimId> {
         self.live = false;
         // The window keeps its own exact-size copy of an encoded answer: the caller's comes from
         // a buffer with room to spare (256 bytes for an answer of about 150), and sharing it
@@ -301,17 +310,18 @@ impl Pending {
             Answer::Bytes(b) => Answer::Bytes(Bytes::copy_from_slice(b)),
             Answer::Recorded(r) => Answer::Recorded(Arc::clone(r)),
         };
-        let waiting = match self.window.map.entry(self.key) {
+        let (waiting, kept_as) = match self.window.map.entry(self.key) {
             Entry::Occupied(mut slot) if slot.get().generation == self.generation => {
-                match std::mem::replace(&mut slot.get_mut().state, SlotState::Done(kept)) {
+                let tx = match std::mem::replace(&mut slot.get_mut().state, SlotState::Done(kept)) {
                     SlotState::Pending(tx) => tx,
                     SlotState::Done(_) => None,
-                }
+                };
+                (tx, Some(ClaimId(self.generation)))
             }
             // Evicted while in flight (the window was full), and the key claimed again since:
             // that later claim owns the key now, and its own answer is the one its duplicates
             // must get. This one's waiters went with the evicted slot.
-            Entry::Occupied(_) => None,
+            Entry::Occupied(_) => (None, None),
             // Evicted while in flight and not claimed since: remember the answer again, as the
             // newest entry, so it counts against the limit and expires like any other (without
             // its place in the order it stayed in the map for good).
@@ -322,19 +332,22 @@ impl Pending {
                     state: SlotState::Done(kept),
                 });
                 self.window.remember(Instant::now(), self.key, generation);
-                None
+                (None, Some(ClaimId(generation)))
             }
         };
         if let Some(tx) = waiting {
             let _ = tx.send(Some(answer));
         }
+        kept_as
     }
 }
 
 impl Drop for Pending {
     fn drop(&mut self) {
         if self.live {
-            // The original ended without an answer: its duplicates see the channel close.
+            // The original ended without an answer: its duplicates see the channel close. Only
+            // its own slot goes, and that is still pending (only its own `complete`, which
+            // clears `live`, makes it done); the check keeps that true if the code changes.
             self.window.map.remove_if(&self.key, |_, s| {
                 s.generation == self.generation && !s.is_done()
             });
@@ -561,6 +574,73 @@ mod tests {
             "a repeat of the second claim got the evicted first's answer"
         );
         assert!(w.len() <= 2, "{} keys held, limit 2", w.len());
+    }
+
+    #[tokio::test]
+    async fn evicting_a_dropped_originals_place_leaves_its_retry() {
+        let w = Arc::new(DuplicateWindow::new(Duration::from_secs(60), 2));
+        let now = Instant::now();
+        let Claim::New(first) = w.claim(key(1), Mti::AUTH_REQUEST, now) else {
+            panic!("new");
+        };
+        drop(first);
+        let Claim::New(retry) = w.claim(key(1), Mti::AUTH_REQUEST, now) else {
+            panic!("the key was not freed");
+        };
+        retry.complete(Answer::Bytes(Bytes::from_static(b"retry")));
+        // A third key takes the order past its limit: the first claim's leftover place goes.
+        answer_all(&w, 2..3, now);
+        let Claim::Duplicate(d) = w.claim(key(1), Mti::AUTH_REQUEST, now) else {
+            panic!("evicting the dropped original's place evicted its retry");
+        };
+        assert_eq!(bytes_of(d.answer().await).as_deref(), Some(&b"retry"[..]));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn replace_changes_only_the_answer_of_its_own_claim() {
+        let w = Arc::new(DuplicateWindow::new(Duration::from_secs(60), 1));
+        let t0 = Instant::now();
+        let Claim::New(first) = w.claim(key(1), Mti::AUTH_REQUEST, t0) else {
+            panic!("new");
+        };
+        let first_claim = first
+            .complete(Answer::Bytes(Bytes::from_static(b"approved")))
+            .expect("kept");
+        // Replaced while the window still holds it: a repeat gets the new answer.
+        w.replace(
+            &key(1),
+            Mti::AUTH_REQUEST,
+            first_claim,
+            Answer::Bytes(Bytes::from_static(b"reversed")),
+        );
+        let Claim::Duplicate(d) = w.claim(key(1), Mti::AUTH_REQUEST, t0) else {
+            panic!("dup");
+        };
+        assert_eq!(
+            bytes_of(d.answer().await).as_deref(),
+            Some(&b"reversed"[..])
+        );
+        // Evicted by another key, then claimed and answered again: the first claim's
+        // replacement must not touch the second's answer.
+        answer_all(&w, 2..3, t0);
+        let Claim::New(second) = w.claim(key(1), Mti::AUTH_REQUEST, t0) else {
+            panic!("the evicted key is claimed anew");
+        };
+        second.complete(Answer::Bytes(Bytes::from_static(b"second")));
+        w.replace(
+            &key(1),
+            Mti::AUTH_REQUEST,
+            first_claim,
+            Answer::Bytes(Bytes::from_static(b"reversed")),
+        );
+        let Claim::Duplicate(d) = w.claim(key(1), Mti::AUTH_REQUEST, t0) else {
+            panic!("dup");
+        };
+        assert_eq!(
+            bytes_of(d.answer().await).as_deref(),
+            Some(&b"second"[..]),
+            "an earlier claim's replacement overwrote a later claim's answer"
+        );
     }
 
     #[tokio::test]

@@ -46,7 +46,7 @@ use crate::iso8583::views::{AuthorizationRequest, NetworkManagement, ReversalReq
 use crate::iso8583::{Dialect, Message, MessageBuilder, decode_lenient};
 use crate::journal::{Admission, AppendTicket, Journal};
 use crate::metrics as m;
-use crate::net::duplicates::{Answer, Claim, DupKey, DuplicateWindow};
+use crate::net::duplicates::{Answer, Claim, ClaimId, DupKey, DuplicateWindow};
 use crate::net::issuer::{IssuerPool, IssuerReply, LinkError, OutboundRequest, StanChoice};
 use crate::net::saf::Saf;
 use crate::routing::{IssuerIndex, RoutingTable};
@@ -316,6 +316,9 @@ pub struct Undeliverable {
     /// undone.
     pub key: DupKey,
     pub mti: Mti,
+    /// The duplicate-window claim the answer was given under, once it was (`None` before, or
+    /// when a later claim of the key owns its slot): only that answer may be replaced by the 96.
+    pub claim: Option<ClaimId>,
     pub txn: u64,
     pub issuer: IssuerIndex,
     pub advice: AdviceRecord,
@@ -661,7 +664,7 @@ impl Runtime {
                 self.clock.now_ms(),
                 key.map(key_record),
                 mti,
-                code.as_str().to_owned(),
+                code.as_str(),
                 DecisionSource::Switch,
                 issuer.map(Into::into),
             )
@@ -780,7 +783,7 @@ impl Runtime {
                         self.clock.now_ms(),
                         Some(key_record(&key)),
                         req.mti.value(),
-                        code.as_str().to_owned(),
+                        code.as_str(),
                         DecisionSource::OnUs,
                         Some(issuer_id.to_compact_string()),
                     )
@@ -856,7 +859,7 @@ impl Runtime {
                                 self.clock.now_ms(),
                                 Some(key_record(&key)),
                                 req.mti.value(),
-                                code.as_str().to_owned(),
+                                code.as_str(),
                                 DecisionSource::Issuer,
                                 Some(issuer_id.to_compact_string()),
                             )
@@ -916,6 +919,7 @@ impl Runtime {
                         };
                         match stood_in {
                             Some(Ok(auth)) => {
+                                let auth = Text::from(auth.as_str());
                                 // Approved in stand-in. The 0120 advice tells the issuer; it also
                                 // stands for any copy of the request the issuer may have seen
                                 // before the timeout (same key), so no reversal is sent.
@@ -929,7 +933,7 @@ impl Runtime {
                                         &issuer_id,
                                         pan_protected.clone(),
                                         req.amount,
-                                        Some(Text::from(auth.as_str())),
+                                        Some(auth.clone()),
                                     )
                                     .map(seen_as)
                                 {
@@ -947,7 +951,7 @@ impl Runtime {
                                             _ => "no_link",
                                         }
                                     )),
-                                    auth_code: Some(Text::from(auth.as_str())),
+                                    auth_code: Some(auth.clone()),
                                     ..DecisionRecord::new(
                                         txn,
                                         self.clock.now_ms(),
@@ -974,7 +978,7 @@ impl Runtime {
                                         &issuer_id,
                                         pan_protected.clone(),
                                         req.amount,
-                                        Some(Text::from(auth.as_str())),
+                                        Some(auth),
                                     )
                                     .map(seen_as);
                                 (answer, rec, undeliverable)
@@ -1011,7 +1015,7 @@ impl Runtime {
                                         self.clock.now_ms(),
                                         Some(key_record(&key)),
                                         req.mti.value(),
-                                        code.as_str().to_owned(),
+                                        code.as_str(),
                                         source,
                                         Some(issuer_id.to_compact_string()),
                                     )
@@ -1050,10 +1054,13 @@ impl Runtime {
         };
         metrics::counter!(m::RESPONSES_TOTAL, "mti" => mti_label(&resp_mti(&req.mti)), "response_code" => code_static(&code), "issuer" => issuer_id.to_string())
             .increment(1);
-        pending.complete(Answer::Bytes(bytes.clone()));
+        let claim = pending.complete(Answer::Bytes(bytes.clone()));
         Some(Outgoing {
             bytes,
-            if_undeliverable: undeliverable,
+            if_undeliverable: undeliverable.map(|mut u| {
+                u.claim = claim;
+                u
+            }),
             issuer_time,
         })
     }
@@ -1258,6 +1265,7 @@ impl Runtime {
         Some(Box::new(Undeliverable {
             key: *key,
             mti: req.mti,
+            claim: None,
             txn,
             issuer: issuer_idx,
             advice,
@@ -1384,9 +1392,9 @@ impl Runtime {
                     .unwrap_or(0);
                 Some((bytes, mti))
             });
-        if let Some((bytes, _)) = &reversed {
+        if let (Some((bytes, _)), Some(claim)) = (&reversed, u.claim) {
             self.dup
-                .replace(&key, request_mti, Answer::Bytes(bytes.clone()));
+                .replace(&key, request_mti, claim, Answer::Bytes(bytes.clone()));
         }
         let _ = self
             .journal_continuing(&Record::Undeliverable {
@@ -1405,7 +1413,7 @@ impl Runtime {
                 self.clock.now_ms(),
                 Some(key_record(&key)),
                 mti,
-                code.as_str().to_owned(),
+                code.as_str(),
                 DecisionSource::Switch,
                 None,
             )
@@ -1570,7 +1578,7 @@ impl Runtime {
                 self.clock.now_ms(),
                 Some(key_record(&key)),
                 req.mti.value(),
-                code.as_str().to_owned(),
+                code.as_str(),
                 source,
                 Some(issuer_id.to_compact_string()),
             )
