@@ -600,6 +600,19 @@ mod tests {
     async fn replace_changes_only_the_answer_of_its_own_claim() {
         let w = Arc::new(DuplicateWindow::new(Duration::from_secs(60), 1));
         let t0 = Instant::now();
+        // What a repeat of STAN 1 gets after the first claim's answer is replaced by "reversed".
+        let repeat_after_replacing = |first_claim| {
+            w.replace(
+                &key(1),
+                Mti::AUTH_REQUEST,
+                first_claim,
+                Answer::Bytes(Bytes::from_static(b"reversed")),
+            );
+            match w.claim(key(1), Mti::AUTH_REQUEST, t0) {
+                Claim::Duplicate(d) => d.answer(),
+                Claim::New(_) => panic!("the answer left the window"),
+            }
+        };
         let Claim::New(first) = w.claim(key(1), Mti::AUTH_REQUEST, t0) else {
             panic!("new");
         };
@@ -607,19 +620,8 @@ mod tests {
             .complete(Answer::Bytes(Bytes::from_static(b"approved")))
             .expect("kept");
         // Replaced while the window still holds it: a repeat gets the new answer.
-        w.replace(
-            &key(1),
-            Mti::AUTH_REQUEST,
-            first_claim,
-            Answer::Bytes(Bytes::from_static(b"reversed")),
-        );
-        let Claim::Duplicate(d) = w.claim(key(1), Mti::AUTH_REQUEST, t0) else {
-            panic!("dup");
-        };
-        assert_eq!(
-            bytes_of(d.answer().await).as_deref(),
-            Some(&b"reversed"[..])
-        );
+        let answer = repeat_after_replacing(first_claim).await;
+        assert_eq!(bytes_of(answer).as_deref(), Some(&b"reversed"[..]));
         // Evicted by another key, then claimed and answered again: the first claim's
         // replacement must not touch the second's answer.
         answer_all(&w, 2..3, t0);
@@ -627,17 +629,9 @@ mod tests {
             panic!("the evicted key is claimed anew");
         };
         second.complete(Answer::Bytes(Bytes::from_static(b"second")));
-        w.replace(
-            &key(1),
-            Mti::AUTH_REQUEST,
-            first_claim,
-            Answer::Bytes(Bytes::from_static(b"reversed")),
-        );
-        let Claim::Duplicate(d) = w.claim(key(1), Mti::AUTH_REQUEST, t0) else {
-            panic!("dup");
-        };
+        let answer = repeat_after_replacing(first_claim).await;
         assert_eq!(
-            bytes_of(d.answer().await).as_deref(),
+            bytes_of(answer).as_deref(),
             Some(&b"second"[..]),
             "an earlier claim's replacement overwrote a later claim's answer"
         );
