@@ -561,7 +561,10 @@ impl Runtime {
             }
             Screened::Network(n) => self.network(&msg, &n),
             Screened::Decline(d) => self.switch_decline(&msg, d, None, 0, None).await,
-            Screened::Authorization { req, issuer } => {
+            // By reference: the screened value lives to the end of the match anyway (a match
+            // keeps its scrutinee), and a moved-out copy would be a second 304 bytes in the
+            // future's state across the await.
+            Screened::Authorization { ref req, issuer } => {
                 // Spans are debug-level: free when disabled, and the PAN in them is masked.
                 let span = tracing::debug_span!(
                     "txn",
@@ -598,10 +601,14 @@ impl Runtime {
                     issuer = %self.issuers[issuer as usize].id(),
                     response_code = tracing::field::Empty,
                 );
-                let out = self
-                    .reverse(&msg, req, issuer, now, business_date)
-                    .instrument(span.clone())
-                    .await;
+                // Boxed: reversals are a few in a hundred requests, and inline their state (2 KiB)
+                // would set the size of every request's future (docs/performance.md, "Fewer
+                // copies and allocations per request").
+                let out = Box::pin(
+                    self.reverse(&msg, req, issuer, now, business_date)
+                        .instrument(span.clone()),
+                )
+                .await;
                 record_code(&span, self.dialect, out.as_ref());
                 out
             }
@@ -704,13 +711,13 @@ impl Runtime {
     async fn authorize(
         &self,
         msg: &Message,
-        req: AuthorizationRequest<'_>,
+        req: &AuthorizationRequest<'_>,
         issuer_idx: IssuerIndex,
         acquirer_keys: Option<&crate::decision::security::AcquirerKeys>,
         now: NaiveDateTime,
         business_date: NaiveDate,
     ) -> HandleResult {
-        let pin = match self.pin_step(msg, &req, acquirer_keys, issuer_idx) {
+        let pin = match self.pin_step(msg, req, acquirer_keys, issuer_idx) {
             Ok(p) => p,
             Err(refusal) => {
                 let issuer = self.issuers[issuer_idx as usize].id();
@@ -766,7 +773,7 @@ impl Runtime {
             IssuerHandle::OnUs { engine, .. } => {
                 // The engine queued its ledger event (if any) under the account's lock; the
                 // decision record's ticket answers for it.
-                let d = engine.authorize(&req, &key, pin.check(), now, business_date);
+                let d = engine.authorize(req, &key, pin.check(), now, business_date);
                 let code = d.response_code();
                 let auth = d.auth_code.map(|a| a.to_compact_string());
                 let approved = d.approved.and_then(|a| a.to_field().ok());
@@ -791,7 +798,7 @@ impl Runtime {
                 let undeliverable = code.is_approval().then(|| {
                     let amount = d.approved.or(req.amount);
                     self.reversal_for(
-                        &req,
+                        req,
                         &key,
                         txn,
                         issuer_idx,
@@ -869,7 +876,7 @@ impl Runtime {
                                 .map(|a| Amount::new(a, req.currency))
                                 .or(req.amount);
                             self.reversal_for(
-                                &req,
+                                req,
                                 &key,
                                 txn,
                                 issuer_idx,
@@ -913,7 +920,7 @@ impl Runtime {
                         tracing::info!(issuer = %issuer_id, error = %e, pan = %req.pan, stan = %req.stan, "issuer unavailable for a request");
                         let stood_in = match (decline, stand_in) {
                             (Decline::IssuerUnavailable, Some(si)) => {
-                                Some(si.decide(&req, business_date))
+                                Some(si.decide(req, business_date))
                             }
                             _ => None,
                         };
@@ -926,7 +933,7 @@ impl Runtime {
                                 metrics::counter!(m::STANDIN_TOTAL, "issuer" => issuer_id.to_string(), "response_code" => "00").increment(1);
                                 if let Some(mut u) = self
                                     .reversal_for(
-                                        &req,
+                                        req,
                                         &key,
                                         txn,
                                         issuer_idx,
@@ -971,7 +978,7 @@ impl Runtime {
                                         .and_then(|b| b.to_bytes().map_err(AnswerError::from));
                                 let undeliverable = self
                                     .reversal_for(
-                                        &req,
+                                        req,
                                         &key,
                                         txn,
                                         issuer_idx,
@@ -994,7 +1001,7 @@ impl Runtime {
                                 if let Some(reason) = reverse
                                     && let Some(u) = self
                                         .reversal_for(
-                                            &req,
+                                            req,
                                             &key,
                                             txn,
                                             issuer_idx,
