@@ -252,26 +252,31 @@ impl Record {
 mod tests {
     use super::*;
 
+    /// North Bank's 51 to STAN 1, with `reason` and `auth_code`.
+    fn decision(reason: &str, auth_code: Option<&str>) -> Record {
+        Record::Decision(DecisionRecord {
+            reason: Some(reason.into()),
+            auth_code: auth_code.map(Text::from),
+            ..DecisionRecord::new(
+                7,
+                1_764_000_000_000,
+                Some(KeyRecord {
+                    acquirer: "100001".into(),
+                    terminal: "TERM0001".into(),
+                    stan: 1,
+                    transmission: "1125221800".into(),
+                }),
+                110,
+                "51",
+                DecisionSource::Issuer,
+                Some("north-bank".into()),
+            )
+        })
+    }
+
     #[test]
     fn records_round_trip() {
-        let r = Record::Decision(DecisionRecord {
-            txn: 7,
-            at_ms: 1_764_000_000_000,
-            key: Some(KeyRecord {
-                acquirer: "100001".into(),
-                terminal: "TERM0001".into(),
-                stan: 1,
-                transmission: "1125221800".into(),
-            }),
-            mti: 110,
-            response_code: "51".into(),
-            source: DecisionSource::Issuer,
-            reason: Some("insufficient_funds".into()),
-            auth_code: None,
-            approved_minor: None,
-            additional_amounts: None,
-            issuer: Some("north-bank".into()),
-        });
+        let r = decision("insufficient_funds", None);
         let bytes = r.encode().expect("encode");
         assert_eq!(bytes[0], VERSION);
         assert_eq!(Record::decode(&bytes).expect("decode"), r);
@@ -358,24 +363,7 @@ mod tests {
         // `Record::Decision` is variant 4.
         old_bytes.push(4);
         old_bytes.extend(postcard::to_allocvec(&old).expect("encode"));
-        let new = Record::Decision(DecisionRecord {
-            txn: 7,
-            at_ms: 1_764_000_000_000,
-            key: Some(KeyRecord {
-                acquirer: "100001".into(),
-                terminal: "TERM0001".into(),
-                stan: 1,
-                transmission: "1125221800".into(),
-            }),
-            mti: 110,
-            response_code: "51".into(),
-            source: DecisionSource::Issuer,
-            reason: Some(long_reason.into()),
-            auth_code: Some("123456".into()),
-            approved_minor: None,
-            additional_amounts: None,
-            issuer: Some("north-bank".into()),
-        });
+        let new = decision(long_reason, Some("123456"));
         assert_eq!(new.encode().expect("encode"), old_bytes);
         assert_eq!(Record::decode(&old_bytes).expect("decode"), new);
     }

@@ -42,11 +42,9 @@ use crate::events::Record;
 use crate::iso8583::views::{AuthorizationRequest, ReversalRequest, mti_of};
 use crate::iso8583::{Dialect, Message, MessageBuilder, decode_lenient};
 use crate::issuing::{Engine, IssuerFile, IssuingRequest, LedgerEvent, Outcome, PinCheck};
-use crate::journal::{
-    Admission, AppendTicket, FileJournal, Journal, JournalOptions, in_background,
-};
+use crate::journal::{AppendTicket, FileJournal, Journal, JournalOptions, in_background};
 use crate::net::framing::{Frame, FrameCodec, FramingConfig};
-use crate::onus::ledger_record;
+use crate::onus::{ledger_record, sweep_journaled};
 use crate::security::{
     KeyId, KeyPurpose, KeysFile, PinSource, SecurityModule, SoftwareSecurityModule,
 };
@@ -714,15 +712,7 @@ async fn sweeps(shared: Arc<Shared>, stop: CancellationToken) {
     let every = Duration::from_secs(u64::from(shared.engine.sweep_interval_s()));
     let s = Arc::clone(&shared);
     let pass = Arc::new(move || {
-        s.engine
-            .sweep(s.clock.now(), |ev: &LedgerEvent| {
-                let payload = ledger_record(&s.issuer, s.clock.now_ms(), ev)?;
-                // Queued without a ticket; `sweep_every` flushes after the pass.
-                s.journal
-                    .append_covered(payload, Admission::New)
-                    .map_err(|_| ())
-            })
-            .len()
+        sweep_journaled(&s.engine, &s.issuer, &*s.clock, &*s.journal, s.clock.now())
     });
     let journal = Arc::clone(&shared.journal);
     crate::net::sweep_every(every, stop, journal, pass, |events| {

@@ -97,6 +97,29 @@ pub(crate) fn ledger_record(issuer: &str, at_ms: i64, ev: &LedgerEvent) -> Resul
     rec.encode().map(Bytes::from).map_err(|_| ())
 }
 
+/// One [`Engine::sweep`] pass at `now`, each event journaled as a ledger record of `issuer`
+/// before it is applied; returns how many events it made. For the switch's on-us issuers and
+/// the issuer host alike.
+pub(crate) fn sweep_journaled(
+    engine: &Engine,
+    issuer: &str,
+    clock: &dyn Clock,
+    journal: &dyn Journal,
+    now: NaiveDateTime,
+) -> usize {
+    engine
+        .sweep(now, |ev: &LedgerEvent| {
+            let payload = ledger_record(issuer, clock.now_ms(), ev)?;
+            // Queued, with no ticket to wake the writer for each of up to thousands of events;
+            // the caller flushes after the pass (`net::sweep_every`). New work for the queue's
+            // bound, so a full queue stops the sweep.
+            journal
+                .append_covered(payload, Admission::New)
+                .map_err(|_| ())
+        })
+        .len()
+}
+
 fn idem(k: &DupKey) -> IdemKey {
     IdemKey::new(k.acquirer, k.terminal, k.stan, k.transmission)
 }
@@ -230,16 +253,13 @@ impl OnUs for EngineOnUs {
     }
 
     fn sweep(&self, now: NaiveDateTime) -> usize {
-        let events = self.engine.sweep(now, |ev: &LedgerEvent| {
-            let payload = ledger_record(&self.issuer, self.clock.now_ms(), ev)?;
-            // Queued, with no ticket to wake the writer for each of up to thousands of events;
-            // the caller flushes after the pass (`net::start::sweeps`). New work for the queue's
-            // bound, so a full queue stops the sweep.
-            self.journal
-                .append_covered(payload, Admission::New)
-                .map_err(|_| ())
-        });
-        events.len()
+        sweep_journaled(
+            &self.engine,
+            &self.issuer,
+            &*self.clock,
+            &*self.journal,
+            now,
+        )
     }
 
     fn records_held(&self) -> usize {

@@ -1238,7 +1238,11 @@ impl Engine {
     /// request from then on.
     fn count(&self, before: usize, after: usize) {
         let records = &self.counters.records;
-        if after >= before {
+        if after == before {
+            // No write to the shared line for a change that leaves the records as they were.
+            return;
+        }
+        if after > before {
             records.fetch_add(after - before, Ordering::Relaxed);
         } else {
             let gone = before - after;
