@@ -427,6 +427,9 @@ pub async fn connection_as<R, W>(
     };
     let mut reading = true;
     let mut peer_gone = false;
+    // Taken once per connection: the facade's macro looks the gauge up at every call
+    // (crate::metrics::RequestMeters says why that matters on this path).
+    let inflight_gauge = metrics::gauge!(m::ACQUIRER_INFLIGHT);
     let mut idle_deadline = tokio::time::Instant::now() + limits.idle_timeout;
     // When the current partial frame began, for the slowloris check.
     let mut partial_since: Option<tokio::time::Instant> = None;
@@ -439,7 +442,7 @@ pub async fn connection_as<R, W>(
         match $frame {
             Some(Ok(f)) => {
                 idle_deadline = tokio::time::Instant::now() + limits.idle_timeout;
-                metrics::gauge!(m::ACQUIRER_INFLIGHT).increment(1.0);
+                inflight_gauge.increment(1.0);
                 let Frame { header, payload } = f;
                 let step = admit.step(&sessions, payload);
                 inflight.push(answer(Arc::clone(rt), header, step));
@@ -490,7 +493,7 @@ pub async fn connection_as<R, W>(
                 while let Some(Some(more)) = inflight.next().now_or_never() {
                     ready.push(more);
                 }
-                metrics::gauge!(m::ACQUIRER_INFLIGHT).decrement(ready.len() as f64);
+                inflight_gauge.decrement(ready.len() as f64);
                 let mut wrote = false;
                 for (header, out) in ready {
                     let Some(out) = out else { continue };

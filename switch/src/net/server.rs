@@ -393,6 +393,8 @@ pub struct Runtime {
     pub security: SwitchSecurity,
     txn_seq: AtomicU64,
     saf_seq: AtomicU64,
+    /// The handles of the metrics every request records.
+    meters: m::RequestMeters,
     pub shutdown: CancellationToken,
 }
 
@@ -435,6 +437,9 @@ impl Runtime {
         next_saf: u64,
         shutdown: CancellationToken,
     ) -> Runtime {
+        let meters = m::RequestMeters::new(
+            std::iter::once("switch").chain(issuers.iter().map(|i| &**i.id())),
+        );
         Runtime {
             live: ArcSwap::from_pointee(live),
             dialect,
@@ -447,6 +452,7 @@ impl Runtime {
             security,
             txn_seq: AtomicU64::new(next_txn.max(1)),
             saf_seq: AtomicU64::new(next_saf.max(1)),
+            meters,
             shutdown,
         }
     }
@@ -521,7 +527,7 @@ impl Runtime {
         let out = self.handle_inner(payload).await;
         if let Some(o) = &out {
             let own = started.elapsed().saturating_sub(o.issuer_time);
-            metrics::histogram!(m::SWITCH_LATENCY_SECONDS).record(own.as_secs_f64());
+            self.meters.switch_latency(own.as_secs_f64());
         }
         out
     }
@@ -536,7 +542,7 @@ impl Runtime {
             }
         };
         let mti = msg.mti_digits();
-        metrics::counter!(m::REQUESTS_TOTAL, "mti" => mti_label(&mti)).increment(1);
+        self.meters.request(&mti);
         let now = self.clock.now();
         let live = self.live.load();
         let business_date = crate::clearing::business_date(now, live.cutover_minutes);
@@ -637,9 +643,7 @@ impl Runtime {
     ) -> Option<Bytes> {
         match b.to_bytes() {
             Ok(bytes) => {
-                let mti = b.mti();
-                metrics::counter!(m::RESPONSES_TOTAL, "mti" => mti_label(&mti), "response_code" => code.as_str(), "issuer" => issuer.to_owned())
-                    .increment(1);
+                self.meters.response(&b.mti(), Some(*code), issuer);
                 Some(bytes)
             }
             Err(e) => {
@@ -1059,8 +1063,11 @@ impl Runtime {
                 return None;
             }
         };
-        metrics::counter!(m::RESPONSES_TOTAL, "mti" => mti_label(&resp_mti(&req.mti)), "response_code" => code_static(&code), "issuer" => issuer_id.to_string())
-            .increment(1);
+        self.meters.response(
+            &resp_mti(&req.mti),
+            ResponseCode::from_field(code.as_bytes()).ok(),
+            &issuer_id,
+        );
         let claim = pending.complete(Answer::Bytes(bytes.clone()));
         Some(Outgoing {
             bytes,
@@ -1635,30 +1642,4 @@ fn record_code(span: &tracing::Span, dialect: &'static Dialect, out: Option<&Out
 
 fn resp_mti(mti: &Mti) -> [u8; 4] {
     mti.response().map(|m| m.to_digits()).unwrap_or(*b"0000")
-}
-
-fn mti_label(mti: &[u8; 4]) -> &'static str {
-    match mti {
-        b"0100" => "0100",
-        b"0110" => "0110",
-        b"0120" => "0120",
-        b"0130" => "0130",
-        b"0200" => "0200",
-        b"0210" => "0210",
-        b"0220" => "0220",
-        b"0230" => "0230",
-        b"0400" => "0400",
-        b"0410" => "0410",
-        b"0420" => "0420",
-        b"0430" => "0430",
-        b"0800" => "0800",
-        b"0810" => "0810",
-        _ => "other",
-    }
-}
-
-fn code_static(code: &str) -> &'static str {
-    ResponseCode::from_field(code.as_bytes())
-        .map(|c| c.as_str())
-        .unwrap_or("??")
 }

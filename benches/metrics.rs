@@ -1,0 +1,49 @@
+//! The metrics one request records, through the facade's macros (a key built and looked up in
+//! the recorder's registry at every call) and through [`switch::metrics::RequestMeters`] (handles
+//! taken once and kept), with the Prometheus recorder the `switch` binary installs.
+//! Run: `cargo bench --bench metrics`.
+//!
+//! Each iteration is one on-us request's metrics: the request counter by MTI, the response
+//! counter by MTI, response code and issuer, and the switch-latency histogram.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use switch::domain::ResponseCode;
+use switch::metrics::{self as m, RequestMeters};
+
+fn one_request(c: &mut Criterion) {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder).expect("the only recorder of this process");
+    let issuer = "metro-pay";
+    let mut g = c.benchmark_group("one request's metrics");
+    g.bench_function("facade macros", |b| {
+        b.iter(|| {
+            let mti = black_box(*b"0100");
+            metrics::counter!(m::REQUESTS_TOTAL, "mti" => m::mti_label(&mti)).increment(1);
+            let code = black_box(ResponseCode::Approved);
+            metrics::counter!(m::RESPONSES_TOTAL, "mti" => m::mti_label(b"0110"), "response_code" => code.as_str(), "issuer" => black_box(issuer).to_owned())
+                .increment(1);
+            metrics::histogram!(m::SWITCH_LATENCY_SECONDS).record(black_box(25e-6));
+        })
+    });
+    let meters = RequestMeters::new(["switch", "north-bank", "east-bank", issuer]);
+    g.bench_function("kept handles", |b| {
+        b.iter(|| {
+            meters.request(&black_box(*b"0100"));
+            meters.response(
+                b"0110",
+                Some(black_box(ResponseCode::Approved)),
+                black_box(issuer),
+            );
+            meters.switch_latency(black_box(25e-6));
+        })
+    });
+    g.finish();
+    // The histograms' samples are drained by the upkeep a real exporter runs every few seconds.
+    handle.run_upkeep();
+}
+
+criterion_group!(benches, one_request);
+criterion_main!(benches);
