@@ -79,7 +79,7 @@ fn append(c: &mut Criterion) {
             b.iter(|| {
                 rt.block_on(async {
                     let tickets: Vec<_> = (0..burst)
-                        .map(|_| journal.append(payload.clone()))
+                        .map(|_| journal.append(&payload.clone()))
                         .collect();
                     for t in tickets {
                         black_box(t.await.expect("append"));

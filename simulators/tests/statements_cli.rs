@@ -10,7 +10,6 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use switch::config::JournalSync;
 use switch::domain::{
     AccountType, AcquirerId, Amount, Currency, Pan, ProcessingCode, Stan, TerminalId,
@@ -91,7 +90,7 @@ fn post(engine: &Engine, journal: &FileJournal, stan: u32, txn: TxnType, minor: 
             at_ms: 0,
             event,
         };
-        ticket = Some(journal.append(Bytes::from(rec.encode().map_err(|_| ())?)));
+        ticket = Some(journal.append(&rec.encode().map_err(|_| ())?));
         Ok::<(), ()>(())
     });
     assert!(out.result.is_ok(), "{txn:?} {minor} declined");

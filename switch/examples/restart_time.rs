@@ -12,7 +12,6 @@ mod many_accounts;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use chrono::NaiveDate;
 use switch::config::JournalSync;
 use switch::domain::{AcquirerId, Stan, TerminalId, TransmissionDateTime};
@@ -67,7 +66,7 @@ fn main() {
                     at_ms: 0,
                     event: ev.encode().map_err(|_| ())?,
                 };
-                last = Some(journal.append(Bytes::from(rec.encode().map_err(|_| ())?)));
+                last = Some(journal.append(&rec.encode().map_err(|_| ())?));
                 Ok::<(), ()>(())
             });
         }

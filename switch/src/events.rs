@@ -228,6 +228,9 @@ pub enum RecordError {
     Encode(String),
 }
 
+/// The largest scratch buffer [`Record::with_encoded`] keeps between records.
+const SCRATCH_KEEP_BYTES: usize = 4096;
+
 impl Record {
     pub fn encode(&self) -> Result<Vec<u8>, RecordError> {
         // One allocation sized for a typical record (a request record is about 150 bytes), so
@@ -235,6 +238,28 @@ impl Record {
         let mut out = Vec::with_capacity(256);
         out.push(VERSION);
         postcard::to_extend(self, out).map_err(|e| RecordError::Encode(e.to_string()))
+    }
+
+    /// Encodes the record into this thread's scratch buffer and hands the bytes to `f` (a
+    /// journal append, which copies them): the hot path's records need no allocation each. The
+    /// bytes are the same as [`Record::encode`]'s.
+    pub fn with_encoded<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R, RecordError> {
+        // A `Cell` holding the buffer while it is not in use: taken out for the encoding and put
+        // back after, so a nested call (none today) would find it empty and allocate its own,
+        // never panic on a borrow.
+        thread_local! {
+            static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+        }
+        let mut out = SCRATCH.take();
+        out.clear();
+        out.push(VERSION);
+        let out = postcard::to_extend(self, out).map_err(|e| RecordError::Encode(e.to_string()))?;
+        let answer = f(&out);
+        // A rare large record (a statement's) does not keep its buffer for the thread's life.
+        if out.capacity() <= SCRATCH_KEEP_BYTES {
+            SCRATCH.set(out);
+        }
+        Ok(answer)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {

@@ -44,7 +44,7 @@ use crate::iso8583::{Dialect, Message, MessageBuilder, decode_lenient};
 use crate::issuing::{Engine, IssuerFile, IssuingRequest, LedgerEvent, Outcome, PinCheck};
 use crate::journal::{AppendTicket, FileJournal, Journal, JournalOptions, in_background};
 use crate::net::framing::{Frame, FrameCodec, FramingConfig};
-use crate::onus::{ledger_record, sweep_journaled};
+use crate::onus::{sweep_journaled, with_ledger_record};
 use crate::security::{
     KeyId, KeyPurpose, KeysFile, PinSource, SecurityModule, SoftwareSecurityModule,
 };
@@ -732,9 +732,11 @@ fn process(
     let outcome = shared
         .engine
         .process_with(req, now, now.date(), |ev: &LedgerEvent| {
-            let payload = ledger_record(&shared.issuer, shared.clock.now_ms(), ev)?;
             // Refused at once, the engine leaves the account unchanged and answers 96.
-            let queued = shared.journal.append(payload).queued();
+            let queued =
+                with_ledger_record(&shared.issuer, shared.clock.now_ms(), ev, |payload| {
+                    shared.journal.append(payload).queued()
+                })?;
             ticket = Some(queued.map_err(|_| ())?);
             Ok::<(), ()>(())
         });

@@ -17,7 +17,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use chrono::{NaiveDate, NaiveDateTime};
 
 use crate::clock::Clock;
@@ -71,30 +70,36 @@ impl EngineOnUs {
         let outcome = self
             .engine
             .process_with(req, now, business_date, |ev: &LedgerEvent| {
-                let payload = ledger_record(&self.issuer, self.clock.now_ms(), ev)?;
                 // The caller's decision record answers for it (`Journal::append_covered`); a
                 // refusal here (the journal failed or closed: the request record before it was
                 // admitted, so the queue's depth does not refuse it) leaves the account
                 // unchanged and the answer 96.
-                self.journal
-                    .append_covered(payload, Admission::Continuing)
-                    .map_err(|_| ())
+                with_ledger_record(&self.issuer, self.clock.now_ms(), ev, |payload| {
+                    self.journal.append_covered(payload, Admission::Continuing)
+                })?
+                .map_err(|_| ())
             });
         decision(outcome)
     }
 }
 
-/// The journal record of an issuing engine's ledger change: the event inside a
-/// [`Record::Ledger`] of `issuer`, stamped `at_ms`. `Err` when either does not encode (the
-/// engine then changes nothing), which is all a journaling closure needs to know.
-pub(crate) fn ledger_record(issuer: &str, at_ms: i64, ev: &LedgerEvent) -> Result<Bytes, ()> {
+/// Hands the journal record of an issuing engine's ledger change (the event inside a
+/// [`Record::Ledger`] of `issuer`, stamped `at_ms`) to `append`, encoded as
+/// [`Record::with_encoded`] does. `Err` when either does not encode (the engine then changes
+/// nothing), which is all a journaling closure needs to know.
+pub(crate) fn with_ledger_record<R>(
+    issuer: &str,
+    at_ms: i64,
+    ev: &LedgerEvent,
+    append: impl FnOnce(&[u8]) -> R,
+) -> Result<R, ()> {
     let event = ev.encode().map_err(|_| ())?;
     let rec = Record::Ledger {
         issuer: issuer.into(),
         at_ms,
         event,
     };
-    rec.encode().map(Bytes::from).map_err(|_| ())
+    rec.with_encoded(append).map_err(|_| ())
 }
 
 /// One [`Engine::sweep`] pass at `now`, each event journaled as a ledger record of `issuer`
@@ -109,13 +114,13 @@ pub(crate) fn sweep_journaled(
 ) -> usize {
     engine
         .sweep(now, |ev: &LedgerEvent| {
-            let payload = ledger_record(issuer, clock.now_ms(), ev)?;
             // Queued, with no ticket to wake the writer for each of up to thousands of events;
             // the caller flushes after the pass (`net::sweep_every`). New work for the queue's
             // bound, so a full queue stops the sweep.
-            journal
-                .append_covered(payload, Admission::New)
-                .map_err(|_| ())
+            with_ledger_record(issuer, clock.now_ms(), ev, |payload| {
+                journal.append_covered(payload, Admission::New)
+            })?
+            .map_err(|_| ())
         })
         .len()
 }

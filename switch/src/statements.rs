@@ -183,8 +183,12 @@ pub fn run(
                     let posted = history
                         .engine()
                         .close_statement(close, |ev: &LedgerEvent| {
-                            let payload = crate::onus::ledger_record(issuer, opts.now_ms, ev)?;
-                            tickets.push(journal.append(payload));
+                            tickets.push(crate::onus::with_ledger_record(
+                                issuer,
+                                opts.now_ms,
+                                ev,
+                                |payload| journal.append(payload),
+                            )?);
                             Ok::<(), ()>(())
                         })
                         .map_err(|source| RunError::Statement {

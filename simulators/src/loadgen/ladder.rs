@@ -122,11 +122,11 @@ pub fn step(
     let record = b.to_bytes()?;
     match leg {
         Leg::Request => {
-            journal.append_covered(record, Admission::New)?;
+            journal.append_covered(&record, Admission::New)?;
             Ok((out, None))
         }
-        Leg::Answer => Ok((out, Some(journal.append_as(record, Admission::Continuing)))),
-        Leg::Only => Ok((out, Some(journal.append(record)))),
+        Leg::Answer => Ok((out, Some(journal.append_as(&record, Admission::Continuing)))),
+        Leg::Only => Ok((out, Some(journal.append(&record)))),
     }
 }
 

@@ -9,7 +9,8 @@
 //! Why a `std::thread` rather than a tokio task: `write` and `fsync` block for milliseconds on a
 //! real disk, and on a tokio worker that would stall every connection scheduled there. One thread
 //! also gives the journal a single order of LSNs: callers only reserve a queue slot (one atomic
-//! add) and push onto a short-locked queue; the writer assigns LSNs as it takes records off it.
+//! add) and copy their payload onto a short-locked queue; the writer assigns LSNs as it takes
+//! records off it.
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
@@ -77,8 +78,9 @@ pub struct JournalStats {
 #[derive(Debug)]
 enum Request {
     /// `done` is `None` for [`Journal::append_covered`]: a later record's ticket answers for it.
+    /// The payload is the next `len` bytes of the queue's [`Payloads`].
     Append {
-        payload: Bytes,
+        len: u32,
         done: Option<Completion>,
     },
     Flush {
@@ -330,7 +332,7 @@ impl FileJournal {
     /// `Err` means it was not queued.
     fn queue(
         &self,
-        payload: Bytes,
+        payload: &[u8],
         done: Option<Completion>,
         admission: Admission,
     ) -> Result<(), JournalError> {
@@ -351,7 +353,13 @@ impl FileJournal {
             return Err(JournalError::Overloaded);
         }
         self.queue
-            .push(Request::Append { payload, done })
+            .push(
+                Request::Append {
+                    len: payload.len() as u32,
+                    done,
+                },
+                payload,
+            )
             .inspect_err(|_| {
                 self.shared.queued.fetch_sub(1, Ordering::AcqRel);
             })
@@ -359,7 +367,7 @@ impl FileJournal {
 }
 
 impl Journal for FileJournal {
-    fn append_as(&self, payload: Bytes, admission: Admission) -> AppendTicket {
+    fn append_as(&self, payload: &[u8], admission: Admission) -> AppendTicket {
         let (done, receiver) = oneshot::channel();
         match self.queue(payload, Some(done), admission) {
             Ok(()) => AppendTicket::pending(receiver),
@@ -367,7 +375,7 @@ impl Journal for FileJournal {
         }
     }
 
-    fn append_covered(&self, payload: Bytes, admission: Admission) -> Result<(), JournalError> {
+    fn append_covered(&self, payload: &[u8], admission: Admission) -> Result<(), JournalError> {
         self.queue(payload, None, admission)
     }
 
@@ -379,7 +387,7 @@ impl Journal for FileJournal {
             return AppendTicket::ready(Err(error));
         }
         let (done, receiver) = oneshot::channel();
-        match self.queue.push(Request::Flush { done }) {
+        match self.queue.push(Request::Flush { done }, &[]) {
             Ok(()) => AppendTicket::pending(receiver),
             Err(error) => AppendTicket::ready(Err(error)),
         }
@@ -420,6 +428,8 @@ struct Queue {
 #[derive(Debug, Default)]
 struct QueueState {
     requests: VecDeque<Request>,
+    /// The queued appends' payloads, back to back in queue order.
+    payloads: Payloads,
     /// Queued requests someone waits on (ticketed appends and flushes).
     wanted: usize,
     /// The writer is asleep in [`Queue::wait_for_work`] and must be woken for wanted work.
@@ -437,13 +447,15 @@ impl Queue {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn push(&self, request: Request) -> Result<(), JournalError> {
+    /// Queues `request`, with `payload` as its bytes if it is an append.
+    fn push(&self, request: Request, payload: &[u8]) -> Result<(), JournalError> {
         let wanted = request.is_wanted();
         let wake = {
             let mut st = self.lock();
             if st.ended || st.ending {
                 return Err(JournalError::Closed);
             }
+            st.payloads.bytes.extend_from_slice(payload);
             st.requests.push_back(request);
             if wanted {
                 st.wanted += 1;
@@ -477,28 +489,75 @@ impl Queue {
     }
 
     /// Moves the queued requests holding up to `records_max` records (flushes hold none) into
-    /// `out`, oldest first.
-    fn take(&self, records_max: usize, out: &mut Vec<Request>) {
+    /// `out`, oldest first, and their payloads into `payloads` (which the caller has emptied),
+    /// back to back in the same order.
+    fn take(&self, records_max: usize, out: &mut Vec<Request>, payloads: &mut Vec<u8>) {
         let mut st = self.lock();
         let mut records = 0;
+        let mut bytes = 0;
         while records < records_max {
             let Some(request) = st.requests.pop_front() else {
                 break;
             };
-            if matches!(request, Request::Append { .. }) {
+            if let Request::Append { len, .. } = request {
                 records += 1;
+                bytes += len as usize;
             }
             if request.is_wanted() {
                 st.wanted -= 1;
             }
             out.push(request);
         }
+        let everything = st.requests.is_empty();
+        st.payloads.take(bytes, everything, payloads);
     }
 
     /// The journal is dropped: the writer finishes the queue and exits.
     fn end(&self) {
         self.lock().ending = true;
         self.wake.notify_one();
+    }
+}
+
+/// The payloads of the queued appends, copied in by the appending threads.
+///
+/// Why one buffer rather than a `Bytes` per record: a record was an allocation on the appending
+/// worker and a free on the writer thread, and a free from another thread is paid again by the
+/// allocating thread when it collects it. With three or four records per transaction that was
+/// about 3% of the switch workers' samples (docs/performance.md, "Journal payloads without an
+/// allocation each"). The writer takes the whole buffer in exchange for its own emptied one
+/// when it takes the whole queue, which is the usual case, so in steady state neither side
+/// allocates.
+#[derive(Debug, Default)]
+struct Payloads {
+    bytes: Vec<u8>,
+    /// Where the first queued payload starts: the bytes before it were taken by the writer in a
+    /// batch that left requests behind (`group_commit_max` reached).
+    head: usize,
+}
+
+impl Payloads {
+    /// Moves the first `len` queued bytes to the end of `out` (which is empty). `everything`
+    /// says they are all the bytes queued: then the buffers are exchanged instead of copied.
+    fn take(&mut self, len: usize, everything: bool, out: &mut Vec<u8>) {
+        if everything && self.head == 0 {
+            debug_assert_eq!(len, self.bytes.len());
+            std::mem::swap(&mut self.bytes, out);
+            return;
+        }
+        let end = self.head + len;
+        out.extend_from_slice(&self.bytes[self.head..end]);
+        self.head = end;
+        if self.head == self.bytes.len() {
+            self.bytes.clear();
+            self.head = 0;
+        } else if self.head > self.bytes.len() / 2 {
+            // More taken than left: move the rest to the front, so a queue that never empties
+            // (a backlog above `group_commit_max`) does not grow its buffer for good. Each byte
+            // moves at most once per halving, so this costs no more than the copies above.
+            self.bytes.drain(..self.head);
+            self.head = 0;
+        }
     }
 }
 
@@ -513,6 +572,7 @@ impl Drop for EndOnExit<'_> {
             let mut st = self.0.lock();
             st.ended = true;
             st.wanted = 0;
+            st.payloads = Payloads::default();
             std::mem::take(&mut st.requests)
         };
         drop(left);
@@ -557,6 +617,8 @@ impl Writer {
         // Whatever way this thread ends, appends after it fail and queued tickets resolve.
         let _ended = EndOnExit(queue);
         let mut taken = Vec::new();
+        // The batch's payloads, back to back in the order of `taken`'s appends.
+        let mut payloads = Vec::new();
         // `false` once the journal was dropped and everything queued before that is handled.
         while queue.wait_for_work() {
             #[cfg(test)]
@@ -567,24 +629,35 @@ impl Writer {
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner),
             );
-            queue.take(self.group_commit_max, &mut taken);
-            let records = taken.drain(..).map(|r| self.take(r)).sum();
+            payloads.clear();
+            if payloads.capacity() > BATCH_BUFFER_BYTES {
+                payloads = Vec::new();
+            }
+            queue.take(self.group_commit_max, &mut taken, &mut payloads);
+            let mut at = 0;
+            let records = taken
+                .drain(..)
+                .map(|r| self.take(r, &payloads, &mut at))
+                .sum();
             self.commit(records);
         }
         self.finish();
     }
 
-    /// Adds a request to the batch; returns how many records it adds (for the queue count).
-    fn take(&mut self, request: Request) -> usize {
+    /// Adds a request to the batch; returns how many records it adds (for the queue count). An
+    /// append's payload is the next bytes of `payloads` from `at`, which it advances.
+    fn take(&mut self, request: Request, payloads: &[u8], at: &mut usize) -> usize {
         match request {
-            Request::Append { payload, done } => {
+            Request::Append { len, done } => {
+                let payload = &payloads[*at..*at + len as usize];
+                *at += len as usize;
                 if let Some(cause) = &self.failed {
                     if let Some(done) = done {
                         let _ = done.send(Err(JournalError::Failed(Arc::clone(cause))));
                     }
                 } else {
                     let lsn = self.next_lsn + self.appends.len() as u64;
-                    format::encode_record(&mut self.buf, lsn, &payload);
+                    format::encode_record(&mut self.buf, lsn, payload);
                     self.appends.push(done);
                 }
                 1
@@ -852,5 +925,44 @@ fn sync_dir(dir: &Path) -> Result<(), JournalError> {
     {
         let _ = dir;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod payloads_tests {
+    use std::collections::VecDeque;
+
+    use proptest::prelude::*;
+
+    use super::Payloads;
+
+    proptest! {
+        /// Against a model (a queue of separate payloads): any mix of pushes and takes of some
+        /// of the queued payloads gives back exactly the bytes pushed, in order.
+        #[test]
+        fn takes_give_back_what_was_pushed_in_order(
+            steps in proptest::collection::vec((0usize..5, 0usize..300, any::<bool>()), 1..60)
+        ) {
+            let mut payloads = Payloads::default();
+            let mut model: VecDeque<Vec<u8>> = VecDeque::new();
+            let mut out = Vec::new();
+            let mut n = 0u8;
+            for (pushes, len, take_all) in steps {
+                for _ in 0..pushes {
+                    n = n.wrapping_add(1);
+                    let p = vec![n; len % 97];
+                    payloads.bytes.extend_from_slice(&p);
+                    model.push_back(p);
+                }
+                let count = if take_all { model.len() } else { model.len() / 2 };
+                let taken: Vec<Vec<u8>> = model.drain(..count).collect();
+                let len: usize = taken.iter().map(Vec::len).sum();
+                out.clear();
+                payloads.take(len, model.is_empty(), &mut out);
+                prop_assert_eq!(&out, &taken.concat());
+                let left: usize = model.iter().map(Vec::len).sum();
+                prop_assert_eq!(payloads.bytes.len() - payloads.head, left);
+            }
+        }
     }
 }

@@ -48,12 +48,12 @@ impl MemJournal {
 
 impl Journal for MemJournal {
     // No queue, so no depth to refuse for.
-    fn append_as(&self, payload: Bytes, _: Admission) -> AppendTicket {
-        AppendTicket::ready(self.push(payload))
+    fn append_as(&self, payload: &[u8], _: Admission) -> AppendTicket {
+        AppendTicket::ready(self.push(Bytes::copy_from_slice(payload)))
     }
 
-    fn append_covered(&self, payload: Bytes, _: Admission) -> Result<(), JournalError> {
-        self.push(payload).map(drop)
+    fn append_covered(&self, payload: &[u8], _: Admission) -> Result<(), JournalError> {
+        self.push(Bytes::copy_from_slice(payload)).map(drop)
     }
 
     fn flush(&self) -> AppendTicket {
@@ -73,8 +73,8 @@ mod tests {
     async fn numbers_records_from_one_and_keeps_them_in_order() {
         let journal = MemJournal::new();
         assert_eq!(journal.flush().await.unwrap(), 0);
-        assert_eq!(journal.append(Bytes::from_static(b"a")).await.unwrap(), 1);
-        assert_eq!(journal.append(Bytes::from_static(b"b")).await.unwrap(), 2);
+        assert_eq!(journal.append(b"a").await.unwrap(), 1);
+        assert_eq!(journal.append(b"b").await.unwrap(), 2);
         assert_eq!(journal.flush().await.unwrap(), 2);
         assert_eq!(
             journal.records(),
@@ -85,9 +85,9 @@ mod tests {
     #[tokio::test]
     async fn refuses_appends_after_close() {
         let journal = MemJournal::new();
-        journal.append(Bytes::from_static(b"kept")).await.unwrap();
+        journal.append(b"kept").await.unwrap();
         journal.close();
-        let refused = journal.append(Bytes::from_static(b"late")).await;
+        let refused = journal.append(b"late").await;
         assert!(matches!(refused, Err(JournalError::Closed)), "{refused:?}");
         assert_eq!(journal.records().len(), 1);
     }
@@ -95,7 +95,7 @@ mod tests {
     #[tokio::test]
     async fn works_behind_the_trait_object() {
         let journal: std::sync::Arc<dyn Journal> = std::sync::Arc::new(MemJournal::new());
-        assert_eq!(journal.append(Bytes::new()).await.unwrap(), 1);
+        assert_eq!(journal.append(&[]).await.unwrap(), 1);
     }
 }
 
@@ -143,7 +143,7 @@ impl CoveringJournal {
 
 #[cfg(test)]
 impl Journal for CoveringJournal {
-    fn append_as(&self, payload: Bytes, admission: Admission) -> AppendTicket {
+    fn append_as(&self, payload: &[u8], admission: Admission) -> AppendTicket {
         match self.release() {
             Ok(()) => {
                 let ticket = self.written.append_as(payload, admission);
@@ -154,14 +154,14 @@ impl Journal for CoveringJournal {
         }
     }
 
-    fn append_covered(&self, payload: Bytes, _: Admission) -> Result<(), JournalError> {
+    fn append_covered(&self, payload: &[u8], _: Admission) -> Result<(), JournalError> {
         if self.written.closed.load(Ordering::Acquire) {
             return Err(JournalError::Closed);
         }
         self.held
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(payload);
+            .push(Bytes::copy_from_slice(payload));
         Ok(())
     }
 

@@ -116,7 +116,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use crate::config::{JournalConfig, JournalSync};
@@ -201,15 +200,19 @@ pub trait Journal: Send + Sync + 'static {
     /// durable by the backend's sync policy, or to the reason it never will be. Dropping the ticket
     /// does not cancel the append.
     ///
+    /// The journal copies the payload before it returns, so the caller may reuse its buffer at
+    /// once (the switch encodes every record into one per thread, see
+    /// [`crate::events::Record::with_encoded`]).
+    ///
     /// The record starts new work ([`Admission::New`]): a full queue refuses it.
-    fn append(&self, payload: Bytes) -> AppendTicket {
+    fn append(&self, payload: &[u8]) -> AppendTicket {
         self.append_as(payload, Admission::New)
     }
 
     /// [`append`](Journal::append) for a record that starts new work or, with
     /// [`Admission::Continuing`], continues work already admitted (a full queue does not refuse
     /// it).
-    fn append_as(&self, payload: Bytes, admission: Admission) -> AppendTicket;
+    fn append_as(&self, payload: &[u8], admission: Admission) -> AppendTicket;
 
     /// Queues `payload` like [`append`](Journal::append), without a ticket of its own, for a
     /// record that a later append's ticket covers: records are written in append order and a
@@ -221,7 +224,7 @@ pub trait Journal: Send + Sync + 'static {
     /// ticket is a channel, an allocation and a wake-up (docs/performance.md). A covered record
     /// is written with the next append someone waits on (a ticketed append or a
     /// [`flush`](Journal::flush)), or when the journal is dropped: not before.
-    fn append_covered(&self, payload: Bytes, admission: Admission) -> Result<(), JournalError>;
+    fn append_covered(&self, payload: &[u8], admission: Admission) -> Result<(), JournalError>;
 
     /// Resolves once every record appended before this call has been written and synced, whatever
     /// the sync policy, to the last LSN written so far (0 if none). Used at shutdown, and where a

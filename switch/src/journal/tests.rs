@@ -47,7 +47,7 @@ fn open(dir: &Path, opts: JournalOptions) -> (FileJournal, Recovered) {
 /// Appends `payloads[from..to]` one at a time, awaiting each, so each is its own batch.
 async fn append_each(journal: &FileJournal, range: std::ops::Range<u64>) {
     for i in range {
-        assert_eq!(journal.append(payload(i)).await.unwrap(), i);
+        assert_eq!(journal.append(&payload(i)).await.unwrap(), i);
     }
 }
 
@@ -123,7 +123,7 @@ async fn records_come_back_in_order_after_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let (journal, recovered) = open(dir.path(), options(JournalSync::Always));
     assert_eq!(recovered, Recovered::default());
-    let tickets: Vec<_> = (1..=100).map(|i| journal.append(payload(i))).collect();
+    let tickets: Vec<_> = (1..=100).map(|i| journal.append(&payload(i))).collect();
     for (i, ticket) in (1..).zip(tickets) {
         assert_eq!(ticket.await.unwrap(), i);
     }
@@ -217,10 +217,7 @@ async fn a_half_written_last_record_is_truncated() {
     assert_eq!(recovered.records, expected(1..=4));
     assert_eq!(recovered.truncated_tail_bytes, cut - 4 * RECORD_BYTES);
     // LSN 5 was lost with the torn record, so the next append takes it.
-    assert_eq!(
-        journal.append(Bytes::from_static(b"after")).await.unwrap(),
-        5
-    );
+    assert_eq!(journal.append(b"after").await.unwrap(), 5);
 }
 
 #[tokio::test]
@@ -372,7 +369,7 @@ async fn concurrent_appends_share_fsyncs() {
     let tasks: Vec<_> = (1..=1000)
         .map(|i| {
             let journal = Arc::clone(&journal);
-            tokio::spawn(async move { journal.append(payload(i)).await })
+            tokio::spawn(async move { journal.append(&payload(i)).await })
         })
         .collect();
     let mut lsns = Vec::new();
@@ -400,13 +397,40 @@ async fn a_batch_takes_everything_queued_up_to_group_commit_max() {
     };
     let (journal, _) = open(dir.path(), opts);
     let pause = hold_writer(&journal);
-    let tickets: Vec<_> = (1..=10).map(|i| journal.append(payload(i))).collect();
+    let tickets: Vec<_> = (1..=10).map(|i| journal.append(&payload(i))).collect();
     drop(pause);
     for (i, ticket) in (1..).zip(tickets) {
         assert_eq!(ticket.await.unwrap(), i);
     }
     let stats = journal.stats();
     assert_eq!((stats.batches, stats.records, stats.fsyncs), (3, 10, 3));
+}
+
+/// Batches cut by `group_commit_max` take the queue's payloads in pieces: each record must still
+/// get its own bytes, in order, whatever the lengths around it.
+#[tokio::test]
+async fn payloads_of_every_length_come_back_whole_when_batches_cut_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = JournalOptions {
+        group_commit_max: 3,
+        ..options(JournalSync::Always)
+    };
+    let (journal, _) = open(dir.path(), opts);
+    let payloads: Vec<Vec<u8>> = (0..17u8)
+        .map(|i| vec![b'a' + i; usize::from(i) * 7 % 40])
+        .collect();
+    let pause = hold_writer(&journal);
+    let tickets: Vec<_> = payloads.iter().map(|p| journal.append(p)).collect();
+    drop(pause);
+    for (i, ticket) in (1..).zip(tickets) {
+        assert_eq!(ticket.await.unwrap(), i);
+    }
+    // Cut by the limit: 17 records in batches of at most 3.
+    assert_eq!(journal.stats().batches, 6);
+    drop(journal);
+    let (_, recovered) = open(dir.path(), options(JournalSync::Always));
+    let back: Vec<Vec<u8>> = recovered.records.iter().map(|(_, p)| p.to_vec()).collect();
+    assert_eq!(back, payloads);
 }
 
 #[tokio::test]
@@ -418,8 +442,8 @@ async fn a_full_queue_refuses_appends_at_once() {
     };
     let (journal, _) = open(dir.path(), opts);
     let pause = hold_writer(&journal);
-    let tickets: Vec<_> = (1..=4).map(|i| journal.append(payload(i))).collect();
-    let refused = journal.append(payload(5)).now_or_never();
+    let tickets: Vec<_> = (1..=4).map(|i| journal.append(&payload(i))).collect();
+    let refused = journal.append(&payload(5)).now_or_never();
     assert!(
         matches!(refused, Some(Err(JournalError::Overloaded))),
         "{refused:?}"
@@ -430,7 +454,7 @@ async fn a_full_queue_refuses_appends_at_once() {
         assert_eq!(ticket.await.unwrap(), i);
     }
     // The slots are free again once the batch is done.
-    assert_eq!(journal.append(payload(5)).await.unwrap(), 5);
+    assert_eq!(journal.append(&payload(5)).await.unwrap(), 5);
     drop(journal);
     assert_eq!(read_all(dir.path()).unwrap(), expected(1..=5));
 }
@@ -440,9 +464,9 @@ async fn close_refuses_later_appends_but_writes_queued_ones() {
     let dir = tempfile::tempdir().unwrap();
     let (journal, _) = open(dir.path(), options(JournalSync::Always));
     let pause = hold_writer(&journal);
-    let queued: Vec<_> = (1..=3).map(|i| journal.append(payload(i))).collect();
+    let queued: Vec<_> = (1..=3).map(|i| journal.append(&payload(i))).collect();
     journal.close();
-    let late = journal.append(payload(4)).now_or_never();
+    let late = journal.append(&payload(4)).now_or_never();
     assert!(matches!(late, Some(Err(JournalError::Closed))), "{late:?}");
     drop(pause);
 
@@ -465,7 +489,7 @@ async fn flush_resolves_after_every_earlier_append_is_synced() {
         "nothing written, nothing to sync"
     );
 
-    let tickets: Vec<_> = (1..=100).map(|i| journal.append(payload(i))).collect();
+    let tickets: Vec<_> = (1..=100).map(|i| journal.append(&payload(i))).collect();
     assert_eq!(journal.flush().await.unwrap(), 100);
     for (i, ticket) in (1..).zip(tickets) {
         assert!(matches!(ticket.now_or_never(), Some(Ok(lsn)) if lsn == i));
@@ -485,12 +509,12 @@ async fn a_failed_fsync_fails_its_batch_and_everything_after() {
         .fail_next_sync
         .store(true, std::sync::atomic::Ordering::SeqCst);
 
-    let failed = journal.append(payload(3)).await;
+    let failed = journal.append(&payload(3)).await;
     assert!(
         matches!(&failed, Err(JournalError::Io { op: "fsync", .. })),
         "{failed:?}"
     );
-    let later = journal.append(payload(4)).await;
+    let later = journal.append(&payload(4)).await;
     assert!(matches!(&later, Err(JournalError::Failed(_))), "{later:?}");
     let flushed = journal.flush().await;
     assert!(
@@ -511,14 +535,14 @@ async fn covered_appends_take_their_place_in_order_and_the_ticket_that_covers_th
     let dir = tempfile::tempdir().unwrap();
     let (journal, _) = open(dir.path(), options(JournalSync::Always));
     // Nobody waits on these, so the writer is not woken for them...
-    journal.append_covered(payload(1), Admission::New).unwrap();
+    journal.append_covered(&payload(1), Admission::New).unwrap();
     journal
-        .append_covered(payload(2), Admission::Continuing)
+        .append_covered(&payload(2), Admission::Continuing)
         .unwrap();
     // ...and the append that covers them takes them along: one batch, one fsync.
     assert_eq!(
         journal
-            .append_as(payload(3), Admission::Continuing)
+            .append_as(&payload(3), Admission::Continuing)
             .await
             .unwrap(),
         3
@@ -533,9 +557,9 @@ async fn covered_appends_take_their_place_in_order_and_the_ticket_that_covers_th
 async fn covered_records_with_nothing_after_them_are_written_by_a_flush_or_at_drop() {
     let dir = tempfile::tempdir().unwrap();
     let (journal, _) = open(dir.path(), options(JournalSync::Always));
-    journal.append_covered(payload(1), Admission::New).unwrap();
+    journal.append_covered(&payload(1), Admission::New).unwrap();
     assert_eq!(journal.flush().await.unwrap(), 1);
-    journal.append_covered(payload(2), Admission::New).unwrap();
+    journal.append_covered(&payload(2), Admission::New).unwrap();
     drop(journal);
     assert_eq!(read_all(dir.path()).unwrap(), expected(1..=2));
 }
@@ -548,9 +572,9 @@ async fn covered_records_split_over_batches_still_wait_for_what_covers_them() {
         ..options(JournalSync::Always)
     };
     let (journal, _) = open(dir.path(), opts);
-    journal.append_covered(payload(1), Admission::New).unwrap();
+    journal.append_covered(&payload(1), Admission::New).unwrap();
     journal
-        .append_covered(payload(2), Admission::Continuing)
+        .append_covered(&payload(2), Admission::Continuing)
         .unwrap();
     // One record a batch: the flush's wake-up carries both covered records, in two batches.
     assert_eq!(journal.flush().await.unwrap(), 2);
@@ -574,11 +598,11 @@ async fn many_tasks_mixing_covered_ticketed_and_flushes_lose_and_reorder_nothing
         tasks.push(tokio::spawn(async move {
             for i in 0..TXNS {
                 let rec = |leg: u64| Bytes::from(format!("{t:02}-{i:04}-{leg}"));
-                journal.append_covered(rec(0), Admission::New).unwrap();
+                journal.append_covered(&rec(0), Admission::New).unwrap();
                 journal
-                    .append_covered(rec(1), Admission::Continuing)
+                    .append_covered(&rec(1), Admission::Continuing)
                     .unwrap();
-                let done = journal.append_as(rec(2), Admission::Continuing);
+                let done = journal.append_as(&rec(2), Admission::Continuing);
                 if i % 50 == 0 {
                     journal.flush().await.unwrap();
                 }
@@ -618,26 +642,26 @@ async fn a_full_queue_refuses_new_work_but_not_the_rest_of_admitted_work() {
     };
     let (journal, _) = open(dir.path(), opts);
     let pause = hold_writer(&journal);
-    journal.append_covered(payload(1), Admission::New).unwrap();
-    let ticket = journal.append(payload(2));
+    journal.append_covered(&payload(1), Admission::New).unwrap();
+    let ticket = journal.append(&payload(2));
     // Full: new work is refused at once, covered or not...
-    let refused = journal.append_covered(payload(3), Admission::New);
+    let refused = journal.append_covered(&payload(3), Admission::New);
     assert!(
         matches!(refused, Err(JournalError::Overloaded)),
         "{refused:?}"
     );
-    let refused = journal.append(payload(3)).now_or_never();
+    let refused = journal.append(&payload(3)).now_or_never();
     assert!(
         matches!(refused, Some(Err(JournalError::Overloaded))),
         "{refused:?}"
     );
     // ...but a transaction already admitted can still write its later records.
     journal
-        .append_covered(payload(3), Admission::Continuing)
+        .append_covered(&payload(3), Admission::Continuing)
         .unwrap();
-    let continuing = journal.append_as(payload(4), Admission::Continuing);
+    let continuing = journal.append_as(&payload(4), Admission::Continuing);
     journal.close();
-    let closed = journal.append_covered(payload(5), Admission::Continuing);
+    let closed = journal.append_covered(&payload(5), Admission::Continuing);
     assert!(matches!(closed, Err(JournalError::Closed)), "{closed:?}");
     drop(pause);
     assert_eq!(ticket.await.unwrap(), 2);
@@ -657,16 +681,16 @@ async fn a_covered_record_whose_write_fails_fails_the_flush_and_everything_after
         .store(true, std::sync::atomic::Ordering::SeqCst);
     // The covered record waits for the flush (nobody waits on it), so it is the only append in
     // the batch and the failure is its own.
-    journal.append_covered(payload(2), Admission::New).unwrap();
+    journal.append_covered(&payload(2), Admission::New).unwrap();
     let flushed = journal.flush().await;
     assert!(
         matches!(&flushed, Err(JournalError::Io { op: "fsync", .. })),
         "{flushed:?}"
     );
     // Nothing after it can succeed, covered or ticketed, new or continuing.
-    let later = journal.append_as(payload(3), Admission::Continuing).await;
+    let later = journal.append_as(&payload(3), Admission::Continuing).await;
     assert!(matches!(&later, Err(JournalError::Failed(_))), "{later:?}");
-    let covered = journal.append_covered(payload(3), Admission::Continuing);
+    let covered = journal.append_covered(&payload(3), Admission::Continuing);
     assert!(
         matches!(&covered, Err(JournalError::Failed(_))),
         "{covered:?}"
@@ -717,7 +741,7 @@ proptest! {
         let (journal, _) = open(dir.path(), opts);
         let tickets: Vec<_> = payloads
             .iter()
-            .map(|bytes| journal.append(Bytes::copy_from_slice(bytes)))
+            .map(|bytes| journal.append(bytes))
             .collect();
         for (i, ticket) in (1..).zip(tickets) {
             prop_assert_eq!(futures::executor::block_on(ticket).unwrap(), i);
@@ -758,7 +782,7 @@ async fn open_after_a_checkpoint_skips_the_segments_it_covers() {
 
     let (journal, recovered) = FileJournal::open_after(dir.path(), opts, 6).unwrap();
     assert_eq!(recovered.records, expected(7..=10));
-    assert_eq!(journal.append(payload(11)).await.unwrap(), 11);
+    assert_eq!(journal.append(&payload(11)).await.unwrap(), 11);
     drop(journal);
 
     // A checkpoint inside the last segment: every earlier segment is skipped.
@@ -813,7 +837,7 @@ async fn progress_publishes_the_last_lsn_once_per_group_commit() {
             read_all(&dir).unwrap()
         })
     };
-    let tickets: Vec<_> = (4..=5).map(|i| journal.append(payload(i))).collect();
+    let tickets: Vec<_> = (4..=5).map(|i| journal.append(&payload(i))).collect();
     for ticket in tickets {
         ticket.await.unwrap();
     }
@@ -975,8 +999,8 @@ async fn an_acknowledged_record_whose_header_begins_with_zeros_to_a_sector_bound
     let (journal, _) = open(dir.path(), options(JournalSync::Always));
     let first = Bytes::from(vec![b'a'; 511 - HEADER_BYTES]);
     let second = Bytes::from(vec![b'b'; 256]);
-    assert_eq!(journal.append(first).await.unwrap(), 1);
-    assert_eq!(journal.append(second).await.unwrap(), 2);
+    assert_eq!(journal.append(&first).await.unwrap(), 1);
+    assert_eq!(journal.append(&second).await.unwrap(), 2);
     append_each(&journal, 3..6).await;
     drop(journal);
     let segment = dir.path().join(segment_name(1));

@@ -18,7 +18,6 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -141,7 +140,7 @@ impl Saf {
         // An advice continues a transaction the journal already took (its request record); the
         // queue's own `depth_max` bounds how many wait.
         self.journal
-            .append_as(Bytes::from(bytes), Admission::Continuing)
+            .append_as(&bytes, Admission::Continuing)
             .await?;
         metrics::counter!(m::REVERSALS_QUEUED_TOTAL, "issuer" => self.issuer.clone(), "reason" => reason_label)
             .increment(1);
@@ -276,7 +275,7 @@ impl Saf {
         let ok = match end.encode() {
             Ok(b) => self
                 .journal
-                .append_as(Bytes::from(b), Admission::Continuing)
+                .append_as(&b, Admission::Continuing)
                 .await
                 .is_ok(),
             Err(_) => false,

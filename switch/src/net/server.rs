@@ -486,8 +486,8 @@ impl Runtime {
     }
 
     fn journal_as(&self, rec: &Record, admission: Admission) -> AppendTicket {
-        match encode_record(rec) {
-            Ok(b) => self.journal.append_as(b, admission),
+        match with_record(rec, |b| self.journal.append_as(b, admission)) {
+            Ok(ticket) => ticket,
             Err(e) => AppendTicket::ready(Err(e)),
         }
     }
@@ -496,8 +496,7 @@ impl Runtime {
     /// (see [`Journal::append_covered`]); `Err` means it was not queued. This is where the
     /// journal's queue bound pushes back: the records after it are [`Admission::Continuing`].
     fn journal_request(&self, rec: &Record) -> Result<(), crate::journal::JournalError> {
-        self.journal
-            .append_covered(encode_record(rec)?, Admission::New)
+        with_record(rec, |b| self.journal.append_covered(b, Admission::New))?
     }
 
     /// The 96 for a request whose records the journal would not take: nothing may be answered
@@ -1617,10 +1616,14 @@ impl Runtime {
     }
 }
 
-/// A record's journal payload. One that does not encode is a bug, logged; the caller treats it
-/// as a journal that would not take the record.
-fn encode_record(rec: &Record) -> Result<Bytes, crate::journal::JournalError> {
-    rec.encode().map(Bytes::from).map_err(|e| {
+/// Hands a record's journal payload to `append` (see [`Record::with_encoded`]). A record that
+/// does not encode is a bug, logged; the caller treats it as a journal that would not take the
+/// record.
+fn with_record<R>(
+    rec: &Record,
+    append: impl FnOnce(&[u8]) -> R,
+) -> Result<R, crate::journal::JournalError> {
+    rec.with_encoded(append).map_err(|e| {
         tracing::error!(error = %e, "journal record does not encode");
         crate::journal::JournalError::Closed
     })

@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use bytes::Bytes;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -749,14 +748,14 @@ impl LateJournal {
 }
 
 impl Journal for LateJournal {
-    fn append_as(&self, payload: Bytes, admission: Admission) -> AppendTicket {
+    fn append_as(&self, payload: &[u8], admission: Admission) -> AppendTicket {
         match self.0.get() {
             Some(j) => j.append_as(payload, admission),
             None => AppendTicket::ready(Err(JournalError::Closed)),
         }
     }
 
-    fn append_covered(&self, payload: Bytes, admission: Admission) -> Result<(), JournalError> {
+    fn append_covered(&self, payload: &[u8], admission: Admission) -> Result<(), JournalError> {
         match self.0.get() {
             Some(j) => j.append_covered(payload, admission),
             None => Err(JournalError::Closed),

@@ -58,7 +58,7 @@ async fn a_request_the_journal_refuses_goes_no_further_and_its_retry_is_processe
         .pause
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
-    let filler = journal.append(Bytes::from_static(b"filler"));
+    let filler = journal.append(b"filler");
     // Bounded: were the request to go on, it would wait for the held writer forever.
     let refused = tokio::time::timeout(Duration::from_secs(10), rt.handle(purchase(b"000001")))
         .await
