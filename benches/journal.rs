@@ -78,9 +78,7 @@ fn append(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::from_parameter(burst), &burst, |b, &burst| {
             b.iter(|| {
                 rt.block_on(async {
-                    let tickets: Vec<_> = (0..burst)
-                        .map(|_| journal.append(&payload.clone()))
-                        .collect();
+                    let tickets: Vec<_> = (0..burst).map(|_| journal.append(&payload)).collect();
                     for t in tickets {
                         black_box(t.await.expect("append"));
                     }

@@ -61,7 +61,7 @@ async fn round(base: &std::path::Path, prewrite: bool, records: usize) -> Vec<Du
     // per segment, is left out: it is a second or so per 64 MiB of records).
     if prewrite {
         while journal.stats().segments_prepared == 0 {
-            journal.append(&payload.clone()).await.expect("append");
+            journal.append(&payload).await.expect("append");
         }
         while journal.stats().spares_prepared < 2 {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -70,7 +70,7 @@ async fn round(base: &std::path::Path, prewrite: bool, records: usize) -> Vec<Du
     let mut samples = Vec::with_capacity(records);
     for _ in 0..records {
         let started = Instant::now();
-        journal.append(&payload.clone()).await.expect("append");
+        journal.append(&payload).await.expect("append");
         samples.push(started.elapsed());
     }
     samples

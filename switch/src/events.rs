@@ -234,15 +234,17 @@ const SCRATCH_KEEP_BYTES: usize = 4096;
 impl Record {
     pub fn encode(&self) -> Result<Vec<u8>, RecordError> {
         // One allocation sized for a typical record (a request record is about 150 bytes), so
-        // the encoder neither reallocates nor copies a second buffer on the hot path.
+        // the encoder neither reallocates nor copies a second buffer. (The request path uses
+        // `with_encoded`, which needs no allocation at all.)
         let mut out = Vec::with_capacity(256);
         out.push(VERSION);
         postcard::to_extend(self, out).map_err(|e| RecordError::Encode(e.to_string()))
     }
 
     /// Encodes the record into this thread's scratch buffer and hands the bytes to `f` (a
-    /// journal append, which copies them): the hot path's records need no allocation each. The
-    /// bytes are the same as [`Record::encode`]'s.
+    /// journal append, which copies them), so a request or decision record needs no allocation
+    /// of its own (a ledger record still allocates its event's encoding, see
+    /// [`crate::onus::with_ledger_record`]). The bytes are the same as [`Record::encode`]'s.
     pub fn with_encoded<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R, RecordError> {
         // A `Cell` holding the buffer while it is not in use: taken out for the encoding and put
         // back after, so a nested call (none today) would find it empty and allocate its own,
@@ -297,6 +299,33 @@ mod tests {
                 Some("north-bank".into()),
             )
         })
+    }
+
+    /// The per-thread buffer gives the bytes `encode` gives, record after record, across a
+    /// record too large for the buffer to be kept, and inside a nested call.
+    #[test]
+    fn with_encoded_gives_the_bytes_of_encode_whatever_came_before() {
+        let long = "x".repeat(5000);
+        let records = [
+            decision("51", None),
+            decision(&long, Some("A1B2C3")),
+            decision("00", Some("123456")),
+            decision(&long[..300], None),
+            decision("05", None),
+        ];
+        for rec in &records {
+            let expected = rec.encode().expect("encodes");
+            let got = rec.with_encoded(<[u8]>::to_vec).expect("encodes");
+            assert_eq!(got, expected);
+        }
+        let (outer, inner) = records[1]
+            .with_encoded(|outer| {
+                let inner = records[2].with_encoded(<[u8]>::to_vec).expect("encodes");
+                (outer.to_vec(), inner)
+            })
+            .expect("encodes");
+        assert_eq!(outer, records[1].encode().expect("encodes"));
+        assert_eq!(inner, records[2].encode().expect("encodes"));
     }
 
     #[test]

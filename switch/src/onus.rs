@@ -85,8 +85,9 @@ impl EngineOnUs {
 
 /// Hands the journal record of an issuing engine's ledger change (the event inside a
 /// [`Record::Ledger`] of `issuer`, stamped `at_ms`) to `append`, encoded as
-/// [`Record::with_encoded`] does. `Err` when either does not encode (the engine then changes
-/// nothing), which is all a journaling closure needs to know.
+/// [`Record::with_encoded`] does (the event's own encoding is still a buffer of its own, which
+/// the record owns). `Err` when either does not encode (the engine then changes nothing), which
+/// is all a journaling closure needs to know.
 pub(crate) fn with_ledger_record<R>(
     issuer: &str,
     at_ms: i64,

@@ -119,15 +119,24 @@ pub fn step(
     for n in CARD_DATA {
         b.remove(n);
     }
-    let record = b.to_bytes()?;
-    match leg {
-        Leg::Request => {
-            journal.append_covered(&record, Admission::New)?;
-            Ok((out, None))
-        }
+    // Encoded into a buffer of this thread's, which the journal copies: the switch's records
+    // take no allocation each either (`Record::with_encoded`), and the floor must not pay
+    // more than the switch does.
+    thread_local! {
+        static RECORD: std::cell::Cell<bytes::BytesMut> = std::cell::Cell::new(bytes::BytesMut::new());
+    }
+    let mut record = RECORD.take();
+    record.clear();
+    b.encode(&mut record)?;
+    let queued = match leg {
+        Leg::Request => journal
+            .append_covered(&record, Admission::New)
+            .map(|()| (out, None)),
         Leg::Answer => Ok((out, Some(journal.append_as(&record, Admission::Continuing)))),
         Leg::Only => Ok((out, Some(journal.append(&record)))),
-    }
+    };
+    RECORD.set(record);
+    Ok(queued?)
 }
 
 #[cfg(test)]

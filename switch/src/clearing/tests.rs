@@ -869,8 +869,9 @@ async fn a_cutover_reads_the_journal_from_where_the_day_before_left_off() {
         )
         .expect("journal");
         for r in &j.records {
-            let bytes = bytes::Bytes::from(r.encode().expect("encodes"));
-            fj.append(&bytes).await.expect("appended");
+            fj.append(&r.encode().expect("encodes"))
+                .await
+                .expect("appended");
         }
         fj.close();
     }

@@ -32,7 +32,8 @@ use crate::config::JournalSync;
 use crate::metrics::{JOURNAL_BATCH_RECORDS, JOURNAL_BYTES_TOTAL, JOURNAL_FSYNC_SECONDS};
 
 /// Capacity the batch buffer starts with, and keeps: one large record grows it, and it is given
-/// back after that batch so a rare big payload does not pin memory for the process's life.
+/// back after that batch so a rare big payload does not pin memory for the process's life. The
+/// writer's payload buffer (see [`Payloads`]) is given back above the same size.
 const BATCH_BUFFER_BYTES: usize = 256 * 1024;
 
 /// Where a ticket's outcome is sent.
@@ -441,8 +442,10 @@ struct QueueState {
 }
 
 impl Queue {
-    /// Nothing under this lock can panic half way through a change, so a poisoned lock is
-    /// still consistent.
+    /// Nothing under this lock panics half way through a change, except [`Payloads::take`] if the
+    /// queued lengths and bytes ever disagreed (a bug). That can only happen on the writer
+    /// thread, whose exit then marks the queue ended ([`EndOnExit`]), so every later append
+    /// fails: a poisoned lock is used as is.
     fn lock(&self) -> MutexGuard<'_, QueueState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -524,10 +527,17 @@ impl Queue {
 /// Why one buffer rather than a `Bytes` per record: a record was an allocation on the appending
 /// worker and a free on the writer thread, and a free from another thread is paid again by the
 /// allocating thread when it collects it. With three or four records per transaction that was
-/// about 3% of the switch workers' samples (docs/performance.md, "Journal payloads without an
-/// allocation each"). The writer takes the whole buffer in exchange for its own emptied one
-/// when it takes the whole queue, which is the usual case, so in steady state neither side
-/// allocates.
+/// about 3.5% of the switch workers' samples with the encoding's own buffer, and the collection
+/// of the frees another 1.5% (docs/performance.md, "Metric handles kept, and journal payloads
+/// without an allocation each"). The writer takes the whole buffer in exchange for its own
+/// emptied one when it takes the whole queue, which is the usual case, so in steady state
+/// neither side allocates.
+///
+/// The cost, only under a backlog: the buffer grows by doubling, and a batch cut short by
+/// `group_commit_max` moves the rest to the front once more than half is taken. Both copy
+/// under the queue's lock, so appending workers wait for them: at `queue_depth_max` (65,536)
+/// records of about 150 bytes the last doubling copies some 5 MB, about a millisecond, once per
+/// backlog (the writer gives a grown buffer back after the batch that takes it).
 #[derive(Debug, Default)]
 struct Payloads {
     bytes: Vec<u8>,
@@ -629,10 +639,6 @@ impl Writer {
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner),
             );
-            payloads.clear();
-            if payloads.capacity() > BATCH_BUFFER_BYTES {
-                payloads = Vec::new();
-            }
             queue.take(self.group_commit_max, &mut taken, &mut payloads);
             let mut at = 0;
             let records = taken
@@ -640,6 +646,12 @@ impl Writer {
                 .map(|r| self.take(r, &payloads, &mut at))
                 .sum();
             self.commit(records);
+            // Emptied for the next exchange, and given back now if a backlog grew it, rather
+            // than kept for as long as the journal then stays idle.
+            payloads.clear();
+            if payloads.capacity() > BATCH_BUFFER_BYTES {
+                payloads = Vec::new();
+            }
         }
         self.finish();
     }

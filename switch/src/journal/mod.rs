@@ -12,7 +12,7 @@
 //!
 //! # What it leaves to others
 //!
-//! - What a record *is*. Payloads are opaque [`Bytes`]: the core serialises its typed records and
+//! - What a record *is*. Payloads are opaque bytes: the core serialises its typed records and
 //!   rebuilds store-and-forward queues and duplicate windows from [`Recovered::records`]. This
 //!   module never looks inside a payload and never logs one (a payload may carry masked card data);
 //!   it logs sizes, LSNs, segment paths and offsets only.

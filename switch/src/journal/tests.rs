@@ -409,7 +409,7 @@ async fn a_batch_takes_everything_queued_up_to_group_commit_max() {
 /// Batches cut by `group_commit_max` take the queue's payloads in pieces: each record must still
 /// get its own bytes, in order, whatever the lengths around it.
 #[tokio::test]
-async fn payloads_of_every_length_come_back_whole_when_batches_cut_the_queue() {
+async fn payloads_of_many_lengths_come_back_whole_when_batches_cut_the_queue() {
     let dir = tempfile::tempdir().unwrap();
     let opts = JournalOptions {
         group_commit_max: 3,
