@@ -865,6 +865,7 @@ async fn a_cutover_reads_the_journal_from_where_the_day_before_left_off() {
                 group_commit_max: 1,
                 queue_depth_max: 1_000,
                 prewrite_segments: false,
+                ..JournalOptions::default()
             },
         )
         .expect("journal");

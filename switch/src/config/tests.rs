@@ -127,6 +127,8 @@ fn empty_file_is_all_defaults() {
     assert_eq!(config.journal.sync, JournalSync::Always);
     assert_eq!(config.journal.segment_bytes_max, 64 << 20);
     assert_eq!(config.journal.group_commit_max, 512);
+    assert_eq!(config.journal.group_commit_delay_us, 0);
+    assert_eq!(config.journal.group_commit_delay_min_records, 16);
     assert_eq!(config.journal.checkpoint_interval_s, 300);
     assert_eq!(config.metrics.address, "127.0.0.1:9583");
     assert!(config.metrics.enabled);
@@ -493,6 +495,8 @@ fn validate_reports_on_a_config_built_in_code() {
     config.listener.framing.length_header = LengthHeader::Ascii4;
     config.listener.frame_bytes_max = 10_000;
     config.journal.group_commit_max = 0;
+    config.journal.group_commit_delay_us = 100_001;
+    config.journal.group_commit_delay_min_records = 0;
     config.metrics.address = config.listener.address.clone();
     let problems = config.validate(ORIGIN).expect_err("invalid");
     assert_eq!(
@@ -500,14 +504,19 @@ fn validate_reports_on_a_config_built_in_code() {
         [
             "listener.frame_bytes_max",
             "journal.group_commit_max",
+            "journal.group_commit_delay_us",
+            "journal.group_commit_delay_min_records",
             "metrics.address"
         ]
     );
     assert!(problems[0].message.contains("9999"), "{}", problems[0]);
+    assert!(problems[2].message.contains("100000"), "{}", problems[2]);
 
     config.listener.framing.length_header = LengthHeader::Bcd2;
     config.listener.frame_bytes_max = 9999;
     config.journal.group_commit_max = 1;
+    config.journal.group_commit_delay_us = 100_000;
+    config.journal.group_commit_delay_min_records = 1;
     config.metrics.enabled = false;
     assert_eq!(config.validate(ORIGIN), Ok(()));
 }

@@ -239,7 +239,21 @@ fn journal(config: &Config, report: &mut Report<'_>) {
     }
     report.non_zero("journal.segment_bytes_max", j.segment_bytes_max);
     report.non_zero("journal.group_commit_max", j.group_commit_max.into());
+    if j.group_commit_delay_us > GROUP_COMMIT_DELAY_US_MAX {
+        report.push(
+            "journal.group_commit_delay_us",
+            format!("must be at most {GROUP_COMMIT_DELAY_US_MAX} (microseconds)"),
+        );
+    }
+    report.non_zero(
+        "journal.group_commit_delay_min_records",
+        j.group_commit_delay_min_records.into(),
+    );
 }
+
+/// The longest `[journal] group_commit_delay_us`: a tenth of a second, beyond which the delay
+/// would only hold answers back (an fsync on a real disk takes well under a millisecond).
+const GROUP_COMMIT_DELAY_US_MAX: u32 = 100_000;
 
 fn clearing(config: &Config, report: &mut Report<'_>) {
     let c = &config.clearing;

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::{oneshot, watch};
@@ -73,6 +73,8 @@ pub struct JournalStats {
     pub segments_unprepared: u64,
     /// Spares the helper thread has finished writing and syncing (used or waiting).
     pub spares_prepared: u64,
+    /// Group commits that waited for `group_commit_delay` before starting.
+    pub delayed_commits: u64,
 }
 
 /// A request to the writer thread.
@@ -111,6 +113,7 @@ pub(super) struct Shared {
     segments_prepared: AtomicU64,
     segments_unprepared: AtomicU64,
     pub(super) spares_prepared: AtomicU64,
+    delayed_commits: AtomicU64,
     #[cfg(test)]
     pub(super) hooks: TestHooks,
 }
@@ -259,6 +262,8 @@ impl FileJournal {
             sync: opts.sync,
             segment_bytes_max: opts.segment_bytes_max,
             group_commit_max: opts.group_commit_max.max(1),
+            group_commit_delay: opts.group_commit_delay,
+            group_commit_delay_min_records: opts.group_commit_delay_min_records.max(1),
             file,
             path,
             segment_len,
@@ -303,6 +308,7 @@ impl FileJournal {
             segments_prepared: shared.segments_prepared.load(Ordering::Relaxed),
             segments_unprepared: shared.segments_unprepared.load(Ordering::Relaxed),
             spares_prepared: shared.spares_prepared.load(Ordering::Relaxed),
+            delayed_commits: shared.delayed_commits.load(Ordering::Relaxed),
         }
     }
 
@@ -595,6 +601,8 @@ struct Writer {
     sync: JournalSync,
     segment_bytes_max: u64,
     group_commit_max: usize,
+    group_commit_delay: Duration,
+    group_commit_delay_min_records: usize,
     file: File,
     path: PathBuf,
     /// Bytes of records in the current segment: the write position.
@@ -629,8 +637,23 @@ impl Writer {
         let mut taken = Vec::new();
         // The batch's payloads, back to back in the order of `taken`'s appends.
         let mut payloads = Vec::new();
+        // When the last group commit started, if it held enough records for the delay to apply.
+        let mut loaded_since: Option<Instant> = None;
         // `false` once the journal was dropped and everything queued before that is handled.
         while queue.wait_for_work() {
+            // Under load, give the records arriving now a moment to join this group commit:
+            // fewer fsyncs for the same records (docs/performance.md, "A delay between group
+            // commits under load"). A sleep, not a wait on the queue: nothing that arrives
+            // meanwhile needs the writer sooner, and a journal being dropped waits at most this
+            // long more.
+            if let Some(started) = loaded_since
+                && let Some(left) = self.group_commit_delay.checked_sub(started.elapsed())
+                && !left.is_zero()
+            {
+                thread::sleep(left);
+                self.shared.delayed_commits.fetch_add(1, Ordering::Relaxed);
+            }
+            let started = Instant::now();
             #[cfg(test)]
             drop(
                 self.shared
@@ -645,6 +668,9 @@ impl Writer {
                 .drain(..)
                 .map(|r| self.take(r, &payloads, &mut at))
                 .sum();
+            loaded_since = (!self.group_commit_delay.is_zero()
+                && records >= self.group_commit_delay_min_records)
+                .then_some(started);
             self.commit(records);
             // Emptied for the next exchange, and given back now if a backlog grew it, rather
             // than kept for as long as the journal then stays idle.

@@ -115,6 +115,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 
@@ -323,6 +324,13 @@ pub struct JournalOptions {
     /// ([`Admission::New`]) resolve to [`JournalError::Overloaded`] at once, while the later
     /// records of admitted work still go in (records; 0 is taken as 1).
     pub queue_depth_max: usize,
+    /// Under load, the least time from the start of one group commit to the start of the next
+    /// ([`Duration::ZERO`]: off). Applies only after a group commit of at least
+    /// `group_commit_delay_min_records` records, so a lightly loaded journal never waits. See
+    /// `[journal] group_commit_delay_us`.
+    pub group_commit_delay: Duration,
+    /// See [`JournalOptions::group_commit_delay`] (records; 0 is taken as 1).
+    pub group_commit_delay_min_records: usize,
     /// Pre-write segments with zeros (a helper thread prepares the next one) so appends overwrite
     /// written blocks and `fdatasync` flushes data only. On in production; off gives the plain
     /// appended segments of earlier versions, for comparing the two and for tests of reading them.
@@ -342,6 +350,9 @@ impl From<&JournalConfig> for JournalOptions {
             sync: config.sync,
             segment_bytes_max: config.segment_bytes_max,
             group_commit_max: usize::try_from(config.group_commit_max).unwrap_or(usize::MAX),
+            group_commit_delay: Duration::from_micros(config.group_commit_delay_us.into()),
+            group_commit_delay_min_records: usize::try_from(config.group_commit_delay_min_records)
+                .unwrap_or(usize::MAX),
             queue_depth_max: Self::QUEUE_DEPTH_MAX_DEFAULT,
             prewrite_segments: true,
         }

@@ -26,6 +26,8 @@ fn options(sync: JournalSync) -> JournalOptions {
         sync,
         segment_bytes_max: SEGMENT_BYTES,
         group_commit_max: 512,
+        group_commit_delay: std::time::Duration::ZERO,
+        group_commit_delay_min_records: 16,
         queue_depth_max: 65_536,
         prewrite_segments: true,
     }
@@ -406,6 +408,41 @@ async fn a_batch_takes_everything_queued_up_to_group_commit_max() {
     assert_eq!((stats.batches, stats.records, stats.fsyncs), (3, 10, 3));
 }
 
+/// After a group commit of at least `group_commit_delay_min_records` records, the next one starts
+/// no sooner than `group_commit_delay` after it began; after a smaller one it starts at once.
+#[tokio::test]
+async fn under_load_the_next_group_commit_waits_out_the_delay() {
+    let delay = std::time::Duration::from_millis(400);
+    let dir = tempfile::tempdir().unwrap();
+    let opts = JournalOptions {
+        group_commit_delay: delay,
+        group_commit_delay_min_records: 3,
+        ..options(JournalSync::Always)
+    };
+    let (journal, _) = open(dir.path(), opts);
+    // Two records, alone in their batches: below the minimum, so nothing waits.
+    journal.append(&payload(1)).await.unwrap();
+    journal.append(&payload(2)).await.unwrap();
+    assert_eq!(journal.stats().delayed_commits, 0);
+    // A batch of three (the writer held while they queue) is load: the next commit waits.
+    // Before the batch can begin: its commit starts after its first record is queued.
+    let loaded_from = std::time::Instant::now();
+    let pause = hold_writer(&journal);
+    let tickets: Vec<_> = (3..=5).map(|i| journal.append(&payload(i))).collect();
+    drop(pause);
+    for t in tickets {
+        t.await.unwrap();
+    }
+    assert_eq!(journal.append(&payload(6)).await.unwrap(), 6);
+    // The batch of three began after `loaded_from`, and the next one `delay` after it.
+    assert!(loaded_from.elapsed() >= delay, "waited the delay");
+    let stats = journal.stats();
+    assert_eq!((stats.batches, stats.delayed_commits), (4, 1));
+    // The one-record batch that waited is no load itself: the next commit does not wait.
+    journal.append(&payload(7)).await.unwrap();
+    assert_eq!(journal.stats().delayed_commits, 1);
+}
+
 /// Batches cut by `group_commit_max` take the queue's payloads in pieces: each record must still
 /// get its own bytes, in order, whatever the lengths around it.
 #[tokio::test]
@@ -714,6 +751,8 @@ fn options_come_from_the_journal_config() {
         sync: JournalSync::None,
         segment_bytes_max: 4096,
         group_commit_max: 64,
+        group_commit_delay_us: 250,
+        group_commit_delay_min_records: 8,
         ..JournalConfig::default()
     };
     assert_eq!(
@@ -722,9 +761,20 @@ fn options_come_from_the_journal_config() {
             sync: JournalSync::None,
             segment_bytes_max: 4096,
             group_commit_max: 64,
+            group_commit_delay: std::time::Duration::from_micros(250),
+            group_commit_delay_min_records: 8,
             queue_depth_max: 65_536,
             prewrite_segments: true,
         }
+    );
+    let defaults = JournalOptions::default();
+    assert_eq!(
+        (
+            defaults.group_commit_delay,
+            defaults.group_commit_delay_min_records
+        ),
+        (std::time::Duration::ZERO, 16),
+        "off by default"
     );
 }
 
