@@ -12,7 +12,8 @@
 //! loadgen echo-backend --listen 127.0.0.1:7001
 //! loadgen grid [--duration-s 5] [--warmup-s 1] [--cards 100000] [--points 1x1,64x1,16x16,64x32]
 //!              [--doc docs/benchmarks.md] [--no-doc] [--json FILE] [--machine TEXT]
-//!              [--sync always|none] [--links N] [--security] [--ladder]
+//!              [--sync always|none] [--group-commit-delay-us N] [--links N] [--security]
+//!              [--ladder]
 //!              [--extra-bin-ranges N] [--no-metrics]
 //! ```
 //!
@@ -247,6 +248,10 @@ struct GridArgs {
     /// `none` shows what the fsyncs cost.
     #[arg(long, value_enum, default_value_t = GridSync::Always)]
     sync: GridSync,
+    /// The switch's `[journal] group_commit_delay_us` (microseconds; 0, the standard grid, is
+    /// off), also given to the ladder's relays; the issuer host keeps it off.
+    #[arg(long, default_value_t = 0)]
+    group_commit_delay_us: u32,
     /// Links from the switch to the remote issuer host.
     #[arg(long, default_value_t = 1)]
     links: u32,
@@ -608,6 +613,7 @@ async fn grid_cmd(a: GridArgs) -> ExitCode {
         machine: a.machine.unwrap_or_else(this_machine),
         stack: StackOptions {
             sync: a.sync.into(),
+            group_commit_delay_us: a.group_commit_delay_us,
             remote_links: a.links.max(1),
             extra_bin_ranges: a.extra_bin_ranges,
             ..StackOptions::default()

@@ -131,6 +131,8 @@ pub struct GridReport {
     pub date: String,
     /// `always` or `none`: the journals' sync policy.
     pub sync: &'static str,
+    /// The switch's `[journal] group_commit_delay_us` (0: off, the standard grid).
+    pub group_commit_delay_us: u32,
     /// Links from the switch to the remote issuer host.
     pub remote_links: u32,
     /// Whether the switch's metrics were recorded, as the `switch` binary records them.
@@ -199,7 +201,15 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
     .map_err(setup("relay"))?;
     let ladder = if opts.ladder {
         let dir = cards_dir.path().join("ladder");
-        Some(LadderStack::start(&dir, opts.stack.sync, &echo.local_addr().to_string()).await?)
+        Some(
+            LadderStack::start(
+                &dir,
+                opts.stack.sync,
+                opts.stack.group_commit_delay_us,
+                &echo.local_addr().to_string(),
+            )
+            .await?,
+        )
     } else {
         None
     };
@@ -331,6 +341,7 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
             JournalSync::Always => "always",
             JournalSync::None => "none",
         },
+        group_commit_delay_us: opts.stack.group_commit_delay_us,
         remote_links: opts.stack.remote_links,
         metrics: opts.metrics,
         command: opts.command.clone(),
@@ -351,10 +362,19 @@ struct LadderStack {
 }
 
 impl LadderStack {
-    async fn start(dir: &Path, sync: JournalSync, echo: &str) -> Result<LadderStack, GridError> {
+    /// `delay_us` is the switch's `group_commit_delay_us`, given to the relays' journals (which
+    /// stand for the switch's) and not to the durable echo's (which stands for the issuer host's).
+    async fn start(
+        dir: &Path,
+        sync: JournalSync,
+        delay_us: u32,
+        echo: &str,
+    ) -> Result<LadderStack, GridError> {
         let open = |name: &str| -> Result<Arc<FileJournal>, GridError> {
+            let delay = if name == "echo" { 0 } else { delay_us };
             let opts = JournalOptions {
                 sync,
+                group_commit_delay: std::time::Duration::from_micros(delay.into()),
                 ..JournalOptions::default()
             };
             let (j, _) =
@@ -552,10 +572,13 @@ pub fn markdown(g: &GridReport) -> String {
             "No metrics recorder (`--no-metrics`: a diagnostic run, not the standard grid)."
         },
         sync = g.sync,
-        sync_note = if g.sync == "always" {
-            " (fsync per group commit)"
-        } else {
-            " (no fsync: a diagnostic run, not the standard grid)"
+        sync_note = match (g.sync, g.group_commit_delay_us) {
+            ("always", 0) => " (fsync per group commit)".to_owned(),
+            ("always", us) => format!(
+                " (fsync per group commit; `group_commit_delay_us = {us}` for the switch and \
+                 the ladder's relays: not the standard grid)"
+            ),
+            _ => " (no fsync: a diagnostic run, not the standard grid)".to_owned(),
         },
         links = if g.remote_links == 1 {
             "one link".to_owned()

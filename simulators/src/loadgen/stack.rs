@@ -34,6 +34,9 @@ use super::gencards::{ACQUIRER, Generated, issuer_config, random_key_hex, secure
 pub struct StackOptions {
     /// The journal's sync policy, for the switch and the issuer hosts alike.
     pub sync: JournalSync,
+    /// The switch's `[journal] group_commit_delay_us` (0: off, the default). The issuer hosts
+    /// keep theirs off, as `issuer-sim` does.
+    pub group_commit_delay_us: u32,
     /// Links from the switch to each remote issuer host.
     pub remote_links: u32,
     /// Requests in flight to each remote issuer, across its links.
@@ -54,6 +57,7 @@ impl Default for StackOptions {
     fn default() -> Self {
         StackOptions {
             sync: JournalSync::Always,
+            group_commit_delay_us: 0,
             remote_links: 1,
             remote_inflight_max: 4096,
             extra_bin_ranges: 0,
@@ -94,6 +98,7 @@ impl Stack {
         config.listener.address = "127.0.0.1:0".into();
         config.journal.dir = dir.path().join("switch");
         config.journal.sync = opts.sync;
+        config.journal.group_commit_delay_us = opts.group_commit_delay_us;
         config.metrics.enabled = false;
         config.security.keys_file = match &data.keys {
             Some(keys) => keys.clone(),
