@@ -578,7 +578,11 @@ pub fn markdown(g: &GridReport) -> String {
                 " (fsync per group commit; `group_commit_delay_us = {us}` for the switch and \
                  the ladder's relays: not the standard grid)"
             ),
-            _ => " (no fsync: a diagnostic run, not the standard grid)".to_owned(),
+            (_, 0) => " (no fsync: a diagnostic run, not the standard grid)".to_owned(),
+            (_, us) => format!(
+                " (no fsync, and `group_commit_delay_us = {us}` for the switch and the \
+                 ladder's relays: a diagnostic run, not the standard grid)"
+            ),
         },
         links = if g.remote_links == 1 {
             "one link".to_owned()

@@ -288,11 +288,13 @@ pub struct JournalConfig {
     /// (microseconds; 0: off, the default). While it runs, records queue up, so each fsync
     /// covers more of them: fewer fsyncs, less CPU, more throughput on a saturated machine, for
     /// up to this much more time before an answer. "Under load" means the previous group commit
-    /// held at least `group_commit_delay_min_records` records, so a lightly loaded switch never
-    /// waits (docs/performance.md, "A delay between group commits under load"). At most 100000.
+    /// held at least `group_commit_delay_min_records` records and fewer than `group_commit_max`
+    /// (a full batch means more is queued already), so a lightly loaded switch does not wait
+    /// (unless a stall let that many records pile up) (docs/performance.md, "A delay between
+    /// group commits under load"). At most 10000.
     pub group_commit_delay_us: u32,
     /// How many records the previous group commit must have held for `group_commit_delay_us` to
-    /// apply (records). Default 16.
+    /// apply (records; less than `group_commit_max`). Default 16.
     pub group_commit_delay_min_records: u32,
     /// How often the switch writes its checkpoint (seconds; 0: never), so that a restart reads
     /// the journal from the checkpoint's replay point, not from its first record. Default 300.

@@ -495,7 +495,7 @@ fn validate_reports_on_a_config_built_in_code() {
     config.listener.framing.length_header = LengthHeader::Ascii4;
     config.listener.frame_bytes_max = 10_000;
     config.journal.group_commit_max = 0;
-    config.journal.group_commit_delay_us = 100_001;
+    config.journal.group_commit_delay_us = 10_001;
     config.journal.group_commit_delay_min_records = 0;
     config.metrics.address = config.listener.address.clone();
     let problems = config.validate(ORIGIN).expect_err("invalid");
@@ -510,15 +510,21 @@ fn validate_reports_on_a_config_built_in_code() {
         ]
     );
     assert!(problems[0].message.contains("9999"), "{}", problems[0]);
-    assert!(problems[2].message.contains("100000"), "{}", problems[2]);
+    assert!(problems[2].message.contains("10000"), "{}", problems[2]);
 
     config.listener.framing.length_header = LengthHeader::Bcd2;
     config.listener.frame_bytes_max = 9999;
-    config.journal.group_commit_max = 1;
-    config.journal.group_commit_delay_us = 100_000;
+    config.journal.group_commit_max = 2;
+    config.journal.group_commit_delay_us = 10_000;
     config.journal.group_commit_delay_min_records = 1;
     config.metrics.enabled = false;
     assert_eq!(config.validate(ORIGIN), Ok(()));
+    config.journal.group_commit_delay_min_records = 2;
+    assert_eq!(
+        keys(&config.validate(ORIGIN).expect_err("invalid")),
+        ["journal.group_commit_delay_min_records"],
+        "as many as a full batch never waits"
+    );
 }
 
 #[test]

@@ -249,11 +249,17 @@ fn journal(config: &Config, report: &mut Report<'_>) {
         "journal.group_commit_delay_min_records",
         j.group_commit_delay_min_records.into(),
     );
+    if j.group_commit_delay_min_records >= j.group_commit_max && j.group_commit_max > 0 {
+        report.push(
+            "journal.group_commit_delay_min_records",
+            "must be less than journal.group_commit_max (a full batch never waits)",
+        );
+    }
 }
 
-/// The longest `[journal] group_commit_delay_us`: a tenth of a second, beyond which the delay
-/// would only hold answers back (an fsync on a real disk takes well under a millisecond).
-const GROUP_COMMIT_DELAY_US_MAX: u32 = 100_000;
+/// The longest `[journal] group_commit_delay_us`: 10 ms, beyond which the delay would only hold
+/// answers back (an fsync on a real disk takes well under a millisecond).
+const GROUP_COMMIT_DELAY_US_MAX: u32 = 10_000;
 
 fn clearing(config: &Config, report: &mut Report<'_>) {
     let c = &config.clearing;

@@ -521,6 +521,17 @@ impl Queue {
         st.payloads.take(bytes, everything, payloads);
     }
 
+    /// The writer's wait of [`JournalOptions::group_commit_delay`]: `d`, or until the journal is
+    /// dropped. Appends meanwhile do not wake it (the writer is not asleep for them).
+    fn pause(&self, d: std::time::Duration) {
+        let st = self.lock();
+        drop(
+            self.wake
+                .wait_timeout_while(st, d, |st| !st.ending)
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+    }
+
     /// The journal is dropped: the writer finishes the queue and exits.
     fn end(&self) {
         self.lock().ending = true;
@@ -643,14 +654,12 @@ impl Writer {
         while queue.wait_for_work() {
             // Under load, give the records arriving now a moment to join this group commit:
             // fewer fsyncs for the same records (docs/performance.md, "A delay between group
-            // commits under load"). A sleep, not a wait on the queue: nothing that arrives
-            // meanwhile needs the writer sooner, and a journal being dropped waits at most this
-            // long more.
+            // commits under load"). Cut short when the journal is dropped.
             if let Some(started) = loaded_since
                 && let Some(left) = self.group_commit_delay.checked_sub(started.elapsed())
                 && !left.is_zero()
             {
-                thread::sleep(left);
+                queue.pause(left);
                 self.shared.delayed_commits.fetch_add(1, Ordering::Relaxed);
             }
             let started = Instant::now();
@@ -668,8 +677,12 @@ impl Writer {
                 .drain(..)
                 .map(|r| self.take(r, &payloads, &mut at))
                 .sum();
+            // A full batch means more is queued already: waiting would only cap the rate at
+            // `group_commit_max` records per delay. So only a batch between the two is load
+            // worth waiting for.
             loaded_since = (!self.group_commit_delay.is_zero()
-                && records >= self.group_commit_delay_min_records)
+                && records >= self.group_commit_delay_min_records
+                && records < self.group_commit_max)
                 .then_some(started);
             self.commit(records);
             // Emptied for the next exchange, and given back now if a backlog grew it, rather

@@ -441,6 +441,41 @@ async fn under_load_the_next_group_commit_waits_out_the_delay() {
     // The one-record batch that waited is no load itself: the next commit does not wait.
     journal.append(&payload(7)).await.unwrap();
     assert_eq!(journal.stats().delayed_commits, 1);
+    // A loaded batch, then a flush: the flush waits (it is the next commit), and its own batch,
+    // which holds no record, is no load for the append after it.
+    let pause = hold_writer(&journal);
+    let tickets: Vec<_> = (8..=10).map(|i| journal.append(&payload(i))).collect();
+    drop(pause);
+    for t in tickets {
+        t.await.unwrap();
+    }
+    journal.flush().await.unwrap();
+    journal.append(&payload(11)).await.unwrap();
+    assert_eq!(journal.stats().delayed_commits, 2);
+}
+
+/// A batch cut at `group_commit_max` means more is queued already: the next commit does not
+/// wait, or the delay would cap the journal at `group_commit_max` records per delay.
+#[tokio::test]
+async fn a_full_batch_is_not_followed_by_a_delay() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = JournalOptions {
+        group_commit_max: 3,
+        group_commit_delay: std::time::Duration::from_secs(30),
+        group_commit_delay_min_records: 2,
+        ..options(JournalSync::Always)
+    };
+    let (journal, _) = open(dir.path(), opts);
+    let pause = hold_writer(&journal);
+    let tickets: Vec<_> = (1..=7).map(|i| journal.append(&payload(i))).collect();
+    drop(pause);
+    // Batches of 3, 3 and 1: the two full ones are followed at once (a wait of 30 s would
+    // hold this test up), and the last is the only one after which a commit would wait.
+    for (i, t) in (1..).zip(tickets) {
+        assert_eq!(t.await.unwrap(), i);
+    }
+    let stats = journal.stats();
+    assert_eq!((stats.batches, stats.delayed_commits), (3, 0));
 }
 
 /// Batches cut by `group_commit_max` take the queue's payloads in pieces: each record must still
