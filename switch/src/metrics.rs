@@ -79,6 +79,9 @@ pub const JOURNAL_FSYNC_SECONDS: &str = "switchyard_journal_fsync_seconds";
 pub const JOURNAL_BATCH_RECORDS: &str = "switchyard_journal_batch_records";
 /// Journal bytes appended. Counter.
 pub const JOURNAL_BYTES_TOTAL: &str = "switchyard_journal_bytes_total";
+/// Group commits that waited for `[journal] group_commit_delay_us` before starting (the delay at
+/// work under load). Counter.
+pub const JOURNAL_DELAYED_COMMITS_TOTAL: &str = "switchyard_journal_delayed_commits_total";
 /// Stand-in decisions. Labels: `issuer`, `response_code`.
 pub const STANDIN_TOTAL: &str = "switchyard_standin_total";
 /// Messages refused for security: a MAC missing or wrong, PIN data the switch cannot read.

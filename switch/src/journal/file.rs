@@ -29,7 +29,10 @@ use super::recovery::{self, Recovered};
 use super::spare::Spare;
 use super::{Admission, AppendTicket, Journal, JournalError, JournalOptions, Lsn};
 use crate::config::JournalSync;
-use crate::metrics::{JOURNAL_BATCH_RECORDS, JOURNAL_BYTES_TOTAL, JOURNAL_FSYNC_SECONDS};
+use crate::metrics::{
+    JOURNAL_BATCH_RECORDS, JOURNAL_BYTES_TOTAL, JOURNAL_DELAYED_COMMITS_TOTAL,
+    JOURNAL_FSYNC_SECONDS,
+};
 
 /// Capacity the batch buffer starts with, and keeps: one large record grows it, and it is given
 /// back after that batch so a rare big payload does not pin memory for the process's life. The
@@ -661,6 +664,7 @@ impl Writer {
             {
                 queue.pause(left);
                 self.shared.delayed_commits.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(JOURNAL_DELAYED_COMMITS_TOTAL).increment(1);
             }
             let started = Instant::now();
             #[cfg(test)]
