@@ -84,8 +84,9 @@
 //! no fsync of its own), takes whatever is queued (up to `group_commit_max` records), assigns
 //! LSNs, writes the batch with one `write_all` from a reused buffer, calls
 //! `sync_data` when the policy is [`JournalSync::Always`], and only then completes the batch's
-//! tickets: one fsync covers many concurrent authorizations. If a write or an fsync fails, the
-//! batch's tickets get the error and the journal refuses everything after it
+//! tickets: one fsync covers many concurrent authorizations. Under load it can first wait a
+//! little (`group_commit_delay`, off by default) so that each fsync covers more. If a write or
+//! an fsync fails, the batch's tickets get the error and the journal refuses everything after it
 //! ([`JournalError::Failed`]): after a failed fsync the kernel may have dropped the dirty pages
 //! while reporting success to a retry, so the file's state is unknown and carrying on would
 //! acknowledge records that may not exist. Restarting the switch runs recovery, which re-reads
