@@ -244,7 +244,7 @@ impl Record {
     /// Encodes the record into this thread's scratch buffer and hands the bytes to `f` (a
     /// journal append, which copies them), so a request or decision record needs no allocation
     /// of its own (a ledger record still allocates its event's encoding, see
-    /// [`crate::onus::with_ledger_record`]). The bytes are the same as [`Record::encode`]'s.
+    /// `onus::with_ledger_record`). The bytes are the same as [`Record::encode`]'s.
     pub fn with_encoded<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R, RecordError> {
         // A `Cell` holding the buffer while it is not in use: taken out for the encoding and put
         // back after, so a nested call (none today) would find it empty and allocate its own,

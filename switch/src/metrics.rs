@@ -169,7 +169,7 @@ const CODE_SLOTS: usize = {
 /// counted something, and a recorder installed after this is built but before the first
 /// request is the one the handles belong to.
 ///
-/// The label sets are closed: MTIs by [`MTI_LABELS`], response codes by [`CODE_SLOTS`], and
+/// The label sets are closed: MTIs by `MTI_LABELS`, response codes by `CODE_SLOTS`, and
 /// issuers by the labels given at construction. A response labelled with an issuer not among
 /// them (none of the switch's own paths does that) is counted through the facade, as before.
 #[derive(Debug)]
