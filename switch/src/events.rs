@@ -236,7 +236,11 @@ impl Record {
         // One allocation sized for a typical record (a request record is about 150 bytes), so
         // the encoder neither reallocates nor copies a second buffer. (The request path uses
         // `with_encoded`, which needs no allocation at all.)
-        let mut out = Vec::with_capacity(256);
+        self.encode_onto(Vec::with_capacity(256))
+    }
+
+    /// Appends the record's bytes (version, then the postcard body) to `out`, which is empty.
+    fn encode_onto(&self, mut out: Vec<u8>) -> Result<Vec<u8>, RecordError> {
         out.push(VERSION);
         postcard::to_extend(self, out).map_err(|e| RecordError::Encode(e.to_string()))
     }
@@ -254,8 +258,7 @@ impl Record {
         }
         let mut out = SCRATCH.take();
         out.clear();
-        out.push(VERSION);
-        let out = postcard::to_extend(self, out).map_err(|e| RecordError::Encode(e.to_string()))?;
+        let out = self.encode_onto(out)?;
         let answer = f(&out);
         // A rare large record (a statement's) does not keep its buffer for the thread's life.
         if out.capacity() <= SCRATCH_KEEP_BYTES {

@@ -222,27 +222,21 @@ impl RequestMeters {
         let mti_ix = mti_index(mti);
         let code_ix = code.map_or(CODE_SLOTS - 1, |c| usize::from(c as u8));
         let code_label = code.map_or("??", |c| c.as_str());
-        let Some(&issuer_ix) = self.issuers.get(issuer) else {
-            metrics::counter!(RESPONSES_TOTAL, "mti" => MTI_LABELS[mti_ix], "response_code" => code_label, "issuer" => issuer.to_owned())
-                .increment(1);
-            return;
-        };
-        let table = self.responses[issuer_ix].get_or_init(|| {
-            (0..MTI_LABELS.len() * CODE_SLOTS)
-                .map(|_| OnceLock::new())
-                .collect()
-        });
+        let register = || metrics::counter!(RESPONSES_TOTAL, "mti" => MTI_LABELS[mti_ix], "response_code" => code_label, "issuer" => issuer.to_owned());
         // Every index is in range (`CODE_SLOTS` is derived from the codes); `get` all the same,
         // so that a mistake there costs a slower count, never a panic.
-        let counter = table.get(mti_ix * CODE_SLOTS + code_ix).map(|slot| {
-            slot.get_or_init(|| {
-                metrics::counter!(RESPONSES_TOTAL, "mti" => MTI_LABELS[mti_ix], "response_code" => code_label, "issuer" => issuer.to_owned())
-            })
+        let slot = self.issuers.get(issuer).and_then(|&issuer_ix| {
+            self.responses[issuer_ix]
+                .get_or_init(|| {
+                    (0..MTI_LABELS.len() * CODE_SLOTS)
+                        .map(|_| OnceLock::new())
+                        .collect()
+                })
+                .get(mti_ix * CODE_SLOTS + code_ix)
         });
-        match counter {
-            Some(c) => c.increment(1),
-            None => metrics::counter!(RESPONSES_TOTAL, "mti" => MTI_LABELS[mti_ix], "response_code" => code_label, "issuer" => issuer.to_owned())
-                .increment(1),
+        match slot {
+            Some(slot) => slot.get_or_init(register).increment(1),
+            None => register().increment(1),
         }
     }
 }
@@ -250,17 +244,6 @@ impl RequestMeters {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The counter lines of the Prometheus text, sorted.
-    fn counter_lines(text: &str) -> Vec<String> {
-        let mut lines: Vec<String> = text
-            .lines()
-            .filter(|l| l.starts_with(REQUESTS_TOTAL) || l.starts_with(RESPONSES_TOTAL))
-            .map(str::to_owned)
-            .collect();
-        lines.sort();
-        lines
-    }
 
     /// A request and its response: MTI received, MTI and code answered, issuer label, the
     /// switch's own seconds.
@@ -327,17 +310,22 @@ mod tests {
         lines
     }
 
-    /// What the switch recorded before `RequestMeters`: the facade's macros at every call.
-    #[test]
-    fn kept_handles_render_exactly_what_the_facade_macros_rendered() {
+    /// `EVENTS` recorded through meters for `switch` and `north-bank`, rendered.
+    fn rendered_through_meters() -> Vec<String> {
         let meters = RequestMeters::new(["switch", "north-bank"]);
-        let kept = rendered(|| {
+        rendered(|| {
             for (mti, resp, code, issuer, secs) in EVENTS {
                 meters.request(mti);
                 meters.response(resp, code, issuer);
                 meters.switch_latency(secs);
             }
-        });
+        })
+    }
+
+    /// What the switch recorded before `RequestMeters`: the facade's macros at every call.
+    #[test]
+    fn kept_handles_render_exactly_what_the_facade_macros_rendered() {
+        let kept = rendered_through_meters();
         let facade = rendered(|| {
             for (mti, resp, code, issuer, secs) in EVENTS {
                 metrics::counter!(REQUESTS_TOTAL, "mti" => mti_label(mti)).increment(1);
@@ -356,14 +344,10 @@ mod tests {
 
     #[test]
     fn kept_handles_count_the_series_the_exporter_shows() {
-        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
-        let meters = RequestMeters::new(["switch", "north-bank"]);
-        metrics::with_local_recorder(&recorder, || {
-            for (mti, resp, code, issuer, _) in EVENTS {
-                meters.request(mti);
-                meters.response(resp, code, issuer);
-            }
-        });
+        let counters: Vec<String> = rendered_through_meters()
+            .into_iter()
+            .filter(|l| l.starts_with(REQUESTS_TOTAL) || l.starts_with(RESPONSES_TOTAL))
+            .collect();
         let resp = |mti: &str, code: &str, issuer: &str, n: u32| {
             format!(
                 "{RESPONSES_TOTAL}{{mti=\"{mti}\",response_code=\"{code}\",issuer=\"{issuer}\"}} {n}"
@@ -381,7 +365,7 @@ mod tests {
             resp("0410", "96", "switch", 1),
         ];
         expected.sort();
-        assert_eq!(counter_lines(&recorder.handle().render()), expected);
+        assert_eq!(counters, expected);
     }
 
     #[test]

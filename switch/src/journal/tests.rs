@@ -53,6 +53,17 @@ async fn append_each(journal: &FileJournal, range: std::ops::Range<u64>) {
     }
 }
 
+/// Appends `payloads[range]` while the writer is held, so they go into batches of up to
+/// `group_commit_max` together, then awaits each at its LSN (the range's own numbers).
+async fn append_held(journal: &FileJournal, range: std::ops::RangeInclusive<u64>) {
+    let pause = hold_writer(journal);
+    let tickets: Vec<_> = range.clone().map(|i| journal.append(&payload(i))).collect();
+    drop(pause);
+    for (i, ticket) in range.zip(tickets) {
+        assert_eq!(ticket.await.unwrap(), i);
+    }
+}
+
 /// Holds the writer after it takes its next request: what is appended meanwhile waits in the
 /// queue and goes into one batch when the guard is dropped.
 fn hold_writer(journal: &FileJournal) -> std::sync::MutexGuard<'_, ()> {
@@ -398,12 +409,7 @@ async fn a_batch_takes_everything_queued_up_to_group_commit_max() {
         ..options(JournalSync::Always)
     };
     let (journal, _) = open(dir.path(), opts);
-    let pause = hold_writer(&journal);
-    let tickets: Vec<_> = (1..=10).map(|i| journal.append(&payload(i))).collect();
-    drop(pause);
-    for (i, ticket) in (1..).zip(tickets) {
-        assert_eq!(ticket.await.unwrap(), i);
-    }
+    append_held(&journal, 1..=10).await;
     let stats = journal.stats();
     assert_eq!((stats.batches, stats.records, stats.fsyncs), (3, 10, 3));
 }
@@ -427,12 +433,7 @@ async fn under_load_the_next_group_commit_waits_out_the_delay() {
     // A batch of three (the writer held while they queue) is load: the next commit waits.
     // Before the batch can begin: its commit starts after its first record is queued.
     let loaded_from = std::time::Instant::now();
-    let pause = hold_writer(&journal);
-    let tickets: Vec<_> = (3..=5).map(|i| journal.append(&payload(i))).collect();
-    drop(pause);
-    for t in tickets {
-        t.await.unwrap();
-    }
+    append_held(&journal, 3..=5).await;
     assert_eq!(journal.append(&payload(6)).await.unwrap(), 6);
     // The batch of three began after `loaded_from`, and the next one `delay` after it.
     assert!(loaded_from.elapsed() >= delay, "waited the delay");
@@ -443,12 +444,7 @@ async fn under_load_the_next_group_commit_waits_out_the_delay() {
     assert_eq!(journal.stats().delayed_commits, 1);
     // A loaded batch, then a flush: the flush waits (it is the next commit), and its own batch,
     // which holds no record, is no load for the append after it.
-    let pause = hold_writer(&journal);
-    let tickets: Vec<_> = (8..=10).map(|i| journal.append(&payload(i))).collect();
-    drop(pause);
-    for t in tickets {
-        t.await.unwrap();
-    }
+    append_held(&journal, 8..=10).await;
     journal.flush().await.unwrap();
     journal.append(&payload(11)).await.unwrap();
     assert_eq!(journal.stats().delayed_commits, 2);
@@ -466,14 +462,9 @@ async fn a_full_batch_is_not_followed_by_a_delay() {
         ..options(JournalSync::Always)
     };
     let (journal, _) = open(dir.path(), opts);
-    let pause = hold_writer(&journal);
-    let tickets: Vec<_> = (1..=7).map(|i| journal.append(&payload(i))).collect();
-    drop(pause);
     // Batches of 3, 3 and 1: the two full ones are followed at once (a wait of 30 s would
     // hold this test up), and the last is the only one after which a commit would wait.
-    for (i, t) in (1..).zip(tickets) {
-        assert_eq!(t.await.unwrap(), i);
-    }
+    append_held(&journal, 1..=7).await;
     let stats = journal.stats();
     assert_eq!((stats.batches, stats.delayed_commits), (3, 0));
 }
