@@ -152,6 +152,8 @@ run_one() {
   local ready=0
   for _ in $(seq 1 300); do
     ready=$( (curl -s http://127.0.0.1:9583/metrics || true) | awk '/^switchyard_links_ready/ {s+=$2} END {print s+0}')
+    # The links come up before the journal is recovered and the acquirer port bound.
+    grep -q 'switch listening' "$OUT/$label-switch.log" || ready=0
     [ "$ready" -ge 2 ] && break
     sleep 0.1
   done

@@ -10,7 +10,8 @@
 # "never sent" counts sends scheduled inside the run that had not gone out by its end (all P
 # slots of their connection waiting): the target fell behind the rate. Prints a markdown table on stdout (progress and loadgen's own reports go to stderr). Each run's
 # JSON report, and the switch's metrics after it, are in the folder it names. SYNC_NONE=1 runs
-# the switch with `sync = none`. Uses the default ports of `loadgen gen-cards` (switch 8583,
+# the switch with `sync = none`; SCHEDULING=normal runs every process with the kernel's default
+# thread scheduling instead of batch. Uses the default ports of `loadgen gen-cards` (switch 8583,
 # hosts 8601 and 8602, metrics 9583): they must be free. Exit status: 0 only when every answer
 # of every run matched the model and nothing failed (sends that never went out are in the table,
 # not in the status).
@@ -29,7 +30,7 @@ for share in $SHARES; do
   RATE=$((MAX * share / 100))
   [ "$RATE" -ge 1 ] || RATE=1
   rc=0
-  "$BIN/loadgen" run --mix "$MIXFILE" -c 16 -p 16 --rate "$RATE" --warmup-s 3 --duration-s "$RUN_S" \
+  "${LOADGEN[@]}" run --mix "$MIXFILE" -c 16 -p 16 --rate "$RATE" --warmup-s 3 --duration-s "$RUN_S" \
     --quiet --json "$OUT/open-$share.json" >&2 || rc=$?
   [ "$rc" -eq 0 ] || status=1
   curl -s http://127.0.0.1:9583/metrics >"$OUT/metrics-$share.txt" || true

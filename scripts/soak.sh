@@ -22,7 +22,7 @@ RATE=$((MAX / 2))
 echo "maximum $MAX TPS closed loop; soaking at $RATE TPS for $DURATION_S s" >&2
 status=0
 # Ctrl-C stops the soak early; loadgen still reports and writes soak.json and soak.svg (exit 130).
-"$BIN/loadgen" run --mix "$MIXFILE" -c 16 -p 8 --rate "$RATE" --warmup-s 5 --duration-s "$DURATION_S" \
+"${LOADGEN[@]}" run --mix "$MIXFILE" -c 16 -p 8 --rate "$RATE" --warmup-s 5 --duration-s "$DURATION_S" \
   --watch-pid "$SWITCH" --json "$OUT/soak.json" --plot "$OUT/soak.svg" || status=$?
 echo "Reports and logs: $OUT ($(du -sh "$OUT" | cut -f1), mostly journals; delete it when done)" >&2
 exit "$status"

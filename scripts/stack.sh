@@ -5,6 +5,9 @@
 #
 # Uses the default ports of `loadgen gen-cards` (switch 8583, hosts 8601 and 8602, metrics
 # 9583): they must be free. ISSUER_SIM_ARGS adds arguments to both issuer-sim commands.
+# SCHEDULING=normal runs every process (switch, hosts, load client) with the kernel's default
+# thread scheduling instead of batch (switch::process says why batch is the default); it leaves
+# LOADGEN set to the load client's command with that setting.
 case "$WHICH" in
   all | onus | remote) ;;
   *) echo "which traffic: remote, all or onus (not '$WHICH')" >&2; exit 2 ;;
@@ -12,10 +15,18 @@ esac
 cd "$(dirname "$0")/.."
 cargo build --release --bin switch --bin issuer-sim --bin loadgen >&2
 BIN=target/release
+SCHEDULING=${SCHEDULING:-batch}
+case "$SCHEDULING" in
+  batch | normal) ;;
+  *) echo "SCHEDULING: batch or normal (not '$SCHEDULING')" >&2; exit 2 ;;
+esac
+LOADGEN=("$BIN/loadgen" --scheduling "$SCHEDULING")
 OUT=$(mktemp -d "/tmp/switchyard-$KIND-XXXXXX")
 echo "$KIND folder: $OUT" >&2
 "$BIN/loadgen" gen-cards --count "$CARDS" --out "$OUT" >&2
 [ "${SYNC_NONE:-}" = 1 ] && sed -i "s/^sync = \"always\"/sync = \"none\"/" "$OUT/switch.toml"
+sed -i "s/^scheduling = .*/scheduling = \"$SCHEDULING\"/" "$OUT/switch.toml"
+grep -q "^scheduling = \"$SCHEDULING\"" "$OUT/switch.toml" || { echo "$OUT/switch.toml: no [switch] scheduling line to set" >&2; exit 2; }
 # shellcheck source=scripts/mix.sh
 . scripts/mix.sh
 MIXFILE=$(mix_file "$OUT" "$WHICH")
@@ -26,16 +37,18 @@ trap cleanup EXIT
 # reports, and not the stack under it; the trap above stops the stack when the script ends.
 for bank in north-bank east-bank; do
   # shellcheck disable=SC2086 # ISSUER_SIM_ARGS is a list of arguments
-  RUST_LOG=info setsid "$BIN/issuer-sim" --config "$OUT/$bank.toml" ${ISSUER_SIM_ARGS:-} >"$OUT/$bank.log" 2>&1 &
+  RUST_LOG=info setsid "$BIN/issuer-sim" --config "$OUT/$bank.toml" --scheduling "$SCHEDULING" ${ISSUER_SIM_ARGS:-} >"$OUT/$bank.log" 2>&1 &
   PIDS+=($!)
 done
 RUST_LOG=info setsid "$BIN/switch" --config "$OUT/switch.toml" >"$OUT/switch.log" 2>&1 &
 SWITCH=$!
 PIDS+=("$SWITCH")
-# Ready when both remote links are up (the metrics endpoint says so).
+# Ready when both remote links are up (the metrics endpoint says so) and the acquirer port is bound (the log says so).
 ready=0
 for _ in $(seq 1 300); do
   ready=$( (curl -s http://127.0.0.1:9583/metrics || true) | awk '/^switchyard_links_ready/ {s+=$2} END {print s+0}')
+  # The links come up before the journal is recovered and the acquirer port bound.
+  grep -q 'switch listening' "$OUT/switch.log" || ready=0
   [ "$ready" -ge 2 ] && break
   sleep 0.1
 done
@@ -43,7 +56,7 @@ done
 # A saturated run may see a timeout; its throughput is still the maximum to share out. Ctrl-C
 # (loadgen exits 130) ends the script.
 rc=0
-"$BIN/loadgen" run --mix "$MIXFILE" -c 16 -p 16 --warmup-s 2 --duration-s 10 --quiet --json "$OUT/max.json" >&2 || rc=$?
+"${LOADGEN[@]}" run --mix "$MIXFILE" -c 16 -p 16 --warmup-s 2 --duration-s 10 --quiet --json "$OUT/max.json" >&2 || rc=$?
 [ "$rc" -ne 130 ] || { echo "interrupted; reports and logs: $OUT" >&2; exit 130; }
 [ "$rc" -eq 0 ] || echo "the closed-loop run was not clean (its report is above); going on with its throughput" >&2
 [ -s "$OUT/max.json" ] || { echo "the closed-loop run wrote no report; see $OUT/*.log" >&2; exit 2; }

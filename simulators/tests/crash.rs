@@ -117,6 +117,7 @@ impl Proc {
             .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
             .to_owned();
         assert_no_huge_pages(child.id());
+        assert_batch_scheduling(child.id());
         Proc {
             child,
             addr,
@@ -190,6 +191,36 @@ fn assert_no_huge_pages(pid: u32) {
         Some("0"),
         "transparent huge pages are still enabled for pid {pid}: {line}"
     );
+}
+
+/// Both binaries run their threads in batch scheduling by default (`switch::process`: the
+/// switch from `[switch] scheduling` in the default config, the host from `--scheduling`), set
+/// before any thread starts, so by the time one prints its address every thread it has must
+/// report the policy (`SCHED_BATCH`, 3, the 41st field of each thread's `stat`).
+fn assert_batch_scheduling(pid: u32) {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("proc tasks");
+    let mut seen = 0;
+    for task in tasks {
+        let path = task.expect("task").path().join("stat");
+        // A thread that ended since the listing has no stat to read.
+        let Ok(stat) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+        let after_comm = &stat[stat.rfind(')').expect("stat has a command name") + 1..];
+        let policy = after_comm.split_whitespace().nth(41 - 3);
+        assert_eq!(
+            policy,
+            Some("3"),
+            "a thread of pid {pid} is not in batch scheduling: {}",
+            stat.trim()
+        );
+        seen += 1;
+    }
+    assert!(seen > 1, "pid {pid}: its threads were not listed");
 }
 
 /// `issuer-sim` for one of the default issuer files, journaling in `journal`.

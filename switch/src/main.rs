@@ -456,6 +456,8 @@ fn run(path: &Path) -> ExitCode {
             return ExitCode::from(EXIT_UNREADABLE);
         }
     };
+    // Before the runtime and the journal start their threads, which inherit it.
+    switch::process::set_scheduling_or_warn(config.switch.scheduling);
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,

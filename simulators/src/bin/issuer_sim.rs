@@ -34,6 +34,7 @@ use switch::issuing::statement::render::Format;
 use switch::issuing::{Engine, IssuerFile, NaiveDate};
 use switch::journal::{Journal, JournalOptions, PidFile};
 use switch::net::framing::FramingConfig;
+use switch::process::Scheduling;
 use switch::statements;
 
 /// The pid file both modes take in the journal directory ([`PidFile`]).
@@ -103,6 +104,11 @@ struct ServeArgs {
     /// connection until an answer goes out.
     #[arg(long, default_value_t = switch::host::HOST_INFLIGHT_PER_CONNECTION_MAX_DEFAULT, value_name = "N")]
     inflight_per_connection_max: usize,
+    /// How the kernel schedules the host's threads: batch (SCHED_BATCH, a thread that wakes
+    /// does not preempt the one running) or normal (the kernel's default). Batch disturbs a
+    /// switch sharing the cores least; `switch::process` says why.
+    #[arg(long, value_enum, default_value_t = Scheduling::Batch)]
+    scheduling: Scheduling,
     /// Fault injection: wait this long before each answer (milliseconds).
     #[arg(long, default_value_t = 0)]
     delay_ms: u64,
@@ -264,6 +270,8 @@ fn serve(cli: &Cli, config: &Path, file: &IssuerFile, journal_dir: PathBuf) -> E
             return ExitCode::from(2);
         }
     };
+    // Before the runtime and the journal start their threads, which inherit it.
+    switch::process::set_scheduling_or_warn(args.scheduling);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -15,6 +15,7 @@
 //!              [--sync always|none] [--group-commit-delay-us N] [--links N] [--security]
 //!              [--ladder]
 //!              [--extra-bin-ranges N] [--no-metrics]
+//! every command: [--scheduling batch|normal]
 //! ```
 //!
 //! `run` drives the target (closed loop, or open loop at `--rate` requests per second in total
@@ -51,6 +52,7 @@ use switch::client::TerminalKeys;
 use switch::clock::{Clock, SystemClock};
 use switch::config::JournalSync;
 use switch::journal::{FileJournal, JournalOptions};
+use switch::process::Scheduling;
 use tokio_util::sync::CancellationToken;
 
 /// mimalloc rather than glibc malloc: per-thread heaps, no arena lock contention under load.
@@ -74,6 +76,12 @@ const EXIT_INTERRUPTED: u8 = 130;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How the kernel schedules loadgen's threads (and, in `grid`, the switch's, the hosts' and
+    /// the relay's, which run in this process): batch (SCHED_BATCH, a thread that wakes does not
+    /// preempt the one running) or normal (the kernel's default). `switch::process` says why
+    /// batch is the default.
+    #[arg(long, value_enum, default_value_t = Scheduling::Batch, global = true)]
+    scheduling: Scheduling,
 }
 
 #[derive(Subcommand, Debug)]
@@ -326,6 +334,8 @@ fn main() -> ExitCode {
     simulators::log_to_stderr("warn");
     // Before anything is allocated in bulk: see switch::process for why.
     switch::process::disable_transparent_huge_pages_or_warn();
+    // Before the runtime starts its threads, which inherit it.
+    switch::process::set_scheduling_or_warn(cli.scheduling);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -339,7 +349,7 @@ fn main() -> ExitCode {
             Command::GenCards(a) => gen_cmd(a),
             Command::Relay(a) => relay_cmd(a).await,
             Command::EchoBackend(a) => echo_cmd(a).await,
-            Command::Grid(a) => grid_cmd(a).await,
+            Command::Grid(a) => grid_cmd(a, cli.scheduling).await,
         }
     })
 }
@@ -590,8 +600,12 @@ async fn echo_cmd(a: EchoArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn grid_cmd(a: GridArgs) -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+async fn grid_cmd(a: GridArgs, scheduling: Scheduling) -> ExitCode {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    // The echoed command reproduces the run whatever the default becomes.
+    if !args.iter().any(|x| x.starts_with("--scheduling")) {
+        args.push(format!("--scheduling {}", scheduling.as_str()));
+    }
     // The switch in production records every metric (its exporter is always on), so the grid
     // does too: a recorder without the HTTP listener, never scraped.
     if !a.no_metrics

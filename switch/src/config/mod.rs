@@ -27,6 +27,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::process::Scheduling;
+
 pub use validate::{BIN_DIGITS_MAX, BIN_DIGITS_MIN};
 
 pub use crate::iso8583::dialect::DialectId;
@@ -204,6 +206,12 @@ pub struct SwitchConfig {
     /// to tomorrow's (see `clearing::business_date`).
     /// Default `23:00`.
     pub business_date_cutover: String,
+    /// How the kernel schedules the switch's threads: `batch` (Linux's `SCHED_BATCH`: a thread
+    /// that wakes does not preempt the one running on its core, so batches of answers go out
+    /// whole and a busy core switches less) or `normal` (`SCHED_OTHER`, the kernel's default).
+    /// Read once at start (`switch run`); a reload does not change it. `crate::process` says
+    /// why batch is the default, and when `normal` is the better choice. Default `batch`.
+    pub scheduling: Scheduling,
 }
 
 impl Default for SwitchConfig {
@@ -214,6 +222,7 @@ impl Default for SwitchConfig {
             check_expiry: true,
             shutdown_grace_ms: 5000,
             business_date_cutover: "23:00".to_owned(),
+            scheduling: Scheduling::Batch,
         }
     }
 }

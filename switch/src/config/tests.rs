@@ -124,6 +124,7 @@ fn empty_file_is_all_defaults() {
     assert!(config.switch.check_expiry);
     assert_eq!(config.switch.shutdown_grace_ms, 5000);
     assert_eq!(config.switch.business_date_cutover_minutes(), Some(23 * 60));
+    assert_eq!(config.switch.scheduling, crate::process::Scheduling::Batch);
     assert_eq!(config.journal.sync, JournalSync::Always);
     assert_eq!(config.journal.segment_bytes_max, 64 << 20);
     assert_eq!(config.journal.group_commit_max, 512);
@@ -840,4 +841,18 @@ fn the_shipped_config_names_its_keys() {
             i.id
         );
     }
+}
+
+#[test]
+fn scheduling_is_batch_or_normal_and_anything_else_is_named() {
+    let normal = Config::from_toml_str("[switch]\nscheduling = \"normal\"\n", ORIGIN)
+        .expect("normal is a policy");
+    assert_eq!(normal.switch.scheduling, crate::process::Scheduling::Normal);
+    let err = Config::from_toml_str("[switch]\nscheduling = \"realtime\"\n", ORIGIN)
+        .expect_err("realtime is not offered");
+    let text = err.to_string();
+    assert!(
+        text.contains("scheduling") && text.contains("batch") && text.contains("normal"),
+        "{text}"
+    );
 }
