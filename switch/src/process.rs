@@ -84,6 +84,27 @@ pub fn set_scheduling(scheduling: Scheduling) -> io::Result<()> {
     Ok(())
 }
 
+/// Puts the calling thread at the lowest CPU priority there is: nice 19, and then `SCHED_IDLE`
+/// (Linux only; elsewhere it does nothing). For a thread of its own doing background work
+/// (checkpoints, `crate::journal::in_background`): it runs on what the other threads leave, and
+/// any of them that wakes takes its core at once, batch or not, since the kernel lets every
+/// thread preempt an idle-policy one. Nice 19 alone is not enough with batch scheduling: a
+/// waking batch thread never preempts, so it would wait for the background thread's slice at
+/// every wake-up. An unprivileged thread cannot take either back, so the thread must not run
+/// other work afterwards. Errors are ignored: the thread then keeps what it had, which is what
+/// the background work ran at before.
+pub fn lowest_cpu_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: setpriority reads no memory of ours; `who` 0 is the calling thread only.
+        let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param that outlives the
+        // call, and SCHED_IDLE takes priority 0 only.
+        let _ = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    }
+}
+
 /// [`set_scheduling`] as the binaries call it: a refusal is logged, and the process runs on
 /// with the policy it has.
 pub fn set_scheduling_or_warn(scheduling: Scheduling) {
@@ -159,6 +180,22 @@ mod tests {
             assert_eq!(policy(), libc::SCHED_OTHER);
             let child = std::thread::spawn(policy).join().expect("child thread");
             assert_eq!(child, libc::SCHED_OTHER, "and normal after it is set back");
+        })
+        .join()
+        .expect("test thread");
+    }
+
+    /// A background thread ends up at the idle policy and nice 19, whatever the process's policy.
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn the_lowest_priority_is_the_idle_policy_at_nice_19() {
+        std::thread::spawn(|| {
+            set_scheduling(Scheduling::Batch).expect("SCHED_BATCH");
+            lowest_cpu_priority();
+            // SAFETY: pid 0 is the calling thread; the call only reads its policy.
+            assert_eq!(unsafe { libc::sched_getscheduler(0) }, libc::SCHED_IDLE);
+            // SAFETY: getpriority reads no memory of ours; `who` 0 is the calling thread.
+            assert_eq!(unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }, 19);
         })
         .join()
         .expect("test thread");

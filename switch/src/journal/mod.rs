@@ -130,14 +130,19 @@ pub use mem::MemJournal;
 pub use owner::PidFile;
 pub use recovery::{Recovered, read_all, read_each};
 
-/// Runs `work` on a thread of its own at the lowest CPU priority (nice 19 on Linux) and resolves
-/// to its result (`Err` if it panicked).
+/// Runs `work` on a thread of its own at the lowest CPU priority (`SCHED_IDLE` at nice 19 on
+/// Linux, [`crate::process::lowest_cpu_priority`]) and resolves to its result (`Err` if it
+/// panicked).
 ///
 /// For the periodic checkpoints of the issuer hosts and the switch: copying and writing millions
 /// of idempotency records takes seconds of a core, and at normal priority that core was taken
 /// from the tokio workers answering requests (a 10-minute soak's p99 was 1.6 s, all of it the
-/// hosts' checkpoints; docs/reliability.md). At nice 19 the scheduler gives the checkpoint what
-/// the requests leave.
+/// hosts' checkpoints; docs/reliability.md). At the lowest priority the scheduler gives the
+/// checkpoint what the requests leave. Nice 19 was enough while the process ran in the kernel's
+/// default policy; with batch scheduling (`crate::process`), a waking worker does not preempt
+/// even a nice-19 thread and waited for its time slice at every wake-up (two hosts
+/// checkpointing at once put a 230 ms stall into an open-loop run's p99), so the thread now
+/// takes the idle policy, which every other thread preempts.
 ///
 /// Its own thread, not `spawn_blocking`'s pool, because an unprivileged thread cannot raise its
 /// priority back, and the pool's threads run other blocking work later. A checkpoint that takes
@@ -151,12 +156,7 @@ pub async fn in_background<T: Send + 'static>(
     std::thread::Builder::new()
         .name("checkpoint".into())
         .spawn(move || {
-            // On Linux, `who` 0 is the calling thread only; elsewhere it would be the whole
-            // process, so other systems keep normal priority. Failure leaves it at normal
-            // priority, which is what it had before.
-            #[cfg(target_os = "linux")]
-            // SAFETY: setpriority reads no memory of ours; it is safe to call with any arguments.
-            let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
+            crate::process::lowest_cpu_priority();
             let _ = tx.send(work());
         })
         .map_err(|e| format!("checkpoint thread did not start: {e}"))?;

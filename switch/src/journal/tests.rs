@@ -1229,3 +1229,23 @@ async fn a_journal_of_plain_segments_is_read_and_continued_in_prepared_ones() {
     drop(journal);
     assert_eq!(read_all(dir.path()).unwrap(), expected(1..=6));
 }
+
+/// Background work (checkpoints) runs at the idle policy, so that a waking worker takes its
+/// core even when the process runs in batch scheduling (`crate::process`).
+#[tokio::test]
+#[cfg(target_os = "linux")]
+async fn background_work_runs_at_the_idle_policy() {
+    let (policy, nice) = in_background(|| {
+        // SAFETY: pid/who 0 is the calling thread; both calls only read its settings.
+        unsafe {
+            (
+                libc::sched_getscheduler(0),
+                libc::getpriority(libc::PRIO_PROCESS, 0),
+            )
+        }
+    })
+    .await
+    .expect("the background thread answers");
+    assert_eq!(policy, libc::SCHED_IDLE);
+    assert_eq!(nice, 19);
+}
