@@ -139,10 +139,11 @@ pub use recovery::{Recovered, read_all, read_each};
 /// from the tokio workers answering requests (a 10-minute soak's p99 was 1.6 s, all of it the
 /// hosts' checkpoints; docs/reliability.md). At the lowest priority the scheduler gives the
 /// checkpoint what the requests leave. Nice 19 was enough while the process ran in the kernel's
-/// default policy; with batch scheduling (`crate::process`), a waking worker does not preempt
-/// even a nice-19 thread and waited for its time slice at every wake-up (two hosts
-/// checkpointing at once put a 230 ms stall into an open-loop run's p99), so the thread now
-/// takes the idle policy, which every other thread preempts.
+/// default policy. With batch scheduling (`crate::process`) a waking worker does not preempt
+/// even a nice-19 thread, so the thread now takes the idle policy, which every other thread
+/// preempts. (That did not remove the stall two issuer hosts checkpointing at once still cause
+/// in batch, about 230 ms at half the remote path's maximum: docs/performance.md, "Batch
+/// scheduling", leaves its cause open.)
 ///
 /// Its own thread, not `spawn_blocking`'s pool, because an unprivileged thread cannot raise its
 /// priority back, and the pool's threads run other blocking work later. A checkpoint that takes
