@@ -34,9 +34,9 @@
 //! is rare; where the switch shares its cores with other busy programs, `normal` is the choice.
 //! Measured costs: at light load (3,000 on-us requests/s) the switch spent a fifth more CPU per
 //! answer and its p50 grew by 30 µs, since a woken thread more often moves to the other, idle
-//! core; and on the remote path at half its (higher) maximum, the issuer hosts' checkpoints
-//! stalled answers for about 230 ms once per run, where normal scheduling showed 31 ms at half
-//! its own maximum.
+//! core. (On the remote path at half its higher maximum, the issuer hosts' checkpoints stall
+//! answers for about 230 ms once per run; that follows the rate, not the policy: normal
+//! scheduling stalls as long at the same rate.)
 
 use std::io;
 
