@@ -16,16 +16,18 @@
 # Prints a markdown table on stdout: TPS, latency from loadgen, the switch's own median
 # (`switchyard_switch_latency_seconds`), and the CPU time of the switch and of the two hosts over
 # the whole run divided by the answers of the whole run. Then, per rate, B's CPU per answer as a
-# share of A's, pair by pair. Reports, metrics and logs stay in the folder it names. A_ENV and
-# B_ENV add environment variables to that build's switch (e.g. B_ENV="TOKIO_WORKER_THREADS=1"
-# with the same build on both sides compares a setting). Uses the default ports of `loadgen
-# gen-cards` (switch 8583, hosts 8601 and 8602, metrics 9583): they must be free. Exit status 0
-# only when every run's answers all matched the model and nothing failed.
+# share of A's, pair by pair. Reports, metrics and logs stay in the folder it names. The switch
+# config comes from A's gen-cards; an older B runs on a copy without the keys it does not know.
+# A_ENV and B_ENV add environment variables to that build's switch (e.g.
+# B_ENV="TOKIO_WORKER_THREADS=1" with the same build on both sides compares a setting). Uses the
+# default ports of `loadgen gen-cards` (switch 8583, hosts 8601 and 8602, metrics 9583): they
+# must be free. Exit status 0 only when every run's answers all matched the model and nothing
+# failed.
 set -euo pipefail
 # Command substitutions ($(build ...) below) stop at their first failure too.
 shopt -s inherit_errexit
 if [ $# -lt 2 ]; then
-  sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 fi
 A=$1
@@ -101,6 +103,27 @@ echo "A = $A ($DIR_A), B = $B ($DIR_B); folder: $OUT" >&2
 LOADGEN="$DIR_A/loadgen"
 "$LOADGEN" gen-cards --count "$CARDS" --out "$OUT" >&2
 MIXFILE=$(mix_file "$OUT" "$WHICH")
+# Each build's own copy of the switch config. A's gen-cards writes every key A's switch knows; an
+# older B rejects the keys it does not (`deny_unknown_fields`), so those lines are dropped from
+# its copy, one at a time as its `check-config` names them (they are all settings that default
+# to what the older build did anyway).
+side_config() {
+  local dir=$1 name=$2 out key i
+  cp "$OUT/switch.toml" "$OUT/switch-$name.toml"
+  for i in $(seq 1 20); do
+    out=$("$dir/switch" --config "$OUT/switch-$name.toml" check-config 2>&1) && return 0
+    key=$(printf '%s\n' "$out" | sed -n 's/.*unknown field `\([a-z_0-9]*\)`.*/\1/p' | head -n 1)
+    if [ -z "$key" ]; then
+      printf '%s\n' "$out" >&2
+      return 1
+    fi
+    echo "$name: its switch does not know the config key $key; left out of its copy" >&2
+    sed -i "/^$key = /d" "$OUT/switch-$name.toml"
+  done
+  return 1
+}
+side_config "$DIR_A" A || { echo "A's switch rejects the generated config" >&2; exit 2; }
+side_config "$DIR_B" B || { echo "B's switch rejects the generated config" >&2; exit 2; }
 HZ=$(getconf CLK_TCK)
 PIDS=()
 stop_stack() {
@@ -146,7 +169,7 @@ run_one() {
     RUST_LOG=info setsid "$dir/issuer-sim" --config "$OUT/$bank.toml" >"$OUT/$label-$bank.log" 2>&1 &
     PIDS+=($!)
   done
-  env RUST_LOG=info "${envs[@]}" setsid "$dir/switch" --config "$OUT/switch.toml" >"$OUT/$label-switch.log" 2>&1 &
+  env RUST_LOG=info "${envs[@]}" setsid "$dir/switch" --config "$OUT/switch-$name.toml" >"$OUT/$label-switch.log" 2>&1 &
   local switch=$!
   PIDS+=("$switch")
   local ready=0

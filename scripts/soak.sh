@@ -6,6 +6,8 @@
 #   scripts/soak.sh [DURATION_S=600] [MIX=remote|all|onus] [CARDS=100000]
 #
 # ISSUER_SIM_ARGS adds arguments to both issuer-sim commands (e.g. "--checkpoint-every 1000000").
+# SCHEDULING=normal runs every process with the kernel's default thread scheduling instead of
+# batch (scripts/stack.sh).
 #
 # Uses the default ports of `loadgen gen-cards` (switch 8583, hosts 8601 and 8602, metrics
 # 9583): they must be free. Writes everything under a fresh folder in /tmp and prints its name;

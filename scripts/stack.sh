@@ -4,7 +4,8 @@
 # BIN, OUT, MIXFILE, SWITCH and MAX set, and the processes stopped when the caller exits.
 #
 # Uses the default ports of `loadgen gen-cards` (switch 8583, hosts 8601 and 8602, metrics
-# 9583): they must be free. ISSUER_SIM_ARGS adds arguments to both issuer-sim commands.
+# 9583): they must be free. ISSUER_SIM_ARGS adds arguments to both issuer-sim commands (not
+# --scheduling, which SCHEDULING gives).
 # SCHEDULING=normal runs every process (switch, hosts, load client) with the kernel's default
 # thread scheduling instead of batch (switch::process says why batch is the default); it leaves
 # LOADGEN set to the load client's command with that setting.
@@ -52,7 +53,7 @@ for _ in $(seq 1 300); do
   [ "$ready" -ge 2 ] && break
   sleep 0.1
 done
-[ "$ready" -ge 2 ] || { echo "the switch's links did not come up; see $OUT/*.log" >&2; exit 2; }
+[ "$ready" -ge 2 ] || { echo "the switch did not come up (links ready and \"switch listening\" logged); see $OUT/*.log" >&2; exit 2; }
 # A saturated run may see a timeout; its throughput is still the maximum to share out. Ctrl-C
 # (loadgen exits 130) ends the script.
 rc=0

@@ -42,7 +42,9 @@ use crate::events::Record;
 use crate::iso8583::views::{AuthorizationRequest, ReversalRequest, mti_of};
 use crate::iso8583::{Dialect, Message, MessageBuilder, decode_lenient};
 use crate::issuing::{Engine, IssuerFile, IssuingRequest, LedgerEvent, Outcome, PinCheck};
-use crate::journal::{AppendTicket, FileJournal, Journal, JournalOptions, in_background};
+use crate::journal::{
+    AppendTicket, Background, FileJournal, Journal, JournalOptions, in_background,
+};
 use crate::net::framing::{Frame, FrameCodec, FramingConfig};
 use crate::onus::{sweep_journaled, with_ledger_record};
 use crate::security::{
@@ -668,7 +670,8 @@ fn maybe_checkpoint(shared: &Shared, lsn: u64) {
         let started = std::time::Instant::now();
         // The snapshot may hold events applied after `lsn` whose appends are still queued;
         // flushing after taking it makes every one of them durable before the file exists.
-        let snap = match in_background(move || engine.snapshot()).await {
+        // Freezing takes each account's lock: nice 19, not the idle policy (`Background`).
+        let snap = match in_background(Background::Low, move || engine.snapshot()).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "checkpoint snapshot failed");
@@ -680,7 +683,8 @@ fn maybe_checkpoint(shared: &Shared, lsn: u64) {
             return;
         }
         let records = u64::try_from(snap.record_count()).unwrap_or(u64::MAX);
-        let written = in_background(move || write_snapshot(&dir, lsn, snap)).await;
+        let written =
+            in_background(Background::Idle, move || write_snapshot(&dir, lsn, snap)).await;
         let gap = match written {
             Ok(Ok(())) => {
                 tracing::info!(

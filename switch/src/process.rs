@@ -26,7 +26,7 @@
 //! of its batch. `SCHED_BATCH` threads do not preempt on waking: each runs until it blocks or its
 //! time slice ends, so a batch of answers goes out in one go and a busy core switches far less.
 //! Measured on the benchmark machine with the switch and the issuer hosts in batch (and the load
-//! client not): on the remote path 18% less switch CPU per answer and 20–30% more throughput in
+//! client not): on the remote path 13–18% less switch CPU per answer and 20–30% more throughput in
 //! closed loop, and at 20,000 requests/s on the whole mix a p50 of 1.5–1.7 ms against 3.2–3.8 ms
 //! (docs/performance.md, "Batch scheduling"). The cost is the flip side: a switch thread that
 //! wakes while another process's thread runs on every core waits for that thread's slice (a few
@@ -34,9 +34,10 @@
 //! is rare; where the switch shares its cores with other busy programs, `normal` is the choice.
 //! Measured costs: at light load (3,000 on-us requests/s) the switch spent a fifth more CPU per
 //! answer and its p50 grew by 30 µs, since a woken thread more often moves to the other, idle
-//! core. (On the remote path at half its higher maximum, the issuer hosts' checkpoints stall
-//! answers for about 230 ms once per run; that follows the rate, not the policy: normal
-//! scheduling stalls as long at the same rate.)
+//! core. (On the remote path at half its higher maximum, about 32,000/s, the issuer hosts'
+//! checkpoints stall answers for about 230 ms once per run. The hosts' policy is not the cause:
+//! with them in normal it stalled as long at 29,500/s, and with every process in normal,
+//! 32,000/s gave a p99 of 109–168 ms against batch's 39 ms.)
 
 use std::io;
 
@@ -67,8 +68,9 @@ impl Scheduling {
 
 /// Sets the scheduling policy of the calling thread; threads it starts afterwards inherit it
 /// (Linux only: elsewhere it does nothing). So call it before the async runtime and the journal
-/// threads start. Both policies are unprivileged (nice 0), so an error means the kernel or a
-/// sandbox refused the call.
+/// threads start. Moving between these two policies needs no privilege (the nice value stays
+/// as it is), so an error means a sandbox refused the call, or the process was started in
+/// `SCHED_IDLE`, which it cannot leave without privilege.
 pub fn set_scheduling(scheduling: Scheduling) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     {
@@ -89,25 +91,40 @@ pub fn set_scheduling(scheduling: Scheduling) -> io::Result<()> {
     Ok(())
 }
 
-/// Puts the calling thread at the lowest CPU priority there is: nice 19, and then `SCHED_IDLE`
-/// (Linux only; elsewhere it does nothing). For a thread of its own doing background work
-/// (checkpoints, `crate::journal::in_background`): it runs on what the other threads leave, and
-/// any of them that wakes takes its core at once, batch or not, since the kernel lets every
-/// thread preempt an idle-policy one. Nice 19 alone is not enough with batch scheduling: a
-/// waking batch thread never preempts, so it would wait for the background thread's slice at
-/// every wake-up. An unprivileged thread cannot take either back, so the thread must not run
-/// other work afterwards. Errors are ignored: the thread then keeps what it had, which is what
-/// the background work ran at before.
-pub fn lowest_cpu_priority() {
+/// How low a background thread of its own runs ([`background_cpu_priority`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Background {
+    /// Nice 19 in the process's policy. For work that takes locks the request path also takes
+    /// (freezing accounts, copying the store-and-forward queue): preempted there, it is still
+    /// given a share of a core soon, so a worker waiting on that lock waits a slice at most.
+    Low,
+    /// `SCHED_IDLE` (nice 19 too, which counts only if the policy call fails). For work that
+    /// holds no lock the request path needs (encoding and writing a checkpoint file): every
+    /// other thread, batch included, preempts it on waking, where a waking batch thread never
+    /// preempts a nice-19 one and would wait for its slice. Not for lock holders: under load an
+    /// idle-policy thread preempted inside a lock may not run again for a long time.
+    Idle,
+}
+
+/// Lowers the calling thread's CPU priority for background work (Linux only; elsewhere it does
+/// nothing). Meant for a thread of its own that ends with its work
+/// (`crate::journal::in_background`): without `CAP_SYS_NICE`, or an `RLIMIT_NICE` that allows
+/// it, a thread cannot raise either back. Errors are ignored: the thread then keeps what it had,
+/// which still runs the work, at the priority of the rest of the process.
+pub fn background_cpu_priority(level: Background) {
     #[cfg(target_os = "linux")]
     {
         // SAFETY: setpriority reads no memory of ours; `who` 0 is the calling thread only.
         let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
-        let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param that outlives the
-        // call, and SCHED_IDLE takes priority 0 only.
-        let _ = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+        if level == Background::Idle {
+            let param = libc::sched_param { sched_priority: 0 };
+            // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param that outlives
+            // the call, and SCHED_IDLE takes priority 0 only.
+            let _ = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+        }
     }
+    #[cfg(not(target_os = "linux"))]
+    let _ = level;
 }
 
 /// [`set_scheduling`] as the binaries call it: a refusal is logged, and the process runs on
@@ -190,20 +207,29 @@ mod tests {
         .expect("test thread");
     }
 
-    /// A background thread ends up at the idle policy and nice 19, whatever the process's policy.
+    /// `Low` keeps the process's policy at nice 19; `Idle` takes the idle policy.
     #[test]
     #[cfg(target_os = "linux")]
-    fn the_lowest_priority_is_the_idle_policy_at_nice_19() {
-        std::thread::spawn(|| {
-            set_scheduling(Scheduling::Batch).expect("SCHED_BATCH");
-            lowest_cpu_priority();
-            // SAFETY: pid 0 is the calling thread; the call only reads its policy.
-            assert_eq!(unsafe { libc::sched_getscheduler(0) }, libc::SCHED_IDLE);
-            // SAFETY: getpriority reads no memory of ours; `who` 0 is the calling thread.
-            assert_eq!(unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }, 19);
-        })
-        .join()
-        .expect("test thread");
+    fn background_threads_run_at_nice_19_and_idle_only_when_asked() {
+        for (level, expected) in [
+            (Background::Low, libc::SCHED_BATCH),
+            (Background::Idle, libc::SCHED_IDLE),
+        ] {
+            std::thread::spawn(move || {
+                set_scheduling(Scheduling::Batch).expect("SCHED_BATCH");
+                background_cpu_priority(level);
+                // SAFETY: pid 0 is the calling thread; the call only reads its policy.
+                assert_eq!(
+                    unsafe { libc::sched_getscheduler(0) },
+                    expected,
+                    "{level:?}"
+                );
+                // SAFETY: getpriority reads no memory of ours; `who` 0 is the calling thread.
+                assert_eq!(unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }, 19);
+            })
+            .join()
+            .expect("test thread");
+        }
     }
 
     #[test]

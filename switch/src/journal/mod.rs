@@ -121,6 +121,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use crate::config::{JournalConfig, JournalSync};
+pub use crate::process::Background;
 
 pub use file::{FileJournal, JournalStats};
 pub use format::PAYLOAD_BYTES_MAX;
@@ -130,20 +131,21 @@ pub use mem::MemJournal;
 pub use owner::PidFile;
 pub use recovery::{Recovered, read_all, read_each};
 
-/// Runs `work` on a thread of its own at the lowest CPU priority (`SCHED_IDLE` at nice 19 on
-/// Linux, [`crate::process::lowest_cpu_priority`]) and resolves to its result (`Err` if it
-/// panicked).
+/// Runs `work` on a thread of its own at a low CPU priority and resolves to its result (`Err`
+/// if it panicked): nice 19 for [`Background::Low`], the idle policy for [`Background::Idle`]
+/// (`crate::process::background_cpu_priority` says which work may use which).
 ///
 /// For the periodic checkpoints of the issuer hosts and the switch: copying and writing millions
 /// of idempotency records takes seconds of a core, and at normal priority that core was taken
 /// from the tokio workers answering requests (a 10-minute soak's p99 was 1.6 s, all of it the
-/// hosts' checkpoints; docs/reliability.md). At the lowest priority the scheduler gives the
-/// checkpoint what the requests leave. Nice 19 was enough while the process ran in the kernel's
-/// default policy. With batch scheduling (`crate::process`) a waking worker does not preempt
-/// even a nice-19 thread, so the thread now takes the idle policy, which every other thread
-/// preempts. (That did not shorten the stall two issuer hosts checkpointing at once cause at
-/// about 30,000 remote requests a second, in either policy: docs/performance.md, "Batch
-/// scheduling".)
+/// hosts' checkpoints; docs/reliability.md). At low priority the scheduler gives the checkpoint
+/// what the requests leave. With batch scheduling (`crate::process`) a waking worker does not
+/// preempt even a nice-19 thread, so the part that takes no shared lock (encoding and writing
+/// the file) runs in the idle policy, which every thread preempts; the part that freezes
+/// accounts or copies queues under their locks stays at nice 19, so that a worker waiting on
+/// one of those locks is not held up behind an idle-policy thread. (Neither shortened the stall
+/// two issuer hosts checkpointing at once cause at about 30,000 remote requests a second, in
+/// batch: docs/performance.md, "Batch scheduling".)
 ///
 /// Its own thread, not `spawn_blocking`'s pool, because an unprivileged thread cannot raise its
 /// priority back, and the pool's threads run other blocking work later. A checkpoint that takes
@@ -151,13 +153,14 @@ pub use recovery::{Recovered, read_all, read_each};
 /// snapshot holds each account's lock only to freeze it (microseconds, one small copy), but if
 /// the scheduler preempts the thread there, that one account waits until the thread runs again.
 pub async fn in_background<T: Send + 'static>(
+    level: Background,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, String> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("checkpoint".into())
         .spawn(move || {
-            crate::process::lowest_cpu_priority();
+            crate::process::background_cpu_priority(level);
             let _ = tx.send(work());
         })
         .map_err(|e| format!("checkpoint thread did not start: {e}"))?;

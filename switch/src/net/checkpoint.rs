@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::events::{AdviceRecord, KeyRecord};
-use crate::journal::{FileJournal, Journal, Lsn, in_background};
+use crate::journal::{Background, FileJournal, Journal, Lsn, in_background};
 use crate::net::saf::Saf;
 use crate::net::server::{OnUs, Runtime, key_record};
 
@@ -310,7 +310,8 @@ impl Checkpointer {
         let engines = self.engines.clone();
         let safs = self.safs.clone();
         let runtime = Arc::clone(&self.runtime);
-        let (cp, records) = in_background(move || {
+        // The queues' and the accounts' locks are taken here: nice 19, not the idle policy.
+        let (cp, records) = in_background(Background::Low, move || {
             cp.owed = safs.iter().flat_map(|s| s.pending()).collect();
             cp.issuer_stans = runtime
                 .issuer_stans
@@ -335,7 +336,7 @@ impl Checkpointer {
             .await
             .map_err(|e| format!("journal flush before the checkpoint failed: {e}"))?;
         let dir = self.dir.clone();
-        let bytes = in_background(move || write(&dir, &cp))
+        let bytes = in_background(Background::Idle, move || write(&dir, &cp))
             .await?
             .map_err(|e| format!("checkpoint not written: {e}"))?;
         // The next periodic one waits for at least as many journal records as this one held
