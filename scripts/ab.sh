@@ -172,17 +172,9 @@ run_one() {
   env RUST_LOG=info "${envs[@]}" setsid "$dir/switch" --config "$OUT/switch-$name.toml" >"$OUT/$label-switch.log" 2>&1 &
   local switch=$!
   PIDS+=("$switch")
-  local ready=0
-  for _ in $(seq 1 300); do
-    ready=$( (curl -s http://127.0.0.1:9583/metrics || true) | awk '/^switchyard_links_ready/ {s+=$2} END {print s+0}')
-    # The links come up before the journal is recovered and the acquirer port bound.
-    grep -q 'switch listening' "$OUT/$label-switch.log" || ready=0
-    [ "$ready" -ge 2 ] && break
-    sleep 0.1
-  done
   # The CPU read below must be the switch's own: setsid, started from a script without job
   # control, runs it in the process it was given instead of forking.
-  if [ "$ready" -lt 2 ] || [ "$(cat "/proc/$switch/comm" 2>/dev/null)" != switch ]; then
+  if ! wait_for_switch "$OUT/$label-switch.log" || [ "$(cat "/proc/$switch/comm" 2>/dev/null)" != switch ]; then
     echo "$label: the stack did not come up; see $OUT/$label-*.log" >&2
     stop_stack
     failed_row "$name" "$rate" "$pair" "the stack did not start"

@@ -1,7 +1,9 @@
-# Sourced by scripts/stack.sh and scripts/ab.sh: which of the mixes `loadgen gen-cards` wrote into
-# a folder a run uses.
+# Sourced by scripts/stack.sh and scripts/ab.sh, what both need of a stack on generated cards:
+# which of the mixes `loadgen gen-cards` wrote into a folder a run uses, and when the switch is
+# ready.
 #
 #   mix_file OUT all|onus|remote   prints the mix file's path
+#   wait_for_switch LOG            waits (up to 30 s) for the switch to be ready; status 1 if not
 #
 # remote is written here: both remote issuers' mixes without the on-us one. The switch keeps no
 # per-card state then, so its memory must level off once the duplicate window is full.
@@ -29,4 +31,17 @@ PY
       return 2
       ;;
   esac
+}
+
+# Ready means both remote links up (the metrics endpoint on its default port says so) and
+# "switch listening" in the switch's log LOG: the links come up before the journal is recovered
+# and the acquirer port bound.
+wait_for_switch() {
+  local log=$1 ready
+  for _ in $(seq 1 300); do
+    ready=$( (curl -s http://127.0.0.1:9583/metrics || true) | awk '/^switchyard_links_ready/ {s+=$2} END {print s+0}')
+    [ "$ready" -ge 2 ] && grep -q 'switch listening' "$log" && return 0
+    sleep 0.1
+  done
+  return 1
 }

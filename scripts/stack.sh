@@ -44,16 +44,7 @@ done
 RUST_LOG=info setsid "$BIN/switch" --config "$OUT/switch.toml" >"$OUT/switch.log" 2>&1 &
 SWITCH=$!
 PIDS+=("$SWITCH")
-# Ready when both remote links are up (the metrics endpoint says so) and the acquirer port is bound (the log says so).
-ready=0
-for _ in $(seq 1 300); do
-  ready=$( (curl -s http://127.0.0.1:9583/metrics || true) | awk '/^switchyard_links_ready/ {s+=$2} END {print s+0}')
-  # The links come up before the journal is recovered and the acquirer port bound.
-  grep -q 'switch listening' "$OUT/switch.log" || ready=0
-  [ "$ready" -ge 2 ] && break
-  sleep 0.1
-done
-[ "$ready" -ge 2 ] || { echo "the switch did not come up (links ready and \"switch listening\" logged); see $OUT/*.log" >&2; exit 2; }
+wait_for_switch "$OUT/switch.log" || { echo "the switch did not come up (links ready and \"switch listening\" logged); see $OUT/*.log" >&2; exit 2; }
 # A saturated run may see a timeout; its throughput is still the maximum to share out. Ctrl-C
 # (loadgen exits 130) ends the script.
 rc=0

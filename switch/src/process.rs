@@ -73,21 +73,25 @@ impl Scheduling {
 /// `SCHED_IDLE`, which it cannot leave without privilege.
 pub fn set_scheduling(scheduling: Scheduling) -> io::Result<()> {
     #[cfg(target_os = "linux")]
-    {
-        let policy = match scheduling {
-            Scheduling::Batch => libc::SCHED_BATCH,
-            Scheduling::Normal => libc::SCHED_OTHER,
-        };
-        let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param that outlives the
-        // call, and priority 0 is the only one these two policies take.
-        let rc = unsafe { libc::sched_setscheduler(0, policy, &param) };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
+    set_policy(match scheduling {
+        Scheduling::Batch => libc::SCHED_BATCH,
+        Scheduling::Normal => libc::SCHED_OTHER,
+    })?;
     #[cfg(not(target_os = "linux"))]
     let _ = scheduling;
+    Ok(())
+}
+
+/// Sets the calling thread's policy to `policy`, one of those that take priority 0
+/// (`SCHED_OTHER`, `SCHED_BATCH`, `SCHED_IDLE`).
+#[cfg(target_os = "linux")]
+fn set_policy(policy: libc::c_int) -> io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param that outlives the
+    // call, and priority 0 is the only one these policies take.
+    if unsafe { libc::sched_setscheduler(0, policy, &param) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
     Ok(())
 }
 
@@ -117,10 +121,7 @@ pub fn background_cpu_priority(level: Background) {
         // SAFETY: setpriority reads no memory of ours; `who` 0 is the calling thread only.
         let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
         if level == Background::Idle {
-            let param = libc::sched_param { sched_priority: 0 };
-            // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param that outlives
-            // the call, and SCHED_IDLE takes priority 0 only.
-            let _ = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+            let _ = set_policy(libc::SCHED_IDLE);
         }
     }
     #[cfg(not(target_os = "linux"))]
