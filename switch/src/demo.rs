@@ -100,6 +100,9 @@ async fn start_host(
         faults: Faults::default(),
         checkpoint_dir: Some(journal_dir.to_owned()),
         checkpoint_every: 100_000,
+        checkpoint_pace: crate::journal::WritePace::mib_per_s(
+            crate::host::CHECKPOINT_WRITE_MIB_PER_S_DEFAULT,
+        ),
         security,
         tls: None,
         connections_max: crate::host::HOST_CONNECTIONS_MAX_DEFAULT,

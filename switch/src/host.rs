@@ -43,7 +43,7 @@ use crate::iso8583::views::{AuthorizationRequest, ReversalRequest, mti_of};
 use crate::iso8583::{Dialect, Message, MessageBuilder, decode_lenient};
 use crate::issuing::{Engine, IssuerFile, IssuingRequest, LedgerEvent, Outcome, PinCheck};
 use crate::journal::{
-    AppendTicket, Background, FileJournal, Journal, JournalOptions, in_background,
+    AppendTicket, Background, FileJournal, Journal, JournalOptions, WritePace, in_background,
 };
 use crate::net::framing::{Frame, FrameCodec, FramingConfig};
 use crate::onus::{sweep_journaled, with_ledger_record};
@@ -82,6 +82,9 @@ pub struct HostConfig {
     /// records than this, the gap grows to the number of records the last checkpoint held (see
     /// `maybe_checkpoint`).
     pub checkpoint_every: u64,
+    /// How fast a periodic checkpoint's file is written ([`WritePace`]); the one at shutdown is
+    /// written as fast as the disk takes it.
+    pub checkpoint_pace: WritePace,
     /// Zone PIN key and link MAC key; `None`: PIN blocks are not accepted (55) and nothing is
     /// MACed.
     pub security: Option<HostSecurity>,
@@ -95,6 +98,12 @@ pub struct HostConfig {
     /// switch through TCP instead of piling up work.
     pub inflight_per_connection_max: usize,
 }
+
+/// Default rate of a periodic checkpoint's file, MiB a second ([`WritePace`]): the issuer
+/// hosts' and the switch's (`[journal] checkpoint_write_mib_per_s`). A checkpoint holds about
+/// one record for each journaled event since the last, so it must be written faster than the
+/// journal grows: at 16,000 events a second a host's journal grows by about 3 MiB a second.
+pub const CHECKPOINT_WRITE_MIB_PER_S_DEFAULT: u32 = 32;
 
 /// Default [`HostConfig::connections_max`]: a switch opens a few links per issuer.
 pub const HOST_CONNECTIONS_MAX_DEFAULT: usize = 64;
@@ -199,6 +208,7 @@ struct Shared {
     issuer: String,
     checkpoint_dir: Option<std::path::PathBuf>,
     checkpoint_every: u64,
+    checkpoint_pace: WritePace,
     events: AtomicU64,
     /// The event count at which the next checkpoint is due.
     next_checkpoint: Arc<AtomicU64>,
@@ -246,21 +256,25 @@ pub struct Replayed {
 }
 
 /// Writes a checkpoint of `engine` covering the journal up to `lsn`: to a temporary file,
-/// fsynced, then renamed over the old one, so a crash leaves either checkpoint whole.
+/// fsynced, then renamed over the old one, so a crash leaves either checkpoint whole. As fast as
+/// the disk takes it: for shutdown and tools, where nothing waits behind it.
 pub fn write_checkpoint(dir: &Path, lsn: u64, engine: &Engine) -> std::io::Result<()> {
-    write_snapshot(dir, lsn, engine.snapshot())
+    write_snapshot(dir, lsn, engine.snapshot(), WritePace::UNPACED).map(|_| ())
 }
 
 /// Writes a snapshot taken earlier. Every event in it must already be durable in the journal:
 /// the checkpoint must never hold a change whose answer a crash could still lose.
+/// The file is written at no more than `pace` ([`WritePace`]); returns its size in bytes.
 pub fn write_snapshot(
     dir: &Path,
     lsn: u64,
     snapshot: crate::issuing::Snapshot,
-) -> std::io::Result<()> {
+    pace: WritePace,
+) -> std::io::Result<usize> {
     let cp = Checkpoint { lsn, snapshot };
     let bytes = postcard::to_allocvec(&cp).map_err(std::io::Error::other)?;
-    crate::journal::write_durably(dir, CHECKPOINT_FILE, &bytes)
+    crate::journal::write_durably(dir, CHECKPOINT_FILE, &bytes, pace)?;
+    Ok(bytes.len())
 }
 
 /// Opens the issuer's journal in `dir`, restores the checkpoint if there is one, and replays the
@@ -354,6 +368,7 @@ impl IssuerHost {
             requests: watch::Sender::new(0),
             checkpoint_dir: cfg.checkpoint_dir.clone(),
             checkpoint_every: cfg.checkpoint_every.max(1),
+            checkpoint_pace: cfg.checkpoint_pace,
             events: AtomicU64::new(0),
             next_checkpoint: Arc::new(AtomicU64::new(cfg.checkpoint_every.max(1))),
             checkpoint_lock: Arc::new(tokio::sync::Mutex::new(())),
@@ -660,6 +675,7 @@ fn maybe_checkpoint(shared: &Shared, lsn: u64) {
         return;
     };
     let every = shared.checkpoint_every;
+    let pace = shared.checkpoint_pace;
     let next = Arc::clone(&shared.next_checkpoint);
     let dir = dir.clone();
     let engine = Arc::clone(&shared.engine);
@@ -683,13 +699,16 @@ fn maybe_checkpoint(shared: &Shared, lsn: u64) {
             return;
         }
         let records = u64::try_from(snap.record_count()).unwrap_or(u64::MAX);
-        let written =
-            in_background(Background::Idle, move || write_snapshot(&dir, lsn, snap)).await;
+        let written = in_background(Background::Idle, move || {
+            write_snapshot(&dir, lsn, snap, pace)
+        })
+        .await;
         let gap = match written {
-            Ok(Ok(())) => {
+            Ok(Ok(bytes)) => {
                 tracing::info!(
                     lsn,
                     records,
+                    bytes,
                     ms = started.elapsed().as_millis() as u64,
                     "checkpoint written"
                 );
@@ -887,6 +906,7 @@ mod tests {
             faults: Faults::default(),
             checkpoint_dir: Some(dir.to_owned()),
             checkpoint_every: 1,
+            checkpoint_pace: WritePace::UNPACED,
             security: None,
             tls: None,
             connections_max: crate::host::HOST_CONNECTIONS_MAX_DEFAULT,

@@ -97,6 +97,11 @@ struct ServeArgs {
     /// if that is more, so checkpoints never write more than the journal does.
     #[arg(long, default_value_t = 100_000, value_name = "N")]
     checkpoint_every: u64,
+    /// Write a periodic checkpoint's file at most this many MiB a second (0: as fast as the
+    /// disk takes it), so that the journal's fsyncs on the same disk are not held up behind it.
+    /// The checkpoint at shutdown is written at full speed.
+    #[arg(long, default_value_t = switch::host::CHECKPOINT_WRITE_MIB_PER_S_DEFAULT, value_name = "MIB")]
+    checkpoint_write_mib_per_s: u32,
     /// Most connections open at once; one more is closed unread.
     #[arg(long, default_value_t = switch::host::HOST_CONNECTIONS_MAX_DEFAULT, value_name = "N")]
     connections_max: usize,
@@ -316,6 +321,7 @@ fn serve(cli: &Cli, config: &Path, file: &IssuerFile, journal_dir: PathBuf) -> E
             },
             checkpoint_dir: Some(journal_dir.clone()),
             checkpoint_every: args.checkpoint_every,
+            checkpoint_pace: switch::journal::WritePace::mib_per_s(args.checkpoint_write_mib_per_s),
             security,
             tls,
             connections_max: args.connections_max,

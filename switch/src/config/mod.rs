@@ -308,6 +308,10 @@ pub struct JournalConfig {
     /// How often the switch writes its checkpoint (seconds; 0: never), so that a restart reads
     /// the journal from the checkpoint's replay point, not from its first record. Default 300.
     pub checkpoint_interval_s: u64,
+    /// The most a checkpoint's file is written a second (MiB; 0: as fast as the disk takes it),
+    /// so that the journal's fsyncs on the same disk do not wait behind a burst of checkpoint
+    /// writes (`crate::journal::WritePace`). Default 32.
+    pub checkpoint_write_mib_per_s: u32,
 }
 
 impl Default for JournalConfig {
@@ -320,6 +324,7 @@ impl Default for JournalConfig {
             group_commit_delay_us: 0,
             group_commit_delay_min_records: 16,
             checkpoint_interval_s: 300,
+            checkpoint_write_mib_per_s: crate::host::CHECKPOINT_WRITE_MIB_PER_S_DEFAULT,
         }
     }
 }

@@ -131,6 +131,7 @@ fn empty_file_is_all_defaults() {
     assert_eq!(config.journal.group_commit_delay_us, 0);
     assert_eq!(config.journal.group_commit_delay_min_records, 16);
     assert_eq!(config.journal.checkpoint_interval_s, 300);
+    assert_eq!(config.journal.checkpoint_write_mib_per_s, 32);
     assert_eq!(config.metrics.address, "127.0.0.1:9583");
     assert!(config.metrics.enabled);
 }

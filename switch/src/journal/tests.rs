@@ -1255,3 +1255,67 @@ async fn background_work_runs_at_nice_19_and_idle_only_when_asked() {
         .expect("the background thread answers");
     assert_eq!((policy, nice), (ours, 19), "Low keeps the process's policy");
 }
+
+/// The pace's arithmetic: how long to wait after each chunk so the average stays at the rate.
+#[test]
+fn a_paced_write_waits_until_its_bytes_are_due() {
+    use std::time::Duration;
+    let one_mib = WritePace::mib_per_s(1);
+    // 512 KiB at 1 MiB/s are due half a second after the start.
+    assert_eq!(
+        one_mib.wait_after(512 << 10, Duration::ZERO),
+        Duration::from_millis(500)
+    );
+    assert_eq!(
+        one_mib.wait_after(512 << 10, Duration::from_millis(200)),
+        Duration::from_millis(300)
+    );
+    // Behind the rate (a slow disk): no wait, and no catching up by writing faster either.
+    assert_eq!(
+        one_mib.wait_after(512 << 10, Duration::from_secs(2)),
+        Duration::ZERO
+    );
+    assert_eq!(
+        WritePace::UNPACED.wait_after(u64::MAX, Duration::ZERO),
+        Duration::ZERO
+    );
+    assert_eq!(WritePace::mib_per_s(0), WritePace::UNPACED);
+    // The largest sizes and rates neither overflow nor panic.
+    assert!(one_mib.wait_after(u64::MAX, Duration::ZERO) > Duration::from_secs(1 << 30));
+    assert_eq!(
+        WritePace::mib_per_s(u32::MAX).wait_after(1, Duration::ZERO),
+        Duration::ZERO
+    );
+}
+
+/// About a 32nd of a second's worth between syncs, within 256 KiB and 8 MiB.
+#[test]
+fn a_paced_write_syncs_about_32_times_a_second() {
+    assert_eq!(WritePace::mib_per_s(32).chunk_bytes(), 1 << 20);
+    assert_eq!(WritePace::mib_per_s(64).chunk_bytes(), 2 << 20);
+    assert_eq!(WritePace::mib_per_s(1).chunk_bytes(), 256 << 10);
+    assert_eq!(WritePace::mib_per_s(4096).chunk_bytes(), 8 << 20);
+    assert_eq!(WritePace::UNPACED.chunk_bytes(), 8 << 20);
+}
+
+/// A file written in several paced chunks is whole and byte for byte what was given, it replaces
+/// the old one, and no temporary file is left; the write took at least as long as its rate
+/// allows (a lower bound the pace guarantees, not a measure of speed).
+#[test]
+fn a_paced_write_leaves_the_whole_file_and_keeps_to_its_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let pace = WritePace::mib_per_s(8);
+    assert_eq!(pace.chunk_bytes(), 256 << 10);
+    write_durably(dir.path(), "cp.bin", b"old", pace).unwrap();
+    // Three full chunks and a part of one.
+    let bytes: Vec<u8> = (0..(3 * (256 << 10) + 17))
+        .map(|i| (i % 251) as u8)
+        .collect();
+    let began = std::time::Instant::now();
+    write_durably(dir.path(), "cp.bin", &bytes, pace).unwrap();
+    let took = began.elapsed();
+    assert_eq!(fs::read(dir.path().join("cp.bin")).unwrap(), bytes);
+    assert!(!dir.path().join("cp.bin.tmp").exists());
+    // 786,449 bytes at 8 MiB/s: 93.75 ms at the least.
+    assert!(took >= std::time::Duration::from_millis(93), "{took:?}");
+}

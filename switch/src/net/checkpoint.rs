@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::events::{AdviceRecord, KeyRecord};
-use crate::journal::{Background, FileJournal, Journal, Lsn, in_background};
+use crate::journal::{Background, FileJournal, Journal, Lsn, WritePace, in_background};
 use crate::net::saf::Saf;
 use crate::net::server::{OnUs, Runtime, key_record};
 
@@ -106,12 +106,13 @@ impl SwitchCheckpoint {
 /// Writes `cp` into `dir` (atomically: a crash leaves the old checkpoint or the new one);
 /// returns its size in bytes. The file is a CRC-32 of the body, then the body: the checkpoint
 /// decides which segments are never read, so a flipped bit that still decodes must not pass.
-pub fn write(dir: &Path, cp: &SwitchCheckpoint) -> std::io::Result<usize> {
+/// The file is written at no more than `pace` ([`WritePace`]).
+pub fn write(dir: &Path, cp: &SwitchCheckpoint, pace: WritePace) -> std::io::Result<usize> {
     let body = postcard::to_allocvec(cp).map_err(std::io::Error::other)?;
     let mut bytes = Vec::with_capacity(body.len() + 4);
     bytes.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
     bytes.extend_from_slice(&body);
-    crate::journal::write_durably(dir, CHECKPOINT_FILE, &bytes)?;
+    crate::journal::write_durably(dir, CHECKPOINT_FILE, &bytes, pace)?;
     Ok(bytes.len())
 }
 
@@ -224,6 +225,8 @@ pub struct Checkpointer {
     engines: Vec<(String, Arc<dyn OnUs>)>,
     safs: Vec<Arc<Saf>>,
     samples: Mutex<Samples>,
+    /// How fast the checkpoint file is written (`[journal] checkpoint_write_mib_per_s`).
+    pace: WritePace,
     /// One checkpoint at a time: both write the same temporary file.
     one_at_a_time: tokio::sync::Mutex<()>,
     /// The periodic checkpoint waits until the journal reaches this LSN ([`Checkpointer::run`]).
@@ -248,6 +251,7 @@ impl Checkpointer {
         safs: Vec<Arc<Saf>>,
         samples: Samples,
         restored: Option<(Lsn, NaiveDate)>,
+        pace: WritePace,
     ) -> Checkpointer {
         Checkpointer {
             dir,
@@ -257,6 +261,7 @@ impl Checkpointer {
             engines,
             safs,
             samples: Mutex::new(samples),
+            pace,
             one_at_a_time: tokio::sync::Mutex::new(()),
             next_due: std::sync::atomic::AtomicU64::new(0),
             last: Mutex::new(restored.map_or((0, None), |(lsn, day)| (lsn, Some(day)))),
@@ -335,8 +340,8 @@ impl Checkpointer {
             .flush()
             .await
             .map_err(|e| format!("journal flush before the checkpoint failed: {e}"))?;
-        let dir = self.dir.clone();
-        let bytes = in_background(Background::Idle, move || write(&dir, &cp))
+        let (dir, pace) = (self.dir.clone(), self.pace);
+        let bytes = in_background(Background::Idle, move || write(&dir, &cp, pace))
             .await?
             .map_err(|e| format!("checkpoint not written: {e}"))?;
         // The next periodic one waits for at least as many journal records as this one held
@@ -439,7 +444,7 @@ mod tests {
         let mut cp = SwitchCheckpoint::new(7, day(3), 5);
         cp.next_txn = 42;
         cp.engines.push(("metro-pay".to_owned(), vec![1, 2, 3]));
-        let bytes = write(dir.path(), &cp).expect("written");
+        let bytes = write(dir.path(), &cp, WritePace::UNPACED).expect("written");
         assert!(bytes > 0);
         let back = read(dir.path()).expect("reads").expect("there");
         assert_eq!(
@@ -448,13 +453,13 @@ mod tests {
         );
         assert_eq!(back.engines, cp.engines);
         cp.format = FORMAT + 1;
-        write(dir.path(), &cp).expect("written");
+        write(dir.path(), &cp, WritePace::UNPACED).expect("written");
         assert!(read(dir.path()).unwrap_err().contains("format"));
         std::fs::write(dir.path().join(CHECKPOINT_FILE), b"garbage").expect("write");
         assert!(read(dir.path()).unwrap_err().contains("CRC"));
         // A flipped bit in a file that would still decode.
         cp.format = FORMAT;
-        write(dir.path(), &cp).expect("written");
+        write(dir.path(), &cp, WritePace::UNPACED).expect("written");
         let path = dir.path().join(CHECKPOINT_FILE);
         let mut bytes = std::fs::read(&path).expect("read");
         bytes[5] ^= 1;

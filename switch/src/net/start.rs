@@ -526,6 +526,7 @@ impl SwitchServer {
                 day_start,
             ),
             restored_day.map(|(day, _)| (end_lsn, day)),
+            crate::journal::WritePace::mib_per_s(config.journal.checkpoint_write_mib_per_s),
         ));
         if config.journal.checkpoint_interval_s > 0 {
             background.spawn(Arc::clone(&checkpointer).run(
@@ -848,7 +849,7 @@ mod tests {
         cp.taken_at_ms = 1_000_000;
         cp.horizon_ms = 61_000;
         cp.cutover_minutes = 1380;
-        write(dir.path(), &cp).expect("written");
+        write(dir.path(), &cp, crate::journal::WritePace::UNPACED).expect("written");
         let fit = Fit {
             now_ms: 1_000_000,
             today: day(2),
