@@ -272,9 +272,11 @@ pub fn write_snapshot(
     pace: WritePace,
 ) -> std::io::Result<usize> {
     let cp = Checkpoint { lsn, snapshot };
-    let bytes = postcard::to_allocvec(&cp).map_err(std::io::Error::other)?;
-    crate::journal::write_durably(dir, CHECKPOINT_FILE, &bytes, pace)?;
-    Ok(bytes.len())
+    // Encoded straight into the paced file, not into one buffer first: see `DurableFile`.
+    let file = crate::journal::DurableFile::create(dir, CHECKPOINT_FILE, pace)?;
+    let file = postcard::to_extend(&cp, file).map_err(std::io::Error::other)?;
+    file.commit()
+        .map(|bytes| usize::try_from(bytes).unwrap_or(usize::MAX))
 }
 
 /// Opens the issuer's journal in `dir`, restores the checkpoint if there is one, and replays the

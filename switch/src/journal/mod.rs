@@ -232,28 +232,122 @@ pub fn write_durably(
     bytes: &[u8],
     pace: WritePace,
 ) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = dir.join(format!("{name}.tmp"));
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        let began = std::time::Instant::now();
-        let mut written = 0u64;
-        for chunk in bytes.chunks(pace.chunk_bytes()) {
-            f.write_all(chunk)?;
-            f.sync_data()?;
-            written = written.saturating_add(u64::try_from(chunk.len()).unwrap_or(u64::MAX));
-            let wait = pace.wait_after(written, began.elapsed());
-            if !wait.is_zero() {
-                std::thread::sleep(wait);
-            }
+    let mut file = DurableFile::create(dir, name, pace)?;
+    file.write_slice(bytes);
+    file.commit().map(|_| ())
+}
+
+/// A file written as [`write_durably`] writes one, from bytes that arrive as they are encoded
+/// (it is `Extend<u8>`, which `postcard::to_extend` writes into), so that a checkpoint of
+/// hundreds of megabytes is never held in memory whole, and its encoding is spread over the
+/// paced write instead of running in one burst of a core before it. Nothing replaces the file
+/// `name` until [`DurableFile::commit`]; dropped before that, it leaves only the temporary file,
+/// which the next one truncates.
+pub struct DurableFile {
+    file: std::fs::File,
+    dir: std::path::PathBuf,
+    tmp: std::path::PathBuf,
+    name: String,
+    pace: WritePace,
+    chunk: usize,
+    buf: Vec<u8>,
+    began: std::time::Instant,
+    written: u64,
+    /// The first write or sync that failed: `Extend` cannot return it, so it is kept for
+    /// `commit`, and nothing more is written after it.
+    failed: Option<std::io::Error>,
+}
+
+impl DurableFile {
+    /// Creates (or truncates) the temporary file `name.tmp` in `dir`.
+    pub fn create(dir: &std::path::Path, name: &str, pace: WritePace) -> std::io::Result<Self> {
+        let tmp = dir.join(format!("{name}.tmp"));
+        let file = std::fs::File::create(&tmp)?;
+        let chunk = pace.chunk_bytes();
+        Ok(DurableFile {
+            file,
+            dir: dir.to_owned(),
+            tmp,
+            name: name.to_owned(),
+            pace,
+            chunk,
+            buf: Vec::new(),
+            began: std::time::Instant::now(),
+            written: 0,
+            failed: None,
+        })
+    }
+
+    /// Appends `data`; whole chunks of it are written straight from the slice when nothing is
+    /// buffered, without a copy.
+    pub fn write_slice(&mut self, mut data: &[u8]) {
+        while self.buf.is_empty() && data.len() >= self.chunk && self.failed.is_none() {
+            let (now, rest) = data.split_at(self.chunk);
+            self.write_chunk(now);
+            data = rest;
         }
-        f.sync_all()?;
+        self.extend(data.iter().copied());
     }
-    std::fs::rename(&tmp, dir.join(name))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
+
+    /// Writes the rest, syncs the file, renames it over `name` and syncs the directory; returns
+    /// the file's size in bytes, or the first error met on the way.
+    pub fn commit(mut self) -> std::io::Result<u64> {
+        self.write_buffered();
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        self.file.sync_all()?;
+        std::fs::rename(&self.tmp, self.dir.join(&self.name))?;
+        if let Ok(d) = std::fs::File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        Ok(self.written)
     }
-    Ok(())
+
+    fn write_buffered(&mut self) {
+        if !self.buf.is_empty() {
+            let buf = std::mem::take(&mut self.buf);
+            self.write_chunk(&buf);
+            self.buf = buf;
+            self.buf.clear();
+        }
+    }
+
+    /// Writes and syncs one chunk, then sleeps until the bytes written so far are due at the
+    /// pace.
+    fn write_chunk(&mut self, chunk: &[u8]) {
+        use std::io::Write;
+        if self.failed.is_some() {
+            return;
+        }
+        if let Err(e) = self
+            .file
+            .write_all(chunk)
+            .and_then(|()| self.file.sync_data())
+        {
+            self.failed = Some(e);
+            return;
+        }
+        self.written = self
+            .written
+            .saturating_add(u64::try_from(chunk.len()).unwrap_or(u64::MAX));
+        let wait = self.pace.wait_after(self.written, self.began.elapsed());
+        if !wait.is_zero() {
+            std::thread::sleep(wait);
+        }
+    }
+}
+
+impl Extend<u8> for DurableFile {
+    fn extend<I: IntoIterator<Item = u8>>(&mut self, bytes: I) {
+        if self.failed.is_some() {
+            return;
+        }
+        self.buf.extend(bytes);
+        if self.buf.len() >= self.chunk {
+            self.write_buffered();
+        }
+    }
 }
 
 /// Log sequence number: the position of a record in the journal. The first record is 1, and every

@@ -1319,3 +1319,39 @@ fn a_paced_write_leaves_the_whole_file_and_keeps_to_its_rate() {
     // 786,449 bytes at 8 MiB/s: 93.75 ms at the least.
     assert!(took >= std::time::Duration::from_millis(93), "{took:?}");
 }
+
+/// A checkpoint encoded straight into the file (`postcard::to_extend`) comes out byte for byte
+/// as the same value encoded into one buffer, across several paced chunks, and replaces the old
+/// file only at `commit`.
+#[test]
+fn a_file_encoded_as_it_is_written_equals_the_buffered_encoding() {
+    let dir = tempfile::tempdir().unwrap();
+    write_durably(dir.path(), "cp.bin", b"old", WritePace::UNPACED).unwrap();
+    // About 900 KB of varints: four chunks of 256 KiB at 8 MiB/s.
+    let value: Vec<(u64, String)> = (0..60_000u64)
+        .map(|i| (i * 7_919, format!("record {i}")))
+        .collect();
+    let expected = postcard::to_allocvec(&value).unwrap();
+    assert!(expected.len() > 3 * (256 << 10));
+    let file = DurableFile::create(dir.path(), "cp.bin", WritePace::mib_per_s(8)).unwrap();
+    let file = postcard::to_extend(&value, file).unwrap();
+    assert_eq!(fs::read(dir.path().join("cp.bin")).unwrap(), b"old");
+    assert_eq!(file.commit().unwrap(), expected.len() as u64);
+    assert_eq!(fs::read(dir.path().join("cp.bin")).unwrap(), expected);
+    assert!(!dir.path().join("cp.bin.tmp").exists());
+
+    // Dropped before its commit, a file replaces nothing.
+    let mut file = DurableFile::create(dir.path(), "cp.bin", WritePace::UNPACED).unwrap();
+    file.write_slice(b"never committed");
+    drop(file);
+    assert_eq!(fs::read(dir.path().join("cp.bin")).unwrap(), expected);
+}
+
+/// A checkpoint file that cannot be created is an error, not a panic.
+#[test]
+fn a_durable_file_in_a_missing_folder_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-folder");
+    assert!(DurableFile::create(&missing, "cp.bin", WritePace::UNPACED).is_err());
+    assert!(write_durably(&missing, "cp.bin", b"x", WritePace::UNPACED).is_err());
+}
