@@ -101,7 +101,7 @@ async fn start_host(
         checkpoint_dir: Some(journal_dir.to_owned()),
         checkpoint_every: 100_000,
         checkpoint_pace: crate::journal::WritePace::mib_per_s(
-            crate::host::CHECKPOINT_WRITE_MIB_PER_S_DEFAULT,
+            crate::config::CHECKPOINT_WRITE_MIB_PER_S_DEFAULT,
         ),
         security,
         tls: None,

@@ -99,12 +99,6 @@ pub struct HostConfig {
     pub inflight_per_connection_max: usize,
 }
 
-/// Default rate of a periodic checkpoint's file, MiB a second ([`WritePace`]): the issuer
-/// hosts' and the switch's (`[journal] checkpoint_write_mib_per_s`). A checkpoint holds about
-/// one record for each journaled event since the last, so it must be written faster than the
-/// journal grows: at 16,000 events a second a host's journal grows by about 3 MiB a second.
-pub const CHECKPOINT_WRITE_MIB_PER_S_DEFAULT: u32 = 32;
-
 /// Default [`HostConfig::connections_max`]: a switch opens a few links per issuer.
 pub const HOST_CONNECTIONS_MAX_DEFAULT: usize = 64;
 /// Default [`HostConfig::inflight_per_connection_max`]: the switch's default in-flight limit per
@@ -259,7 +253,7 @@ pub struct Replayed {
 /// fsynced, then renamed over the old one, so a crash leaves either checkpoint whole. As fast as
 /// the disk takes it: for shutdown and tools, where nothing waits behind it.
 pub fn write_checkpoint(dir: &Path, lsn: u64, engine: &Engine) -> std::io::Result<()> {
-    write_snapshot(dir, lsn, engine.snapshot(), WritePace::UNPACED).map(|_| ())
+    write_snapshot(dir, lsn, engine.snapshot(), WritePace::unpaced()).map(|_| ())
 }
 
 /// Writes a snapshot taken earlier. Every event in it must already be durable in the journal:
@@ -477,9 +471,11 @@ impl IssuerHost {
         self.shared.checkpoints.subscribe()
     }
 
-    /// Stops listening, closes connections, flushes the journal.
+    /// Stops listening, closes connections, flushes the journal, and writes a checkpoint at full
+    /// speed (a periodic one still being written finishes at full speed first).
     pub async fn shutdown(self) {
         self.stop.cancel();
+        self.shared.checkpoint_pace.hurry();
         self.tasks.close();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.tasks.wait()).await;
         if let Some(j) = &self.file_journal {
@@ -677,7 +673,7 @@ fn maybe_checkpoint(shared: &Shared, lsn: u64) {
         return;
     };
     let every = shared.checkpoint_every;
-    let pace = shared.checkpoint_pace;
+    let pace = shared.checkpoint_pace.clone();
     let next = Arc::clone(&shared.next_checkpoint);
     let dir = dir.clone();
     let engine = Arc::clone(&shared.engine);
@@ -908,7 +904,7 @@ mod tests {
             faults: Faults::default(),
             checkpoint_dir: Some(dir.to_owned()),
             checkpoint_every: 1,
-            checkpoint_pace: WritePace::UNPACED,
+            checkpoint_pace: WritePace::unpaced(),
             security: None,
             tls: None,
             connections_max: crate::host::HOST_CONNECTIONS_MAX_DEFAULT,
@@ -947,6 +943,31 @@ mod tests {
         // The first is still served.
         assert_eq!(purchase(&mut first, b"000002").await, "00");
         host.shutdown().await;
+    }
+
+    /// Shutdown hurries the periodic checkpoints' pace, so one still being written finishes at
+    /// full speed instead of holding up the shutdown checkpoint behind its pace.
+    #[tokio::test]
+    async fn shutdown_lifts_the_pace_of_a_checkpoint_in_progress() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let pace = WritePace::mib_per_s(4);
+        let mib = 1 << 20;
+        let paced = Duration::from_millis(250);
+        assert_eq!(pace.next_due(Duration::ZERO, Duration::ZERO, mib), paced);
+        let host = north_bank_with(
+            dir.path(),
+            Arc::new(MemJournal::new()),
+            north_bank_engine(),
+            Arc::new(SystemClock),
+            |c| c.checkpoint_pace = pace.clone(),
+        )
+        .await;
+        assert_eq!(pace.next_due(Duration::ZERO, Duration::ZERO, mib), paced);
+        host.shutdown().await;
+        assert_eq!(
+            pace.next_due(Duration::ZERO, Duration::ZERO, mib),
+            Duration::ZERO
+        );
     }
 
     /// On tokio's paused clock: each answer waits a second (`delay_ms`), so two requests read at

@@ -203,7 +203,7 @@ pub async fn start_host_tls(
         faults,
         checkpoint_dir: Some(journal_dir.to_owned()),
         checkpoint_every,
-        checkpoint_pace: switch::journal::WritePace::UNPACED,
+        checkpoint_pace: switch::journal::WritePace::unpaced(),
         security: host_security(id),
         tls,
         connections_max: switch::host::HOST_CONNECTIONS_MAX_DEFAULT,

@@ -98,9 +98,9 @@ struct ServeArgs {
     #[arg(long, default_value_t = 100_000, value_name = "N")]
     checkpoint_every: u64,
     /// Write a periodic checkpoint's file at most this many MiB a second (0: as fast as the
-    /// disk takes it), so that the journal's fsyncs on the same disk are not held up behind it.
-    /// The checkpoint at shutdown is written at full speed.
-    #[arg(long, default_value_t = switch::host::CHECKPOINT_WRITE_MIB_PER_S_DEFAULT, value_name = "MIB")]
+    /// disk takes it; else at least 4), so that the journal's fsyncs on the same disk are not
+    /// held up behind it. The checkpoint at shutdown is written at full speed.
+    #[arg(long, default_value_t = switch::config::CHECKPOINT_WRITE_MIB_PER_S_DEFAULT, value_name = "MIB", value_parser = parse_write_rate)]
     checkpoint_write_mib_per_s: u32,
     /// Most connections open at once; one more is closed unread.
     #[arg(long, default_value_t = switch::host::HOST_CONNECTIONS_MAX_DEFAULT, value_name = "N")]
@@ -170,6 +170,16 @@ fn parse_date(s: &str) -> Result<NaiveDate, String> {
 
 fn parse_format(s: &str) -> Result<Format, String> {
     Format::from_name(s).ok_or_else(|| "expected text, json, csv or html".into())
+}
+
+fn parse_write_rate(s: &str) -> Result<u32, String> {
+    let min = switch::config::CHECKPOINT_WRITE_MIB_PER_S_MIN;
+    match s.parse::<u32>() {
+        Ok(n) if n == 0 || n >= min => Ok(n),
+        _ => Err(format!(
+            "expected 0 (as fast as the disk) or at least {min} (MiB a second)"
+        )),
+    }
 }
 
 fn parse_sync(s: &str) -> Result<JournalSync, String> {

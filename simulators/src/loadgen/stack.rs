@@ -255,7 +255,7 @@ async fn start_host(
         // The stack never restarts from its journals: no checkpoints.
         checkpoint_dir: None,
         checkpoint_every: 0,
-        checkpoint_pace: switch::journal::WritePace::UNPACED,
+        checkpoint_pace: switch::journal::WritePace::unpaced(),
         security,
         tls: None,
         connections_max: switch::host::HOST_CONNECTIONS_MAX_DEFAULT,

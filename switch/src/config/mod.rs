@@ -308,9 +308,9 @@ pub struct JournalConfig {
     /// How often the switch writes its checkpoint (seconds; 0: never), so that a restart reads
     /// the journal from the checkpoint's replay point, not from its first record. Default 300.
     pub checkpoint_interval_s: u64,
-    /// The most a checkpoint's file is written a second (MiB; 0: as fast as the disk takes it),
-    /// so that the journal's fsyncs on the same disk do not wait behind a burst of checkpoint
-    /// writes (`crate::journal::WritePace`). Default 32.
+    /// The most a checkpoint's file is written a second (MiB; 0: as fast as the disk takes it;
+    /// else at least 4), so that the journal's fsyncs on the same disk do not wait behind a burst
+    /// of checkpoint writes (`crate::journal::WritePace`). Default 32.
     pub checkpoint_write_mib_per_s: u32,
 }
 
@@ -324,10 +324,22 @@ impl Default for JournalConfig {
             group_commit_delay_us: 0,
             group_commit_delay_min_records: 16,
             checkpoint_interval_s: 300,
-            checkpoint_write_mib_per_s: crate::host::CHECKPOINT_WRITE_MIB_PER_S_DEFAULT,
+            checkpoint_write_mib_per_s: CHECKPOINT_WRITE_MIB_PER_S_DEFAULT,
         }
     }
 }
+
+/// Default rate of a periodic checkpoint's file, MiB a second (`crate::journal::WritePace`): the
+/// switch's (`[journal] checkpoint_write_mib_per_s`) and the issuer hosts'. A host's checkpoint
+/// holds about one record for each journaled event since the last, so it must be written faster
+/// than the journal grows: at 16,000 events a second a host's journal grows by about 3 MiB a
+/// second. The switch's daily snapshot of its on-us engines takes its size divided by the rate
+/// (a 20 GB snapshot, about 10 minutes), on a background thread.
+pub const CHECKPOINT_WRITE_MIB_PER_S_DEFAULT: u32 = 32;
+
+/// The lowest checkpoint write rate a configuration may set, MiB a second (0, unpaced, aside):
+/// slower, a large snapshot would take hours.
+pub const CHECKPOINT_WRITE_MIB_PER_S_MIN: u32 = 4;
 
 /// How the journal makes its writes durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]

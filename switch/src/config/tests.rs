@@ -530,6 +530,25 @@ fn validate_reports_on_a_config_built_in_code() {
 }
 
 #[test]
+fn a_checkpoint_write_rate_is_unlimited_or_at_least_4_mib_per_s() {
+    let mut config = Config::default();
+    for ok in [0, 4, 32, u32::MAX] {
+        config.journal.checkpoint_write_mib_per_s = ok;
+        assert_eq!(config.validate(ORIGIN), Ok(()), "{ok}");
+    }
+    for slow in [1, 3] {
+        config.journal.checkpoint_write_mib_per_s = slow;
+        let problems = config.validate(ORIGIN).expect_err("too slow");
+        assert_eq!(keys(&problems), ["journal.checkpoint_write_mib_per_s"]);
+        assert!(
+            problems[0].message.contains("at least 4"),
+            "{}",
+            problems[0]
+        );
+    }
+}
+
+#[test]
 fn business_date_cutover_format() {
     for (text, minutes) in [
         ("00:00", Some(0)),

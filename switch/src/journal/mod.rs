@@ -168,39 +168,65 @@ pub async fn in_background<T: Send + 'static>(
         .map_err(|_| "checkpoint thread stopped without a result".to_owned())
 }
 
-/// How fast [`write_durably`] may write a checkpoint file: at most `bytes_per_s`, or as fast as
-/// the disk takes it.
+/// How fast [`write_durably`] and [`DurableFile`] may write a checkpoint file: at most
+/// `bytes_per_s`, or as fast as the disk takes it.
 ///
 /// Why a limit: the journals' fsyncs share the disk with the checkpoint file. Written at full
-/// speed, two issuer hosts' checkpoints (28 MB each at 300,000 records) raised every journal
-/// `fdatasync` from about 0.3 ms to 5 ms for the quarter second they took, and an open-loop run
-/// at 32,000 remote requests a second had its p99.9 at 112–119 ms instead of 18–23 ms without
-/// checkpoints. Paced at 32 MiB/s it was 35–57 ms (docs/performance.md, "Checkpoints written at
-/// a bounded rate"). The checkpoint takes longer; that costs only a longer replay if the process
-/// crashed meanwhile, and the state it copies was frozen before the write began.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// speed, two issuer hosts' checkpoints (23 MB each at 300,000 records) made the journals'
+/// `fdatasync`s wait 4–14 ms at a time instead of about 0.3 ms, and an open-loop run at 32,000
+/// remote requests a second had its p99.9 at 129–138 ms instead of 18–23 ms without checkpoints.
+/// Paced at 32 MiB/s it was 45–93 ms (docs/performance.md, "Checkpoints written at a bounded
+/// rate"). The checkpoint takes longer; that costs only a longer replay if the process crashed
+/// meanwhile, and the state it copies was frozen before the write began.
+///
+/// Clones share one [`WritePace::hurry`] switch, so a shutdown can make a periodic checkpoint
+/// already being written finish at full speed instead of waiting behind it.
+#[derive(Debug, Clone)]
 pub struct WritePace {
     bytes_per_s: Option<std::num::NonZeroU64>,
+    hurry: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl WritePace {
     /// As fast as the disk takes it: for a checkpoint nothing else waits behind (at shutdown, or
     /// in a tool).
-    pub const UNPACED: WritePace = WritePace { bytes_per_s: None };
+    pub fn unpaced() -> WritePace {
+        WritePace {
+            bytes_per_s: None,
+            hurry: Arc::default(),
+        }
+    }
 
     /// At most `mib` MiB (2^20 bytes) a second; 0: as fast as the disk takes it.
     pub fn mib_per_s(mib: u32) -> WritePace {
         WritePace {
             bytes_per_s: std::num::NonZeroU64::new(u64::from(mib) << 20),
+            hurry: Arc::default(),
         }
     }
 
-    /// Bytes written between two syncs of the file: about a 32nd of a second's worth at the
-    /// rate, so that the disk never holds more than that of the checkpoint ahead of a journal's
-    /// fsync, and the pauses between syncs are short. Unpaced, 8 MiB: one sync at the end of a
-    /// file of hundreds of megabytes made the kernel write all of it at once, and the journals'
-    /// fsyncs waited behind it for seconds.
-    pub fn chunk_bytes(self) -> usize {
+    /// From now on this pace and every clone of it write as fast as the disk takes it, the
+    /// write in progress included: for a shutdown, which must not wait seconds behind a paced
+    /// periodic checkpoint before it writes its own.
+    pub fn hurry(&self) {
+        self.hurry.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The rate now: `None` when unpaced or hurried.
+    fn rate(&self) -> Option<std::num::NonZeroU64> {
+        if self.hurry.load(std::sync::atomic::Ordering::Relaxed) {
+            None
+        } else {
+            self.bytes_per_s
+        }
+    }
+
+    /// Bytes written between two syncs of the file: a 32nd of a second's worth at the rate,
+    /// within 256 KiB and 8 MiB, so that the disk never holds much of the checkpoint ahead of a
+    /// journal's fsync, and the pauses between syncs are short. Unpaced, 8 MiB: one sync at the
+    /// end of a file of hundreds of megabytes made the kernel write all of it at once, and the
+    /// journals' fsyncs waited behind it for seconds.
+    pub fn chunk_bytes(&self) -> usize {
         const MIN: u64 = 256 << 10;
         const MAX: u64 = 8 << 20;
         let bytes = self
@@ -209,16 +235,24 @@ impl WritePace {
         usize::try_from(bytes).unwrap_or(usize::MAX)
     }
 
-    /// How long to wait once `written` bytes are on disk, `elapsed` after the write began, so
-    /// that the average rate stays at or under the limit. Zero when unpaced or behind.
-    pub fn wait_after(self, written: u64, elapsed: std::time::Duration) -> std::time::Duration {
-        let Some(rate) = self.bytes_per_s else {
-            return std::time::Duration::ZERO;
+    /// When the next chunk may start, measured from the start of the file, after a chunk of
+    /// `bytes` that started at `started`, with `due` the time the chunk itself was due. A chunk
+    /// that started late (a slow disk, or the encoding thread kept off the CPU) earns no credit:
+    /// the next one is due its own time after this one's start, so the file never goes out in a
+    /// burst to catch up. Unpaced or hurried, `started`: no wait.
+    pub fn next_due(
+        &self,
+        due: std::time::Duration,
+        started: std::time::Duration,
+        bytes: u64,
+    ) -> std::time::Duration {
+        let Some(rate) = self.rate() else {
+            return started;
         };
-        // In nanoseconds, in u128: no overflow for any file size or rate.
-        let due_ns = u128::from(written) * 1_000_000_000 / u128::from(rate.get());
-        let due = std::time::Duration::from_nanos(u64::try_from(due_ns).unwrap_or(u64::MAX));
-        due.saturating_sub(elapsed)
+        // In nanoseconds, in u128: no overflow for any chunk or rate.
+        let ns = u128::from(bytes) * 1_000_000_000 / u128::from(rate.get());
+        let takes = std::time::Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX));
+        due.max(started).saturating_add(takes)
     }
 }
 
@@ -240,9 +274,9 @@ pub fn write_durably(
 /// A file written as [`write_durably`] writes one, from bytes that arrive as they are encoded
 /// (it is `Extend<u8>`, which `postcard::to_extend` writes into), so that a checkpoint of
 /// hundreds of megabytes is never held in memory whole, and its encoding is spread over the
-/// paced write instead of running in one burst of a core before it. Nothing replaces the file
-/// `name` until [`DurableFile::commit`]; dropped before that, it leaves only the temporary file,
-/// which the next one truncates.
+/// paced write instead of running in one burst of a core before it. It buffers at most one chunk
+/// ([`WritePace::chunk_bytes`]). Nothing replaces the file `name` until [`DurableFile::commit`];
+/// dropped before that, it leaves only the temporary file, which the next one truncates.
 pub struct DurableFile {
     file: std::fs::File,
     dir: std::path::PathBuf,
@@ -252,6 +286,8 @@ pub struct DurableFile {
     chunk: usize,
     buf: Vec<u8>,
     began: std::time::Instant,
+    /// When the next chunk may start, from `began` ([`WritePace::next_due`]).
+    due: std::time::Duration,
     written: u64,
     /// The first write or sync that failed: `Extend` cannot return it, so it is kept for
     /// `commit`, and nothing more is written after it.
@@ -273,53 +309,67 @@ impl DurableFile {
             chunk,
             buf: Vec::new(),
             began: std::time::Instant::now(),
+            due: std::time::Duration::ZERO,
             written: 0,
             failed: None,
         })
     }
 
-    /// Appends `data`; whole chunks of it are written straight from the slice when nothing is
-    /// buffered, without a copy.
+    /// Appends `data`: whole chunks straight from the slice when nothing is buffered, without a
+    /// copy; the rest through the buffer.
     pub fn write_slice(&mut self, mut data: &[u8]) {
-        while self.buf.is_empty() && data.len() >= self.chunk && self.failed.is_none() {
-            let (now, rest) = data.split_at(self.chunk);
-            self.write_chunk(now);
+        while !data.is_empty() && self.failed.is_none() {
+            if self.buf.is_empty() && data.len() >= self.chunk {
+                let (now, rest) = data.split_at(self.chunk);
+                self.write_chunk(now, true);
+                data = rest;
+                continue;
+            }
+            let room = self.chunk.saturating_sub(self.buf.len()).max(1);
+            let (now, rest) = data.split_at(room.min(data.len()));
+            self.buf.extend_from_slice(now);
             data = rest;
+            if self.buf.len() >= self.chunk {
+                self.write_buffered(true);
+            }
         }
-        self.extend(data.iter().copied());
     }
 
     /// Writes the rest, syncs the file, renames it over `name` and syncs the directory; returns
-    /// the file's size in bytes, or the first error met on the way.
+    /// the file's size in bytes, or the first error met on the way (the old file then stays).
     pub fn commit(mut self) -> std::io::Result<u64> {
-        self.write_buffered();
+        // The last chunk needs no pause after it: nothing of this file follows.
+        self.write_buffered(false);
         if let Some(e) = self.failed.take() {
             return Err(e);
         }
         self.file.sync_all()?;
         std::fs::rename(&self.tmp, self.dir.join(&self.name))?;
-        if let Ok(d) = std::fs::File::open(&self.dir) {
-            let _ = d.sync_all();
+        // The rename is durable only once the directory is. A file system that cannot sync a
+        // directory still has the file whole under one name or the other, so this is logged,
+        // not failed.
+        if let Err(e) = std::fs::File::open(&self.dir).and_then(|d| d.sync_all()) {
+            tracing::warn!(error = %e, dir = %self.dir.display(), "directory not synced after a checkpoint's rename");
         }
         Ok(self.written)
     }
 
-    fn write_buffered(&mut self) {
+    fn write_buffered(&mut self, pause: bool) {
         if !self.buf.is_empty() {
             let buf = std::mem::take(&mut self.buf);
-            self.write_chunk(&buf);
+            self.write_chunk(&buf, pause);
             self.buf = buf;
             self.buf.clear();
         }
     }
 
-    /// Writes and syncs one chunk, then sleeps until the bytes written so far are due at the
-    /// pace.
-    fn write_chunk(&mut self, chunk: &[u8]) {
+    /// Writes and syncs one chunk, then, when `pause`, sleeps until the next is due at the pace.
+    fn write_chunk(&mut self, chunk: &[u8], pause: bool) {
         use std::io::Write;
         if self.failed.is_some() {
             return;
         }
+        let started = self.began.elapsed();
         if let Err(e) = self
             .file
             .write_all(chunk)
@@ -328,11 +378,11 @@ impl DurableFile {
             self.failed = Some(e);
             return;
         }
-        self.written = self
-            .written
-            .saturating_add(u64::try_from(chunk.len()).unwrap_or(u64::MAX));
-        let wait = self.pace.wait_after(self.written, self.began.elapsed());
-        if !wait.is_zero() {
+        let bytes = u64::try_from(chunk.len()).unwrap_or(u64::MAX);
+        self.written = self.written.saturating_add(bytes);
+        self.due = self.pace.next_due(self.due, started, bytes);
+        let wait = self.due.saturating_sub(self.began.elapsed());
+        if pause && !wait.is_zero() {
             std::thread::sleep(wait);
         }
     }
@@ -340,12 +390,17 @@ impl DurableFile {
 
 impl Extend<u8> for DurableFile {
     fn extend<I: IntoIterator<Item = u8>>(&mut self, bytes: I) {
-        if self.failed.is_some() {
-            return;
-        }
-        self.buf.extend(bytes);
-        if self.buf.len() >= self.chunk {
-            self.write_buffered();
+        let mut bytes = bytes.into_iter();
+        // At most a chunk buffered, however much one call brings (a long byte field).
+        while self.failed.is_none() {
+            let room = self.chunk.saturating_sub(self.buf.len()).max(1);
+            let before = self.buf.len();
+            self.buf.extend(bytes.by_ref().take(room));
+            if self.buf.len() >= self.chunk {
+                self.write_buffered(true);
+            } else if self.buf.len() - before < room {
+                return;
+            }
         }
     }
 }

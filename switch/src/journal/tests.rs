@@ -1256,36 +1256,47 @@ async fn background_work_runs_at_nice_19_and_idle_only_when_asked() {
     assert_eq!((policy, nice), (ours, 19), "Low keeps the process's policy");
 }
 
-/// The pace's arithmetic: how long to wait after each chunk so the average stays at the rate.
+/// The pace's arithmetic: when the next chunk may start, so that the file goes out at the rate,
+/// and never faster to catch up after a stall.
 #[test]
-fn a_paced_write_waits_until_its_bytes_are_due() {
+fn a_paced_write_waits_until_its_next_chunk_is_due() {
     use std::time::Duration;
+    let ms = Duration::from_millis;
     let one_mib = WritePace::mib_per_s(1);
-    // 512 KiB at 1 MiB/s are due half a second after the start.
+    // 512 KiB at 1 MiB/s take half a second: started at 0, the next is due at 500 ms; a chunk
+    // that started on time at 500 ms makes the one after it due at 1 s.
     assert_eq!(
-        one_mib.wait_after(512 << 10, Duration::ZERO),
-        Duration::from_millis(500)
+        one_mib.next_due(Duration::ZERO, Duration::ZERO, 512 << 10),
+        ms(500)
     );
+    assert_eq!(one_mib.next_due(ms(500), ms(500), 512 << 10), ms(1000));
+    // A chunk that started 2 s late (a stall) earns no credit: the next is due half a second
+    // after its start, not at once.
+    assert_eq!(one_mib.next_due(ms(500), ms(2500), 512 << 10), ms(3000));
+    // Unpaced, and 0 MiB/s, never wait: the next chunk is due when this one started.
+    assert_eq!(WritePace::unpaced().next_due(ms(9), ms(7), u64::MAX), ms(7));
     assert_eq!(
-        one_mib.wait_after(512 << 10, Duration::from_millis(200)),
-        Duration::from_millis(300)
+        WritePace::mib_per_s(0).next_due(ms(9), ms(7), 1 << 30),
+        ms(7)
     );
-    // Behind the rate (a slow disk): no wait, and no catching up by writing faster either.
-    assert_eq!(
-        one_mib.wait_after(512 << 10, Duration::from_secs(2)),
-        Duration::ZERO
-    );
-    assert_eq!(
-        WritePace::UNPACED.wait_after(u64::MAX, Duration::ZERO),
-        Duration::ZERO
-    );
-    assert_eq!(WritePace::mib_per_s(0), WritePace::UNPACED);
     // The largest sizes and rates neither overflow nor panic.
-    assert!(one_mib.wait_after(u64::MAX, Duration::ZERO) > Duration::from_secs(1 << 30));
-    assert_eq!(
-        WritePace::mib_per_s(u32::MAX).wait_after(1, Duration::ZERO),
-        Duration::ZERO
+    assert!(
+        one_mib.next_due(Duration::ZERO, Duration::ZERO, u64::MAX) > Duration::from_secs(1 << 30)
     );
+    assert_eq!(
+        WritePace::mib_per_s(u32::MAX).next_due(ms(1), ms(1), 1),
+        ms(1)
+    );
+    assert_eq!(
+        one_mib.next_due(Duration::MAX, Duration::ZERO, u64::MAX),
+        Duration::MAX
+    );
+    // Hurried (a shutdown), the pace and every clone of it stop waiting at once.
+    let clone = one_mib.clone();
+    one_mib.hurry();
+    assert_eq!(clone.next_due(ms(500), ms(500), 512 << 10), ms(500));
+    // The chunk size is the configured rate's, hurried or not.
+    assert_eq!(clone.chunk_bytes(), 256 << 10);
 }
 
 /// About a 32nd of a second's worth between syncs, within 256 KiB and 8 MiB.
@@ -1295,7 +1306,8 @@ fn a_paced_write_syncs_about_32_times_a_second() {
     assert_eq!(WritePace::mib_per_s(64).chunk_bytes(), 2 << 20);
     assert_eq!(WritePace::mib_per_s(1).chunk_bytes(), 256 << 10);
     assert_eq!(WritePace::mib_per_s(4096).chunk_bytes(), 8 << 20);
-    assert_eq!(WritePace::UNPACED.chunk_bytes(), 8 << 20);
+    assert_eq!(WritePace::unpaced().chunk_bytes(), 8 << 20);
+    assert_eq!(WritePace::mib_per_s(0).chunk_bytes(), 8 << 20);
 }
 
 /// A file written in several paced chunks is whole and byte for byte what was given, it replaces
@@ -1306,7 +1318,7 @@ fn a_paced_write_leaves_the_whole_file_and_keeps_to_its_rate() {
     let dir = tempfile::tempdir().unwrap();
     let pace = WritePace::mib_per_s(8);
     assert_eq!(pace.chunk_bytes(), 256 << 10);
-    write_durably(dir.path(), "cp.bin", b"old", pace).unwrap();
+    write_durably(dir.path(), "cp.bin", b"old", pace.clone()).unwrap();
     // Three full chunks and a part of one.
     let bytes: Vec<u8> = (0..(3 * (256 << 10) + 17))
         .map(|i| (i % 251) as u8)
@@ -1316,7 +1328,7 @@ fn a_paced_write_leaves_the_whole_file_and_keeps_to_its_rate() {
     let took = began.elapsed();
     assert_eq!(fs::read(dir.path().join("cp.bin")).unwrap(), bytes);
     assert!(!dir.path().join("cp.bin.tmp").exists());
-    // 786,449 bytes at 8 MiB/s: 93.75 ms at the least.
+    // The fourth chunk may start only when three chunks of 256 KiB at 8 MiB/s are due: 93.75 ms.
     assert!(took >= std::time::Duration::from_millis(93), "{took:?}");
 }
 
@@ -1326,7 +1338,7 @@ fn a_paced_write_leaves_the_whole_file_and_keeps_to_its_rate() {
 #[test]
 fn a_file_encoded_as_it_is_written_equals_the_buffered_encoding() {
     let dir = tempfile::tempdir().unwrap();
-    write_durably(dir.path(), "cp.bin", b"old", WritePace::UNPACED).unwrap();
+    write_durably(dir.path(), "cp.bin", b"old", WritePace::unpaced()).unwrap();
     // About 900 KB of varints: four chunks of 256 KiB at 8 MiB/s.
     let value: Vec<(u64, String)> = (0..60_000u64)
         .map(|i| (i * 7_919, format!("record {i}")))
@@ -1341,7 +1353,7 @@ fn a_file_encoded_as_it_is_written_equals_the_buffered_encoding() {
     assert!(!dir.path().join("cp.bin.tmp").exists());
 
     // Dropped before its commit, a file replaces nothing.
-    let mut file = DurableFile::create(dir.path(), "cp.bin", WritePace::UNPACED).unwrap();
+    let mut file = DurableFile::create(dir.path(), "cp.bin", WritePace::unpaced()).unwrap();
     file.write_slice(b"never committed");
     drop(file);
     assert_eq!(fs::read(dir.path().join("cp.bin")).unwrap(), expected);
@@ -1352,6 +1364,51 @@ fn a_file_encoded_as_it_is_written_equals_the_buffered_encoding() {
 fn a_durable_file_in_a_missing_folder_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no-such-folder");
-    assert!(DurableFile::create(&missing, "cp.bin", WritePace::UNPACED).is_err());
-    assert!(write_durably(&missing, "cp.bin", b"x", WritePace::UNPACED).is_err());
+    assert!(DurableFile::create(&missing, "cp.bin", WritePace::unpaced()).is_err());
+    assert!(write_durably(&missing, "cp.bin", b"x", WritePace::unpaced()).is_err());
+}
+
+/// However the bytes arrive (a slice after a partial chunk, one long run through `Extend`), at
+/// most a chunk is held, and each full chunk is written and synced on its own.
+#[test]
+fn a_durable_file_holds_at_most_one_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let pace = WritePace::mib_per_s(8);
+    pace.hurry(); // no pauses: this test is about chunks, not time
+    let chunk = 256 << 10;
+    let mut file = DurableFile::create(dir.path(), "cp.bin", pace).unwrap();
+    assert_eq!(file.chunk, chunk);
+    file.write_slice(&[1]);
+    file.write_slice(&vec![2; 4 * chunk]);
+    assert_eq!(file.written, 4 * chunk as u64);
+    assert_eq!(file.buf.len(), 1);
+    file.extend(std::iter::repeat_n(3u8, 3 * chunk - 1));
+    assert_eq!(file.written, 7 * chunk as u64);
+    assert!(file.buf.is_empty());
+    file.extend(std::iter::repeat_n(4u8, 10));
+    assert_eq!(file.buf.len(), 10);
+    assert_eq!(file.commit().unwrap(), 7 * chunk as u64 + 10);
+    let bytes = fs::read(dir.path().join("cp.bin")).unwrap();
+    assert_eq!(bytes.len(), 7 * chunk + 10);
+    assert_eq!((bytes[0], bytes[1], bytes[4 * chunk]), (1, 2, 2));
+    assert_eq!(
+        (bytes[4 * chunk + 1], bytes[7 * chunk - 1], bytes[7 * chunk]),
+        (3, 3, 4)
+    );
+}
+
+/// A write that fails (a full disk: the temporary file is `/dev/full`) is reported by `commit`,
+/// and the old checkpoint stays as it was.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_failed_checkpoint_write_is_an_error_and_keeps_the_old_file() {
+    let dir = tempfile::tempdir().unwrap();
+    write_durably(dir.path(), "cp.bin", b"old", WritePace::unpaced()).unwrap();
+    std::os::unix::fs::symlink("/dev/full", dir.path().join("cp.bin.tmp")).unwrap();
+    let mut file = DurableFile::create(dir.path(), "cp.bin", WritePace::unpaced()).unwrap();
+    file.write_slice(&vec![5; 9 << 20]);
+    file.extend(std::iter::repeat_n(6u8, 100));
+    let err = file.commit().expect_err("a full disk fails the checkpoint");
+    assert_eq!(err.raw_os_error(), Some(28), "ENOSPC: {err}");
+    assert_eq!(fs::read(dir.path().join("cp.bin")).unwrap(), b"old");
 }

@@ -107,13 +107,14 @@ impl SwitchCheckpoint {
 /// returns its size in bytes. The file is a CRC-32 of the body, then the body: the checkpoint
 /// decides which segments are never read, so a flipped bit that still decodes must not pass.
 /// The file is written at no more than `pace` ([`WritePace`]).
+/// The body is encoded into memory whole, since its CRC goes first (one copy of it, not two).
 pub fn write(dir: &Path, cp: &SwitchCheckpoint, pace: WritePace) -> std::io::Result<usize> {
     let body = postcard::to_allocvec(cp).map_err(std::io::Error::other)?;
-    let mut bytes = Vec::with_capacity(body.len() + 4);
-    bytes.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-    bytes.extend_from_slice(&body);
-    crate::journal::write_durably(dir, CHECKPOINT_FILE, &bytes, pace)?;
-    Ok(bytes.len())
+    let mut file = crate::journal::DurableFile::create(dir, CHECKPOINT_FILE, pace)?;
+    file.write_slice(&crc32fast::hash(&body).to_le_bytes());
+    file.write_slice(&body);
+    let bytes = file.commit()?;
+    Ok(usize::try_from(bytes).unwrap_or(usize::MAX))
 }
 
 /// The checkpoint in `dir`: `Ok(None)` when there is none, `Err` when there is one that cannot
@@ -340,7 +341,7 @@ impl Checkpointer {
             .flush()
             .await
             .map_err(|e| format!("journal flush before the checkpoint failed: {e}"))?;
-        let (dir, pace) = (self.dir.clone(), self.pace);
+        let (dir, pace) = (self.dir.clone(), self.pace.clone());
         let bytes = in_background(Background::Idle, move || write(&dir, &cp, pace))
             .await?
             .map_err(|e| format!("checkpoint not written: {e}"))?;
@@ -387,7 +388,18 @@ impl Checkpointer {
                 continue;
             }
             last_try = tokio::time::Instant::now();
-            match self.checkpoint().await {
+            let checkpoint = self.checkpoint();
+            tokio::pin!(checkpoint);
+            // A stop during a paced write lets it finish at full speed, so shutdown does not wait
+            // out its pace (the checkpoint itself is still worth having whole).
+            let written = tokio::select! {
+                r = &mut checkpoint => r,
+                () = stop.cancelled() => {
+                    self.pace.hurry();
+                    checkpoint.await
+                }
+            };
+            match written {
                 Ok(Some(_)) => {}
                 Ok(None) => {
                     tracing::debug!(
@@ -444,7 +456,7 @@ mod tests {
         let mut cp = SwitchCheckpoint::new(7, day(3), 5);
         cp.next_txn = 42;
         cp.engines.push(("metro-pay".to_owned(), vec![1, 2, 3]));
-        let bytes = write(dir.path(), &cp, WritePace::UNPACED).expect("written");
+        let bytes = write(dir.path(), &cp, WritePace::unpaced()).expect("written");
         assert!(bytes > 0);
         let back = read(dir.path()).expect("reads").expect("there");
         assert_eq!(
@@ -453,13 +465,13 @@ mod tests {
         );
         assert_eq!(back.engines, cp.engines);
         cp.format = FORMAT + 1;
-        write(dir.path(), &cp, WritePace::UNPACED).expect("written");
+        write(dir.path(), &cp, WritePace::unpaced()).expect("written");
         assert!(read(dir.path()).unwrap_err().contains("format"));
         std::fs::write(dir.path().join(CHECKPOINT_FILE), b"garbage").expect("write");
         assert!(read(dir.path()).unwrap_err().contains("CRC"));
         // A flipped bit in a file that would still decode.
         cp.format = FORMAT;
-        write(dir.path(), &cp, WritePace::UNPACED).expect("written");
+        write(dir.path(), &cp, WritePace::unpaced()).expect("written");
         let path = dir.path().join(CHECKPOINT_FILE);
         let mut bytes = std::fs::read(&path).expect("read");
         bytes[5] ^= 1;

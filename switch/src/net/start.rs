@@ -849,7 +849,7 @@ mod tests {
         cp.taken_at_ms = 1_000_000;
         cp.horizon_ms = 61_000;
         cp.cutover_minutes = 1380;
-        write(dir.path(), &cp, crate::journal::WritePace::UNPACED).expect("written");
+        write(dir.path(), &cp, crate::journal::WritePace::unpaced()).expect("written");
         let fit = Fit {
             now_ms: 1_000_000,
             today: day(2),
