@@ -83,7 +83,8 @@ pub struct HostConfig {
     /// `maybe_checkpoint`).
     pub checkpoint_every: u64,
     /// How fast a periodic checkpoint's file is written ([`WritePace`]); the one at shutdown is
-    /// written as fast as the disk takes it.
+    /// written as fast as the disk takes it. The host keeps a copy of its own
+    /// ([`WritePace::detached`]): hurrying it at shutdown leaves this one as it is.
     pub checkpoint_pace: WritePace,
     /// Zone PIN key and link MAC key; `None`: PIN blocks are not accepted (55) and nothing is
     /// MACed.
@@ -364,7 +365,7 @@ impl IssuerHost {
             requests: watch::Sender::new(0),
             checkpoint_dir: cfg.checkpoint_dir.clone(),
             checkpoint_every: cfg.checkpoint_every.max(1),
-            checkpoint_pace: cfg.checkpoint_pace,
+            checkpoint_pace: cfg.checkpoint_pace.detached(),
             events: AtomicU64::new(0),
             next_checkpoint: Arc::new(AtomicU64::new(cfg.checkpoint_every.max(1))),
             checkpoint_lock: Arc::new(tokio::sync::Mutex::new(())),
@@ -945,8 +946,8 @@ mod tests {
         host.shutdown().await;
     }
 
-    /// Shutdown hurries the periodic checkpoints' pace, so one still being written finishes at
-    /// full speed instead of holding up the shutdown checkpoint behind its pace.
+    /// Shutdown hurries the host's periodic checkpoint pace, so one still being written finishes
+    /// without pauses instead of holding up the shutdown checkpoint behind its pace.
     #[tokio::test]
     async fn shutdown_lifts_the_pace_of_a_checkpoint_in_progress() {
         let dir = tempfile::tempdir().expect("temporary directory");
@@ -962,12 +963,16 @@ mod tests {
             |c| c.checkpoint_pace = pace.clone(),
         )
         .await;
-        assert_eq!(pace.next_due(Duration::ZERO, Duration::ZERO, mib), paced);
+        let own = host.shared.checkpoint_pace.clone();
+        assert_eq!(own.next_due(Duration::ZERO, Duration::ZERO, mib), paced);
         host.shutdown().await;
         assert_eq!(
-            pace.next_due(Duration::ZERO, Duration::ZERO, mib),
+            own.next_due(Duration::ZERO, Duration::ZERO, mib),
             Duration::ZERO
         );
+        // The configuration's pace is the caller's, and stays as it was: a host started again
+        // from it paces its checkpoints.
+        assert_eq!(pace.next_due(Duration::ZERO, Duration::ZERO, mib), paced);
     }
 
     /// On tokio's paused clock: each answer waits a second (`delay_ms`), so two requests read at

@@ -205,9 +205,18 @@ impl WritePace {
         }
     }
 
-    /// From now on this pace and every clone of it write as fast as the disk takes it, the
-    /// write in progress included: for a shutdown, which must not wait seconds behind a paced
-    /// periodic checkpoint before it writes its own.
+    /// The same rate with a [`WritePace::hurry`] switch of its own: what a host keeps from its
+    /// configuration, so that hurrying it at shutdown does not unpace the caller's copy.
+    pub fn detached(&self) -> WritePace {
+        WritePace {
+            bytes_per_s: self.bytes_per_s,
+            hurry: Arc::default(),
+        }
+    }
+
+    /// From now on this pace and every clone of it stop pausing between chunks, the write in
+    /// progress included (it keeps the chunk size it began with): for a shutdown, which must not
+    /// wait seconds behind a paced periodic checkpoint before it writes its own.
     pub fn hurry(&self) {
         self.hurry.store(true, std::sync::atomic::Ordering::Relaxed);
     }
@@ -239,7 +248,8 @@ impl WritePace {
     /// `bytes` that started at `started`, with `due` the time the chunk itself was due. A chunk
     /// that started late (a slow disk, or the encoding thread kept off the CPU) earns no credit:
     /// the next one is due its own time after this one's start, so the file never goes out in a
-    /// burst to catch up. Unpaced or hurried, `started`: no wait.
+    /// burst to catch up. Unpaced or hurried, `started`: no wait. ([`DurableFile`] waits before
+    /// a chunk, not after it, so the next chunk is encoded during the time the pace leaves.)
     pub fn next_due(
         &self,
         due: std::time::Duration,
@@ -286,7 +296,7 @@ pub struct DurableFile {
     chunk: usize,
     buf: Vec<u8>,
     began: std::time::Instant,
-    /// When the next chunk may start, from `began` ([`WritePace::next_due`]).
+    /// When the next chunk may be written, from `began` ([`WritePace::next_due`]).
     due: std::time::Duration,
     written: u64,
     /// The first write or sync that failed: `Extend` cannot return it, so it is kept for
@@ -321,7 +331,7 @@ impl DurableFile {
         while !data.is_empty() && self.failed.is_none() {
             if self.buf.is_empty() && data.len() >= self.chunk {
                 let (now, rest) = data.split_at(self.chunk);
-                self.write_chunk(now, true);
+                self.write_chunk(now);
                 data = rest;
                 continue;
             }
@@ -330,7 +340,7 @@ impl DurableFile {
             self.buf.extend_from_slice(now);
             data = rest;
             if self.buf.len() >= self.chunk {
-                self.write_buffered(true);
+                self.write_buffered();
             }
         }
     }
@@ -338,8 +348,7 @@ impl DurableFile {
     /// Writes the rest, syncs the file, renames it over `name` and syncs the directory; returns
     /// the file's size in bytes, or the first error met on the way (the old file then stays).
     pub fn commit(mut self) -> std::io::Result<u64> {
-        // The last chunk needs no pause after it: nothing of this file follows.
-        self.write_buffered(false);
+        self.write_buffered();
         if let Some(e) = self.failed.take() {
             return Err(e);
         }
@@ -354,20 +363,26 @@ impl DurableFile {
         Ok(self.written)
     }
 
-    fn write_buffered(&mut self, pause: bool) {
+    fn write_buffered(&mut self) {
         if !self.buf.is_empty() {
             let buf = std::mem::take(&mut self.buf);
-            self.write_chunk(&buf, pause);
+            self.write_chunk(&buf);
             self.buf = buf;
             self.buf.clear();
         }
     }
 
-    /// Writes and syncs one chunk, then, when `pause`, sleeps until the next is due at the pace.
-    fn write_chunk(&mut self, chunk: &[u8], pause: bool) {
+    /// Sleeps until the chunk is due at the pace (not after it: the caller encodes the next
+    /// chunk meanwhile, and the last one needs no pause behind it), then writes and syncs it.
+    fn write_chunk(&mut self, chunk: &[u8]) {
         use std::io::Write;
         if self.failed.is_some() {
             return;
+        }
+        let wait = self.due.saturating_sub(self.began.elapsed());
+        // Hurried (a shutdown) meanwhile: no wait left.
+        if !wait.is_zero() && self.pace.rate().is_some() {
+            std::thread::sleep(wait);
         }
         let started = self.began.elapsed();
         if let Err(e) = self
@@ -381,10 +396,6 @@ impl DurableFile {
         let bytes = u64::try_from(chunk.len()).unwrap_or(u64::MAX);
         self.written = self.written.saturating_add(bytes);
         self.due = self.pace.next_due(self.due, started, bytes);
-        let wait = self.due.saturating_sub(self.began.elapsed());
-        if pause && !wait.is_zero() {
-            std::thread::sleep(wait);
-        }
     }
 }
 
@@ -397,7 +408,7 @@ impl Extend<u8> for DurableFile {
             let before = self.buf.len();
             self.buf.extend(bytes.by_ref().take(room));
             if self.buf.len() >= self.chunk {
-                self.write_buffered(true);
+                self.write_buffered();
             } else if self.buf.len() - before < room {
                 return;
             }

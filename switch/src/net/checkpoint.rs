@@ -376,8 +376,9 @@ impl Checkpointer {
         let mut last_try = tokio::time::Instant::now();
         loop {
             tokio::select! {
-                _ = tick.tick() => {}
+                biased;
                 () = stop.cancelled() => return,
+                _ = tick.tick() => {}
             }
             self.sample();
             let lsn = *self.journal.progress().borrow();
@@ -390,8 +391,9 @@ impl Checkpointer {
             last_try = tokio::time::Instant::now();
             let checkpoint = self.checkpoint();
             tokio::pin!(checkpoint);
-            // A stop during a paced write lets it finish at full speed, so shutdown does not wait
-            // out its pace (the checkpoint itself is still worth having whole).
+            // A stop during a paced write lets it finish without pauses, so shutdown does not
+            // wait out its pace (the checkpoint itself is still worth having whole), within the
+            // shutdown's wait for background work.
             let written = tokio::select! {
                 r = &mut checkpoint => r,
                 () = stop.cancelled() => {
