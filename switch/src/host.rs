@@ -473,7 +473,7 @@ impl IssuerHost {
     }
 
     /// Stops listening, closes connections, flushes the journal, and writes a checkpoint at full
-    /// speed (a periodic one still being written finishes at full speed first).
+    /// speed (a periodic one still being written first finishes without pauses).
     pub async fn shutdown(self) {
         self.stop.cancel();
         self.shared.checkpoint_pace.hurry();

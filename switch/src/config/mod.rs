@@ -333,8 +333,8 @@ impl Default for JournalConfig {
 /// switch's (`[journal] checkpoint_write_mib_per_s`) and the issuer hosts'. A host's checkpoint
 /// holds about one record for each journaled event since the last, so it must be written faster
 /// than the journal grows: at 16,000 events a second a host's journal grows by about 3 MiB a
-/// second. The switch's daily snapshot of its on-us engines takes its size divided by the rate
-/// (a 20 GB snapshot, about 10 minutes), on a background thread.
+/// second. The switch's daily snapshot of its on-us engines takes at least its size divided by
+/// the rate (a 20 GB snapshot, about 10 minutes), on a background thread.
 pub const CHECKPOINT_WRITE_MIB_PER_S_DEFAULT: u32 = 32;
 
 /// The lowest checkpoint write rate a configuration may set, MiB a second (0, unpaced, aside).

@@ -174,13 +174,13 @@ pub async fn in_background<T: Send + 'static>(
 /// Why a limit: the journals' fsyncs share the disk with the checkpoint file. Written at full
 /// speed, two issuer hosts' checkpoints (23 MB each at 300,000 records) made the journals'
 /// `fdatasync`s wait 4–14 ms at a time instead of about 0.3 ms, and an open-loop run at 32,000
-/// remote requests a second had its p99.9 at 129–138 ms instead of 18–23 ms without checkpoints.
-/// Paced at 32 MiB/s it was 45–93 ms (docs/performance.md, "Checkpoints written at a bounded
-/// rate"). The checkpoint takes longer; that costs only a longer replay if the process crashed
+/// remote requests a second had its p99.9 at 129–168 ms instead of 18–23 ms without checkpoints.
+/// Paced at 32 MiB/s, and encoded into the write ([`DurableFile`]), it was 18–58 ms
+/// (docs/performance.md, "Checkpoints written at a bounded rate"). The checkpoint takes longer; that costs only a longer replay if the process crashed
 /// meanwhile, and the state it copies was frozen before the write began.
 ///
 /// Clones share one [`WritePace::hurry`] switch, so a shutdown can make a periodic checkpoint
-/// already being written finish at full speed instead of waiting behind it.
+/// already being written go on without pauses instead of waiting behind it.
 #[derive(Debug, Clone)]
 pub struct WritePace {
     bytes_per_s: Option<std::num::NonZeroU64>,
