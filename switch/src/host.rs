@@ -663,17 +663,23 @@ const SNAPSHOT_SLICE: Duration = Duration::from_millis(2);
 /// one burst of a core, on both hosts at once on the test machine's two cores, and held up the
 /// stack for about a second at each large checkpoint. In one pair of four-minute runs at 31,730
 /// remote requests a second (docs/performance.md, "Checkpoints written at a bounded rate") the
-/// p99.9 was 74.9 ms with the pauses against 159 ms without.
-fn snapshot_at_half_a_core(engine: &Engine) -> crate::issuing::Snapshot {
-    snapshot_with_pauses(engine, SNAPSHOT_SLICE)
+/// p99.9 was 74.9 ms with the pauses against 159 ms without. A shutdown ([`WritePace::hurry`] on
+/// `pace`) ends the pauses, as it ends the write's.
+fn snapshot_at_half_a_core(engine: &Engine, pace: &WritePace) -> crate::issuing::Snapshot {
+    snapshot_with_pauses(engine, SNAPSHOT_SLICE, pace)
 }
 
-/// The engine's snapshot, pausing for `slice` after every `slice` of work.
-fn snapshot_with_pauses(engine: &Engine, slice: Duration) -> crate::issuing::Snapshot {
+/// The engine's snapshot, pausing for `slice` after every `slice` of work until `pace` is
+/// hurried.
+fn snapshot_with_pauses(
+    engine: &Engine,
+    slice: Duration,
+    pace: &WritePace,
+) -> crate::issuing::Snapshot {
     let mut slice_began = std::time::Instant::now();
     engine.snapshot_then(|account| {
         // A clock read every 64 accounts: cheap beside the copies between them.
-        if account % 64 == 0 && slice_began.elapsed() >= slice {
+        if account % 64 == 0 && slice_began.elapsed() >= slice && !pace.hurried() {
             std::thread::sleep(slice);
             slice_began = std::time::Instant::now();
         }
@@ -715,14 +721,18 @@ fn maybe_checkpoint(shared: &Shared, lsn: u64) {
         // The snapshot may hold events applied after `lsn` whose appends are still queued;
         // flushing after taking it makes every one of them durable before the file exists.
         // Freezing takes each account's lock: nice 19, not the idle policy (`Background`).
-        let snap =
-            match in_background(Background::Low, move || snapshot_at_half_a_core(&engine)).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(error = %e, "checkpoint snapshot failed");
-                    return;
-                }
-            };
+        let snap_pace = pace.clone();
+        let snap = match in_background(Background::Low, move || {
+            snapshot_at_half_a_core(&engine, &snap_pace)
+        })
+        .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "checkpoint snapshot failed");
+                return;
+            }
+        };
         if let Err(e) = journal.flush().await {
             tracing::error!(error = %e, "journal flush before a checkpoint failed; no checkpoint written");
             return;
@@ -991,8 +1001,12 @@ mod tests {
         }
         let plain = engine.snapshot();
         assert!(plain.record_count() >= 3);
-        assert_eq!(snapshot_with_pauses(&engine, Duration::ZERO), plain);
-        assert_eq!(snapshot_at_half_a_core(&engine), plain);
+        let pace = WritePace::mib_per_s(32);
+        assert_eq!(snapshot_with_pauses(&engine, Duration::ZERO, &pace), plain);
+        assert_eq!(snapshot_at_half_a_core(&engine, &pace), plain);
+        pace.hurry();
+        assert!(pace.hurried());
+        assert_eq!(snapshot_with_pauses(&engine, Duration::ZERO, &pace), plain);
     }
 
     /// Shutdown hurries the host's periodic checkpoint pace, so one still being written finishes

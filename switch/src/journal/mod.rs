@@ -221,6 +221,12 @@ impl WritePace {
         self.hurry.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Whether [`WritePace::hurry`] was called on this pace or a clone of it: other paced
+    /// checkpoint work (a host's snapshot) stops pausing too.
+    pub fn hurried(&self) -> bool {
+        self.hurry.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The rate now: `None` when unpaced or hurried.
     fn rate(&self) -> Option<std::num::NonZeroU64> {
         if self.hurry.load(std::sync::atomic::Ordering::Relaxed) {
