@@ -265,13 +265,12 @@ pub fn write_snapshot(
     lsn: u64,
     snapshot: crate::issuing::Snapshot,
     pace: WritePace,
-) -> std::io::Result<usize> {
+) -> std::io::Result<u64> {
     let cp = Checkpoint { lsn, snapshot };
     // Encoded straight into the paced file, not into one buffer first: see `DurableFile`.
     let file = crate::journal::DurableFile::create(dir, CHECKPOINT_FILE, pace)?;
     let file = postcard::to_extend(&cp, file).map_err(std::io::Error::other)?;
     file.commit()
-        .map(|bytes| usize::try_from(bytes).unwrap_or(usize::MAX))
 }
 
 /// Opens the issuer's journal in `dir`, restores the checkpoint if there is one, and replays the
@@ -651,11 +650,11 @@ async fn handle(shared: &Shared, payload: Bytes) -> Option<Bytes> {
     answer(shared, &msg, outcome.response_code(), Some(&outcome))
 }
 
-/// Work between two pauses of a periodic checkpoint's snapshot ([`snapshot_at_half_a_core`]).
+/// Work between two pauses of a periodic checkpoint's snapshot ([`snapshot_with_pauses`]).
 const SNAPSHOT_SLICE: Duration = Duration::from_millis(2);
 
-/// The engine's snapshot for a periodic checkpoint, pausing as long as it has worked after every
-/// [`SNAPSHOT_SLICE`], so that it takes at most about half a core while the host answers
+/// The engine's snapshot for a periodic checkpoint, pausing for `slice` after every `slice` of
+/// work ([`SNAPSHOT_SLICE`]), so that it takes at most about half a core while the host answers
 /// requests. Accounts are frozen one at a time in any case (`Engine::snapshot`), so a pause
 /// between them changes nothing in what is copied; the snapshot only takes twice as long.
 ///
@@ -665,12 +664,6 @@ const SNAPSHOT_SLICE: Duration = Duration::from_millis(2);
 /// remote requests a second (docs/performance.md, "Checkpoints written at a bounded rate") the
 /// p99.9 was 74.9 ms with the pauses against 159 ms without. A shutdown ([`WritePace::hurry`] on
 /// `pace`) ends the pauses, as it ends the write's.
-fn snapshot_at_half_a_core(engine: &Engine, pace: &WritePace) -> crate::issuing::Snapshot {
-    snapshot_with_pauses(engine, SNAPSHOT_SLICE, pace)
-}
-
-/// The engine's snapshot, pausing for `slice` after every `slice` of work until `pace` is
-/// hurried.
 fn snapshot_with_pauses(
     engine: &Engine,
     slice: Duration,
@@ -723,7 +716,7 @@ fn maybe_checkpoint(shared: &Shared, lsn: u64) {
         // Freezing takes each account's lock: nice 19, not the idle policy (`Background`).
         let snap_pace = pace.clone();
         let snap = match in_background(Background::Low, move || {
-            snapshot_at_half_a_core(&engine, &snap_pace)
+            snapshot_with_pauses(&engine, SNAPSHOT_SLICE, &snap_pace)
         })
         .await
         {
@@ -1003,7 +996,7 @@ mod tests {
         assert!(plain.record_count() >= 3);
         let pace = WritePace::mib_per_s(32);
         assert_eq!(snapshot_with_pauses(&engine, Duration::ZERO, &pace), plain);
-        assert_eq!(snapshot_at_half_a_core(&engine, &pace), plain);
+        assert_eq!(snapshot_with_pauses(&engine, SNAPSHOT_SLICE, &pace), plain);
         pace.hurry();
         assert!(pace.hurried());
         assert_eq!(snapshot_with_pauses(&engine, Duration::ZERO, &pace), plain);

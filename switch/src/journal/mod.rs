@@ -276,15 +276,19 @@ impl WritePace {
 /// new one whole: to a temporary file, synced, then renamed over the old one, and the directory
 /// synced. For the checkpoints that let a restart skip the journal they cover. The file is
 /// written and synced in chunks at no more than `pace` ([`WritePace`]), sleeping between them.
+/// The file is `parts` one after the other (the switch's checkpoint: its CRC, then its body,
+/// without a copy of the two together); returns its size in bytes.
 pub fn write_durably(
     dir: &std::path::Path,
     name: &str,
-    bytes: &[u8],
+    parts: &[&[u8]],
     pace: WritePace,
-) -> std::io::Result<()> {
+) -> std::io::Result<u64> {
     let mut file = DurableFile::create(dir, name, pace)?;
-    file.write_slice(bytes);
-    file.commit().map(|_| ())
+    for part in parts {
+        file.write_slice(part);
+    }
+    file.commit()
 }
 
 /// A file written as [`write_durably`] writes one, from bytes that arrive as they are encoded

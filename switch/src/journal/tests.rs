@@ -1318,13 +1318,13 @@ fn a_paced_write_leaves_the_whole_file_and_keeps_to_its_rate() {
     let dir = tempfile::tempdir().unwrap();
     let pace = WritePace::mib_per_s(8);
     assert_eq!(pace.chunk_bytes(), 256 << 10);
-    write_durably(dir.path(), "cp.bin", b"old", pace.clone()).unwrap();
+    write_durably(dir.path(), "cp.bin", &[b"old"], pace.clone()).unwrap();
     // Three full chunks and a part of one.
     let bytes: Vec<u8> = (0..(3 * (256 << 10) + 17))
         .map(|i| (i % 251) as u8)
         .collect();
     let began = std::time::Instant::now();
-    write_durably(dir.path(), "cp.bin", &bytes, pace).unwrap();
+    write_durably(dir.path(), "cp.bin", &[&bytes], pace).unwrap();
     let took = began.elapsed();
     assert_eq!(fs::read(dir.path().join("cp.bin")).unwrap(), bytes);
     assert!(!dir.path().join("cp.bin.tmp").exists());
@@ -1338,7 +1338,7 @@ fn a_paced_write_leaves_the_whole_file_and_keeps_to_its_rate() {
 #[test]
 fn a_file_encoded_as_it_is_written_equals_the_buffered_encoding() {
     let dir = tempfile::tempdir().unwrap();
-    write_durably(dir.path(), "cp.bin", b"old", WritePace::unpaced()).unwrap();
+    write_durably(dir.path(), "cp.bin", &[b"old"], WritePace::unpaced()).unwrap();
     // About 900 KB of varints: four chunks of 256 KiB at 8 MiB/s.
     let value: Vec<(u64, String)> = (0..60_000u64)
         .map(|i| (i * 7_919, format!("record {i}")))
@@ -1365,7 +1365,7 @@ fn a_durable_file_in_a_missing_folder_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no-such-folder");
     assert!(DurableFile::create(&missing, "cp.bin", WritePace::unpaced()).is_err());
-    assert!(write_durably(&missing, "cp.bin", b"x", WritePace::unpaced()).is_err());
+    assert!(write_durably(&missing, "cp.bin", &[b"x"], WritePace::unpaced()).is_err());
 }
 
 /// However the bytes arrive (a slice after a partial chunk, one long run through `Extend`), at
@@ -1403,7 +1403,7 @@ fn a_durable_file_holds_at_most_one_chunk() {
 #[test]
 fn a_failed_checkpoint_write_is_an_error_and_keeps_the_old_file() {
     let dir = tempfile::tempdir().unwrap();
-    write_durably(dir.path(), "cp.bin", b"old", WritePace::unpaced()).unwrap();
+    write_durably(dir.path(), "cp.bin", &[b"old"], WritePace::unpaced()).unwrap();
     std::os::unix::fs::symlink("/dev/full", dir.path().join("cp.bin.tmp")).unwrap();
     let mut file = DurableFile::create(dir.path(), "cp.bin", WritePace::unpaced()).unwrap();
     file.write_slice(&vec![5; 9 << 20]);

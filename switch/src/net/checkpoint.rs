@@ -108,13 +108,10 @@ impl SwitchCheckpoint {
 /// decides which segments are never read, so a flipped bit that still decodes must not pass.
 /// The file is written at no more than `pace` ([`WritePace`]).
 /// The body is encoded into memory whole, since its CRC goes first (one copy of it, not two).
-pub fn write(dir: &Path, cp: &SwitchCheckpoint, pace: WritePace) -> std::io::Result<usize> {
+pub fn write(dir: &Path, cp: &SwitchCheckpoint, pace: WritePace) -> std::io::Result<u64> {
     let body = postcard::to_allocvec(cp).map_err(std::io::Error::other)?;
-    let mut file = crate::journal::DurableFile::create(dir, CHECKPOINT_FILE, pace)?;
-    file.write_slice(&crc32fast::hash(&body).to_le_bytes());
-    file.write_slice(&body);
-    let bytes = file.commit()?;
-    Ok(usize::try_from(bytes).unwrap_or(usize::MAX))
+    let crc = crc32fast::hash(&body).to_le_bytes();
+    crate::journal::write_durably(dir, CHECKPOINT_FILE, &[&crc, &body], pace)
 }
 
 /// The checkpoint in `dir`: `Ok(None)` when there is none, `Err` when there is one that cannot
