@@ -28,6 +28,16 @@ use crate::security::ProtectedPan;
 /// the format does not change.
 pub type Text = compact_str::CompactString;
 
+/// A field's bytes as record text, invalid UTF-8 replaced as `from_utf8_lossy` does. Fields
+/// are ASCII, so valid UTF-8 is copied as it is: compact_str's `from_utf8_lossy` walks every
+/// byte through a decoder, about 1% of the switch's samples on-us for field 54 alone.
+pub fn text_lossy(bytes: &[u8]) -> Text {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Text::from(s),
+        Err(_) => Text::from_utf8_lossy(bytes),
+    }
+}
+
 /// Encoding version, first byte of every record.
 const VERSION: u8 = 2;
 
@@ -281,6 +291,14 @@ impl Record {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn field_text_copies_valid_bytes_and_replaces_invalid_ones() {
+        assert_eq!(text_lossy(b"C000000001000"), "C000000001000");
+        assert_eq!(text_lossy(b""), "");
+        assert_eq!(text_lossy(b"AB\xffC"), "AB\u{fffd}C");
+        assert_eq!(text_lossy(b"AB\xffC"), Text::from_utf8_lossy(b"AB\xffC"));
+    }
 
     /// North Bank's 51 to STAN 1, with `reason` and `auth_code`.
     fn decision(reason: &str, auth_code: Option<&str>) -> Record {

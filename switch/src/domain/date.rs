@@ -214,6 +214,11 @@ impl TransmissionDateTime {
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
+
+    /// The ten digits as text.
+    pub fn as_str(&self) -> &str {
+        ascii::as_str(&self.0)
+    }
 }
 
 impl fmt::Display for TransmissionDateTime {

@@ -30,5 +30,5 @@ pub use decline::Decline;
 pub use error::DomainError;
 pub use ids::{AcquirerId, AuthCode, MerchantId, Rrn, Stan, TerminalId};
 pub use money::{Amount, Currency};
-pub use pan::{Bin, Pan, luhn_check_digit, luhn_valid};
+pub use pan::{Bin, MaskedPan, Pan, luhn_check_digit, luhn_valid};
 pub use product::Product;

@@ -143,13 +143,30 @@ impl Pan {
         usize::from(self.len)
     }
 
-    /// The masked form, first six and last four in clear: `411111******0013`.
-    fn masked(&self) -> ([u8; PAN_MAX], usize) {
+    /// The masked form, first six and last four in clear: `411111******0013`. What `Display`
+    /// prints, without going through a formatter: journal records take it on every request.
+    pub fn masked(&self) -> MaskedPan {
         let len = self.len();
         let mut out = [b'*'; PAN_MAX];
         out[..SHOWN_HEAD].copy_from_slice(&self.digits[..SHOWN_HEAD]);
         out[len - SHOWN_TAIL..len].copy_from_slice(&self.digits[len - SHOWN_TAIL..len]);
-        (out, len)
+        MaskedPan {
+            digits: out,
+            len: self.len,
+        }
+    }
+}
+
+/// A PAN's masked form ([`Pan::masked`]), held on the stack.
+#[derive(Clone, Copy)]
+pub struct MaskedPan {
+    digits: [u8; PAN_MAX],
+    len: u8,
+}
+
+impl MaskedPan {
+    pub fn as_str(&self) -> &str {
+        ascii::as_str(&self.digits[..usize::from(self.len)])
     }
 }
 
@@ -172,16 +189,14 @@ impl Hash for Pan {
 /// Masked: first six and last four digits, the middle replaced by `*`. Honours width/alignment.
 impl fmt::Display for Pan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (buf, len) = self.masked();
-        f.pad(ascii::as_str(&buf[..len]))
+        f.pad(self.masked().as_str())
     }
 }
 
 /// Masked like `Display`: `Pan(411111******0013)`, so `{:?}` of any message is log-safe.
 impl fmt::Debug for Pan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (buf, len) = self.masked();
-        write!(f, "Pan({})", ascii::as_str(&buf[..len]))
+        write!(f, "Pan({})", self.masked().as_str())
     }
 }
 
@@ -394,6 +409,7 @@ mod tests {
         assert_eq!(twelve.to_string(), "411111**0005");
         let nineteen = Pan::parse(b"6222021234567890128").unwrap();
         assert_eq!(nineteen.to_string(), "622202*********0128");
+        assert_eq!(nineteen.masked().as_str(), "622202*********0128");
     }
 
     #[test]
@@ -447,6 +463,8 @@ mod tests {
                 &clear[clear.len() - 4..]
             );
             prop_assert_eq!(pan.to_string(), masked.clone());
+            let shown = pan.masked();
+            prop_assert_eq!(shown.as_str(), masked.as_str());
             prop_assert_eq!(format!("{pan:?}"), format!("Pan({masked})"));
             #[derive(Debug)]
             #[allow(dead_code, reason = "only read through Debug")]

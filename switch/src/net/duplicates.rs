@@ -190,9 +190,15 @@ impl DuplicateWindow {
     }
 
     /// Looks up `key`, registering it as pending when it is new.
+    ///
+    /// The order's lock is taken once and held across the look-up: the sweep must come first
+    /// (a key past the window is new again) and the new key's place goes at the back, and
+    /// locking for each was two lock round trips per request, the lock's cache line moving
+    /// between the cores each time. The order's lock is always taken before a map shard's.
     pub fn claim(self: &Arc<Self>, key: DupKey, mti: Mti, now: Instant) -> Claim {
         let key = window_key(key, mti);
-        self.sweep(now);
+        let mut order = self.order.lock().unwrap_or_else(|p| p.into_inner());
+        self.expire(&mut order, now);
         match self.map.entry(key) {
             Entry::Occupied(mut e) => Claim::Duplicate(Waiter(match &mut e.get_mut().state {
                 SlotState::Pending(Some(tx)) => WaiterInner::Wait(tx.subscribe()),
@@ -209,7 +215,8 @@ impl DuplicateWindow {
                     generation,
                     state: SlotState::Pending(None),
                 });
-                self.remember(now, key, generation);
+                order.push_back((now, key, generation));
+                self.expire(&mut order, now);
                 Claim::New(Pending {
                     live: true,
                     key,

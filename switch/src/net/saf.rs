@@ -26,7 +26,7 @@ use crate::clock::Clock;
 use crate::domain::{
     AcquirerId, Amount, Currency, Mti, ProcessingCode, Stan, TransmissionDateTime,
 };
-use crate::events::{AdviceRecord, Record, Text};
+use crate::events::{AdviceRecord, Record, text_lossy};
 use crate::iso8583::views::{OriginalData, ReplacementAmounts};
 use crate::iso8583::{ISO87_ASCII, Message, MessageBuilder, decode};
 use crate::journal::{Admission, Journal};
@@ -211,7 +211,7 @@ impl Saf {
                 .await;
             match sent {
                 Ok(reply) => {
-                    let code = reply.msg.get(39).map(|c| Text::from_utf8_lossy(&c));
+                    let code = reply.msg.get(39).map(|c| text_lossy(&c));
                     tracing::info!(saf_id = rec.saf_id, issuer = %self.issuer, mti = rec.mti, response_code = code.as_deref().unwrap_or("none"), masked_pan = %rec.masked_pan, "advice delivered");
                     self.finish(
                         &rec,

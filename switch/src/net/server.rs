@@ -16,7 +16,6 @@
 //! Configuration that may change on SIGHUP (routing, acquirers, expiry check) sits behind an
 //! `ArcSwap`, read once per request, so a reload never blocks traffic.
 
-use compact_str::ToCompactString;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -403,12 +402,24 @@ type HandleResult = Option<Outgoing>;
 /// Forwarded requests whose issuer-side STAN is remembered.
 const ISSUER_STANS_MAX: usize = 2_000_000;
 
+/// A journal record's masked PAN. The record's texts are copied from the fields' own bytes, not
+/// formatted: `to_compact_string` goes through `fmt`, and a forwarded request made some thirty
+/// such texts, 3% of the switch's samples at 16×16 remote (docs/performance.md).
+fn masked_text(pan: &Pan) -> Text {
+    Text::from(pan.masked().as_str())
+}
+
+/// A journal record's processing code, as its six digits.
+fn code_text(code: crate::domain::ProcessingCode) -> Text {
+    Text::from(std::str::from_utf8(&code.to_field()).unwrap_or(""))
+}
+
 pub(crate) fn key_record(k: &DupKey) -> KeyRecord {
     KeyRecord {
         acquirer: k.acquirer.as_str().into(),
         terminal: k.terminal.as_str().into(),
         stan: k.stan.value(),
-        transmission: k.transmission.to_compact_string(),
+        transmission: Text::from(k.transmission.as_str()),
     }
 }
 
@@ -747,19 +758,19 @@ impl Runtime {
             key: key_record(&key),
             mti: req.mti.value(),
             pan: pan_protected.clone(),
-            masked_pan: req.pan.to_compact_string(),
-            processing_code: req.processing_code.to_compact_string(),
+            masked_pan: masked_text(&req.pan),
+            processing_code: code_text(req.processing_code),
             amount_minor: req.amount.map(|a| a.minor()),
             currency: req.currency.numeric(),
-            issuer: issuer_id.to_compact_string(),
-            rrn: req.rrn.map(|r| r.to_compact_string()),
-            merchant: Some(req.merchant.to_compact_string()),
+            issuer: Text::from(&*issuer_id),
+            rrn: req.rrn.map(|r| Text::from(r.as_str())),
+            merchant: Some(Text::from(req.merchant.as_str())),
             mcc: req.mcc,
             original: req.original.map(|o| OriginalRecord {
                 mti: o.mti.value(),
                 stan: o.stan.value(),
-                transmission: o.transmission.to_compact_string(),
-                acquirer: o.acquirer.to_compact_string(),
+                transmission: Text::from(o.transmission.as_str()),
+                acquirer: Text::from(o.acquirer.as_str()),
             }),
             replacement_minor: None,
             business_date,
@@ -778,7 +789,7 @@ impl Runtime {
                 // decision record's ticket answers for it.
                 let d = engine.authorize(req, &key, pin.check(), now, business_date);
                 let code = d.response_code();
-                let auth = d.auth_code.map(|a| a.to_compact_string());
+                let auth = d.auth_code.map(|a| Text::from(a.as_str()));
                 let approved = d.approved.and_then(|a| a.to_field().ok());
                 let rec = DecisionRecord {
                     reason: d.decline.map(|x| x.name().into()),
@@ -787,7 +798,7 @@ impl Runtime {
                     additional_amounts: d
                         .additional_amounts
                         .as_ref()
-                        .map(|v| Text::from_utf8_lossy(v)),
+                        .map(|v| crate::events::text_lossy(v)),
                     ..DecisionRecord::new(
                         txn,
                         self.clock.now_ms(),
@@ -795,7 +806,7 @@ impl Runtime {
                         req.mti.value(),
                         code.as_str(),
                         DecisionSource::OnUs,
-                        Some(issuer_id.to_compact_string()),
+                        Some(Text::from(&*issuer_id)),
                     )
                 };
                 let undeliverable = code.is_approval().then(|| {
@@ -847,7 +858,7 @@ impl Runtime {
                             .get(39)
                             .and_then(|c| ResponseCode::from_field(&c).ok())
                             .unwrap_or(ResponseCode::SystemMalfunction);
-                        let auth = reply.msg.get(38).map(|a| Text::from_utf8_lossy(&a));
+                        let auth = reply.msg.get(38).map(|a| crate::events::text_lossy(&a));
                         let approved_minor = if code == ResponseCode::ApprovedPartial {
                             reply
                                 .msg
@@ -863,7 +874,7 @@ impl Runtime {
                             additional_amounts: reply
                                 .msg
                                 .get(54)
-                                .map(|v| Text::from_utf8_lossy(&v)),
+                                .map(|v| crate::events::text_lossy(&v)),
                             ..DecisionRecord::new(
                                 txn,
                                 self.clock.now_ms(),
@@ -871,7 +882,7 @@ impl Runtime {
                                 req.mti.value(),
                                 code.as_str(),
                                 DecisionSource::Issuer,
-                                Some(issuer_id.to_compact_string()),
+                                Some(Text::from(&*issuer_id)),
                             )
                         };
                         let undeliverable = if code.is_approval() {
@@ -969,7 +980,7 @@ impl Runtime {
                                         req.mti.value(),
                                         "00",
                                         DecisionSource::StandIn,
-                                        Some(issuer_id.to_compact_string()),
+                                        Some(Text::from(&*issuer_id)),
                                     )
                                 };
                                 let add = Additions {
@@ -1027,7 +1038,7 @@ impl Runtime {
                                         req.mti.value(),
                                         code.as_str(),
                                         source,
-                                        Some(issuer_id.to_compact_string()),
+                                        Some(Text::from(&*issuer_id)),
                                     )
                                 };
                                 let answer =
@@ -1251,19 +1262,19 @@ impl Runtime {
             reason: Text::default(),
             txn: Some(txn),
             pan,
-            masked_pan: req.pan.to_compact_string(),
-            processing_code: req.processing_code.to_compact_string(),
+            masked_pan: masked_text(&req.pan),
+            processing_code: code_text(req.processing_code),
             amount_minor: amount.minor(),
             currency: req.currency.numeric(),
             original: OriginalRecord {
                 mti: req.mti.value(),
                 stan: req.stan.value(),
-                transmission: req.transmission.to_compact_string(),
-                acquirer: req.acquirer.to_compact_string(),
+                transmission: Text::from(req.transmission.as_str()),
+                acquirer: Text::from(req.acquirer.as_str()),
             },
-            terminal: req.terminal.to_compact_string(),
-            merchant: Some(req.merchant.to_compact_string()),
-            rrn: req.rrn.map(|r| r.to_compact_string()),
+            terminal: Text::from(req.terminal.as_str()),
+            merchant: Some(Text::from(req.merchant.as_str())),
+            rrn: req.rrn.map(|r| Text::from(r.as_str())),
             replacement_minor: None,
             auth_code,
             response_code: None,
@@ -1356,9 +1367,9 @@ impl Runtime {
     /// already answered 91 and a reversal advice queued, so nothing else is owed.
     pub async fn late_reply(&self, l: &crate::net::issuer::LateReply) {
         let rec = Record::LateReply {
-            issuer: l.issuer_id.to_compact_string(),
+            issuer: Text::from(&*l.issuer_id),
             at_ms: self.clock.now_ms(),
-            response_code: l.msg.get(39).map(|c| Text::from_utf8_lossy(&c)),
+            response_code: l.msg.get(39).map(|c| crate::events::text_lossy(&c)),
             masked_pan: l
                 .msg
                 .get(2)
@@ -1459,8 +1470,8 @@ impl Runtime {
         let original = OriginalRecord {
             mti: req.original.mti.value(),
             stan: req.original.stan.value(),
-            transmission: req.original.transmission.to_compact_string(),
-            acquirer: req.original.acquirer.to_compact_string(),
+            transmission: Text::from(req.original.transmission.as_str()),
+            acquirer: Text::from(req.original.acquirer.as_str()),
         };
         let request_queued = self.journal_request(&Record::Request(RequestRecord {
             txn,
@@ -1468,13 +1479,13 @@ impl Runtime {
             key: key_record(&key),
             mti: req.mti.value(),
             pan: pan_protected.clone(),
-            masked_pan: req.pan.to_compact_string(),
-            processing_code: req.processing_code.to_compact_string(),
+            masked_pan: masked_text(&req.pan),
+            processing_code: code_text(req.processing_code),
             amount_minor: Some(req.amount.minor()),
             currency: req.amount.currency().numeric(),
-            issuer: issuer_id.to_compact_string(),
-            rrn: req.rrn.map(|r| r.to_compact_string()),
-            merchant: msg.get(42).map(|m| Text::from_utf8_lossy(&m)),
+            issuer: Text::from(&*issuer_id),
+            rrn: req.rrn.map(|r| Text::from(r.as_str())),
+            merchant: msg.get(42).map(|m| crate::events::text_lossy(&m)),
             mcc: None,
             original: Some(original.clone()),
             replacement_minor: req.replacement.map(|r| r.transaction.minor()),
@@ -1519,21 +1530,21 @@ impl Runtime {
                 let advice = AdviceRecord {
                     saf_id: self.next_saf(),
                     at_ms: self.clock.now_ms(),
-                    issuer: issuer_id.to_compact_string(),
+                    issuer: Text::from(&*issuer_id),
                     mti: Mti::REVERSAL_ADVICE.value(),
                     reason: "acquirer_advice".into(),
                     txn: Some(txn),
                     pan: pan_protected.clone(),
-                    masked_pan: req.pan.to_compact_string(),
-                    processing_code: req.processing_code.to_compact_string(),
+                    masked_pan: masked_text(&req.pan),
+                    processing_code: code_text(req.processing_code),
                     amount_minor: req.amount.minor(),
                     currency: req.amount.currency().numeric(),
                     original,
-                    terminal: req.terminal.to_compact_string(),
-                    merchant: msg.get(42).map(|m| Text::from_utf8_lossy(&m)),
-                    rrn: req.rrn.map(|r| r.to_compact_string()),
+                    terminal: Text::from(req.terminal.as_str()),
+                    merchant: msg.get(42).map(|m| crate::events::text_lossy(&m)),
+                    rrn: req.rrn.map(|r| Text::from(r.as_str())),
                     replacement_minor: req.replacement.map(|r| r.transaction.minor()),
-                    auth_code: msg.get(38).map(|a| Text::from_utf8_lossy(&a)),
+                    auth_code: msg.get(38).map(|a| crate::events::text_lossy(&a)),
                     response_code: None,
                 };
                 if req.is_advice() {
@@ -1593,7 +1604,7 @@ impl Runtime {
                 req.mti.value(),
                 code.as_str(),
                 source,
-                Some(issuer_id.to_compact_string()),
+                Some(Text::from(&*issuer_id)),
             )
         }));
         // Covers the request record and any ledger event too: see `journal_request`.
@@ -1636,7 +1647,7 @@ fn record_code(span: &tracing::Span, dialect: &'static Dialect, out: Option<&Out
     }
     let code = out
         .and_then(|o| crate::iso8583::decode_lenient(dialect, o.bytes.clone()).ok())
-        .and_then(|m| m.get(39).map(|c| Text::from_utf8_lossy(&c)));
+        .and_then(|m| m.get(39).map(|c| crate::events::text_lossy(&c)));
     if let Some(c) = code {
         span.record("response_code", tracing::field::display(c));
         tracing::debug!(parent: span, "answered");
