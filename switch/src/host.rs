@@ -41,7 +41,9 @@ use crate::domain::{Mti, ResponseCode};
 use crate::events::Record;
 use crate::iso8583::views::{AuthorizationRequest, ReversalRequest, mti_of};
 use crate::iso8583::{Dialect, Message, MessageBuilder, decode_lenient};
-use crate::issuing::{Engine, IssuerFile, IssuingRequest, LedgerEvent, Outcome, PinCheck};
+use crate::issuing::{
+    Engine, IssuerFile, IssuingRequest, LedgerEvent, Outcome, PinCheck, SNAPSHOT_SLICE,
+};
 use crate::journal::{
     AppendTicket, Background, FileJournal, Journal, JournalOptions, WritePace, in_background,
 };
@@ -650,35 +652,6 @@ async fn handle(shared: &Shared, payload: Bytes) -> Option<Bytes> {
     answer(shared, &msg, outcome.response_code(), Some(&outcome))
 }
 
-/// Work between two pauses of a periodic checkpoint's snapshot ([`snapshot_with_pauses`]).
-const SNAPSHOT_SLICE: Duration = Duration::from_millis(2);
-
-/// The engine's snapshot for a periodic checkpoint, pausing for `slice` after every `slice` of
-/// work ([`SNAPSHOT_SLICE`]), so that it takes at most about half a core while the host answers
-/// requests. Accounts are frozen one at a time in any case (`Engine::snapshot`), so a pause
-/// between them changes nothing in what is copied; the snapshot only takes twice as long.
-///
-/// Why: the write after it is paced ([`WritePace`]), but a snapshot of millions of records ran in
-/// one burst of a core, on both hosts at once on the test machine's two cores, and held up the
-/// stack for about a second at each large checkpoint. In one pair of four-minute runs at 31,730
-/// remote requests a second (docs/performance.md, "Checkpoints written at a bounded rate") the
-/// p99.9 was 74.9 ms with the pauses against 159 ms without. A shutdown ([`WritePace::hurry`] on
-/// `pace`) ends the pauses, as it ends the write's.
-fn snapshot_with_pauses(
-    engine: &Engine,
-    slice: Duration,
-    pace: &WritePace,
-) -> crate::issuing::Snapshot {
-    let mut slice_began = std::time::Instant::now();
-    engine.snapshot_then(|account| {
-        // A clock read every 64 accounts: cheap beside the copies between them.
-        if account % 64 == 0 && slice_began.elapsed() >= slice && !pace.hurried() {
-            std::thread::sleep(slice);
-            slice_began = std::time::Instant::now();
-        }
-    })
-}
-
 /// When a checkpoint is due, writes one covering the journal up to `lsn` on a low-priority
 /// thread ([`in_background`]). One at a time, the shutdown checkpoint included: a checkpoint
 /// due while one is running waits for the next event after it.
@@ -716,7 +689,7 @@ fn maybe_checkpoint(shared: &Shared, lsn: u64) {
         // Freezing takes each account's lock: nice 19, not the idle policy (`Background`).
         let snap_pace = pace.clone();
         let snap = match in_background(Background::Low, move || {
-            snapshot_with_pauses(&engine, SNAPSHOT_SLICE, &snap_pace)
+            engine.snapshot_with_pauses(SNAPSHOT_SLICE, || !snap_pace.hurried())
         })
         .await
         {
@@ -994,12 +967,10 @@ mod tests {
         }
         let plain = engine.snapshot();
         assert!(plain.record_count() >= 3);
-        let pace = WritePace::mib_per_s(32);
-        assert_eq!(snapshot_with_pauses(&engine, Duration::ZERO, &pace), plain);
-        assert_eq!(snapshot_with_pauses(&engine, SNAPSHOT_SLICE, &pace), plain);
-        pace.hurry();
-        assert!(pace.hurried());
-        assert_eq!(snapshot_with_pauses(&engine, Duration::ZERO, &pace), plain);
+        let pausing = || true;
+        assert_eq!(engine.snapshot_with_pauses(Duration::ZERO, pausing), plain);
+        assert_eq!(engine.snapshot_with_pauses(SNAPSHOT_SLICE, pausing), plain);
+        assert_eq!(engine.snapshot_with_pauses(Duration::ZERO, || false), plain);
     }
 
     /// Shutdown hurries the host's periodic checkpoint pace, so one still being written finishes

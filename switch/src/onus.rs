@@ -234,21 +234,15 @@ impl OnUs for EngineOnUs {
         }
     }
 
-    fn snapshot(&self) -> Option<(Vec<u8>, usize)> {
-        let snapshot = self.engine.snapshot();
-        match postcard::to_allocvec(&snapshot) {
-            Ok(bytes) => Some((bytes, snapshot.record_count())),
-            Err(e) => {
-                tracing::error!(issuer = %self.issuer, error = %e, "engine snapshot does not encode");
-                None
-            }
-        }
+    fn snapshot(&self, pausing: &dyn Fn() -> bool) -> Option<crate::issuing::Snapshot> {
+        Some(
+            self.engine
+                .snapshot_with_pauses(crate::issuing::SNAPSHOT_SLICE, pausing),
+        )
     }
 
-    fn restore(&self, snapshot: &[u8]) -> Result<(), String> {
-        let snapshot: crate::issuing::Snapshot =
-            postcard::from_bytes(snapshot).map_err(|e| format!("snapshot does not decode: {e}"))?;
-        self.engine.restore(&snapshot).map_err(|e| e.to_string())
+    fn restore(&self, snapshot: &crate::issuing::Snapshot) -> Result<(), String> {
+        self.engine.restore(snapshot).map_err(|e| e.to_string())
     }
 
     fn sweep_interval(&self) -> Option<Duration> {

@@ -96,8 +96,8 @@ pub use config::{
     AccountEntry, CardEntry, CardStatus, DailyLimitEntry, IssuerFile, ProductEntry, ProductKind,
 };
 pub use engine::{
-    Applied, Approval, Balances, Card, Engine, LedgerView, Outcome, RestoreError, SWEEP_EVENTS_MAX,
-    Snapshot, no_journal,
+    Applied, Approval, Balances, Card, Engine, LedgerView, Outcome, RestoreError, SNAPSHOT_SLICE,
+    SWEEP_EVENTS_MAX, Snapshot, no_journal,
 };
 pub use event::LedgerEvent;
 pub use ledger::LedgerError;

@@ -168,7 +168,7 @@ pub async fn in_background<T: Send + 'static>(
         .map_err(|_| "checkpoint thread stopped without a result".to_owned())
 }
 
-/// How fast [`write_durably`] and [`DurableFile`] may write a checkpoint file: at most
+/// How fast a [`DurableFile`] may write a checkpoint file: at most
 /// `bytes_per_s`, or as fast as the disk takes it.
 ///
 /// Why a limit: the journals' fsyncs share the disk with the checkpoint file. Written at full
@@ -272,27 +272,12 @@ impl WritePace {
     }
 }
 
-/// Writes `bytes` as the file `name` in `dir` so that a crash leaves either the old file or the
-/// new one whole: to a temporary file, synced, then renamed over the old one, and the directory
-/// synced. For the checkpoints that let a restart skip the journal they cover. The file is
-/// written and synced in chunks at no more than `pace` ([`WritePace`]), sleeping between them.
-/// The file is `parts` one after the other (the switch's checkpoint: its CRC, then its body,
-/// without a copy of the two together); returns its size in bytes.
-pub fn write_durably(
-    dir: &std::path::Path,
-    name: &str,
-    parts: &[&[u8]],
-    pace: WritePace,
-) -> std::io::Result<u64> {
-    let mut file = DurableFile::create(dir, name, pace)?;
-    for part in parts {
-        file.write_slice(part);
-    }
-    file.commit()
-}
-
-/// A file written as [`write_durably`] writes one, from bytes that arrive as they are encoded
-/// (it is `Extend<u8>`, which `postcard::to_extend` writes into), so that a checkpoint of
+/// A file written so that a crash leaves either the old file or the new one whole: to a
+/// temporary file, synced, then renamed over the old one, and the directory synced. For the
+/// checkpoints that let a restart skip the journal they cover. The file is written and synced
+/// in chunks at no more than its pace ([`WritePace`]), sleeping between them. The bytes arrive
+/// as they are encoded (it is `Extend<u8>`, which `postcard::to_extend` writes into), so that a
+/// checkpoint of
 /// hundreds of megabytes is never held in memory whole, and its encoding is spread over the
 /// paced write instead of running in one burst of a core before it. It buffers at most one chunk
 /// ([`WritePace::chunk_bytes`]). Nothing replaces the file `name` until [`DurableFile::commit`];
@@ -309,6 +294,8 @@ pub struct DurableFile {
     /// When the next chunk may be written, from `began` ([`WritePace::next_due`]).
     due: std::time::Duration,
     written: u64,
+    /// CRC-32 of the chunks written so far ([`DurableFile::crc32`]).
+    crc: crc32fast::Hasher,
     /// The first write or sync that failed: `Extend` cannot return it, so it is kept for
     /// `commit`, and nothing more is written after it.
     failed: Option<std::io::Error>,
@@ -331,8 +318,17 @@ impl DurableFile {
             began: std::time::Instant::now(),
             due: std::time::Duration::ZERO,
             written: 0,
+            crc: crc32fast::Hasher::new(),
             failed: None,
         })
+    }
+
+    /// The CRC-32 of every byte given so far, buffered ones included: what a file that carries
+    /// its own check appends before [`DurableFile::commit`] (the switch's checkpoint).
+    pub fn crc32(&self) -> u32 {
+        let mut crc = self.crc.clone();
+        crc.update(&self.buf);
+        crc.finalize()
     }
 
     /// Appends `data`: whole chunks straight from the slice when nothing is buffered, without a
@@ -395,6 +391,7 @@ impl DurableFile {
             std::thread::sleep(wait);
         }
         let started = self.began.elapsed();
+        self.crc.update(chunk);
         if let Err(e) = self
             .file
             .write_all(chunk)

@@ -106,6 +106,15 @@ fn flip_byte(path: &Path, offset: u64) {
     fs::write(path, bytes).unwrap();
 }
 
+/// A whole file written through a [`DurableFile`] from `parts`, one after the other.
+fn write_durably(dir: &Path, name: &str, parts: &[&[u8]], pace: WritePace) -> std::io::Result<u64> {
+    let mut file = DurableFile::create(dir, name, pace)?;
+    for part in parts {
+        file.write_slice(part);
+    }
+    file.commit()
+}
+
 fn append_raw(path: &Path, bytes: &[u8]) {
     OpenOptions::new()
         .append(true)
@@ -1348,6 +1357,8 @@ fn a_file_encoded_as_it_is_written_equals_the_buffered_encoding() {
     let file = DurableFile::create(dir.path(), "cp.bin", WritePace::mib_per_s(8)).unwrap();
     let file = postcard::to_extend(&value, file).unwrap();
     assert_eq!(fs::read(dir.path().join("cp.bin")).unwrap(), b"old");
+    // The running CRC covers the chunks written and the bytes still buffered.
+    assert_eq!(file.crc32(), crc32fast::hash(&expected));
     assert_eq!(file.commit().unwrap(), expected.len() as u64);
     assert_eq!(fs::read(dir.path().join("cp.bin")).unwrap(), expected);
     assert!(!dir.path().join("cp.bin.tmp").exists());

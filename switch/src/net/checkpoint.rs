@@ -52,7 +52,9 @@ pub fn horizon_ms(duplicate_window_s: u64) -> i64 {
 }
 
 /// The file's layout version: a file of another version is not used (the whole journal is read).
-const FORMAT: u32 = 2;
+/// Format 3 holds the on-us engines' snapshots as they are, not each encoded into bytes first,
+/// and its CRC comes last, so that the whole file can be encoded straight into its paced write.
+const FORMAT: u32 = 3;
 
 /// What a checkpoint holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -80,7 +82,7 @@ pub struct SwitchCheckpoint {
     /// The STANs under which requests reached their issuers when not their own, oldest first.
     pub issuer_stans: Vec<(KeyRecord, u32)>,
     /// Each on-us issuer's engine snapshot, by issuer id.
-    pub engines: Vec<(String, Vec<u8>)>,
+    pub engines: Vec<(String, crate::issuing::Snapshot)>,
 }
 
 impl SwitchCheckpoint {
@@ -104,14 +106,18 @@ impl SwitchCheckpoint {
 }
 
 /// Writes `cp` into `dir` (atomically: a crash leaves the old checkpoint or the new one);
-/// returns its size in bytes. The file is a CRC-32 of the body, then the body: the checkpoint
-/// decides which segments are never read, so a flipped bit that still decodes must not pass.
-/// The file is written at no more than `pace` ([`WritePace`]).
-/// The body is encoded into memory whole, since its CRC goes first (one copy of it, not two).
+/// returns its size in bytes. The file is the body, then a CRC-32 of it (little-endian): the
+/// checkpoint decides which segments are never read, so a flipped bit that still decodes must
+/// not pass. The file is written at no more than `pace` ([`WritePace`]), and the body is encoded
+/// straight into that write ([`crate::journal::DurableFile`]): an on-us issuer of millions of
+/// idempotency records makes a file of hundreds of megabytes, which is never held in memory
+/// whole (until format 2 it was held twice, each engine's snapshot encoded apart first).
 pub fn write(dir: &Path, cp: &SwitchCheckpoint, pace: WritePace) -> std::io::Result<u64> {
-    let body = postcard::to_allocvec(cp).map_err(std::io::Error::other)?;
-    let crc = crc32fast::hash(&body).to_le_bytes();
-    crate::journal::write_durably(dir, CHECKPOINT_FILE, &[&crc, &body], pace)
+    let file = crate::journal::DurableFile::create(dir, CHECKPOINT_FILE, pace)?;
+    let mut file = postcard::to_extend(cp, file).map_err(std::io::Error::other)?;
+    let crc = file.crc32().to_le_bytes();
+    file.write_slice(&crc);
+    file.commit()
 }
 
 /// The checkpoint in `dir`: `Ok(None)` when there is none, `Err` when there is one that cannot
@@ -123,11 +129,19 @@ pub fn read(dir: &Path) -> Result<Option<SwitchCheckpoint>, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("cannot read {CHECKPOINT_FILE}: {e}")),
     };
-    let (crc, body) = bytes
-        .split_first_chunk::<4>()
+    let (body, crc) = bytes
+        .split_last_chunk::<4>()
         .ok_or_else(|| format!("{CHECKPOINT_FILE} is too short"))?;
     if u32::from_le_bytes(*crc) != crc32fast::hash(body) {
-        return Err(format!("{CHECKPOINT_FILE} fails its CRC"));
+        // Until format 2 the CRC came first: such a file is whole, only older.
+        let earlier = bytes
+            .split_first_chunk::<4>()
+            .is_some_and(|(crc, body)| u32::from_le_bytes(*crc) == crc32fast::hash(body));
+        return Err(if earlier {
+            format!("{CHECKPOINT_FILE} is of an earlier format (its CRC first), not {FORMAT}")
+        } else {
+            format!("{CHECKPOINT_FILE} fails its CRC")
+        });
     }
     let cp: SwitchCheckpoint = postcard::from_bytes(body)
         .map_err(|e| format!("{CHECKPOINT_FILE} does not decode: {e}"))?;
@@ -313,6 +327,7 @@ impl Checkpointer {
         let engines = self.engines.clone();
         let safs = self.safs.clone();
         let runtime = Arc::clone(&self.runtime);
+        let snap_pace = self.pace.clone();
         // The queues' and the accounts' locks are taken here: nice 19, not the idle policy.
         let (cp, records) = in_background(Background::Low, move || {
             cp.owed = safs.iter().flat_map(|s| s.pending()).collect();
@@ -322,12 +337,13 @@ impl Checkpointer {
                 .iter()
                 .map(|(k, stan)| (key_record(k), *stan))
                 .collect();
-            let snapshots = engines
+            // Paused as the issuer hosts' are, until a shutdown hurries the pace.
+            let pausing = || !snap_pace.hurried();
+            cp.engines = engines
                 .iter()
-                .map(|(id, e)| e.snapshot().map(|(b, n)| (id.clone(), b, n)))
+                .map(|(id, e)| e.snapshot(&pausing).map(|s| (id.clone(), s)))
                 .collect::<Option<Vec<_>>>()?;
-            let records: usize = snapshots.iter().map(|s| s.2).sum();
-            cp.engines = snapshots.into_iter().map(|(id, b, _)| (id, b)).collect();
+            let records: usize = cp.engines.iter().map(|(_, s)| s.record_count()).sum();
             Some((cp, records))
         })
         .await?
@@ -454,7 +470,19 @@ mod tests {
         assert!(read(dir.path()).expect("no file is fine").is_none());
         let mut cp = SwitchCheckpoint::new(7, day(3), 5);
         cp.next_txn = 42;
-        cp.engines.push(("metro-pay".to_owned(), vec![1, 2, 3]));
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../config/issuers/metro-pay.toml");
+        let engine = crate::onus::load_engine(&path).expect("Metro Pay");
+        let t0 = day(3).and_hms_opt(10, 0, 0).expect("time");
+        let pan = crate::domain::Pan::parse(b"6050010000000013").expect("pan");
+        assert!(
+            engine
+                .process(&crate::onus::sample_purchase(pan, 1), t0, t0.date())
+                .result
+                .is_ok()
+        );
+        cp.engines.push(("metro-pay".to_owned(), engine.snapshot()));
+        assert_eq!(cp.engines[0].1.record_count(), 1);
         let bytes = write(dir.path(), &cp, WritePace::unpaced()).expect("written");
         assert!(bytes > 0);
         let back = read(dir.path()).expect("reads").expect("there");
@@ -476,5 +504,12 @@ mod tests {
         bytes[5] ^= 1;
         std::fs::write(&path, &bytes).expect("write");
         assert!(read(dir.path()).unwrap_err().contains("CRC"));
+        // A whole file of format 2 (its CRC first) is named as such, not as damaged.
+        let body = &bytes[..bytes.len() - 4];
+        let mut earlier = crc32fast::hash(body).to_le_bytes().to_vec();
+        earlier.extend_from_slice(body);
+        std::fs::write(&path, &earlier).expect("write");
+        let err = read(dir.path()).unwrap_err();
+        assert!(err.contains("earlier format"), "{err}");
     }
 }

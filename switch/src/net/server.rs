@@ -129,16 +129,16 @@ pub trait OnUs: Send + Sync + 'static {
     /// state already holds (a checkpoint taken after it) changes nothing.
     fn replay(&self, event: &[u8]);
 
-    /// The state for the switch's checkpoint, taken with the issuer serving, and how many
-    /// idempotency records it holds (what its size grows with). `None`: this issuer cannot be
-    /// checkpointed, and the switch writes no checkpoint.
-    fn snapshot(&self) -> Option<(Vec<u8>, usize)> {
+    /// The state for the switch's checkpoint, taken with the issuer serving, pausing now and
+    /// then while `pausing()` says so (`Engine::snapshot_with_pauses`). `None`: this issuer
+    /// cannot be checkpointed, and the switch writes no checkpoint.
+    fn snapshot(&self, _pausing: &dyn Fn() -> bool) -> Option<crate::issuing::Snapshot> {
         None
     }
 
     /// Restores a [`OnUs::snapshot`] before recovery replays the journal after it; `Err` when
     /// the snapshot does not belong to this issuer as configured.
-    fn restore(&self, _snapshot: &[u8]) -> Result<(), String> {
+    fn restore(&self, _snapshot: &crate::issuing::Snapshot) -> Result<(), String> {
         Err("this issuer cannot restore a checkpoint".to_owned())
     }
 
