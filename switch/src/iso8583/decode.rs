@@ -600,9 +600,19 @@ impl Message {
         self.field(n).map(|f| f.bytes())
     }
 
-    /// The numbers of the fields present, ascending, excluding the secondary bitmap.
+    /// The numbers of the fields present, ascending, excluding the secondary bitmap. Walks the
+    /// set bits only, not all 127 field numbers.
     pub fn field_numbers(&self) -> impl Iterator<Item = u8> + '_ {
-        (2..=128u8).filter(move |&n| self.has(n))
+        let mut bits = self.bitmap & !(1u128 << 127);
+        std::iter::from_fn(move || {
+            if bits == 0 {
+                return None;
+            }
+            let zeros = bits.leading_zeros();
+            bits &= !(1u128 << (127 - zeros));
+            // Field n is bit 128 - n, so n = zeros + 1, at most 128.
+            u8::try_from(zeros + 1).ok()
+        })
     }
 
     /// The presence bitmap: bit 127 is field 1, bit 0 is field 128.

@@ -38,6 +38,12 @@ fn round_trip_every_dialect() {
                     None => assert!(!m.has(n), "{id} field {n}"),
                 }
             }
+            // The fields listed are exactly the fields present, ascending.
+            assert_eq!(
+                m.field_numbers().collect::<Vec<_>>(),
+                (2..=128u8).filter(|&n| m.has(n)).collect::<Vec<_>>(),
+                "{id}"
+            );
             // Relaying every field rebuilds the same bytes.
             let mut relay = MessageBuilder::new(d, m.mti_digits());
             for n in m.field_numbers() {

@@ -144,18 +144,47 @@ pub fn rule_for(mti: Mti) -> Option<&'static FieldRule> {
     RULES.iter().find(|r| r.mti == base)
 }
 
-/// Checks mandatory and forbidden fields of `msg` against `rule`.
+/// Checks mandatory and forbidden fields of `msg` against `rule`; the error names the
+/// lowest-numbered field at fault.
+///
+/// On the presence bitmap, as masks: walking every field number and searching the rule's lists
+/// for each was 1% of the switch's samples.
 pub fn check_rule(msg: &Message, rule: &FieldRule) -> Result<(), ViewError> {
-    if let Some(&field) = rule.mandatory.iter().find(|&&n| !msg.has(n)) {
-        return Err(ViewError::Missing { field });
+    check_present(msg.bitmap(), rule)
+}
+
+/// [`check_rule`] on a presence bitmap. Field 1 (the secondary bitmap) is framing, not content.
+fn check_present(bitmap: u128, rule: &FieldRule) -> Result<(), ViewError> {
+    let present = bitmap & !field_bit(1);
+    let mandatory = field_bits(rule.mandatory);
+    let missing = mandatory & !present;
+    if missing != 0 {
+        return Err(ViewError::Missing {
+            field: lowest_field(missing),
+        });
     }
-    if let Some(field) = msg
-        .field_numbers()
-        .find(|n| !rule.mandatory.contains(n) && !rule.optional.contains(n))
-    {
-        return Err(ViewError::Forbidden { field });
+    let forbidden = present & !(mandatory | field_bits(rule.optional));
+    if forbidden != 0 {
+        return Err(ViewError::Forbidden {
+            field: lowest_field(forbidden),
+        });
     }
     Ok(())
+}
+
+/// Field `n`'s bit (1–128) in a presence bitmap ([`Message::bitmap`]: bit 127 is field 1).
+fn field_bit(n: u8) -> u128 {
+    1u128 << (128 - u32::from(n.clamp(1, 128)))
+}
+
+fn field_bits(fields: &[u8]) -> u128 {
+    fields.iter().fold(0, |m, &n| m | field_bit(n))
+}
+
+/// The lowest field number among the bits of a non-zero `mask`.
+fn lowest_field(mask: u128) -> u8 {
+    // At most 128 leading zeros in a non-zero mask, so at most 128.
+    u8::try_from(mask.leading_zeros() + 1).unwrap_or(u8::MAX)
 }
 
 /// The MTI of a decoded message as a domain type.
@@ -719,6 +748,43 @@ mod tests {
 
     use super::*;
     use crate::iso8583::{ISO87_ASCII, decode, samples};
+
+    /// The rule check as it was written first, on field numbers and the rule's lists: the masks
+    /// must find the same fault, field for field.
+    fn check_by_lists(bitmap: u128, rule: &FieldRule) -> Result<(), ViewError> {
+        let has = |n: u8| bitmap & (1u128 << (128 - u32::from(n))) != 0;
+        if let Some(&field) = rule.mandatory.iter().find(|&&n| !has(n)) {
+            return Err(ViewError::Missing { field });
+        }
+        if let Some(field) = (2..=128u8)
+            .find(|&n| has(n) && !rule.mandatory.contains(&n) && !rule.optional.contains(&n))
+        {
+            return Err(ViewError::Forbidden { field });
+        }
+        Ok(())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn rule_masks_agree_with_the_lists(
+            bitmap: u128,
+            rule in 0..RULES.len(),
+            fill_mandatory: bool,
+            keep_allowed_only: bool,
+        ) {
+            let rule = &RULES[rule];
+            let mut bitmap = bitmap;
+            // Random bitmaps almost always miss a mandatory field and carry a forbidden one:
+            // steer some toward the other outcomes.
+            if fill_mandatory {
+                bitmap |= field_bits(rule.mandatory);
+            }
+            if keep_allowed_only {
+                bitmap &= field_bits(rule.mandatory) | field_bits(rule.optional) | field_bit(1);
+            }
+            proptest::prop_assert_eq!(check_present(bitmap, rule), check_by_lists(bitmap, rule));
+        }
+    }
 
     fn auth_msg(extra: &[(u8, &'static [u8])], drop: &[u8]) -> Message {
         let mut b = samples::auth_request(&ISO87_ASCII);
