@@ -277,11 +277,11 @@ impl WritePace {
 /// checkpoints that let a restart skip the journal they cover. The file is written and synced
 /// in chunks at no more than its pace ([`WritePace`]), sleeping between them. The bytes arrive
 /// as they are encoded (it is `Extend<u8>`, which `postcard::to_extend` writes into), so that a
-/// checkpoint of
-/// hundreds of megabytes is never held in memory whole, and its encoding is spread over the
-/// paced write instead of running in one burst of a core before it. It buffers at most one chunk
-/// ([`WritePace::chunk_bytes`]). Nothing replaces the file `name` until [`DurableFile::commit`];
-/// dropped before that, it leaves only the temporary file, which the next one truncates.
+/// checkpoint of hundreds of megabytes is never held in memory whole, and its encoding is spread
+/// over the paced write instead of running in one burst of a core before it. It buffers at most
+/// one chunk ([`WritePace::chunk_bytes`]). Nothing replaces the file `name` until
+/// [`DurableFile::commit`]; dropped before that, it leaves only the temporary file, which the
+/// next one truncates.
 pub struct DurableFile {
     file: std::fs::File,
     dir: std::path::PathBuf,
