@@ -952,8 +952,8 @@ mod tests {
         host.shutdown().await;
     }
 
-    /// The snapshot with pauses copies exactly what the plain one does (with a zero slice, so
-    /// that the pause is taken).
+    /// The snapshot with pauses copies exactly what the plain one does, whether it pauses or is
+    /// told not to (with a zero slice every pause point asks `pausing`).
     #[test]
     fn a_snapshot_with_pauses_is_the_plain_snapshot() {
         let engine = north_bank_engine();
@@ -967,10 +967,26 @@ mod tests {
         }
         let plain = engine.snapshot();
         assert!(plain.record_count() >= 3);
-        let pausing = || true;
+        // With a zero slice every 64th account is a pause point: `pausing` is asked there.
+        let asked = std::cell::Cell::new(0u32);
+        let pausing = || {
+            asked.set(asked.get() + 1);
+            true
+        };
         assert_eq!(engine.snapshot_with_pauses(Duration::ZERO, pausing), plain);
-        assert_eq!(engine.snapshot_with_pauses(SNAPSHOT_SLICE, pausing), plain);
-        assert_eq!(engine.snapshot_with_pauses(Duration::ZERO, || false), plain);
+        assert!(
+            asked.get() >= 1,
+            "the snapshot never asked whether to pause"
+        );
+        assert_eq!(engine.snapshot_with_pauses(SNAPSHOT_SLICE, || true), plain);
+        // Told not to pause (a hurried shutdown), it copies the same.
+        let declined = std::cell::Cell::new(0u32);
+        let hurried = || {
+            declined.set(declined.get() + 1);
+            false
+        };
+        assert_eq!(engine.snapshot_with_pauses(Duration::ZERO, hurried), plain);
+        assert_eq!(declined.get(), asked.get());
     }
 
     /// Shutdown hurries the host's periodic checkpoint pace, so one still being written finishes

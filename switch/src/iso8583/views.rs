@@ -764,6 +764,23 @@ mod tests {
         Ok(())
     }
 
+    /// The masks name the lowest-numbered field at fault, as the lists did only because each
+    /// is ascending; a field 1 (the secondary bitmap) or one outside 2–128 would mean nothing.
+    #[test]
+    fn every_rule_lists_fields_ascending_within_2_to_128() {
+        for rule in RULES {
+            for list in [rule.mandatory, rule.optional] {
+                assert!(list.iter().all(|n| (2..=128).contains(n)), "{:?}", rule.mti);
+                assert!(list.windows(2).all(|w| w[0] < w[1]), "{:?}", rule.mti);
+            }
+            assert!(
+                rule.mandatory.iter().all(|n| !rule.optional.contains(n)),
+                "{:?}",
+                rule.mti
+            );
+        }
+    }
+
     proptest::proptest! {
         #[test]
         fn rule_masks_agree_with_the_lists(

@@ -134,14 +134,12 @@ pub fn read(dir: &Path) -> Result<Option<SwitchCheckpoint>, String> {
         .ok_or_else(|| format!("{CHECKPOINT_FILE} is too short"))?;
     if u32::from_le_bytes(*crc) != crc32fast::hash(body) {
         // Until format 2 the CRC came first: such a file is whole, only older.
-        let earlier = bytes
-            .split_first_chunk::<4>()
-            .is_some_and(|(crc, body)| u32::from_le_bytes(*crc) == crc32fast::hash(body));
-        return Err(if earlier {
-            format!("{CHECKPOINT_FILE} is of an earlier format (its CRC first), not {FORMAT}")
-        } else {
-            format!("{CHECKPOINT_FILE} fails its CRC")
-        });
+        return match bytes.split_first_chunk::<4>() {
+            Some((crc, body)) if u32::from_le_bytes(*crc) == crc32fast::hash(body) => {
+                read_format_2(body).map(Some)
+            }
+            _ => Err(format!("{CHECKPOINT_FILE} fails its CRC")),
+        };
     }
     let cp: SwitchCheckpoint = postcard::from_bytes(body)
         .map_err(|e| format!("{CHECKPOINT_FILE} does not decode: {e}"))?;
@@ -152,6 +150,66 @@ pub fn read(dir: &Path) -> Result<Option<SwitchCheckpoint>, String> {
         ));
     }
     Ok(Some(cp))
+}
+
+/// Format 2, as a switch before format 3 wrote it: the same fields, each engine's snapshot
+/// encoded into bytes of its own. Read so that the first start after an upgrade restores it
+/// rather than reading the whole journal (which needs every segment, archived ones included).
+#[derive(Deserialize)]
+struct Format2 {
+    format: u32,
+    replay_from: Lsn,
+    taken_lsn: Lsn,
+    taken_at_ms: i64,
+    horizon_ms: i64,
+    cutover_minutes: u16,
+    day: NaiveDate,
+    day_start: Lsn,
+    next_txn: u64,
+    next_saf: u64,
+    owed: Vec<AdviceRecord>,
+    issuer_stans: Vec<(KeyRecord, u32)>,
+    engines: Vec<(String, Vec<u8>)>,
+}
+
+/// A format-2 body (its CRC already checked) as a checkpoint of today's layout.
+fn read_format_2(body: &[u8]) -> Result<SwitchCheckpoint, String> {
+    let old: Format2 = postcard::from_bytes(body)
+        .map_err(|e| format!("{CHECKPOINT_FILE} (format 2) does not decode: {e}"))?;
+    if old.format != 2 {
+        return Err(format!(
+            "{CHECKPOINT_FILE} is of format {}, not {FORMAT}",
+            old.format
+        ));
+    }
+    let engines = old
+        .engines
+        .into_iter()
+        .map(|(id, bytes)| {
+            postcard::from_bytes(&bytes)
+                .map(|snapshot| (id.clone(), snapshot))
+                .map_err(|e| {
+                    format!(
+                        "{CHECKPOINT_FILE} (format 2): the snapshot of {id} does not decode: {e}"
+                    )
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(SwitchCheckpoint {
+        format: FORMAT,
+        replay_from: old.replay_from,
+        taken_lsn: old.taken_lsn,
+        taken_at_ms: old.taken_at_ms,
+        horizon_ms: old.horizon_ms,
+        cutover_minutes: old.cutover_minutes,
+        day: old.day,
+        day_start: old.day_start,
+        next_txn: old.next_txn,
+        next_saf: old.next_saf,
+        owed: old.owed,
+        issuer_stans: old.issuer_stans,
+        engines,
+    })
 }
 
 /// The journal's LSN over time, on the injected clock, and the LSN below the current business
@@ -504,12 +562,76 @@ mod tests {
         bytes[5] ^= 1;
         std::fs::write(&path, &bytes).expect("write");
         assert!(read(dir.path()).unwrap_err().contains("CRC"));
-        // A whole file of format 2 (its CRC first) is named as such, not as damaged.
-        let body = &bytes[..bytes.len() - 4];
-        let mut earlier = crc32fast::hash(body).to_le_bytes().to_vec();
-        earlier.extend_from_slice(body);
-        std::fs::write(&path, &earlier).expect("write");
-        let err = read(dir.path()).unwrap_err();
-        assert!(err.contains("earlier format"), "{err}");
+    }
+
+    /// A file as format 2 wrote it (CRC first, each engine's snapshot encoded apart) still
+    /// restores, so an upgrade does not read the whole journal; a damaged one fails its CRC.
+    #[test]
+    fn a_format_2_checkpoint_is_still_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../config/issuers/metro-pay.toml");
+        let engine = crate::onus::load_engine(&path).expect("Metro Pay");
+        let t0 = day(3).and_hms_opt(10, 0, 0).expect("time");
+        let pan = crate::domain::Pan::parse(b"6050010000000013").expect("pan");
+        let hold = crate::onus::sample_purchase(pan, 1);
+        assert!(engine.process(&hold, t0, t0.date()).result.is_ok());
+        let snapshot = engine.snapshot();
+        let key = KeyRecord {
+            acquirer: "100001".into(),
+            terminal: "TERM0001".into(),
+            stan: 9,
+            transmission: "0603100000".into(),
+        };
+        // Format 2's fields in order, as the format-2 code encoded its struct.
+        let body = postcard::to_allocvec(&(
+            2u32,
+            7u64,
+            90u64,
+            1_000_i64,
+            61_000_i64,
+            1380u16,
+            day(3),
+            5u64,
+            42u64,
+            3u64,
+            Vec::<AdviceRecord>::new(),
+            vec![(key.clone(), 123_456u32)],
+            vec![(
+                "metro-pay".to_owned(),
+                postcard::to_allocvec(&snapshot).expect("snapshot"),
+            )],
+        ))
+        .expect("body");
+        let mut file = crc32fast::hash(&body).to_le_bytes().to_vec();
+        file.extend_from_slice(&body);
+        std::fs::write(dir.path().join(CHECKPOINT_FILE), &file).expect("write");
+        let cp = read(dir.path()).expect("reads").expect("there");
+        assert_eq!(
+            (
+                cp.format,
+                cp.replay_from,
+                cp.taken_lsn,
+                cp.taken_at_ms,
+                cp.horizon_ms
+            ),
+            (FORMAT, 7, 90, 1_000, 61_000)
+        );
+        assert_eq!(
+            (
+                cp.cutover_minutes,
+                cp.day,
+                cp.day_start,
+                cp.next_txn,
+                cp.next_saf
+            ),
+            (1380, day(3), 5, 42, 3)
+        );
+        assert_eq!(cp.issuer_stans, vec![(key, 123_456)]);
+        assert_eq!(cp.engines, vec![("metro-pay".to_owned(), snapshot)]);
+
+        file[6] ^= 1;
+        std::fs::write(dir.path().join(CHECKPOINT_FILE), &file).expect("write");
+        assert!(read(dir.path()).unwrap_err().contains("CRC"));
     }
 }

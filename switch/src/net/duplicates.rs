@@ -6,7 +6,9 @@
 //! authorization's STAN and time in its reversal or completion: those are new requests, and the
 //! authorization's stored answer (an 0110) is no answer to them.
 //!
-//! The window is a sharded map (dashmap), so acquirers never contend on one lock. Each key holds
+//! The window is a sharded map (dashmap), so look-ups of different keys do not contend on one lock;
+//! the order of arrival, which expiry walks, is one queue behind a mutex that every new request
+//! holds for its look-up and its place (see [`DuplicateWindow::claim`]). Each key holds
 //! either a pending slot or the finished answer. A pending slot gets a `watch` channel only when a
 //! duplicate actually arrives while the original is in flight: duplicates are rare, and a channel
 //! per request was most of the window's cost (`cargo bench --bench matching`). Expiry is by
