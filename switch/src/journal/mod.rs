@@ -280,8 +280,9 @@ impl WritePace {
 /// checkpoint of hundreds of megabytes is never held in memory whole, and its encoding is spread
 /// over the paced write instead of running in one burst of a core before it. It buffers at most
 /// one chunk ([`WritePace::chunk_bytes`]). Nothing replaces the file `name` until
-/// [`DurableFile::commit`]; dropped before that, it leaves only the temporary file, which the
-/// next one truncates.
+/// [`DurableFile::commit`]; one that fails, or is dropped before it, removes its temporary file:
+/// a half-written checkpoint of hundreds of megabytes must not keep the space a full disk's
+/// journal needs.
 pub struct DurableFile {
     file: std::fs::File,
     dir: std::path::PathBuf,
@@ -299,6 +300,8 @@ pub struct DurableFile {
     /// The first write or sync that failed: `Extend` cannot return it, so it is kept for
     /// `commit`, and nothing more is written after it.
     failed: Option<std::io::Error>,
+    /// Renamed into place: nothing left to remove on drop.
+    committed: bool,
 }
 
 impl DurableFile {
@@ -320,6 +323,7 @@ impl DurableFile {
             written: 0,
             crc: crc32fast::Hasher::new(),
             failed: None,
+            committed: false,
         })
     }
 
@@ -360,6 +364,7 @@ impl DurableFile {
         }
         self.file.sync_all()?;
         std::fs::rename(&self.tmp, self.dir.join(&self.name))?;
+        self.committed = true;
         // The rename is durable only once the directory is. A file system that cannot sync a
         // directory still has the file whole under one name or the other, so this is logged,
         // not failed.
@@ -403,6 +408,17 @@ impl DurableFile {
         let bytes = u64::try_from(chunk.len()).unwrap_or(u64::MAX);
         self.written = self.written.saturating_add(bytes);
         self.due = self.pace.next_due(self.due, started, bytes);
+    }
+}
+
+impl Drop for DurableFile {
+    fn drop(&mut self) {
+        if !self.committed
+            && let Err(e) = std::fs::remove_file(&self.tmp)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(error = %e, file = %self.tmp.display(), "unfinished checkpoint file not removed");
+        }
     }
 }
 

@@ -1363,11 +1363,13 @@ fn a_file_encoded_as_it_is_written_equals_the_buffered_encoding() {
     assert_eq!(fs::read(dir.path().join("cp.bin")).unwrap(), expected);
     assert!(!dir.path().join("cp.bin.tmp").exists());
 
-    // Dropped before its commit, a file replaces nothing.
+    // Dropped before its commit, a file replaces nothing and leaves no temporary file.
     let mut file = DurableFile::create(dir.path(), "cp.bin", WritePace::unpaced()).unwrap();
     file.write_slice(b"never committed");
+    assert!(dir.path().join("cp.bin.tmp").exists());
     drop(file);
     assert_eq!(fs::read(dir.path().join("cp.bin")).unwrap(), expected);
+    assert!(!dir.path().join("cp.bin.tmp").exists());
 }
 
 /// A checkpoint file that cannot be created is an error, not a panic.
@@ -1422,4 +1424,6 @@ fn a_failed_checkpoint_write_is_an_error_and_keeps_the_old_file() {
     let err = file.commit().expect_err("a full disk fails the checkpoint");
     assert_eq!(err.raw_os_error(), Some(28), "ENOSPC: {err}");
     assert_eq!(fs::read(dir.path().join("cp.bin")).unwrap(), b"old");
+    // The half-written file goes, so it keeps no space the journal needs.
+    assert!(fs::symlink_metadata(dir.path().join("cp.bin.tmp")).is_err());
 }
