@@ -372,7 +372,7 @@ mod tests {
                 transmission: "1125221800".into(),
             },
             mti: 200,
-            pan: ProtectedPan(vec![1, 2, 3]),
+            pan: ProtectedPan::from_bytes(&[1, 2, 3]).expect("short"),
             masked_pan: "411111******0013".into(),
             processing_code: "000000".into(),
             amount_minor: Some(1234),

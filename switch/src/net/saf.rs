@@ -401,7 +401,7 @@ mod tests {
             mti: 420,
             reason: "timeout".into(),
             txn: Some(saf_id),
-            pan: ProtectedPan(Vec::new()),
+            pan: ProtectedPan::from_bytes(&[]).expect("empty"),
             masked_pan: "411111******1111".into(),
             processing_code: "000000".into(),
             amount_minor: 100,

@@ -13,31 +13,66 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use aes_gcm::aead::rand_core::RngCore;
-use aes_gcm::aead::{Aead, KeyInit, OsRng};
-use aes_gcm::{Aes256Gcm, Key, Nonce};
-use serde::{Deserialize, Serialize};
+use aes_gcm::aead::{AeadInPlace, KeyInit, OsRng};
+use aes_gcm::{Aes256Gcm, Key, Nonce, Tag};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::domain::Pan;
 
-/// An encrypted PAN: nonce ‖ ciphertext ‖ tag.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProtectedPan(#[serde(with = "serde_bytes_vec")] pub Vec<u8>);
+const NONCE_BYTES: usize = 12;
+const TAG_BYTES: usize = 16;
+/// The longest protected PAN: nonce, a 19-digit PAN, tag.
+pub const PROTECTED_PAN_BYTES_MAX: usize = NONCE_BYTES + 19 + TAG_BYTES;
 
-impl std::fmt::Debug for ProtectedPan {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ProtectedPan({} bytes)", self.0.len())
+/// An encrypted PAN: nonce ‖ ciphertext ‖ tag, held inline. Every request makes one and the
+/// records of an approval carry copies (the request record, the reversal kept ready): as a
+/// `Vec` that was three allocations per request, freed on other threads.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProtectedPan {
+    bytes: [u8; PROTECTED_PAN_BYTES_MAX],
+    len: u8,
+}
+
+impl ProtectedPan {
+    /// `bytes` as a protected PAN, if not longer than [`PROTECTED_PAN_BYTES_MAX`] (whether it
+    /// opens is [`PanVault::reveal`]'s question).
+    pub fn from_bytes(bytes: &[u8]) -> Option<ProtectedPan> {
+        let len = u8::try_from(bytes.len())
+            .ok()
+            .filter(|&n| usize::from(n) <= PROTECTED_PAN_BYTES_MAX)?;
+        let mut out = ProtectedPan {
+            bytes: [0; PROTECTED_PAN_BYTES_MAX],
+            len,
+        };
+        out.bytes[..bytes.len()].copy_from_slice(bytes);
+        Some(out)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
     }
 }
 
-mod serde_bytes_vec {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(v)
+impl std::fmt::Debug for ProtectedPan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ProtectedPan({} bytes)", self.len)
     }
+}
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        Vec::<u8>::deserialize(d)
+/// As bytes, which is what the `Vec<u8>` it was encoded as (a length, then the bytes), so
+/// journals written before stay readable.
+impl Serialize for ProtectedPan {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.as_bytes())
+    }
+}
+
+impl<'de> Deserialize<'de> for ProtectedPan {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let bytes = Vec::<u8>::deserialize(d)?;
+        ProtectedPan::from_bytes(&bytes).ok_or_else(|| {
+            serde::de::Error::invalid_length(bytes.len(), &"a protected PAN of at most 47 bytes")
+        })
     }
 }
 
@@ -80,31 +115,45 @@ impl PanVault {
     }
 
     pub fn protect(&self, pan: &Pan) -> Result<ProtectedPan, VaultError> {
-        let mut nonce_bytes = [0u8; 12];
+        let digits = pan.expose_digits();
+        let mut out = ProtectedPan {
+            bytes: [0; PROTECTED_PAN_BYTES_MAX],
+            len: u8::try_from(NONCE_BYTES + digits.len() + TAG_BYTES)
+                .map_err(|_| VaultError::Encrypt)?,
+        };
+        let end = NONCE_BYTES + digits.len();
+        if end + TAG_BYTES > PROTECTED_PAN_BYTES_MAX {
+            return Err(VaultError::Encrypt);
+        }
+        let (nonce_bytes, rest) = out.bytes.split_at_mut(NONCE_BYTES);
         nonce_bytes[..4].copy_from_slice(&self.prefix);
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         nonce_bytes[4..].copy_from_slice(&n.to_be_bytes());
-        let nonce = Nonce::from_slice(&nonce_bytes);
-        let ct = self
+        let (text, tag_out) = rest.split_at_mut(digits.len());
+        text.copy_from_slice(digits);
+        // Encrypted where it lies: no buffer of its own, as `Aead::encrypt` allocates.
+        let tag = self
             .cipher
-            .encrypt(nonce, pan.expose_digits())
+            .encrypt_in_place_detached(Nonce::from_slice(nonce_bytes), b"", text)
             .map_err(|_| VaultError::Encrypt)?;
-        let mut out = Vec::with_capacity(12 + ct.len());
-        out.extend_from_slice(&nonce_bytes);
-        out.extend_from_slice(&ct);
-        Ok(ProtectedPan(out))
+        tag_out[..TAG_BYTES].copy_from_slice(&tag);
+        Ok(out)
     }
 
     pub fn reveal(&self, p: &ProtectedPan) -> Result<Pan, VaultError> {
-        if p.0.len() < 12 + 16 {
+        let bytes = p.as_bytes();
+        if bytes.len() < NONCE_BYTES + TAG_BYTES {
             return Err(VaultError::Unauthentic);
         }
-        let (nonce, ct) = p.0.split_at(12);
-        let clear = self
-            .cipher
-            .decrypt(Nonce::from_slice(nonce), ct)
+        let (nonce, rest) = bytes.split_at(NONCE_BYTES);
+        let (ct, tag) = rest.split_at(rest.len() - TAG_BYTES);
+        let mut clear = [0u8; 19];
+        let clear = clear.get_mut(..ct.len()).ok_or(VaultError::Unauthentic)?;
+        clear.copy_from_slice(ct);
+        self.cipher
+            .decrypt_in_place_detached(Nonce::from_slice(nonce), b"", clear, Tag::from_slice(tag))
             .map_err(|_| VaultError::Unauthentic)?;
-        Pan::parse(&clear).map_err(|_| VaultError::InvalidPan)
+        Pan::parse(clear).map_err(|_| VaultError::InvalidPan)
     }
 }
 
@@ -120,15 +169,56 @@ mod tests {
         let b = v.protect(&pan).expect("protect");
         assert_ne!(a, b, "fresh nonce each time");
         let c = v.clone().protect(&pan).expect("protect");
-        assert_ne!(a.0[..12], c.0[..12], "clones share the nonce counter");
-        assert_ne!(b.0[..12], c.0[..12], "clones share the nonce counter");
-        assert!(!a.0.windows(16).any(|w| w == pan.expose_digits()));
+        assert_ne!(
+            a.as_bytes()[..12],
+            c.as_bytes()[..12],
+            "clones share the nonce counter"
+        );
+        assert_ne!(
+            b.as_bytes()[..12],
+            c.as_bytes()[..12],
+            "clones share the nonce counter"
+        );
+        assert!(!a.as_bytes().windows(16).any(|w| w == pan.expose_digits()));
         assert_eq!(v.reveal(&a).expect("reveal"), pan);
         let other = PanVault::new(&[8u8; 32]);
         assert_eq!(other.reveal(&a), Err(VaultError::Unauthentic));
         let mut bad = a.clone();
-        bad.0[20] ^= 1;
+        bad.bytes[20] ^= 1;
         assert_eq!(v.reveal(&bad), Err(VaultError::Unauthentic));
         assert!(!format!("{a:?}").contains("4111"));
+    }
+
+    /// Encoded as the `Vec<u8>` it used to be, so journals written before read back, and
+    /// nothing longer than a protected PAN can be is taken.
+    #[test]
+    fn encodes_as_the_bytes_it_was_and_refuses_oversized_ones() {
+        let v = PanVault::new(&[7u8; 32]);
+        let pan = Pan::parse(b"6222021234567890128").expect("19 digits");
+        let p = v.protect(&pan).expect("protect");
+        assert_eq!(p.as_bytes().len(), PROTECTED_PAN_BYTES_MAX);
+        let as_vec = postcard::to_allocvec(&p.as_bytes().to_vec()).expect("vec");
+        assert_eq!(postcard::to_allocvec(&p).expect("encode"), as_vec);
+        let back: ProtectedPan = postcard::from_bytes(&as_vec).expect("decode");
+        assert_eq!(v.reveal(&back), Ok(pan));
+        let too_long = postcard::to_allocvec(&vec![0u8; PROTECTED_PAN_BYTES_MAX + 1]).expect("vec");
+        assert!(postcard::from_bytes::<ProtectedPan>(&too_long).is_err());
+        assert!(ProtectedPan::from_bytes(&[0; PROTECTED_PAN_BYTES_MAX + 1]).is_none());
+        // What the vault wrote before it encrypted in place (`Aead::encrypt`: ciphertext, then
+        // tag, after the nonce) still opens.
+        use aes_gcm::aead::Aead;
+        let nonce = [9u8; NONCE_BYTES];
+        let mut old = nonce.to_vec();
+        old.extend(
+            v.cipher
+                .encrypt(Nonce::from_slice(&nonce), pan.expose_digits())
+                .expect("encrypt"),
+        );
+        let old = ProtectedPan::from_bytes(&old).expect("fits");
+        assert_eq!(v.reveal(&old), Ok(pan));
+        assert_eq!(
+            v.reveal(&ProtectedPan::from_bytes(&[0; 20]).expect("short")),
+            Err(VaultError::Unauthentic)
+        );
     }
 }
