@@ -16,27 +16,18 @@
 
 #[path = "common/many_accounts.rs"]
 mod many_accounts;
+#[path = "common/memory.rs"]
+mod memory;
 
 use std::path::Path;
 
-use chrono::NaiveDate;
-use switch::domain::{AcquirerId, Stan, TerminalId, TransmissionDateTime};
-use switch::issuing::{Engine, IdemKey, RequestKind};
+use memory::status_bytes;
+use switch::issuing::{Engine, RequestKind};
 use switch::journal::WritePace;
 use switch::net::checkpoint::{CHECKPOINT_FILE, SwitchCheckpoint};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// A line of `/proc/self/status` in bytes (`VmRSS`, `VmHWM`).
-fn status_bytes(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
-}
 
 /// Resets the peak resident memory to the current one; returns that.
 fn reset_peak() -> u64 {
@@ -94,21 +85,12 @@ fn main() {
     );
     let engine = Engine::from_file(&file).expect("engine");
     drop(file);
-    let start = NaiveDate::from_ymd_opt(2026, 11, 25)
-        .and_then(|d| d.and_hms_opt(12, 0, 0))
-        .expect("now");
-    let acq = AcquirerId::parse("100001").expect("acq");
+    let start = memory::start();
     for i in 0..requests {
         // One request a millisecond: all within the window, none pruned.
         let t = start + chrono::Duration::milliseconds(i as i64);
-        let key = IdemKey::new(
-            acq,
-            TerminalId::from_field(format!("T{:07}", i / 999_999).as_bytes()).expect("tid"),
-            Stan::new((i % 999_999 + 1) as u32).expect("stan"),
-            TransmissionDateTime::from_datetime(t),
-        );
         let pan = pans[(i % u64::from(accounts)) as usize];
-        let req = many_accounts::purchase(RequestKind::Financial, key, pan);
+        let req = many_accounts::purchase(RequestKind::Financial, memory::key(i, t), pan);
         let _ = engine.process(&req, t, t.date());
     }
     let snapshot = engine.snapshot();

@@ -11,22 +11,14 @@
 
 #[path = "common/many_accounts.rs"]
 mod many_accounts;
+#[path = "common/memory.rs"]
+mod memory;
 
-use chrono::NaiveDate;
-use switch::domain::{AcquirerId, Stan, TerminalId, TransmissionDateTime};
-use switch::issuing::{Engine, IdemKey, RequestKind};
+use memory::{key, status_bytes};
+use switch::issuing::{Engine, RequestKind};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
-}
 
 fn main() {
     switch::process::disable_transparent_huge_pages_or_warn();
@@ -43,19 +35,8 @@ fn main() {
     );
     let engine = Engine::from_file(&file).expect("engine");
     drop(file);
-    let start = NaiveDate::from_ymd_opt(2026, 11, 25)
-        .and_then(|d| d.and_hms_opt(12, 0, 0))
-        .expect("now");
-    let acq = AcquirerId::parse("100001").expect("acq");
-    let before = rss_bytes();
-    let key = |i: u64, t| {
-        IdemKey::new(
-            acq,
-            TerminalId::from_field(format!("T{:07}", i / 999_999).as_bytes()).expect("tid"),
-            Stan::new((i % 999_999 + 1) as u32).expect("stan"),
-            TransmissionDateTime::from_datetime(t),
-        )
-    };
+    let start = memory::start();
+    let before = status_bytes("VmRSS:");
     let n_accounts = u64::from(accounts);
     let mut approved = 0u64;
     for i in 0..requests {
@@ -80,7 +61,7 @@ fn main() {
             approved += 1;
         }
     }
-    let after = rss_bytes();
+    let after = status_bytes("VmRSS:");
     let records = engine.records_held() as u64;
     println!(
         "{accounts} accounts, {requests} requests ({approved} approved), {records} records held"

@@ -173,13 +173,10 @@ fn parse_format(s: &str) -> Result<Format, String> {
 }
 
 fn parse_write_rate(s: &str) -> Result<u32, String> {
-    let min = switch::config::CHECKPOINT_WRITE_MIB_PER_S_MIN;
-    match s.parse::<u32>() {
-        Ok(n) if n == 0 || n >= min => Ok(n),
-        _ => Err(format!(
-            "expected 0 (as fast as the disk) or at least {min} (MiB a second)"
-        )),
-    }
+    let n = s
+        .parse::<u32>()
+        .map_err(|e| format!("not a whole number of MiB a second: {e}"))?;
+    switch::config::check_checkpoint_write_rate(n)
 }
 
 fn parse_sync(s: &str) -> Result<JournalSync, String> {

@@ -342,6 +342,19 @@ pub const CHECKPOINT_WRITE_MIB_PER_S_DEFAULT: u32 = 32;
 /// quarter of the day it covers.
 pub const CHECKPOINT_WRITE_MIB_PER_S_MIN: u32 = 4;
 
+/// Checks a checkpoint write rate, MiB a second: 0 (as fast as the disk) or at least
+/// [`CHECKPOINT_WRITE_MIB_PER_S_MIN`]. The switch's config validation and `issuer-sim`'s flag
+/// both use it, so the two cannot disagree.
+pub fn check_checkpoint_write_rate(mib_per_s: u32) -> Result<u32, String> {
+    if mib_per_s == 0 || mib_per_s >= CHECKPOINT_WRITE_MIB_PER_S_MIN {
+        Ok(mib_per_s)
+    } else {
+        Err(format!(
+            "must be 0 (as fast as the disk) or at least {CHECKPOINT_WRITE_MIB_PER_S_MIN} (MiB a second)"
+        ))
+    }
+}
+
 /// How the journal makes its writes durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]

@@ -255,15 +255,8 @@ fn journal(config: &Config, report: &mut Report<'_>) {
             "must be less than journal.group_commit_max (a full batch never waits)",
         );
     }
-    let rate = j.checkpoint_write_mib_per_s;
-    if rate != 0 && rate < super::CHECKPOINT_WRITE_MIB_PER_S_MIN {
-        report.push(
-            "journal.checkpoint_write_mib_per_s",
-            format!(
-                "must be 0 (as fast as the disk) or at least {} (MiB a second)",
-                super::CHECKPOINT_WRITE_MIB_PER_S_MIN
-            ),
-        );
+    if let Err(e) = super::check_checkpoint_write_rate(j.checkpoint_write_mib_per_s) {
+        report.push("journal.checkpoint_write_mib_per_s", e);
     }
 }
 

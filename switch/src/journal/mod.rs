@@ -176,8 +176,9 @@ pub async fn in_background<T: Send + 'static>(
 /// `fdatasync`s wait 4–14 ms at a time instead of about 0.3 ms, and an open-loop run at 32,000
 /// remote requests a second had its p99.9 at 129–168 ms instead of 18–23 ms without checkpoints.
 /// Paced at 32 MiB/s, and encoded into the write ([`DurableFile`]), it was 18–58 ms
-/// (docs/performance.md, "Checkpoints written at a bounded rate"). The checkpoint takes longer; that costs only a longer replay if the process crashed
-/// meanwhile, and the state it copies was frozen before the write began.
+/// (docs/performance.md, "Checkpoints written at a bounded rate"). The checkpoint takes longer;
+/// that costs only a longer replay if the process crashed meanwhile, and the state it copies was
+/// frozen before the write began.
 ///
 /// Clones share one [`WritePace::hurry`] switch, so a shutdown can make a periodic checkpoint
 /// already being written go on without pauses instead of waiting behind it.
@@ -229,7 +230,7 @@ impl WritePace {
 
     /// The rate now: `None` when unpaced or hurried.
     fn rate(&self) -> Option<std::num::NonZeroU64> {
-        if self.hurry.load(std::sync::atomic::Ordering::Relaxed) {
+        if self.hurried() {
             None
         } else {
             self.bytes_per_s

@@ -1,0 +1,34 @@
+//! What the memory examples (`record_memory`, `checkpoint_memory`) share: the process's memory
+//! as `/proc/self/status` gives it, and the idempotency keys of their stream of requests.
+
+use chrono::NaiveDateTime;
+use switch::domain::{AcquirerId, Stan, TerminalId, TransmissionDateTime};
+use switch::issuing::IdemKey;
+
+/// A `/proc/self/status` line in bytes (`"VmRSS:"`, `"VmHWM:"`); 0 where it cannot be read.
+pub fn status_bytes(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// When the first request is sent; the examples send one a millisecond after it, so that all
+/// stay inside the retry window and none is pruned.
+pub fn start() -> NaiveDateTime {
+    chrono::NaiveDate::from_ymd_opt(2026, 11, 25)
+        .and_then(|d| d.and_hms_opt(12, 0, 0))
+        .expect("now")
+}
+
+/// Request `i`'s key, sent at `t`: a STAN of its own, a new terminal every 999,999 requests.
+pub fn key(i: u64, t: NaiveDateTime) -> IdemKey {
+    IdemKey::new(
+        AcquirerId::parse("100001").expect("acq"),
+        TerminalId::from_field(format!("T{:07}", i / 999_999).as_bytes()).expect("tid"),
+        Stan::new((i % 999_999 + 1) as u32).expect("stan"),
+        TransmissionDateTime::from_datetime(t),
+    )
+}
