@@ -59,14 +59,19 @@ fn duplicates(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let _guard = rt.enter();
-    let answer = Answer::Bytes(bytes::Bytes::from_static(b"0110..."));
-    c.bench_function(
-        "duplicate window: claim + complete (100k remembered)",
-        |b| {
-            let w = Arc::new(DuplicateWindow::new(Duration::from_secs(300), 100_000));
+    // About the size of a real answer: the window keeps an exact-size copy of each.
+    let answer = Answer::Bytes(bytes::Bytes::from(vec![b'0'; 150]));
+    // Twice as many distinct keys as the window keeps, so every claim is new and evicts: the
+    // steady state of a busy switch. 1M is the default `duplicate_entries_max`.
+    for remembered in [100_000usize, 1_000_000] {
+        let name = format!(
+            "duplicate window: claim + complete ({}k remembered)",
+            remembered / 1000
+        );
+        c.bench_function(&name, |b| {
+            let w = Arc::new(DuplicateWindow::new(Duration::from_secs(300), remembered));
             let now = Instant::now();
-            // Twice as many distinct keys as the window keeps, so every claim is new and evicts.
-            let keys: Vec<DupKey> = (0..200_000).map(key).collect();
+            let keys: Vec<DupKey> = (0..2 * remembered as u32).map(key).collect();
             let mut n = 0usize;
             b.iter(|| {
                 n = (n + 1) % keys.len();
@@ -79,8 +84,8 @@ fn duplicates(c: &mut Criterion) {
                     }
                 }
             });
-        },
-    );
+        });
+    }
 }
 
 criterion_group!(benches, inflight, duplicates);

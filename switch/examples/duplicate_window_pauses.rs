@@ -6,7 +6,9 @@
 //! claims and completes N distinct keys one after another, as a busy switch does, and prints the
 //! slowest claims and where in the sequence they were: a claim that has to grow the window's
 //! tables holds a lock every other request needs, so in the server its time is a stall of the
-//! whole acquirer side (docs/performance.md, "Open loop on a quiet machine").
+//! whole acquirer side (docs/performance.md, "Open loop on a quiet machine"). It also prints the
+//! process's resident memory before and after, with the production allocator (mimalloc,
+//! transparent huge pages off, as in the binaries): the window is the switch's largest memory.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,8 +19,16 @@ use switch::net::duplicates::{Answer, Claim, DupKey, DuplicateWindow};
 
 #[path = "common/pauses.rs"]
 mod pauses;
+// Only its reading of /proc/self/status is used here.
+#[allow(dead_code)]
+#[path = "common/memory.rs"]
+mod memory;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    switch::process::disable_transparent_huge_pages_or_warn();
     let mut args = std::env::args().skip(1);
     let n: u32 = args
         .next()
@@ -35,6 +45,7 @@ fn main() {
     // About the size of a real answer (the window keeps an exact-size copy of each).
     let answer = Bytes::from(vec![b'0'; 150]);
     let mut times: Vec<(Duration, u64)> = Vec::with_capacity(n as usize);
+    let resident_before = memory::status_bytes("VmRSS:");
     for i in 0..n {
         // Terminals × STANs: distinct keys, the way many terminals' requests are.
         let terminal = format!("T{:07}", i / 999_999);
@@ -54,6 +65,14 @@ fn main() {
             Claim::Duplicate(_) => panic!("key #{i} was not new"),
         }
     }
+    let resident_after = memory::status_bytes("VmRSS:");
+    println!(
+        "resident: {:.1} MB before, {:.1} MB after, {:.0} bytes per key held ({} held)",
+        resident_before as f64 / 1e6,
+        resident_after as f64 / 1e6,
+        resident_after.saturating_sub(resident_before) as f64 / window.len().max(1) as f64,
+        window.len(),
+    );
     pauses::print_tail(
         &format!("{n} claims, window of {entries_max}"),
         "claims",

@@ -6,31 +6,38 @@
 //! authorization's STAN and time in its reversal or completion: those are new requests, and the
 //! authorization's stored answer (an 0110) is no answer to them.
 //!
-//! The window is a sharded map (dashmap), so look-ups of different keys do not contend on one lock;
-//! the order of arrival, which expiry walks, is one queue behind a mutex that every new request
-//! holds for its look-up and its place (see [`DuplicateWindow::claim`]). Each key holds
-//! either a pending slot or the finished answer. A pending slot gets a `watch` channel only when a
-//! duplicate actually arrives while the original is in flight: duplicates are rare, and a channel
-//! per request was most of the window's cost (`cargo bench --bench matching`). Expiry is by
-//! monotonic time, swept in insertion order. Every claim of a key gets a generation of its own,
-//! and the slot and its place in the order both carry it: a key can be claimed again after an
-//! original ended without an answer (or was evicted in flight), and the old claim's leftovers
-//! (its place in the order, its `Pending`) must then touch nothing of the new one's. Without
-//! that, the old place in the order expired the retry's answer early, and a dropped original
-//! freed its retry's pending slot, letting a third copy through as new.
+//! The window is one ring of places in arrival order, each holding its key and its state (a
+//! pending original, or the finished answer), plus an index from the key's hash to the place's
+//! generation: its position in the ring, counted from the switch's start. Both sit behind one
+//! mutex that a request holds for its look-up and its place (see [`DuplicateWindow::claim`]).
+//! The shape is for the steady state, in which the window is full and every new request evicts
+//! the oldest: the eviction pops the ring's front (memory read in order) and removes a 16-byte
+//! index entry found by the hash the place kept, so it reads no key. The original's completion
+//! finds its place by generation, a slot of the ring written a moment before, not through a
+//! hash look-up. The map it replaces held the keys and answers themselves, so each of the three
+//! steps missed the cache on a fat entry (17.8% of the switch's samples once full,
+//! docs/performance.md, "The duplicate window once it is full").
+//!
+//! A pending place gets a `watch` channel only when a duplicate actually arrives while the
+//! original is in flight: duplicates are rare, and a channel per request was most of the
+//! window's cost (`cargo bench --bench matching`). Expiry is by monotonic time, swept in arrival
+//! order. Every claim of a key has a generation of its own and its answer is kept under it: a key
+//! can be claimed again after an original ended without an answer (or was evicted in flight),
+//! and the old claim's leftovers must then touch nothing of the new one's. Without that, the old
+//! place in the order expired the retry's answer early, and a dropped original freed its retry's
+//! pending slot, letting a third copy through as new.
 //!
 //! Recovery seeds the window from the journal's decisions ([`DuplicateWindow::seed`]); the
 //! answer is then rebuilt from the duplicate request itself plus the recorded decision, because
 //! the journal never holds the answer's bytes (they carry the PAN).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use dashmap::DashMap;
-use dashmap::mapref::entry::Entry;
+use hashbrown::HashTable;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -63,7 +70,8 @@ pub enum Answer {
     Recorded(std::sync::Arc<DecisionRecord>),
 }
 
-/// Which claim of a key a slot or a place in the order belongs to.
+/// A place's position in the ring, counted from the window's creation: the place of generation
+/// `g` is `places[g - first]` while `g >= first`.
 type Generation = u64;
 
 /// The claim a completed answer belongs to, for [`DuplicateWindow::replace`]: the key may have
@@ -72,21 +80,33 @@ type Generation = u64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClaimId(Generation);
 
-struct Slot {
-    generation: Generation,
-    state: SlotState,
+/// One arrival, in the ring.
+struct Place {
+    at: Instant,
+    /// The key's hash, kept so that removing the place's index entry reads no key.
+    hash: u64,
+    key: WindowKey,
+    /// The claim this place serves: its own generation, or, for a pending original that outlived
+    /// the window and was moved to the back, the generation of the place it was claimed in.
+    claim: Generation,
+    state: PlaceState,
 }
 
-enum SlotState {
+enum PlaceState {
     /// The original is in flight; the sender exists once a duplicate waits for it.
     Pending(Option<watch::Sender<Option<Answer>>>),
     Done(Answer),
+    /// No longer the key's: its original ended without an answer, or it moved to the back. The
+    /// place stays until it reaches the front, so the ring's positions stay generations.
+    Vacated,
 }
 
-impl Slot {
-    fn is_done(&self) -> bool {
-        matches!(self.state, SlotState::Done(_))
-    }
+/// An index entry: which place holds a key. Each key in the window has exactly one, pointing at
+/// a place that is not [`PlaceState::Vacated`].
+#[derive(Clone, Copy)]
+struct Indexed {
+    hash: u64,
+    generation: Generation,
 }
 
 /// What [`DuplicateWindow::claim`] found.
@@ -97,13 +117,14 @@ pub enum Claim {
     Duplicate(Waiter),
 }
 
-/// The original's side of a pending slot. Dropping it without completing frees the key, so a
+/// The original's side of a pending place. Dropping it without completing frees the key, so a
 /// retry is processed afresh (the original produced no answer), and waiting duplicates get none.
 pub struct Pending {
-    /// False once completed; a `Pending` dropped while still live frees its slot.
+    /// False once completed; a `Pending` dropped while still live frees its place.
     live: bool,
     key: WindowKey,
-    generation: Generation,
+    hash: u64,
+    claim: Generation,
     window: Arc<DuplicateWindow>,
 }
 
@@ -134,171 +155,266 @@ impl Waiter {
 
 /// The window. It lives in an `Arc`: a [`Pending`] refers back to it.
 pub struct DuplicateWindow {
+    inner: Mutex<Inner>,
     /// foldhash rather than SipHash: still seeded at random per process (the key is chosen by
     /// acquirers, so an unkeyed hash would invite collisions), and several times cheaper.
-    map: DashMap<WindowKey, Slot, foldhash::fast::RandomState>,
-    order: Mutex<VecDeque<(Instant, WindowKey, Generation)>>,
-    generations: AtomicU64,
+    hasher: foldhash::fast::RandomState,
     window: Duration,
     entries_max: usize,
 }
 
+struct Inner {
+    /// The index, in [`DuplicateWindow::SHARDS`] tables picked by bits of the hash that the
+    /// tables themselves do not use (see [`shard_of`]).
+    index: Box<[HashTable<Indexed>]>,
+    /// Keys in the index.
+    keys: usize,
+    places: VecDeque<Place>,
+    /// The generation of `places[0]`.
+    first: Generation,
+}
+
+/// The index table a hash belongs to. A table uses the hash's low bits for its bucket and its
+/// top seven as a tag, so the shard takes bits 48–55: keys sharing them share a table, and would
+/// share a tag if the shard came from the top bits, making every probe a match.
+fn shard_of(hash: u64) -> usize {
+    (hash >> 48) as usize % DuplicateWindow::SHARDS
+}
+
+impl Inner {
+    fn place(&self, generation: Generation) -> Option<&Place> {
+        let i = usize::try_from(generation.checked_sub(self.first)?).ok()?;
+        self.places.get(i)
+    }
+
+    fn place_mut(&mut self, generation: Generation) -> Option<&mut Place> {
+        let i = usize::try_from(generation.checked_sub(self.first)?).ok()?;
+        self.places.get_mut(i)
+    }
+
+    /// The generation of the place holding `key`, if the window has it.
+    fn find(&self, hash: u64, key: &WindowKey) -> Option<Generation> {
+        self.index[shard_of(hash)]
+            .find(hash, |e| {
+                e.hash == hash && self.place(e.generation).is_some_and(|p| p.key == *key)
+            })
+            .map(|e| e.generation)
+    }
+
+    fn unindex(&mut self, hash: u64, generation: Generation) {
+        if let Ok(e) = self.index[shard_of(hash)].find_entry(hash, |e| e.generation == generation) {
+            e.remove();
+            self.keys -= 1;
+        }
+    }
+
+    /// Appends a place for `key` serving `claim` (its own generation when `None`) and indexes
+    /// it. The key must not be in the index.
+    fn push(
+        &mut self,
+        at: Instant,
+        hash: u64,
+        key: WindowKey,
+        claim: Option<Generation>,
+        state: PlaceState,
+    ) -> Generation {
+        let generation = self.first + self.places.len() as u64;
+        self.places.push_back(Place {
+            at,
+            hash,
+            key,
+            claim: claim.unwrap_or(generation),
+            state,
+        });
+        self.index[shard_of(hash)].insert_unique(hash, Indexed { hash, generation }, |e| e.hash);
+        self.keys += 1;
+        generation
+    }
+
+    /// The generation of the place serving `claim` of `key`: the place it was claimed in, or the
+    /// one it moved to. `None` once it was evicted or vacated.
+    fn serving(&self, hash: u64, key: &WindowKey, claim: Generation) -> Option<Generation> {
+        match self.place(claim) {
+            Some(p) if p.claim == claim && !matches!(p.state, PlaceState::Vacated) => Some(claim),
+            _ => self
+                .find(hash, key)
+                .filter(|g| self.place(*g).is_some_and(|p| p.claim == claim)),
+        }
+    }
+
+    /// Pops places off the front of the ring: beyond `entries_max`, or older than the window.
+    fn expire(&mut self, now: Instant, window: Duration, entries_max: usize) {
+        while let Some(front) = self.places.front() {
+            let over = self.places.len() > entries_max;
+            if !over && now.saturating_duration_since(front.at) < window {
+                break;
+            }
+            let Some(place) = self.places.pop_front() else {
+                break;
+            };
+            let generation = self.first;
+            self.first += 1;
+            match place.state {
+                PlaceState::Vacated => {}
+                // A still-pending original keeps the key until it completes (its duplicates
+                // must still find it), in a place at the back: without one, its answer would
+                // stay for good once it came, out of reach of both the window and the limit.
+                PlaceState::Pending(tx) if !over => {
+                    let moved_to = self.first + self.places.len() as u64;
+                    if let Some(e) = self.index[shard_of(place.hash)]
+                        .find_mut(place.hash, |e| e.generation == generation)
+                    {
+                        e.generation = moved_to;
+                    }
+                    self.places.push_back(Place {
+                        at: now,
+                        state: PlaceState::Pending(tx),
+                        ..place
+                    });
+                }
+                // An answer past the window, or anything beyond the limit (a pending original
+                // too: its waiters see the end, and its answer, when it comes, is remembered
+                // anew unless the key was claimed again in between).
+                PlaceState::Pending(_) | PlaceState::Done(_) => {
+                    self.unindex(place.hash, generation)
+                }
+            }
+        }
+    }
+}
+
 impl DuplicateWindow {
-    /// Shards of the map: a growth step moves at most this fraction of the entries.
+    /// Index tables: a growth step moves at most this fraction of the entries.
     pub const SHARDS: usize = 256;
 
     /// A window of `window` length holding at most `entries_max` keys (oldest evicted first).
     ///
-    /// Neither table may grow in one long step: a growth step moves every entry of its table
-    /// under a lock that other requests need, and in a server that is a stall of the whole
-    /// acquirer side. With dashmap's default 8 shards, all of them doubled within a few
-    /// thousand claims of each other at about 915k entries, 11 ms each (at 458k, 6–7 ms), and
-    /// the order queue's doubling at 524k copies 29 MB under its mutex (`cargo run --release -p
-    /// switch --example duplicate_window_pauses`; docs/performance.md). So the map has
-    /// [`Self::SHARDS`] shards, each growing on its own by a 256th of the entries (as an
-    /// account's records do in [`crate::issuing`]'s split map), and the order queue is
-    /// allocated for `entries_max` at once (it holds one more for a moment before the oldest is
-    /// evicted; the config caps the limit). That allocation is address space, not memory: the
-    /// queue is written front to back, so its pages become resident as the window fills, as
-    /// they did when it grew. Sizing the map at once would also have removed its pauses, but
-    /// keys land on its pages at random, so it would be resident early, and an idle switch
-    /// would hold its control bytes in huge pages (measured: 22 → 57 MB RSS at start).
+    /// Neither the index nor the ring may grow in one long step: a growth step moves every entry
+    /// of its table under the lock that every request needs, a stall of the whole acquirer side.
+    /// With one table per map, all of them doubled within a few thousand claims of each other
+    /// at about 915k entries, 11 ms each (at 458k, 6–7 ms), and the order queue's doubling at
+    /// 524k copied 29 MB under its mutex (`cargo run --release -p switch --example
+    /// duplicate_window_pauses`; docs/performance.md). So the index has [`Self::SHARDS`]
+    /// tables, each growing on its own by a 256th of the entries (as an account's records do in
+    /// [`crate::issuing`]'s split map), and the ring is allocated for `entries_max` at once (it
+    /// holds one more for a moment before the oldest is evicted; the config caps the limit).
+    /// That allocation is address space, not memory: the ring is written front to back, so its
+    /// pages become resident as the window fills. Sizing the index at once would also have
+    /// removed its pauses, but keys land on its pages at random, so it would be resident early.
     pub fn new(window: Duration, entries_max: usize) -> DuplicateWindow {
         let capacity = entries_max.saturating_add(1);
         DuplicateWindow {
-            map: DashMap::with_capacity_and_hasher_and_shard_amount(
-                0,
-                foldhash::fast::RandomState::default(),
-                Self::SHARDS,
-            ),
-            order: Mutex::new(VecDeque::with_capacity(capacity)),
-            generations: AtomicU64::new(0),
+            inner: Mutex::new(Inner {
+                index: (0..Self::SHARDS).map(|_| HashTable::new()).collect(),
+                keys: 0,
+                places: VecDeque::with_capacity(capacity),
+                first: 0,
+            }),
+            hasher: foldhash::fast::RandomState::default(),
             window,
             entries_max,
         }
     }
 
-    fn next_generation(&self) -> Generation {
-        // Distinct is all that matters, not order between threads.
-        self.generations.fetch_add(1, Ordering::Relaxed)
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Every change under the lock leaves the index and the ring consistent before it can
+        // panic, so a poisoned lock's state is still sound.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn expire(&self, inner: &mut Inner, now: Instant) {
+        inner.expire(now, self.window, self.entries_max);
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.lock().keys
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len() == 0
     }
 
     /// Looks up `key`, registering it as pending when it is new.
     ///
-    /// The order's lock is taken once and held across the look-up: the sweep must come first
-    /// (a key past the window is new again) and the new key's place goes at the back, and
-    /// locking for each was two lock round trips per request, the lock's cache line moving
-    /// between the cores each time. The order's lock is always taken before a map shard's.
+    /// The lock is taken once and held across the look-up: the sweep must come first (a key past
+    /// the window is new again) and a new key's place goes at the back, and locking for each was
+    /// two lock round trips per request, the lock's cache line moving between the cores each
+    /// time. The hash is computed before the lock is taken.
     pub fn claim(self: &Arc<Self>, key: DupKey, mti: Mti, now: Instant) -> Claim {
         let key = window_key(key, mti);
-        let mut order = self.order.lock().unwrap_or_else(|p| p.into_inner());
-        self.expire(&mut order, now);
-        match self.map.entry(key) {
-            Entry::Occupied(mut e) => Claim::Duplicate(Waiter(match &mut e.get_mut().state {
-                SlotState::Pending(Some(tx)) => WaiterInner::Wait(tx.subscribe()),
-                SlotState::Pending(tx) => {
+        let hash = self.hasher.hash_one(key);
+        let mut inner = self.lock();
+        self.expire(&mut inner, now);
+        if let Some(generation) = inner.find(hash, &key)
+            && let Some(place) = inner.place_mut(generation)
+        {
+            match &mut place.state {
+                PlaceState::Pending(Some(tx)) => {
+                    return Claim::Duplicate(Waiter(WaiterInner::Wait(tx.subscribe())));
+                }
+                PlaceState::Pending(tx) => {
                     let (sender, rx) = watch::channel(None);
                     *tx = Some(sender);
-                    WaiterInner::Wait(rx)
+                    return Claim::Duplicate(Waiter(WaiterInner::Wait(rx)));
                 }
-                SlotState::Done(a) => WaiterInner::Ready(a.clone()),
-            })),
-            Entry::Vacant(v) => {
-                let generation = self.next_generation();
-                v.insert(Slot {
-                    generation,
-                    state: SlotState::Pending(None),
-                });
-                order.push_back((now, key, generation));
-                self.expire(&mut order, now);
-                Claim::New(Pending {
-                    live: true,
-                    key,
-                    generation,
-                    window: Arc::clone(self),
-                })
+                PlaceState::Done(a) => {
+                    return Claim::Duplicate(Waiter(WaiterInner::Ready(a.clone())));
+                }
+                // Not reachable through the index; were it, the key would be treated as new.
+                PlaceState::Vacated => inner.unindex(hash, generation),
             }
         }
+        let claim = inner.push(now, hash, key, None, PlaceState::Pending(None));
+        self.expire(&mut inner, now);
+        drop(inner);
+        Claim::New(Pending {
+            live: true,
+            key,
+            hash,
+            claim,
+            window: Arc::clone(self),
+        })
     }
 
-    /// Seeds a finished answer (recovery). `age` is how long ago it was given.
+    /// Seeds a finished answer (recovery). `age` is how long ago it was given. A later seed of
+    /// the same key replaces an earlier one.
     pub fn seed(&self, key: DupKey, mti: Mti, answer: Answer, age: Duration, now: Instant) {
         let key = window_key(key, mti);
         if age >= self.window {
             return;
         }
         let at = now.checked_sub(age).unwrap_or(now);
-        let generation = self.next_generation();
-        self.map.insert(
-            key,
-            Slot {
-                generation,
-                state: SlotState::Done(answer),
-            },
-        );
-        self.remember(at, key, generation);
-    }
-
-    /// Records `key`'s arrival, then evicts beyond `entries_max`.
-    fn remember(&self, at: Instant, key: WindowKey, generation: Generation) {
-        let mut order = self.order.lock().unwrap_or_else(|p| p.into_inner());
-        order.push_back((at, key, generation));
-        self.expire(&mut order, at);
-    }
-
-    /// Pops places off the front of the order: beyond `entries_max`, or older than the window.
-    /// A place whose generation is not the slot's is a leftover of an earlier claim of the key
-    /// (one that ended without an answer): it goes, and the slot stays. It still counted
-    /// against `entries_max` until then, which keeps the limit a bound on the order's memory.
-    fn expire(&self, order: &mut VecDeque<(Instant, WindowKey, Generation)>, now: Instant) {
-        while let Some(&(at, k, generation)) = order.front() {
-            if order.len() <= self.entries_max && now.saturating_duration_since(at) < self.window {
-                break;
-            }
-            let evicted = order.len() > self.entries_max;
-            order.pop_front();
-            if evicted {
-                self.map.remove_if(&k, |_, s| s.generation == generation);
-            } else if self
-                .map
-                .remove_if(&k, |_, s| s.generation == generation && s.is_done())
-                .is_none()
-                && self.map.get(&k).is_some_and(|s| s.generation == generation)
-            {
-                // A still-pending original keeps its slot until it completes (its duplicates
-                // must still find it), and a place in the order as the newest entry: without
-                // one, its answer would stay in the map for good once it came, out of reach of
-                // both the window and the limit.
-                order.push_back((now, k, generation));
+        let hash = self.hasher.hash_one(key);
+        let mut inner = self.lock();
+        if let Some(generation) = inner.find(hash, &key) {
+            inner.unindex(hash, generation);
+            if let Some(p) = inner.place_mut(generation) {
+                p.state = PlaceState::Vacated;
             }
         }
+        inner.push(at, hash, key, None, PlaceState::Done(answer));
+        self.expire(&mut inner, at);
     }
 
     /// Replaces the finished answer of `key` given under `claim`, if the window still holds it
     /// (an approval the switch had to reverse because the acquirer never received it). An answer
     /// of a later claim of the key is left alone.
     pub fn replace(&self, key: &DupKey, mti: Mti, claim: ClaimId, answer: Answer) {
-        let key = &window_key(*key, mti);
-        if let Some(mut slot) = self.map.get_mut(key)
-            && slot.generation == claim.0
-            && slot.is_done()
+        let key = window_key(*key, mti);
+        let hash = self.hasher.hash_one(key);
+        let mut inner = self.lock();
+        if let Some(generation) = inner.serving(hash, &key, claim.0)
+            && let Some(place) = inner.place_mut(generation)
+            && let PlaceState::Done(a) = &mut place.state
         {
-            slot.state = SlotState::Done(answer);
+            *a = answer;
         }
     }
 
     /// Forgets keys older than the window.
     pub fn sweep(&self, now: Instant) {
-        let mut order = self.order.lock().unwrap_or_else(|p| p.into_inner());
-        self.expire(&mut order, now);
+        let mut inner = self.lock();
+        self.expire(&mut inner, now);
     }
 }
 
@@ -319,31 +435,33 @@ impl Pending {
             Answer::Bytes(b) => Answer::Bytes(Bytes::copy_from_slice(b)),
             Answer::Recorded(r) => Answer::Recorded(Arc::clone(r)),
         };
-        let (waiting, kept_as) = match self.window.map.entry(self.key) {
-            Entry::Occupied(mut slot) if slot.get().generation == self.generation => {
-                let tx = match std::mem::replace(&mut slot.get_mut().state, SlotState::Done(kept)) {
-                    SlotState::Pending(tx) => tx,
-                    SlotState::Done(_) => None,
-                };
-                (tx, Some(ClaimId(self.generation)))
+        let window = &self.window;
+        let mut inner = window.lock();
+        let (waiting, kept_as) = match inner.serving(self.hash, &self.key, self.claim) {
+            Some(generation) => {
+                let waiting =
+                    inner.place_mut(generation).and_then(|place| {
+                        match std::mem::replace(&mut place.state, PlaceState::Done(kept)) {
+                            PlaceState::Pending(tx) => tx,
+                            PlaceState::Done(_) | PlaceState::Vacated => None,
+                        }
+                    });
+                (waiting, Some(ClaimId(self.claim)))
             }
             // Evicted while in flight (the window was full), and the key claimed again since:
             // that later claim owns the key now, and its own answer is the one its duplicates
-            // must get. This one's waiters went with the evicted slot.
-            Entry::Occupied(_) => (None, None),
+            // must get. This one's waiters went with the evicted place.
+            None if inner.find(self.hash, &self.key).is_some() => (None, None),
             // Evicted while in flight and not claimed since: remember the answer again, as the
-            // newest entry, so it counts against the limit and expires like any other (without
-            // its place in the order it stayed in the map for good).
-            Entry::Vacant(v) => {
-                let generation = self.window.next_generation();
-                v.insert(Slot {
-                    generation,
-                    state: SlotState::Done(kept),
-                });
-                self.window.remember(Instant::now(), self.key, generation);
+            // newest entry, so it counts against the limit and expires like any other.
+            None => {
+                let now = Instant::now();
+                let generation = inner.push(now, self.hash, self.key, None, PlaceState::Done(kept));
+                window.expire(&mut inner, now);
                 (None, Some(ClaimId(generation)))
             }
         };
+        drop(inner);
         if let Some(tx) = waiting {
             let _ = tx.send(Some(answer));
         }
@@ -354,15 +472,28 @@ impl Pending {
 impl Drop for Pending {
     fn drop(&mut self) {
         if self.live {
-            // The original ended without an answer: its duplicates see the channel close. Only
-            // its own slot goes, and that is still pending (only its own `complete`, which
-            // clears `live`, makes it done); the check keeps that true if the code changes.
-            self.window.map.remove_if(&self.key, |_, s| {
-                s.generation == self.generation && !s.is_done()
-            });
+            // The original ended without an answer: its place is vacated and the key is free.
+            // Its duplicates see the channel close once the sender drops, after the lock.
+            let mut inner = self.window.lock();
+            let Some(generation) = inner.serving(self.hash, &self.key, self.claim) else {
+                return;
+            };
+            let mut waiting = None;
+            if let Some(place) = inner.place_mut(generation)
+                && matches!(place.state, PlaceState::Pending(_))
+            {
+                waiting = Some(std::mem::replace(&mut place.state, PlaceState::Vacated));
+                inner.unindex(self.hash, generation);
+            }
+            drop(inner);
+            drop(waiting);
         }
     }
 }
+
+#[cfg(test)]
+#[path = "duplicates_model.rs"]
+mod model;
 
 #[cfg(test)]
 mod tests {
@@ -705,5 +836,158 @@ mod tests {
             bytes_of(d.answer().await),
             Some(Bytes::from_static(b"0110"))
         );
+    }
+
+    /// One step of the property test below.
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// Claims key `k` (of four) as an authorization, or as a reversal when `reversal`.
+        Claim { k: u32, reversal: bool },
+        /// Completes the `i`-th live original (modulo how many there are) with answer `tag`.
+        Complete { i: usize, tag: u8 },
+        /// Drops the `i`-th live original without an answer.
+        Drop { i: usize },
+        /// Replaces the answer kept under the `i`-th claim completed so far.
+        Replace { i: usize, tag: u8 },
+        /// Lets `s` seconds pass, then sweeps when `sweep`.
+        Advance { s: u64, sweep: bool },
+        /// Seeds key `k` with a recorded answer given `age` seconds ago, as recovery does.
+        Seed { k: u32, age: u64, tag: u8 },
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => (0u32..4, any::<bool>()).prop_map(|(k, reversal)| Op::Claim { k, reversal }),
+            3 => (any::<usize>(), any::<u8>()).prop_map(|(i, tag)| Op::Complete { i, tag }),
+            1 => any::<usize>().prop_map(|i| Op::Drop { i }),
+            1 => (any::<usize>(), any::<u8>()).prop_map(|(i, tag)| Op::Replace { i, tag }),
+            2 => (0u64..8, any::<bool>()).prop_map(|(s, sweep)| Op::Advance { s, sweep }),
+            1 => (0u32..4, 0u64..12, any::<u8>()).prop_map(|(k, age, tag)| Op::Seed { k, age, tag }),
+        ]
+    }
+
+    /// What a waiter got, comparable across the two windows.
+    fn outcome(a: Option<Answer>) -> Option<Vec<u8>> {
+        a.map(|a| match a {
+            Answer::Bytes(b) => b.to_vec(),
+            Answer::Recorded(_) => b"recorded".to_vec(),
+        })
+    }
+
+    /// Runs `ops` against the ring and against the map it replaced ([`model`]), in paused time,
+    /// and checks that both give the same outcome at every step: new or duplicate, the answer
+    /// each duplicate gets (or that it gets none), whether a completion is kept, and how many
+    /// keys are held.
+    fn agree(ops: Vec<Op>, entries_max: usize) -> Result<(), proptest::test_runner::TestCaseError> {
+        use proptest::{prop_assert, prop_assert_eq};
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let ring = Arc::new(DuplicateWindow::new(Duration::from_secs(10), entries_max));
+            let map = Arc::new(model::ModelWindow::new(
+                Duration::from_secs(10),
+                entries_max,
+            ));
+            let mut live: Vec<(Pending, model::ModelPending, Mti)> = Vec::new();
+            let mut kept: Vec<(DupKey, Mti, ClaimId, model::ModelClaimId)> = Vec::new();
+            let mut waiters = Vec::new();
+            for (step, op) in ops.into_iter().enumerate() {
+                match op {
+                    Op::Claim { k, reversal } => {
+                        let mti = if reversal {
+                            Mti::REVERSAL_REQUEST
+                        } else {
+                            Mti::AUTH_REQUEST
+                        };
+                        let now = Instant::now();
+                        match (ring.claim(key(k), mti, now), map.claim(key(k), mti, now)) {
+                            (Claim::New(a), model::ModelClaim::New(b)) => live.push((a, b, mti)),
+                            (Claim::Duplicate(a), model::ModelClaim::Duplicate(b)) => waiters
+                                .push((step, tokio::spawn(a.answer()), tokio::spawn(b.answer()))),
+                            (Claim::New(_), _) => {
+                                return Err(proptest::test_runner::TestCaseError::fail(format!(
+                                    "step {step}: the ring saw a new request, the model a duplicate"
+                                )));
+                            }
+                            (Claim::Duplicate(_), _) => {
+                                return Err(proptest::test_runner::TestCaseError::fail(format!(
+                                    "step {step}: the ring saw a duplicate, the model a new request"
+                                )));
+                            }
+                        }
+                    }
+                    Op::Complete { i, tag } if !live.is_empty() => {
+                        let (a, b, mti) = live.remove(i % live.len());
+                        let k = *a.key();
+                        let answer = Answer::Bytes(Bytes::from(vec![tag]));
+                        let (ka, kb) = (a.complete(answer.clone()), b.complete(answer));
+                        prop_assert_eq!(ka.is_some(), kb.is_some(), "step {}: kept", step);
+                        if let (Some(ka), Some(kb)) = (ka, kb) {
+                            kept.push((k, mti, ka, kb));
+                        }
+                    }
+                    Op::Drop { i } if !live.is_empty() => {
+                        drop(live.remove(i % live.len()));
+                    }
+                    Op::Replace { i, tag } if !kept.is_empty() => {
+                        let (k, mti, ka, kb) = kept[i % kept.len()];
+                        let answer = Answer::Bytes(Bytes::from(vec![tag, tag]));
+                        ring.replace(&k, mti, ka, answer.clone());
+                        map.replace(&k, mti, kb, answer);
+                    }
+                    Op::Advance { s, sweep } => {
+                        tokio::time::advance(Duration::from_secs(s)).await;
+                        if sweep {
+                            ring.sweep(Instant::now());
+                            map.sweep(Instant::now());
+                        }
+                    }
+                    Op::Seed { k, age, tag } => {
+                        let answer = Answer::Bytes(Bytes::from(vec![tag, tag, tag]));
+                        let (age, now) = (Duration::from_secs(age), Instant::now());
+                        ring.seed(key(k), Mti::AUTH_REQUEST, answer.clone(), age, now);
+                        map.seed(key(k), Mti::AUTH_REQUEST, answer, age, now);
+                    }
+                    Op::Complete { .. } | Op::Drop { .. } | Op::Replace { .. } => {}
+                }
+                prop_assert_eq!(ring.len(), map.len(), "step {}: keys held", step);
+                prop_assert_eq!(ring.is_empty(), map.is_empty(), "step {}: empty", step);
+                prop_assert!(ring.len() <= entries_max, "step {}: over the limit", step);
+            }
+            // Every original ends, so every waiter has its outcome.
+            drop(live);
+            // An hour of paused time passes at once if nothing else can run: a waiter still
+            // waiting then is one that would never be woken.
+            let hour = Duration::from_secs(3600);
+            for (step, a, b) in waiters {
+                let (Ok(a), Ok(b)) = (
+                    tokio::time::timeout(hour, a).await,
+                    tokio::time::timeout(hour, b).await,
+                ) else {
+                    return Err(proptest::test_runner::TestCaseError::fail(format!(
+                        "the duplicate of step {step} was never woken"
+                    )));
+                };
+                let (a, b) = (a.expect("join"), b.expect("join"));
+                prop_assert_eq!(outcome(a), outcome(b), "the duplicate of step {}", step);
+            }
+            Ok(())
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(512))]
+
+        #[test]
+        fn the_ring_answers_as_the_map_did(
+            ops in proptest::collection::vec(op(), 1..60),
+            entries_max in 1usize..6,
+        ) {
+            agree(ops, entries_max)?;
+        }
     }
 }
