@@ -11,10 +11,13 @@
 //! generation: its position in the ring, counted from the switch's start. Both sit behind one
 //! mutex that a request holds for its look-up and its place (see [`DuplicateWindow::claim`]).
 //! The shape is for the steady state, in which the window is full and every new request evicts
-//! the oldest: the eviction pops the ring's front (memory read in order) and removes a 16-byte
-//! index entry found by the hash the place kept, so it reads no key. The original's completion
-//! finds its place by generation, a slot of the ring written a moment before, not through a
-//! hash look-up. The map it replaces held the keys and answers themselves, so each of the three
+//! the oldest: the eviction pops the ring's front (memory read in order) and leaves the key's
+//! index entry where it is. An entry whose generation has left the ring is stale and matches
+//! nothing; a table sweeps out its stale entries only when it is full and would otherwise grow,
+//! one sequential pass over a 256th of the index. Removing each entry as its place left was two
+//! cache misses per request, in a table of tens of megabytes read at random. The original's
+//! completion finds its place by generation, a slot of the ring written a moment before, not
+//! through a hash look-up. The map it replaces held the keys and answers themselves, so each of the three
 //! steps missed the cache on a fat entry (17.8% of the switch's samples once full,
 //! docs/performance.md, "The duplicate window once it is full").
 //!
@@ -101,8 +104,9 @@ enum PlaceState {
     Vacated,
 }
 
-/// An index entry: which place holds a key. Each key in the window has exactly one, pointing at
-/// a place that is not [`PlaceState::Vacated`].
+/// An index entry: which place holds a key. Each key in the window has exactly one live entry,
+/// pointing at a place in the ring that is not [`PlaceState::Vacated`]; the entries of places
+/// that have left the ring are stale (generation below `first`) until a sweep removes them.
 #[derive(Clone, Copy)]
 struct Indexed {
     hash: u64,
@@ -167,7 +171,7 @@ struct Inner {
     /// The index, in [`DuplicateWindow::SHARDS`] tables picked by bits of the hash that the
     /// tables themselves do not use (see [`shard_of`]).
     index: Box<[HashTable<Indexed>]>,
-    /// Keys in the index.
+    /// Keys in the window: live index entries, stale ones not counted.
     keys: usize,
     places: VecDeque<Place>,
     /// The generation of `places[0]`.
@@ -177,11 +181,17 @@ struct Inner {
 /// The index table a hash belongs to. A table uses the hash's low bits for its bucket and its
 /// top seven as a tag, so the shard takes bits 48–55: keys sharing them share a table, and would
 /// share a tag if the shard came from the top bits, making every probe a match.
-fn shard_of(hash: u64) -> usize {
-    (hash >> 48) as usize % DuplicateWindow::SHARDS
+/// `tables` is a power of two.
+fn shard_of(hash: u64, tables: usize) -> usize {
+    (hash >> 48) as usize & (tables - 1)
 }
 
 impl Inner {
+    fn table(&mut self, hash: u64) -> &mut HashTable<Indexed> {
+        let tables = self.index.len();
+        &mut self.index[shard_of(hash, tables)]
+    }
+
     fn place(&self, generation: Generation) -> Option<&Place> {
         let i = usize::try_from(generation.checked_sub(self.first)?).ok()?;
         self.places.get(i)
@@ -192,17 +202,22 @@ impl Inner {
         self.places.get_mut(i)
     }
 
-    /// The generation of the place holding `key`, if the window has it.
+    /// The generation of the place holding `key`, if the window has it. A stale entry of the key
+    /// matches nothing: `place` has no place for its generation.
     fn find(&self, hash: u64, key: &WindowKey) -> Option<Generation> {
-        self.index[shard_of(hash)]
+        self.index[shard_of(hash, self.index.len())]
             .find(hash, |e| {
                 e.hash == hash && self.place(e.generation).is_some_and(|p| p.key == *key)
             })
             .map(|e| e.generation)
     }
 
+    /// Removes a live entry at once (a vacated place: rare).
     fn unindex(&mut self, hash: u64, generation: Generation) {
-        if let Ok(e) = self.index[shard_of(hash)].find_entry(hash, |e| e.generation == generation) {
+        if let Ok(e) = self
+            .table(hash)
+            .find_entry(hash, |e| e.generation == generation)
+        {
             e.remove();
             self.keys -= 1;
         }
@@ -226,7 +241,16 @@ impl Inner {
             claim: claim.unwrap_or(generation),
             state,
         });
-        self.index[shard_of(hash)].insert_unique(hash, Indexed { hash, generation }, |e| e.hash);
+        let first = self.first;
+        let table = self.table(hash);
+        if table.len() == table.capacity() {
+            table.retain(|e| e.generation >= first);
+            // Still mostly live: grow now, or the next sweep would come a few inserts later.
+            if table.len() > table.capacity() / 4 * 3 {
+                table.reserve(table.capacity() - table.len() + 1, |e| e.hash);
+            }
+        }
+        table.insert_unique(hash, Indexed { hash, generation }, |e| e.hash);
         self.keys += 1;
         generation
     }
@@ -261,7 +285,8 @@ impl Inner {
                 // stay for good once it came, out of reach of both the window and the limit.
                 PlaceState::Pending(tx) if !over => {
                     let moved_to = self.first + self.places.len() as u64;
-                    if let Some(e) = self.index[shard_of(place.hash)]
+                    if let Some(e) = self
+                        .table(place.hash)
                         .find_mut(place.hash, |e| e.generation == generation)
                     {
                         e.generation = moved_to;
@@ -274,10 +299,9 @@ impl Inner {
                 }
                 // An answer past the window, or anything beyond the limit (a pending original
                 // too: its waiters see the end, and its answer, when it comes, is remembered
-                // anew unless the key was claimed again in between).
-                PlaceState::Pending(_) | PlaceState::Done(_) => {
-                    self.unindex(place.hash, generation)
-                }
+                // anew unless the key was claimed again in between). Its index entry is stale
+                // from here on.
+                PlaceState::Pending(_) | PlaceState::Done(_) => self.keys -= 1,
             }
         }
     }
@@ -302,10 +326,18 @@ impl DuplicateWindow {
     /// pages become resident as the window fills. Sizing the index at once would also have
     /// removed its pauses, but keys land on its pages at random, so it would be resident early.
     pub fn new(window: Duration, entries_max: usize) -> DuplicateWindow {
+        Self::with_tables(window, entries_max, Self::SHARDS)
+    }
+
+    /// [`Self::new`] with `tables` index tables (a power of two): tests use one, so that a few
+    /// keys share a table and its sweeps.
+    fn with_tables(window: Duration, entries_max: usize, tables: usize) -> DuplicateWindow {
         let capacity = entries_max.saturating_add(1);
         DuplicateWindow {
             inner: Mutex::new(Inner {
-                index: (0..Self::SHARDS).map(|_| HashTable::new()).collect(),
+                index: (0..tables.next_power_of_two())
+                    .map(|_| HashTable::new())
+                    .collect(),
                 keys: 0,
                 places: VecDeque::with_capacity(capacity),
                 first: 0,
@@ -596,6 +628,30 @@ mod tests {
         );
     }
 
+    #[test]
+    fn stale_index_entries_are_swept_before_a_table_grows() {
+        let w = Arc::new(DuplicateWindow::new(Duration::from_secs(60), 10_000));
+        let now = Instant::now();
+        // Twenty times the limit in distinct keys: every claim after the first 10,000 evicts.
+        answer_all(&w, 1..200_001, now);
+        assert_eq!(w.len(), 10_000);
+        let inner = w.lock();
+        let entries: usize = inner.index.iter().map(|t| t.len()).sum();
+        let live = inner
+            .index
+            .iter()
+            .flat_map(|t| t.iter())
+            .filter(|e| e.generation >= inner.first)
+            .count();
+        assert_eq!(live, 10_000, "live index entries");
+        // About 39 keys per table: a table is swept when full and grows only when more than
+        // three quarters of it is live, so it holds at most 8/3 of its live keys.
+        assert!(
+            entries <= 10_000 * 8 / 3 + DuplicateWindow::SHARDS,
+            "{entries} index entries for 10,000 keys: stale ones were never swept"
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn an_answer_evicted_in_flight_stays_within_the_limit_and_expires() {
         let w = Arc::new(DuplicateWindow::new(Duration::from_secs(60), 2));
@@ -878,8 +934,13 @@ mod tests {
     /// Runs `ops` against the ring and against the map it replaced ([`model`]), in paused time,
     /// and checks that both give the same outcome at every step: new or duplicate, the answer
     /// each duplicate gets (or that it gets none), whether a completion is kept, and how many
-    /// keys are held.
-    fn agree(ops: Vec<Op>, entries_max: usize) -> Result<(), proptest::test_runner::TestCaseError> {
+    /// keys are held. With `tables` = 1 the few keys share one index table, so its sweeps of
+    /// stale entries happen while some of them are live.
+    fn agree(
+        ops: Vec<Op>,
+        entries_max: usize,
+        tables: usize,
+    ) -> Result<(), proptest::test_runner::TestCaseError> {
         use proptest::{prop_assert, prop_assert_eq};
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
@@ -887,7 +948,11 @@ mod tests {
             .build()
             .expect("runtime");
         rt.block_on(async move {
-            let ring = Arc::new(DuplicateWindow::new(Duration::from_secs(10), entries_max));
+            let ring = Arc::new(DuplicateWindow::with_tables(
+                Duration::from_secs(10),
+                entries_max,
+                tables,
+            ));
             let map = Arc::new(model::ModelWindow::new(
                 Duration::from_secs(10),
                 entries_max,
@@ -986,8 +1051,10 @@ mod tests {
         fn the_ring_answers_as_the_map_did(
             ops in proptest::collection::vec(op(), 1..60),
             entries_max in 1usize..6,
+            one_table in proptest::bool::ANY,
         ) {
-            agree(ops, entries_max)?;
+            let tables = if one_table { 1 } else { DuplicateWindow::SHARDS };
+            agree(ops, entries_max, tables)?;
         }
     }
 }
