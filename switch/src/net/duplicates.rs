@@ -98,10 +98,54 @@ struct Place {
 enum PlaceState {
     /// The original is in flight; the sender exists once a duplicate waits for it.
     Pending(Option<watch::Sender<Option<Answer>>>),
-    Done(Answer),
+    Done(Kept),
     /// No longer the key's: its original ended without an answer, or it moved to the back. The
     /// place stays until it reaches the front, so the ring's positions stay generations.
     Vacated,
+}
+
+/// Encoded answers up to this many bytes are kept in their place in the ring. The switch's answers
+/// to loadgen's whole mix are 122–171 bytes; a larger one (field 55, say) gets an allocation.
+const INLINE_ANSWER_BYTES: usize = 176;
+
+/// A finished answer as the window keeps it. Inline, because an allocation per answer cost a
+/// call to the allocator when the answer came and a cache-missing free when it was evicted, a
+/// million answers later; in a place of its own, it also costs no more memory than the
+/// allocation did (the size class above 150 bytes, plus the `Bytes` handle).
+enum Kept {
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE_ANSWER_BYTES],
+    },
+    Other(Answer),
+}
+
+impl Kept {
+    fn new(answer: &Answer) -> Kept {
+        match answer {
+            Answer::Bytes(b) if b.len() <= INLINE_ANSWER_BYTES => {
+                let mut bytes = [0; INLINE_ANSWER_BYTES];
+                bytes[..b.len()].copy_from_slice(b);
+                Kept::Inline {
+                    // At most INLINE_ANSWER_BYTES, below 256.
+                    len: b.len() as u8,
+                    bytes,
+                }
+            }
+            // An exact-size copy: the caller's comes from a buffer with room to spare.
+            Answer::Bytes(b) => Kept::Other(Answer::Bytes(Bytes::copy_from_slice(b))),
+            Answer::Recorded(r) => Kept::Other(Answer::Recorded(Arc::clone(r))),
+        }
+    }
+
+    fn answer(&self) -> Answer {
+        match self {
+            Kept::Inline { len, bytes } => {
+                Answer::Bytes(Bytes::copy_from_slice(&bytes[..usize::from(*len)]))
+            }
+            Kept::Other(a) => a.clone(),
+        }
+    }
 }
 
 /// An index entry: which place holds a key. Each key in the window has exactly one live entry,
@@ -389,8 +433,8 @@ impl DuplicateWindow {
                     *tx = Some(sender);
                     return Claim::Duplicate(Waiter(WaiterInner::Wait(rx)));
                 }
-                PlaceState::Done(a) => {
-                    return Claim::Duplicate(Waiter(WaiterInner::Ready(a.clone())));
+                PlaceState::Done(kept) => {
+                    return Claim::Duplicate(Waiter(WaiterInner::Ready(kept.answer())));
                 }
                 // Not reachable through the index; were it, the key would be treated as new.
                 PlaceState::Vacated => inner.unindex(hash, generation),
@@ -424,7 +468,7 @@ impl DuplicateWindow {
                 p.state = PlaceState::Vacated;
             }
         }
-        inner.push(at, hash, key, None, PlaceState::Done(answer));
+        inner.push(at, hash, key, None, PlaceState::Done(Kept::new(&answer)));
         self.expire(&mut inner, at);
     }
 
@@ -437,9 +481,9 @@ impl DuplicateWindow {
         let mut inner = self.lock();
         if let Some(generation) = inner.serving(hash, &key, claim.0)
             && let Some(place) = inner.place_mut(generation)
-            && let PlaceState::Done(a) = &mut place.state
+            && let PlaceState::Done(kept) = &mut place.state
         {
-            *a = answer;
+            *kept = Kept::new(&answer);
         }
     }
 
@@ -459,14 +503,11 @@ impl Pending {
     /// under, or `None` when a later claim of the key owns it now.
     pub fn complete(mut self, answer: Answer) -> Option<ClaimId> {
         self.live = false;
-        // The window keeps its own exact-size copy of an encoded answer: the caller's comes from
-        // a buffer with room to spare (256 bytes for an answer of about 150), and sharing it
-        // would also allocate a reference count. A window of a million answers is the switch's
-        // largest memory, so these bytes count.
-        let kept = match &answer {
-            Answer::Bytes(b) => Answer::Bytes(Bytes::copy_from_slice(b)),
-            Answer::Recorded(r) => Answer::Recorded(Arc::clone(r)),
-        };
+        // The window keeps its own copy (see `Kept`): the caller's comes from a buffer with
+        // room to spare (256 bytes for an answer of about 150), and sharing it would also
+        // allocate a reference count. A window of a million answers is the switch's largest
+        // memory, so these bytes count.
+        let kept = Kept::new(&answer);
         let window = &self.window;
         let mut inner = window.lock();
         let (waiting, kept_as) = match inner.serving(self.hash, &self.key, self.claim) {
@@ -625,6 +666,29 @@ mod tests {
         assert!(
             matches!(w.claim(key(10), Mti::AUTH_REQUEST, t1), Claim::New(_)),
             "oldest evicted at the cap"
+        );
+    }
+
+    #[tokio::test]
+    async fn answers_kept_inline_or_not_come_back_whole() {
+        let w = Arc::new(DuplicateWindow::new(Duration::from_secs(60), 1000));
+        let now = Instant::now();
+        for (stan, len) in [(1, 0), (2, 171), (3, INLINE_ANSWER_BYTES), (4, 300)] {
+            let answer: Bytes = (0..len).map(|i| i as u8).collect();
+            let Claim::New(p) = w.claim(key(stan), Mti::AUTH_REQUEST, now) else {
+                panic!("new");
+            };
+            p.complete(Answer::Bytes(answer.clone()));
+            let Claim::Duplicate(d) = w.claim(key(stan), Mti::AUTH_REQUEST, now) else {
+                panic!("a duplicate");
+            };
+            assert_eq!(bytes_of(d.answer().await), Some(answer), "{len} bytes");
+        }
+        // A place stays within four cache lines with its answer inline.
+        assert!(
+            std::mem::size_of::<Place>() <= 256,
+            "a place is {} bytes",
+            std::mem::size_of::<Place>()
         );
     }
 
@@ -899,8 +963,9 @@ mod tests {
     enum Op {
         /// Claims key `k` (of four) as an authorization, or as a reversal when `reversal`.
         Claim { k: u32, reversal: bool },
-        /// Completes the `i`-th live original (modulo how many there are) with answer `tag`.
-        Complete { i: usize, tag: u8 },
+        /// Completes the `i`-th live original (modulo how many there are) with answer `tag`,
+        /// of one byte or, when `long`, more than the window keeps inline.
+        Complete { i: usize, tag: u8, long: bool },
         /// Drops the `i`-th live original without an answer.
         Drop { i: usize },
         /// Replaces the answer kept under the `i`-th claim completed so far.
@@ -915,7 +980,8 @@ mod tests {
         use proptest::prelude::*;
         prop_oneof![
             4 => (0u32..4, any::<bool>()).prop_map(|(k, reversal)| Op::Claim { k, reversal }),
-            3 => (any::<usize>(), any::<u8>()).prop_map(|(i, tag)| Op::Complete { i, tag }),
+            3 => (any::<usize>(), any::<u8>(), any::<bool>())
+                .prop_map(|(i, tag, long)| Op::Complete { i, tag, long }),
             1 => any::<usize>().prop_map(|i| Op::Drop { i }),
             1 => (any::<usize>(), any::<u8>()).prop_map(|(i, tag)| Op::Replace { i, tag }),
             2 => (0u64..8, any::<bool>()).prop_map(|(s, sweep)| Op::Advance { s, sweep }),
@@ -985,10 +1051,11 @@ mod tests {
                             }
                         }
                     }
-                    Op::Complete { i, tag } if !live.is_empty() => {
+                    Op::Complete { i, tag, long } if !live.is_empty() => {
                         let (a, b, mti) = live.remove(i % live.len());
                         let k = *a.key();
-                        let answer = Answer::Bytes(Bytes::from(vec![tag]));
+                        let len = if long { INLINE_ANSWER_BYTES + 1 } else { 1 };
+                        let answer = Answer::Bytes(Bytes::from(vec![tag; len]));
                         let (ka, kb) = (a.complete(answer.clone()), b.complete(answer));
                         prop_assert_eq!(ka.is_some(), kb.is_some(), "step {}: kept", step);
                         if let (Some(ka), Some(kb)) = (ka, kb) {
