@@ -213,8 +213,8 @@ fn switch(config: &Config, report: &mut Report<'_>) {
         "switch.duplicate_entries_max",
         u64::try_from(s.duplicate_entries_max).unwrap_or(u64::MAX),
     );
-    // The window's order queue is allocated for the limit at start (net::duplicates), so a
-    // mistyped limit must be refused here, not abort the process on its allocation.
+    // About 300 bytes a key once held (net::duplicates): a mistyped limit must be refused here,
+    // not run the process out of memory hours later.
     if s.duplicate_entries_max > DUPLICATE_ENTRIES_MAX_LIMIT {
         report.push(
             "switch.duplicate_entries_max",

@@ -17,9 +17,10 @@
 //! one sequential pass over a 256th of the index. Removing each entry as its place left was two
 //! cache misses per request, in a table of tens of megabytes read at random. The original's
 //! completion finds its place by generation, a slot of the ring written a moment before, not
-//! through a hash look-up. The map it replaces held the keys and answers themselves, so each of the three
-//! steps missed the cache on a fat entry (17.8% of the switch's samples once full,
-//! docs/performance.md, "The duplicate window once it is full").
+//! through a hash look-up. The map it replaces held the keys and answers themselves, so each of
+//! the three steps missed the cache on a fat entry (17.8% of the switch's samples once full,
+//! docs/performance.md, "The duplicate window once it is full"). The ring is held in blocks of
+//! 1 MiB, allocated and freed as it moves, so memory follows the places held ([`Ring`]).
 //!
 //! A pending place gets a `watch` channel only when a duplicate actually arrives while the
 //! original is in flight: duplicates are rare, and a channel per request was most of the
@@ -99,8 +100,9 @@ enum PlaceState {
     /// The original is in flight; the sender exists once a duplicate waits for it.
     Pending(Option<watch::Sender<Option<Answer>>>),
     Done(Kept),
-    /// No longer the key's: its original ended without an answer, or it moved to the back. The
-    /// place stays until it reaches the front, so the ring's positions stay generations.
+    /// No longer the key's: its original ended without an answer, or a later seed of its key
+    /// replaced it. The place stays until it reaches the front, so the ring's positions stay
+    /// generations.
     Vacated,
 }
 
@@ -217,8 +219,8 @@ struct Inner {
     index: Box<[HashTable<Indexed>]>,
     /// Keys in the window: live index entries, stale ones not counted.
     keys: usize,
-    places: VecDeque<Place>,
-    /// The generation of `places[0]`.
+    places: Ring,
+    /// The generation of `places`' front.
     first: Generation,
 }
 
@@ -228,6 +230,92 @@ struct Inner {
 /// `tables` is a power of two.
 fn shard_of(hash: u64, tables: usize) -> usize {
     (hash >> 48) as usize & (tables - 1)
+}
+
+/// Places per block of the ring: 4,096 places of 256 bytes, 1 MiB.
+const BLOCK_PLACES: usize = 4096;
+
+/// The ring: places in arrival order, in blocks allocated as the back needs them and freed as the
+/// front leaves them. A ring buffer allocated for `duplicate_entries_max` at once cycles its
+/// write position through all of it, so after that many arrivals every page of it is resident
+/// (256 MB at the default limit), however few keys a quiet switch's window holds; and the limit
+/// would have been reserved at start. Blocks keep memory to the places held, give no growth step
+/// (a block is never copied), and cost one division per look-up.
+#[derive(Default)]
+struct Ring {
+    /// Each full but the back one; the front one's first `front_taken` are gone.
+    blocks: VecDeque<Vec<Option<Place>>>,
+    front_taken: usize,
+    len: usize,
+    /// The last block emptied, kept for the next one needed: in the steady state a block is
+    /// freed and another allocated every 4,096 requests, and the allocator returned the freed
+    /// pages to the kernel, so each new block faulted them in again, zeroed.
+    spare: Option<Vec<Option<Place>>>,
+}
+
+impl Ring {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The place `i` places behind the front.
+    fn get(&self, i: usize) -> Option<&Place> {
+        if i >= self.len {
+            return None;
+        }
+        let at = self.front_taken + i;
+        self.blocks
+            .get(at / BLOCK_PLACES)?
+            .get(at % BLOCK_PLACES)?
+            .as_ref()
+    }
+
+    fn get_mut(&mut self, i: usize) -> Option<&mut Place> {
+        if i >= self.len {
+            return None;
+        }
+        let at = self.front_taken + i;
+        self.blocks
+            .get_mut(at / BLOCK_PLACES)?
+            .get_mut(at % BLOCK_PLACES)?
+            .as_mut()
+    }
+
+    fn front(&self) -> Option<&Place> {
+        self.get(0)
+    }
+
+    fn push_back(&mut self, place: Place) {
+        if self.blocks.back().is_none_or(|b| b.len() == BLOCK_PLACES) {
+            let block = self
+                .spare
+                .take()
+                .unwrap_or_else(|| Vec::with_capacity(BLOCK_PLACES));
+            self.blocks.push_back(block);
+        }
+        if let Some(back) = self.blocks.back_mut() {
+            back.push(Some(place));
+            self.len += 1;
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<Place> {
+        if self.len == 0 {
+            return None;
+        }
+        let front = self.blocks.front_mut()?;
+        let place = front.get_mut(self.front_taken)?.take();
+        self.front_taken += 1;
+        self.len -= 1;
+        if self.front_taken == BLOCK_PLACES {
+            if let Some(mut emptied) = self.blocks.pop_front() {
+                emptied.clear();
+                self.spare = Some(emptied);
+            }
+            self.front_taken = 0;
+        }
+        place
+    }
 }
 
 impl Inner {
@@ -364,11 +452,9 @@ impl DuplicateWindow {
     /// 524k copied 29 MB under its mutex (`cargo run --release -p switch --example
     /// duplicate_window_pauses`; docs/performance.md). So the index has [`Self::SHARDS`]
     /// tables, each growing on its own by a 256th of the entries (as an account's records do in
-    /// [`crate::issuing`]'s split map), and the ring is allocated for `entries_max` at once (it
-    /// holds one more for a moment before the oldest is evicted; the config caps the limit).
-    /// That allocation is address space, not memory: the ring is written front to back, so its
-    /// pages become resident as the window fills. Sizing the index at once would also have
-    /// removed its pauses, but keys land on its pages at random, so it would be resident early.
+    /// [`crate::issuing`]'s split map), and the ring grows by blocks that are never copied
+    /// ([`Ring`]). Sizing the index at once would also have removed its pauses, but keys land on
+    /// its pages at random, so it would be resident early.
     pub fn new(window: Duration, entries_max: usize) -> DuplicateWindow {
         Self::with_tables(window, entries_max, Self::SHARDS)
     }
@@ -376,14 +462,13 @@ impl DuplicateWindow {
     /// [`Self::new`] with `tables` index tables (a power of two): tests use one, so that a few
     /// keys share a table and its sweeps.
     fn with_tables(window: Duration, entries_max: usize, tables: usize) -> DuplicateWindow {
-        let capacity = entries_max.saturating_add(1);
         DuplicateWindow {
             inner: Mutex::new(Inner {
                 index: (0..tables.next_power_of_two())
                     .map(|_| HashTable::new())
                     .collect(),
                 keys: 0,
-                places: VecDeque::with_capacity(capacity),
+                places: Ring::default(),
                 first: 0,
             }),
             hasher: foldhash::fast::RandomState::default(),
@@ -684,12 +769,71 @@ mod tests {
             };
             assert_eq!(bytes_of(d.answer().await), Some(answer), "{len} bytes");
         }
-        // A place stays within four cache lines with its answer inline.
+        // A place stays within four cache lines with its answer inline, in the ring's blocks too.
         assert!(
-            std::mem::size_of::<Place>() <= 256,
+            std::mem::size_of::<Option<Place>>() <= 256,
             "a place is {} bytes",
-            std::mem::size_of::<Place>()
+            std::mem::size_of::<Option<Place>>()
         );
+    }
+
+    fn numbered(claim: Generation) -> Place {
+        Place {
+            at: Instant::now(),
+            hash: 0,
+            key: window_key(key(1), Mti::AUTH_REQUEST),
+            claim,
+            state: PlaceState::Vacated,
+        }
+    }
+
+    #[test]
+    fn the_ring_finds_and_pops_places_across_its_blocks() {
+        let mut ring = Ring::default();
+        let n = 3 * BLOCK_PLACES as u64 + 5;
+        for i in 0..n {
+            ring.push_back(numbered(i));
+        }
+        assert_eq!(ring.len(), n as usize);
+        for i in 0..n {
+            assert_eq!(ring.get(i as usize).map(|p| p.claim), Some(i));
+        }
+        assert!(ring.get(n as usize).is_none());
+        for i in 0..5000 {
+            assert_eq!(ring.pop_front().map(|p| p.claim), Some(i));
+        }
+        // The first block is gone with its last place; the rest still answer by position.
+        assert_eq!(ring.blocks.len(), 3);
+        assert_eq!(ring.front().map(|p| p.claim), Some(5000));
+        assert_eq!(ring.get(1000).map(|p| p.claim), Some(6000));
+        ring.get_mut(1000).expect("place").claim = 77;
+        assert_eq!(ring.get(1000).map(|p| p.claim), Some(77));
+        while ring.pop_front().is_some() {}
+        assert_eq!(ring.len(), 0);
+        assert!(ring.front().is_none());
+        ring.push_back(numbered(9));
+        assert_eq!(ring.front().map(|p| p.claim), Some(9));
+        assert!(ring.blocks.len() <= 2);
+    }
+
+    #[test]
+    fn a_quiet_windows_ring_holds_only_the_blocks_it_uses() {
+        // A switch at 100 requests a second with a 10-second window: about 1,000 keys held,
+        // whatever the limit, and after 100,000 requests still only the blocks they need.
+        let w = Arc::new(DuplicateWindow::new(Duration::from_secs(10), 1_000_000));
+        let t0 = Instant::now();
+        for i in 0..100_000u32 {
+            let at = t0 + Duration::from_millis(u64::from(i) * 10);
+            if let Claim::New(p) = w.claim(key(i + 1), Mti::AUTH_REQUEST, at) {
+                p.complete(Answer::Bytes(Bytes::from_static(b"answer")));
+            }
+        }
+        assert!((999..=1001).contains(&w.len()), "{} keys held", w.len());
+        assert!(
+            w.lock().places.blocks.len() <= 2,
+            "blocks kept after they emptied"
+        );
+        assert!(w.lock().places.spare.is_some(), "no block kept for reuse");
     }
 
     #[test]
