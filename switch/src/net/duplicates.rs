@@ -577,6 +577,45 @@ impl DuplicateWindow {
         let mut inner = self.lock();
         self.expire(&mut inner, now);
     }
+
+    /// What must hold between any two calls, or the first thing that does not: each live index
+    /// entry points at a place of its key's hash that is not vacated, `keys` counts them, no
+    /// key has two, and the ring holds at most `entries_max` places.
+    #[cfg(test)]
+    fn invariants(&self) -> Result<(), String> {
+        let inner = self.lock();
+        let mut live = Vec::new();
+        for e in inner.index.iter().flat_map(|t| t.iter()) {
+            if e.generation < inner.first {
+                continue;
+            }
+            let Some(place) = inner.place(e.generation) else {
+                return Err(format!("entry {} past the ring's back", e.generation));
+            };
+            if matches!(place.state, PlaceState::Vacated) || place.hash != e.hash {
+                return Err(format!(
+                    "entry {} at a vacated or other place",
+                    e.generation
+                ));
+            }
+            live.push(place.key);
+        }
+        if live.len() != inner.keys {
+            return Err(format!(
+                "{} live entries, {} keys counted",
+                live.len(),
+                inner.keys
+            ));
+        }
+        let distinct: std::collections::HashSet<_> = live.iter().collect();
+        if distinct.len() != live.len() {
+            return Err("a key with two live entries".into());
+        }
+        if inner.places.len() > self.entries_max {
+            return Err(format!("{} places held", inner.places.len()));
+        }
+        Ok(())
+    }
 }
 
 impl Pending {
@@ -1137,7 +1176,7 @@ mod tests {
     fn outcome(a: Option<Answer>) -> Option<Vec<u8>> {
         a.map(|a| match a {
             Answer::Bytes(b) => b.to_vec(),
-            Answer::Recorded(_) => b"recorded".to_vec(),
+            Answer::Recorded(r) => format!("recorded {}", r.txn).into_bytes(),
         })
     }
 
@@ -1223,7 +1262,16 @@ mod tests {
                         }
                     }
                     Op::Seed { k, age, tag } => {
-                        let answer = Answer::Bytes(Bytes::from(vec![tag, tag, tag]));
+                        // Recovery seeds decisions from the journal, not answer bytes.
+                        let answer = Answer::Recorded(Arc::new(DecisionRecord::new(
+                            u64::from(tag),
+                            0,
+                            None,
+                            100,
+                            "00",
+                            crate::events::DecisionSource::OnUs,
+                            None,
+                        )));
                         let (age, now) = (Duration::from_secs(age), Instant::now());
                         ring.seed(key(k), Mti::AUTH_REQUEST, answer.clone(), age, now);
                         map.seed(key(k), Mti::AUTH_REQUEST, answer, age, now);
@@ -1232,6 +1280,11 @@ mod tests {
                 }
                 prop_assert_eq!(ring.len(), map.len(), "step {}: keys held", step);
                 prop_assert_eq!(ring.is_empty(), map.is_empty(), "step {}: empty", step);
+                if let Err(broken) = ring.invariants() {
+                    return Err(proptest::test_runner::TestCaseError::fail(format!(
+                        "step {step}: {broken}"
+                    )));
+                }
                 prop_assert!(ring.len() <= entries_max, "step {}: over the limit", step);
             }
             // Every original ends, so every waiter has its outcome.
