@@ -8,7 +8,7 @@
 //!
 //! The window is one ring of places in arrival order, each holding its key and its state (a
 //! pending original, or the finished answer), plus an index from the key's hash to the place's
-//! generation: its position in the ring, counted from the switch's start. Both sit behind one
+//! generation: its position in the ring, counted from the window's creation. Both sit behind one
 //! mutex that a request holds for its look-up and its place (see [`DuplicateWindow::claim`]).
 //! The shape is for the steady state, in which the window is full and every new request evicts
 //! the oldest: the eviction pops the ring's front (memory read in order) and leaves the key's
@@ -30,6 +30,12 @@
 //! and the old claim's leftovers must then touch nothing of the new one's. Without that, the old
 //! place in the order expired the retry's answer early, and a dropped original freed its retry's
 //! pending slot, letting a third copy through as new.
+//!
+//! A known limit, kept from the map before it: when more requests are in flight than
+//! `duplicate_entries_max`, the oldest pending original is evicted like any key. Its waiting
+//! duplicates then get no answer, and a repeat that arrives before it completes is processed as
+//! new. With the default of a million keys that needs ten seconds of in-flight requests at
+//! 100,000 a second; only a limit configured far below the traffic reaches it.
 //!
 //! Recovery seeds the window from the journal's decisions ([`DuplicateWindow::seed`]); the
 //! answer is then rebuilt from the duplicate request itself plus the recorded decision, because
