@@ -46,6 +46,7 @@ use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use arrayvec::ArrayVec;
 use bytes::Bytes;
 use hashbrown::HashTable;
 use tokio::sync::watch;
@@ -80,8 +81,8 @@ pub enum Answer {
     Recorded(std::sync::Arc<DecisionRecord>),
 }
 
-/// A place's position in the ring, counted from the window's creation: the place of generation
-/// `g` is `places[g - first]` while `g >= first`.
+/// A place's position in the ring, counted from the window's creation: [`Ring::get`] finds the
+/// place of a generation for as long as the ring holds it.
 type Generation = u64;
 
 /// The claim a completed answer belongs to, for [`DuplicateWindow::replace`]: the key may have
@@ -121,36 +122,25 @@ const INLINE_ANSWER_BYTES: usize = 176;
 /// million answers later; in a place of its own, it also costs no more memory than the
 /// allocation did (the size class above 150 bytes, plus the `Bytes` handle).
 enum Kept {
-    Inline {
-        len: u8,
-        bytes: [u8; INLINE_ANSWER_BYTES],
-    },
+    Inline(ArrayVec<u8, INLINE_ANSWER_BYTES>),
     Other(Answer),
 }
 
 impl Kept {
     fn new(answer: &Answer) -> Kept {
         match answer {
-            Answer::Bytes(b) if b.len() <= INLINE_ANSWER_BYTES => {
-                let mut bytes = [0; INLINE_ANSWER_BYTES];
-                bytes[..b.len()].copy_from_slice(b);
-                Kept::Inline {
-                    // At most INLINE_ANSWER_BYTES, below 256.
-                    len: b.len() as u8,
-                    bytes,
-                }
-            }
-            // An exact-size copy: the caller's comes from a buffer with room to spare.
-            Answer::Bytes(b) => Kept::Other(Answer::Bytes(Bytes::copy_from_slice(b))),
+            Answer::Bytes(b) => match ArrayVec::try_from(&b[..]) {
+                Ok(inline) => Kept::Inline(inline),
+                // An exact-size copy: the caller's comes from a buffer with room to spare.
+                Err(_) => Kept::Other(Answer::Bytes(Bytes::copy_from_slice(b))),
+            },
             Answer::Recorded(r) => Kept::Other(Answer::Recorded(Arc::clone(r))),
         }
     }
 
     fn answer(&self) -> Answer {
         match self {
-            Kept::Inline { len, bytes } => {
-                Answer::Bytes(Bytes::copy_from_slice(&bytes[..usize::from(*len)]))
-            }
+            Kept::Inline(bytes) => Answer::Bytes(Bytes::copy_from_slice(bytes)),
             Kept::Other(a) => a.clone(),
         }
     }
@@ -226,8 +216,6 @@ struct Inner {
     /// Keys in the window: live index entries, stale ones not counted.
     keys: usize,
     places: Ring,
-    /// The generation of `places`' front.
-    first: Generation,
 }
 
 /// The index table a hash belongs to. A table uses the hash's low bits for its bucket and its
@@ -253,6 +241,8 @@ struct Ring {
     blocks: VecDeque<Vec<Option<Place>>>,
     front_taken: usize,
     len: usize,
+    /// The generation of the front place: how many places have left the ring.
+    first: Generation,
     /// The last block emptied, kept for the next one needed: in the steady state a block is
     /// freed and another allocated every 4,096 requests, and the allocator returned the freed
     /// pages to the kernel, so each new block faulted them in again, zeroed.
@@ -264,31 +254,30 @@ impl Ring {
         self.len
     }
 
-    /// The place `i` places behind the front.
-    fn get(&self, i: usize) -> Option<&Place> {
-        if i >= self.len {
-            return None;
-        }
-        let at = self.front_taken + i;
-        self.blocks
-            .get(at / BLOCK_PLACES)?
-            .get(at % BLOCK_PLACES)?
-            .as_ref()
+    /// The generation the next place pushed gets.
+    fn next(&self) -> Generation {
+        self.first + self.len as u64
     }
 
-    fn get_mut(&mut self, i: usize) -> Option<&mut Place> {
-        if i >= self.len {
-            return None;
-        }
-        let at = self.front_taken + i;
-        self.blocks
-            .get_mut(at / BLOCK_PLACES)?
-            .get_mut(at % BLOCK_PLACES)?
-            .as_mut()
+    /// Which block, and where in it, holds the place of `generation`, if the ring holds it.
+    fn slot(&self, generation: Generation) -> Option<(usize, usize)> {
+        let i = usize::try_from(generation.checked_sub(self.first)?).ok()?;
+        let at = self.front_taken + (i < self.len).then_some(i)?;
+        Some((at / BLOCK_PLACES, at % BLOCK_PLACES))
+    }
+
+    fn get(&self, generation: Generation) -> Option<&Place> {
+        let (block, at) = self.slot(generation)?;
+        self.blocks.get(block)?.get(at)?.as_ref()
+    }
+
+    fn get_mut(&mut self, generation: Generation) -> Option<&mut Place> {
+        let (block, at) = self.slot(generation)?;
+        self.blocks.get_mut(block)?.get_mut(at)?.as_mut()
     }
 
     fn front(&self) -> Option<&Place> {
-        self.get(0)
+        self.get(self.first)
     }
 
     fn push_back(&mut self, place: Place) {
@@ -305,12 +294,15 @@ impl Ring {
         }
     }
 
-    fn pop_front(&mut self) -> Option<Place> {
+    /// The front place and its generation.
+    fn pop_front(&mut self) -> Option<(Generation, Place)> {
         if self.len == 0 {
             return None;
         }
         let front = self.blocks.front_mut()?;
-        let place = front.get_mut(self.front_taken)?.take();
+        let place = front.get_mut(self.front_taken)?.take()?;
+        let generation = self.first;
+        self.first += 1;
         self.front_taken += 1;
         self.len -= 1;
         if self.front_taken == BLOCK_PLACES {
@@ -320,7 +312,7 @@ impl Ring {
             }
             self.front_taken = 0;
         }
-        place
+        Some((generation, place))
     }
 }
 
@@ -330,22 +322,12 @@ impl Inner {
         &mut self.index[shard_of(hash, tables)]
     }
 
-    fn place(&self, generation: Generation) -> Option<&Place> {
-        let i = usize::try_from(generation.checked_sub(self.first)?).ok()?;
-        self.places.get(i)
-    }
-
-    fn place_mut(&mut self, generation: Generation) -> Option<&mut Place> {
-        let i = usize::try_from(generation.checked_sub(self.first)?).ok()?;
-        self.places.get_mut(i)
-    }
-
     /// The generation of the place holding `key`, if the window has it. A stale entry of the key
-    /// matches nothing: `place` has no place for its generation.
+    /// matches nothing: the ring has no place for its generation.
     fn find(&self, hash: u64, key: &WindowKey) -> Option<Generation> {
         self.index[shard_of(hash, self.index.len())]
             .find(hash, |e| {
-                e.hash == hash && self.place(e.generation).is_some_and(|p| p.key == *key)
+                e.hash == hash && self.places.get(e.generation).is_some_and(|p| p.key == *key)
             })
             .map(|e| e.generation)
     }
@@ -361,25 +343,17 @@ impl Inner {
         }
     }
 
-    /// Appends a place for `key` serving `claim` (its own generation when `None`) and indexes
-    /// it. The key must not be in the index.
-    fn push(
-        &mut self,
-        at: Instant,
-        hash: u64,
-        key: WindowKey,
-        claim: Option<Generation>,
-        state: PlaceState,
-    ) -> Generation {
-        let generation = self.first + self.places.len() as u64;
+    /// Appends a place for a new claim of `key` and indexes it. The key must not be in the index.
+    fn push(&mut self, at: Instant, hash: u64, key: WindowKey, state: PlaceState) -> Generation {
+        let generation = self.places.next();
         self.places.push_back(Place {
             at,
             hash,
             key,
-            claim: claim.unwrap_or(generation),
+            claim: generation,
             state,
         });
-        let first = self.first;
+        let first = self.places.first;
         let table = self.table(hash);
         if table.len() == table.capacity() {
             table.retain(|e| e.generation >= first);
@@ -396,11 +370,11 @@ impl Inner {
     /// The generation of the place serving `claim` of `key`: the place it was claimed in, or the
     /// one it moved to. `None` once it was evicted or vacated.
     fn serving(&self, hash: u64, key: &WindowKey, claim: Generation) -> Option<Generation> {
-        match self.place(claim) {
+        match self.places.get(claim) {
             Some(p) if p.claim == claim && !matches!(p.state, PlaceState::Vacated) => Some(claim),
             _ => self
                 .find(hash, key)
-                .filter(|g| self.place(*g).is_some_and(|p| p.claim == claim)),
+                .filter(|g| self.places.get(*g).is_some_and(|p| p.claim == claim)),
         }
     }
 
@@ -411,18 +385,16 @@ impl Inner {
             if !over && now.saturating_duration_since(front.at) < window {
                 break;
             }
-            let Some(place) = self.places.pop_front() else {
+            let Some((generation, place)) = self.places.pop_front() else {
                 break;
             };
-            let generation = self.first;
-            self.first += 1;
             match place.state {
                 PlaceState::Vacated => {}
                 // A still-pending original keeps the key until it completes (its duplicates
                 // must still find it), in a place at the back: without one, its answer would
                 // stay for good once it came, out of reach of both the window and the limit.
                 PlaceState::Pending(tx) if !over => {
-                    let moved_to = self.first + self.places.len() as u64;
+                    let moved_to = self.places.next();
                     if let Some(e) = self
                         .table(place.hash)
                         .find_mut(place.hash, |e| e.generation == generation)
@@ -475,7 +447,6 @@ impl DuplicateWindow {
                     .collect(),
                 keys: 0,
                 places: Ring::default(),
-                first: 0,
             }),
             hasher: foldhash::fast::RandomState::default(),
             window,
@@ -513,7 +484,7 @@ impl DuplicateWindow {
         let mut inner = self.lock();
         self.expire(&mut inner, now);
         if let Some(generation) = inner.find(hash, &key)
-            && let Some(place) = inner.place_mut(generation)
+            && let Some(place) = inner.places.get_mut(generation)
         {
             match &mut place.state {
                 PlaceState::Pending(Some(tx)) => {
@@ -531,7 +502,7 @@ impl DuplicateWindow {
                 PlaceState::Vacated => inner.unindex(hash, generation),
             }
         }
-        let claim = inner.push(now, hash, key, None, PlaceState::Pending(None));
+        let claim = inner.push(now, hash, key, PlaceState::Pending(None));
         self.expire(&mut inner, now);
         drop(inner);
         Claim::New(Pending {
@@ -555,11 +526,11 @@ impl DuplicateWindow {
         let mut inner = self.lock();
         if let Some(generation) = inner.find(hash, &key) {
             inner.unindex(hash, generation);
-            if let Some(p) = inner.place_mut(generation) {
+            if let Some(p) = inner.places.get_mut(generation) {
                 p.state = PlaceState::Vacated;
             }
         }
-        inner.push(at, hash, key, None, PlaceState::Done(Kept::new(&answer)));
+        inner.push(at, hash, key, PlaceState::Done(Kept::new(&answer)));
         self.expire(&mut inner, at);
     }
 
@@ -571,7 +542,7 @@ impl DuplicateWindow {
         let hash = self.hasher.hash_one(key);
         let mut inner = self.lock();
         if let Some(generation) = inner.serving(hash, &key, claim.0)
-            && let Some(place) = inner.place_mut(generation)
+            && let Some(place) = inner.places.get_mut(generation)
             && let PlaceState::Done(kept) = &mut place.state
         {
             *kept = Kept::new(&answer);
@@ -592,10 +563,10 @@ impl DuplicateWindow {
         let inner = self.lock();
         let mut live = Vec::new();
         for e in inner.index.iter().flat_map(|t| t.iter()) {
-            if e.generation < inner.first {
+            if e.generation < inner.places.first {
                 continue;
             }
-            let Some(place) = inner.place(e.generation) else {
+            let Some(place) = inner.places.get(e.generation) else {
                 return Err(format!("entry {} past the ring's back", e.generation));
             };
             if matches!(place.state, PlaceState::Vacated) || place.hash != e.hash {
@@ -642,13 +613,12 @@ impl Pending {
         let mut inner = window.lock();
         let (waiting, kept_as) = match inner.serving(self.hash, &self.key, self.claim) {
             Some(generation) => {
-                let waiting =
-                    inner.place_mut(generation).and_then(|place| {
-                        match std::mem::replace(&mut place.state, PlaceState::Done(kept)) {
-                            PlaceState::Pending(tx) => tx,
-                            PlaceState::Done(_) | PlaceState::Vacated => None,
-                        }
-                    });
+                let waiting = inner.places.get_mut(generation).and_then(|place| {
+                    match std::mem::replace(&mut place.state, PlaceState::Done(kept)) {
+                        PlaceState::Pending(tx) => tx,
+                        PlaceState::Done(_) | PlaceState::Vacated => None,
+                    }
+                });
                 (waiting, Some(ClaimId(self.claim)))
             }
             // Evicted while in flight (the window was full), and the key claimed again since:
@@ -659,7 +629,7 @@ impl Pending {
             // newest entry, so it counts against the limit and expires like any other.
             None => {
                 let now = Instant::now();
-                let generation = inner.push(now, self.hash, self.key, None, PlaceState::Done(kept));
+                let generation = inner.push(now, self.hash, self.key, PlaceState::Done(kept));
                 window.expire(&mut inner, now);
                 (None, Some(ClaimId(generation)))
             }
@@ -682,7 +652,7 @@ impl Drop for Pending {
                 return;
             };
             let mut waiting = None;
-            if let Some(place) = inner.place_mut(generation)
+            if let Some(place) = inner.places.get_mut(generation)
                 && matches!(place.state, PlaceState::Pending(_))
             {
                 waiting = Some(std::mem::replace(&mut place.state, PlaceState::Vacated));
@@ -841,23 +811,25 @@ mod tests {
         }
         assert_eq!(ring.len(), n as usize);
         for i in 0..n {
-            assert_eq!(ring.get(i as usize).map(|p| p.claim), Some(i));
+            assert_eq!(ring.get(i).map(|p| p.claim), Some(i));
         }
-        assert!(ring.get(n as usize).is_none());
+        assert!(ring.get(n).is_none());
         for i in 0..5000 {
-            assert_eq!(ring.pop_front().map(|p| p.claim), Some(i));
+            assert_eq!(ring.pop_front().map(|(_, p)| p.claim), Some(i));
         }
-        // The first block is gone with its last place; the rest still answer by position.
+        // The first block is gone with its last place; the rest still answer by generation.
         assert_eq!(ring.blocks.len(), 3);
         assert_eq!(ring.front().map(|p| p.claim), Some(5000));
-        assert_eq!(ring.get(1000).map(|p| p.claim), Some(6000));
-        ring.get_mut(1000).expect("place").claim = 77;
-        assert_eq!(ring.get(1000).map(|p| p.claim), Some(77));
+        assert!(ring.get(4999).is_none(), "a place that left is still found");
+        assert_eq!(ring.get(6000).map(|p| p.claim), Some(6000));
+        ring.get_mut(6000).expect("place").claim = 77;
+        assert_eq!(ring.get(6000).map(|p| p.claim), Some(77));
         while ring.pop_front().is_some() {}
         assert_eq!(ring.len(), 0);
         assert!(ring.front().is_none());
         ring.push_back(numbered(9));
         assert_eq!(ring.front().map(|p| p.claim), Some(9));
+        assert_eq!(ring.next(), n + 1);
         assert!(ring.blocks.len() <= 2);
     }
 
@@ -894,7 +866,7 @@ mod tests {
             .index
             .iter()
             .flat_map(|t| t.iter())
-            .filter(|e| e.generation >= inner.first)
+            .filter(|e| e.generation >= inner.places.first)
             .count();
         assert_eq!(live, 10_000, "live index entries");
         // About 39 keys per table: a table is swept when full and grows only when more than

@@ -15,47 +15,43 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use aes_gcm::aead::rand_core::RngCore;
 use aes_gcm::aead::{AeadInPlace, KeyInit, OsRng};
 use aes_gcm::{Aes256Gcm, Key, Nonce, Tag};
+use arrayvec::ArrayVec;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::domain::Pan;
 
 const NONCE_BYTES: usize = 12;
 const TAG_BYTES: usize = 16;
+/// The longest PAN, in digits (ISO/IEC 7812).
+const PAN_DIGITS_MAX: usize = 19;
 /// The longest protected PAN: nonce, a 19-digit PAN, tag.
-pub const PROTECTED_PAN_BYTES_MAX: usize = NONCE_BYTES + 19 + TAG_BYTES;
+pub const PROTECTED_PAN_BYTES_MAX: usize = NONCE_BYTES + PAN_DIGITS_MAX + TAG_BYTES;
 
 /// An encrypted PAN: nonce ‖ ciphertext ‖ tag, held inline. Every request makes one and the
 /// records of an approval carry copies (the request record, the reversal kept ready): as a
 /// `Vec` that was three allocations per request, freed on other threads.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ProtectedPan {
-    bytes: [u8; PROTECTED_PAN_BYTES_MAX],
-    len: u8,
+    bytes: ArrayVec<u8, PROTECTED_PAN_BYTES_MAX>,
 }
 
 impl ProtectedPan {
     /// `bytes` as a protected PAN, if not longer than [`PROTECTED_PAN_BYTES_MAX`] (whether it
     /// opens is [`PanVault::reveal`]'s question).
     pub fn from_bytes(bytes: &[u8]) -> Option<ProtectedPan> {
-        let len = u8::try_from(bytes.len())
-            .ok()
-            .filter(|&n| usize::from(n) <= PROTECTED_PAN_BYTES_MAX)?;
-        let mut out = ProtectedPan {
-            bytes: [0; PROTECTED_PAN_BYTES_MAX],
-            len,
-        };
-        out.bytes[..bytes.len()].copy_from_slice(bytes);
-        Some(out)
+        Some(ProtectedPan {
+            bytes: ArrayVec::try_from(bytes).ok()?,
+        })
     }
 
     pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..usize::from(self.len)]
+        &self.bytes
     }
 }
 
 impl std::fmt::Debug for ProtectedPan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ProtectedPan({} bytes)", self.len)
+        write!(f, "ProtectedPan({} bytes)", self.bytes.len())
     }
 }
 
@@ -116,15 +112,13 @@ impl PanVault {
 
     pub fn protect(&self, pan: &Pan) -> Result<ProtectedPan, VaultError> {
         let digits = pan.expose_digits();
-        let mut out = ProtectedPan {
-            bytes: [0; PROTECTED_PAN_BYTES_MAX],
-            len: u8::try_from(NONCE_BYTES + digits.len() + TAG_BYTES)
-                .map_err(|_| VaultError::Encrypt)?,
-        };
-        let end = NONCE_BYTES + digits.len();
-        if end + TAG_BYTES > PROTECTED_PAN_BYTES_MAX {
+        if digits.len() > PAN_DIGITS_MAX {
             return Err(VaultError::Encrypt);
         }
+        let mut out = ProtectedPan {
+            bytes: ArrayVec::from([0; PROTECTED_PAN_BYTES_MAX]),
+        };
+        out.bytes.truncate(NONCE_BYTES + digits.len() + TAG_BYTES);
         let (nonce_bytes, rest) = out.bytes.split_at_mut(NONCE_BYTES);
         nonce_bytes[..4].copy_from_slice(&self.prefix);
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
@@ -136,7 +130,7 @@ impl PanVault {
             .cipher
             .encrypt_in_place_detached(Nonce::from_slice(nonce_bytes), b"", text)
             .map_err(|_| VaultError::Encrypt)?;
-        tag_out[..TAG_BYTES].copy_from_slice(&tag);
+        tag_out.copy_from_slice(&tag);
         Ok(out)
     }
 
@@ -147,7 +141,7 @@ impl PanVault {
         }
         let (nonce, rest) = bytes.split_at(NONCE_BYTES);
         let (ct, tag) = rest.split_at(rest.len() - TAG_BYTES);
-        let mut clear = [0u8; 19];
+        let mut clear = [0u8; PAN_DIGITS_MAX];
         let clear = clear.get_mut(..ct.len()).ok_or(VaultError::Unauthentic)?;
         clear.copy_from_slice(ct);
         self.cipher
