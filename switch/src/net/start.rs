@@ -110,6 +110,10 @@ fn restore_checkpoint(
     Some(cp)
 }
 
+/// How often a quiet switch's duplicate window lets go of answers past the window: a key stays
+/// remembered up to this much longer than `duplicate_window_s` when no request comes.
+const DUPLICATE_SWEEP_EVERY: Duration = Duration::from_secs(1);
+
 /// Sweeps an on-us issuer every `every` until `stop` ([`crate::net::sweep_every`]): expired
 /// holds released and idempotency records past their window forgotten on accounts with no
 /// requests of their own, so that a quiet account neither keeps money held nor holds memory
@@ -488,6 +492,7 @@ impl SwitchServer {
             "journal recovered"
         );
 
+        background.spawn(Arc::clone(&dup).sweep_every(DUPLICATE_SWEEP_EVERY, saf_stop.clone()));
         let runtime = Arc::new(Runtime::new(
             live,
             dialect,
