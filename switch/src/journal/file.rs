@@ -24,9 +24,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::{oneshot, watch};
 
+use super::direct::DirectTail;
 use super::format::{self, PAYLOAD_BYTES_MAX};
 use super::recovery::{self, Recovered};
-use super::spare::Spare;
+use super::spare::{Prepared, Spare};
 use super::{Admission, AppendTicket, Journal, JournalError, JournalOptions, Lsn};
 use crate::config::JournalSync;
 use crate::metrics::{
@@ -72,6 +73,8 @@ pub struct JournalStats {
     /// Segments started in a pre-written spare (appends overwrite fill; fdatasync only flushes
     /// data).
     pub segments_prepared: u64,
+    /// Of those, segments written with `O_DIRECT` ([`super::direct`]).
+    pub segments_direct: u64,
     /// Segments started as plain appended files because no spare was ready (or pre-writing is off).
     pub segments_unprepared: u64,
     /// Spares the helper thread has finished writing and syncing (used or waiting).
@@ -114,6 +117,7 @@ pub(super) struct Shared {
     fsyncs: AtomicU64,
     bytes: AtomicU64,
     segments_prepared: AtomicU64,
+    segments_direct: AtomicU64,
     segments_unprepared: AtomicU64,
     pub(super) spares_prepared: AtomicU64,
     delayed_commits: AtomicU64,
@@ -254,6 +258,7 @@ impl FileJournal {
             Some(Spare::start(
                 dir,
                 opts.segment_bytes_max,
+                opts.direct_io && opts.sync == JournalSync::Always,
                 Arc::clone(&shared),
             )?)
         } else {
@@ -274,6 +279,9 @@ impl FileJournal {
             // a spare before it rolls; a shorter one is left as soon as a spare is ready.
             prepared: spare.is_none() || file_len >= opts.segment_bytes_max,
             spare,
+            // The segment left open at the last stop is written buffered to its end: direct
+            // writes need its last partial block, and it is one segment.
+            direct: None,
             next_lsn: scan.next_lsn,
             dirty: false,
             buf: Vec::with_capacity(BATCH_BUFFER_BYTES),
@@ -309,6 +317,7 @@ impl FileJournal {
             fsyncs: shared.fsyncs.load(Ordering::Relaxed),
             bytes: shared.bytes.load(Ordering::Relaxed),
             segments_prepared: shared.segments_prepared.load(Ordering::Relaxed),
+            segments_direct: shared.segments_direct.load(Ordering::Relaxed),
             segments_unprepared: shared.segments_unprepared.load(Ordering::Relaxed),
             spares_prepared: shared.spares_prepared.load(Ordering::Relaxed),
             delayed_commits: shared.delayed_commits.load(Ordering::Relaxed),
@@ -627,6 +636,8 @@ struct Writer {
     prepared: bool,
     /// The helper preparing the next segment; `None` when pre-writing is off.
     spare: Option<Spare>,
+    /// The current segment is open with `O_DIRECT` and written in whole blocks through this.
+    direct: Option<DirectTail>,
     /// LSN of the first record of the batch being built.
     next_lsn: Lsn,
     /// Bytes written since the last successful `sync_data`.
@@ -782,6 +793,9 @@ impl Writer {
         if self.buf.capacity() > BATCH_BUFFER_BYTES {
             self.buf = Vec::with_capacity(BATCH_BUFFER_BYTES);
         }
+        if let Some(direct) = &mut self.direct {
+            direct.shrink_to(BATCH_BUFFER_BYTES);
+        }
     }
 
     /// Writes `buf` (rolling over first if the segment is full) and syncs as the policy and any
@@ -796,9 +810,11 @@ impl Writer {
                     self.roll_over(spare)?;
                 }
             }
-            self.file
-                .write_all(&self.buf)
-                .map_err(|source| JournalError::io("write", &self.path, source))?;
+            match &mut self.direct {
+                Some(direct) => direct.write(&self.file, self.segment_len, &self.buf),
+                None => self.file.write_all(&self.buf),
+            }
+            .map_err(|source| JournalError::io("write", &self.path, source))?;
             let bytes = self.buf.len() as u64;
             self.segment_len += bytes;
             self.dirty = true;
@@ -816,7 +832,7 @@ impl Writer {
 
     /// The spare if it is ready. Never waits in production: a roll with no spare ready goes to a
     /// plain segment instead of stalling appends for the rest of a 64 MiB write.
-    fn take_spare(&mut self) -> Option<File> {
+    fn take_spare(&mut self) -> Option<Prepared> {
         #[cfg(test)]
         let wait = !self.shared.hooks.spare_no_wait.load(Ordering::Acquire);
         #[cfg(not(test))]
@@ -829,13 +845,13 @@ impl Writer {
     /// entry after, so a later segment never exists on disk while an earlier one could still lose
     /// its tail: recovery relies on only the last segment being torn. An old segment holding no
     /// record yet (a plain one, left for a spare) is replaced by the spare under the same name.
-    fn roll_over(&mut self, spare: Option<File>) -> Result<(), JournalError> {
+    fn roll_over(&mut self, spare: Option<Prepared>) -> Result<(), JournalError> {
         if self.dirty {
             self.sync_data()?;
         }
         let prepared = spare.is_some();
-        let (file, path) = match (spare, &self.spare) {
-            (Some(file), Some(helper)) => {
+        let (file, path, direct) = match (spare, &self.spare) {
+            (Some(Prepared { file, direct }), Some(helper)) => {
                 let path = self.dir.join(format::segment_name(self.next_lsn));
                 // Renaming over an existing segment is only right for the empty one being left.
                 if self.segment_len > 0 && path.exists() {
@@ -848,11 +864,11 @@ impl Writer {
                 fs::rename(helper.path(), &path)
                     .map_err(|source| JournalError::io("rename spare", &path, source))?;
                 sync_dir(&self.dir)?;
-                (file, path)
+                (file, path, direct)
             }
             _ => {
                 let path = create_segment(&self.dir, self.next_lsn)?;
-                (open_segment(&path)?, path)
+                (open_segment(&path)?, path, false)
             }
         };
         let counter = if prepared {
@@ -861,14 +877,19 @@ impl Writer {
             &self.shared.segments_unprepared
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        if direct {
+            self.shared.segments_direct.fetch_add(1, Ordering::Relaxed);
+        }
         tracing::info!(
             previous = %self.path.display(),
             previous_bytes = self.segment_len,
             segment = %path.display(),
             first_lsn = self.next_lsn,
             prepared,
+            direct,
             "journal rolled over to a new segment"
         );
+        self.direct = direct.then(DirectTail::default);
         self.file = file;
         self.path = path;
         self.segment_len = 0;

@@ -57,6 +57,14 @@
 //! ready (a segment may therefore be short); a plain segment found at open is left the same way.
 //! `JournalOptions::prewrite_segments = false` writes plain segments only.
 //!
+//! Under `sync = always`, a pre-written segment is written with `O_DIRECT` where the file system
+//! allows it ([`direct`]): each batch goes to the disk from the writer's buffer in whole blocks,
+//! its segment's last partial block written again in front of it and zeros (fill) after it, so the
+//! bytes on disk are exactly a buffered segment's. Neither the spare's zeros nor the records pass
+//! through the page cache, which was the spare's main cost, and `fdatasync` has no dirty pages to
+//! write, only the disk's cache to flush. A segment continued after a restart, or plain, is
+//! written buffered.
+//!
 //! # Recovery
 //!
 //! [`FileJournal::open`] reads every segment in order and checks each record's CRC and LSN. A crash
@@ -100,6 +108,7 @@
 //! what the switch does (docs/reliability.md, "Switch restart"). A pre-written last segment is
 //! read whole, fill included (`segment_bytes_max`, 64 MiB by default).
 
+mod direct;
 mod file;
 mod format;
 mod mem;
@@ -586,6 +595,9 @@ pub struct JournalOptions {
     /// appended segments of earlier versions, for comparing the two and for tests of reading them.
     /// Either reads the other's segments.
     pub prewrite_segments: bool,
+    /// Write pre-written segments with `O_DIRECT` under `sync = always`, where the file system
+    /// allows it (otherwise they are written buffered, as with `false`). See `journal::direct`.
+    pub direct_io: bool,
 }
 
 impl JournalOptions {
@@ -605,6 +617,7 @@ impl From<&JournalConfig> for JournalOptions {
                 .unwrap_or(usize::MAX),
             queue_depth_max: Self::QUEUE_DEPTH_MAX_DEFAULT,
             prewrite_segments: true,
+            direct_io: true,
         }
     }
 }

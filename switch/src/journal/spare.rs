@@ -14,7 +14,7 @@
 //! spare exists, under [`super::format::SPARE_NAME`]; preparing it again truncates whatever a crash
 //! left there.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,7 +45,7 @@ const RETRY_AFTER: Duration = Duration::ZERO;
 pub(super) struct Spare {
     /// `None` only while dropping, so the helper sees the channel close.
     requests: Option<mpsc::Sender<()>>,
-    ready: mpsc::Receiver<Result<File, JournalError>>,
+    ready: mpsc::Receiver<Result<Prepared, JournalError>>,
     /// A request was sent and its answer not yet taken: at most one spare at a time.
     in_flight: bool,
     /// The last preparation failed: ask again from this instant.
@@ -57,9 +57,12 @@ pub(super) struct Spare {
 
 impl Spare {
     /// Starts the helper thread for `dir` and asks it for the first spare at once.
+    /// With `direct`, the spare is written with `O_DIRECT` where the file system allows it, and
+    /// handed over open that way (see [`Prepared::direct`]).
     pub(super) fn start(
         dir: &Path,
         segment_bytes: u64,
+        direct: bool,
         shared: Arc<Shared>,
     ) -> Result<Spare, JournalError> {
         let path = dir.join(format::SPARE_NAME);
@@ -81,7 +84,7 @@ impl Spare {
                                 .lock()
                                 .unwrap_or_else(std::sync::PoisonError::into_inner),
                         );
-                        let prepared = prepare(&path, segment_bytes, &stop);
+                        let prepared = prepare(&path, segment_bytes, direct, &stop);
                         if stop.load(Ordering::Acquire) {
                             break;
                         }
@@ -133,7 +136,7 @@ impl Spare {
     /// The prepared spare, if it is ready (`wait`: once it is, for tests that must not race the
     /// helper). A failed preparation gives `None`; the spare is asked for again once
     /// [`RETRY_AFTER`] has passed, on a later call.
-    pub(super) fn take(&mut self, wait: bool) -> Option<File> {
+    pub(super) fn take(&mut self, wait: bool) -> Option<Prepared> {
         if !self.in_flight {
             if self.retry_at.is_some_and(|at| Instant::now() >= at) {
                 self.request();
@@ -151,7 +154,7 @@ impl Spare {
         };
         self.in_flight = false;
         match answer {
-            Some(Ok(file)) => Some(file),
+            Some(Ok(prepared)) => Some(prepared),
             Some(Err(_)) => {
                 self.retry_at = Some(Instant::now() + RETRY_AFTER);
                 None
@@ -175,27 +178,89 @@ impl Drop for Spare {
     }
 }
 
+/// A spare ready for the writer.
+#[derive(Debug)]
+pub(super) struct Prepared {
+    pub file: File,
+    /// Opened with `O_DIRECT`: the writer must write it in whole, aligned blocks
+    /// ([`super::direct`]). The zeros went to the disk without passing through the page cache.
+    pub direct: bool,
+}
+
 /// Writes `bytes` zeros to a fresh file at `path` and syncs it (data and size), so its blocks are
 /// allocated and written before any record goes there. Returns it positioned at 0. Gives up early,
 /// with an error, once `stop` is set.
-fn prepare(path: &Path, bytes: u64, stop: &AtomicBool) -> Result<File, JournalError> {
+///
+/// With `direct` (and a size in whole blocks), the file is opened with `O_DIRECT` and the zeros
+/// are written from one aligned buffer. Buffered, the kernel copied every zero into a fresh page
+/// of the page cache, and that copy was 6-8% of the switch's samples (docs/performance.md,
+/// "Direct I/O for the journal"); the pages were then only overwritten by the writer. A file
+/// system that refuses `O_DIRECT` (tmpfs before Linux 6.6, some network file systems) gets the
+/// buffered fill, and the writer writes that segment buffered too.
+fn prepare(
+    path: &Path,
+    bytes: u64,
+    direct: bool,
+    stop: &AtomicBool,
+) -> Result<Prepared, JournalError> {
     let io = |op| move |source| JournalError::io(op, path, source);
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
-        .map_err(io("create"))?;
-    let zeros = vec![0u8; FILL_CHUNK_BYTES];
+    let aligned = bytes.is_multiple_of(super::direct::BLOCK_BYTES as u64);
+    if direct && aligned {
+        match super::direct::open(path, true) {
+            Ok(file) => match fill(file, path, bytes, stop, true) {
+                Ok(file) => return Ok(Prepared { file, direct: true }),
+                // Refused at the first write: some file systems open with the flag and fail
+                // the I/O. Start over buffered.
+                Err(FillError::Refused) => {}
+                Err(FillError::Failed(e)) => return Err(e),
+            },
+            Err(e) if super::direct::refused(&e) => {}
+            Err(e) => return Err(io("create")(e)),
+        }
+    }
+    let file = super::direct::open(path, false).map_err(io("create"))?;
+    match fill(file, path, bytes, stop, false) {
+        Ok(file) => Ok(Prepared {
+            file,
+            direct: false,
+        }),
+        Err(FillError::Refused) => Err(io("write")(std::io::Error::other("write refused"))),
+        Err(FillError::Failed(e)) => Err(e),
+    }
+}
+
+enum FillError {
+    /// The first direct write was refused as not supported.
+    Refused,
+    Failed(JournalError),
+}
+
+fn fill(
+    mut file: File,
+    path: &Path,
+    bytes: u64,
+    stop: &AtomicBool,
+    direct: bool,
+) -> Result<File, FillError> {
+    let io = |op| move |source| FillError::Failed(JournalError::io(op, path, source));
+    let mut zeros = super::direct::AlignedBuf::default();
+    let zeros = zeros.zeroed(FILL_CHUNK_BYTES);
     let mut left = bytes;
+    let mut first = true;
     while left > 0 {
         if stop.load(Ordering::Acquire) {
             return Err(io("prepare")(std::io::Error::other("journal closing")));
         }
         let chunk =
             usize::try_from(left).map_or(FILL_CHUNK_BYTES, |left| left.min(FILL_CHUNK_BYTES));
-        file.write_all(&zeros[..chunk]).map_err(io("write"))?;
+        match file.write_all(&zeros[..chunk]) {
+            Ok(()) => {}
+            Err(e) if direct && first && super::direct::refused(&e) => {
+                return Err(FillError::Refused);
+            }
+            Err(e) => return Err(io("write")(e)),
+        }
+        first = false;
         file.sync_data().map_err(io("fsync"))?;
         left -= chunk as u64;
     }
