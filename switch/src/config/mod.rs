@@ -312,6 +312,11 @@ pub struct JournalConfig {
     /// else at least 4), so that the journal's fsyncs on the same disk do not wait behind a burst
     /// of checkpoint writes (`crate::journal::WritePace`). Default 32.
     pub checkpoint_write_mib_per_s: u32,
+    /// With `sync = always`, write pre-written segments with direct I/O (`O_DIRECT`) where the
+    /// file system allows it, so the journal does not go through the page cache
+    /// (docs/performance.md, "Direct I/O for the journal"). A file system that refuses it gets
+    /// buffered writes either way; `false` asks for them everywhere. Default `true`.
+    pub direct_io: bool,
 }
 
 impl Default for JournalConfig {
@@ -325,6 +330,7 @@ impl Default for JournalConfig {
             group_commit_delay_min_records: 16,
             checkpoint_interval_s: 300,
             checkpoint_write_mib_per_s: CHECKPOINT_WRITE_MIB_PER_S_DEFAULT,
+            direct_io: true,
         }
     }
 }

@@ -3,16 +3,19 @@
 //!
 //! Why: written through the page cache, every byte of the journal was copied into a fresh page
 //! twice, once as the spare's zeros and once as the record itself, and the kernel's writeback then
-//! went through those pages again. With `O_DIRECT` the disk reads the records from the writer's
-//! own buffer, and the page cache holds nothing of the journal (docs/performance.md, "Direct I/O
-//! for the journal"). The price is that a write must start and end on a block boundary, from
-//! memory aligned to one: each batch rewrites the segment's last partial block with the bytes it
-//! already held, then the new records, then zeros to the block's end. The zeros are the fill that
-//! was there already, so the segment reads exactly as a buffered one would.
+//! went through those pages again. With `O_DIRECT` the disk reads the zeros and the records from
+//! our own buffers, and writing puts nothing in the page cache (recovery's reads at open still
+//! do; docs/performance.md, "Direct I/O for the journal"). The price is that a write must start
+//! and end on a block boundary, from memory aligned to one: each batch rewrites the segment's
+//! last partial block with the bytes it already held, then the new records, then zeros to the
+//! block's end. Inside the pre-written size those zeros are the fill that was there already, so
+//! the bytes are a buffered segment's; a batch that crosses `segment_bytes_max` leaves up to a
+//! block of zeros past its records where a buffered file would end, which reads as fill.
 //!
 //! Rewriting durable bytes is safe because they are rewritten unchanged: a write torn at any
 //! sector leaves each sector either as it was or as it was meant to be, and both hold the same
-//! earlier records ([`super::format`]'s torn-write rule covers the new ones).
+//! earlier records ([`super::format`]'s torn-write rule covers the new ones). Buffered writeback
+//! rewrote whole pages the same way.
 //!
 //! What it leaves to others: which segments are written this way (only spares prepared with the
 //! flag, [`super::spare`]) and when to sync ([`super::file`]). Recovery reads segments through the
@@ -57,16 +60,14 @@ pub(super) struct AlignedBuf {
 
 impl AlignedBuf {
     /// The aligned slice of `len` bytes, keeping the first `keep` bytes of the previous one
-    /// (`keep` ≤ its length); the rest is whatever was there. Reallocates only to grow.
+    /// (`keep` ≤ its length); the rest is whatever was there. Reallocates only to grow, and then
+    /// to at least twice the size, so batches that grow a little each time do not each copy.
     fn slice(&mut self, len: usize, keep: usize) -> &mut [u8] {
         let have = self.bytes.len().saturating_sub(BLOCK_BYTES);
         if have < len {
-            let mut kept = vec![0u8; keep];
-            if keep > 0 {
-                kept.copy_from_slice(&self.aligned(have)[..keep]);
-            }
-            self.bytes = vec![0u8; len + BLOCK_BYTES];
-            self.aligned(len)[..keep].copy_from_slice(&kept);
+            let kept = self.aligned(keep.min(have)).to_vec();
+            self.bytes = vec![0u8; len.max(2 * have) + BLOCK_BYTES];
+            self.aligned(kept.len()).copy_from_slice(&kept);
         }
         self.aligned(len)
     }
@@ -78,8 +79,13 @@ impl AlignedBuf {
         s
     }
 
+    /// The first `len` bytes from the first aligned address (the buffer is one block longer
+    /// than any `len` asked for, so they fit; an empty buffer gives only the empty slice).
     fn aligned(&mut self, len: usize) -> &mut [u8] {
-        let at = self.bytes.as_ptr().align_offset(BLOCK_BYTES);
+        if len == 0 {
+            return &mut [];
+        }
+        let at = (BLOCK_BYTES - self.bytes.as_ptr().addr() % BLOCK_BYTES) % BLOCK_BYTES;
         &mut self.bytes[at..at + len]
     }
 
@@ -109,7 +115,15 @@ impl DirectTail {
         let out = self.buf.slice(padded, tail);
         out[tail..len].copy_from_slice(records);
         out[len..padded].fill(0);
-        file.write_all_at(out, end - tail as u64)?;
+        // By hand rather than `write_all_at`: after a short write it would go on from an
+        // unaligned offset, and its EINVAL would hide why the first write was short.
+        let at = end - tail as u64;
+        let written = file.write_at(out, at)?;
+        if written < padded {
+            return Err(io::Error::other(format!(
+                "direct write of {padded} bytes at {at} wrote {written}"
+            )));
+        }
         // The new last partial block moves to the front for the next batch.
         let next = len % BLOCK_BYTES;
         out.copy_within(len - next..len, 0);
@@ -119,12 +133,17 @@ impl DirectTail {
 
     /// Gives back memory a large batch grew the buffer to, keeping the tail.
     pub(super) fn shrink_to(&mut self, bytes: usize) {
-        if self.buf.capacity() > bytes + 2 * BLOCK_BYTES {
+        if self.buf.capacity() > bytes.max(BLOCK_BYTES) + 2 * BLOCK_BYTES {
             let kept = self.buf.aligned(self.tail).to_vec();
             let mut smaller = AlignedBuf::default();
             smaller.slice(bytes.max(BLOCK_BYTES), 0)[..kept.len()].copy_from_slice(&kept);
             self.buf = smaller;
         }
+    }
+
+    #[cfg(test)]
+    pub(super) fn capacity(&self) -> usize {
+        self.buf.capacity()
     }
 }
 
@@ -144,6 +163,8 @@ mod tests {
         assert_eq!(s.as_ptr().align_offset(BLOCK_BYTES), 0);
         assert_eq!(&s[..4], b"0123");
         assert!(b.zeroed(100).iter().all(|&z| z == 0));
+        assert!(AlignedBuf::default().zeroed(0).is_empty());
+        assert!(AlignedBuf::default().slice(0, 0).is_empty());
     }
 
     /// Batches written through the tail read back as the same bytes written plainly, with zeros
@@ -164,8 +185,11 @@ mod tests {
             tail.write(&file, end, &batch).unwrap();
             expected.extend_from_slice(&batch);
             end += n as u64;
-            if i == 3 {
-                tail.shrink_to(BLOCK_BYTES);
+            if i == 4 {
+                // After a batch grew the buffer, and with a partial block to carry over.
+                let before = tail.capacity();
+                tail.shrink_to(0);
+                assert!(tail.capacity() < before, "not shrunk: {before}");
             }
         }
         let mut got = Vec::new();

@@ -141,6 +141,10 @@ pub(crate) struct TestHooks {
     /// for the one in preparation. Tests wait by default, so which segments are pre-written (and
     /// so their names) does not depend on the helper's timing.
     pub(crate) spare_no_wait: AtomicBool,
+    /// The spare's direct writes are refused as a file system without `O_DIRECT` would.
+    pub(crate) refuse_direct: AtomicBool,
+    /// The writer's next direct write is refused the same way.
+    pub(crate) refuse_next_direct_write: AtomicBool,
     /// Spares the helper has finished (or failed) so far, with a condvar to wait on.
     spares_done: (std::sync::Mutex<u64>, std::sync::Condvar),
 }
@@ -810,11 +814,7 @@ impl Writer {
                     self.roll_over(spare)?;
                 }
             }
-            match &mut self.direct {
-                Some(direct) => direct.write(&self.file, self.segment_len, &self.buf),
-                None => self.file.write_all(&self.buf),
-            }
-            .map_err(|source| JournalError::io("write", &self.path, source))?;
+            self.write_records()?;
             let bytes = self.buf.len() as u64;
             self.segment_len += bytes;
             self.dirty = true;
@@ -828,6 +828,50 @@ impl Writer {
             self.sync_data()?;
         }
         Ok(())
+    }
+
+    /// Writes the batch's records at the end of the segment: directly when the segment was
+    /// prepared that way, else buffered. A direct write refused as unsupported (a device whose
+    /// sectors are larger than the probe's blocks) is not a failure of the disk: the segment is
+    /// opened again without the flag and written buffered from here, and so are later spares.
+    fn write_records(&mut self) -> Result<(), JournalError> {
+        let io = |source| JournalError::io("write", &self.path, source);
+        let Some(direct) = &mut self.direct else {
+            return self.file.write_all(&self.buf).map_err(io);
+        };
+        #[cfg(test)]
+        let refused = self
+            .shared
+            .hooks
+            .refuse_next_direct_write
+            .swap(false, Ordering::AcqRel)
+            .then(|| std::io::Error::from_raw_os_error(libc::EINVAL));
+        #[cfg(not(test))]
+        let refused: Option<std::io::Error> = None;
+        let error = match refused {
+            Some(e) => e,
+            None => match direct.write(&self.file, self.segment_len, &self.buf) {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            },
+        };
+        if !super::direct::refused(&error) {
+            return Err(io(error));
+        }
+        tracing::warn!(
+            segment = %self.path.display(),
+            %error,
+            "journal direct write refused; writing buffered from here"
+        );
+        self.direct = None;
+        if let Some(spare) = &self.spare {
+            spare.without_direct_io();
+        }
+        self.file = open_segment(&self.path)?;
+        self.file
+            .seek(SeekFrom::Start(self.segment_len))
+            .map_err(|source| JournalError::io("seek", &self.path, source))?;
+        self.file.write_all(&self.buf).map_err(io)
     }
 
     /// The spare if it is ready. Never waits in production: a roll with no spare ready goes to a

@@ -164,7 +164,8 @@ pub(crate) fn nonzero_end(segment: &[u8], from: usize) -> usize {
 /// part of the write that never landed).
 ///
 /// Zeros up to the boundary: the sector holding the end of the last acknowledged record is
-/// rewritten by the next batch. If that one write never landed, the disk still holds the old
+/// rewritten by the next batch (with direct I/O, the whole 4 KiB block holding it, its earlier
+/// bytes unchanged: `super::direct`). If that one write never landed, the disk still holds the old
 /// sector: the acknowledged bytes, then zeros to its end, fewer than a record header when the
 /// record ended near the boundary.
 pub(crate) fn looks_like_unlanded_write(segment: &[u8], from: usize, to: usize) -> bool {

@@ -60,10 +60,12 @@
 //! Under `sync = always`, a pre-written segment is written with `O_DIRECT` where the file system
 //! allows it ([`direct`]): each batch goes to the disk from the writer's buffer in whole blocks,
 //! its segment's last partial block written again in front of it and zeros (fill) after it, so the
-//! bytes on disk are exactly a buffered segment's. Neither the spare's zeros nor the records pass
-//! through the page cache, which was the spare's main cost, and `fdatasync` has no dirty pages to
-//! write, only the disk's cache to flush. A segment continued after a restart, or plain, is
-//! written buffered.
+//! bytes on disk are a buffered segment's (but for up to a block of zeros after a batch that
+//! crosses `segment_bytes_max`, which read as fill). Neither the spare's zeros nor the records
+//! pass through the page cache, which was the spare's main cost, and `fdatasync` has no dirty
+//! pages to write: it flushes the disk's cache, and commits metadata only when a batch grew the
+//! file past its pre-written size. A segment continued after a restart, or plain, is written
+//! buffered, and so is everything after a direct write the file system refused.
 //!
 //! # Recovery
 //!
@@ -617,7 +619,7 @@ impl From<&JournalConfig> for JournalOptions {
                 .unwrap_or(usize::MAX),
             queue_depth_max: Self::QUEUE_DEPTH_MAX_DEFAULT,
             prewrite_segments: true,
-            direct_io: true,
+            direct_io: config.direct_io,
         }
     }
 }

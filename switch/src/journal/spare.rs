@@ -51,6 +51,9 @@ pub(super) struct Spare {
     /// The last preparation failed: ask again from this instant.
     retry_at: Option<Instant>,
     stop: Arc<AtomicBool>,
+    /// Whether to try `O_DIRECT` for the next spares: cleared when the writer's direct write
+    /// was refused, since the same file system will refuse the next ones.
+    direct: Arc<AtomicBool>,
     helper: Option<thread::JoinHandle<()>>,
     path: PathBuf,
 }
@@ -69,9 +72,11 @@ impl Spare {
         let (requests, jobs) = mpsc::channel::<()>();
         let (done, ready) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
+        let direct = Arc::new(AtomicBool::new(direct));
         let helper = {
             let path = path.clone();
             let stop = Arc::clone(&stop);
+            let direct = Arc::clone(&direct);
             thread::Builder::new()
                 .name("journal-spare".to_owned())
                 .spawn(move || {
@@ -84,7 +89,8 @@ impl Spare {
                                 .lock()
                                 .unwrap_or_else(std::sync::PoisonError::into_inner),
                         );
-                        let prepared = prepare(&path, segment_bytes, direct, &stop);
+                        let direct = direct.load(Ordering::Acquire);
+                        let prepared = prepare(&path, segment_bytes, direct, &stop, &shared);
                         if stop.load(Ordering::Acquire) {
                             break;
                         }
@@ -110,11 +116,17 @@ impl Spare {
             in_flight: false,
             retry_at: None,
             stop,
+            direct,
             helper: Some(helper),
             path,
         };
         spare.request();
         Ok(spare)
+    }
+
+    /// Prepares the next spares buffered (the writer's direct write was refused).
+    pub(super) fn without_direct_io(&self) {
+        self.direct.store(false, Ordering::Release);
     }
 
     /// Where the spare is prepared; the writer renames it from here.
@@ -195,19 +207,21 @@ pub(super) struct Prepared {
 /// are written from one aligned buffer. Buffered, the kernel copied every zero into a fresh page
 /// of the page cache, and that copy was 6-8% of the switch's samples (docs/performance.md,
 /// "Direct I/O for the journal"); the pages were then only overwritten by the writer. A file
-/// system that refuses `O_DIRECT` (tmpfs before Linux 6.6, some network file systems) gets the
-/// buffered fill, and the writer writes that segment buffered too.
+/// system that refuses `O_DIRECT` (tmpfs before Linux 6.6, some network file systems), at open or
+/// at one of the first two one-block writes (at offsets 0 and 4096, the writer's alignment), gets
+/// the buffered fill, and the writer writes that segment buffered too.
 fn prepare(
     path: &Path,
     bytes: u64,
     direct: bool,
     stop: &AtomicBool,
+    shared: &Shared,
 ) -> Result<Prepared, JournalError> {
     let io = |op| move |source| JournalError::io(op, path, source);
     let aligned = bytes.is_multiple_of(super::direct::BLOCK_BYTES as u64);
     if direct && aligned {
         match super::direct::open(path, true) {
-            Ok(file) => match fill(file, path, bytes, stop, true) {
+            Ok(file) => match fill(file, path, bytes, stop, true, shared) {
                 Ok(file) => return Ok(Prepared { file, direct: true }),
                 // Refused at the first write: some file systems open with the flag and fail
                 // the I/O. Start over buffered.
@@ -219,7 +233,7 @@ fn prepare(
         }
     }
     let file = super::direct::open(path, false).map_err(io("create"))?;
-    match fill(file, path, bytes, stop, false) {
+    match fill(file, path, bytes, stop, false, shared) {
         Ok(file) => Ok(Prepared {
             file,
             direct: false,
@@ -241,26 +255,39 @@ fn fill(
     bytes: u64,
     stop: &AtomicBool,
     direct: bool,
+    #[cfg_attr(not(test), allow(unused_variables))] shared: &Shared,
 ) -> Result<File, FillError> {
     let io = |op| move |source| FillError::Failed(JournalError::io(op, path, source));
     let mut zeros = super::direct::AlignedBuf::default();
     let zeros = zeros.zeroed(FILL_CHUNK_BYTES);
     let mut left = bytes;
-    let mut first = true;
+    let mut probes = 0;
     while left > 0 {
         if stop.load(Ordering::Acquire) {
             return Err(io("prepare")(std::io::Error::other("journal closing")));
         }
-        let chunk =
-            usize::try_from(left).map_or(FILL_CHUNK_BYTES, |left| left.min(FILL_CHUNK_BYTES));
+        // Direct, the first two writes are one block each, at 0 and at one block: the offsets
+        // the writer will use, which a device with larger sectors refuses. Refused here, the
+        // segment is written buffered; refused only in the writer, the write would fail.
+        let probing = direct && probes < 2;
+        let chunk = if probing {
+            super::direct::BLOCK_BYTES
+        } else {
+            usize::try_from(left).map_or(FILL_CHUNK_BYTES, |left| left.min(FILL_CHUNK_BYTES))
+        };
+        #[cfg(test)]
+        let refused_here = probing && shared.hooks.refuse_direct.load(Ordering::Acquire);
+        #[cfg(not(test))]
+        let refused_here = false;
         match file.write_all(&zeros[..chunk]) {
-            Ok(()) => {}
-            Err(e) if direct && first && super::direct::refused(&e) => {
+            Ok(()) if !refused_here => {}
+            Ok(()) => return Err(FillError::Refused),
+            Err(e) if probing && super::direct::refused(&e) => {
                 return Err(FillError::Refused);
             }
             Err(e) => return Err(io("write")(e)),
         }
-        first = false;
+        probes += 1;
         file.sync_data().map_err(io("fsync"))?;
         left -= chunk as u64;
     }

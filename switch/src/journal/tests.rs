@@ -1463,6 +1463,12 @@ async fn prewritten_segments_are_written_direct_where_the_file_system_allows() {
     let stats = journal.stats();
     assert!(stats.segments_prepared >= 2, "{stats:?}");
     let expect_direct = if direct { stats.segments_prepared } else { 0 };
+    if !direct {
+        eprintln!(
+            "no O_DIRECT in {:?}: the buffered fallback was tested",
+            dir.path()
+        );
+    }
     assert_eq!(stats.segments_direct, expect_direct, "direct: {direct}");
     drop(journal);
     // Every record back, in order, from segments whose records are followed only by fill.
@@ -1502,5 +1508,107 @@ async fn direct_io_is_off_when_asked_and_without_sync_always() {
         assert_eq!(stats.segments_direct, 0);
         drop(journal);
         assert_eq!(read_all(dir.path()).unwrap(), expected(1..=700));
+    }
+}
+
+#[tokio::test]
+async fn a_spare_whose_direct_write_is_refused_is_written_buffered() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = JournalOptions {
+        segment_bytes_max: 8192,
+        ..options(JournalSync::Always)
+    };
+    let (journal, _) = open(dir.path(), opts);
+    // Every spare from here (the first may be ready already) is refused at its first write.
+    journal
+        .test_hooks()
+        .refuse_direct
+        .store(true, std::sync::atomic::Ordering::Release);
+    append_each(&journal, 1..701).await;
+    let stats = journal.stats();
+    assert!(stats.segments_prepared >= 3, "{stats:?}");
+    assert!(
+        stats.segments_direct <= 1,
+        "refused spares were used direct: {stats:?}"
+    );
+    drop(journal);
+    assert_eq!(read_all(dir.path()).unwrap(), expected(1..=700));
+}
+
+#[tokio::test]
+async fn a_direct_write_refused_in_the_writer_goes_on_buffered_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    if !direct_io_works_in(dir.path()) {
+        eprintln!("no O_DIRECT in {:?}: nothing to refuse", dir.path());
+        return;
+    }
+    let opts = JournalOptions {
+        segment_bytes_max: 8192,
+        ..options(JournalSync::Always)
+    };
+    let (journal, _) = open(dir.path(), opts);
+    // Into the first direct segment, with a partial block to carry.
+    append_each(&journal, 1..201).await;
+    assert!(journal.stats().segments_direct >= 1);
+    journal
+        .test_hooks()
+        .refuse_next_direct_write
+        .store(true, std::sync::atomic::Ordering::Release);
+    append_each(&journal, 201..801).await;
+    let stats = journal.stats();
+    // Spares asked for after the refusal are buffered; one may have been prepared before it.
+    let direct_after = stats.segments_direct;
+    // About four segments' worth: each would be direct again without the refusal remembered.
+    append_each(&journal, 801..2001).await;
+    assert!(
+        journal.stats().segments_direct <= direct_after + 1,
+        "still writing spares direct after a refusal: {:?}",
+        journal.stats()
+    );
+    assert!(journal.stats().segments_prepared > stats.segments_prepared);
+    drop(journal);
+    assert_eq!(read_all(dir.path()).unwrap(), expected(1..=2000));
+}
+
+/// The same appends, direct and buffered, give the same bytes in every segment, but for the
+/// zeros a direct write adds after a batch that crosses the segment's size.
+#[tokio::test]
+async fn direct_and_buffered_segments_hold_the_same_bytes() {
+    let mut contents = Vec::new();
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    for (dir, direct_io) in dirs.iter().zip([true, false]) {
+        let opts = JournalOptions {
+            segment_bytes_max: 8192,
+            direct_io,
+            ..options(JournalSync::Always)
+        };
+        let (journal, _) = open(dir.path(), opts);
+        // Uneven payloads, some larger than a block.
+        for i in 1..400u64 {
+            let p = Bytes::from(vec![(i % 251) as u8 | 1; (i as usize * 37) % 5000]);
+            assert_eq!(journal.append(&p).await.unwrap(), i);
+        }
+        drop(journal);
+        let names: Vec<_> = segments(dir.path())
+            .iter()
+            .map(|p| (p.file_name().unwrap().to_owned(), fs::read(p).unwrap()))
+            .collect();
+        contents.push(names);
+    }
+    let (direct, buffered) = (&contents[0], &contents[1]);
+    assert_eq!(direct.len(), buffered.len(), "segments");
+    for ((name, d), (other, b)) in direct.iter().zip(buffered) {
+        assert_eq!(name, other);
+        let common = d.len().min(b.len());
+        assert_eq!(&d[..common], &b[..common], "{name:?}");
+        let rest = if d.len() > common {
+            &d[common..]
+        } else {
+            &b[common..]
+        };
+        assert!(
+            rest.iter().all(|&z| z == 0),
+            "{name:?}: more than fill differs"
+        );
     }
 }
