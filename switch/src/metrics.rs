@@ -75,6 +75,10 @@ pub const ONUS_SWEEP_EVENTS_TOTAL: &str = "switchyard_onus_sweep_events_total";
 pub const DUPLICATES_TOTAL: &str = "switchyard_duplicates_total";
 /// Journal fsync duration. Seconds.
 pub const JOURNAL_FSYNC_SECONDS: &str = "switchyard_journal_fsync_seconds";
+/// Journal write of one group commit's records, before its fsync. Seconds. With direct I/O
+/// (`[journal] direct_io`) it waits for the disk, so a commit's time is this plus the fsync;
+/// buffered, it is a copy into the page cache and the fsync does the writing.
+pub const JOURNAL_WRITE_SECONDS: &str = "switchyard_journal_write_seconds";
 /// Records per journal group commit. Histogram.
 pub const JOURNAL_BATCH_RECORDS: &str = "switchyard_journal_batch_records";
 /// Journal bytes appended. Counter.

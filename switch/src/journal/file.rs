@@ -32,7 +32,7 @@ use super::{Admission, AppendTicket, Journal, JournalError, JournalOptions, Lsn}
 use crate::config::JournalSync;
 use crate::metrics::{
     JOURNAL_BATCH_RECORDS, JOURNAL_BYTES_TOTAL, JOURNAL_DELAYED_COMMITS_TOTAL,
-    JOURNAL_FSYNC_SECONDS,
+    JOURNAL_FSYNC_SECONDS, JOURNAL_WRITE_SECONDS,
 };
 
 /// Capacity the batch buffer starts with, and keeps: one large record grows it, and it is given
@@ -814,7 +814,9 @@ impl Writer {
                     self.roll_over(spare)?;
                 }
             }
+            let started = Instant::now();
             self.write_records()?;
+            metrics::histogram!(JOURNAL_WRITE_SECONDS).record(started.elapsed().as_secs_f64());
             let bytes = self.buf.len() as u64;
             self.segment_len += bytes;
             self.dirty = true;
