@@ -5,6 +5,8 @@
 #
 #   scripts/soak.sh [DURATION_S=600] [MIX=remote|all|onus] [CARDS=100000]
 #
+# SOAK_RATE=N soaks at N requests a second instead of half the measured maximum (to compare two
+# builds at one rate; STACK_BIN, scripts/stack.sh, names the other build's binaries).
 # ISSUER_SIM_ARGS adds arguments to both issuer-sim commands (e.g. "--checkpoint-every 1000000").
 # SCHEDULING=normal runs every process with the kernel's default thread scheduling instead of
 # batch (scripts/stack.sh).
@@ -20,7 +22,7 @@ CARDS=${3:-100000}
 KIND=soak
 # shellcheck source=scripts/stack.sh
 . "$(dirname "$0")/stack.sh"
-RATE=$((MAX / 2))
+RATE=${SOAK_RATE:-$((MAX / 2))}
 echo "maximum $MAX TPS closed loop; soaking at $RATE TPS for $DURATION_S s" >&2
 status=0
 # Ctrl-C stops the soak early; loadgen still reports and writes soak.json and soak.svg (exit 130).

@@ -6,6 +6,8 @@
 # Uses the default ports of `loadgen gen-cards` (switch 8583, hosts 8601 and 8602, metrics
 # 9583): they must be free. ISSUER_SIM_ARGS adds arguments to both issuer-sim commands (not
 # --scheduling, which SCHEDULING gives).
+# STACK_BIN=folder runs the switch, issuer-sim and loadgen binaries found there (e.g. one of
+# scripts/ab.sh's target/ab/<commit>/) instead of building the working tree.
 # SCHEDULING=normal runs every process (switch, hosts, load client) with the kernel's default
 # thread scheduling instead of batch (switch::process says why batch is the default); it leaves
 # LOADGEN set to the load client's command with that setting.
@@ -14,8 +16,12 @@ case "$WHICH" in
   *) echo "which traffic: remote, all or onus (not '$WHICH')" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/.."
-cargo build --release --bin switch --bin issuer-sim --bin loadgen >&2
-BIN=target/release
+if [ -n "${STACK_BIN:-}" ]; then
+  BIN=$STACK_BIN
+else
+  cargo build --release --bin switch --bin issuer-sim --bin loadgen >&2
+  BIN=target/release
+fi
 SCHEDULING=${SCHEDULING:-batch}
 case "$SCHEDULING" in
   batch | normal) ;;
