@@ -911,3 +911,31 @@ async fn a_restart_after_a_checkpoint_reads_only_the_journal_after_it() {
     }
     stack.shutdown().await;
 }
+
+/// A group commit's time is its write plus its fsync (with direct I/O the write waits for the
+/// disk too), so the switch's journal reports both: an answered purchase means at least one more
+/// of each. Other tests of this binary journal too, so the counts are compared, not named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journal_times_its_writes_and_its_fsyncs() {
+    let count = |name: &str| -> u64 {
+        let prefix = format!("{name}_count ");
+        metrics()
+            .render()
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let writes = "switchyard_journal_write_seconds";
+    let fsyncs = "switchyard_journal_fsync_seconds";
+    let before = (count(writes), count(fsyncs));
+    let stack = Stack::start().await;
+    let c = stack.client().await;
+    let r = c
+        .purchase(NB_CREDIT, cny("12.00"), TxnOptions::new().expiry("3012"))
+        .await
+        .expect("answered");
+    assert_code(&r, ResponseCode::Approved, "purchase");
+    assert!(count(writes) > before.0, "no journal write timed");
+    assert!(count(fsyncs) > before.1, "no journal fsync timed");
+    stack.shutdown().await;
+}

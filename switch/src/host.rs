@@ -34,7 +34,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
-use crate::config::JournalSync;
 use crate::decision::response::{Additions, answer_builder};
 use crate::decision::security::{PartyMac, pin_block, verify_pin};
 use crate::domain::{Mti, ResponseCode};
@@ -277,16 +276,14 @@ pub fn write_snapshot(
 
 /// Opens the issuer's journal in `dir`, restores the checkpoint if there is one, and replays the
 /// ledger events the checkpoint does not cover. A checkpoint that does not belong to this issuer
-/// file (or does not decode) is ignored and the whole journal replayed.
+/// file (or does not decode) is ignored and the whole journal replayed. `opts` is the host's
+/// `sync` alone (the rest default) or whole [`JournalOptions`].
 pub fn open_journal(
     dir: &Path,
-    sync: JournalSync,
+    opts: impl Into<JournalOptions>,
     engine: &Engine,
 ) -> Result<(Arc<FileJournal>, Replayed), HostError> {
-    let opts = JournalOptions {
-        sync,
-        ..JournalOptions::default()
-    };
+    let opts = opts.into();
     // The checkpoint is restored first so the journal need not read the segments it covers.
     let mut from = 0u64;
     let mut checkpoint_lsn = None;

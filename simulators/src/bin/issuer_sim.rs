@@ -65,6 +65,10 @@ struct Cli {
     /// `always` fsyncs each group commit before answering; `none` is for benchmarks.
     #[arg(long, default_value = "always", value_parser = parse_sync, global = true)]
     sync: JournalSync,
+    /// Write the journal buffered even where the file system takes direct I/O (`O_DIRECT`,
+    /// used by default with `--sync always`; the switch's `[journal] direct_io`).
+    #[arg(long, global = true)]
+    no_direct_io: bool,
     /// The keys file holding the link keys the issuer file names (`[security] pin_key`,
     /// `mac_key`), instead of its `[security] keys_file`.
     #[arg(long, value_name = "PATH", global = true)]
@@ -295,8 +299,13 @@ fn serve(cli: &Cli, config: &Path, file: &IssuerFile, journal_dir: PathBuf) -> E
         }
     };
     let sync = cli.sync;
+    let journal_opts = JournalOptions {
+        sync,
+        direct_io: !cli.no_direct_io,
+        ..JournalOptions::default()
+    };
     rt.block_on(async move {
-        let (journal, replayed) = match open_journal(&journal_dir, sync, &engine) {
+        let (journal, replayed) = match open_journal(&journal_dir, journal_opts, &engine) {
             Ok(j) => j,
             Err(e) => {
                 eprintln!("{e}");

@@ -624,6 +624,16 @@ impl From<&JournalConfig> for JournalOptions {
     }
 }
 
+/// The defaults with this `sync`.
+impl From<JournalSync> for JournalOptions {
+    fn from(sync: JournalSync) -> Self {
+        JournalOptions {
+            sync,
+            ..JournalOptions::default()
+        }
+    }
+}
+
 impl Default for JournalOptions {
     fn default() -> Self {
         JournalOptions::from(&JournalConfig::default())
