@@ -192,9 +192,11 @@ pub struct SwitchConfig {
     /// A repeated request (same acquirer, STAN, transmission time) within this window is a
     /// duplicate (seconds). Default 300.
     pub duplicate_window_s: u64,
-    /// Most requests the duplicate window remembers (entries); beyond it the oldest are
+    /// Most answered requests the duplicate window remembers (entries); beyond it the oldest are
     /// forgotten before their window ends, so memory stays bounded whatever the rate: each entry
-    /// holds its encoded answer, a few hundred bytes. Default 1000000, at most 100000000.
+    /// holds its encoded answer, a few hundred bytes. Requests still in flight are kept beyond it
+    /// until they are answered, so that a repeat never goes through as new. Default 1000000, at
+    /// most 100000000.
     pub duplicate_entries_max: usize,
     /// Decline cards whose expiry date (field 14) is in the past (boolean). Default true.
     pub check_expiry: bool,

@@ -25,17 +25,19 @@
 //! A pending place gets a `watch` channel only when a duplicate actually arrives while the
 //! original is in flight: duplicates are rare, and a channel per request was most of the
 //! window's cost (`cargo bench --bench matching`). Expiry is by monotonic time, swept in arrival
-//! order by each claim and, for a switch gone quiet, by a timer ([`DuplicateWindow::sweep_every`]). Every claim of a key has a generation of its own and its answer is kept under it: a key
-//! can be claimed again after an original ended without an answer (or was evicted in flight),
-//! and the old claim's leftovers must then touch nothing of the new one's. Without that, the old
+//! order by each claim and, for a switch gone quiet, by a timer ([`DuplicateWindow::sweep_every`]).
+//! Every claim of a key has a generation of its own and its answer is kept under it: a key can
+//! be claimed again after an original ended without an answer (or its place was replaced by a
+//! recovery seed), and the old claim's leftovers must then touch nothing of the new one's. Without that, the old
 //! place in the order expired the retry's answer early, and a dropped original freed its retry's
 //! pending slot, letting a third copy through as new.
 //!
-//! A known limit, kept from the map before it: when more requests are in flight than
-//! `duplicate_entries_max`, the oldest pending original is evicted like any key. Its waiting
-//! duplicates then get no answer, and a repeat that arrives before it completes is processed as
-//! new. With the default of a million keys that needs ten seconds of in-flight requests at
-//! 100,000 a second; only a limit configured far below the traffic reaches it.
+//! A pending original is never evicted, by the window or by the limit: it moves to the back of
+//! the ring until it completes. Evicting it (as the map before did at the limit) left its waiting
+//! duplicates without an answer and let a repeat arriving before its answer through as new, to
+//! be forwarded and to hold funds a second time. So `duplicate_entries_max` bounds the answers
+//! kept; the window holds more keys than that only while more originals than that are in
+//! flight, which the acquirer sessions' limits bound, and evicts the excess as they end.
 //!
 //! Recovery seeds the window from the journal's decisions ([`DuplicateWindow::seed`]); the
 //! answer is then rebuilt from the duplicate request itself plus the recorded decision, because
@@ -380,13 +382,16 @@ impl Inner {
 
     /// Pops places off the front of the ring: beyond `entries_max`, or older than the window.
     /// Evicts what is past the window or over the limit, at most `budget` places, and says
-    /// whether it stopped for the budget.
+    /// whether it stopped for the budget. A pending original is never evicted: it goes to the
+    /// back, at most `moves` times in all (the caller's count, which this lowers), so that a ring
+    /// of nothing but pending originals over the limit ends the call instead of turning over.
     fn expire(
         &mut self,
         now: Instant,
         window: Duration,
         entries_max: usize,
         budget: usize,
+        moves: &mut usize,
     ) -> bool {
         for _ in 0..budget {
             let Some(front) = self.places.front() else {
@@ -396,15 +401,25 @@ impl Inner {
             if !over && now.saturating_duration_since(front.at) < window {
                 return false;
             }
+            if matches!(front.state, PlaceState::Pending(_)) {
+                if *moves == 0 {
+                    return false;
+                }
+                *moves -= 1;
+            }
             let Some((generation, place)) = self.places.pop_front() else {
                 return false;
             };
             match place.state {
                 PlaceState::Vacated => {}
-                // A still-pending original keeps the key until it completes (its duplicates
-                // must still find it), in a place at the back: without one, its answer would
-                // stay for good once it came, out of reach of both the window and the limit.
-                PlaceState::Pending(tx) if !over => {
+                // A still-pending original keeps the key until it completes, in a place at the
+                // back, past the window and over the limit alike: its duplicates must find it,
+                // or a repeat arriving before its answer would be processed as new. Without a
+                // place, its answer would stay for good once it came, out of reach of both the
+                // window and the limit. Over the limit the ring then holds more than
+                // `entries_max` places, as many more as there are originals in flight, which the
+                // acquirer sessions' own limits bound.
+                PlaceState::Pending(tx) => {
                     let moved_to = self.places.next();
                     if let Some(e) = self
                         .table(place.hash)
@@ -418,11 +433,9 @@ impl Inner {
                         ..place
                     });
                 }
-                // An answer past the window, or anything beyond the limit (a pending original
-                // too: its waiters see the end, and its answer, when it comes, is remembered
-                // anew unless the key was claimed again in between). Its index entry is stale
-                // from here on.
-                PlaceState::Pending(_) | PlaceState::Done(_) => self.keys -= 1,
+                // An answer past the window or beyond the limit. Its index entry is stale from
+                // here on.
+                PlaceState::Done(_) => self.keys -= 1,
             }
         }
         true
@@ -475,8 +488,17 @@ impl DuplicateWindow {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// An original that ends while the ring is over its limit (only pending originals keep it
+    /// there) lets the window evict what the limit asks for, now rather than at the next claim.
+    fn expire_if_over(&self, inner: &mut Inner) {
+        if inner.places.len() > self.entries_max {
+            self.expire(inner, Instant::now());
+        }
+    }
+
     fn expire(&self, inner: &mut Inner, now: Instant) {
-        inner.expire(now, self.window, self.entries_max, usize::MAX);
+        let mut moves = inner.places.len();
+        inner.expire(now, self.window, self.entries_max, usize::MAX, &mut moves);
     }
 
     pub fn len(&self) -> usize {
@@ -567,10 +589,14 @@ impl DuplicateWindow {
     /// Forgets keys older than the window, [`Self::SWEEP_PLACES`] at a time: a claim waits for
     /// the lock between two rounds, never for the whole sweep.
     pub fn sweep(&self, now: Instant) {
-        while self
-            .lock()
-            .expire(now, self.window, self.entries_max, Self::SWEEP_PLACES)
-        {}
+        let mut moves = self.lock().places.len();
+        while self.lock().expire(
+            now,
+            self.window,
+            self.entries_max,
+            Self::SWEEP_PLACES,
+            &mut moves,
+        ) {}
     }
 
     /// Sweeps every `every` until `stop`. Claims expire what is old as they come, so this is for
@@ -603,7 +629,8 @@ impl DuplicateWindow {
 
     /// What must hold between any two calls, or the first thing that does not: each live index
     /// entry points at a place of its key's hash that is not vacated, `keys` counts them, no
-    /// key has two, and the ring holds at most `entries_max` places.
+    /// key has two, and the ring holds at most `entries_max` places that are not pending
+    /// originals.
     #[cfg(test)]
     fn invariants(&self) -> Result<(), String> {
         let inner = self.lock();
@@ -634,8 +661,20 @@ impl DuplicateWindow {
         if distinct.len() != live.len() {
             return Err("a key with two live entries".into());
         }
-        if inner.places.len() > self.entries_max {
-            return Err(format!("{} places held", inner.places.len()));
+        // Beyond the limit, only pending originals: every other place over it was evicted.
+        let pending = (inner.places.first..inner.places.next())
+            .filter(|&g| {
+                inner
+                    .places
+                    .get(g)
+                    .is_some_and(|p| matches!(p.state, PlaceState::Pending(_)))
+            })
+            .count();
+        if inner.places.len() - pending > self.entries_max {
+            return Err(format!(
+                "{} places held, {pending} of them pending",
+                inner.places.len()
+            ));
         }
         Ok(())
     }
@@ -667,11 +706,11 @@ impl Pending {
                 });
                 (waiting, Some(ClaimId(self.claim)))
             }
-            // Evicted while in flight (the window was full), and the key claimed again since:
-            // that later claim owns the key now, and its own answer is the one its duplicates
-            // must get. This one's waiters went with the evicted place.
+            // The place is gone while in flight (a recovery seed of the key replaced it; pending
+            // originals are not evicted), and the key claimed again since: that later claim
+            // owns the key now, and its own answer is the one its duplicates must get.
             None if inner.find(self.hash, &self.key).is_some() => (None, None),
-            // Evicted while in flight and not claimed since: remember the answer again, as the
+            // The place is gone and the key not claimed since: remember the answer again, as the
             // newest entry, so it counts against the limit and expires like any other.
             None => {
                 let now = Instant::now();
@@ -680,6 +719,7 @@ impl Pending {
                 (None, Some(ClaimId(generation)))
             }
         };
+        window.expire_if_over(&mut inner);
         drop(inner);
         if let Some(tx) = waiting {
             let _ = tx.send(Some(answer));
@@ -704,6 +744,7 @@ impl Drop for Pending {
                 waiting = Some(std::mem::replace(&mut place.state, PlaceState::Vacated));
                 inner.unindex(self.hash, generation);
             }
+            self.window.expire_if_over(&mut inner);
             drop(inner);
             drop(waiting);
         }
@@ -935,11 +976,13 @@ mod tests {
         answer_all(&w, 1..n as u32 + 1, t0);
         let later = t0 + Duration::from_secs(11);
         let mut inner = w.lock();
+        let mut moves = usize::MAX;
         assert!(inner.expire(
             later,
             w.window,
             w.entries_max,
-            DuplicateWindow::SWEEP_PLACES
+            DuplicateWindow::SWEEP_PLACES,
+            &mut moves
         ));
         assert_eq!(
             inner.keys,
@@ -980,25 +1023,71 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn an_answer_evicted_in_flight_stays_within_the_limit_and_expires() {
+    async fn a_pending_original_is_never_evicted_at_the_limit() {
         let w = Arc::new(DuplicateWindow::new(Duration::from_secs(60), 2));
         let t0 = Instant::now();
         let Claim::New(first) = w.claim(key(1), Mti::AUTH_REQUEST, t0) else {
             panic!("new");
         };
-        // Two more arrivals evict the first while it is still in flight.
+        // Two more arrivals fill the window while it is still in flight: the answered one goes.
         answer_all(&w, 2..4, t0);
-        first.complete(Answer::Bytes(Bytes::from_static(b"late")));
-        assert!(w.len() <= 2, "{} keys held, limit 2", w.len());
-        // Its repeat still gets the answer...
-        let Claim::Duplicate(d) = w.claim(key(1), Mti::AUTH_REQUEST, Instant::now()) else {
-            panic!("the late answer was not remembered");
+        assert!(
+            matches!(w.claim(key(2), Mti::AUTH_REQUEST, t0), Claim::New(_)),
+            "the oldest answer was kept over a pending original"
+        );
+        // Its repeat waits for it rather than going through as new (a second hold, a second
+        // forward to the issuer)...
+        let Claim::Duplicate(d) = w.claim(key(1), Mti::AUTH_REQUEST, t0) else {
+            panic!("a pending original was evicted at the limit");
         };
-        assert_eq!(bytes_of(d.answer().await).as_deref(), Some(&b"late"[..]));
-        // ...until the window has passed.
+        let d = tokio::spawn(d.answer());
+        first.complete(Answer::Bytes(Bytes::from_static(b"late")));
+        assert_eq!(
+            bytes_of(d.await.expect("join")).as_deref(),
+            Some(&b"late"[..])
+        );
+        assert!(w.len() <= 2, "{} keys held, limit 2", w.len());
+        // ...and its answer goes when the window has passed, as any other.
         tokio::time::advance(Duration::from_secs(61)).await;
         w.sweep(Instant::now());
         assert_eq!(w.len(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn more_originals_in_flight_than_the_limit_are_all_kept_until_they_end() {
+        let w = Arc::new(DuplicateWindow::new(Duration::from_secs(60), 2));
+        let t0 = Instant::now();
+        let pending: Vec<Pending> = (1..6)
+            .map(|s| match w.claim(key(s), Mti::AUTH_REQUEST, t0) {
+                Claim::New(p) => p,
+                Claim::Duplicate(_) => panic!("new"),
+            })
+            .collect();
+        // Five in flight against a limit of two: the window holds all five (and the claims
+        // above ended, rather than turning the ring over for good).
+        assert_eq!(w.len(), 5);
+        for s in 1..6 {
+            assert!(
+                matches!(w.claim(key(s), Mti::AUTH_REQUEST, t0), Claim::Duplicate(_)),
+                "key {s} evicted in flight"
+            );
+        }
+        w.sweep(t0);
+        assert_eq!(w.len(), 5);
+        w.invariants().expect("invariants");
+        // As they end, the window comes back within its limit at once.
+        for (i, p) in pending.into_iter().enumerate() {
+            p.complete(Answer::Bytes(Bytes::from_static(b"done")));
+            w.invariants().expect("invariants");
+            // At most two answers, beside the originals still in flight.
+            let in_flight = 5 - (i + 1);
+            assert!(
+                w.len() <= 2 + in_flight,
+                "{} keys, {in_flight} in flight",
+                w.len()
+            );
+        }
+        assert_eq!(w.len(), 2);
     }
 
     #[tokio::test(start_paused = true)]
@@ -1050,53 +1139,6 @@ mod tests {
         tokio::time::advance(Duration::from_secs(30)).await;
         w.sweep(Instant::now());
         assert_eq!(w.len(), 0);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn an_original_evicted_in_flight_leaves_a_later_claim_of_its_key_alone() {
-        let w = Arc::new(DuplicateWindow::new(Duration::from_secs(60), 2));
-        let t0 = Instant::now();
-        let Claim::New(first) = w.claim(key(1), Mti::AUTH_REQUEST, t0) else {
-            panic!("new");
-        };
-        // Two arrivals evict it while it is in flight; then its key is claimed again.
-        answer_all(&w, 2..4, t0);
-        let Claim::New(second) = w.claim(key(1), Mti::AUTH_REQUEST, t0) else {
-            panic!("the evicted key is claimed anew");
-        };
-        // The first ends without an answer: the second's claim must stand, so a third copy
-        // waits for the second's answer instead of going through as new.
-        drop(first);
-        let Claim::Duplicate(third) = w.claim(key(1), Mti::AUTH_REQUEST, t0) else {
-            panic!("a dropped evicted original freed a later claim of its key");
-        };
-        let third = tokio::spawn(third.answer());
-        second.complete(Answer::Bytes(Bytes::from_static(b"second")));
-        assert_eq!(
-            bytes_of(third.await.expect("join")).as_deref(),
-            Some(&b"second"[..])
-        );
-
-        // An evicted original that does complete leaves the later claim's answer in place too.
-        let Claim::New(first) = w.claim(key(20), Mti::AUTH_REQUEST, t0) else {
-            panic!("new");
-        };
-        answer_all(&w, 21..23, t0);
-        let Claim::New(second) = w.claim(key(20), Mti::AUTH_REQUEST, t0) else {
-            panic!("the evicted key is claimed anew");
-        };
-        first.complete(Answer::Bytes(Bytes::from_static(b"first")));
-        let Claim::Duplicate(d) = w.claim(key(20), Mti::AUTH_REQUEST, t0) else {
-            panic!("dup");
-        };
-        let d = tokio::spawn(d.answer());
-        second.complete(Answer::Bytes(Bytes::from_static(b"second")));
-        assert_eq!(
-            bytes_of(d.await.expect("join")).as_deref(),
-            Some(&b"second"[..]),
-            "a repeat of the second claim got the evicted first's answer"
-        );
-        assert!(w.len() <= 2, "{} keys held, limit 2", w.len());
     }
 
     #[tokio::test]
@@ -1365,7 +1407,12 @@ mod tests {
                         "step {step}: {broken}"
                     )));
                 }
-                prop_assert!(ring.len() <= entries_max, "step {}: over the limit", step);
+                // Only originals in flight keep the window over its limit.
+                prop_assert!(
+                    ring.len() <= entries_max + live.len(),
+                    "step {}: over the limit",
+                    step
+                );
             }
             // Every original ends, so every waiter has its outcome.
             drop(live);

@@ -145,22 +145,38 @@ impl ModelWindow {
         self.expire(&mut order, at);
     }
 
+    /// An original that ends while the window is over its limit (only pending originals keep it
+    /// there) lets the window evict again.
+    fn expire_if_over(&self) {
+        let mut order = self.order.lock().unwrap_or_else(|p| p.into_inner());
+        if order.len() > self.entries_max {
+            self.expire(&mut order, Instant::now());
+        }
+    }
+
+    /// Past the window or over the limit, an answer is forgotten and a pending original goes to
+    /// the back, each at most once a call (the window's rule since it stopped evicting pending
+    /// originals at the limit).
     fn expire(&self, order: &mut VecDeque<(Instant, WindowKey, Generation)>, now: Instant) {
+        let mut moves = order.len();
         while let Some(&(at, k, generation)) = order.front() {
             if order.len() <= self.entries_max && now.saturating_duration_since(at) < self.window {
                 break;
             }
-            let evicted = order.len() > self.entries_max;
-            order.pop_front();
-            if evicted {
-                self.map.remove_if(&k, |_, s| s.generation == generation);
-            } else if self
+            let pending = self
                 .map
-                .remove_if(&k, |_, s| s.generation == generation && s.is_done())
-                .is_none()
-                && self.map.get(&k).is_some_and(|s| s.generation == generation)
-            {
+                .get(&k)
+                .is_some_and(|s| s.generation == generation && !s.is_done());
+            if pending {
+                if moves == 0 {
+                    break;
+                }
+                moves -= 1;
+                order.pop_front();
                 order.push_back((now, k, generation));
+            } else {
+                order.pop_front();
+                self.map.remove_if(&k, |_, s| s.generation == generation);
             }
         }
     }
@@ -207,6 +223,7 @@ impl ModelPending {
                 (None, Some(ModelClaimId(generation)))
             }
         };
+        self.window.expire_if_over();
         if let Some(tx) = waiting {
             let _ = tx.send(Some(answer));
         }
@@ -220,6 +237,7 @@ impl Drop for ModelPending {
             self.window.map.remove_if(&self.key, |_, s| {
                 s.generation == self.generation && !s.is_done()
             });
+            self.window.expire_if_over();
         }
     }
 }
