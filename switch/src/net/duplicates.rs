@@ -304,6 +304,30 @@ impl Ring {
         let front = self.blocks.front_mut()?;
         let place = front.get_mut(self.front_taken)?.take()?;
         let generation = self.first;
+        self.advance();
+        Some((generation, place))
+    }
+
+    /// Drops the front place where it lies. Every eviction comes here: a place is four cache
+    /// lines, and moving one out only to drop it was a 256-byte copy each time. `perf` (remote
+    /// traffic) put 1.4% of the switch's samples on that copy; most of it was the front place's
+    /// cache miss, which the read of its state now takes instead (about 0.7%).
+    fn discard_front(&mut self) {
+        if self.len == 0 {
+            return;
+        }
+        if let Some(slot) = self
+            .blocks
+            .front_mut()
+            .and_then(|b| b.get_mut(self.front_taken))
+        {
+            *slot = None;
+        }
+        self.advance();
+    }
+
+    /// The front place has gone: the next one is the front, and an emptied block is kept.
+    fn advance(&mut self) {
         self.first += 1;
         self.front_taken += 1;
         self.len -= 1;
@@ -314,7 +338,6 @@ impl Ring {
             }
             self.front_taken = 0;
         }
-        Some((generation, place))
     }
 }
 
@@ -401,17 +424,27 @@ impl Inner {
             if !over && now.saturating_duration_since(front.at) < window {
                 return false;
             }
-            if matches!(front.state, PlaceState::Pending(_)) {
-                if *moves == 0 {
-                    return false;
+            match front.state {
+                PlaceState::Pending(_) if *moves == 0 => return false,
+                PlaceState::Pending(_) => *moves -= 1,
+                // An answer past the window or beyond the limit, dropped where it lies. Its
+                // index entry is stale from here on.
+                PlaceState::Done(_) => {
+                    self.places.discard_front();
+                    self.keys -= 1;
+                    continue;
                 }
-                *moves -= 1;
+                PlaceState::Vacated => {
+                    self.places.discard_front();
+                    continue;
+                }
             }
             let Some((generation, place)) = self.places.pop_front() else {
                 return false;
             };
             match place.state {
-                PlaceState::Vacated => {}
+                // Not found above; a place is moved only while pending.
+                PlaceState::Vacated | PlaceState::Done(_) => {}
                 // A still-pending original keeps the key until it completes, in a place at the
                 // back, past the window and over the limit alike: its duplicates must find it,
                 // or a repeat arriving before its answer would be processed as new. Without a
@@ -433,9 +466,6 @@ impl Inner {
                         ..place
                     });
                 }
-                // An answer past the window or beyond the limit. Its index entry is stale from
-                // here on.
-                PlaceState::Done(_) => self.keys -= 1,
             }
         }
         true
