@@ -194,9 +194,10 @@ pub struct SwitchConfig {
     pub duplicate_window_s: u64,
     /// Most answered requests the duplicate window remembers (entries); beyond it the oldest are
     /// forgotten before their window ends, so memory stays bounded whatever the rate: each entry
-    /// holds its encoded answer, a few hundred bytes. Requests still in flight are kept beyond it
-    /// until they are answered, so that a repeat never goes through as new. Default 1000000, at
-    /// most 100000000.
+    /// holds its encoded answer, a few hundred bytes. Requests still in flight are kept on top
+    /// of it until they are answered (at most `listener.connections_max` times
+    /// `listener.inflight_per_connection_max`), so that a repeat never goes through as new. Default
+    /// 1000000, at most 100000000.
     pub duplicate_entries_max: usize,
     /// Decline cards whose expiry date (field 14) is in the past (boolean). Default true.
     pub check_expiry: bool,

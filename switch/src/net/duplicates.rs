@@ -36,8 +36,11 @@
 //! the ring until it completes. Evicting it (as the map before did at the limit) left its waiting
 //! duplicates without an answer and let a repeat arriving before its answer through as new, to
 //! be forwarded and to hold funds a second time. So `duplicate_entries_max` bounds the answers
-//! kept; the window holds more keys than that only while more originals than that are in
-//! flight, which the acquirer sessions' limits bound, and evicts the excess as they end.
+//! kept, and the originals in flight come on top of it, bounded by the listener's
+//! `connections_max` times each session's `inflight_per_connection_max`. They do not count
+//! against the limit: counted, a window over it with only originals in flight moved every one of
+//! them on every call. A moved original's answer is then kept for a window from its last move,
+//! not from its arrival: that errs toward answering a repeat, never toward processing it twice.
 //!
 //! Recovery seeds the window from the journal's decisions ([`DuplicateWindow::seed`]); the
 //! answer is then rebuilt from the duplicate request itself plus the recorded decision, because
@@ -99,8 +102,9 @@ struct Place {
     /// The key's hash, kept so that removing the place's index entry reads no key.
     hash: u64,
     key: WindowKey,
-    /// The claim this place serves: its own generation, or, for a pending original that outlived
-    /// the window and was moved to the back, the generation of the place it was claimed in.
+    /// The claim this place serves: its own generation, or, for a pending original that was
+    /// moved to the back (past the window, or at the front of a window over its limit), the
+    /// generation of the place it was claimed in.
     claim: Generation,
     state: PlaceState,
 }
@@ -217,7 +221,14 @@ struct Inner {
     index: Box<[HashTable<Indexed>]>,
     /// Keys in the window: live index entries, stale ones not counted.
     keys: usize,
+    /// Places holding a pending original. They never count against the limit: an original in
+    /// flight is not evicted, and counting it made a window over its limit with nothing but
+    /// originals in flight turn all of them over on every call.
+    pending: usize,
     places: Ring,
+    /// Pending places moved to the back so far, for tests of the work done.
+    #[cfg(test)]
+    moved: usize,
 }
 
 /// The index table a hash belongs to. A table uses the hash's low bits for its bucket and its
@@ -420,7 +431,7 @@ impl Inner {
             let Some(front) = self.places.front() else {
                 return false;
             };
-            let over = self.places.len() > entries_max;
+            let over = self.places.len() - self.pending > entries_max;
             if !over && now.saturating_duration_since(front.at) < window {
                 return false;
             }
@@ -453,6 +464,10 @@ impl Inner {
                 // `entries_max` places, as many more as there are originals in flight, which the
                 // acquirer sessions' own limits bound.
                 PlaceState::Pending(tx) => {
+                    #[cfg(test)]
+                    {
+                        self.moved += 1;
+                    }
                     let moved_to = self.places.next();
                     if let Some(e) = self
                         .table(place.hash)
@@ -479,7 +494,8 @@ impl DuplicateWindow {
     /// hundred microseconds.
     pub const SWEEP_PLACES: usize = BLOCK_PLACES;
 
-    /// A window of `window` length holding at most `entries_max` keys (oldest evicted first).
+    /// A window of `window` length holding at most `entries_max` answers (oldest evicted
+    /// first), beside the originals in flight, which are never evicted.
     ///
     /// Neither the index nor the ring may grow in one long step: a growth step moves every entry
     /// of its table under the lock that every request needs, a stall of the whole acquirer side.
@@ -504,6 +520,9 @@ impl DuplicateWindow {
                     .map(|_| HashTable::new())
                     .collect(),
                 keys: 0,
+                pending: 0,
+                #[cfg(test)]
+                moved: 0,
                 places: Ring::default(),
             }),
             hasher: foldhash::fast::RandomState::default(),
@@ -521,7 +540,7 @@ impl DuplicateWindow {
     /// An original that ends while the ring is over its limit (only pending originals keep it
     /// there) lets the window evict what the limit asks for, now rather than at the next claim.
     fn expire_if_over(&self, inner: &mut Inner) {
-        if inner.places.len() > self.entries_max {
+        if inner.places.len() - inner.pending > self.entries_max {
             self.expire(inner, Instant::now());
         }
     }
@@ -570,6 +589,7 @@ impl DuplicateWindow {
             }
         }
         let claim = inner.push(now, hash, key, PlaceState::Pending(None));
+        inner.pending += 1;
         self.expire(&mut inner, now);
         drop(inner);
         Claim::New(Pending {
@@ -593,8 +613,13 @@ impl DuplicateWindow {
         let mut inner = self.lock();
         if let Some(generation) = inner.find(hash, &key) {
             inner.unindex(hash, generation);
-            if let Some(p) = inner.places.get_mut(generation) {
-                p.state = PlaceState::Vacated;
+            if let Some(p) = inner.places.get_mut(generation)
+                && matches!(
+                    std::mem::replace(&mut p.state, PlaceState::Vacated),
+                    PlaceState::Pending(_)
+                )
+            {
+                inner.pending -= 1;
             }
         }
         inner.push(at, hash, key, PlaceState::Done(Kept::new(&answer)));
@@ -700,6 +725,12 @@ impl DuplicateWindow {
                     .is_some_and(|p| matches!(p.state, PlaceState::Pending(_)))
             })
             .count();
+        if pending != inner.pending {
+            return Err(format!(
+                "{pending} pending places, {} counted",
+                inner.pending
+            ));
+        }
         if inner.places.len() - pending > self.entries_max {
             return Err(format!(
                 "{} places held, {pending} of them pending",
@@ -728,12 +759,19 @@ impl Pending {
         let mut inner = window.lock();
         let (waiting, kept_as) = match inner.serving(self.hash, &self.key, self.claim) {
             Some(generation) => {
+                let mut was_pending = false;
                 let waiting = inner.places.get_mut(generation).and_then(|place| {
                     match std::mem::replace(&mut place.state, PlaceState::Done(kept)) {
-                        PlaceState::Pending(tx) => tx,
+                        PlaceState::Pending(tx) => {
+                            was_pending = true;
+                            tx
+                        }
                         PlaceState::Done(_) | PlaceState::Vacated => None,
                     }
                 });
+                if was_pending {
+                    inner.pending -= 1;
+                }
                 (waiting, Some(ClaimId(self.claim)))
             }
             // The place is gone while in flight (a recovery seed of the key replaced it; pending
@@ -772,6 +810,7 @@ impl Drop for Pending {
                 && matches!(place.state, PlaceState::Pending(_))
             {
                 waiting = Some(std::mem::replace(&mut place.state, PlaceState::Vacated));
+                inner.pending -= 1;
                 inner.unindex(self.hash, generation);
             }
             self.window.expire_if_over(&mut inner);
@@ -1059,8 +1098,11 @@ mod tests {
         let Claim::New(first) = w.claim(key(1), Mti::AUTH_REQUEST, t0) else {
             panic!("new");
         };
-        // Two more arrivals fill the window while it is still in flight: the answered one goes.
+        // Two answers fill the limit, which the original in flight does not count against.
         answer_all(&w, 2..4, t0);
+        assert_eq!(w.len(), 3, "two answers and the original in flight");
+        // A third answer: the oldest answer goes, not the original.
+        answer_all(&w, 4..5, t0);
         assert!(
             matches!(w.claim(key(2), Mti::AUTH_REQUEST, t0), Claim::New(_)),
             "the oldest answer was kept over a pending original"
@@ -1081,6 +1123,31 @@ mod tests {
         tokio::time::advance(Duration::from_secs(61)).await;
         w.sweep(Instant::now());
         assert_eq!(w.len(), 0);
+    }
+
+    #[test]
+    fn originals_in_flight_far_beyond_the_limit_cost_little_per_request() {
+        // A limit set far below what is in flight: 100 originals against a limit of 10. They
+        // must not be turned over on every call (that was about 300 moves per request, and a
+        // switch that slow keeps even more in flight).
+        let w = Arc::new(DuplicateWindow::new(Duration::from_secs(60), 10));
+        let t0 = Instant::now();
+        let in_flight: Vec<Pending> = (1..101)
+            .map(|s| match w.claim(key(s), Mti::AUTH_REQUEST, t0) {
+                Claim::New(p) => p,
+                Claim::Duplicate(_) => panic!("new"),
+            })
+            .collect();
+        answer_all(&w, 1000..3000, t0);
+        let moved = w.lock().moved;
+        // Each eviction may move the originals in front of it once: about 100 moves per 10
+        // evictions, so about 20,000 for 2,000 requests, against 600,000 when they counted.
+        assert!(moved <= 25_000, "{moved} moves for 2,000 requests");
+        assert_eq!(w.len(), 110, "the 100 in flight and the 10 newest answers");
+        w.invariants().expect("invariants");
+        drop(in_flight);
+        answer_all(&w, 3000..3001, t0);
+        assert!(w.len() <= 10);
     }
 
     #[tokio::test(start_paused = true)]

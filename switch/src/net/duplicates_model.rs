@@ -1,5 +1,7 @@
 //! The duplicate window as it was before the ring (a sharded map of keys to slots, plus an
-//! order queue), kept as the model the ring is checked against: the property test in
+//! order queue), but for the rule the ring brought with it that a pending original is never
+//! evicted and does not count against the limit (`expire`), kept as the model the ring is
+//! checked against: the property test in
 //! `super::tests` drives both with the same operations and expects the same outcomes. Its
 //! comments were dropped; its reasoning is in the ring's module docs and in git history
 //! (`055945c`, switch/src/net/duplicates.rs).
@@ -149,7 +151,8 @@ impl ModelWindow {
     /// there) lets the window evict again.
     fn expire_if_over(&self) {
         let mut order = self.order.lock().unwrap_or_else(|p| p.into_inner());
-        if order.len() > self.entries_max {
+        let pending = self.map.iter().filter(|s| !s.is_done()).count();
+        if order.len() - pending > self.entries_max {
             self.expire(&mut order, Instant::now());
         }
     }
@@ -160,7 +163,11 @@ impl ModelWindow {
     fn expire(&self, order: &mut VecDeque<(Instant, WindowKey, Generation)>, now: Instant) {
         let mut moves = order.len();
         while let Some(&(at, k, generation)) = order.front() {
-            if order.len() <= self.entries_max && now.saturating_duration_since(at) < self.window {
+            // Originals in flight do not count against the limit.
+            let pending = self.map.iter().filter(|s| !s.is_done()).count();
+            if order.len() - pending <= self.entries_max
+                && now.saturating_duration_since(at) < self.window
+            {
                 break;
             }
             let pending = self
