@@ -846,6 +846,20 @@ mod tests {
         }
     }
 
+    /// New claims of `stans`, left in flight.
+    fn claim_all(
+        w: &Arc<DuplicateWindow>,
+        stans: std::ops::Range<u32>,
+        at: Instant,
+    ) -> Vec<Pending> {
+        stans
+            .map(|s| match w.claim(key(s), Mti::AUTH_REQUEST, at) {
+                Claim::New(p) => p,
+                Claim::Duplicate(_) => panic!("key {s} is not new"),
+            })
+            .collect()
+    }
+
     fn bytes_of(a: Option<Answer>) -> Option<Bytes> {
         match a {
             Some(Answer::Bytes(b)) => Some(b),
@@ -1132,12 +1146,7 @@ mod tests {
         // switch that slow keeps even more in flight).
         let w = Arc::new(DuplicateWindow::new(Duration::from_secs(60), 10));
         let t0 = Instant::now();
-        let in_flight: Vec<Pending> = (1..101)
-            .map(|s| match w.claim(key(s), Mti::AUTH_REQUEST, t0) {
-                Claim::New(p) => p,
-                Claim::Duplicate(_) => panic!("new"),
-            })
-            .collect();
+        let in_flight = claim_all(&w, 1..101, t0);
         answer_all(&w, 1000..3000, t0);
         let moved = w.lock().moved;
         // Each eviction may move the originals in front of it once: about 100 moves per 10
@@ -1154,12 +1163,7 @@ mod tests {
     async fn more_originals_in_flight_than_the_limit_are_all_kept_until_they_end() {
         let w = Arc::new(DuplicateWindow::new(Duration::from_secs(60), 2));
         let t0 = Instant::now();
-        let pending: Vec<Pending> = (1..6)
-            .map(|s| match w.claim(key(s), Mti::AUTH_REQUEST, t0) {
-                Claim::New(p) => p,
-                Claim::Duplicate(_) => panic!("new"),
-            })
-            .collect();
+        let pending = claim_all(&w, 1..6, t0);
         // Five in flight against a limit of two: the window holds all five (and the claims
         // above ended, rather than turning the ring over for good).
         assert_eq!(w.len(), 5);
