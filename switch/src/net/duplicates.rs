@@ -28,9 +28,9 @@
 //! order by each claim and, for a switch gone quiet, by a timer ([`DuplicateWindow::sweep_every`]).
 //! Every claim of a key has a generation of its own and its answer is kept under it: a key can
 //! be claimed again after an original ended without an answer (or its place was replaced by a
-//! recovery seed), and the old claim's leftovers must then touch nothing of the new one's. Without that, the old
-//! place in the order expired the retry's answer early, and a dropped original freed its retry's
-//! pending slot, letting a third copy through as new.
+//! recovery seed), and the old claim's leftovers must then touch nothing of the new one's.
+//! Without that, the old place in the order expired the retry's answer early, and a dropped
+//! original freed its retry's pending slot, letting a third copy through as new.
 //!
 //! A pending original is never evicted, by the window or by the limit: it moves to the back of
 //! the ring until it completes. Evicting it (as the map before did at the limit) left its waiting
@@ -353,6 +353,11 @@ impl Ring {
 }
 
 impl Inner {
+    /// Places that count against the limit: all but the pending originals.
+    fn answers(&self) -> usize {
+        self.places.len().saturating_sub(self.pending)
+    }
+
     fn table(&mut self, hash: u64) -> &mut HashTable<Indexed> {
         let tables = self.index.len();
         &mut self.index[shard_of(hash, tables)]
@@ -431,7 +436,7 @@ impl Inner {
             let Some(front) = self.places.front() else {
                 return false;
             };
-            let over = self.places.len() - self.pending > entries_max;
+            let over = self.answers() > entries_max;
             if !over && now.saturating_duration_since(front.at) < window {
                 return false;
             }
@@ -537,10 +542,11 @@ impl DuplicateWindow {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// An original that ends while the ring is over its limit (only pending originals keep it
-    /// there) lets the window evict what the limit asks for, now rather than at the next claim.
+    /// An original that ends turns its pending place into an answer (or a vacated place), which
+    /// counts against the limit: what the limit then asks for is evicted now rather than at the
+    /// next claim.
     fn expire_if_over(&self, inner: &mut Inner) {
-        if inner.places.len() - inner.pending > self.entries_max {
+        if inner.answers() > self.entries_max {
             self.expire(inner, Instant::now());
         }
     }
