@@ -223,8 +223,8 @@ fn prepare(
         match super::direct::open(path, true) {
             Ok(file) => match fill(file, path, bytes, stop, true, shared) {
                 Ok(file) => return Ok(Prepared { file, direct: true }),
-                // Refused at the first write: some file systems open with the flag and fail
-                // the I/O. Start over buffered.
+                // Refused at a probe write: some file systems open with the flag and fail the
+                // I/O. Start over buffered.
                 Err(FillError::Refused) => {}
                 Err(FillError::Failed(e)) => return Err(e),
             },
@@ -268,7 +268,8 @@ fn fill(
         }
         // Direct, the first two writes are one block each, at 0 and at one block: the offsets
         // the writer will use, which a device with larger sectors refuses. Refused here, the
-        // segment is written buffered; refused only in the writer, the write would fail.
+        // segment is written buffered from the start; refused only in the writer, it would
+        // reopen the segment buffered there (`Writer::write_records`).
         let probing = direct && probes < 2;
         let chunk = if probing {
             super::direct::BLOCK_BYTES
