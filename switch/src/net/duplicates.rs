@@ -213,6 +213,9 @@ pub struct DuplicateWindow {
     hasher: foldhash::fast::RandomState,
     window: Duration,
     entries_max: usize,
+    /// The `now` of each finished pass of [`Self::sweep_every`], for tests to wait on.
+    #[cfg(test)]
+    timer_passes: watch::Sender<Option<Instant>>,
 }
 
 struct Inner {
@@ -455,38 +458,35 @@ impl Inner {
                     continue;
                 }
             }
+            // A still-pending original keeps the key until it completes, in a place at the
+            // back, past the window and over the limit alike: its duplicates must find it, or a
+            // repeat arriving before its answer would be processed as new. Without a place, its
+            // answer would stay for good once it came, out of reach of both the window and the
+            // limit. Over the limit the ring then holds more than `entries_max` places, as many
+            // more as there are originals in flight, which the acquirer sessions' own limits
+            // bound.
             let Some((generation, place)) = self.places.pop_front() else {
                 return false;
             };
-            match place.state {
-                // Not found above; a place is moved only while pending.
-                PlaceState::Vacated | PlaceState::Done(_) => {}
-                // A still-pending original keeps the key until it completes, in a place at the
-                // back, past the window and over the limit alike: its duplicates must find it,
-                // or a repeat arriving before its answer would be processed as new. Without a
-                // place, its answer would stay for good once it came, out of reach of both the
-                // window and the limit. Over the limit the ring then holds more than
-                // `entries_max` places, as many more as there are originals in flight, which the
-                // acquirer sessions' own limits bound.
-                PlaceState::Pending(tx) => {
-                    #[cfg(test)]
-                    {
-                        self.moved += 1;
-                    }
-                    let moved_to = self.places.next();
-                    if let Some(e) = self
-                        .table(place.hash)
-                        .find_mut(place.hash, |e| e.generation == generation)
-                    {
-                        e.generation = moved_to;
-                    }
-                    self.places.push_back(Place {
-                        at: now,
-                        state: PlaceState::Pending(tx),
-                        ..place
-                    });
-                }
+            let PlaceState::Pending(tx) = place.state else {
+                continue; // not reached: the front was pending just above
+            };
+            #[cfg(test)]
+            {
+                self.moved += 1;
             }
+            let moved_to = self.places.next();
+            if let Some(e) = self
+                .table(place.hash)
+                .find_mut(place.hash, |e| e.generation == generation)
+            {
+                e.generation = moved_to;
+            }
+            self.places.push_back(Place {
+                at: now,
+                state: PlaceState::Pending(tx),
+                ..place
+            });
         }
         true
     }
@@ -533,6 +533,8 @@ impl DuplicateWindow {
             hasher: foldhash::fast::RandomState::default(),
             window,
             entries_max,
+            #[cfg(test)]
+            timer_passes: watch::Sender::new(None),
         }
     }
 
@@ -685,6 +687,8 @@ impl DuplicateWindow {
             {
                 tracing::error!("duplicate window sweep failed");
             }
+            #[cfg(test)]
+            self.timer_passes.send_replace(Some(now));
         }
     }
 
@@ -1034,20 +1038,25 @@ mod tests {
         let w = Arc::new(DuplicateWindow::new(Duration::from_secs(10), 1_000_000));
         // Three blocks' worth, so that the sweep takes several rounds of the lock.
         let n = 3 * BLOCK_PLACES as u32;
-        answer_all(&w, 1..n + 1, Instant::now());
+        let t0 = Instant::now();
+        answer_all(&w, 1..n + 1, t0);
+        let mut passes = w.timer_passes.subscribe();
         let stop = tokio_util::sync::CancellationToken::new();
         let timer = tokio::spawn(Arc::clone(&w).sweep_every(Duration::from_secs(1), stop.clone()));
-        tokio::time::sleep(Duration::from_secs(9)).await;
-        assert_eq!(w.len(), n as usize, "swept inside the window");
-        // The sweep runs on a blocking thread, which paused time does not wait for: wait on the
-        // window itself, one tick at a time.
-        for _ in 0..100 {
-            if w.is_empty() {
+        // Each pass of the timer, as it finishes (the sweep runs on a blocking thread): inside
+        // the window it leaves every key, and the first pass past it empties the window.
+        loop {
+            passes.changed().await.expect("the timer runs");
+            let Some(at) = *passes.borrow_and_update() else {
+                continue;
+            };
+            if at < t0 + Duration::from_secs(10) {
+                assert_eq!(w.len(), n as usize, "swept inside the window");
+            } else {
+                assert!(w.is_empty(), "{} keys held after the window", w.len());
                 break;
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        assert!(w.is_empty(), "{} keys held after the window", w.len());
         assert!(w.lock().places.blocks.len() <= 1, "blocks kept when empty");
         assert!(matches!(
             w.claim(key(1), Mti::AUTH_REQUEST, Instant::now()),

@@ -147,12 +147,15 @@ impl ModelWindow {
         self.expire(&mut order, at);
     }
 
+    fn pending(&self) -> usize {
+        self.map.iter().filter(|s| !s.is_done()).count()
+    }
+
     /// An original that ends while the window is over its limit (only pending originals keep it
     /// there) lets the window evict again.
     fn expire_if_over(&self) {
         let mut order = self.order.lock().unwrap_or_else(|p| p.into_inner());
-        let pending = self.map.iter().filter(|s| !s.is_done()).count();
-        if order.len() - pending > self.entries_max {
+        if order.len() - self.pending() > self.entries_max {
             self.expire(&mut order, Instant::now());
         }
     }
@@ -162,9 +165,9 @@ impl ModelWindow {
     /// originals at the limit).
     fn expire(&self, order: &mut VecDeque<(Instant, WindowKey, Generation)>, now: Instant) {
         let mut moves = order.len();
+        // Originals in flight do not count against the limit; moving one changes no count.
+        let pending = self.pending();
         while let Some(&(at, k, generation)) = order.front() {
-            // Originals in flight do not count against the limit.
-            let pending = self.map.iter().filter(|s| !s.is_done()).count();
             if order.len() - pending <= self.entries_max
                 && now.saturating_duration_since(at) < self.window
             {
