@@ -303,6 +303,19 @@ pub struct Checkpointer {
     next_due: std::sync::atomic::AtomicU64,
     /// The journal's LSN and the business day at the last checkpoint written.
     last: Mutex<(Lsn, Option<NaiveDate>)>,
+    /// Where a test holds a checkpoint once it has its replay point ([`Hold`]).
+    #[cfg(test)]
+    hold: Option<Arc<Hold>>,
+}
+
+/// A test's hold on a checkpoint in progress: `reached` is signalled when a checkpoint has chosen
+/// its replay point, which then waits for `release`. So a test can stop the switch while a
+/// periodic checkpoint is surely being taken.
+#[cfg(test)]
+#[derive(Debug, Default)]
+struct Hold {
+    reached: tokio::sync::Notify,
+    release: tokio::sync::Notify,
 }
 
 impl Checkpointer {
@@ -335,7 +348,15 @@ impl Checkpointer {
             one_at_a_time: tokio::sync::Mutex::new(()),
             next_due: std::sync::atomic::AtomicU64::new(0),
             last: Mutex::new(restored.map_or((0, None), |(lsn, day)| (lsn, Some(day)))),
+            #[cfg(test)]
+            hold: None,
         }
+    }
+
+    #[cfg(test)]
+    fn holding(mut self, hold: Arc<Hold>) -> Checkpointer {
+        self.hold = Some(hold);
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Samples> {
@@ -374,6 +395,11 @@ impl Checkpointer {
         let Some(replay_from) = replay_from.filter(|r| *r > 0) else {
             return Ok(None);
         };
+        #[cfg(test)]
+        if let Some(hold) = &self.hold {
+            hold.reached.notify_one();
+            hold.release.notified().await;
+        }
         // Everything below is taken after the sample the replay point comes from.
         let mut cp = SwitchCheckpoint::new(replay_from, day, day_start);
         cp.taken_lsn = *self.journal.progress().borrow();
@@ -489,9 +515,80 @@ impl Checkpointer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
+    use crate::journal::JournalOptions;
 
     fn day(d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 6, d).expect("date")
+    }
+
+    /// A stop that comes while a periodic checkpoint is being taken lifts the pace of its write
+    /// (shutdown must not wait it out), and the run still finishes that checkpoint before it
+    /// returns. A stop between checkpoints leaves the pace as it is.
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_during_a_periodic_checkpoint_lifts_its_pace_and_waits_for_it() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let journal = Arc::new(
+            FileJournal::open(dir.path(), JournalOptions::default())
+                .expect("journal")
+                .0,
+        );
+        let clock = ManualClock::new(day(1).and_hms_opt(12, 0, 0).expect("time"));
+        let config = crate::net::acquirer::tests::config(|_| {});
+        let runtime =
+            crate::net::memory::runtime(&config, journal.clone(), clock.clone()).expect("runtime");
+        journal.append(b"a record").await.expect("appended");
+        let lsn = journal.flush().await.expect("flushed");
+        let cutover = runtime.live.load().cutover_minutes;
+        let today = crate::clearing::business_date(clock.now(), cutover);
+        let horizon_ms = 60_000;
+        let checkpointer = |pace: &WritePace, hold: &Arc<Hold>| {
+            let samples = Samples::new(horizon_ms, clock.now_ms(), lsn, (today, cutover), lsn);
+            Arc::new(
+                Checkpointer::new(
+                    dir.path().to_path_buf(),
+                    clock.clone(),
+                    journal.clone(),
+                    Arc::clone(&runtime),
+                    Vec::new(),
+                    Vec::new(),
+                    samples,
+                    None,
+                    pace.clone(),
+                )
+                .holding(Arc::clone(hold)),
+            )
+        };
+
+        // Between checkpoints: no replay point lies a horizon back yet, so none is taken.
+        let (pace, hold) = (WritePace::mib_per_s(1), Arc::new(Hold::default()));
+        let stop = CancellationToken::new();
+        let run =
+            tokio::spawn(checkpointer(&pace, &hold).run(Duration::from_secs(1), stop.clone()));
+        stop.cancel();
+        run.await.expect("the run ends");
+        assert!(!pace.hurried(), "no checkpoint was in progress to hurry");
+        assert!(read(dir.path()).expect("readable").is_none());
+
+        // During one: the first sample is now a horizon old, so a checkpoint is due.
+        let (pace, hold) = (WritePace::mib_per_s(1), Arc::new(Hold::default()));
+        let cp = checkpointer(&pace, &hold);
+        clock.advance_ms(horizon_ms + 1);
+        let stop = CancellationToken::new();
+        let run = tokio::spawn(cp.run(Duration::from_millis(100), stop.clone()));
+        hold.reached.notified().await;
+        assert!(!pace.hurried(), "paced until the stop");
+        stop.cancel();
+        hold.release.notify_one();
+        run.await.expect("the run ends");
+        assert!(
+            pace.hurried(),
+            "the stop lifted the pace of the checkpoint in progress"
+        );
+        let written = read(dir.path())
+            .expect("readable")
+            .expect("the checkpoint in progress was finished, not dropped");
+        assert_eq!(written.replay_from, lsn);
     }
 
     #[test]
