@@ -308,12 +308,14 @@ pub struct Checkpointer {
     hold: Option<Arc<Hold>>,
 }
 
-/// A test's hold on a checkpoint in progress: `reached` is signalled when a checkpoint has chosen
-/// its replay point, which then waits for `release`. So a test can stop the switch while a
-/// periodic checkpoint is surely being taken.
+/// A test's view of the checkpoints taken: `attempted` is signalled when one starts (whether or
+/// not it goes on to write), `reached` when one has chosen its replay point, which then waits for
+/// `release`. So a test can stop the checkpoint task between checkpoints, or while one is surely
+/// being taken.
 #[cfg(test)]
 #[derive(Debug, Default)]
 struct Hold {
+    attempted: tokio::sync::Notify,
     reached: tokio::sync::Notify,
     release: tokio::sync::Notify,
 }
@@ -380,6 +382,10 @@ impl Checkpointer {
     /// replay point.
     pub async fn checkpoint(&self) -> Result<Option<Lsn>, String> {
         let _one = self.one_at_a_time.lock().await;
+        #[cfg(test)]
+        if let Some(hold) = &self.hold {
+            hold.attempted.notify_one();
+        }
         let started = std::time::Instant::now();
         self.sample();
         let now_ms = self.clock.now_ms();
@@ -522,9 +528,21 @@ mod tests {
         NaiveDate::from_ymd_opt(2026, 6, d).expect("date")
     }
 
+    /// Waits for `signal`. On paused time a run's ticks come at once, so a run that never gets as
+    /// far as the signal fails the test here instead of hanging it.
+    async fn within(what: &str, signal: &tokio::sync::Notify) {
+        tokio::time::timeout(Duration::from_secs(60), signal.notified())
+            .await
+            .unwrap_or_else(|_| panic!("no {what} within a minute of paused time"));
+    }
+
     /// A stop that comes while a periodic checkpoint is being taken lifts the pace of its write
     /// (shutdown must not wait it out), and the run still finishes that checkpoint before it
-    /// returns. A stop between checkpoints leaves the pace as it is.
+    /// returns. A stop while the run waits between attempts leaves the pace as it is.
+    ///
+    /// The checkpoint here is a few hundred bytes, less than one chunk, so its write never pauses
+    /// whatever the pace; what is checked is the switch that every pause reads
+    /// (`WritePace::hurried`). That is also why a rate the config refuses (1 MiB/s) does no harm.
     #[tokio::test(start_paused = true)]
     async fn a_stop_during_a_periodic_checkpoint_lifts_its_pace_and_waits_for_it() {
         let dir = tempfile::tempdir().expect("temporary directory");
@@ -559,12 +577,13 @@ mod tests {
                 .holding(Arc::clone(hold)),
             )
         };
-
-        // Between checkpoints: no replay point lies a horizon back yet, so none is taken.
+        // Between attempts: the first attempt finds no sample a horizon old, writes nothing, and
+        // the run goes back to waiting for its next tick, where the stop finds it.
         let (pace, hold) = (WritePace::mib_per_s(1), Arc::new(Hold::default()));
         let stop = CancellationToken::new();
         let run =
-            tokio::spawn(checkpointer(&pace, &hold).run(Duration::from_secs(1), stop.clone()));
+            tokio::spawn(checkpointer(&pace, &hold).run(Duration::from_millis(100), stop.clone()));
+        within("first attempt", &hold.attempted).await;
         stop.cancel();
         run.await.expect("the run ends");
         assert!(!pace.hurried(), "no checkpoint was in progress to hurry");
@@ -576,7 +595,7 @@ mod tests {
         clock.advance_ms(horizon_ms + 1);
         let stop = CancellationToken::new();
         let run = tokio::spawn(cp.run(Duration::from_millis(100), stop.clone()));
-        hold.reached.notified().await;
+        within("checkpoint with its replay point", &hold.reached).await;
         assert!(!pace.hurried(), "paced until the stop");
         stop.cancel();
         hold.release.notify_one();
