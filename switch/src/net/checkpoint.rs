@@ -303,7 +303,8 @@ pub struct Checkpointer {
     next_due: std::sync::atomic::AtomicU64,
     /// The journal's LSN and the business day at the last checkpoint written.
     last: Mutex<(Lsn, Option<NaiveDate>)>,
-    /// Where a test holds a checkpoint once it has its replay point ([`Hold`]).
+    /// A test's signals of attempts, and its hold on a checkpoint that has its replay point
+    /// ([`Hold`]).
     #[cfg(test)]
     hold: Option<Arc<Hold>>,
 }
