@@ -361,6 +361,22 @@ impl Inner {
         self.places.len().saturating_sub(self.pending)
     }
 
+    /// Replaces the state of the place of `generation`, keeping `pending` in step; the old state,
+    /// or `None` when the ring does not hold that place. Every move of a place from one state to
+    /// another after [`Inner::push`] comes here, so the count cannot miss one.
+    fn replace_state(&mut self, generation: Generation, state: PlaceState) -> Option<PlaceState> {
+        let place = self.places.get_mut(generation)?;
+        let old = std::mem::replace(&mut place.state, state);
+        let now_pending = matches!(place.state, PlaceState::Pending(_));
+        if matches!(old, PlaceState::Pending(_)) {
+            self.pending -= 1;
+        }
+        if now_pending {
+            self.pending += 1;
+        }
+        Some(old)
+    }
+
     fn table(&mut self, hash: u64) -> &mut HashTable<Indexed> {
         let tables = self.index.len();
         &mut self.index[shard_of(hash, tables)]
@@ -390,6 +406,9 @@ impl Inner {
     /// Appends a place for a new claim of `key` and indexes it. The key must not be in the index.
     fn push(&mut self, at: Instant, hash: u64, key: WindowKey, state: PlaceState) -> Generation {
         let generation = self.places.next();
+        if matches!(state, PlaceState::Pending(_)) {
+            self.pending += 1;
+        }
         self.places.push_back(Place {
             at,
             hash,
@@ -597,7 +616,6 @@ impl DuplicateWindow {
             }
         }
         let claim = inner.push(now, hash, key, PlaceState::Pending(None));
-        inner.pending += 1;
         self.expire(&mut inner, now);
         drop(inner);
         Claim::New(Pending {
@@ -621,14 +639,7 @@ impl DuplicateWindow {
         let mut inner = self.lock();
         if let Some(generation) = inner.find(hash, &key) {
             inner.unindex(hash, generation);
-            if let Some(p) = inner.places.get_mut(generation)
-                && matches!(
-                    std::mem::replace(&mut p.state, PlaceState::Vacated),
-                    PlaceState::Pending(_)
-                )
-            {
-                inner.pending -= 1;
-            }
+            inner.replace_state(generation, PlaceState::Vacated);
         }
         inner.push(at, hash, key, PlaceState::Done(Kept::new(&answer)));
         self.expire(&mut inner, at);
@@ -769,19 +780,10 @@ impl Pending {
         let mut inner = window.lock();
         let (waiting, kept_as) = match inner.serving(self.hash, &self.key, self.claim) {
             Some(generation) => {
-                let mut was_pending = false;
-                let waiting = inner.places.get_mut(generation).and_then(|place| {
-                    match std::mem::replace(&mut place.state, PlaceState::Done(kept)) {
-                        PlaceState::Pending(tx) => {
-                            was_pending = true;
-                            tx
-                        }
-                        PlaceState::Done(_) | PlaceState::Vacated => None,
-                    }
-                });
-                if was_pending {
-                    inner.pending -= 1;
-                }
+                let waiting = match inner.replace_state(generation, PlaceState::Done(kept)) {
+                    Some(PlaceState::Pending(tx)) => tx,
+                    Some(PlaceState::Done(_) | PlaceState::Vacated) | None => None,
+                };
                 (waiting, Some(ClaimId(self.claim)))
             }
             // The place is gone while in flight (a recovery seed of the key replaced it; pending
@@ -816,11 +818,12 @@ impl Drop for Pending {
                 return;
             };
             let mut waiting = None;
-            if let Some(place) = inner.places.get_mut(generation)
-                && matches!(place.state, PlaceState::Pending(_))
+            if inner
+                .places
+                .get(generation)
+                .is_some_and(|p| matches!(p.state, PlaceState::Pending(_)))
             {
-                waiting = Some(std::mem::replace(&mut place.state, PlaceState::Vacated));
-                inner.pending -= 1;
+                waiting = inner.replace_state(generation, PlaceState::Vacated);
                 inner.unindex(self.hash, generation);
             }
             self.window.expire_if_over(&mut inner);

@@ -173,11 +173,11 @@ impl ModelWindow {
             {
                 break;
             }
-            let pending = self
+            let in_flight = self
                 .map
                 .get(&k)
                 .is_some_and(|s| s.generation == generation && !s.is_done());
-            if pending {
+            if in_flight {
                 if moves == 0 {
                     break;
                 }
