@@ -21,8 +21,10 @@
 # A_ENV and B_ENV add environment variables to that build's switch (e.g.
 # B_ENV="TOKIO_WORKER_THREADS=1" with the same build on both sides compares a setting). Uses the
 # default ports of `loadgen gen-cards` (switch 8583, hosts 8601 and 8602, metrics 9583): they
-# must be free. Exit status 0 only when every run's answers all matched the model and nothing
-# failed.
+# must be free. A_TLS=1 or B_TLS=1 runs that side's switch with its acquirer listener on TLS
+# (`gen-cards --tls`: `switch-tls.toml` and a test PKI; loadgen connects with acquirer 100001's
+# client certificate), e.g. `B_TLS=1 scripts/ab.sh HEAD HEAD` measures what TLS costs. Exit
+# status 0 only when every run's answers all matched the model and nothing failed.
 set -euo pipefail
 # Command substitutions ($(build ...) below) stop at their first failure too.
 shopt -s inherit_errexit
@@ -37,6 +39,8 @@ RATES=${4:-0 15000}
 PAIRS=${5:-3}
 RUN_S=${6:-12}
 CARDS=${7:-100000}
+A_TLS=${A_TLS:-}
+B_TLS=${B_TLS:-}
 case "$WHICH" in
   all | onus | remote) ;;
   *) echo "which traffic: remote, all or onus (not '$WHICH')" >&2; exit 2 ;;
@@ -101,15 +105,24 @@ DIR_B=$(build "$B")
 OUT=$(mktemp -d /tmp/switchyard-ab-XXXXXX)
 echo "A = $A ($DIR_A), B = $B ($DIR_B); folder: $OUT" >&2
 LOADGEN="$DIR_A/loadgen"
-"$LOADGEN" gen-cards --count "$CARDS" --out "$OUT" >&2
+TLS_GEN=()
+[ -n "$A_TLS$B_TLS" ] && TLS_GEN=(--tls)
+"$LOADGEN" gen-cards --count "$CARDS" --out "$OUT" "${TLS_GEN[@]}" >&2
+# What loadgen adds to connect to a side whose listener is on TLS.
+TLS_ARGS=(--tls-ca "$OUT/tls/ca.crt" --tls-cert "$OUT/tls/acquirer-100001.crt"
+  --tls-key "$OUT/tls/acquirer-100001.key")
 MIXFILE=$(mix_file "$OUT" "$WHICH")
 # Each build's own copy of the switch config. A's gen-cards writes every key A's switch knows; an
 # older B rejects the keys it does not (`deny_unknown_fields`), so those lines are dropped from
 # its copy, one at a time as its `check-config` names them (they are all settings that default
 # to what the older build did anyway).
 side_config() {
-  local dir=$1 name=$2 out key i
-  cp "$OUT/switch.toml" "$OUT/switch-$name.toml"
+  local dir=$1 name=$2 tls=$3 out key i
+  if [ -n "$tls" ]; then
+    cp "$OUT/switch-tls.toml" "$OUT/switch-$name.toml"
+  else
+    cp "$OUT/switch.toml" "$OUT/switch-$name.toml"
+  fi
   for i in $(seq 1 20); do
     out=$("$dir/switch" --config "$OUT/switch-$name.toml" check-config 2>&1) && return 0
     key=$(printf '%s\n' "$out" | sed -n 's/.*unknown field `\([a-z_0-9]*\)`.*/\1/p' | head -n 1)
@@ -122,8 +135,8 @@ side_config() {
   done
   return 1
 }
-side_config "$DIR_A" A || { echo "A's switch rejects the generated config" >&2; exit 2; }
-side_config "$DIR_B" B || { echo "B's switch rejects the generated config" >&2; exit 2; }
+side_config "$DIR_A" A "$A_TLS" || { echo "A's switch rejects the generated config" >&2; exit 2; }
+side_config "$DIR_B" B "$B_TLS" || { echo "B's switch rejects the generated config" >&2; exit 2; }
 HZ=$(getconf CLK_TCK)
 PIDS=()
 stop_stack() {
@@ -157,7 +170,9 @@ failed_row() {
 }
 # One run of one build at one rate; appends its table row and leaves its CPU per answer in CPU.
 run_one() {
-  local name=$1 dir=$2 rate=$3 pair=$4 extra=$5
+  local name=$1 dir=$2 rate=$3 pair=$4 extra=$5 tls=$6
+  local tls_args=()
+  [ -z "$tls" ] || tls_args=("${TLS_ARGS[@]}")
   local envs=()
   # A_ENV and B_ENV are lists of NAME=value words (split, never globbed).
   [ -z "$extra" ] || read -ra envs <<<"$extra"
@@ -187,7 +202,7 @@ run_one() {
   [ "$rate" != 0 ] && rate_args=(--rate "$rate")
   local rc=0
   "$LOADGEN" run --mix "$MIXFILE" -c 16 -p 16 "${rate_args[@]}" --warmup-s 3 --duration-s "$RUN_S" \
-    --quiet --json "$OUT/$label.json" >&2 || rc=$?
+    "${tls_args[@]}" --quiet --json "$OUT/$label.json" >&2 || rc=$?
   s1=$(ticks "$switch")
   h1=$(hosts_ticks)
   curl -s http://127.0.0.1:9583/metrics >"$OUT/$label.metrics" || true
@@ -233,14 +248,14 @@ for rate in $RATES; do
   for pair in $(seq 1 "$PAIRS"); do
     # A then B, then B then A: a drift over the sitting does not always fall on the same side.
     if [ $((pair % 2)) = 1 ]; then
-      run_one A "$DIR_A" "$rate" "$pair" "${A_ENV:-}"
+      run_one A "$DIR_A" "$rate" "$pair" "${A_ENV:-}" "$A_TLS"
       cpu_a=$CPU
-      run_one B "$DIR_B" "$rate" "$pair" "${B_ENV:-}"
+      run_one B "$DIR_B" "$rate" "$pair" "${B_ENV:-}" "$B_TLS"
       cpu_b=$CPU
     else
-      run_one B "$DIR_B" "$rate" "$pair" "${B_ENV:-}"
+      run_one B "$DIR_B" "$rate" "$pair" "${B_ENV:-}" "$B_TLS"
       cpu_b=$CPU
-      run_one A "$DIR_A" "$rate" "$pair" "${A_ENV:-}"
+      run_one A "$DIR_A" "$rate" "$pair" "${A_ENV:-}" "$A_TLS"
       cpu_a=$CPU
     fi
     if [ -n "$cpu_a" ] && [ -n "$cpu_b" ]; then
@@ -251,7 +266,7 @@ for rate in $RATES; do
   shares+="- $label: B's switch CPU per answer as a share of A's, pair by pair:${ratios:- none}"$'\n'
 done
 
-echo "A = \`$A\`${A_ENV:+ with $A_ENV}, B = \`$B\`${B_ENV:+ with $B_ENV}: $WHICH traffic, \`loadgen run -c 16 -p 16\`, 3 s warm-up and $RUN_S s measured, $CARDS cards, \`sync = always\` ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores). CPU is per answer over the whole run, warm-up included."
+echo "A = \`$A\`${A_ENV:+ with $A_ENV}${A_TLS:+ over TLS}, B = \`$B\`${B_ENV:+ with $B_ENV}${B_TLS:+ over TLS}: $WHICH traffic, \`loadgen run -c 16 -p 16\`, 3 s warm-up and $RUN_S s measured, $CARDS cards, \`sync = always\` ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores). CPU is per answer over the whole run, warm-up included."
 echo
 echo "| build | rate/s | pair | TPS | p50 ms | p99 ms | switch's own p50 µs | switch CPU µs/answer | hosts CPU µs/answer | errors | mismatches |"
 echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"

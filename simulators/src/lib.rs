@@ -4,9 +4,10 @@
 //!
 //! The binaries live in `src/bin/`: `issuer-sim`, `acquirer-sim` (whose modules it includes by
 //! path) and `loadgen` (a command line over [`loadgen`]). [`log_to_stderr`] is their one way of
-//! setting up logs.
+//! setting up logs, and [`tls_args`] their one set of client TLS flags.
 
 pub mod loadgen;
+pub mod tls_args;
 
 /// Logs to stderr, filtered by `RUST_LOG` or else at `default_level` ("warn", "info"), with
 /// colours only on a terminal: logs redirected to a file stay plain text. For the binaries'

@@ -38,6 +38,7 @@ async fn a_days_load_clears_settles_to_zero_and_yields_merchant_statements() {
         issuers: stack_issuers(),
         specials: 2,
         security: false,
+        tls: false,
     })
     .expect("cards");
     let stack = Stack::start(&data, &StackOptions::default())

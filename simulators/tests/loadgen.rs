@@ -61,6 +61,7 @@ async fn every_answer_matches_the_model_under_load() {
         issuers: stack_issuers(),
         specials: 3,
         security: false,
+        tls: false,
     })
     .expect("cards");
     // A routing table of a real network's size around the two issuers' BINs: every answer
@@ -285,6 +286,7 @@ fn plain_mix(count: u64) -> (tempfile::TempDir, Arc<Mix>) {
         issuers: stack_issuers(),
         specials: 1,
         security: false,
+        tls: false,
     })
     .expect("cards");
     let mix = Arc::new(Mix::load(&data.mix, SystemClock.today()).expect("mix"));
@@ -342,6 +344,7 @@ async fn with_macs_and_pins_every_answer_still_matches_the_model() {
         issuers: stack_issuers(),
         specials: 2,
         security: true,
+        tls: false,
     })
     .expect("cards");
     let keys_path = data.keys.clone().expect("a keys file");
@@ -416,5 +419,70 @@ async fn with_macs_and_pins_every_answer_still_matches_the_model() {
             .expect("answered");
         assert_eq!(right.response_code, ResponseCode::Approved, "{}", g.id);
     }
+    stack.shutdown().await;
+}
+
+/// `gen-cards --tls` and `loadgen run --tls-*`: the stack's acquirer listener speaks TLS with the
+/// generated test PKI and requires client certificates. With acquirer 100001's certificate every
+/// answer is the model's. The checks are really on: with another acquirer's certificate every
+/// request is refused (63, the certificate names no configured acquirer), and plain TCP gets no
+/// answer at all (the handshake fails and the switch closes the connection).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_every_answer_still_matches_the_model() {
+    use simulators::loadgen::gencards::{ACQUIRER, ACQUIRERS};
+
+    let cards = tempfile::tempdir().expect("tempdir");
+    let data = generate(&GenOptions {
+        count: 200,
+        out: cards.path().to_owned(),
+        issuers: stack_issuers(),
+        specials: 2,
+        security: false,
+        tls: true,
+    })
+    .expect("cards");
+    let pki = data.tls.clone().expect("a test PKI");
+    let stack = Stack::start(&data, &StackOptions::default())
+        .await
+        .expect("stack");
+    let target = stack.addr().to_string();
+    let mix = Arc::new(Mix::load(&data.mix, SystemClock.today()).expect("mix"));
+
+    let mut o = options(target.clone(), Expect::Switch, Some(300));
+    o.tls = Some(pki.client_tls(ACQUIRER, &target).expect("client TLS"));
+    let r = run(&o, Arc::clone(&mix)).await.expect("run");
+    assert_clean(&r);
+    assert!(
+        r.response_codes.get("00").copied().unwrap_or(0) > 0,
+        "{}",
+        r.to_text()
+    );
+
+    // The other generated acquirer's certificate: a valid chain, but the stack configures no
+    // acquirer with its identity.
+    let other = ACQUIRERS[1];
+    assert_ne!(other, ACQUIRER);
+    let mut o = options(target.clone(), Expect::Switch, Some(100));
+    o.duration = Duration::from_millis(500);
+    o.tls = Some(pki.client_tls(other, &target).expect("client TLS"));
+    let r = run(&o, Arc::clone(&mix)).await.expect("run");
+    assert!(r.answered > 0, "{}", r.to_text());
+    assert_eq!(
+        r.response_codes
+            .keys()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        vec!["63"],
+        "{}",
+        r.to_text()
+    );
+
+    // Plain TCP to the TLS listener: nothing is answered, and every request is an error.
+    let mut o = options(target, Expect::Switch, Some(100));
+    o.duration = Duration::from_millis(500);
+    o.timeout = Duration::from_secs(2);
+    let r = run(&o, mix).await.expect("run");
+    assert_eq!(r.answered, 0, "{}", r.to_text());
+    assert!(r.errors.total() > 0, "{}", r.to_text());
     stack.shutdown().await;
 }

@@ -154,6 +154,30 @@ pub struct ClientTls {
     pub server_name: String,
 }
 
+impl ClientTls {
+    /// From PEM files, as the simulators' `--tls-ca`, `--tls-cert`, `--tls-key` and
+    /// `--tls-server-name` name them: trust the CAs of `ca_file`, present `identity` (certificate
+    /// chain, key) when given, and check `server_name` on the switch's certificate, by default the
+    /// host part of `target` (`host:port`; an IPv6 literal loses its brackets).
+    pub fn from_pem_files(
+        ca_file: &std::path::Path,
+        identity: Option<(&std::path::Path, &std::path::Path)>,
+        server_name: Option<&str>,
+        target: &str,
+    ) -> Result<ClientTls, crate::net::tls::TlsError> {
+        let config = crate::net::tls::client_config(ca_file, identity)?;
+        let host = target
+            .rsplit_once(':')
+            .map_or(target, |(h, _)| h)
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        Ok(ClientTls {
+            config: Arc::new(config),
+            server_name: server_name.unwrap_or(host).to_owned(),
+        })
+    }
+}
+
 impl fmt::Debug for ClientTls {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientTls")

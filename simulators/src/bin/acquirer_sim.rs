@@ -144,20 +144,8 @@ struct Global {
     /// published test KSN, counter 1).
     #[arg(long, global = true, value_name = "HEX")]
     ksn: Option<String>,
-    /// Connect with TLS, trusting the CA certificates in this PEM file (for a switch with
-    /// `[listener.tls]`).
-    #[arg(long, global = true, value_name = "PATH")]
-    tls_ca: Option<PathBuf>,
-    /// The client certificate chain (PEM) to present; its SAN DNS name is the acquirer's
-    /// `tls_identity`. Needs --tls-ca and --tls-key.
-    #[arg(long, global = true, value_name = "PATH", requires_all = ["tls_ca", "tls_key"])]
-    tls_cert: Option<PathBuf>,
-    /// The private key (PEM) of --tls-cert.
-    #[arg(long, global = true, value_name = "PATH", requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
-    /// The name the switch's certificate must carry (default: the host part of --target).
-    #[arg(long, global = true, value_name = "NAME", requires = "tls_ca")]
-    tls_server_name: Option<String>,
+    #[command(flatten)]
+    tls: simulators::tls_args::ClientTlsArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -522,27 +510,6 @@ fn terminal_keys(g: &Global) -> Result<TerminalKeys, ClientError> {
     }
 }
 
-/// The TLS settings of `--tls-*`, if any.
-fn client_tls(g: &Global) -> Result<Option<switch::client::ClientTls>, ClientError> {
-    let Some(ca) = &g.tls_ca else {
-        return Ok(None);
-    };
-    let identity = g.tls_cert.as_deref().zip(g.tls_key.as_deref());
-    let config = switch::net::tls::client_config(ca, identity)
-        .map_err(|e| ClientError::Config(e.to_string()))?;
-    // The host of `host:port` (IPv6 literals in brackets lose them).
-    let host = g
-        .target
-        .rsplit_once(':')
-        .map_or(g.target.as_str(), |(h, _)| h)
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    Ok(Some(switch::client::ClientTls {
-        config: Arc::new(config),
-        server_name: g.tls_server_name.clone().unwrap_or_else(|| host.to_owned()),
-    }))
-}
-
 async fn connect(g: &Global) -> Result<AcquirerClient, ClientError> {
     let config = ClientConfig {
         dialect: g.dialect.dialect(),
@@ -559,7 +526,10 @@ async fn connect(g: &Global) -> Result<AcquirerClient, ClientError> {
     let options = switch::client::ClientOptions {
         currency: g.currency,
         keys: Arc::new(terminal_keys(g)?),
-        tls: client_tls(g)?,
+        tls: g
+            .tls
+            .client_tls(&g.target)
+            .map_err(|e| ClientError::Config(e.to_string()))?,
         ..Default::default()
     };
     AcquirerClient::connect_with(g.target.as_str(), config, options).await

@@ -6,7 +6,8 @@
 //!             [--timeout-ms 5000] [--acquirer 100001] [--expect switch|echo]
 //!             [--json FILE] [--plot FILE.svg] [--quiet]
 //!             [--keys FILE [--mac-key ID] [--pin-key ID]] [--watch-pid PID]
-//! loadgen gen-cards --count 1000000 --out DIR [--specials 10] [--security]
+//!             [--tls-ca FILE [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME]]
+//! loadgen gen-cards --count 1000000 --out DIR [--specials 10] [--security] [--tls]
 //! loadgen relay --listen 127.0.0.1:7000 --backend 127.0.0.1:7001 [--pool 1]
 //!               [--work raw|codec|durable [--journal DIR] [--sync always|none]]
 //! loadgen echo-backend --listen 127.0.0.1:7001
@@ -87,7 +88,8 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Drive a switch (or the relay) and report TPS, latency, response codes and mismatches.
-    Run(RunArgs),
+    // Boxed: the largest arguments by far, parsed once.
+    Run(Box<RunArgs>),
     /// Write issuer files with CSVs of many cards, a matching mix and a switch config.
     GenCards(GenArgs),
     /// Relay frames to a pool of backend connections, without parsing them (the baseline).
@@ -165,6 +167,8 @@ struct RunArgs {
     /// Sample this process's resident set size every second (e.g. the switch's, for a soak).
     #[arg(long)]
     watch_pid: Option<u32>,
+    #[command(flatten)]
+    tls: simulators::tls_args::ClientTlsArgs,
 }
 
 #[derive(Args, Debug)]
@@ -182,6 +186,11 @@ struct GenArgs {
     /// in `keys.toml`) for acquirer 100001 and the issuers' links.
     #[arg(long)]
     security: bool,
+    /// Also a test PKI in `tls/` (CA, the switch's certificate, one client certificate per
+    /// acquirer) and `switch-tls.toml`, the switch config with its acquirer listener on TLS and
+    /// client certificates required.
+    #[arg(long)]
+    tls: bool,
 }
 
 #[derive(Args, Debug)]
@@ -345,7 +354,7 @@ fn main() -> ExitCode {
     };
     rt.block_on(async move {
         match cli.command {
-            Command::Run(a) => run_cmd(a).await,
+            Command::Run(a) => run_cmd(*a).await,
             Command::GenCards(a) => gen_cmd(a),
             Command::Relay(a) => relay_cmd(a).await,
             Command::EchoBackend(a) => echo_cmd(a).await,
@@ -380,7 +389,7 @@ async fn run_cmd(a: RunArgs) -> ExitCode {
     };
     let (stop, ctrl_c) = stop_on_ctrl_c();
     let opts = RunOptions {
-        target: a.target,
+        target: a.target.clone(),
         connections: a.connections,
         inflight: a.inflight,
         rate: a.rate,
@@ -413,6 +422,10 @@ async fn run_cmd(a: RunArgs) -> ExitCode {
             }
         },
         watch_pid: a.watch_pid,
+        tls: match a.tls.client_tls(&a.target) {
+            Ok(t) => t,
+            Err(e) => return usage(e),
+        },
         stop: Some(stop.clone()),
     };
     if !a.quiet {
@@ -500,6 +513,7 @@ fn gen_cmd(a: GenArgs) -> ExitCode {
         issuers: default_issuers(),
         specials: a.specials,
         security: a.security,
+        tls: a.tls,
     }) {
         Ok(g) => g,
         Err(e) => return usage(e),
@@ -526,6 +540,26 @@ fn gen_cmd(a: GenArgs) -> ExitCode {
         );
     }
     println!("  mix over all issuers: {}", g.mix.display());
+    if let (Some(pki), Some(config)) = (&g.tls, &g.tls_switch_config) {
+        println!(
+            "  switch config, TLS:   {} (the listener requires client certificates)",
+            config.display()
+        );
+        println!(
+            "  test PKI:             --tls-ca {} (switch certificate {})",
+            pki.ca.display(),
+            pki.server_cert.display()
+        );
+        for c in &pki.clients {
+            println!(
+                "    acquirer {}: --tls-cert {} --tls-key {} ({})",
+                c.acquirer,
+                c.cert.display(),
+                c.key.display(),
+                c.identity
+            );
+        }
+    }
     println!(
         "  switch config:        {} (its header says how to start everything)",
         g.switch_config.display()

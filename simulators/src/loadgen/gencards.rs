@@ -29,6 +29,13 @@
 //! The switch configuration then requires acquirer 100001's MAC and translates its PIN blocks, the
 //! remote links are MACed both ways, and the issuers verify the PINs: every security step of a
 //! real transaction is on (`loadgen grid --security` measures what it costs).
+//!
+//! With `--tls` a test PKI goes into `<out>/tls/` ([`super::pki`]: a CA, the switch's certificate
+//! for `127.0.0.1` and `localhost`, a client certificate per acquirer), and `switch-tls.toml` is
+//! `switch.toml` with `[listener.tls]` on and client certificates required, each acquirer's
+//! `tls_identity` the SAN DNS name of its certificate. `loadgen run` then connects with
+//! `--tls-ca`, `--tls-cert` and `--tls-key` (the command in that file's header says which).
+//! Both configurations stay, so one folder measures the same cards with and without TLS.
 
 use std::fmt::Write as _;
 use std::fs::File;
@@ -37,9 +44,12 @@ use std::path::{Path, PathBuf};
 
 use switch::config::{
     AcquirerConfig, BinRangeConfig, Config, DialectId, FramingConfig, IssuerConfig, IssuerKind,
+    ListenerTlsConfig,
 };
 use switch::domain::{Pan, luhn_check_digit};
 use switch::issuing::{IssuerFile, ProductKind, visa_pvv};
+
+use super::pki::TestPki;
 
 /// Balance, credit limit and prepaid maximum of the generated accounts (major units).
 pub const AMPLE: &str = "1000000000.00";
@@ -65,6 +75,9 @@ const TEST_PVK: [u8; 16] = [
 const PVKI: u8 = 1;
 /// The acquirer that generated configurations admit (with `--security`, it MACs).
 pub const ACQUIRER: &str = "100001";
+/// Every acquirer of the generated switch configuration: [`ACQUIRER`] first (with `--tls`, each
+/// gets a client certificate).
+pub const ACQUIRERS: [&str; 2] = [ACQUIRER, "100002"];
 
 /// An issuer to generate.
 #[derive(Debug, Clone)]
@@ -153,6 +166,8 @@ pub struct GenOptions {
     pub specials: u32,
     /// PINs, MACs and PIN translation on (see the module documentation).
     pub security: bool,
+    /// A test PKI and a TLS acquirer listener (see the module documentation).
+    pub tls: bool,
 }
 
 /// One generated issuer.
@@ -182,6 +197,11 @@ pub struct Generated {
     pub switch_config: PathBuf,
     /// With `security`: the generated keys file (test keys).
     pub keys: Option<PathBuf>,
+    /// With `tls`: the test PKI.
+    pub tls: Option<TestPki>,
+    /// With `tls`: `switch-tls.toml`, [`Generated::switch_config`] with the acquirer listener on
+    /// TLS (the same journal folder: run one of the two at a time).
+    pub tls_switch_config: Option<PathBuf>,
 }
 
 /// Why generation failed.
@@ -261,6 +281,11 @@ pub fn generate(o: &GenOptions) -> Result<Generated, GenError> {
     } else {
         None
     };
+    let tls = if o.tls {
+        Some(TestPki::generate(&out.join("tls"), &ACQUIRERS)?)
+    } else {
+        None
+    };
     let n = o.issuers.len() as u64;
     let mut issuers = Vec::with_capacity(o.issuers.len());
     for (k, i) in o.issuers.iter().enumerate() {
@@ -273,8 +298,19 @@ pub fn generate(o: &GenOptions) -> Result<Generated, GenError> {
     let switch_config = out.join("switch.toml");
     write_text(
         &switch_config,
-        &switch_toml(&out, &issuers, keys.as_deref())?,
+        &switch_toml(&out, &issuers, keys.as_deref(), None)?,
     )?;
+    let tls_switch_config = match &tls {
+        Some(pki) => {
+            let path = out.join("switch-tls.toml");
+            write_text(
+                &path,
+                &switch_toml(&out, &issuers, keys.as_deref(), Some(pki))?,
+            )?;
+            Some(path)
+        }
+        None => None,
+    };
     for g in &issuers {
         IssuerFile::load(&g.file).map_err(|e| GenError::Invalid {
             what: format!("issuer file {}", g.file.display()),
@@ -287,6 +323,8 @@ pub fn generate(o: &GenOptions) -> Result<Generated, GenError> {
         mix,
         switch_config,
         keys,
+        tls,
+        tls_switch_config,
     })
 }
 
@@ -699,23 +737,37 @@ fn switch_toml(
     out: &Path,
     issuers: &[GeneratedIssuer],
     keys: Option<&Path>,
+    tls: Option<&TestPki>,
 ) -> Result<String, GenError> {
     let mut c = Config::default();
+    if let Some(pki) = tls {
+        c.listener.tls = Some(ListenerTlsConfig {
+            cert_file: pki.server_cert.clone(),
+            key_file: pki.server_key.clone(),
+            client_ca_file: Some(pki.ca.clone()),
+        });
+    }
     c.journal.dir = out.join("data").join("journal");
     if let Some(keys) = keys {
         c.security.keys_file = keys.to_owned();
     }
+    let tls_identity = |id: &str| {
+        tls.and_then(|pki| pki.client(id))
+            .map(|c| c.identity.clone())
+    };
     c.acquirers = vec![
         AcquirerConfig {
             id: ACQUIRER.into(),
             name: "Harbor Acquiring".into(),
             mac_key: keys.map(|_| format!("acquirer:{ACQUIRER}:mac")),
             pin_key: keys.map(|_| format!("acquirer:{ACQUIRER}:zpk")),
+            tls_identity: tls_identity(ACQUIRER),
             ..AcquirerConfig::default()
         },
         AcquirerConfig {
-            id: "100002".into(),
+            id: ACQUIRERS[1].into(),
             name: "Summit Merchant Services".into(),
+            tls_identity: tls_identity(ACQUIRERS[1]),
             ..AcquirerConfig::default()
         },
     ];
@@ -757,11 +809,25 @@ fn switch_toml(
             g.file.display()
         );
     }
+    let tls_flags = match tls.and_then(|pki| pki.client(ACQUIRER).map(|c| (pki, c))) {
+        Some((pki, c)) => format!(
+            " \\\n#     --tls-ca {} --tls-cert {} --tls-key {}",
+            pki.ca.display(),
+            c.cert.display(),
+            c.key.display()
+        ),
+        None => String::new(),
+    };
     let _ = writeln!(
         t,
         "#   cargo run --release --bin switch -- --config {}\n\
-         #   cargo run --release -p simulators --bin loadgen -- run --mix {}\n",
-        out.join("switch.toml").display(),
+         #   cargo run --release -p simulators --bin loadgen -- run --mix {}{tls_flags}\n",
+        out.join(if tls.is_some() {
+            "switch-tls.toml"
+        } else {
+            "switch.toml"
+        })
+        .display(),
         out.join("mix.toml").display()
     );
     t.push_str(&body);
@@ -844,6 +910,7 @@ mod tests {
             issuers: default_issuers(),
             specials: 2,
             security: false,
+            tls: false,
         })
         .expect("generate");
         assert_eq!(g.issuers.iter().map(|i| i.cards).sum::<u64>(), 301);
@@ -867,6 +934,63 @@ mod tests {
         assert_eq!(config.issuers[2].kind, IssuerKind::OnUs);
     }
 
+    /// `--tls`: the switch configuration turns on `[listener.tls]` with the generated files, which
+    /// load as the switch and a client load them; each acquirer's `tls_identity` is the SAN of
+    /// its own certificate; private keys are readable by their owner only; and the header's
+    /// command connects with acquirer 100001's certificate.
+    #[test]
+    fn with_tls_the_listener_and_every_acquirer_have_their_certificates() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let g = generate(&GenOptions {
+            count: 30,
+            out: dir.path().to_owned(),
+            issuers: default_issuers(),
+            specials: 1,
+            security: false,
+            tls: true,
+        })
+        .expect("generate");
+        let pki = g.tls.clone().expect("test PKI");
+        let plain = Config::load(&g.switch_config).expect("switch config");
+        assert!(plain.listener.tls.is_none(), "switch.toml stays plain TCP");
+        assert!(plain.acquirers.iter().all(|a| a.tls_identity.is_none()));
+        let tls_path = g.tls_switch_config.clone().expect("switch-tls.toml");
+        let config = Config::load(&tls_path).expect("switch-tls.toml");
+        assert_eq!(config.journal.dir, plain.journal.dir);
+        let tls = config.listener.tls.clone().expect("[listener.tls]");
+        assert_eq!(tls.cert_file, pki.server_cert);
+        assert_eq!(tls.client_ca_file.as_ref(), Some(&pki.ca));
+        switch::net::tls::server_config(&tls).expect("the switch loads its TLS files");
+        assert_eq!(config.acquirers.len(), ACQUIRERS.len());
+        for a in &config.acquirers {
+            let c = pki.client(&a.id).expect("a certificate per acquirer");
+            assert_eq!(a.tls_identity.as_deref(), Some(c.identity.as_str()));
+            let chain = switch::net::tls::load_certificates("cert", &c.cert).expect("chain");
+            assert_eq!(
+                switch::net::tls::certificate_names(&chain[0]),
+                vec![c.identity.clone()]
+            );
+            pki.client_tls(&a.id, "127.0.0.1:8583")
+                .expect("a client loads its files");
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt as _;
+                let mode = std::fs::metadata(&c.key).expect("key").permissions().mode();
+                assert_eq!(mode & 0o777, 0o600, "{}", c.key.display());
+            }
+        }
+        let text = std::fs::read_to_string(&tls_path).expect("switch-tls.toml");
+        let client = pki.client(ACQUIRER).expect("100001");
+        assert!(
+            text.contains(&format!("--config {}", tls_path.display())),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("--tls-cert {}", client.cert.display())),
+            "{text}"
+        );
+    }
+
     #[test]
     fn with_security_every_card_has_a_pin_and_every_party_its_keys() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -876,6 +1000,7 @@ mod tests {
             issuers: default_issuers(),
             specials: 1,
             security: true,
+            tls: false,
         })
         .expect("generate");
         let keys_path = g.keys.clone().expect("keys file");
@@ -934,6 +1059,7 @@ mod tests {
             issuers: default_issuers(),
             specials,
             security: false,
+            tls: false,
         };
         assert!(generate(&o(2, 1)).is_err());
         assert!(generate(&o(3, 0)).is_err());

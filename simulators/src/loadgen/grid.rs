@@ -448,6 +448,7 @@ impl Side {
             issuers: stack_issuers(),
             specials: 10,
             security,
+            tls: false,
         })
         .map_err(setup("cards"))?;
         let today = SystemClock.today();

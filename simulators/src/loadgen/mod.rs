@@ -16,7 +16,8 @@
 //!   set's declared properties, in the switch's and the issuing engine's order of checks.
 //! - [`report`]: TPS, latency percentiles (hdrhistogram, microseconds), response codes, errors,
 //!   mismatches; text, JSON, and an SVG chart ([`plot`]).
-//! - [`gencards`]: `loadgen gen-cards`, issuer files with CSVs of many cards and a matching mix.
+//! - [`gencards`]: `loadgen gen-cards`, issuer files with CSVs of many cards and a matching mix;
+//!   with `--tls`, a test PKI for a TLS listener ([`pki`]).
 //! - [`relay`]: the raw relay baseline (`loadgen relay`) and the echo backend
 //!   (`loadgen echo-backend`): the same framing, no ISO 8583 parsing.
 //! - [`stack`]: the switch with a remote issuer host and an on-us issuer in one process.
@@ -32,6 +33,7 @@ pub mod grid;
 pub mod ladder;
 pub mod mix;
 pub mod model;
+pub mod pki;
 pub mod plot;
 pub mod relay;
 pub mod report;

@@ -44,7 +44,9 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use hdrhistogram::Histogram;
-use switch::client::{AcquirerClient, ClientConfig, ClientError, ClientOptions, TerminalKeys};
+use switch::client::{
+    AcquirerClient, ClientConfig, ClientError, ClientOptions, ClientTls, TerminalKeys,
+};
 use switch::clock::{Clock, SystemClock};
 use switch::domain::{Amount, ResponseCode};
 use switch::issuing::NaiveDate;
@@ -104,6 +106,8 @@ pub struct RunOptions {
     /// Sample this process's resident set size every second (Linux `/proc`), e.g. the switch's
     /// during a soak.
     pub watch_pid: Option<u32>,
+    /// Connect with TLS (a switch whose listener has `[listener.tls]`); `None`: plain TCP.
+    pub tls: Option<ClientTls>,
     /// Cancelled, the run ends early (the CLI cancels it on Ctrl-C): nothing more is scheduled
     /// (open loop: sends already late by less than [`LATE_SEND_GRACE`] still go out), what is in
     /// flight is drained, and the report covers the measured window up to that moment.
@@ -127,6 +131,7 @@ impl Default for RunOptions {
             samples: 5,
             keys: Arc::new(TerminalKeys::none()),
             watch_pid: None,
+            tls: None,
             stop: None,
         }
     }
@@ -312,6 +317,7 @@ pub async fn run(opts: &RunOptions, mix: Arc<Mix>) -> Result<RunReport, RunError
         let target = opts.target.clone();
         let options = ClientOptions {
             keys: Arc::clone(&opts.keys),
+            tls: opts.tls.clone(),
             ..ClientOptions::default()
         };
         async move {

@@ -10,6 +10,11 @@
 //! When the cards were generated with `--security` ([`Generated::keys`]), the stack uses their
 //! keys file instead: acquirer 100001 must MAC and its PIN blocks are translated, and the remote
 //! links are MACed both ways with PIN blocks under each issuer's zone PIN key.
+//!
+//! When they were generated with `--tls` ([`Generated::tls`]), the acquirer listener speaks TLS
+//! with the test PKI's switch certificate and requires client certificates; acquirer 100001 is
+//! identified by its own (`tls_identity`). Clients connect with
+//! [`super::pki::TestPki::client_tls`].
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -17,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switch::clock::{Clock, SystemClock};
-use switch::config::{AcquirerConfig, BinRangeConfig, Config, JournalSync};
+use switch::config::{AcquirerConfig, BinRangeConfig, Config, JournalSync, ListenerTlsConfig};
 use switch::host::{Faults, HostConfig, HostSecurity, IssuerHost, open_journal};
 use switch::iso8583::DialectId;
 use switch::issuing::{Engine, IssuerFile};
@@ -105,11 +110,23 @@ impl Stack {
             None => dir.path().join("keys.toml"),
         };
         let secure = data.keys.is_some();
+        if let Some(pki) = &data.tls {
+            config.listener.tls = Some(ListenerTlsConfig {
+                cert_file: pki.server_cert.clone(),
+                key_file: pki.server_key.clone(),
+                client_ca_file: Some(pki.ca.clone()),
+            });
+        }
         config.acquirers = vec![AcquirerConfig {
             id: ACQUIRER.into(),
             name: "Loadgen Acquiring".into(),
             mac_key: secure.then(|| format!("acquirer:{ACQUIRER}:mac")),
             pin_key: secure.then(|| format!("acquirer:{ACQUIRER}:zpk")),
+            tls_identity: data
+                .tls
+                .as_ref()
+                .and_then(|pki| pki.client(ACQUIRER))
+                .map(|c| c.identity.clone()),
             ..AcquirerConfig::default()
         }];
         let mut hosts = Vec::new();

@@ -1,0 +1,166 @@
+//! `gen-cards --tls`: a throwaway test PKI for a switch whose acquirer listener speaks TLS.
+//!
+//! **Owns:** generating and writing, into `<out>/tls/`, a CA (`ca.crt`), the switch's server
+//! certificate for `127.0.0.1` and `localhost` (`switch.crt`, `switch.key`), and one client
+//! certificate per acquirer (`acquirer-<id>.crt`, `acquirer-<id>.key`) whose SAN DNS name is that
+//! acquirer's `tls_identity`. Keys are ECDSA P-256 (rcgen's default), the private keys written
+//! readable by their owner only.
+//!
+//! **Leaves to others:** the `[listener.tls]` and `tls_identity` lines of the switch
+//! configuration ([`super::gencards`]), loading the files (`switch::net::tls`), and the
+//! handshake.
+//!
+//! **Why generated:** measuring what TLS costs must not need a PKI at hand, and nothing secret
+//! may be shipped in the repository. These certificates protect nothing: the CA's key is thrown
+//! away once the leaves are signed, and every file says it is a test file.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
+use switch::client::ClientTls;
+use switch::net::tls::TlsError;
+
+use super::gencards::GenError;
+
+/// The test PKI of one generated folder.
+#[derive(Debug, Clone)]
+pub struct TestPki {
+    /// The CA certificate: the switch's `client_ca_file` and the clients' `--tls-ca`.
+    pub ca: PathBuf,
+    /// The switch's certificate chain and key (`[listener.tls]`).
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    /// Per acquirer: (acquirer id, its SAN DNS name, certificate, key).
+    pub clients: Vec<TestClient>,
+}
+
+/// One acquirer's client certificate.
+#[derive(Debug, Clone)]
+pub struct TestClient {
+    pub acquirer: String,
+    /// The certificate's SAN DNS name: the acquirer's `tls_identity`.
+    pub identity: String,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// The SAN DNS name of `acquirer`'s test client certificate.
+pub fn identity_of(acquirer: &str) -> String {
+    format!("acq-{acquirer}.loadgen.test")
+}
+
+impl TestPki {
+    /// Generates the CA, the switch's certificate and a client certificate for each of
+    /// `acquirers`, and writes them into `dir` (created if needed).
+    pub fn generate(dir: &Path, acquirers: &[&str]) -> Result<TestPki, GenError> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let invalid = |e: rcgen::Error| GenError::Invalid {
+            what: "test certificate".into(),
+            message: e.to_string(),
+        };
+        let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(invalid)?;
+        ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        ca.distinguished_name.push(
+            DnType::CommonName,
+            "Switchyard loadgen TEST CA (protects nothing)",
+        );
+        ca.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().map_err(invalid)?)
+            .map_err(invalid)?;
+        let ca_path = dir.join("ca.crt");
+        write(&ca_path, &ca.pem(), false)?;
+
+        // One signed leaf: (certificate path, key path).
+        let leaf = |sans: Vec<String>, usage: ExtendedKeyUsagePurpose, name: &str| {
+            let mut p = CertificateParams::new(sans).map_err(invalid)?;
+            p.extended_key_usages = vec![usage];
+            p.distinguished_name.push(DnType::CommonName, name);
+            let key = KeyPair::generate().map_err(invalid)?;
+            let cert = p.signed_by(&key, &ca).map_err(invalid)?;
+            let (cert_path, key_path) = (
+                dir.join(format!("{name}.crt")),
+                dir.join(format!("{name}.key")),
+            );
+            write(&cert_path, &cert.pem(), false)?;
+            write(&key_path, &key.serialize_pem(), true)?;
+            Ok::<_, GenError>((cert_path, key_path))
+        };
+        let (server_cert, server_key) = leaf(
+            vec!["127.0.0.1".into(), "localhost".into()],
+            ExtendedKeyUsagePurpose::ServerAuth,
+            "switch",
+        )?;
+        let mut clients = Vec::with_capacity(acquirers.len());
+        for a in acquirers {
+            let identity = identity_of(a);
+            let (cert, key) = leaf(
+                vec![identity.clone()],
+                ExtendedKeyUsagePurpose::ClientAuth,
+                &format!("acquirer-{a}"),
+            )?;
+            clients.push(TestClient {
+                acquirer: (*a).to_owned(),
+                identity,
+                cert,
+                key,
+            });
+        }
+        Ok(TestPki {
+            ca: ca_path,
+            server_cert,
+            server_key,
+            clients,
+        })
+    }
+
+    /// `acquirer`'s client certificate, if it has one.
+    pub fn client(&self, acquirer: &str) -> Option<&TestClient> {
+        self.clients.iter().find(|c| c.acquirer == acquirer)
+    }
+
+    /// Client TLS for `acquirer` connecting to `target` (`host:port`): trusting the test CA and
+    /// presenting the acquirer's certificate (none if it has no certificate here).
+    pub fn client_tls(&self, acquirer: &str, target: &str) -> Result<ClientTls, TlsError> {
+        let identity = self
+            .client(acquirer)
+            .map(|c| (c.cert.as_path(), c.key.as_path()));
+        ClientTls::from_pem_files(&self.ca, identity, None, target)
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> GenError + '_ {
+    move |source| GenError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Writes `text` to `path`; a private key readable by its owner only (Unix).
+fn write(path: &Path, text: &str, private: bool) -> Result<(), GenError> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        o.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    let mut f = o.open(path).map_err(io(path))?;
+    // A key file left by an earlier run keeps its mode through `open`: set it again.
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::PermissionsExt as _;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(io(path))?;
+    }
+    f.write_all(text.as_bytes()).map_err(io(path))
+}
