@@ -21,10 +21,11 @@
 # A_ENV and B_ENV add environment variables to that build's switch (e.g.
 # B_ENV="TOKIO_WORKER_THREADS=1" with the same build on both sides compares a setting). Uses the
 # default ports of `loadgen gen-cards` (switch 8583, hosts 8601 and 8602, metrics 9583): they
-# must be free. A_TLS=1 or B_TLS=1 runs that side's switch with its acquirer listener on TLS
-# (`gen-cards --tls`: `switch-tls.toml` and a test PKI; loadgen connects with acquirer 100001's
-# client certificate), e.g. `B_TLS=1 scripts/ab.sh HEAD HEAD` measures what TLS costs. Exit
-# status 0 only when every run's answers all matched the model and nothing failed.
+# must be free. A_TLS=1 or B_TLS=1 runs that side with TLS on both hops (`gen-cards --tls`:
+# `switch-tls.toml` and a test PKI): loadgen connects with acquirer 100001's client certificate,
+# and the switch's links to the issuer hosts present its link certificate. `B_TLS=1
+# scripts/ab.sh HEAD HEAD` measures what TLS costs. Exit status 0 only when every run's answers
+# all matched the model and nothing failed.
 set -euo pipefail
 # Command substitutions ($(build ...) below) stop at their first failure too.
 shopt -s inherit_errexit
@@ -111,6 +112,10 @@ TLS_GEN=()
 # What loadgen adds to connect to a side whose listener is on TLS.
 TLS_ARGS=(--tls-ca "$OUT/tls/ca.crt" --tls-cert "$OUT/tls/acquirer-100001.crt"
   --tls-key "$OUT/tls/acquirer-100001.key")
+# And what the issuer hosts add to accept the switch's links over TLS (switch-tls.toml's
+# `[issuer.tls]` presents the switch's link certificate).
+HOST_TLS_ARGS=(--tls-cert "$OUT/tls/issuer-host.crt" --tls-key "$OUT/tls/issuer-host.key"
+  --tls-client-ca "$OUT/tls/ca.crt")
 MIXFILE=$(mix_file "$OUT" "$WHICH")
 # Each build's own copy of the switch config. A's gen-cards writes every key A's switch knows; an
 # older B rejects the keys it does not (`deny_unknown_fields`), so those lines are dropped from
@@ -171,8 +176,9 @@ failed_row() {
 # One run of one build at one rate; appends its table row and leaves its CPU per answer in CPU.
 run_one() {
   local name=$1 dir=$2 rate=$3 pair=$4 extra=$5 tls=$6
-  local tls_args=()
+  local tls_args=() host_tls_args=()
   [ -z "$tls" ] || tls_args=("${TLS_ARGS[@]}")
+  [ -z "$tls" ] || host_tls_args=("${HOST_TLS_ARGS[@]}")
   local envs=()
   # A_ENV and B_ENV are lists of NAME=value words (split, never globbed).
   [ -z "$extra" ] || read -ra envs <<<"$extra"
@@ -181,7 +187,8 @@ run_one() {
   stop_stack
   rm -rf "$OUT/data"
   for bank in north-bank east-bank; do
-    RUST_LOG=info setsid "$dir/issuer-sim" --config "$OUT/$bank.toml" >"$OUT/$label-$bank.log" 2>&1 &
+    RUST_LOG=info setsid "$dir/issuer-sim" --config "$OUT/$bank.toml" "${host_tls_args[@]}" \
+      >"$OUT/$label-$bank.log" 2>&1 &
     PIDS+=($!)
   done
   env RUST_LOG=info "${envs[@]}" setsid "$dir/switch" --config "$OUT/switch-$name.toml" >"$OUT/$label-switch.log" 2>&1 &

@@ -426,7 +426,8 @@ async fn with_macs_and_pins_every_answer_still_matches_the_model() {
 /// generated test PKI and requires client certificates. With acquirer 100001's certificate every
 /// answer is the model's. The checks are really on: with another acquirer's certificate every
 /// request is refused (63, the certificate names no configured acquirer), and plain TCP gets no
-/// answer at all (the handshake fails and the switch closes the connection).
+/// answer at all (the handshake fails and the switch closes the connection). The issuer link is
+/// on TLS as well.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_tls_every_answer_still_matches_the_model() {
     use simulators::loadgen::gencards::{ACQUIRER, ACQUIRERS};
@@ -476,6 +477,29 @@ async fn over_tls_every_answer_still_matches_the_model() {
         "{}",
         r.to_text()
     );
+
+    // The remote issuer's host listens on TLS too (the switch's links reached it, or the stack
+    // would not have started): a client with the switch's link certificate completes a
+    // handshake with it, which a plain TCP host never would.
+    let (_, host) = stack.hosts().next().expect("a remote issuer host");
+    let host_addr = host.local_addr().to_string();
+    let link = switch::client::ClientTls::from_pem_files(
+        &pki.ca,
+        Some((&pki.link_cert, &pki.link_key)),
+        None,
+        &host_addr,
+    )
+    .expect("link TLS");
+    switch::client::AcquirerClient::connect_with(
+        host_addr.as_str(),
+        switch::client::ClientConfig::default(),
+        switch::client::ClientOptions {
+            tls: Some(link),
+            ..switch::client::ClientOptions::default()
+        },
+    )
+    .await
+    .expect("a TLS handshake with the issuer host");
 
     // Plain TCP to the TLS listener: nothing is answered, and every request is an error.
     let mut o = options(target, Expect::Switch, Some(100));

@@ -1,10 +1,16 @@
 //! `gen-cards --tls`: a throwaway test PKI for a switch whose acquirer listener speaks TLS.
 //!
-//! **Owns:** generating and writing, into `<out>/tls/`, a CA (`ca.crt`), the switch's server
-//! certificate for `127.0.0.1` and `localhost` (`switch.crt`, `switch.key`), and one client
-//! certificate per acquirer (`acquirer-<id>.crt`, `acquirer-<id>.key`) whose SAN DNS name is that
-//! acquirer's `tls_identity`. Keys are ECDSA P-256 (rcgen's default), the private keys written
-//! readable by their owner only.
+//! **Owns:** generating and writing, into `<out>/tls/`, a CA (`ca.crt`) and what it signs:
+//! - for the acquirer side, the switch's server certificate for `127.0.0.1` and `localhost`
+//!   (`switch.crt`, `switch.key`) and one client certificate per acquirer
+//!   (`acquirer-<id>.crt`, `acquirer-<id>.key`) whose SAN DNS name is that acquirer's
+//!   `tls_identity`;
+//! - for the issuer links, the issuer hosts' server certificate for `127.0.0.1` and `localhost`
+//!   (`issuer-host.crt`, `issuer-host.key`, shared by every host) and the switch's client
+//!   certificate for its links (`switch-link.crt`, `switch-link.key`).
+//!
+//! Keys are ECDSA P-256 (rcgen's default), the private keys written readable by their owner
+//! only.
 //!
 //! **Leaves to others:** the `[listener.tls]` and `tls_identity` lines of the switch
 //! configuration ([`super::gencards`]), loading the files (`switch::net::tls`), and the
@@ -22,6 +28,7 @@ use rcgen::{
     KeyPair, KeyUsagePurpose,
 };
 use switch::client::ClientTls;
+use switch::config::{IssuerTlsConfig, ListenerTlsConfig};
 use switch::net::tls::TlsError;
 
 use super::gencards::GenError;
@@ -36,6 +43,12 @@ pub struct TestPki {
     pub server_key: PathBuf,
     /// Per acquirer: (acquirer id, its SAN DNS name, certificate, key).
     pub clients: Vec<TestClient>,
+    /// The issuer hosts' certificate chain and key (`issuer-sim --tls-cert --tls-key`).
+    pub host_cert: PathBuf,
+    pub host_key: PathBuf,
+    /// The switch's client certificate and key for its issuer links (`[issuer.tls]`).
+    pub link_cert: PathBuf,
+    pub link_key: PathBuf,
 }
 
 /// One acquirer's client certificate.
@@ -98,6 +111,16 @@ impl TestPki {
             ExtendedKeyUsagePurpose::ServerAuth,
             "switch",
         )?;
+        let (host_cert, host_key) = leaf(
+            vec!["127.0.0.1".into(), "localhost".into()],
+            ExtendedKeyUsagePurpose::ServerAuth,
+            "issuer-host",
+        )?;
+        let (link_cert, link_key) = leaf(
+            vec!["switch-link.loadgen.test".into()],
+            ExtendedKeyUsagePurpose::ClientAuth,
+            "switch-link",
+        )?;
         let mut clients = Vec::with_capacity(acquirers.len());
         for a in acquirers {
             let identity = identity_of(a);
@@ -118,7 +141,32 @@ impl TestPki {
             server_cert,
             server_key,
             clients,
+            host_cert,
+            host_key,
+            link_cert,
+            link_key,
         })
+    }
+
+    /// `[issuer.tls]` of a remote issuer's links: trust the test CA, present the switch's link
+    /// certificate, check the endpoint's IP address on the host's certificate.
+    pub fn link_tls(&self) -> IssuerTlsConfig {
+        IssuerTlsConfig {
+            ca_file: self.ca.clone(),
+            cert_file: Some(self.link_cert.clone()),
+            key_file: Some(self.link_key.clone()),
+            server_name: None,
+        }
+    }
+
+    /// An issuer host's listener: its certificate, and the switch's link certificate required
+    /// (chaining to the test CA).
+    pub fn host_listener(&self) -> ListenerTlsConfig {
+        ListenerTlsConfig {
+            cert_file: self.host_cert.clone(),
+            key_file: self.host_key.clone(),
+            client_ca_file: Some(self.ca.clone()),
+        }
     }
 
     /// `acquirer`'s client certificate, if it has one.

@@ -11,10 +11,10 @@
 //! keys file instead: acquirer 100001 must MAC and its PIN blocks are translated, and the remote
 //! links are MACed both ways with PIN blocks under each issuer's zone PIN key.
 //!
-//! When they were generated with `--tls` ([`Generated::tls`]), the acquirer listener speaks TLS
-//! with the test PKI's switch certificate and requires client certificates; acquirer 100001 is
-//! identified by its own (`tls_identity`). Clients connect with
-//! [`super::pki::TestPki::client_tls`].
+//! When they were generated with `--tls` ([`Generated::tls`]), both hops speak TLS with the test
+//! PKI: the acquirer listener requires client certificates, acquirer 100001 identified by its own
+//! (`tls_identity`), and the links to the issuer hosts present the switch's link certificate.
+//! Clients connect with [`super::pki::TestPki::client_tls`].
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -33,6 +33,7 @@ use switch::net::start::{StartOptions, SwitchServer};
 use switch::security::KeysFile;
 
 use super::gencards::{ACQUIRER, Generated, issuer_config, random_key_hex, secure_issuer};
+use super::pki::TestPki;
 
 /// How to start the stack.
 #[derive(Debug, Clone)]
@@ -134,7 +135,15 @@ impl Stack {
             let endpoint = match &g.listen {
                 Some(_) => {
                     let jdir = dir.path().join("issuers").join(&g.id);
-                    let host = start_host(&g.id, &g.file, &jdir, opts.sync, clock.clone()).await?;
+                    let host = start_host(
+                        &g.id,
+                        &g.file,
+                        &jdir,
+                        opts.sync,
+                        data.tls.as_ref(),
+                        clock.clone(),
+                    )
+                    .await?;
                     let addr = host.local_addr().to_string();
                     hosts.push((g.id.clone(), host));
                     Some(addr)
@@ -151,6 +160,9 @@ impl Stack {
             );
             if secure {
                 secure_issuer(&mut ic);
+            }
+            if let (Some(pki), Some(_)) = (&data.tls, &g.listen) {
+                ic.tls = Some(pki.link_tls());
             }
             config.issuers.push(ic);
             config.bin_ranges.push(BinRangeConfig {
@@ -256,8 +268,16 @@ async fn start_host(
     file_path: &Path,
     journal_dir: &Path,
     sync: JournalSync,
+    tls: Option<&TestPki>,
     clock: Arc<dyn Clock>,
 ) -> Result<IssuerHost, StackError> {
+    let tls = match tls {
+        Some(pki) => Some(Arc::new(
+            switch::net::tls::server_config(&pki.host_listener())
+                .map_err(setup(format!("issuer {id} TLS")))?,
+        )),
+        None => None,
+    };
     let file = IssuerFile::load(file_path)
         .map_err(setup(format!("issuer file {}", file_path.display())))?;
     let security = HostSecurity::load(&file, None).map_err(setup(format!("issuer {id} keys")))?;
@@ -274,7 +294,7 @@ async fn start_host(
         checkpoint_every: 0,
         checkpoint_pace: switch::journal::WritePace::unpaced(),
         security,
-        tls: None,
+        tls,
         connections_max: switch::host::HOST_CONNECTIONS_MAX_DEFAULT,
         inflight_per_connection_max: switch::host::HOST_INFLIGHT_PER_CONNECTION_MAX_DEFAULT,
     };
