@@ -14,7 +14,7 @@
 //! loadgen grid [--duration-s 5] [--warmup-s 1] [--cards 100000] [--points 1x1,64x1,16x16,64x32]
 //!              [--doc docs/benchmarks.md] [--no-doc] [--json FILE] [--machine TEXT]
 //!              [--sync always|none] [--group-commit-delay-us N] [--links N] [--security]
-//!              [--ladder]
+//!              [--tls] [--ladder]
 //!              [--extra-bin-ranges N] [--no-metrics]
 //! every command: [--scheduling batch|normal]
 //! ```
@@ -39,8 +39,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use simulators::loadgen::gencards::{GenOptions, default_issuers, generate};
 use simulators::loadgen::grid::{
     GridOptions, LADDER_END_MARKER, LADDER_START_MARKER, SECURITY_END_MARKER,
-    SECURITY_START_MARKER, default_doc, ladder_markdown, markdown, run_grid, security_markdown,
-    terminal_keys, update_doc, update_doc_between,
+    SECURITY_START_MARKER, TLS_END_MARKER, TLS_START_MARKER, default_doc, ladder_markdown,
+    markdown, run_grid, security_markdown, terminal_keys, tls_markdown, update_doc,
+    update_doc_between,
 };
 use simulators::loadgen::ladder::RelayWork;
 use simulators::loadgen::mix::Mix;
@@ -276,6 +277,10 @@ struct GridArgs {
     /// next to the grid.
     #[arg(long)]
     security: bool,
+    /// Also run remote and on-us with TLS on both hops (a generated test PKI), and write the
+    /// cost of TLS next to the grid.
+    #[arg(long)]
+    tls: bool,
     /// Also run the floor ladder: the relay decoding and re-encoding every frame with the
     /// switch's codec, then also journaling two records per transaction; writes its table next
     /// to the grid.
@@ -667,6 +672,7 @@ async fn grid_cmd(a: GridArgs, scheduling: Scheduling) -> ExitCode {
             ..StackOptions::default()
         },
         security: a.security,
+        tls: a.tls,
         ladder: a.ladder,
         metrics: !a.no_metrics,
     };
@@ -701,8 +707,9 @@ async fn grid_cmd(a: GridArgs, scheduling: Scheduling) -> ExitCode {
         return usage(e);
     }
     let security = security_markdown(&report);
+    let tls = tls_markdown(&report);
     let ladder = ladder_markdown(&report);
-    for t in [&security, &ladder].into_iter().flatten() {
+    for t in [&security, &tls, &ladder].into_iter().flatten() {
         println!("{t}");
     }
     if !a.no_doc {
@@ -711,6 +718,7 @@ async fn grid_cmd(a: GridArgs, scheduling: Scheduling) -> ExitCode {
         }
         let extra = [
             (&security, (SECURITY_START_MARKER, SECURITY_END_MARKER)),
+            (&tls, (TLS_START_MARKER, TLS_END_MARKER)),
             (&ladder, (LADDER_START_MARKER, LADDER_END_MARKER)),
         ];
         for (t, markers) in extra {
@@ -727,6 +735,8 @@ async fn grid_cmd(a: GridArgs, scheduling: Scheduling) -> ExitCode {
             .into_iter()
             .chain(r.remote_secure.as_ref())
             .chain(r.on_us_secure.as_ref())
+            .chain(r.remote_tls.as_ref())
+            .chain(r.on_us_tls.as_ref())
             .chain(r.relay_codec.as_ref())
             .chain(r.relay_durable.as_ref())
             .chain(r.relay_durable2.as_ref())

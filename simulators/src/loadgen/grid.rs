@@ -19,6 +19,12 @@
 //! and a second table (between `<!-- grid-security:start -->` and `<!-- grid-security:end -->`)
 //! sets those figures next to the ones without security from the same run.
 //!
+//! With `--tls` ([`GridOptions::tls`]) another stack runs on cards generated with `gen-cards
+//! --tls`: both hops on TLS with the generated test PKI (acquirer 100001 presents its client
+//! certificate to the switch, the switch its link certificate to North Bank's host). Each point
+//! then also runs remote and on-us over TLS, in a table of their own (between
+//! `<!-- grid-tls:start -->` and `<!-- grid-tls:end -->`).
+//!
 //! The relay and the remote path both cross two TCP hops (client → relay or switch → echo
 //! backend or issuer host), so "remote ÷ relay" is what the switch's ISO 8583 work, routing,
 //! journaling and the issuer's decision cost next to moving the same frames.
@@ -51,6 +57,9 @@ pub const END_MARKER: &str = "<!-- grid:end -->";
 /// The marker lines of the cost-of-security section.
 pub const SECURITY_START_MARKER: &str = "<!-- grid-security:start -->";
 pub const SECURITY_END_MARKER: &str = "<!-- grid-security:end -->";
+/// The marker lines of the cost-of-TLS section.
+pub const TLS_START_MARKER: &str = "<!-- grid-tls:start -->";
+pub const TLS_END_MARKER: &str = "<!-- grid-tls:end -->";
 /// The marker lines of the floor ladder's section.
 pub const LADDER_START_MARKER: &str = "<!-- grid-ladder:start -->";
 pub const LADDER_END_MARKER: &str = "<!-- grid-ladder:end -->";
@@ -76,6 +85,8 @@ pub struct GridOptions {
     pub stack: StackOptions,
     /// Also run remote and on-us with MACs and PIN blocks on, on a second stack.
     pub security: bool,
+    /// Also run remote and on-us with TLS on both hops, on a stack of its own.
+    pub tls: bool,
     /// Also run the floor ladder ([`super::ladder`]): the relay with the codec, then with the
     /// codec and a journal.
     pub ladder: bool,
@@ -97,6 +108,7 @@ impl Default for GridOptions {
             machine: "2 cores, 24 GiB".into(),
             stack: StackOptions::default(),
             security: false,
+            tls: false,
             ladder: false,
             // The caller installs the recorder (it is process-wide); say so only once it has.
             metrics: false,
@@ -115,6 +127,9 @@ pub struct GridRow {
     /// With `--security`: remote and on-us with MACs and PIN blocks.
     pub remote_secure: Option<RunReport>,
     pub on_us_secure: Option<RunReport>,
+    /// With `--tls`: remote and on-us with TLS on both hops.
+    pub remote_tls: Option<RunReport>,
+    pub on_us_tls: Option<RunReport>,
     /// With `--ladder`: the relay decoding and re-encoding every frame, then also journaling.
     pub relay_codec: Option<RunReport>,
     pub relay_durable: Option<RunReport>,
@@ -168,9 +183,14 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
         .prefix("loadgen-grid-cards-")
         .tempdir()
         .map_err(setup("temporary folder"))?;
-    let plain = Side::generate(opts, cards_dir.path(), false)?;
+    let plain = Side::generate(opts, cards_dir.path(), Variant::Plain)?;
     let secure = if opts.security {
-        Some(Side::generate(opts, cards_dir.path(), true)?)
+        Some(Side::generate(opts, cards_dir.path(), Variant::Security)?)
+    } else {
+        None
+    };
+    let tls = if opts.tls {
+        Some(Side::generate(opts, cards_dir.path(), Variant::Tls)?)
     } else {
         None
     };
@@ -185,6 +205,14 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
             Stack::start(&side.data, &opts.stack)
                 .await
                 .map_err(setup("stack with security"))?,
+        ),
+        None => None,
+    };
+    let tls_stack = match &tls {
+        Some(side) => Some(
+            Stack::start(&side.data, &opts.stack)
+                .await
+                .map_err(setup("stack with TLS"))?,
         ),
         None => None,
     };
@@ -238,14 +266,23 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
                 progress: opts.progress,
                 ..RunOptions::default()
             };
-            // `side` gives the acquirer's keys: none on the plain stack and the relay.
+            // `side` gives the acquirer's keys (none on the plain stack and the relay) and its
+            // client certificate (only on the TLS stack).
             let go =
                 async |label: &str, target: String, expect: Expect, mix: &Arc<Mix>, side: &Side| {
+                    let tls = match &side.data.tls {
+                        Some(pki) => Some(
+                            pki.client_tls(ACQUIRER, &target)
+                                .map_err(setup("client TLS"))?,
+                        ),
+                        None => None,
+                    };
                     let o = RunOptions {
                         label: format!("{label} {c}x{p}"),
                         target,
                         expect,
                         keys: Arc::clone(&side.keys),
+                        tls,
                         ..base.clone()
                     };
                     let r = run(&o, Arc::clone(mix)).await?;
@@ -307,6 +344,22 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
                 on_us_secure =
                     Some(go("on-us+sec", target, Expect::Switch, &side.on_us_mix, side).await?);
             }
+            let (mut remote_tls, mut on_us_tls) = (None, None);
+            if let (Some(side), Some(st)) = (&tls, &tls_stack) {
+                let target = st.addr().to_string();
+                remote_tls = Some(
+                    go(
+                        "remote+tls",
+                        target.clone(),
+                        Expect::Switch,
+                        &side.remote_mix,
+                        side,
+                    )
+                    .await?,
+                );
+                on_us_tls =
+                    Some(go("on-us+tls", target, Expect::Switch, &side.on_us_mix, side).await?);
+            }
             rows.push(GridRow {
                 connections: c,
                 inflight: p,
@@ -315,6 +368,8 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
                 on_us: on_us_r,
                 remote_secure,
                 on_us_secure,
+                remote_tls,
+                on_us_tls,
                 relay_codec: ladder_r.next(),
                 relay_durable: ladder_r.next(),
                 relay_durable2: ladder_r.next(),
@@ -330,7 +385,7 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
     }
     echo.shutdown().await;
     stack.shutdown().await;
-    if let Some(st) = secure_stack {
+    for st in [secure_stack, tls_stack].into_iter().flatten() {
         st.shutdown().await;
     }
     drop(cards_dir);
@@ -439,16 +494,30 @@ struct Side {
     keys: Arc<TerminalKeys>,
 }
 
+/// Which stack a [`Side`] is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    Plain,
+    /// MACs and PIN blocks (`gen-cards --security`).
+    Security,
+    /// TLS on both hops (`gen-cards --tls`).
+    Tls,
+}
+
 impl Side {
-    fn generate(opts: &GridOptions, dir: &Path, security: bool) -> Result<Side, GridError> {
-        let out = dir.join(if security { "secure" } else { "plain" });
+    fn generate(opts: &GridOptions, dir: &Path, variant: Variant) -> Result<Side, GridError> {
+        let out = dir.join(match variant {
+            Variant::Plain => "plain",
+            Variant::Security => "secure",
+            Variant::Tls => "tls",
+        });
         let data = generate(&GenOptions {
             count: opts.cards,
             out,
             issuers: stack_issuers(),
             specials: 10,
-            security,
-            tls: false,
+            security: variant == Variant::Security,
+            tls: variant == Variant::Tls,
         })
         .map_err(setup("cards"))?;
         let today = SystemClock.today();
@@ -655,40 +724,50 @@ pub fn markdown(g: &GridReport) -> String {
     s
 }
 
-/// The cost-of-security section (markers included), when the grid ran with `--security`.
-pub fn security_markdown(g: &GridReport) -> Option<String> {
-    if g.rows.iter().all(|r| r.remote_secure.is_none()) {
+/// A section that sets remote and on-us runs of another stack beside the grid's plain ones
+/// (`--security`, `--tls`).
+struct Beside {
+    markers: (&'static str, &'static str),
+    title: &'static str,
+    /// The column tag, e.g. `+sec`.
+    tag: &'static str,
+    /// What the other stack does, after "**tag** is ".
+    what: &'static str,
+    /// What the CPU difference is the cost of ("security", "TLS").
+    cost_of: &'static str,
+    /// "with security", "over TLS".
+    runs_with: &'static str,
+    /// Said of the model check, e.g. " (MACs of the answers included)".
+    checked: &'static str,
+    pick: fn(&GridRow) -> Option<(&RunReport, &RunReport)>,
+}
+
+fn beside_markdown(g: &GridReport, b: &Beside) -> Option<String> {
+    if g.rows.iter().all(|r| (b.pick)(r).is_none()) {
         return None;
     }
+    let (tag, cost_of) = (b.tag, b.cost_of);
     let mut s = String::new();
-    let _ = writeln!(s, "{SECURITY_START_MARKER}");
-    let _ = writeln!(s, "## The cost of security (`loadgen grid --security`)\n");
+    let _ = writeln!(s, "{}", b.markers.0);
+    let _ = writeln!(s, "## {}\n", b.title);
     let _ = writeln!(
         s,
         "Measured {} with `{}` on a machine of {}, in the same run as the grid above \
-         (same points, warmup and duration, journals `sync = \"{}\"`). **+sec** is a second \
-         stack beside the first on cards generated with `gen-cards --security`: acquirer 100001 \
-         MACs every request (ANSI X9.19) and checks the MAC of every answer; every purchase, \
-         preauthorization and balance inquiry carries a PIN as an ISO 9564 format 0 block under \
-         the acquirer's zone PIN key; the switch checks the MAC (and MACs its answer), and \
-         either translates the PIN block to North Bank's zone PIN key and sends it over a link \
-         MACed both ways (X9.19; the issuer host checks the MAC, decrypts the block and verifies \
-         the PIN against the card's Visa PVV) or, on-us, verifies the PIN inside the security \
-         module against the card's PVV. The plain columns are the grid's own remote and on-us \
-         runs. CPU is the process's CPU time per answer (client and servers together), which \
-         hardly moves with other load on the cores; its difference is what security costs per \
-         transaction.\n",
-        g.date, g.command, g.machine, g.sync
+         (same points, warmup and duration, journals `sync = \"{}\"`). **{tag}** is {} The \
+         plain columns are the grid's own remote and on-us runs. CPU is the process's CPU time \
+         per answer (client and servers together), which hardly moves with other load on the \
+         cores; its difference is what {cost_of} costs per transaction.\n",
+        g.date, g.command, g.machine, g.sync, b.what
     );
     let _ = writeln!(
         s,
-        "| C×P | remote TPS | remote+sec TPS | +sec ÷ plain | on-us TPS | on-us+sec TPS | +sec ÷ plain | remote CPU µs plain → +sec | on-us CPU µs plain → +sec | remote+sec p99 | on-us+sec p99 |"
+        "| C×P | remote TPS | remote{tag} TPS | {tag} ÷ plain | on-us TPS | on-us{tag} TPS | {tag} ÷ plain | remote CPU µs plain → {tag} | on-us CPU µs plain → {tag} | remote{tag} p99 | on-us{tag} p99 |"
     );
     let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut problems = Vec::new();
     let mut runs = 0;
     for r in &g.rows {
-        let (Some(rs), Some(os)) = (&r.remote_secure, &r.on_us_secure) else {
+        let Some((rs, os)) = (b.pick)(r) else {
             continue;
         };
         runs += 2;
@@ -715,14 +794,63 @@ pub fn security_markdown(g: &GridReport) -> Option<String> {
     if problems.is_empty() {
         let _ = writeln!(
             s,
-            "\nEvery answer of the {runs} runs with security was checked against loadgen's model \
-             (MACs of the answers included): 0 mismatches, 0 errors."
+            "\nEvery answer of the {runs} runs {} was checked against loadgen's model{}: \
+             0 mismatches, 0 errors.",
+            b.runs_with, b.checked
         );
     } else {
         let _ = writeln!(s, "\nNot clean: {}.", problems.join("; "));
     }
-    let _ = writeln!(s, "{SECURITY_END_MARKER}");
+    let _ = writeln!(s, "{}", b.markers.1);
     Some(s)
+}
+
+/// The cost-of-security section (markers included), when the grid ran with `--security`.
+pub fn security_markdown(g: &GridReport) -> Option<String> {
+    beside_markdown(
+        g,
+        &Beside {
+            markers: (SECURITY_START_MARKER, SECURITY_END_MARKER),
+            title: "The cost of security (`loadgen grid --security`)",
+            tag: "+sec",
+            what: "a second stack beside the first on cards generated with `gen-cards \
+                   --security`: acquirer 100001 MACs every request (ANSI X9.19) and checks the \
+                   MAC of every answer; every purchase, preauthorization and balance inquiry \
+                   carries a PIN as an ISO 9564 format 0 block under the acquirer's zone PIN \
+                   key; the switch checks the MAC (and MACs its answer), and either translates \
+                   the PIN block to North Bank's zone PIN key and sends it over a link MACed \
+                   both ways (X9.19; the issuer host checks the MAC, decrypts the block and \
+                   verifies the PIN against the card's Visa PVV) or, on-us, verifies the PIN \
+                   inside the security module against the card's PVV.",
+            cost_of: "security",
+            runs_with: "with security",
+            checked: " (MACs of the answers included)",
+            pick: |r| r.remote_secure.as_ref().zip(r.on_us_secure.as_ref()),
+        },
+    )
+}
+
+/// The cost-of-TLS section (markers included), when the grid ran with `--tls`.
+pub fn tls_markdown(g: &GridReport) -> Option<String> {
+    beside_markdown(
+        g,
+        &Beside {
+            markers: (TLS_START_MARKER, TLS_END_MARKER),
+            title: "The cost of TLS (`loadgen grid --tls`)",
+            tag: "+tls",
+            what: "another stack beside the first on cards generated with `gen-cards --tls`, \
+                   with TLS on both hops (rustls with the ring provider; each connection's \
+                   handshake happens before the warmup): the acquirer listener requires client \
+                   certificates and acquirer 100001 presents its own (`tls_identity`), and the \
+                   switch's link to North Bank's host presents the switch's link certificate. \
+                   The load client's TLS is in the CPU figures too, as its share of the relay's \
+                   is in the grid's.",
+            cost_of: "TLS",
+            runs_with: "over TLS",
+            checked: "",
+            pick: |r| r.remote_tls.as_ref().zip(r.on_us_tls.as_ref()),
+        },
+    )
 }
 
 /// The floor ladder's section (markers included), when the grid ran with `--ladder`.
