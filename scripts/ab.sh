@@ -24,8 +24,9 @@
 # must be free. A_TLS=1 or B_TLS=1 runs that side with TLS on both hops (`gen-cards --tls`:
 # `switch-tls.toml` and a test PKI): loadgen connects with acquirer 100001's client certificate,
 # and the switch's links to the issuer hosts present its link certificate. `B_TLS=1
-# scripts/ab.sh HEAD HEAD` measures what TLS costs. Exit status 0 only when every run's answers
-# all matched the model and nothing failed.
+# scripts/ab.sh HEAD HEAD` measures what TLS costs. LOADGEN_ARGS adds words to every `loadgen run`
+# (e.g. LOADGEN_ARGS="--requests-per-connection 1": a new connection per request). Exit status 0
+# only when every run's answers all matched the model and nothing failed.
 set -euo pipefail
 # Command substitutions ($(build ...) below) stop at their first failure too.
 shopt -s inherit_errexit
@@ -42,6 +43,8 @@ RUN_S=${6:-12}
 CARDS=${7:-100000}
 A_TLS=${A_TLS:-}
 B_TLS=${B_TLS:-}
+# Split into words, never globbed.
+read -ra EXTRA_RUN_ARGS <<<"${LOADGEN_ARGS:-}"
 case "$WHICH" in
   all | onus | remote) ;;
   *) echo "which traffic: remote, all or onus (not '$WHICH')" >&2; exit 2 ;;
@@ -209,7 +212,7 @@ run_one() {
   [ "$rate" != 0 ] && rate_args=(--rate "$rate")
   local rc=0
   "$LOADGEN" run --mix "$MIXFILE" -c 16 -p 16 "${rate_args[@]}" --warmup-s 3 --duration-s "$RUN_S" \
-    "${tls_args[@]}" --quiet --json "$OUT/$label.json" >&2 || rc=$?
+    "${tls_args[@]}" "${EXTRA_RUN_ARGS[@]}" --quiet --json "$OUT/$label.json" >&2 || rc=$?
   s1=$(ticks "$switch")
   h1=$(hosts_ticks)
   curl -s http://127.0.0.1:9583/metrics >"$OUT/$label.metrics" || true
@@ -273,7 +276,7 @@ for rate in $RATES; do
   shares+="- $label: B's switch CPU per answer as a share of A's, pair by pair:${ratios:- none}"$'\n'
 done
 
-echo "A = \`$A\`${A_ENV:+ with $A_ENV}${A_TLS:+ over TLS}, B = \`$B\`${B_ENV:+ with $B_ENV}${B_TLS:+ over TLS}: $WHICH traffic, \`loadgen run -c 16 -p 16\`, 3 s warm-up and $RUN_S s measured, $CARDS cards, \`sync = always\` ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores). CPU is per answer over the whole run, warm-up included."
+echo "A = \`$A\`${A_ENV:+ with $A_ENV}${A_TLS:+ over TLS}, B = \`$B\`${B_ENV:+ with $B_ENV}${B_TLS:+ over TLS}: $WHICH traffic, \`loadgen run -c 16 -p 16${LOADGEN_ARGS:+ $LOADGEN_ARGS}\`, 3 s warm-up and $RUN_S s measured, $CARDS cards, \`sync = always\` ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores). CPU is per answer over the whole run, warm-up included."
 echo
 echo "| build | rate/s | pair | TPS | p50 ms | p99 ms | switch's own p50 µs | switch CPU µs/answer | hosts CPU µs/answer | errors | mismatches |"
 echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"

@@ -427,7 +427,8 @@ async fn with_macs_and_pins_every_answer_still_matches_the_model() {
 /// answer is the model's. The checks are really on: with another acquirer's certificate every
 /// request is refused (63, the certificate names no configured acquirer), and plain TCP gets no
 /// answer at all (the handshake fails and the switch closes the connection). The issuer link is
-/// on TLS as well.
+/// on TLS as well. With `requests_per_connection`, terminals reconnect (and shake hands) every N
+/// requests.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_tls_every_answer_still_matches_the_model() {
     use simulators::loadgen::gencards::{ACQUIRER, ACQUIRERS};
@@ -458,6 +459,29 @@ async fn over_tls_every_answer_still_matches_the_model() {
         "{}",
         r.to_text()
     );
+
+    // Terminals that dial per transaction: each connection (and TLS handshake) carries at most
+    // N requests, in open loop and in closed loop, and every answer still matches the model.
+    for (rate, n) in [(Some(300), 2), (None, 1)] {
+        let mut o = options(target.clone(), Expect::Switch, rate);
+        o.duration = Duration::from_millis(700);
+        o.inflight = 2;
+        o.requests_per_connection = Some(n);
+        o.tls = Some(pki.client_tls(ACQUIRER, &target).expect("client TLS"));
+        let r = run(&o, Arc::clone(&mix)).await.expect("run");
+        assert_clean(&r);
+        let re = r.reconnects.expect("reconnects reported");
+        assert_eq!(re.requests_per_connection, n);
+        assert!(re.count > o.connections as u64, "{}", r.to_text());
+        // Every replaced connection carried exactly N, the last ones at most N.
+        assert!(r.sent >= re.count * n, "{}", r.to_text());
+        assert!(
+            r.sent <= (re.count + o.connections as u64) * n,
+            "{}",
+            r.to_text()
+        );
+        assert!(re.p50_us > 0 && re.p50_us <= re.max_us, "{}", r.to_text());
+    }
 
     // The other generated acquirer's certificate: a valid chain, but the stack configures no
     // acquirer with its identity.

@@ -1100,6 +1100,14 @@ impl AcquirerClient {
         self.inner.shared.unmatched.load(Ordering::Relaxed)
     }
 
+    /// The STAN of the last request this client built (before the first: the one before
+    /// [`ClientOptions::first_stan`]). A terminal that reconnects passes `last_stan().next()` as
+    /// the new connection's `first_stan`, so its STANs go on counting and a request is never
+    /// mistaken for a duplicate of one sent on an earlier connection.
+    pub fn last_stan(&self) -> Stan {
+        self.inner.shared.lock().last_stan
+    }
+
     /// Why the connection closed, once it has.
     pub fn close_reason(&self) -> Option<ClientError> {
         self.inner.shared.lock().closed.clone()

@@ -7,6 +7,7 @@
 //!             [--json FILE] [--plot FILE.svg] [--quiet]
 //!             [--keys FILE [--mac-key ID] [--pin-key ID]] [--watch-pid PID]
 //!             [--tls-ca FILE [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME]]
+//!             [--requests-per-connection N]
 //! loadgen gen-cards --count 1000000 --out DIR [--specials 10] [--security] [--tls]
 //! loadgen relay --listen 127.0.0.1:7000 --backend 127.0.0.1:7001 [--pool 1]
 //!               [--work raw|codec|durable [--journal DIR] [--sync always|none]]
@@ -168,6 +169,11 @@ struct RunArgs {
     /// Sample this process's resident set size every second (e.g. the switch's, for a soak).
     #[arg(long)]
     watch_pid: Option<u32>,
+    /// Close each connection after this many requests and open a new one (with TLS, a new
+    /// handshake), as terminals that dial per transaction do; its time counts in the latency of
+    /// the requests that wait for it. Default: keep every connection for the whole run.
+    #[arg(long, value_name = "N")]
+    requests_per_connection: Option<u64>,
     #[command(flatten)]
     tls: simulators::tls_args::ClientTlsArgs,
 }
@@ -427,6 +433,7 @@ async fn run_cmd(a: RunArgs) -> ExitCode {
             }
         },
         watch_pid: a.watch_pid,
+        requests_per_connection: a.requests_per_connection,
         tls: match a.tls.client_tls(&a.target) {
             Ok(t) => t,
             Err(e) => return usage(e),

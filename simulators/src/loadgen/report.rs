@@ -66,6 +66,19 @@ pub struct Latency {
     pub mean_us: f64,
 }
 
+/// `--requests-per-connection`: each connection closed after that many requests and a new one
+/// opened (TCP connect and, with TLS, the handshake), as terminals that dial per transaction do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Reconnects {
+    pub requests_per_connection: u64,
+    /// New connections opened after the first ones, whole run (warmup included).
+    pub count: u64,
+    /// Time to open one (connect, and the TLS handshake with TLS), over the same connections.
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
+}
+
 /// Open loop: actual minus scheduled send time, over the same requests as the latency (and part
 /// of it): time waiting for a free slot while the target is behind, plus the generator's own
 /// lateness.
@@ -110,6 +123,9 @@ pub struct RunReport {
     pub latency: Latency,
     /// Open loop only.
     pub send_delay: Option<SendDelay>,
+    /// With `--requests-per-connection` only. Each new connection's time is also in the latency
+    /// of the requests that waited for it (from when they would have been sent).
+    pub reconnects: Option<Reconnects>,
     /// Whole run, warmup included.
     pub sent: u64,
     /// Whole run, warmup included.
@@ -172,6 +188,9 @@ pub(crate) struct Parts {
     pub error_samples: Vec<String>,
     pub backlog: u64,
     pub unmatched: u64,
+    pub requests_per_connection: Option<u64>,
+    /// Connect (and handshake) times of the reconnections, microseconds.
+    pub connect: Histogram<u64>,
     pub per_second: Vec<u64>,
     /// The middle of each `per_second` bucket, seconds since the start.
     pub per_second_at_s: Vec<f64>,
@@ -222,6 +241,23 @@ impl RunReport {
             p99_us: p.lag.value_at_quantile(0.99),
             max_us: p.lag.max(),
         });
+        let reconnects = p.requests_per_connection.map(|n| {
+            let c = &p.connect;
+            let at = |q: f64| {
+                if c.is_empty() {
+                    0
+                } else {
+                    c.value_at_quantile(q)
+                }
+            };
+            Reconnects {
+                requests_per_connection: n,
+                count: c.len(),
+                p50_us: at(0.5),
+                p99_us: at(0.99),
+                max_us: c.max(),
+            }
+        });
         RunReport {
             label: p.label,
             target: p.target,
@@ -242,6 +278,7 @@ impl RunReport {
             latency_curve: curve(h),
             latency,
             send_delay,
+            reconnects,
             sent: p.sent,
             answered: p.answered,
             response_codes: p.codes,
@@ -379,6 +416,17 @@ impl RunReport {
                 thousands(lag.p50_us),
                 thousands(lag.p99_us),
                 thousands(lag.max_us)
+            );
+        }
+        if let Some(r) = &self.reconnects {
+            let _ = writeln!(
+                s,
+                "  reconnects   {} (a new connection every {} requests), to open one: p50 {}  p99 {}  max {} us (whole run)",
+                thousands(r.count),
+                thousands(r.requests_per_connection),
+                thousands(r.p50_us),
+                thousands(r.p99_us),
+                thousands(r.max_us)
             );
         }
         let _ = writeln!(
@@ -531,8 +579,16 @@ pub(crate) mod tests {
         assert!(text.contains("00 990 (99.0%)"), "{text}");
         assert!(text.contains("from the scheduled send time"), "{text}");
         assert!(text.contains("send delay   p50 70"), "{text}");
+        assert!(
+            text.contains("reconnects   4 (a new connection every 250 requests), to open one: p50 300  p99 2,000  max 2,000 us"),
+            "{text}"
+        );
         let json = serde_json::to_string(&r).expect("json");
         assert!(json.contains("\"p99_us\":990"), "{json}");
+        assert!(
+            json.contains("\"reconnects\":{\"requests_per_connection\":250,\"count\":4"),
+            "{json}"
+        );
         assert_eq!(r.latency_curve.last().map(|p| p.latency_us), Some(1000));
     }
 
@@ -543,7 +599,11 @@ pub(crate) mod tests {
             hist.record(v).expect("record");
         }
         let mut lag = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("hist");
+        let mut connect = lag.clone();
         lag.record(70).expect("record");
+        for v in [200, 300, 400, 2000] {
+            connect.record(v).expect("record");
+        }
         let mut codes = BTreeMap::new();
         codes.insert("00".to_owned(), 990);
         codes.insert("51".to_owned(), 10);
@@ -570,6 +630,8 @@ pub(crate) mod tests {
             error_samples: vec![],
             backlog: 0,
             unmatched: 0,
+            requests_per_connection: Some(250),
+            connect,
             per_second: vec![400, 400, 200],
             per_second_at_s: vec![0.5, 1.5, 2.25],
         })

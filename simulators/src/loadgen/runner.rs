@@ -48,6 +48,7 @@ use switch::client::{
     AcquirerClient, ClientConfig, ClientError, ClientOptions, ClientTls, TerminalKeys,
 };
 use switch::clock::{Clock, SystemClock};
+use switch::domain::Stan;
 use switch::domain::{Amount, ResponseCode};
 use switch::issuing::NaiveDate;
 use tokio::sync::{Notify, watch};
@@ -108,6 +109,10 @@ pub struct RunOptions {
     pub watch_pid: Option<u32>,
     /// Connect with TLS (a switch whose listener has `[listener.tls]`); `None`: plain TCP.
     pub tls: Option<ClientTls>,
+    /// Close each connection after this many requests and open a new one, as terminals that
+    /// dial per transaction do (1: a connection, and with TLS a handshake, per request); `None`
+    /// keeps every connection for the whole run.
+    pub requests_per_connection: Option<u64>,
     /// Cancelled, the run ends early (the CLI cancels it on Ctrl-C): nothing more is scheduled
     /// (open loop: sends already late by less than [`LATE_SEND_GRACE`] still go out), what is in
     /// flight is drained, and the report covers the measured window up to that moment.
@@ -132,6 +137,7 @@ impl Default for RunOptions {
             keys: Arc::new(TerminalKeys::none()),
             watch_pid: None,
             tls: None,
+            requests_per_connection: None,
             stop: None,
         }
     }
@@ -175,6 +181,10 @@ struct Ctx {
     /// the target closed them): the sampler and the CPU meter stop waiting then.
     tasks_done: watch::Sender<bool>,
     inflight: usize,
+    /// Requests on one connection before it is replaced by a new one; `None`: never.
+    requests_per_connection: Option<u64>,
+    /// Opens the replacements.
+    dialer: Arc<Dialer>,
     /// Open loop: time between two sends of one connection.
     interval: Option<Duration>,
     connections: usize,
@@ -236,6 +246,8 @@ struct Local {
     error_samples: Vec<String>,
     backlog: u64,
     unmatched: u64,
+    /// Time to open each replacement connection, microseconds.
+    connect: Histogram<u64>,
 }
 
 /// 1 µs to one hour, 3 significant digits.
@@ -248,6 +260,7 @@ impl Local {
     fn new(hist: Histogram<u64>) -> Local {
         Local {
             lag: hist.clone(),
+            connect: hist.clone(),
             hist,
             codes: BTreeMap::new(),
             answered: 0,
@@ -306,26 +319,23 @@ pub async fn run(opts: &RunOptions, mix: Arc<Mix>) -> Result<RunReport, RunError
             char::from(alphabet[fastrand::usize(0..alphabet.len())])
         })
         .collect();
+    let dialer = Arc::new(Dialer {
+        target: opts.target.clone(),
+        acquirer: opts.acquirer.clone(),
+        tag,
+        timeout: opts.timeout,
+        keys: Arc::clone(&opts.keys),
+        tls: opts.tls.clone(),
+    });
     let connects = (0..opts.connections).map(|i| {
-        let cfg = ClientConfig {
-            acquirer_id: opts.acquirer.clone(),
-            terminal_id: format!("{tag}{:04}", i + 1),
-            merchant_id: "LOADGEN00000001".into(),
-            timeout: opts.timeout,
-            ..ClientConfig::default()
-        };
-        let target = opts.target.clone();
-        let options = ClientOptions {
-            keys: Arc::clone(&opts.keys),
-            tls: opts.tls.clone(),
-            ..ClientOptions::default()
-        };
+        let dialer = Arc::clone(&dialer);
         async move {
-            AcquirerClient::connect_with(target.as_str(), cfg, options)
+            dialer
+                .dial(i, None)
                 .await
                 .map_err(|source| RunError::Connect {
                     index: i + 1,
-                    target,
+                    target: dialer.target.clone(),
                     source,
                 })
         }
@@ -351,6 +361,8 @@ pub async fn run(opts: &RunOptions, mix: Arc<Mix>) -> Result<RunReport, RunError
         stopped: watch::channel(false).0,
         tasks_done: watch::channel(false).0,
         inflight: opts.inflight,
+        requests_per_connection: opts.requests_per_connection,
+        dialer,
         interval,
         connections: opts.connections,
         samples: opts.samples,
@@ -426,6 +438,9 @@ fn check_options(opts: &RunOptions) -> Result<(), RunError> {
     if !(1..=10_000).contains(&opts.inflight) {
         return bad("in-flight requests per connection must be 1 to 10000");
     }
+    if opts.requests_per_connection == Some(0) {
+        return bad("requests per connection must be at least 1 (omit it to keep connections)");
+    }
     if opts.rate == Some(0) {
         return bad("rate must be greater than 0 (omit it for closed loop)");
     }
@@ -448,66 +463,183 @@ fn check_options(opts: &RunOptions) -> Result<(), RunError> {
     Ok(())
 }
 
-/// One connection's loop.
+/// Opens the load's connections: the first ones, and with `requests_per_connection` their
+/// replacements, each as the same terminal (field 41) it replaces.
+struct Dialer {
+    target: String,
+    acquirer: String,
+    /// The run's tag, the first four characters of every terminal id.
+    tag: String,
+    timeout: Duration,
+    keys: Arc<TerminalKeys>,
+    tls: Option<ClientTls>,
+}
+
+impl Dialer {
+    /// Connection `index`'s terminal, connected (with TLS, handshake done). `first_stan`: where
+    /// its STANs go on from, for a replacement; random for a first connection.
+    async fn dial(
+        &self,
+        index: usize,
+        first_stan: Option<Stan>,
+    ) -> Result<AcquirerClient, ClientError> {
+        let cfg = ClientConfig {
+            acquirer_id: self.acquirer.clone(),
+            terminal_id: format!("{}{:04}", self.tag, index + 1),
+            merchant_id: "LOADGEN00000001".into(),
+            timeout: self.timeout,
+            ..ClientConfig::default()
+        };
+        let options = ClientOptions {
+            keys: Arc::clone(&self.keys),
+            tls: self.tls.clone(),
+            first_stan,
+            ..ClientOptions::default()
+        };
+        AcquirerClient::connect_with(self.target.as_str(), cfg, options).await
+    }
+}
+
+/// Where one connection's schedule stands, carried from each connection to its replacement.
+struct Schedule {
+    /// Open loop: the first send, and the sends made so far.
+    first: Instant,
+    k: u64,
+    /// Closed loop: when the requests waiting for a replacement connection would have been
+    /// sent; their latency counts from then.
+    resume_at: Option<Instant>,
+}
+
+/// One connection slot's loop: its connection, and with `requests_per_connection` each
+/// replacement in turn, until the window ends. A replacement that cannot be opened is an error,
+/// and ends the slot.
 async fn drive(client: AcquirerClient, ctx: Arc<Ctx>, index: usize, hist: Histogram<u64>) -> Local {
     let mut local = Local::new(hist);
+    let mut client = client;
+    let mut sched = Schedule {
+        first: ctx
+            .interval
+            .map_or(ctx.start, |interval| first_send(&ctx, interval, index)),
+        k: 0,
+        resume_at: None,
+    };
+    loop {
+        let used_up = on_connection(&client, &ctx, index, &mut local, &mut sched).await;
+        local.unmatched += client.unmatched_responses();
+        if !used_up {
+            break;
+        }
+        let opened = Instant::now();
+        let next = client.last_stan().next();
+        // The old connection closes before the new one opens, as a terminal's would.
+        drop(client);
+        match ctx.dialer.dial(index, Some(next)).await {
+            Ok(c) => {
+                let us = u64::try_from(opened.elapsed().as_micros()).unwrap_or(u64::MAX);
+                local.connect.saturating_record(us.max(1));
+                client = c;
+                sched.resume_at = Some(opened);
+            }
+            Err(e) => {
+                local.record(
+                    Outcome {
+                        scheduled: opened,
+                        sent: opened,
+                        done: Instant::now(),
+                        verdict: Verdict::Error(e),
+                    },
+                    &ctx,
+                );
+                break;
+            }
+        }
+    }
+    if let Some(interval) = ctx.interval {
+        // Scheduled inside the run but never sent: the target fell behind (or the connection
+        // closed).
+        let next = sched.first + nanos(interval).saturating_mul_u64(sched.k);
+        let end = ctx.end();
+        if next < end {
+            let late = (end - next).as_nanos().div_ceil(interval.as_nanos().max(1));
+            local.backlog += u64::try_from(late).unwrap_or(u64::MAX);
+        }
+    }
+    local
+}
+
+/// The sends of one connection until the window ends, the connection closes, or it has carried
+/// `requests_per_connection` requests. Returns `true` in the last case, once all of them are
+/// answered and the window still runs: the caller then opens a replacement.
+async fn on_connection(
+    client: &AcquirerClient,
+    ctx: &Ctx,
+    index: usize,
+    local: &mut Local,
+    sched: &mut Schedule,
+) -> bool {
+    let mut used: u64 = 0;
+    let room = |used: u64| ctx.requests_per_connection.is_none_or(|n| used < n);
     let mut inflight = FuturesUnordered::new();
     match ctx.interval {
         None => {
-            for _ in 0..ctx.inflight {
-                inflight.push(one(&client, &ctx, Instant::now()));
+            let first = sched.resume_at.take().unwrap_or_else(Instant::now);
+            // A replacement opened as the window closed sends nothing. (A connection already
+            // closed still gets its first requests: each fails, and is counted as an error.)
+            let open = Instant::now() < ctx.end();
+            while open && inflight.len() < ctx.inflight && room(used) {
+                inflight.push(one(client, ctx, first));
+                used += 1;
             }
-            local.sent += ctx.inflight as u64;
+            local.sent += used;
             while let Some(o) = inflight.next().await {
-                local.record(o, &ctx);
-                if Instant::now() < ctx.end() && !client.is_closed() {
-                    inflight.push(one(&client, &ctx, Instant::now()));
+                local.record(o, ctx);
+                if Instant::now() < ctx.end() && !client.is_closed() && room(used) {
+                    inflight.push(one(client, ctx, Instant::now()));
                     local.sent += 1;
+                    used += 1;
                 }
             }
         }
         Some(interval) => {
-            let first = first_send(&ctx, interval, index);
             let wake = ctx.wakers.get(index).cloned().unwrap_or_default();
-            let mut k: u64 = 0;
-            let at = |k: u64| first + nanos(interval).saturating_mul_u64(k);
+            let at = |k: u64| sched.first + nanos(interval).saturating_mul_u64(k);
             loop {
                 let now = Instant::now();
                 let open = now < ctx.end() + LATE_SEND_GRACE && !client.is_closed();
-                while open && inflight.len() < ctx.inflight {
-                    let scheduled = at(k);
+                while open && inflight.len() < ctx.inflight && room(used) {
+                    let scheduled = at(sched.k);
                     if scheduled > now || scheduled >= ctx.end() {
                         break;
                     }
-                    inflight.push(one(&client, &ctx, scheduled));
+                    inflight.push(one(client, ctx, scheduled));
                     local.sent += 1;
-                    k += 1;
+                    used += 1;
+                    sched.k += 1;
                 }
-                let next = at(k);
-                let can_send = open && next < ctx.end();
+                let next = at(sched.k);
+                let can_send = open && next < ctx.end() && room(used);
                 if !can_send && inflight.is_empty() {
                     break;
                 }
-                let room = can_send && inflight.len() < ctx.inflight;
+                let slot = can_send && inflight.len() < ctx.inflight;
                 tokio::select! {
-                    Some(o) = inflight.next(), if !inflight.is_empty() => local.record(o, &ctx),
-                    () = wake.notified(), if room => {}
+                    Some(o) = inflight.next(), if !inflight.is_empty() => local.record(o, ctx),
+                    () = wake.notified(), if slot => {}
                     // In case the pacer is late or gone: tokio's own timer, a little after.
-                    () = tokio::time::sleep_until((next + FALLBACK_WAKE).into()), if room => {}
+                    () = tokio::time::sleep_until((next + FALLBACK_WAKE).into()), if slot => {}
                     else => break,
                 }
             }
-            // Scheduled inside the run but never sent: the target fell behind (or the
-            // connection closed).
-            let (next, end) = (at(k), ctx.end());
-            if next < end {
-                let late = (end - next).as_nanos().div_ceil(interval.as_nanos().max(1));
-                local.backlog += u64::try_from(late).unwrap_or(u64::MAX);
-            }
         }
     }
-    local.unmatched = client.unmatched_responses();
-    local
+    let window_open = match ctx.interval {
+        None => Instant::now() < ctx.end(),
+        Some(interval) => {
+            sched.first + nanos(interval).saturating_mul_u64(sched.k) < ctx.end()
+                && Instant::now() < ctx.end() + LATE_SEND_GRACE
+        }
+    };
+    !room(used) && window_open && !client.is_closed()
 }
 
 /// Open loop: the first send of connection `index`; connections are staggered evenly over one
@@ -776,6 +908,7 @@ fn merge(
     mut hist: Histogram<u64>,
 ) -> RunReport {
     let mut lag = hist.clone();
+    let mut connect = hist.clone();
     let mut codes: BTreeMap<String, u64> = BTreeMap::new();
     let mut errors = ErrorCounts::default();
     let (mut answered, mut in_window, mut sent, mut mismatches, mut backlog, mut unmatched) =
@@ -785,6 +918,7 @@ fn merge(
     for l in locals {
         let _ = hist.add(&l.hist);
         let _ = lag.add(&l.lag);
+        let _ = connect.add(&l.connect);
         for (c, n) in l.codes {
             *codes.entry(c.to_owned()).or_default() += n;
         }
@@ -830,6 +964,8 @@ fn merge(
         error_samples,
         backlog,
         unmatched,
+        requests_per_connection: opts.requests_per_connection,
+        connect,
         per_second,
         per_second_at_s,
     })
