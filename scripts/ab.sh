@@ -110,7 +110,14 @@ OUT=$(mktemp -d /tmp/switchyard-ab-XXXXXX)
 echo "A = $A ($DIR_A), B = $B ($DIR_B); folder: $OUT" >&2
 LOADGEN="$DIR_A/loadgen"
 TLS_GEN=()
-[ -n "$A_TLS$B_TLS" ] && TLS_GEN=(--tls)
+if [ -n "$A_TLS$B_TLS" ]; then
+  # The load generator is A's: it must write the TLS stack's files and speak TLS.
+  if ! "$LOADGEN" gen-cards --help | grep -q -- '--tls'; then
+    echo "A's loadgen ($DIR_A) has no gen-cards --tls (added in 74ff161): with A_TLS or B_TLS, A must be that build or a later one" >&2
+    exit 2
+  fi
+  TLS_GEN=(--tls)
+fi
 "$LOADGEN" gen-cards --count "$CARDS" --out "$OUT" "${TLS_GEN[@]}" >&2
 # What loadgen adds to connect to a side whose listener is on TLS.
 TLS_ARGS=(--tls-ca "$OUT/tls/ca.crt" --tls-cert "$OUT/tls/acquirer-100001.crt"

@@ -483,6 +483,61 @@ async fn over_tls_every_answer_still_matches_the_model() {
         assert!(re.p50_us > 0 && re.p50_us <= re.max_us, "{}", r.to_text());
     }
 
+    // The command line: `loadgen run` with the `--tls-*` flags the generated switch-tls.toml's
+    // header names, and `--requests-per-connection`.
+    let client = pki.client(ACQUIRER).expect("100001's certificate");
+    let json = cards.path().join("cli.json");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_loadgen"));
+    cmd.arg("run")
+        .arg("--target")
+        .arg(&target)
+        .arg("--mix")
+        .arg(&data.mix)
+        .args([
+            "-c",
+            "2",
+            "-p",
+            "2",
+            "--rate",
+            "200",
+            "--warmup-s",
+            "0",
+            "--duration-s",
+            "1",
+        ])
+        .args(["--requests-per-connection", "5", "--quiet", "--json"])
+        .arg(&json)
+        .arg("--tls-ca")
+        .arg(&pki.ca)
+        .arg("--tls-cert")
+        .arg(&client.cert)
+        .arg("--tls-key")
+        .arg(&client.key);
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .expect("loadgen runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("report")).expect("JSON");
+    assert!(j["answered"].as_u64().unwrap_or(0) > 0, "{stdout}");
+    assert_eq!(j["mismatches"].as_u64(), Some(0), "{stdout}");
+    assert_eq!(
+        j["reconnects"]["requests_per_connection"].as_u64(),
+        Some(5),
+        "{stdout}"
+    );
+    assert!(
+        j["reconnects"]["count"].as_u64().unwrap_or(0) > 0,
+        "{stdout}"
+    );
+
     // The other generated acquirer's certificate: a valid chain, but the stack configures no
     // acquirer with its identity.
     let other = ACQUIRERS[1];

@@ -11,15 +11,21 @@
 //! - a pointer chase over a random cyclic order of every line (each load waits for the one
 //!   before, as a chain of hash-table probes does).
 //!
-//! It prints nanoseconds per load for both page sizes and the region's `AnonHugePages`, which says
-//! whether the kernel really gave huge pages (it may not, with THP set to `never`). Linux only.
+//! It prints nanoseconds per load for both page sizes and the process's `AnonHugePages` (the
+//! region is most of it), which says whether the kernel really gave huge pages (it may not, with
+//! THP set to `never`). Linux only.
 //! docs/performance.md ("Huge pages for the hot tables: measured, not adopted") has the figures.
 
 #[cfg(target_os = "linux")]
 fn main() {
+    // 1 MiB to 64 GiB: a region of at least one huge page, and sizes whose byte counts and line
+    // indices (u32) cannot overflow.
     let sizes: Vec<usize> = std::env::args()
         .skip(1)
-        .map(|a| a.parse().expect("sizes in MiB"))
+        .map(|a| match a.parse::<usize>() {
+            Ok(m) if (1..=65_536).contains(&m) => m,
+            _ => panic!("sizes in MiB, 1 to 65536 (not {a:?})"),
+        })
         .collect();
     let sizes = if sizes.is_empty() {
         vec![16, 64, 256]
@@ -54,37 +60,72 @@ struct Probe {
     chained_ns: f64,
 }
 
+/// An anonymous private mapping, unmapped when dropped (a panic included).
+#[cfg(target_os = "linux")]
+struct Mapping {
+    raw: *mut libc::c_void,
+    len: usize,
+}
+
+#[cfg(target_os = "linux")]
+impl Mapping {
+    fn new(len: usize) -> Mapping {
+        // SAFETY: a fresh anonymous private mapping; nothing else refers to it.
+        let raw = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert!(raw != libc::MAP_FAILED, "mmap of {len} bytes");
+        Mapping { raw, len }
+    }
+
+    /// `bytes` bytes of it from its first 2 MiB boundary, advised `advice`, as words.
+    fn words(&mut self, bytes: usize, advice: libc::c_int) -> &mut [u64] {
+        let start = (self.raw as usize).next_multiple_of(ALIGN);
+        assert!(
+            start + bytes <= self.raw as usize + self.len,
+            "region inside the mapping"
+        );
+        // SAFETY: the range lies inside this mapping (checked above).
+        let rc = unsafe { libc::madvise(start as *mut libc::c_void, bytes, advice) };
+        assert_eq!(rc, 0, "madvise");
+        // SAFETY: `start..start + bytes` is inside the mapping, readable, writable and 2 MiB
+        // aligned (enough for u64); fresh pages read as zeros, a valid u64. The slice borrows
+        // `self` mutably, so it cannot outlive the mapping or alias another view of it.
+        unsafe { std::slice::from_raw_parts_mut(start as *mut u64, bytes / 8) }
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping `new` made; no slice of it outlives `self`.
+        let rc = unsafe { libc::munmap(self.raw, self.len) };
+        debug_assert_eq!(rc, 0, "munmap");
+    }
+}
+
+/// Huge pages are 2 MiB: the region starts on such a boundary.
+#[cfg(target_os = "linux")]
+const ALIGN: usize = 2 << 20;
+
 #[cfg(target_os = "linux")]
 fn probe(bytes: usize, huge: bool) -> Probe {
     use std::time::Instant;
     const LINE: usize = 64;
-    const ALIGN: usize = 2 << 20;
-    // SAFETY: an anonymous private mapping of fresh memory; nothing else refers to it, and it is
-    // unmapped below before the function returns.
-    let raw = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            bytes + ALIGN,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    assert!(raw != libc::MAP_FAILED, "mmap");
-    // 2 MiB aligned, so that a huge page can back every part of the region.
-    let start = (raw as usize).next_multiple_of(ALIGN);
+    let mut mapping = Mapping::new(bytes.checked_add(ALIGN).expect("size fits"));
     let advice = if huge {
         libc::MADV_HUGEPAGE
     } else {
         libc::MADV_NOHUGEPAGE
     };
-    // SAFETY: the range lies inside the mapping made above.
-    let rc = unsafe { libc::madvise(start as *mut libc::c_void, bytes, advice) };
-    assert_eq!(rc, 0, "madvise");
-    // SAFETY: `start..start + bytes` is inside the mapping, readable and writable, and this is
-    // the only reference to it until the unmap at the end.
-    let mem: &mut [u64] = unsafe { std::slice::from_raw_parts_mut(start as *mut u64, bytes / 8) };
+    let mem = mapping.words(bytes, advice);
     mem.fill(1);
     let lines = bytes / LINE;
     let words_per_line = LINE / 8;
@@ -114,11 +155,8 @@ fn probe(bytes: usize, huge: bool) -> Probe {
     let chained_ns = t.elapsed().as_nanos() as f64 / chain as f64;
     std::hint::black_box((sum, at));
 
-    let anon_huge_kib = anon_huge_pages_kib();
-    // SAFETY: unmaps exactly the mapping made above; `mem` is not used after this.
-    unsafe { libc::munmap(raw, bytes + ALIGN) };
     Probe {
-        anon_huge_kib,
+        anon_huge_kib: anon_huge_pages_kib(),
         independent_ns,
         chained_ns,
     }

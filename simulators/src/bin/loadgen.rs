@@ -193,9 +193,10 @@ struct GenArgs {
     /// in `keys.toml`) for acquirer 100001 and the issuers' links.
     #[arg(long)]
     security: bool,
-    /// Also a test PKI in `tls/` (CA, the switch's certificate, one client certificate per
-    /// acquirer) and `switch-tls.toml`, the switch config with its acquirer listener on TLS and
-    /// client certificates required.
+    /// Also a test PKI in `tls/` (a CA; the switch's and the issuer hosts' certificates; one
+    /// client certificate per acquirer and one for the switch's issuer links) and
+    /// `switch-tls.toml`, the switch config with TLS on both hops: the acquirer listener
+    /// requiring client certificates, and the remote issuers' links.
     #[arg(long)]
     tls: bool,
 }

@@ -171,7 +171,7 @@ pub struct GenOptions {
     pub specials: u32,
     /// PINs, MACs and PIN translation on (see the module documentation).
     pub security: bool,
-    /// A test PKI and a TLS acquirer listener (see the module documentation).
+    /// A test PKI and `switch-tls.toml`, TLS on both hops (see the module documentation).
     pub tls: bool,
 }
 
@@ -204,8 +204,9 @@ pub struct Generated {
     pub keys: Option<PathBuf>,
     /// With `tls`: the test PKI.
     pub tls: Option<TestPki>,
-    /// With `tls`: `switch-tls.toml`, [`Generated::switch_config`] with the acquirer listener on
-    /// TLS (the same journal folder: run one of the two at a time).
+    /// With `tls`: `switch-tls.toml`, [`Generated::switch_config`] with TLS on the acquirer
+    /// listener and on the remote issuers' links (the same journal folder: run one of the two at
+    /// a time).
     pub tls_switch_config: Option<PathBuf>,
 }
 
@@ -1008,6 +1009,19 @@ mod tests {
         assert!(
             text.contains(&format!("--config {}", tls_path.display())),
             "{text}"
+        );
+        assert!(
+            text.contains(&format!("--tls-ca {}", pki.ca.display())),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "--tls-cert {} --tls-key {} --tls-client-ca {}",
+                pki.host_cert.display(),
+                pki.host_key.display(),
+                pki.ca.display()
+            )),
+            "issuer-sim's flags: {text}"
         );
         assert!(
             text.contains(&format!("--tls-cert {}", client.cert.display())),

@@ -1003,6 +1003,97 @@ mod tests {
         assert!(splice(&format!("x {START_MARKER}\n"), &section).is_err());
     }
 
+    /// The sections beside the grid: the cost of security reads as it always has (its text is
+    /// pinned here, as the benchmarks document holds it), the cost of TLS has its own tag and
+    /// check line, and a grid run without either writes neither.
+    #[test]
+    fn the_sections_beside_the_grid() {
+        let r = crate::loadgen::report::tests::small_report;
+        let row = GridRow {
+            connections: 16,
+            inflight: 16,
+            relay: r(),
+            remote: r(),
+            on_us: r(),
+            remote_secure: Some(r()),
+            on_us_secure: Some(r()),
+            remote_tls: None,
+            on_us_tls: None,
+            relay_codec: None,
+            relay_durable: None,
+            relay_durable2: None,
+            ladder_records_per_commit: None,
+        };
+        let mut g = GridReport {
+            date: "2026-11-27".into(),
+            sync: "always",
+            group_commit_delay_us: 0,
+            remote_links: 1,
+            metrics: true,
+            command: "loadgen grid".into(),
+            machine: "2 cores".into(),
+            cards: 100,
+            warmup_s: 1.0,
+            duration_s: 2.0,
+            rows: vec![row],
+        };
+        assert!(tls_markdown(&g).is_none());
+        let sec = security_markdown(&g).expect("security section");
+        let want = "Measured 2026-11-27 with `loadgen grid` on a machine of 2 cores, in the same run \
+            as the grid above (same points, warmup and duration, journals `sync = \"always\"`). \
+            **+sec** is a second stack beside the first on cards generated with `gen-cards \
+            --security`: acquirer 100001 MACs every request (ANSI X9.19) and checks the MAC of \
+            every answer; every purchase, preauthorization and balance inquiry carries a PIN as \
+            an ISO 9564 format 0 block under the acquirer's zone PIN key; the switch checks the \
+            MAC (and MACs its answer), and either translates the PIN block to North Bank's zone \
+            PIN key and sends it over a link MACed both ways (X9.19; the issuer host checks the \
+            MAC, decrypts the block and verifies the PIN against the card's Visa PVV) or, on-us, \
+            verifies the PIN inside the security module against the card's PVV. The plain \
+            columns are the grid's own remote and on-us runs. CPU is the process's CPU time per \
+            answer (client and servers together), which hardly moves with other load on the \
+            cores; its difference is what security costs per transaction.";
+        assert!(sec.starts_with(&format!(
+            "{SECURITY_START_MARKER}\n## The cost of security (`loadgen grid --security`)\n\n{want}\n"
+        )), "{sec}");
+        assert!(
+            sec.contains("| C×P | remote TPS | remote+sec TPS | +sec ÷ plain |"),
+            "{sec}"
+        );
+        assert!(sec.contains("| 16×16 | 400 | 400 | 1.00 |"), "{sec}");
+        assert!(
+            sec.contains(
+                "Every answer of the 2 runs with security was checked against loadgen's model \
+             (MACs of the answers included): 0 mismatches, 0 errors."
+            ),
+            "{sec}"
+        );
+        assert!(sec.ends_with(&format!("{SECURITY_END_MARKER}\n")), "{sec}");
+
+        g.rows[0].remote_tls = Some(r());
+        g.rows[0].on_us_tls = Some(r());
+        let tls = tls_markdown(&g).expect("TLS section");
+        assert!(
+            tls.starts_with(&format!(
+                "{TLS_START_MARKER}\n## The cost of TLS (`loadgen grid --tls`)\n"
+            )),
+            "{tls}"
+        );
+        assert!(tls.contains("**+tls** is another stack"), "{tls}");
+        assert!(tls.contains("what TLS costs per transaction"), "{tls}");
+        assert!(
+            tls.contains("| C×P | remote TPS | remote+tls TPS | +tls ÷ plain |"),
+            "{tls}"
+        );
+        assert!(
+            tls.contains(
+                "Every answer of the 2 runs over TLS was checked against loadgen's model: \
+             0 mismatches, 0 errors."
+            ),
+            "{tls}"
+        );
+        assert!(tls.ends_with(&format!("{TLS_END_MARKER}\n")), "{tls}");
+    }
+
     #[test]
     fn number_formats() {
         assert_eq!(ms(1_234), "1.23 ms");

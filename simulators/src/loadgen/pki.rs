@@ -1,4 +1,5 @@
-//! `gen-cards --tls`: a throwaway test PKI for a switch whose acquirer listener speaks TLS.
+//! `gen-cards --tls`: a throwaway test PKI for a stack with TLS on both hops (acquirers to the
+//! switch, the switch to the issuer hosts).
 //!
 //! **Owns:** generating and writing, into `<out>/tls/`, a CA (`ca.crt`) and what it signs:
 //! - for the acquirer side, the switch's server certificate for `127.0.0.1` and `localhost`
@@ -12,13 +13,15 @@
 //! Keys are ECDSA P-256 (rcgen's default), the private keys written readable by their owner
 //! only.
 //!
-//! **Leaves to others:** the `[listener.tls]` and `tls_identity` lines of the switch
-//! configuration ([`super::gencards`]), loading the files (`switch::net::tls`), and the
-//! handshake.
+//! It also says how the files are used ([`TestPki::host_listener`], [`TestPki::link_tls`],
+//! [`TestPki::client_tls`]).
+//!
+//! **Leaves to others:** writing them into the switch configuration ([`super::gencards`]) and
+//! the stack ([`super::stack`]), loading the files (`switch::net::tls`), and the handshakes.
 //!
 //! **Why generated:** measuring what TLS costs must not need a PKI at hand, and nothing secret
 //! may be shipped in the repository. These certificates protect nothing: the CA's key is thrown
-//! away once the leaves are signed, and every file says it is a test file.
+//! away once the leaves are signed, and every certificate's common name says `TEST`.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -54,10 +57,13 @@ pub struct TestPki {
 /// One acquirer's client certificate.
 #[derive(Debug, Clone)]
 pub struct TestClient {
+    /// The acquirer id (field 32).
     pub acquirer: String,
     /// The certificate's SAN DNS name: the acquirer's `tls_identity`.
     pub identity: String,
+    /// The certificate (PEM), for `--tls-cert`.
     pub cert: PathBuf,
+    /// Its private key (PEM, readable by its owner only), for `--tls-key`.
     pub key: PathBuf,
 }
 
@@ -95,7 +101,10 @@ impl TestPki {
         let leaf = |sans: Vec<String>, usage: ExtendedKeyUsagePurpose, name: &str| {
             let mut p = CertificateParams::new(sans).map_err(invalid)?;
             p.extended_key_usages = vec![usage];
-            p.distinguished_name.push(DnType::CommonName, name);
+            p.distinguished_name.push(
+                DnType::CommonName,
+                format!("{name} (loadgen TEST certificate)"),
+            );
             let key = KeyPair::generate().map_err(invalid)?;
             let cert = p.signed_by(&key, &ca).map_err(invalid)?;
             let (cert_path, key_path) = (
