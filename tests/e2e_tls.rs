@@ -428,3 +428,52 @@ fn tls_config_problems_are_reported_together_by_key() {
         "{problems:#?}"
     );
 }
+
+/// A terminal that reconnects resumes its TLS session (a stateless ticket, no certificate
+/// exchanged), and the resumed session is still bound to the acquirer its certificate names:
+/// served as that acquirer, refused (63) when naming another. One `ClientTls` is one terminal's
+/// session cache; the other tests build a fresh one per connection, so only this test resumes.
+#[tokio::test]
+async fn a_resumed_session_keeps_its_certificates_identity() {
+    let (stack, pki) = tls_stack().await;
+    let terminal = pki.client(Some(IDENTITY_1));
+    let resumed = || counter("switchyard_tls_handshakes_total", &[("kind", "resumed")]);
+    let connect = |acquirer: &'static str| {
+        let opts = ClientOptions {
+            tls: Some(terminal.clone()),
+            ..ClientOptions::default()
+        };
+        stack.client_with(acquirer, "TERM0001", opts)
+    };
+    let first = resumed();
+    // The first connection's handshake is full; its answer comes after the session tickets.
+    let c = connect("100001").await;
+    let r = c
+        .purchase(NB_CREDIT, cny("12.00"), opts())
+        .await
+        .expect("answered");
+    assert_eq!(r.response_code, ResponseCode::Approved, "{r:?}");
+    drop(c);
+    assert_eq!(resumed(), first);
+
+    // The switch counts a handshake when it completes on its side, after the client's: an
+    // answer on the connection comes later still.
+    let c = connect("100001").await;
+    let r = c
+        .purchase(NB_CREDIT, cny("13.00"), opts())
+        .await
+        .expect("answered");
+    assert_eq!(r.response_code, ResponseCode::Approved, "{r:?}");
+    assert_eq!(resumed(), first + 1, "the second connection resumes");
+    drop(c);
+
+    let mismatch = violations("certificate_mismatch");
+    let c = connect("100002").await;
+    let p = c
+        .prepare(TxnKind::Purchase, NB_CREDIT, Some(cny("14.00")), opts())
+        .expect("prepared");
+    let answer = c.send_raw(p.payload.clone()).await.expect("answered");
+    assert_eq!(answer.get(39).as_deref(), Some(&b"63"[..]), "{answer:?}");
+    assert_eq!(resumed(), first + 2);
+    assert_eq!(violations("certificate_mismatch"), mismatch + 1);
+}

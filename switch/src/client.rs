@@ -178,6 +178,21 @@ impl ClientTls {
     }
 }
 
+impl ClientTls {
+    /// The same trust, identity and server name, with a TLS session cache of its own (room for
+    /// 8 sessions): what one terminal keeps to resume its own sessions. Clones of a `ClientTls`
+    /// share one cache, which suits one client reconnecting but not many terminals emulated at
+    /// once (they would take each other's few tickets and fall back to full handshakes).
+    pub fn with_own_sessions(&self) -> ClientTls {
+        let mut config = (*self.config).clone();
+        config.resumption = rustls::client::Resumption::in_memory_sessions(8);
+        ClientTls {
+            config: Arc::new(config),
+            server_name: self.server_name.clone(),
+        }
+    }
+}
+
 impl fmt::Debug for ClientTls {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientTls")

@@ -325,7 +325,7 @@ pub async fn run(opts: &RunOptions, mix: Arc<Mix>) -> Result<RunReport, RunError
         tag,
         timeout: opts.timeout,
         keys: Arc::clone(&opts.keys),
-        tls: opts.tls.clone(),
+        tls: Dialer::per_terminal_tls(opts.tls.as_ref(), opts.connections),
     });
     let connects = (0..opts.connections).map(|i| {
         let dialer = Arc::clone(&dialer);
@@ -472,10 +472,21 @@ struct Dialer {
     tag: String,
     timeout: Duration,
     keys: Arc<TerminalKeys>,
-    tls: Option<ClientTls>,
+    /// Per connection slot: its TLS settings with a session cache of its own, so that each
+    /// terminal resumes only the sessions it was given itself, as a real terminal does (one
+    /// cache shared by every slot would hold 8 tickets for hundreds of terminals).
+    tls: Vec<Option<ClientTls>>,
 }
 
 impl Dialer {
+    /// The TLS settings of `slots` terminals from `tls`: the same trust and identity, a session
+    /// cache each.
+    fn per_terminal_tls(tls: Option<&ClientTls>, slots: usize) -> Vec<Option<ClientTls>> {
+        (0..slots)
+            .map(|_| tls.map(ClientTls::with_own_sessions))
+            .collect()
+    }
+
     /// Connection `index`'s terminal, connected (with TLS, handshake done). `first_stan`: where
     /// its STANs go on from, for a replacement; random for a first connection.
     async fn dial(
@@ -492,7 +503,7 @@ impl Dialer {
         };
         let options = ClientOptions {
             keys: Arc::clone(&self.keys),
-            tls: self.tls.clone(),
+            tls: self.tls.get(index).cloned().flatten(),
             first_stan,
             ..ClientOptions::default()
         };

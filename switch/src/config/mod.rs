@@ -113,6 +113,11 @@ pub struct ListenerConfig {
     pub frame_bytes_max: u32,
     /// Concurrent acquirer connections (connections). Default 1024.
     pub connections_max: u32,
+    /// Connections the kernel holds complete but not yet accepted (connections, 1..=65535; the
+    /// kernel caps it at `net.core.somaxconn`). Terminals that dial per transaction arrive in
+    /// bursts; a connection over the backlog has its handshake dropped, and the terminal waits
+    /// about a second for its retry. Default 1024.
+    pub accept_backlog_max: u32,
     /// Requests awaiting a response on one connection (messages). Default 256.
     pub inflight_per_connection_max: u32,
     /// A connection with no traffic for this long is closed (milliseconds). Default 300000.
@@ -154,6 +159,7 @@ impl Default for ListenerConfig {
             framing: FramingConfig::default(),
             frame_bytes_max: 8192,
             connections_max: 1024,
+            accept_backlog_max: 1024,
             inflight_per_connection_max: 256,
             idle_timeout_ms: 300_000,
             read_timeout_ms: 30_000,

@@ -177,6 +177,15 @@ fn listener(config: &Config, report: &mut Report<'_>) -> Option<SocketAddr> {
         );
     }
     report.non_zero("listener.connections_max", l.connections_max.into());
+    if !(1..=65_535).contains(&l.accept_backlog_max) {
+        report.push(
+            "listener.accept_backlog_max",
+            format!(
+                "must be 1 to 65535 connections (got {})",
+                l.accept_backlog_max
+            ),
+        );
+    }
     report.non_zero(
         "listener.inflight_per_connection_max",
         l.inflight_per_connection_max.into(),

@@ -144,6 +144,31 @@ impl Sessions {
     }
 }
 
+/// The acquirer listener at `address` (`ip:port`), with room for `backlog` connections that
+/// completed their TCP handshake and wait to be accepted. (`TcpListener::bind` asks for 128,
+/// the standard library's choice: a burst of terminals dialing per transaction overflowed it, and
+/// each connection dropped so waited a second for its retransmitted SYN.)
+pub async fn bind(address: &str, backlog: u32) -> std::io::Result<TcpListener> {
+    let addr = tokio::net::lookup_host(address)
+        .await?
+        .next()
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the address resolves to nothing",
+            )
+        })?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As `TcpListener::bind` does: a restarted switch can bind while old connections linger.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
 /// Accepts connections until `stop` is cancelled. Each connection is tracked by `tasks` so that
 /// shutdown can wait for in-flight answers.
 pub async fn serve(
@@ -230,7 +255,13 @@ async fn tls_connection(
             return;
         }
     };
-    // rustls has verified the chain against client_ca_file; the leaf's names say who it is.
+    let kind = match tls.get_ref().1.handshake_kind() {
+        Some(rustls::HandshakeKind::Resumed) => "resumed",
+        _ => "full",
+    };
+    metrics::counter!(m::TLS_HANDSHAKES_TOTAL, "kind" => kind).increment(1);
+    // rustls has verified the chain against client_ca_file (or, resumed, did so for the session
+    // it resumes, whose certificates it restores); the leaf's names say who it is.
     let certified = tls
         .get_ref()
         .1
@@ -242,8 +273,9 @@ async fn tls_connection(
                 .load()
                 .certified(&crate::net::tls::certificate_names(leaf))
         });
+    // Per connection, so at debug: terminals that dial per transaction open thousands a second.
     if let Some(c) = certified {
-        tracing::info!(certified = ?c, "TLS client certificate accepted");
+        tracing::debug!(certified = ?c, kind, "TLS client certificate accepted");
     }
     let (r, w) = tokio::io::split(tls);
     connection_as(r, w, peer, certified, sessions, stop).await;

@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -596,14 +595,17 @@ impl SwitchServer {
             .map(crate::net::tls::server_config)
             .transpose()
             .map_err(|e| abort(StartError::Config(e.to_string())))?;
-        let listener = TcpListener::bind(&config.listener.address)
-            .await
-            .map_err(|source| {
-                abort(StartError::Bind {
-                    address: config.listener.address.clone(),
-                    source,
-                })
-            })?;
+        let listener = crate::net::acquirer::bind(
+            &config.listener.address,
+            config.listener.accept_backlog_max,
+        )
+        .await
+        .map_err(|source| {
+            abort(StartError::Bind {
+                address: config.listener.address.clone(),
+                source,
+            })
+        })?;
         let local_addr = listener.local_addr().map_err(|source| {
             abort(StartError::Bind {
                 address: config.listener.address.clone(),

@@ -135,9 +135,18 @@ pub fn server_config(tls: &ListenerTlsConfig) -> Result<rustls::ServerConfig, Tl
         }
         None => builder.with_no_client_auth(),
     };
-    builder
+    let mut config = builder
         .with_single_cert(chain, key)
-        .map_err(|e| TlsError::Rustls(e.to_string()))
+        .map_err(|e| TlsError::Rustls(e.to_string()))?;
+    // Stateless session tickets, so that any number of terminals can resume their sessions:
+    // without a ticketer rustls keeps resumable sessions in a server-side cache of 256, and with
+    // more terminals than that dialing per transaction nearly every handshake was a full one
+    // (docs/benchmarks.md, "Terminals that dial per transaction"). The ticket keys are random,
+    // held in memory only, and rotate every 6 hours (tickets live 12); a restart invalidates
+    // every ticket, and those clients do one full handshake again.
+    config.ticketer =
+        rustls::crypto::ring::Ticketer::new().map_err(|e| TlsError::Rustls(e.to_string()))?;
+    Ok(config)
 }
 
 /// A client configuration trusting the CAs in `ca_file`, presenting `identity` (certificate chain
@@ -201,6 +210,26 @@ mod tests {
             vec!["acq-100001.example".to_owned()]
         );
         assert!(certificate_names(&CertificateDer::from(vec![1, 2, 3])).is_empty());
+    }
+
+    /// The listener issues stateless session tickets: resumption does not depend on a
+    /// server-side cache that more terminals than its 256 places would thrash.
+    #[test]
+    fn the_listener_resumes_with_stateless_tickets() {
+        let dir = tempfile::tempdir().expect("dir");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("cert");
+        let tls = ListenerTlsConfig {
+            cert_file: write(dir.path(), "c.pem", &cert.pem()),
+            key_file: write(dir.path(), "k.pem", &key.serialize_pem()),
+            client_ca_file: None,
+        };
+        let config = server_config(&tls).expect("server config");
+        assert!(config.ticketer.enabled());
+        assert!(config.send_tls13_tickets > 0);
     }
 
     #[test]

@@ -377,3 +377,32 @@ async fn over_the_global_connections_max_a_connection_is_closed_at_once() {
     tasks.close();
     tasks.wait().await;
 }
+
+/// The listener's backlog is `accept_backlog_max`, not the 128 `TcpListener::bind` asks for:
+/// 300 clients complete their TCP handshakes against a listener that accepts none of them (the
+/// kernel answers a connect only while the accept queue has room; with 128 the rest would wait
+/// for SYN retransmissions, seconds apart, and the bound below fails instead of hanging).
+#[tokio::test]
+async fn the_listener_holds_its_backlog_of_unaccepted_connections() {
+    const CLIENTS: usize = 300;
+    let listener = bind("127.0.0.1:0", 512).await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let connects = (0..CLIENTS).map(|_| tokio::net::TcpStream::connect(addr));
+    let streams = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        futures::future::try_join_all(connects),
+    )
+    .await
+    .expect("every connect completes with nothing accepted")
+    .expect("connect");
+    assert_eq!(streams.len(), CLIENTS);
+    // They are all waiting in the listener's queue.
+    let (first, _) = listener.accept().await.expect("accept");
+    drop(first);
+}
+
+/// An address that resolves to nothing is a clear error, not a panic.
+#[tokio::test]
+async fn a_listener_address_that_resolves_to_nothing_is_an_error() {
+    assert!(bind("no-such-host.invalid:8583", 16).await.is_err());
+}
