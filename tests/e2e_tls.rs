@@ -51,6 +51,11 @@ fn violations(reason: &str) -> u64 {
 /// gave up on before the switch judged it) lands in its own test, not the next holder's.
 static HANDSHAKE_FAILURES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// Held by each test that asserts an exact count of
+/// `switchyard_security_violations_total{reason="certificate_mismatch"}`: two such tests running
+/// in parallel would each see the other's violations.
+static CERTIFICATE_MISMATCHES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn handshake_failures() -> u64 {
     counter("switchyard_tls_handshake_failures_total", &[])
 }
@@ -191,6 +196,7 @@ async fn a_certified_acquirer_is_served_over_tls() {
 
 #[tokio::test]
 async fn a_certificate_cannot_send_as_another_acquirer() {
+    let _counting = CERTIFICATE_MISMATCHES.lock().await;
     let (stack, pki) = tls_stack().await;
     let mismatch = violations("certificate_mismatch");
     let mac = violations("mac_missing") + violations("mac_invalid");
@@ -435,6 +441,7 @@ fn tls_config_problems_are_reported_together_by_key() {
 /// session cache; the other tests build a fresh one per connection, so only this test resumes.
 #[tokio::test]
 async fn a_resumed_session_keeps_its_certificates_identity() {
+    let _counting = CERTIFICATE_MISMATCHES.lock().await;
     let (stack, pki) = tls_stack().await;
     let terminal = pki.client(Some(IDENTITY_1));
     let resumed = || counter("switchyard_tls_handshakes_total", &[("kind", "resumed")]);

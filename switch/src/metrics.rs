@@ -53,8 +53,9 @@ pub const CONNECTIONS_ACCEPTED_TOTAL: &str = "switchyard_connections_accepted_to
 /// closed), and `acquirer` for the latter.
 pub const CONNECTIONS_REFUSED_TOTAL: &str = "switchyard_connections_refused_total";
 /// TLS handshakes on the acquirer listener that failed; the connection is closed unread. Labels:
-/// `reason` (`timeout`: not finished within `read_timeout_ms`, `error`: anything else, e.g. plain
-/// TCP, no or an untrusted client certificate).
+/// `reason` (`timeout`: not finished within `read_timeout_ms`; `certificate`: a resumed session
+/// whose client certificate no longer verifies, e.g. expired since the session began; `error`:
+/// anything else, e.g. plain TCP, no or an untrusted client certificate).
 pub const TLS_HANDSHAKE_FAILURES_TOTAL: &str = "switchyard_tls_handshake_failures_total";
 /// TLS handshakes on the acquirer listener that completed. Labels: `kind` (`full`: certificates
 /// and signatures exchanged; `resumed`: a session the client kept from an earlier connection,

@@ -32,6 +32,16 @@
 //!
 //! Each connection has its own terminal id (field 41: a random 4-character run tag and the
 //! connection number), so two runs in a row never look like duplicates to the switch.
+//!
+//! # Terminals that dial per transaction
+//!
+//! With `requests_per_connection` N, each connection slot is a terminal that closes its
+//! connection after N requests (once their answers are in) and opens a new one, as the same
+//! terminal: its STANs go on from the last one, and with TLS it resumes its own sessions (a
+//! session cache per slot). The time to open the new connection counts in the latency of the
+//! requests that waited for it: in closed loop from when they would have been sent, in open loop
+//! from their scheduled times as always. A replacement that cannot be opened is an error, and
+//! that slot sends nothing more (open loop: its remaining schedule is backlog).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -542,7 +552,9 @@ async fn drive(client: AcquirerClient, ctx: Arc<Ctx>, index: usize, hist: Histog
         }
         let opened = Instant::now();
         let next = client.last_stan().next();
-        // The old connection closes before the new one opens, as a terminal's would.
+        // Dropped before the new one is dialled, as a terminal hangs up first. (Its socket closes
+        // once its writer task has flushed, which can overlap the new handshake by a moment: a
+        // switch with a tight `[[acquirer]] connections_max` may see both at once.)
         drop(client);
         match ctx.dialer.dial(index, Some(next)).await {
             Ok(c) => {

@@ -113,6 +113,7 @@ fn empty_file_is_all_defaults() {
     assert_eq!(config.listener.address, "127.0.0.1:8583");
     assert_eq!(config.listener.frame_bytes_max, 8192);
     assert_eq!(config.listener.connections_max, 1024);
+    assert_eq!(config.listener.accept_backlog_max, 1024);
     assert_eq!(config.listener.inflight_per_connection_max, 256);
     assert_eq!(config.listener.idle_timeout_ms, 300_000);
     assert_eq!(config.listener.read_timeout_ms, 30_000);
@@ -268,6 +269,7 @@ fn every_problem_is_reported_at_once() {
 address = "localhost"
 frame_bytes_max = 10
 connections_max = 0
+accept_backlog_max = 70000
 
 [listener.framing]
 header_bytes = 65
@@ -324,6 +326,7 @@ issuer = "north"
             "listener.frame_bytes_max",
             "listener.framing.header_bytes",
             "listener.connections_max",
+            "listener.accept_backlog_max",
             "switch.duplicate_entries_max",
             "switch.business_date_cutover",
             "acquirer[0].id",
@@ -339,7 +342,7 @@ issuer = "north"
         ],
         "{problems:#?}"
     );
-    assert_eq!(problems.len(), 16);
+    assert_eq!(problems.len(), 17);
     assert!(problems.iter().all(|p| p.file == ORIGIN));
     let last = problems.last().map(ToString::to_string);
     assert_eq!(

@@ -102,6 +102,8 @@ pub struct Sessions {
     pub admission: Arc<Admission>,
     /// `[listener.tls]`: connections are TLS when set.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// With `client_ca_file`: checks a resumed session's client certificate again.
+    pub client_verifier: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
 }
 
 impl Sessions {
@@ -118,46 +120,47 @@ impl Sessions {
         rt: Arc<Runtime>,
         limits: SessionLimits,
         policies: Arc<ArcSwap<Policies>>,
-        tls: Arc<rustls::ServerConfig>,
+        tls: crate::net::tls::ListenerTls,
     ) -> Arc<Sessions> {
-        Sessions::build(
-            rt,
-            limits,
-            policies,
-            Some(tokio_rustls::TlsAcceptor::from(tls)),
-        )
+        Sessions::build(rt, limits, policies, Some(tls))
     }
 
     fn build(
         rt: Arc<Runtime>,
         limits: SessionLimits,
         policies: Arc<ArcSwap<Policies>>,
-        tls: Option<tokio_rustls::TlsAcceptor>,
+        tls: Option<crate::net::tls::ListenerTls>,
     ) -> Arc<Sessions> {
+        let (tls, client_verifier) = match tls {
+            Some(t) => (
+                Some(tokio_rustls::TlsAcceptor::from(t.config)),
+                t.client_verifier,
+            ),
+            None => (None, None),
+        };
         Arc::new(Sessions {
             rt,
             limits,
             policies,
             admission: Admission::new(),
             tls,
+            client_verifier,
         })
     }
 }
 
-/// The acquirer listener at `address` (`ip:port`), with room for `backlog` connections that
-/// completed their TCP handshake and wait to be accepted. (`TcpListener::bind` asks for 128,
-/// the standard library's choice: a burst of terminals dialing per transaction overflowed it, and
-/// each connection dropped so waited a second for its retransmitted SYN.)
+/// The acquirer listener at `address` (an `ip:port` literal, as the config requires), with room
+/// for `backlog` connections that completed their TCP handshake and wait to be accepted.
+/// (`TcpListener::bind` asks for 128, the standard library's choice: a burst of terminals dialing
+/// per transaction overflowed it, and each connection dropped so waited a second for its
+/// retransmitted SYN.)
 pub async fn bind(address: &str, backlog: u32) -> std::io::Result<TcpListener> {
-    let addr = tokio::net::lookup_host(address)
-        .await?
-        .next()
-        .ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "the address resolves to nothing",
-            )
-        })?;
+    let addr: SocketAddr = address.parse().map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not an ip:port socket address",
+        )
+    })?;
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
@@ -255,10 +258,19 @@ async fn tls_connection(
             return;
         }
     };
-    let kind = match tls.get_ref().1.handshake_kind() {
-        Some(rustls::HandshakeKind::Resumed) => "resumed",
-        _ => "full",
-    };
+    let resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+    if resumed && let Some(verifier) = &sessions.client_verifier {
+        // The system clock, as rustls's own check in a full handshake uses.
+        let now = rustls_pki_types::UnixTime::now();
+        let chain = tls.get_ref().1.peer_certificates();
+        if let Err(reason) = crate::net::tls::reverify_resumed(verifier.as_ref(), chain, now) {
+            metrics::counter!(m::TLS_HANDSHAKE_FAILURES_TOTAL, "reason" => "certificate")
+                .increment(1);
+            tracing::warn!(error = %reason, "a resumed TLS session's client certificate no longer verifies; closing the connection");
+            return;
+        }
+    }
+    let kind = if resumed { "resumed" } else { "full" };
     metrics::counter!(m::TLS_HANDSHAKES_TOTAL, "kind" => kind).increment(1);
     // rustls has verified the chain against client_ca_file (or, resumed, did so for the session
     // it resumes, whose certificates it restores); the leaf's names say who it is.

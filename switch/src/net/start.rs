@@ -592,7 +592,7 @@ impl SwitchServer {
             .listener
             .tls
             .as_ref()
-            .map(crate::net::tls::server_config)
+            .map(crate::net::tls::listener_tls)
             .transpose()
             .map_err(|e| abort(StartError::Config(e.to_string())))?;
         let listener = crate::net::acquirer::bind(
@@ -618,12 +618,9 @@ impl SwitchServer {
         let connections = TaskTracker::new();
         let sessions = match tls_server {
             None => Sessions::new(Arc::clone(&runtime), limits, Arc::clone(&policies)),
-            Some(server) => Sessions::with_tls(
-                Arc::clone(&runtime),
-                limits,
-                Arc::clone(&policies),
-                Arc::new(server),
-            ),
+            Some(server) => {
+                Sessions::with_tls(Arc::clone(&runtime), limits, Arc::clone(&policies), server)
+            }
         };
         background.spawn(serve(
             listener,

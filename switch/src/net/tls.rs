@@ -20,8 +20,9 @@ use std::sync::Arc;
 use rustls::RootCertStore;
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::ClientCertVerifier;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 
 use crate::config::ListenerTlsConfig;
 
@@ -118,21 +119,67 @@ fn roots(key: &'static str, path: &Path) -> Result<RootCertStore, TlsError> {
 /// The listener's server configuration from `[listener.tls]`. With `client_ca_file`, every client
 /// must present a certificate that chains to one of its CAs; without it, none is asked for.
 pub fn server_config(tls: &ListenerTlsConfig) -> Result<rustls::ServerConfig, TlsError> {
+    build_server(tls).map(|(config, _)| config)
+}
+
+/// The acquirer listener's TLS: the server configuration, and the verifier of its client
+/// certificates, kept to check them again on resumed sessions ([`reverify_resumed`]).
+#[derive(Clone)]
+pub struct ListenerTls {
+    pub config: Arc<rustls::ServerConfig>,
+    /// `None` without `client_ca_file`.
+    pub client_verifier: Option<Arc<dyn ClientCertVerifier>>,
+}
+
+/// [`ListenerTls`] from `[listener.tls]`.
+pub fn listener_tls(tls: &ListenerTlsConfig) -> Result<ListenerTls, TlsError> {
+    let (config, client_verifier) = build_server(tls)?;
+    Ok(ListenerTls {
+        config: Arc::new(config),
+        client_verifier,
+    })
+}
+
+/// Checks a resumed session's client certificate chain (`chain`, restored from its ticket) as a
+/// full handshake would have, at `now`. rustls does not: a resumed session carries the
+/// certificates verified when it began, and each resumption issues fresh tickets with them, so
+/// a terminal that reconnects often enough would keep an expired certificate working
+/// indefinitely. The error says what failed, never the certificate's contents.
+pub fn reverify_resumed(
+    verifier: &dyn ClientCertVerifier,
+    chain: Option<&[CertificateDer<'_>]>,
+    now: UnixTime,
+) -> Result<(), String> {
+    let Some((leaf, intermediates)) = chain.and_then(<[_]>::split_first) else {
+        return Err("the resumed session carries no client certificate".into());
+    };
+    verifier
+        .verify_client_cert(leaf, intermediates, now)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+fn build_server(
+    tls: &ListenerTlsConfig,
+) -> Result<(rustls::ServerConfig, Option<Arc<dyn ClientCertVerifier>>), TlsError> {
     let chain = load_certificates("listener.tls.cert_file", &tls.cert_file)?;
     let key = load_private_key("listener.tls.key_file", &tls.key_file)?;
     let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Rustls(e.to_string()))?;
-    let builder = match &tls.client_ca_file {
-        Some(ca) => {
-            let verifier = WebPkiClientVerifier::builder_with_provider(
+    let verifier = match &tls.client_ca_file {
+        Some(ca) => Some(
+            WebPkiClientVerifier::builder_with_provider(
                 Arc::new(roots("listener.tls.client_ca_file", ca)?),
                 provider(),
             )
             .build()
-            .map_err(|e| TlsError::Rustls(e.to_string()))?;
-            builder.with_client_cert_verifier(verifier)
-        }
+            .map_err(|e| TlsError::Rustls(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let builder = match &verifier {
+        Some(v) => builder.with_client_cert_verifier(Arc::clone(v)),
         None => builder.with_no_client_auth(),
     };
     let mut config = builder
@@ -143,10 +190,14 @@ pub fn server_config(tls: &ListenerTlsConfig) -> Result<rustls::ServerConfig, Tl
     // more terminals than that dialing per transaction nearly every handshake was a full one
     // (docs/benchmarks.md, "Terminals that dial per transaction"). The ticket keys are random,
     // held in memory only, and rotate every 6 hours (tickets live 12); a restart invalidates
-    // every ticket, and those clients do one full handshake again.
+    // every ticket, and those clients do one full handshake again. TLS 1.2 clients get tickets
+    // too (RFC 5077): theirs hold the session's master secret under the ticket key, so that key
+    // protects up to 12 hours of their recorded sessions; TLS 1.3 resumptions keep a fresh
+    // key exchange. The acquirer side checks a resumed client certificate again
+    // ([`reverify_resumed`]).
     config.ticketer =
         rustls::crypto::ring::Ticketer::new().map_err(|e| TlsError::Rustls(e.to_string()))?;
-    Ok(config)
+    Ok((config, verifier))
 }
 
 /// A client configuration trusting the CAs in `ca_file`, presenting `identity` (certificate chain
@@ -230,6 +281,78 @@ mod tests {
         let config = server_config(&tls).expect("server config");
         assert!(config.ticketer.enabled());
         assert!(config.send_tls13_tickets > 0);
+    }
+
+    /// A resumed session's client certificate is checked again at the time given: valid inside
+    /// its dates, refused once expired, refused when there is none or another CA issued it.
+    #[test]
+    fn a_resumed_certificate_is_checked_again_at_the_time_given() {
+        use rcgen::{
+            BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa,
+            KeyPair, KeyUsagePurpose,
+        };
+        let dir = tempfile::tempdir().expect("dir");
+        let issuer = || {
+            let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+            ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            ca.key_usages = vec![
+                KeyUsagePurpose::KeyCertSign,
+                KeyUsagePurpose::CrlSign,
+                KeyUsagePurpose::DigitalSignature,
+            ];
+            CertifiedIssuer::self_signed(ca, KeyPair::generate().expect("CA key")).expect("CA")
+        };
+        let leaf_of = |ca: &CertifiedIssuer<'_, KeyPair>| {
+            let mut p = CertificateParams::new(vec!["acq-100001.example".into()]).expect("params");
+            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+            p.not_before = rcgen::date_time_ymd(2026, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2026, 12, 31);
+            p.signed_by(&KeyPair::generate().expect("key"), ca)
+                .expect("leaf")
+                .der()
+                .clone()
+        };
+        let (ca, other_ca) = (issuer(), issuer());
+        let server_key = KeyPair::generate().expect("key");
+        let server = CertificateParams::new(vec!["localhost".into()])
+            .expect("params")
+            .self_signed(&server_key)
+            .expect("cert");
+        let tls = ListenerTlsConfig {
+            cert_file: write(dir.path(), "s.pem", &server.pem()),
+            key_file: write(dir.path(), "s.key", &server_key.serialize_pem()),
+            client_ca_file: Some(write(dir.path(), "ca.pem", &ca.pem())),
+        };
+        let verifier = listener_tls(&tls)
+            .expect("listener TLS")
+            .client_verifier
+            .expect("a client verifier with client_ca_file");
+        let at = |y, m, d| {
+            let t = chrono::NaiveDate::from_ymd_opt(y, m, d)
+                .and_then(|d| d.and_hms_opt(12, 0, 0))
+                .expect("date")
+                .and_utc()
+                .timestamp();
+            UnixTime::since_unix_epoch(std::time::Duration::from_secs(t as u64))
+        };
+        let chain = [leaf_of(&ca)];
+        assert_eq!(
+            reverify_resumed(verifier.as_ref(), Some(&chain), at(2026, 6, 1)),
+            Ok(())
+        );
+        let expired =
+            reverify_resumed(verifier.as_ref(), Some(&chain), at(2027, 6, 1)).expect_err("expired");
+        assert!(expired.to_lowercase().contains("expired"), "{expired}");
+        assert!(reverify_resumed(verifier.as_ref(), None, at(2026, 6, 1)).is_err());
+        assert!(reverify_resumed(verifier.as_ref(), Some(&[]), at(2026, 6, 1)).is_err());
+        let stranger = [leaf_of(&other_ca)];
+        assert!(reverify_resumed(verifier.as_ref(), Some(&stranger), at(2026, 6, 1)).is_err());
+        // Without client_ca_file there is nothing to check again.
+        let open = ListenerTlsConfig {
+            client_ca_file: None,
+            ..tls
+        };
+        assert!(listener_tls(&open).expect("TLS").client_verifier.is_none());
     }
 
     #[test]

@@ -384,6 +384,16 @@ async fn over_the_global_connections_max_a_connection_is_closed_at_once() {
 /// for SYN retransmissions, seconds apart, and the bound below fails instead of hanging).
 #[tokio::test]
 async fn the_listener_holds_its_backlog_of_unaccepted_connections() {
+    // The kernel caps the backlog at net.core.somaxconn (4096 on current kernels, 128 on old
+    // ones, per network namespace): below 300 this test cannot tell 512 from 128.
+    let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0);
+    if somaxconn < 300 {
+        eprintln!("skipped: net.core.somaxconn is {somaxconn}, below the 300 this test needs");
+        return;
+    }
     const CLIENTS: usize = 300;
     let listener = bind("127.0.0.1:0", 512).await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -401,8 +411,10 @@ async fn the_listener_holds_its_backlog_of_unaccepted_connections() {
     drop(first);
 }
 
-/// An address that resolves to nothing is a clear error, not a panic.
+/// An address that is not an `ip:port` literal is a clear error, not a panic.
 #[tokio::test]
-async fn a_listener_address_that_resolves_to_nothing_is_an_error() {
-    assert!(bind("no-such-host.invalid:8583", 16).await.is_err());
+async fn a_listener_address_that_is_not_a_socket_address_is_an_error() {
+    let e = bind("localhost:8583", 16).await.expect_err("a name");
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(bind("127.0.0.1", 16).await.is_err());
 }
