@@ -103,7 +103,7 @@ pub struct Sessions {
     /// `[listener.tls]`: connections are TLS when set.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// With `client_ca_file`: checks a resumed session's client certificate again.
-    pub client_verifier: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
+    pub resumed_check: Option<crate::net::tls::ResumedCheck>,
 }
 
 impl Sessions {
@@ -131,10 +131,10 @@ impl Sessions {
         policies: Arc<ArcSwap<Policies>>,
         tls: Option<crate::net::tls::ListenerTls>,
     ) -> Arc<Sessions> {
-        let (tls, client_verifier) = match tls {
+        let (tls, resumed_check) = match tls {
             Some(t) => (
                 Some(tokio_rustls::TlsAcceptor::from(t.config)),
-                t.client_verifier,
+                t.client_verifier.map(crate::net::tls::ResumedCheck::new),
             ),
             None => (None, None),
         };
@@ -144,7 +144,7 @@ impl Sessions {
             policies,
             admission: Admission::new(),
             tls,
-            client_verifier,
+            resumed_check,
         })
     }
 }
@@ -259,11 +259,10 @@ async fn tls_connection(
         }
     };
     let resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
-    if resumed && let Some(verifier) = &sessions.client_verifier {
+    if resumed && let Some(check) = &sessions.resumed_check {
         // The system clock, as rustls's own check in a full handshake uses.
         let now = rustls_pki_types::UnixTime::now();
-        let chain = tls.get_ref().1.peer_certificates();
-        if let Err(reason) = crate::net::tls::reverify_resumed(verifier.as_ref(), chain, now) {
+        if let Err(reason) = check.check(tls.get_ref().1.peer_certificates(), now) {
             metrics::counter!(m::TLS_HANDSHAKE_FAILURES_TOTAL, "reason" => "certificate")
                 .increment(1);
             tracing::warn!(error = %reason, "a resumed TLS session's client certificate no longer verifies; closing the connection");
@@ -272,8 +271,8 @@ async fn tls_connection(
     }
     let kind = if resumed { "resumed" } else { "full" };
     metrics::counter!(m::TLS_HANDSHAKES_TOTAL, "kind" => kind).increment(1);
-    // rustls has verified the chain against client_ca_file (or, resumed, did so for the session
-    // it resumes, whose certificates it restores); the leaf's names say who it is.
+    // The chain is verified against client_ca_file: by rustls in a full handshake, and above for
+    // a resumed session (restored from its ticket). The leaf's names say who it is.
     let certified = tls
         .get_ref()
         .1
