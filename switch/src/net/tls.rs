@@ -2,8 +2,10 @@
 //! configurations from PEM files, and reading the names a verified client certificate carries.
 //!
 //! **Owns:** loading `[listener.tls]` files into a [`rustls::ServerConfig`] (client certificates
-//! required and verified when `client_ca_file` is set), the client-side config, and
-//! [`certificate_names`], the SAN DNS names that `[[acquirer]] tls_identity` is matched against.
+//! required and verified when `client_ca_file` is set; stateless session tickets), the check of a
+//! resumed session's client certificate that rustls leaves out ([`ResumedCheck`]), the
+//! client-side config, and [`certificate_names`], the SAN DNS names that `[[acquirer]]
+//! tls_identity` is matched against.
 //!
 //! **Leaves to others:** the handshake and its timeout ([`crate::net::acquirer::serve`]), and what
 //! an identity means for the requests on a connection ([`crate::net::admission::Gate`]).
