@@ -54,16 +54,7 @@ fn assert_clean(r: &RunReport) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_answer_matches_the_model_under_load() {
-    let cards = tempfile::tempdir().expect("tempdir");
-    let data = generate(&GenOptions {
-        count: 2_000,
-        out: cards.path().to_owned(),
-        issuers: stack_issuers(),
-        specials: 3,
-        security: false,
-        tls: false,
-    })
-    .expect("cards");
+    let (_cards, data) = stack_cards(2_000, 3, false, false);
     // A routing table of a real network's size around the two issuers' BINs: every answer
     // still has to come from the right issuer (and the unknown BIN stay unknown).
     let opts = StackOptions {
@@ -278,17 +269,29 @@ async fn through_relay(backend: String, work: RelayWork, mix: &Arc<Mix>) -> RunR
 }
 
 /// A mix over `count` generated plain cards (no keys); the folder lives as long as the guard.
-fn plain_mix(count: u64) -> (tempfile::TempDir, Arc<Mix>) {
+/// Cards for the stack's two issuers in a temporary folder (kept while the folder lives), with
+/// `specials` special cards of each kind, PINs and keys with `security`, a test PKI with `tls`.
+fn stack_cards(
+    count: u64,
+    specials: u32,
+    security: bool,
+    tls: bool,
+) -> (tempfile::TempDir, simulators::loadgen::gencards::Generated) {
     let cards = tempfile::tempdir().expect("tempdir");
     let data = generate(&GenOptions {
         count,
         out: cards.path().to_owned(),
         issuers: stack_issuers(),
-        specials: 1,
-        security: false,
-        tls: false,
+        specials,
+        security,
+        tls,
     })
     .expect("cards");
+    (cards, data)
+}
+
+fn plain_mix(count: u64) -> (tempfile::TempDir, Arc<Mix>) {
+    let (cards, data) = stack_cards(count, 1, false, false);
     let mix = Arc::new(Mix::load(&data.mix, SystemClock.today()).expect("mix"));
     (cards, mix)
 }
@@ -337,16 +340,7 @@ async fn with_macs_and_pins_every_answer_still_matches_the_model() {
     use switch::client::{AcquirerClient, ClientConfig, ClientOptions, TxnOptions};
     use switch::domain::{Amount, Currency, ResponseCode};
 
-    let cards = tempfile::tempdir().expect("tempdir");
-    let data = generate(&GenOptions {
-        count: 200,
-        out: cards.path().to_owned(),
-        issuers: stack_issuers(),
-        specials: 2,
-        security: true,
-        tls: false,
-    })
-    .expect("cards");
+    let (_cards, data) = stack_cards(200, 2, true, false);
     let keys_path = data.keys.clone().expect("a keys file");
     let keys = Arc::new(
         terminal_keys(
@@ -433,16 +427,7 @@ async fn with_macs_and_pins_every_answer_still_matches_the_model() {
 async fn over_tls_every_answer_still_matches_the_model() {
     use simulators::loadgen::gencards::{ACQUIRER, ACQUIRERS};
 
-    let cards = tempfile::tempdir().expect("tempdir");
-    let data = generate(&GenOptions {
-        count: 200,
-        out: cards.path().to_owned(),
-        issuers: stack_issuers(),
-        specials: 2,
-        security: false,
-        tls: true,
-    })
-    .expect("cards");
+    let (cards, data) = stack_cards(200, 2, false, true);
     let pki = data.tls.clone().expect("a test PKI");
     let stack = Stack::start(&data, &StackOptions::default())
         .await

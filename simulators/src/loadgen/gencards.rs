@@ -49,7 +49,6 @@ use std::path::{Path, PathBuf};
 
 use switch::config::{
     AcquirerConfig, BinRangeConfig, Config, DialectId, FramingConfig, IssuerConfig, IssuerKind,
-    ListenerTlsConfig,
 };
 use switch::domain::{Pan, luhn_check_digit};
 use switch::issuing::{IssuerFile, ProductKind, visa_pvv};
@@ -224,7 +223,7 @@ pub enum GenError {
     Invalid { what: String, message: String },
 }
 
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> GenError + '_ {
+pub(super) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> GenError + '_ {
     move |source| GenError::Io {
         path: path.to_owned(),
         source,
@@ -747,20 +746,13 @@ fn switch_toml(
 ) -> Result<String, GenError> {
     let mut c = Config::default();
     if let Some(pki) = tls {
-        c.listener.tls = Some(ListenerTlsConfig {
-            cert_file: pki.server_cert.clone(),
-            key_file: pki.server_key.clone(),
-            client_ca_file: Some(pki.ca.clone()),
-        });
+        c.listener.tls = Some(pki.switch_listener());
     }
     c.journal.dir = out.join("data").join("journal");
     if let Some(keys) = keys {
         c.security.keys_file = keys.to_owned();
     }
-    let tls_identity = |id: &str| {
-        tls.and_then(|pki| pki.client(id))
-            .map(|c| c.identity.clone())
-    };
+    let tls_identity = |id: &str| tls.and_then(|pki| pki.identity(id));
     c.acquirers = vec![
         AcquirerConfig {
             id: ACQUIRER.into(),

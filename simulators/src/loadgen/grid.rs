@@ -328,38 +328,33 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
                 &plain,
             )
             .await?;
-            let (mut remote_secure, mut on_us_secure) = (None, None);
-            if let (Some(side), Some(st)) = (&secure, &secure_stack) {
+            // Remote, then on-us, against a stack beside the plain one (security, TLS), when
+            // the grid runs it.
+            let beside = async |tag: &str, side: &Option<Side>, st: &Option<Stack>| {
+                let (Some(side), Some(st)) = (side, st) else {
+                    return Ok::<_, GridError>((None, None));
+                };
                 let target = st.addr().to_string();
-                remote_secure = Some(
-                    go(
-                        "remote+sec",
-                        target.clone(),
-                        Expect::Switch,
-                        &side.remote_mix,
-                        side,
-                    )
-                    .await?,
-                );
-                on_us_secure =
-                    Some(go("on-us+sec", target, Expect::Switch, &side.on_us_mix, side).await?);
-            }
-            let (mut remote_tls, mut on_us_tls) = (None, None);
-            if let (Some(side), Some(st)) = (&tls, &tls_stack) {
-                let target = st.addr().to_string();
-                remote_tls = Some(
-                    go(
-                        "remote+tls",
-                        target.clone(),
-                        Expect::Switch,
-                        &side.remote_mix,
-                        side,
-                    )
-                    .await?,
-                );
-                on_us_tls =
-                    Some(go("on-us+tls", target, Expect::Switch, &side.on_us_mix, side).await?);
-            }
+                let remote = go(
+                    &format!("remote+{tag}"),
+                    target.clone(),
+                    Expect::Switch,
+                    &side.remote_mix,
+                    side,
+                )
+                .await?;
+                let on_us = go(
+                    &format!("on-us+{tag}"),
+                    target,
+                    Expect::Switch,
+                    &side.on_us_mix,
+                    side,
+                )
+                .await?;
+                Ok((Some(remote), Some(on_us)))
+            };
+            let (remote_secure, on_us_secure) = beside("sec", &secure, &secure_stack).await?;
+            let (remote_tls, on_us_tls) = beside("tls", &tls, &tls_stack).await?;
             rows.push(GridRow {
                 connections: c,
                 inflight: p,

@@ -34,7 +34,7 @@ use switch::client::ClientTls;
 use switch::config::{IssuerTlsConfig, ListenerTlsConfig};
 use switch::net::tls::TlsError;
 
-use super::gencards::GenError;
+use super::gencards::{GenError, io_error as io};
 
 /// The test PKI of one generated folder.
 #[derive(Debug, Clone)]
@@ -168,6 +168,16 @@ impl TestPki {
         }
     }
 
+    /// The switch's acquirer listener (`[listener.tls]`): its certificate, and client
+    /// certificates required (chaining to the test CA).
+    pub fn switch_listener(&self) -> ListenerTlsConfig {
+        ListenerTlsConfig {
+            cert_file: self.server_cert.clone(),
+            key_file: self.server_key.clone(),
+            client_ca_file: Some(self.ca.clone()),
+        }
+    }
+
     /// An issuer host's listener: its certificate, and the switch's link certificate required
     /// (chaining to the test CA).
     pub fn host_listener(&self) -> ListenerTlsConfig {
@@ -176,6 +186,11 @@ impl TestPki {
             key_file: self.host_key.clone(),
             client_ca_file: Some(self.ca.clone()),
         }
+    }
+
+    /// `acquirer`'s `tls_identity`: its certificate's SAN DNS name, if it has a certificate.
+    pub fn identity(&self, acquirer: &str) -> Option<String> {
+        self.client(acquirer).map(|c| c.identity.clone())
     }
 
     /// `acquirer`'s client certificate, if it has one.
@@ -190,13 +205,6 @@ impl TestPki {
             .client(acquirer)
             .map(|c| (c.cert.as_path(), c.key.as_path()));
         ClientTls::from_pem_files(&self.ca, identity, None, target)
-    }
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> GenError + '_ {
-    move |source| GenError::Io {
-        path: path.to_owned(),
-        source,
     }
 }
 

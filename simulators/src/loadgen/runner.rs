@@ -531,6 +531,13 @@ struct Schedule {
     resume_at: Option<Instant>,
 }
 
+impl Schedule {
+    /// Open loop: when the next send is due.
+    fn next_send(&self, interval: Duration) -> Instant {
+        self.first + nanos(interval).saturating_mul_u64(self.k)
+    }
+}
+
 /// One connection slot's loop: its connection, and with `requests_per_connection` each
 /// replacement in turn, until the window ends. A replacement that cannot be opened is an error,
 /// and ends the slot.
@@ -580,7 +587,7 @@ async fn drive(client: AcquirerClient, ctx: Arc<Ctx>, index: usize, hist: Histog
     if let Some(interval) = ctx.interval {
         // Scheduled inside the run but never sent: the target fell behind (or the connection
         // closed).
-        let next = sched.first + nanos(interval).saturating_mul_u64(sched.k);
+        let next = sched.next_send(interval);
         let end = ctx.end();
         if next < end {
             let late = (end - next).as_nanos().div_ceil(interval.as_nanos().max(1));
@@ -625,12 +632,11 @@ async fn on_connection(
         }
         Some(interval) => {
             let wake = ctx.wakers.get(index).cloned().unwrap_or_default();
-            let at = |k: u64| sched.first + nanos(interval).saturating_mul_u64(k);
             loop {
                 let now = Instant::now();
                 let open = now < ctx.end() + LATE_SEND_GRACE && !client.is_closed();
                 while open && inflight.len() < ctx.inflight && room(used) {
-                    let scheduled = at(sched.k);
+                    let scheduled = sched.next_send(interval);
                     if scheduled > now || scheduled >= ctx.end() {
                         break;
                     }
@@ -639,7 +645,7 @@ async fn on_connection(
                     used += 1;
                     sched.k += 1;
                 }
-                let next = at(sched.k);
+                let next = sched.next_send(interval);
                 let can_send = open && next < ctx.end() && room(used);
                 if !can_send && inflight.is_empty() {
                     break;
@@ -658,8 +664,7 @@ async fn on_connection(
     let window_open = match ctx.interval {
         None => Instant::now() < ctx.end(),
         Some(interval) => {
-            sched.first + nanos(interval).saturating_mul_u64(sched.k) < ctx.end()
-                && Instant::now() < ctx.end() + LATE_SEND_GRACE
+            sched.next_send(interval) < ctx.end() && Instant::now() < ctx.end() + LATE_SEND_GRACE
         }
     };
     !room(used) && window_open && !client.is_closed()

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switch::clock::{Clock, SystemClock};
-use switch::config::{AcquirerConfig, BinRangeConfig, Config, JournalSync, ListenerTlsConfig};
+use switch::config::{AcquirerConfig, BinRangeConfig, Config, JournalSync};
 use switch::host::{Faults, HostConfig, HostSecurity, IssuerHost, open_journal};
 use switch::iso8583::DialectId;
 use switch::issuing::{Engine, IssuerFile};
@@ -112,22 +112,14 @@ impl Stack {
         };
         let secure = data.keys.is_some();
         if let Some(pki) = &data.tls {
-            config.listener.tls = Some(ListenerTlsConfig {
-                cert_file: pki.server_cert.clone(),
-                key_file: pki.server_key.clone(),
-                client_ca_file: Some(pki.ca.clone()),
-            });
+            config.listener.tls = Some(pki.switch_listener());
         }
         config.acquirers = vec![AcquirerConfig {
             id: ACQUIRER.into(),
             name: "Loadgen Acquiring".into(),
             mac_key: secure.then(|| format!("acquirer:{ACQUIRER}:mac")),
             pin_key: secure.then(|| format!("acquirer:{ACQUIRER}:zpk")),
-            tls_identity: data
-                .tls
-                .as_ref()
-                .and_then(|pki| pki.client(ACQUIRER))
-                .map(|c| c.identity.clone()),
+            tls_identity: data.tls.as_ref().and_then(|pki| pki.identity(ACQUIRER)),
             ..AcquirerConfig::default()
         }];
         let mut hosts = Vec::new();

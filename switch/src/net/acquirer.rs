@@ -134,7 +134,7 @@ impl Sessions {
         let (tls, resumed_check) = match tls {
             Some(t) => (
                 Some(tokio_rustls::TlsAcceptor::from(t.config)),
-                t.client_verifier.map(crate::net::tls::ResumedCheck::new),
+                t.resumed_check,
             ),
             None => (None, None),
         };

@@ -124,13 +124,12 @@ pub fn server_config(tls: &ListenerTlsConfig) -> Result<rustls::ServerConfig, Tl
     build_server(tls).map(|(config, _)| config)
 }
 
-/// The acquirer listener's TLS: the server configuration, and the verifier of its client
-/// certificates, kept to check them again on resumed sessions ([`reverify_resumed`]).
-#[derive(Clone)]
+/// The acquirer listener's TLS: the server configuration, and the check of resumed sessions'
+/// client certificates ([`ResumedCheck`]) with the same verifier.
 pub struct ListenerTls {
     pub config: Arc<rustls::ServerConfig>,
     /// `None` without `client_ca_file`.
-    pub client_verifier: Option<Arc<dyn ClientCertVerifier>>,
+    pub resumed_check: Option<ResumedCheck>,
 }
 
 /// [`ListenerTls`] from `[listener.tls]`.
@@ -138,7 +137,7 @@ pub fn listener_tls(tls: &ListenerTlsConfig) -> Result<ListenerTls, TlsError> {
     let (config, client_verifier) = build_server(tls)?;
     Ok(ListenerTls {
         config: Arc::new(config),
-        client_verifier,
+        resumed_check: client_verifier.map(ResumedCheck::new),
     })
 }
 
@@ -372,55 +371,57 @@ mod tests {
             key_file: write(dir.path(), "s.key", &server_key.serialize_pem()),
             client_ca_file: Some(write(dir.path(), "ca.pem", &ca.pem())),
         };
-        let verifier = listener_tls(&tls)
+        let verifier = build_server(&tls)
             .expect("listener TLS")
-            .client_verifier
+            .1
             .expect("a client verifier with client_ca_file");
-        let at = |y, m, d| {
+        let at = |y, m, d, h, mi| {
             let t = chrono::NaiveDate::from_ymd_opt(y, m, d)
-                .and_then(|d| d.and_hms_opt(12, 0, 0))
-                .expect("date")
-                .and_utc()
-                .timestamp();
-            UnixTime::since_unix_epoch(std::time::Duration::from_secs(t as u64))
-        };
-        let chain = [leaf_of(&ca)];
-        assert_eq!(
-            reverify_resumed(verifier.as_ref(), Some(&chain), at(2026, 6, 1)),
-            Ok(())
-        );
-        let expired =
-            reverify_resumed(verifier.as_ref(), Some(&chain), at(2027, 6, 1)).expect_err("expired");
-        assert!(expired.to_lowercase().contains("expired"), "{expired}");
-        assert!(reverify_resumed(verifier.as_ref(), None, at(2026, 6, 1)).is_err());
-        assert!(reverify_resumed(verifier.as_ref(), Some(&[]), at(2026, 6, 1)).is_err());
-        let stranger = [leaf_of(&other_ca)];
-        assert!(reverify_resumed(verifier.as_ref(), Some(&stranger), at(2026, 6, 1)).is_err());
-        // Kept answers: a chain found valid at 23:30 is served from the cache until an hour
-        // later, then checked again. It expired at midnight: refused from 00:30 on.
-        let at_hm = |d, h, mi| {
-            let t = chrono::NaiveDate::from_ymd_opt(2026, 12, d)
                 .and_then(|d| d.and_hms_opt(h, mi, 0))
                 .expect("time")
                 .and_utc()
                 .timestamp();
             UnixTime::since_unix_epoch(std::time::Duration::from_secs(t as u64))
         };
-        let check = ResumedCheck::new(Arc::clone(&verifier));
-        assert_eq!(check.check(Some(&chain), at_hm(30, 23, 30)), Ok(()));
-        assert_eq!(check.check(Some(&chain), at_hm(31, 0, 20)), Ok(()), "kept");
+        let chain = [leaf_of(&ca)];
+        assert_eq!(
+            reverify_resumed(verifier.as_ref(), Some(&chain), at(2026, 6, 1, 12, 0)),
+            Ok(())
+        );
+        let expired = reverify_resumed(verifier.as_ref(), Some(&chain), at(2027, 6, 1, 12, 0))
+            .expect_err("expired");
+        assert!(expired.to_lowercase().contains("expired"), "{expired}");
+        assert!(reverify_resumed(verifier.as_ref(), None, at(2026, 6, 1, 12, 0)).is_err());
+        assert!(reverify_resumed(verifier.as_ref(), Some(&[]), at(2026, 6, 1, 12, 0)).is_err());
+        let stranger = [leaf_of(&other_ca)];
         assert!(
-            check.check(Some(&chain), at_hm(31, 0, 31)).is_err(),
+            reverify_resumed(verifier.as_ref(), Some(&stranger), at(2026, 6, 1, 12, 0)).is_err()
+        );
+        // Kept answers: a chain found valid at 23:30 is served from the cache until an hour
+        // later, then checked again. It expired at midnight: refused from 00:30 on.
+        let check = ResumedCheck::new(Arc::clone(&verifier));
+        assert_eq!(check.check(Some(&chain), at(2026, 12, 30, 23, 30)), Ok(()));
+        assert_eq!(
+            check.check(Some(&chain), at(2026, 12, 31, 0, 20)),
+            Ok(()),
+            "kept"
+        );
+        assert!(
+            check.check(Some(&chain), at(2026, 12, 31, 0, 31)).is_err(),
             "checked again"
         );
-        assert!(check.check(Some(&stranger), at_hm(30, 23, 30)).is_err());
-        assert!(check.check(None, at_hm(30, 23, 30)).is_err());
+        assert!(
+            check
+                .check(Some(&stranger), at(2026, 12, 30, 23, 30))
+                .is_err()
+        );
+        assert!(check.check(None, at(2026, 12, 30, 23, 30)).is_err());
         // Without client_ca_file there is nothing to check again.
         let open = ListenerTlsConfig {
             client_ca_file: None,
             ..tls
         };
-        assert!(listener_tls(&open).expect("TLS").client_verifier.is_none());
+        assert!(listener_tls(&open).expect("TLS").resumed_check.is_none());
     }
 
     #[test]
