@@ -56,6 +56,11 @@ static HANDSHAKE_FAILURES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_ne
 /// in parallel would each see the other's violations.
 static CERTIFICATE_MISMATCHES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// Held by each test that asserts an exact count of
+/// `switchyard_tls_handshakes_total{kind="resumed"}` (taken after `CERTIFICATE_MISMATCHES` by a
+/// test that holds both).
+static RESUMPTIONS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn handshake_failures() -> u64 {
     counter("switchyard_tls_handshake_failures_total", &[])
 }
@@ -442,6 +447,7 @@ fn tls_config_problems_are_reported_together_by_key() {
 #[tokio::test]
 async fn a_resumed_session_keeps_its_certificates_identity() {
     let _counting = CERTIFICATE_MISMATCHES.lock().await;
+    let _resuming = RESUMPTIONS.lock().await;
     let (stack, pki) = tls_stack().await;
     let terminal = pki.client(Some(IDENTITY_1));
     let resumed = || counter("switchyard_tls_handshakes_total", &[("kind", "resumed")]);
@@ -483,4 +489,48 @@ async fn a_resumed_session_keeps_its_certificates_identity() {
     assert_eq!(answer.get(39).as_deref(), Some(&b"63"[..]), "{answer:?}");
     assert_eq!(resumed(), first + 2);
     assert_eq!(violations("certificate_mismatch"), mismatch + 1);
+}
+
+/// `ClientTls::with_own_sessions` is one more terminal: it resumes only the sessions it was given
+/// itself, never another's. (loadgen gives every connection slot one, so that hundreds of
+/// emulated terminals do not take each other's few tickets.) Clones of one `ClientTls` are one
+/// terminal and share its sessions.
+#[tokio::test]
+async fn a_terminal_with_its_own_sessions_resumes_only_its_own() {
+    let _resuming = RESUMPTIONS.lock().await;
+    let (stack, pki) = tls_stack().await;
+    let first = pki.client(Some(IDENTITY_1));
+    let second = first.with_own_sessions();
+    let resumed = || counter("switchyard_tls_handshakes_total", &[("kind", "resumed")]);
+    // One approved purchase over a new connection of `terminal`: by then the switch has counted
+    // its handshake.
+    let purchase = async |terminal: &ClientTls, amount: &str| {
+        let options = ClientOptions {
+            tls: Some(terminal.clone()),
+            ..ClientOptions::default()
+        };
+        let c = stack.client_with("100001", "TERM0001", options).await;
+        let r = c
+            .purchase(NB_CREDIT, cny(amount), opts())
+            .await
+            .expect("answered");
+        assert_eq!(r.response_code, ResponseCode::Approved, "{r:?}");
+    };
+    let before = resumed();
+    purchase(&first, "21.00").await;
+    assert_eq!(resumed(), before, "a first connection shakes hands in full");
+    purchase(&first.clone(), "22.00").await;
+    assert_eq!(
+        resumed(),
+        before + 1,
+        "a clone is the same terminal, and resumes"
+    );
+    purchase(&second, "23.00").await;
+    assert_eq!(
+        resumed(),
+        before + 1,
+        "the other terminal has no session of its own yet, and takes none of the first's"
+    );
+    purchase(&second, "24.00").await;
+    assert_eq!(resumed(), before + 2, "then it resumes its own");
 }

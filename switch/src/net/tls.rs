@@ -144,12 +144,23 @@ pub fn listener_tls(tls: &ListenerTlsConfig) -> Result<ListenerTls, TlsError> {
 /// [`reverify_resumed`] with its answers kept for [`RECHECK_AFTER_S`]: a chain found valid is not
 /// verified again (a signature check, about 90 µs of CPU on the benchmark machine, half again
 /// what a resumed handshake costs the switch) until that long after. So a certificate that
-/// expires is refused at most that long after it expires. Bounded: at [`RECHECKS_MAX`] chains
-/// the cache is emptied and fills again.
+/// expires is refused at most that long after it expires. Bounded: at most [`RECHECKS_MAX`]
+/// chains, in two generations of half that. When the newer generation is full it becomes the
+/// older and the older one is dropped; a chain found in the older one is copied into the newer.
+/// So the terminals that keep resuming keep their answers however many others come and go, and
+/// only a chain not seen for a whole generation is verified again.
 pub struct ResumedCheck {
     verifier: Arc<dyn ClientCertVerifier>,
-    /// Chain → when it was last found valid.
-    valid: std::sync::Mutex<std::collections::HashMap<Vec<CertificateDer<'static>>, UnixTime>>,
+    valid: std::sync::Mutex<Generations>,
+    /// Chains in one generation.
+    generation_max: usize,
+}
+
+/// Chain → when it was last verified, kept in two generations.
+#[derive(Default)]
+struct Generations {
+    newer: std::collections::HashMap<Vec<CertificateDer<'static>>, UnixTime>,
+    older: std::collections::HashMap<Vec<CertificateDer<'static>>, UnixTime>,
 }
 
 /// How long a resumed chain found valid is trusted without checking it again (seconds).
@@ -159,9 +170,15 @@ pub const RECHECKS_MAX: usize = 16_384;
 
 impl ResumedCheck {
     pub fn new(verifier: Arc<dyn ClientCertVerifier>) -> ResumedCheck {
+        ResumedCheck::with_capacity(verifier, RECHECKS_MAX)
+    }
+
+    /// At most `chains_max` chains kept (at least 2: two generations of one).
+    pub fn with_capacity(verifier: Arc<dyn ClientCertVerifier>, chains_max: usize) -> ResumedCheck {
         ResumedCheck {
             verifier,
-            valid: std::sync::Mutex::new(std::collections::HashMap::new()),
+            valid: std::sync::Mutex::new(Generations::default()),
+            generation_max: (chains_max / 2).max(1),
         }
     }
 
@@ -171,20 +188,31 @@ impl ResumedCheck {
             return reverify_resumed(self.verifier.as_ref(), None, now);
         };
         let fresh = |at: &UnixTime| now.as_secs().saturating_sub(at.as_secs()) < RECHECK_AFTER_S;
+        let owned = || chain.iter().map(|c| c.clone().into_owned()).collect();
         {
-            let valid = self.valid.lock().unwrap_or_else(|p| p.into_inner());
-            if valid.get(chain).is_some_and(fresh) {
+            let mut valid = self.valid.lock().unwrap_or_else(|p| p.into_inner());
+            if valid.newer.get(chain).is_some_and(fresh) {
+                return Ok(());
+            }
+            if let Some(at) = valid.older.get(chain).copied().filter(fresh) {
+                // Kept with the time it was verified, so it is still checked again on time.
+                valid.insert(owned(), at, self.generation_max);
                 return Ok(());
             }
         }
         reverify_resumed(self.verifier.as_ref(), Some(chain), now)?;
         let mut valid = self.valid.lock().unwrap_or_else(|p| p.into_inner());
-        if valid.len() >= RECHECKS_MAX {
-            valid.clear();
-        }
-        let owned = chain.iter().map(|c| c.clone().into_owned()).collect();
-        valid.insert(owned, now);
+        valid.insert(owned(), now, self.generation_max);
         Ok(())
+    }
+}
+
+impl Generations {
+    fn insert(&mut self, chain: Vec<CertificateDer<'static>>, at: UnixTime, generation_max: usize) {
+        self.newer.insert(chain, at);
+        if self.newer.len() >= generation_max {
+            self.older = std::mem::take(&mut self.newer);
+        }
     }
 }
 
@@ -416,6 +444,24 @@ mod tests {
                 .is_err()
         );
         assert!(check.check(None, at(2026, 12, 30, 23, 30)).is_err());
+        // Bounded, keeping the chains in use: two generations of two chains. `a` is used again
+        // after `b` and `c` filled the first generation, `b` is not; both expired at midnight.
+        // Half an hour later `a` is still kept and `b`, dropped with the first generation, is
+        // verified again and refused.
+        let check = ResumedCheck::with_capacity(Arc::clone(&verifier), 4);
+        let (a, b, c) = ([leaf_of(&ca)], [leaf_of(&ca)], [leaf_of(&ca)]);
+        for chain in [&a, &b, &c, &a] {
+            assert_eq!(check.check(Some(chain), at(2026, 12, 30, 23, 30)), Ok(()));
+        }
+        assert_eq!(
+            check.check(Some(&a), at(2026, 12, 31, 0, 20)),
+            Ok(()),
+            "kept"
+        );
+        assert!(
+            check.check(Some(&b), at(2026, 12, 31, 0, 20)).is_err(),
+            "dropped, and checked again"
+        );
         // Without client_ca_file there is nothing to check again.
         let open = ListenerTlsConfig {
             client_ca_file: None,
