@@ -198,14 +198,98 @@ async fn a_run_whose_connections_all_close_ends_without_waiting_out_its_window()
             drop(socket);
         }
     });
-    let mut o = options(addr.to_string(), Expect::Echo, None);
-    o.duration = Duration::from_secs(600);
-    let r = tokio::time::timeout(Duration::from_secs(60), run(&o, mix))
+    for rate in [None, Some(1_000)] {
+        let mut o = options(addr.to_string(), Expect::Echo, rate);
+        o.duration = Duration::from_secs(600);
+        let r = tokio::time::timeout(Duration::from_secs(60), run(&o, Arc::clone(&mix)))
+            .await
+            .expect("the run ends when its connections have")
+            .expect("run");
+        let text = r.to_text();
+        assert_eq!(r.answered, 0, "{text}");
+        match rate {
+            None => assert!(r.errors.total() > 0, "{text}"),
+            // Open loop: the sends scheduled after the connections closed are not the target
+            // falling behind, and are not reported as if they were.
+            Some(_) => {
+                assert_eq!(r.backlog, 0, "{text}");
+                assert!(r.unsent_no_connection > 0, "{text}");
+                assert!(
+                    !r.is_clean(),
+                    "a run that lost its connections is not clean"
+                );
+                assert!(text.contains("their connection had closed"), "{text}");
+            }
+        }
+    }
+}
+
+/// Closed loop, a terminal that redials every 2 requests with 2 in flight: the target holds
+/// each connection's second answer for `HOLD`. The slot its first answer frees cannot be used
+/// until the replacement is open, and the request that waited for it counts its latency from
+/// when that slot came free, not from when the new connection opened: so every request after
+/// the first connection's waited at least `HOLD`, and the median is at least that. (Counted from
+/// the new connection, half of them would be answered at once.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminal_that_redials_charges_its_wait_to_the_requests_that_waited() {
+    const HOLD: Duration = Duration::from_millis(50);
+    let (_cards, mix) = plain_mix(10);
+    let echo = holding_echo(HOLD).await;
+    let mut o = options(echo.to_string(), Expect::Echo, None);
+    o.connections = 1;
+    o.inflight = 2;
+    o.requests_per_connection = Some(2);
+    o.warmup = Duration::ZERO;
+    o.duration = Duration::from_secs(1);
+    let r = run(&o, mix).await.expect("run");
+    assert_clean(&r);
+    let text = r.to_text();
+    let reconnects = r.reconnects.as_ref().expect("reconnects reported");
+    assert!(reconnects.count >= 3, "{text}");
+    let hold_us = u64::try_from(HOLD.as_micros()).expect("small");
+    assert!(r.latency.p50_us >= hold_us, "{text}");
+}
+
+/// An echo backend that answers the first request of each connection at once and the second
+/// after `hold` (then each one at once again): a target whose last answer before a terminal
+/// hangs up is slow.
+async fn holding_echo(hold: Duration) -> std::net::SocketAddr {
+    use futures::{SinkExt, StreamExt};
+    use simulators::loadgen::model::echo_of;
+    use switch::net::framing::{Frame, FrameCodec};
+    use tokio_util::codec::Framed;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
-        .expect("the run ends when its connections have")
-        .expect("run");
-    assert_eq!(r.answered, 0, "{}", r.to_text());
-    assert!(r.errors.total() > 0, "{}", r.to_text());
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut framed = Framed::new(
+                    socket,
+                    FrameCodec::new(simulators::loadgen::relay::framing()),
+                );
+                let mut n = 0u64;
+                while let Some(Ok(frame)) = framed.next().await {
+                    n += 1;
+                    if n == 2 {
+                        // The slow answer is the point of this backend, not a wait for
+                        // another task.
+                        tokio::time::sleep(hold).await;
+                    }
+                    let echoed = Frame {
+                        header: frame.header,
+                        payload: echo_of(&frame.payload).into(),
+                    };
+                    if framed.send(echoed).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
 }
 
 /// An echo backend that cancels `stop` once it has answered `n` requests, and goes on

@@ -41,8 +41,8 @@ use simulators::loadgen::gencards::{GenOptions, default_issuers, generate};
 use simulators::loadgen::grid::{
     GridOptions, LADDER_END_MARKER, LADDER_START_MARKER, SECURITY_END_MARKER,
     SECURITY_START_MARKER, TLS_END_MARKER, TLS_START_MARKER, default_doc, ladder_markdown,
-    markdown, run_grid, security_markdown, terminal_keys, tls_markdown, update_doc,
-    update_doc_between,
+    mark_stale_between, markdown, run_grid, security_markdown, stale_note, terminal_keys,
+    tls_markdown, update_doc, update_doc_between,
 };
 use simulators::loadgen::ladder::RelayWork;
 use simulators::loadgen::mix::Mix;
@@ -171,7 +171,8 @@ struct RunArgs {
     watch_pid: Option<u32>,
     /// Close each connection after this many requests and open a new one (with TLS, a new
     /// handshake), as terminals that dial per transaction do; its time counts in the latency of
-    /// the requests that wait for it. Default: keep every connection for the whole run.
+    /// the requests that wait for it (closed loop: from when their slot came free). Default: keep
+    /// every connection for the whole run.
     #[arg(long, value_name = "N")]
     requests_per_connection: Option<u64>,
     #[command(flatten)]
@@ -655,6 +656,12 @@ async fn grid_cmd(a: GridArgs, scheduling: Scheduling) -> ExitCode {
     }
     // The switch in production records every metric (its exporter is always on), so the grid
     // does too: a recorder without the HTTP listener, never scraped.
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "grid: this is a debug build; its figures are far below a release build's \
+             (cargo run --release -p simulators --bin loadgen -- grid)"
+        );
+    }
     if !a.no_metrics
         && let Err(e) = switch::metrics::install_recorder()
     {
@@ -667,8 +674,15 @@ async fn grid_cmd(a: GridArgs, scheduling: Scheduling) -> ExitCode {
         cards: a.cards,
         timeout: Duration::from_millis(a.timeout_ms),
         progress: true,
+        // The document names the build that measured: a debug build's figures are not the
+        // release build's, and must not read as if they were.
         command: format!(
-            "cargo run --release -p simulators --bin loadgen -- {}",
+            "cargo run{} -p simulators --bin loadgen -- {}",
+            if cfg!(debug_assertions) {
+                ""
+            } else {
+                " --release"
+            },
             args.join(" ")
         ),
         machine: a.machine.unwrap_or_else(this_machine),
@@ -725,14 +739,25 @@ async fn grid_cmd(a: GridArgs, scheduling: Scheduling) -> ExitCode {
             return usage(e);
         }
         let extra = [
-            (&security, (SECURITY_START_MARKER, SECURITY_END_MARKER)),
-            (&tls, (TLS_START_MARKER, TLS_END_MARKER)),
-            (&ladder, (LADDER_START_MARKER, LADDER_END_MARKER)),
+            (
+                &security,
+                (SECURITY_START_MARKER, SECURITY_END_MARKER),
+                "--security",
+            ),
+            (&tls, (TLS_START_MARKER, TLS_END_MARKER), "--tls"),
+            (
+                &ladder,
+                (LADDER_START_MARKER, LADDER_END_MARKER),
+                "--ladder",
+            ),
         ];
-        for (t, markers) in extra {
-            if let Some(t) = t
-                && let Err(e) = update_doc_between(&doc, markers, t)
-            {
+        for (t, markers, flag) in extra {
+            // A section this run did not measure stays, marked as older than the grid.
+            let written = match t {
+                Some(t) => update_doc_between(&doc, markers, t),
+                None => mark_stale_between(&doc, markers, &stale_note(&report, flag)),
+            };
+            if let Err(e) = written {
                 return usage(e);
             }
         }

@@ -25,6 +25,10 @@
 //! then also runs remote and on-us over TLS, in a table of their own (between
 //! `<!-- grid-tls:start -->` and `<!-- grid-tls:end -->`).
 //!
+//! A section beside the grid (security, TLS, the floor ladder) that a run without its flag
+//! leaves in the document is marked under its heading as older than the grid ([`stale_note`]),
+//! since its text says it comes from the same run as the grid above.
+//!
 //! The relay and the remote path both cross two TCP hops (client → relay or switch → echo
 //! backend or issuer host), so "remote ÷ relay" is what the switch's ISO 8583 work, routing,
 //! journaling and the issuer's decision cost next to moving the same frames.
@@ -942,6 +946,78 @@ pub fn update_doc_between(path: &Path, markers: (&str, &str), section: &str) -> 
     std::fs::write(path, new).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
+/// How a section beside the grid that the last grid run did not rewrite begins (after its
+/// heading), so that its "in the same run as the grid above" is not read as true.
+const STALE_PREFIX: &str = "> **Older than the grid above:**";
+
+/// The mark for a section beside the grid that `g` did not run (its flag, e.g. `--tls`).
+pub fn stale_note(g: &GridReport, flag: &str) -> String {
+    format!(
+        "{STALE_PREFIX} the grid above was run on {} with `{}`, without `{flag}`. This section \
+         is from the earlier run it names: its figures, the grid's own columns included, are \
+         that run's, not those of the grid above.",
+        g.date, g.command
+    )
+}
+
+/// Marks the section between `markers` in the document at `path` with `note` (in place of an
+/// earlier mark). A document without that section is left as it is.
+pub fn mark_stale_between(path: &Path, markers: (&str, &str), note: &str) -> Result<(), String> {
+    let old = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    match mark_stale(&old, markers, note)? {
+        Some(new) => {
+            std::fs::write(path, new).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        }
+        None => Ok(()),
+    }
+}
+
+/// `old` with the section between the markers marked by `note` after its heading (an earlier
+/// mark and the blank line after it replaced); `None` when there is no such section.
+fn mark_stale(
+    old: &str,
+    (start_marker, end_marker): (&str, &str),
+    note: &str,
+) -> Result<Option<String>, String> {
+    let (a, b) = match (old.find(start_marker), old.find(end_marker)) {
+        (Some(a), Some(b)) if a < b => (a, b),
+        (None, None) => return Ok(None),
+        _ => {
+            return Err(format!(
+                "the document has a broken section: `{start_marker}` must come once, before \
+                 `{end_marker}`; fix it by hand"
+            ));
+        }
+    };
+    let mut body = String::new();
+    let mut lines = old[a..b].split_inclusive('\n').peekable();
+    let mut marked = false;
+    while let Some(line) = lines.next() {
+        if line.starts_with(STALE_PREFIX) {
+            if lines.peek() == Some(&"\n") {
+                lines.next();
+            }
+            continue;
+        }
+        body.push_str(line);
+        if !marked && line.starts_with("## ") {
+            body.push('\n');
+            body.push_str(note);
+            body.push('\n');
+            marked = true;
+        }
+    }
+    if !marked {
+        // No heading: the mark goes first.
+        body = format!("{start_marker}\n{note}\n{}", &body[start_marker.len()..]);
+    }
+    Ok(Some(format!("{}{body}{}", &old[..a], &old[b..])))
+}
+
 #[cfg(test)]
 fn splice(old: &str, section: &str) -> Result<String, String> {
     splice_between(old, (START_MARKER, END_MARKER), section)
@@ -996,6 +1072,37 @@ mod tests {
         assert_eq!(splice(&replaced, &section).expect("again"), replaced);
         assert!(splice(&format!("{END_MARKER}\n{START_MARKER}\n"), &section).is_err());
         assert!(splice(&format!("x {START_MARKER}\n"), &section).is_err());
+    }
+
+    /// A section beside the grid that a grid run did not rewrite is marked under its heading,
+    /// once however often that happens, and a run that rewrites it drops the mark.
+    #[test]
+    fn a_section_the_grid_did_not_rerun_is_marked_older() {
+        let m = (TLS_START_MARKER, TLS_END_MARKER);
+        let section =
+            format!("{TLS_START_MARKER}\n## The cost of TLS\n\nMeasured then.\n{TLS_END_MARKER}\n");
+        let doc = format!("# B\n\n{section}\n## After\n");
+        let note = format!("{STALE_PREFIX} run without `--tls`.");
+        let marked = mark_stale(&doc, m, &note)
+            .expect("mark")
+            .expect("a section");
+        assert_eq!(
+            marked,
+            format!(
+                "# B\n\n{TLS_START_MARKER}\n## The cost of TLS\n\n{note}\n\nMeasured then.\n{TLS_END_MARKER}\n\n## After\n"
+            )
+        );
+        let newer = format!("{STALE_PREFIX} a later run without `--tls`.");
+        assert_eq!(
+            mark_stale(&marked, m, &newer)
+                .expect("mark")
+                .expect("a section"),
+            marked.replace(&note, &newer),
+            "one mark, the latest"
+        );
+        assert_eq!(splice_between(&marked, m, &section).expect("rerun"), doc);
+        assert_eq!(mark_stale("# B\n", m, &note).expect("no section"), None);
+        assert!(mark_stale(&format!("{TLS_END_MARKER}\n{TLS_START_MARKER}\n"), m, &note).is_err());
     }
 
     /// The sections beside the grid: the cost of security reads as it always has (its text is

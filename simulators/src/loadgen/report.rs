@@ -141,6 +141,9 @@ pub struct RunReport {
     pub mismatch_samples: Vec<String>,
     /// Open loop: scheduled sends that never went out (the target fell behind).
     pub backlog: u64,
+    /// Open loop: scheduled sends that never went out because their connection had closed, or
+    /// (with `--requests-per-connection`) its replacement could not be opened.
+    pub unsent_no_connection: u64,
     /// Answers that matched no request (late after a timeout, unknown STAN).
     pub unmatched_responses: u64,
     /// Answers per second, sampled about every second from the start (warmup first); each
@@ -187,6 +190,7 @@ pub(crate) struct Parts {
     pub mismatch_samples: Vec<String>,
     pub error_samples: Vec<String>,
     pub backlog: u64,
+    pub unsent_no_connection: u64,
     pub unmatched: u64,
     pub requests_per_connection: Option<u64>,
     /// Connect (and handshake) times of the reconnections, microseconds.
@@ -287,6 +291,7 @@ impl RunReport {
             mismatches: p.mismatches,
             mismatch_samples: p.mismatch_samples,
             backlog: p.backlog,
+            unsent_no_connection: p.unsent_no_connection,
             unmatched_responses: p.unmatched,
             throughput_per_s: p.per_second,
             throughput_at_s: p.per_second_at_s,
@@ -327,9 +332,11 @@ impl RunReport {
             .map(|us| us as f64 / self.answered_in_window as f64);
     }
 
-    /// True when every request was answered as the model says.
+    /// True when every request was answered as the model says, and (open loop) none was left
+    /// unsent for want of a connection. A backlog is not unclean: it says the target was slow,
+    /// which the latency shows too.
     pub fn is_clean(&self) -> bool {
-        self.mismatches == 0 && self.errors.total() == 0
+        self.mismatches == 0 && self.errors.total() == 0 && self.unsent_no_connection == 0
     }
 
     /// The report for people.
@@ -470,6 +477,13 @@ impl RunReport {
                 s,
                 "  backlog      {} scheduled sends never went out: the target fell behind the rate",
                 thousands(self.backlog)
+            );
+        }
+        if self.unsent_no_connection > 0 {
+            let _ = writeln!(
+                s,
+                "  unsent       {} scheduled sends never went out: their connection had closed, or could not be reopened",
+                thousands(self.unsent_no_connection)
             );
         }
         if self.expect == "switch" && self.answered == 0 && self.errors.bad_response > 0 {
@@ -629,6 +643,7 @@ pub(crate) mod tests {
             mismatch_samples: vec![],
             error_samples: vec![],
             backlog: 0,
+            unsent_no_connection: 0,
             unmatched: 0,
             requests_per_connection: Some(250),
             connect,

@@ -14,7 +14,9 @@
 //!   as in wrk2: a stall is not hidden by the load generator politely waiting for it
 //!   (coordinated omission). A send scheduled before the end of the run still goes out up to
 //!   [`LATE_SEND_GRACE`] after it; those still waiting then are reported as `backlog` (the
-//!   target fell behind the rate).
+//!   target fell behind the rate). Those a connection never sent because it had closed (or,
+//!   below, its replacement could not be opened) are reported apart, as sends with no
+//!   connection: the target did not fall behind, it went away.
 //!
 //!   Sends are paced by one dedicated thread (`std::thread::sleep`, about 0.1 ms precision on
 //!   Linux) that wakes each connection's task at its scheduled times, rather than by tokio's
@@ -39,9 +41,11 @@
 //! connection after N requests (once their answers are in) and opens a new one, as the same
 //! terminal: its STANs go on from the last one, and with TLS it resumes its own sessions (a
 //! session cache per slot). The time to open the new connection counts in the latency of the
-//! requests that waited for it: in closed loop from when they would have been sent, in open loop
-//! from their scheduled times as always. A replacement that cannot be opened is an error, and
-//! that slot sends nothing more (open loop: its remaining schedule is backlog).
+//! requests that waited for it: in closed loop from when they would have been sent (when a slot
+//! of the old connection came free with its N requests all sent, so the wait for the old
+//! connection's last answers counts too), in open loop from their scheduled times as always. A
+//! replacement that cannot be opened is an error, and that slot sends nothing more (open loop:
+//! its remaining schedule is counted as sends with no connection).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -255,6 +259,8 @@ struct Local {
     mismatch_samples: Vec<String>,
     error_samples: Vec<String>,
     backlog: u64,
+    /// Open loop: scheduled sends left when the slot lost its connection.
+    unsent_no_connection: u64,
     unmatched: u64,
     /// Time to open each replacement connection, microseconds.
     connect: Histogram<u64>,
@@ -281,6 +287,7 @@ impl Local {
             mismatch_samples: Vec::new(),
             error_samples: Vec::new(),
             backlog: 0,
+            unsent_no_connection: 0,
             unmatched: 0,
         }
     }
@@ -526,9 +533,11 @@ struct Schedule {
     /// Open loop: the first send, and the sends made so far.
     first: Instant,
     k: u64,
-    /// Closed loop: when the requests waiting for a replacement connection would have been
-    /// sent; their latency counts from then.
-    resume_at: Option<Instant>,
+    /// Closed loop: when each request waiting for a replacement connection would have been
+    /// sent (a slot of the connection before came free then, with no request left to send on
+    /// it), oldest first. Their latency counts from then: the drain of the old connection and
+    /// the opening of the new one are both time they waited.
+    waiting: Vec<Instant>,
 }
 
 impl Schedule {
@@ -544,17 +553,21 @@ impl Schedule {
 async fn drive(client: AcquirerClient, ctx: Arc<Ctx>, index: usize, hist: Histogram<u64>) -> Local {
     let mut local = Local::new(hist);
     let mut client = client;
+    // Open loop: the slot lost its connection (closed by the target, or a replacement could
+    // not be opened), so its remaining schedule is not the target's backlog.
+    let lost;
     let mut sched = Schedule {
         first: ctx
             .interval
             .map_or(ctx.start, |interval| first_send(&ctx, interval, index)),
         k: 0,
-        resume_at: None,
+        waiting: Vec::new(),
     };
     loop {
         let used_up = on_connection(&client, &ctx, index, &mut local, &mut sched).await;
         local.unmatched += client.unmatched_responses();
         if !used_up {
+            lost = client.is_closed();
             break;
         }
         let opened = Instant::now();
@@ -568,7 +581,6 @@ async fn drive(client: AcquirerClient, ctx: Arc<Ctx>, index: usize, hist: Histog
                 let us = u64::try_from(opened.elapsed().as_micros()).unwrap_or(u64::MAX);
                 local.connect.saturating_record(us.max(1));
                 client = c;
-                sched.resume_at = Some(opened);
             }
             Err(e) => {
                 local.record(
@@ -580,18 +592,24 @@ async fn drive(client: AcquirerClient, ctx: Arc<Ctx>, index: usize, hist: Histog
                     },
                     &ctx,
                 );
+                lost = true;
                 break;
             }
         }
     }
     if let Some(interval) = ctx.interval {
-        // Scheduled inside the run but never sent: the target fell behind (or the connection
-        // closed).
+        // Scheduled inside the run but never sent: the target fell behind, or the slot had no
+        // connection to send them on.
         let next = sched.next_send(interval);
         let end = ctx.end();
         if next < end {
             let late = (end - next).as_nanos().div_ceil(interval.as_nanos().max(1));
-            local.backlog += u64::try_from(late).unwrap_or(u64::MAX);
+            let late = u64::try_from(late).unwrap_or(u64::MAX);
+            if lost {
+                local.unsent_no_connection += late;
+            } else {
+                local.backlog += late;
+            }
         }
     }
     local
@@ -612,21 +630,29 @@ async fn on_connection(
     let mut inflight = FuturesUnordered::new();
     match ctx.interval {
         None => {
-            let first = sched.resume_at.take().unwrap_or_else(Instant::now);
+            // Every slot the connection before left waiting has its time here (see
+            // `Schedule::waiting`); a first connection's requests count from now.
+            let mut waiting = std::mem::take(&mut sched.waiting).into_iter();
             // A replacement opened as the window closed sends nothing. (A connection already
             // closed still gets its first requests: each fails, and is counted as an error.)
             let open = Instant::now() < ctx.end();
             while open && inflight.len() < ctx.inflight && room(used) {
-                inflight.push(one(client, ctx, first));
+                let at = waiting.next().unwrap_or_else(Instant::now);
+                inflight.push(one(client, ctx, at));
                 used += 1;
             }
             local.sent += used;
             while let Some(o) = inflight.next().await {
                 local.record(o, ctx);
-                if Instant::now() < ctx.end() && !client.is_closed() && room(used) {
-                    inflight.push(one(client, ctx, Instant::now()));
-                    local.sent += 1;
-                    used += 1;
+                if Instant::now() < ctx.end() && !client.is_closed() {
+                    if room(used) {
+                        inflight.push(one(client, ctx, Instant::now()));
+                        local.sent += 1;
+                        used += 1;
+                    } else {
+                        // This slot's next request waits for the replacement from now.
+                        sched.waiting.push(Instant::now());
+                    }
                 }
             }
         }
@@ -939,8 +965,8 @@ fn merge(
     let mut connect = hist.clone();
     let mut codes: BTreeMap<String, u64> = BTreeMap::new();
     let mut errors = ErrorCounts::default();
-    let (mut answered, mut in_window, mut sent, mut mismatches, mut backlog, mut unmatched) =
-        (0, 0, 0, 0, 0, 0);
+    let (mut answered, mut in_window, mut sent, mut mismatches) = (0, 0, 0, 0);
+    let (mut backlog, mut unsent_no_connection, mut unmatched) = (0, 0, 0);
     let mut mismatch_samples = Vec::new();
     let mut error_samples = Vec::new();
     for l in locals {
@@ -956,6 +982,7 @@ fn merge(
         sent += l.sent;
         mismatches += l.mismatches;
         backlog += l.backlog;
+        unsent_no_connection += l.unsent_no_connection;
         unmatched += l.unmatched;
         for s in l.mismatch_samples {
             if mismatch_samples.len() < ctx.samples {
@@ -991,6 +1018,7 @@ fn merge(
         mismatch_samples,
         error_samples,
         backlog,
+        unsent_no_connection,
         unmatched,
         requests_per_connection: opts.requests_per_connection,
         connect,
