@@ -494,7 +494,8 @@ async fn a_resumed_session_keeps_its_certificates_identity() {
 /// `ClientTls::with_own_sessions` is one more terminal: it resumes only the sessions it was given
 /// itself, never another's. (loadgen gives every connection slot one, so that hundreds of
 /// emulated terminals do not take each other's few tickets.) Clones of one `ClientTls` are one
-/// terminal and share its sessions.
+/// terminal and share its sessions; `without_resumption` is a terminal that never resumes
+/// (`loadgen run --tls-no-resumption`).
 #[tokio::test]
 async fn a_terminal_with_its_own_sessions_resumes_only_its_own() {
     let _resuming = RESUMPTIONS.lock().await;
@@ -533,4 +534,9 @@ async fn a_terminal_with_its_own_sessions_resumes_only_its_own() {
     );
     purchase(&second, "24.00").await;
     assert_eq!(resumed(), before + 2, "then it resumes its own");
+    // `without_resumption`: a terminal that never resumes, whatever it was given.
+    let never = first.without_resumption();
+    purchase(&never, "25.00").await;
+    purchase(&never, "26.00").await;
+    assert_eq!(resumed(), before + 2, "every handshake a full one");
 }

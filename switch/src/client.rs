@@ -191,6 +191,18 @@ impl ClientTls {
             server_name: self.server_name.clone(),
         }
     }
+
+    /// The same trust and identity with no session resumption: every connection shakes hands in
+    /// full, as a terminal whose TLS stack cannot resume does, and as every terminal does once
+    /// after the switch restarts (its ticket keys live in memory only).
+    pub fn without_resumption(&self) -> ClientTls {
+        let mut config = (*self.config).clone();
+        config.resumption = rustls::client::Resumption::disabled();
+        ClientTls {
+            config: Arc::new(config),
+            server_name: self.server_name.clone(),
+        }
+    }
 }
 
 impl fmt::Debug for ClientTls {

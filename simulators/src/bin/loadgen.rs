@@ -6,7 +6,8 @@
 //!             [--timeout-ms 5000] [--acquirer 100001] [--expect switch|echo]
 //!             [--json FILE] [--plot FILE.svg] [--quiet]
 //!             [--keys FILE [--mac-key ID] [--pin-key ID]] [--watch-pid PID]
-//!             [--tls-ca FILE [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME]]
+//!             [--tls-ca FILE [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME]
+//!              [--tls-no-resumption]]
 //!             [--requests-per-connection N]
 //! loadgen gen-cards --count 1000000 --out DIR [--specials 10] [--security] [--tls]
 //! loadgen relay --listen 127.0.0.1:7000 --backend 127.0.0.1:7001 [--pool 1]
@@ -175,6 +176,12 @@ struct RunArgs {
     /// every connection for the whole run.
     #[arg(long, value_name = "N")]
     requests_per_connection: Option<u64>,
+    /// With TLS, never resume a session: every connection shakes hands in full (certificates
+    /// and signatures both ways), as terminals that cannot resume do, and as every terminal does
+    /// once after the switch restarts. With --requests-per-connection it measures full
+    /// handshakes at their worst.
+    #[arg(long, requires = "tls_ca")]
+    tls_no_resumption: bool,
     #[command(flatten)]
     tls: simulators::tls_args::ClientTlsArgs,
 }
@@ -436,6 +443,7 @@ async fn run_cmd(a: RunArgs) -> ExitCode {
         },
         watch_pid: a.watch_pid,
         requests_per_connection: a.requests_per_connection,
+        tls_resumption: !a.tls_no_resumption,
         tls: match a.tls.client_tls(&a.target) {
             Ok(t) => t,
             Err(e) => return usage(e),

@@ -123,6 +123,9 @@ pub struct RunOptions {
     pub watch_pid: Option<u32>,
     /// Connect with TLS (a switch whose listener has `[listener.tls]`); `None`: plain TCP.
     pub tls: Option<ClientTls>,
+    /// With TLS: `true`, each terminal resumes the sessions it was given; `false`, every
+    /// connection shakes hands in full ([`ClientTls::without_resumption`]).
+    pub tls_resumption: bool,
     /// Close each connection after this many requests and open a new one, as terminals that
     /// dial per transaction do (1: a connection, and with TLS a handshake, per request); `None`
     /// keeps every connection for the whole run.
@@ -151,6 +154,7 @@ impl Default for RunOptions {
             keys: Arc::new(TerminalKeys::none()),
             watch_pid: None,
             tls: None,
+            tls_resumption: true,
             requests_per_connection: None,
             stop: None,
         }
@@ -342,7 +346,7 @@ pub async fn run(opts: &RunOptions, mix: Arc<Mix>) -> Result<RunReport, RunError
         tag,
         timeout: opts.timeout,
         keys: Arc::clone(&opts.keys),
-        tls: Dialer::per_terminal_tls(opts.tls.as_ref(), opts.connections),
+        tls: Dialer::per_terminal_tls(opts.tls.as_ref(), opts.connections, opts.tls_resumption),
     });
     let connects = (0..opts.connections).map(|i| {
         let dialer = Arc::clone(&dialer);
@@ -497,11 +501,20 @@ struct Dialer {
 
 impl Dialer {
     /// The TLS settings of `slots` terminals from `tls`: the same trust and identity, a session
-    /// cache each.
-    fn per_terminal_tls(tls: Option<&ClientTls>, slots: usize) -> Vec<Option<ClientTls>> {
-        (0..slots)
-            .map(|_| tls.map(ClientTls::with_own_sessions))
-            .collect()
+    /// cache each, or with `resume` false none at all.
+    fn per_terminal_tls(
+        tls: Option<&ClientTls>,
+        slots: usize,
+        resume: bool,
+    ) -> Vec<Option<ClientTls>> {
+        let terminal = |t: &ClientTls| {
+            if resume {
+                t.with_own_sessions()
+            } else {
+                t.without_resumption()
+            }
+        };
+        (0..slots).map(|_| tls.map(terminal)).collect()
     }
 
     /// Connection `index`'s terminal, connected (with TLS, handshake done). `first_stan`: where
