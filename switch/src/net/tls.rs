@@ -361,21 +361,27 @@ mod tests {
         assert!(certificate_names(&CertificateDer::from(vec![1, 2, 3])).is_empty());
     }
 
-    /// The listener issues stateless session tickets: resumption does not depend on a
-    /// server-side cache that more terminals than its 256 places would thrash.
-    #[test]
-    fn the_listener_resumes_with_stateless_tickets() {
-        let dir = tempfile::tempdir().expect("dir");
+    /// `[listener.tls]` with a fresh self-signed certificate for `localhost` written into `dir`,
+    /// no client certificates asked for.
+    fn localhost_listener(dir: &Path) -> ListenerTlsConfig {
         let key = rcgen::KeyPair::generate().expect("key");
         let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
             .expect("params")
             .self_signed(&key)
             .expect("cert");
-        let tls = ListenerTlsConfig {
-            cert_file: write(dir.path(), "c.pem", &cert.pem()),
-            key_file: write(dir.path(), "k.pem", &key.serialize_pem()),
+        ListenerTlsConfig {
+            cert_file: write(dir, "c.pem", &cert.pem()),
+            key_file: write(dir, "k.pem", &key.serialize_pem()),
             client_ca_file: None,
-        };
+        }
+    }
+
+    /// The listener issues stateless session tickets: resumption does not depend on a
+    /// server-side cache that more terminals than its 256 places would thrash.
+    #[test]
+    fn the_listener_resumes_with_stateless_tickets() {
+        let dir = tempfile::tempdir().expect("dir");
+        let tls = localhost_listener(dir.path());
         let config = server_config(&tls).expect("server config");
         assert!(config.ticketer.enabled());
         assert!(config.send_tls13_tickets > 0);
@@ -387,18 +393,9 @@ mod tests {
     #[test]
     fn the_listener_prefers_sha256_suites_over_the_clients_order() {
         let dir = tempfile::tempdir().expect("dir");
-        let key = rcgen::KeyPair::generate().expect("key");
-        let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
-            .expect("params")
-            .self_signed(&key)
-            .expect("cert");
-        let cert_file = write(dir.path(), "c.pem", &cert.pem());
-        let tls = ListenerTlsConfig {
-            cert_file: cert_file.clone(),
-            key_file: write(dir.path(), "k.pem", &key.serialize_pem()),
-            client_ca_file: None,
-        };
-        let client_config = Arc::new(client_config(&cert_file, None).expect("client config"));
+        let tls = localhost_listener(dir.path());
+        // The self-signed certificate is the client's trust anchor.
+        let client_config = Arc::new(client_config(&tls.cert_file, None).expect("client config"));
         assert_eq!(
             client_config.crypto_provider().cipher_suites[0].suite(),
             rustls::CipherSuite::TLS13_AES_256_GCM_SHA384,
