@@ -162,7 +162,7 @@ async fn a_stopped_run_drains_and_reports_what_it_measured() {
     // asleep waiting for its next send when the stop comes.
     for (rate, stop_after) in [(None, 200), (Some(500), 200), (Some(4), 2)] {
         let stop = tokio_util::sync::CancellationToken::new();
-        let echo = counting_echo(stop_after, stop.clone()).await;
+        let echo = counting_echo(stop_after, stop.clone(), false).await;
         let mut o = options(echo.to_string(), Expect::Echo, rate);
         o.warmup = Duration::ZERO;
         o.duration = Duration::from_secs(600);
@@ -222,6 +222,34 @@ async fn a_run_whose_connections_all_close_ends_without_waiting_out_its_window()
             }
         }
     }
+}
+
+/// Open loop, one of two connections closed by the target at once, the run stopped (as Ctrl-C
+/// does) after the other has had 200 answers: the closed slot's sends left count up to where the
+/// run was stopped, not to the ten minutes it was asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_left_by_a_lost_connection_count_to_where_the_run_stopped() {
+    const RATE: u64 = 1_000;
+    let (_cards, mix) = plain_mix(10);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let echo = counting_echo(200, stop.clone(), true).await;
+    let mut o = options(echo.to_string(), Expect::Echo, Some(RATE));
+    o.connections = 2;
+    o.warmup = Duration::ZERO;
+    o.duration = Duration::from_secs(600);
+    o.stop = Some(stop);
+    let r = tokio::time::timeout(Duration::from_secs(60), run(&o, mix))
+        .await
+        .expect("the stopped run ends")
+        .expect("run");
+    let text = r.to_text();
+    assert!(r.interrupted, "{text}");
+    assert!(r.answered >= 200, "{text}");
+    assert!(r.unsent_no_connection > 0, "{text}");
+    // The lost slot's share of the rate, over the window as it ended (and one for rounding).
+    let most = (RATE / 2) as f64 * r.duration_s + 1.0;
+    assert!(r.unsent_no_connection as f64 <= most, "{text}");
+    assert_eq!(r.backlog, 0, "{text}");
 }
 
 /// Closed loop, a terminal that redials every 2 requests with 2 in flight: the target holds
@@ -293,8 +321,12 @@ async fn holding_echo(hold: Duration) -> std::net::SocketAddr {
 }
 
 /// An echo backend that cancels `stop` once it has answered `n` requests, and goes on
-/// answering.
-async fn counting_echo(n: u64, stop: tokio_util::sync::CancellationToken) -> std::net::SocketAddr {
+/// answering. With `drop_first`, it closes the first connection it accepts at once.
+async fn counting_echo(
+    n: u64,
+    stop: tokio_util::sync::CancellationToken,
+    drop_first: bool,
+) -> std::net::SocketAddr {
     use futures::{SinkExt, StreamExt};
     use simulators::loadgen::model::echo_of;
     use switch::net::framing::{Frame, FrameCodec};
@@ -306,7 +338,12 @@ async fn counting_echo(n: u64, stop: tokio_util::sync::CancellationToken) -> std
     let addr = listener.local_addr().expect("addr");
     let answered = Arc::new(std::sync::atomic::AtomicU64::new(0));
     tokio::spawn(async move {
+        let mut dropping = drop_first;
         while let Ok((socket, _)) = listener.accept().await {
+            if std::mem::take(&mut dropping) {
+                drop(socket);
+                continue;
+            }
             let (answered, stop) = (Arc::clone(&answered), stop.clone());
             tokio::spawn(async move {
                 let mut framed = Framed::new(

@@ -249,6 +249,25 @@ struct Outcome {
     verdict: Verdict,
 }
 
+/// Open loop: the first send a slot never made, and whether it had lost its connection.
+struct Unsent {
+    next: Instant,
+    lost: bool,
+}
+
+impl Unsent {
+    /// The sends scheduled from `next` until `end` (none when `next` is not before it).
+    fn count(&self, interval: Duration, end: Instant) -> u64 {
+        if self.next >= end {
+            return 0;
+        }
+        let late = (end - self.next)
+            .as_nanos()
+            .div_ceil(interval.as_nanos().max(1));
+        u64::try_from(late).unwrap_or(u64::MAX)
+    }
+}
+
 /// One connection's results, merged at the end.
 struct Local {
     hist: Histogram<u64>,
@@ -262,9 +281,8 @@ struct Local {
     mismatches: u64,
     mismatch_samples: Vec<String>,
     error_samples: Vec<String>,
-    backlog: u64,
-    /// Open loop: scheduled sends left when the slot lost its connection.
-    unsent_no_connection: u64,
+    /// Open loop: where the slot's schedule stood when it ended.
+    unsent: Option<Unsent>,
     unmatched: u64,
     /// Time to open each replacement connection, microseconds.
     connect: Histogram<u64>,
@@ -290,8 +308,7 @@ impl Local {
             mismatches: 0,
             mismatch_samples: Vec::new(),
             error_samples: Vec::new(),
-            backlog: 0,
-            unsent_no_connection: 0,
+            unsent: None,
             unmatched: 0,
         }
     }
@@ -551,6 +568,10 @@ struct Schedule {
     /// it), oldest first. Their latency counts from then: the drain of the old connection and
     /// the opening of the new one are both time they waited.
     waiting: Vec<Instant>,
+    /// Open loop: the slot had no connection while sends were still due before the window's end
+    /// (the target closed it, or a replacement could not be opened). Its sends left then are
+    /// not the target's backlog.
+    lost: bool,
 }
 
 impl Schedule {
@@ -566,21 +587,18 @@ impl Schedule {
 async fn drive(client: AcquirerClient, ctx: Arc<Ctx>, index: usize, hist: Histogram<u64>) -> Local {
     let mut local = Local::new(hist);
     let mut client = client;
-    // Open loop: the slot lost its connection (closed by the target, or a replacement could
-    // not be opened), so its remaining schedule is not the target's backlog.
-    let lost;
     let mut sched = Schedule {
         first: ctx
             .interval
             .map_or(ctx.start, |interval| first_send(&ctx, interval, index)),
         k: 0,
         waiting: Vec::new(),
+        lost: false,
     };
     loop {
         let used_up = on_connection(&client, &ctx, index, &mut local, &mut sched).await;
         local.unmatched += client.unmatched_responses();
         if !used_up {
-            lost = client.is_closed();
             break;
         }
         let opened = Instant::now();
@@ -605,25 +623,18 @@ async fn drive(client: AcquirerClient, ctx: Arc<Ctx>, index: usize, hist: Histog
                     },
                     &ctx,
                 );
-                lost = true;
+                sched.lost = true;
                 break;
             }
         }
     }
     if let Some(interval) = ctx.interval {
-        // Scheduled inside the run but never sent: the target fell behind, or the slot had no
-        // connection to send them on.
-        let next = sched.next_send(interval);
-        let end = ctx.end();
-        if next < end {
-            let late = (end - next).as_nanos().div_ceil(interval.as_nanos().max(1));
-            let late = u64::try_from(late).unwrap_or(u64::MAX);
-            if lost {
-                local.unsent_no_connection += late;
-            } else {
-                local.backlog += late;
-            }
-        }
+        // Counted in `merge`, against the window's end as it finally is: a stop after this slot
+        // ended moves it earlier.
+        local.unsent = Some(Unsent {
+            next: sched.next_send(interval),
+            lost: sched.lost,
+        });
     }
     local
 }
@@ -673,7 +684,13 @@ async fn on_connection(
             let wake = ctx.wakers.get(index).cloned().unwrap_or_default();
             loop {
                 let now = Instant::now();
-                let open = now < ctx.end() + LATE_SEND_GRACE && !client.is_closed();
+                let closed = client.is_closed();
+                if closed && now < ctx.end() && sched.next_send(interval) < ctx.end() {
+                    // Closed with sends still due inside the window. (Closed after the window,
+                    // the sends still waiting were late already: backlog.)
+                    sched.lost = true;
+                }
+                let open = now < ctx.end() + LATE_SEND_GRACE && !closed;
                 while open && inflight.len() < ctx.inflight && room(used) {
                     let scheduled = sched.next_send(interval);
                     if scheduled > now || scheduled >= ctx.end() {
@@ -994,8 +1011,16 @@ fn merge(
         in_window += l.answered_in_window;
         sent += l.sent;
         mismatches += l.mismatches;
-        backlog += l.backlog;
-        unsent_no_connection += l.unsent_no_connection;
+        if let (Some(interval), Some(u)) = (ctx.interval, &l.unsent) {
+            // Scheduled inside the run but never sent: the target fell behind, or the slot had
+            // no connection to send them on.
+            let n = u.count(interval, ctx.end());
+            if u.lost {
+                unsent_no_connection += n;
+            } else {
+                backlog += n;
+            }
+        }
         unmatched += l.unmatched;
         for s in l.mismatch_samples {
             if mismatch_samples.len() < ctx.samples {
