@@ -157,6 +157,7 @@ async fn tls_stack_with(more: impl FnOnce(&mut switch::config::Config)) -> (Stac
                 cert_file: pki.path("server.crt"),
                 key_file: pki.path("server.key"),
                 client_ca_file: Some(pki.path("ca.crt")),
+                cipher_suites: Vec::new(),
             });
             for a in &mut c.acquirers {
                 a.tls_identity = match a.id.as_str() {
@@ -369,6 +370,7 @@ async fn issuer_links_run_over_tls() {
         cert_file: pki.path("server.crt"),
         key_file: pki.path("server.key"),
         client_ca_file: None,
+        cipher_suites: Vec::new(),
     })
     .expect("host TLS config");
     let slot = stack.hosts.get_mut(NORTH).expect("north-bank slot");
@@ -400,6 +402,7 @@ fn tls_config_problems_are_reported_together_by_key() {
         cert_file: dir.path().join("missing-server.crt"),
         key_file: dir.path().join("missing-server.key"),
         client_ca_file: None,
+        cipher_suites: Vec::new(),
     });
     c.acquirers[0].tls_identity = Some("acq.example".into());
     let remote = c
@@ -443,7 +446,8 @@ fn tls_config_problems_are_reported_together_by_key() {
 /// A terminal that reconnects resumes its TLS session (a stateless ticket, no certificate
 /// exchanged), and the resumed session is still bound to the acquirer its certificate names:
 /// served as that acquirer, refused (63) when naming another. One `ClientTls` is one terminal's
-/// session cache; the other tests build a fresh one per connection, so only this test resumes.
+/// session cache. Most other tests build a fresh one per connection and never resume; those
+/// that do resume take `RESUMPTIONS` first, as this one does, so the counts are exact.
 #[tokio::test]
 async fn a_resumed_session_keeps_its_certificates_identity() {
     let _counting = CERTIFICATE_MISMATCHES.lock().await;

@@ -268,6 +268,7 @@ fn serve(cli: &Cli, config: &Path, file: &IssuerFile, journal_dir: PathBuf) -> E
                 cert_file: cert.clone(),
                 key_file: key.clone(),
                 client_ca_file: args.tls_client_ca.clone(),
+                cipher_suites: Vec::new(),
             };
             match switch::net::tls::server_config(&listener) {
                 Ok(c) => Some(Arc::new(c)),

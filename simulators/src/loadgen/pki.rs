@@ -175,6 +175,7 @@ impl TestPki {
             cert_file: self.server_cert.clone(),
             key_file: self.server_key.clone(),
             client_ca_file: Some(self.ca.clone()),
+            cipher_suites: Vec::new(),
         }
     }
 
@@ -185,6 +186,7 @@ impl TestPki {
             cert_file: self.host_cert.clone(),
             key_file: self.host_key.clone(),
             client_ca_file: Some(self.ca.clone()),
+            cipher_suites: Vec::new(),
         }
     }
 

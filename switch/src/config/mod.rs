@@ -149,6 +149,13 @@ pub struct ListenerTlsConfig {
     /// acquirer. Default: none (no client certificates asked for).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_ca_file: Option<PathBuf>,
+    /// The cipher suites the listener accepts, in its own order of preference (the listener's
+    /// order decides, not the client's), by the names rustls gives them, e.g.
+    /// `TLS13_AES_128_GCM_SHA256`; at least one TLS 1.3 suite. Default (empty): every suite
+    /// rustls enables, those whose handshake hash is SHA-256 first ([`crate::net::tls`] says
+    /// why).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cipher_suites: Vec<String>,
 }
 
 impl Default for ListenerConfig {

@@ -493,6 +493,56 @@ tls_identity = "ACQ.example"
     );
 }
 
+/// `[listener.tls] cipher_suites`: names rustls knows, each once, at least one TLS 1.3 suite;
+/// every problem at once.
+#[test]
+fn listener_cipher_suites() {
+    let ok = Config::from_toml_str(
+        r#"
+[listener.tls]
+cert_file = "Cargo.toml"
+key_file = "Cargo.toml"
+cipher_suites = ["TLS13_CHACHA20_POLY1305_SHA256", "TLS13_AES_256_GCM_SHA384", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"]
+"#,
+        ORIGIN,
+    )
+    .expect("valid");
+    let tls = ok.listener.tls.as_ref().expect("tls");
+    assert_eq!(tls.cipher_suites.len(), 3);
+    let text = ok.to_toml_string().expect("serializes");
+    assert_eq!(
+        Config::from_toml_str(&text, ORIGIN).expect("round trip"),
+        ok
+    );
+    let problems = invalid(
+        r#"
+[listener.tls]
+cert_file = "Cargo.toml"
+key_file = "Cargo.toml"
+cipher_suites = ["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "TLS13_NULL_SHA256", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"]
+"#,
+    );
+    assert_eq!(
+        keys(&problems),
+        ["listener.tls.cipher_suites"; 3],
+        "{problems:#?}"
+    );
+    let messages: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
+    assert!(
+        messages[0].starts_with("unknown suite \"TLS13_NULL_SHA256\"; known: "),
+        "{messages:?}"
+    );
+    assert!(
+        messages[0].contains("TLS13_AES_128_GCM_SHA256"),
+        "{messages:?}"
+    );
+    assert!(messages[1].contains("listed twice"), "{messages:?}");
+    assert!(
+        messages[2].contains("at least one TLS 1.3 suite"),
+        "{messages:?}"
+    );
+}
+
 #[test]
 fn validate_reports_on_a_config_built_in_code() {
     let mut config = Config::default();

@@ -207,8 +207,39 @@ fn listener(config: &Config, report: &mut Report<'_>) -> Option<SocketAddr> {
                 report.push(key, format!("no such file: {}", path.display()));
             }
         }
+        cipher_suites(&tls.cipher_suites, report);
     }
     addr
+}
+
+/// `[listener.tls] cipher_suites`: names rustls knows, each once, at least one for TLS 1.3
+/// (the listener speaks TLS 1.3; TLS 1.2 suites alone would leave it without any).
+fn cipher_suites(names: &[String], report: &mut Report<'_>) {
+    const KEY: &str = "listener.tls.cipher_suites";
+    if names.is_empty() {
+        return;
+    }
+    let known = rustls::crypto::ring::ALL_CIPHER_SUITES;
+    let find = |name: &str| known.iter().find(|s| s.suite().as_str() == Some(name));
+    let mut tls13 = false;
+    for (i, name) in names.iter().enumerate() {
+        match find(name) {
+            None => {
+                let all: Vec<&str> = known.iter().filter_map(|s| s.suite().as_str()).collect();
+                report.push(
+                    KEY,
+                    format!("unknown suite {name:?}; known: {}", all.join(", ")),
+                );
+            }
+            Some(s) => tls13 |= s.tls13().is_some(),
+        }
+        if names[..i].contains(name) {
+            report.push(KEY, format!("{name} is listed twice"));
+        }
+    }
+    if !tls13 {
+        report.push(KEY, "must name at least one TLS 1.3 suite (TLS13_...)");
+    }
 }
 
 /// Most entries `switch.duplicate_entries_max` may name: 100 million keys is tens of GiB of

@@ -2,7 +2,8 @@
 //! configurations from PEM files, and reading the names a verified client certificate carries.
 //!
 //! **Owns:** loading `[listener.tls]` files into a [`rustls::ServerConfig`] (client certificates
-//! required and verified when `client_ca_file` is set; stateless session tickets), the check of a
+//! required and verified when `client_ca_file` is set; stateless session tickets; the cipher
+//! suites in the listener's order of preference, `server_provider`), the check of a
 //! resumed session's client certificate that rustls leaves out ([`ResumedCheck`]), the
 //! client-side config, and [`certificate_names`], the SAN DNS names that `[[acquirer]]
 //! tls_identity` is matched against.
@@ -235,24 +236,51 @@ pub fn reverify_resumed(
         .map_err(|e| e.to_string())
 }
 
-/// The listener's crypto: ring's suites with those whose handshake hash is SHA-256 first
-/// (TLS 1.3: AES-128-GCM, then ChaCha20-Poly1305, then AES-256-GCM with SHA-384), chosen by the
-/// server's order. Why: a handshake's key schedule is a few dozen HMACs of its suite's hash,
-/// and this processor computes SHA-256 in hardware (SHA-NI) but SHA-384 in software. rustls's
-/// clients list AES-256-GCM-SHA384 first, and with the client's order SHA-384 took 11% of the
-/// switch's CPU when terminals dialed per transaction; the server's order took 11–16% off the
-/// switch's CPU per answer there (docs/benchmarks.md, "Where a resumed handshake's time goes").
-/// Every TLS 1.3 client implements AES-128-GCM-SHA256 (RFC 8446, 9.1, mandatory), and all three
-/// suites are the ones rustls enables by default.
-fn server_provider() -> Arc<CryptoProvider> {
+/// The listener's crypto: the suites of `[listener.tls] cipher_suites` in that order or, by
+/// default, ring's suites with those whose handshake hash is SHA-256 first (TLS 1.3:
+/// AES-128-GCM, then ChaCha20-Poly1305, then AES-256-GCM with SHA-384). Either way the
+/// listener's order decides, not the client's.
+///
+/// Why the default: a handshake's key schedule and transcript are a few dozen HMACs and hashes
+/// of its suite's hash. On processors with SHA instructions (SHA-NI, as the benchmark machine
+/// has) ring computes SHA-256 in hardware and SHA-384 in software. rustls's clients, like
+/// OpenSSL's and mbedTLS's, list AES-256-GCM-SHA384 first; following them, SHA-384 took 11% of
+/// the switch's CPU when terminals dialed per transaction, and the listener's order took 11–16%
+/// off its CPU per answer there (docs/benchmarks.md, "Where a resumed handshake's time goes").
+/// Without SHA instructions the gain is smaller, never a loss. The cost falls on clients: one
+/// that prefers AES-256 gets AES-128, and one that prefers ChaCha20-Poly1305 (usually a device
+/// without AES instructions) gets AES-128-GCM in software; a few hundred bytes per transaction.
+/// Every TLS 1.3 client implements AES-128-GCM-SHA256 (RFC 8446, 9.1), so none is refused, and
+/// an operator whose terminals or policy want another order sets `cipher_suites`.
+fn server_provider(tls: &ListenerTlsConfig) -> Result<Arc<CryptoProvider>, TlsError> {
     let mut provider = rustls::crypto::ring::default_provider();
-    // A stable sort: within each hash, ring's own order.
-    provider.cipher_suites.sort_by_key(|s| {
-        s.suite()
-            .as_str()
-            .is_some_and(|name| name.ends_with("SHA384"))
-    });
-    Arc::new(provider)
+    if tls.cipher_suites.is_empty() {
+        let common = |s: &rustls::SupportedCipherSuite| match s {
+            rustls::SupportedCipherSuite::Tls13(t) => &t.common,
+            rustls::SupportedCipherSuite::Tls12(t) => &t.common,
+        };
+        // A stable sort: within each hash, ring's own order.
+        provider.cipher_suites.sort_by_key(|s| {
+            common(s).hash_provider.algorithm() != rustls::crypto::hash::HashAlgorithm::SHA256
+        });
+    } else {
+        let all = rustls::crypto::ring::ALL_CIPHER_SUITES;
+        provider.cipher_suites = tls
+            .cipher_suites
+            .iter()
+            .map(|name| {
+                all.iter()
+                    .find(|s| s.suite().as_str() == Some(name.as_str()))
+                    .copied()
+                    .ok_or_else(|| {
+                        TlsError::Rustls(format!(
+                            "listener.tls.cipher_suites: unknown suite {name:?}"
+                        ))
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    Ok(Arc::new(provider))
 }
 
 fn build_server(
@@ -260,7 +288,7 @@ fn build_server(
 ) -> Result<(rustls::ServerConfig, Option<Arc<dyn ClientCertVerifier>>), TlsError> {
     let chain = load_certificates("listener.tls.cert_file", &tls.cert_file)?;
     let key = load_private_key("listener.tls.key_file", &tls.key_file)?;
-    let builder = rustls::ServerConfig::builder_with_provider(server_provider())
+    let builder = rustls::ServerConfig::builder_with_provider(server_provider(tls)?)
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Rustls(e.to_string()))?;
     let verifier = match &tls.client_ca_file {
@@ -373,6 +401,7 @@ mod tests {
             cert_file: write(dir, "c.pem", &cert.pem()),
             key_file: write(dir, "k.pem", &key.serialize_pem()),
             client_ca_file: None,
+            cipher_suites: Vec::new(),
         }
     }
 
@@ -424,6 +453,43 @@ mod tests {
             server.negotiated_cipher_suite().map(|s| s.suite()),
             Some(rustls::CipherSuite::TLS13_AES_128_GCM_SHA256)
         );
+        // The default order, and an operator's own (`cipher_suites`), which the listener follows
+        // too.
+        let tls13 = |p: &CryptoProvider| -> Vec<rustls::CipherSuite> {
+            p.cipher_suites
+                .iter()
+                .filter(|s| s.tls13().is_some())
+                .map(|s| s.suite())
+                .collect()
+        };
+        assert_eq!(
+            tls13(&server_provider(&tls).expect("default")),
+            [
+                rustls::CipherSuite::TLS13_AES_128_GCM_SHA256,
+                rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256,
+                rustls::CipherSuite::TLS13_AES_256_GCM_SHA384,
+            ]
+        );
+        let chacha = ListenerTlsConfig {
+            cipher_suites: vec![
+                "TLS13_CHACHA20_POLY1305_SHA256".into(),
+                "TLS13_AES_128_GCM_SHA256".into(),
+            ],
+            ..tls.clone()
+        };
+        assert_eq!(
+            tls13(&server_provider(&chacha).expect("configured")),
+            [
+                rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256,
+                rustls::CipherSuite::TLS13_AES_128_GCM_SHA256,
+            ]
+        );
+        let unknown = ListenerTlsConfig {
+            cipher_suites: vec!["TLS13_NULL".into()],
+            ..tls
+        };
+        let e = server_provider(&unknown).expect_err("unknown").to_string();
+        assert!(e.contains("TLS13_NULL"), "{e}");
     }
 
     /// A resumed session's client certificate is checked again at the time given: valid inside
@@ -465,6 +531,7 @@ mod tests {
             cert_file: write(dir.path(), "s.pem", &server.pem()),
             key_file: write(dir.path(), "s.key", &server_key.serialize_pem()),
             client_ca_file: Some(write(dir.path(), "ca.pem", &ca.pem())),
+            cipher_suites: Vec::new(),
         };
         let verifier = build_server(&tls)
             .expect("listener TLS")
@@ -511,15 +578,22 @@ mod tests {
                 .is_err()
         );
         assert!(check.check(None, at(2026, 12, 30, 23, 30)).is_err());
-        // Bounded, keeping the chains in use: two generations of two chains. `a` is used again
-        // after `b` and `c` filled the first generation, `b` is not; both expired at midnight.
-        // Half an hour later `a` is still kept and `b`, dropped with the first generation, is
-        // verified again and refused.
+        // Bounded, keeping the chains in use: two generations of two chains, all verified at
+        // 23:30, all expired at midnight. `a` and `b` fill the first generation; `a` is used
+        // again at 00:10, after `c` came, and is copied forward with the rotation that follows;
+        // `b` is not, and goes with the first generation. At 00:20 `a` is still kept and `b` is
+        // verified again and refused. `a` kept the time it was verified, not the time it was
+        // copied: at 00:40, more than an hour after 23:30, it is verified again and refused.
         let check = ResumedCheck::with_capacity(Arc::clone(&verifier), 4);
         let (a, b, c) = ([leaf_of(&ca)], [leaf_of(&ca)], [leaf_of(&ca)]);
-        for chain in [&a, &b, &c, &a] {
+        for chain in [&a, &b, &c] {
             assert_eq!(check.check(Some(chain), at(2026, 12, 30, 23, 30)), Ok(()));
         }
+        assert_eq!(
+            check.check(Some(&a), at(2026, 12, 31, 0, 10)),
+            Ok(()),
+            "kept"
+        );
         assert_eq!(
             check.check(Some(&a), at(2026, 12, 31, 0, 20)),
             Ok(()),
@@ -528,6 +602,10 @@ mod tests {
         assert!(
             check.check(Some(&b), at(2026, 12, 31, 0, 20)).is_err(),
             "dropped, and checked again"
+        );
+        assert!(
+            check.check(Some(&a), at(2026, 12, 31, 0, 40)).is_err(),
+            "an hour after it was verified, checked again"
         );
         // Without client_ca_file there is nothing to check again.
         let open = ListenerTlsConfig {
@@ -548,6 +626,7 @@ mod tests {
             cert_file: empty.clone(),
             key_file: key.clone(),
             client_ca_file: None,
+            cipher_suites: Vec::new(),
         };
         let e = server_config(&tls).expect_err("no certificate").to_string();
         assert!(
