@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::{SinkExt, StreamExt};
 use simulators::loadgen::gencards::{GenOptions, generate, stack_issuers};
 use simulators::loadgen::ladder::RelayWork;
 use simulators::loadgen::mix::Mix;
@@ -249,7 +250,8 @@ async fn sends_left_by_a_lost_connection_count_to_where_the_run_stopped() {
     // The lost slot's share of the rate, over the window as it ended (and one for rounding).
     let most = (RATE / 2) as f64 * r.duration_s + 1.0;
     assert!(r.unsent_no_connection as f64 <= most, "{text}");
-    assert_eq!(r.backlog, 0, "{text}");
+    // The surviving connection keeps up; at most the send due as the stop came is left.
+    assert!(r.backlog <= 1, "{text}");
 }
 
 /// Closed loop, a terminal that redials every 2 requests with 2 in flight: the target holds
@@ -263,12 +265,7 @@ async fn a_terminal_that_redials_charges_its_wait_to_the_requests_that_waited() 
     const HOLD: Duration = Duration::from_millis(50);
     let (_cards, mix) = plain_mix(10);
     let echo = holding_echo(HOLD).await;
-    let mut o = options(echo.to_string(), Expect::Echo, None);
-    o.connections = 1;
-    o.inflight = 2;
-    o.requests_per_connection = Some(2);
-    o.warmup = Duration::ZERO;
-    o.duration = Duration::from_secs(1);
+    let o = redialing(echo, None, (1, 2), 2);
     let r = run(&o, mix).await.expect("run");
     assert_clean(&r);
     let text = r.to_text();
@@ -278,46 +275,71 @@ async fn a_terminal_that_redials_charges_its_wait_to_the_requests_that_waited() 
     assert!(r.latency.p50_us >= hold_us, "{text}");
 }
 
+/// A target that hangs up after each answer (as some hosts do with terminals that dial per
+/// transaction): a terminal that has used its connection up dials again, whether or not the
+/// target has hung up by the time it looks. (Before, a slot that saw the hang-up first stopped
+/// sending for the rest of the run.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminal_redials_after_a_target_that_hangs_up_each_time() {
+    let (_cards, mix) = plain_mix(10);
+    let echo = one_answer_echo().await;
+    for rate in [None, Some(400)] {
+        let o = redialing(echo, rate, (2, 1), 1);
+        let r = run(&o, Arc::clone(&mix)).await.expect("run");
+        assert_clean(&r);
+        let text = r.to_text();
+        assert_eq!(r.unsent_no_connection, 0, "{text}");
+        let reconnects = r.reconnects.as_ref().expect("reconnects reported");
+        assert!(reconnects.count >= 10, "{text}");
+    }
+}
+
+/// One second against the echo `target`, no warmup: C×P (`shape`) terminals that each dial
+/// again after `n` requests.
+fn redialing(
+    target: std::net::SocketAddr,
+    rate: Option<u64>,
+    shape: (usize, usize),
+    n: u64,
+) -> RunOptions {
+    RunOptions {
+        connections: shape.0,
+        inflight: shape.1,
+        requests_per_connection: Some(n),
+        warmup: Duration::ZERO,
+        duration: Duration::from_secs(1),
+        ..options(target.to_string(), Expect::Echo, rate)
+    }
+}
+
+/// An echo backend that answers one request per connection and closes it.
+async fn one_answer_echo() -> std::net::SocketAddr {
+    test_target(|_, mut framed| async move {
+        if let Some(Ok(frame)) = framed.next().await {
+            echo(&mut framed, frame).await;
+        }
+    })
+    .await
+}
+
 /// An echo backend that answers the first request of each connection at once and the second
 /// after `hold` (then each one at once again): a target whose last answer before a terminal
 /// hangs up is slow.
 async fn holding_echo(hold: Duration) -> std::net::SocketAddr {
-    use futures::{SinkExt, StreamExt};
-    use simulators::loadgen::model::echo_of;
-    use switch::net::framing::{Frame, FrameCodec};
-    use tokio_util::codec::Framed;
-
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut framed = Framed::new(
-                    socket,
-                    FrameCodec::new(simulators::loadgen::relay::framing()),
-                );
-                let mut n = 0u64;
-                while let Some(Ok(frame)) = framed.next().await {
-                    n += 1;
-                    if n == 2 {
-                        // The slow answer is the point of this backend, not a wait for
-                        // another task.
-                        tokio::time::sleep(hold).await;
-                    }
-                    let echoed = Frame {
-                        header: frame.header,
-                        payload: echo_of(&frame.payload).into(),
-                    };
-                    if framed.send(echoed).await.is_err() {
-                        break;
-                    }
-                }
-            });
+    test_target(move |_, mut framed| async move {
+        let mut n = 0u64;
+        while let Some(Ok(frame)) = framed.next().await {
+            n += 1;
+            if n == 2 {
+                // The slow answer is the point of this backend, not a wait for another task.
+                tokio::time::sleep(hold).await;
+            }
+            if !echo(&mut framed, frame).await {
+                break;
+            }
         }
-    });
-    addr
+    })
+    .await
 }
 
 /// An echo backend that cancels `stop` once it has answered `n` requests, and goes on
@@ -327,46 +349,58 @@ async fn counting_echo(
     stop: tokio_util::sync::CancellationToken,
     drop_first: bool,
 ) -> std::net::SocketAddr {
-    use futures::{SinkExt, StreamExt};
-    use simulators::loadgen::model::echo_of;
-    use switch::net::framing::{Frame, FrameCodec};
-    use tokio_util::codec::Framed;
+    let answered = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    test_target(move |index, mut framed| {
+        let (answered, stop) = (Arc::clone(&answered), stop.clone());
+        async move {
+            if drop_first && index == 0 {
+                return;
+            }
+            while let Some(Ok(frame)) = framed.next().await {
+                if !echo(&mut framed, frame).await {
+                    break;
+                }
+                if answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1 == n {
+                    stop.cancel();
+                }
+            }
+        }
+    })
+    .await
+}
 
+type Framed = tokio_util::codec::Framed<tokio::net::TcpStream, switch::net::framing::FrameCodec>;
+
+/// A target on 127.0.0.1 speaking loadgen's framing: each connection it accepts (numbered from 0)
+/// goes to `serve`, in a task of its own.
+async fn test_target<F, Fut>(serve: F) -> std::net::SocketAddr
+where
+    F: Fn(u64, Framed) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let answered = Arc::new(std::sync::atomic::AtomicU64::new(0));
     tokio::spawn(async move {
-        let mut dropping = drop_first;
+        let mut index = 0;
         while let Ok((socket, _)) = listener.accept().await {
-            if std::mem::take(&mut dropping) {
-                drop(socket);
-                continue;
-            }
-            let (answered, stop) = (Arc::clone(&answered), stop.clone());
-            tokio::spawn(async move {
-                let mut framed = Framed::new(
-                    socket,
-                    FrameCodec::new(simulators::loadgen::relay::framing()),
-                );
-                while let Some(Ok(frame)) = framed.next().await {
-                    let payload = echo_of(&frame.payload).into();
-                    let echoed = Frame {
-                        header: frame.header,
-                        payload,
-                    };
-                    if framed.send(echoed).await.is_err() {
-                        break;
-                    }
-                    if answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1 == n {
-                        stop.cancel();
-                    }
-                }
-            });
+            let codec =
+                switch::net::framing::FrameCodec::new(simulators::loadgen::relay::framing());
+            tokio::spawn(serve(index, Framed::new(socket, codec)));
+            index += 1;
         }
     });
     addr
+}
+
+/// Sends `frame`'s echo back; `false` when the connection is gone.
+async fn echo(framed: &mut Framed, frame: switch::net::framing::Frame) -> bool {
+    let echoed = switch::net::framing::Frame {
+        header: frame.header,
+        payload: simulators::loadgen::model::echo_of(&frame.payload).into(),
+    };
+    framed.send(echoed).await.is_ok()
 }
 
 /// One second of closed-loop load through a relay doing `work` in front of `backend`; every

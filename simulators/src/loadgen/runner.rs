@@ -623,7 +623,8 @@ async fn drive(client: AcquirerClient, ctx: Arc<Ctx>, index: usize, hist: Histog
                     },
                     &ctx,
                 );
-                sched.lost = true;
+                // Failed after the window, what still waited was late already: backlog.
+                sched.lost = opened < ctx.end();
                 break;
             }
         }
@@ -641,7 +642,8 @@ async fn drive(client: AcquirerClient, ctx: Arc<Ctx>, index: usize, hist: Histog
 
 /// The sends of one connection until the window ends, the connection closes, or it has carried
 /// `requests_per_connection` requests. Returns `true` in the last case, once all of them are
-/// answered and the window still runs: the caller then opens a replacement.
+/// answered and the window still runs (closed by then or not): the caller then opens a
+/// replacement.
 async fn on_connection(
     client: &AcquirerClient,
     ctx: &Ctx,
@@ -723,7 +725,10 @@ async fn on_connection(
             sched.next_send(interval) < ctx.end() && Instant::now() < ctx.end() + LATE_SEND_GRACE
         }
     };
-    !room(used) && window_open && !client.is_closed()
+    // Used up, a terminal dials again even if the target has hung up meanwhile (whether it had
+    // is a race with the last answer); a target that is gone fails the dial, and that is a lost
+    // connection.
+    !room(used) && window_open
 }
 
 /// Open loop: the first send of connection `index`; connections are staggered evenly over one

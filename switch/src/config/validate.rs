@@ -212,8 +212,9 @@ fn listener(config: &Config, report: &mut Report<'_>) -> Option<SocketAddr> {
     addr
 }
 
-/// `[listener.tls] cipher_suites`: names rustls knows, each once, at least one for TLS 1.3
-/// (the listener speaks TLS 1.3; TLS 1.2 suites alone would leave it without any).
+/// `[listener.tls] cipher_suites`: names rustls knows, each once, at least one for TLS 1.3.
+/// The last is this project's rule, not rustls's: the listener always offers TLS 1.3, and a
+/// list of TLS 1.2 suites alone would quietly turn it off.
 fn cipher_suites(names: &[String], report: &mut Report<'_>) {
     const KEY: &str = "listener.tls.cipher_suites";
     if names.is_empty() {

@@ -247,7 +247,7 @@ pub fn reverify_resumed(
 /// OpenSSL's and mbedTLS's, list AES-256-GCM-SHA384 first; following them, SHA-384 took 11% of
 /// the switch's CPU when terminals dialed per transaction, and the listener's order took 11–16%
 /// off its CPU per answer there (docs/benchmarks.md, "Where a resumed handshake's time goes").
-/// Without SHA instructions the gain is smaller, never a loss. The cost falls on clients: one
+/// Without SHA instructions the gain would be smaller (not measured). The cost falls on clients: one
 /// that prefers AES-256 gets AES-128, and one that prefers ChaCha20-Poly1305 (usually a device
 /// without AES instructions) gets AES-128-GCM in software; a few hundred bytes per transaction.
 /// Every TLS 1.3 client implements AES-128-GCM-SHA256 (RFC 8446, 9.1), so none is refused, and
