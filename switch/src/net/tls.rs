@@ -283,12 +283,42 @@ fn server_provider(tls: &ListenerTlsConfig) -> Result<Arc<CryptoProvider>, TlsEr
     Ok(Arc::new(provider))
 }
 
+/// A TLS 1.2 suite names the kind of key that signs the handshake (`TLS_ECDHE_ECDSA_...`,
+/// `TLS_ECDHE_RSA_...`). When `[listener.tls] cipher_suites` lists TLS 1.2 suites and none fits
+/// the listener's key, every TLS 1.2 client would fail its handshake: refuse to start instead,
+/// saying so. (A TLS 1.3 suite fits any key.)
+fn suites_fit_the_key(provider: &CryptoProvider, key: &PrivateKeyDer<'_>) -> Result<(), TlsError> {
+    let tls12: Vec<_> = provider
+        .cipher_suites
+        .iter()
+        .filter(|s| s.tls13().is_none())
+        .collect();
+    if tls12.is_empty() {
+        return Ok(());
+    }
+    let algorithm = rustls::crypto::ring::sign::any_supported_type(key)
+        .map_err(|e| TlsError::Rustls(format!("listener.tls.key_file: {e}")))?
+        .algorithm();
+    if tls12
+        .iter()
+        .any(|s| s.usable_for_signature_algorithm(algorithm))
+    {
+        return Ok(());
+    }
+    Err(TlsError::Rustls(format!(
+        "listener.tls.cipher_suites: no TLS 1.2 suite listed fits the listener's {algorithm:?} key \
+         (TLS 1.2 clients could not connect): list one for that key, or none"
+    )))
+}
+
 fn build_server(
     tls: &ListenerTlsConfig,
 ) -> Result<(rustls::ServerConfig, Option<Arc<dyn ClientCertVerifier>>), TlsError> {
     let chain = load_certificates("listener.tls.cert_file", &tls.cert_file)?;
     let key = load_private_key("listener.tls.key_file", &tls.key_file)?;
-    let builder = rustls::ServerConfig::builder_with_provider(server_provider(tls)?)
+    let suites = server_provider(tls)?;
+    suites_fit_the_key(&suites, &key)?;
+    let builder = rustls::ServerConfig::builder_with_provider(suites)
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Rustls(e.to_string()))?;
     let verifier = match &tls.client_ca_file {
@@ -484,6 +514,26 @@ mod tests {
                 rustls::CipherSuite::TLS13_AES_128_GCM_SHA256,
             ]
         );
+        // rcgen's keys are ECDSA: TLS 1.2 suites for RSA keys only would strand TLS 1.2 clients.
+        let rsa_only = ListenerTlsConfig {
+            cipher_suites: vec![
+                "TLS13_AES_128_GCM_SHA256".into(),
+                "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".into(),
+            ],
+            ..tls.clone()
+        };
+        let e = server_config(&rsa_only)
+            .expect_err("no suite for the key")
+            .to_string();
+        assert!(e.contains("no TLS 1.2 suite") && e.contains("ECDSA"), "{e}");
+        let ecdsa = ListenerTlsConfig {
+            cipher_suites: vec![
+                "TLS13_AES_128_GCM_SHA256".into(),
+                "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256".into(),
+            ],
+            ..tls.clone()
+        };
+        assert!(server_config(&ecdsa).is_ok());
         let unknown = ListenerTlsConfig {
             cipher_suites: vec!["TLS13_NULL".into()],
             ..tls
