@@ -662,14 +662,14 @@ async fn grid_cmd(a: GridArgs, scheduling: Scheduling) -> ExitCode {
     if !args.iter().any(|x| x.starts_with("--scheduling")) {
         args.push(format!("--scheduling {}", scheduling.as_str()));
     }
-    // The switch in production records every metric (its exporter is always on), so the grid
-    // does too: a recorder without the HTTP listener, never scraped.
     if cfg!(debug_assertions) {
         eprintln!(
             "grid: this is a debug build; its figures are far below a release build's \
              (cargo run --release -p simulators --bin loadgen -- grid)"
         );
     }
+    // The switch in production records every metric (its exporter is always on), so the grid
+    // does too: a recorder without the HTTP listener, never scraped.
     if !a.no_metrics
         && let Err(e) = switch::metrics::install_recorder()
     {

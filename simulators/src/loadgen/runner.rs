@@ -670,14 +670,15 @@ async fn on_connection(
             local.sent += used;
             while let Some(o) = inflight.next().await {
                 local.record(o, ctx);
-                if Instant::now() < ctx.end() && !client.is_closed() {
-                    if room(used) {
+                if Instant::now() < ctx.end() {
+                    if !room(used) {
+                        // This slot's next request waits for the replacement from now (a
+                        // replacement is dialed whether or not the target has hung up).
+                        sched.waiting.push(Instant::now());
+                    } else if !client.is_closed() {
                         inflight.push(one(client, ctx, Instant::now()));
                         local.sent += 1;
                         used += 1;
-                    } else {
-                        // This slot's next request waits for the replacement from now.
-                        sched.waiting.push(Instant::now());
                     }
                 }
             }

@@ -244,12 +244,13 @@ pub fn reverify_resumed(
 /// Why the default: a handshake's key schedule and transcript are a few dozen HMACs and hashes
 /// of its suite's hash. On processors with SHA instructions (SHA-NI, as the benchmark machine
 /// has) ring computes SHA-256 in hardware and SHA-384 in software. rustls's clients, like
-/// OpenSSL's and mbedTLS's, list AES-256-GCM-SHA384 first; following them, SHA-384 took 11% of
-/// the switch's CPU when terminals dialed per transaction, and the listener's order took 11–16%
-/// off its CPU per answer there (docs/benchmarks.md, "Where a resumed handshake's time goes").
-/// Without SHA instructions the gain would be smaller (not measured). The cost falls on clients: one
-/// that prefers AES-256 gets AES-128, and one that prefers ChaCha20-Poly1305 (usually a device
-/// without AES instructions) gets AES-128-GCM in software; a few hundred bytes per transaction.
+/// OpenSSL's by default, list AES-256-GCM-SHA384 first; following them, SHA-384 took 11% of the
+/// switch's CPU when terminals dialed per transaction, and the listener's order took 11–16% off
+/// its CPU per answer there (docs/benchmarks.md, "Where a resumed handshake's time goes").
+/// Without SHA instructions the gain would be smaller (not measured). The cost falls on
+/// clients: one that prefers AES-256 gets AES-128, and one that prefers ChaCha20-Poly1305
+/// (usually a device without AES instructions) gets AES-128-GCM in software, for a few hundred
+/// bytes per transaction.
 /// Every TLS 1.3 client implements AES-128-GCM-SHA256 (RFC 8446, 9.1), so none is refused, and
 /// an operator whose terminals or policy want another order sets `cipher_suites`.
 fn server_provider(tls: &ListenerTlsConfig) -> Result<Arc<CryptoProvider>, TlsError> {
