@@ -443,6 +443,27 @@ fn tls_config_problems_are_reported_together_by_key() {
     );
 }
 
+/// A new connection to `stack` as acquirer `acquirer`'s TERM0001, over TLS with `terminal`'s
+/// settings (its sessions included).
+async fn connect_over(stack: &Stack, terminal: &ClientTls, acquirer: &str) -> AcquirerClient {
+    let options = ClientOptions {
+        tls: Some(terminal.clone()),
+        ..ClientOptions::default()
+    };
+    stack.client_with(acquirer, "TERM0001", options).await
+}
+
+/// A purchase on North Bank's credit card over a new connection of `terminal` as acquirer
+/// 100001: approved. The connection closes when it returns.
+async fn approved_purchase(stack: &Stack, terminal: &ClientTls, amount: &str) {
+    let c = connect_over(stack, terminal, "100001").await;
+    let r = c
+        .purchase(NB_CREDIT, cny(amount), opts())
+        .await
+        .expect("answered");
+    assert_eq!(r.response_code, ResponseCode::Approved, "{r:?}");
+}
+
 /// A terminal that reconnects resumes its TLS session (a stateless ticket, no certificate
 /// exchanged), and the resumed session is still bound to the acquirer its certificate names:
 /// served as that acquirer, refused (63) when naming another. One `ClientTls` is one terminal's
@@ -455,37 +476,18 @@ async fn a_resumed_session_keeps_its_certificates_identity() {
     let (stack, pki) = tls_stack().await;
     let terminal = pki.client(Some(IDENTITY_1));
     let resumed = || counter("switchyard_tls_handshakes_total", &[("kind", "resumed")]);
-    let connect = |acquirer: &'static str| {
-        let opts = ClientOptions {
-            tls: Some(terminal.clone()),
-            ..ClientOptions::default()
-        };
-        stack.client_with(acquirer, "TERM0001", opts)
-    };
     let first = resumed();
     // The first connection's handshake is full; its answer comes after the session tickets.
-    let c = connect("100001").await;
-    let r = c
-        .purchase(NB_CREDIT, cny("12.00"), opts())
-        .await
-        .expect("answered");
-    assert_eq!(r.response_code, ResponseCode::Approved, "{r:?}");
-    drop(c);
+    approved_purchase(&stack, &terminal, "12.00").await;
     assert_eq!(resumed(), first);
 
     // The switch counts a handshake when it completes on its side, after the client's: an
     // answer on the connection comes later still.
-    let c = connect("100001").await;
-    let r = c
-        .purchase(NB_CREDIT, cny("13.00"), opts())
-        .await
-        .expect("answered");
-    assert_eq!(r.response_code, ResponseCode::Approved, "{r:?}");
+    approved_purchase(&stack, &terminal, "13.00").await;
     assert_eq!(resumed(), first + 1, "the second connection resumes");
-    drop(c);
 
     let mismatch = violations("certificate_mismatch");
-    let c = connect("100002").await;
+    let c = connect_over(&stack, &terminal, "100002").await;
     let p = c
         .prepare(TxnKind::Purchase, NB_CREDIT, Some(cny("14.00")), opts())
         .expect("prepared");
@@ -507,40 +509,27 @@ async fn a_terminal_with_its_own_sessions_resumes_only_its_own() {
     let first = pki.client(Some(IDENTITY_1));
     let second = first.with_own_sessions();
     let resumed = || counter("switchyard_tls_handshakes_total", &[("kind", "resumed")]);
-    // One approved purchase over a new connection of `terminal`: by then the switch has counted
-    // its handshake.
-    let purchase = async |terminal: &ClientTls, amount: &str| {
-        let options = ClientOptions {
-            tls: Some(terminal.clone()),
-            ..ClientOptions::default()
-        };
-        let c = stack.client_with("100001", "TERM0001", options).await;
-        let r = c
-            .purchase(NB_CREDIT, cny(amount), opts())
-            .await
-            .expect("answered");
-        assert_eq!(r.response_code, ResponseCode::Approved, "{r:?}");
-    };
+    // By the time a purchase is answered, the switch has counted its connection's handshake.
     let before = resumed();
-    purchase(&first, "21.00").await;
+    approved_purchase(&stack, &first, "21.00").await;
     assert_eq!(resumed(), before, "a first connection shakes hands in full");
-    purchase(&first.clone(), "22.00").await;
+    approved_purchase(&stack, &first.clone(), "22.00").await;
     assert_eq!(
         resumed(),
         before + 1,
         "a clone is the same terminal, and resumes"
     );
-    purchase(&second, "23.00").await;
+    approved_purchase(&stack, &second, "23.00").await;
     assert_eq!(
         resumed(),
         before + 1,
         "the other terminal has no session of its own yet, and takes none of the first's"
     );
-    purchase(&second, "24.00").await;
+    approved_purchase(&stack, &second, "24.00").await;
     assert_eq!(resumed(), before + 2, "then it resumes its own");
     // `without_resumption`: a terminal that never resumes, whatever it was given.
     let never = first.without_resumption();
-    purchase(&never, "25.00").await;
-    purchase(&never, "26.00").await;
+    approved_purchase(&stack, &never, "25.00").await;
+    approved_purchase(&stack, &never, "26.00").await;
     assert_eq!(resumed(), before + 2, "every handshake a full one");
 }

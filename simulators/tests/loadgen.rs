@@ -34,6 +34,11 @@ fn options(target: String, expect: Expect, rate: Option<u64>) -> RunOptions {
     }
 }
 
+/// The response codes a run saw, in order.
+fn codes(r: &RunReport) -> Vec<&str> {
+    r.response_codes.keys().map(String::as_str).collect()
+}
+
 fn assert_clean(r: &RunReport) {
     assert_eq!(
         r.mismatches,
@@ -528,15 +533,7 @@ async fn with_macs_and_pins_every_answer_still_matches_the_model() {
     let mut plain = options(stack.addr().to_string(), Expect::Switch, Some(100));
     plain.duration = Duration::from_millis(500);
     let r = run(&plain, mix).await.expect("run");
-    assert_eq!(
-        r.response_codes
-            .keys()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-        vec!["63"],
-        "{}",
-        r.to_text()
-    );
+    assert_eq!(codes(&r), ["63"], "{}", r.to_text());
 
     // A wrong PIN, remote (North Bank, translated and verified at its host) and on-us (Metro
     // Pay, verified in the switch): 55, on cards the run above may have used (one wrong PIN
@@ -687,15 +684,7 @@ async fn over_tls_every_answer_still_matches_the_model() {
     o.tls = Some(pki.client_tls(other, &target).expect("client TLS"));
     let r = run(&o, Arc::clone(&mix)).await.expect("run");
     assert!(r.answered > 0, "{}", r.to_text());
-    assert_eq!(
-        r.response_codes
-            .keys()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-        vec!["63"],
-        "{}",
-        r.to_text()
-    );
+    assert_eq!(codes(&r), ["63"], "{}", r.to_text());
 
     // The remote issuer's host listens on TLS too (the switch's links reached it, or the stack
     // would not have started): a client with the switch's link certificate completes a

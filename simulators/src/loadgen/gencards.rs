@@ -900,6 +900,19 @@ mod tests {
     use super::super::mix::Mix;
     use super::*;
 
+    /// `count` cards of the default issuers generated into `dir`.
+    fn generated(dir: &Path, count: u64, specials: u32, security: bool, tls: bool) -> Generated {
+        generate(&GenOptions {
+            count,
+            out: dir.to_owned(),
+            issuers: default_issuers(),
+            specials,
+            security,
+            tls,
+        })
+        .expect("generate")
+    }
+
     #[test]
     fn pans_are_luhn_valid_under_their_bin() {
         for seq in [0, 1, 123_456_789, SEQ_BULK, SEQ_SPECIAL + 5] {
@@ -915,15 +928,7 @@ mod tests {
     #[test]
     fn generated_files_load_into_engines_and_mixes() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let g = generate(&GenOptions {
-            count: 301,
-            out: dir.path().to_owned(),
-            issuers: default_issuers(),
-            specials: 2,
-            security: false,
-            tls: false,
-        })
-        .expect("generate");
+        let g = generated(dir.path(), 301, 2, false, false);
         assert_eq!(g.issuers.iter().map(|i| i.cards).sum::<u64>(), 301);
         assert_eq!(g.issuers[0].cards, 101);
         for i in &g.issuers {
@@ -952,15 +957,7 @@ mod tests {
     #[test]
     fn with_tls_the_listener_and_every_acquirer_have_their_certificates() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let g = generate(&GenOptions {
-            count: 30,
-            out: dir.path().to_owned(),
-            issuers: default_issuers(),
-            specials: 1,
-            security: false,
-            tls: true,
-        })
-        .expect("generate");
+        let g = generated(dir.path(), 30, 1, false, true);
         let pki = g.tls.clone().expect("test PKI");
         let plain = Config::load(&g.switch_config).expect("switch config");
         assert!(plain.listener.tls.is_none(), "switch.toml stays plain TCP");
@@ -1024,15 +1021,7 @@ mod tests {
     #[test]
     fn with_security_every_card_has_a_pin_and_every_party_its_keys() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let g = generate(&GenOptions {
-            count: 30,
-            out: dir.path().to_owned(),
-            issuers: default_issuers(),
-            specials: 1,
-            security: true,
-            tls: false,
-        })
-        .expect("generate");
+        let g = generated(dir.path(), 30, 1, true, false);
         let keys_path = g.keys.clone().expect("keys file");
         let keys = switch::security::KeysFile::load(&keys_path).expect("keys load");
         let config = Config::load(&g.switch_config).expect("switch config");

@@ -204,22 +204,16 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
     let stack = Stack::start(&plain.data, &opts.stack)
         .await
         .map_err(setup("stack"))?;
-    let secure_stack = match &secure {
-        Some(side) => Some(
-            Stack::start(&side.data, &opts.stack)
-                .await
-                .map_err(setup("stack with security"))?,
-        ),
-        None => None,
+    // A stack beside the plain one, when that side was generated.
+    let beside_stack = async |side: &Option<Side>, what: &'static str| match side {
+        Some(side) => Stack::start(&side.data, &opts.stack)
+            .await
+            .map(Some)
+            .map_err(setup(what)),
+        None => Ok(None),
     };
-    let tls_stack = match &tls {
-        Some(side) => Some(
-            Stack::start(&side.data, &opts.stack)
-                .await
-                .map_err(setup("stack with TLS"))?,
-        ),
-        None => None,
-    };
+    let secure_stack = beside_stack(&secure, "stack with security").await?;
+    let tls_stack = beside_stack(&tls, "stack with TLS").await?;
     let echo = EchoBackend::start("127.0.0.1:0")
         .await
         .map_err(setup("echo backend"))?;

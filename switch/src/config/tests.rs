@@ -44,6 +44,15 @@ fn with_ranges(ranges: &[(&str, &str)]) -> String {
     text
 }
 
+/// `config` written as TOML reads back as the same config.
+fn assert_round_trips(config: &Config) {
+    let text = config.to_toml_string().expect("serializes");
+    assert_eq!(
+        &Config::from_toml_str(&text, ORIGIN).expect("round trip"),
+        config
+    );
+}
+
 #[test]
 fn shipped_config_loads_and_validates() {
     let path = shipped_config_path();
@@ -381,11 +390,7 @@ name = "B"
     assert_eq!(ok.acquirers[0].connections_max, Some(4));
     assert_eq!(ok.acquirers[1].connections_max, None);
     assert_eq!(ok.acquirers[1].allowed_sources, None);
-    let text = ok.to_toml_string().expect("serializes");
-    assert_eq!(
-        Config::from_toml_str(&text, ORIGIN).expect("round trip"),
-        ok
-    );
+    assert_round_trips(&ok);
 
     let problems = invalid(
         r#"
@@ -442,11 +447,7 @@ tls_identity = "acq-100001.example"
         ok.acquirers[0].tls_identity.as_deref(),
         Some("acq-100001.example")
     );
-    let text = ok.to_toml_string().expect("serializes");
-    assert_eq!(
-        Config::from_toml_str(&text, ORIGIN).expect("round trip"),
-        ok
-    );
+    assert_round_trips(&ok);
     assert_eq!(Config::default().listener.tls, None, "plain TCP by default");
 
     // Every problem at once, by key; without client_ca_file no identity can be checked.
@@ -509,11 +510,7 @@ cipher_suites = ["TLS13_CHACHA20_POLY1305_SHA256", "TLS13_AES_256_GCM_SHA384", "
     .expect("valid");
     let tls = ok.listener.tls.as_ref().expect("tls");
     assert_eq!(tls.cipher_suites.len(), 3);
-    let text = ok.to_toml_string().expect("serializes");
-    assert_eq!(
-        Config::from_toml_str(&text, ORIGIN).expect("round trip"),
-        ok
-    );
+    assert_round_trips(&ok);
     let problems = invalid(
         r#"
 [listener.tls]
