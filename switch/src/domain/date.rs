@@ -219,6 +219,28 @@ impl TransmissionDateTime {
     pub fn as_str(&self) -> &str {
         ascii::as_str(&self.0)
     }
+
+    /// The ten digits as one number. It fits 32 bits because the month is at most 12 (the
+    /// number is at most 1,231,235,959); for keys held by the million
+    /// ([`crate::issuing::IdemKey`]): 4 bytes instead of 10.
+    pub(crate) fn to_number(self) -> u32 {
+        // Ten validated digits starting 0 or 1: at most 1,299,999,999, below 2^32.
+        self.0
+            .iter()
+            .fold(0u32, |acc, &d| acc * 10 + u32::from(d - b'0'))
+    }
+
+    /// The time whose [`TransmissionDateTime::to_number`] is `n`, given back exactly. Total, so
+    /// that it cannot fail inside a decision: a number no time gives would give ten digits that
+    /// are not a time, which is why this is for numbers `to_number` made, and crate-private.
+    pub(crate) fn from_number(n: u32) -> TransmissionDateTime {
+        let t = TransmissionDateTime(ascii::fixed_digits(u64::from(n)));
+        debug_assert!(
+            TransmissionDateTime::from_field(&t.0).is_ok(),
+            "not a to_number: {n}"
+        );
+        t
+    }
 }
 
 impl fmt::Display for TransmissionDateTime {

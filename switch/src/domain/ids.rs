@@ -220,6 +220,36 @@ impl AcquirerId {
     pub fn len(&self) -> usize {
         usize::from(self.len)
     }
+
+    /// The id as one word: the digits' value times 16 plus their count. Distinct ids give
+    /// distinct words (the count keeps leading zeros apart), and 11 digits times 16 stay below
+    /// 2^41. For keys held by the million ([`crate::issuing::IdemKey`]): 8 bytes instead of 12.
+    pub(crate) fn to_word(self) -> u64 {
+        let value = self
+            .as_bytes()
+            .iter()
+            .fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0'));
+        value << 4 | u64::from(self.len)
+    }
+
+    /// The id whose [`AcquirerId::to_word`] is `word`. Total, so that it cannot fail inside a
+    /// decision: any word gives some id (its count taken into 1–11, its value cut to that many
+    /// digits), and the words `to_word` makes give back their id exactly.
+    pub(crate) fn from_word(word: u64) -> AcquirerId {
+        let len = (word & 0xF).clamp(1, ACQUIRER_MAX as u64) as usize;
+        let mut value = word >> 4;
+        let mut digits = [0u8; ACQUIRER_MAX];
+        for slot in digits[..len].iter_mut().rev() {
+            // `value % 10` is below 10, so the narrowing cannot lose anything.
+            *slot = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+        AcquirerId {
+            digits,
+            // At most 11, clamped above.
+            len: len as u8,
+        }
+    }
 }
 
 impl fmt::Display for AcquirerId {

@@ -34,20 +34,28 @@ use crate::iso8583::views::{AuthorizationRequest, OriginalData, ReversalRequest}
 /// The key carries its own hash, computed once when it is built: a decision looks keys up
 /// several times (idempotency, the hold it resolves, expiry, pruning), and the engine's maps then
 /// only mix that word with their own key (see [`super::hash`]). Equality compares the hash first.
+///
+/// Packed into 32 bytes, half a cache line: an engine holds a key for every answered request of
+/// its retry window, up to three times (its record's map, the pruning order, the hold-expiry
+/// index), so every byte here is three bytes per record. The acquirer and the transmission time
+/// are held as numbers ([`AcquirerId::to_word`], [`TransmissionDateTime::to_number`]), which
+/// give the parts back exactly; as their own types the key took 48 bytes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct IdemKey {
     hash: u64,
-    acquirer: AcquirerId,
-    stan: Stan,
-    transmission: TransmissionDateTime,
+    acquirer: u64,
     terminal: TerminalId,
+    stan: Stan,
+    transmission: u32,
 }
 
 /// Ordered by acquirer, STAN, transmission, terminal (the hash only follows the parts).
 impl Ord for IdemKey {
     fn cmp(&self, other: &Self) -> core::cmp::Ordering {
-        (self.acquirer, self.stan, self.transmission, self.terminal).cmp(&(
-            other.acquirer,
+        // The acquirer by its digits, as `AcquirerId` orders (a prefix first), not by its word;
+        // the transmission's number orders as its ten digits do.
+        (self.acquirer(), self.stan, self.transmission, self.terminal).cmp(&(
+            other.acquirer(),
             other.stan,
             other.transmission,
             other.terminal,
@@ -69,24 +77,16 @@ impl IdemKey {
         stan: Stan,
         transmission: TransmissionDateTime,
     ) -> IdemKey {
-        // Bits 0-87 acquirer, 88-91 its length, 92-111 STAN, 112-127 terminal bytes 6-7; then
-        // bits 0-79 transmission, 80-127 terminal bytes 0-5. Every part is fixed-size or
-        // zero-padded beside its length, so equal parts give equal words (the STAN is below
-        // 2^20).
-        let mut acq = [0u8; 16];
-        let a = acquirer.as_bytes();
-        let n = a.len().min(11);
-        acq[..n].copy_from_slice(&a[..n]);
-        let mut tx = [0u8; 16];
-        tx[..10].copy_from_slice(transmission.as_bytes());
+        let acquirer = acquirer.to_word();
+        let transmission = transmission.to_number();
         let mut term = [0u8; 8];
         term.copy_from_slice(terminal.as_bytes());
-        let t = u64::from_le_bytes(term);
-        let first = u128::from_le_bytes(acq)
-            | ((n as u128) << 88)
-            | (u128::from(stan.value()) << 92)
-            | (u128::from(t >> 48) << 112);
-        let second = u128::from_le_bytes(tx) | (u128::from(t & 0xFFFF_FFFF_FFFF) << 80);
+        // Bits 0-40 acquirer, 64-83 STAN, 96-127 transmission; then the terminal's bytes. Each
+        // part has bits of its own, so equal keys and only equal keys give equal words.
+        let first = u128::from(acquirer)
+            | (u128::from(stan.value()) << 64)
+            | (u128::from(transmission) << 96);
+        let second = u128::from(u64::from_le_bytes(term));
         IdemKey {
             hash: super::hash::key_hash(first, second),
             acquirer,
@@ -108,8 +108,8 @@ impl IdemKey {
     }
 
     /// Field 32.
-    pub const fn acquirer(&self) -> AcquirerId {
-        self.acquirer
+    pub fn acquirer(&self) -> AcquirerId {
+        AcquirerId::from_word(self.acquirer)
     }
 
     /// Field 41.
@@ -123,8 +123,8 @@ impl IdemKey {
     }
 
     /// Field 7.
-    pub const fn transmission(&self) -> TransmissionDateTime {
-        self.transmission
+    pub fn transmission(&self) -> TransmissionDateTime {
+        TransmissionDateTime::from_number(self.transmission)
     }
 
     /// Parses the `Display` form. The terminal comes last because it is `ans` and may itself
@@ -150,8 +150,11 @@ impl fmt::Display for IdemKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}/{}/{}/{}",
-            self.acquirer, self.stan, self.transmission, self.terminal
+            "{}/{}/{:010}/{}",
+            self.acquirer(),
+            self.stan,
+            self.transmission,
+            self.terminal
         )
     }
 }
@@ -329,6 +332,8 @@ impl IssuingRequest {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn key() -> IdemKey {
@@ -349,6 +354,79 @@ mod tests {
         assert_eq!(IdemKey::parse("1000x1/000042/1125221800/TERM0001"), None);
         let bytes = postcard::to_allocvec(&k).unwrap();
         assert_eq!(postcard::from_bytes::<IdemKey>(&bytes).unwrap(), k);
+    }
+
+    #[test]
+    fn a_key_is_half_a_cache_line() {
+        // Three copies per held record (docs/performance.md, "Idempotency records"): a field
+        // added here costs the engine three times its size per request of the retry window.
+        assert_eq!(size_of::<IdemKey>(), 32);
+    }
+
+    /// Valid parts of a key: acquirer ids of every length (leading zeros included), any STAN,
+    /// transmission times across their range, terminals of any `ans` bytes.
+    fn parts() -> impl Strategy<Value = (AcquirerId, Stan, TransmissionDateTime, TerminalId)> {
+        (
+            "[0-9]{1,11}",
+            0..=Stan::MAX,
+            (1u32..=12, 1u32..=31, 0u32..24, 0u32..60, 0u32..60),
+            proptest::collection::vec(0x20u8..0x7F, 8),
+        )
+            .prop_map(|(a, stan, (mo, d, h, mi, s), term)| {
+                let text = format!("{mo:02}{d:02}{h:02}{mi:02}{s:02}");
+                (
+                    AcquirerId::parse(&a).unwrap(),
+                    Stan::new(stan).unwrap(),
+                    TransmissionDateTime::from_field(text.as_bytes()).unwrap(),
+                    TerminalId::from_field(&term).unwrap(),
+                )
+            })
+    }
+
+    proptest! {
+        /// The packed key gives its parts back, orders as the parts do, and is equal exactly
+        /// when they are: what the 48-byte key of separate fields did.
+        #[test]
+        fn a_packed_key_keeps_its_parts_their_order_and_their_equality(
+            x in parts(),
+            y in parts(),
+        ) {
+            let key = |(a, stan, t, term): (AcquirerId, Stan, TransmissionDateTime, TerminalId)| {
+                IdemKey::new(a, term, stan, t)
+            };
+            let (kx, ky) = (key(x), key(y));
+            prop_assert_eq!((kx.acquirer(), kx.stan(), kx.transmission(), kx.terminal()), x);
+            prop_assert_eq!(kx.cmp(&ky), x.cmp(&y));
+            prop_assert_eq!(kx == ky, x == y);
+            prop_assert_eq!(
+                kx.to_string(),
+                format!("{}/{}/{}/{}", x.0, x.1, x.2, x.3)
+            );
+            prop_assert_eq!(IdemKey::parse(&kx.to_string()), Some(kx));
+        }
+    }
+
+    #[test]
+    fn acquirer_ids_that_differ_only_in_leading_zeros_are_different_keys() {
+        let with = |a: &str| {
+            IdemKey::new(
+                AcquirerId::parse(a).unwrap(),
+                TerminalId::from_field(b"TERM0001").unwrap(),
+                Stan::new(1).unwrap(),
+                TransmissionDateTime::from_field(b"0101000000").unwrap(),
+            )
+        };
+        let keys = ["1", "01", "001", "00000000001", "0", "00000000000"].map(with);
+        for (i, a) in keys.iter().enumerate() {
+            for b in &keys[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        assert_eq!(keys[1].acquirer().as_str(), "01");
+        assert_eq!(
+            keys[5].to_string(),
+            "00000000000/000001/0101000000/TERM0001"
+        );
     }
 
     #[test]
