@@ -1136,7 +1136,7 @@ impl Engine {
             .enumerate()
             .map(|(i, a)| {
                 let account = match a.state.lock() {
-                    Ok(st) => st.freeze(),
+                    Ok(mut st) => st.freeze(),
                     Err(p) => p.into_inner().freeze(),
                 };
                 frozen(u32::try_from(i).unwrap_or(u32::MAX));

@@ -898,7 +898,7 @@ impl AccountState {
     /// [`AccountState::from_snapshot`] rebuilds both from the records. Meant to be taken under
     /// the account's lock and turned into an [`AccountSnapshot`] after letting it go, so a
     /// checkpoint holds a busy account for microseconds, not for a copy of all its records.
-    pub fn freeze(&self) -> Frozen {
+    pub fn freeze(&mut self) -> Frozen {
         Frozen {
             head: AccountSnapshot {
                 posted: self.posted,
@@ -910,7 +910,7 @@ impl AccountState {
                 cards: self.cards.to_vec(),
                 closed_through: self.closed_through,
             },
-            records: self.records.clone(),
+            records: self.records.share(),
         }
     }
 

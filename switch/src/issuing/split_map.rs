@@ -15,12 +15,19 @@
 //! [`SHARDS`] tables by a separately keyed hash. From then on each table grows on its own, so one
 //! growth step moves about 1/[`SHARDS`] of the records.
 //!
-//! The tables are also shared copy-on-write (each behind an `Arc`), for the same reason at
-//! checkpoints: a checkpoint copies every account under its lock, and copying a hundred thousand
-//! records took tens of milliseconds that every request of the account waited. Cloning a
-//! `SplitMap` now only counts references to its tables; the checkpoint reads its clone after
-//! letting the lock go, and a table changed while a clone still shares it is copied then, by the
-//! change (`Arc::make_mut`): at most one table's worth, the same bound as a growth step.
+//! The tables are also shared copy-on-write, for the same reason at checkpoints: a checkpoint
+//! copies every account under its lock, and copying a hundred thousand records took tens of
+//! milliseconds that every request of the account waited. [`SplitMap::share`] gives the
+//! checkpoint a copy that only counts references to the tables; the checkpoint reads it after
+//! letting the lock go, and a table changed while that copy still shares it is copied then, by
+//! the change (`Arc::make_mut`): at most one table's worth, the same bound as a growth step.
+//!
+//! A map of one table holds it in place, not behind an `Arc`, except between a `share` and the
+//! next change. A decision's time is a chain of dependent cache misses (docs/performance.md,
+//! "Where the time goes now": card, account, the table's header, its control bytes); in place,
+//! the header is in the account's own lines, one miss fewer. `share` moves the table behind an
+//! `Arc` (its entries stay where they are: only the header moves), and the next change moves it
+//! back, copying it only if the checkpoint still holds its copy, as before.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
@@ -45,7 +52,10 @@ pub(crate) struct SplitMap<K, V> {
 
 #[derive(Debug, Clone)]
 enum Tables<K, V> {
-    One(Arc<HashMap<K, V, KeyedState>>),
+    /// One table, in place.
+    One(HashMap<K, V, KeyedState>),
+    /// One table behind an `Arc`, between a [`SplitMap::share`] and the next change.
+    Shared(Arc<HashMap<K, V, KeyedState>>),
     /// `pick` chooses a key's table. It is keyed apart from the tables' own hashers: a table
     /// holding only keys whose hash shares its top bits would crowd its probe sequences.
     Split {
@@ -57,7 +67,7 @@ enum Tables<K, V> {
 impl<K, V> Default for SplitMap<K, V> {
     fn default() -> Self {
         SplitMap {
-            tables: Tables::One(Arc::new(HashMap::with_hasher(KeyedState::default()))),
+            tables: Tables::One(HashMap::with_hasher(KeyedState::default())),
         }
     }
 }
@@ -66,16 +76,49 @@ impl<K: Hash + Eq + Clone, V: Clone> SplitMap<K, V> {
     fn table(&self, key: &K) -> &HashMap<K, V, KeyedState> {
         match &self.tables {
             Tables::One(t) => t,
+            Tables::Shared(t) => t,
             Tables::Split { pick, tables } => &tables[shard(pick, key)],
+        }
+    }
+
+    /// The one table, if the map is not split.
+    fn one(&self) -> Option<&HashMap<K, V, KeyedState>> {
+        match &self.tables {
+            Tables::One(t) => Some(t),
+            Tables::Shared(t) => Some(t),
+            Tables::Split { .. } => None,
+        }
+    }
+
+    /// Moves a shared one table back in place: taken whole if the copy that shared it is gone,
+    /// copied if it still holds it.
+    fn take_back(&mut self) {
+        if let Tables::Shared(t) = &mut self.tables {
+            let table = std::mem::take(Arc::make_mut(t));
+            self.tables = Tables::One(table);
         }
     }
 
     /// The table of `key`, for a change: copied first if a clone still shares it.
     fn table_mut(&mut self, key: &K) -> &mut HashMap<K, V, KeyedState> {
+        self.take_back();
         match &mut self.tables {
-            Tables::One(t) => Arc::make_mut(t),
+            Tables::One(t) => t,
+            // Not reached: `take_back` moved it in place.
+            Tables::Shared(t) => Arc::make_mut(t),
             Tables::Split { pick, tables } => Arc::make_mut(&mut tables[shard(pick, key)]),
         }
+    }
+
+    /// A copy of the map as it is now that shares its tables instead of copying them: what a
+    /// checkpoint takes under the account's lock (see the module docs). A one-table map moves
+    /// its table behind an `Arc` for it, until its next change.
+    pub(crate) fn share(&mut self) -> SplitMap<K, V> {
+        if let Tables::One(t) = &mut self.tables {
+            let table = std::mem::take(t);
+            self.tables = Tables::Shared(Arc::new(table));
+        }
+        self.clone()
     }
 
     pub(crate) fn get(&self, key: &K) -> Option<&V> {
@@ -97,7 +140,7 @@ impl<K: Hash + Eq + Clone, V: Clone> SplitMap<K, V> {
     /// Inserts, returning the value `key` had. Splits first when the one table is full and at
     /// [`SPLIT_AT`] entries or more.
     pub(crate) fn insert(&mut self, key: K, value: V) -> Option<V> {
-        if let Tables::One(t) = &self.tables
+        if let Some(t) = self.one()
             && t.len() >= SPLIT_AT
             && t.len() == t.capacity()
         {
@@ -109,8 +152,10 @@ impl<K: Hash + Eq + Clone, V: Clone> SplitMap<K, V> {
     /// Makes room for `additional` more entries without splitting (restoring a snapshot, where a
     /// pause is expected and one exact allocation beats a series of doublings).
     pub(crate) fn reserve(&mut self, additional: usize) {
+        self.take_back();
         match &mut self.tables {
-            Tables::One(t) => Arc::make_mut(t).reserve(additional),
+            Tables::One(t) => t.reserve(additional),
+            Tables::Shared(t) => Arc::make_mut(t).reserve(additional),
             Tables::Split { tables, .. } => {
                 for t in tables.iter_mut() {
                     Arc::make_mut(t).reserve(additional.div_ceil(SHARDS));
@@ -122,17 +167,21 @@ impl<K: Hash + Eq + Clone, V: Clone> SplitMap<K, V> {
     pub(crate) fn len(&self) -> usize {
         match &self.tables {
             Tables::One(t) => t.len(),
+            Tables::Shared(t) => t.len(),
             Tables::Split { tables, .. } => tables.iter().map(|t| t.len()).sum(),
         }
     }
 
     /// Every entry, in no particular order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        let tables: &[Arc<HashMap<K, V, KeyedState>>] = match &self.tables {
-            Tables::One(t) => std::slice::from_ref(t),
-            Tables::Split { tables, .. } => tables,
+        let (one, tables): (Option<&HashMap<K, V, KeyedState>>, &[Arc<_>]) = match &self.tables {
+            Tables::One(t) => (Some(t), &[]),
+            Tables::Shared(t) => (Some(t), &[]),
+            Tables::Split { tables, .. } => (None, tables),
         };
-        tables.iter().flat_map(|t| t.iter())
+        one.into_iter()
+            .chain(tables.iter().map(|t| &**t))
+            .flat_map(|t| t.iter())
     }
 
     pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
@@ -142,11 +191,12 @@ impl<K: Hash + Eq + Clone, V: Clone> SplitMap<K, V> {
     /// Moves the one table's entries into [`SHARDS`] tables, each sized for twice its share so
     /// that none of them grows again right away.
     fn split(&mut self) {
+        // Taken whole if no clone shares it, copied otherwise (the clone keeps the old table).
+        self.take_back();
         let Tables::One(one) = &mut self.tables else {
             return;
         };
-        // Taken whole if no clone shares it, copied otherwise (the clone keeps the old table).
-        let one = Arc::unwrap_or_clone(std::mem::take(one));
+        let one = std::mem::take(one);
         let pick = KeyedState::default();
         let share = (one.len() / SHARDS).max(1) * 2;
         let mut tables: Vec<HashMap<K, V, KeyedState>> = (0..SHARDS)
@@ -165,6 +215,7 @@ impl<K: Hash + Eq + Clone, V: Clone> SplitMap<K, V> {
     pub(crate) fn largest_capacity(&self) -> usize {
         match &self.tables {
             Tables::One(t) => t.capacity(),
+            Tables::Shared(t) => t.capacity(),
             Tables::Split { tables, .. } => tables.iter().map(|t| t.capacity()).max().unwrap_or(0),
         }
     }
@@ -294,7 +345,7 @@ mod tests {
         for i in 0..n {
             map.insert(i, i);
         }
-        let frozen = map.clone();
+        let frozen = map.share();
         let shared = |a: &SplitMap<u64, u64>, b: &SplitMap<u64, u64>| match (&a.tables, &b.tables) {
             (Tables::Split { tables: x, .. }, Tables::Split { tables: y, .. }) => x
                 .iter()
@@ -335,16 +386,56 @@ mod tests {
         drop(frozen);
         let before: Vec<*const HashMap<u64, u64, KeyedState>> = match &map.tables {
             Tables::Split { tables, .. } => tables.iter().map(Arc::as_ptr).collect(),
-            Tables::One(_) => Vec::new(),
+            Tables::One(_) | Tables::Shared(_) => Vec::new(),
         };
         for i in 0..n {
             map.insert(i, i + 1);
         }
         let after: Vec<*const HashMap<u64, u64, KeyedState>> = match &map.tables {
             Tables::Split { tables, .. } => tables.iter().map(Arc::as_ptr).collect(),
-            Tables::One(_) => Vec::new(),
+            Tables::One(_) | Tables::Shared(_) => Vec::new(),
         };
         assert_eq!(before, after);
+    }
+
+    /// A one-table map is held in place (one dependent miss fewer per lookup), moves behind an
+    /// `Arc` for a checkpoint's copy, and moves back at its next change: copied while the copy
+    /// lives, taken whole (its entries where they were) once it is gone.
+    #[test]
+    fn a_small_map_lives_in_place_and_is_shared_only_for_a_copy() {
+        let mut map: SplitMap<u64, u64> = SplitMap::default();
+        for i in 0..100 {
+            map.insert(i, i);
+        }
+        assert!(matches!(map.tables, Tables::One(_)));
+        let at = |m: &SplitMap<u64, u64>, k: u64| m.get(&k).map(|v| v as *const u64);
+
+        // Shared while the copy lives; a change copies, and the copy keeps what it had.
+        let frozen = map.share();
+        assert!(matches!(map.tables, Tables::Shared(_)));
+        assert!(matches!(frozen.tables, Tables::Shared(_)));
+        assert_eq!(at(&map, 5), at(&frozen, 5), "the copy copied nothing");
+        map.insert(5, 500);
+        assert!(matches!(map.tables, Tables::One(_)), "back in place");
+        assert_ne!(at(&map, 5), at(&frozen, 5), "copied for the change");
+        assert_eq!(frozen.get(&5), Some(&5));
+        assert_eq!(map.get(&5), Some(&500));
+        assert_eq!(frozen.len(), 100);
+        drop(frozen);
+
+        // Shared and let go before the change: taken back whole, entries where they were.
+        let before = at(&map, 7);
+        let frozen = map.share();
+        drop(frozen);
+        if let Some(v) = map.get_mut(&7) {
+            *v = 700;
+        }
+        assert!(matches!(map.tables, Tables::One(_)));
+        assert_eq!(at(&map, 7), before, "taken back without a copy");
+        assert_eq!(map.get(&7), Some(&700));
+        assert_eq!(map.len(), 100);
+        assert!((0..100).all(|k| map.contains_key(&k)));
+        assert_eq!(map.iter().count(), 100);
     }
 
     /// A small map shared by a clone: the split takes a copy and leaves the clone whole.
@@ -358,11 +449,11 @@ mod tests {
             i += 1;
         }
         assert!(matches!(map.tables, Tables::One(_)));
-        let frozen = map.clone();
+        let frozen = map.share();
         map.insert(i, i);
         i += 1;
         assert!(matches!(map.tables, Tables::Split { .. }), "it split");
-        assert!(matches!(frozen.tables, Tables::One(_)));
+        assert!(matches!(frozen.tables, Tables::Shared(_)));
         assert_eq!(frozen.len(), (i - 1) as usize);
         assert_eq!(frozen.get(&(i - 1)), None);
         assert!((0..i - 1).all(|k| frozen.get(&k) == Some(&k)));
