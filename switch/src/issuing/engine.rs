@@ -1118,18 +1118,29 @@ impl Engine {
         pausing: impl Fn() -> bool,
     ) -> Snapshot {
         let mut slice_began = std::time::Instant::now();
-        self.snapshot_then(|account| {
-            // A clock read every 64 accounts: cheap beside the copies between them.
-            if account % 64 == 0 && slice_began.elapsed() >= slice && pausing() {
-                std::thread::sleep(slice);
-                slice_began = std::time::Instant::now();
-            }
-        })
+        self.snapshot_hooks(
+            |_| {},
+            |account| {
+                // A clock read every 64 accounts: cheap beside the copies between them.
+                if account % 64 == 0 && slice_began.elapsed() >= slice && pausing() {
+                    std::thread::sleep(slice);
+                    slice_began = std::time::Instant::now();
+                }
+            },
+        )
     }
 
     /// [`Engine::snapshot`], calling `frozen(account)` after each account is frozen and its
     /// lock let go, before its records are copied: where tests change the account meanwhile.
-    pub(crate) fn snapshot_then(&self, mut frozen: impl FnMut(u32)) -> Snapshot {
+    pub(crate) fn snapshot_then(&self, frozen: impl FnMut(u32)) -> Snapshot {
+        self.snapshot_hooks(frozen, |_| {})
+    }
+
+    /// [`Engine::snapshot`], calling `frozen(account)` between an account's freeze and its copy,
+    /// and `copied(account)` once the copy is made. The pauses go in `copied`: a frozen account
+    /// shares its record tables with the checkpoint until the copy is made, and a request to it
+    /// meanwhile copies its table under its lock.
+    fn snapshot_hooks(&self, mut frozen: impl FnMut(u32), mut copied: impl FnMut(u32)) -> Snapshot {
         let accounts = self
             .accounts
             .iter()
@@ -1139,8 +1150,11 @@ impl Engine {
                     Ok(mut st) => st.freeze(),
                     Err(p) => p.into_inner().freeze(),
                 };
-                frozen(u32::try_from(i).unwrap_or(u32::MAX));
-                account.into_snapshot()
+                let n = u32::try_from(i).unwrap_or(u32::MAX);
+                frozen(n);
+                let account = account.into_snapshot();
+                copied(n);
+                account
             })
             .collect();
         Snapshot {
@@ -1228,6 +1242,12 @@ impl Engine {
             tracing::warn!(issuer = %self.issuer, records = held, records_max = self.records_max, "idempotency records at ledger.records_max: new authorizations and financial requests are answered 96 until sweeps forget enough (if this lasts, raise records_max or shorten idempotency_window_h)");
         }
         true
+    }
+
+    /// Whether account `n`'s records are split into shards (`None`: no such account).
+    #[cfg(test)]
+    pub(crate) fn records_split(&self, n: u32) -> Option<bool> {
+        self.lock(n).ok().map(|st| st.records.is_split())
     }
 
     /// Entries of the hold-expiry indexes, over every account (dead ones included).

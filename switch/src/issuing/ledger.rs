@@ -68,8 +68,9 @@ pub enum LedgerError {
 
 use LedgerError::Inconsistent;
 
-/// The mutable state of one account.
-#[derive(Debug, Clone, Default)]
+/// The mutable state of one account. Not `Clone`: its records are copied for a checkpoint by
+/// [`AccountState::freeze`], which shares them.
+#[derive(Debug, Default)]
 pub(crate) struct AccountState {
     pub posted: i64,
     pub held: i64,

@@ -43,9 +43,12 @@ pub(crate) const SPLIT_AT: usize = 4096;
 /// Tables of a split map (a power of two).
 pub(crate) const SHARDS: usize = 64;
 
-/// A hash map that splits into [`SHARDS`] tables once it is large, and whose clones share their
-/// tables until one side changes them. See the module docs.
-#[derive(Debug, Clone)]
+/// A hash map that splits into [`SHARDS`] tables once it is large, and whose copies taken by
+/// [`SplitMap::share`] share its tables until one side changes them. See the module docs.
+///
+/// Not `Clone`: a clone of a one-table map would copy the whole table, and a copy taken under an
+/// account's lock must be a `share`.
+#[derive(Debug)]
 pub(crate) struct SplitMap<K, V> {
     tables: Tables<K, V>,
 }
@@ -93,13 +96,15 @@ impl<K: Hash + Eq + Clone, V: Clone> SplitMap<K, V> {
     /// Moves a shared one table back in place: taken whole if the copy that shared it is gone,
     /// copied if it still holds it.
     fn take_back(&mut self) {
-        if let Tables::Shared(t) = &mut self.tables {
-            let table = std::mem::take(Arc::make_mut(t));
-            self.tables = Tables::One(table);
+        if matches!(self.tables, Tables::Shared(_)) {
+            let placeholder = Tables::One(HashMap::with_hasher(KeyedState::placeholder()));
+            if let Tables::Shared(t) = std::mem::replace(&mut self.tables, placeholder) {
+                self.tables = Tables::One(Arc::unwrap_or_clone(t));
+            }
         }
     }
 
-    /// The table of `key`, for a change: copied first if a clone still shares it.
+    /// The table of `key`, for a change: copied first if a checkpoint's copy still shares it.
     fn table_mut(&mut self, key: &K) -> &mut HashMap<K, V, KeyedState> {
         self.take_back();
         match &mut self.tables {
@@ -115,10 +120,13 @@ impl<K: Hash + Eq + Clone, V: Clone> SplitMap<K, V> {
     /// its table behind an `Arc` for it, until its next change.
     pub(crate) fn share(&mut self) -> SplitMap<K, V> {
         if let Tables::One(t) = &mut self.tables {
-            let table = std::mem::take(t);
+            let table = std::mem::replace(t, HashMap::with_hasher(KeyedState::placeholder()));
             self.tables = Tables::Shared(Arc::new(table));
         }
-        self.clone()
+        // Shared or split now: cloning the tables only counts references.
+        SplitMap {
+            tables: self.tables.clone(),
+        }
     }
 
     pub(crate) fn get(&self, key: &K) -> Option<&V> {
@@ -191,12 +199,13 @@ impl<K: Hash + Eq + Clone, V: Clone> SplitMap<K, V> {
     /// Moves the one table's entries into [`SHARDS`] tables, each sized for twice its share so
     /// that none of them grows again right away.
     fn split(&mut self) {
-        // Taken whole if no clone shares it, copied otherwise (the clone keeps the old table).
+        // Taken whole if no checkpoint copy shares it, copied otherwise (the copy keeps the old
+        // table).
         self.take_back();
         let Tables::One(one) = &mut self.tables else {
             return;
         };
-        let one = std::mem::take(one);
+        let one = std::mem::replace(one, HashMap::with_hasher(KeyedState::placeholder()));
         let pick = KeyedState::default();
         let share = (one.len() / SHARDS).max(1) * 2;
         let mut tables: Vec<HashMap<K, V, KeyedState>> = (0..SHARDS)
@@ -207,6 +216,12 @@ impl<K: Hash + Eq + Clone, V: Clone> SplitMap<K, V> {
         }
         let tables = tables.into_iter().map(Arc::new).collect();
         self.tables = Tables::Split { pick, tables };
+    }
+
+    /// Whether the map has split into [`SHARDS`] tables.
+    #[cfg(test)]
+    pub(crate) fn is_split(&self) -> bool {
+        matches!(self.tables, Tables::Split { .. })
     }
 
     /// The most entries any one table can hold before it grows: the size of the largest move
@@ -336,10 +351,10 @@ mod tests {
         assert_eq!(map.len(), SPLIT_AT);
     }
 
-    /// What checkpoints rely on: a clone shares every table, keeps the entries it had while the
-    /// original changes, and a change copies only the table it touches.
+    /// What checkpoints rely on: a copy from `share` shares every table, keeps the entries it had
+    /// while the original changes, and a change copies only the table it touches.
     #[test]
-    fn a_clone_shares_tables_until_one_changes() {
+    fn a_shared_copy_shares_tables_until_one_changes() {
         let mut map: SplitMap<u64, u64> = SplitMap::default();
         let n = (SPLIT_AT * 3) as u64;
         for i in 0..n {
@@ -354,7 +369,7 @@ mod tests {
                 .count(),
             _ => 0,
         };
-        assert_eq!(shared(&map, &frozen), SHARDS, "a clone copies nothing");
+        assert_eq!(shared(&map, &frozen), SHARDS, "sharing copies nothing");
 
         map.insert(0, 100);
         assert_eq!(
@@ -369,7 +384,7 @@ mod tests {
         }
         assert!(shared(&map, &frozen) >= SHARDS - 4);
 
-        // The clone is the map as it was.
+        // The copy is the map as it was.
         assert_eq!(frozen.len(), n as usize);
         assert_eq!(frozen.get(&0), Some(&0));
         assert_eq!(frozen.get(&1), Some(&1));
@@ -382,7 +397,7 @@ mod tests {
         assert_eq!(map.get(&2), Some(&200));
         assert_eq!(map.get(&n), Some(&n));
 
-        // Once the clone is gone, changes copy nothing more.
+        // Once the copy is gone, changes copy nothing more.
         drop(frozen);
         let before: Vec<*const HashMap<u64, u64, KeyedState>> = match &map.tables {
             Tables::Split { tables, .. } => tables.iter().map(Arc::as_ptr).collect(),
@@ -438,9 +453,10 @@ mod tests {
         assert_eq!(map.iter().count(), 100);
     }
 
-    /// A small map shared by a clone: the split takes a copy and leaves the clone whole.
+    /// A small map shared with a checkpoint's copy: the split takes a copy of its own and leaves
+    /// the checkpoint's whole.
     #[test]
-    fn a_split_leaves_a_clone_whole() {
+    fn a_split_leaves_a_shared_copy_whole() {
         let mut map: SplitMap<u64, u64> = SplitMap::default();
         let mut i = 0u64;
         // Up to the entry whose insert splits.
