@@ -143,6 +143,16 @@ struct ServeArgs {
     /// Require the switch to present a client certificate chaining to these CAs (PEM).
     #[arg(long, value_name = "PATH", requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
+    /// The listener's cipher suites in its order of preference, comma-separated rustls names
+    /// (e.g. TLS13_AES_256_GCM_SHA384,TLS13_AES_128_GCM_SHA256), as the switch's
+    /// `[listener.tls] cipher_suites`: at least one TLS 1.3 suite. Default: SHA-256 suites first.
+    #[arg(
+        long,
+        value_name = "NAMES",
+        value_delimiter = ',',
+        requires = "tls_cert"
+    )]
+    tls_cipher_suites: Vec<String>,
 }
 
 /// `issuer-sim statements`.
@@ -240,6 +250,13 @@ fn serve(cli: &Cli, config: &Path, file: &IssuerFile, journal_dir: PathBuf) -> E
         eprintln!("--drop-rate must be between 0.0 and 1.0");
         return ExitCode::from(2);
     }
+    let suite_problems = switch::config::cipher_suite_problems(&args.tls_cipher_suites);
+    if !suite_problems.is_empty() {
+        for p in suite_problems {
+            eprintln!("--tls-cipher-suites: {p}");
+        }
+        return ExitCode::from(2);
+    }
     let address = match (&args.listen, &file.listener) {
         (Some(a), _) => a.clone(),
         (None, Some(l)) => l.address.clone(),
@@ -268,12 +285,13 @@ fn serve(cli: &Cli, config: &Path, file: &IssuerFile, journal_dir: PathBuf) -> E
                 cert_file: cert.clone(),
                 key_file: key.clone(),
                 client_ca_file: args.tls_client_ca.clone(),
-                cipher_suites: Vec::new(),
+                cipher_suites: args.tls_cipher_suites.clone(),
             };
             match switch::net::tls::server_config(&listener) {
                 Ok(c) => Some(Arc::new(c)),
                 Err(e) => {
-                    eprintln!("{e}");
+                    // The error names the switch's config keys; say which flags they are here.
+                    eprintln!("the TLS listener (--tls-cert, --tls-key, --tls-cipher-suites): {e}");
                     return ExitCode::from(2);
                 }
             }

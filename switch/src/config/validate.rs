@@ -216,9 +216,19 @@ fn listener(config: &Config, report: &mut Report<'_>) -> Option<SocketAddr> {
 /// The last is this project's rule, not rustls's: the listener always offers TLS 1.3, and a
 /// list of TLS 1.2 suites alone would quietly turn it off.
 fn cipher_suites(names: &[String], report: &mut Report<'_>) {
-    const KEY: &str = "listener.tls.cipher_suites";
+    for problem in cipher_suite_problems(names) {
+        report.push("listener.tls.cipher_suites", problem);
+    }
+}
+
+/// What is wrong with a list of TLS cipher suites for a listener, every problem at once (empty:
+/// nothing, and an empty list means the default order): names rustls does not know, names
+/// listed twice, no TLS 1.3 suite. Shared by `[listener.tls] cipher_suites` and `issuer-sim
+/// --tls-cipher-suites`.
+pub fn cipher_suite_problems(names: &[String]) -> Vec<String> {
+    let mut problems = Vec::new();
     if names.is_empty() {
-        return;
+        return problems;
     }
     let known = rustls::crypto::ring::ALL_CIPHER_SUITES;
     let find = |name: &str| known.iter().find(|s| s.suite().as_str() == Some(name));
@@ -227,20 +237,18 @@ fn cipher_suites(names: &[String], report: &mut Report<'_>) {
         match find(name) {
             None => {
                 let all: Vec<&str> = known.iter().filter_map(|s| s.suite().as_str()).collect();
-                report.push(
-                    KEY,
-                    format!("unknown suite {name:?}; known: {}", all.join(", ")),
-                );
+                problems.push(format!("unknown suite {name:?}; known: {}", all.join(", ")));
             }
             Some(s) => tls13 |= s.tls13().is_some(),
         }
         if names[..i].contains(name) {
-            report.push(KEY, format!("{name} is listed twice"));
+            problems.push(format!("{name} is listed twice"));
         }
     }
     if !tls13 {
-        report.push(KEY, "must name at least one TLS 1.3 suite (TLS13_...)");
+        problems.push("must name at least one TLS 1.3 suite (TLS13_...)".to_owned());
     }
+    problems
 }
 
 /// Most entries `switch.duplicate_entries_max` may name: 100 million keys is tens of GiB of
