@@ -23,16 +23,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     switch::process::disable_transparent_huge_pages_or_warn();
     let mut args = std::env::args().skip(1);
-    let accounts: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(100_000);
-    let requests: u64 = args
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(3_000_000);
-    let (file, pans) = many_accounts::issuer(
-        accounts,
-        "[[product]]\nid = \"p\"\nkind = \"debit\"\ncurrency = \"156\"\nhold_expiry_h = 168\ncompletion_tolerance_pct = \"0\"\npin_tries_max = 3",
-        "100000000.00",
-    );
+    let accounts: u32 = memory::arg(&mut args, 100_000);
+    let requests: u64 = memory::arg(&mut args, 3_000_000);
+    let (file, pans) = many_accounts::issuer(accounts, many_accounts::DEBIT, "100000000.00");
     let engine = Engine::from_file(&file).expect("engine");
     drop(file);
     let start = memory::start();

@@ -150,6 +150,7 @@ struct ServeArgs {
         long,
         value_name = "NAMES",
         value_delimiter = ',',
+        value_parser = suite_name,
         requires = "tls_cert"
     )]
     tls_cipher_suites: Vec<String>,
@@ -244,6 +245,28 @@ fn main() -> ExitCode {
     }
 }
 
+/// A TLS listener error with the switch's config keys it names (`switch::net::tls` serves both)
+/// put as this command's flags.
+fn flag_names(error: &str) -> String {
+    [
+        ("listener.tls.cert_file", "--tls-cert"),
+        ("listener.tls.key_file", "--tls-key"),
+        ("listener.tls.client_ca_file", "--tls-client-ca"),
+        ("listener.tls.cipher_suites", "--tls-cipher-suites"),
+    ]
+    .iter()
+    .fold(error.to_owned(), |e, (key, flag)| e.replace(key, flag))
+}
+
+/// One name of `--tls-cipher-suites`, spaces around it dropped; an empty one (a stray comma) is
+/// refused here rather than reported as an unknown suite with the whole list of known ones.
+fn suite_name(name: &str) -> Result<String, String> {
+    match name.trim() {
+        "" => Err("empty suite name (a stray comma?)".to_owned()),
+        n => Ok(n.to_owned()),
+    }
+}
+
 fn serve(cli: &Cli, config: &Path, file: &IssuerFile, journal_dir: PathBuf) -> ExitCode {
     let args = &cli.serve;
     if !(0.0..=1.0).contains(&args.drop_rate) {
@@ -257,6 +280,26 @@ fn serve(cli: &Cli, config: &Path, file: &IssuerFile, journal_dir: PathBuf) -> E
         }
         return ExitCode::from(2);
     }
+    // Before anything is created (PID file, journal folder): a listener that cannot start
+    // leaves nothing behind.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let listener = switch::config::ListenerTlsConfig {
+                cert_file: cert.clone(),
+                key_file: key.clone(),
+                client_ca_file: args.tls_client_ca.clone(),
+                cipher_suites: args.tls_cipher_suites.clone(),
+            };
+            match switch::net::tls::server_config(&listener) {
+                Ok(c) => Some(Arc::new(c)),
+                Err(e) => {
+                    eprintln!("{}", flag_names(&e.to_string()));
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        _ => None,
+    };
     let address = match (&args.listen, &file.listener) {
         (Some(a), _) => a.clone(),
         (None, Some(l)) => l.address.clone(),
@@ -278,25 +321,6 @@ fn serve(cli: &Cli, config: &Path, file: &IssuerFile, journal_dir: PathBuf) -> E
             eprintln!("{e}");
             return ExitCode::from(2);
         }
-    };
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => {
-            let listener = switch::config::ListenerTlsConfig {
-                cert_file: cert.clone(),
-                key_file: key.clone(),
-                client_ca_file: args.tls_client_ca.clone(),
-                cipher_suites: args.tls_cipher_suites.clone(),
-            };
-            match switch::net::tls::server_config(&listener) {
-                Ok(c) => Some(Arc::new(c)),
-                Err(e) => {
-                    // The error names the switch's config keys; say which flags they are here.
-                    eprintln!("the TLS listener (--tls-cert, --tls-key, --tls-cipher-suites): {e}");
-                    return ExitCode::from(2);
-                }
-            }
-        }
-        _ => None,
     };
     let security = match HostSecurity::load(file, cli.keys.as_deref()) {
         Ok(s) => s,

@@ -1,9 +1,13 @@
 //! An issuer of many accounts with one card each, for the examples that measure the engine at
-//! volume (`restart_time`, `record_memory`): the same card numbers and account layout, only the
-//! product differs.
+//! volume (`restart_time`, `record_memory`, `snapshot_cost`, `checkpoint_memory`): the same card
+//! numbers and account layout, only the product differs.
 
 use switch::domain::{Amount, Currency, Pan, ProcessingCode, luhn_check_digit};
 use switch::issuing::{IdemKey, IssuerFile, IssuingRequest, PinCheck, RequestKind};
+
+/// A debit product with room for any test load: what `record_memory` and `snapshot_cost` use.
+#[allow(dead_code)] // Not every example that includes this file uses it.
+pub const DEBIT: &str = "[[product]]\nid = \"p\"\nkind = \"debit\"\ncurrency = \"156\"\nhold_expiry_h = 168\ncompletion_tolerance_pct = \"0\"\npin_tries_max = 3";
 
 /// The issuer file for `accounts` accounts of the one product `product` (a `[[product]]` table
 /// with `id = "p"`), each with `balance` and one card, and the cards' numbers in account order.

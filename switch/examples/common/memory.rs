@@ -1,5 +1,6 @@
-//! What the memory examples (`record_memory`, `checkpoint_memory`) share: the process's memory
-//! as `/proc/self/status` gives it, and the idempotency keys of their stream of requests.
+//! What the memory examples (`record_memory`, `checkpoint_memory`, `snapshot_cost`) share: the
+//! process's memory as `/proc/self/status` gives it, the idempotency keys of their stream of
+//! requests, and their positional arguments.
 
 use chrono::NaiveDateTime;
 use switch::domain::{AcquirerId, Stan, TerminalId, TransmissionDateTime};
@@ -31,4 +32,10 @@ pub fn key(i: u64, t: NaiveDateTime) -> IdemKey {
         Stan::new((i % 999_999 + 1) as u32).expect("stan"),
         TransmissionDateTime::from_datetime(t),
     )
+}
+
+/// The next positional argument, or `default` when it is missing or does not parse.
+#[allow(dead_code)] // Not every example that includes this file uses it.
+pub fn arg<T: std::str::FromStr>(args: &mut impl Iterator<Item = String>, default: T) -> T {
+    args.next().and_then(|a| a.parse().ok()).unwrap_or(default)
 }
