@@ -38,7 +38,7 @@ use crate::iso8583::views::{AuthorizationRequest, OriginalData, ReversalRequest}
 /// Packed into 32 bytes, half a cache line: an engine holds a key for every answered request of
 /// its retry window, up to three times (its record's map, the pruning order, the hold-expiry
 /// index), so every byte here is three bytes per record. The acquirer and the transmission time
-/// are held as numbers ([`AcquirerId::to_word`], [`TransmissionDateTime::to_number`]), which
+/// are held as numbers (`AcquirerId::to_word`, `TransmissionDateTime::to_number`), which
 /// give the parts back exactly; as their own types the key took 48 bytes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct IdemKey {
