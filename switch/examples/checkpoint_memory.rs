@@ -73,11 +73,8 @@ fn write_as_format_2(dir: &Path, cp: &SwitchCheckpoint) -> u64 {
 fn main() {
     switch::process::disable_transparent_huge_pages_or_warn();
     let mut args = std::env::args().skip(1);
-    let accounts: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(100_000);
-    let requests: u64 = args
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(2_000_000);
+    let accounts: u32 = memory::arg(&mut args, 100_000);
+    let requests: u64 = memory::arg(&mut args, 2_000_000);
     let (file, pans) = many_accounts::issuer(
         accounts,
         "[[product]]\nid = \"p\"\nkind = \"prepaid\"\ncurrency = \"156\"\nhold_expiry_h = 168\ncompletion_tolerance_pct = \"0\"\npin_tries_max = 3\ncash_allowed = false\npartial_approval = false\nmax_balance = \"100000000.00\"",

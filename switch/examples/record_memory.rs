@@ -15,7 +15,7 @@ mod many_accounts;
 mod memory;
 
 use memory::{key, status_bytes};
-use switch::issuing::{Engine, RequestKind};
+use switch::issuing::RequestKind;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -25,9 +25,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let accounts: u32 = memory::arg(&mut args, 100_000);
     let requests: u64 = memory::arg(&mut args, 3_000_000);
-    let (file, pans) = many_accounts::issuer(accounts, many_accounts::DEBIT, "100000000.00");
-    let engine = Engine::from_file(&file).expect("engine");
-    drop(file);
+    let (engine, pans) = many_accounts::debit_engine(accounts);
     let start = memory::start();
     let before = status_bytes("VmRSS:");
     let n_accounts = u64::from(accounts);

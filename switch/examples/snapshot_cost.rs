@@ -18,7 +18,7 @@ mod memory;
 use std::time::Instant;
 
 use memory::{key, status_bytes};
-use switch::issuing::{Engine, RequestKind};
+use switch::issuing::RequestKind;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -29,9 +29,7 @@ fn main() {
     let accounts: u32 = memory::arg(&mut args, 1_000_000);
     let requests: u64 = memory::arg(&mut args, 3_000_000);
     let rounds: u32 = memory::arg(&mut args, 3);
-    let (file, pans) = many_accounts::issuer(accounts, many_accounts::DEBIT, "100000000.00");
-    let engine = Engine::from_file(&file).expect("engine");
-    drop(file);
+    let (engine, pans) = many_accounts::debit_engine(accounts);
     let start = memory::start();
     let mut i = 0u64;
     // One request a millisecond: all within the window, none pruned.

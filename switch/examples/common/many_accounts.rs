@@ -3,11 +3,19 @@
 //! numbers and account layout, only the product differs.
 
 use switch::domain::{Amount, Currency, Pan, ProcessingCode, luhn_check_digit};
-use switch::issuing::{IdemKey, IssuerFile, IssuingRequest, PinCheck, RequestKind};
+use switch::issuing::{Engine, IdemKey, IssuerFile, IssuingRequest, PinCheck, RequestKind};
 
-/// A debit product with room for any test load: what `record_memory` and `snapshot_cost` use.
+/// An engine of `accounts` debit accounts with room for any test load, one card each, and the
+/// cards' numbers in account order: what `record_memory` and `snapshot_cost` measure.
 #[allow(dead_code)] // Not every example that includes this file uses it.
-pub const DEBIT: &str = "[[product]]\nid = \"p\"\nkind = \"debit\"\ncurrency = \"156\"\nhold_expiry_h = 168\ncompletion_tolerance_pct = \"0\"\npin_tries_max = 3";
+pub fn debit_engine(accounts: u32) -> (Engine, Vec<Pan>) {
+    let (file, pans) = issuer(
+        accounts,
+        "[[product]]\nid = \"p\"\nkind = \"debit\"\ncurrency = \"156\"\nhold_expiry_h = 168\ncompletion_tolerance_pct = \"0\"\npin_tries_max = 3",
+        "100000000.00",
+    );
+    (Engine::from_file(&file).expect("engine"), pans)
+}
 
 /// The issuer file for `accounts` accounts of the one product `product` (a `[[product]]` table
 /// with `id = "p"`), each with `balance` and one card, and the cards' numbers in account order.

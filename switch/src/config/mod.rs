@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::process::Scheduling;
 
-pub use validate::{BIN_DIGITS_MAX, BIN_DIGITS_MIN, cipher_suite_problems};
+pub use validate::{BIN_DIGITS_MAX, BIN_DIGITS_MIN, cipher_suite, cipher_suite_problems};
 
 pub use crate::iso8583::dialect::DialectId;
 pub use crate::net::framing::LengthHeader;

@@ -221,6 +221,16 @@ fn cipher_suites(names: &[String], report: &mut Report<'_>) {
     }
 }
 
+/// The suite `name` names, as rustls spells it (`TLS13_AES_128_GCM_SHA256`), among those the
+/// listeners can use (ring's). The one lookup behind the validation below and the listener's
+/// provider (`net::tls`).
+pub fn cipher_suite(name: &str) -> Option<rustls::SupportedCipherSuite> {
+    rustls::crypto::ring::ALL_CIPHER_SUITES
+        .iter()
+        .find(|s| s.suite().as_str() == Some(name))
+        .copied()
+}
+
 /// What is wrong with a list of TLS cipher suites for a listener, every problem at once (empty:
 /// nothing, and an empty list means the default order): names rustls does not know, names
 /// listed twice, no TLS 1.3 suite. Shared by `[listener.tls] cipher_suites` and `issuer-sim
@@ -230,13 +240,14 @@ pub fn cipher_suite_problems(names: &[String]) -> Vec<String> {
     if names.is_empty() {
         return problems;
     }
-    let known = rustls::crypto::ring::ALL_CIPHER_SUITES;
-    let find = |name: &str| known.iter().find(|s| s.suite().as_str() == Some(name));
     let mut tls13 = false;
     for (i, name) in names.iter().enumerate() {
-        match find(name) {
+        match cipher_suite(name) {
             None => {
-                let all: Vec<&str> = known.iter().filter_map(|s| s.suite().as_str()).collect();
+                let all: Vec<&str> = rustls::crypto::ring::ALL_CIPHER_SUITES
+                    .iter()
+                    .filter_map(|s| s.suite().as_str())
+                    .collect();
                 problems.push(format!("unknown suite {name:?}; known: {}", all.join(", ")));
             }
             Some(s) => tls13 |= s.tls13().is_some(),

@@ -265,19 +265,15 @@ fn server_provider(tls: &ListenerTlsConfig) -> Result<Arc<CryptoProvider>, TlsEr
             common(s).hash_provider.algorithm() != rustls::crypto::hash::HashAlgorithm::SHA256
         });
     } else {
-        let all = rustls::crypto::ring::ALL_CIPHER_SUITES;
         provider.cipher_suites = tls
             .cipher_suites
             .iter()
             .map(|name| {
-                all.iter()
-                    .find(|s| s.suite().as_str() == Some(name.as_str()))
-                    .copied()
-                    .ok_or_else(|| {
-                        TlsError::Rustls(format!(
-                            "listener.tls.cipher_suites: unknown suite {name:?}"
-                        ))
-                    })
+                crate::config::cipher_suite(name).ok_or_else(|| {
+                    TlsError::Rustls(format!(
+                        "listener.tls.cipher_suites: unknown suite {name:?}"
+                    ))
+                })
             })
             .collect::<Result<_, _>>()?;
     }
