@@ -39,7 +39,7 @@ use super::config::{
 };
 use super::event::{Answer, Change, LedgerEvent, RequestChange, RequestTag};
 use super::hash::KeyedState;
-use super::ledger::{AccountSnapshot, AccountState, ApplyCtx, Entry, LedgerError};
+use super::ledger::{AccountSnapshot, AccountState, ApplyCtx, LedgerError};
 use super::pin::{ClearPin, parse_pvk, verify_clear_pin};
 use super::request::{IssuingRequest, PinCheck, RequestKind};
 use super::rules::{self, Ctx, pct_of};
@@ -655,9 +655,9 @@ impl Engine {
         let tag = tag_of(req);
 
         if let Some(record) = st.records.get(&req.key) {
-            if record.tag == tag || record.entry == Entry::Tombstone {
+            if record.tag() == tag || record.is_tombstone() {
                 return Outcome {
-                    result: self.result_of(record.answer, record.seq, product),
+                    result: self.result_of(record.answer(), record.seq, product),
                     balances: Some(self.balances_of(record.available, record.ledger, req, product)),
                     event: None,
                     duplicate: true,

@@ -47,6 +47,7 @@ use super::event::{
 };
 use super::request::IdemKey;
 use super::split_map::SplitMap;
+use super::stored::Stored;
 
 /// One hour in milliseconds: the velocity window.
 pub(crate) const HOUR_MS: i64 = 3_600_000;
@@ -80,7 +81,7 @@ pub(crate) struct AccountState {
     pub last_seq: u64,
     /// Answered requests by key, with the hold or posting each one made. A [`SplitMap`], so that
     /// a busy account's map never grows in one long step under the account's lock.
-    pub records: SplitMap<IdemKey, Record>,
+    pub records: SplitMap<IdemKey, Stored>,
     /// Time and key of `records` in the order they were recorded, for pruning from the front.
     pub order: VecDeque<(i64, IdemKey)>,
     /// Expiry index: `(expires_at, key)` of holds, sorted by time. Captured and voided holds
@@ -95,7 +96,8 @@ pub(crate) struct AccountState {
     pub closed_through: i32,
 }
 
-/// An answered request.
+/// An answered request, as the ledger builds it and a snapshot holds it. An account's table
+/// keeps it packed ([`Stored`], 88 bytes instead of 112).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Record {
     pub at: i64,
@@ -107,17 +109,6 @@ pub(crate) struct Record {
     pub available: i64,
     pub ledger: i64,
     pub entry: Entry,
-}
-
-impl Record {
-    /// Whether the record stands for no money any more: not an open hold, not a posting that may
-    /// still be reversed, not a tombstone (which keeps a late original from holding money).
-    /// Forgetting one loses the answer to a repeat of its request, which is then decided afresh;
-    /// for a voided hold that means a late repeat of its 0100 holds money again, which is why
-    /// records are forgotten early only once a day old (`Engine::forget_cutoff`).
-    pub fn is_done(&self) -> bool {
-        matches!(self.entry, Entry::None | Entry::Closed(_))
-    }
 }
 
 /// What a record still stands for in the ledger.
@@ -337,21 +328,17 @@ impl AccountState {
             if at > now {
                 break;
             }
-            if let Some(Record {
-                entry:
-                    Entry::Hold {
-                        open,
-                        cash: c,
-                        expires_at,
-                        ..
-                    },
+            if let Some(Entry::Hold {
+                open,
+                cash: c,
+                expires_at,
                 ..
-            }) = self.records.get(&key)
-                && *expires_at == at
+            }) = self.records.get(&key).map(Stored::entry)
+                && expires_at == at
             {
-                total = total.saturating_add(*open);
-                if *c {
-                    cash = cash.saturating_add(*open);
+                total = total.saturating_add(open);
+                if c {
+                    cash = cash.saturating_add(open);
                 }
                 keys.push(key);
             }
@@ -361,10 +348,7 @@ impl AccountState {
 
     /// Whether the index entry `(at, key)` stands for an open hold.
     fn alive(&self, at: i64, key: &IdemKey) -> bool {
-        matches!(
-            self.records.get(key),
-            Some(Record { entry: Entry::Hold { expires_at, .. }, .. }) if *expires_at == at
-        )
+        self.records.get(key).and_then(Stored::hold_expiry) == Some(at)
     }
 
     /// Drops dead index entries from the front, up to time `now`.
@@ -388,21 +372,14 @@ impl AccountState {
 
     /// Number of open holds.
     pub fn open_holds(&self) -> usize {
-        self.records
-            .values()
-            .filter(|r| matches!(r.entry, Entry::Hold { .. }))
-            .count()
+        self.records.values().filter(|r| r.is_hold()).count()
     }
 
     /// Whether a sweep at `now` would forget any record.
     pub fn has_prunable(&self, now: i64, retention_ms: i64) -> bool {
         let cutoff = now.saturating_sub(retention_ms);
         self.order.front().is_some_and(|(at, k)| {
-            *at < cutoff
-                && self
-                    .records
-                    .get(k)
-                    .is_some_and(|r| !matches!(r.entry, Entry::Hold { .. }))
+            *at < cutoff && self.records.get(k).is_some_and(|r| !r.is_hold())
         })
     }
 
@@ -424,7 +401,7 @@ impl AccountState {
                 cash,
                 expires_at,
                 ..
-            } = r.entry
+            } = r.entry()
             {
                 if amount <= 0 {
                     return Err(Inconsistent("open hold of zero or less"));
@@ -513,7 +490,7 @@ impl AccountState {
             if expired.iter().take(i).any(|k| k == key) {
                 return Err(Inconsistent("a hold expires twice in one event"));
             }
-            match self.records.get(key).map(|r| r.entry) {
+            match self.records.get(key).map(Stored::entry) {
                 Some(Entry::Hold {
                     open,
                     cash,
@@ -529,9 +506,9 @@ impl AccountState {
     fn commit_expiry(&mut self, expired: &KeyList, now: i64) {
         for key in expired.iter() {
             if let Some(r) = self.records.get_mut(key)
-                && let Entry::Hold { .. } = r.entry
+                && r.is_hold()
             {
-                r.entry = Entry::Closed(Closure::Expired);
+                r.set_entry(Entry::Closed(Closure::Expired));
             }
         }
         // The holds just closed lead the index; drop them without looking them up again, then
@@ -628,7 +605,7 @@ impl AccountState {
                 }
                 let released = open - remaining;
                 t.release(released, cash)?;
-                let entry = match self.records.get(&original).map(|r| r.entry) {
+                let entry = match self.records.get(&original).map(Stored::entry) {
                     Some(Entry::Hold {
                         expires_at,
                         counted,
@@ -655,20 +632,18 @@ impl AccountState {
                 remaining,
                 cash_delta,
             } => {
-                let Some(Record {
-                    entry:
-                        Entry::Posted {
-                            delta,
-                            cash_delta: cash_left,
-                            counted,
-                        },
-                    card: owner,
-                    ..
-                }) = self.records.get(&original)
+                let Some((
+                    Entry::Posted {
+                        delta,
+                        cash_delta: cash_left,
+                        counted,
+                    },
+                    owner,
+                )) = self.records.get(&original).map(|r| (r.entry(), r.card))
                 else {
                     return Err(Inconsistent("unposting something that is not a posting"));
                 };
-                if *owner != rc.card {
+                if owner != rc.card {
                     return Err(Inconsistent("unposting another card's posting"));
                 }
                 let size = delta.checked_abs().ok_or(Inconsistent("amount overflow"))?;
@@ -676,7 +651,7 @@ impl AccountState {
                     return Err(Inconsistent("unpost leaves more than the posting"));
                 }
                 let reversed = size - remaining;
-                let new_cash = add(*cash_left, cash_delta)?;
+                let new_cash = add(cash_left, cash_delta)?;
                 // The cash part moves back towards zero, never past it.
                 if new_cash.signum() * cash_left.signum() < 0
                     || new_cash.unsigned_abs() > cash_left.unsigned_abs()
@@ -696,7 +671,7 @@ impl AccountState {
                         }),
                     }
                 };
-                if let Some(c) = *counted {
+                if let Some(c) = counted {
                     uncount = Some((c, reversed, remaining == 0));
                 }
                 original_update = Some((original, entry));
@@ -755,7 +730,7 @@ impl AccountState {
             && let Some(r) = self.records.get_mut(&key)
         {
             // A closed hold's index entry dies with it (see `expiries`).
-            r.entry = entry;
+            r.set_entry(entry);
         }
         let available = self.available_with(self.held, cx.line).unwrap_or(i64::MIN);
         if let Effect::Tombstone { original } = rc.effect {
@@ -799,25 +774,23 @@ impl AccountState {
         expiring: &KeyList,
         card: u16,
     ) -> Result<(i64, bool, Option<Counted>), LedgerError> {
-        match self.records.get(key) {
-            Some(Record {
-                entry:
-                    Entry::Hold {
-                        open,
-                        cash,
-                        counted,
-                        ..
-                    },
-                card: owner,
-                ..
-            }) if !expiring.contains(key) && *owner == card => Ok((*open, *cash, *counted)),
+        match self.records.get(key).map(|r| (r.entry(), r.card)) {
+            Some((
+                Entry::Hold {
+                    open,
+                    cash,
+                    counted,
+                    ..
+                },
+                owner,
+            )) if !expiring.contains(key) && owner == card => Ok((open, cash, counted)),
             _ => Err(Inconsistent("resolving a hold that is not open")),
         }
     }
 
     fn insert(&mut self, key: IdemKey, record: Record) {
         self.order.push_back((record.at, key));
-        self.records.insert(key, record);
+        self.records.insert(key, Stored::new(&record));
     }
 
     /// How many records an event at `now` would forget here, with `cutoff` its time less the
@@ -828,9 +801,11 @@ impl AccountState {
             .iter()
             .take_while(|(at, key)| {
                 *at < cutoff
-                    && !self.records.get(key).is_some_and(
-                        |r| matches!(r.entry, Entry::Hold { expires_at, .. } if expires_at > now),
-                    )
+                    && self
+                        .records
+                        .get(key)
+                        .and_then(Stored::hold_expiry)
+                        .is_none_or(|expires_at| expires_at <= now)
             })
             .count()
     }
@@ -839,7 +814,7 @@ impl AccountState {
     /// [`Change::Forget`] may take.
     pub fn done_times(&self, mut f: impl FnMut(i64)) {
         for (at, key) in &self.order {
-            if self.records.get(key).is_some_and(Record::is_done) {
+            if self.records.get(key).is_some_and(Stored::is_done) {
                 f(*at);
             }
         }
@@ -849,7 +824,7 @@ impl AccountState {
     pub fn has_done_before(&self, before: i64) -> bool {
         self.order
             .iter()
-            .any(|(at, key)| *at < before && self.records.get(key).is_some_and(Record::is_done))
+            .any(|(at, key)| *at < before && self.records.get(key).is_some_and(Stored::is_done))
     }
 
     /// [`Change::Forget`]: forgets the records made before `before` that stand for no money any
@@ -860,7 +835,7 @@ impl AccountState {
         let mut kept = VecDeque::with_capacity(self.order.len());
         let mut forgot = false;
         for (at, key) in self.order.drain(..) {
-            if at < before && self.records.get(&key).is_some_and(Record::is_done) {
+            if at < before && self.records.get(&key).is_some_and(Stored::is_done) {
                 self.records.remove(&key);
                 forgot = true;
             } else {
@@ -883,7 +858,7 @@ impl AccountState {
             }
             self.order.pop_front();
             if let Some(r) = self.records.remove(&key)
-                && matches!(r.entry, Entry::Hold { .. })
+                && r.is_hold()
             {
                 // Rare: an open hold outlived the window (only after maintenance events, which
                 // release nothing). Keep it, and stop here.
@@ -929,7 +904,7 @@ impl AccountState {
         };
         st.records.reserve(s.records.len());
         for (key, r) in &s.records {
-            if st.records.insert(*key, r.clone()).is_some() {
+            if st.records.insert(*key, Stored::new(r)).is_some() {
                 return Err(Inconsistent("a key recorded twice"));
             }
             st.order.push_back((r.at, *key));
@@ -946,8 +921,8 @@ impl AccountState {
 /// sequence order, and the one event that makes two (a reversal ahead of its original) records
 /// the tombstone first. Pruning only takes from the front, and puts an open hold it meets back
 /// there, so the order never departs from this ([`AccountState::check`] verifies it).
-fn rank(r: &Record) -> (u64, bool) {
-    (r.seq, r.entry != Entry::Tombstone)
+fn rank(r: &Stored) -> (u64, bool) {
+    (r.seq, !r.is_tombstone())
 }
 
 /// An account frozen by [`AccountState::freeze`], not yet serialisable.
@@ -955,7 +930,7 @@ fn rank(r: &Record) -> (u64, bool) {
 pub(crate) struct Frozen {
     /// Everything but the records.
     head: AccountSnapshot,
-    records: SplitMap<IdemKey, Record>,
+    records: SplitMap<IdemKey, Stored>,
 }
 
 impl Frozen {
@@ -963,10 +938,10 @@ impl Frozen {
     /// they were recorded, which is [`rank`] order. The slow part of a checkpoint, done without
     /// the account's lock.
     pub fn into_snapshot(self) -> AccountSnapshot {
-        let mut records: Vec<(IdemKey, Record)> =
-            self.records.iter().map(|(k, r)| (*k, r.clone())).collect();
+        let mut records: Vec<(&IdemKey, &Stored)> = self.records.iter().collect();
         // Ranks are distinct (checked by `AccountState::check`), so the order is total.
         records.sort_unstable_by_key(|(_, r)| rank(r));
+        let records = records.into_iter().map(|(k, r)| (*k, r.record())).collect();
         AccountSnapshot {
             records,
             ..self.head

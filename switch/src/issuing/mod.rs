@@ -87,6 +87,7 @@ pub mod request;
 pub mod rules;
 mod split_map;
 pub mod statement;
+mod stored;
 
 #[cfg(test)]
 mod tests;

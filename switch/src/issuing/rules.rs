@@ -53,8 +53,9 @@ use rust_decimal::prelude::ToPrimitive;
 use super::config::{CardStatus, ProductKind};
 use super::engine::{AccountDef, Product};
 use super::event::{Answer, Channel, Counted, Effect, KeyList, PinEffect};
-use super::ledger::{AccountState, Entry, HOUR_MS, Record};
+use super::ledger::{AccountState, Entry, HOUR_MS};
 use super::request::{IdemKey, IssuingRequest, PinCheck, RequestKind};
+use super::stored::Stored;
 use crate::domain::{Decline, Expiry, TxnType};
 
 /// Largest amount an ISO 8583 `n 12` amount field carries (minor units).
@@ -462,9 +463,12 @@ fn advice(c: &Ctx<'_>, financial: bool) -> Decision {
     }
 }
 
-/// The record of `original` if it belongs to this request's card.
-fn original_record<'a>(c: &Ctx<'a>, original: &IdemKey) -> Option<&'a Record> {
-    c.st.records.get(original).filter(|r| r.card == c.slot)
+/// The entry of `original`'s record if it belongs to this request's card.
+fn original_entry(c: &Ctx<'_>, original: &IdemKey) -> Option<Entry> {
+    c.st.records
+        .get(original)
+        .filter(|r| r.card == c.slot)
+        .map(Stored::entry)
 }
 
 fn completion(c: &Ctx<'_>, original: IdemKey) -> Decision {
@@ -476,19 +480,15 @@ fn completion(c: &Ctx<'_>, original: IdemKey) -> Decision {
     if c.req.currency != c.product.currency {
         return decline(Decline::NotPermittedToCardholder);
     }
-    let Some(Record {
-        entry: Entry::Hold { open, cash, .. },
-        ..
-    }) = original_record(c, &original)
-    else {
+    let Some(Entry::Hold { open, cash, .. }) = original_entry(c, &original) else {
         return decline(Decline::OriginalNotFound);
     };
     if c.expired.contains(&original) {
         return decline(Decline::OriginalNotFound);
     }
-    if amount > *open {
+    if amount > open {
         let excess = amount - open;
-        let Some(allowed) = pct_of(*open, c.product.tolerance_pct) else {
+        let Some(allowed) = pct_of(open, c.product.tolerance_pct) else {
             return decline(Decline::SystemMalfunction);
         };
         if excess > allowed {
@@ -502,7 +502,7 @@ fn completion(c: &Ctx<'_>, original: IdemKey) -> Decision {
             }
         }
     }
-    let cash_delta = if *cash && c.product.kind == ProductKind::Credit {
+    let cash_delta = if cash && c.product.kind == ProductKind::Credit {
         amount
     } else {
         0
@@ -554,12 +554,12 @@ fn reversal(
             };
         }
         None => return decline(Decline::OriginalNotFound),
-        Some(_) => match original_record(c, &original) {
+        Some(_) => match original_entry(c, &original) {
             Some(r) => r,
             None => return decline(Decline::OriginalNotFound),
         },
     };
-    match record.entry {
+    match record {
         Entry::Hold { open, .. } if !c.expired.contains(&original) => {
             if remaining > open {
                 return decline(Decline::InvalidAmount);
