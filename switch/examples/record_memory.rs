@@ -27,6 +27,7 @@ fn main() {
     let requests: u64 = memory::arg(&mut args, 3_000_000);
     let (engine, pans) = many_accounts::debit_engine(accounts);
     let start = memory::start();
+    memory::release_freed();
     let before = status_bytes("VmRSS:");
     let n_accounts = u64::from(accounts);
     let mut approved = 0u64;
