@@ -33,9 +33,9 @@ use super::pin::parse_pvk;
 const HOLD_EXPIRY_H_DEFAULT: u32 = 168;
 /// Default `[ledger] idempotency_window_h`: 30 days, above every hold expiry by default.
 const IDEMPOTENCY_WINDOW_H_DEFAULT: u32 = 720;
-/// Default `[ledger] records_max`: 20 million records, about 4–6 GB at the 200–300 bytes one
-/// costs (docs/performance.md, "Idempotency records: bounded" and "Smaller idempotency keys"),
-/// instead of growing until the machine runs out of memory.
+/// Default `[ledger] records_max`: 20 million records, about 5–7 GB at the 240–340 bytes one
+/// costs (docs/performance.md, "Idempotency records: bounded", "Smaller idempotency keys" and
+/// "Idempotency records packed"), instead of growing until the machine runs out of memory.
 const RECORDS_MAX_DEFAULT: u64 = 20_000_000;
 /// Default `[ledger] sweep_interval_s`: how often expired holds are released and old records
 /// forgotten on accounts that see no requests.
