@@ -135,6 +135,17 @@ pub(crate) enum Entry {
     Tombstone,
 }
 
+impl Entry {
+    /// Whether the record stands for no money any more: not an open hold, not a posting that may
+    /// still be reversed, not a tombstone (which keeps a late original from holding money).
+    /// Forgetting one loses the answer to a repeat of its request, which is then decided afresh;
+    /// for a voided hold that means a late repeat of its 0100 holds money again, which is why
+    /// records are forgotten early only once a day old (`Engine::forget_cutoff`).
+    pub fn is_done(&self) -> bool {
+        matches!(self, Entry::None | Entry::Closed(_))
+    }
+}
+
 /// How a hold or posting was resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Closure {
@@ -814,7 +825,7 @@ impl AccountState {
     /// [`Change::Forget`] may take.
     pub fn done_times(&self, mut f: impl FnMut(i64)) {
         for (at, key) in &self.order {
-            if self.records.get(key).is_some_and(Stored::is_done) {
+            if self.records.get(key).is_some_and(|r| r.entry().is_done()) {
                 f(*at);
             }
         }
@@ -822,9 +833,9 @@ impl AccountState {
 
     /// Whether a [`Change::Forget`] of `before` would forget anything here.
     pub fn has_done_before(&self, before: i64) -> bool {
-        self.order
-            .iter()
-            .any(|(at, key)| *at < before && self.records.get(key).is_some_and(Stored::is_done))
+        self.order.iter().any(|(at, key)| {
+            *at < before && self.records.get(key).is_some_and(|r| r.entry().is_done())
+        })
     }
 
     /// [`Change::Forget`]: forgets the records made before `before` that stand for no money any
@@ -835,7 +846,7 @@ impl AccountState {
         let mut kept = VecDeque::with_capacity(self.order.len());
         let mut forgot = false;
         for (at, key) in self.order.drain(..) {
-            if at < before && self.records.get(&key).is_some_and(Stored::is_done) {
+            if at < before && self.records.get(&key).is_some_and(|r| r.entry().is_done()) {
                 self.records.remove(&key);
                 forgot = true;
             } else {

@@ -544,7 +544,7 @@ fn reversal(
         pin: PinEffect::Unchanged,
         counted: None,
     };
-    let record = match c.st.records.get(&original) {
+    let entry = match c.st.records.get(&original) {
         None if original != c.req.key => {
             return Decision {
                 answer: Answer::Declined(Decline::OriginalNotFound),
@@ -559,7 +559,7 @@ fn reversal(
             None => return decline(Decline::OriginalNotFound),
         },
     };
-    match record {
+    match entry {
         Entry::Hold { open, .. } if !c.expired.contains(&original) => {
             if remaining > open {
                 return decline(Decline::InvalidAmount);
