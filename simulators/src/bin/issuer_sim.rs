@@ -245,18 +245,13 @@ fn main() -> ExitCode {
     }
 }
 
-/// A TLS listener error with the switch's config keys it names (`switch::net::tls` serves both)
-/// put as this command's flags.
-fn flag_names(error: &str) -> String {
-    [
-        ("listener.tls.cert_file", "--tls-cert"),
-        ("listener.tls.key_file", "--tls-key"),
-        ("listener.tls.client_ca_file", "--tls-client-ca"),
-        ("listener.tls.cipher_suites", "--tls-cipher-suites"),
-    ]
-    .iter()
-    .fold(error.to_owned(), |e, (key, flag)| e.replace(key, flag))
-}
+/// What the TLS listener's errors call its inputs: this command's flags.
+const TLS_FLAGS: switch::net::tls::InputNames = switch::net::tls::InputNames {
+    cert_file: "--tls-cert",
+    key_file: "--tls-key",
+    client_ca_file: "--tls-client-ca",
+    cipher_suites: "--tls-cipher-suites",
+};
 
 /// One name of `--tls-cipher-suites`, spaces around it dropped; an empty one (a stray comma) is
 /// refused here rather than reported as an unknown suite with the whole list of known ones.
@@ -290,10 +285,10 @@ fn serve(cli: &Cli, config: &Path, file: &IssuerFile, journal_dir: PathBuf) -> E
                 client_ca_file: args.tls_client_ca.clone(),
                 cipher_suites: args.tls_cipher_suites.clone(),
             };
-            match switch::net::tls::server_config(&listener) {
+            match switch::net::tls::server_config_named(&listener, TLS_FLAGS) {
                 Ok(c) => Some(Arc::new(c)),
                 Err(e) => {
-                    eprintln!("{}", flag_names(&e.to_string()));
+                    eprintln!("{e}");
                     return ExitCode::from(2);
                 }
             }

@@ -122,7 +122,36 @@ fn roots(key: &'static str, path: &Path) -> Result<RootCertStore, TlsError> {
 /// The listener's server configuration from `[listener.tls]`. With `client_ca_file`, every client
 /// must present a certificate that chains to one of its CAs; without it, none is asked for.
 pub fn server_config(tls: &ListenerTlsConfig) -> Result<rustls::ServerConfig, TlsError> {
-    build_server(tls).map(|(config, _)| config)
+    server_config_named(tls, InputNames::CONFIG)
+}
+
+/// [`server_config`] for a program whose operator gave the inputs under other names (e.g.
+/// `issuer-sim`'s flags), which its errors use.
+pub fn server_config_named(
+    tls: &ListenerTlsConfig,
+    names: InputNames,
+) -> Result<rustls::ServerConfig, TlsError> {
+    build_server(tls, names).map(|(config, _)| config)
+}
+
+/// What the errors of [`server_config_named`] call each input, so that a message names what the
+/// operator wrote: the switch's config keys ([`InputNames::CONFIG`]) or a command's flags.
+#[derive(Debug, Clone, Copy)]
+pub struct InputNames {
+    pub cert_file: &'static str,
+    pub key_file: &'static str,
+    pub client_ca_file: &'static str,
+    pub cipher_suites: &'static str,
+}
+
+impl InputNames {
+    /// The keys of the switch's `[listener.tls]`.
+    pub const CONFIG: InputNames = InputNames {
+        cert_file: "listener.tls.cert_file",
+        key_file: "listener.tls.key_file",
+        client_ca_file: "listener.tls.client_ca_file",
+        cipher_suites: "listener.tls.cipher_suites",
+    };
 }
 
 /// The acquirer listener's TLS: the server configuration, and the check of resumed sessions'
@@ -135,7 +164,7 @@ pub struct ListenerTls {
 
 /// [`ListenerTls`] from `[listener.tls]`.
 pub fn listener_tls(tls: &ListenerTlsConfig) -> Result<ListenerTls, TlsError> {
-    let (config, client_verifier) = build_server(tls)?;
+    let (config, client_verifier) = build_server(tls, InputNames::CONFIG)?;
     Ok(ListenerTls {
         config: Arc::new(config),
         resumed_check: client_verifier.map(ResumedCheck::new),
@@ -253,7 +282,10 @@ pub fn reverify_resumed(
 /// bytes per transaction.
 /// Every TLS 1.3 client implements AES-128-GCM-SHA256 (RFC 8446, 9.1), so none is refused, and
 /// an operator whose terminals or policy want another order sets `cipher_suites`.
-fn server_provider(tls: &ListenerTlsConfig) -> Result<Arc<CryptoProvider>, TlsError> {
+fn server_provider(
+    tls: &ListenerTlsConfig,
+    names: InputNames,
+) -> Result<Arc<CryptoProvider>, TlsError> {
     let mut provider = rustls::crypto::ring::default_provider();
     if tls.cipher_suites.is_empty() {
         let common = |s: &rustls::SupportedCipherSuite| match s {
@@ -270,9 +302,7 @@ fn server_provider(tls: &ListenerTlsConfig) -> Result<Arc<CryptoProvider>, TlsEr
             .iter()
             .map(|name| {
                 crate::config::cipher_suite(name).ok_or_else(|| {
-                    TlsError::Rustls(format!(
-                        "listener.tls.cipher_suites: unknown suite {name:?}"
-                    ))
+                    TlsError::Rustls(format!("{}: unknown suite {name:?}", names.cipher_suites))
                 })
             })
             .collect::<Result<_, _>>()?;
@@ -284,7 +314,11 @@ fn server_provider(tls: &ListenerTlsConfig) -> Result<Arc<CryptoProvider>, TlsEr
 /// `TLS_ECDHE_RSA_...`). When `[listener.tls] cipher_suites` lists TLS 1.2 suites and none fits
 /// the listener's key, every TLS 1.2 client would fail its handshake: refuse to start instead,
 /// saying so. (A TLS 1.3 suite fits any key.)
-fn suites_fit_the_key(provider: &CryptoProvider, key: &PrivateKeyDer<'_>) -> Result<(), TlsError> {
+fn suites_fit_the_key(
+    provider: &CryptoProvider,
+    key: &PrivateKeyDer<'_>,
+    names: InputNames,
+) -> Result<(), TlsError> {
     let tls12: Vec<_> = provider
         .cipher_suites
         .iter()
@@ -294,7 +328,7 @@ fn suites_fit_the_key(provider: &CryptoProvider, key: &PrivateKeyDer<'_>) -> Res
         return Ok(());
     }
     let algorithm = rustls::crypto::ring::sign::any_supported_type(key)
-        .map_err(|e| TlsError::Rustls(format!("listener.tls.key_file: {e}")))?
+        .map_err(|e| TlsError::Rustls(format!("{}: {e}", names.key_file)))?
         .algorithm();
     if tls12
         .iter()
@@ -303,25 +337,27 @@ fn suites_fit_the_key(provider: &CryptoProvider, key: &PrivateKeyDer<'_>) -> Res
         return Ok(());
     }
     Err(TlsError::Rustls(format!(
-        "listener.tls.cipher_suites: no TLS 1.2 suite listed fits the listener's {algorithm:?} key \
-         (TLS 1.2 clients could not connect): list one for that key, or none"
+        "{}: no TLS 1.2 suite listed fits the listener's {algorithm:?} key \
+         (TLS 1.2 clients could not connect): list one for that key, or none",
+        names.cipher_suites
     )))
 }
 
 fn build_server(
     tls: &ListenerTlsConfig,
+    names: InputNames,
 ) -> Result<(rustls::ServerConfig, Option<Arc<dyn ClientCertVerifier>>), TlsError> {
-    let chain = load_certificates("listener.tls.cert_file", &tls.cert_file)?;
-    let key = load_private_key("listener.tls.key_file", &tls.key_file)?;
-    let suites = server_provider(tls)?;
-    suites_fit_the_key(&suites, &key)?;
+    let chain = load_certificates(names.cert_file, &tls.cert_file)?;
+    let key = load_private_key(names.key_file, &tls.key_file)?;
+    let suites = server_provider(tls, names)?;
+    suites_fit_the_key(&suites, &key, names)?;
     let builder = rustls::ServerConfig::builder_with_provider(suites)
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Rustls(e.to_string()))?;
     let verifier = match &tls.client_ca_file {
         Some(ca) => Some(
             WebPkiClientVerifier::builder_with_provider(
-                Arc::new(roots("listener.tls.client_ca_file", ca)?),
+                Arc::new(roots(names.client_ca_file, ca)?),
                 provider(),
             )
             .build()
@@ -490,7 +526,7 @@ mod tests {
                 .collect()
         };
         assert_eq!(
-            tls13(&server_provider(&tls).expect("default")),
+            tls13(&server_provider(&tls, InputNames::CONFIG).expect("default")),
             [
                 rustls::CipherSuite::TLS13_AES_128_GCM_SHA256,
                 rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256,
@@ -505,7 +541,7 @@ mod tests {
             ..tls.clone()
         };
         assert_eq!(
-            tls13(&server_provider(&chacha).expect("configured")),
+            tls13(&server_provider(&chacha, InputNames::CONFIG).expect("configured")),
             [
                 rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256,
                 rustls::CipherSuite::TLS13_AES_128_GCM_SHA256,
@@ -535,7 +571,9 @@ mod tests {
             cipher_suites: vec!["TLS13_NULL".into()],
             ..tls
         };
-        let e = server_provider(&unknown).expect_err("unknown").to_string();
+        let e = server_provider(&unknown, InputNames::CONFIG)
+            .expect_err("unknown")
+            .to_string();
         assert!(e.contains("TLS13_NULL"), "{e}");
     }
 
@@ -580,7 +618,7 @@ mod tests {
             client_ca_file: Some(write(dir.path(), "ca.pem", &ca.pem())),
             cipher_suites: Vec::new(),
         };
-        let verifier = build_server(&tls)
+        let verifier = build_server(&tls, InputNames::CONFIG)
             .expect("listener TLS")
             .1
             .expect("a client verifier with client_ca_file");
