@@ -32,9 +32,53 @@ pub type Text = compact_str::CompactString;
 /// are ASCII, so valid UTF-8 is copied as it is: compact_str's `from_utf8_lossy` walks every
 /// byte through a decoder, about 1% of the switch's samples on-us for field 54 alone.
 pub fn text_lossy(bytes: &[u8]) -> Text {
+    if bytes.is_ascii() {
+        return Text::from(crate::domain::ascii_text(bytes));
+    }
     match std::str::from_utf8(bytes) {
         Ok(s) => Text::from(s),
         Err(_) => Text::from_utf8_lossy(bytes),
+    }
+}
+
+/// A date as chrono's serde writes it (`2026-11-28`), without the formatter. chrono goes through
+/// `collect_str` and `Debug`, and postcard's `collect_str` formats twice (once to count the
+/// bytes): about 750 instructions a request record, against a few dozen here (docs/performance.md,
+/// "Instructions per answer"). The bytes are the same (test
+/// `business_dates_encode_as_chrono_writes_them`); years outside 0000–9999, which chrono writes
+/// with a sign, go through chrono itself. Read back by chrono's own `Deserialize`.
+mod iso_date {
+    use chrono::{Datelike, NaiveDate};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(date: &NaiveDate, s: S) -> Result<S::Ok, S::Error> {
+        let year = date.year();
+        if !(0..=9999).contains(&year) {
+            return date.serialize(s);
+        }
+        // Each value below 10 000, 13 or 32, so every `as u8` digit is below 10.
+        let (y, m, d) = (year as u32, date.month(), date.day());
+        let digit = |v: u32| char::from(b'0' + (v % 10) as u8);
+        let mut text = arrayvec::ArrayString::<10>::new();
+        for c in [
+            digit(y / 1000),
+            digit(y / 100),
+            digit(y / 10),
+            digit(y),
+            '-',
+            digit(m / 10),
+            digit(m),
+            '-',
+            digit(d / 10),
+            digit(d),
+        ] {
+            text.push(c);
+        }
+        s.serialize_str(&text)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveDate, D::Error> {
+        NaiveDate::deserialize(d)
     }
 }
 
@@ -81,6 +125,7 @@ pub struct RequestRecord {
     /// Field 95's actual amount, on a partial reversal.
     pub replacement_minor: Option<i64>,
     /// The business day the switch assigned the request to (see [`crate::clearing::business_date`]).
+    #[serde(with = "iso_date")]
     pub business_date: NaiveDate,
     /// The card product of the PAN's BIN range, when the range names one.
     pub product: Option<Product>,
@@ -291,6 +336,7 @@ impl Record {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Datelike;
 
     #[test]
     fn field_text_copies_valid_bytes_and_replaces_invalid_ones() {
@@ -298,6 +344,51 @@ mod tests {
         assert_eq!(text_lossy(b""), "");
         assert_eq!(text_lossy(b"AB\xffC"), "AB\u{fffd}C");
         assert_eq!(text_lossy(b"AB\xffC"), Text::from_utf8_lossy(b"AB\xffC"));
+    }
+
+    /// The hand-written date encoding gives chrono's bytes, for every day from year 0 to 9999
+    /// sampled densely (every month start and end, and a prime stride of days) and for years
+    /// outside that range, which go through chrono; and reads back as the same date.
+    #[test]
+    fn business_dates_encode_as_chrono_writes_them() {
+        #[derive(Serialize, Deserialize, PartialEq, Debug)]
+        struct Ours(#[serde(with = "iso_date")] NaiveDate);
+        let mut days = vec![
+            NaiveDate::MIN,
+            NaiveDate::MAX,
+            NaiveDate::from_ymd_opt(-1, 12, 31).expect("date"),
+            NaiveDate::from_ymd_opt(0, 1, 1).expect("date"),
+            NaiveDate::from_ymd_opt(9999, 12, 31).expect("date"),
+            NaiveDate::from_ymd_opt(10_000, 1, 1).expect("date"),
+            NaiveDate::from_ymd_opt(2024, 2, 29).expect("date"),
+        ];
+        let mut d = NaiveDate::from_ymd_opt(0, 1, 1).expect("date");
+        while let Some(next) = d.checked_add_days(chrono::Days::new(997)) {
+            days.push(d);
+            if next.year() > 10_000 {
+                break;
+            }
+            d = next;
+        }
+        for year in [0, 7, 99, 1970, 2026, 9999] {
+            for month in 1..=12 {
+                let first = NaiveDate::from_ymd_opt(year, month, 1).expect("date");
+                days.push(first);
+                days.push(first.with_day(28).expect("date"));
+                if let Some(last) = (29..=31).rev().find_map(|d| first.with_day(d)) {
+                    days.push(last);
+                }
+            }
+        }
+        for day in days {
+            let theirs = postcard::to_allocvec(&day).expect("chrono encodes");
+            let ours = postcard::to_allocvec(&Ours(day)).expect("ours encodes");
+            assert_eq!(ours, theirs, "{day}");
+            assert_eq!(
+                postcard::from_bytes::<Ours>(&ours).expect("decodes"),
+                Ours(day)
+            );
+        }
     }
 
     /// North Bank's 51 to STAN 1, with `reason` and `auth_code`.

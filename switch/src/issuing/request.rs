@@ -127,6 +127,30 @@ impl IdemKey {
         TransmissionDateTime::from_number(self.transmission)
     }
 
+    /// The `Display` form, `acquirer/stan/transmission/terminal` (`100001/000123/1128093015/TERM0001`),
+    /// built on the stack without a formatter: every ledger event and checkpointed record
+    /// carries one, and `write!` through `Display` cost about 1,300 instructions a key
+    /// (docs/performance.md, "Instructions per answer"). At most 38 bytes (11 + 6 + 10 + 8 and
+    /// three separators), so the pushes below always fit.
+    pub fn text(&self) -> arrayvec::ArrayString<40> {
+        let mut out = arrayvec::ArrayString::<40>::new();
+        let stan = self.stan.to_field();
+        let transmission = self.transmission();
+        for part in [
+            self.acquirer().as_str(),
+            "/",
+            crate::domain::ascii_text(&stan),
+            "/",
+            transmission.as_str(),
+            "/",
+            self.terminal.as_str(),
+        ] {
+            // Cannot fail (see above); a failure would shorten the text, never panic.
+            let _ = out.try_push_str(part);
+        }
+        out
+    }
+
     /// Parses the `Display` form. The terminal comes last because it is `ans` and may itself
     /// contain `/`; the other three parts are digits.
     pub fn parse(text: &str) -> Option<IdemKey> {
@@ -148,14 +172,7 @@ impl Hash for IdemKey {
 
 impl fmt::Display for IdemKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}/{}/{:010}/{}",
-            self.acquirer(),
-            self.stan,
-            self.transmission,
-            self.terminal
-        )
+        f.write_str(&self.text())
     }
 }
 
@@ -168,14 +185,7 @@ impl fmt::Debug for IdemKey {
 /// Serialised as its `Display` string: readable in a snapshot, and a plain string for postcard.
 impl Serialize for IdemKey {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        // Formatted on the stack: `collect_str` allocates a `String` per key, and every ledger
-        // event carries one. The text is at most 38 bytes (11 + 6 + 10 + 8 and three
-        // separators); anything longer would still serialise, through the allocating path.
-        let mut text = arrayvec::ArrayString::<48>::new();
-        match fmt::write(&mut text, format_args!("{self}")) {
-            Ok(()) => s.serialize_str(&text),
-            Err(_) => s.collect_str(self),
-        }
+        s.serialize_str(&self.text())
     }
 }
 
@@ -422,6 +432,11 @@ mod tests {
                 format!("{}/{}/{}/{}", x.0, x.1, x.2, x.3)
             );
             prop_assert_eq!(IdemKey::parse(&kx.to_string()), Some(kx));
+            // Serialised as exactly that text: what journals written through `write!` hold.
+            prop_assert_eq!(
+                postcard::to_allocvec(&kx).unwrap(),
+                postcard::to_allocvec(&format!("{}/{}/{}/{}", x.0, x.1, x.2, x.3)).unwrap()
+            );
         }
     }
 

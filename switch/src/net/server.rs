@@ -411,7 +411,7 @@ fn masked_text(pan: &Pan) -> Text {
 
 /// A journal record's processing code, as its six digits.
 fn code_text(code: crate::domain::ProcessingCode) -> Text {
-    Text::from(std::str::from_utf8(&code.to_field()).unwrap_or(""))
+    Text::from(crate::domain::ascii_text(&code.to_field()))
 }
 
 pub(crate) fn key_record(k: &DupKey) -> KeyRecord {
@@ -534,15 +534,6 @@ impl Runtime {
     /// Handles one frame's payload; `None` means the message goes unanswered (and was counted).
     pub async fn handle(&self, payload: Bytes) -> HandleResult {
         let started = Instant::now();
-        let out = self.handle_inner(payload).await;
-        if let Some(o) = &out {
-            let own = started.elapsed().saturating_sub(o.issuer_time);
-            self.meters.switch_latency(own.as_secs_f64());
-        }
-        out
-    }
-
-    async fn handle_inner(&self, payload: Bytes) -> HandleResult {
         let msg = match decode_lenient(self.dialect, payload) {
             Ok(msg) => msg,
             Err(e) => {
@@ -551,6 +542,21 @@ impl Runtime {
                 return None;
             }
         };
+        self.handle_decoded(msg, started).await
+    }
+
+    /// [`Runtime::handle`] for a frame the caller has decoded already (leniently, as `handle`
+    /// does), received at `started`: the switch's own latency is timed from there.
+    pub async fn handle_decoded(&self, msg: Message, started: Instant) -> HandleResult {
+        let out = self.handle_inner(msg).await;
+        if let Some(o) = &out {
+            let own = started.elapsed().saturating_sub(o.issuer_time);
+            self.meters.switch_latency(own.as_secs_f64());
+        }
+        out
+    }
+
+    async fn handle_inner(&self, msg: Message) -> HandleResult {
         let mti = msg.mti_digits();
         self.meters.request(&mti);
         let now = self.clock.now();
