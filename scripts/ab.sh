@@ -240,12 +240,27 @@ j = json.load(open(report))
 l = j["latency"]
 answered = max(j["answered"], 1)
 per = lambda t: int(t) / int(hz) * 1e6 / answered
+# The switch's own median from its latency histogram's buckets, interpolated within the bucket
+# that holds it as Prometheus's histogram_quantile does (summaries, which older builds export,
+# give it directly).
 own = ""
+buckets = []
 for line in open(metrics):
     m = re.match(r'switchyard_switch_latency_seconds\{quantile="0.5"\} (\S+)', line)
     if m:
         own = f"{float(m.group(1)) * 1e6:.0f}"
         break
+    m = re.match(r'switchyard_switch_latency_seconds_bucket\{le="([^"]+)"\} (\S+)', line)
+    if m:
+        buckets.append((float(m.group(1)), float(m.group(2))))
+if not own and buckets and buckets[-1][1] > 0:
+    half = buckets[-1][1] / 2
+    lower, below = 0.0, 0.0
+    for bound, count in buckets:
+        if count >= half and bound != float("inf"):
+            own = f"{(lower + (bound - lower) * (half - below) / max(count - below, 1)) * 1e6:.0f}"
+            break
+        lower, below = bound, count
 errors = sum(j["errors"].values())
 print(f"| {name} | {'closed' if rate == '0' else rate} | {pair} | {j['tps']:,.0f} | {l['p50_us'] / 1000:.2f} | "
       f"{l['p99_us'] / 1000:.2f} | {own} | {per(sw):.1f} | {per(hosts):.1f} | {errors} | {j['mismatches']} |")

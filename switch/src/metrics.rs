@@ -105,6 +105,37 @@ pub const SECURITY_VIOLATIONS_TOTAL: &str = "switchyard_security_violations_tota
 /// Config reloads. Labels: `outcome` (applied, rejected).
 pub const CONFIG_RELOADS_TOTAL: &str = "switchyard_config_reloads_total";
 
+/// Bucket bounds of every histogram in seconds (the `_seconds` metrics): 25 µs to 10 s, about
+/// three to a decade, so `histogram_quantile` reads a p99 of a fraction of a millisecond or of
+/// seconds alike.
+pub const SECONDS_BUCKETS: [f64; 19] = [
+    0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
+    0.25, 0.5, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// Bucket bounds of [`JOURNAL_BATCH_RECORDS`]: powers of two up to the largest `group_commit_max`
+/// worth setting.
+pub const RECORDS_BUCKETS: [f64; 13] = [
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0,
+];
+
+/// The exporter as the switch configures it: every histogram rendered as Prometheus buckets
+/// (`_bucket{le=…}`, `_sum`, `_count`), which a scraper can aggregate across switches and read
+/// with `histogram_quantile`. The exporter's default, a summary of quantiles kept per process,
+/// cannot be aggregated, and keeping it cost about 2,700 instructions per request in the upkeep
+/// that drains the samples (docs/performance.md, "Instructions per answer"): a bucket is a
+/// comparison and an add.
+fn builder()
+-> Result<metrics_exporter_prometheus::PrometheusBuilder, metrics_exporter_prometheus::BuildError> {
+    use metrics_exporter_prometheus::Matcher;
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), &SECONDS_BUCKETS)?
+        .set_buckets_for_metric(
+            Matcher::Full(JOURNAL_BATCH_RECORDS.to_owned()),
+            &RECORDS_BUCKETS,
+        )
+}
+
 /// Installs the Prometheus recorder without its HTTP listener, for a process that runs the switch
 /// in-process and wants its metrics recorded as the `switch` binary records them (the bench
 /// grid). Must run inside a tokio runtime: a task runs the recorder's upkeep every five seconds
@@ -114,7 +145,7 @@ pub fn install_recorder() -> Result<(), metrics_exporter_prometheus::BuildError>
     let runtime = tokio::runtime::Handle::try_current().map_err(|e| {
         metrics_exporter_prometheus::BuildError::FailedToCreateRuntime(e.to_string())
     })?;
-    let handle = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+    let handle = builder()?.install_recorder()?;
     runtime.spawn(async move {
         let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
         loop {
@@ -127,9 +158,7 @@ pub fn install_recorder() -> Result<(), metrics_exporter_prometheus::BuildError>
 
 /// Starts the Prometheus exporter's HTTP listener on `addr`. Must run inside a tokio runtime.
 pub fn install_exporter(addr: SocketAddr) -> Result<(), metrics_exporter_prometheus::BuildError> {
-    metrics_exporter_prometheus::PrometheusBuilder::new()
-        .with_http_listener(addr)
-        .install()
+    builder()?.with_http_listener(addr).install()
 }
 
 /// The values the `mti` label takes: the message types the switch receives and answers, then
@@ -307,7 +336,7 @@ mod tests {
 
     /// The Prometheus text of `record` run against a recorder of its own, lines sorted.
     fn rendered(record: impl FnOnce()) -> Vec<String> {
-        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let recorder = builder().expect("bucket bounds are valid").build_recorder();
         metrics::with_local_recorder(&recorder, record);
         let mut lines: Vec<String> = recorder
             .handle()
@@ -375,6 +404,63 @@ mod tests {
         ];
         expected.sort();
         assert_eq!(counters, expected);
+    }
+
+    /// Every histogram the switch records renders as buckets, none as a summary, and a value
+    /// lands in the first bucket whose bound is at or above it.
+    #[test]
+    fn every_histogram_renders_as_buckets() {
+        let lines = rendered(|| {
+            for name in [
+                SWITCH_LATENCY_SECONDS,
+                JOURNAL_FSYNC_SECONDS,
+                JOURNAL_WRITE_SECONDS,
+            ] {
+                metrics::histogram!(name).record(0.0003);
+            }
+            metrics::histogram!(ISSUER_ROUND_TRIP_SECONDS, "issuer" => "north-bank").record(0.0003);
+            metrics::histogram!(JOURNAL_BATCH_RECORDS).record(3.0);
+        });
+        assert!(
+            !lines.iter().any(|l| l.contains("quantile=")),
+            "no summaries: {lines:?}"
+        );
+        let count = |prefix: &str| {
+            lines
+                .iter()
+                .find(|l| l.starts_with(prefix))
+                .and_then(|l| l.rsplit(' ').next())
+                .map(str::to_owned)
+        };
+        for name in [
+            SWITCH_LATENCY_SECONDS,
+            JOURNAL_FSYNC_SECONDS,
+            JOURNAL_WRITE_SECONDS,
+        ] {
+            assert_eq!(
+                count(&format!("{name}_bucket{{le=\"0.00025\"}}")),
+                Some("0".into())
+            );
+            assert_eq!(
+                count(&format!("{name}_bucket{{le=\"0.0005\"}}")),
+                Some("1".into())
+            );
+            assert_eq!(count(&format!("{name}_count")), Some("1".into()));
+        }
+        assert_eq!(
+            count(&format!(
+                "{ISSUER_ROUND_TRIP_SECONDS}_bucket{{issuer=\"north-bank\",le=\"0.0005\"}}"
+            )),
+            Some("1".into())
+        );
+        assert_eq!(
+            count(&format!("{JOURNAL_BATCH_RECORDS}_bucket{{le=\"2\"}}")),
+            Some("0".into())
+        );
+        assert_eq!(
+            count(&format!("{JOURNAL_BATCH_RECORDS}_bucket{{le=\"4\"}}")),
+            Some("1".into())
+        );
     }
 
     #[test]
