@@ -410,12 +410,13 @@ mod tests {
     /// lands in the first bucket whose bound is at or above it.
     #[test]
     fn every_histogram_renders_as_buckets() {
+        let seconds = [
+            SWITCH_LATENCY_SECONDS,
+            JOURNAL_FSYNC_SECONDS,
+            JOURNAL_WRITE_SECONDS,
+        ];
         let lines = rendered(|| {
-            for name in [
-                SWITCH_LATENCY_SECONDS,
-                JOURNAL_FSYNC_SECONDS,
-                JOURNAL_WRITE_SECONDS,
-            ] {
+            for name in seconds {
                 metrics::histogram!(name).record(0.0003);
             }
             metrics::histogram!(ISSUER_ROUND_TRIP_SECONDS, "issuer" => "north-bank").record(0.0003);
@@ -432,11 +433,7 @@ mod tests {
                 .and_then(|l| l.rsplit(' ').next())
                 .map(str::to_owned)
         };
-        for name in [
-            SWITCH_LATENCY_SECONDS,
-            JOURNAL_FSYNC_SECONDS,
-            JOURNAL_WRITE_SECONDS,
-        ] {
+        for name in seconds {
             assert_eq!(
                 count(&format!("{name}_bucket{{le=\"0.00025\"}}")),
                 Some("0".into())

@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# Instructions the switch executes per answer, counted by valgrind's callgrind: a measure that
+# repeats to within about half a percent from run to run on this shared machine, where CPU time
+# per answer moves by 10-25% between identical runs (scripts/ab.sh). It sees what a change does
+# to the work the switch's code does, not what it does to cache misses or the kernel's share, so
+# it complements ab.sh rather than replacing it.
+#
+#   scripts/instructions.sh A [B] [MIX=onus|remote|all] [RATE=200] [SECONDS=10] [RUNS=2]
+#
+# A and B are git revisions, `.` for the working tree, or folders holding `switch`, `issuer-sim`
+# and `loadgen` (built as scripts/ab.sh builds them). For each run: fresh journals, the two
+# issuer-sim hosts as they are, the switch under `valgrind --tool=callgrind` with instrumentation
+# off until it is listening, then `loadgen run -c 4 -p 1 --rate RATE` for SECONDS with counting
+# on. Four connections with one request each at a low rate keep every request its own journal
+# commit, so the count does not move with how requests happen to batch (at 16x4 it moved by
+# about 4%). Prints a markdown table: responses the switch sent while counting (its
+# `switchyard_responses_total`), instructions, and instructions per response. The callgrind
+# files stay in the folder it names, for `callgrind_annotate`. Uses the default ports of
+# `loadgen gen-cards` (switch 8583, hosts 8601 and 8602, metrics 9583): they must be free.
+# Needs valgrind (the CI installs nothing for it: this is a bench tool, not a test).
+set -euo pipefail
+shopt -s inherit_errexit
+if [ $# -lt 1 ]; then
+  sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+fi
+A=$1
+B=${2:-}
+WHICH=${3:-onus}
+RATE=${4:-200}
+SECS=${5:-10}
+RUNS=${6:-2}
+command -v valgrind >/dev/null || { echo "valgrind is not installed (Debian: apt-get install valgrind)" >&2; exit 2; }
+for side in A B; do
+  if [ -n "${!side}" ] && [ "${!side}" != . ] && [ -d "${!side}" ]; then
+    printf -v "$side" '%s' "$(cd "${!side}" && pwd)"
+  fi
+done
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+# shellcheck source=scripts/mix.sh
+. scripts/mix.sh
+
+# The three binaries of a build, in a folder; prints the folder (as scripts/ab.sh does).
+build() {
+  local what=$1 dir sha tree built=0
+  if [ "$what" != . ] && [ -d "$what" ]; then
+    echo "$what"
+    return
+  fi
+  if [ "$what" = . ]; then
+    cargo build --release --bin switch --bin issuer-sim --bin loadgen >&2 || return 1
+    echo "$ROOT/target/release"
+    return
+  fi
+  sha=$(git rev-parse --verify --quiet "$what^{commit}") || {
+    echo "'$what' is neither a folder nor a git revision" >&2
+    return 1
+  }
+  dir="$ROOT/target/ab/${sha:0:12}"
+  if [ ! -d "$dir" ]; then
+    tree=$(mktemp -d /tmp/switchyard-ic-tree-XXXXXX) || return 1
+    if git worktree add --detach -q "$tree" "$sha" &&
+      CARGO_TARGET_DIR="$ROOT/target/ab-build" cargo build --release \
+        --manifest-path "$tree/Cargo.toml" --bin switch --bin issuer-sim --bin loadgen >&2 &&
+      mkdir -p "$dir.new" &&
+      cp "$ROOT"/target/ab-build/release/{switch,issuer-sim,loadgen} "$dir.new/" &&
+      mv "$dir.new" "$dir"; then
+      built=1
+    fi
+    git worktree remove --force "$tree" 2>/dev/null || rm -rf "$tree"
+    [ "$built" = 1 ] || { echo "building $what ($sha) failed" >&2; rm -rf "$dir.new"; return 1; }
+  fi
+  echo "$dir"
+}
+
+DIR_A=$(build "$A")
+DIR_B=""
+[ -z "$B" ] || DIR_B=$(build "$B")
+OUT=$(mktemp -d /tmp/switchyard-instructions-XXXXXX)
+echo "A = $A ($DIR_A)${B:+, B = $B ($DIR_B)}; folder: $OUT" >&2
+# One load generator for every run: A's.
+LOADGEN="$DIR_A/loadgen"
+"$LOADGEN" gen-cards --count 100000 --out "$OUT" >&2
+MIXFILE=$(mix_file "$OUT" "$WHICH")
+PIDS=()
+stop_stack() {
+  if [ ${#PIDS[@]} -gt 0 ]; then
+    kill "${PIDS[@]}" 2>/dev/null || true
+    wait "${PIDS[@]}" 2>/dev/null || true
+  fi
+  PIDS=()
+}
+trap stop_stack EXIT
+responses() {
+  curl -s http://127.0.0.1:9583/metrics | awk '/^switchyard_responses_total/ {s += $2} END {print s + 0}'
+}
+
+rows=""
+status=0
+run_one() {
+  local name=$1 dir=$2 run=$3 label="$1-$3" switch before after total
+  stop_stack
+  rm -rf "$OUT/data"
+  for bank in north-bank east-bank; do
+    RUST_LOG=info setsid "$dir/issuer-sim" --config "$OUT/$bank.toml" >"$OUT/$label-$bank.log" 2>&1 &
+    PIDS+=($!)
+  done
+  RUST_LOG=info setsid valgrind --tool=callgrind --instr-atstart=no \
+    --callgrind-out-file="$OUT/callgrind.$label" "$dir/switch" --config "$OUT/switch.toml" \
+    >"$OUT/$label-switch.log" 2>&1 &
+  switch=$!
+  PIDS+=("$switch")
+  # Slow to start under valgrind: up to five minutes.
+  local i
+  for i in $(seq 1 600); do
+    grep -q "switch listening" "$OUT/$label-switch.log" && break
+    sleep 0.5
+  done
+  if ! grep -q "switch listening" "$OUT/$label-switch.log"; then
+    echo "$label: the switch did not start; see $OUT/$label-switch.log" >&2
+    status=1
+    rows+="| $name | $run | the switch did not start | | |"$'\n'
+    return
+  fi
+  before=$(responses)
+  callgrind_control -i on "$switch" >/dev/null
+  local rc=0
+  "$LOADGEN" run --mix "$MIXFILE" -c 4 -p 1 --rate "$RATE" --warmup-s 0 --duration-s "$SECS" \
+    --timeout-ms 30000 --quiet --json "$OUT/$label.json" >&2 || rc=$?
+  callgrind_control -i off "$switch" >/dev/null
+  after=$(responses)
+  callgrind_control -d "$switch" >/dev/null
+  stop_stack
+  [ "$rc" -eq 0 ] || status=1
+  # The dump holds what was counted; the file written at exit holds nothing more (counting was
+  # off), so every file of the run is summed.
+  total=$(cat "$OUT/callgrind.$label"* | awk '/^totals:/ {s += $2} END {print s + 0}')
+  rows+=$(python3 -c '
+import sys
+name, run, before, after, total = sys.argv[1:]
+n = float(after) - float(before)
+per = f"{int(total) / n:,.0f}" if n > 0 else "none answered"
+print(f"| {name} | {run} | {n:,.0f} | {int(total):,} | {per} |")
+' "$name" "$run" "$before" "$after" "$total")$'\n'
+}
+
+for run in $(seq 1 "$RUNS"); do
+  run_one A "$DIR_A" "$run"
+  [ -z "$DIR_B" ] || run_one B "$DIR_B" "$run"
+done
+
+echo "A = \`$A\`${B:+, B = \`$B\`}: $WHICH traffic, \`loadgen run -c 4 -p 1 --rate $RATE\` for $SECS s, the switch under callgrind ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores)."
+echo
+echo "| build | run | responses | instructions | per response |"
+echo "|---|---:|---:|---:|---:|"
+printf '%s' "$rows"
+exit "$status"
