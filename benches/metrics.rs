@@ -14,7 +14,9 @@ use switch::domain::ResponseCode;
 use switch::metrics::{self as m, RequestMeters};
 
 fn one_request(c: &mut Criterion) {
-    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let recorder = switch::metrics::builder()
+        .expect("the switch's bucket bounds are valid")
+        .build_recorder();
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).expect("the only recorder of this process");
     let issuer = "metro-pay";

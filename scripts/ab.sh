@@ -241,8 +241,9 @@ l = j["latency"]
 answered = max(j["answered"], 1)
 per = lambda t: int(t) / int(hz) * 1e6 / answered
 # The switch's own median from its latency histogram's buckets, interpolated within the bucket
-# that holds it as Prometheus's histogram_quantile does (summaries, which older builds export,
-# give it directly).
+# that holds it as Prometheus's histogram_quantile does (summaries, which builds before 41b6374
+# export, give it directly; so with one side older than that, the two medians are estimated
+# differently, and the buckets are coarse: 100, 250, 500 µs around a typical median).
 own = ""
 buckets = []
 for line in open(metrics):
@@ -257,8 +258,10 @@ if not own and buckets and buckets[-1][1] > 0:
     half = buckets[-1][1] / 2
     lower, below = 0.0, 0.0
     for bound, count in buckets:
-        if count >= half and bound != float("inf"):
-            own = f"{(lower + (bound - lower) * (half - below) / max(count - below, 1)) * 1e6:.0f}"
+        if count >= half:
+            # In the +Inf bucket: its lower bound, the highest finite one (as Prometheus does).
+            at = lower if bound == float("inf") else lower + (bound - lower) * (half - below) / max(count - below, 1)
+            own = f"{at * 1e6:.0f}"
             break
         lower, below = bound, count
 errors = sum(j["errors"].values())

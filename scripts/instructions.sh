@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Instructions the switch executes per answer, counted by valgrind's callgrind: a measure that
-# repeats to within about half a percent from run to run on this shared machine, where CPU time
+# repeats to within about one percent from run to run on this shared machine, where CPU time
 # per answer moves by 10-25% between identical runs (scripts/ab.sh). It sees what a change does
 # to the work the switch's code does, not what it does to cache misses or the kernel's share, so
 # it complements ab.sh rather than replacing it.
@@ -16,8 +16,9 @@
 # about 4%). Prints a markdown table: responses the switch sent while counting (its
 # `switchyard_responses_total`), instructions, and instructions per response. The callgrind
 # files stay in the folder it names, for `callgrind_annotate`. Uses the default ports of
-# `loadgen gen-cards` (switch 8583, hosts 8601 and 8602, metrics 9583): they must be free.
-# Needs valgrind (the CI installs nothing for it: this is a bench tool, not a test).
+# `loadgen gen-cards` (switch 8583, hosts 8601 and 8602, metrics 9583): they must be free. Both
+# builds run on A's generated config, so B must accept A's config keys (scripts/ab.sh drops
+# what an older B does not know; this script does not). Needs valgrind (the CI installs nothing for it: this is a bench tool, not a test).
 set -euo pipefail
 shopt -s inherit_errexit
 if [ $# -lt 1 ]; then
@@ -93,7 +94,8 @@ stop_stack() {
 }
 trap stop_stack EXIT
 responses() {
-  curl -s http://127.0.0.1:9583/metrics | awk '/^switchyard_responses_total/ {s += $2} END {print s + 0}'
+  (curl -s http://127.0.0.1:9583/metrics || true) |
+    awk '/^switchyard_responses_total/ {s += $2} END {printf "%.0f\n", s}'
 }
 
 rows=""
@@ -111,13 +113,14 @@ run_one() {
     >"$OUT/$label-switch.log" 2>&1 &
   switch=$!
   PIDS+=("$switch")
-  # Slow to start under valgrind: up to five minutes.
+  # Slow to start under valgrind: up to five minutes for it to listen, then its two links must be
+  # up (scripts/mix.sh's check) before anything is counted.
   local i
   for i in $(seq 1 600); do
     grep -q "switch listening" "$OUT/$label-switch.log" && break
     sleep 0.5
   done
-  if ! grep -q "switch listening" "$OUT/$label-switch.log"; then
+  if ! wait_for_switch "$OUT/$label-switch.log"; then
     echo "$label: the switch did not start; see $OUT/$label-switch.log" >&2
     status=1
     rows+="| $name | $run | the switch did not start | | |"$'\n'
@@ -128,6 +131,7 @@ run_one() {
   local rc=0
   "$LOADGEN" run --mix "$MIXFILE" -c 4 -p 1 --rate "$RATE" --warmup-s 0 --duration-s "$SECS" \
     --timeout-ms 30000 --quiet --json "$OUT/$label.json" >&2 || rc=$?
+  [ "$rc" -ne 130 ] || { echo "interrupted; files in $OUT" >&2; exit 130; }
   callgrind_control -i off "$switch" >/dev/null
   after=$(responses)
   callgrind_control -d "$switch" >/dev/null
@@ -135,7 +139,7 @@ run_one() {
   [ "$rc" -eq 0 ] || status=1
   # The dump holds what was counted; the file written at exit holds nothing more (counting was
   # off), so every file of the run is summed.
-  total=$(cat "$OUT/callgrind.$label"* | awk '/^totals:/ {s += $2} END {print s + 0}')
+  total=$(cat "$OUT/callgrind.$label"* | awk '/^totals:/ {s += $2} END {printf "%.0f\n", s}')
   rows+=$(python3 -c '
 import sys
 name, run, before, after, total = sys.argv[1:]

@@ -228,7 +228,8 @@ async fn no_card_data_in_logs_metrics_or_files() {
         )
         .with(LevelFilter::TRACE);
     tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+    let metrics = switch::metrics::builder()
+        .expect("the switch's bucket bounds are valid")
         .install_recorder()
         .expect("the only recorder");
 

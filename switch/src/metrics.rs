@@ -122,10 +122,13 @@ pub const RECORDS_BUCKETS: [f64; 13] = [
 /// The exporter as the switch configures it: every histogram rendered as Prometheus buckets
 /// (`_bucket{le=…}`, `_sum`, `_count`), which a scraper can aggregate across switches and read
 /// with `histogram_quantile`. The exporter's default, a summary of quantiles kept per process,
-/// cannot be aggregated, and keeping it cost about 2,700 instructions per request in the upkeep
-/// that drains the samples (docs/performance.md, "Instructions per answer"): a bucket is a
-/// comparison and an add.
-fn builder()
+/// cannot be aggregated, and keeping it cost 2,100–2,700 instructions per answer in the upkeep
+/// that drains the samples into its sketches (docs/performance.md, "Instructions per answer");
+/// a bucketed sample costs a comparison with each bound and an add. A histogram whose name
+/// does not end in `_seconds` needs a line of its own below, or it is exported as a summary
+/// (test `every_histogram_renders_as_buckets`). Tests and benches that record as the switch
+/// does build their recorder from this too.
+pub fn builder()
 -> Result<metrics_exporter_prometheus::PrometheusBuilder, metrics_exporter_prometheus::BuildError> {
     use metrics_exporter_prometheus::Matcher;
     metrics_exporter_prometheus::PrometheusBuilder::new()

@@ -134,7 +134,8 @@ pub fn metrics() -> &'static metrics_exporter_prometheus::PrometheusHandle {
     static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
         std::sync::OnceLock::new();
     HANDLE.get_or_init(|| {
-        metrics_exporter_prometheus::PrometheusBuilder::new()
+        switch::metrics::builder()
+            .expect("the switch's bucket bounds are valid")
             .install_recorder()
             .expect("metrics recorder")
     })

@@ -40,7 +40,7 @@ pub(super) fn digits_value(bytes: &[u8]) -> Option<u64> {
 ///
 /// The fallback is unreachable for validated input; it exists so that a future bug shows up as
 /// an empty string rather than as a panic inside a connection task. `is_ascii` instead of
-/// `str::from_utf8`: the ids are read as text a dozen times per request (journal records,
+/// `str::from_utf8`: the ids are read as text about 17 times per request (journal records,
 /// duplicate keys), and UTF-8 validation of an 8-byte id costs several times an ASCII check
 /// (`callgrind`, docs/performance.md, "Instructions per answer").
 pub(super) fn as_str(bytes: &[u8]) -> &str {

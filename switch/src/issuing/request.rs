@@ -129,7 +129,7 @@ impl IdemKey {
 
     /// The `Display` form, `acquirer/stan/transmission/terminal` (`100001/000123/1128093015/TERM0001`),
     /// built on the stack without a formatter: every ledger event and checkpointed record
-    /// carries one, and `write!` through `Display` cost about 1,300 instructions a key
+    /// carries one, and `write!` through `Display` cost about 1,400 instructions a key
     /// (docs/performance.md, "Instructions per answer"). At most 38 bytes (11 + 6 + 10 + 8 and
     /// three separators), so the pushes below always fit.
     pub fn text(&self) -> arrayvec::ArrayString<40> {
