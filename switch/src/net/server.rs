@@ -320,15 +320,73 @@ pub struct Undeliverable {
     pub claim: Option<ClaimId>,
     pub txn: u64,
     pub issuer: IssuerIndex,
-    pub advice: AdviceRecord,
+    pub advice: AdvicePlan,
     pub reversal: Option<ReversalInput>,
 }
 
 impl Undeliverable {
     /// Names the original by the STAN the issuer saw it under.
     pub fn issuer_stan(mut self: Box<Self>, stan: u32) -> Box<Undeliverable> {
-        self.advice.original.stan = stan;
+        self.advice.original_stan = stan;
         self
+    }
+}
+
+/// The advice an undone approval becomes at a remote issuer, kept as the request's own values.
+/// Every approval carries one in case its answer cannot be delivered, which is rare: turned into
+/// an [`AdviceRecord`] (a dozen texts) only when it is queued, instead of for every approval
+/// (about 350 instructions an on-us answer: docs/performance.md, "Instructions per answer").
+pub struct AdvicePlan {
+    /// 0420 (reversal advice) or 0120 (stand-in authorization advice).
+    pub mti: u16,
+    /// The answer the advice reports (`00` for a stand-in approval); none for a reversal.
+    pub response_code: Option<&'static str>,
+    pub txn: u64,
+    pub pan: crate::security::ProtectedPan,
+    pub card: Pan,
+    pub processing_code: crate::domain::ProcessingCode,
+    pub amount: Amount,
+    /// The request's currency (field 49), as the advice names it.
+    pub currency: crate::domain::Currency,
+    pub original_mti: Mti,
+    /// The STAN the issuer saw the original under.
+    pub original_stan: u32,
+    pub transmission: TransmissionDateTime,
+    pub acquirer: AcquirerId,
+    pub terminal: TerminalId,
+    pub merchant: crate::domain::MerchantId,
+    pub rrn: Option<crate::domain::Rrn>,
+    pub auth_code: Option<Text>,
+}
+
+impl AdvicePlan {
+    /// The store-and-forward record for `issuer`, queued as `saf_id` at `at_ms` for `reason`.
+    pub fn record(self, issuer: &str, saf_id: u64, at_ms: i64, reason: &str) -> AdviceRecord {
+        AdviceRecord {
+            saf_id,
+            at_ms,
+            issuer: issuer.into(),
+            mti: self.mti,
+            reason: reason.into(),
+            txn: Some(self.txn),
+            pan: self.pan,
+            masked_pan: masked_text(&self.card),
+            processing_code: code_text(self.processing_code),
+            amount_minor: self.amount.minor(),
+            currency: self.currency.numeric(),
+            original: OriginalRecord {
+                mti: self.original_mti.value(),
+                stan: self.original_stan,
+                transmission: Text::from(self.transmission.as_str()),
+                acquirer: Text::from(self.acquirer.as_str()),
+            },
+            terminal: Text::from(self.terminal.as_str()),
+            merchant: Some(Text::from(self.merchant.as_str())),
+            rrn: self.rrn.map(|r| Text::from(r.as_str())),
+            replacement_minor: None,
+            auth_code: self.auth_code,
+            response_code: self.response_code.map(Text::from),
+        }
     }
 }
 
@@ -822,7 +880,6 @@ impl Runtime {
                         &key,
                         txn,
                         issuer_idx,
-                        &issuer_id,
                         pan_protected.clone(),
                         amount,
                         auth.clone(),
@@ -900,7 +957,6 @@ impl Runtime {
                                 &key,
                                 txn,
                                 issuer_idx,
-                                &issuer_id,
                                 pan_protected.clone(),
                                 amount,
                                 auth,
@@ -957,7 +1013,6 @@ impl Runtime {
                                         &key,
                                         txn,
                                         issuer_idx,
-                                        &issuer_id,
                                         pan_protected.clone(),
                                         req.amount,
                                         Some(auth.clone()),
@@ -965,7 +1020,7 @@ impl Runtime {
                                     .map(seen_as)
                                 {
                                     u.advice.mti = Mti::AUTH_ADVICE.value();
-                                    u.advice.response_code = Some("00".into());
+                                    u.advice.response_code = Some("00");
                                     self.queue_reversal(u, "stand_in").await;
                                 }
                                 let rec = DecisionRecord {
@@ -1002,7 +1057,6 @@ impl Runtime {
                                         &key,
                                         txn,
                                         issuer_idx,
-                                        &issuer_id,
                                         pan_protected.clone(),
                                         req.amount,
                                         Some(auth),
@@ -1025,7 +1079,6 @@ impl Runtime {
                                             &key,
                                             txn,
                                             issuer_idx,
-                                            &issuer_id,
                                             pan_protected.clone(),
                                             req.amount,
                                             None,
@@ -1254,36 +1307,28 @@ impl Runtime {
         key: &DupKey,
         txn: u64,
         issuer_idx: IssuerIndex,
-        issuer_id: &str,
         pan: crate::security::ProtectedPan,
         amount: Option<Amount>,
         auth_code: Option<Text>,
     ) -> Option<Box<Undeliverable>> {
         let amount = amount?;
-        let advice = AdviceRecord {
-            saf_id: 0,
-            at_ms: 0,
-            issuer: issuer_id.into(),
+        let advice = AdvicePlan {
             mti: Mti::REVERSAL_ADVICE.value(),
-            reason: Text::default(),
-            txn: Some(txn),
-            pan,
-            masked_pan: masked_text(&req.pan),
-            processing_code: code_text(req.processing_code),
-            amount_minor: amount.minor(),
-            currency: req.currency.numeric(),
-            original: OriginalRecord {
-                mti: req.mti.value(),
-                stan: req.stan.value(),
-                transmission: Text::from(req.transmission.as_str()),
-                acquirer: Text::from(req.acquirer.as_str()),
-            },
-            terminal: Text::from(req.terminal.as_str()),
-            merchant: Some(Text::from(req.merchant.as_str())),
-            rrn: req.rrn.map(|r| Text::from(r.as_str())),
-            replacement_minor: None,
-            auth_code,
             response_code: None,
+            txn,
+            pan,
+            card: req.pan,
+            processing_code: req.processing_code,
+            amount,
+            currency: req.currency,
+            original_mti: req.mti,
+            original_stan: req.stan.value(),
+            transmission: req.transmission,
+            acquirer: req.acquirer,
+            terminal: req.terminal,
+            merchant: req.merchant,
+            rrn: req.rrn,
+            auth_code,
         };
         let reversal = Some(ReversalInput {
             pan: req.pan,
@@ -1356,11 +1401,10 @@ impl Runtime {
                     }
                 }
             }
-            IssuerHandle::Remote { saf, .. } => {
-                let mut advice = u.advice;
-                advice.saf_id = self.next_saf();
-                advice.at_ms = self.clock.now_ms();
-                advice.reason = reason.into();
+            IssuerHandle::Remote { saf, id, .. } => {
+                let advice = u
+                    .advice
+                    .record(id, self.next_saf(), self.clock.now_ms(), reason);
                 tracing::info!(issuer = %saf.issuer(), reason, txn = u.txn, masked_pan = %advice.masked_pan, "reversal advice queued");
                 if let Err(e) = saf.enqueue(advice, reason).await {
                     tracing::error!(error = %e, "reversal advice could not be queued");
