@@ -346,9 +346,10 @@ mod tests {
         assert_eq!(text_lossy(b"AB\xffC"), Text::from_utf8_lossy(b"AB\xffC"));
     }
 
-    /// The hand-written date encoding gives chrono's bytes, for every day from year 0 to 9999
-    /// sampled densely (every month start and end, and a prime stride of days) and for years
-    /// outside that range, which go through chrono; and reads back as the same date.
+    /// The hand-written date encoding gives chrono's bytes, for days sampled from year 0 to
+    /// 10,000 (a stride of 997 days, and each month's first, 28th and last day in six years
+    /// from 0 to 9999) and for years outside 0–9999, which go through chrono; and each reads
+    /// back as the same date.
     #[test]
     fn business_dates_encode_as_chrono_writes_them() {
         #[derive(Serialize, Deserialize, PartialEq, Debug)]
