@@ -59,50 +59,8 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 # shellcheck source=scripts/mix.sh
 . scripts/mix.sh
-
-# The three binaries of a build, in a folder; prints the folder.
-build() {
-  local what=$1 dir
-  if [ "$what" != . ] && [ -d "$what" ]; then
-    for b in switch issuer-sim loadgen; do
-      [ -x "$what/$b" ] || { echo "$what has no $b binary" >&2; return 1; }
-    done
-    (cd "$what" && pwd)
-    return
-  fi
-  if [ "$what" = . ]; then
-    cargo build --release --bin switch --bin issuer-sim --bin loadgen >&2 || return 1
-    dir="$ROOT/target/ab/worktree-$(date -u +%Y%m%dT%H%M%S)"
-    mkdir -p "$dir" || return 1
-    cp target/release/switch target/release/issuer-sim target/release/loadgen "$dir/" || return 1
-    echo "$dir"
-    return
-  fi
-  local sha
-  sha=$(git rev-parse --verify --quiet "$what^{commit}") || {
-    echo "'$what' is neither a folder nor a git revision" >&2
-    return 1
-  }
-  dir="$ROOT/target/ab/${sha:0:12}"
-  if [ ! -d "$dir" ]; then
-    local tree built=0
-    tree=$(mktemp -d /tmp/switchyard-ab-tree-XXXXXX) || return 1
-    # One target folder for every revision: the second build is incremental. The binaries are
-    # copied to a folder of their own and put in place only after a good build, so that a
-    # failed one never leaves another revision's binaries under this one's name.
-    if git worktree add --detach -q "$tree" "$sha" &&
-      CARGO_TARGET_DIR="$ROOT/target/ab-build" cargo build --release \
-        --manifest-path "$tree/Cargo.toml" --bin switch --bin issuer-sim --bin loadgen >&2 &&
-      mkdir -p "$dir.new" &&
-      cp "$ROOT"/target/ab-build/release/{switch,issuer-sim,loadgen} "$dir.new/" &&
-      mv "$dir.new" "$dir"; then
-      built=1
-    fi
-    git worktree remove --force "$tree" 2>/dev/null || rm -rf "$tree"
-    [ "$built" = 1 ] || { echo "building $what ($sha) failed" >&2; rm -rf "$dir.new"; return 1; }
-  fi
-  echo "$dir"
-}
+# shellcheck source=scripts/builds.sh
+. scripts/builds.sh
 
 DIR_A=$(build "$A")
 DIR_B=$(build "$B")
@@ -154,13 +112,6 @@ side_config "$DIR_A" A "$A_TLS" || { echo "A's switch rejects the generated conf
 side_config "$DIR_B" B "$B_TLS" || { echo "B's switch rejects the generated config" >&2; exit 2; }
 HZ=$(getconf CLK_TCK)
 PIDS=()
-stop_stack() {
-  if [ ${#PIDS[@]} -gt 0 ]; then
-    kill "${PIDS[@]}" 2>/dev/null || true
-    wait "${PIDS[@]}" 2>/dev/null || true
-  fi
-  PIDS=()
-}
 trap stop_stack EXIT
 # User plus system CPU of a process so far, in clock ticks; nothing when it is gone.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || true; }

@@ -8,7 +8,7 @@
 #   scripts/instructions.sh A [B] [MIX=onus|remote|all] [RATE=200] [SECONDS=10] [RUNS=2]
 #
 # A and B are git revisions, `.` for the working tree, or folders holding `switch`, `issuer-sim`
-# and `loadgen` (built as scripts/ab.sh builds them). For each run: fresh journals, the two
+# and `loadgen` (scripts/builds.sh). For each run: fresh journals, the two
 # issuer-sim hosts as they are, the switch under `valgrind --tool=callgrind` with instrumentation
 # off until it is listening, then `loadgen run -c 4 -p 1 --rate RATE` for SECONDS with counting
 # on. Four connections with one request each at a low rate keep every request its own journal
@@ -41,39 +41,9 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 # shellcheck source=scripts/mix.sh
 . scripts/mix.sh
+# shellcheck source=scripts/builds.sh
+. scripts/builds.sh
 
-# The three binaries of a build, in a folder; prints the folder (as scripts/ab.sh does).
-build() {
-  local what=$1 dir sha tree built=0
-  if [ "$what" != . ] && [ -d "$what" ]; then
-    echo "$what"
-    return
-  fi
-  if [ "$what" = . ]; then
-    cargo build --release --bin switch --bin issuer-sim --bin loadgen >&2 || return 1
-    echo "$ROOT/target/release"
-    return
-  fi
-  sha=$(git rev-parse --verify --quiet "$what^{commit}") || {
-    echo "'$what' is neither a folder nor a git revision" >&2
-    return 1
-  }
-  dir="$ROOT/target/ab/${sha:0:12}"
-  if [ ! -d "$dir" ]; then
-    tree=$(mktemp -d /tmp/switchyard-ic-tree-XXXXXX) || return 1
-    if git worktree add --detach -q "$tree" "$sha" &&
-      CARGO_TARGET_DIR="$ROOT/target/ab-build" cargo build --release \
-        --manifest-path "$tree/Cargo.toml" --bin switch --bin issuer-sim --bin loadgen >&2 &&
-      mkdir -p "$dir.new" &&
-      cp "$ROOT"/target/ab-build/release/{switch,issuer-sim,loadgen} "$dir.new/" &&
-      mv "$dir.new" "$dir"; then
-      built=1
-    fi
-    git worktree remove --force "$tree" 2>/dev/null || rm -rf "$tree"
-    [ "$built" = 1 ] || { echo "building $what ($sha) failed" >&2; rm -rf "$dir.new"; return 1; }
-  fi
-  echo "$dir"
-}
 
 DIR_A=$(build "$A")
 DIR_B=""
@@ -85,13 +55,6 @@ LOADGEN="$DIR_A/loadgen"
 "$LOADGEN" gen-cards --count 100000 --out "$OUT" >&2
 MIXFILE=$(mix_file "$OUT" "$WHICH")
 PIDS=()
-stop_stack() {
-  if [ ${#PIDS[@]} -gt 0 ]; then
-    kill "${PIDS[@]}" 2>/dev/null || true
-    wait "${PIDS[@]}" 2>/dev/null || true
-  fi
-  PIDS=()
-}
 trap stop_stack EXIT
 responses() {
   (curl -s http://127.0.0.1:9583/metrics || true) |

@@ -32,8 +32,8 @@ pub type Text = compact_str::CompactString;
 /// are ASCII, so valid UTF-8 is copied as it is: compact_str's `from_utf8_lossy` walks every
 /// byte through a decoder, about 1% of the switch's samples on-us for field 54 alone.
 pub fn text_lossy(bytes: &[u8]) -> Text {
-    if bytes.is_ascii() {
-        return Text::from(crate::domain::ascii_text(bytes));
+    if let Some(ascii) = crate::domain::ascii_text(bytes) {
+        return Text::from(ascii);
     }
     match std::str::from_utf8(bytes) {
         Ok(s) => Text::from(s),

@@ -436,31 +436,25 @@ mod tests {
                 .and_then(|l| l.rsplit(' ').next())
                 .map(str::to_owned)
         };
+        let mut expected: Vec<(String, &str)> = Vec::new();
         for name in seconds {
-            assert_eq!(
-                count(&format!("{name}_bucket{{le=\"0.00025\"}}")),
-                Some("0".into())
-            );
-            assert_eq!(
-                count(&format!("{name}_bucket{{le=\"0.0005\"}}")),
-                Some("1".into())
-            );
-            assert_eq!(count(&format!("{name}_count")), Some("1".into()));
+            expected.push((format!("{name}_bucket{{le=\"0.00025\"}}"), "0"));
+            expected.push((format!("{name}_bucket{{le=\"0.0005\"}}"), "1"));
+            expected.push((format!("{name}_count"), "1"));
         }
-        assert_eq!(
-            count(&format!(
-                "{ISSUER_ROUND_TRIP_SECONDS}_bucket{{issuer=\"north-bank\",le=\"0.0005\"}}"
-            )),
-            Some("1".into())
-        );
-        assert_eq!(
-            count(&format!("{JOURNAL_BATCH_RECORDS}_bucket{{le=\"2\"}}")),
-            Some("0".into())
-        );
-        assert_eq!(
-            count(&format!("{JOURNAL_BATCH_RECORDS}_bucket{{le=\"4\"}}")),
-            Some("1".into())
-        );
+        expected.extend([
+            (
+                format!(
+                    "{ISSUER_ROUND_TRIP_SECONDS}_bucket{{issuer=\"north-bank\",le=\"0.0005\"}}"
+                ),
+                "1",
+            ),
+            (format!("{JOURNAL_BATCH_RECORDS}_bucket{{le=\"2\"}}"), "0"),
+            (format!("{JOURNAL_BATCH_RECORDS}_bucket{{le=\"4\"}}"), "1"),
+        ]);
+        for (series, value) in expected {
+            assert_eq!(count(&series), Some(value.to_owned()), "{series}");
+        }
     }
 
     #[test]

@@ -44,13 +44,16 @@ pub(super) fn digits_value(bytes: &[u8]) -> Option<u64> {
 /// duplicate keys), and UTF-8 validation of an 8-byte id costs several times an ASCII check
 /// (`callgrind`, docs/performance.md, "Instructions per answer").
 pub(super) fn as_str(bytes: &[u8]) -> &str {
-    if bytes.is_ascii() {
-        // SAFETY: every ASCII byte sequence is valid UTF-8, and `is_ascii` was just checked on
-        // exactly these bytes, so soundness does not rest on any constructor.
-        unsafe { core::str::from_utf8_unchecked(bytes) }
-    } else {
-        ""
-    }
+    as_ascii_str(bytes).unwrap_or("")
+}
+
+/// `bytes` as a `&str` when they are all ASCII.
+pub(super) fn as_ascii_str(bytes: &[u8]) -> Option<&str> {
+    // SAFETY: every ASCII byte sequence is valid UTF-8, and `is_ascii` is checked on exactly
+    // these bytes, so soundness does not rest on any constructor.
+    bytes
+        .is_ascii()
+        .then(|| unsafe { core::str::from_utf8_unchecked(bytes) })
 }
 
 /// Writes `value` as exactly `N` zero-padded ASCII digits (keeping the low `N` digits).

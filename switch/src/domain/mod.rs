@@ -33,9 +33,8 @@ pub use money::{Amount, Currency};
 pub use pan::{Bin, MaskedPan, Pan, luhn_check_digit, luhn_valid};
 pub use product::Product;
 
-/// `bytes` as text when they are all ASCII, else the empty string: for field values the domain
-/// types have already restricted to ASCII (digits, `an`, `ans`), viewed without UTF-8
-/// validation.
-pub fn ascii_text(bytes: &[u8]) -> &str {
-    ascii::as_str(bytes)
+/// `bytes` as text when they are all ASCII, viewed without UTF-8 validation: for field values
+/// the domain types have already restricted to ASCII (digits, `an`, `ans`).
+pub fn ascii_text(bytes: &[u8]) -> Option<&str> {
+    ascii::as_ascii_str(bytes)
 }

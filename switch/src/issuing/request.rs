@@ -139,7 +139,7 @@ impl IdemKey {
         for part in [
             self.acquirer().as_str(),
             "/",
-            crate::domain::ascii_text(&stan),
+            crate::domain::ascii_text(&stan).unwrap_or(""),
             "/",
             transmission.as_str(),
             "/",

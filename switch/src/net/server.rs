@@ -469,7 +469,7 @@ fn masked_text(pan: &Pan) -> Text {
 
 /// A journal record's processing code, as its six digits.
 fn code_text(code: crate::domain::ProcessingCode) -> Text {
-    Text::from(crate::domain::ascii_text(&code.to_field()))
+    Text::from(crate::domain::ascii_text(&code.to_field()).unwrap_or(""))
 }
 
 pub(crate) fn key_record(k: &DupKey) -> KeyRecord {
