@@ -6,6 +6,7 @@
 # it complements ab.sh rather than replacing it.
 #
 #   scripts/instructions.sh A [B] [MIX=onus|remote|all] [RATE=200] [SECONDS=10] [RUNS=2]
+#   COUNT=hosts scripts/instructions.sh ...   counts the two issuer hosts instead of the switch
 #
 # A and B are git revisions, `.` for the working tree, or folders holding `switch`, `issuer-sim`
 # and `loadgen` (scripts/builds.sh). For each run: fresh journals, the two
@@ -15,7 +16,10 @@
 # commit, so the count does not move with how requests happen to batch (at 16x4 it moved by
 # about 4%). Prints a markdown table: responses the switch sent while counting (its
 # `switchyard_responses_total`), instructions, and instructions per response. The callgrind
-# files stay in the folder it names, for `callgrind_annotate`. Uses the default ports of
+# files stay in the folder it names, for `callgrind_annotate`. With COUNT=hosts the two issuer-sim
+# hosts run under callgrind instead (the switch natively), and their instructions are summed and
+# divided by the same responses: what the remote hosts execute per answer (on-us answers and
+# unknown BINs never reach them, so use it with MIX=remote). Uses the default ports of
 # `loadgen gen-cards` (switch 8583, hosts 8601 and 8602, metrics 9583): they must be free. Both
 # builds run on A's generated config, so B must accept A's config keys (scripts/ab.sh drops
 # what an older B does not know; this script does not). Needs valgrind (the CI installs nothing for it: this is a bench tool, not a test).
@@ -28,6 +32,11 @@ fi
 A=$1
 B=${2:-}
 WHICH=${3:-onus}
+COUNT=${COUNT:-switch}
+case "$COUNT" in
+  switch | hosts) ;;
+  *) echo "COUNT is switch or hosts (not '$COUNT')" >&2; exit 2 ;;
+esac
 RATE=${4:-200}
 SECS=${5:-10}
 RUNS=${6:-2}
@@ -67,14 +76,40 @@ run_one() {
   local name=$1 dir=$2 run=$3 label="$1-$3" switch before after total
   stop_stack
   rm -rf "$OUT/data"
+  # Under callgrind, with counting off until the load starts: the switch, or the two hosts.
+  local counted=() bank pid
   for bank in north-bank east-bank; do
-    RUST_LOG=info setsid "$dir/issuer-sim" --config "$OUT/$bank.toml" >"$OUT/$label-$bank.log" 2>&1 &
-    PIDS+=($!)
+    if [ "$COUNT" = hosts ]; then
+      RUST_LOG=info setsid valgrind --tool=callgrind --instr-atstart=no \
+        --callgrind-out-file="$OUT/callgrind.$label-$bank" "$dir/issuer-sim" \
+        --config "$OUT/$bank.toml" >"$OUT/$label-$bank.log" 2>&1 &
+      pid=$!
+      counted+=("$pid")
+    else
+      RUST_LOG=info setsid "$dir/issuer-sim" --config "$OUT/$bank.toml" >"$OUT/$label-$bank.log" 2>&1 &
+      pid=$!
+    fi
+    PIDS+=("$pid")
+    if [ "$COUNT" = hosts ]; then
+      # A host is slow to load its cards under valgrind: the switch's links give up on one that
+      # is not listening yet, so each host gets up to five minutes before the switch starts.
+      local i
+      for i in $(seq 1 600); do
+        grep -q "issuer-sim listening" "$OUT/$label-$bank.log" && break
+        sleep 0.5
+      done
+    fi
   done
-  RUST_LOG=info setsid valgrind --tool=callgrind --instr-atstart=no \
-    --callgrind-out-file="$OUT/callgrind.$label" "$dir/switch" --config "$OUT/switch.toml" \
-    >"$OUT/$label-switch.log" 2>&1 &
-  switch=$!
+  if [ "$COUNT" = hosts ]; then
+    RUST_LOG=info setsid "$dir/switch" --config "$OUT/switch.toml" >"$OUT/$label-switch.log" 2>&1 &
+    switch=$!
+  else
+    RUST_LOG=info setsid valgrind --tool=callgrind --instr-atstart=no \
+      --callgrind-out-file="$OUT/callgrind.$label" "$dir/switch" --config "$OUT/switch.toml" \
+      >"$OUT/$label-switch.log" 2>&1 &
+    switch=$!
+    counted+=("$switch")
+  fi
   PIDS+=("$switch")
   # Slow to start under valgrind: up to five minutes for it to listen, then its two links must be
   # up (scripts/mix.sh's check) before anything is counted.
@@ -90,14 +125,14 @@ run_one() {
     return
   fi
   before=$(responses)
-  callgrind_control -i on "$switch" >/dev/null
+  for pid in "${counted[@]}"; do callgrind_control -i on "$pid" >/dev/null; done
   local rc=0
   "$LOADGEN" run --mix "$MIXFILE" -c 4 -p 1 --rate "$RATE" --warmup-s 0 --duration-s "$SECS" \
     --timeout-ms 30000 --quiet --json "$OUT/$label.json" >&2 || rc=$?
   [ "$rc" -ne 130 ] || { echo "interrupted; files in $OUT" >&2; exit 130; }
-  callgrind_control -i off "$switch" >/dev/null
+  for pid in "${counted[@]}"; do callgrind_control -i off "$pid" >/dev/null; done
   after=$(responses)
-  callgrind_control -d "$switch" >/dev/null
+  for pid in "${counted[@]}"; do callgrind_control -d "$pid" >/dev/null; done
   stop_stack
   [ "$rc" -eq 0 ] || status=1
   # The dump holds what was counted; the file written at exit holds nothing more (counting was
@@ -117,7 +152,7 @@ for run in $(seq 1 "$RUNS"); do
   [ -z "$DIR_B" ] || run_one B "$DIR_B" "$run"
 done
 
-echo "A = \`$A\`${B:+, B = \`$B\`}: $WHICH traffic, \`loadgen run -c 4 -p 1 --rate $RATE\` for $SECS s, the switch under callgrind ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores)."
+echo "A = \`$A\`${B:+, B = \`$B\`}: $WHICH traffic, \`loadgen run -c 4 -p 1 --rate $RATE\` for $SECS s, $( [ "$COUNT" = hosts ] && echo "the two issuer hosts" || echo "the switch") under callgrind ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores)."
 echo
 echo "| build | run | responses | instructions | per response |"
 echo "|---|---:|---:|---:|---:|"

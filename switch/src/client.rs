@@ -1304,32 +1304,34 @@ impl AcquirerClient {
         let now = self.inner.clock.now();
         let rrn = rrn_for(now, stan);
         let mut f = self.common_fields(now, stan, Some(&rrn));
-        f.push((2, pan.expose().as_bytes().to_vec()));
-        f.push((3, pcode.to_field().to_vec()));
+        f.push(2, pan.expose().as_bytes());
+        f.push(3, &pcode.to_field());
         if let Some(a) = amount {
-            f.push((4, self.amount_field(a)?.to_vec()));
+            f.push(4, &self.amount_field(a)?);
         }
         if let Some(e) = &opts.expiry {
-            f.push((14, e.as_bytes().to_vec()));
+            f.push(14, e.as_bytes());
         }
-        f.push((18, format!("{:04}", opts.mcc.unwrap_or(5411)).into_bytes()));
+        f.push_number(18, opts.mcc.unwrap_or(5411).into(), 4);
         let pos = opts
             .pos_entry_mode
             .unwrap_or(if opts.pin.is_some() { 51 } else { 21 });
-        f.push((22, format!("{pos:03}").into_bytes()));
+        f.push_number(22, pos.into(), 3);
         if let Some(name) = &opts.card_acceptor {
             if name.len() > 40 {
                 return Err(ClientError::Request(
                     "card acceptor name is longer than 40 characters".into(),
                 ));
             }
-            f.push((43, format!("{name:<40}").into_bytes()));
+            // Padded to 40 bytes: a name that is not ASCII fails the field's class when encoded
+            // (padding by characters, as `{:<40}` did, made it fail on length instead).
+            f.push_padded(43, name.as_bytes(), 40 - name.len());
         }
         if let Some(pin) = &opts.pin {
             self.pin_fields(pin, &pan, &mut f)?;
         }
         if opts.partial_approval {
-            f.push((60, b"1".to_vec()));
+            f.push(60, b"1");
         }
         self.finish_prepare(kind.mti(), stan, f, |payload, dialect| PreparedRequest {
             request_mti: kind.mti(),
@@ -1394,7 +1396,7 @@ impl AcquirerClient {
             }
             .to_field()
             .map_err(request_error)?;
-            f.push((95, repl.to_vec()));
+            f.push(95, &repl);
         }
         let mti = if advice {
             Mti::REVERSAL_ADVICE
@@ -1419,11 +1421,10 @@ impl AcquirerClient {
         let stan = self.inner.shared.allocate()?;
         let now = self.inner.clock.now();
         let transmission = TransmissionDateTime::from_datetime(now);
-        let f = vec![
-            (7, transmission.to_field().to_vec()),
-            (11, stan.to_field().to_vec()),
-            (70, code.code().to_vec()),
-        ];
+        let mut f = Fields::new();
+        f.push(7, &transmission.to_field());
+        f.push(11, &stan.to_field());
+        f.push(70, code.code());
         let mti = Mti::NETWORK_REQUEST;
         self.finish_prepare(mti, stan, f, |payload, dialect| PreparedRequest {
             request_mti: mti,
@@ -1443,6 +1444,17 @@ impl AcquirerClient {
     pub async fn send_prepared(&self, p: &PreparedRequest) -> Result<TxnResult, ClientError> {
         let (received, start) = self.round_trip(p.stan, &p.payload).await?;
         self.result(p, received, start)
+    }
+
+    /// Sends a prepared request and returns its response as read, without interpreting it, and
+    /// when it was read off the socket (see [`TxnResult::received_at`]): for a target that
+    /// answers with something other than a switch's response (an echo, in the relay baseline).
+    pub async fn send_prepared_raw(
+        &self,
+        p: &PreparedRequest,
+    ) -> Result<(Message, std::time::Instant), ClientError> {
+        let (received, _) = self.round_trip(p.stan, &p.payload).await?;
+        Ok((received.msg, received.at_std))
     }
 
     // ---- raw access -----------------------------------------------------------------------
@@ -1486,33 +1498,20 @@ impl AcquirerClient {
     // ---- internals ------------------------------------------------------------------------
 
     /// Fields 7, 11, 12, 13, 32, 37 (when given), 41, 42 and 49.
-    fn common_fields(
-        &self,
-        now: NaiveDateTime,
-        stan: Stan,
-        rrn: Option<&str>,
-    ) -> Vec<(u8, Vec<u8>)> {
-        let mut f = Vec::with_capacity(24);
-        f.push((
-            7,
-            TransmissionDateTime::from_datetime(now).to_field().to_vec(),
-        ));
-        f.push((11, stan.to_field().to_vec()));
-        f.push((
-            12,
-            format!("{:02}{:02}{:02}", now.hour(), now.minute(), now.second()).into_bytes(),
-        ));
-        f.push((
-            13,
-            format!("{:02}{:02}", now.month(), now.day()).into_bytes(),
-        ));
-        f.push((32, self.inner.acquirer.as_bytes().to_vec()));
+    fn common_fields(&self, now: NaiveDateTime, stan: Stan, rrn: Option<&str>) -> Fields {
+        let mut f = Fields::new();
+        f.push(7, &TransmissionDateTime::from_datetime(now).to_field());
+        f.push(11, &stan.to_field());
+        let hhmmss = now.hour() * 10_000 + now.minute() * 100 + now.second();
+        f.push_number(12, hhmmss.into(), 6);
+        f.push_number(13, (now.month() * 100 + now.day()).into(), 4);
+        f.push(32, self.inner.acquirer.as_bytes());
         if let Some(rrn) = rrn {
-            f.push((37, rrn.as_bytes().to_vec()));
+            f.push(37, rrn.as_bytes());
         }
-        f.push((41, self.inner.terminal.as_bytes().to_vec()));
-        f.push((42, self.inner.merchant.as_bytes().to_vec()));
-        f.push((49, self.inner.currency.to_field().to_vec()));
+        f.push(41, self.inner.terminal.as_bytes());
+        f.push(42, self.inner.merchant.as_bytes());
+        f.push(49, &self.inner.currency.to_field());
         f
     }
 
@@ -1521,13 +1520,13 @@ impl AcquirerClient {
         &self,
         o: &OriginalRef,
         amount: Amount,
-        f: &mut Vec<(u8, Vec<u8>)>,
+        f: &mut Fields,
     ) -> Result<(), ClientError> {
-        f.push((2, o.pan.expose().as_bytes().to_vec()));
-        f.push((3, o.processing_code.to_field().to_vec()));
-        f.push((4, self.amount_field(amount)?.to_vec()));
+        f.push(2, o.pan.expose().as_bytes());
+        f.push(3, &o.processing_code.to_field());
+        f.push(4, &self.amount_field(amount)?);
         if let Some(code) = &o.auth_code {
-            f.push((38, code.as_bytes().to_vec()));
+            f.push(38, code.as_bytes());
         }
         let original = OriginalData {
             mti: o.mti,
@@ -1536,20 +1535,15 @@ impl AcquirerClient {
             acquirer: self.inner.acquirer,
             forwarding: [b'0'; 11],
         };
-        f.push((90, original.to_field().to_vec()));
+        f.push(90, &original.to_field());
         Ok(())
     }
 
     /// Fields 52, 62 and 63 for `pin`: as the PIN pad enciphers it, or a clear block without
     /// one.
-    fn pin_fields(
-        &self,
-        pin: &str,
-        pan: &CardNumber,
-        f: &mut Vec<(u8, Vec<u8>)>,
-    ) -> Result<(), ClientError> {
+    fn pin_fields(&self, pin: &str, pan: &CardNumber, f: &mut Fields) -> Result<(), ClientError> {
         if !self.inner.keys.has_pin_pad() {
-            f.push((52, pin_block_format0(pin, pan.expose())?.to_vec()));
+            f.push(52, &pin_block_format0(pin, pan.expose())?);
             return Ok(());
         }
         let pan = Pan::parse(pan.expose().as_bytes())
@@ -1563,13 +1557,13 @@ impl AcquirerClient {
             return Err(ClientError::Request("no PIN pad".into()));
         };
         match e.block {
-            EncryptedPinBlock::Iso0(b) => f.push((52, b.to_vec())),
+            EncryptedPinBlock::Iso0(b) => f.push(52, &b),
             EncryptedPinBlock::Iso4(b) => {
-                f.push((PIN_BLOCK_AES_FIELD, hex::encode_upper(b).into_bytes()))
+                f.push(PIN_BLOCK_AES_FIELD, hex::encode_upper(b).as_bytes())
             }
         }
         if let Some(ksn) = e.ksn {
-            f.push((KSN_FIELD, ksn.to_field().into_bytes()));
+            f.push(KSN_FIELD, ksn.to_field().as_bytes());
         }
         Ok(())
     }
@@ -1589,13 +1583,13 @@ impl AcquirerClient {
         &self,
         mti: Mti,
         stan: Stan,
-        fields: Vec<(u8, Vec<u8>)>,
+        fields: Fields,
         make: impl FnOnce(Bytes, &'static Dialect) -> PreparedRequest,
     ) -> Result<PreparedRequest, ClientError> {
         let dialect = self.inner.config.dialect;
         let mut b = MessageBuilder::new(dialect, mti.to_digits());
-        for (n, v) in &fields {
-            b.set(*n, v);
+        for (n, range) in &fields.at {
+            b.set(*n, &fields.bytes[range.clone()]);
         }
         let keys = &self.inner.keys;
         let payload = if keys.has_mac() {
@@ -1736,13 +1730,70 @@ impl AcquirerClient {
 
 /// A 12-character RRN: last digit of the year, day of the year, hour, STAN.
 fn rrn_for(now: NaiveDateTime, stan: Stan) -> String {
-    format!(
-        "{}{:03}{:02}{}",
-        now.year().rem_euclid(10),
-        now.ordinal(),
-        now.hour(),
-        stan
-    )
+    let mut rrn = Vec::with_capacity(12);
+    push_decimal(&mut rrn, now.year().rem_euclid(10).unsigned_abs().into(), 1);
+    push_decimal(&mut rrn, now.ordinal().into(), 3);
+    push_decimal(&mut rrn, now.hour().into(), 2);
+    rrn.extend_from_slice(&stan.to_field());
+    // Only ASCII digits were pushed.
+    String::from_utf8(rrn).unwrap_or_default()
+}
+
+/// Appends `value` in decimal, zero-padded on the left to at least `width` digits, as `{:0width$}`
+/// formats it (a wider value keeps all its digits).
+fn push_decimal(out: &mut Vec<u8>, value: u64, width: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut v = value;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let len = digits.len() - at;
+    out.resize(out.len() + width.saturating_sub(len), b'0');
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// The fields of a request being built, their values in one buffer: building a request costs
+/// two allocations rather than one per field and a formatter's pass per number. (The load
+/// generator builds one per request; this was a quarter of its instructions.)
+struct Fields {
+    bytes: Vec<u8>,
+    at: Vec<(u8, std::ops::Range<usize>)>,
+}
+
+impl Fields {
+    fn new() -> Fields {
+        Fields {
+            bytes: Vec::with_capacity(256),
+            at: Vec::with_capacity(24),
+        }
+    }
+
+    fn push(&mut self, n: u8, value: &[u8]) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(value);
+        self.at.push((n, start..self.bytes.len()));
+    }
+
+    /// Field `n` as `value` in decimal, zero-padded to `width` digits.
+    fn push_number(&mut self, n: u8, value: u64, width: usize) {
+        let start = self.bytes.len();
+        push_decimal(&mut self.bytes, value, width);
+        self.at.push((n, start..self.bytes.len()));
+    }
+
+    /// Field `n` as `value` followed by `spaces` spaces.
+    fn push_padded(&mut self, n: u8, value: &[u8], spaces: usize) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(value);
+        self.bytes.resize(self.bytes.len() + spaces, b' ');
+        self.at.push((n, start..self.bytes.len()));
+    }
 }
 
 async fn read_loop(mut reader: FramedRead<ReadHalf, FrameCodec>, shared: Arc<Shared>) {
@@ -2230,5 +2281,63 @@ mod tests {
         };
         let c = AcquirerClient::connect(addr, short).await;
         assert!(c.is_ok());
+    }
+
+    proptest::proptest! {
+        /// The hand-written digits are the formatter's, wider values included.
+        #[test]
+        fn push_decimal_formats_as_the_formatter_does(value in 0u64..10_000_000_000, width in 0usize..13) {
+            let mut out = b"x".to_vec();
+            push_decimal(&mut out, value, width);
+            proptest::prop_assert_eq!(out, format!("x{value:0width$}").into_bytes());
+        }
+
+        /// The RRN is the one `format!` built before: year's last digit, day of the year, hour,
+        /// STAN.
+        #[test]
+        fn rrn_matches_its_format(days in 0i64..40_000, seconds in 0u32..86_400, stan in 1u32..=999_999) {
+            let now = chrono::NaiveDate::from_ymd_opt(1990, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0)).expect("date")
+                + chrono::Duration::days(days)
+                + chrono::Duration::seconds(seconds.into());
+            let stan = Stan::new(stan).expect("stan");
+            let old = format!("{}{:03}{:02}{}", now.year().rem_euclid(10), now.ordinal(), now.hour(), stan);
+            proptest::prop_assert_eq!(rrn_for(now, stan), old);
+        }
+    }
+
+    /// A request's fields as the formatter wrote them: MCC 4 digits, POS entry mode 3, the card
+    /// acceptor name padded to 40, time and date from the clock. A name that is not ASCII is
+    /// refused for field 43.
+    #[tokio::test]
+    async fn prepared_fields_are_formatted_as_before() {
+        let addr = fake_switch(Fake::default()).await;
+        let client = client(addr, Duration::from_secs(5)).await;
+        let opts = TxnOptions::new()
+            .mcc(742)
+            .pos_entry_mode(7)
+            .card_acceptor("Cafe Zurich");
+        let p = client
+            .prepare(TxnKind::Purchase, CARD, Some(cny(5)), opts)
+            .expect("prepare");
+        let m = p.message().expect("decodes");
+        let text = |n: u8| String::from_utf8(m.get(n).expect("field").into_owned()).expect("text");
+        // The fixed clock: 2025-11-25 (day 329) at 22:18:05.
+        assert_eq!(text(12), "221805");
+        assert_eq!(text(13), "1125");
+        assert_eq!(text(18), "0742");
+        assert_eq!(text(22), "007");
+        assert_eq!(text(43), format!("{:<40}", "Cafe Zurich"));
+        assert_eq!(text(37), format!("532922{}", p.stan));
+
+        let refused = client.prepare(
+            TxnKind::Purchase,
+            CARD,
+            Some(cny(5)),
+            TxnOptions::new().card_acceptor("Café Zürich"),
+        );
+        match refused {
+            Err(ClientError::Request(text)) => assert!(text.contains("field 43"), "{text}"),
+            other => panic!("a name that is not ASCII is refused: {other:?}"),
+        }
     }
 }

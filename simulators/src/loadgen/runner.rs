@@ -836,7 +836,7 @@ async fn one(client: &AcquirerClient, ctx: &Ctx, scheduled: Instant) -> Outcome 
             }
             Err(e) => Verdict::Error(e),
         },
-        Expect::Echo => match client.send_raw_received(prepared.payload.clone()).await {
+        Expect::Echo => match client.send_prepared_raw(&prepared).await {
             Ok((answer, received_at)) => {
                 done = Some(received_at);
                 match model::check_echo(&prepared, &answer) {
