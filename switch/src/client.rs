@@ -76,6 +76,9 @@ use crate::net::framing::{FrameCodec, FramingConfig};
 use crate::security::EncryptedPinBlock;
 pub use crate::terminal::{PinSetup, TerminalKeys};
 
+/// The next [`Inner::id`].
+static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(0);
+
 /// Requests waiting for the writer task. Callers wait (backpressure) when it is full.
 const OUT_QUEUE: usize = 1024;
 /// The writer sends at most this much in one write before looking at the queue again.
@@ -639,6 +642,12 @@ pub struct PreparedRequest {
     /// The encoded message, without framing.
     pub payload: Bytes,
     dialect: &'static Dialect,
+    /// The message framed (length header, fixed header, payload) by the client that built it,
+    /// whose [`Inner::id`] is `framed_by`: sent as is by that client, framed again by another.
+    /// The payload starts at `frame[body..]`.
+    frame: Bytes,
+    framed_by: u64,
+    body: usize,
 }
 
 impl PreparedRequest {
@@ -712,9 +721,30 @@ struct Waiter {
     tx: oneshot::Sender<Reply>,
 }
 
+/// The waiters of one STAN, oldest first. Almost always one, held inline: only a STAN sent
+/// again on purpose while its first is in flight allocates.
+struct Waiters {
+    first: Waiter,
+    more: VecDeque<Waiter>,
+}
+
+impl Waiters {
+    /// Takes the oldest waiter; `None` once it was the last (the entry is then removed).
+    fn pop_front(mut self) -> (Waiter, Option<Waiters>) {
+        match self.more.pop_front() {
+            None => (self.first, None),
+            Some(next) => {
+                let first = std::mem::replace(&mut self.first, next);
+                (first, Some(self))
+            }
+        }
+    }
+}
+
 struct State {
     /// Waiters by STAN; more than one only when the same STAN was sent again on purpose.
-    waiters: HashMap<u32, VecDeque<Waiter>>,
+    /// foldhash: one insert and one removal per request.
+    waiters: HashMap<u32, Waiters, foldhash::fast::RandomState>,
     in_flight: usize,
     last_stan: Stan,
     next_id: u64,
@@ -773,10 +803,18 @@ impl Shared {
         }
         let id = st.next_id;
         st.next_id += 1;
-        st.waiters
-            .entry(stan.value())
-            .or_default()
-            .push_back(Waiter { id, tx });
+        let waiter = Waiter { id, tx };
+        match st.waiters.entry(stan.value()) {
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                e.get_mut().more.push_back(waiter)
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(Waiters {
+                    first: waiter,
+                    more: VecDeque::new(),
+                });
+            }
+        }
         st.in_flight += 1;
         drop(st);
         let reg = Registration {
@@ -794,12 +832,17 @@ impl Shared {
         let Some(q) = st.waiters.get_mut(&stan.value()) else {
             return false;
         };
-        let Some(pos) = q.iter().position(|w| w.id == id) else {
-            return false;
-        };
-        q.remove(pos);
-        if q.is_empty() {
-            st.waiters.remove(&stan.value());
+        if q.first.id == id {
+            if let Some(w) = st.waiters.remove(&stan.value())
+                && let (_, Some(rest)) = w.pop_front()
+            {
+                st.waiters.insert(stan.value(), rest);
+            }
+        } else {
+            let Some(pos) = q.more.iter().position(|w| w.id == id) else {
+                return false;
+            };
+            q.more.remove(pos);
         }
         st.in_flight -= 1;
         true
@@ -809,19 +852,15 @@ impl Shared {
     fn deliver(&self, stan: Stan, reply: Reply) {
         let waiter = {
             let mut st = self.lock();
-            let w = st
-                .waiters
-                .get_mut(&stan.value())
-                .and_then(|q| q.pop_front());
+            let w = st.waiters.remove(&stan.value()).map(|q| {
+                let (w, rest) = q.pop_front();
+                if let Some(rest) = rest {
+                    st.waiters.insert(stan.value(), rest);
+                }
+                w
+            });
             if w.is_some() {
                 st.in_flight -= 1;
-                if st
-                    .waiters
-                    .get(&stan.value())
-                    .is_some_and(VecDeque::is_empty)
-                {
-                    st.waiters.remove(&stan.value());
-                }
             }
             w
         };
@@ -845,7 +884,10 @@ impl Shared {
             st.in_flight = 0;
             std::mem::take(&mut st.waiters)
         };
-        for w in waiters.into_values().flatten() {
+        for w in waiters
+            .into_values()
+            .flat_map(|q| std::iter::once(q.first).chain(q.more))
+        {
             let _ = w.tx.send(Err(err.clone()));
         }
     }
@@ -923,6 +965,8 @@ struct Outgoing {
 }
 
 struct Inner {
+    /// Unique in the process: which client framed a [`PreparedRequest`].
+    id: u64,
     config: ClientConfig,
     acquirer: AcquirerId,
     terminal: String,
@@ -1027,7 +1071,7 @@ impl AcquirerClient {
             .map_err(|e| ClientError::Config(format!("first STAN: {e}")))?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
-                waiters: HashMap::new(),
+                waiters: HashMap::default(),
                 in_flight: 0,
                 last_stan,
                 next_id: 0,
@@ -1076,6 +1120,7 @@ impl AcquirerClient {
 
         Ok(AcquirerClient {
             inner: Arc::new(Inner {
+                id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
                 header: vec![0; config.framing.header_bytes],
                 config,
                 acquirer,
@@ -1343,6 +1388,9 @@ impl AcquirerClient {
             rrn: Some(rrn),
             payload,
             dialect,
+            frame: Bytes::new(),
+            framed_by: u64::MAX,
+            body: 0,
         })
     }
 
@@ -1369,6 +1417,9 @@ impl AcquirerClient {
             rrn: o.rrn.clone(),
             payload,
             dialect,
+            frame: Bytes::new(),
+            framed_by: u64::MAX,
+            body: 0,
         })
     }
 
@@ -1413,6 +1464,9 @@ impl AcquirerClient {
             rrn: Some(rrn),
             payload,
             dialect,
+            frame: Bytes::new(),
+            framed_by: u64::MAX,
+            body: 0,
         })
     }
 
@@ -1436,13 +1490,16 @@ impl AcquirerClient {
             rrn: None,
             payload,
             dialect,
+            frame: Bytes::new(),
+            framed_by: u64::MAX,
+            body: 0,
         })
     }
 
     /// Sends a prepared request and waits for its response. May be called again with the same
     /// request to send a duplicate.
     pub async fn send_prepared(&self, p: &PreparedRequest) -> Result<TxnResult, ClientError> {
-        let (received, start) = self.round_trip(p.stan, &p.payload).await?;
+        let (received, start) = self.round_trip(p.stan, self.frame_of(p)?).await?;
         self.result(p, received, start)
     }
 
@@ -1453,7 +1510,7 @@ impl AcquirerClient {
         &self,
         p: &PreparedRequest,
     ) -> Result<(Message, std::time::Instant), ClientError> {
-        let (received, _) = self.round_trip(p.stan, &p.payload).await?;
+        let (received, _) = self.round_trip(p.stan, self.frame_of(p)?).await?;
         Ok((received.msg, received.at_std))
     }
 
@@ -1478,7 +1535,7 @@ impl AcquirerClient {
             .get(11)
             .and_then(|v| Stan::from_field(&v).ok())
             .ok_or_else(|| ClientError::Request("raw message has no valid field 11".into()))?;
-        let (received, _) = self.round_trip(stan, &message).await?;
+        let (received, _) = self.round_trip(stan, self.frame(&message)?).await?;
         Ok((received.msg, received.at_std))
     }
 
@@ -1592,16 +1649,27 @@ impl AcquirerClient {
             b.set(*n, &fields.bytes[range.clone()]);
         }
         let keys = &self.inner.keys;
-        let payload = if keys.has_mac() {
-            let mut dst = BytesMut::with_capacity(256);
+        let codec = &self.inner.codec;
+        // Encoded straight into its frame, so that sending it copies nothing.
+        let mut dst = BytesMut::with_capacity(256);
+        let mark = codec
+            .begin_frame(&mut dst, &self.inner.header)
+            .map_err(request_error)?;
+        let body = dst.len();
+        if keys.has_mac() {
             encode_with_mac(&mut b, &mut dst, |data| keys.mac(data).ok_or("no MAC key"))
-                .map(|()| dst.freeze())
                 .map_err(|e| e.to_string())
         } else {
-            b.to_bytes().map_err(|e| e.to_string())
+            b.encode(&mut dst).map_err(|e| e.to_string())
         }
         .map_err(|e| ClientError::Request(format!("{mti} STAN {stan}: {e}")))?;
-        Ok(make(payload, dialect))
+        codec.finish_frame(&mut dst, mark).map_err(request_error)?;
+        let frame = dst.freeze();
+        let mut p = make(frame.slice(body..), dialect);
+        p.frame = frame;
+        p.framed_by = self.inner.id;
+        p.body = body;
+        Ok(p)
     }
 
     fn frame(&self, payload: &[u8]) -> Result<Bytes, ClientError> {
@@ -1631,13 +1699,27 @@ impl AcquirerClient {
         }
     }
 
-    /// Registers a waiter for `stan`, writes `payload` and waits for the matching response.
+    /// `p` framed for this client: as it was built, when this client built it and its payload
+    /// is still the one built (a caller may replace the public `payload`, e.g. to tamper with
+    /// it; `Bytes` are immutable, so the same memory is the same content).
+    fn frame_of(&self, p: &PreparedRequest) -> Result<Bytes, ClientError> {
+        let built = p
+            .frame
+            .get(p.body..)
+            .is_some_and(|b| b.len() == p.payload.len() && b.as_ptr() == p.payload.as_ptr());
+        if p.framed_by == self.inner.id && built {
+            Ok(p.frame.clone())
+        } else {
+            self.frame(&p.payload)
+        }
+    }
+
+    /// Registers a waiter for `stan`, writes `frame` and waits for the matching response.
     async fn round_trip(
         &self,
         stan: Stan,
-        payload: &[u8],
+        frame: Bytes,
     ) -> Result<(Received, Instant), ClientError> {
-        let frame = self.frame(payload)?;
         let (mut reg, mut rx) = self.inner.shared.register(stan)?;
         let start = Instant::now();
         self.inner
@@ -2206,6 +2288,41 @@ mod tests {
         assert_eq!(m.get(11).as_deref(), Some(&b"777777"[..]));
         assert_eq!(&m.mti_digits(), b"0810");
         assert_eq!(c.in_flight(), 0);
+    }
+
+    /// A request is framed once, by the client that built it; another client frames it again
+    /// (its own framing may differ) and its answer still matches.
+    #[tokio::test]
+    async fn a_request_built_by_one_client_is_sent_by_another() {
+        let builder = client(fake_switch(Fake::default()).await, Duration::from_secs(30)).await;
+        let sender = client(fake_switch(Fake::default()).await, Duration::from_secs(30)).await;
+        let p = builder
+            .prepare(TxnKind::Purchase, CARD, Some(cny(5)), TxnOptions::new())
+            .expect("prepare");
+        // Built framed: the same bytes as framing the payload afterwards.
+        assert_eq!(
+            builder.frame_of(&p).expect("framed"),
+            builder.frame(&p.payload).expect("framed")
+        );
+        assert_eq!(
+            sender.frame_of(&p).expect("framed again"),
+            sender.frame(&p.payload).expect("framed")
+        );
+        let r = sender.send_prepared(&p).await.expect("answered");
+        assert_eq!(r.stan, p.stan);
+        assert!(r.is_approved());
+        // A payload replaced after it was built is framed anew.
+        let mut changed = p.clone();
+        changed.payload = Bytes::copy_from_slice(&p.payload);
+        assert_eq!(
+            builder.frame_of(&changed).expect("framed"),
+            builder.frame(&changed.payload).expect("framed")
+        );
+        changed.payload = p.payload.slice(1..);
+        assert_eq!(
+            builder.frame_of(&changed).expect("framed"),
+            builder.frame(&changed.payload).expect("framed")
+        );
     }
 
     #[tokio::test]

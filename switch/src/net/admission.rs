@@ -78,7 +78,8 @@ impl AcquirerPolicy {
 /// Every configured acquirer's policy. Replaced whole on a reload.
 #[derive(Debug, Clone, Default)]
 pub struct Policies {
-    by_id: HashMap<AcquirerId, AcquirerPolicy>,
+    /// foldhash: looked up on every request, and filled from the configuration only.
+    by_id: HashMap<AcquirerId, AcquirerPolicy, foldhash::fast::RandomState>,
     /// `tls_identity` (lower-cased) to acquirer.
     by_tls_identity: HashMap<String, AcquirerId>,
 }
@@ -87,7 +88,8 @@ impl Policies {
     /// From a validated config. An entry whose id or source rules do not parse is skipped (a
     /// validated config has none).
     pub fn from_config(config: &Config) -> Policies {
-        let mut by_id = HashMap::with_capacity(config.acquirers.len());
+        let mut by_id =
+            HashMap::with_capacity_and_hasher(config.acquirers.len(), Default::default());
         let mut by_tls_identity = HashMap::new();
         for a in &config.acquirers {
             let Ok(id) = AcquirerId::parse(&a.id) else {

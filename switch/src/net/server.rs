@@ -264,10 +264,14 @@ impl IssuerHandle {
 /// The part of the configuration that a reload may change.
 pub struct Live {
     pub routing: RoutingTable,
-    pub acquirers: HashSet<AcquirerId>,
+    /// foldhash: looked up on every request, and filled from the configuration only.
+    pub acquirers: HashSet<AcquirerId, foldhash::fast::RandomState>,
     /// The keys of the acquirers that have any (MAC, zone PIN key, BDKs).
-    pub acquirer_keys:
-        std::collections::HashMap<AcquirerId, Arc<crate::decision::security::AcquirerKeys>>,
+    pub acquirer_keys: std::collections::HashMap<
+        AcquirerId,
+        Arc<crate::decision::security::AcquirerKeys>,
+        foldhash::fast::RandomState,
+    >,
     pub check_expiry: bool,
     /// `[switch] business_date_cutover`, minutes after midnight.
     pub cutover_minutes: u16,
@@ -287,7 +291,7 @@ impl Live {
             .acquirers
             .iter()
             .map(|a| AcquirerId::parse(&a.id).map_err(|e| format!("acquirer {}: {e}", a.id)))
-            .collect::<Result<HashSet<_>, _>>()?;
+            .collect::<Result<HashSet<_, _>, _>>()?;
         Ok(Live {
             routing,
             acquirers,
@@ -396,21 +400,30 @@ impl AdvicePlan {
 /// in field 90 as the issuer knows it. A request without an entry went out under the acquirer's
 /// STAN. Bounded: the oldest entries go first.
 pub struct IssuerStans {
-    map: dashmap::DashMap<DupKey, u32>,
+    /// foldhash, seeded at random as the duplicate window's is: SipHash over a key's four parts
+    /// was about 650 instructions a lookup.
+    map: dashmap::DashMap<DupKey, u32, foldhash::fast::RandomState>,
     order: std::sync::Mutex<std::collections::VecDeque<DupKey>>,
     max: usize,
+    /// Set by the first insert and never cleared. Entries come only from recovered `Forwarded`
+    /// records, so on a switch that never ran an earlier version the map stays empty, and every
+    /// forward's lookup (two per completion or reversal) would hash a key to find nothing.
+    any: std::sync::atomic::AtomicBool,
 }
 
 impl IssuerStans {
     pub fn new(max: usize) -> IssuerStans {
         IssuerStans {
-            map: dashmap::DashMap::new(),
+            map: dashmap::DashMap::default(),
             order: std::sync::Mutex::new(std::collections::VecDeque::new()),
             max,
+            any: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
     pub fn insert(&self, key: DupKey, stan: u32) {
+        // Inserts come from recovery, before the switch serves a request.
+        self.any.store(true, std::sync::atomic::Ordering::Release);
         if self.map.insert(key, stan).is_none() {
             let mut order = self.order.lock().unwrap_or_else(|p| p.into_inner());
             order.push_back(key);
@@ -423,6 +436,9 @@ impl IssuerStans {
     }
 
     pub fn get(&self, key: &DupKey) -> Option<u32> {
+        if !self.any.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
         self.map.get(key).map(|v| *v)
     }
 

@@ -61,7 +61,9 @@ impl PinStep {
 }
 
 /// Each acquirer's keys, for those that have any.
-pub(super) fn acquirer_keys(cfg: &crate::config::Config) -> HashMap<AcquirerId, Arc<AcquirerKeys>> {
+pub(super) fn acquirer_keys(
+    cfg: &crate::config::Config,
+) -> HashMap<AcquirerId, Arc<AcquirerKeys>, foldhash::fast::RandomState> {
     cfg.acquirers
         .iter()
         .filter_map(|a| {
