@@ -26,7 +26,7 @@
 set -euo pipefail
 shopt -s inherit_errexit
 if [ $# -lt 1 ]; then
-  sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 fi
 A=$1
@@ -98,6 +98,8 @@ run_one() {
         grep -q "issuer-sim listening" "$OUT/$label-$bank.log" && break
         sleep 0.5
       done
+      grep -q "issuer-sim listening" "$OUT/$label-$bank.log" ||
+        echo "$label: $bank is not listening after five minutes; see $OUT/$label-$bank.log" >&2
     fi
   done
   if [ "$COUNT" = hosts ]; then
