@@ -407,7 +407,8 @@ pub struct IssuerStans {
     max: usize,
     /// Set by the first insert and never cleared. Entries come only from recovered `Forwarded`
     /// records, so on a switch that never ran an earlier version the map stays empty, and every
-    /// forward's lookup (two per completion or reversal) would hash a key to find nothing.
+    /// forward's lookup (a second for a completion's or reversal's original) would hash a key to
+    /// find nothing.
     any: std::sync::atomic::AtomicBool,
 }
 
