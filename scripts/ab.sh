@@ -49,18 +49,13 @@ case "$WHICH" in
   all | onus | remote) ;;
   *) echo "which traffic: remote, all or onus (not '$WHICH')" >&2; exit 2 ;;
 esac
-# Folders given relative to where the script was started, before it moves to the repository.
-for side in A B; do
-  if [ "${!side}" != . ] && [ -d "${!side}" ]; then
-    printf -v "$side" '%s' "$(cd "${!side}" && pwd)"
-  fi
-done
+# shellcheck source=scripts/builds.sh
+. "$(dirname "$0")/builds.sh"
+absolute_folders A B
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 # shellcheck source=scripts/mix.sh
 . scripts/mix.sh
-# shellcheck source=scripts/builds.sh
-. scripts/builds.sh
 
 DIR_A=$(build "$A")
 DIR_B=$(build "$B")

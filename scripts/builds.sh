@@ -3,6 +3,7 @@
 #
 #   build A                prints the folder holding build A's switch, issuer-sim and loadgen
 #   stop_stack             stops the processes in PIDS and empties it
+#   absolute_folders A B   makes the variables A and B absolute where they name folders
 #
 # A is a git revision (built once into target/ab/<commit>/, through a temporary worktree and one
 # shared target folder), `.` for the working tree (built, then copied to
@@ -49,6 +50,17 @@ build() {
     [ "$built" = 1 ] || { echo "building $what ($sha) failed" >&2; rm -rf "$dir.new"; return 1; }
   fi
   echo "$dir"
+}
+
+# Makes each named variable (A, B) absolute when it names a folder: called before the script
+# moves to the repository, so that folders given relative to where it started still work.
+absolute_folders() {
+  local side
+  for side in "$@"; do
+    if [ -n "${!side}" ] && [ "${!side}" != . ] && [ -d "${!side}" ]; then
+      printf -v "$side" '%s' "$(cd "${!side}" && pwd)"
+    fi
+  done
 }
 
 stop_stack() {

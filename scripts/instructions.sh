@@ -41,17 +41,13 @@ RATE=${4:-200}
 SECS=${5:-10}
 RUNS=${6:-2}
 command -v valgrind >/dev/null || { echo "valgrind is not installed (Debian: apt-get install valgrind)" >&2; exit 2; }
-for side in A B; do
-  if [ -n "${!side}" ] && [ "${!side}" != . ] && [ -d "${!side}" ]; then
-    printf -v "$side" '%s' "$(cd "${!side}" && pwd)"
-  fi
-done
+# shellcheck source=scripts/builds.sh
+. "$(dirname "$0")/builds.sh"
+absolute_folders A B
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 # shellcheck source=scripts/mix.sh
 . scripts/mix.sh
-# shellcheck source=scripts/builds.sh
-. scripts/builds.sh
 
 
 DIR_A=$(build "$A")

@@ -642,10 +642,16 @@ pub struct PreparedRequest {
     pub rrn: Option<String>,
     /// The encoded message, without framing.
     pub payload: Bytes,
+    wire: Wire,
+}
+
+/// How a [`PreparedRequest`] was encoded: its dialect, and the message framed (length header,
+/// fixed header, payload) by the client that built it, whose [`Inner::id`] is `framed_by`. That
+/// client sends the frame as is; another frames the payload again. The payload starts at
+/// `frame[body..]`.
+#[derive(Clone)]
+struct Wire {
     dialect: &'static Dialect,
-    /// The message framed (length header, fixed header, payload) by the client that built it,
-    /// whose [`Inner::id`] is `framed_by`: sent as is by that client, framed again by another.
-    /// The payload starts at `frame[body..]`.
     frame: Bytes,
     framed_by: u64,
     body: usize,
@@ -669,7 +675,7 @@ impl fmt::Debug for PreparedRequest {
 impl PreparedRequest {
     /// The request as a decoded message (its `Debug` masks card data).
     pub fn message(&self) -> Result<Message, DecodeError> {
-        decode_lenient(self.dialect, self.payload.clone())
+        decode_lenient(self.wire.dialect, self.payload.clone())
     }
 }
 
@@ -1394,7 +1400,7 @@ impl AcquirerClient {
         if opts.partial_approval {
             f.push(60, b"1");
         }
-        self.finish_prepare(kind.mti(), stan, f, |payload, dialect| PreparedRequest {
+        self.finish_prepare(kind.mti(), stan, f, |payload, wire| PreparedRequest {
             request_mti: kind.mti(),
             stan,
             transmission: TransmissionDateTime::from_datetime(now),
@@ -1403,10 +1409,7 @@ impl AcquirerClient {
             amount,
             rrn: Some(rrn),
             payload,
-            dialect,
-            frame: Bytes::new(),
-            framed_by: u64::MAX,
-            body: 0,
+            wire,
         })
     }
 
@@ -1423,7 +1426,7 @@ impl AcquirerClient {
         let mut f = self.common_fields(now, stan, o.rrn.as_deref());
         self.original_fields(&o, amount, &mut f)?;
         let mti = Mti::FINANCIAL_ADVICE;
-        self.finish_prepare(mti, stan, f, |payload, dialect| PreparedRequest {
+        self.finish_prepare(mti, stan, f, |payload, wire| PreparedRequest {
             request_mti: mti,
             stan,
             transmission: TransmissionDateTime::from_datetime(now),
@@ -1432,10 +1435,7 @@ impl AcquirerClient {
             amount: Some(amount),
             rrn: o.rrn.clone(),
             payload,
-            dialect,
-            frame: Bytes::new(),
-            framed_by: u64::MAX,
-            body: 0,
+            wire,
         })
     }
 
@@ -1470,7 +1470,7 @@ impl AcquirerClient {
         } else {
             Mti::REVERSAL_REQUEST
         };
-        self.finish_prepare(mti, stan, f, |payload, dialect| PreparedRequest {
+        self.finish_prepare(mti, stan, f, |payload, wire| PreparedRequest {
             request_mti: mti,
             stan,
             transmission: TransmissionDateTime::from_datetime(now),
@@ -1479,10 +1479,7 @@ impl AcquirerClient {
             amount: Some(amount),
             rrn: Some(rrn),
             payload,
-            dialect,
-            frame: Bytes::new(),
-            framed_by: u64::MAX,
-            body: 0,
+            wire,
         })
     }
 
@@ -1496,7 +1493,7 @@ impl AcquirerClient {
         f.push(11, &stan.to_field());
         f.push(70, code.code());
         let mti = Mti::NETWORK_REQUEST;
-        self.finish_prepare(mti, stan, f, |payload, dialect| PreparedRequest {
+        self.finish_prepare(mti, stan, f, |payload, wire| PreparedRequest {
             request_mti: mti,
             stan,
             transmission,
@@ -1505,10 +1502,7 @@ impl AcquirerClient {
             amount: None,
             rrn: None,
             payload,
-            dialect,
-            frame: Bytes::new(),
-            framed_by: u64::MAX,
-            body: 0,
+            wire,
         })
     }
 
@@ -1657,7 +1651,7 @@ impl AcquirerClient {
         mti: Mti,
         stan: Stan,
         fields: Fields,
-        make: impl FnOnce(Bytes, &'static Dialect) -> PreparedRequest,
+        make: impl FnOnce(Bytes, Wire) -> PreparedRequest,
     ) -> Result<PreparedRequest, ClientError> {
         let dialect = self.inner.config.dialect;
         let mut b = MessageBuilder::new(dialect, mti.to_digits());
@@ -1682,11 +1676,14 @@ impl AcquirerClient {
         .map_err(|e| ClientError::Request(format!("{mti} STAN {stan}: {e}")))?;
         codec.finish_frame(&mut dst, mark).map_err(request_error)?;
         let frame = dst.freeze();
-        let mut p = make(frame.slice(body..), dialect);
-        p.frame = frame;
-        p.framed_by = self.inner.id;
-        p.body = body;
-        Ok(p)
+        let payload = frame.slice(body..);
+        let wire = Wire {
+            dialect,
+            frame,
+            framed_by: self.inner.id,
+            body,
+        };
+        Ok(make(payload, wire))
     }
 
     fn frame(&self, payload: &[u8]) -> Result<Bytes, ClientError> {
@@ -1720,12 +1717,13 @@ impl AcquirerClient {
     /// is still the one built (a caller may replace the public `payload`, e.g. to tamper with
     /// it; `Bytes` are immutable, so the same memory is the same content).
     fn frame_of(&self, p: &PreparedRequest) -> Result<Bytes, ClientError> {
-        let built = p
+        let w = &p.wire;
+        let built = w
             .frame
-            .get(p.body..)
+            .get(w.body..)
             .is_some_and(|b| b.len() == p.payload.len() && b.as_ptr() == p.payload.as_ptr());
-        if p.framed_by == self.inner.id && built {
-            Ok(p.frame.clone())
+        if w.framed_by == self.inner.id && built {
+            Ok(w.frame.clone())
         } else {
             self.frame(&p.payload)
         }
@@ -2359,13 +2357,13 @@ mod tests {
             .expect("prepare");
         // Built framed: the same bytes as framing the payload afterwards, and the builder sends
         // that very frame; another client frames it anew.
-        assert_eq!(p.frame, builder.frame(&p.payload).expect("framed"));
+        assert_eq!(p.wire.frame, builder.frame(&p.payload).expect("framed"));
         assert_eq!(
             builder.frame_of(&p).expect("framed").as_ptr(),
-            p.frame.as_ptr()
+            p.wire.frame.as_ptr()
         );
         let again = sender.frame_of(&p).expect("framed again");
-        assert_ne!(again.as_ptr(), p.frame.as_ptr());
+        assert_ne!(again.as_ptr(), p.wire.frame.as_ptr());
         assert_eq!(again, sender.frame(&p.payload).expect("framed"));
         let r = sender.send_prepared(&p).await.expect("answered");
         assert_eq!(r.stan, p.stan);
@@ -2374,7 +2372,7 @@ mod tests {
         let mut changed = p.clone();
         changed.payload = Bytes::copy_from_slice(&p.payload);
         let reframed = builder.frame_of(&changed).expect("framed");
-        assert_ne!(reframed.as_ptr(), p.frame.as_ptr());
+        assert_ne!(reframed.as_ptr(), p.wire.frame.as_ptr());
         assert_eq!(reframed, builder.frame(&changed.payload).expect("framed"));
         changed.payload = p.payload.slice(1..);
         assert_eq!(
