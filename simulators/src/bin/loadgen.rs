@@ -40,7 +40,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use simulators::loadgen::gencards::{GenOptions, default_issuers, generate};
 use simulators::loadgen::grid::{
-    GridOptions, LADDER_END_MARKER, LADDER_START_MARKER, SECURITY_END_MARKER,
+    GridOptions, GridRow, LADDER_END_MARKER, LADDER_START_MARKER, SECURITY_END_MARKER,
     SECURITY_START_MARKER, TLS_END_MARKER, TLS_START_MARKER, default_doc, ladder_markdown,
     mark_stale_between, markdown, run_grid, security_markdown, stale_note, terminal_keys,
     tls_markdown, update_doc, update_doc_between,
@@ -49,7 +49,7 @@ use simulators::loadgen::ladder::RelayWork;
 use simulators::loadgen::mix::Mix;
 use simulators::loadgen::relay::{EchoBackend, Relay, RelayOptions};
 use simulators::loadgen::report::write_json;
-use simulators::loadgen::runner::{Expect, RunOptions, run};
+use simulators::loadgen::runner::{CLIENT_THREAD, Expect, RunOptions, run};
 use simulators::loadgen::stack::StackOptions;
 use simulators::loadgen::{plot, report, thousands};
 use switch::client::TerminalKeys;
@@ -310,6 +310,11 @@ struct GridArgs {
     /// to show what metrics cost; by default they are recorded as the `switch` binary does.
     #[arg(long)]
     no_metrics: bool,
+    /// Run the load client on the servers' runtime, as grids before 2026-11-28 did, instead of
+    /// on a runtime of its own; the CPU table then cannot tell the client's share from the
+    /// servers'.
+    #[arg(long)]
+    shared_runtime: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -656,6 +661,24 @@ async fn echo_cmd(a: EchoArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The grid's load client runtime. Dropped inside the main runtime's `block_on`, where a plain
+/// drop would panic (it blocks to join its threads), so it shuts down in the background.
+struct ClientRuntime(Option<tokio::runtime::Runtime>);
+
+impl ClientRuntime {
+    fn handle(&self) -> Option<tokio::runtime::Handle> {
+        self.0.as_ref().map(|rt| rt.handle().clone())
+    }
+}
+
+impl Drop for ClientRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 async fn grid_cmd(a: GridArgs, scheduling: Scheduling) -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     // The echoed command reproduces the run whatever the default becomes.
@@ -675,7 +698,20 @@ async fn grid_cmd(a: GridArgs, scheduling: Scheduling) -> ExitCode {
     {
         return usage(format!("metrics recorder: {e}"));
     }
+    let client = if a.shared_runtime {
+        None
+    } else {
+        match tokio::runtime::Builder::new_multi_thread()
+            .thread_name(CLIENT_THREAD)
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => Some(ClientRuntime(Some(rt))),
+            Err(e) => return usage(format!("cannot start the load client's runtime: {e}")),
+        }
+    };
     let opts = GridOptions {
+        client: client.as_ref().and_then(ClientRuntime::handle),
         points: a.points.0,
         warmup: Duration::from_secs(a.warmup_s),
         duration: Duration::from_secs(a.duration_s),
@@ -771,18 +807,11 @@ async fn grid_cmd(a: GridArgs, scheduling: Scheduling) -> ExitCode {
         }
         eprintln!("grid: table written to {}", doc.display());
     }
-    let clean = report.rows.iter().all(|r| {
-        [&r.relay, &r.remote, &r.on_us]
-            .into_iter()
-            .chain(r.remote_secure.as_ref())
-            .chain(r.on_us_secure.as_ref())
-            .chain(r.remote_tls.as_ref())
-            .chain(r.on_us_tls.as_ref())
-            .chain(r.relay_codec.as_ref())
-            .chain(r.relay_durable.as_ref())
-            .chain(r.relay_durable2.as_ref())
-            .all(|rep| rep.is_clean())
-    });
+    let clean = report
+        .rows
+        .iter()
+        .flat_map(GridRow::runs)
+        .all(|rep| rep.is_clean());
     if clean {
         ExitCode::SUCCESS
     } else {

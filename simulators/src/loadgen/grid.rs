@@ -29,6 +29,13 @@
 //! leaves in the document is marked under its heading as older than the grid ([`stale_note`]),
 //! since its text says it comes from the same run as the grid above.
 //!
+//! The load client runs on a tokio runtime of its own when the caller gives one
+//! ([`GridOptions::client`]; `loadgen grid` does unless `--shared-runtime`): its threads carry a
+//! name of their own ([`CLIENT_THREAD`]), so each run's CPU time splits into the client's share
+//! and the servers' (`super::runner::client_cpu_us`). The client's share is in both terms of every
+//! TPS ratio, which pulls each towards 1; the servers' ratio, their CPU per answer set against
+//! each other, is the one the client does not flatter.
+//!
 //! The relay and the remote path both cross two TCP hops (client → relay or switch → echo
 //! backend or issuer host), so "remote ÷ relay" is what the switch's ISO 8583 work, routing,
 //! journaling and the issuer's decision cost next to moving the same frames.
@@ -51,7 +58,7 @@ use super::ladder::RelayWork;
 use super::mix::Mix;
 use super::relay::{EchoBackend, Relay, RelayOptions};
 use super::report::RunReport;
-use super::runner::{Expect, RunOptions, run};
+use super::runner::{CLIENT_THREAD, Expect, RunOptions, run};
 use super::stack::{Stack, StackOptions};
 use super::thousands;
 
@@ -97,6 +104,10 @@ pub struct GridOptions {
     /// Whether the process records metrics (the caller installs the recorder: it is
     /// process-wide); the table says which.
     pub metrics: bool,
+    /// The runtime the load client runs on, when it has one of its own (threads named
+    /// [`CLIENT_THREAD`]): the CPU table then tells the client's time from the servers'. `None`
+    /// runs the client on the caller's runtime, beside the servers.
+    pub client: Option<tokio::runtime::Handle>,
 }
 
 impl Default for GridOptions {
@@ -116,6 +127,7 @@ impl Default for GridOptions {
             ladder: false,
             // The caller installs the recorder (it is process-wide); say so only once it has.
             metrics: false,
+            client: None,
         }
     }
 }
@@ -143,6 +155,25 @@ pub struct GridRow {
     pub ladder_records_per_commit: Option<f64>,
 }
 
+impl GridRow {
+    /// Every run of the row, those beside the grid's three included.
+    pub fn runs(&self) -> impl Iterator<Item = &RunReport> {
+        [&self.relay, &self.remote, &self.on_us].into_iter().chain(
+            [
+                &self.remote_secure,
+                &self.on_us_secure,
+                &self.remote_tls,
+                &self.on_us_tls,
+                &self.relay_codec,
+                &self.relay_durable,
+                &self.relay_durable2,
+            ]
+            .into_iter()
+            .flatten(),
+        )
+    }
+}
+
 /// The whole grid.
 #[derive(Debug, Clone, Serialize)]
 pub struct GridReport {
@@ -156,6 +187,8 @@ pub struct GridReport {
     pub remote_links: u32,
     /// Whether the switch's metrics were recorded, as the `switch` binary records them.
     pub metrics: bool,
+    /// Whether the load client ran on a runtime of its own ([`GridOptions::client`]).
+    pub client_runtime: bool,
     pub command: String,
     pub machine: String,
     pub cards: u64,
@@ -283,7 +316,14 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
                         tls,
                         ..base.clone()
                     };
-                    let r = run(&o, Arc::clone(mix)).await?;
+                    let mix = Arc::clone(mix);
+                    let r = match &opts.client {
+                        Some(client) => client
+                            .spawn(async move { run(&o, mix).await })
+                            .await
+                            .map_err(|e| GridError::Setup(format!("load client task: {e}")))??,
+                        None => run(&o, mix).await?,
+                    };
                     if opts.progress {
                         eprint!("{}", r.to_text());
                     }
@@ -392,6 +432,7 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
         group_commit_delay_us: opts.stack.group_commit_delay_us,
         remote_links: opts.stack.remote_links,
         metrics: opts.metrics,
+        client_runtime: opts.client.is_some(),
         command: opts.command.clone(),
         machine: opts.machine.clone(),
         cards: opts.cards,
@@ -567,8 +608,17 @@ pub fn terminal_keys(
 
 /// A run's CPU time per answer in µs, or `-` when it was not measured.
 fn cpu(r: &RunReport) -> String {
-    r.cpu_us_per_answer
-        .map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"))
+    one_place(r.cpu_us_per_answer)
+}
+
+/// The servers' share of [`cpu`].
+fn servers(r: &RunReport) -> String {
+    one_place(r.servers_cpu_us_per_answer)
+}
+
+/// A figure to one decimal place, or `-` when not measured.
+fn one_place(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"))
 }
 
 /// `label: N mismatches, M errors` for each run of `runs` that was not clean.
@@ -614,7 +664,7 @@ pub fn markdown(g: &GridReport) -> String {
     let _ = writeln!(
         s,
         "Everything runs in that one process on 127.0.0.1, each part on its own TCP port: the load \
-         generator; the switch, journal `sync = \"{sync}\"`{sync_note} in a \
+         generator{client}; the switch, journal `sync = \"{sync}\"`{sync_note} in a \
          temporary folder; **remote** = North Bank (credit, BIN 411111) on its issuer host, \
          reached over {links} (up to 4,096 requests in flight), its own journal also \
          `sync = \"{sync}\"`; **on-us** = Metro Pay (prepaid, BIN 605001) decided inside the \
@@ -628,6 +678,11 @@ pub fn markdown(g: &GridReport) -> String {
          carries North Bank's messages. The switch answers only once its journal's fsync is \
          done, and the issuer host journals too before answering; the relay writes nothing to \
          disk, so at low concurrency the ratios mostly measure the fsyncs. {metrics}\n",
+        client = if g.client_runtime {
+            " (on a runtime of its own, as many threads as cores; the servers share another)"
+        } else {
+            " (on the same runtime as the servers)"
+        },
         metrics = if g.metrics {
             "The switch's metrics are recorded as the `switch` binary records them (a Prometheus \
              recorder, never scraped here)."
@@ -677,28 +732,7 @@ pub fn markdown(g: &GridReport) -> String {
         );
         unclean([&r.relay, &r.remote, &r.on_us], &mut problems);
     }
-    let _ = writeln!(
-        s,
-        "\nProcess CPU time per answer in the measured window (user + system, every thread of the \
-         one process, so the load client's share is in every column; the relay column is mostly \
-         that share). Unlike TPS this hardly moves when other programs share the cores.\n"
-    );
-    let _ = writeln!(
-        s,
-        "| C×P | relay CPU µs/answer | remote CPU µs/answer | on-us CPU µs/answer |"
-    );
-    let _ = writeln!(s, "|---|---:|---:|---:|");
-    for r in &g.rows {
-        let _ = writeln!(
-            s,
-            "| {}×{} | {} | {} | {} |",
-            r.connections,
-            r.inflight,
-            cpu(&r.relay),
-            cpu(&r.remote),
-            cpu(&r.on_us)
-        );
-    }
+    cpu_table(g, &mut s);
     let runs = g.rows.len() * 3;
     if problems.is_empty() {
         let _ = writeln!(
@@ -715,6 +749,84 @@ pub fn markdown(g: &GridReport) -> String {
     }
     let _ = writeln!(s, "{END_MARKER}");
     s
+}
+
+/// The grid's CPU table: per answer, the process's time, and when the load client ran on a
+/// runtime of its own, its share and the servers' apart.
+fn cpu_table(g: &GridReport, s: &mut String) {
+    let split = g.rows.iter().all(|r| {
+        [&r.relay, &r.remote, &r.on_us]
+            .iter()
+            .all(|x| x.servers_cpu_us_per_answer.is_some())
+    });
+    if split {
+        let _ = writeln!(
+            s,
+            "\nCPU time per answer in the measured window, µs. **Process** is every thread of the \
+             one process (user + system); unlike TPS it hardly moves when other programs share \
+             the cores. The load client runs on a tokio runtime of its own (threads named \
+             `{CLIENT_THREAD}`, one per core), so its share is read apart, from the scheduler's \
+             count for those threads (`/proc/self/task/*/schedstat`); **servers** is the process \
+             less the client: the switch and the issuer host, or the relay and the echo backend. \
+             The servers' ratio is the relay's CPU per answer over the switch's: the throughput \
+             ratio the two would show if the servers had the cores to themselves and a load \
+             client that cost nothing. Every TPS ratio above is nearer 1 than it, because the \
+             client's share is in both of its terms.\n"
+        );
+        let _ = writeln!(
+            s,
+            "| C×P | process: relay | remote | on-us | load client: relay | remote | on-us | servers: relay | remote | on-us | servers: remote ÷ relay | servers: on-us ÷ relay |"
+        );
+        let _ = writeln!(
+            s,
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "\nProcess CPU time per answer in the measured window (user + system, every thread of \
+             the one process, so the load client's share is in every column; the relay column is \
+             mostly that share). Unlike TPS this hardly moves when other programs share the \
+             cores.\n"
+        );
+        let _ = writeln!(
+            s,
+            "| C×P | relay CPU µs/answer | remote CPU µs/answer | on-us CPU µs/answer |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---:|");
+    }
+    let servers_ratio = |relay: &RunReport, switch: &RunReport| {
+        relay
+            .servers_cpu_us_per_answer
+            .zip(switch.servers_cpu_us_per_answer)
+            .map_or_else(|| "-".to_owned(), |(a, b)| ratio(a, b))
+    };
+    for r in &g.rows {
+        let _ = write!(
+            s,
+            "| {}×{} | {} | {} | {} |",
+            r.connections,
+            r.inflight,
+            cpu(&r.relay),
+            cpu(&r.remote),
+            cpu(&r.on_us)
+        );
+        if split {
+            let _ = write!(
+                s,
+                " {} | {} | {} | {} | {} | {} | {} | {} |",
+                one_place(r.relay.client_cpu_us_per_answer),
+                one_place(r.remote.client_cpu_us_per_answer),
+                one_place(r.on_us.client_cpu_us_per_answer),
+                servers(&r.relay),
+                servers(&r.remote),
+                servers(&r.on_us),
+                servers_ratio(&r.relay, &r.remote),
+                servers_ratio(&r.relay, &r.on_us),
+            );
+        }
+        s.push('\n');
+    }
 }
 
 /// A section that sets remote and on-us runs of another stack beside the grid's plain ones
@@ -851,6 +963,12 @@ pub fn ladder_markdown(g: &GridReport) -> Option<String> {
     if g.rows.iter().all(|r| r.relay_durable.is_none()) {
         return None;
     }
+    // The servers' own CPU, when every run has it.
+    let split = g
+        .rows
+        .iter()
+        .flat_map(GridRow::runs)
+        .all(|x| x.servers_cpu_us_per_answer.is_some());
     let mut s = String::new();
     let _ = writeln!(s, "{LADDER_START_MARKER}");
     let _ = writeln!(s, "## The floor ladder (`loadgen grid --ladder`)\n");
@@ -866,16 +984,34 @@ pub fn ladder_markdown(g: &GridReport) -> Option<String> {
          echo backend that journals each answer too and sends it once durable, as an issuer \
          host does (the remote path's two durable writes in series). The backend only echoes: \
          no routing, screening, duplicate window, PAN encryption or issuer decision. Ratios are to the \
-         relay of the same point; CPU is the process's CPU time per answer; the last column is \
-         the durable step's journal records per group commit (one fsync each with `always`; \
-         two records per transaction; warmup included).\n",
-        g.date, g.command, g.machine, g.sync
+         relay of the same point; CPU is the process's CPU time per answer{servers_note}; the \
+         last column is the durable step's journal records per group commit (one fsync each \
+         with `always`; two records per transaction; warmup included).\n",
+        g.date,
+        g.command,
+        g.machine,
+        g.sync,
+        servers_note = if split {
+            ", and the servers' alone (the process less the load client's threads, as in the \
+             grid's CPU table)"
+        } else {
+            ""
+        }
+    );
+    let servers_header = if split {
+        " servers' CPU µs: relay → +codec → +journal → +2 journals; on-us, remote |"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        s,
+        "| C×P | relay TPS | +codec ÷ relay | +journal ÷ relay | +2 journals ÷ relay | on-us ÷ relay | remote ÷ relay | CPU µs: relay → +codec → +journal → +2 journals; on-us, remote |{servers_header} p99: +journal, +2 journals | records per group commit |"
     );
     let _ = writeln!(
         s,
-        "| C×P | relay TPS | +codec ÷ relay | +journal ÷ relay | +2 journals ÷ relay | on-us ÷ relay | remote ÷ relay | CPU µs: relay → +codec → +journal → +2 journals; on-us, remote | p99: +journal, +2 journals | records per group commit |"
+        "|---|---:|---:|---:|---:|---:|---:|---|{}---|---:|",
+        if split { "---|" } else { "" }
     );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---|---|---:|");
     let mut problems = Vec::new();
     let mut runs = 0;
     for r in &g.rows {
@@ -884,9 +1020,22 @@ pub fn ladder_markdown(g: &GridReport) -> Option<String> {
             continue;
         };
         runs += 3;
+        let servers_cell = if split {
+            format!(
+                " {} → {} → {} → {}; {}, {} |",
+                servers(&r.relay),
+                servers(c),
+                servers(d),
+                servers(d2),
+                servers(&r.on_us),
+                servers(&r.remote),
+            )
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             s,
-            "| {}×{} | {} | {} | {} | {} | {} | {} | {} → {} → {} → {}; {}, {} | {}, {} | {} |",
+            "| {}×{} | {} | {} | {} | {} | {} | {} | {} → {} → {} → {}; {}, {} |{servers_cell} {}, {} | {} |",
             r.connections,
             r.inflight,
             thousands(r.relay.tps.round() as u64),
@@ -903,8 +1052,7 @@ pub fn ladder_markdown(g: &GridReport) -> Option<String> {
             cpu(&r.remote),
             ms(d.latency.p99_us),
             ms(d2.latency.p99_us),
-            r.ladder_records_per_commit
-                .map_or_else(|| "-".to_owned(), |v| format!("{v:.1}")),
+            one_place(r.ladder_records_per_commit),
         );
         unclean([c, d, d2], &mut problems);
     }
@@ -1099,11 +1247,8 @@ mod tests {
         assert!(mark_stale(&format!("{TLS_END_MARKER}\n{TLS_START_MARKER}\n"), m, &note).is_err());
     }
 
-    /// The sections beside the grid: the cost of security reads as it always has (its text is
-    /// pinned here, as the benchmarks document holds it), the cost of TLS has its own tag and
-    /// check line, and a grid run without either writes neither.
-    #[test]
-    fn the_sections_beside_the_grid() {
+    /// A grid of one 16×16 row whose three runs are `small_report`s, with nothing beside them.
+    fn one_row_grid() -> GridReport {
         let r = crate::loadgen::report::tests::small_report;
         let row = GridRow {
             connections: 16,
@@ -1111,8 +1256,8 @@ mod tests {
             relay: r(),
             remote: r(),
             on_us: r(),
-            remote_secure: Some(r()),
-            on_us_secure: Some(r()),
+            remote_secure: None,
+            on_us_secure: None,
             remote_tls: None,
             on_us_tls: None,
             relay_codec: None,
@@ -1120,19 +1265,31 @@ mod tests {
             relay_durable2: None,
             ladder_records_per_commit: None,
         };
-        let mut g = GridReport {
+        GridReport {
             date: "2026-11-27".into(),
             sync: "always",
             group_commit_delay_us: 0,
             remote_links: 1,
             metrics: true,
+            client_runtime: false,
             command: "loadgen grid".into(),
             machine: "2 cores".into(),
             cards: 100,
             warmup_s: 1.0,
             duration_s: 2.0,
             rows: vec![row],
-        };
+        }
+    }
+
+    /// The sections beside the grid: the cost of security reads as it always has (its text is
+    /// pinned here, as the benchmarks document holds it), the cost of TLS has its own tag and
+    /// check line, and a grid run without either writes neither.
+    #[test]
+    fn the_sections_beside_the_grid() {
+        let r = crate::loadgen::report::tests::small_report;
+        let mut g = one_row_grid();
+        g.rows[0].remote_secure = Some(r());
+        g.rows[0].on_us_secure = Some(r());
         assert!(tls_markdown(&g).is_none());
         let sec = security_markdown(&g).expect("security section");
         let want = "Measured 2026-11-27 with `loadgen grid` on a machine of 2 cores, in the same run \
@@ -1188,6 +1345,81 @@ mod tests {
             "{tls}"
         );
         assert!(tls.ends_with(&format!("{TLS_END_MARKER}\n")), "{tls}");
+    }
+
+    /// The grid's CPU table: the process's time per answer alone when the client shared the
+    /// servers' runtime; with the client on its own, its share, the servers' and their ratios.
+    #[test]
+    fn the_cpu_table_with_and_without_the_client_apart() {
+        let r = crate::loadgen::report::tests::small_report;
+        let mut g = one_row_grid();
+        // 800 answers in each report's window.
+        g.rows[0].relay.set_cpu(Some(2_400), None);
+        g.rows[0].remote.set_cpu(Some(8_000), None);
+        g.rows[0].on_us.set_cpu(Some(5_600), None);
+        let md = markdown(&g);
+        assert!(
+            md.contains("the load generator (on the same runtime as the servers);"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| C×P | relay CPU µs/answer | remote CPU µs/answer | on-us CPU µs/answer |"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("| 16×16 | 3.0 | 10.0 | 7.0 |"), "{md}");
+        assert!(!md.contains("servers: remote ÷ relay"), "{md}");
+
+        g.client_runtime = true;
+        g.rows[0].relay.set_cpu(Some(2_400), Some(1_600));
+        g.rows[0].remote.set_cpu(Some(8_000), Some(2_000));
+        // The on-us run alone without the split: the table cannot split any row.
+        let md = markdown(&g);
+        assert!(md.contains("| 16×16 | 3.0 | 10.0 | 7.0 |"), "{md}");
+        g.rows[0].on_us.set_cpu(Some(5_600), Some(1_600));
+        let md = markdown(&g);
+        assert!(
+            md.contains("the load generator (on a runtime of its own"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| C×P | process: relay | remote | on-us | load client: relay |"),
+            "{md}"
+        );
+        // Servers: relay 1.0, remote 7.5, on-us 5.0 µs per answer.
+        assert!(
+            md.contains(
+                "| 16×16 | 3.0 | 10.0 | 7.0 | 2.0 | 2.5 | 2.0 | 1.0 | 7.5 | 5.0 | 0.13 | 0.20 |"
+            ),
+            "{md}"
+        );
+
+        // The ladder: no section without its runs; the servers' column only when every run
+        // of it was split.
+        assert!(ladder_markdown(&g).is_none());
+        let step = |process: u64, client: Option<u64>| {
+            let mut x = r();
+            x.set_cpu(Some(process), client);
+            Some(x)
+        };
+        g.rows[0].relay_codec = step(3_200, Some(1_600));
+        g.rows[0].relay_durable = step(4_000, Some(1_600));
+        g.rows[0].relay_durable2 = step(4_800, None);
+        g.rows[0].ladder_records_per_commit = Some(12.25);
+        let ladder = ladder_markdown(&g).expect("ladder section");
+        assert!(!ladder.contains("servers' CPU µs"), "{ladder}");
+        assert!(
+            ladder.contains("| 16×16 | 400 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 | 3.0 → 4.0 → 5.0 → 6.0; 7.0, 10.0 | 0.99 ms, 0.99 ms | 12.2 |"),
+            "{ladder}"
+        );
+        g.rows[0].relay_durable2 = step(4_800, Some(1_600));
+        let ladder = ladder_markdown(&g).expect("ladder section");
+        assert!(ladder.contains("and the servers' alone"), "{ladder}");
+        assert!(
+            ladder.contains("| 3.0 → 4.0 → 5.0 → 6.0; 7.0, 10.0 | 1.0 → 2.0 → 3.0 → 4.0; 5.0, 7.5 | 0.99 ms, 0.99 ms | 12.2 |"),
+            "{ladder}"
+        );
     }
 
     #[test]

@@ -159,6 +159,14 @@ pub struct RunReport {
     pub cpu_us: Option<u64>,
     /// `cpu_us` per answer in the measured window, microseconds.
     pub cpu_us_per_answer: Option<f64>,
+    /// The part of `cpu_us` spent on the load client's own threads, when it ran on a runtime of
+    /// its own (`loadgen grid`), microseconds; `None` otherwise.
+    pub client_cpu_us: Option<u64>,
+    /// `client_cpu_us` per answer in the measured window, microseconds.
+    pub client_cpu_us_per_answer: Option<f64>,
+    /// `cpu_us` less `client_cpu_us`, per answer: what the servers in the process (switch,
+    /// issuer host, relay, echo backend) spent, without the client that loads them.
+    pub servers_cpu_us_per_answer: Option<f64>,
     /// `--watch-pid`: the process watched and its resident set size in KiB, sampled about every
     /// second from the start (warmup first).
     pub watched_pid: Option<u32>,
@@ -297,6 +305,9 @@ impl RunReport {
             throughput_at_s: p.per_second_at_s,
             cpu_us: None,
             cpu_us_per_answer: None,
+            client_cpu_us: None,
+            client_cpu_us_per_answer: None,
+            servers_cpu_us_per_answer: None,
             watched_pid: None,
             watched_rss_kib: Vec::new(),
             watched_rss_at_s: Vec::new(),
@@ -324,12 +335,21 @@ impl RunReport {
         Some((first, *s.last()?, s.iter().copied().max()?))
     }
 
-    /// Records the process CPU time spent inside the measured window.
-    pub fn set_cpu(&mut self, cpu_us: Option<u64>) {
+    /// Records the CPU time spent inside the measured window: the process's, and the part of it
+    /// on the load client's own threads when that is known. A client share above the process's
+    /// is not a measurement: it is dropped.
+    pub fn set_cpu(&mut self, cpu_us: Option<u64>, client_cpu_us: Option<u64>) {
+        let per_answer = |us: u64| {
+            (self.answered_in_window > 0).then(|| us as f64 / self.answered_in_window as f64)
+        };
+        let client_cpu_us = client_cpu_us.filter(|c| cpu_us.is_some_and(|p| *c <= p));
         self.cpu_us = cpu_us;
-        self.cpu_us_per_answer = cpu_us
-            .filter(|_| self.answered_in_window > 0)
-            .map(|us| us as f64 / self.answered_in_window as f64);
+        self.cpu_us_per_answer = cpu_us.and_then(per_answer);
+        self.client_cpu_us = client_cpu_us;
+        self.client_cpu_us_per_answer = client_cpu_us.and_then(per_answer);
+        self.servers_cpu_us_per_answer = cpu_us
+            .zip(client_cpu_us)
+            .and_then(|(p, c)| per_answer(p - c));
     }
 
     /// True when every request was answered as the model says, and (open loop) none was left
@@ -379,12 +399,27 @@ impl RunReport {
             thousands(self.tps.round() as u64),
             thousands(self.answered_in_window)
         );
-        if let (Some(cpu), Some(per)) = (self.cpu_us, self.cpu_us_per_answer) {
-            let _ = writeln!(
-                s,
-                "  cpu          {per:.1} us per answer ({:.2} s of CPU in the window, this process only: the load generator's own, and the stack's too when it runs in-process as in `grid`)",
-                cpu as f64 / 1e6
-            );
+        match (
+            self.cpu_us,
+            self.cpu_us_per_answer,
+            self.client_cpu_us_per_answer,
+            self.servers_cpu_us_per_answer,
+        ) {
+            (Some(cpu), Some(per), Some(client), Some(servers)) => {
+                let _ = writeln!(
+                    s,
+                    "  cpu          {per:.1} us per answer ({:.2} s of CPU in the window, this process): load client {client:.1}, servers in the process {servers:.1}",
+                    cpu as f64 / 1e6
+                );
+            }
+            (Some(cpu), Some(per), ..) => {
+                let _ = writeln!(
+                    s,
+                    "  cpu          {per:.1} us per answer ({:.2} s of CPU in the window, this process only: the load generator's own, and the stack's too when it runs in-process as in `grid`)",
+                    cpu as f64 / 1e6
+                );
+            }
+            _ => {}
         }
         if let (Some(pid), Some((first, last, max))) =
             (self.watched_pid, self.watched_rss_summary())
@@ -578,6 +613,40 @@ pub(crate) mod tests {
         // A run that ended before its warmup did: the last sample stands in.
         r.set_watched_rss(7, vec![100, 200, 150], vec![0.5, 1.5, 1.8]);
         assert_eq!(r.watched_rss_summary(), Some((150, 150, 200)));
+    }
+
+    /// The CPU in the window, split when the client ran on threads of its own: per answer,
+    /// printed, and in the JSON; a client share above the process's is dropped, not printed.
+    #[test]
+    fn the_cpu_of_the_window_split_between_client_and_servers() {
+        let mut r = small_report();
+        r.set_cpu(Some(8_000), Some(2_000));
+        assert_eq!(r.cpu_us_per_answer, Some(10.0));
+        assert_eq!(r.client_cpu_us_per_answer, Some(2.5));
+        assert_eq!(r.servers_cpu_us_per_answer, Some(7.5));
+        let text = r.to_text();
+        assert!(
+            text.contains(
+                "cpu          10.0 us per answer (0.01 s of CPU in the window, this process): load client 2.5, servers in the process 7.5"
+            ),
+            "{text}"
+        );
+        let json = serde_json::to_string(&r).expect("json");
+        assert!(json.contains("\"servers_cpu_us_per_answer\":7.5"), "{json}");
+
+        r.set_cpu(Some(1_000), Some(2_000));
+        assert_eq!(r.cpu_us_per_answer, Some(1.25));
+        assert_eq!(r.client_cpu_us, None);
+        assert_eq!(r.servers_cpu_us_per_answer, None);
+        assert!(r.to_text().contains("this process only"), "{}", r.to_text());
+
+        r.set_cpu(Some(1_000), None);
+        assert_eq!(r.servers_cpu_us_per_answer, None);
+        r.answered_in_window = 0;
+        r.set_cpu(Some(1_000), Some(500));
+        assert_eq!(r.cpu_us_per_answer, None);
+        assert_eq!(r.client_cpu_us, Some(500));
+        assert_eq!(r.servers_cpu_us_per_answer, None);
     }
 
     #[test]

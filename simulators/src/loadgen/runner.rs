@@ -51,6 +51,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -461,7 +462,10 @@ pub async fn run(opts: &RunOptions, mix: Arc<Mix>) -> Result<RunReport, RunError
         (samples.per_second, samples.middle_s),
         template,
     );
-    report.set_cpu(cpu_window);
+    report.set_cpu(
+        cpu_window.map(|w| w.process),
+        cpu_window.and_then(|w| w.client),
+    );
     if let Some(pid) = opts.watch_pid {
         report.set_watched_rss(pid, samples.rss_kib, samples.rss_at_s);
     }
@@ -952,9 +956,10 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
 }
 
 /// The process's CPU time (user + system, every thread) spent inside the measured window, in
-/// microseconds. Waiting for the window's edges is measurement, not synchronisation: nothing
-/// depends on it but this figure. `None` where `getrusage` fails.
-async fn cpu_over_window(ctx: Arc<Ctx>) -> Option<u64> {
+/// microseconds, and the part of it spent on the load client's own threads ([`client_cpu_us`])
+/// when they can be told apart. Waiting for the window's edges is measurement, not
+/// synchronisation: nothing depends on it but this figure. `None` where `getrusage` fails.
+async fn cpu_over_window(ctx: Arc<Ctx>) -> Option<WindowCpu> {
     let mut stopped = ctx.stopped.subscribe();
     let mut tasks_done = ctx.tasks_done.subscribe();
     // Every connection gone before the window even began: nothing to measure.
@@ -968,13 +973,99 @@ async fn cpu_over_window(ctx: Arc<Ctx>) -> Option<u64> {
         return None;
     }
     let before = process_cpu_us()?;
+    let client_before = client_cpu_us();
     tokio::select! {
         () = tokio::time::sleep_until(ctx.end().into()) => {}
         _ = stopped.wait_for(|s| *s) => {}
         // The connections ended early (the target closed them): the CPU so far.
         _ = tasks_done.wait_for(|d| *d) => {}
     }
-    Some(process_cpu_us()?.saturating_sub(before))
+    let client_after = client_cpu_us();
+    let process = process_cpu_us()?.saturating_sub(before);
+    let client = match (client_before, client_after) {
+        // Read between the process's two readings, so never more than it; the minimum guards
+        // the difference in the two clocks' granularity.
+        (Some(b), Some(a)) => Some(a.saturating_sub(b).min(process)),
+        _ => None,
+    };
+    Some(WindowCpu { process, client })
+}
+
+/// CPU time spent inside the measured window, microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowCpu {
+    /// Every thread of the process.
+    pub process: u64,
+    /// The load client's threads only, when it runs on threads of its own ([`CLIENT_THREAD`]).
+    pub client: Option<u64>,
+}
+
+/// The name of the load client's threads when it runs on a runtime of its own (`loadgen grid`
+/// does), so that its CPU time can be told from the servers' in the same process. At most 15
+/// bytes: Linux keeps no more of a thread's name.
+pub const CLIENT_THREAD: &str = "loadgen-client";
+
+/// The names of every thread that belongs to the load client: its runtime's, and the open
+/// loop's pacer.
+const CLIENT_THREADS: [&str; 2] = [CLIENT_THREAD, "loadgen-pacer"];
+
+/// CPU time so far of the live threads of this process named [`CLIENT_THREAD`] or `loadgen-pacer`,
+/// microseconds; `None` when there is none (the client shares the runtime with whatever else
+/// runs in the process) or `/proc` cannot be read (not Linux).
+pub fn client_cpu_us() -> Option<u64> {
+    threads_cpu_us(&CLIENT_THREADS)
+}
+
+/// CPU time so far of the live threads of this process whose name is one of `names`,
+/// microseconds, from `/proc/self/task/*/schedstat` (the scheduler's nanosecond count of time on
+/// a CPU, user and system alike; `stat`'s ticks are 10 ms, too coarse for a 5 s window). `None`
+/// when no thread has one of the names. A thread that ends takes its time with it, so the
+/// threads measured must outlive the window.
+pub fn threads_cpu_us(names: &[&str]) -> Option<u64> {
+    let mut total_ns: u64 = 0;
+    let mut found = false;
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let dir = task.path();
+        // A thread that ended since the listing: skip it.
+        let Ok(comm) = std::fs::read_to_string(dir.join("comm")) else {
+            continue;
+        };
+        if !names.contains(&comm.trim_end_matches('\n')) {
+            continue;
+        }
+        if let Some(ns) = thread_cpu_ns(&dir) {
+            total_ns = total_ns.saturating_add(ns);
+            found = true;
+        }
+    }
+    found.then_some(total_ns / 1000)
+}
+
+/// One thread's CPU time so far, nanoseconds, from its `/proc/self/task/TID` folder.
+fn thread_cpu_ns(dir: &Path) -> Option<u64> {
+    let sched = std::fs::read_to_string(dir.join("schedstat")).ok()?;
+    let fields: Vec<u64> = sched
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // A kernel that keeps no scheduler statistics prints zeros; a thread that ever ran has
+    // been scheduled at least once (the third field), so zero there means "not kept", and the
+    // coarser `stat` ticks stand in rather than a CPU time of nothing.
+    if let [ns, _, scheduled, ..] = fields[..]
+        && scheduled > 0
+    {
+        return Some(ns);
+    }
+    let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+    // The name in parentheses may hold spaces: fields are counted after its closing one.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut f = rest.split_whitespace().skip(11);
+    let (utime, stime): (u64, u64) = (f.next()?.parse().ok()?, f.next()?.parse().ok()?);
+    // SAFETY: sysconf reads a constant of the system.
+    let ticks = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
+        .ok()
+        .filter(|t| *t > 0)?;
+    Some((utime + stime) * 1_000_000_000 / ticks)
 }
 
 /// User plus system CPU time of the whole process so far, microseconds.
@@ -1069,4 +1160,70 @@ fn merge(
         per_second,
         per_second_at_s,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// This thread's own CPU time so far, microseconds.
+    fn own_cpu_us() -> u64 {
+        // SAFETY: clock_gettime only writes the struct we pass, which is plain old data.
+        let mut t: libc::timespec = unsafe { std::mem::zeroed() };
+        assert_eq!(
+            unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) },
+            0
+        );
+        u64::try_from(t.tv_sec).unwrap() * 1_000_000 + u64::try_from(t.tv_nsec).unwrap() / 1000
+    }
+
+    /// Threads are found by name, and their CPU time is the scheduler's: a thread that has
+    /// spent 30 ms on a CPU reads as at least that; a name no thread has reads as none.
+    #[test]
+    fn the_cpu_time_of_threads_by_name() {
+        const NAME: &str = "cpu-test-spin";
+        let (spent_tx, spent_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let spinner = std::thread::Builder::new()
+            .name(NAME.into())
+            .spawn(move || {
+                let mut x = 1u64;
+                while own_cpu_us() < 30_000 {
+                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                }
+                spent_tx.send(own_cpu_us()).unwrap();
+                // Alive until read: a thread that ends takes its time with it.
+                done_rx.recv().unwrap();
+                x
+            })
+            .unwrap();
+        let spent = spent_rx.recv().unwrap();
+        let read = threads_cpu_us(&[NAME]).expect("the spinning thread");
+        assert!(
+            read >= spent,
+            "read {read} us, the thread had spent {spent} us"
+        );
+        assert!(read >= 30_000, "{read}");
+        assert_eq!(threads_cpu_us(&["no-such-thread"]), None);
+        done_tx.send(()).unwrap();
+        spinner.join().unwrap();
+    }
+
+    /// Where the kernel keeps no scheduler statistics (`schedstat` all zeros), a thread's time
+    /// comes from `stat`'s ticks, counted past a name that holds spaces and parentheses.
+    #[test]
+    fn a_thread_time_without_scheduler_statistics() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("schedstat"), "0 0 0\n").unwrap();
+        std::fs::write(
+            dir.path().join("stat"),
+            "4242 (a (b) c) S 1 1 1 0 -1 4194304 10 0 0 0 250 50 0 0 20 0 1 0 5 0 0\n",
+        )
+        .unwrap();
+        // SAFETY: sysconf reads a constant of the system.
+        let ticks = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).unwrap();
+        assert_eq!(thread_cpu_ns(dir.path()), Some(300 * 1_000_000_000 / ticks));
+        std::fs::write(dir.path().join("schedstat"), "123456 789 3\n").unwrap();
+        assert_eq!(thread_cpu_ns(dir.path()), Some(123_456));
+    }
 }
