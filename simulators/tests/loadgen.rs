@@ -73,15 +73,34 @@ async fn every_answer_matches_the_model_under_load() {
     // Both issuers at once, then each alone: the remote path and the on-us path.
     let mut mixes = vec![data.mix.clone()];
     mixes.extend(data.issuers.iter().map(|g| g.mix.clone()));
-    for path in mixes {
+    for (i, path) in mixes.into_iter().enumerate() {
         let mix = Arc::new(Mix::load(&path, today).expect("mix"));
-        let r = run(
-            &options(stack.addr().to_string(), Expect::Switch, Some(400)),
-            mix,
-        )
-        .await
-        .expect("run");
+        let mut o = options(stack.addr().to_string(), Expect::Switch, Some(400));
+        // The first run watches the process the stack runs in (this one), as `--watch-pid`
+        // watches a switch run apart.
+        let watched = (i == 0).then(std::process::id);
+        o.watch_pid = watched;
+        let r = run(&o, mix).await.expect("run");
         assert_clean(&r);
+        if let Some(pid) = watched {
+            assert_eq!(r.watched_pid, Some(pid));
+            assert!(!r.watched_rss_kib.is_empty(), "{}", r.to_text());
+            // The same process's CPU as `getrusage` gives it, in ticks of 10 ms: within a
+            // tick at each edge of the window.
+            let (watched_us, own_us) = (r.watched_cpu_us.unwrap(), r.cpu_us.unwrap());
+            assert!(watched_us > 0, "{}", r.to_text());
+            assert!(
+                watched_us.abs_diff(own_us) <= 30_000,
+                "{watched_us} against {own_us} us"
+            );
+            assert!(
+                r.to_text().contains("cpu watched  process"),
+                "{}",
+                r.to_text()
+            );
+        } else {
+            assert_eq!(r.watched_cpu_us, None);
+        }
         // The mix's declines did come back as such (1% each, over some hundreds of requests).
         assert!(
             r.response_codes.get("00").copied().unwrap_or(0) > 0,

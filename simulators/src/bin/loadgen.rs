@@ -167,7 +167,8 @@ struct RunArgs {
     /// `acquirer:<acquirer>:zpk`).
     #[arg(long, requires = "keys")]
     pin_key: Option<String>,
-    /// Sample this process's resident set size every second (e.g. the switch's, for a soak).
+    /// Sample this process's resident set size every second (e.g. the switch's, for a soak),
+    /// and report its CPU time per answer in the measured window.
     #[arg(long)]
     watch_pid: Option<u32>,
     /// Close each connection after this many requests and open a new one (with TLS, a new

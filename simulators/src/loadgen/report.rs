@@ -173,6 +173,11 @@ pub struct RunReport {
     pub watched_rss_kib: Vec<u64>,
     /// When each `watched_rss_kib` sample was read, in seconds since the start.
     pub watched_rss_at_s: Vec<f64>,
+    /// `--watch-pid`: that process's CPU time inside the measured window (every thread of it,
+    /// from `/proc/<pid>/stat`, in 10 ms ticks), microseconds, and per answer: the switch's own
+    /// CPU when it runs as a process apart.
+    pub watched_cpu_us: Option<u64>,
+    pub watched_cpu_us_per_answer: Option<f64>,
 }
 
 /// What the runner hands over to build a report.
@@ -311,6 +316,8 @@ impl RunReport {
             watched_pid: None,
             watched_rss_kib: Vec::new(),
             watched_rss_at_s: Vec::new(),
+            watched_cpu_us: None,
+            watched_cpu_us_per_answer: None,
         }
     }
 
@@ -320,6 +327,17 @@ impl RunReport {
         self.watched_pid = Some(pid);
         self.watched_rss_kib = samples_kib;
         self.watched_rss_at_s = at_s;
+    }
+
+    /// Records the watched process's CPU time inside the measured window.
+    pub fn set_watched_cpu(&mut self, cpu_us: Option<u64>) {
+        self.watched_cpu_us = cpu_us;
+        self.watched_cpu_us_per_answer = cpu_us.and_then(|us| self.per_answer(us));
+    }
+
+    /// `us` per answer in the measured window; `None` when nothing was answered in it.
+    fn per_answer(&self, us: u64) -> Option<f64> {
+        (self.answered_in_window > 0).then(|| us as f64 / self.answered_in_window as f64)
     }
 
     /// The watched process's RSS in KiB: (first sample read after the warmup, last, maximum).
@@ -339,17 +357,14 @@ impl RunReport {
     /// on the load client's own threads when that is known. A client share above the process's
     /// is not a measurement: it is dropped.
     pub fn set_cpu(&mut self, cpu_us: Option<u64>, client_cpu_us: Option<u64>) {
-        let per_answer = |us: u64| {
-            (self.answered_in_window > 0).then(|| us as f64 / self.answered_in_window as f64)
-        };
         let client_cpu_us = client_cpu_us.filter(|c| cpu_us.is_some_and(|p| *c <= p));
         self.cpu_us = cpu_us;
-        self.cpu_us_per_answer = cpu_us.and_then(per_answer);
+        self.cpu_us_per_answer = cpu_us.and_then(|us| self.per_answer(us));
         self.client_cpu_us = client_cpu_us;
-        self.client_cpu_us_per_answer = client_cpu_us.and_then(per_answer);
+        self.client_cpu_us_per_answer = client_cpu_us.and_then(|us| self.per_answer(us));
         self.servers_cpu_us_per_answer = cpu_us
             .zip(client_cpu_us)
-            .and_then(|(p, c)| per_answer(p - c));
+            .and_then(|(p, c)| self.per_answer(p - c));
     }
 
     /// True when every request was answered as the model says, and (open loop) none was left
@@ -432,6 +447,17 @@ impl RunReport {
                 mib(last),
                 mib(max),
                 self.watched_rss_kib.len()
+            );
+        }
+        if let (Some(pid), Some(cpu), Some(per)) = (
+            self.watched_pid,
+            self.watched_cpu_us,
+            self.watched_cpu_us_per_answer,
+        ) {
+            let _ = writeln!(
+                s,
+                "  cpu watched  process {pid}: {per:.1} us per answer ({:.2} s of CPU in the window, every thread of it)",
+                cpu as f64 / 1e6
             );
         }
         let l = &self.latency;
@@ -642,6 +668,18 @@ pub(crate) mod tests {
 
         r.set_cpu(Some(1_000), None);
         assert_eq!(r.servers_cpu_us_per_answer, None);
+
+        // The watched process (the switch run apart): its own line.
+        r.set_watched_rss(7, vec![100], vec![2.5]);
+        r.set_watched_cpu(Some(16_000));
+        assert_eq!(r.watched_cpu_us_per_answer, Some(20.0));
+        let text = r.to_text();
+        assert!(
+            text.contains("  cpu watched  process 7: 20.0 us per answer (0.02 s of CPU in the window, every thread of it)"),
+            "{text}"
+        );
+        r.set_watched_cpu(None);
+        assert!(!r.to_text().contains("cpu watched"));
         r.answered_in_window = 0;
         r.set_cpu(Some(1_000), Some(500));
         assert_eq!(r.cpu_us_per_answer, None);

@@ -423,7 +423,7 @@ pub async fn run(opts: &RunOptions, mix: Arc<Mix>) -> Result<RunReport, RunError
             ctx.stop_now();
         })
     });
-    let cpu_meter = tokio::spawn(cpu_over_window(Arc::clone(&ctx)));
+    let cpu_meter = tokio::spawn(cpu_over_window(Arc::clone(&ctx), opts.watch_pid));
     let tasks: Vec<_> = clients
         .into_iter()
         .enumerate()
@@ -468,6 +468,7 @@ pub async fn run(opts: &RunOptions, mix: Arc<Mix>) -> Result<RunReport, RunError
     );
     if let Some(pid) = opts.watch_pid {
         report.set_watched_rss(pid, samples.rss_kib, samples.rss_at_s);
+        report.set_watched_cpu(cpu_window.and_then(|w| w.watched));
     }
     Ok(report)
 }
@@ -959,7 +960,7 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
 /// microseconds, and the part of it spent on the load client's own threads ([`client_cpu_us`])
 /// when they can be told apart. Waiting for the window's edges is measurement, not
 /// synchronisation: nothing depends on it but this figure. `None` where `getrusage` fails.
-async fn cpu_over_window(ctx: Arc<Ctx>) -> Option<WindowCpu> {
+async fn cpu_over_window(ctx: Arc<Ctx>, watch_pid: Option<u32>) -> Option<WindowCpu> {
     let mut stopped = ctx.stopped.subscribe();
     let mut tasks_done = ctx.tasks_done.subscribe();
     // Every connection gone before the window even began: nothing to measure.
@@ -974,12 +975,14 @@ async fn cpu_over_window(ctx: Arc<Ctx>) -> Option<WindowCpu> {
     }
     let before = process_cpu_us()?;
     let client_before = client_cpu_us();
+    let watched_before = watch_pid.and_then(pid_cpu_us);
     tokio::select! {
         () = tokio::time::sleep_until(ctx.end().into()) => {}
         _ = stopped.wait_for(|s| *s) => {}
         // The connections ended early (the target closed them): the CPU so far.
         _ = tasks_done.wait_for(|d| *d) => {}
     }
+    let watched_after = watch_pid.and_then(pid_cpu_us);
     let client_after = client_cpu_us();
     let process = process_cpu_us()?.saturating_sub(before);
     let client = match (client_before, client_after) {
@@ -988,7 +991,14 @@ async fn cpu_over_window(ctx: Arc<Ctx>) -> Option<WindowCpu> {
         (Some(b), Some(a)) => Some(a.saturating_sub(b).min(process)),
         _ => None,
     };
-    Some(WindowCpu { process, client })
+    Some(WindowCpu {
+        process,
+        client,
+        // A watched process that went away in the window has no figure.
+        watched: watched_before
+            .zip(watched_after)
+            .map(|(b, a)| a.saturating_sub(b)),
+    })
 }
 
 /// CPU time spent inside the measured window, microseconds.
@@ -998,6 +1008,8 @@ pub struct WindowCpu {
     pub process: u64,
     /// The load client's threads only, when it runs on threads of its own ([`CLIENT_THREAD`]).
     pub client: Option<u64>,
+    /// The process `--watch-pid` names (the switch, run apart), every thread of it.
+    pub watched: Option<u64>,
 }
 
 /// The name of the load client's threads when it runs on a runtime of its own (`loadgen grid`
@@ -1056,7 +1068,19 @@ fn thread_cpu_ns(dir: &Path) -> Option<u64> {
     {
         return Some(ns);
     }
-    let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+    stat_cpu_ns(&std::fs::read_to_string(dir.join("stat")).ok()?)
+}
+
+/// CPU time so far of process `pid`, every thread of it (those that ended included),
+/// microseconds, from `/proc/<pid>/stat`: clock ticks, 10 ms on Linux, so over a window of
+/// seconds the figure is good to a few tenths of a percent of a busy process. `None` when the
+/// process is gone or the file cannot be read (not Linux).
+pub fn pid_cpu_us(pid: u32) -> Option<u64> {
+    stat_cpu_ns(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?).map(|ns| ns / 1000)
+}
+
+/// User plus system time of a `/proc/.../stat` line, nanoseconds.
+fn stat_cpu_ns(stat: &str) -> Option<u64> {
     // The name in parentheses may hold spaces: fields are counted after its closing one.
     let rest = &stat[stat.rfind(')')? + 1..];
     let mut f = rest.split_whitespace().skip(11);
@@ -1225,5 +1249,31 @@ mod tests {
         assert_eq!(thread_cpu_ns(dir.path()), Some(300 * 1_000_000_000 / ticks));
         std::fs::write(dir.path().join("schedstat"), "123456 789 3\n").unwrap();
         assert_eq!(thread_cpu_ns(dir.path()), Some(123_456));
+    }
+
+    /// A watched process's CPU time is its whole `stat` line's: this process, read after a
+    /// thread of it spent 30 ms and ended, counts that thread's time too; a process that is
+    /// not there reads as none.
+    #[test]
+    fn the_cpu_time_of_a_process_by_pid() {
+        let me = std::process::id();
+        let before = pid_cpu_us(me).expect("this process");
+        let spent = std::thread::spawn(|| {
+            let mut x = 1u64;
+            while own_cpu_us() < 30_000 {
+                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+            }
+            own_cpu_us()
+        })
+        .join()
+        .unwrap();
+        let after = pid_cpu_us(me).expect("this process");
+        // Ticks of 10 ms: the thread's 30 ms show as at least two of them.
+        assert!(
+            after.saturating_sub(before) >= 20_000,
+            "{before} -> {after} us, the thread spent {spent} us"
+        );
+        // Past the kernel's largest pid (4,194,304): no such process.
+        assert_eq!(pid_cpu_us(u32::MAX), None);
     }
 }
