@@ -699,20 +699,8 @@ async fn grid_cmd(a: GridArgs, scheduling: Scheduling) -> ExitCode {
     {
         return usage(format!("metrics recorder: {e}"));
     }
-    let client = if a.shared_runtime {
-        None
-    } else {
-        match tokio::runtime::Builder::new_multi_thread()
-            .thread_name(CLIENT_THREAD)
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => Some(ClientRuntime(Some(rt))),
-            Err(e) => return usage(format!("cannot start the load client's runtime: {e}")),
-        }
-    };
-    let opts = GridOptions {
-        client: client.as_ref().and_then(ClientRuntime::handle),
+    let mut opts = GridOptions {
+        client: None,
         points: a.points.0,
         warmup: Duration::from_secs(a.warmup_s),
         duration: Duration::from_secs(a.duration_s),
@@ -762,6 +750,20 @@ async fn grid_cmd(a: GridArgs, scheduling: Scheduling) -> ExitCode {
     {
         return usage(e);
     }
+    // Once the arguments are known to be good: its threads are no use to a usage error.
+    let client = if a.shared_runtime {
+        None
+    } else {
+        match tokio::runtime::Builder::new_multi_thread()
+            .thread_name(CLIENT_THREAD)
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => Some(ClientRuntime(Some(rt))),
+            Err(e) => return usage(format!("cannot start the load client's runtime: {e}")),
+        }
+    };
+    opts.client = client.as_ref().and_then(ClientRuntime::handle);
     let report = match run_grid(&opts).await {
         Ok(r) => r,
         Err(e) => return usage(e),

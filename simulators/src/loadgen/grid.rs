@@ -32,7 +32,7 @@
 //! The load client runs on a tokio runtime of its own when the caller gives one
 //! ([`GridOptions::client`]; `loadgen grid` does unless `--shared-runtime`): its threads carry a
 //! name of their own ([`CLIENT_THREAD`]), so each run's CPU time splits into the client's share
-//! and the servers' (`super::runner::client_cpu_us`). The client's share is in both terms of every
+//! and the servers' (`super::runner::client_threads_cpu`). The client's share is in both terms of every
 //! TPS ratio, which pulls each towards 1; the servers' ratio, their CPU per answer set against
 //! each other, is the one the client does not flatter.
 //!
@@ -318,10 +318,16 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
                     };
                     let mix = Arc::clone(mix);
                     let r = match &opts.client {
-                        Some(client) => client
-                            .spawn(async move { run(&o, mix).await })
-                            .await
-                            .map_err(|e| GridError::Setup(format!("load client task: {e}")))??,
+                        Some(client) => {
+                            match client.spawn(async move { run(&o, mix).await }).await {
+                                Ok(r) => r?,
+                                // A panic in the run is the run's, as it would be inline.
+                                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                                Err(e) => {
+                                    return Err(GridError::Setup(format!("load client task: {e}")));
+                                }
+                            }
+                        }
                         None => run(&o, mix).await?,
                     };
                     if opts.progress {
@@ -775,7 +781,7 @@ fn cpu_table(g: &GridReport, s: &mut String) {
         );
         let _ = writeln!(
             s,
-            "| C×P | process: relay | remote | on-us | load client: relay | remote | on-us | servers: relay | remote | on-us | servers: remote ÷ relay | servers: on-us ÷ relay |"
+            "| C×P | process: relay | remote | on-us | load client: relay | remote | on-us | servers: relay | remote | on-us | servers µs: relay ÷ remote | servers µs: relay ÷ on-us |"
         );
         let _ = writeln!(
             s,
@@ -1347,6 +1353,16 @@ mod tests {
         assert!(tls.ends_with(&format!("{TLS_END_MARKER}\n")), "{tls}");
     }
 
+    /// The `|` count of each line of the table whose header starts with `header`: the same on
+    /// every line when header, separator and rows have as many cells.
+    fn table_bars(md: &str, header: &str) -> Vec<usize> {
+        md.lines()
+            .skip_while(|l| !l.starts_with(header))
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| l.matches('|').count())
+            .collect()
+    }
+
     /// The grid's CPU table: the process's time per answer alone when the client shared the
     /// servers' runtime; with the client on its own, its share, the servers' and their ratios.
     #[test]
@@ -1369,7 +1385,8 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("| 16×16 | 3.0 | 10.0 | 7.0 |"), "{md}");
-        assert!(!md.contains("servers: remote ÷ relay"), "{md}");
+        assert!(!md.contains("servers µs: relay ÷ remote"), "{md}");
+        assert_eq!(table_bars(&md, "| C×P | relay CPU"), [5; 3]);
 
         g.client_runtime = true;
         g.rows[0].relay.set_cpu(Some(2_400), Some(1_600));
@@ -1387,6 +1404,7 @@ mod tests {
             md.contains("| C×P | process: relay | remote | on-us | load client: relay |"),
             "{md}"
         );
+        assert_eq!(table_bars(&md, "| C×P | process:"), [13; 3]);
         // Servers: relay 1.0, remote 7.5, on-us 5.0 µs per answer.
         assert!(
             md.contains(
@@ -1409,6 +1427,7 @@ mod tests {
         g.rows[0].ladder_records_per_commit = Some(12.25);
         let ladder = ladder_markdown(&g).expect("ladder section");
         assert!(!ladder.contains("servers' CPU µs"), "{ladder}");
+        assert_eq!(table_bars(&ladder, "| C×P | relay TPS"), [11; 3]);
         assert!(
             ladder.contains("| 16×16 | 400 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 | 3.0 → 4.0 → 5.0 → 6.0; 7.0, 10.0 | 0.99 ms, 0.99 ms | 12.2 |"),
             "{ladder}"
@@ -1416,6 +1435,7 @@ mod tests {
         g.rows[0].relay_durable2 = step(4_800, Some(1_600));
         let ladder = ladder_markdown(&g).expect("ladder section");
         assert!(ladder.contains("and the servers' alone"), "{ladder}");
+        assert_eq!(table_bars(&ladder, "| C×P | relay TPS"), [12; 3]);
         assert!(
             ladder.contains("| 3.0 → 4.0 → 5.0 → 6.0; 7.0, 10.0 | 1.0 → 2.0 → 3.0 → 4.0; 5.0, 7.5 | 0.99 ms, 0.99 ms | 12.2 |"),
             "{ladder}"

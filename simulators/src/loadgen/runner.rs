@@ -957,7 +957,7 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
 }
 
 /// The process's CPU time (user + system, every thread) spent inside the measured window, in
-/// microseconds, and the part of it spent on the load client's own threads ([`client_cpu_us`])
+/// microseconds, and the part of it spent on the load client's own threads ([`client_threads_cpu`])
 /// when they can be told apart. Waiting for the window's edges is measurement, not
 /// synchronisation: nothing depends on it but this figure. `None` where `getrusage` fails.
 async fn cpu_over_window(ctx: Arc<Ctx>, watch_pid: Option<u32>) -> Option<WindowCpu> {
@@ -974,7 +974,7 @@ async fn cpu_over_window(ctx: Arc<Ctx>, watch_pid: Option<u32>) -> Option<Window
         return None;
     }
     let before = process_cpu_us()?;
-    let client_before = client_cpu_us();
+    let client_before = client_threads_cpu();
     let watched_before = watch_pid.and_then(pid_cpu_us);
     tokio::select! {
         () = tokio::time::sleep_until(ctx.end().into()) => {}
@@ -983,14 +983,11 @@ async fn cpu_over_window(ctx: Arc<Ctx>, watch_pid: Option<u32>) -> Option<Window
         _ = tasks_done.wait_for(|d| *d) => {}
     }
     let watched_after = watch_pid.and_then(pid_cpu_us);
-    let client_after = client_cpu_us();
+    let client_after = client_threads_cpu();
     let process = process_cpu_us()?.saturating_sub(before);
-    let client = match (client_before, client_after) {
-        // Read between the process's two readings, so never more than it; the minimum guards
-        // the difference in the two clocks' granularity.
-        (Some(b), Some(a)) => Some(a.saturating_sub(b).min(process)),
-        _ => None,
-    };
+    // Read between the process's two readings, so never more than it (`RunReport::set_cpu`
+    // drops a share that is).
+    let client = client_before.zip(client_after).map(|(b, a)| a.since(&b));
     Some(WindowCpu {
         process,
         client,
@@ -1021,52 +1018,86 @@ pub const CLIENT_THREAD: &str = "loadgen-client";
 /// loop's pacer.
 const CLIENT_THREADS: [&str; 2] = [CLIENT_THREAD, "loadgen-pacer"];
 
-/// CPU time so far of the live threads of this process named [`CLIENT_THREAD`] or `loadgen-pacer`,
-/// microseconds; `None` when there is none (the client shares the runtime with whatever else
-/// runs in the process) or `/proc` cannot be read (not Linux).
-pub fn client_cpu_us() -> Option<u64> {
-    threads_cpu_us(&CLIENT_THREADS)
+/// CPU time so far of each live thread of this process that belongs to the load client
+/// ([`CLIENT_THREADS`]), nanoseconds by thread id; `None` unless the client has a runtime of its
+/// own (a thread named [`CLIENT_THREAD`]): a pacer alone does not make the process's other
+/// threads servers, it only means the client shares its runtime with them. `None` too where
+/// `/proc` cannot be read (not Linux).
+pub fn client_threads_cpu() -> Option<ThreadTimes> {
+    let t = threads_cpu(&CLIENT_THREADS)?;
+    t.has_runtime.then_some(t)
 }
 
-/// CPU time so far of the live threads of this process whose name is one of `names`,
-/// microseconds, from `/proc/self/task/*/schedstat` (the scheduler's nanosecond count of time on
-/// a CPU, user and system alike; `stat`'s ticks are 10 ms, too coarse for a 5 s window). `None`
-/// when no thread has one of the names. A thread that ends takes its time with it, so the
-/// threads measured must outlive the window.
-pub fn threads_cpu_us(names: &[&str]) -> Option<u64> {
-    let mut total_ns: u64 = 0;
-    let mut found = false;
+/// CPU time so far of live threads, nanoseconds by thread id, from [`threads_cpu`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThreadTimes {
+    ns: BTreeMap<u32, u64>,
+    /// Whether one of them is named [`CLIENT_THREAD`].
+    has_runtime: bool,
+}
+
+impl ThreadTimes {
+    /// The CPU time these threads spent since `earlier`, microseconds. Each thread counts from
+    /// its own earlier reading, or from its start if it began since; a thread that ended since
+    /// is left out, rather than taking its whole life away from the others.
+    pub fn since(&self, earlier: &ThreadTimes) -> u64 {
+        let ns: u64 = self
+            .ns
+            .iter()
+            .map(|(tid, now)| now.saturating_sub(earlier.ns.get(tid).copied().unwrap_or(0)))
+            .sum();
+        ns / 1000
+    }
+}
+
+/// CPU time so far of the live threads of this process whose name is one of `names`, by thread
+/// id, from `/proc/self/task/*/schedstat` (the scheduler's nanosecond count of time on a CPU,
+/// user and system alike; `stat`'s ticks are 10 ms, too coarse for a 5 s window, and stand in
+/// only where the kernel keeps no scheduler statistics). `None` when no thread has one of the
+/// names, or `/proc` cannot be read.
+pub fn threads_cpu(names: &[&str]) -> Option<ThreadTimes> {
+    let mut times = ThreadTimes::default();
     for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let Some(tid) = task
+            .file_name()
+            .to_str()
+            .and_then(|t| t.parse::<u32>().ok())
+        else {
+            continue;
+        };
         let dir = task.path();
         // A thread that ended since the listing: skip it.
         let Ok(comm) = std::fs::read_to_string(dir.join("comm")) else {
             continue;
         };
-        if !names.contains(&comm.trim_end_matches('\n')) {
+        let name = comm.trim_end_matches('\n');
+        if !names.contains(&name) {
             continue;
         }
         if let Some(ns) = thread_cpu_ns(&dir) {
-            total_ns = total_ns.saturating_add(ns);
-            found = true;
+            times.ns.insert(tid, ns);
+            times.has_runtime |= name == CLIENT_THREAD;
         }
     }
-    found.then_some(total_ns / 1000)
+    (!times.ns.is_empty()).then_some(times)
 }
 
 /// One thread's CPU time so far, nanoseconds, from its `/proc/self/task/TID` folder.
 fn thread_cpu_ns(dir: &Path) -> Option<u64> {
-    let sched = std::fs::read_to_string(dir.join("schedstat")).ok()?;
-    let fields: Vec<u64> = sched
-        .split_whitespace()
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    // A kernel that keeps no scheduler statistics prints zeros; a thread that ever ran has
-    // been scheduled at least once (the third field), so zero there means "not kept", and the
-    // coarser `stat` ticks stand in rather than a CPU time of nothing.
-    if let [ns, _, scheduled, ..] = fields[..]
-        && scheduled > 0
-    {
-        return Some(ns);
+    // A kernel built without scheduler statistics has no `schedstat`, or prints zeros there; a
+    // thread that ever ran has been scheduled at least once (the third field), so zero there
+    // means "not kept". Either way the coarser `stat` ticks stand in, rather than no figure or
+    // a CPU time of nothing.
+    if let Ok(sched) = std::fs::read_to_string(dir.join("schedstat")) {
+        let fields: Vec<u64> = sched
+            .split_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        if let [ns, _, scheduled, ..] = fields[..]
+            && scheduled > 0
+        {
+            return Some(ns);
+        }
     }
     stat_cpu_ns(&std::fs::read_to_string(dir.join("stat")).ok()?)
 }
@@ -1086,10 +1117,11 @@ fn stat_cpu_ns(stat: &str) -> Option<u64> {
     let mut f = rest.split_whitespace().skip(11);
     let (utime, stime): (u64, u64) = (f.next()?.parse().ok()?, f.next()?.parse().ok()?);
     // SAFETY: sysconf reads a constant of the system.
-    let ticks = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
+    let ticks = u128::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
         .ok()
         .filter(|t| *t > 0)?;
-    Some((utime + stime) * 1_000_000_000 / ticks)
+    // In u128: a process watched for months can pass u64's nanoseconds times 10^9.
+    u64::try_from(u128::from(utime + stime) * 1_000_000_000 / ticks).ok()
 }
 
 /// User plus system CPU time of the whole process so far, microseconds.
@@ -1222,13 +1254,19 @@ mod tests {
             })
             .unwrap();
         let spent = spent_rx.recv().unwrap();
-        let read = threads_cpu_us(&[NAME]).expect("the spinning thread");
+        let times = threads_cpu(&[NAME]).expect("the spinning thread");
+        let read = times.since(&ThreadTimes::default());
+        // The scheduler's count is exact; where the kernel keeps none, `stat`'s ticks truncate
+        // user and system time to 10 ms each.
         assert!(
-            read >= spent,
+            read + 20_000 >= spent,
             "read {read} us, the thread had spent {spent} us"
         );
-        assert!(read >= 30_000, "{read}");
-        assert_eq!(threads_cpu_us(&["no-such-thread"]), None);
+        assert!(read >= 10_000, "{read}");
+        assert_eq!(times.ns.len(), 1);
+        // Not the client's runtime: a thread of another name.
+        assert!(!times.has_runtime);
+        assert_eq!(threads_cpu(&["no-such-thread"]), None);
         done_tx.send(()).unwrap();
         spinner.join().unwrap();
     }
@@ -1249,6 +1287,24 @@ mod tests {
         assert_eq!(thread_cpu_ns(dir.path()), Some(300 * 1_000_000_000 / ticks));
         std::fs::write(dir.path().join("schedstat"), "123456 789 3\n").unwrap();
         assert_eq!(thread_cpu_ns(dir.path()), Some(123_456));
+        // A kernel without `schedstat` at all.
+        std::fs::remove_file(dir.path().join("schedstat")).unwrap();
+        assert_eq!(thread_cpu_ns(dir.path()), Some(300 * 1_000_000_000 / ticks));
+    }
+
+    /// Each thread counts from its own earlier reading: one that began since counts whole, one
+    /// that ended since is left out instead of taking its time from the others.
+    #[test]
+    fn thread_times_are_differenced_thread_by_thread() {
+        let at = |pairs: &[(u32, u64)]| ThreadTimes {
+            ns: pairs.iter().copied().collect(),
+            has_runtime: true,
+        };
+        let before = at(&[(1, 1_000_000), (2, 5_000_000), (3, 9_000_000)]);
+        // 2 ended; 4 began.
+        let after = at(&[(1, 3_000_000), (3, 9_500_000), (4, 700_000)]);
+        assert_eq!(after.since(&before), 2_000 + 500 + 700);
+        assert_eq!(before.since(&before), 0);
     }
 
     /// A watched process's CPU time is its whole `stat` line's: this process, read after a
