@@ -297,7 +297,8 @@ impl Record {
     /// Appends the record's bytes (version, then the postcard body) to `out`, which is empty.
     fn encode_onto(&self, mut out: Vec<u8>) -> Result<Vec<u8>, RecordError> {
         out.push(VERSION);
-        postcard::to_extend(self, out).map_err(|e| RecordError::Encode(e.to_string()))
+        crate::postcard_vec::postcard_onto(self, out)
+            .map_err(|e| RecordError::Encode(e.to_string()))
     }
 
     /// Encodes the record into this thread's scratch buffer and hands the bytes to `f` (a

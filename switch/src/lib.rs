@@ -40,6 +40,7 @@ pub mod journal;
 pub mod metrics;
 pub mod net;
 pub mod onus;
+mod postcard_vec;
 pub mod process;
 pub mod routing;
 pub mod security;

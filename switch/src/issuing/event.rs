@@ -60,7 +60,7 @@ impl LedgerEvent {
     pub fn encode(&self) -> Result<Vec<u8>, postcard::Error> {
         // Sized once for a typical event (about 60–100 bytes): `to_allocvec` starts empty and
         // grows by doubling, four or five reallocations per event on the decision path.
-        postcard::to_extend(self, Vec::with_capacity(EVENT_BYTES_TYPICAL))
+        crate::postcard_vec::postcard_onto(self, Vec::with_capacity(EVENT_BYTES_TYPICAL))
     }
 
     /// Reads [`LedgerEvent::encode`]'s output.
