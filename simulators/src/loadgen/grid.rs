@@ -32,9 +32,9 @@
 //! The load client runs on a tokio runtime of its own when the caller gives one
 //! ([`GridOptions::client`]; `loadgen grid` does unless `--shared-runtime`): its threads carry a
 //! name of their own ([`CLIENT_THREAD`]), so each run's CPU time splits into the client's share
-//! and the servers' (`super::runner::client_threads_cpu`). The client's share is in both terms of every
-//! TPS ratio, which pulls each towards 1; the servers' ratio, their CPU per answer set against
-//! each other, is the one the client does not flatter.
+//! and the servers' (`super::runner::client_threads_cpu`). The client's share is in both terms
+//! of every TPS ratio, which pulls each towards 1; the servers' ratio, their CPU per answer set
+//! against each other, is the one the client does not flatter.
 //!
 //! The relay and the remote path both cross two TCP hops (client → relay or switch → echo
 //! backend or issuer host), so "remote ÷ relay" is what the switch's ISO 8583 work, routing,
