@@ -693,9 +693,12 @@ async fn on_connection(
             loop {
                 let now = Instant::now();
                 let closed = client.is_closed();
-                if closed && now < ctx.end() && sched.next_send(interval) < ctx.end() {
+                if closed && room(used) && now < ctx.end() && sched.next_send(interval) < ctx.end()
+                {
                     // Closed with sends still due inside the window. (Closed after the window,
-                    // the sends still waiting were late already: backlog.)
+                    // the sends still waiting were late already: backlog. Closed once used up,
+                    // as a target that hangs up after each answer does, it is being replaced,
+                    // not lost: sends it could not take by the end are backlog too.)
                     sched.lost = true;
                 }
                 let open = now < ctx.end() + LATE_SEND_GRACE && !closed;
