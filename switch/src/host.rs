@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
-use crate::decision::response::{Additions, answer_builder};
+use crate::decision::response::{Additions, with_answer};
 use crate::decision::security::{PartyMac, pin_block, verify_pin};
 use crate::domain::{Mti, ResponseCode};
 use crate::events::Record;
@@ -795,12 +795,12 @@ fn pin_check(shared: &Shared, req: &AuthorizationRequest<'_>) -> Result<PinCheck
 }
 
 /// `b` encoded, with a MAC when the link has a MAC key.
-fn encode(shared: &Shared, mut b: MessageBuilder<'_>) -> Option<Bytes> {
+fn encode(shared: &Shared, b: &mut MessageBuilder<'_>) -> Option<Bytes> {
     let garble = shared.faults.garble_mac && !b.mti().starts_with(b"08");
     let bytes = match &shared.mac {
         None => b.to_bytes().map_err(|e| e.to_string()),
         Some(mac) => mac
-            .to_bytes(&mut b)
+            .to_bytes(b)
             .map(|bytes| {
                 if !garble {
                     return bytes;
@@ -826,7 +826,7 @@ fn network(shared: &Shared, msg: &Message, mti: Mti) -> Option<Bytes> {
     let mut b = MessageBuilder::new(shared.dialect, Mti::NETWORK_RESPONSE.to_digits());
     b.copy_fields(msg, &[7, 11, 70]);
     b.set(39, b"00");
-    encode(shared, b)
+    encode(shared, &mut b)
 }
 
 fn answer(
@@ -853,8 +853,9 @@ fn answer(
         approved_amount: approved.as_ref().map(|a| &a[..]),
         additional_amounts: f54.as_ref().map(|f| &f[..]),
     };
-    let b = answer_builder(shared.dialect, msg, code, &add).ok()?;
-    encode(shared, b)
+    with_answer(shared.dialect, msg, code, &add, |b| encode(shared, b))
+        .ok()
+        .flatten()
 }
 
 #[cfg(test)]

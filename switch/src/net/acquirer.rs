@@ -53,7 +53,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::ListenerConfig;
-use crate::decision::response::{Additions, answer_builder};
+use crate::decision::response::{Additions, with_answer};
 use crate::domain::{AcquirerId, Decline, ResponseCode};
 use crate::iso8583::views::mti_of;
 use crate::iso8583::{Message, decode_lenient};
@@ -341,16 +341,15 @@ impl Admit {
         };
         if !within {
             self.throttled();
-            return match answer_builder(
+            return match with_answer(
                 rt.dialect,
                 &msg,
                 ResponseCode::IssuerInoperative,
                 &Additions::default(),
-            )
-            .and_then(|b| b.to_bytes().map_err(Into::into))
-            {
-                Ok(bytes) => Step::Answer(bytes),
-                Err(_) => Step::Drop,
+                |b| b.to_bytes(),
+            ) {
+                Ok(Ok(bytes)) => Step::Answer(bytes),
+                _ => Step::Drop,
             };
         }
         let Some(claimed) = claimed_acquirer(&msg) else {

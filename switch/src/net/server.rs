@@ -30,7 +30,7 @@ use tracing::Instrument;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::decision::response::{Additions, AnswerError, answer_builder, relay_builder};
+use crate::decision::response::{Additions, AnswerError, with_answer, with_relay};
 use crate::decision::stip::{CardDay, StandInRules};
 use crate::decision::{ScreenCtx, Screened, screen};
 use crate::domain::{
@@ -597,13 +597,16 @@ impl Runtime {
         // journal's own failure (if that is the cause) was logged once as an error already.
         tracing::warn!(error = %e, "journal refused the request's records; answering 96");
         let code = ResponseCode::SystemMalfunction;
-        let b = answer_builder(self.dialect, msg, code, &Additions::default()).ok()?;
-        self.encode_answer(&b, &code, issuer_id)
-            .map(|bytes| Outgoing {
-                bytes,
-                if_undeliverable: None,
-                issuer_time: Duration::ZERO,
-            })
+        with_answer(self.dialect, msg, code, &Additions::default(), |b| {
+            self.encode_answer(b, &code, issuer_id)
+        })
+        .ok()
+        .flatten()
+        .map(|bytes| Outgoing {
+            bytes,
+            if_undeliverable: None,
+            issuer_time: Duration::ZERO,
+        })
     }
 
     /// Handles one frame's payload; `None` means the message goes unanswered (and was counted).
@@ -774,19 +777,21 @@ impl Runtime {
         if let Err(e) = self.journal(&rec).await {
             tracing::error!(error = %e, "journal refused a decline; answered without its record (no money moved)");
         }
-        let b = match answer_builder(self.dialect, msg, code, &Additions::default()) {
-            Ok(b) => b,
+        let encoded = with_answer(self.dialect, msg, code, &Additions::default(), |b| {
+            self.encode_answer(b, &code, issuer.unwrap_or("switch"))
+        });
+        let encoded = match encoded {
+            Ok(bytes) => bytes,
             Err(e) => {
                 tracing::warn!(error = %e, "no answer can be built; dropped");
                 return None;
             }
         };
-        self.encode_answer(&b, &code, issuer.unwrap_or("switch"))
-            .map(|bytes| Outgoing {
-                bytes,
-                if_undeliverable: None,
-                issuer_time: Duration::ZERO,
-            })
+        encoded.map(|bytes| Outgoing {
+            bytes,
+            if_undeliverable: None,
+            issuer_time: Duration::ZERO,
+        })
     }
 
     fn dup_key(
@@ -982,8 +987,8 @@ impl Runtime {
                         } else {
                             None
                         };
-                        let answer = relay_builder(self.dialect, msg, &reply.msg)
-                            .and_then(|b| b.to_bytes().map_err(AnswerError::from));
+                        let answer = with_relay(self.dialect, msg, &reply.msg, |b| b.to_bytes())
+                            .and_then(|r| r.map_err(AnswerError::from));
                         (answer, rec, undeliverable)
                     }
                     Err(e) => {
@@ -1065,9 +1070,14 @@ impl Runtime {
                                     auth_code: Some(auth.as_bytes()),
                                     ..Additions::default()
                                 };
-                                let answer =
-                                    answer_builder(self.dialect, msg, ResponseCode::Approved, &add)
-                                        .and_then(|b| b.to_bytes().map_err(AnswerError::from));
+                                let answer = with_answer(
+                                    self.dialect,
+                                    msg,
+                                    ResponseCode::Approved,
+                                    &add,
+                                    |b| b.to_bytes(),
+                                )
+                                .and_then(|r| r.map_err(AnswerError::from));
                                 let undeliverable = self
                                     .reversal_for(
                                         req,
@@ -1117,9 +1127,14 @@ impl Runtime {
                                         Some(Text::from(&*issuer_id)),
                                     )
                                 };
-                                let answer =
-                                    answer_builder(self.dialect, msg, code, &Additions::default())
-                                        .and_then(|b| b.to_bytes().map_err(AnswerError::from));
+                                let answer = with_answer(
+                                    self.dialect,
+                                    msg,
+                                    code,
+                                    &Additions::default(),
+                                    |b| b.to_bytes(),
+                                )
+                                .and_then(|r| r.map_err(AnswerError::from));
                                 (answer, rec, None)
                             }
                         }
@@ -1238,8 +1253,7 @@ impl Runtime {
             approved_amount: approved.map(|a| &a[..]),
             additional_amounts: f54,
         };
-        let b = answer_builder(self.dialect, msg, code, &add)?;
-        Ok(b.to_bytes()?)
+        with_answer(self.dialect, msg, code, &add, |b| b.to_bytes())?.map_err(AnswerError::from)
     }
 
     /// Claims `key` for a request of type `mti` in the duplicate window. A duplicate gets the
@@ -1306,8 +1320,8 @@ impl Runtime {
                     approved_amount: approved.as_ref().map(|a| &a[..]),
                     additional_amounts: rec.additional_amounts.as_deref().map(str::as_bytes),
                 };
-                let b = answer_builder(self.dialect, msg, code, &add).ok()?;
-                b.to_bytes().ok().map(|bytes| Outgoing {
+                let bytes = with_answer(self.dialect, msg, code, &add, |b| b.to_bytes()).ok()?;
+                bytes.ok().map(|bytes| Outgoing {
                     bytes,
                     if_undeliverable: None,
                     issuer_time: Duration::ZERO,
@@ -1681,8 +1695,10 @@ impl Runtime {
         } else {
             ResponseCode::SystemMalfunction
         };
-        let b = answer_builder(self.dialect, msg, code, &Additions::default()).ok()?;
-        let bytes = self.encode_answer(&b, &code, &issuer_id)?;
+        let bytes = with_answer(self.dialect, msg, code, &Additions::default(), |b| {
+            self.encode_answer(b, &code, &issuer_id)
+        })
+        .ok()??;
         if journaled.is_ok() {
             pending.complete(Answer::Bytes(bytes.clone()));
         }
