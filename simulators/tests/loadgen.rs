@@ -367,6 +367,38 @@ async fn a_terminal_redials_after_a_target_that_hangs_up_each_time() {
     }
 }
 
+/// Open loop, a terminal that dials per transaction, against a target that takes one
+/// connection and then stops listening: the slot's replacement cannot be opened, so what it
+/// still had to send inside the window is counted as sends with no connection, not as backlog.
+/// (A connection closed once used up is replaced, not lost; one whose replacement fails is.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminal_whose_redial_fails_counts_its_sends_as_unsent() {
+    let (_cards, mix) = plain_mix(10);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let Ok((socket, _)) = listener.accept().await else {
+            return;
+        };
+        // No more connections: the next dial is refused.
+        drop(listener);
+        let codec = switch::net::framing::FrameCodec::new(simulators::loadgen::relay::framing());
+        let mut framed = Framed::new(socket, codec);
+        if let Some(Ok(frame)) = framed.next().await {
+            echo(&mut framed, frame).await;
+        }
+    });
+    let o = redialing(addr, Some(100), (1, 1), 1);
+    let r = run(&o, mix).await.expect("run");
+    let text = r.to_text();
+    assert_eq!(r.answered, 1, "{text}");
+    assert_eq!(r.errors.connection, 1, "the failed redial: {text}");
+    assert!(r.unsent_no_connection > 0, "{text}");
+    assert_eq!(r.backlog, 0, "{text}");
+}
+
 /// One second against the echo `target`, no warmup: C×P (`shape`) terminals that each dial
 /// again after `n` requests.
 fn redialing(

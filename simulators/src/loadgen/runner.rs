@@ -14,9 +14,10 @@
 //!   as in wrk2: a stall is not hidden by the load generator politely waiting for it
 //!   (coordinated omission). A send scheduled before the end of the run still goes out up to
 //!   [`LATE_SEND_GRACE`] after it; those still waiting then are reported as `backlog` (the
-//!   target fell behind the rate). Those a connection never sent because it had closed (or,
-//!   below, its replacement could not be opened) are reported apart, as sends with no
-//!   connection: the target did not fall behind, it went away.
+//!   target fell behind the rate). Those a connection never sent because it had closed while
+//!   it could still carry requests (or, below, its replacement could not be opened) are
+//!   reported apart, as sends with no connection: the target did not fall behind, it went
+//!   away. A connection closed once used up is replaced, not lost.
 //!
 //!   Sends are paced by one dedicated thread (`std::thread::sleep`, about 0.1 ms precision on
 //!   Linux) that wakes each connection's task at its scheduled times, rather than by tokio's
@@ -574,8 +575,8 @@ struct Schedule {
     /// the opening of the new one are both time they waited.
     waiting: Vec<Instant>,
     /// Open loop: the slot had no connection while sends were still due before the window's end
-    /// (the target closed it, or a replacement could not be opened). Its sends left then are
-    /// not the target's backlog.
+    /// (the target closed it while it could still carry requests, or a replacement could not
+    /// be opened). Its sends left then are not the target's backlog.
     lost: bool,
 }
 
@@ -698,7 +699,8 @@ async fn on_connection(
                     // Closed with sends still due inside the window. (Closed after the window,
                     // the sends still waiting were late already: backlog. Closed once used up,
                     // as a target that hangs up after each answer does, it is being replaced,
-                    // not lost: sends it could not take by the end are backlog too.)
+                    // not lost: sends it could not take by the end are backlog too, unless the
+                    // replacement cannot be opened, which `drive` counts.)
                     sched.lost = true;
                 }
                 let open = now < ctx.end() + LATE_SEND_GRACE && !closed;

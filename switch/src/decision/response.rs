@@ -31,11 +31,8 @@ pub enum AnswerError {
 }
 
 /// Builds the answer to `req` with `code` and `add`, in `dialect`, in this call's frame, and
-/// gives it to `f` (which encodes it, MACs it, or both).
-///
-/// The builder is 2.5 KB and every move of it is a copy: returned by value inside a `Result`,
-/// it was copied three times per on-us answer (about 270 instructions each). Handed to `f` by
-/// reference it never moves.
+/// gives it to `f` (which encodes it, MACs it, or both). By reference, because the builder is
+/// 2.5 KB and every move of it would be a copy (docs/performance.md, "Answers built in place").
 pub fn with_answer<'a, R>(
     dialect: &'static Dialect,
     req: &'a Message,
@@ -62,7 +59,7 @@ pub fn with_relay<'a, R>(
     Ok(f(&mut b))
 }
 
-/// The response MTI of `req`'s.
+/// `req`'s response MTI (four digits).
 fn response_mti(req: &Message) -> Result<[u8; 4], AnswerError> {
     let mti = mti_of(req).map_err(|_| AnswerError::NoResponseMti)?;
     Ok(mti
@@ -141,6 +138,28 @@ mod tests {
         for n in [11u8, 37, 41] {
             assert_eq!(resp.get(n), req.get(n), "field {n}");
         }
+    }
+
+    /// A message with no response MTI (a response itself) has no answer, and the encoder is
+    /// never called.
+    #[test]
+    fn a_response_has_no_answer() {
+        let mut r = MessageBuilder::new(&ISO87_ASCII, *b"0110");
+        r.set(11, b"000777").set(39, b"00");
+        let resp = decode(&ISO87_ASCII, r.to_bytes().expect("encode")).expect("decode");
+        let mut called = false;
+        let got = with_answer(
+            &ISO87_ASCII,
+            &resp,
+            ResponseCode::Approved,
+            &Additions::default(),
+            |_| called = true,
+        );
+        assert_eq!(got, Err(AnswerError::NoResponseMti));
+        assert!(!called);
+        let got = with_relay(&ISO87_ASCII, &resp, &resp, |_| called = true);
+        assert_eq!(got, Err(AnswerError::NoResponseMti));
+        assert!(!called);
     }
 
     #[test]
