@@ -263,10 +263,7 @@ async fn a_stopped_run_drains_and_reports_what_it_measured() {
 async fn a_run_whose_connections_all_close_ends_without_waiting_out_its_window() {
     let (_cards, mix) = plain_mix(10);
     // A target that takes each connection and closes it at once.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
+    let (listener, addr) = local_listener().await;
     tokio::spawn(async move {
         while let Ok((socket, _)) = listener.accept().await {
             drop(socket);
@@ -374,10 +371,7 @@ async fn a_terminal_redials_after_a_target_that_hangs_up_each_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_terminal_whose_redial_fails_counts_its_sends_as_unsent() {
     let (_cards, mix) = plain_mix(10);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
+    let (listener, addr) = local_listener().await;
     tokio::spawn(async move {
         let Ok((socket, _)) = listener.accept().await else {
             return;
@@ -483,10 +477,7 @@ where
     F: Fn(u64, Framed) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
+    let (listener, addr) = local_listener().await;
     tokio::spawn(async move {
         let mut index = 0;
         while let Ok((socket, _)) = listener.accept().await {
@@ -497,6 +488,15 @@ where
         }
     });
     addr
+}
+
+/// A listener on a free port of 127.0.0.1, and its address.
+async fn local_listener() -> (tokio::net::TcpListener, std::net::SocketAddr) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    (listener, addr)
 }
 
 /// Sends `frame`'s echo back; `false` when the connection is gone.
