@@ -1026,22 +1026,26 @@ pub fn ladder_markdown(g: &GridReport) -> Option<String> {
             continue;
         };
         runs += 3;
-        let servers_cell = if split {
+        // One figure per step of the ladder, then on-us and remote.
+        let steps = |f: fn(&RunReport) -> String| {
             format!(
-                " {} → {} → {} → {}; {}, {} |",
-                servers(&r.relay),
-                servers(c),
-                servers(d),
-                servers(d2),
-                servers(&r.on_us),
-                servers(&r.remote),
+                "{} → {} → {} → {}; {}, {}",
+                f(&r.relay),
+                f(c),
+                f(d),
+                f(d2),
+                f(&r.on_us),
+                f(&r.remote)
             )
+        };
+        let servers_cell = if split {
+            format!(" {} |", steps(servers))
         } else {
             String::new()
         };
         let _ = writeln!(
             s,
-            "| {}×{} | {} | {} | {} | {} | {} | {} | {} → {} → {} → {}; {}, {} |{servers_cell} {}, {} | {} |",
+            "| {}×{} | {} | {} | {} | {} | {} | {} | {} |{servers_cell} {}, {} | {} |",
             r.connections,
             r.inflight,
             thousands(r.relay.tps.round() as u64),
@@ -1050,12 +1054,7 @@ pub fn ladder_markdown(g: &GridReport) -> Option<String> {
             ratio(d2.tps, r.relay.tps),
             ratio(r.on_us.tps, r.relay.tps),
             ratio(r.remote.tps, r.relay.tps),
-            cpu(&r.relay),
-            cpu(c),
-            cpu(d),
-            cpu(d2),
-            cpu(&r.on_us),
-            cpu(&r.remote),
+            steps(cpu),
             ms(d.latency.p99_us),
             ms(d2.latency.p99_us),
             one_place(r.ladder_records_per_commit),

@@ -6,6 +6,8 @@
 //! A field that failed its content check is never echoed: it could not be encoded, and the
 //! acquirer matches on 11, 37 and 41, which are echoed whenever they are readable.
 
+use bytes::Bytes;
+
 use crate::domain::ResponseCode;
 use crate::iso8583::views::{ECHOED_FIELDS, code_bytes, mti_of};
 use crate::iso8583::{Dialect, EncodeError, Message, MessageBuilder};
@@ -57,6 +59,25 @@ pub fn with_relay<'a, R>(
     let mut b = MessageBuilder::new(dialect, response_mti(req)?);
     fill_relay(&mut b, req, reply);
     Ok(f(&mut b))
+}
+
+/// [`with_answer`]'s answer, encoded: the common case, where nothing is added to the builder.
+pub fn answer_bytes(
+    dialect: &'static Dialect,
+    req: &Message,
+    code: ResponseCode,
+    add: &Additions<'_>,
+) -> Result<Bytes, AnswerError> {
+    with_answer(dialect, req, code, add, |b| b.to_bytes())?.map_err(AnswerError::from)
+}
+
+/// [`with_relay`]'s answer, encoded.
+pub fn relay_bytes(
+    dialect: &'static Dialect,
+    req: &Message,
+    reply: &Message,
+) -> Result<Bytes, AnswerError> {
+    with_relay(dialect, req, reply, |b| b.to_bytes())?.map_err(AnswerError::from)
 }
 
 /// `req`'s response MTI (four digits).
@@ -123,15 +144,14 @@ mod tests {
             .to_vec();
         v[40] = b'X'; // field 4
         let req = decode_lenient(&ISO87_ASCII, Bytes::from(v)).expect("structure");
-        let bytes = with_answer(
+        let bytes = answer_bytes(
             &ISO87_ASCII,
             &req,
             ResponseCode::FormatError,
             &Additions::default(),
-            |b| b.to_bytes(),
         )
-        .expect("builder");
-        let resp = decode(&ISO87_ASCII, bytes.expect("encode")).expect("decode");
+        .expect("answer");
+        let resp = decode(&ISO87_ASCII, bytes).expect("decode");
         assert_eq!(&resp.mti_digits(), b"0110");
         assert_eq!(resp.get(39).as_deref(), Some(&b"30"[..]));
         assert!(!resp.has(4));
@@ -181,9 +201,7 @@ mod tests {
         let reply = decode(&ISO87_ASCII, r.to_bytes().expect("encode")).expect("reply");
         let resp = decode(
             &ISO87_ASCII,
-            with_relay(&ISO87_ASCII, &req, &reply, |b| b.to_bytes())
-                .expect("b")
-                .expect("e"),
+            relay_bytes(&ISO87_ASCII, &req, &reply).expect("answer"),
         )
         .expect("d");
         assert_eq!(

@@ -53,7 +53,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::ListenerConfig;
-use crate::decision::response::{Additions, with_answer};
+use crate::decision::response::{Additions, answer_bytes};
 use crate::domain::{AcquirerId, Decline, ResponseCode};
 use crate::iso8583::views::mti_of;
 use crate::iso8583::{Message, decode_lenient};
@@ -341,15 +341,14 @@ impl Admit {
         };
         if !within {
             self.throttled();
-            return match with_answer(
+            return match answer_bytes(
                 rt.dialect,
                 &msg,
                 ResponseCode::IssuerInoperative,
                 &Additions::default(),
-                |b| b.to_bytes(),
             ) {
-                Ok(Ok(bytes)) => Step::Answer(bytes),
-                _ => Step::Drop,
+                Ok(bytes) => Step::Answer(bytes),
+                Err(_) => Step::Drop,
             };
         }
         let Some(claimed) = claimed_acquirer(&msg) else {

@@ -30,7 +30,7 @@ use tracing::Instrument;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::decision::response::{Additions, AnswerError, with_answer, with_relay};
+use crate::decision::response::{Additions, AnswerError, answer_bytes, relay_bytes, with_answer};
 use crate::decision::stip::{CardDay, StandInRules};
 use crate::decision::{ScreenCtx, Screened, screen};
 use crate::domain::{
@@ -987,8 +987,7 @@ impl Runtime {
                         } else {
                             None
                         };
-                        let answer = with_relay(self.dialect, msg, &reply.msg, |b| b.to_bytes())
-                            .and_then(|r| r.map_err(AnswerError::from));
+                        let answer = relay_bytes(self.dialect, msg, &reply.msg);
                         (answer, rec, undeliverable)
                     }
                     Err(e) => {
@@ -1070,14 +1069,8 @@ impl Runtime {
                                     auth_code: Some(auth.as_bytes()),
                                     ..Additions::default()
                                 };
-                                let answer = with_answer(
-                                    self.dialect,
-                                    msg,
-                                    ResponseCode::Approved,
-                                    &add,
-                                    |b| b.to_bytes(),
-                                )
-                                .and_then(|r| r.map_err(AnswerError::from));
+                                let answer =
+                                    answer_bytes(self.dialect, msg, ResponseCode::Approved, &add);
                                 let undeliverable = self
                                     .reversal_for(
                                         req,
@@ -1127,14 +1120,8 @@ impl Runtime {
                                         Some(Text::from(&*issuer_id)),
                                     )
                                 };
-                                let answer = with_answer(
-                                    self.dialect,
-                                    msg,
-                                    code,
-                                    &Additions::default(),
-                                    |b| b.to_bytes(),
-                                )
-                                .and_then(|r| r.map_err(AnswerError::from));
+                                let answer =
+                                    answer_bytes(self.dialect, msg, code, &Additions::default());
                                 (answer, rec, None)
                             }
                         }
@@ -1253,7 +1240,7 @@ impl Runtime {
             approved_amount: approved.map(|a| &a[..]),
             additional_amounts: f54,
         };
-        with_answer(self.dialect, msg, code, &add, |b| b.to_bytes())?.map_err(AnswerError::from)
+        answer_bytes(self.dialect, msg, code, &add)
     }
 
     /// Claims `key` for a request of type `mti` in the duplicate window. A duplicate gets the
@@ -1320,12 +1307,13 @@ impl Runtime {
                     approved_amount: approved.as_ref().map(|a| &a[..]),
                     additional_amounts: rec.additional_amounts.as_deref().map(str::as_bytes),
                 };
-                let bytes = with_answer(self.dialect, msg, code, &add, |b| b.to_bytes()).ok()?;
-                bytes.ok().map(|bytes| Outgoing {
-                    bytes,
-                    if_undeliverable: None,
-                    issuer_time: Duration::ZERO,
-                })
+                answer_bytes(self.dialect, msg, code, &add)
+                    .ok()
+                    .map(|bytes| Outgoing {
+                        bytes,
+                        if_undeliverable: None,
+                        issuer_time: Duration::ZERO,
+                    })
             }
         }
     }
