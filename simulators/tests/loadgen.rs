@@ -750,17 +750,7 @@ async fn over_tls_every_answer_still_matches_the_model() {
         .arg(&client.cert)
         .arg("--tls-key")
         .arg(&client.key);
-    let out = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .expect("join")
-        .expect("loadgen runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = succeeds(cmd).await;
     let j: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&json).expect("report")).expect("JSON");
     assert!(j["answered"].as_u64().unwrap_or(0) > 0, "{stdout}");
@@ -817,4 +807,71 @@ async fn over_tls_every_answer_still_matches_the_model() {
     assert_eq!(r.answered, 0, "{}", r.to_text());
     assert!(r.errors.total() > 0, "{}", r.to_text());
     stack.shutdown().await;
+}
+
+/// `loadgen grid` end to end, in two rounds of one small point: it starts its stacks, runs the
+/// relay, remote and on-us twice each, checks every answer (a mismatch or error fails the exit
+/// code), and reports each round's rows and the medians' table, leaving the document alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grid_command_runs_its_rounds() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let json = dir.path().join("grid.json");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_loadgen"));
+    cmd.arg("grid")
+        .args(["--points", "2x2", "--rounds", "2", "--warmup-s", "0"])
+        .args(["--duration-s", "1", "--cards", "200", "--no-doc", "--json"])
+        .arg(&json);
+    let stdout = succeeds(cmd).await;
+    assert!(
+        stdout.contains("each figure is the median of its point's 2 runs"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Every answer of the 6 runs was checked"),
+        "{stdout}"
+    );
+    let j: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("report")).expect("JSON");
+    assert_eq!(j["rounds"].as_u64(), Some(2));
+    let rows = j["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 2);
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row["round"].as_u64(), Some(i as u64 + 1));
+        assert_eq!(row["connections"].as_u64(), Some(2));
+        for run in ["relay", "remote", "on_us"] {
+            assert!(
+                row[run]["answered"].as_u64().unwrap_or(0) > 0,
+                "{run}: {stdout}"
+            );
+            assert_eq!(row[run]["mismatches"].as_u64(), Some(0), "{run}");
+        }
+    }
+
+    // Zero rounds is a usage error, before anything starts.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["grid", "--rounds", "0", "--no-doc"])
+        .output()
+        .expect("loadgen runs");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--rounds"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs a loadgen command off the runtime's threads; its stdout, once it exited with success.
+async fn succeeds(mut cmd: std::process::Command) -> String {
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .expect("loadgen runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }

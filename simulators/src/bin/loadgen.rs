@@ -16,8 +16,8 @@
 //! loadgen grid [--duration-s 5] [--warmup-s 1] [--cards 100000] [--points 1x1,64x1,16x16,64x32]
 //!              [--doc docs/benchmarks.md] [--no-doc] [--json FILE] [--machine TEXT]
 //!              [--sync always|none] [--group-commit-delay-us N] [--links N] [--security]
-//!              [--tls] [--ladder]
-//!              [--extra-bin-ranges N] [--no-metrics]
+//!              [--tls] [--ladder] [--rounds N]
+//!              [--extra-bin-ranges N] [--no-metrics] [--shared-runtime]
 //! every command: [--scheduling batch|normal]
 //! ```
 //!
@@ -262,6 +262,10 @@ struct GridArgs {
     /// The C×P points, e.g. `1x1,64x1,16x16,64x32`.
     #[arg(long, default_value = "1x1,64x1,16x16,64x32", value_parser = parse_points)]
     points: Points,
+    /// Run the whole grid this many times, one round after another; each table then gives
+    /// every figure's median over the rounds, with the lowest and highest.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    rounds: u16,
     /// The document to update between its grid markers.
     #[arg(long)]
     doc: Option<PathBuf>,
@@ -730,6 +734,7 @@ async fn grid_cmd(a: GridArgs, scheduling: Scheduling) -> ExitCode {
         tls: a.tls,
         ladder: a.ladder,
         metrics: !a.no_metrics,
+        rounds: a.rounds.into(),
     };
     if opts.duration.is_zero() {
         return usage("--duration-s must be at least 1");

@@ -11,6 +11,12 @@
 //! `<!-- grid:end -->` in `docs/benchmarks.md` (the section is appended when the markers are
 //! absent; nothing else in the file changes).
 //!
+//! With `--rounds N` ([`GridOptions::rounds`]) the whole grid runs N times, one round after
+//! another, and every table gives each figure as the median of its point's N runs, with the
+//! lowest and highest ([`Point::cell`]). A ratio is taken within a round, whose runs ran back to
+//! back, and then the median of those is given: on a machine whose speed moves within minutes,
+//! that is the figure the machine's drift disturbs least.
+//!
 //! With `--security` ([`GridOptions::security`]) a second stack runs beside the first on cards
 //! generated with `gen-cards --security`: acquirer 100001 MACs every request (ANSI X9.19), every
 //! purchase, preauthorization and inquiry carries a PIN block under its zone PIN key, the switch
@@ -108,6 +114,11 @@ pub struct GridOptions {
     /// [`CLIENT_THREAD`]): the CPU table then tells the client's time from the servers'. `None`
     /// runs the client on the caller's runtime, beside the servers.
     pub client: Option<tokio::runtime::Handle>,
+    /// How many times the whole grid runs, one round after another (at least 1). With more
+    /// than one, every table gives each figure's median over the rounds and its range
+    /// ([`Point::cell`]): on a machine whose speed moves within minutes, one run per point can
+    /// land on a fast or a slow minute, and the range shows how far that went.
+    pub rounds: usize,
 }
 
 impl Default for GridOptions {
@@ -128,6 +139,7 @@ impl Default for GridOptions {
             // The caller installs the recorder (it is process-wide); say so only once it has.
             metrics: false,
             client: None,
+            rounds: 1,
         }
     }
 }
@@ -137,6 +149,8 @@ impl Default for GridOptions {
 pub struct GridRow {
     pub connections: usize,
     pub inflight: usize,
+    /// Which round of the grid ran this row, from 1 ([`GridOptions::rounds`]).
+    pub round: usize,
     pub relay: RunReport,
     pub remote: RunReport,
     pub on_us: RunReport,
@@ -189,6 +203,8 @@ pub struct GridReport {
     pub metrics: bool,
     /// Whether the load client ran on a runtime of its own ([`GridOptions::client`]).
     pub client_runtime: bool,
+    /// How many times the whole grid ran ([`GridOptions::rounds`]); `rows` holds every round's.
+    pub rounds: usize,
     pub command: String,
     pub machine: String,
     pub cards: u64,
@@ -215,6 +231,9 @@ fn setup<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> GridError + '_ {
 pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
     if opts.points.is_empty() {
         return Err(GridError::Setup("no C×P points to run".into()));
+    }
+    if opts.rounds == 0 {
+        return Err(GridError::Setup("the grid needs at least one round".into()));
     }
     let cards_dir = tempfile::Builder::new()
         .prefix("loadgen-grid-cards-")
@@ -284,9 +303,25 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
         );
     }
 
-    let mut rows = Vec::with_capacity(opts.points.len());
+    let mut rows = Vec::with_capacity(opts.points.len() * opts.rounds);
+    // Round after round of the whole grid, rather than each point's rounds back to back, so
+    // that a point's runs spread over the grid's whole time, as the machine's speed does.
+    let plan = (1..=opts.rounds).flat_map(|round| {
+        opts.points
+            .iter()
+            .enumerate()
+            .map(move |(i, &pt)| (round, i, pt))
+    });
     let result: Result<(), GridError> = async {
-        for &(c, p) in &opts.points {
+        for (round, i, (c, p)) in plan {
+            if opts.progress && opts.rounds > 1 && i == 0 {
+                eprintln!("grid: round {round} of {}", opts.rounds);
+            }
+            let round_tag = if opts.rounds > 1 {
+                format!(" (round {round})")
+            } else {
+                String::new()
+            };
             let base = RunOptions {
                 connections: c,
                 inflight: p,
@@ -309,7 +344,7 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
                         None => None,
                     };
                     let o = RunOptions {
-                        label: format!("{label} {c}x{p}"),
+                        label: format!("{label} {c}x{p}{round_tag}"),
                         target,
                         expect,
                         keys: Arc::clone(&side.keys),
@@ -402,6 +437,7 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
             rows.push(GridRow {
                 connections: c,
                 inflight: p,
+                round,
                 relay: relay_r,
                 remote: remote_r,
                 on_us: on_us_r,
@@ -439,6 +475,7 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
         remote_links: opts.stack.remote_links,
         metrics: opts.metrics,
         client_runtime: opts.client.is_some(),
+        rounds: opts.rounds,
         command: opts.command.clone(),
         machine: opts.machine.clone(),
         cards: opts.cards,
@@ -612,19 +649,125 @@ pub fn terminal_keys(
     TerminalKeys::from_keys_file(&keys, mac.as_ref(), &pin).map_err(|e| e.to_string())
 }
 
-/// A run's CPU time per answer in µs, or `-` when it was not measured.
-fn cpu(r: &RunReport) -> String {
-    one_place(r.cpu_us_per_answer)
+/// The rounds of one C×P ([`GridOptions::rounds`]), in the order they ran.
+pub struct Point<'a> {
+    pub connections: usize,
+    pub inflight: usize,
+    pub rounds: Vec<&'a GridRow>,
 }
 
-/// The servers' share of [`cpu`].
-fn servers(r: &RunReport) -> String {
-    one_place(r.servers_cpu_us_per_answer)
+/// The grid's rows by C×P, the points in the order they first ran.
+pub fn points(g: &GridReport) -> Vec<Point<'_>> {
+    let mut out: Vec<Point<'_>> = Vec::new();
+    for r in &g.rows {
+        let at = (r.connections, r.inflight);
+        match out.iter_mut().find(|p| (p.connections, p.inflight) == at) {
+            Some(p) => p.rounds.push(r),
+            None => out.push(Point {
+                connections: r.connections,
+                inflight: r.inflight,
+                rounds: vec![r],
+            }),
+        }
+    }
+    out
 }
 
-/// A figure to one decimal place, or `-` when not measured.
-fn one_place(v: Option<f64>) -> String {
-    v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"))
+impl Point<'_> {
+    /// `16×16`.
+    fn name(&self) -> String {
+        format!("{}×{}", self.connections, self.inflight)
+    }
+
+    /// The figure `f` of every round, lowest first; `None` when a round lacks it.
+    fn sorted(&self, f: impl Fn(&GridRow) -> Option<f64>) -> Option<Vec<f64>> {
+        let mut v = self
+            .rounds
+            .iter()
+            .map(|r| f(r))
+            .collect::<Option<Vec<f64>>>()?;
+        v.sort_by(f64::total_cmp);
+        (!v.is_empty()).then_some(v)
+    }
+
+    /// One figure of the point: with one round, `fmt` of its value; with more, of the median
+    /// and then of the lowest and highest in brackets, e.g. `0.16 (0.14–0.18)`, or the median
+    /// alone when the rounds print the same. `f` reads one round's row, so a ratio is taken
+    /// within a round, whose runs ran back to back, before the median is. `-` when a round
+    /// lacks the figure.
+    fn cell(&self, f: impl Fn(&GridRow) -> Option<f64>, fmt: fn(f64) -> String) -> String {
+        let Some(v) = self.sorted(f) else {
+            return "-".to_owned();
+        };
+        let (mid, lo, hi) = (fmt(median(&v)), fmt(v[0]), fmt(v[v.len() - 1]));
+        if lo == hi {
+            mid
+        } else {
+            format!("{mid} ({lo}–{hi})")
+        }
+    }
+
+    /// [`Point::cell`] without the range, for cells that chain several figures.
+    fn median_cell(&self, f: impl Fn(&GridRow) -> Option<f64>, fmt: fn(f64) -> String) -> String {
+        self.sorted(f)
+            .map_or_else(|| "-".to_owned(), |v| fmt(median(&v)))
+    }
+}
+
+/// The median of `sorted` (not empty, lowest first): the middle value, or the mean of the two
+/// middle ones.
+fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
+/// A throughput, `325,312`.
+fn tps(v: f64) -> String {
+    thousands(v.round() as u64)
+}
+
+/// A ratio, `0.16`.
+fn two_places(v: f64) -> String {
+    format!("{v:.2}")
+}
+
+/// A CPU time per answer in µs, or records per commit, `5.5`.
+fn one_place(v: f64) -> String {
+    format!("{v:.1}")
+}
+
+/// A latency in µs as milliseconds, `1.23 ms`.
+fn ms_of(us: f64) -> String {
+    ms(us.round() as u64)
+}
+
+/// `a ÷ b`, when `b` is not 0.
+fn ratio_of(a: f64, b: f64) -> Option<f64> {
+    (b > 0.0).then(|| a / b)
+}
+
+/// A run's p99 in µs.
+fn p99(r: &RunReport) -> Option<f64> {
+    Some(r.latency.p99_us as f64)
+}
+
+/// What the cells of a section are when the grid ran more than one round; empty with one.
+fn rounds_note(g: &GridReport) -> String {
+    if g.rounds > 1 {
+        format!(
+            " The whole grid ran {n} times, one round after another (`--rounds {n}`): each \
+             figure is the median of its point's {n} runs, with the lowest and the highest in \
+             brackets; a ratio is taken within each round, whose runs ran back to back, and the \
+             median is of those ratios.",
+            n = g.rounds
+        )
+    } else {
+        String::new()
+    }
 }
 
 /// `label: N mismatches, M errors` for each run of `runs` that was not clean.
@@ -645,14 +788,6 @@ fn ms(us: u64) -> String {
     format!("{}.{:02} ms", us / 1000, (us % 1000) / 10)
 }
 
-fn ratio(a: f64, b: f64) -> String {
-    if b > 0.0 {
-        format!("{:.2}", a / b)
-    } else {
-        "-".into()
-    }
-}
-
 /// The grid's section, markers included.
 pub fn markdown(g: &GridReport) -> String {
     let mut s = String::new();
@@ -664,8 +799,13 @@ pub fn markdown(g: &GridReport) -> String {
          noisy). \
          Each point: {:.0} s warmup, then {:.0} s measured, closed loop (each of C connections keeps \
          P requests outstanding). TPS counts answers inside the measured window; p99 is in \
-         milliseconds, from hdrhistogram at microsecond resolution.\n",
-        g.date, g.command, g.machine, g.warmup_s, g.duration_s
+         milliseconds, from hdrhistogram at microsecond resolution.{}\n",
+        g.date,
+        g.command,
+        g.machine,
+        g.warmup_s,
+        g.duration_s,
+        rounds_note(g)
     );
     let _ = writeln!(
         s,
@@ -720,22 +860,23 @@ pub fn markdown(g: &GridReport) -> String {
         "| C×P | relay TPS | remote TPS | remote ÷ relay | on-us TPS | on-us ÷ relay | relay p99 | remote p99 | on-us p99 |"
     );
     let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    let mut problems = Vec::new();
-    for r in &g.rows {
+    for pt in points(g) {
         let _ = writeln!(
             s,
-            "| {}×{} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            r.connections,
-            r.inflight,
-            thousands(r.relay.tps.round() as u64),
-            thousands(r.remote.tps.round() as u64),
-            ratio(r.remote.tps, r.relay.tps),
-            thousands(r.on_us.tps.round() as u64),
-            ratio(r.on_us.tps, r.relay.tps),
-            ms(r.relay.latency.p99_us),
-            ms(r.remote.latency.p99_us),
-            ms(r.on_us.latency.p99_us),
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            pt.name(),
+            pt.cell(|r| Some(r.relay.tps), tps),
+            pt.cell(|r| Some(r.remote.tps), tps),
+            pt.cell(|r| ratio_of(r.remote.tps, r.relay.tps), two_places),
+            pt.cell(|r| Some(r.on_us.tps), tps),
+            pt.cell(|r| ratio_of(r.on_us.tps, r.relay.tps), two_places),
+            pt.cell(|r| p99(&r.relay), ms_of),
+            pt.cell(|r| p99(&r.remote), ms_of),
+            pt.cell(|r| p99(&r.on_us), ms_of),
         );
+    }
+    let mut problems = Vec::new();
+    for r in &g.rows {
         unclean([&r.relay, &r.remote, &r.on_us], &mut problems);
     }
     cpu_table(g, &mut s);
@@ -805,30 +946,29 @@ fn cpu_table(g: &GridReport, s: &mut String) {
         relay
             .servers_cpu_us_per_answer
             .zip(switch.servers_cpu_us_per_answer)
-            .map_or_else(|| "-".to_owned(), |(a, b)| ratio(a, b))
+            .and_then(|(a, b)| ratio_of(a, b))
     };
-    for r in &g.rows {
+    for pt in points(g) {
         let _ = write!(
             s,
-            "| {}×{} | {} | {} | {} |",
-            r.connections,
-            r.inflight,
-            cpu(&r.relay),
-            cpu(&r.remote),
-            cpu(&r.on_us)
+            "| {} | {} | {} | {} |",
+            pt.name(),
+            pt.cell(|r| r.relay.cpu_us_per_answer, one_place),
+            pt.cell(|r| r.remote.cpu_us_per_answer, one_place),
+            pt.cell(|r| r.on_us.cpu_us_per_answer, one_place),
         );
         if split {
             let _ = write!(
                 s,
                 " {} | {} | {} | {} | {} | {} | {} | {} |",
-                one_place(r.relay.client_cpu_us_per_answer),
-                one_place(r.remote.client_cpu_us_per_answer),
-                one_place(r.on_us.client_cpu_us_per_answer),
-                servers(&r.relay),
-                servers(&r.remote),
-                servers(&r.on_us),
-                servers_ratio(&r.relay, &r.remote),
-                servers_ratio(&r.relay, &r.on_us),
+                pt.cell(|r| r.relay.client_cpu_us_per_answer, one_place),
+                pt.cell(|r| r.remote.client_cpu_us_per_answer, one_place),
+                pt.cell(|r| r.on_us.client_cpu_us_per_answer, one_place),
+                pt.cell(|r| r.relay.servers_cpu_us_per_answer, one_place),
+                pt.cell(|r| r.remote.servers_cpu_us_per_answer, one_place),
+                pt.cell(|r| r.on_us.servers_cpu_us_per_answer, one_place),
+                pt.cell(|r| servers_ratio(&r.relay, &r.remote), two_places),
+                pt.cell(|r| servers_ratio(&r.relay, &r.on_us), two_places),
             );
         }
         s.push('\n');
@@ -850,8 +990,11 @@ struct Beside {
     runs_with: &'static str,
     /// Said of the model check, e.g. " (MACs of the answers included)".
     checked: &'static str,
-    pick: fn(&GridRow) -> Option<(&RunReport, &RunReport)>,
+    pick: Pick,
 }
+
+/// Picks a row's remote and on-us runs beside the plain ones, when the grid ran them.
+type Pick = fn(&GridRow) -> Option<(&RunReport, &RunReport)>;
 
 fn beside_markdown(g: &GridReport, b: &Beside) -> Option<String> {
     if g.rows.iter().all(|r| (b.pick)(r).is_none()) {
@@ -867,39 +1010,52 @@ fn beside_markdown(g: &GridReport, b: &Beside) -> Option<String> {
          (same points, warmup and duration, journals `sync = \"{}\"`). **{tag}** is {} The \
          plain columns are the grid's own remote and on-us runs. CPU is the process's CPU time \
          per answer (client and servers together), which hardly moves with other load on the \
-         cores; its difference is what {cost_of} costs per transaction.\n",
-        g.date, g.command, g.machine, g.sync, b.what
+         cores; its difference is what {cost_of} costs per transaction.{}\n",
+        g.date,
+        g.command,
+        g.machine,
+        g.sync,
+        b.what,
+        rounds_note(g)
     );
     let _ = writeln!(
         s,
         "| C×P | remote TPS | remote{tag} TPS | {tag} ÷ plain | on-us TPS | on-us{tag} TPS | {tag} ÷ plain | remote CPU µs plain → {tag} | on-us CPU µs plain → {tag} | remote{tag} p99 | on-us{tag} p99 |"
     );
     let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    let mut problems = Vec::new();
-    let mut runs = 0;
-    for r in &g.rows {
-        let Some((rs, os)) = (b.pick)(r) else {
+    let pick = b.pick;
+    for pt in points(g) {
+        if pt.rounds.iter().any(|r| pick(r).is_none()) {
             continue;
-        };
-        runs += 2;
+        }
         let _ = writeln!(
             s,
-            "| {}×{} | {} | {} | {} | {} | {} | {} | {} → {} | {} → {} | {} | {} |",
-            r.connections,
-            r.inflight,
-            thousands(r.remote.tps.round() as u64),
-            thousands(rs.tps.round() as u64),
-            ratio(rs.tps, r.remote.tps),
-            thousands(r.on_us.tps.round() as u64),
-            thousands(os.tps.round() as u64),
-            ratio(os.tps, r.on_us.tps),
-            cpu(&r.remote),
-            cpu(rs),
-            cpu(&r.on_us),
-            cpu(os),
-            ms(rs.latency.p99_us),
-            ms(os.latency.p99_us),
+            "| {} | {} | {} | {} | {} | {} | {} | {} → {} | {} → {} | {} | {} |",
+            pt.name(),
+            pt.cell(|r| Some(r.remote.tps), tps),
+            pt.cell(|r| picked(pick, r, false).map(|x| x.tps), tps),
+            pt.cell(
+                |r| ratio_of(picked(pick, r, false)?.tps, r.remote.tps),
+                two_places
+            ),
+            pt.cell(|r| Some(r.on_us.tps), tps),
+            pt.cell(|r| picked(pick, r, true).map(|x| x.tps), tps),
+            pt.cell(
+                |r| ratio_of(picked(pick, r, true)?.tps, r.on_us.tps),
+                two_places
+            ),
+            pt.cell(|r| r.remote.cpu_us_per_answer, one_place),
+            pt.cell(|r| picked(pick, r, false)?.cpu_us_per_answer, one_place),
+            pt.cell(|r| r.on_us.cpu_us_per_answer, one_place),
+            pt.cell(|r| picked(pick, r, true)?.cpu_us_per_answer, one_place),
+            pt.cell(|r| p99(picked(pick, r, false)?), ms_of),
+            pt.cell(|r| p99(picked(pick, r, true)?), ms_of),
         );
+    }
+    let mut problems = Vec::new();
+    let mut runs = 0;
+    for (rs, os) in g.rows.iter().filter_map(pick) {
+        runs += 2;
         unclean([rs, os], &mut problems);
     }
     if problems.is_empty() {
@@ -914,6 +1070,11 @@ fn beside_markdown(g: &GridReport, b: &Beside) -> Option<String> {
     }
     let _ = writeln!(s, "{}", b.markers.1);
     Some(s)
+}
+
+/// The remote run (`on_us` false) or the on-us run of what `pick` picks from `r`.
+fn picked(pick: Pick, r: &GridRow, on_us: bool) -> Option<&RunReport> {
+    pick(r).map(|(remote, o)| if on_us { o } else { remote })
 }
 
 /// The cost-of-security section (markers included), when the grid ran with `--security`.
@@ -992,11 +1153,16 @@ pub fn ladder_markdown(g: &GridReport) -> Option<String> {
          no routing, screening, duplicate window, PAN encryption or issuer decision. Ratios are to the \
          relay of the same point; CPU is the process's CPU time per answer{servers_note}; the \
          last column is the durable step's journal records per group commit (one fsync each \
-         with `always`; two records per transaction; warmup included).\n",
+         with `always`; two records per transaction; warmup included).{rounds}\n",
         g.date,
         g.command,
         g.machine,
         g.sync,
+        rounds = if g.rounds > 1 {
+            format!("{} The CPU chains give the medians alone.", rounds_note(g))
+        } else {
+            String::new()
+        },
         servers_note = if split {
             ", and the servers' alone (the process less the load client's threads, as in the \
              grid's CPU table)"
@@ -1018,47 +1184,66 @@ pub fn ladder_markdown(g: &GridReport) -> Option<String> {
         "|---|---:|---:|---:|---:|---:|---:|---|{}---|---:|",
         if split { "---|" } else { "" }
     );
-    let mut problems = Vec::new();
-    let mut runs = 0;
-    for r in &g.rows {
-        let (Some(c), Some(d), Some(d2)) = (&r.relay_codec, &r.relay_durable, &r.relay_durable2)
-        else {
+    type Step = fn(&GridRow) -> Option<&RunReport>;
+    // The ladder's steps, then on-us and remote, as its chains list them.
+    let chain: [Step; 6] = [
+        |r| Some(&r.relay),
+        |r| r.relay_codec.as_ref(),
+        |r| r.relay_durable.as_ref(),
+        |r| r.relay_durable2.as_ref(),
+        |r| Some(&r.on_us),
+        |r| Some(&r.remote),
+    ];
+    let [_, codec, durable, durable2, ..] = chain;
+    for pt in points(g) {
+        if pt.rounds.iter().any(|r| {
+            [codec, durable, durable2]
+                .iter()
+                .any(|step| step(r).is_none())
+        }) {
             continue;
-        };
-        runs += 3;
+        }
         // One figure per step of the ladder, then on-us and remote.
-        let steps = |f: fn(&RunReport) -> String| {
+        let steps = |f: fn(&RunReport) -> Option<f64>| {
+            let m: Vec<String> = chain
+                .iter()
+                .map(|step| pt.median_cell(|r| step(r).and_then(f), one_place))
+                .collect();
             format!(
                 "{} → {} → {} → {}; {}, {}",
-                f(&r.relay),
-                f(c),
-                f(d),
-                f(d2),
-                f(&r.on_us),
-                f(&r.remote)
+                m[0], m[1], m[2], m[3], m[4], m[5]
             )
         };
         let servers_cell = if split {
-            format!(" {} |", steps(servers))
+            format!(" {} |", steps(|x| x.servers_cpu_us_per_answer))
         } else {
             String::new()
         };
+        let to_relay =
+            |step: Step| pt.cell(move |r| ratio_of(step(r)?.tps, r.relay.tps), two_places);
         let _ = writeln!(
             s,
-            "| {}×{} | {} | {} | {} | {} | {} | {} | {} |{servers_cell} {}, {} | {} |",
-            r.connections,
-            r.inflight,
-            thousands(r.relay.tps.round() as u64),
-            ratio(c.tps, r.relay.tps),
-            ratio(d.tps, r.relay.tps),
-            ratio(d2.tps, r.relay.tps),
-            ratio(r.on_us.tps, r.relay.tps),
-            ratio(r.remote.tps, r.relay.tps),
-            steps(cpu),
-            ms(d.latency.p99_us),
-            ms(d2.latency.p99_us),
-            one_place(r.ladder_records_per_commit),
+            "| {} | {} | {} | {} | {} | {} | {} | {} |{servers_cell} {}, {} | {} |",
+            pt.name(),
+            pt.cell(|r| Some(r.relay.tps), tps),
+            to_relay(codec),
+            to_relay(durable),
+            to_relay(durable2),
+            to_relay(chain[4]),
+            to_relay(chain[5]),
+            steps(|x| x.cpu_us_per_answer),
+            pt.cell(|r| p99(durable(r)?), ms_of),
+            pt.cell(|r| p99(durable2(r)?), ms_of),
+            pt.cell(|r| r.ladder_records_per_commit, one_place),
         );
+    }
+    let mut problems = Vec::new();
+    let mut runs = 0;
+    for r in &g.rows {
+        let (Some(c), Some(d), Some(d2)) = (codec(r), durable(r), durable2(r)) else {
+            continue;
+        };
+        runs += 3;
         unclean([c, d, d2], &mut problems);
     }
     if problems.is_empty() {
@@ -1258,6 +1443,7 @@ mod tests {
         let row = GridRow {
             connections: 16,
             inflight: 16,
+            round: 1,
             relay: r(),
             remote: r(),
             on_us: r(),
@@ -1277,6 +1463,7 @@ mod tests {
             remote_links: 1,
             metrics: true,
             client_runtime: false,
+            rounds: 1,
             command: "loadgen grid".into(),
             machine: "2 cores".into(),
             cards: 100,
@@ -1441,11 +1628,102 @@ mod tests {
         );
     }
 
+    /// With more than one round, each cell is the median of the point's rounds with their
+    /// range, a ratio is the median of the rounds' own ratios (not the ratio of two medians),
+    /// the points keep the order they first ran in, and the ladder's chains give medians alone.
+    #[test]
+    fn a_grid_of_three_rounds_gives_medians_and_ranges() {
+        let mut g = one_row_grid();
+        g.rounds = 3;
+        let first = g.rows.remove(0);
+        for round in 1..=3 {
+            for (c, p) in [(16, 16), (1, 1)] {
+                let mut row = first.clone();
+                (row.connections, row.inflight, row.round) = (c, p, round);
+                g.rows.push(row);
+            }
+        }
+        // 16×16: relay 1,000, 1,200, 800; remote 150, 180, 200, so the rounds' ratios are
+        // 0.15, 0.15 and 0.25, and their median 0.15, where the medians' ratio is 0.18.
+        for (i, (relay, remote)) in [(1_000.0, 150.0), (1_200.0, 180.0), (800.0, 200.0)]
+            .into_iter()
+            .enumerate()
+        {
+            let row = &mut g.rows[2 * i];
+            (row.relay.tps, row.remote.tps) = (relay, remote);
+        }
+        let md = markdown(&g);
+        assert!(
+            md.contains("each figure is the median of its point's 3 runs"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| 16×16 | 1,000 (800–1,200) | 180 (150–200) | 0.15 (0.15–0.25) | 400 | 0.40 (0.33–0.50) | 0.99 ms |"
+            ),
+            "{md}"
+        );
+        let at = |name: &str| md.find(&format!("| {name} |")).expect(name);
+        assert!(at("16×16") < at("1×1"), "{md}");
+        assert_eq!(table_bars(&md, "| C×P | relay TPS"), [10; 4]);
+        assert!(
+            md.contains("Every answer of the 18 runs was checked"),
+            "{md}"
+        );
+
+        // Beside the grid: a point that lacks its runs in one round has no row.
+        let r = crate::loadgen::report::tests::small_report;
+        for row in g.rows.iter_mut().take(5) {
+            row.remote_secure = Some(r());
+            row.on_us_secure = Some(r());
+        }
+        let sec = security_markdown(&g).expect("security section");
+        assert!(
+            sec.contains("each figure is the median of its point's 3 runs"),
+            "{sec}"
+        );
+        assert!(
+            sec.contains("| 16×16 | 180 (150–200) | 400 | 2.22 (2.00–2.67) | 400 | 400 | 1.00 |"),
+            "{sec}"
+        );
+        assert!(!sec.contains("| 1×1 |"), "{sec}");
+        assert!(sec.contains("Every answer of the 10 runs"), "{sec}");
+
+        // The ladder: 16×16's CPU per answer of +codec is 4, 2 and 9 µs in the three rounds;
+        // no other run's was measured.
+        for (i, row) in g.rows.iter_mut().enumerate() {
+            let mut codec = r();
+            let cpu = [3_200, 0, 1_600, 0, 7_200, 0][i];
+            codec.set_cpu((cpu > 0).then_some(cpu), None);
+            row.relay_codec = Some(codec);
+            row.relay_durable = Some(r());
+            row.relay_durable2 = Some(r());
+        }
+        let ladder = ladder_markdown(&g).expect("ladder section");
+        assert!(
+            ladder.contains("The CPU chains give the medians alone."),
+            "{ladder}"
+        );
+        assert!(ladder.contains("| 16×16 | 1,000 (800–1,200) |"), "{ladder}");
+        assert!(ladder.contains("| - → 4.0 → - → -; -, - |"), "{ladder}");
+        assert!(
+            ladder.contains("Every answer of the 18 ladder runs"),
+            "{ladder}"
+        );
+    }
+
+    #[test]
+    fn the_median_of_an_odd_and_an_even_count() {
+        assert_eq!(median(&[1.0, 5.0, 9.0]), 5.0);
+        assert_eq!(median(&[1.0, 2.0, 4.0, 10.0]), 3.0);
+        assert_eq!(median(&[7.0]), 7.0);
+    }
+
     #[test]
     fn number_formats() {
         assert_eq!(ms(1_234), "1.23 ms");
         assert_eq!(ms(15), "0.01 ms");
-        assert_eq!(ratio(1.0, 4.0), "0.25");
-        assert_eq!(ratio(1.0, 0.0), "-");
+        assert_eq!(ratio_of(1.0, 4.0).map(two_places).as_deref(), Some("0.25"));
+        assert_eq!(ratio_of(1.0, 0.0), None);
     }
 }
