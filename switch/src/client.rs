@@ -7,7 +7,9 @@
 //! - Pipelining: any number of requests may be in flight on the connection. A reader task matches
 //!   each response to its waiting caller by STAN (field 11), so responses may arrive in any
 //!   order. Several waiters on one STAN (a duplicate sent on purpose) are answered first come,
-//!   first served.
+//!   first served. The same task fails a request with [`ClientError::Timeout`] once
+//!   [`ClientConfig::timeout`] has passed since it was registered, from one timer for the
+//!   connection: every request has the same timeout, so the deadlines queue up in order.
 //! - The STAN counter: unique among the requests in flight, 000001 to 999999, then 000001 again.
 //! - The house conventions for each request type ([`TxnKind`], [`AcquirerClient::complete`],
 //!   [`AcquirerClient::reverse`], [`AcquirerClient::echo`]): which MTI, processing code and
@@ -763,10 +765,24 @@ impl Waiters {
     }
 }
 
+/// When a waiter's time is up: the reader task fails it with [`ClientError::Timeout`] then.
+struct Deadline {
+    at: Instant,
+    stan: Stan,
+    id: u64,
+}
+
 struct State {
     /// Waiters by STAN; more than one only when the same STAN was sent again on purpose.
     /// foldhash: one insert and one removal per request.
     waiters: HashMap<u32, Waiters, foldhash::fast::RandomState>,
+    /// Every waiter's deadline, in the order they registered, which is the order of the
+    /// deadlines too: every request has the same timeout. Entries of waiters that are gone
+    /// (answered, cancelled) are dropped when they reach the front, so this holds about the
+    /// requests in flight. One timer for the connection ([`read_loop`]) instead of one per
+    /// request: registering, polling and cancelling a tokio timer per request was the load
+    /// generator's largest single cost after its copies.
+    deadlines: VecDeque<Deadline>,
     in_flight: usize,
     last_stan: Stan,
     next_id: u64,
@@ -777,8 +793,46 @@ struct State {
 struct Shared {
     state: Mutex<State>,
     dialect: &'static Dialect,
+    /// How long a request waits for its response ([`ClientConfig::timeout`]).
+    timeout: Duration,
     /// Responses nobody waited for (late after a timeout, unknown STAN, no STAN).
     unmatched: AtomicU64,
+}
+
+impl State {
+    /// True while waiter `id` of `stan` waits.
+    fn is_waiting(&self, stan: u32, id: u64) -> bool {
+        self.waiters
+            .get(&stan)
+            .is_some_and(|q| q.first.id == id || q.more.iter().any(|w| w.id == id))
+    }
+
+    /// Drops the deadlines at the front whose waiters are gone.
+    fn prune(&mut self) {
+        while let Some(d) = self.deadlines.front() {
+            if self.is_waiting(d.stan.value(), d.id) {
+                break;
+            }
+            self.deadlines.pop_front();
+        }
+    }
+
+    /// Takes waiter `id` of `stan` out of the map; `None` if it is gone.
+    fn take(&mut self, stan: u32, id: u64) -> Option<Waiter> {
+        let q = self.waiters.get_mut(&stan)?;
+        let w = if q.first.id == id {
+            let (w, rest) = self.waiters.remove(&stan)?.pop_front();
+            if let Some(rest) = rest {
+                self.waiters.insert(stan, rest);
+            }
+            w
+        } else {
+            let pos = q.more.iter().position(|w| w.id == id)?;
+            q.more.remove(pos)?
+        };
+        self.in_flight -= 1;
+        Some(w)
+    }
 }
 
 impl Shared {
@@ -813,11 +867,12 @@ impl Shared {
         Err(ClientError::Request("every STAN is in flight".into()))
     }
 
-    /// Registers a waiter for `stan` (which may already have waiters).
+    /// Registers a waiter for `stan` (which may already have waiters), with its deadline; also
+    /// returns when it registered.
     fn register(
         self: &Arc<Self>,
         stan: Stan,
-    ) -> Result<(Registration, oneshot::Receiver<Reply>), ClientError> {
+    ) -> Result<(Registration, oneshot::Receiver<Reply>, Instant), ClientError> {
         let (tx, rx) = oneshot::channel();
         let mut st = self.lock();
         if let Some(e) = &st.closed {
@@ -825,6 +880,13 @@ impl Shared {
         }
         let id = st.next_id;
         st.next_id += 1;
+        // Read under the lock, so that the deadlines are in order in the queue.
+        let now = Instant::now();
+        st.deadlines.push_back(Deadline {
+            at: now + self.timeout,
+            stan,
+            id,
+        });
         let waiter = Waiter { id, tx };
         match st.waiters.entry(stan.value()) {
             std::collections::hash_map::Entry::Occupied(mut e) => {
@@ -845,29 +907,41 @@ impl Shared {
             id,
             live: true,
         };
-        Ok((reg, rx))
+        Ok((reg, rx, now))
     }
 
     /// Removes waiter `id` of `stan`; false if it is gone (answered or failed).
     fn remove(&self, stan: Stan, id: u64) -> bool {
-        let mut st = self.lock();
-        let Some(q) = st.waiters.get_mut(&stan.value()) else {
-            return false;
-        };
-        if q.first.id == id {
-            if let Some(w) = st.waiters.remove(&stan.value())
-                && let (_, Some(rest)) = w.pop_front()
-            {
-                st.waiters.insert(stan.value(), rest);
+        self.lock().take(stan.value(), id).is_some()
+    }
+
+    /// Fails every waiter whose deadline is `now` or earlier with [`ClientError::Timeout`];
+    /// returns when to look again: the next deadline, or a full timeout from now when nothing
+    /// waits (a request registered later has a later deadline still).
+    fn expire(&self, now: Instant) -> Instant {
+        let mut due = Vec::new();
+        let next = {
+            let mut st = self.lock();
+            loop {
+                st.prune();
+                match st.deadlines.front() {
+                    Some(d) if d.at <= now => {
+                        let (stan, id) = (d.stan, d.id);
+                        st.deadlines.pop_front();
+                        due.extend(st.take(stan.value(), id).map(|w| (stan, w)));
+                    }
+                    Some(d) => break d.at,
+                    None => break now + self.timeout,
+                }
             }
-        } else {
-            let Some(pos) = q.more.iter().position(|w| w.id == id) else {
-                return false;
-            };
-            q.more.remove(pos);
+        };
+        for (stan, w) in due {
+            let _ = w.tx.send(Err(ClientError::Timeout {
+                stan,
+                timeout: self.timeout,
+            }));
         }
-        st.in_flight -= 1;
-        true
+        next
     }
 
     /// Hands `reply` to the oldest waiter of `stan`.
@@ -881,8 +955,17 @@ impl Shared {
                 }
                 w
             });
-            if w.is_some() {
+            if let Some(w) = &w {
                 st.in_flight -= 1;
+                // In order, the answered request is the oldest: its deadline goes at once.
+                if st
+                    .deadlines
+                    .front()
+                    .is_some_and(|d| d.stan == stan && d.id == w.id)
+                {
+                    st.deadlines.pop_front();
+                }
+                st.prune();
             }
             w
         };
@@ -904,6 +987,7 @@ impl Shared {
                 st.closed = Some(err.clone());
             }
             st.in_flight = 0;
+            st.deadlines.clear();
             std::mem::take(&mut st.waiters)
         };
         for w in waiters
@@ -966,6 +1050,7 @@ struct Registration {
 
 impl Registration {
     /// Removes the waiter; false if a reply was already handed to it.
+    #[cfg(test)]
     fn cancel(&mut self) -> bool {
         self.live = false;
         self.shared.remove(self.stan, self.id)
@@ -1098,8 +1183,10 @@ impl AcquirerClient {
                 last_stan,
                 next_id: 0,
                 closed: None,
+                deadlines: VecDeque::new(),
             }),
             dialect: config.dialect,
+            timeout: config.timeout,
             unmatched: AtomicU64::new(0),
         });
 
@@ -1735,8 +1822,7 @@ impl AcquirerClient {
         stan: Stan,
         frame: Bytes,
     ) -> Result<(Received, Instant), ClientError> {
-        let (mut reg, mut rx) = self.inner.shared.register(stan)?;
-        let start = Instant::now();
+        let (mut reg, rx, start) = self.inner.shared.register(stan)?;
         self.inner
             .out
             .send(Outgoing {
@@ -1745,25 +1831,17 @@ impl AcquirerClient {
             })
             .await
             .map_err(|_| self.inner.shared.closed_error())?;
-        let timeout = self.inner.config.timeout;
-        let reply = match tokio::time::timeout(timeout, &mut rx).await {
-            Ok(Ok(reply)) => {
+        // The answer, or the timeout from the reader task (`Shared::expire`), whichever it
+        // took out of the map first.
+        let reply = match rx.await {
+            Ok(reply) => {
                 reg.live = false;
                 reply
             }
             // The reader task is gone without failing us: the client is being dropped.
-            Ok(Err(_)) => {
+            Err(_) => {
                 reg.live = false;
                 Err(self.inner.shared.closed_error())
-            }
-            Err(_) => {
-                if reg.cancel() {
-                    Err(ClientError::Timeout { stan, timeout })
-                } else {
-                    // The reply raced the deadline: it was handed over just now.
-                    rx.try_recv()
-                        .unwrap_or(Err(ClientError::Timeout { stan, timeout }))
-                }
             }
         };
         reply.map(|r| (r, start))
@@ -1893,9 +1971,23 @@ impl Fields {
     }
 }
 
+/// Reads the switch's frames and hands each to its waiter, and fails the waiters whose time is
+/// up. Its one timer is armed at the oldest deadline, or a full timeout ahead when nothing
+/// waits, and moved only when it fires: every later request's deadline is later still.
 async fn read_loop(mut reader: FramedRead<ReadHalf, FrameCodec>, shared: Arc<Shared>) {
+    let timer = tokio::time::sleep(shared.timeout);
+    tokio::pin!(timer);
     loop {
-        match reader.next().await {
+        let read = tokio::select! {
+            biased;
+            read = reader.next() => read,
+            () = &mut timer => {
+                let next = shared.expire(Instant::now());
+                timer.as_mut().reset(next);
+                continue;
+            }
+        };
+        match read {
             Some(Ok(frame)) => {
                 shared.dispatch(frame.payload, Instant::now(), std::time::Instant::now());
             }
@@ -2317,14 +2409,16 @@ mod tests {
                 last_stan: Stan::new(1).expect("stan"),
                 next_id: 0,
                 closed: None,
+                deadlines: VecDeque::new(),
             }),
             dialect: &ISO87_ASCII,
+            timeout: Duration::from_secs(5),
             unmatched: AtomicU64::new(0),
         });
         let stan = Stan::new(42).expect("stan");
-        let (mut first, mut rx1) = shared.register(stan).expect("first");
-        let (mut middle, mut rx2) = shared.register(stan).expect("second");
-        let (mut last, mut rx3) = shared.register(stan).expect("third");
+        let (mut first, mut rx1, _) = shared.register(stan).expect("first");
+        let (mut middle, mut rx2, _) = shared.register(stan).expect("second");
+        let (mut last, mut rx3, _) = shared.register(stan).expect("third");
         assert_eq!(shared.lock().in_flight, 3);
         assert!(middle.cancel());
         assert_eq!(shared.lock().in_flight, 2);
@@ -2344,6 +2438,73 @@ mod tests {
         assert!(rx1.try_recv().is_err() && rx2.try_recv().is_err());
         shared.deliver(stan, Err(ClientError::Request("late".into())));
         assert_eq!(shared.unmatched.load(Ordering::Relaxed), 1);
+    }
+
+    /// The deadlines: answered in order or out of order, their queue empties with the waiters;
+    /// at the oldest deadline the waiters whose time is up fail with a timeout and the others
+    /// keep waiting; with nothing waiting, the reader looks again a full timeout later.
+    #[tokio::test(start_paused = true)]
+    async fn deadlines_leave_with_their_waiters_and_fail_the_late_ones() {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                waiters: HashMap::default(),
+                in_flight: 0,
+                last_stan: Stan::new(1).expect("stan"),
+                next_id: 0,
+                closed: None,
+                deadlines: VecDeque::new(),
+            }),
+            dialect: &ISO87_ASCII,
+            timeout: Duration::from_secs(5),
+            unmatched: AtomicU64::new(0),
+        });
+        let stan = |n: u32| Stan::new(n).expect("stan");
+        let answer = || Err(ClientError::Request("answer".into()));
+        for order in [[1, 2, 3], [3, 1, 2]] {
+            let regs: Vec<_> = (1..=3)
+                .map(|n| shared.register(stan(n)).expect("registered"))
+                .collect();
+            for n in order {
+                shared.deliver(stan(n), answer());
+            }
+            assert!(shared.lock().deadlines.is_empty(), "{order:?}");
+            drop(regs);
+        }
+
+        let t0 = Instant::now();
+        let (_a, mut rx_a, _) = shared.register(stan(10)).expect("a");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let (_b, mut rx_b, _) = shared.register(stan(11)).expect("b");
+        let (c, mut rx_c, _) = shared.register(stan(12)).expect("c");
+        drop(c);
+        assert_eq!(shared.lock().deadlines.len(), 3);
+        // Not yet: the next look is at the oldest deadline.
+        assert_eq!(
+            shared.expire(t0 + Duration::from_secs(1)),
+            t0 + Duration::from_secs(5)
+        );
+        assert!(rx_a.try_recv().is_err());
+        // At a's deadline a fails, and b waits on until its own.
+        let b_due = t0 + Duration::from_secs(7);
+        assert_eq!(shared.expire(t0 + Duration::from_secs(5)), b_due);
+        assert!(matches!(
+            rx_a.try_recv(),
+            Ok(Err(ClientError::Timeout { stan: s, timeout })) if s.value() == 10 && timeout == Duration::from_secs(5)
+        ));
+        assert!(rx_b.try_recv().is_err());
+        assert_eq!(shared.lock().in_flight, 1);
+        // b's late answer after its timeout is unmatched; c was cancelled, never timed out.
+        let later = shared.expire(b_due);
+        assert_eq!(later, b_due + Duration::from_secs(5), "nothing waits");
+        assert!(matches!(
+            rx_b.try_recv(),
+            Ok(Err(ClientError::Timeout { .. }))
+        ));
+        assert!(rx_c.try_recv().is_err());
+        shared.deliver(stan(11), answer());
+        assert_eq!(shared.unmatched.load(Ordering::Relaxed), 1);
+        let st = shared.lock();
+        assert!(st.deadlines.is_empty() && st.waiters.is_empty() && st.in_flight == 0);
     }
 
     /// A request is framed once, by the client that built it; another client frames it again
