@@ -847,17 +847,22 @@ async fn the_grid_command_runs_its_rounds() {
         }
     }
 
-    // Zero rounds is a usage error, before anything starts.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(["grid", "--rounds", "0", "--no-doc"])
-        .output()
-        .expect("loadgen runs");
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("--rounds"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // Zero rounds, or a point listed twice (its rows would mix), is a usage error, before
+    // anything starts.
+    for (args, says) in [
+        (["--rounds", "0"], "--rounds"),
+        (["--points", "2x2,4x1,2X2"], "listed twice"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
+            .arg("grid")
+            .args(args)
+            .arg("--no-doc")
+            .output()
+            .expect("loadgen runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
 }
 
 /// Runs a loadgen command off the runtime's threads; its stdout, once it exited with success.

@@ -782,7 +782,9 @@ struct State {
     /// deadlines too: every request has the same timeout. The waiters' ids are handed out in
     /// the same order, one apart, so a waiter's entry is found by its distance from the
     /// front's, with no lookup. Entries of waiters that are gone (answered, cancelled) are
-    /// dropped when they reach the front, so this holds about the requests in flight. One
+    /// dropped when they reach the front, so this holds the requests registered since the
+    /// oldest one still waiting: the requests in flight while answers come, up to a timeout's
+    /// worth of requests behind one that gets none. One
     /// timer for the connection ([`read_loop`]) instead of one per request: registering,
     /// polling and cancelling a tokio timer per request cost the load generator about a
     /// tenth of its CPU under load.
@@ -840,8 +842,9 @@ impl State {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding this lock leaves the map consistent (every operation is a
-        // single insert or remove), so a poisoned lock is still usable.
+        // Nothing under this lock can panic in a release build (map and queue operations, and
+        // counts that only go down for a waiter that was counted in), so a poisoned lock is
+        // still usable.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -870,12 +873,11 @@ impl Shared {
         Err(ClientError::Request("every STAN is in flight".into()))
     }
 
-    /// Registers a waiter for `stan` (which may already have waiters), with its deadline; also
-    /// returns when it registered.
+    /// Registers a waiter for `stan` (which may already have waiters), with its deadline.
     fn register(
         self: &Arc<Self>,
         stan: Stan,
-    ) -> Result<(Registration, oneshot::Receiver<Reply>, Instant), ClientError> {
+    ) -> Result<(Registration, oneshot::Receiver<Reply>), ClientError> {
         let (tx, rx) = oneshot::channel();
         let mut st = self.lock();
         if let Some(e) = &st.closed {
@@ -884,9 +886,9 @@ impl Shared {
         let id = st.next_id;
         st.next_id += 1;
         // Read under the lock, so that the deadlines are in order in the queue.
-        let now = Instant::now();
+        let at = self.deadline_from(Instant::now());
         st.deadlines.push_back(Deadline {
-            at: now + self.timeout,
+            at,
             stan,
             id,
             gone: false,
@@ -911,7 +913,14 @@ impl Shared {
             id,
             live: true,
         };
-        Ok((reg, rx, now))
+        Ok((reg, rx))
+    }
+
+    /// A full timeout after `now`; far in the future for a timeout too long to add (tokio's own
+    /// timeout saturates the same way).
+    fn deadline_from(&self, now: Instant) -> Instant {
+        now.checked_add(self.timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400))
     }
 
     /// Removes waiter `id` of `stan`; false if it is gone (answered or failed).
@@ -941,7 +950,7 @@ impl Shared {
                         }
                     }
                     Some(d) => break d.at,
-                    None => break now + self.timeout,
+                    None => break self.deadline_from(now),
                 }
             }
         };
@@ -1824,15 +1833,20 @@ impl AcquirerClient {
         stan: Stan,
         frame: Bytes,
     ) -> Result<(Received, Instant), ClientError> {
-        let (mut reg, rx, start) = self.inner.shared.register(stan)?;
-        self.inner
+        let start = Instant::now();
+        // Room in the writer's queue first, so that the request's time starts once it is
+        // queued, as the timeout always has: a wait for room cannot time it out unsent.
+        let permit = self
+            .inner
             .out
-            .send(Outgoing {
-                bytes: frame,
-                ack: None,
-            })
+            .reserve()
             .await
             .map_err(|_| self.inner.shared.closed_error())?;
+        let (mut reg, rx) = self.inner.shared.register(stan)?;
+        permit.send(Outgoing {
+            bytes: frame,
+            ack: None,
+        });
         // The answer, or the timeout from the reader task (`Shared::expire`), whichever it
         // took out of the map first.
         let reply = match rx.await {
@@ -1977,6 +1991,19 @@ impl Fields {
 /// up. Its one timer is armed at the oldest deadline, or a full timeout ahead when nothing
 /// waits, and moved only when it fires: every later request's deadline is later still.
 async fn read_loop(mut reader: FramedRead<ReadHalf, FrameCodec>, shared: Arc<Shared>) {
+    // However this task ends (a panic included, or an abort), no waiter is left without an
+    // answer or a timeout: the timeouts are this task's. A close that came first keeps its
+    // reason.
+    struct CloseOnExit(Arc<Shared>);
+    impl Drop for CloseOnExit {
+        fn drop(&mut self) {
+            self.0.close(ClientError::Closed {
+                side: Side::Client,
+                reason: "the client's reader task stopped".into(),
+            });
+        }
+    }
+    let _close = CloseOnExit(Arc::clone(&shared));
     let timer = tokio::time::sleep(shared.timeout);
     tokio::pin!(timer);
     loop {
@@ -1991,7 +2018,15 @@ async fn read_loop(mut reader: FramedRead<ReadHalf, FrameCodec>, shared: Arc<Sha
         };
         match read {
             Some(Ok(frame)) => {
-                shared.dispatch(frame.payload, Instant::now(), std::time::Instant::now());
+                let now = Instant::now();
+                shared.dispatch(frame.payload, now, std::time::Instant::now());
+                // While frames keep coming the branch above wins every time (and tokio's
+                // co-operative budget can leave the timer unpolled when it runs out), so the
+                // deadlines are looked at here too.
+                if timer.deadline() <= now {
+                    let next = shared.expire(now);
+                    timer.as_mut().reset(next);
+                }
             }
             Some(Err(e)) => {
                 shared.close(ClientError::Closed {
@@ -2399,12 +2434,9 @@ mod tests {
         assert_eq!(c.in_flight(), 0);
     }
 
-    /// Three waiters on one STAN: taking out the middle one and then the first leaves the third,
-    /// which the answer reaches; the count in flight follows every step and the STAN is free
-    /// at the end.
-    #[test]
-    fn waiters_of_one_stan_keep_their_order_through_removals() {
-        let shared = Arc::new(Shared {
+    /// The state of a client with no connection: for the waiters' and deadlines' bookkeeping.
+    fn shared_with(timeout: Duration) -> Arc<Shared> {
+        Arc::new(Shared {
             state: Mutex::new(State {
                 waiters: HashMap::default(),
                 in_flight: 0,
@@ -2414,13 +2446,21 @@ mod tests {
                 deadlines: VecDeque::new(),
             }),
             dialect: &ISO87_ASCII,
-            timeout: Duration::from_secs(5),
+            timeout,
             unmatched: AtomicU64::new(0),
-        });
+        })
+    }
+
+    /// Three waiters on one STAN: taking out the middle one and then the first leaves the third,
+    /// which the answer reaches; the count in flight follows every step and the STAN is free
+    /// at the end.
+    #[test]
+    fn waiters_of_one_stan_keep_their_order_through_removals() {
+        let shared = shared_with(Duration::from_secs(5));
         let stan = Stan::new(42).expect("stan");
-        let (mut first, mut rx1, _) = shared.register(stan).expect("first");
-        let (mut middle, mut rx2, _) = shared.register(stan).expect("second");
-        let (mut last, mut rx3, _) = shared.register(stan).expect("third");
+        let (mut first, mut rx1) = shared.register(stan).expect("first");
+        let (mut middle, mut rx2) = shared.register(stan).expect("second");
+        let (mut last, mut rx3) = shared.register(stan).expect("third");
         assert_eq!(shared.lock().in_flight, 3);
         assert!(middle.cancel());
         assert_eq!(shared.lock().in_flight, 2);
@@ -2447,19 +2487,7 @@ mod tests {
     /// keep waiting; with nothing waiting, the reader looks again a full timeout later.
     #[tokio::test(start_paused = true)]
     async fn deadlines_leave_with_their_waiters_and_fail_the_late_ones() {
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                waiters: HashMap::default(),
-                in_flight: 0,
-                last_stan: Stan::new(1).expect("stan"),
-                next_id: 0,
-                closed: None,
-                deadlines: VecDeque::new(),
-            }),
-            dialect: &ISO87_ASCII,
-            timeout: Duration::from_secs(5),
-            unmatched: AtomicU64::new(0),
-        });
+        let shared = shared_with(Duration::from_secs(5));
         let stan = |n: u32| Stan::new(n).expect("stan");
         let answer = || Err(ClientError::Request("answer".into()));
         for order in [[1, 2, 3], [3, 1, 2]] {
@@ -2474,10 +2502,10 @@ mod tests {
         }
 
         let t0 = Instant::now();
-        let (_a, mut rx_a, _) = shared.register(stan(10)).expect("a");
+        let (_a, mut rx_a) = shared.register(stan(10)).expect("a");
         tokio::time::advance(Duration::from_secs(2)).await;
-        let (_b, mut rx_b, _) = shared.register(stan(11)).expect("b");
-        let (c, mut rx_c, _) = shared.register(stan(12)).expect("c");
+        let (_b, mut rx_b) = shared.register(stan(11)).expect("b");
+        let (c, mut rx_c) = shared.register(stan(12)).expect("c");
         drop(c);
         assert_eq!(shared.lock().deadlines.len(), 3);
         // Not yet: the next look is at the oldest deadline.
@@ -2507,6 +2535,12 @@ mod tests {
         assert_eq!(shared.unmatched.load(Ordering::Relaxed), 1);
         let st = shared.lock();
         assert!(st.deadlines.is_empty() && st.waiters.is_empty() && st.in_flight == 0);
+        drop(st);
+
+        // A timeout too long to add to the clock: far in the future, not a panic.
+        let forever = shared_with(Duration::MAX);
+        let now = Instant::now();
+        assert!(forever.deadline_from(now) > now + Duration::from_secs(365 * 86_400));
     }
 
     /// A request is framed once, by the client that built it; another client frames it again
