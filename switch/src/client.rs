@@ -1833,15 +1833,25 @@ impl AcquirerClient {
         stan: Stan,
         frame: Bytes,
     ) -> Result<(Received, Instant), ClientError> {
+        // The latency counts any wait for room in the writer's queue; the timeout starts once
+        // the request is queued, as it always has, so a wait for room cannot time it out unsent.
         let start = Instant::now();
-        // Room in the writer's queue first, so that the request's time starts once it is
-        // queued, as the timeout always has: a wait for room cannot time it out unsent.
-        let permit = self
-            .inner
-            .out
-            .reserve()
-            .await
-            .map_err(|_| self.inner.shared.closed_error())?;
+        let out = &self.inner.out;
+        let permit = match out.try_reserve() {
+            Ok(permit) => permit,
+            Err(mpsc::error::TrySendError::Full(())) => {
+                // A closed client fails at once, as it did before a request waited for room.
+                if let Some(e) = self.inner.shared.lock().closed.clone() {
+                    return Err(e);
+                }
+                out.reserve()
+                    .await
+                    .map_err(|_| self.inner.shared.closed_error())?
+            }
+            Err(mpsc::error::TrySendError::Closed(())) => {
+                return Err(self.inner.shared.closed_error());
+            }
+        };
         let (mut reg, rx) = self.inner.shared.register(stan)?;
         permit.send(Outgoing {
             bytes: frame,
@@ -1854,7 +1864,8 @@ impl AcquirerClient {
                 reg.live = false;
                 reply
             }
-            // The reader task is gone without failing us: the client is being dropped.
+            // Not expected: the reader task fails every waiter however it ends. Kept so that a
+            // waiter could never be left without an answer.
             Err(_) => {
                 reg.live = false;
                 Err(self.inner.shared.closed_error())
@@ -1989,7 +2000,8 @@ impl Fields {
 
 /// Reads the switch's frames and hands each to its waiter, and fails the waiters whose time is
 /// up. Its one timer is armed at the oldest deadline, or a full timeout ahead when nothing
-/// waits, and moved only when it fires: every later request's deadline is later still.
+/// waits, and moved only when it is due (when it fires, or after an answer read once it is
+/// due): every later request's deadline is later still.
 async fn read_loop(mut reader: FramedRead<ReadHalf, FrameCodec>, shared: Arc<Shared>) {
     // However this task ends (a panic included, or an abort), no waiter is left without an
     // answer or a timeout: the timeouts are this task's. A close that came first keeps its
@@ -1997,9 +2009,14 @@ async fn read_loop(mut reader: FramedRead<ReadHalf, FrameCodec>, shared: Arc<Sha
     struct CloseOnExit(Arc<Shared>);
     impl Drop for CloseOnExit {
         fn drop(&mut self) {
+            let reason = if std::thread::panicking() {
+                "the client's reader task panicked"
+            } else {
+                "the client's reader task stopped"
+            };
             self.0.close(ClientError::Closed {
                 side: Side::Client,
-                reason: "the client's reader task stopped".into(),
+                reason: reason.into(),
             });
         }
     }
@@ -2432,6 +2449,37 @@ mod tests {
         assert_eq!(m.get(11).as_deref(), Some(&b"777777"[..]));
         assert_eq!(&m.mti_digits(), b"0810");
         assert_eq!(c.in_flight(), 0);
+    }
+
+    /// However the reader task ends, a request waiting for its answer fails with the client
+    /// closed, not after its timeout nor never.
+    #[tokio::test]
+    async fn a_reader_that_stops_fails_the_waiting_requests() {
+        let addr = fake_switch(Fake {
+            batch: usize::MAX,
+            ..Fake::default()
+        })
+        .await;
+        let c = client(addr, Duration::from_secs(3600)).await;
+        let waiting = c.echo();
+        tokio::pin!(waiting);
+        // Polled until it is registered and waits.
+        while c.in_flight() == 0 {
+            tokio::select! {
+                biased;
+                r = &mut waiting => panic!("answered: {r:?}"),
+                () = tokio::task::yield_now() => {}
+            }
+        }
+        c.inner.reader.abort();
+        // The bound only turns a hang into a failure; the close comes at once.
+        let e = tokio::time::timeout(Duration::from_secs(60), waiting)
+            .await
+            .expect("failed, not left waiting")
+            .expect_err("closed");
+        assert!(e.is_closed(), "{e}");
+        assert_eq!(e.side(), Side::Client);
+        assert!(c.echo().await.expect_err("closed").is_closed());
     }
 
     /// The state of a client with no connection: for the waiters' and deadlines' bookkeeping.
