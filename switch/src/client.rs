@@ -786,8 +786,9 @@ struct State {
     /// oldest one still waiting: the requests in flight while answers come, up to a timeout's
     /// worth of requests behind one that gets none. One
     /// timer for the connection ([`read_loop`]) instead of one per request: registering,
-    /// polling and cancelling a tokio timer per request cost the load generator about a
-    /// tenth of its CPU under load.
+    /// polling and cancelling a tokio timer per request cost the load generator about 6% of
+    /// its instructions per answer under load, and 5–15% of its CPU time
+    /// (docs/performance.md, "Grids in rounds, and a lighter load client").
     deadlines: VecDeque<Deadline>,
     in_flight: usize,
     last_stan: Stan,

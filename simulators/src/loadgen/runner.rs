@@ -675,8 +675,9 @@ async fn on_connection(
             local.sent += used;
             // One future per slot, sending its requests one after another for as long as the
             // slot lives, rather than one future per request: a future pushed into
-            // `FuturesUnordered` is a task allocated and moved to the heap, which cost the
-            // load generator more than a tenth of its CPU under load. The slots run in this
+            // `FuturesUnordered` is a task allocated on the heap and the future moved into
+            // it, each time (docs/performance.md, "Grids in rounds, and a lighter load
+            // client", has what the change measured). The slots run in this
             // task, one at a time, so the lock over the counts they share is never contended
             // (it is a lock, not a cell, because the task moves between threads).
             let used = AtomicU64::new(used);
