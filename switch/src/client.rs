@@ -822,21 +822,31 @@ impl State {
         }
     }
 
+    /// Takes the oldest waiter of `stan` out of the map (the one an answer goes to); `None`
+    /// if none waits.
+    fn take_first(&mut self, stan: u32) -> Option<Waiter> {
+        let (w, rest) = self.waiters.remove(&stan)?.pop_front();
+        if let Some(rest) = rest {
+            self.waiters.insert(stan, rest);
+        }
+        self.left(w)
+    }
+
     /// Takes waiter `id` of `stan` out of the map; `None` if it is gone.
     fn take(&mut self, stan: u32, id: u64) -> Option<Waiter> {
         let q = self.waiters.get_mut(&stan)?;
-        let w = if q.first.id == id {
-            let (w, rest) = self.waiters.remove(&stan)?.pop_front();
-            if let Some(rest) = rest {
-                self.waiters.insert(stan, rest);
-            }
-            w
-        } else {
-            let pos = q.more.iter().position(|w| w.id == id)?;
-            q.more.remove(pos)?
-        };
+        if q.first.id == id {
+            return self.take_first(stan);
+        }
+        let pos = q.more.iter().position(|w| w.id == id)?;
+        let w = q.more.remove(pos)?;
+        self.left(w)
+    }
+
+    /// The bookkeeping of a waiter just taken out of the map.
+    fn left(&mut self, w: Waiter) -> Option<Waiter> {
         self.in_flight -= 1;
-        self.leave(id);
+        self.leave(w.id);
         Some(w)
     }
 }
@@ -966,21 +976,7 @@ impl Shared {
 
     /// Hands `reply` to the oldest waiter of `stan`.
     fn deliver(&self, stan: Stan, reply: Reply) {
-        let waiter = {
-            let mut st = self.lock();
-            let w = st.waiters.remove(&stan.value()).map(|q| {
-                let (w, rest) = q.pop_front();
-                if let Some(rest) = rest {
-                    st.waiters.insert(stan.value(), rest);
-                }
-                w
-            });
-            if let Some(w) = &w {
-                st.in_flight -= 1;
-                st.leave(w.id);
-            }
-            w
-        };
+        let waiter = self.lock().take_first(stan.value());
         match waiter {
             // The caller may have stopped waiting in the meantime; nothing to do then.
             Some(w) => drop(w.tx.send(reply)),

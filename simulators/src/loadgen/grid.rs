@@ -239,7 +239,7 @@ pub async fn run_grid(opts: &GridOptions) -> Result<GridReport, GridError> {
     for (i, pt) in opts.points.iter().enumerate() {
         if opts.points[..i].contains(pt) {
             return Err(GridError::Setup(format!(
-                "point {}×{} is listed twice",
+                "point {}×{} is listed twice (--rounds runs a point again)",
                 pt.0, pt.1
             )));
         }
