@@ -7,6 +7,7 @@
 #
 #   scripts/instructions.sh A [B] [MIX=onus|remote|all] [RATE=200] [SECONDS=10] [RUNS=2]
 #   COUNT=hosts scripts/instructions.sh ...   counts the two issuer hosts instead of the switch
+#   LOAD="-c 16 -p 16" scripts/instructions.sh ...   another load shape (RATE is then ignored)
 #
 # A and B are git revisions, `.` for the working tree, or folders holding `switch`, `issuer-sim`
 # and `loadgen` (scripts/builds.sh). For each run: fresh journals, the two
@@ -14,7 +15,8 @@
 # off until it is listening, then `loadgen run -c 4 -p 1 --rate RATE` for SECONDS with counting
 # on. Four connections with one request each at a low rate keep every request its own journal
 # commit, so the count does not move with how requests happen to batch (at 16x4 it moved by
-# about 4%). Prints a markdown table: responses the switch sent while counting (its
+# about 4%); LOAD replaces `-c 4 -p 1 --rate RATE` for the shape the grid measures, closed loop
+# at 16x16 say, where the count is per answer of batched commits. Prints a markdown table: responses the switch sent while counting (its
 # `switchyard_responses_total`), instructions, and instructions per response. The callgrind
 # files stay in the folder it names, for `callgrind_annotate`. With COUNT=hosts the two issuer-sim
 # hosts run under callgrind instead (the switch natively), and their instructions are summed and
@@ -26,7 +28,7 @@
 set -euo pipefail
 shopt -s inherit_errexit
 if [ $# -lt 1 ]; then
-  sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 fi
 A=$1
@@ -38,6 +40,7 @@ case "$COUNT" in
   *) echo "COUNT is switch or hosts (not '$COUNT')" >&2; exit 2 ;;
 esac
 RATE=${4:-200}
+LOAD=${LOAD:-"-c 4 -p 1 --rate $RATE"}
 SECS=${5:-10}
 RUNS=${6:-2}
 command -v valgrind >/dev/null || { echo "valgrind is not installed (Debian: apt-get install valgrind)" >&2; exit 2; }
@@ -125,7 +128,8 @@ run_one() {
   before=$(responses)
   for pid in "${counted[@]}"; do callgrind_control -i on "$pid" >/dev/null; done
   local rc=0
-  "$LOADGEN" run --mix "$MIXFILE" -c 4 -p 1 --rate "$RATE" --warmup-s 0 --duration-s "$SECS" \
+  # shellcheck disable=SC2086 # LOAD is a list of arguments
+  "$LOADGEN" run --mix "$MIXFILE" $LOAD --warmup-s 0 --duration-s "$SECS" \
     --timeout-ms 30000 --quiet --json "$OUT/$label.json" >&2 || rc=$?
   [ "$rc" -ne 130 ] || { echo "interrupted; files in $OUT" >&2; exit 130; }
   for pid in "${counted[@]}"; do callgrind_control -i off "$pid" >/dev/null; done
@@ -150,7 +154,7 @@ for run in $(seq 1 "$RUNS"); do
   [ -z "$DIR_B" ] || run_one B "$DIR_B" "$run"
 done
 
-echo "A = \`$A\`${B:+, B = \`$B\`}: $WHICH traffic, \`loadgen run -c 4 -p 1 --rate $RATE\` for $SECS s, $( [ "$COUNT" = hosts ] && echo "the two issuer hosts" || echo "the switch") under callgrind ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores)."
+echo "A = \`$A\`${B:+, B = \`$B\`}: $WHICH traffic, \`loadgen run $LOAD\` for $SECS s, $( [ "$COUNT" = hosts ] && echo "the two issuer hosts" || echo "the switch") under callgrind ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores)."
 echo
 echo "| build | run | responses | instructions | per response |"
 echo "|---|---:|---:|---:|---:|"

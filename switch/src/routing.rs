@@ -9,7 +9,7 @@
 //!
 //! What the issuer *is* (remote link group or on-us engine) is the caller's business; routing only
 //! returns the index of the issuer in the config's `[[issuer]]` list, and, for clearing, the card
-//! product the innermost range names ([`RoutingTable::product`]).
+//! product the innermost range names ([`RoutingTable::route_card`], one lookup for both).
 
 use crate::config::BinRangeConfig;
 use crate::domain::{Pan, Product};
@@ -19,6 +19,14 @@ const WIDTH: usize = 11;
 
 /// An issuer's position in `Config::issuers`.
 pub type IssuerIndex = u32;
+
+/// Where a card routes: its innermost range's issuer and card product, from one lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub issuer: IssuerIndex,
+    /// `None` when the range names no product.
+    pub product: Option<Product>,
+}
 
 /// The compiled routing table.
 #[derive(Debug, Clone, Default)]
@@ -171,15 +179,20 @@ impl RoutingTable {
         (key <= self.ends[i - 1]).then(|| self.issuers[i - 1])
     }
 
-    /// The card product of `pan`'s innermost range, if that range names one. Off the
-    /// authorization path: only the journal record of a routed request uses it.
-    pub fn product(&self, pan: &Pan) -> Option<Product> {
+    /// The issuer and card product of `pan`'s innermost range, or `None` when no range matches
+    /// (answer 15). An authorization's screening takes both here, so its journal record's product
+    /// comes from the same table and the same search as its issuer.
+    #[inline]
+    pub fn route_card(&self, pan: &Pan) -> Option<Route> {
         let key = prefix(pan);
         let i = self.starts.partition_point(|&s| s <= key);
         if i == 0 || key > self.ends[i - 1] {
             return None;
         }
-        self.products[i - 1]
+        Some(Route {
+            issuer: self.issuers[i - 1],
+            product: self.products[i - 1],
+        })
     }
 
     /// Number of disjoint segments after flattening.
@@ -272,12 +285,26 @@ mod tests {
         .expect("build");
         // Same issuer throughout, so only the product keeps the segments apart.
         assert_eq!(t.segments(), 5);
-        assert_eq!(t.product(&pan("4000000000000002")), Some(Product::Credit));
-        assert_eq!(t.product(&pan("4111110000000013")), Some(Product::Debit));
-        assert_eq!(t.product(&pan("4111120000000012")), Some(Product::Credit));
-        assert_eq!(t.product(&pan("4500000000000007")), None);
-        assert_eq!(t.product(&pan("9999990000000014")), None);
+        let product = |p: &str| t.route_card(&pan(p)).map(|r| r.product);
+        assert_eq!(product("4000000000000002"), Some(Some(Product::Credit)));
+        assert_eq!(product("4111110000000013"), Some(Some(Product::Debit)));
+        assert_eq!(product("4111120000000012"), Some(Some(Product::Credit)));
+        assert_eq!(product("4500000000000007"), Some(None));
+        assert_eq!(product("9999990000000014"), None);
         assert_eq!(t.route(&pan("4111110000000013")), Some(0));
+        // The same search: its issuer is `route`'s.
+        for p in [
+            "4000000000000002",
+            "4111110000000013",
+            "4500000000000007",
+            "9999990000000014",
+        ] {
+            assert_eq!(
+                t.route_card(&pan(p)).map(|r| r.issuer),
+                t.route(&pan(p)),
+                "{p}"
+            );
+        }
     }
 
     #[test]

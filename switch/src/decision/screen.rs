@@ -17,10 +17,10 @@
 
 use chrono::{Datelike, NaiveDate};
 
-use crate::domain::{AcquirerId, Decline, Mti, TxnType};
+use crate::domain::{AcquirerId, Decline, Mti, Product, TxnType};
 use crate::iso8583::Message;
 use crate::iso8583::views::{self, AuthorizationRequest, NetworkManagement, ReversalRequest};
-use crate::routing::{IssuerIndex, RoutingTable};
+use crate::routing::{IssuerIndex, Route, RoutingTable};
 
 /// What screening needs to know; borrowed from the live configuration.
 pub struct ScreenCtx<'a> {
@@ -39,6 +39,8 @@ pub enum Screened<'m> {
     Authorization {
         req: AuthorizationRequest<'m>,
         issuer: IssuerIndex,
+        /// The card product of the range that routed it, for its journal record.
+        product: Option<Product>,
     },
     /// A reversal request or advice, routed by its PAN.
     Reversal {
@@ -102,7 +104,7 @@ pub fn screen<'m>(msg: &'m Message, ctx: &ScreenCtx<'_>) -> Screened<'m> {
     if !inquiry && req.amount.is_none_or(|a| a.is_zero()) {
         return Screened::Decline(Decline::InvalidAmount);
     }
-    let Some(issuer) = ctx.routing.route(&req.pan) else {
+    let Some(Route { issuer, product }) = ctx.routing.route_card(&req.pan) else {
         return Screened::Decline(Decline::NoSuchIssuer);
     };
     if ctx.check_expiry
@@ -111,7 +113,11 @@ pub fn screen<'m>(msg: &'m Message, ctx: &ScreenCtx<'_>) -> Screened<'m> {
     {
         return Screened::Decline(Decline::ExpiredCard);
     }
-    Screened::Authorization { req, issuer }
+    Screened::Authorization {
+        req,
+        issuer,
+        product,
+    }
 }
 
 #[cfg(test)]

@@ -664,7 +664,11 @@ impl Runtime {
             // By reference: the screened value lives to the end of the match anyway (a match
             // keeps its scrutinee), and a moved-out copy would be a second 304 bytes in the
             // future's state across the await.
-            Screened::Authorization { ref req, issuer } => {
+            Screened::Authorization {
+                ref req,
+                issuer,
+                product,
+            } => {
                 // Spans are debug-level: free when disabled, and the PAN in them is masked.
                 let span = tracing::debug_span!(
                     "txn",
@@ -682,7 +686,7 @@ impl Runtime {
                     .authorize(
                         &msg,
                         req,
-                        issuer,
+                        crate::routing::Route { issuer, product },
                         acquirer_keys.as_deref(),
                         now,
                         business_date,
@@ -812,11 +816,15 @@ impl Runtime {
         &self,
         msg: &Message,
         req: &AuthorizationRequest<'_>,
-        issuer_idx: IssuerIndex,
+        route: crate::routing::Route,
         acquirer_keys: Option<&crate::decision::security::AcquirerKeys>,
         now: NaiveDateTime,
         business_date: NaiveDate,
     ) -> HandleResult {
+        let crate::routing::Route {
+            issuer: issuer_idx,
+            product,
+        } = route;
         let pin = match self.pin_step(msg, req, acquirer_keys, issuer_idx) {
             Ok(p) => p,
             Err(refusal) => {
@@ -860,7 +868,7 @@ impl Runtime {
             }),
             replacement_minor: None,
             business_date,
-            product: self.live.load().routing.product(&req.pan),
+            product,
             card_present: crate::clearing::card_present(req.pos_entry_mode),
         }));
         // Refused here, the request goes no further: no engine or issuer sees it.
