@@ -2588,6 +2588,64 @@ mod tests {
         assert!(forever.deadline_from(now) > now + Duration::from_secs(365 * 86_400));
     }
 
+    /// A deadline that passes while answers keep arriving still fails its request: the reader
+    /// looks at the deadlines after each answer, not only when its timer branch gets a turn.
+    /// Two answers wait in the reader's input at once, b's then a's, after a's deadline: the
+    /// biased select would take both before the timer, so without the look after each answer
+    /// a would be answered late instead of timing out.
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_passes_while_answers_keep_coming() {
+        let shared = shared_with(Duration::from_secs(5));
+        let stan = |n: u32| Stan::new(n).expect("stan");
+        let (_a, mut rx_a) = shared.register(stan(10)).expect("a");
+        let (_b, mut rx_b) = shared.register(stan(11)).expect("b");
+        let (mut to_reader, ours) = tokio::io::duplex(64 * 1024);
+        let codec = FrameCodec::new(FramingConfig::default());
+        let reader = tokio::spawn(read_loop(
+            FramedRead::new(Box::new(ours) as ReadHalf, codec.clone()),
+            Arc::clone(&shared),
+        ));
+        // The reader arms its timer and waits for input.
+        tokio::task::yield_now().await;
+        assert!(rx_a.try_recv().is_err() && rx_b.try_recv().is_err());
+
+        let mut wire = BytesMut::new();
+        for n in [b"000011", b"000010"] {
+            let mut req = MessageBuilder::new(&ISO87_ASCII, *b"0800");
+            req.set(7, b"1125221805").set(11, n).set(70, b"301");
+            let req = decode(&ISO87_ASCII, req.to_bytes().expect("encode")).expect("decode");
+            let mut enc = codec.clone();
+            tokio_util::codec::Encoder::encode(
+                &mut enc,
+                Frame {
+                    header: Bytes::new(),
+                    payload: answer(&req, false),
+                },
+                &mut wire,
+            )
+            .expect("frame");
+        }
+        // Both answers are in the reader's input before it runs again, and the clock is past
+        // both deadlines; b's answer comes first, so it reaches b before the reader looks.
+        to_reader.write_all(&wire).await.expect("write");
+        tokio::time::advance(Duration::from_secs(6)).await;
+        let b = rx_b.await.expect("b's answer");
+        assert_eq!(
+            b.expect("answered").msg.get(11).as_deref(),
+            Some(&b"000011"[..])
+        );
+        assert!(
+            matches!(rx_a.await, Ok(Err(ClientError::Timeout { stan: s, .. })) if s.value() == 10),
+            "a was answered after its deadline instead of timing out"
+        );
+        // a's answer came after its timeout: counted as unmatched, not delivered.
+        while shared.unmatched.load(Ordering::Relaxed) == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(shared.lock().in_flight, 0);
+        reader.abort();
+    }
+
     /// A request is framed once, by the client that built it; another client frames it again
     /// (its own framing may differ) and its answer still matches.
     #[tokio::test]
