@@ -41,9 +41,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use simulators::loadgen::gencards::{GenOptions, default_issuers, generate};
 use simulators::loadgen::grid::{
     GridOptions, GridRow, LADDER_END_MARKER, LADDER_START_MARKER, SECURITY_END_MARKER,
-    SECURITY_START_MARKER, TLS_END_MARKER, TLS_START_MARKER, default_doc, ladder_markdown,
-    mark_stale_between, markdown, run_grid, security_markdown, stale_note, terminal_keys,
-    tls_markdown, update_doc, update_doc_between,
+    SECURITY_START_MARKER, TLS_END_MARKER, TLS_START_MARKER, default_doc, echoed_args,
+    ladder_markdown, mark_stale_between, markdown, run_grid, security_markdown, stale_note,
+    terminal_keys, tls_markdown, update_doc, update_doc_between,
 };
 use simulators::loadgen::ladder::RelayWork;
 use simulators::loadgen::mix::Mix;
@@ -720,7 +720,7 @@ async fn grid_cmd(a: GridArgs, scheduling: Scheduling) -> ExitCode {
             } else {
                 " --release"
             },
-            args.join(" ")
+            echoed_args(&args).join(" ")
         ),
         machine: a.machine.unwrap_or_else(this_machine),
         stack: StackOptions {

@@ -665,6 +665,29 @@ pub struct Point<'a> {
     pub rounds: Vec<&'a GridRow>,
 }
 
+/// The grid's own arguments as the document echoes them: without the options that only say
+/// where results go (`--json`, `--doc`, with their paths), which do not change what is measured
+/// and would otherwise put a local path into the committed table.
+pub fn echoed_args(args: &[String]) -> Vec<String> {
+    const OUTPUT_ONLY: [&str; 2] = ["--json", "--doc"];
+    let mut out = Vec::with_capacity(args.len());
+    let mut skip_value = false;
+    for a in args {
+        if std::mem::take(&mut skip_value) {
+            continue;
+        }
+        if OUTPUT_ONLY.contains(&a.as_str()) {
+            skip_value = true;
+        } else if !OUTPUT_ONLY
+            .iter()
+            .any(|o| a.strip_prefix(o).is_some_and(|rest| rest.starts_with('=')))
+        {
+            out.push(a.clone());
+        }
+    }
+    out
+}
+
 /// The grid's rows by C×P, the points in the order they first ran.
 pub fn points(g: &GridReport) -> Vec<Point<'_>> {
     let mut out: Vec<Point<'_>> = Vec::new();
@@ -1400,6 +1423,38 @@ pub fn default_doc() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The echoed command keeps every argument that shapes the measurement and drops the output
+    /// paths, in both spellings, wherever they stand.
+    #[test]
+    fn the_echoed_command_leaves_out_where_results_go() {
+        let args = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            echoed_args(&args(&[
+                "grid",
+                "--json",
+                "/tmp/g.json",
+                "--security",
+                "--doc=docs/x.md",
+                "--rounds",
+                "3",
+                "--json=/tmp/h.json",
+                "--doc",
+                "docs/y.md",
+                "--jsonish",
+                "--scheduling batch",
+            ])),
+            args(&[
+                "grid",
+                "--security",
+                "--rounds",
+                "3",
+                "--jsonish",
+                "--scheduling batch"
+            ])
+        );
+        assert_eq!(echoed_args(&args(&["grid"])), args(&["grid"]));
+    }
 
     #[test]
     fn splice_replaces_only_between_the_markers() {
