@@ -15,9 +15,10 @@
 # off until it is listening, then `loadgen run -c 4 -p 1 --rate RATE` for SECONDS with counting
 # on. Four connections with one request each at a low rate keep every request its own journal
 # commit, so the count does not move with how requests happen to batch (at 16x4 it moved by
-# about 4%); LOAD replaces `-c 4 -p 1 --rate RATE` for the shape the grid measures, closed loop
-# at 16x16 say, where the count is per answer of batched commits. Prints a markdown table: responses the switch sent while counting (its
-# `switchyard_responses_total`), instructions, and instructions per response. The callgrind
+# about 4%); LOAD replaces `-c 4 -p 1 --rate RATE` for the shape the grid measures, closed
+# loop at 16x16 say, where the count is per answer of batched commits. Prints a markdown table:
+# responses the switch sent while counting (its `switchyard_responses_total`), instructions,
+# and instructions per response. The callgrind
 # files stay in the folder it names, for `callgrind_annotate`. With COUNT=hosts the two issuer-sim
 # hosts run under callgrind instead (the switch natively), and their instructions are summed and
 # divided by the same responses: what the remote hosts execute per answer (on-us answers and
@@ -28,7 +29,7 @@
 set -euo pipefail
 shopt -s inherit_errexit
 if [ $# -lt 1 ]; then
-  sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 fi
 A=$1

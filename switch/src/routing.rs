@@ -172,11 +172,7 @@ impl RoutingTable {
     /// Looks up an 11-digit prefix given as an integer.
     #[inline]
     pub fn route_prefix(&self, key: u64) -> Option<IssuerIndex> {
-        let i = self.starts.partition_point(|&s| s <= key);
-        if i == 0 {
-            return None;
-        }
-        (key <= self.ends[i - 1]).then(|| self.issuers[i - 1])
+        self.segment(key).map(|i| self.issuers[i])
     }
 
     /// The issuer and card product of `pan`'s innermost range, or `None` when no range matches
@@ -184,15 +180,17 @@ impl RoutingTable {
     /// comes from the same table and the same search as its issuer.
     #[inline]
     pub fn route_card(&self, pan: &Pan) -> Option<Route> {
-        let key = prefix(pan);
-        let i = self.starts.partition_point(|&s| s <= key);
-        if i == 0 || key > self.ends[i - 1] {
-            return None;
-        }
-        Some(Route {
-            issuer: self.issuers[i - 1],
-            product: self.products[i - 1],
+        self.segment(prefix(pan)).map(|i| Route {
+            issuer: self.issuers[i],
+            product: self.products[i],
         })
+    }
+
+    /// The segment holding `key`: one binary search over the starts.
+    #[inline]
+    fn segment(&self, key: u64) -> Option<usize> {
+        let i = self.starts.partition_point(|&s| s <= key);
+        (i > 0 && key <= self.ends[i - 1]).then(|| i - 1)
     }
 
     /// Number of disjoint segments after flattening.

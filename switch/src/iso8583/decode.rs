@@ -97,6 +97,24 @@ impl<'a> FieldRef<'a> {
             Cow::Borrowed(self.wire)
         }
     }
+
+    /// True when the content is `ascii`, as [`Self::bytes`] would give it, without unpacking
+    /// packed BCD into a buffer: a comparison on the forwarding path, done for every request.
+    pub fn content_is(&self, ascii: &[u8]) -> bool {
+        if !self.is_packed() {
+            return self.wire == ascii;
+        }
+        let digits = self.len();
+        if ascii.len() != digits {
+            return false;
+        }
+        let skip = self.wire.len() * 2 - digits;
+        (skip..self.wire.len() * 2).zip(ascii).all(|(i, &a)| {
+            let byte = self.wire[i / 2];
+            let nib = if i % 2 == 0 { byte >> 4 } else { byte & 0x0f };
+            a == b'0' + nib
+        })
+    }
 }
 
 /// Appends the `digits` rightmost nibbles of `packed` as ASCII digits.

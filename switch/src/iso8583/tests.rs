@@ -54,6 +54,30 @@ fn round_trip_every_dialect() {
     }
 }
 
+/// `content_is` agrees with comparing `bytes()`, packed BCD included, without unpacking: equal
+/// content, one digit changed (first and last), and a length off by one.
+#[test]
+fn content_is_compares_as_bytes_does() {
+    for id in DialectId::ALL {
+        let d = id.dialect();
+        let m = decode(d, encode(&samples::auth_request(d))).expect("decode");
+        for n in m.field_numbers() {
+            let f = m.field(n).expect("present");
+            let ascii = f.bytes().into_owned();
+            assert!(f.content_is(&ascii), "{id} field {n}");
+            for at in [0, ascii.len() - 1] {
+                let mut other = ascii.clone();
+                other[at] = if other[at] == b'1' { b'2' } else { b'1' };
+                assert!(!f.content_is(&other), "{id} field {n} at {at}");
+            }
+            assert!(!f.content_is(&ascii[1..]), "{id} field {n}");
+            let mut longer = ascii.clone();
+            longer.push(b'0');
+            assert!(!f.content_is(&longer), "{id} field {n}");
+        }
+    }
+}
+
 #[test]
 fn bcd_is_smaller_and_packs_numerics() {
     let bytes = encode(&samples::auth_request(&ISO87_BCD));

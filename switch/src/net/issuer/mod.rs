@@ -104,7 +104,8 @@ pub struct IssuerLinkConfig {
     pub reconnect_backoff_min_ms: u64,
     /// The reconnect delay doubles up to this (milliseconds).
     pub reconnect_backoff_max_ms: u64,
-    /// The issuer's wire dialect; requests are re-encoded into it.
+    /// The issuer's wire dialect; requests in another (or needing a change) are re-encoded
+    /// into it.
     pub dialect: &'static Dialect,
     /// The issuer's framing. A fixed header (`header_bytes > 0`) is sent as zero bytes.
     pub framing: FramingConfig,
