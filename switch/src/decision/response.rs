@@ -71,13 +71,69 @@ pub fn answer_bytes(
     with_answer(dialect, req, code, add, |b| b.to_bytes())?.map_err(AnswerError::from)
 }
 
-/// [`with_relay`]'s answer, encoded.
+/// [`with_relay`]'s answer, encoded: the reply itself when it already is that answer (see
+/// [`reply_as_answer`]), else built.
 pub fn relay_bytes(
     dialect: &'static Dialect,
     req: &Message,
     reply: &Message,
 ) -> Result<Bytes, AnswerError> {
+    if let Some(bytes) = reply_as_answer(dialect, req, reply) {
+        // Every debug-build test that relays a reply checks the shortcut's premise.
+        debug_assert_eq!(
+            Some(&bytes),
+            with_relay(dialect, req, reply, |b| b.to_bytes())
+                .ok()
+                .and_then(Result::ok)
+                .as_ref(),
+            "a reply relayed as received must be the answer building it writes"
+        );
+        return Ok(bytes);
+    }
     with_relay(dialect, req, reply, |b| b.to_bytes())?.map_err(AnswerError::from)
+}
+
+/// The issuer's reply, shared rather than copied, when its bytes are exactly the answer
+/// [`with_relay`] would build: both messages in `dialect` and cleanly decoded, the reply under the
+/// request's response MTI, holding the fields the answer holds and no other (the request's valid
+/// echoed fields, 39, and 4, 38 and 54 as the reply has them), and each echoed field as the
+/// request has it. An issuer that echoes as this switch does (the issuer hosts use the same
+/// [`with_answer`]) passes; one that adds a private field or changes an echoed one gets its
+/// answer rebuilt. A clean decode re-encodes to its own bytes (the codec writes one form of each
+/// field and reads no other), so equal fields and bitmaps mean equal bytes.
+fn reply_as_answer(dialect: &'static Dialect, req: &Message, reply: &Message) -> Option<Bytes> {
+    let bit = |n: u8| 1u128 << (128 - u32::from(n));
+    if !std::ptr::eq(req.dialect(), dialect)
+        || !std::ptr::eq(reply.dialect(), dialect)
+        || req.content_error().is_some()
+        || reply.content_error().is_some()
+        || reply.mti_digits() != response_mti(req).ok()?
+    {
+        return None;
+    }
+    let mut expect = bit(39);
+    for n in ECHOED_FIELDS {
+        if req.is_valid(n) {
+            expect |= bit(n);
+        }
+    }
+    for n in [4u8, 38, 54] {
+        if reply.has(n) {
+            expect |= bit(n);
+        }
+    }
+    if reply.bitmap() != expect {
+        return None;
+    }
+    // Field 4 is the reply's whichever way the rebuild takes it (the request's when equal).
+    let echoed_as_sent = ECHOED_FIELDS
+        .iter()
+        .filter(|&&n| n != 4 && req.has(n))
+        .all(|&n| match (req.field(n), reply.field(n)) {
+            (Some(a), Some(b)) => a.wire() == b.wire(),
+            _ => false,
+        });
+    echoed_as_sent.then(|| reply.as_bytes().clone())
 }
 
 /// `req`'s response MTI (four digits).
@@ -213,5 +269,90 @@ mod tests {
         assert_eq!(resp.get(38).as_deref(), Some(&b"P00001"[..]));
         assert_eq!(resp.get(4).as_deref(), Some(&b"000000001000"[..]));
         assert!(resp.has(54));
+        // The reply echoes few of the request's fields: rebuilt, not passed on.
+        assert_eq!(reply_as_answer(&ISO87_ASCII, &req, &reply), None);
+    }
+
+    /// A reply that is already the answer, in every dialect: an issuer host's approval with 38
+    /// and 54, and a partial approval whose field 4 differs. Each is passed on as received and
+    /// equals the rebuild; each way a reply can differ from the answer gets it rebuilt instead.
+    #[test]
+    fn a_reply_that_is_the_answer_is_passed_on_and_no_other() {
+        use crate::iso8583::DialectId;
+        for id in DialectId::ALL {
+            let d = id.dialect();
+            let req = decode(d, samples::auth_request(d).to_bytes().expect("encode")).expect("req");
+            let reply_with = |f: &dyn Fn(&mut MessageBuilder<'_>)| {
+                let bytes = with_answer(
+                    d,
+                    &req,
+                    ResponseCode::Approved,
+                    &Additions::default(),
+                    |b| {
+                        b.set(38, b"A12345").set(54, b"0002156C000000010000");
+                        f(b);
+                        b.to_bytes()
+                    },
+                )
+                .expect("answer")
+                .expect("encode");
+                decode(d, bytes).expect("reply")
+            };
+            let rebuilt = |reply: &Message| {
+                with_relay(d, &req, reply, |b| b.to_bytes())
+                    .expect("answer")
+                    .expect("encode")
+            };
+            for reply in [
+                reply_with(&|_| {}),
+                reply_with(&|b| {
+                    b.set(4, b"000000001000");
+                }),
+            ] {
+                let passed = reply_as_answer(d, &req, &reply).expect("passed on");
+                assert_eq!(&passed, reply.as_bytes(), "{id}");
+                assert_eq!(passed, rebuilt(&reply), "{id}");
+                assert_eq!(relay_bytes(d, &req, &reply).expect("relay"), passed, "{id}");
+            }
+            // An extra field, an echoed field changed, an echoed field missing, no 39: rebuilt,
+            // and the rebuild differs from the reply.
+            let extra = reply_with(&|b| {
+                b.set(44, b"1");
+            });
+            let changed = reply_with(&|b| {
+                b.set(41, b"TERM0002");
+            });
+            let missing = reply_with(&|b| {
+                b.remove(37);
+            });
+            let no_39 = reply_with(&|b| {
+                b.remove(39);
+            });
+            for (what, reply) in [
+                ("extra", extra),
+                ("changed", changed),
+                ("missing", missing),
+                ("no 39", no_39),
+            ] {
+                assert_eq!(reply_as_answer(d, &req, &reply), None, "{id} {what}");
+                assert_ne!(&rebuilt(&reply), reply.as_bytes(), "{id} {what}");
+            }
+            // Another dialect, or a reply under another MTI.
+            let reply = reply_with(&|_| {});
+            let other = if d.id == DialectId::Iso87Bcd {
+                &ISO87_ASCII
+            } else {
+                &crate::iso8583::ISO87_BCD
+            };
+            assert_eq!(reply_as_answer(other, &req, &reply), None, "{id}");
+            let financial = decode(
+                d,
+                samples::builder(d, *b"0210", &samples::AUTH_RESPONSE_FIELDS)
+                    .to_bytes()
+                    .expect("encode"),
+            )
+            .expect("0210");
+            assert_eq!(reply_as_answer(d, &req, &financial), None, "{id}");
+        }
     }
 }
