@@ -100,7 +100,8 @@ pub fn relay_bytes(
 /// request has it. An issuer that echoes as this switch does (the issuer hosts use the same
 /// [`with_answer`]) passes; one that adds a private field or changes an echoed one gets its
 /// answer rebuilt. A clean decode re-encodes to its own bytes (the codec writes one form of each
-/// field and reads no other), so equal fields and bitmaps mean equal bytes.
+/// field and reads no other), so equal fields (content and length: see below) and bitmaps mean
+/// equal bytes.
 fn reply_as_answer(dialect: &'static Dialect, req: &Message, reply: &Message) -> Option<Bytes> {
     let bit = |n: u8| 1u128 << (128 - u32::from(n));
     if !std::ptr::eq(req.dialect(), dialect)
@@ -130,7 +131,10 @@ fn reply_as_answer(dialect: &'static Dialect, req: &Message, reply: &Message) ->
         .iter()
         .filter(|&&n| n != 4 && req.has(n))
         .all(|&n| match (req.field(n), reply.field(n)) {
-            (Some(a), Some(b)) => a.wire() == b.wire(),
+            // The length too: in packed BCD an odd count of digits is padded with a leading
+            // zero nibble, so "012345" and "12345" pack to the same bytes under different
+            // length prefixes.
+            (Some(a), Some(b)) => a.len() == b.len() && a.wire() == b.wire(),
             _ => false,
         });
     echoed_as_sent.then(|| reply.as_bytes().clone())
@@ -281,7 +285,11 @@ mod tests {
         use crate::iso8583::DialectId;
         for id in DialectId::ALL {
             let d = id.dialect();
-            let req = decode(d, samples::auth_request(d).to_bytes().expect("encode")).expect("req");
+            // With field 32 of an even number of digits, one of them a leading zero: in packed
+            // BCD it shares its bytes with the same digits less that zero.
+            let mut b = samples::auth_request(d);
+            b.set(32, b"012345");
+            let req = decode(d, b.to_bytes().expect("encode")).expect("req");
             let reply_with = |f: &dyn Fn(&mut MessageBuilder<'_>)| {
                 let bytes = with_answer(
                     d,
@@ -328,11 +336,15 @@ mod tests {
             let no_39 = reply_with(&|b| {
                 b.remove(39);
             });
+            let shorter_32 = reply_with(&|b| {
+                b.set(32, b"12345");
+            });
             for (what, reply) in [
                 ("extra", extra),
                 ("changed", changed),
                 ("missing", missing),
                 ("no 39", no_39),
+                ("32 without its leading zero", shorter_32),
             ] {
                 assert_eq!(reply_as_answer(d, &req, &reply), None, "{id} {what}");
                 assert_ne!(&rebuilt(&reply), reply.as_bytes(), "{id} {what}");
@@ -354,5 +366,64 @@ mod tests {
             .expect("0210");
             assert_eq!(reply_as_answer(d, &req, &financial), None, "{id}");
         }
+
+        // A reply with a field that fails its check (a lenient decode): the rebuild leaves the
+        // field out, so the reply is not passed on.
+        let req = decode(
+            &ISO87_ASCII,
+            samples::auth_request(&ISO87_ASCII)
+                .to_bytes()
+                .expect("encode"),
+        )
+        .expect("req");
+        let mut bytes = with_answer(
+            &ISO87_ASCII,
+            &req,
+            ResponseCode::Approved,
+            &Additions {
+                auth_code: Some(b"A12345"),
+                ..Additions::default()
+            },
+            |b| b.to_bytes(),
+        )
+        .expect("answer")
+        .expect("encode")
+        .to_vec();
+        let at = bytes
+            .windows(6)
+            .position(|w| w == b"A12345")
+            .expect("field 38");
+        bytes[at] = 0x07;
+        let reply = decode_lenient(&ISO87_ASCII, bytes.into()).expect("lenient");
+        assert!(reply.content_error().is_some() && reply.has(38) && !reply.is_valid(38));
+        assert_eq!(reply_as_answer(&ISO87_ASCII, &req, &reply), None);
+        let rebuilt = relay_bytes(&ISO87_ASCII, &req, &reply).expect("relay");
+        assert!(!decode(&ISO87_ASCII, rebuilt).expect("answer").has(38));
+
+        // A balance inquiry has no field 4; a reply that adds one is the answer as the rebuild
+        // writes it (the reply's amount, since it differs from the request's none).
+        let mut b = samples::auth_request(&ISO87_ASCII);
+        b.set(3, b"310000").remove(4);
+        let req = decode(&ISO87_ASCII, b.to_bytes().expect("encode")).expect("req");
+        let reply = with_answer(
+            &ISO87_ASCII,
+            &req,
+            ResponseCode::Approved,
+            &Additions {
+                approved_amount: Some(b"000000005000"),
+                ..Additions::default()
+            },
+            |b| b.to_bytes(),
+        )
+        .expect("answer")
+        .expect("encode");
+        let reply = decode(&ISO87_ASCII, reply).expect("reply");
+        assert!(reply.has(4) && !req.has(4));
+        let passed = reply_as_answer(&ISO87_ASCII, &req, &reply).expect("passed on");
+        assert_eq!(&passed, reply.as_bytes());
+        assert_eq!(
+            relay_bytes(&ISO87_ASCII, &req, &reply).expect("relay"),
+            passed
+        );
     }
 }
