@@ -376,18 +376,17 @@ mod tests {
                 .expect("encode"),
         )
         .expect("req");
-        let mut bytes = with_answer(
-            &ISO87_ASCII,
+        // An approval to `req` in iso87-ascii, as an issuer host writes it.
+        let approval = |req: &Message, add: Additions<'_>| {
+            answer_bytes(&ISO87_ASCII, req, ResponseCode::Approved, &add).expect("answer")
+        };
+        let mut bytes = approval(
             &req,
-            ResponseCode::Approved,
-            &Additions {
+            Additions {
                 auth_code: Some(b"A12345"),
                 ..Additions::default()
             },
-            |b| b.to_bytes(),
         )
-        .expect("answer")
-        .expect("encode")
         .to_vec();
         let at = bytes
             .windows(6)
@@ -405,18 +404,13 @@ mod tests {
         let mut b = samples::auth_request(&ISO87_ASCII);
         b.set(3, b"310000").remove(4);
         let req = decode(&ISO87_ASCII, b.to_bytes().expect("encode")).expect("req");
-        let reply = with_answer(
-            &ISO87_ASCII,
+        let reply = approval(
             &req,
-            ResponseCode::Approved,
-            &Additions {
+            Additions {
                 approved_amount: Some(b"000000005000"),
                 ..Additions::default()
             },
-            |b| b.to_bytes(),
-        )
-        .expect("answer")
-        .expect("encode");
+        );
         let reply = decode(&ISO87_ASCII, reply).expect("reply");
         assert!(reply.has(4) && !req.has(4));
         let passed = reply_as_answer(&ISO87_ASCII, &req, &reply).expect("passed on");
