@@ -1,5 +1,6 @@
 //! BIN routing lookup with 100k ranges (and 10 for comparison): one binary search over the
-//! flattened segments. Run: `cargo bench --bench routing`.
+//! flattened segments, for the issuer alone (`route`) and for the issuer and card product that
+//! screening takes (`route_card`). Run: `cargo bench --bench routing`.
 
 use std::hint::black_box;
 
@@ -66,6 +67,13 @@ fn routing(c: &mut Criterion) {
             b.iter(|| {
                 i = (i + 1) & 4095;
                 black_box(table.route(black_box(&probe[i])))
+            })
+        });
+        // What an authorization's screening calls: the issuer and the card product together.
+        g.bench_function(format!("route_card/{n}_ranges"), |b| {
+            b.iter(|| {
+                i = (i + 1) & 4095;
+                black_box(table.route_card(black_box(&probe[i])))
             })
         });
     }

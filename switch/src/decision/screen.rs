@@ -17,7 +17,7 @@
 
 use chrono::{Datelike, NaiveDate};
 
-use crate::domain::{AcquirerId, Decline, Mti, Product, TxnType};
+use crate::domain::{AcquirerId, Decline, Mti, TxnType};
 use crate::iso8583::Message;
 use crate::iso8583::views::{self, AuthorizationRequest, NetworkManagement, ReversalRequest};
 use crate::routing::{IssuerIndex, Route, RoutingTable};
@@ -38,9 +38,9 @@ pub enum Screened<'m> {
     /// An authorization, financial request or advice, routed.
     Authorization {
         req: AuthorizationRequest<'m>,
-        issuer: IssuerIndex,
-        /// The card product of the range that routed it, for its journal record.
-        product: Option<Product>,
+        /// Its issuer, and the card product of the range that routed it (for its journal
+        /// record).
+        route: Route,
     },
     /// A reversal request or advice, routed by its PAN.
     Reversal {
@@ -104,7 +104,7 @@ pub fn screen<'m>(msg: &'m Message, ctx: &ScreenCtx<'_>) -> Screened<'m> {
     if !inquiry && req.amount.is_none_or(|a| a.is_zero()) {
         return Screened::Decline(Decline::InvalidAmount);
     }
-    let Some(Route { issuer, product }) = ctx.routing.route_card(&req.pan) else {
+    let Some(route) = ctx.routing.route_card(&req.pan) else {
         return Screened::Decline(Decline::NoSuchIssuer);
     };
     if ctx.check_expiry
@@ -113,11 +113,7 @@ pub fn screen<'m>(msg: &'m Message, ctx: &ScreenCtx<'_>) -> Screened<'m> {
     {
         return Screened::Decline(Decline::ExpiredCard);
     }
-    Screened::Authorization {
-        req,
-        issuer,
-        product,
-    }
+    Screened::Authorization { req, route }
 }
 
 #[cfg(test)]
@@ -158,7 +154,7 @@ mod tests {
             business_date: NaiveDate::from_ymd_opt(2026, 11, 25).expect("date"),
         };
         match screen(&msg, &ctx) {
-            Screened::Authorization { issuer, .. } => format!("auth->{issuer}"),
+            Screened::Authorization { route, .. } => format!("auth->{}", route.issuer),
             Screened::Reversal { issuer, .. } => format!("rev->{issuer}"),
             Screened::Network(_) => "network".into(),
             Screened::Decline(d) => d.response_code().as_str().into(),

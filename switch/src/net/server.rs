@@ -664,11 +664,7 @@ impl Runtime {
             // By reference: the screened value lives to the end of the match anyway (a match
             // keeps its scrutinee), and a moved-out copy would be a second 304 bytes in the
             // future's state across the await.
-            Screened::Authorization {
-                ref req,
-                issuer,
-                product,
-            } => {
+            Screened::Authorization { ref req, route } => {
                 // Spans are debug-level: free when disabled, and the PAN in them is masked.
                 let span = tracing::debug_span!(
                     "txn",
@@ -676,7 +672,7 @@ impl Runtime {
                     pan = %req.pan,
                     stan = %req.stan,
                     rrn = tracing::field::Empty,
-                    issuer = %self.issuers[issuer as usize].id(),
+                    issuer = %self.issuers[route.issuer as usize].id(),
                     response_code = tracing::field::Empty,
                 );
                 if let Some(r) = &req.rrn {
@@ -686,7 +682,7 @@ impl Runtime {
                     .authorize(
                         &msg,
                         req,
-                        crate::routing::Route { issuer, product },
+                        route,
                         acquirer_keys.as_deref(),
                         now,
                         business_date,
