@@ -2115,6 +2115,13 @@ mod tests {
         garble: bool,
     }
 
+    /// An 0800 echo test under `stan`, encoded.
+    fn echo_request(stan: &[u8; 6]) -> Bytes {
+        let mut raw = MessageBuilder::new(&ISO87_ASCII, *b"0800");
+        raw.set(7, b"1125221805").set(11, stan).set(70, b"301");
+        raw.to_bytes().expect("encode")
+    }
+
     /// The answer of the fake: MTI + 10, the usual echoed fields, 70 for network messages,
     /// 39 = 00.
     fn answer(req: &Message, garble: bool) -> Bytes {
@@ -2437,12 +2444,7 @@ mod tests {
         assert_eq!(a.expect("first").stan, p.stan);
         assert_eq!(b.expect("second").stan, p.stan);
 
-        let mut raw = MessageBuilder::new(&ISO87_ASCII, *b"0800");
-        raw.set(7, b"1125221805").set(11, b"777777").set(70, b"301");
-        let m = c
-            .send_raw(raw.to_bytes().expect("encode"))
-            .await
-            .expect("raw");
+        let m = c.send_raw(echo_request(b"777777")).await.expect("raw");
         assert_eq!(m.get(11).as_deref(), Some(&b"777777"[..]));
         assert_eq!(&m.mti_digits(), b"0810");
         assert_eq!(c.in_flight(), 0);
@@ -2600,7 +2602,7 @@ mod tests {
         let (_a, mut rx_a) = shared.register(stan(10)).expect("a");
         let (_b, mut rx_b) = shared.register(stan(11)).expect("b");
         let (mut to_reader, ours) = tokio::io::duplex(64 * 1024);
-        let codec = FrameCodec::new(FramingConfig::default());
+        let mut codec = FrameCodec::new(FramingConfig::default());
         let reader = tokio::spawn(read_loop(
             FramedRead::new(Box::new(ours) as ReadHalf, codec.clone()),
             Arc::clone(&shared),
@@ -2611,12 +2613,9 @@ mod tests {
 
         let mut wire = BytesMut::new();
         for n in [b"000011", b"000010"] {
-            let mut req = MessageBuilder::new(&ISO87_ASCII, *b"0800");
-            req.set(7, b"1125221805").set(11, n).set(70, b"301");
-            let req = decode(&ISO87_ASCII, req.to_bytes().expect("encode")).expect("decode");
-            let mut enc = codec.clone();
+            let req = decode(&ISO87_ASCII, echo_request(n)).expect("decode");
             tokio_util::codec::Encoder::encode(
-                &mut enc,
+                &mut codec,
                 Frame {
                     header: Bytes::new(),
                     payload: answer(&req, false),
@@ -2691,9 +2690,7 @@ mod tests {
         let addr = fake_switch(Fake::default()).await;
         let c = client(addr, Duration::from_secs(30)).await;
         // A framed 0800 nobody waits for: its answer is counted as unmatched.
-        let mut raw = MessageBuilder::new(&ISO87_ASCII, *b"0800");
-        raw.set(7, b"1125221805").set(11, b"555555").set(70, b"301");
-        c.send_payload(&raw.to_bytes().expect("encode"))
+        c.send_payload(&echo_request(b"555555"))
             .await
             .expect("written");
         // The fake answers in order, so once the echo is answered the first answer was read.

@@ -196,6 +196,11 @@ mod tests {
     use super::*;
     use crate::iso8583::{ISO87_ASCII, decode, decode_lenient, samples};
 
+    /// `b` encoded and decoded again in `d`: a message as the switch receives it.
+    fn received(d: &'static Dialect, b: &MessageBuilder<'_>) -> Message {
+        decode(d, b.to_bytes().expect("encode")).expect("decode")
+    }
+
     #[test]
     fn format_error_answer_echoes_only_valid_fields() {
         let mut v = samples::auth_request(&ISO87_ASCII)
@@ -244,13 +249,7 @@ mod tests {
 
     #[test]
     fn relay_takes_38_39_54_and_partial_amount() {
-        let req = decode(
-            &ISO87_ASCII,
-            samples::auth_request(&ISO87_ASCII)
-                .to_bytes()
-                .expect("encode"),
-        )
-        .expect("req");
+        let req = received(&ISO87_ASCII, &samples::auth_request(&ISO87_ASCII));
         let mut r = MessageBuilder::new(&ISO87_ASCII, *b"0110");
         r.set(11, b"000777")
             .set(39, b"10")
@@ -258,7 +257,7 @@ mod tests {
             .set(4, b"000000001000")
             .set(49, b"156");
         r.set(54, b"0002156C000000000000");
-        let reply = decode(&ISO87_ASCII, r.to_bytes().expect("encode")).expect("reply");
+        let reply = received(&ISO87_ASCII, &r);
         let resp = decode(
             &ISO87_ASCII,
             relay_bytes(&ISO87_ASCII, &req, &reply).expect("answer"),
@@ -289,7 +288,7 @@ mod tests {
             // BCD it shares its bytes with the same digits less that zero.
             let mut b = samples::auth_request(d);
             b.set(32, b"012345");
-            let req = decode(d, b.to_bytes().expect("encode")).expect("req");
+            let req = received(d, &b);
             let reply_with = |f: &dyn Fn(&mut MessageBuilder<'_>)| {
                 let bytes = with_answer(
                     d,
@@ -357,25 +356,16 @@ mod tests {
                 &crate::iso8583::ISO87_BCD
             };
             assert_eq!(reply_as_answer(other, &req, &reply), None, "{id}");
-            let financial = decode(
+            let financial = received(
                 d,
-                samples::builder(d, *b"0210", &samples::AUTH_RESPONSE_FIELDS)
-                    .to_bytes()
-                    .expect("encode"),
-            )
-            .expect("0210");
+                &samples::builder(d, *b"0210", &samples::AUTH_RESPONSE_FIELDS),
+            );
             assert_eq!(reply_as_answer(d, &req, &financial), None, "{id}");
         }
 
         // A reply with a field that fails its check (a lenient decode): the rebuild leaves the
         // field out, so the reply is not passed on.
-        let req = decode(
-            &ISO87_ASCII,
-            samples::auth_request(&ISO87_ASCII)
-                .to_bytes()
-                .expect("encode"),
-        )
-        .expect("req");
+        let req = received(&ISO87_ASCII, &samples::auth_request(&ISO87_ASCII));
         // An approval to `req` in iso87-ascii, as an issuer host writes it.
         let approval = |req: &Message, add: Additions<'_>| {
             answer_bytes(&ISO87_ASCII, req, ResponseCode::Approved, &add).expect("answer")
@@ -403,7 +393,7 @@ mod tests {
         // writes it (the reply's amount, since it differs from the request's none).
         let mut b = samples::auth_request(&ISO87_ASCII);
         b.set(3, b"310000").remove(4);
-        let req = decode(&ISO87_ASCII, b.to_bytes().expect("encode")).expect("req");
+        let req = received(&ISO87_ASCII, &b);
         let reply = approval(
             &req,
             Additions {

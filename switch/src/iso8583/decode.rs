@@ -104,27 +104,22 @@ impl<'a> FieldRef<'a> {
         if !self.is_packed() {
             return self.wire == ascii;
         }
-        let digits = self.len();
-        if ascii.len() != digits {
-            return false;
-        }
-        let skip = self.wire.len() * 2 - digits;
-        (skip..self.wire.len() * 2).zip(ascii).all(|(i, &a)| {
-            let byte = self.wire[i / 2];
-            let nib = if i % 2 == 0 { byte >> 4 } else { byte & 0x0f };
-            a == b'0' + nib
-        })
+        ascii.len() == self.len() && bcd_digits(self.wire, self.len()).eq(ascii.iter().copied())
     }
+}
+
+/// The `digits` rightmost nibbles of `packed`, as ASCII digits.
+fn bcd_digits(packed: &[u8], digits: usize) -> impl Iterator<Item = u8> + '_ {
+    let skip = packed.len() * 2 - digits;
+    (skip..packed.len() * 2).map(move |i| {
+        let byte = packed[i / 2];
+        b'0' + if i % 2 == 0 { byte >> 4 } else { byte & 0x0f }
+    })
 }
 
 /// Appends the `digits` rightmost nibbles of `packed` as ASCII digits.
 pub(crate) fn unpack_bcd(packed: &[u8], digits: usize, out: &mut Vec<u8>) {
-    let skip = packed.len() * 2 - digits;
-    for i in skip..packed.len() * 2 {
-        let byte = packed[i / 2];
-        let nib = if i % 2 == 0 { byte >> 4 } else { byte & 0x0f };
-        out.push(b'0' + nib);
-    }
+    out.extend(bcd_digits(packed, digits));
 }
 
 /// Strict decode: any structural or content error is an `Err`.
