@@ -27,7 +27,7 @@ use switch::journal::WritePace;
 use switch::net::checkpoint::{CHECKPOINT_FILE, SwitchCheckpoint};
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: switch::alloc::MiMalloc = switch::alloc::MiMalloc;
 
 /// Resets the peak resident memory to the current one; returns that.
 fn reset_peak() -> u64 {

@@ -25,7 +25,7 @@ mod pauses;
 mod memory;
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: switch::alloc::MiMalloc = switch::alloc::MiMalloc;
 
 fn main() {
     switch::process::disable_transparent_huge_pages_or_warn();

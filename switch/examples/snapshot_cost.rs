@@ -21,7 +21,7 @@ use memory::{key, status_bytes};
 use switch::issuing::RequestKind;
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: switch::alloc::MiMalloc = switch::alloc::MiMalloc;
 
 fn main() {
     switch::process::disable_transparent_huge_pages_or_warn();

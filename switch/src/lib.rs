@@ -25,6 +25,7 @@
 //! decisions are synchronous functions with no I/O and take time as an argument; tokio only drives
 //! them.
 
+pub mod alloc;
 pub mod clearing;
 pub mod client;
 pub mod clock;

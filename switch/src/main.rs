@@ -28,9 +28,10 @@ use switch::net::start::{StartOptions, SwitchServer};
 use switch::security::KeysFile;
 use tracing_subscriber::EnvFilter;
 
-/// mimalloc rather than glibc malloc: per-thread heaps, no arena lock contention under load.
+/// mimalloc rather than glibc malloc: per-thread heaps, no arena lock contention under load
+/// (`switch::alloc` says how it is called).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: switch::alloc::MiMalloc = switch::alloc::MiMalloc;
 
 /// Switchyard: an ISO 8583:1987 card authorization switch.
 #[derive(Debug, Parser)]

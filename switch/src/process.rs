@@ -4,7 +4,7 @@
 //! **Owns:** what this process asks of the kernel about its own memory (no transparent huge
 //! pages) and about how its threads are scheduled ([`Scheduling`]).
 //!
-//! **Leaves to others:** the allocator itself (mimalloc, chosen in each binary), everything
+//! **Leaves to others:** the allocator itself (mimalloc, [`crate::alloc`], chosen in each binary), everything
 //! about what the memory holds, and which setting to use (the switch's `[switch] scheduling`,
 //! the simulators' `--scheduling`).
 //!

@@ -67,9 +67,10 @@ use switch::terminal::{TEST_AES_KSN, TEST_TDES_KSN, TerminalKeyError};
 
 use scenario::{ExplicitOriginal, Op, Original, Scenario};
 
-/// mimalloc rather than glibc malloc: per-thread heaps, no arena lock contention under load.
+/// mimalloc rather than glibc malloc: per-thread heaps, no arena lock contention under load
+/// (`switch::alloc` says how it is called).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: switch::alloc::MiMalloc = switch::alloc::MiMalloc;
 
 const EXIT_ANSWERED: u8 = 0;
 const EXIT_TRANSPORT: u8 = 1;

@@ -40,9 +40,10 @@ use switch::statements;
 /// The pid file both modes take in the journal directory ([`PidFile`]).
 const PID_FILE: &str = "issuer-sim.pid";
 
-/// mimalloc rather than glibc malloc: per-thread heaps, no arena lock contention under load.
+/// mimalloc rather than glibc malloc: per-thread heaps, no arena lock contention under load
+/// (`switch::alloc` says how it is called).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: switch::alloc::MiMalloc = switch::alloc::MiMalloc;
 
 /// An ISO 8583 issuer host simulator for Switchyard.
 #[derive(Debug, Parser)]

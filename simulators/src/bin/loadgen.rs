@@ -59,9 +59,10 @@ use switch::journal::{FileJournal, JournalOptions};
 use switch::process::Scheduling;
 use tokio_util::sync::CancellationToken;
 
-/// mimalloc rather than glibc malloc: per-thread heaps, no arena lock contention under load.
+/// mimalloc rather than glibc malloc: per-thread heaps, no arena lock contention under load
+/// (`switch::alloc` says how it is called).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: switch::alloc::MiMalloc = switch::alloc::MiMalloc;
 
 /// `run --mix` when none is given: the default config's test cards (`config/`).
 const DEFAULT_MIX: &str = "simulators/loadgen/default.toml";

@@ -26,8 +26,8 @@ pub fn release_freed() {
     unsafe extern "C" {
         fn mi_collect(force: bool);
     }
-    // SAFETY: mimalloc's own collection, linked through the `mimalloc` crate (the examples'
-    // global allocator); it takes no pointer and may be called at any time.
+    // SAFETY: mimalloc's own collection, linked through `libmimalloc-sys` (the examples'
+    // global allocator, `switch::alloc`); it takes no pointer and may be called at any time.
     unsafe { mi_collect(true) }
 }
 

@@ -1,0 +1,153 @@
+//! The global allocator of every binary (`switch`, `issuer-sim`, `loadgen`, `acquirer-sim`):
+//! mimalloc, called the way its own `malloc` is fastest.
+//!
+//! **Owns:** the `GlobalAlloc` glue between Rust's allocation calls and mimalloc's C API.
+//!
+//! **Leaves to others:** mimalloc itself (the `libmimalloc-sys` crate builds and links it), and
+//! what the process asks of the kernel about its memory ([`crate::process`]).
+//!
+//! **Why not the `mimalloc` crate's `MiMalloc`:** it hands every allocation to
+//! `mi_malloc_aligned(size, align)`, even the alignment of 1 to 8 bytes that nearly every Rust
+//! allocation asks for. mimalloc's aligned entry takes its fast path only for a block of at
+//! most 1 KiB whose free list happens to start at an aligned address; anything larger goes
+//! through its generic aligned path, which over-allocates by the alignment and marks the page as
+//! holding aligned blocks, so that frees on it must look for the block's start. The switch
+//! allocates a few blocks above 1 KiB per request (the task of a request's future among them),
+//! and callgrind at 16×16 on-us counted about 1,400 instructions per answer inside
+//! `mi_malloc_aligned`, 4% of the switch's total (docs/performance.md, "The allocator's aligned
+//! path"). Here an alignment up to 16 bytes (what mimalloc's plain `mi_malloc` gives every
+//! block of 16 bytes or more, and 8 bytes to every block) takes `mi_malloc`, and any block it
+//! returns is checked: one that is not aligned after all (a mimalloc built another way, a size
+//! below the alignment) is freed and allocated again through the aligned entry. So the guarantee
+//! does not rest on mimalloc's internals, only on `mi_malloc_aligned` doing what it says.
+//! Larger alignments go straight to the aligned entry, as before.
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::ffi::c_void;
+
+use libmimalloc_sys as mi;
+
+/// The alignment every `mi_malloc` block of 16 bytes or more has (mimalloc's
+/// `MI_MAX_ALIGN_SIZE` on 64-bit targets); larger alignments always go to the aligned entry.
+const PLAIN_ALIGN_MAX: usize = 16;
+
+/// mimalloc as the global allocator: `#[global_allocator] static GLOBAL: MiMalloc = MiMalloc;`.
+pub struct MiMalloc;
+
+/// `plain(size)` when it gives a block aligned as `layout` asks, otherwise `aligned(size, align)`
+/// (see the module's header).
+///
+/// # Safety
+///
+/// `layout` has a non-zero size (as `GlobalAlloc` requires of its callers); `plain` and
+/// `aligned` are mimalloc's matching pair (`mi_malloc` and `mi_malloc_aligned`, or the zeroing
+/// `mi_zalloc` and `mi_zalloc_aligned`).
+#[inline(always)]
+unsafe fn plain_first(
+    layout: Layout,
+    plain: unsafe extern "C" fn(usize) -> *mut c_void,
+    aligned: unsafe extern "C" fn(usize, usize) -> *mut c_void,
+) -> *mut u8 {
+    let (size, align) = (layout.size(), layout.align());
+    if align <= PLAIN_ALIGN_MAX {
+        // SAFETY: a plain allocation of `size` bytes; its alignment is checked before use.
+        let p = unsafe { plain(size) };
+        if (p as usize) & (align - 1) == 0 {
+            return p.cast();
+        }
+        // SAFETY: `p` came from `plain` just above and is not used again.
+        unsafe { mi::mi_free(p) };
+    }
+    // SAFETY: `align` is a power of two (a `Layout` guarantees it).
+    unsafe { aligned(size, align).cast() }
+}
+
+// SAFETY (for the whole impl): each method forwards to the mimalloc function of the same
+// contract; every pointer it returns is either null or aligned to `layout.align()`, checked
+// before it is returned, and every block, however it was allocated, is released by `mi_free`,
+// which takes blocks from both entries.
+unsafe impl GlobalAlloc for MiMalloc {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract (a non-zero size); mimalloc's plain and aligned pair.
+        unsafe { plain_first(layout, mi::mi_malloc, mi::mi_malloc_aligned) }
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as in `alloc`, with the zeroing pair.
+        unsafe { plain_first(layout, mi::mi_zalloc, mi::mi_zalloc_aligned) }
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, _layout: Layout) {
+        // SAFETY: `ptr` was allocated by this allocator (the caller's contract), so by mimalloc.
+        unsafe { mi::mi_free(ptr.cast()) }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // mimalloc's aligned reallocation already takes the plain path for alignments up to a
+        // word, which is nearly every reallocation (vectors of bytes and of words); a block moved
+        // by a plain `mi_realloc` could not be put back if it came out misaligned, so larger
+        // alignments stay on the aligned entry.
+        // SAFETY: `ptr` is this allocator's block of `layout`; `layout.align()` is a power of two.
+        unsafe { mi::mi_realloc_aligned(ptr.cast(), new_size, layout.align()).cast() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every alignment from 1 to 4 KiB at sizes around each size class boundary mimalloc has
+    /// below 64 KiB: each block is aligned, writable over its whole size, zeroed when asked, and
+    /// keeps its bytes across a reallocation.
+    #[test]
+    fn every_block_is_aligned_and_usable() {
+        let sizes: Vec<usize> = (1..=64)
+            .chain((6..=16).flat_map(|s| {
+                let p = 1usize << s;
+                [p - 8, p - 1, p, p + 1, p + 8, p + p / 2]
+            }))
+            .collect();
+        let alloc = MiMalloc;
+        for align in (0..=12).map(|s| 1usize << s) {
+            let mut kept = Vec::new();
+            for &size in &sizes {
+                let layout = Layout::from_size_align(size, align).expect("layout");
+                // SAFETY: the layout's size is not zero; each block is used within its size and
+                // freed once, with its layout.
+                unsafe {
+                    let p = alloc.alloc(layout);
+                    assert!(!p.is_null(), "size {size} align {align}");
+                    assert_eq!(p as usize % align, 0, "size {size} align {align}");
+                    std::ptr::write_bytes(p, 0xA5, size);
+                    let z = alloc.alloc_zeroed(layout);
+                    assert_eq!(z as usize % align, 0, "zeroed size {size} align {align}");
+                    assert!(std::slice::from_raw_parts(z, size).iter().all(|&b| b == 0));
+                    let grown = alloc.realloc(p, layout, size * 3);
+                    assert_eq!(
+                        grown as usize % align,
+                        0,
+                        "realloc size {size} align {align}"
+                    );
+                    assert!(
+                        std::slice::from_raw_parts(grown, size)
+                            .iter()
+                            .all(|&b| b == 0xA5)
+                    );
+                    alloc.dealloc(z, layout);
+                    kept.push((
+                        grown,
+                        Layout::from_size_align(size * 3, align).expect("layout"),
+                    ));
+                }
+            }
+            for (p, layout) in kept {
+                // SAFETY: each block once, with the layout it was last (re)allocated with.
+                unsafe { alloc.dealloc(p, layout) };
+            }
+        }
+    }
+}
