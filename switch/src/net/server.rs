@@ -620,13 +620,23 @@ impl Runtime {
                 return None;
             }
         };
-        self.handle_decoded(msg, started).await
+        let out = self.handle_inner(msg).await;
+        self.timed(started, out)
     }
 
     /// [`Runtime::handle`] for a frame the caller has decoded already (leniently, as `handle`
     /// does), received at `started`: the switch's own latency is timed from there.
-    pub async fn handle_decoded(&self, msg: Message, started: Instant) -> HandleResult {
+    ///
+    /// It owns its runtime, so that the acquirer loop can box this future as it is, without a
+    /// wrapper holding the runtime and a second copy of the message beside it.
+    pub async fn handle_decoded(self: Arc<Self>, msg: Message, started: Instant) -> HandleResult {
         let out = self.handle_inner(msg).await;
+        self.timed(started, out)
+    }
+
+    /// Records the switch's own latency of an answer (the issuer's time taken out) and passes it
+    /// on.
+    fn timed(&self, started: Instant, out: HandleResult) -> HandleResult {
         if let Some(o) = &out {
             let own = started.elapsed().saturating_sub(o.issuer_time);
             self.meters.switch_latency(own.as_secs_f64());
