@@ -558,7 +558,13 @@ async fn connection<R, W>(
                     if is_request {
                         carried += 1;
                     }
-                    inflight.push(async move { (header, handle(&task_shared, payload).await) });
+                    // Boxed, and the header carried beside the box: the connection's
+                    // `FuturesUnordered` copies what it is given into its task allocation,
+                    // and a request's whole state (about 900 bytes) made that allocation one
+                    // that mimalloc serves only on its slower path (above 1 KiB), copied three
+                    // times on the way in (as the switch's acquirer loop, `net::acquirer`).
+                    let work = Box::pin(async move { handle(&task_shared, payload).await });
+                    inflight.push(work.map(move |answer| (header, answer)));
                     if let Some(n) = shared.faults.close_after
                         && carried >= n
                     {
