@@ -9,11 +9,13 @@
 //! **Why not the `mimalloc` crate's `MiMalloc`:** it hands every allocation to
 //! `mi_malloc_aligned(size, align)`, even the alignment of 1 to 8 bytes that nearly every Rust
 //! allocation asks for. mimalloc's aligned entry takes its fast path only for a block of at
-//! most 1 KiB whose free list happens to start at an aligned address; anything larger goes
-//! through its generic aligned path, which over-allocates by the alignment and marks the page as
-//! holding aligned blocks, so that frees on it must look for the block's start. The switch
-//! allocates a few blocks above 1 KiB per request (the task of a request's future among them),
-//! and callgrind at 16×16 on-us counted about 1,400 instructions per answer inside
+//! most 1 KiB whose free list happens to start at an aligned address. Anything larger goes
+//! through its generic aligned function, which, unless the size rounds to a power of two,
+//! asks the generic allocator for `size + align - 1` bytes (at times a larger size class) and
+//! then aligns the pointer. Plain `mi_malloc` also serves blocks above 1 KiB from the generic
+//! allocator; what the aligned entry adds there is its layers of checks and the padded request.
+//! The switch allocates a few blocks above 1 KiB per request (the task of a request's future
+//! among them), and callgrind at 16×16 on-us counted about 1,400 instructions per answer inside
 //! `mi_malloc_aligned`, 4% of the switch's total (docs/performance.md, "The allocator's aligned
 //! path"). Here an alignment up to 16 bytes (what mimalloc's plain `mi_malloc` gives every
 //! block of 16 bytes or more, and 8 bytes to every block) takes `mi_malloc`, and any block it
@@ -88,9 +90,10 @@ unsafe impl GlobalAlloc for MiMalloc {
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // mimalloc's aligned reallocation already takes the plain path for alignments up to a
-        // word, which is nearly every reallocation (vectors of bytes and of words); a block moved
-        // by a plain `mi_realloc` could not be put back if it came out misaligned, so larger
-        // alignments stay on the aligned entry.
+        // word, which is nearly every reallocation (vectors of bytes and of words). For larger
+        // alignments a plain `mi_realloc` would need the same check as `alloc` and, when the
+        // moved block came out misaligned, a second move; they are rare enough to stay on the
+        // aligned entry.
         // SAFETY: `ptr` is this allocator's block of `layout`; `layout.align()` is a power of two.
         unsafe { mi::mi_realloc_aligned(ptr.cast(), new_size, layout.align()).cast() }
     }
@@ -100,9 +103,11 @@ unsafe impl GlobalAlloc for MiMalloc {
 mod tests {
     use super::*;
 
-    /// Every alignment from 1 to 4 KiB at sizes around each size class boundary mimalloc has
-    /// below 64 KiB: each block is aligned, writable over its whole size, zeroed when asked, and
-    /// keeps its bytes across a reallocation.
+    /// Every alignment from 1 byte to 4 KiB, at every size up to 64 bytes and around each power
+    /// of two up to 96 KiB: each block is non-null, aligned, writable over its whole size, zeroed
+    /// when asked, and keeps its bytes when a reallocation grows or shrinks it. Sizes below 16 at
+    /// an alignment of 16 are the ones whose plain block can come back misaligned, so they
+    /// exercise the fallback (this test fails with the check in `plain_first` taken out).
     #[test]
     fn every_block_is_aligned_and_usable() {
         let sizes: Vec<usize> = (1..=64)
@@ -124,9 +129,24 @@ mod tests {
                     assert_eq!(p as usize % align, 0, "size {size} align {align}");
                     std::ptr::write_bytes(p, 0xA5, size);
                     let z = alloc.alloc_zeroed(layout);
+                    assert!(!z.is_null(), "zeroed size {size} align {align}");
                     assert_eq!(z as usize % align, 0, "zeroed size {size} align {align}");
                     assert!(std::slice::from_raw_parts(z, size).iter().all(|&b| b == 0));
+                    let half = size.div_ceil(2);
+                    let shrunk = alloc.realloc(z, layout, half);
+                    assert!(!shrunk.is_null(), "shrunk size {size} align {align}");
+                    assert_eq!(
+                        shrunk as usize % align,
+                        0,
+                        "shrunk size {size} align {align}"
+                    );
+                    assert!(
+                        std::slice::from_raw_parts(shrunk, half)
+                            .iter()
+                            .all(|&b| b == 0)
+                    );
                     let grown = alloc.realloc(p, layout, size * 3);
+                    assert!(!grown.is_null(), "realloc size {size} align {align}");
                     assert_eq!(
                         grown as usize % align,
                         0,
@@ -137,7 +157,10 @@ mod tests {
                             .iter()
                             .all(|&b| b == 0xA5)
                     );
-                    alloc.dealloc(z, layout);
+                    alloc.dealloc(
+                        shrunk,
+                        Layout::from_size_align(half, align).expect("layout"),
+                    );
                     kept.push((
                         grown,
                         Layout::from_size_align(size * 3, align).expect("layout"),

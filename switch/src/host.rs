@@ -560,7 +560,7 @@ async fn connection<R, W>(
                     }
                     // Boxed, and the header carried beside the box: the connection's
                     // `FuturesUnordered` copies what it is given into its task allocation,
-                    // and a request's whole state (about 900 bytes) made that allocation one
+                    // and a request's whole state (1,008 bytes) made that allocation one
                     // that mimalloc serves only on its slower path (above 1 KiB), copied three
                     // times on the way in (as the switch's acquirer loop, `net::acquirer`).
                     let work = Box::pin(async move { handle(&task_shared, payload).await });
