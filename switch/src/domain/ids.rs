@@ -212,6 +212,12 @@ impl AcquirerId {
         ascii::as_str(self.as_bytes())
     }
 
+    /// The digits in the first [`AcquirerId::len`] bytes, zeros after: for a caller that copies
+    /// all eleven bytes at once (a copy of a known size, no call) and then keeps `len` of them.
+    pub(crate) fn padded(&self) -> &[u8; ACQUIRER_MAX] {
+        &self.digits
+    }
+
     /// Number of digits, 1-11.
     #[expect(
         clippy::len_without_is_empty,
