@@ -133,7 +133,8 @@ impl IdemKey {
     /// (docs/performance.md, "Instructions per answer"). At most 38 bytes (11 + 6 + 10 + 8 and
     /// three separators). Each part is copied to its place at a size known when compiling (the
     /// acquirer's eleven padded bytes, then cut to its length): pushed part by part, each a
-    /// `memcpy` call and a capacity check, it cost about 420 instructions a key.
+    /// `memcpy` call and a capacity check, it cost about 420 instructions a key in a profiling
+    /// build (less where LTO inlined it: docs/performance.md, "Smaller futures, again").
     pub fn text(&self) -> arrayvec::ArrayString<40> {
         let acquirer = self.acquirer();
         let mut buf = [0u8; 40];

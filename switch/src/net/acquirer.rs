@@ -420,8 +420,7 @@ fn claimed_acquirer(msg: &Message) -> Option<AcquirerId> {
 /// step twice (as its argument and as a local, 368 bytes each) and the rare refusal's state
 /// inline, 1,376 bytes in all, which mimalloc serves only on its slower path for blocks above
 /// 1 KiB and which was copied three times on the way into the task (docs/performance.md,
-/// "Smaller futures" and "The allocator's aligned path"). A throttled request's ready answer
-/// needs no box.
+/// "Smaller futures, again"). A throttled request's ready answer needs no box.
 fn answer(
     rt: &Arc<Runtime>,
     header: Bytes,
