@@ -103,6 +103,23 @@ unsafe impl GlobalAlloc for MiMalloc {
 mod tests {
     use super::*;
 
+    /// Asserts that `p`, from `what` on a block of `size` bytes, is not null, is aligned to
+    /// `align`, and holds `byte` in its first `kept` bytes.
+    ///
+    /// # Safety
+    ///
+    /// `p`, when not null, points to at least `kept` initialised bytes.
+    unsafe fn check(p: *mut u8, align: usize, kept: usize, byte: u8, what: &str, size: usize) {
+        assert!(!p.is_null(), "{what}: size {size} align {align}");
+        assert_eq!(p as usize % align, 0, "{what}: size {size} align {align}");
+        // SAFETY: the caller's contract.
+        let bytes = unsafe { std::slice::from_raw_parts(p, kept) };
+        assert!(
+            bytes.iter().all(|&b| b == byte),
+            "{what}: size {size} align {align}"
+        );
+    }
+
     /// Every alignment from 1 byte to 4 KiB, at every size up to 64 bytes and around each power
     /// of two up to 96 KiB: each block is non-null, aligned, writable over its whole size, zeroed
     /// when asked, and keeps its bytes when a reallocation grows or shrinks it. Sizes below 16 at
@@ -125,38 +142,15 @@ mod tests {
                 // freed once, with its layout.
                 unsafe {
                     let p = alloc.alloc(layout);
-                    assert!(!p.is_null(), "size {size} align {align}");
-                    assert_eq!(p as usize % align, 0, "size {size} align {align}");
+                    check(p, align, 0, 0, "alloc", size);
                     std::ptr::write_bytes(p, 0xA5, size);
                     let z = alloc.alloc_zeroed(layout);
-                    assert!(!z.is_null(), "zeroed size {size} align {align}");
-                    assert_eq!(z as usize % align, 0, "zeroed size {size} align {align}");
-                    assert!(std::slice::from_raw_parts(z, size).iter().all(|&b| b == 0));
+                    check(z, align, size, 0, "alloc_zeroed", size);
                     let half = size.div_ceil(2);
                     let shrunk = alloc.realloc(z, layout, half);
-                    assert!(!shrunk.is_null(), "shrunk size {size} align {align}");
-                    assert_eq!(
-                        shrunk as usize % align,
-                        0,
-                        "shrunk size {size} align {align}"
-                    );
-                    assert!(
-                        std::slice::from_raw_parts(shrunk, half)
-                            .iter()
-                            .all(|&b| b == 0)
-                    );
+                    check(shrunk, align, half, 0, "shrinking realloc", size);
                     let grown = alloc.realloc(p, layout, size * 3);
-                    assert!(!grown.is_null(), "realloc size {size} align {align}");
-                    assert_eq!(
-                        grown as usize % align,
-                        0,
-                        "realloc size {size} align {align}"
-                    );
-                    assert!(
-                        std::slice::from_raw_parts(grown, size)
-                            .iter()
-                            .all(|&b| b == 0xA5)
-                    );
+                    check(grown, align, size, 0xA5, "growing realloc", size);
                     alloc.dealloc(
                         shrunk,
                         Layout::from_size_align(half, align).expect("layout"),

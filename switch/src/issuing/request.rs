@@ -138,7 +138,8 @@ impl IdemKey {
     pub fn text(&self) -> arrayvec::ArrayString<40> {
         let acquirer = self.acquirer();
         let mut buf = [0u8; 40];
-        buf[..11].copy_from_slice(acquirer.padded());
+        let padded = acquirer.padded();
+        buf[..padded.len()].copy_from_slice(padded);
         let n = acquirer.len();
         buf[n] = b'/';
         buf[n + 1..n + 7].copy_from_slice(&self.stan.to_field());
